@@ -1,0 +1,91 @@
+/* Kurér error codes: one list, one place.
+ *
+ * Every function that can fail returns 0 or one of the negative codes below. Each code has a
+ * name, a message that is safe to show and log (it never carries data), and a category that
+ * bindings and the wire protocol map to their own error types. */
+#ifndef KURER_ERROR_H
+#define KURER_ERROR_H
+
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define KURER_MUST_CHECK __attribute__((warn_unused_result))
+#define KURER_EXPORT     __attribute__((visibility("default")))
+#else
+#define KURER_MUST_CHECK
+#define KURER_EXPORT
+#endif
+
+typedef enum kurer_error_category {
+    KURER_CAT_NONE = 0,
+    KURER_CAT_USAGE,   /* the caller passed something wrong */
+    KURER_CAT_IO,      /* files, sockets */
+    KURER_CAT_PROTO,   /* malformed or unexpected bytes */
+    KURER_CAT_CRYPTO,  /* a check that involves a key or signature failed */
+    KURER_CAT_STORAGE, /* a database refused or failed */
+    KURER_CAT_POLICY,  /* well-formed, but not allowed */
+    KURER_CAT_AGAIN,   /* temporary: retry later */
+} kurer_error_category;
+
+/* X(NAME, value, category, message). Values are stable: they cross the network in error frames
+ * and are recorded in logs. Never renumber; only append. */
+#define KURER_ERRORS(X)                                                                            \
+    X(OK, 0, NONE, "success")                                                                      \
+    X(EINVAL, -1, USAGE, "invalid argument")                                                       \
+    X(ENOMEM, -2, AGAIN, "out of memory")                                                          \
+    X(ELIMIT, -3, POLICY, "a size or count limit was exceeded")                                    \
+    X(ETRUNC, -4, PROTO, "input ended too early")                                                  \
+    X(EMALFORMED, -5, PROTO, "malformed input")                                                    \
+    X(ETRAILING, -6, PROTO, "unexpected bytes after the end of a message")                         \
+    X(EVERSION, -7, PROTO, "unsupported version")                                                  \
+    X(EIO, -8, IO, "input/output error")                                                           \
+    X(ENOENT, -9, IO, "no such file or object")                                                    \
+    X(EEXIST, -10, IO, "already exists")                                                           \
+    X(EPERM, -11, IO, "permission denied or unsafe file permissions")                              \
+    X(ECRYPTO, -12, CRYPTO, "a cryptographic operation failed")                                    \
+    X(EDECRYPT, -13, CRYPTO, "decryption or authentication failed")                                \
+    X(EBADSIG, -14, CRYPTO, "bad signature")                                                       \
+    X(EPASSPHRASE, -15, CRYPTO, "wrong passphrase or key")                                         \
+    X(EBADKEY, -16, CRYPTO, "invalid key")                                                         \
+    X(EWEAKDH, -17, CRYPTO, "Diffie-Hellman produced an all-zero result")                          \
+    X(ESTATE, -18, USAGE, "operation not valid in the current state")                              \
+    X(EEXPIRED, -19, POLICY, "certificate expired")                                                \
+    X(ENOTYETVALID, -20, POLICY, "certificate not yet valid")                                      \
+    X(EISSUER, -21, POLICY, "certificate not issued by the expected issuer")                       \
+    X(EROLE, -22, POLICY, "certificate role not allowed here")                                     \
+    X(ECLEARANCE, -23, POLICY, "classification level not allowed")                                 \
+    X(EREVOKED, -24, POLICY, "certificate revoked")                                                \
+    X(EUNTRUSTED, -25, POLICY, "not signed by a trusted root")                                     \
+    X(ESTALE, -26, POLICY, "older than what is already known")                                     \
+    X(ESUBJECT, -27, POLICY, "subject name not allowed")                                           \
+    X(EKEYMISMATCH, -28, POLICY, "key does not match the certificate")                             \
+    X(ESTORAGE, -29, STORAGE, "storage error")                                                     \
+    X(ECORRUPT, -30, STORAGE, "stored data is corrupt")                                            \
+    X(ETIMEOUT, -31, AGAIN, "timed out")                                                           \
+    X(ECLOSED, -32, IO, "connection closed")                                                       \
+    X(ERATE, -33, AGAIN, "rate limit exceeded")                                                    \
+    X(EBUSY, -34, AGAIN, "busy, try again")                                                        \
+    X(EUNKNOWNUSER, -35, POLICY, "unknown user")                                                   \
+    X(ESTALEDEVICES, -36, POLICY, "device list is stale")                                          \
+    X(EDUPLICATE, -37, PROTO, "duplicate")                                                         \
+    X(ENOTFOUND, -38, POLICY, "not found")                                                         \
+    X(EUNSUPPORTED, -39, USAGE, "not supported")                                                   \
+    X(ELINKAGE, -40, USAGE, "libraries are linked in the wrong order or clash")                    \
+    X(EINTERNAL, -41, USAGE, "internal error")
+
+typedef enum kurer_err {
+#define KURER__ERR_ENUM(name, value, cat, msg) KURER_##name = (value),
+    KURER_ERRORS(KURER__ERR_ENUM)
+#undef KURER__ERR_ENUM
+} kurer_err;
+
+/* The message for an error code; never NULL. Unknown codes give "unknown error". */
+KURER_EXPORT const char *kurer_strerror(int err);
+/* The symbolic name ("EINVAL"); never NULL. */
+KURER_EXPORT const char *kurer_err_name(int err);
+/* The category of an error code; KURER_CAT_NONE for 0 and unknown codes. */
+KURER_EXPORT kurer_error_category kurer_err_category(int err);
+/* True if err is one of the codes above. Used when decoding error codes from the wire. */
+KURER_EXPORT int kurer_err_known(int err);
+
+#endif

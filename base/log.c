@@ -1,0 +1,106 @@
+#include "kurer/log.h"
+#include "kurer/buf.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static FILE *log_sink;
+static kurer_log_level log_min = KURER_LOG_INFO;
+
+void kurer_log_set(FILE *sink, kurer_log_level min)
+{
+    log_sink = sink;
+    log_min = min;
+}
+
+kurer_log_level kurer_log_level_get(void)
+{
+    return log_min;
+}
+
+int kurer_log_level_parse(const char *s, kurer_log_level *out)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error", "off"};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (kurer_log_level)i;
+            return 0;
+        }
+    return KURER_EINVAL;
+}
+
+static int put_json_string(kurer_buf *b, const char *s)
+{
+    int rc = kurer_buf_put_u8(b, '"');
+    for (; rc == 0 && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            uint8_t esc[2] = {'\\', c};
+            rc = kurer_buf_put(b, esc, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            char esc[8];
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            rc = kurer_buf_put(b, esc, 6);
+        } else {
+            rc = kurer_buf_put_u8(b, c);
+        }
+    }
+    return rc != 0 ? rc : kurer_buf_put_u8(b, '"');
+}
+
+static int put_str(kurer_buf *b, const char *s)
+{
+    return kurer_buf_put(b, s, strlen(s));
+}
+
+void kurer_log(kurer_log_level level, const char *component, const char *event,
+               const kurer_log_field *fields, size_t nfields)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    uint8_t mem[2048];
+    char ts[40], num[32];
+    kurer_buf b;
+    struct timeval tv;
+    struct tm tm;
+    int rc;
+
+    if (level < log_min || level >= KURER_LOG_OFF)
+        return;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ldZ", (long)(tv.tv_usec / 1000));
+
+    kurer_buf_init_fixed(&b, mem, sizeof(mem) - 2); /* room for "}\n" */
+    rc = put_str(&b, "{\"ts\":\"");
+    rc = rc ? rc : put_str(&b, ts);
+    rc = rc ? rc : put_str(&b, "\",\"level\":\"");
+    rc = rc ? rc : put_str(&b, names[level]);
+    rc = rc ? rc : put_str(&b, "\",\"component\":");
+    rc = rc ? rc : put_json_string(&b, component);
+    rc = rc ? rc : put_str(&b, ",\"event\":");
+    rc = rc ? rc : put_json_string(&b, event);
+    for (size_t i = 0; rc == 0 && i < nfields; i++) {
+        rc = kurer_buf_put_u8(&b, ',');
+        rc = rc ? rc : put_json_string(&b, fields[i].key);
+        rc = rc ? rc : kurer_buf_put_u8(&b, ':');
+        if (rc == 0 && fields[i].str != NULL) {
+            rc = put_json_string(&b, fields[i].str);
+        } else if (rc == 0) {
+            snprintf(num, sizeof(num), "%lld", (long long)fields[i].num);
+            rc = put_str(&b, num);
+        }
+    }
+    if (rc != 0) {
+        /* Too long: keep what is well-formed up to the event and say so. */
+        kurer_buf_reset(&b);
+        (void)(put_str(&b, "{\"ts\":\"") || put_str(&b, ts) ||
+               put_str(&b, "\",\"level\":\"error\",\"component\":\"log\","
+                           "\"event\":\"log_line_too_long\""));
+    }
+    mem[b.len] = '}';
+    mem[b.len + 1] = '\n';
+    fwrite(mem, 1, b.len + 2, log_sink != NULL ? log_sink : stderr);
+}
