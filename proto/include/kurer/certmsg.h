@@ -63,9 +63,9 @@ typedef struct kurer_cert_body {
     int64_t not_before;
     int64_t not_after;
     uint8_t issuer_key_id[KURER_KEY_ID_LEN];
-    uint8_t signing_key[KURER_ED25519_PK_LEN];     /* ROOT, AUTHORITY */
-    uint8_t identity_key[KURER_IDENTITY_KEY_LEN];  /* DEVICE */
-    uint8_t noise_key[KURER_X25519_LEN];           /* DEVICE */
+    uint8_t signing_key[KURER_ED25519_PK_LEN];    /* ROOT, AUTHORITY */
+    uint8_t identity_key[KURER_IDENTITY_KEY_LEN]; /* DEVICE */
+    uint8_t noise_key[KURER_X25519_LEN];          /* DEVICE */
 } kurer_cert_body;
 
 /* A decoded certificate: the body, and the signed bytes exactly as received. */
@@ -125,10 +125,8 @@ typedef struct kurer_csr {
     uint8_t signature[KURER_SIG_LEN];
 } kurer_csr;
 
-KURER_EXPORT KURER_MUST_CHECK int kurer_csr_body_encode(const kurer_csr_body *body,
-                                                        kurer_buf *out);
-KURER_EXPORT KURER_MUST_CHECK int kurer_csr_decode(const uint8_t *data, size_t len,
-                                                   kurer_csr *out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_csr_body_encode(const kurer_csr_body *body, kurer_buf *out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_csr_decode(const uint8_t *data, size_t len, kurer_csr *out);
 KURER_EXPORT KURER_MUST_CHECK int kurer_csr_encode(const kurer_csr *csr, kurer_buf *out);
 
 typedef enum kurer_revocation_reason {
@@ -156,7 +154,7 @@ typedef struct kurer_crl {
     int64_t next_update;
     kurer_revoked *revoked; /* heap, sorted by serial, no duplicates */
     size_t n_revoked;
-    uint8_t *tbs;           /* heap: the signed bytes as received */
+    uint8_t *tbs; /* heap: the signed bytes as received */
     size_t tbs_len;
     uint8_t signature[KURER_SIG_LEN];
     kurer_cert issuer_cert; /* the authority's certificate carried with the list */
@@ -166,8 +164,7 @@ typedef struct kurer_crl {
 KURER_EXPORT KURER_MUST_CHECK int kurer_crl_body_encode(const kurer_crl *crl, kurer_buf *out);
 /* SignedRevocationList bytes -> kurer_crl (release with kurer_crl_release). Entries out of order
  * or repeated are KURER_EMALFORMED. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_crl_decode(const uint8_t *data, size_t len,
-                                                   kurer_crl *out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_crl_decode(const uint8_t *data, size_t len, kurer_crl *out);
 /* kurer_crl (with tbs, signature and issuer_cert set) -> SignedRevocationList bytes. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_crl_encode(const kurer_crl *crl, kurer_buf *out);
 KURER_EXPORT void kurer_crl_release(kurer_crl *crl);
