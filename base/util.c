@@ -138,8 +138,7 @@ int kurer_path_join(char *out, size_t outlen, const char *dir, const char *name)
     return n < 0 || (size_t)n >= outlen ? KURER_ELIMIT : 0;
 }
 
-int kurer_file_write(const char *path, const void *data, size_t len, unsigned mode,
-                     int overwrite)
+int kurer_file_write(const char *path, const void *data, size_t len, unsigned mode, int overwrite)
 {
     char tmp[4096], dirbuf[4096];
     const uint8_t *p = data;

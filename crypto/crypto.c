@@ -34,6 +34,9 @@ uint32_t kurer_random_uniform(uint32_t upper)
 
 void *kurer_secure_alloc(size_t n)
 {
+    /* sodium_malloc aborts before sodium_init: make the order impossible to get wrong. */
+    if (kurer_crypto_init() != 0)
+        return NULL;
     return sodium_malloc(n);
 }
 

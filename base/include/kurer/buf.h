@@ -38,8 +38,7 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_reader_u64be(kurer_reader *r, uint64_t *
  * 2^64-1 are KURER_EMALFORMED. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_reader_varint(kurer_reader *r, uint64_t *v);
 /* A view of the next n bytes; *out points into the reader's data. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_reader_view(kurer_reader *r, size_t n,
-                                                    const uint8_t **out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_reader_view(kurer_reader *r, size_t n, const uint8_t **out);
 KURER_EXPORT KURER_MUST_CHECK int kurer_reader_copy(kurer_reader *r, void *dst, size_t n);
 KURER_EXPORT KURER_MUST_CHECK int kurer_reader_skip(kurer_reader *r, size_t n);
 /* A 16- or 32-bit big-endian length, then that many bytes. A length above max is

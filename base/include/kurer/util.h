@@ -27,8 +27,8 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_file_read(const char *path, size_t max, 
                                                   size_t *len);
 /* Writes a file atomically (temporary file, fsync, rename, fsync of the folder) with the given
  * mode. With overwrite == 0 an existing file is KURER_EEXIST and nothing is written. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_file_write(const char *path, const void *data,
-                                                   size_t len, unsigned mode, int overwrite);
+KURER_EXPORT KURER_MUST_CHECK int kurer_file_write(const char *path, const void *data, size_t len,
+                                                   unsigned mode, int overwrite);
 /* KURER_ENOENT if missing, 0 if it exists. */
 KURER_EXPORT int kurer_file_exists(const char *path);
 /* Joins dir and name into out; KURER_ELIMIT if it does not fit. */

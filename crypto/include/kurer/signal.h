@@ -15,8 +15,7 @@
 
 /* A new signal_context with our provider and a recursive lock. Free with
  * kurer_signal_context_free (NULL-safe). user_data is handed to libsignal unchanged. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_signal_context_new(signal_context **out,
-                                                           void *user_data);
+KURER_EXPORT KURER_MUST_CHECK int kurer_signal_context_new(signal_context **out, void *user_data);
 KURER_EXPORT void kurer_signal_context_free(signal_context *ctx);
 
 /* A fresh identity key pair for a device: the public key in wire form (33 bytes, 0x05 ||
@@ -27,8 +26,7 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_identity_sign(const uint8_t priv[32], co
                                                       size_t n, uint8_t sig[64]);
 /* 0 if sig is a valid XEdDSA signature of msg by pub, KURER_EBADSIG if not, KURER_EBADKEY for a
  * malformed public key. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_identity_verify(const uint8_t pub[33],
-                                                        const uint8_t *msg, size_t n,
-                                                        const uint8_t sig[64]);
+KURER_EXPORT KURER_MUST_CHECK int kurer_identity_verify(const uint8_t pub[33], const uint8_t *msg,
+                                                        size_t n, const uint8_t sig[64]);
 
 #endif
