@@ -14,7 +14,7 @@ bootstrap:
 
 build: bootstrap
 	@cmake -S . -B $(BUILD) $(CMAKE_Q) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory -s
+	@cmake --build $(BUILD) -j $(JOBS) >$(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
 
 demo: build
 	@scripts/demo $(BUILD)
@@ -23,12 +23,13 @@ demo: build
 test: bootstrap
 	@CC=clang cmake -S . -B $(TEST_BUILD) $(CMAKE_Q) -DCMAKE_BUILD_TYPE=Debug \
 	  -DKURER_SANITIZE=ON -DKURER_FUZZ=ON >/dev/null
-	@cmake --build $(TEST_BUILD) -j $(JOBS) -- --no-print-directory -s
+	@echo "Building with ASan+UBSan in $(TEST_BUILD)/ (log: $(TEST_BUILD)/build.log)"
+	@cmake --build $(TEST_BUILD) -j $(JOBS) >$(TEST_BUILD)/build.log 2>&1 || { cat $(TEST_BUILD)/build.log; exit 1; }
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 bench: bootstrap
 	@cmake -S . -B $(BENCH_BUILD) $(CMAKE_Q) -DCMAKE_BUILD_TYPE=Release -DKURER_TESTS=OFF >/dev/null
-	@cmake --build $(BENCH_BUILD) -j $(JOBS) -- --no-print-directory -s
+	@cmake --build $(BENCH_BUILD) -j $(JOBS) >$(BENCH_BUILD)/build.log 2>&1 || { cat $(BENCH_BUILD)/build.log; exit 1; }
 	@scripts/bench $(BENCH_BUILD)
 
 format:
@@ -36,8 +37,9 @@ format:
 
 lint: build
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
-	  --inline-suppr --suppress=missingIncludeSystem --std=c11 \
-	  --project=$(BUILD)/compile_commands.json -i$(BUILD)
+	  --inline-suppr --suppress=missingIncludeSystem --suppress='*:$(CURDIR)/$(BUILD)/*' \
+	  -DPROTOBUF_C_VERSION_NUMBER=1004001 -DPROTOBUF_C_MIN_COMPILER_VERSION=1000000 \
+	  --std=c11 --project=$(BUILD)/compile_commands.json -i$(CURDIR)/$(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD) $(BENCH_BUILD)
