@@ -166,7 +166,8 @@ static const char *first_definer(const struct objects *o, const char *name)
     return NULL;
 }
 
-/* 1 if a call through addr reaches name in a library whose file name starts with lib. */
+/* 1 if a call through addr reaches name in a library whose file name starts with lib; 0 if
+ * not, or if that could not be determined. */
 static int lands_in(const void *addr, const char *name, const char *lib)
 {
     if (addr == NULL)
@@ -213,9 +214,11 @@ int kurer__linkage_check(void)
             return KURER_ELINKAGE;
     }
 
+    /* The contract (linkage.h, kurer_crypto_init) is 0 or KURER_ELINKAGE: an allocation failure
+     * here fails closed, like a check that could not be made. */
     struct objects o;
     if (objects_collect(&o, NULL) != 0)
-        return KURER_ENOMEM;
+        return KURER_ELINKAGE;
     int plain = o.plain_sqlite;
     objects_free(&o);
     if (plain || !sqlite_is_sqlcipher())
