@@ -259,6 +259,8 @@ int kurer_buf_reserve(kurer_buf *b, size_t n, uint8_t **out)
     *out = NULL;
     if (n > b->max - b->len)
         return KURER_ELIMIT;
+    if (n == 0)
+        return 0; /* nothing to hand out (and no arithmetic on a NULL data pointer) */
     if ((rc = buf_grow(b, b->len + n)) != 0)
         return rc;
     *out = b->data + b->len;
