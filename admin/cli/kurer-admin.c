@@ -36,6 +36,8 @@
 #define EXIT_USAGE   2
 /* Not a kurer_err: a command's usage error (exit 2). */
 #define RC_USAGE 1000
+/* Not a kurer_err: --help was printed (exit 0). */
+#define RC_HELP 1001
 
 #define F_ROOT_KEY        "root.key"
 #define F_ROOT_CRT        "root.crt"
@@ -865,7 +867,7 @@ static int cmd_root_init(int argc, char **argv)
         return rc;
     if (flag(&a, "help")) {
         fputs(help_root_init, stdout);
-        return -1;
+        return RC_HELP;
     }
     g_json = flag(&a, "json");
     if ((rc = need(&a, "dir", &dir)) || (rc = need(&a, "name", &name)) ||
@@ -1036,7 +1038,7 @@ static int cmd_authority_init(int argc, char **argv)
         return rc;
     if (flag(&a, "help")) {
         fputs(help_authority_init, stdout);
-        return -1;
+        return RC_HELP;
     }
     g_json = flag(&a, "json");
     if ((rc = need(&a, "root", &rootdir)) || (rc = need(&a, "dir", &dir)) ||
@@ -1250,7 +1252,7 @@ static int cmd_issue(int argc, char **argv)
         return rc;
     if (flag(&a, "help")) {
         fputs(help_issue, stdout);
-        return -1;
+        return RC_HELP;
     }
     g_json = flag(&a, "json");
     if ((rc = need(&a, "authority", &dir)) || (rc = need(&a, "csr", &csr_path)) ||
@@ -1384,11 +1386,24 @@ static const char help_revoke[] =
     "  --authority AUTHDIR   the authority's directory\n"
     "  --cert CERT           the certificate (or chain) to revoke\n"
     "  --serial N            the serial to revoke (must be in the issuance log)\n"
-    "  --reason REASON       UNSPECIFIED (default), KEY_COMPROMISE, DEVICE_LOST, SUPERSEDED,\n"
-    "                        LEFT_AUTHORITY\n"
+    "  --reason REASON       unspecified (default), key-compromise, device-lost, superseded,\n"
+    "                        left-authority\n"
     "  --crl-days N          the new list's next update, in days (default 30)\n"
     "  --passphrase-env VAR  the authority key's passphrase (default " DEFAULT_PASS ")\n"
     "  --json                print the result as one JSON object\n";
+
+/* Accepts the canonical names ("device-lost") and the proto spelling ("DEVICE_LOST"). */
+static int parse_reason(const char *s, kurer_revocation_reason *out)
+{
+    char norm[32];
+    size_t i;
+    for (i = 0; s[i] != '\0' && i + 1 < sizeof(norm); i++)
+        norm[i] = s[i] == '_' ? '-' : (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+    if (s[i] != '\0')
+        return KURER_EINVAL;
+    norm[i] = '\0';
+    return kurer_reason_parse(norm, out);
+}
 
 static int cmd_revoke(int argc, char **argv)
 {
@@ -1417,7 +1432,7 @@ static int cmd_revoke(int argc, char **argv)
         return rc;
     if (flag(&a, "help")) {
         fputs(help_revoke, stdout);
-        return -1;
+        return RC_HELP;
     }
     g_json = flag(&a, "json");
     cert_path = opt(&a, "cert");
@@ -1434,7 +1449,7 @@ static int cmd_revoke(int argc, char **argv)
         rc = usage_error("--serial must be a positive number");
         goto out;
     }
-    if (reason_s != NULL && kurer_reason_parse(reason_s, &reason) != 0) {
+    if (reason_s != NULL && parse_reason(reason_s, &reason) != 0) {
         rc = usage_error("unknown --reason '%s'", reason_s);
         goto out;
     }
@@ -1589,7 +1604,7 @@ static int cmd_verify(int argc, char **argv)
         return rc;
     if (flag(&a, "help")) {
         fputs(help_verify, stdout);
-        return -1;
+        return RC_HELP;
     }
     g_json = flag(&a, "json");
     if ((rc = need(&a, "root", &root_path)) != 0)
@@ -1811,7 +1826,7 @@ static int cmd_show(int argc, char **argv)
         return rc;
     if (flag(&a, "help")) {
         fputs(help_show, stdout);
-        return -1;
+        return RC_HELP;
     }
     g_json = flag(&a, "json");
     if (a.npos != 1)
@@ -1997,7 +2012,7 @@ static int cmd_log(int argc, char **argv)
         return rc;
     if (flag(&a, "help")) {
         fputs(help_log, stdout);
-        return -1;
+        return RC_HELP;
     }
     g_json = flag(&a, "json");
     adir = opt(&a, "authority");
@@ -2090,7 +2105,7 @@ static int cmd_publish(int argc, char **argv)
         return rc;
     if (flag(&a, "help")) {
         fputs(help_publish, stdout);
-        return -1;
+        return RC_HELP;
     }
     g_json = flag(&a, "json");
     return refuse(KURER_EUNSUPPORTED,
@@ -2124,8 +2139,8 @@ static const char help_main[] =
 static int emit(int rc)
 {
     int code;
-    if (rc == -1)
-        return 0; /* --help */
+    if (rc == RC_HELP)
+        return 0;
     if (rc == 0 && g_out_failed)
         rc = refuse(KURER_ELIMIT, "output too large");
     code = rc == 0 ? 0 : rc == RC_USAGE ? EXIT_USAGE : EXIT_REFUSED;
