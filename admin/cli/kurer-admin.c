@@ -2195,6 +2195,10 @@ int main(int argc, char **argv)
         printf("kurer-admin %s\n", KURER_VERSION);
         return 0;
     }
+    /* So that usage errors, found before a command has parsed its options, are JSON too. */
+    for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            g_json = 1;
     if ((rc = kurer_crypto_init()) != 0) {
         fprintf(stderr, "kurer-admin: cannot start the crypto library: %s\n", kurer_strerror(rc));
         return EXIT_REFUSED;
