@@ -675,8 +675,8 @@ static int issuer_load(issuer *is, const char *dir, int is_root, int check_valid
     if ((rc = issuer_paths(is, dir, is_root)) != 0)
         return rc;
     if (kurer_file_exists(is->crt_path) != 0)
-        return refuse(KURER_ENOENT, "%s is not a %s directory (no %s)", dir,
-                      is_root ? "root" : "authority", is_root ? F_ROOT_CRT : F_AUTH_CRT);
+        return refuse(KURER_ENOENT, "%s is not %s directory (no %s)", dir,
+                      is_root ? "a root" : "an authority", is_root ? F_ROOT_CRT : F_AUTH_CRT);
     if ((rc = load_cert(is->root_path, &is->root)) != 0)
         return rc;
     if (is->root.body.role != KURER_ROLE_ROOT)

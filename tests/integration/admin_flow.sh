@@ -179,7 +179,7 @@ refused issue-wrong-kind-crl fm "fm/crl is a revocation list, not a certificate 
     FM issue --authority fm --csr fm/crl --out x.chain
 refused issue-no-overwrite fm "alice.chain already exists (use --force" \
     FM issue --authority fm --csr alice.csr --out alice.chain
-refused issue-not-an-authority root "root is not a authority directory" \
+refused issue-not-an-authority root "root is not an authority directory" \
     FM issue --authority root --csr alice.csr --out x.chain
 check no-partial-output 1 "" test -e x.chain
 check issue-pair1 0 "issued dave@fm.dk" FM issue --authority fm --csr pair1.csr --out dave.chain
