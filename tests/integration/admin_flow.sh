@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# admin_flow: the administrator's whole flow with the real kurer-admin binary, and every refused
+# input of issue 3 ("Bad input"). Each check asserts the exit code and a part of the message;
+# every refused command that names a directory must leave it byte-for-byte unchanged.
+# No network, no terminal.
+#
+# usage: admin_flow.sh KURER_ADMIN ADMIN_HELPER
+set -uo pipefail
+# A new session has no controlling terminal: /dev/tty cannot be opened, so a missing passphrase
+# is refused instead of prompting (and a prompt could never block the test).
+if [ -z "${ADMIN_FLOW_DETACHED:-}" ]; then
+    export ADMIN_FLOW_DETACHED=1
+    exec setsid -w "$0" "$@" </dev/null
+fi
+A=$(realpath "$1")
+H=$(realpath "$2")
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+cd "$W" || exit 1
+
+ROOTP=root-passphrase-one
+FMP=fm-passphrase-one
+SKP=sk-passphrase-one
+pass=0
+failed=0
+
+run() { # run CMD...: output in $out, status in $st
+    out=$("$@" </dev/null 2>&1)
+    st=$?
+}
+
+check() { # check NAME CODE SUBSTRING CMD...
+    local name=$1 code=$2 sub=$3
+    shift 3
+    run "$@"
+    if [ "$st" -ne "$code" ] || [[ "$out" != *"$sub"* ]]; then
+        echo "FAIL $name: exit $st (want $code), output:"
+        echo "$out" | sed 's/^/    /'
+        echo "    (wanted it to contain: $sub)"
+        failed=$((failed + 1))
+    else
+        echo "ok   $name"
+        pass=$((pass + 1))
+    fi
+}
+
+dirhash() { # contents, names and modes of every file
+    (cd "$1" && find . -printf '%p %m %s\n' | sort && find . -type f -print0 | sort -z |
+        xargs -0 -r sha256sum) | sha256sum
+}
+
+refused() { # refused NAME DIR SUBSTRING CMD...: exit 1, message, DIR unchanged
+    local name=$1 dir=$2 sub=$3 before after
+    shift 3
+    before=$(dirhash "$dir")
+    check "$name" 1 "$sub" "$@"
+    after=$(dirhash "$dir")
+    if [ "$before" != "$after" ]; then
+        echo "FAIL $name: $dir changed"
+        failed=$((failed + 1))
+    fi
+}
+
+flip() { # flip FILE OFFSET: invert one byte (negative offset: from the end)
+    python3 - "$1" "$2" <<'PY'
+import sys
+p, off = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, 'rb').read())
+b[off] ^= 0xff
+open(p, 'wb').write(bytes(b))
+PY
+}
+
+R() { env KURER_ADMIN_PASSPHRASE=$ROOTP "$A" "$@"; }
+FM() { env KURER_ADMIN_PASSPHRASE=$FMP "$A" "$@"; }
+SK() { env KURER_ADMIN_PASSPHRASE=$SKP "$A" "$@"; }
+NEWAUTH() { # NEWAUTH PASS ARGS...: authority init under root/ with the root passphrase
+    local p=$1
+    shift
+    env KURER_ADMIN_ROOT_PASSPHRASE=$ROOTP KURER_ADMIN_PASSPHRASE=$p "$A" authority init \
+        --kdf-min "$@"
+}
+
+echo "== command line"
+check version 0 "kurer-admin " "$A" --version
+for c in "root init" "authority init" issue revoke verify show log publish; do
+    # shellcheck disable=SC2086
+    check "help $c" 0 "usage: kurer-admin $c" "$A" $c --help
+done
+check unknown-option 2 "unknown option '--bogus'" "$A" issue --bogus
+check missing-option 2 "missing --csr" "$A" issue --authority x --out y
+check unknown-command 2 "unknown command" "$A" frobnicate
+check publish-not-yet 1 "not available until the relay lands" "$A" publish --crl x \
+    --relay 127.0.0.1:1 --relay-key k
+
+echo "== root"
+check root-init 0 "root root created" R root init --dir root --name "Rigsrod" --kdf-min
+check root-key-mode 0 "600" stat -c %a root/root.key
+check root-dir-mode 0 "700" stat -c %a root
+refused root-no-overwrite root "already exists (use --force" R root init --dir root \
+    --name "Again" --kdf-min
+check root-secret-refused 1 "not accredited above CONFIDENTIAL" R root init --dir root-s \
+    --name S --ceiling SECRET --kdf-min
+check root-secret-nothing-written 1 "" test -e root-s
+check root-short-passphrase 1 "too short" env KURER_ADMIN_PASSPHRASE=short "$A" root init \
+    --dir root-short --name S --kdf-min
+check root-no-passphrase 1 "no passphrase for the new root key: set KURER_ADMIN_PASSPHRASE" \
+    env -u KURER_ADMIN_PASSPHRASE "$A" root init --dir root-np --name S --kdf-min
+check root2-init 0 "ceiling      RESTRICTED" R root init --dir root2 --name "Other" \
+    --ceiling RESTRICTED --kdf-min
+check root-json 0 '"ok":true' "$A" show --json root/root.crt
+
+echo "== authorities"
+check fm-init 0 "authority fm.dk created" NEWAUTH $FMP --root root --dir fm --id fm.dk \
+    --name "Finansministeriet" --clearance RESTRICTED
+check sk-init 0 '"id":"sk.dk"' NEWAUTH $SKP --root root --dir sk --id sk.dk \
+    --name "Skattestyrelsen" --days 400 --json
+check fm-key-mode 0 "600" stat -c %a fm/authority.key
+check fm-dir-mode 0 "700" stat -c %a fm
+check fm-crl-v1 0 '"version":1' "$A" show --json fm/crl
+check fm-crl-verifies 0 "valid revocation list of fm.dk, version 1" "$A" verify --root \
+    root/root.crt fm/crl
+refused auth-wrong-root-passphrase root "wrong passphrase for root/root.key" \
+    env KURER_ADMIN_ROOT_PASSPHRASE=not-the-root-pass KURER_ADMIN_PASSPHRASE=$FMP "$A" \
+    authority init --root root --dir x1 --id x1.dk --name X --kdf-min
+check auth-wrong-passphrase-nothing-written 1 "" test -e x1
+refused auth-above-ceiling root2 "clearance CONFIDENTIAL is above the root's ceiling RESTRICTED" \
+    env KURER_ADMIN_ROOT_PASSPHRASE=$ROOTP KURER_ADMIN_PASSPHRASE=$FMP "$A" authority init \
+    --root root2 --dir x2 --id x2.dk --name X --clearance CONFIDENTIAL --kdf-min
+refused auth-no-overwrite fm "already exists (use --force" NEWAUTH $FMP --root root --dir fm \
+    --id fm.dk --name "Again"
+refused auth-bad-id root "invalid authority id" NEWAUTH $FMP --root root --dir x3 --id "Bad_Id" \
+    --name X
+
+echo "== requests and issuance"
+"$H" csr alice.csr alice@fm.dk 1 "Alice laptop" || exit 1
+"$H" csr bob.csr bob@sk.dk 7 "Bob phone" || exit 1
+"$H" csr-forged forged.csr carol@fm.dk 2 || exit 1
+"$H" csr-pair pair1.csr dave@fm.dk 1 pair2.csr erin@fm.dk 1 || exit 1
+check show-csr 0 "signature    valid" "$A" show alice.csr
+check show-forged 0 "signature    INVALID" "$A" show forged.csr
+check issue-alice 0 "issued alice@fm.dk device 1" FM issue --authority fm --csr alice.csr \
+    --out alice.chain
+check issue-bob 0 '"ok":true' SK issue --authority sk --csr bob.csr --out bob.chain --json \
+    --clearance UNCLASSIFIED
+check verify-alice 0 "valid DEVICE certificate" "$A" verify --root root/root.crt --crl fm/crl \
+    alice.chain
+check verify-bob 0 "clearance    UNCLASSIFIED" "$A" verify --root root/root.crt --crl sk/crl \
+    bob.chain
+check show-chain 0 "certificate chain of 2" "$A" show alice.chain
+
+refused issue-wrong-passphrase fm "wrong passphrase for fm/authority.key" \
+    env KURER_ADMIN_PASSPHRASE=not-the-fm-pass "$A" issue --authority fm --csr alice.csr \
+    --out x.chain
+refused issue-no-passphrase fm "no passphrase for fm/authority.key: set KURER_ADMIN_PASSPHRASE" \
+    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out x.chain
+refused issue-forged fm "forged.csr is not signed by the identity key it names" \
+    FM issue --authority fm --csr forged.csr --out x.chain
+refused issue-other-authority fm "asks for bob@sk.dk, who is not a user of authority fm.dk" \
+    FM issue --authority fm --csr bob.csr --out x.chain
+refused issue-above-authority fm "clearance CONFIDENTIAL is above the authority's RESTRICTED" \
+    FM issue --authority fm --csr alice.csr --out x.chain --clearance CONFIDENTIAL
+refused issue-secret fm "not accredited above CONFIDENTIAL" \
+    FM issue --authority fm --csr alice.csr --out x.chain --clearance SECRET
+head -c 60 alice.csr >trunc.csr
+refused issue-truncated-csr fm "trunc.csr is not a valid certificate request" \
+    FM issue --authority fm --csr trunc.csr --out x.chain
+cp alice.csr tampered.csr && flip tampered.csr -1
+refused issue-tampered-csr fm "not signed by the identity key it names" \
+    FM issue --authority fm --csr tampered.csr --out x.chain
+cp alice.csr tampered2.csr && flip tampered2.csr 12
+refused issue-tampered-csr-body fm "tampered2.csr" \
+    FM issue --authority fm --csr tampered2.csr --out x.chain
+refused issue-wrong-kind-chain fm "alice.chain is a certificate chain, not a certificate request" \
+    FM issue --authority fm --csr alice.chain --out x.chain
+refused issue-wrong-kind-key fm "is a sealed key file, not a certificate request" \
+    FM issue --authority fm --csr fm/authority.key --out x.chain
+refused issue-wrong-kind-crl fm "fm/crl is a revocation list, not a certificate request" \
+    FM issue --authority fm --csr fm/crl --out x.chain
+refused issue-no-overwrite fm "alice.chain already exists (use --force" \
+    FM issue --authority fm --csr alice.csr --out alice.chain
+refused issue-not-an-authority root "root is not an authority directory" \
+    FM issue --authority root --csr alice.csr --out x.chain
+check no-partial-output 1 "" test -e x.chain
+check issue-pair1 0 "issued dave@fm.dk" FM issue --authority fm --csr pair1.csr --out dave.chain
+refused issue-key-reuse fm "already certified for dave@fm.dk device 1" \
+    FM issue --authority fm --csr pair2.csr --out erin.chain
+check issue-force 0 "serial       3" FM issue --authority fm --csr alice.csr --out alice2.chain
+check reissue-force 0 "serial       4" FM issue --authority fm --csr alice.csr --out alice2.chain \
+    --force
+
+echo "== issuer outside its validity"
+cp -a fm fm-expired && cp -a fm fm-future
+env KURER_ADMIN_ROOT_PASSPHRASE=$ROOTP "$H" resign-authority root fm-expired -400 -10 || exit 1
+env KURER_ADMIN_ROOT_PASSPHRASE=$ROOTP "$H" resign-authority root fm-future +10 +400 || exit 1
+refused issue-expired-issuer fm-expired "the authority certificate expired on" \
+    FM issue --authority fm-expired --csr alice.csr --out x.chain
+refused issue-future-issuer fm-future "the authority certificate is not valid before" \
+    FM issue --authority fm-future --csr alice.csr --out x.chain
+mkdir x-exp && cp fm-expired/authority.crt x-exp/
+# A device chain carrying an expired authority certificate is refused by verify too.
+python3 - alice.chain fm-expired/authority.crt x-exp/alice.chain <<'PY'
+import sys
+# CertificateChain: field 1 (length-delimited) per certificate; swap the second one.
+def fields(b):
+    i, out = 0, []
+    while i < len(b):
+        tag = b[i]; i += 1
+        n = s = 0
+        while True:
+            c = b[i]; i += 1; n |= (c & 0x7f) << s; s += 7
+            if c < 0x80: break
+        out.append((tag, b[i:i+n])); i += n
+    return out
+def lv(tag, v):
+    n, enc = len(v), b''
+    while True:
+        c = n & 0x7f; n >>= 7
+        enc += bytes([c | (0x80 if n else 0)])
+        if not n: break
+    return bytes([tag]) + enc + v
+ch = fields(open(sys.argv[1], 'rb').read())
+auth = open(sys.argv[2], 'rb').read()
+open(sys.argv[3], 'wb').write(lv(0x0a, ch[0][1]) + lv(0x0a, auth))
+open(sys.argv[3] + '.leaf', 'wb').write(ch[0][1])  # the device certificate alone
+PY
+check verify-expired-authority 1 "its authority's certificate expired on" "$A" verify --root \
+    root/root.crt x-exp/alice.chain
+
+echo "== damaged directories"
+cp -a fm fm-badcrt && flip fm-badcrt/authority.crt -1
+refused issue-tampered-authority-crt fm-badcrt "fm-badcrt/authority.crt is not signed by the root" \
+    FM issue --authority fm-badcrt --csr alice.csr --out x.chain
+cp -a fm fm-badlog && flip fm-badlog/issuance.log 40
+refused issue-tampered-log fm-badlog "issuance log fm-badlog/issuance.log: entry 0 is bad" \
+    FM issue --authority fm-badlog --csr alice.csr --out x.chain
+check log-tampered 1 "entry 0 is bad" "$A" log --authority fm-badlog
+cp -a fm fm-cutlog && head -c 12 fm/issuance.log >fm-cutlog/issuance.log
+refused issue-cut-log fm-cutlog "entries were removed" \
+    FM issue --authority fm-cutlog --csr alice.csr --out x.chain
+cp -a fm fm-truncrt && head -c 50 fm/authority.crt >fm-truncrt/authority.crt
+refused issue-truncated-authority-crt fm-truncrt "fm-truncrt/authority.crt is not a valid certificate" \
+    FM issue --authority fm-truncrt --csr alice.csr --out x.chain
+cp -a fm fm-wrongkey && cp sk/authority.key fm-wrongkey/authority.key
+refused issue-foreign-key fm-wrongkey "does not hold the key of" \
+    env KURER_ADMIN_PASSPHRASE=$SKP "$A" issue --authority fm-wrongkey --csr alice.csr \
+    --out x.chain
+
+echo "== revocation"
+refused revoke-wrong-passphrase fm "wrong passphrase" env KURER_ADMIN_PASSPHRASE=nope-nope-nope \
+    "$A" revoke --authority fm --cert alice.chain
+refused revoke-unknown-serial fm "serial 999 was never issued by the authority in fm" \
+    FM revoke --authority fm --serial 999
+refused revoke-foreign-cert fm "bob.chain was not issued by the authority in fm" \
+    FM revoke --authority fm --cert bob.chain
+refused revoke-wrong-kind fm "alice.csr is a certificate request, not a certificate chain" \
+    FM revoke --authority fm --cert alice.csr
+check revoke-usage 2 "exactly one of --cert and --serial" FM revoke --authority fm
+cp fm/crl crl-v1
+check revoke-alice 0 "revocation list version 2" FM revoke --authority fm --cert alice.chain \
+    --reason device-lost
+check crl-v2 0 '"version":2' "$A" show --json fm/crl
+refused revoke-twice fm "serial 1 is already revoked (list version 2)" \
+    FM revoke --authority fm --serial 1
+check revoke-serial 0 "revocation list version 3" FM revoke --authority fm --serial 2 \
+    --reason KEY_COMPROMISE
+check verify-revoked 1 "certificate revoked: alice@fm.dk device 1, serial 1 (reason device-lost" \
+    "$A" verify --root root/root.crt --crl fm/crl alice.chain
+check verify-revoked-old-list-too 1 "certificate revoked" "$A" verify --root root/root.crt \
+    --crl crl-v1 --crl fm/crl alice.chain
+check verify-old-list-only 0 "valid DEVICE" "$A" verify --root root/root.crt --crl crl-v1 \
+    alice.chain
+check verify-others-unaffected 0 "valid DEVICE" "$A" verify --root root/root.crt --crl fm/crl \
+    --crl sk/crl bob.chain
+check verify-json-refused 1 '"valid":false' "$A" verify --json --root root/root.crt --crl \
+    fm/crl alice.chain
+check verify-other-root 1 "not signed by a trusted root" "$A" verify --root root2/root.crt \
+    bob.chain
+cp bob.chain bob-tampered.chain && flip bob-tampered.chain 30
+check verify-tampered-chain 1 "bob-tampered.chain" "$A" verify --root root/root.crt \
+    bob-tampered.chain
+cp sk/crl sk-tampered.crl && flip sk-tampered.crl -1
+check verify-tampered-crl 1 "revocation list sk-tampered.crl" "$A" verify --root root/root.crt \
+    --crl sk-tampered.crl bob.chain
+check verify-wrong-kind 1 "alice.csr is a certificate request, not a certificate chain" "$A" \
+    verify --root root/root.crt alice.csr
+check verify-device-alone 1 "a device certificate alone cannot be verified" "$A" verify \
+    --root root/root.crt x-exp/alice.chain.leaf
+check show-device-alone 0 "role         DEVICE" "$A" show x-exp/alice.chain.leaf
+
+echo "== issuance log"
+check log-fm 0 "verified: every signature and link" "$A" log --authority fm
+check log-fm-revoke 0 "REVOKE serial 1 DEVICE alice@fm.dk device 1 reason device-lost" \
+    "$A" log --authority fm
+check log-root 0 "ISSUE  serial 3 AUTHORITY sk.dk" "$A" log --root root
+run "$A" log --json --authority fm
+if [ "$st" -eq 0 ] && printf '%s' "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["ok"] and len(d["entries"]) == 6, d' 2>/dev/null; then
+    echo "ok   log-json"
+    pass=$((pass + 1))
+else
+    echo "FAIL log-json: $out"
+    failed=$((failed + 1))
+fi
+check show-garbage 1 "is not a certificate, chain, request, revocation list or key file" \
+    "$A" show trunc.csr
+
+echo "== $pass passed, $failed failed"
+[ "$failed" -eq 0 ]
