@@ -14,8 +14,10 @@ static int level_from_pb(int level)
 {
     if (level >= KURER_LEVEL_UNCLASSIFIED && level <= KURER_LEVEL_CONFIDENTIAL)
         return 0;
-    /* SECRET, TOP_SECRET, and any level a later version might add above them. */
-    return level > KURER_LEVEL_CONFIDENTIAL ? KURER_ECLEARANCE : KURER_EMALFORMED;
+    /* SECRET and TOP_SECRET are named on the wire only to be refused (as in certmsg). */
+    if (level == 4 || level == 5)
+        return KURER_ECLEARANCE;
+    return KURER_EMALFORMED;
 }
 
 static int attachment_from_pb(const Kurer__V1__AttachmentPointer *pb, kurer_attachment *out,

@@ -5,9 +5,9 @@
  * so they refuse exactly what the decoder refuses.
  *
  * Classification: every DataMessage (also the one inside a SyncMessage) must carry a level.
- * Missing (0) or negative: KURER_EMALFORMED. SECRET (4), TOP_SECRET (5) and anything above:
- * KURER_ECLEARANCE, because the system is not accredited for them. This checks the level only;
- * whether sender and recipient may use it is policy, above this layer. */
+ * SECRET (4) and TOP_SECRET (5): KURER_ECLEARANCE, because the system is not accredited for them.
+ * Missing (0) or any other value outside 1..5: KURER_EMALFORMED (the rule of certmsg.h). This
+ * checks the level only; whether sender and recipient may use it is policy, above this layer. */
 #ifndef KURER_CONTENT_H
 #define KURER_CONTENT_H
 
