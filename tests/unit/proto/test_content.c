@@ -320,6 +320,7 @@ static void test_content_malformed(void **state)
     uint8_t garbage[512];
     uint32_t x = 99;
     (void)state;
+    memset(garbage, 0, sizeof(garbage));
     /* Empty input, unknown body, wrong sizes. */
     assert_int_equal(kurer_content_decode(garbage, 0, &c), KURER_EMALFORMED);
     kurer_buf_init(&b, 64);
