@@ -1,0 +1,548 @@
+/* Known-answer tests for crypto/noise.c from tests/vectors/noise.json (cacophony's vectors).
+ *
+ * Public keys are derived from the vectors' private keys with kurer_noise_public_key
+ * (crypto_scalarmult_base; tests do not include sodium.h, only crypto/ does).
+ *
+ * Every vector named Noise_IK_25519_ChaChaPoly_BLAKE2b or Noise_NK_25519_ChaChaPoly_BLAKE2b is
+ * run with both roles: each handshake message must match byte for byte and decrypt to its payload,
+ * the handshake hashes must match, and so must the transport messages that follow (they alternate
+ * initiator, responder, ...). The test fails if the file holds no vector of either name.
+ *
+ * There is no JSON library among our dependencies, so a small reader for this file lives here:
+ * objects, arrays, strings, numbers, true/false/null. Test code only. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kurer/buf.h"
+#include "kurer/crypto.h"
+#include "kurer/noise.h"
+#include "kurer/util.h"
+
+/* ---- a tiny JSON reader ------------------------------------------------------------------- */
+
+typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
+
+typedef struct jval {
+    jtype type;
+    char *str;           /* J_STR: the decoded string; J_NUM: the literal text */
+    char **keys;         /* J_OBJ: keys[i] names items[i] */
+    struct jval **items; /* J_ARR and J_OBJ */
+    size_t n;
+    int b;
+} jval;
+
+typedef struct jparser {
+    const char *p, *end;
+    int depth;
+} jparser;
+
+static void jfree(jval *v)
+{
+    size_t i;
+    if (v == NULL)
+        return;
+    for (i = 0; i < v->n; i++) {
+        jfree(v->items[i]);
+        if (v->keys != NULL)
+            free(v->keys[i]);
+    }
+    free(v->items);
+    free(v->keys);
+    free(v->str);
+    free(v);
+}
+
+static void jskip_ws(jparser *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        j->p++;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A string at j->p (which is at the opening quote); NULL on a syntax error. */
+static char *jparse_string(jparser *j)
+{
+    size_t cap = 16, len = 0;
+    char *s = malloc(cap);
+    j->p++;
+    while (s != NULL && j->p < j->end && *j->p != '"') {
+        unsigned cp;
+        int k;
+        if (len + 5 > cap) {
+            char *ns = realloc(s, cap * 2);
+            if (ns == NULL)
+                break;
+            s = ns;
+            cap *= 2;
+        }
+        if ((unsigned char)*j->p < 0x20)
+            break;
+        if (*j->p != '\\') {
+            s[len++] = *j->p++;
+            continue;
+        }
+        if (++j->p >= j->end)
+            break;
+        switch (*j->p++) {
+        case '"':
+            s[len++] = '"';
+            continue;
+        case '\\':
+            s[len++] = '\\';
+            continue;
+        case '/':
+            s[len++] = '/';
+            continue;
+        case 'b':
+            s[len++] = '\b';
+            continue;
+        case 'f':
+            s[len++] = '\f';
+            continue;
+        case 'n':
+            s[len++] = '\n';
+            continue;
+        case 'r':
+            s[len++] = '\r';
+            continue;
+        case 't':
+            s[len++] = '\t';
+            continue;
+        case 'u':
+            if (j->end - j->p < 4)
+                goto bad;
+            cp = 0;
+            for (k = 0; k < 4; k++) {
+                int h = hexval(j->p[k]);
+                if (h < 0)
+                    goto bad;
+                cp = cp * 16 + (unsigned)h;
+            }
+            j->p += 4;
+            /* Enough for this file: the basic plane, without surrogate pairs. */
+            if (cp < 0x80) {
+                s[len++] = (char)cp;
+            } else if (cp < 0x800) {
+                s[len++] = (char)(0xc0 | (cp >> 6));
+                s[len++] = (char)(0x80 | (cp & 0x3f));
+            } else {
+                s[len++] = (char)(0xe0 | (cp >> 12));
+                s[len++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                s[len++] = (char)(0x80 | (cp & 0x3f));
+            }
+            continue;
+        default:
+            goto bad;
+        }
+    }
+    if (s == NULL || j->p >= j->end || *j->p != '"')
+        goto bad;
+    j->p++;
+    s[len] = '\0';
+    return s;
+bad:
+    free(s);
+    return NULL;
+}
+
+static jval *jparse_value(jparser *j);
+
+static int jappend(jval *v, char *key, jval *item)
+{
+    jval **ni = realloc(v->items, (v->n + 1) * sizeof(*ni));
+    if (ni == NULL)
+        return -1;
+    v->items = ni;
+    if (v->type == J_OBJ) {
+        char **nk = realloc(v->keys, (v->n + 1) * sizeof(*nk));
+        if (nk == NULL)
+            return -1;
+        v->keys = nk;
+        v->keys[v->n] = key;
+    }
+    v->items[v->n++] = item;
+    return 0;
+}
+
+static jval *jparse_container(jparser *j, jval *v, char close)
+{
+    j->p++;
+    jskip_ws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        return v;
+    }
+    for (;;) {
+        char *key = NULL;
+        jval *item;
+        jskip_ws(j);
+        if (v->type == J_OBJ) {
+            if (j->p >= j->end || *j->p != '"' || (key = jparse_string(j)) == NULL)
+                goto bad;
+            jskip_ws(j);
+            if (j->p >= j->end || *j->p != ':') {
+                free(key);
+                goto bad;
+            }
+            j->p++;
+        }
+        item = jparse_value(j);
+        if (item == NULL || jappend(v, key, item) != 0) {
+            free(key);
+            jfree(item);
+            goto bad;
+        }
+        jskip_ws(j);
+        if (j->p < j->end && *j->p == ',') {
+            j->p++;
+            continue;
+        }
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+            return v;
+        }
+        goto bad;
+    }
+bad:
+    jfree(v);
+    return NULL;
+}
+
+static jval *jparse_value(jparser *j)
+{
+    jval *v;
+    const char *start;
+    jskip_ws(j);
+    if (j->p >= j->end || j->depth > 64)
+        return NULL;
+    v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return NULL;
+    switch (*j->p) {
+    case '{':
+    case '[':
+        v->type = *j->p == '{' ? J_OBJ : J_ARR;
+        j->depth++;
+        v = jparse_container(j, v, v->type == J_OBJ ? '}' : ']');
+        j->depth--;
+        return v;
+    case '"':
+        v->type = J_STR;
+        if ((v->str = jparse_string(j)) == NULL)
+            break;
+        return v;
+    default:
+        start = j->p;
+        while (j->p < j->end && strchr("+-0123456789.eE", *j->p) != NULL && *j->p != '\0')
+            j->p++;
+        if (j->p > start) {
+            v->type = J_NUM;
+            v->str = strndup(start, (size_t)(j->p - start));
+            if (v->str == NULL)
+                break;
+            return v;
+        }
+        if (j->end - j->p >= 4 && memcmp(j->p, "true", 4) == 0) {
+            v->type = J_BOOL;
+            v->b = 1;
+            j->p += 4;
+            return v;
+        }
+        if (j->end - j->p >= 5 && memcmp(j->p, "false", 5) == 0) {
+            v->type = J_BOOL;
+            j->p += 5;
+            return v;
+        }
+        if (j->end - j->p >= 4 && memcmp(j->p, "null", 4) == 0) {
+            v->type = J_NULL;
+            j->p += 4;
+            return v;
+        }
+        break;
+    }
+    jfree(v);
+    return NULL;
+}
+
+static jval *jparse(const char *text, size_t len)
+{
+    jparser j = {text, text + len, 0};
+    jval *v = jparse_value(&j);
+    jskip_ws(&j);
+    if (v != NULL && j.p != j.end) {
+        jfree(v);
+        return NULL;
+    }
+    return v;
+}
+
+static const jval *jget(const jval *obj, const char *key)
+{
+    size_t i;
+    if (obj == NULL || obj->type != J_OBJ)
+        return NULL;
+    for (i = 0; i < obj->n; i++)
+        if (strcmp(obj->keys[i], key) == 0)
+            return obj->items[i];
+    return NULL;
+}
+
+static const char *jget_str(const jval *obj, const char *key)
+{
+    const jval *v = jget(obj, key);
+    return v != NULL && v->type == J_STR ? v->str : NULL;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+/* Hex field key of obj, decoded into a new buffer; *n its length. Fails the test if absent. */
+static uint8_t *hex_field(const jval *obj, const char *key, size_t *n)
+{
+    const char *hex = jget_str(obj, key);
+    uint8_t *out;
+    if (hex == NULL)
+        fail_msg("vector field %s missing", key);
+    assert_int_equal(strlen(hex) % 2, 0);
+    *n = strlen(hex) / 2;
+    out = malloc(*n + 1);
+    assert_non_null(out);
+    assert_int_equal(kurer_hex_decode(out, *n, hex), 0);
+    return out;
+}
+
+static void hex_field32(const jval *obj, const char *key, uint8_t out[32])
+{
+    size_t n;
+    uint8_t *b = hex_field(obj, key, &n);
+    assert_int_equal(n, 32);
+    memcpy(out, b, 32);
+    free(b);
+}
+
+/* One handshake message: from writes payload, it must equal ct, to reads it back. */
+static void check_hs_message(kurer_noise_hs *from, kurer_noise_hs *to, const jval *m)
+{
+    size_t plen, clen;
+    uint8_t *payload = hex_field(m, "payload", &plen);
+    uint8_t *ct = hex_field(m, "ciphertext", &clen);
+    kurer_buf out, back;
+    kurer_buf_init(&out, KURER_NOISE_MAX_MSG);
+    kurer_buf_init(&back, KURER_NOISE_MAX_MSG);
+    assert_int_equal(kurer_noise_hs_my_turn(from), 1);
+    assert_int_equal(kurer_noise_hs_my_turn(to), 0);
+    assert_int_equal(kurer_noise_hs_write_message(from, payload, plen, &out), 0);
+    assert_int_equal(out.len, clen);
+    assert_memory_equal(out.data, ct, clen);
+    assert_int_equal(kurer_noise_hs_read_message(to, ct, clen, &back), 0);
+    assert_int_equal(back.len, plen);
+    if (plen > 0)
+        assert_memory_equal(back.data, payload, plen);
+    kurer_buf_release(&out);
+    kurer_buf_release(&back);
+    free(payload);
+    free(ct);
+}
+
+/* One transport message, through both the kurer_buf and the in-place functions (on copies of
+ * the ciphers, which must agree). */
+static void check_transport(kurer_noise_cipher *send, kurer_noise_cipher *recv, const jval *m)
+{
+    size_t plen, clen, ptlen;
+    uint8_t *payload = hex_field(m, "payload", &plen);
+    uint8_t *ct = hex_field(m, "ciphertext", &clen);
+    kurer_noise_cipher send2 = *send, recv2 = *recv;
+    uint8_t *inplace = malloc(plen + KURER_NOISE_TAGLEN);
+    kurer_buf out, back;
+    assert_non_null(inplace);
+    kurer_buf_init(&out, KURER_NOISE_MAX_MSG);
+    kurer_buf_init(&back, KURER_NOISE_MAX_MSG);
+
+    assert_int_equal(kurer_noise_encrypt(send, NULL, 0, payload, plen, &out), 0);
+    assert_int_equal(out.len, clen);
+    assert_memory_equal(out.data, ct, clen);
+    assert_int_equal(kurer_noise_decrypt(recv, NULL, 0, ct, clen, &back), 0);
+    assert_int_equal(back.len, plen);
+    if (plen > 0)
+        assert_memory_equal(back.data, payload, plen);
+
+    if (plen > 0)
+        memcpy(inplace, payload, plen);
+    assert_int_equal(
+        kurer_noise_encrypt_inplace(&send2, NULL, 0, inplace, plen, plen + KURER_NOISE_TAGLEN), 0);
+    assert_memory_equal(inplace, ct, clen);
+    assert_int_equal(kurer_noise_decrypt_inplace(&recv2, NULL, 0, inplace, clen, &ptlen), 0);
+    assert_int_equal(ptlen, plen);
+    if (plen > 0)
+        assert_memory_equal(inplace, payload, plen);
+    assert_true(send2.n == send->n && recv2.n == recv->n);
+
+    kurer_buf_release(&out);
+    kurer_buf_release(&back);
+    free(inplace);
+    free(payload);
+    free(ct);
+}
+
+static void run_vector(const jval *v, kurer_noise_pattern p)
+{
+    uint8_t init_e[32], resp_e[32], init_rs[32], resp_s[32], init_s[32], init_s_pub[32];
+    uint8_t hh_init[64], hh_resp[64];
+    size_t ipro_len, rpro_len, hh_len, i;
+    uint8_t *ipro = hex_field(v, "init_prologue", &ipro_len);
+    uint8_t *rpro = hex_field(v, "resp_prologue", &rpro_len);
+    uint8_t *hh = hex_field(v, "handshake_hash", &hh_len);
+    const jval *msgs = jget(v, "messages");
+    kurer_noise_hs *ini = NULL, *res = NULL;
+    kurer_noise_cipher i_send, i_recv, r_send, r_recv;
+    const uint8_t *rs;
+
+    assert_non_null(msgs);
+    assert_int_equal(msgs->type, J_ARR);
+    assert_true(msgs->n >= 2);
+    assert_int_equal(hh_len, 64);
+    hex_field32(v, "init_ephemeral", init_e);
+    hex_field32(v, "resp_ephemeral", resp_e);
+    hex_field32(v, "init_remote_static", init_rs);
+    hex_field32(v, "resp_static", resp_s);
+    if (p == KURER_NOISE_IK) {
+        hex_field32(v, "init_static", init_s);
+        assert_int_equal(kurer_noise_public_key(init_s_pub, init_s), 0);
+    } else {
+        assert_null(jget(v, "init_static"));
+    }
+
+    assert_int_equal(kurer_noise_hs_new(&ini, p, 1, ipro, ipro_len,
+                                        p == KURER_NOISE_IK ? init_s : NULL, init_rs),
+                     0);
+    assert_int_equal(kurer_noise_hs_new(&res, p, 0, rpro, rpro_len, resp_s, NULL), 0);
+    assert_int_equal(kurer_noise_hs_set_ephemeral(ini, init_e), 0);
+    assert_int_equal(kurer_noise_hs_set_ephemeral(res, resp_e), 0);
+    assert_null(kurer_noise_hs_remote_static(res));
+
+    check_hs_message(ini, res, msgs->items[0]);
+    assert_int_equal(kurer_noise_hs_finished(res), 0);
+    check_hs_message(res, ini, msgs->items[1]);
+    assert_int_equal(kurer_noise_hs_finished(ini), 1);
+    assert_int_equal(kurer_noise_hs_finished(res), 1);
+
+    assert_int_equal(kurer_noise_hs_handshake_hash(ini, hh_init), 0);
+    assert_int_equal(kurer_noise_hs_handshake_hash(res, hh_resp), 0);
+    assert_memory_equal(hh_init, hh, 64);
+    assert_memory_equal(hh_resp, hh, 64);
+
+    rs = kurer_noise_hs_remote_static(ini);
+    assert_non_null(rs);
+    assert_memory_equal(rs, init_rs, 32);
+    rs = kurer_noise_hs_remote_static(res);
+    if (p == KURER_NOISE_IK) {
+        assert_non_null(rs);
+        assert_memory_equal(rs, init_s_pub, 32);
+    } else {
+        assert_null(rs);
+    }
+
+    assert_int_equal(kurer_noise_hs_split(ini, &i_send, &i_recv), 0);
+    assert_int_equal(kurer_noise_hs_split(res, &r_send, &r_recv), 0);
+    for (i = 2; i < msgs->n; i++) {
+        if (i % 2 == 0)
+            check_transport(&i_send, &r_recv, msgs->items[i]);
+        else
+            check_transport(&r_send, &i_recv, msgs->items[i]);
+    }
+
+    kurer_noise_cipher_wipe(&i_send);
+    kurer_noise_cipher_wipe(&i_recv);
+    kurer_noise_cipher_wipe(&r_send);
+    kurer_noise_cipher_wipe(&r_recv);
+    kurer_noise_hs_free(ini);
+    kurer_noise_hs_free(res);
+    free(ipro);
+    free(rpro);
+    free(hh);
+}
+
+static void test_vectors(void **state)
+{
+    uint8_t *text;
+    size_t len, i, n_ik = 0, n_nk = 0;
+    jval *root;
+    const jval *vectors;
+    (void)state;
+
+    assert_int_equal(kurer_crypto_init(), 0);
+    assert_int_equal(
+        kurer_file_read(KURER_VECTORS_DIR "/noise.json", 16 * 1024 * 1024, &text, &len), 0);
+    root = jparse((const char *)text, len);
+    free(text);
+    assert_non_null(root);
+    vectors = jget(root, "vectors");
+    assert_non_null(vectors);
+    assert_int_equal(vectors->type, J_ARR);
+
+    for (i = 0; i < vectors->n; i++) {
+        const char *name = jget_str(vectors->items[i], "protocol_name");
+        assert_non_null(name);
+        if (strcmp(name, "Noise_IK_25519_ChaChaPoly_BLAKE2b") == 0) {
+            run_vector(vectors->items[i], KURER_NOISE_IK);
+            n_ik++;
+        } else if (strcmp(name, "Noise_NK_25519_ChaChaPoly_BLAKE2b") == 0) {
+            run_vector(vectors->items[i], KURER_NOISE_NK);
+            n_nk++;
+        }
+    }
+    print_message("noise vectors: %zu IK, %zu NK passed\n", n_ik, n_nk);
+    /* An empty or renamed vector file must not pass silently. */
+    assert_true(n_ik > 0);
+    assert_true(n_nk > 0);
+    jfree(root);
+}
+
+/* The reader above is test code, but a wrong reader would make the vector test meaningless. */
+static void test_json_reader(void **state)
+{
+    static const char doc[] = " {\"a\": [1, -2.5e3, \"x\\\"y\\u00e9\"], \"b\": {}, \"c\": [], "
+                              "\"d\": true, \"e\": null} ";
+    static const char *bad[] = {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "[1] x", "{\"a\":}"};
+    jval *v = jparse(doc, strlen(doc));
+    const jval *a;
+    size_t i;
+    (void)state;
+    assert_non_null(v);
+    a = jget(v, "a");
+    assert_non_null(a);
+    assert_int_equal(a->n, 3);
+    assert_string_equal(a->items[1]->str, "-2.5e3");
+    assert_string_equal(a->items[2]->str, "x\"y\xc3\xa9");
+    assert_int_equal(jget(v, "b")->type, J_OBJ);
+    assert_int_equal(jget(v, "c")->n, 0);
+    assert_int_equal(jget(v, "d")->b, 1);
+    assert_int_equal(jget(v, "e")->type, J_NULL);
+    jfree(v);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_null(jparse(bad[i], strlen(bad[i])));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_reader),
+        cmocka_unit_test(test_vectors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
