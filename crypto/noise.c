@@ -4,6 +4,7 @@
  * HandshakeState) so that the code can be read against it. Everything the handshake knows lives in
  * one sodium_malloc block that kurer_noise_hs_free wipes. */
 #include "kurer/noise.h"
+#include "kurer/crypto.h"
 
 #include <string.h>
 
@@ -265,6 +266,10 @@ int kurer_noise_hs_new(kurer_noise_hs **out, kurer_noise_pattern p, int initiato
     if (out == NULL)
         return KURER_EINVAL;
     *out = NULL;
+    /* sodium_malloc needs sodium_init; a caller that forgot kurer_crypto_init gets an error
+     * here rather than a crash. It is idempotent and cheap after the first call. */
+    if ((rc = kurer_crypto_init()) != 0)
+        return rc;
     if (prologue == NULL && prologue_len > 0)
         return KURER_EINVAL;
     /* The responder's static key is a pre-message in both patterns: the initiator must know
@@ -282,6 +287,8 @@ int kurer_noise_hs_new(kurer_noise_hs **out, kurer_noise_pattern p, int initiato
     else
         return KURER_EINVAL;
 
+    /* sodium_malloc places the block right before a guard page, so its alignment is that of
+     * sizeof(*hs), which C makes a multiple of the struct's alignment. */
     hs = sodium_malloc(sizeof(*hs));
     if (hs == NULL)
         return KURER_ENOMEM;
@@ -364,11 +371,11 @@ static size_t message_overhead(const kurer_noise_hs *hs)
         if (*tok == T_E)
             n += 32;
         else if (*tok == T_S)
-            n += 32 + (has_key ? KURER_NOISE_TAGLEN : 0);
+            n += 32 + (has_key ? (size_t)KURER_NOISE_TAGLEN : 0);
         else
             has_key = 1;
     }
-    return n + (has_key ? KURER_NOISE_TAGLEN : 0);
+    return n + (has_key ? (size_t)KURER_NOISE_TAGLEN : 0);
 }
 
 /* The DH of a token: ee, es, se, ss in the spec's order of (initiator key, responder key). */

@@ -62,7 +62,8 @@ typedef struct kurer_noise_cipher {
  *   remote_static_pk:  the responder's public key, required for the initiator (both patterns),
  *                      NULL for the responder (the IK responder learns it from message 1).
  * 0 with *out set, or KURER_EINVAL for a wrong combination of arguments, KURER_ENOMEM,
- * KURER_EWEAKDH if the local private key gives no usable public key. *out is NULL on error.
+ * KURER_EWEAKDH if the local private key gives no usable public key, or the error of
+ * kurer_crypto_init if the crypto module cannot start. *out is NULL on error.
  * Free with kurer_noise_hs_free. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_noise_hs_new(kurer_noise_hs **out, kurer_noise_pattern p,
                                                      int initiator, const uint8_t *prologue,
@@ -106,10 +107,12 @@ KURER_EXPORT int kurer_noise_hs_finished(const kurer_noise_hs *hs);
 /* 1 if the next step is our write_message, 0 if it is read_message or there is none. */
 KURER_EXPORT int kurer_noise_hs_my_turn(const kurer_noise_hs *hs);
 
-/* The peer's static public key (32 bytes, valid while hs lives) or NULL if not known. The
- * initiator knows it from the start; the IK responder knows it once message 1 has been read,
- * which authenticates it only when the whole handshake finishes; the NK responder never does.
- * The caller must still check that the key is the one its certificate names. */
+/* The peer's static public key (32 bytes, valid while hs lives) or NULL if not known (or the
+ * handshake failed). The initiator knows it from the start. The IK responder learns it from
+ * message 1, whose payload decrypts only for the holder of that key; but message 1 can be
+ * replayed, so the peer is known to be live only once its first transport message decrypts.
+ * The NK responder never learns one. The caller must still check that the key is the one the
+ * peer's certificate names. */
 KURER_EXPORT const uint8_t *kurer_noise_hs_remote_static(const kurer_noise_hs *hs);
 
 /* The handshake hash h (64 bytes) for channel binding: 0 once finished, KURER_ESTATE before. */
