@@ -421,6 +421,12 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         int known = nh > 0 || strcmp(user, rc->addr.user) == 0;
         qsort(want, nw, sizeof(*want), cmp_u32);
         qsort(have, nh, sizeof(*have), cmp_u32);
+        /* Several envelopes for one device in one request are allowed: compare sets. */
+        size_t u = 0;
+        for (size_t j = 0; j < nw; j++)
+            if (u == 0 || want[u - 1] != want[j])
+                want[u++] = want[j];
+        nw = u;
         if (!known) {
             ur->status = KURER_SEND_UNKNOWN_USER;
             count_reject(r, KURER_EUNKNOWNUSER);
