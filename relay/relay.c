@@ -624,9 +624,8 @@ static void refuse(rconn *rc, int code)
               (kurer_log_field[]){KURER_LOG_STR("peer", peer),
                                   KURER_LOG_STR("reason", kurer_err_name(code))},
               2);
-    if (kurer_handshake_accept_encode(&a, &b) == 0)
-        (void)kurer_conn_hs_reply(rc->c, 0, b.data, b.len, code);
-    else
+    if (kurer_handshake_accept_encode(&a, &b) != 0 ||
+        kurer_conn_hs_reply(rc->c, 0, b.data, b.len, code) != 0)
         kurer_conn_close(rc->c, code);
     kurer_buf_release(&b);
 }
@@ -680,7 +679,8 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
         kurer_buf_init(&cb, KURER_CHAIN_BYTES_MAX);
         if (kurer_chain_encode(&h->chain, &cb) == 0) {
             kurer_store_device d = {rc->addr, rc->v.serial, cb.data, cb.len};
-            (void)kurer_store_put_device(r->store, &d, NULL, NULL);
+            if (kurer_store_put_device(r->store, &d, NULL, NULL) != 0)
+                kurer_log(KURER_LOG_WARN, "relay", "directory_write_failed", NULL, 0);
         }
         kurer_buf_release(&cb);
     }
