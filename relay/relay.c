@@ -745,8 +745,6 @@ static void conn_on_close(kurer_conn *c, int err)
     relay *r = rc->r;
     if (err != 0 && err != KURER_ECLOSED)
         count_reject(r, err);
-    if (!rc->authed && err != 0 && err != KURER_EPERM && err != KURER_ECLOSED)
-        r->handshakes_failed += 0; /* counted by reason above */
     if (rc->authed)
         kurer_log(KURER_LOG_INFO, "relay", "device_disconnected",
                   (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
