@@ -1,0 +1,1231 @@
+/* kurer-relay: the server. One libuv loop; the store's writer thread is the only other thread.
+ * See docs/relay.md for operations and DESIGN.md for the protocol. */
+#include "relay.h"
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kurer/cert.h"
+#include "kurer/crypto.h"
+#include "kurer/frame.h"
+#include "kurer/log.h"
+#include "kurer/net.h"
+#include "kurer/util.h"
+#include "store.h"
+
+#define NERR 64 /* counters per error code: index -code */
+
+/* ---- state -------------------------------------------------------------------------------- */
+
+typedef struct dir_entry {
+    kurer_device_address addr;
+    uint64_t serial;
+    uint8_t authority_key_id[KURER_KEY_ID_LEN];
+    int64_t not_after;
+    kurer_chain chain;
+} dir_entry;
+
+typedef struct relay relay;
+
+typedef struct rconn {
+    relay *r;
+    kurer_conn *c; /* NULL once closed */
+    struct rconn *next, *prev;
+    int refs;
+    int authed;
+    kurer_verified v;
+    kurer_device_address addr;
+    /* delivery */
+    uint64_t last_pushed;
+    int fetching, dirty, caught_up, sent_empty;
+    /* rate limit (token bucket, envelopes) */
+    double tokens;
+    uint64_t tokens_ms;
+} rconn;
+
+struct relay {
+    uv_loop_t *loop;
+    kurer_relay_config cfg;
+    kurer_net_limits lim;
+    uint8_t *sk; /* guarded */
+    uint8_t pk[32];
+    kurer_trust *trust;
+    kurer_store *store;
+    uv_tcp_t server;
+    uv_tcp_t metrics;
+    int have_metrics;
+    uv_signal_t sigterm, sigint, sighup;
+    const kurer_relay_opts *opts;
+    rconn *conns;
+    dir_entry *dir;
+    size_t n_dir, cap_dir;
+    int stopping;
+    /* counters */
+    uint64_t connections, handshakes_ok, handshakes_failed, env_accepted, env_delivered, env_acked,
+        replaced;
+    uint64_t rejects[NERR]; /* by error code */
+};
+
+static void count_reject(relay *r, int err)
+{
+    int i = -err;
+    if (i > 0 && i < NERR)
+        r->rejects[i]++;
+}
+
+static void rconn_unref(rconn *rc)
+{
+    if (--rc->refs == 0)
+        free(rc);
+}
+
+/* ---- directory ---------------------------------------------------------------------------- */
+
+static dir_entry *dir_find(relay *r, const kurer_device_address *a)
+{
+    for (size_t i = 0; i < r->n_dir; i++)
+        if (r->dir[i].addr.device_id == a->device_id && strcmp(r->dir[i].addr.user, a->user) == 0)
+            return &r->dir[i];
+    return NULL;
+}
+
+/* A device counts as current while its chain is valid and not revoked. */
+static int dir_current(relay *r, const dir_entry *e, int64_t now)
+{
+    return e->not_after > now && !kurer_trust_is_revoked(r->trust, e->authority_key_id, e->serial);
+}
+
+static int dir_put(relay *r, const kurer_device_address *a, const kurer_verified *v,
+                   const kurer_chain *ch)
+{
+    dir_entry *e = dir_find(r, a);
+    if (e == NULL) {
+        if (r->n_dir == r->cap_dir) {
+            size_t cap = r->cap_dir ? r->cap_dir * 2 : 16;
+            dir_entry *nd = realloc(r->dir, cap * sizeof(*nd));
+            if (nd == NULL)
+                return KURER_ENOMEM;
+            r->dir = nd;
+            r->cap_dir = cap;
+        }
+        e = &r->dir[r->n_dir++];
+    }
+    e->addr = *a;
+    e->serial = v->serial;
+    memcpy(e->authority_key_id, v->authority_key_id, KURER_KEY_ID_LEN);
+    e->not_after = v->not_after;
+    e->chain = *ch;
+    return 0;
+}
+
+static void on_dir_loaded(void *arg, const kurer_store_device *d)
+{
+    relay *r = arg;
+    kurer_chain ch;
+    kurer_verified v;
+    if (kurer_chain_decode(d->chain, d->chain_len, &ch) != 0 ||
+        kurer_trust_verify_chain(r->trust, &ch, kurer_time_unix(), &v) != 0)
+        return; /* expired, revoked or from a root no longer pinned: not current */
+    (void)dir_put(r, &d->addr, &v, &ch);
+}
+
+/* ---- sending frames ----------------------------------------------------------------------- */
+
+static int send_frame(rconn *rc, const kurer_server_frame *f)
+{
+    kurer_buf b;
+    if (rc->c == NULL || kurer_conn_closing(rc->c))
+        return KURER_ECLOSED;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    int err = kurer_server_frame_encode(f, &b);
+    if (err == 0)
+        err = kurer_conn_send(rc->c, b.data, b.len);
+    kurer_buf_release(&b);
+    if (err == KURER_ELIMIT) {
+        /* the peer does not read what we send: drop it */
+        count_reject(rc->r, KURER_ELIMIT);
+        kurer_conn_close(rc->c, KURER_ELIMIT);
+    }
+    return err;
+}
+
+static void send_error(rconn *rc, uint64_t request_id, int code, int close)
+{
+    kurer_server_frame f;
+    memset(&f, 0, sizeof(f));
+    f.request_id = request_id;
+    f.body = KURER_SERVER_ERROR;
+    f.u.error.code = code;
+    f.u.error.message = kurer_strerror(code);
+    count_reject(rc->r, code);
+    (void)send_frame(rc, &f);
+    if (close && rc->c != NULL)
+        kurer_conn_close_after_flush(rc->c, code);
+}
+
+/* ---- delivery ----------------------------------------------------------------------------- */
+
+static void start_fetch(rconn *rc);
+
+/* Pushes one stored envelope; 0, or an error after which pushing stops. */
+static int push(rconn *rc, uint64_t seq, const uint8_t *env, size_t len)
+{
+    kurer_server_frame f;
+    kurer_arena mem = {0};
+    memset(&f, 0, sizeof(f));
+    int err = kurer_envelope_decode(env, len, &f.u.deliver.envelope, &mem);
+    if (err != 0) {
+        kurer_arena_release(&mem);
+        return 0; /* cannot happen for what we stored; skip rather than wedge the mailbox */
+    }
+    f.body = KURER_SERVER_DELIVER;
+    f.u.deliver.seq = seq;
+    err = send_frame(rc, &f);
+    kurer_arena_release(&mem);
+    if (err == 0) {
+        rc->last_pushed = seq;
+        rc->r->env_delivered++;
+    }
+    return err;
+}
+
+static void on_fetched(void *arg, int err, const kurer_store_row *rows, size_t n, uint64_t total)
+{
+    rconn *rc = arg;
+    (void)total;
+    rc->fetching = 0;
+    if (rc->c == NULL || kurer_conn_closing(rc->c) || err != 0) {
+        if (err != 0 && rc->c != NULL)
+            send_error(rc, 0, err, 1);
+        rconn_unref(rc);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].seq <= rc->last_pushed)
+            continue;
+        if (push(rc, rows[i].seq, rows[i].env, rows[i].len) != 0)
+            break;
+    }
+    if (rc->c != NULL && !kurer_conn_closing(rc->c)) {
+        if (kurer_conn_congested(rc->c)) {
+            rc->dirty = 1; /* on_drain fetches again */
+        } else if (n >= rc->r->cfg.deliver_batch || rc->dirty) {
+            start_fetch(rc);
+        } else {
+            rc->caught_up = 1;
+            if (!rc->sent_empty) {
+                kurer_server_frame f;
+                memset(&f, 0, sizeof(f));
+                f.body = KURER_SERVER_QUEUE_EMPTY;
+                (void)send_frame(rc, &f);
+                rc->sent_empty = 1;
+            }
+        }
+    }
+    rconn_unref(rc);
+}
+
+static void start_fetch(rconn *rc)
+{
+    if (rc->fetching || rc->c == NULL || kurer_conn_closing(rc->c))
+        return;
+    if (kurer_conn_congested(rc->c)) {
+        rc->dirty = 1;
+        return;
+    }
+    rc->caught_up = 0;
+    rc->dirty = 0;
+    rc->fetching = 1;
+    rc->refs++;
+    if (kurer_store_fetch(rc->r->store, &rc->addr, rc->last_pushed,
+                          (size_t)rc->r->cfg.deliver_batch, on_fetched, rc) != 0) {
+        rc->fetching = 0;
+        rc->refs--;
+        kurer_conn_close(rc->c, KURER_ENOMEM);
+    }
+}
+
+static rconn *online(relay *r, const kurer_device_address *a)
+{
+    for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
+        if (rc->authed && rc->c != NULL && !kurer_conn_closing(rc->c) &&
+            rc->addr.device_id == a->device_id && strcmp(rc->addr.user, a->user) == 0)
+            return rc;
+    return NULL;
+}
+
+/* A new envelope was committed for a: deliver at once if its device is here. */
+static void notify(relay *r, const kurer_device_address *a, uint64_t seq, const uint8_t *env,
+                   size_t len)
+{
+    rconn *rc = online(r, a);
+    if (rc == NULL)
+        return;
+    if (rc->caught_up && !rc->fetching && !kurer_conn_congested(rc->c)) {
+        if (seq > rc->last_pushed)
+            (void)push(rc, seq, env, len);
+        if (rc->c != NULL && kurer_conn_congested(rc->c))
+            rc->caught_up = 0, rc->dirty = 1;
+    } else {
+        rc->dirty = 1;
+        start_fetch(rc);
+    }
+}
+
+/* ---- send --------------------------------------------------------------------------------- */
+
+typedef struct send_ctx {
+    rconn *rc;
+    uint64_t request_id;
+    kurer_user_result *results;
+    size_t n_results;
+    kurer_store_item *items; /* accepted envelopes, for notify */
+    size_t n_items;
+    kurer_buf envs;
+    size_t *offs;
+} send_ctx;
+
+static void send_ctx_free(send_ctx *sc)
+{
+    for (size_t i = 0; sc->results != NULL && i < sc->n_results; i++) {
+        free((void *)sc->results[i].user);
+        free((void *)sc->results[i].current.devices);
+    }
+    free(sc->results);
+    free(sc->items);
+    free(sc->offs);
+    kurer_buf_release(&sc->envs);
+    free(sc);
+}
+
+static void reply_send(send_ctx *sc)
+{
+    kurer_server_frame f;
+    memset(&f, 0, sizeof(f));
+    f.request_id = sc->request_id;
+    f.body = KURER_SERVER_SEND_RESULT;
+    f.u.send_result.users = sc->results;
+    f.u.send_result.n = sc->n_results;
+    (void)send_frame(sc->rc, &f);
+}
+
+static void on_put(void *arg, int err, const uint64_t *seqs, size_t n)
+{
+    send_ctx *sc = arg;
+    relay *r = sc->rc->r;
+    if (err != 0) {
+        send_error(sc->rc, sc->request_id, err, 0);
+    } else {
+        r->env_accepted += n;
+        reply_send(sc);
+        for (size_t i = 0; i < n; i++)
+            notify(r, &sc->items[i].to, seqs[i], sc->items[i].env, sc->items[i].len);
+    }
+    rconn_unref(sc->rc);
+    send_ctx_free(sc);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int rate_ok(rconn *rc, size_t n)
+{
+    relay *r = rc->r;
+    if (r->cfg.send_rate == 0)
+        return 1;
+    uint64_t now = kurer_time_mono_ms();
+    double burst = (double)r->cfg.send_rate * 4;
+    rc->tokens += (double)(now - rc->tokens_ms) * (double)r->cfg.send_rate / 1000.0;
+    rc->tokens_ms = now;
+    if (rc->tokens > burst)
+        rc->tokens = burst;
+    if (rc->tokens < (double)n)
+        return 0;
+    rc->tokens -= (double)n;
+    return 1;
+}
+
+static void handle_send(rconn *rc, const kurer_client_frame *f)
+{
+    relay *r = rc->r;
+    const kurer_envelope *env = f->u.send.envelopes;
+    size_t n = f->u.send.n;
+    int64_t now = kurer_time_unix();
+    if (n > r->cfg.max_send_envelopes) {
+        send_error(rc, f->request_id, KURER_ELIMIT, 0);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (env[i].content_len > r->cfg.max_envelope) {
+            send_error(rc, f->request_id, KURER_ELIMIT, 0);
+            return;
+        }
+    if (!rate_ok(rc, n)) {
+        send_error(rc, f->request_id, KURER_ERATE, 0);
+        return;
+    }
+    send_ctx *sc = calloc(1, sizeof(*sc));
+    if (sc == NULL)
+        goto nomem;
+    sc->rc = rc;
+    sc->request_id = f->request_id;
+    sc->results = calloc(n, sizeof(*sc->results));
+    sc->items = calloc(n, sizeof(*sc->items));
+    sc->offs = calloc(n, sizeof(*sc->offs));
+    uint32_t *want = calloc(n, sizeof(*want));
+    uint32_t *have = calloc(r->n_dir + 1, sizeof(*have));
+    kurer_buf_init(&sc->envs, (size_t)n * KURER_FRAME_MAX);
+    if (sc->results == NULL || sc->items == NULL || sc->offs == NULL || want == NULL ||
+        have == NULL) {
+        free(want);
+        free(have);
+        send_ctx_free(sc);
+        goto nomem;
+    }
+    /* Per recipient user: the devices asked for must be exactly its current devices (the
+     * sender's own device excepted). */
+    for (size_t i = 0; i < n; i++) {
+        const char *user = env[i].to.user;
+        int seen = 0;
+        for (size_t k = 0; k < sc->n_results; k++)
+            if (strcmp(sc->results[k].user, user) == 0)
+                seen = 1;
+        if (seen)
+            continue;
+        kurer_user_result *ur = &sc->results[sc->n_results++];
+        ur->user = strdup(user);
+        if (ur->user == NULL) {
+            free(want);
+            free(have);
+            send_ctx_free(sc);
+            goto nomem;
+        }
+        size_t nw = 0, nh = 0;
+        for (size_t j = i; j < n; j++)
+            if (strcmp(env[j].to.user, user) == 0)
+                want[nw++] = env[j].to.device_id;
+        for (size_t d = 0; d < r->n_dir; d++)
+            if (strcmp(r->dir[d].addr.user, user) == 0 && dir_current(r, &r->dir[d], now) &&
+                !(strcmp(user, rc->addr.user) == 0 &&
+                  r->dir[d].addr.device_id == rc->addr.device_id))
+                have[nh++] = r->dir[d].addr.device_id;
+        int known = nh > 0 || strcmp(user, rc->addr.user) == 0;
+        qsort(want, nw, sizeof(*want), cmp_u32);
+        qsort(have, nh, sizeof(*have), cmp_u32);
+        /* Several envelopes for one device in one request are allowed: compare sets. */
+        size_t u = 0;
+        for (size_t j = 0; j < nw; j++)
+            if (u == 0 || want[u - 1] != want[j])
+                want[u++] = want[j];
+        nw = u;
+        if (!known) {
+            ur->status = KURER_SEND_UNKNOWN_USER;
+            count_reject(r, KURER_EUNKNOWNUSER);
+        } else if (nw != nh || memcmp(want, have, nw * sizeof(*want)) != 0) {
+            ur->status = KURER_SEND_STALE_DEVICES;
+            count_reject(r, KURER_ESTALEDEVICES);
+            /* current list: chains of current devices (the sender's own excluded) */
+            size_t cnt = 0;
+            kurer_chain *chains = calloc(nh ? nh : 1, sizeof(*chains));
+            for (size_t d = 0; chains != NULL && d < r->n_dir; d++)
+                if (strcmp(r->dir[d].addr.user, user) == 0 && dir_current(r, &r->dir[d], now) &&
+                    !(strcmp(user, rc->addr.user) == 0 &&
+                      r->dir[d].addr.device_id == rc->addr.device_id) &&
+                    cnt < KURER_USER_DEVICES_MAX)
+                    chains[cnt++] = r->dir[d].chain;
+            ur->current.user = ur->user;
+            ur->current.devices = chains;
+            ur->current.n_devices = cnt;
+        } else {
+            ur->status = KURER_SEND_ACCEPTED;
+        }
+    }
+    free(want);
+    free(have);
+    /* Envelopes of accepted users, with from and server_ts set here. */
+    for (size_t i = 0; i < n; i++) {
+        kurer_user_result *ur = NULL;
+        for (size_t k = 0; k < sc->n_results; k++)
+            if (strcmp(sc->results[k].user, env[i].to.user) == 0)
+                ur = &sc->results[k];
+        if (ur == NULL || ur->status != KURER_SEND_ACCEPTED)
+            continue;
+        kurer_envelope e = env[i];
+        e.has_from = 1;
+        e.from = rc->addr;
+        e.server_ts = kurer_time_unix() * 1000;
+        size_t before = sc->envs.len;
+        int err = kurer_envelope_encode(&e, &sc->envs);
+        if (err != 0) {
+            send_ctx_free(sc);
+            send_error(rc, f->request_id, err, 0);
+            return;
+        }
+        sc->offs[sc->n_items] = before;
+        sc->items[sc->n_items].to = env[i].to;
+        sc->items[sc->n_items].len = sc->envs.len - before;
+        sc->n_items++;
+    }
+    for (size_t i = 0; i < sc->n_items; i++)
+        sc->items[i].env = sc->envs.data + sc->offs[i];
+    /* Results for stale users point at calloc'ed chains: freed after the reply. */
+    if (sc->n_items == 0) {
+        reply_send(sc);
+        send_ctx_free(sc);
+        return;
+    }
+    rc->refs++;
+    if (kurer_store_put(r->store, sc->items, sc->n_items, r->cfg.mailbox_max, on_put, sc) != 0) {
+        rc->refs--;
+        send_ctx_free(sc);
+        goto nomem;
+    }
+    return;
+nomem:
+    send_error(rc, f->request_id, KURER_ENOMEM, 1);
+}
+
+/* ---- other requests ----------------------------------------------------------------------- */
+
+typedef struct req_ctx {
+    rconn *rc;
+    uint64_t request_id;
+} req_ctx;
+
+static void on_acked(void *arg, int err)
+{
+    req_ctx *q = arg;
+    if (err != 0) {
+        send_error(q->rc, q->request_id, err, 0);
+    } else {
+        kurer_server_frame f;
+        memset(&f, 0, sizeof(f));
+        f.request_id = q->request_id;
+        f.body = KURER_SERVER_OK;
+        (void)send_frame(q->rc, &f);
+    }
+    rconn_unref(q->rc);
+    free(q);
+}
+
+static void handle_ack(rconn *rc, const kurer_client_frame *f)
+{
+    req_ctx *q = malloc(sizeof(*q));
+    if (q == NULL) {
+        send_error(rc, f->request_id, KURER_ENOMEM, 1);
+        return;
+    }
+    q->rc = rc;
+    q->request_id = f->request_id;
+    rc->refs++;
+    if (kurer_store_ack(rc->r->store, &rc->addr, f->u.ack.seqs, f->u.ack.n, on_acked, q) != 0) {
+        rc->refs--;
+        free(q);
+        send_error(rc, f->request_id, KURER_ENOMEM, 1);
+        return;
+    }
+    rc->r->env_acked += f->u.ack.n;
+}
+
+static void handle_lookup(rconn *rc, const kurer_client_frame *f)
+{
+    relay *r = rc->r;
+    int64_t now = kurer_time_unix();
+    kurer_user_devices *ud = calloc(f->u.lookup.n, sizeof(*ud));
+    kurer_chain *chains = calloc(f->u.lookup.n * KURER_USER_DEVICES_MAX, sizeof(*chains));
+    if (ud == NULL || chains == NULL) {
+        free(ud);
+        free(chains);
+        send_error(rc, f->request_id, KURER_ENOMEM, 0);
+        return;
+    }
+    for (size_t i = 0; i < f->u.lookup.n; i++) {
+        kurer_chain *mine = chains + i * KURER_USER_DEVICES_MAX;
+        ud[i].user = f->u.lookup.users[i];
+        ud[i].devices = mine;
+        for (size_t d = 0; d < r->n_dir && ud[i].n_devices < KURER_USER_DEVICES_MAX; d++)
+            if (strcmp(r->dir[d].addr.user, ud[i].user) == 0 && dir_current(r, &r->dir[d], now))
+                mine[ud[i].n_devices++] = r->dir[d].chain;
+    }
+    kurer_server_frame out;
+    memset(&out, 0, sizeof(out));
+    out.request_id = f->request_id;
+    out.body = KURER_SERVER_DIRECTORY;
+    out.u.directory.users = ud;
+    out.u.directory.n = f->u.lookup.n;
+    if (send_frame(rc, &out) == KURER_ELIMIT && rc->c != NULL && !kurer_conn_closing(rc->c))
+        send_error(rc, f->request_id, KURER_ELIMIT, 0);
+    free(ud);
+    free(chains);
+}
+
+static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
+{
+    rconn *rc = kurer_conn_data(c);
+    kurer_client_frame f;
+    int err = kurer_client_frame_decode(data, n, &f);
+    if (err != 0) {
+        send_error(rc, 0, err, 1);
+        return;
+    }
+    switch (f.body) {
+    case KURER_CLIENT_SEND:
+        handle_send(rc, &f);
+        break;
+    case KURER_CLIENT_ACK:
+        handle_ack(rc, &f);
+        break;
+    case KURER_CLIENT_LOOKUP:
+        handle_lookup(rc, &f);
+        break;
+    case KURER_CLIENT_PING: {
+        kurer_server_frame out;
+        memset(&out, 0, sizeof(out));
+        out.request_id = f.request_id;
+        out.body = KURER_SERVER_PONG;
+        out.u.pong.client_time = f.u.ping.client_time;
+        out.u.pong.server_time = kurer_time_unix() * 1000;
+        (void)send_frame(rc, &out);
+        break;
+    }
+    default:
+        send_error(rc, f.request_id, KURER_EUNSUPPORTED, 0);
+        break;
+    }
+    kurer_client_frame_release(&f);
+}
+
+/* ---- handshake ---------------------------------------------------------------------------- */
+
+static void refuse(rconn *rc, int code)
+{
+    kurer_handshake_accept a;
+    kurer_buf b;
+    memset(&a, 0, sizeof(a));
+    a.protocol_version = KURER_PROTOCOL_VERSION;
+    a.has_error = 1;
+    a.error_code = code;
+    snprintf(a.error_message, sizeof(a.error_message), "%s", kurer_strerror(code));
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    rc->r->handshakes_failed++;
+    count_reject(rc->r, code);
+    char peer[64];
+    kurer_conn_peer(rc->c, peer, sizeof(peer));
+    kurer_log(KURER_LOG_INFO, "relay", "handshake_refused",
+              (kurer_log_field[]){KURER_LOG_STR("peer", peer),
+                                  KURER_LOG_STR("reason", kurer_err_name(code))},
+              2);
+    if (kurer_handshake_accept_encode(&a, &b) != 0 ||
+        kurer_conn_hs_reply(rc->c, 0, b.data, b.len, code) != 0)
+        kurer_conn_close(rc->c, code);
+    kurer_buf_release(&b);
+}
+
+typedef struct hs_ctx {
+    rconn *rc;
+    kurer_chain chain;
+} hs_ctx;
+
+static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t n, uint64_t total)
+{
+    hs_ctx *h = arg;
+    rconn *rc = h->rc;
+    relay *r = rc->r;
+    (void)rows;
+    (void)n;
+    if (rc->c == NULL || kurer_conn_closing(rc->c)) {
+        goto out;
+    }
+    if (err != 0) {
+        refuse(rc, err);
+        goto out;
+    }
+    /* One live connection per device: the newest wins. */
+    rconn *old = online(r, &rc->addr);
+    if (old != NULL && old != rc) {
+        r->replaced++;
+        send_error(old, 0, KURER_EBUSY, 1);
+    }
+    kurer_handshake_accept a;
+    kurer_buf b;
+    memset(&a, 0, sizeof(a));
+    a.protocol_version = KURER_PROTOCOL_VERSION;
+    a.server_time = kurer_time_unix() * 1000;
+    a.queued = total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    if (kurer_handshake_accept_encode(&a, &b) != 0 ||
+        kurer_conn_hs_reply(rc->c, 1, b.data, b.len, 0) != 0) {
+        kurer_buf_release(&b);
+        kurer_conn_close(rc->c, KURER_EINTERNAL);
+        goto out;
+    }
+    kurer_buf_release(&b);
+    rc->authed = 1;
+    r->handshakes_ok++;
+    /* Register (or refresh) the device in the directory. */
+    dir_entry *e = dir_find(r, &rc->addr);
+    int changed = e == NULL || e->serial != rc->v.serial;
+    if (dir_put(r, &rc->addr, &rc->v, &h->chain) == 0 && changed) {
+        kurer_buf cb;
+        kurer_buf_init(&cb, KURER_CHAIN_BYTES_MAX);
+        if (kurer_chain_encode(&h->chain, &cb) == 0) {
+            kurer_store_device d = {rc->addr, rc->v.serial, cb.data, cb.len};
+            if (kurer_store_put_device(r->store, &d, NULL, NULL) != 0)
+                kurer_log(KURER_LOG_WARN, "relay", "directory_write_failed", NULL, 0);
+        }
+        kurer_buf_release(&cb);
+    }
+    kurer_log(KURER_LOG_INFO, "relay", "device_connected",
+              (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
+                                  KURER_LOG_INT("device", rc->addr.device_id),
+                                  KURER_LOG_INT("queued", total)},
+              3);
+    start_fetch(rc);
+out:
+    rconn_unref(rc);
+    free(h);
+}
+
+static void conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
+                       const uint8_t *payload, size_t n)
+{
+    rconn *rc = kurer_conn_data(c);
+    relay *r = rc->r;
+    kurer_handshake_init hi;
+    if (p != KURER_NOISE_IK || rs == NULL) {
+        refuse(rc, KURER_EUNSUPPORTED);
+        return;
+    }
+    int err = kurer_handshake_init_decode(payload, n, &hi);
+    if (err == 0)
+        err = kurer_trust_verify_chain(r->trust, &hi.chain, kurer_time_unix(), &rc->v);
+    if (err == 0 && !kurer_ct_equal(rc->v.noise_key, rs, 32))
+        err = KURER_EKEYMISMATCH;
+    if (err != 0) {
+        refuse(rc, err);
+        return;
+    }
+    snprintf(rc->addr.user, sizeof(rc->addr.user), "%s", rc->v.user);
+    rc->addr.device_id = rc->v.device_id;
+    hs_ctx *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        refuse(rc, KURER_ENOMEM);
+        return;
+    }
+    h->rc = rc;
+    h->chain = hi.chain;
+    rc->refs++;
+    /* The second message carries the queue length: ask the store first. */
+    if (kurer_store_fetch(r->store, &rc->addr, 0, 0, on_hs_count, h) != 0) {
+        rc->refs--;
+        free(h);
+        refuse(rc, KURER_ENOMEM);
+    }
+}
+
+static void conn_on_drain(kurer_conn *c)
+{
+    rconn *rc = kurer_conn_data(c);
+    if (rc->authed && rc->dirty)
+        start_fetch(rc);
+}
+
+static void conn_on_close(kurer_conn *c, int err)
+{
+    rconn *rc = kurer_conn_data(c);
+    relay *r = rc->r;
+    if (err != 0 && err != KURER_ECLOSED)
+        count_reject(r, err);
+    if (rc->authed)
+        kurer_log(KURER_LOG_INFO, "relay", "device_disconnected",
+                  (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
+                                      KURER_LOG_INT("device", rc->addr.device_id),
+                                      KURER_LOG_STR("reason", kurer_err_name(err))},
+                  3);
+    rc->c = NULL;
+    if (rc->prev != NULL)
+        rc->prev->next = rc->next;
+    else
+        r->conns = rc->next;
+    if (rc->next != NULL)
+        rc->next->prev = rc->prev;
+    rconn_unref(rc);
+}
+
+static const kurer_conn_cbs conn_cbs = {
+    conn_on_hs, NULL, conn_on_record, conn_on_drain, NULL, conn_on_close,
+};
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    relay *r = server->data;
+    if (status < 0 || r->stopping)
+        return;
+    rconn *rc = calloc(1, sizeof(*rc));
+    if (rc == NULL)
+        return;
+    rc->r = r;
+    rc->refs = 1;
+    rc->tokens = (double)r->cfg.send_rate * 4;
+    rc->tokens_ms = kurer_time_mono_ms();
+    if (kurer_conn_accept_from(&rc->c, server, &r->lim, &conn_cbs, r->sk, 0, rc) != 0) {
+        free(rc);
+        return;
+    }
+    r->connections++;
+    rc->next = r->conns;
+    if (r->conns != NULL)
+        r->conns->prev = rc;
+    r->conns = rc;
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+typedef struct mreq {
+    uv_tcp_t tcp;
+    uv_write_t w;
+    char *body;
+} mreq;
+
+static void m_closed(uv_handle_t *h)
+{
+    mreq *m = h->data;
+    free(m->body);
+    free(m);
+}
+
+static void m_written(uv_write_t *w, int status)
+{
+    mreq *m = w->data;
+    (void)status;
+    uv_close((uv_handle_t *)&m->tcp, m_closed);
+}
+
+static char *metrics_text(relay *r)
+{
+    size_t cap = 8192, len = 0;
+    char *s = malloc(cap);
+    kurer_store_stats st;
+    uint64_t live = 0;
+    if (s == NULL)
+        return NULL;
+    for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
+        live++;
+    kurer_store_get_stats(r->store, &st);
+#define M(name, type, val)                                                                         \
+    len += (size_t)snprintf(s + len, cap - len, "# TYPE kurer_%s %s\nkurer_%s %llu\n", name, type, \
+                            name, (unsigned long long)(val))
+    M("connections_total", "counter", r->connections);
+    M("connections", "gauge", live);
+    M("handshakes_ok_total", "counter", r->handshakes_ok);
+    M("handshakes_failed_total", "counter", r->handshakes_failed);
+    M("envelopes_accepted_total", "counter", r->env_accepted);
+    M("envelopes_delivered_total", "counter", r->env_delivered);
+    M("envelopes_acked_total", "counter", r->env_acked);
+    M("connections_replaced_total", "counter", r->replaced);
+    M("store_commits_total", "counter", st.commits);
+    M("store_commit_batch", "gauge", st.last_batch);
+    M("store_commit_latency_us", "gauge", st.last_commit_us);
+    M("store_queue_depth", "gauge", st.queued_ops);
+    M("directory_devices", "gauge", r->n_dir);
+#undef M
+    len += (size_t)snprintf(s + len, cap - len, "# TYPE kurer_rejections_total counter\n");
+    for (int i = 1; i < NERR && len < cap - 128; i++)
+        if (r->rejects[i] != 0)
+            len +=
+                (size_t)snprintf(s + len, cap - len, "kurer_rejections_total{reason=\"%s\"} %llu\n",
+                                 kurer_err_name(-i), (unsigned long long)r->rejects[i]);
+    return s;
+}
+
+static void on_metrics(uv_stream_t *server, int status)
+{
+    relay *r = server->data;
+    if (status < 0)
+        return;
+    mreq *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return;
+    uv_tcp_init(r->loop, &m->tcp);
+    m->tcp.data = m;
+    m->w.data = m;
+    if (uv_accept(server, (uv_stream_t *)&m->tcp) != 0) {
+        uv_close((uv_handle_t *)&m->tcp, m_closed);
+        return;
+    }
+    /* The request is not read: whatever is asked, the answer is the metrics page. */
+    char *body = metrics_text(r);
+    size_t blen = body ? strlen(body) : 0;
+    m->body = malloc(blen + 128);
+    if (m->body == NULL) {
+        free(body);
+        uv_close((uv_handle_t *)&m->tcp, m_closed);
+        return;
+    }
+    int hl = snprintf(m->body, 128,
+                      "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      blen);
+    memcpy(m->body + hl, body ? body : "", blen);
+    free(body);
+    uv_buf_t b = uv_buf_init(m->body, (unsigned)(hl + (int)blen));
+    if (uv_write(&m->w, (uv_stream_t *)&m->tcp, &b, 1, m_written) != 0)
+        uv_close((uv_handle_t *)&m->tcp, m_closed);
+}
+
+/* ---- revocation lists --------------------------------------------------------------------- */
+
+static void disconnect_revoked(relay *r)
+{
+    for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
+        if (rc->authed && rc->c != NULL && !kurer_conn_closing(rc->c) &&
+            kurer_trust_is_revoked(r->trust, rc->v.authority_key_id, rc->v.serial)) {
+            kurer_log(KURER_LOG_WARN, "relay", "revoked_disconnect",
+                      (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
+                                          KURER_LOG_INT("device", rc->addr.device_id)},
+                      2);
+            send_error(rc, 0, KURER_EREVOKED, 1);
+        }
+}
+
+static int load_crls(relay *r, int at_start)
+{
+    for (size_t i = 0; i < r->opts->n_crls; i++) {
+        uint8_t *data;
+        size_t len;
+        uint64_t version;
+        int err = kurer_file_read(r->opts->crl_files[i], KURER_CRL_BYTES_MAX, &data, &len);
+        if (err == 0) {
+            err = kurer_trust_add_crl(r->trust, data, len, &version);
+            free(data);
+        }
+        if (err == KURER_ESTALE)
+            continue;
+        if (err != 0) {
+            if (at_start) {
+                fprintf(stderr, "kurer-relay: %s: %s\n", r->opts->crl_files[i],
+                        kurer_strerror(err));
+                return err;
+            }
+            kurer_log(KURER_LOG_WARN, "relay", "crl_reload_failed",
+                      (kurer_log_field[]){KURER_LOG_STR("error", kurer_err_name(err))}, 1);
+            continue;
+        }
+        kurer_log(KURER_LOG_INFO, "relay", "crl_loaded",
+                  (kurer_log_field[]){KURER_LOG_INT("version", version)}, 1);
+    }
+    disconnect_revoked(r);
+    return 0;
+}
+
+/* ---- life cycle --------------------------------------------------------------------------- */
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    (void)load_crls(s->data, 0);
+}
+
+static void on_stop(uv_signal_t *s, int signum)
+{
+    relay *r = s->data;
+    (void)signum;
+    if (r->stopping)
+        return;
+    r->stopping = 1;
+    kurer_log(KURER_LOG_INFO, "relay", "shutdown", NULL, 0);
+    uv_close((uv_handle_t *)&r->server, NULL);
+    if (r->have_metrics)
+        uv_close((uv_handle_t *)&r->metrics, NULL);
+    for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
+        if (rc->c != NULL)
+            kurer_conn_close(rc->c, 0);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sighup, NULL);
+    /* Finish every submitted commit; late callbacks find their connections closed. */
+    kurer_store_close(r->store);
+    r->store = NULL;
+}
+
+void kurer_relay_config_default(kurer_relay_config *c)
+{
+    c->max_record = KURER_NET_RECORD_MAX;
+    c->max_envelope = KURER_ENVELOPE_CONTENT_MAX;
+    c->max_send_envelopes = 256;
+    c->mailbox_max = 10000;
+    c->handshake_timeout_ms = 10000;
+    c->idle_timeout_ms = 120000;
+    c->send_rate = 200;
+    c->out_cap = (uint64_t)1 << 20;
+    c->out_max = (uint64_t)4 << 20;
+    c->deliver_batch = 64;
+}
+
+int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+        uint64_t min, max;
+    } keys[] = {
+#define K(name, lo, hi) {#name, offsetof(kurer_relay_config, name), lo, hi}
+        K(max_record, 128, 65535),
+        K(max_envelope, 1, KURER_ENVELOPE_CONTENT_MAX),
+        K(max_send_envelopes, 1, KURER_SEND_ENVELOPES_MAX),
+        K(mailbox_max, 1, 100000000),
+        K(handshake_timeout_ms, 50, 600000),
+        K(idle_timeout_ms, 0, 86400000),
+        K(send_rate, 0, 1000000),
+        K(out_cap, 65536, (uint64_t)1 << 30),
+        K(out_max, 65536, (uint64_t)1 << 30),
+        K(deliver_batch, 1, 1024),
+#undef K
+    };
+    uint8_t *data;
+    size_t len;
+    *line = 0;
+    int err = kurer_file_read(path, 1 << 20, &data, &len);
+    if (err != 0)
+        return err;
+    char *save = NULL;
+    int ln = 0;
+    err = 0;
+    for (char *l = strtok_r((char *)data, "\n", &save); l != NULL;
+         l = strtok_r(NULL, "\n", &save)) {
+        ln++;
+        char k[64], v[64];
+        while (*l == ' ' || *l == '\t')
+            l++;
+        if (*l == '#' || *l == '\0' || *l == '\r')
+            continue;
+        if (sscanf(l, "%63[a-z_] = %63s", k, v) != 2) {
+            err = KURER_EINVAL;
+            break;
+        }
+        size_t i;
+        for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+            if (strcmp(keys[i].key, k) == 0)
+                break;
+        uint64_t val;
+        if (i == sizeof(keys) / sizeof(keys[0]) || kurer_parse_u64(v, keys[i].max, &val) != 0 ||
+            val < keys[i].min) {
+            err = KURER_EINVAL;
+            break;
+        }
+        *(uint64_t *)((char *)c + keys[i].off) = val;
+    }
+    if (err != 0)
+        *line = ln;
+    free(data);
+    return err;
+}
+
+static int read_key(const char *dir, const char *name, uint8_t *out)
+{
+    char path[4096];
+    uint8_t *data;
+    size_t len;
+    struct stat st;
+    int err = kurer_path_join(path, sizeof(path), dir, name);
+    if (err != 0)
+        return err;
+    if (stat(path, &st) != 0)
+        return KURER_ENOENT;
+    if ((st.st_mode & 077) != 0)
+        return KURER_EPERM;
+    err = kurer_file_read(path, 64, &data, &len);
+    if (err != 0)
+        return err;
+    if (len != 32)
+        err = KURER_EMALFORMED;
+    else
+        memcpy(out, data, 32);
+    kurer_wipe(data, len);
+    free(data);
+    return err;
+}
+
+int kurer_relay_init(const char *dir)
+{
+    char path[4096], hex[65];
+    uint8_t pk[32], store_key[32];
+    int err = kurer_crypto_init();
+    if (err != 0)
+        goto out_msg;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "kurer-relay: %s: cannot create folder\n", dir);
+        return 1;
+    }
+    uint8_t *sk = kurer_secure_alloc(32);
+    if (sk == NULL)
+        return 1;
+    err = kurer_noise_keypair(pk, sk);
+    if (err == 0)
+        err = kurer_path_join(path, sizeof(path), dir, "relay.key");
+    if (err == 0)
+        err = kurer_file_write(path, sk, 32, 0600, 0);
+    kurer_secure_free(sk);
+    kurer_random(store_key, sizeof(store_key));
+    if (err == 0)
+        err = kurer_path_join(path, sizeof(path), dir, "store.key");
+    if (err == 0)
+        err = kurer_file_write(path, store_key, 32, 0600, 0);
+    kurer_memzero(store_key, sizeof(store_key));
+    kurer_hex_encode(hex, pk, 32);
+    hex[64] = '\n';
+    if (err == 0)
+        err = kurer_path_join(path, sizeof(path), dir, "relay.pub");
+    if (err == 0)
+        err = kurer_file_write(path, hex, 65, 0644, 0);
+    if (err != 0)
+        goto out_msg;
+    hex[64] = '\0';
+    printf("%s\n", hex);
+    return 0;
+out_msg:
+    fprintf(stderr, "kurer-relay: init %s: %s\n", dir, kurer_strerror(err));
+    return 1;
+}
+
+int kurer_relay_run(const kurer_relay_opts *o)
+{
+    relay r;
+    char path[4096];
+    uint8_t store_key[32];
+    struct sockaddr_storage addr;
+    int err;
+    const char *what = "";
+    memset(&r, 0, sizeof(r));
+    r.opts = o;
+    r.cfg = o->cfg;
+    r.loop = uv_default_loop();
+    if ((err = kurer_crypto_init()) != 0) {
+        what = "crypto";
+        goto fail;
+    }
+    r.lim = kurer_net_limits_default();
+    r.lim.max_record = (size_t)r.cfg.max_record;
+    r.lim.handshake_ms = r.cfg.handshake_timeout_ms;
+    r.lim.idle_ms = r.cfg.idle_timeout_ms;
+    r.lim.out_cap = (size_t)r.cfg.out_cap;
+    r.lim.out_max = (size_t)r.cfg.out_max;
+    r.sk = kurer_secure_alloc(32);
+    if (r.sk == NULL) {
+        err = KURER_ENOMEM;
+        goto fail;
+    }
+    what = "relay.key (run kurer-relay init first)";
+    if ((err = read_key(o->dir, "relay.key", r.sk)) != 0 ||
+        (err = kurer_noise_public_key(r.pk, r.sk)) != 0)
+        goto fail;
+    what = "trust";
+    if ((err = kurer_trust_new(&r.trust)) != 0)
+        goto fail;
+    for (size_t i = 0; i < o->n_roots; i++) {
+        uint8_t *data;
+        size_t len;
+        kurer_cert root;
+        what = o->roots[i];
+        if ((err = kurer_file_read(o->roots[i], KURER_CERT_MAX, &data, &len)) != 0)
+            goto fail;
+        err = kurer_cert_decode(data, len, &root);
+        free(data);
+        if (err == 0)
+            err = kurer_trust_add_root(r.trust, &root, kurer_time_unix());
+        if (err != 0)
+            goto fail;
+    }
+    if (load_crls(&r, 1) != 0)
+        goto fail_quiet;
+    what = "store.key";
+    if ((err = read_key(o->dir, "store.key", store_key)) != 0)
+        goto fail;
+    what = "store";
+    if ((err = kurer_path_join(path, sizeof(path), o->dir, "relay.db")) != 0)
+        goto fail;
+    err = kurer_store_open(&r.store, r.loop, path, store_key);
+    kurer_memzero(store_key, sizeof(store_key));
+    if (err != 0)
+        goto fail;
+    if ((err = kurer_store_load_directory(r.store, on_dir_loaded, &r)) != 0)
+        goto fail;
+    what = o->listen;
+    if ((err = kurer_net_parse_addr(o->listen, &addr)) != 0)
+        goto fail;
+    uv_tcp_init(r.loop, &r.server);
+    r.server.data = &r;
+    if (uv_tcp_bind(&r.server, (struct sockaddr *)&addr, 0) != 0 ||
+        uv_listen((uv_stream_t *)&r.server, 511, on_connection) != 0) {
+        err = KURER_EIO;
+        goto fail;
+    }
+    if (o->metrics != NULL) {
+        struct sockaddr_storage maddr;
+        what = o->metrics;
+        if ((err = kurer_net_parse_addr(o->metrics, &maddr)) != 0)
+            goto fail;
+        uv_tcp_init(r.loop, &r.metrics);
+        r.metrics.data = &r;
+        r.have_metrics = 1;
+        if (uv_tcp_bind(&r.metrics, (struct sockaddr *)&maddr, 0) != 0 ||
+            uv_listen((uv_stream_t *)&r.metrics, 16, on_metrics) != 0) {
+            err = KURER_EIO;
+            goto fail;
+        }
+    }
+    uv_signal_init(r.loop, &r.sigterm);
+    uv_signal_init(r.loop, &r.sigint);
+    uv_signal_init(r.loop, &r.sighup);
+    r.sigterm.data = r.sigint.data = r.sighup.data = &r;
+    uv_signal_start(&r.sigterm, on_stop, SIGTERM);
+    uv_signal_start(&r.sigint, on_stop, SIGINT);
+    uv_signal_start(&r.sighup, on_sighup, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    char host[64];
+    uv_tcp_getsockname(&r.server, (struct sockaddr *)&bound, &blen);
+    if (bound.ss_family == AF_INET) {
+        uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof(host));
+        printf("listening %s:%u\n", host,
+               (unsigned)ntohs(((struct sockaddr_in *)&bound)->sin_port));
+    } else {
+        uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof(host));
+        printf("listening [%s]:%u\n", host,
+               (unsigned)ntohs(((struct sockaddr_in6 *)&bound)->sin6_port));
+    }
+    if (r.have_metrics) {
+        blen = sizeof(bound);
+        uv_tcp_getsockname(&r.metrics, (struct sockaddr *)&bound, &blen);
+        uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof(host));
+        printf("metrics %s:%u\n", host, (unsigned)ntohs(((struct sockaddr_in *)&bound)->sin_port));
+    }
+    fflush(stdout);
+    kurer_log(KURER_LOG_INFO, "relay", "started",
+              (kurer_log_field[]){KURER_LOG_INT("directory_devices", r.n_dir)}, 1);
+    uv_run(r.loop, UV_RUN_DEFAULT);
+    kurer_log(KURER_LOG_INFO, "relay", "stopped", NULL, 0);
+    kurer_trust_free(r.trust);
+    kurer_secure_free(r.sk);
+    free(r.dir);
+    uv_loop_close(r.loop);
+    return 0;
+fail:
+    fprintf(stderr, "kurer-relay: %s: %s\n", what, kurer_strerror(err));
+fail_quiet:
+    kurer_store_close(r.store);
+    kurer_trust_free(r.trust);
+    kurer_secure_free(r.sk);
+    return err != 0 ? err : KURER_EINVAL;
+}

@@ -1,0 +1,46 @@
+/* The relay server (private to relay/). */
+#ifndef KURER_RELAY_RELAY_H
+#define KURER_RELAY_RELAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kurer/error.h"
+
+/* Every limit of DESIGN.md's "Bad input" section, with its default (docs/relay.md). */
+typedef struct kurer_relay_config {
+    uint64_t max_record;         /* bytes per record, <= 65535 */
+    uint64_t max_envelope;       /* bytes of envelope content */
+    uint64_t max_send_envelopes; /* envelopes per send request */
+    uint64_t mailbox_max;        /* queued envelopes per device */
+    uint64_t handshake_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t send_rate;     /* envelopes per second per device (burst: 4x) */
+    uint64_t out_cap;       /* queued output bytes per connection before reading stops */
+    uint64_t out_max;       /* queued output bytes after which the connection is dropped */
+    uint64_t deliver_batch; /* envelopes read from the store per fetch */
+} kurer_relay_config;
+
+void kurer_relay_config_default(kurer_relay_config *c);
+/* Reads key = value lines (# comments). Unknown keys and bad values are KURER_EINVAL with the
+ * line number in *line. */
+KURER_MUST_CHECK int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line);
+
+typedef struct kurer_relay_opts {
+    const char *dir;
+    const char *listen;
+    const char *metrics; /* NULL: none */
+    const char *roots[8];
+    size_t n_roots;
+    const char *crl_files[8];
+    size_t n_crls;
+    kurer_relay_config cfg;
+} kurer_relay_opts;
+
+/* Serves until SIGTERM/SIGINT. Prints "listening HOST:PORT" on stdout once bound. Returns 0 on a
+ * graceful shutdown, else an error (already reported on stderr). */
+int kurer_relay_run(const kurer_relay_opts *o);
+/* Creates DIR with the relay's Noise key and store key. */
+int kurer_relay_init(const char *dir);
+
+#endif

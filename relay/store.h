@@ -1,0 +1,100 @@
+/* The relay store: mailboxes and the device directory behind one asynchronous interface.
+ *
+ * Every operation is submitted on the loop thread and completes on the loop thread: its callback
+ * runs from a uv_async handle, never inside the submitting call. A backend does its blocking
+ * work elsewhere (sqlite: one writer thread; a PostgreSQL backend would drive libpq on the loop
+ * with uv_poll). So the connection code never waits for a disk or a network.
+ *
+ * Durability: a put's callback runs only after the transaction holding its envelopes has
+ * committed (sqlite: WAL, synchronous=FULL). The sqlite backend groups everything submitted while
+ * a commit is running into the next transaction (group commit).
+ *
+ * Seqs are increasing per device (a store-wide counter that is never reused, so they are also
+ * unique); a device acks seqs and only its own rows are deleted.
+ *
+ * Buffers passed in are copied at submission; results passed to callbacks are borrowed for the
+ * duration of the callback. */
+#ifndef KURER_RELAY_STORE_H
+#define KURER_RELAY_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "kurer/error.h"
+#include "kurer/frame.h"
+
+typedef struct kurer_store kurer_store;
+
+/* One envelope to store: the recipient device and the envelope bytes (with from and server_ts
+ * already set by the relay). */
+typedef struct kurer_store_item {
+    kurer_device_address to;
+    const uint8_t *env;
+    size_t len;
+} kurer_store_item;
+
+typedef struct kurer_store_row {
+    uint64_t seq;
+    const uint8_t *env;
+    size_t len;
+} kurer_store_row;
+
+/* A directory entry: a device that connected with a valid chain. */
+typedef struct kurer_store_device {
+    kurer_device_address addr;
+    uint64_t serial;
+    const uint8_t *chain; /* CertificateChain bytes */
+    size_t chain_len;
+} kurer_store_device;
+
+/* err is 0 or a negative code; seqs (n of them, in item order) only on success. */
+typedef void (*kurer_store_put_cb)(void *arg, int err, const uint64_t *seqs, size_t n);
+/* rows in seq order; total is the number of envelopes queued for the device. */
+typedef void (*kurer_store_fetch_cb)(void *arg, int err, const kurer_store_row *rows, size_t n,
+                                     uint64_t total);
+typedef void (*kurer_store_done_cb)(void *arg, int err);
+/* Called once per stored device, synchronously, from kurer_store_load_directory. */
+typedef void (*kurer_store_device_cb)(void *arg, const kurer_store_device *d);
+
+typedef struct kurer_store_stats {
+    uint64_t commits;
+    uint64_t last_batch; /* operations in the last transaction */
+    uint64_t last_commit_us;
+    uint64_t queued_ops; /* submitted, not yet completed */
+} kurer_store_stats;
+
+/* Opens (creating if needed) the SQLCipher store at path with a raw 256-bit key, checks that
+ * SQLCipher is really there (cipher_version) and that the key is right, and starts the writer
+ * thread. Blocking: call before serving. KURER_EPASSPHRASE for a wrong key, KURER_ELINKAGE if
+ * the SQLite in the process is not SQLCipher, KURER_ESTORAGE otherwise. */
+KURER_MUST_CHECK int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path,
+                                      const uint8_t key[32]);
+/* Stops accepting work, lets the writer finish (and commit) everything submitted, runs the
+ * remaining callbacks, and frees the store. Blocking; on the loop thread. NULL-safe. */
+void kurer_store_close(kurer_store *s);
+
+/* Reads the directory (blocking; at start-up, before serving). */
+KURER_MUST_CHECK int kurer_store_load_directory(kurer_store *s, kurer_store_device_cb cb,
+                                                void *arg);
+
+/* Stores n envelopes durably in one transaction (with whatever else is pending). A mailbox that
+ * would hold more than mailbox_max envelopes refuses the whole put with KURER_ELIMIT. */
+KURER_MUST_CHECK int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n,
+                                     uint64_t mailbox_max, kurer_store_put_cb cb, void *arg);
+/* Up to limit envelopes of a device with seq > after, oldest first. */
+KURER_MUST_CHECK int kurer_store_fetch(kurer_store *s, const kurer_device_address *dev,
+                                       uint64_t after, size_t limit, kurer_store_fetch_cb cb,
+                                       void *arg);
+/* Deletes the device's envelopes with these seqs (unknown seqs are ignored). */
+KURER_MUST_CHECK int kurer_store_ack(kurer_store *s, const kurer_device_address *dev,
+                                     const uint64_t *seqs, size_t n, kurer_store_done_cb cb,
+                                     void *arg);
+/* Records (or replaces) a directory entry. */
+KURER_MUST_CHECK int kurer_store_put_device(kurer_store *s, const kurer_store_device *d,
+                                            kurer_store_done_cb cb, void *arg);
+
+void kurer_store_get_stats(kurer_store *s, kurer_store_stats *out);
+
+#endif

@@ -1,0 +1,527 @@
+/* The sqlite (SQLCipher) backend of the relay store: one writer thread with group commit. */
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kurer/log.h"
+#include "kurer/util.h"
+
+enum op_kind { OP_PUT = 1, OP_FETCH, OP_ACK, OP_DEVICE };
+
+typedef struct op {
+    struct op *next;
+    enum op_kind kind;
+    void *arg;
+    union {
+        kurer_store_put_cb put;
+        kurer_store_fetch_cb fetch;
+        kurer_store_done_cb done;
+    } cb;
+    int err;
+    /* inputs */
+    kurer_device_address dev;
+    kurer_store_item *items; /* OP_PUT: copies, bytes in blob */
+    size_t n;
+    uint64_t after, limit, mailbox_max, serial;
+    uint64_t *seqs; /* OP_PUT out, OP_ACK in */
+    uint8_t *blob;  /* OP_DEVICE chain */
+    size_t blob_len;
+    /* OP_FETCH out */
+    kurer_store_row *rows;
+    size_t n_rows;
+    uint64_t total;
+} op;
+
+struct kurer_store {
+    sqlite3 *db;
+    uv_loop_t *loop;
+    uv_async_t async;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    op *in_head, **in_tail;     /* submitted */
+    op *done_head, **done_tail; /* completed, for the loop */
+    int stopping;
+    kurer_store_stats stats;
+};
+
+static const char *SCHEMA =
+    "CREATE TABLE IF NOT EXISTS mailbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT "
+    "NULL, device INTEGER NOT NULL, env BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS mailbox_dev ON mailbox(user, device, seq);"
+    "CREATE TABLE IF NOT EXISTS devices(user TEXT NOT NULL, device INTEGER NOT NULL, serial "
+    "INTEGER NOT NULL, chain BLOB NOT NULL, PRIMARY KEY(user, device));"
+    "PRAGMA user_version = 1;";
+
+static void op_free(op *o)
+{
+    if (o == NULL)
+        return;
+    if (o->items != NULL)
+        free(o->items);
+    free(o->seqs);
+    free(o->blob);
+    free(o->rows);
+    free(o);
+}
+
+static int exec_put(kurer_store *s, op *o)
+{
+    sqlite3_stmt *cnt = NULL, *ins = NULL;
+    int rc = KURER_ESTORAGE;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2", -1,
+                           &cnt, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO mailbox(user, device, env) VALUES(?1, ?2, ?3)", -1,
+                           &ins, NULL) != SQLITE_OK)
+        goto out;
+    if (o->mailbox_max > 0) {
+        for (size_t i = 0; i < o->n; i++) {
+            sqlite3_reset(cnt);
+            sqlite3_bind_text(cnt, 1, o->items[i].to.user, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(cnt, 2, o->items[i].to.device_id);
+            if (sqlite3_step(cnt) != SQLITE_ROW)
+                goto out;
+            if ((uint64_t)sqlite3_column_int64(cnt, 0) + 1 > o->mailbox_max) {
+                rc = KURER_ELIMIT;
+                goto out;
+            }
+        }
+    }
+    sqlite3_exec(s->db, "SAVEPOINT put", NULL, NULL, NULL);
+    for (size_t i = 0; i < o->n; i++) {
+        sqlite3_reset(ins);
+        sqlite3_bind_text(ins, 1, o->items[i].to.user, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 2, o->items[i].to.device_id);
+        sqlite3_bind_blob(ins, 3, o->items[i].env, (int)o->items[i].len, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            sqlite3_exec(s->db, "ROLLBACK TO put; RELEASE put", NULL, NULL, NULL);
+            goto out;
+        }
+        o->seqs[i] = (uint64_t)sqlite3_last_insert_rowid(s->db);
+    }
+    sqlite3_exec(s->db, "RELEASE put", NULL, NULL, NULL);
+    rc = 0;
+out:
+    sqlite3_finalize(cnt);
+    sqlite3_finalize(ins);
+    return rc;
+}
+
+static int exec_fetch(kurer_store *s, op *o)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = KURER_ESTORAGE;
+    size_t cap = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2", -1,
+                           &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, o->dev.user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, o->dev.device_id);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        goto out;
+    o->total = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT seq, env FROM mailbox WHERE user=?1 AND device=?2 AND seq>?3 "
+                           "ORDER BY seq LIMIT ?4",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, o->dev.user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, o->dev.device_id);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)o->after);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)o->limit);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (o->n_rows == cap) {
+            cap = cap ? cap * 2 : 16;
+            kurer_store_row *nr = realloc(o->rows, cap * sizeof(*nr));
+            if (nr == NULL) {
+                rc = KURER_ENOMEM;
+                goto out;
+            }
+            o->rows = nr;
+        }
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        uint8_t *copy = malloc(len ? len : 1);
+        if (copy == NULL) {
+            rc = KURER_ENOMEM;
+            goto out;
+        }
+        memcpy(copy, sqlite3_column_blob(st, 1), len);
+        o->rows[o->n_rows].seq = (uint64_t)sqlite3_column_int64(st, 0);
+        o->rows[o->n_rows].env = copy;
+        o->rows[o->n_rows].len = len;
+        o->n_rows++;
+    }
+    rc = r == SQLITE_DONE ? 0 : KURER_ESTORAGE;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int exec_ack(kurer_store *s, op *o)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = KURER_ESTORAGE;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM mailbox WHERE seq=?1 AND user=?2 AND device=?3", -1,
+                           &st, NULL) != SQLITE_OK)
+        goto out;
+    for (size_t i = 0; i < o->n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)o->seqs[i]);
+        sqlite3_bind_text(st, 2, o->dev.user, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, o->dev.device_id);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int exec_device(kurer_store *s, op *o)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = KURER_ESTORAGE;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO devices VALUES(?1, ?2, ?3, ?4)", -1, &st,
+                           NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, o->dev.user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, o->dev.device_id);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)o->serial);
+    sqlite3_bind_blob(st, 4, o->blob, (int)o->blob_len, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : KURER_ESTORAGE;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The writer: takes everything submitted, runs it in one transaction, commits, hands the
+ * completions to the loop. What arrives meanwhile waits for the next round. */
+static void *writer(void *arg)
+{
+    kurer_store *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (s->in_head == NULL && !s->stopping)
+            pthread_cond_wait(&s->cv, &s->mu);
+        op *batch = s->in_head;
+        s->in_head = NULL;
+        s->in_tail = &s->in_head;
+        int stop = s->stopping && batch == NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            break;
+        uint64_t t0 = kurer_time_mono_ns();
+        uint64_t count = 0;
+        int txrc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
+                       ? 0
+                       : KURER_ESTORAGE;
+        for (op *o = batch; o != NULL && txrc == 0; o = o->next) {
+            count++;
+            switch (o->kind) {
+            case OP_PUT:
+                o->err = exec_put(s, o);
+                break;
+            case OP_FETCH:
+                o->err = exec_fetch(s, o);
+                break;
+            case OP_ACK:
+                o->err = exec_ack(s, o);
+                break;
+            case OP_DEVICE:
+                o->err = exec_device(s, o);
+                break;
+            }
+        }
+        if (txrc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            txrc = KURER_ESTORAGE;
+        }
+        if (txrc != 0) {
+            kurer_log(KURER_LOG_ERROR, "store", "commit_failed",
+                      (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(s->db))}, 1);
+            for (op *o = batch; o != NULL; o = o->next)
+                if (o->kind != OP_FETCH || o->err == 0)
+                    o->err = txrc;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->stats.commits++;
+        s->stats.last_batch = count;
+        s->stats.last_commit_us = (kurer_time_mono_ns() - t0) / 1000;
+        for (op *o = batch, *next; o != NULL; o = next) {
+            next = o->next;
+            o->next = NULL;
+            *s->done_tail = o;
+            s->done_tail = &o->next;
+        }
+        pthread_mutex_unlock(&s->mu);
+        uv_async_send(&s->async);
+    }
+    return NULL;
+}
+
+static void run_completions(kurer_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    op *list = s->done_head;
+    s->done_head = NULL;
+    s->done_tail = &s->done_head;
+    pthread_mutex_unlock(&s->mu);
+    for (op *o = list, *next; o != NULL; o = next) {
+        next = o->next;
+        switch (o->kind) {
+        case OP_PUT:
+            o->cb.put(o->arg, o->err, o->err == 0 ? o->seqs : NULL, o->err == 0 ? o->n : 0);
+            break;
+        case OP_FETCH:
+            o->cb.fetch(o->arg, o->err, o->rows, o->n_rows, o->total);
+            for (size_t i = 0; i < o->n_rows; i++)
+                free((void *)o->rows[i].env);
+            break;
+        case OP_ACK:
+        case OP_DEVICE:
+            if (o->cb.done != NULL)
+                o->cb.done(o->arg, o->err);
+            break;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->stats.queued_ops--;
+        pthread_mutex_unlock(&s->mu);
+        op_free(o);
+    }
+}
+
+static void on_async(uv_async_t *a)
+{
+    run_completions(a->data);
+}
+
+static void submit(kurer_store *s, op *o)
+{
+    pthread_mutex_lock(&s->mu);
+    *s->in_tail = o;
+    s->in_tail = &o->next;
+    s->stats.queued_ops++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path, const uint8_t key[32])
+{
+    char pragma[128], hex[65];
+    sqlite3_stmt *st = NULL;
+    int rc = KURER_ESTORAGE;
+    *out = NULL;
+    kurer_store *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return KURER_ENOMEM;
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK)
+        goto fail;
+    /* SQLCipher, not plain SQLite: plain SQLite answers nothing to cipher_version. */
+    if (sqlite3_prepare_v2(s->db, "PRAGMA cipher_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW || sqlite3_column_text(st, 0) == NULL ||
+        sqlite3_column_text(st, 0)[0] == '\0') {
+        rc = KURER_ELINKAGE;
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    kurer_hex_encode(hex, key, 32);
+    snprintf(pragma, sizeof(pragma), "PRAGMA key = \"x'%s'\"", hex);
+    int krc = sqlite3_exec(s->db, pragma, NULL, NULL, NULL);
+    kurer_wipe(pragma, sizeof(pragma));
+    kurer_wipe(hex, sizeof(hex));
+    if (krc != SQLITE_OK)
+        goto fail;
+    /* PRAGMA key never fails by itself: a wrong key shows on the first read. */
+    int r = sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    if (r == SQLITE_NOTADB) {
+        rc = KURER_EPASSPHRASE;
+        goto fail;
+    }
+    if (r != SQLITE_OK ||
+        sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
+                     NULL) != SQLITE_OK ||
+        sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    s->loop = loop;
+    s->in_tail = &s->in_head;
+    s->done_tail = &s->done_head;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (uv_async_init(loop, &s->async, on_async) != 0)
+        goto fail_sync;
+    s->async.data = s;
+    if (pthread_create(&s->thread, NULL, writer, s) != 0) {
+        uv_close((uv_handle_t *)&s->async, NULL);
+        goto fail_sync;
+    }
+    *out = s;
+    return 0;
+fail_sync:
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+fail:
+    if (rc == KURER_ESTORAGE && s->db != NULL)
+        kurer_log(KURER_LOG_ERROR, "store", "open_failed",
+                  (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(s->db))}, 1);
+    sqlite3_finalize(st);
+    sqlite3_close(s->db);
+    free(s);
+    return rc;
+}
+
+static void free_self(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void kurer_store_close(kurer_store *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    run_completions(s);
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    uv_close((uv_handle_t *)&s->async, free_self);
+}
+
+int kurer_store_load_directory(kurer_store *s, kurer_store_device_cb cb, void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int r;
+    /* The writer may be running: the connection is shared, so take the writer's turn. Called
+     * at start-up only, before anything is submitted. */
+    if (sqlite3_prepare_v2(s->db, "SELECT user, device, serial, chain FROM devices", -1, &st,
+                           NULL) != SQLITE_OK)
+        return KURER_ESTORAGE;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        kurer_store_device d;
+        memset(&d, 0, sizeof(d));
+        const unsigned char *u = sqlite3_column_text(st, 0);
+        if (u == NULL || strlen((const char *)u) > KURER_SUBJECT_MAX)
+            continue;
+        strcpy(d.addr.user, (const char *)u);
+        d.addr.device_id = (uint32_t)sqlite3_column_int64(st, 1);
+        d.serial = (uint64_t)sqlite3_column_int64(st, 2);
+        d.chain = sqlite3_column_blob(st, 3);
+        d.chain_len = (size_t)sqlite3_column_bytes(st, 3);
+        cb(arg, &d);
+    }
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? 0 : KURER_ESTORAGE;
+}
+
+static op *op_new(enum op_kind kind, void *arg)
+{
+    op *o = calloc(1, sizeof(*o));
+    if (o != NULL) {
+        o->kind = kind;
+        o->arg = arg;
+    }
+    return o;
+}
+
+int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n, uint64_t mailbox_max,
+                    kurer_store_put_cb cb, void *arg)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += items[i].len;
+    op *o = op_new(OP_PUT, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.put = cb;
+    o->n = n;
+    o->mailbox_max = mailbox_max;
+    o->items = calloc(n ? n : 1, sizeof(*o->items));
+    o->seqs = calloc(n ? n : 1, sizeof(*o->seqs));
+    o->blob = malloc(bytes ? bytes : 1);
+    if (o->items == NULL || o->seqs == NULL || o->blob == NULL) {
+        op_free(o);
+        return KURER_ENOMEM;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        o->items[i] = items[i];
+        memcpy(o->blob + off, items[i].env, items[i].len);
+        o->items[i].env = o->blob + off;
+        off += items[i].len;
+    }
+    submit(s, o);
+    return 0;
+}
+
+int kurer_store_fetch(kurer_store *s, const kurer_device_address *dev, uint64_t after, size_t limit,
+                      kurer_store_fetch_cb cb, void *arg)
+{
+    op *o = op_new(OP_FETCH, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.fetch = cb;
+    o->dev = *dev;
+    o->after = after;
+    o->limit = limit;
+    submit(s, o);
+    return 0;
+}
+
+int kurer_store_ack(kurer_store *s, const kurer_device_address *dev, const uint64_t *seqs, size_t n,
+                    kurer_store_done_cb cb, void *arg)
+{
+    op *o = op_new(OP_ACK, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.done = cb;
+    o->dev = *dev;
+    o->n = n;
+    o->seqs = malloc((n ? n : 1) * sizeof(*seqs));
+    if (o->seqs == NULL) {
+        op_free(o);
+        return KURER_ENOMEM;
+    }
+    memcpy(o->seqs, seqs, n * sizeof(*seqs));
+    submit(s, o);
+    return 0;
+}
+
+int kurer_store_put_device(kurer_store *s, const kurer_store_device *d, kurer_store_done_cb cb,
+                           void *arg)
+{
+    op *o = op_new(OP_DEVICE, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.done = cb;
+    o->dev = d->addr;
+    o->serial = d->serial;
+    o->blob = malloc(d->chain_len ? d->chain_len : 1);
+    if (o->blob == NULL) {
+        op_free(o);
+        return KURER_ENOMEM;
+    }
+    memcpy(o->blob, d->chain, d->chain_len);
+    o->blob_len = d->chain_len;
+    submit(s, o);
+    return 0;
+}
+
+void kurer_store_get_stats(kurer_store *s, kurer_store_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}

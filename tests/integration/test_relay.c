@@ -1,0 +1,804 @@
+/* Relay integration tests: real kurer-relay processes on 127.0.0.1 (port 0), spoken to through
+ * net/ (the client-side transport), crypto/ and proto/. Every wait is bounded. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kurer/cert.h"
+#include "kurer/crypto.h"
+#include "kurer/frame.h"
+#include "kurer/net.h"
+#include "kurer/util.h"
+
+#define DAY ((int64_t)86400)
+
+/* ---- PKI ---------------------------------------------------------------------------------- */
+
+typedef struct device {
+    kurer_chain chain;
+    uint8_t sk[32], pk[32];
+    kurer_device_address addr;
+} device;
+
+typedef struct world {
+    char dir[256];
+    kurer_signing_key root_key, auth_key, other_root_key, other_auth_key;
+    kurer_cert root, auth, other_root, other_auth;
+    pid_t relay;
+    char port[16];
+    uint8_t relay_pk[32];
+    struct sockaddr_storage addr;
+} world;
+
+static void body_common(kurer_cert_body *b, kurer_role role, const char *subject, uint64_t serial)
+{
+    int64_t now = kurer_time_unix();
+    memset(b, 0, sizeof(*b));
+    b->version = 1;
+    b->serial = serial;
+    b->role = role;
+    snprintf(b->subject, sizeof(b->subject), "%s", subject);
+    snprintf(b->display_name, sizeof(b->display_name), "test");
+    b->clearance = KURER_LEVEL_RESTRICTED;
+    b->not_before = now - DAY;
+    b->not_after = now + 365 * DAY;
+}
+
+static void make_ca(kurer_signing_key *rk, kurer_cert *root, kurer_signing_key *ak,
+                    kurer_cert *auth, const char *root_name)
+{
+    kurer_cert_body b;
+    assert_int_equal(kurer_signing_key_generate(rk), 0);
+    body_common(&b, KURER_ROLE_ROOT, root_name, 1);
+    b.clearance = KURER_LEVEL_CONFIDENTIAL;
+    memcpy(b.signing_key, rk->pk, 32);
+    assert_int_equal(kurer_cert_sign(&b, rk, root), 0);
+    assert_int_equal(kurer_signing_key_generate(ak), 0);
+    body_common(&b, KURER_ROLE_AUTHORITY, "mof", 100);
+    memcpy(b.signing_key, ak->pk, 32);
+    assert_int_equal(kurer_cert_sign(&b, rk, auth), 0);
+}
+
+/* A device of user@mof under the main (or other) authority. */
+static void make_device(world *w, device *d, const char *user, uint32_t id, uint64_t serial,
+                        int other, int expired, int wrong_key)
+{
+    kurer_cert_body b;
+    memset(d, 0, sizeof(*d));
+    assert_int_equal(kurer_noise_keypair(d->pk, d->sk), 0);
+    body_common(&b, KURER_ROLE_DEVICE, user, serial);
+    b.device_id = id;
+    b.identity_key[0] = 0x05;
+    kurer_random(b.identity_key + 1, 32);
+    memcpy(b.noise_key, d->pk, 32);
+    if (wrong_key)
+        b.noise_key[0] ^= 0x40;
+    if (expired) {
+        b.not_before = kurer_time_unix() - 10 * DAY;
+        b.not_after = kurer_time_unix() - DAY;
+    }
+    assert_int_equal(
+        kurer_cert_sign(&b, other ? &w->other_auth_key : &w->auth_key, &d->chain.certs[0]), 0);
+    d->chain.certs[1] = other ? w->other_auth : w->auth;
+    d->chain.n = 2;
+    snprintf(d->addr.user, sizeof(d->addr.user), "%s", user);
+    d->addr.device_id = id;
+}
+
+/* ---- the relay process -------------------------------------------------------------------- */
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static void start_relay(world *w, const char *extra1, const char *extra2)
+{
+    char dir[300], root[300];
+    int pfd[2];
+    snprintf(dir, sizeof(dir), "%s/relay", w->dir);
+    snprintf(root, sizeof(root), "%s/root.crt", w->dir);
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char log[300];
+        snprintf(log, sizeof(log), "%s/relay.log", w->dir);
+        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(pfd[1], 1);
+        if (lfd >= 0)
+            dup2(lfd, 2);
+        close(pfd[0]);
+        const char *argv[16] = {KURER_RELAY_BIN, "run",    "--dir", dir,           "--listen",
+                                "127.0.0.1:0",   "--root", root,    "--log-level", "debug"};
+        int n = 10;
+        if (extra1 != NULL) {
+            argv[n++] = extra1;
+            argv[n++] = extra2;
+        }
+        argv[n] = NULL;
+        execv(KURER_RELAY_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char line[128] = {0};
+    size_t len = 0;
+    uint64_t end = kurer_time_mono_ms() + 15000;
+    while (len < sizeof(line) - 1 && strchr(line, '\n') == NULL && kurer_time_mono_ms() < end) {
+        struct pollfd p = {pfd[0], POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        ssize_t r = read(pfd[0], line + len, 1);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(pfd[0]);
+    assert_non_null(strstr(line, "listening 127.0.0.1:"));
+    *strchr(line, '\n') = '\0';
+    assert_int_equal(kurer_net_parse_addr(line + strlen("listening "), &w->addr), 0);
+    w->relay = pid;
+}
+
+static int stop_relay(world *w, int sig)
+{
+    int status = -1;
+    if (w->relay <= 0)
+        return -1;
+    kill(w->relay, sig);
+    for (int i = 0; i < 1000; i++) {
+        if (waitpid(w->relay, &status, WNOHANG) == w->relay)
+            break;
+        usleep(10000);
+        if (i == 999) {
+            kill(w->relay, SIGKILL);
+            waitpid(w->relay, &status, 0);
+        }
+    }
+    w->relay = 0;
+    return status;
+}
+
+static void init_relay(world *w)
+{
+    char cmd[600], path[300];
+    snprintf(cmd, sizeof(cmd), "%s init --dir %s/relay > /dev/null", KURER_RELAY_BIN, w->dir);
+    assert_int_equal(system(cmd), 0);
+    uint8_t *data;
+    size_t len;
+    snprintf(path, sizeof(path), "%s/relay/relay.pub", w->dir);
+    assert_int_equal(kurer_file_read(path, 200, &data, &len), 0);
+    data[64] = '\0';
+    assert_int_equal(kurer_hex_decode(w->relay_pk, 32, (char *)data), 0);
+    free(data);
+}
+
+static int setup(void **state)
+{
+    world *w = calloc(1, sizeof(*w));
+    assert_int_equal(kurer_crypto_init(), 0);
+    snprintf(w->dir, sizeof(w->dir), "/tmp/kurer-relay-test-XXXXXX");
+    assert_non_null(mkdtemp(w->dir));
+    make_ca(&w->root_key, &w->root, &w->auth_key, &w->auth, "dk");
+    make_ca(&w->other_root_key, &w->other_root, &w->other_auth_key, &w->other_auth, "elsewhere");
+    kurer_buf b;
+    kurer_buf_init(&b, KURER_CERT_MAX);
+    assert_int_equal(kurer_cert_encode(&w->root, &b), 0);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/root.crt", w->dir);
+    write_file(path, b.data, b.len);
+    kurer_buf_release(&b);
+    init_relay(w);
+    *state = w;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    world *w = *state;
+    char cmd[400];
+    stop_relay(w, SIGKILL);
+    kurer_signing_key_release(&w->root_key);
+    kurer_signing_key_release(&w->auth_key);
+    kurer_signing_key_release(&w->other_root_key);
+    kurer_signing_key_release(&w->other_auth_key);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", w->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", w->dir);
+    free(w);
+    return 0;
+}
+
+/* ---- a test client on net/ ---------------------------------------------------------------- */
+
+#define QMAX 4096
+
+typedef struct client {
+    uv_loop_t loop;
+    kurer_conn *c;
+    int established, closed, close_err;
+    kurer_handshake_accept acc;
+    uint8_t *q[QMAX];
+    size_t qlen[QMAX];
+    size_t qhead, qtail;
+    uint64_t next_req;
+} client;
+
+static void cl_est(kurer_conn *c, const uint8_t *p, size_t n)
+{
+    client *cl = kurer_conn_data(c);
+    assert_int_equal(kurer_handshake_accept_decode(p, n, &cl->acc), 0);
+    cl->established = 1;
+}
+
+static void cl_rec(kurer_conn *c, uint8_t *p, size_t n)
+{
+    client *cl = kurer_conn_data(c);
+    assert_true(cl->qtail < QMAX);
+    cl->q[cl->qtail] = malloc(n);
+    memcpy(cl->q[cl->qtail], p, n);
+    cl->qlen[cl->qtail++] = n;
+}
+
+static void cl_close(kurer_conn *c, int err)
+{
+    client *cl = kurer_conn_data(c);
+    cl->closed = 1;
+    cl->close_err = err;
+    cl->c = NULL;
+}
+
+static const kurer_conn_cbs cl_cbs = {NULL, cl_est, cl_rec, NULL, NULL, cl_close};
+
+static void pump(client *cl, const int *flag, uint64_t ms)
+{
+    uint64_t end = kurer_time_mono_ms() + ms;
+    while ((flag == NULL || !*flag) && kurer_time_mono_ms() < end) {
+        uv_run(&cl->loop, UV_RUN_NOWAIT);
+        usleep(500);
+    }
+}
+
+/* Connects and runs the handshake; returns 0 if accepted, else the relay's error code (or
+ * KURER_ECLOSED if it just closed). */
+static int cl_connect(world *w, client *cl, const device *d)
+{
+    kurer_buf b;
+    kurer_handshake_init hi;
+    memset(cl, 0, sizeof(*cl));
+    cl->next_req = 1;
+    assert_int_equal(uv_loop_init(&cl->loop), 0);
+    hi.protocol_version = KURER_PROTOCOL_VERSION;
+    hi.chain = d->chain;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    assert_int_equal(kurer_handshake_init_encode(&hi, &b), 0);
+    assert_int_equal(kurer_conn_connect(&cl->c, &cl->loop, (struct sockaddr *)&w->addr, NULL,
+                                        &cl_cbs, KURER_NOISE_IK, d->sk, w->relay_pk, b.data, b.len,
+                                        cl),
+                     0);
+    kurer_buf_release(&b);
+    pump(cl, &cl->established, 10000);
+    if (!cl->established) {
+        pump(cl, &cl->closed, 5000);
+        return KURER_ECLOSED;
+    }
+    if (cl->acc.has_error) {
+        pump(cl, &cl->closed, 5000);
+        assert_true(cl->closed);
+        return cl->acc.error_code;
+    }
+    return 0;
+}
+
+static void cl_free(client *cl)
+{
+    if (cl->c != NULL)
+        kurer_conn_close(cl->c, 0);
+    pump(cl, &cl->closed, 5000);
+    uv_run(&cl->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&cl->loop), 0);
+    for (size_t i = cl->qhead; i < cl->qtail; i++)
+        free(cl->q[i]);
+}
+
+static uint64_t cl_send(client *cl, kurer_client_frame *f)
+{
+    kurer_buf b;
+    f->request_id = cl->next_req++;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    assert_int_equal(kurer_client_frame_encode(f, &b), 0);
+    assert_non_null(cl->c);
+    assert_int_equal(kurer_conn_send(cl->c, b.data, b.len), 0);
+    kurer_buf_release(&b);
+    uv_run(&cl->loop, UV_RUN_NOWAIT);
+    return f->request_id;
+}
+
+/* The next server frame (decoded into *f; release it), or 0 if none came within ms. */
+static int cl_next(client *cl, kurer_server_frame *f, uint64_t ms)
+{
+    uint64_t end = kurer_time_mono_ms() + ms;
+    while (cl->qhead == cl->qtail && !cl->closed && kurer_time_mono_ms() < end) {
+        uv_run(&cl->loop, UV_RUN_NOWAIT);
+        usleep(200);
+    }
+    if (cl->qhead == cl->qtail)
+        return 0;
+    size_t i = cl->qhead++;
+    assert_int_equal(kurer_server_frame_decode(cl->q[i], cl->qlen[i], f), 0);
+    free(cl->q[i]);
+    return 1;
+}
+
+/* Waits for the reply to request id (skipping nothing else: pushes are returned too). */
+static void expect_body(client *cl, kurer_server_frame *f, kurer_server_body body)
+{
+    assert_int_equal(cl_next(cl, f, 10000), 1);
+    if (f->body != body)
+        fprintf(stderr, "expected body %d, got %d (code %d)\n", body, f->body,
+                f->body == KURER_SERVER_ERROR ? f->u.error.code : 0);
+    assert_int_equal(f->body, body);
+}
+
+static void make_env(kurer_envelope *e, const device *to, uint32_t n, uint8_t *content)
+{
+    memset(e, 0, sizeof(*e));
+    kurer_random(e->id, sizeof(e->id));
+    e->to = to->addr;
+    e->type = KURER_ENVELOPE_MESSAGE;
+    memset(content, (int)n, 40);
+    memcpy(content, &n, sizeof(n));
+    e->content = content;
+    e->content_len = 40;
+}
+
+/* Sends one envelope to `to`; returns the send status. */
+static int send_one(client *cl, const device *to, uint32_t n, uint8_t id_out[16])
+{
+    kurer_client_frame f;
+    kurer_server_frame r;
+    kurer_envelope e;
+    uint8_t content[40];
+    memset(&f, 0, sizeof(f));
+    make_env(&e, to, n, content);
+    if (id_out != NULL)
+        memcpy(id_out, e.id, 16);
+    f.body = KURER_CLIENT_SEND;
+    f.u.send.envelopes = &e;
+    f.u.send.n = 1;
+    uint64_t id = cl_send(cl, &f);
+    for (;;) {
+        assert_int_equal(cl_next(cl, &r, 10000), 1);
+        if (r.request_id == id)
+            break;
+        kurer_server_frame_release(&r);
+    }
+    int status =
+        r.body == KURER_SERVER_SEND_RESULT ? (int)r.u.send_result.users[0].status : r.u.error.code;
+    kurer_server_frame_release(&r);
+    return status;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_handshake_ok(void **state)
+{
+    world *w = *state;
+    device d;
+    client cl;
+    kurer_server_frame f;
+    start_relay(w, NULL, NULL);
+    make_device(w, &d, "anna@mof", 1, 10, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cl, &d), 0);
+    assert_int_equal(cl.acc.queued, 0);
+    assert_true(cl.acc.server_time > 0);
+    expect_body(&cl, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+    kurer_client_frame p;
+    memset(&p, 0, sizeof(p));
+    p.body = KURER_CLIENT_PING;
+    p.u.ping.client_time = 42;
+    uint64_t id = cl_send(&cl, &p);
+    expect_body(&cl, &f, KURER_SERVER_PONG);
+    assert_int_equal(f.request_id, id);
+    assert_int_equal(f.u.pong.client_time, 42);
+    kurer_server_frame_release(&f);
+    cl_free(&cl);
+    int status = stop_relay(w, SIGTERM);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_refuse_unknown_root(void **state)
+{
+    world *w = *state;
+    device d;
+    client cl;
+    start_relay(w, NULL, NULL);
+    make_device(w, &d, "anna@mof", 1, 10, 1, 0, 0);
+    assert_int_equal(cl_connect(w, &cl, &d), KURER_EUNTRUSTED);
+    cl_free(&cl);
+}
+
+static void test_refuse_expired(void **state)
+{
+    world *w = *state;
+    device d;
+    client cl;
+    start_relay(w, NULL, NULL);
+    make_device(w, &d, "anna@mof", 1, 10, 0, 1, 0);
+    assert_int_equal(cl_connect(w, &cl, &d), KURER_EEXPIRED);
+    cl_free(&cl);
+}
+
+static void test_refuse_key_mismatch(void **state)
+{
+    world *w = *state;
+    device d;
+    client cl;
+    start_relay(w, NULL, NULL);
+    make_device(w, &d, "anna@mof", 1, 10, 0, 0, 1);
+    assert_int_equal(cl_connect(w, &cl, &d), KURER_EKEYMISMATCH);
+    cl_free(&cl);
+}
+
+static void test_refuse_revoked(void **state)
+{
+    world *w = *state;
+    device d, ok;
+    client cl;
+    kurer_crl crl;
+    kurer_buf b;
+    char path[300];
+    memset(&crl, 0, sizeof(crl));
+    crl.version = 1;
+    crl.issued_at = kurer_time_unix();
+    crl.next_update = crl.issued_at + DAY;
+    crl.revoked = calloc(1, sizeof(*crl.revoked));
+    crl.revoked[0].serial = 66;
+    crl.revoked[0].revoked_at = crl.issued_at;
+    crl.revoked[0].reason = KURER_REASON_DEVICE_LOST;
+    crl.n_revoked = 1;
+    assert_int_equal(kurer_crl_sign(&crl, &w->auth_key, &w->auth), 0);
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    assert_int_equal(kurer_crl_encode(&crl, &b), 0);
+    kurer_crl_release(&crl);
+    snprintf(path, sizeof(path), "%s/mof.crl", w->dir);
+    write_file(path, b.data, b.len);
+    kurer_buf_release(&b);
+    start_relay(w, "--crl", path);
+    make_device(w, &d, "anna@mof", 1, 66, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cl, &d), KURER_EREVOKED);
+    cl_free(&cl);
+    make_device(w, &ok, "anna@mof", 2, 67, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cl, &ok), 0);
+    cl_free(&cl);
+}
+
+/* B registers, goes away; A sends five; B gets them in order with the relay's `from`; acks three;
+ * reconnects and gets exactly the other two. */
+static void test_offline_delivery_order_ack(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    kurer_server_frame f;
+    uint8_t ids[5][16];
+    start_relay(w, NULL, NULL);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    cl_free(&cb);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    for (uint32_t i = 0; i < 5; i++)
+        assert_int_equal(send_one(&ca, &b, i, ids[i]), KURER_SEND_ACCEPTED);
+    cl_free(&ca);
+
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    assert_int_equal(cb.acc.queued, 5);
+    uint64_t seqs[5], last = 0;
+    for (uint32_t i = 0; i < 5; i++) {
+        expect_body(&cb, &f, KURER_SERVER_DELIVER);
+        assert_true(f.u.deliver.seq > last);
+        last = seqs[i] = f.u.deliver.seq;
+        assert_memory_equal(f.u.deliver.envelope.id, ids[i], 16);
+        assert_string_equal(f.u.deliver.envelope.from.user, "anna@mof");
+        assert_int_equal(f.u.deliver.envelope.from.device_id, 1);
+        assert_true(f.u.deliver.envelope.server_ts > 0);
+        uint32_t n;
+        memcpy(&n, f.u.deliver.envelope.content, 4);
+        assert_int_equal(n, i);
+        kurer_server_frame_release(&f);
+    }
+    expect_body(&cb, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+    kurer_client_frame ack;
+    memset(&ack, 0, sizeof(ack));
+    ack.body = KURER_CLIENT_ACK;
+    ack.u.ack.seqs = seqs;
+    ack.u.ack.n = 3;
+    uint64_t rid = cl_send(&cb, &ack);
+    expect_body(&cb, &f, KURER_SERVER_OK);
+    assert_int_equal(f.request_id, rid);
+    kurer_server_frame_release(&f);
+    cl_free(&cb);
+
+    /* Unacked ones come again, acked ones never. */
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    assert_int_equal(cb.acc.queued, 2);
+    for (uint32_t i = 3; i < 5; i++) {
+        expect_body(&cb, &f, KURER_SERVER_DELIVER);
+        assert_int_equal(f.u.deliver.seq, seqs[i]);
+        assert_memory_equal(f.u.deliver.envelope.id, ids[i], 16);
+        kurer_server_frame_release(&f);
+    }
+    expect_body(&cb, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+    /* A connected device gets new envelopes at once. */
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    assert_int_equal(send_one(&ca, &b, 9, ids[0]), KURER_SEND_ACCEPTED);
+    expect_body(&cb, &f, KURER_SERVER_DELIVER);
+    assert_memory_equal(f.u.deliver.envelope.id, ids[0], 16);
+    kurer_server_frame_release(&f);
+    cl_free(&ca);
+    cl_free(&cb);
+}
+
+static void test_unknown_and_stale(void **state)
+{
+    world *w = *state;
+    device a, b1, b2, ghost;
+    client ca, c;
+    kurer_server_frame f;
+    start_relay(w, NULL, NULL);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b1, "bo@mof", 1, 11, 0, 0, 0);
+    make_device(w, &b2, "bo@mof", 2, 12, 0, 0, 0);
+    make_device(w, &ghost, "ghost@mof", 1, 13, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &c, &b1), 0);
+    cl_free(&c);
+    assert_int_equal(cl_connect(w, &c, &b2), 0);
+    cl_free(&c);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    expect_body(&ca, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+    assert_int_equal(send_one(&ca, &ghost, 1, NULL), KURER_SEND_UNKNOWN_USER);
+    /* Only one of bo's two devices: stale, with the current list. */
+    kurer_client_frame q;
+    kurer_envelope e;
+    uint8_t content[40];
+    memset(&q, 0, sizeof(q));
+    make_env(&e, &b1, 1, content);
+    q.body = KURER_CLIENT_SEND;
+    q.u.send.envelopes = &e;
+    q.u.send.n = 1;
+    cl_send(&ca, &q);
+    expect_body(&ca, &f, KURER_SERVER_SEND_RESULT);
+    assert_int_equal(f.u.send_result.n, 1);
+    assert_int_equal(f.u.send_result.users[0].status, KURER_SEND_STALE_DEVICES);
+    assert_int_equal(f.u.send_result.users[0].current.n_devices, 2);
+    kurer_server_frame_release(&f);
+    cl_free(&ca);
+}
+
+/* Raw TCP peers: garbage, an oversize record, a stalled handshake. Each loses its connection;
+ * a device connected meanwhile keeps working. */
+static int raw_connect(world *w)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&w->addr, sizeof(struct sockaddr_in)), 0);
+    return fd;
+}
+
+static int raw_closed_within(int fd, int ms)
+{
+    char buf[256];
+    uint64_t end = kurer_time_mono_ms() + (uint64_t)ms;
+    while (kurer_time_mono_ms() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0) {
+            ssize_t r = read(fd, buf, sizeof(buf));
+            if (r <= 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static void test_bad_input(void **state)
+{
+    world *w = *state;
+    char cfg[300];
+    device a;
+    client ca;
+    kurer_server_frame f;
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "# test limits\nhandshake_timeout_ms = 500\nmax_record = 4096\n";
+    write_file(cfg, conf, strlen(conf));
+    start_relay(w, "--config", cfg);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    expect_body(&ca, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+
+    int garbage = raw_connect(w), oversize = raw_connect(w), stall = raw_connect(w);
+    char junk[200];
+    memset(junk, 'x', sizeof(junk));
+    junk[0] = 0;
+    junk[1] = 120;
+    assert_int_equal(write(garbage, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+    assert_int_equal(write(oversize, "\xff\xff", 2), 2);
+    assert_true(raw_closed_within(garbage, 3000));
+    assert_true(raw_closed_within(oversize, 3000));
+    assert_true(raw_closed_within(stall, 5000));
+    close(garbage);
+    close(oversize);
+    close(stall);
+
+    /* Garbage inside an authenticated session: a typed error, then the close. */
+    kurer_client_frame p;
+    memset(&p, 0, sizeof(p));
+    p.body = KURER_CLIENT_PING;
+    cl_send(&ca, &p);
+    expect_body(&ca, &f, KURER_SERVER_PONG);
+    kurer_server_frame_release(&f);
+    assert_int_equal(kurer_conn_send(ca.c, (const uint8_t *)"\xff\xfe\xfd", 3), 0);
+    expect_body(&ca, &f, KURER_SERVER_ERROR);
+    assert_int_equal(f.request_id, 0);
+    kurer_server_frame_release(&f);
+    pump(&ca, &ca.closed, 5000);
+    assert_true(ca.closed);
+    cl_free(&ca);
+    /* The relay is fine. */
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    cl_free(&ca);
+    int status = stop_relay(w, SIGTERM);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* SIGKILL while envelopes are being sent; restart; every acknowledged envelope arrives, once
+ * after dedup by id. */
+static void test_sigkill_restart(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    kurer_server_frame f;
+    enum { N = 400, BATCH = 8 };
+    static uint8_t ids[N][16];
+    static int accepted[N];
+    uint8_t contents[BATCH][40];
+    kurer_envelope e[BATCH];
+    start_relay(w, NULL, NULL);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    cl_free(&cb);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    memset(accepted, 0, sizeof(accepted));
+    /* Requests go out back to back; answers are matched by request id. */
+    uint64_t req_first[N / BATCH];
+    size_t sent = 0, batches = 0;
+    int killed = 0;
+    size_t acked_batches = 0;
+    while (sent < N && ca.c != NULL) {
+        for (size_t k = 0; k < BATCH; k++) {
+            make_env(&e[k], &b, (uint32_t)(sent + k), contents[k]);
+            memcpy(ids[sent + k], e[k].id, 16);
+        }
+        kurer_client_frame q;
+        memset(&q, 0, sizeof(q));
+        q.body = KURER_CLIENT_SEND;
+        q.u.send.envelopes = e;
+        q.u.send.n = BATCH;
+        req_first[batches++] = cl_send(&ca, &q);
+        sent += BATCH;
+        for (int k = 0; k < 20; k++)
+            uv_run(&ca.loop, UV_RUN_NOWAIT);
+        while (ca.qhead < ca.qtail) {
+            assert_int_equal(cl_next(&ca, &f, 0), 1);
+            if (f.body == KURER_SERVER_SEND_RESULT &&
+                f.u.send_result.users[0].status == KURER_SEND_ACCEPTED) {
+                size_t bi = (size_t)(f.request_id - req_first[0]);
+                for (size_t k = 0; k < BATCH; k++)
+                    accepted[bi * BATCH + k] = 1;
+                acked_batches++;
+            }
+            kurer_server_frame_release(&f);
+        }
+        /* Kill while requests are still in flight: some answered, some not. */
+        if (!killed && acked_batches >= 10) {
+            stop_relay(w, SIGKILL);
+            killed = 1;
+        }
+        usleep(2000);
+    }
+    assert_true(killed);
+    /* Whatever answers were still in flight when the relay died are not acknowledgements. */
+    pump(&ca, &ca.closed, 3000);
+    while (ca.qhead < ca.qtail) {
+        assert_int_equal(cl_next(&ca, &f, 0), 1);
+        if (f.body == KURER_SERVER_SEND_RESULT &&
+            f.u.send_result.users[0].status == KURER_SEND_ACCEPTED) {
+            size_t bi = (size_t)(f.request_id - req_first[0]);
+            for (size_t k = 0; k < BATCH; k++)
+                accepted[bi * BATCH + k] = 1;
+        }
+        kurer_server_frame_release(&f);
+    }
+    cl_free(&ca);
+    size_t n_acc = 0;
+    for (size_t i = 0; i < N; i++)
+        n_acc += (size_t)accepted[i];
+    assert_true(n_acc > 0);
+
+    start_relay(w, NULL, NULL);
+    static int got[N];
+    memset(got, 0, sizeof(got));
+    for (int round = 0; round < 2; round++) {
+        /* Two rounds without acks: the second sees everything again (at-least-once). */
+        assert_int_equal(cl_connect(w, &cb, &b), 0);
+        for (;;) {
+            assert_int_equal(cl_next(&cb, &f, 10000), 1);
+            if (f.body == KURER_SERVER_QUEUE_EMPTY) {
+                kurer_server_frame_release(&f);
+                break;
+            }
+            assert_int_equal(f.body, KURER_SERVER_DELIVER);
+            uint32_t n;
+            memcpy(&n, f.u.deliver.envelope.content, 4);
+            assert_true(n < N);
+            assert_memory_equal(f.u.deliver.envelope.id, ids[n], 16);
+            got[n]++;
+            kurer_server_frame_release(&f);
+        }
+        cl_free(&cb);
+    }
+    size_t n_got = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (accepted[i])
+            assert_int_equal(got[i], 2); /* present in both rounds: once each, dedup -> once */
+        if (got[i])
+            n_got++;
+        assert_true(got[i] == 0 || got[i] == 2);
+    }
+    fprintf(stderr, "sigkill: sent %zu, acknowledged %zu, delivered %zu distinct\n", sent, n_acc,
+            n_got);
+    assert_true(n_got >= n_acc);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_handshake_ok, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuse_unknown_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuse_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuse_revoked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuse_key_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_delivery_order_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_and_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_restart, setup, teardown),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
