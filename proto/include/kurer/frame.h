@@ -1,0 +1,302 @@
+/* Client <-> relay frames, version 1, as validated plain structs.
+ *
+ * This is the decode layer for proto/wire.proto: the only code that touches its generated types.
+ * Field-by-field rules: docs/protocol.md. Nothing above proto/ sees protobuf-c.
+ *
+ * Ownership. A decoded message owns one kurer_arena: a list of heap blocks that every pointer
+ * inside the decoded struct points into (strings, byte fields, arrays). The struct's _release
+ * function frees the arena (and any kurer_crl inside), zeroes the struct, and accepts a zeroed or
+ * already released struct. Nothing in a decoded struct points into the input bytes: the input
+ * may be freed as soon as decode returns. A decode function overwrites its out-param (it does not
+ * release what was there); on failure the out-param is left zeroed and owns nothing.
+ *
+ * Encoding. Encoders take the same structs (pointers may point anywhere the caller likes; the
+ * arena is not used), build the protobuf message, pack it, and decode the packed bytes again with
+ * the decoder of this file: whatever an encoder emits, the decoder accepts, and a struct the
+ * decoder would refuse is refused with the same error. Bytes are appended to a kurer_buf only on
+ * success; on failure the buffer is unchanged.
+ *
+ * Errors. Missing or unknown oneof body, missing required sub-message, wrong fixed size, enum out
+ * of range, bad address syntax: KURER_EMALFORMED. A count or length over a limit below, or input
+ * longer than the frame limit: KURER_ELIMIT (checked before anything is unpacked or allocated).
+ * Wrong protocol version in a handshake: KURER_EVERSION. Certificates and revocation lists inside
+ * frames fail with the codes of certmsg.h.
+ *
+ * Thread safety: none needed; every function works only on its arguments. */
+#ifndef KURER_FRAME_H
+#define KURER_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kurer/buf.h"
+#include "kurer/certmsg.h"
+#include "kurer/error.h"
+
+/* ---- Limits ------------------------------------------------------------------------------- */
+
+/* A Noise transport message is at most 65535 bytes, 16 of which are the AEAD tag. */
+#define KURER_NOISE_MSG_MAX 65535
+#define KURER_FRAME_MAX     (KURER_NOISE_MSG_MAX - 16) /* a serialized frame or handshake payload */
+/* Room for everything in a Deliver frame except the envelope content (addresses of maximal
+ * length, 10-byte varints everywhere, tags and length prefixes): 341 bytes, rounded up. */
+#define KURER_ENVELOPE_OVERHEAD_MAX 512
+#define KURER_ENVELOPE_CONTENT_MAX  (KURER_FRAME_MAX - KURER_ENVELOPE_OVERHEAD_MAX) /* 65007 */
+#define KURER_ENVELOPE_ID_LEN       16
+#define KURER_SEND_ENVELOPES_MAX    1024 /* envelopes per SendRequest */
+#define KURER_ACK_SEQS_MAX          1024 /* seqs per Ack */
+#define KURER_LOOKUP_USERS_MAX      64   /* users per DirectoryLookup and per DirectoryResult */
+#define KURER_ONE_TIME_PREKEYS_MAX  200  /* one-time prekeys per PrekeyUpload */
+#define KURER_USER_DEVICES_MAX      32 /* devices of one user: UserDevices, PrekeyFetch, bundles */
+#define KURER_SEND_RESULT_USERS_MAX 1024 /* users per SendResult (at most one per envelope) */
+#define KURER_REVOCATION_LISTS_MAX  64   /* lists per RevocationLists */
+#define KURER_ERROR_MESSAGE_MAX     256  /* bytes of Error.message */
+#define KURER_PREKEY_PUBLIC_LEN     33   /* 0x05 || X25519 */
+#define KURER_PREKEY_SIG_LEN        64   /* XEdDSA */
+/* Everything one decoded message may allocate (a guard: valid input stays far below it). */
+#define KURER_ARENA_MAX ((size_t)16 * 1024 * 1024)
+
+#define KURER_PROTOCOL_VERSION 1
+
+/* ---- Arena -------------------------------------------------------------------------------- */
+
+/* The memory a decoded message points into. Zero-initialise; never touch the fields. */
+typedef struct kurer_arena {
+    void *head;   /* private: a list of blocks */
+    size_t total; /* private: bytes held */
+} kurer_arena;
+
+/* Frees every block and zeroes the arena. NULL-safe; a zeroed arena is empty. */
+KURER_EXPORT void kurer_arena_release(kurer_arena *a);
+
+/* ---- Addresses and envelopes -------------------------------------------------------------- */
+
+/* user@authority (kurer_user_check syntax) and a device id in 1..KURER_DEVICE_ID_MAX. */
+typedef struct kurer_device_address {
+    char user[KURER_SUBJECT_MAX + 1];
+    uint32_t device_id;
+} kurer_device_address;
+
+typedef enum kurer_envelope_type {
+    KURER_ENVELOPE_PREKEY = 1,     /* libsignal pre-key message */
+    KURER_ENVELOPE_MESSAGE = 2,    /* libsignal whisper message */
+    KURER_ENVELOPE_SENDER_KEY = 3, /* libsignal sender-key message (groups) */
+} kurer_envelope_type;
+
+typedef struct kurer_envelope {
+    uint8_t id[KURER_ENVELOPE_ID_LEN]; /* random, set by the sender: the dedup key */
+    kurer_device_address to;
+    int has_from;              /* required in Deliver; optional in SendRequest (relay sets it) */
+    kurer_device_address from; /* valid only if has_from */
+    kurer_envelope_type type;
+    const uint8_t *content; /* 1..KURER_ENVELOPE_CONTENT_MAX bytes of ciphertext */
+    size_t content_len;
+    int64_t server_ts; /* set by the relay, Unix milliseconds */
+} kurer_envelope;
+
+/* Envelope bytes (as a relay stores them) -> *out. out->content points into *mem, which the
+ * caller owns and frees with kurer_arena_release (zero-initialise it; several decodes may
+ * share one arena). has_from follows the bytes. Input over KURER_FRAME_MAX: KURER_ELIMIT. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_envelope_decode(const uint8_t *data, size_t len,
+                                                        kurer_envelope *out, kurer_arena *mem);
+KURER_EXPORT KURER_MUST_CHECK int kurer_envelope_encode(const kurer_envelope *env, kurer_buf *out);
+
+/* ---- Handshake payloads ------------------------------------------------------------------- */
+
+/* First Noise IK payload, initiator -> relay. protocol_version must be KURER_PROTOCOL_VERSION
+ * (else KURER_EVERSION); the chain holds 1..KURER_CHAIN_MAX certificates, leaf first, each
+ * decoded with kurer_cert_from_parts (no signature checked here). No heap: nothing to release. */
+typedef struct kurer_handshake_init {
+    uint32_t protocol_version;
+    kurer_chain chain;
+} kurer_handshake_init;
+
+KURER_EXPORT KURER_MUST_CHECK int kurer_handshake_init_decode(const uint8_t *data, size_t len,
+                                                              kurer_handshake_init *out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_handshake_init_encode(const kurer_handshake_init *hs,
+                                                              kurer_buf *out);
+
+/* Second Noise IK payload, relay -> initiator. With has_error the relay refuses the device and
+ * closes; error_code is negative (possibly a code newer than this build: see kurer_err_known) and
+ * the other fields carry nothing. No heap. */
+typedef struct kurer_handshake_accept {
+    uint32_t protocol_version;
+    int64_t server_time; /* Unix milliseconds */
+    uint32_t queued;     /* envelopes waiting */
+    int has_error;
+    int error_code;
+    char error_message[KURER_ERROR_MESSAGE_MAX + 1];
+} kurer_handshake_accept;
+
+KURER_EXPORT KURER_MUST_CHECK int kurer_handshake_accept_decode(const uint8_t *data, size_t len,
+                                                                kurer_handshake_accept *out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_handshake_accept_encode(const kurer_handshake_accept *hs,
+                                                                kurer_buf *out);
+
+/* ---- Client frames ------------------------------------------------------------------------ */
+
+/* The values are the protobuf field numbers of the oneof. */
+typedef enum kurer_client_body {
+    KURER_CLIENT_NONE = 0, /* never in a valid frame */
+    KURER_CLIENT_SEND = 10,
+    KURER_CLIENT_ACK = 11,
+    KURER_CLIENT_LOOKUP = 12,
+    KURER_CLIENT_PREKEYS = 13,
+    KURER_CLIENT_FETCH_PREKEYS = 14,
+    KURER_CLIENT_PING = 15,
+    KURER_CLIENT_REVOCATION = 16,  /* upload one signed list (NK sessions) */
+    KURER_CLIENT_REVOCATIONS = 17, /* ask for the newest lists; no fields */
+} kurer_client_body;
+
+typedef struct kurer_signed_prekey {
+    uint32_t id;
+    uint8_t public_key[KURER_PREKEY_PUBLIC_LEN]; /* first byte 0x05 */
+    uint8_t signature[KURER_PREKEY_SIG_LEN];
+    int64_t created_at;
+} kurer_signed_prekey;
+
+typedef struct kurer_one_time_prekey {
+    uint32_t id;
+    uint8_t public_key[KURER_PREKEY_PUBLIC_LEN]; /* first byte 0x05 */
+} kurer_one_time_prekey;
+
+typedef struct kurer_prekey_upload {
+    uint32_t registration_id; /* libsignal registration id, != 0 */
+    kurer_signed_prekey signed_prekey;
+    const kurer_one_time_prekey *one_time; /* 0..KURER_ONE_TIME_PREKEYS_MAX */
+    size_t n_one_time;
+} kurer_prekey_upload;
+
+typedef struct kurer_prekey_fetch {
+    char user[KURER_SUBJECT_MAX + 1];
+    const uint32_t *device_ids; /* 0..KURER_USER_DEVICES_MAX, each 1..KURER_DEVICE_ID_MAX;
+                                   none: every current device */
+    size_t n_device_ids;
+} kurer_prekey_fetch;
+
+typedef struct kurer_client_frame {
+    uint64_t request_id; /* != 0 */
+    kurer_client_body body;
+    union {
+        struct {
+            const kurer_envelope *envelopes; /* 1..KURER_SEND_ENVELOPES_MAX */
+            size_t n;
+        } send;
+        struct {
+            const uint64_t *seqs; /* 1..KURER_ACK_SEQS_MAX */
+            size_t n;
+        } ack;
+        struct {
+            const char *const *users; /* 1..KURER_LOOKUP_USERS_MAX, each user@authority */
+            size_t n;
+        } lookup;
+        kurer_prekey_upload prekeys;
+        kurer_prekey_fetch fetch_prekeys;
+        struct {
+            int64_t client_time;
+        } ping;
+        kurer_crl revocation; /* owns heap (kurer_crl_release via the frame's release) */
+    } u;
+    kurer_arena mem; /* set by decode; encoders ignore it */
+} kurer_client_frame;
+
+KURER_EXPORT KURER_MUST_CHECK int kurer_client_frame_decode(const uint8_t *data, size_t len,
+                                                            kurer_client_frame *out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_client_frame_encode(const kurer_client_frame *f,
+                                                            kurer_buf *out);
+/* Frees what decode allocated and zeroes *f. NULL-safe. Never call it on a struct the caller
+ * built for encoding with its own pointers. */
+KURER_EXPORT void kurer_client_frame_release(kurer_client_frame *f);
+
+/* ---- Server frames ------------------------------------------------------------------------ */
+
+typedef enum kurer_server_body {
+    KURER_SERVER_NONE = 0, /* never in a valid frame */
+    KURER_SERVER_ERROR = 9,
+    KURER_SERVER_OK = 10,
+    KURER_SERVER_SEND_RESULT = 11,
+    KURER_SERVER_DELIVER = 12, /* push: request_id 0 */
+    KURER_SERVER_DIRECTORY = 13,
+    KURER_SERVER_BUNDLES = 14,
+    KURER_SERVER_PONG = 15,
+    KURER_SERVER_PREKEYS_LOW = 16, /* push: request_id 0 */
+    KURER_SERVER_QUEUE_EMPTY = 17, /* push: request_id 0 */
+    KURER_SERVER_REVOCATIONS = 18, /* answer or push */
+} kurer_server_body;
+
+typedef enum kurer_send_status {
+    KURER_SEND_ACCEPTED = 1,
+    KURER_SEND_UNKNOWN_USER = 2,
+    KURER_SEND_STALE_DEVICES = 3,
+} kurer_send_status;
+
+typedef struct kurer_user_devices {
+    const char *user;
+    const kurer_chain *devices; /* 0..KURER_USER_DEVICES_MAX chains */
+    size_t n_devices;
+} kurer_user_devices;
+
+typedef struct kurer_user_result {
+    const char *user;
+    kurer_send_status status;
+    /* With KURER_SEND_STALE_DEVICES (and only then): the current devices; current.user equals
+     * user. Otherwise zeroed. */
+    kurer_user_devices current;
+} kurer_user_result;
+
+typedef struct kurer_prekey_bundle {
+    kurer_device_address address;
+    uint32_t registration_id;
+    kurer_signed_prekey signed_prekey;
+    int has_one_time;
+    kurer_one_time_prekey one_time;
+    kurer_chain chain;
+} kurer_prekey_bundle;
+
+typedef struct kurer_server_frame {
+    uint64_t request_id; /* 0 for pushes (deliver, prekeys_low, queue_empty), else != 0 */
+    kurer_server_body body;
+    union {
+        struct {
+            int code;            /* < 0; perhaps newer than this build (kurer_err_known) */
+            const char *message; /* 0..KURER_ERROR_MESSAGE_MAX bytes; never NULL */
+        } error;
+        struct {
+            const kurer_user_result *users; /* 0..KURER_SEND_RESULT_USERS_MAX */
+            size_t n;
+        } send_result;
+        struct {
+            uint64_t seq;
+            kurer_envelope envelope; /* has_from is always set */
+        } deliver;
+        struct {
+            const kurer_user_devices *users; /* 0..KURER_LOOKUP_USERS_MAX */
+            size_t n;
+        } directory;
+        struct {
+            const kurer_prekey_bundle *bundles; /* 0..KURER_USER_DEVICES_MAX */
+            size_t n;
+        } bundles;
+        struct {
+            int64_t client_time;
+            int64_t server_time;
+        } pong;
+        struct {
+            uint32_t remaining;
+        } prekeys_low;
+        struct {
+            const kurer_crl *lists; /* 0..KURER_REVOCATION_LISTS_MAX, each owning heap */
+            size_t n;
+        } revocations;
+    } u;
+    kurer_arena mem; /* set by decode; encoders ignore it */
+} kurer_server_frame;
+
+KURER_EXPORT KURER_MUST_CHECK int kurer_server_frame_decode(const uint8_t *data, size_t len,
+                                                            kurer_server_frame *out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_server_frame_encode(const kurer_server_frame *f,
+                                                            kurer_buf *out);
+/* Frees what decode allocated and zeroes *f. NULL-safe. Same caveat as the client's. */
+KURER_EXPORT void kurer_server_frame_release(kurer_server_frame *f);
+
+#endif
