@@ -1,0 +1,645 @@
+/* Device homes: creation, opening, certificates, the classification policy, history. */
+#include "home.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kurer/buf.h"
+#include "kurer/content.h"
+#include "kurer/crypto.h"
+#include "kurer/csr.h"
+#include "kurer/keys.h"
+#include "kurer/log.h"
+#include "kurer/signal.h"
+#include "kurer/util.h"
+
+static int64_t home_clock(void *ud)
+{
+    const kurer *k = ud;
+    return k->clock != NULL ? k->clock(k->clock_ud) : kurer_time_unix();
+}
+
+int64_t kurer__home_now(const kurer *k)
+{
+    return home_clock((void *)(uintptr_t)k);
+}
+
+kurer__session *kurer__home_session(kurer *k)
+{
+    return k->sess;
+}
+
+kurer__store *kurer__home_store(kurer *k)
+{
+    return k->st;
+}
+
+void kurer_close(kurer *k)
+{
+    if (k == NULL)
+        return;
+    kurer__session_free(k->sess);
+    kurer__store_close(k->st);
+    kurer__identity_release(&k->own);
+    kurer_trust_free(k->trust);
+    kurer_memzero(k, sizeof(*k));
+    free(k);
+}
+
+static int load_crl(void *ud, const uint8_t *data, size_t len)
+{
+    kurer *k = ud;
+    int rc = kurer_trust_add_crl(k->trust, data, len, NULL);
+    return rc == KURER_ESTALE ? 0 : rc;
+}
+
+/* After the store is open: identity, trust (root and revocation lists), session engine. */
+static int home_start(kurer *k)
+{
+    kurer_cert *root = malloc(sizeof(*root));
+    if (root == NULL)
+        return KURER_ENOMEM;
+    int rc = kurer__store_identity_load(k->st, &k->own);
+    if (rc == 0)
+        rc = kurer_cert_decode(k->own.root, k->own.root_len, root);
+    if (rc == 0)
+        rc = kurer_trust_new(&k->trust);
+    if (rc == 0)
+        rc = kurer_trust_add_root(k->trust, root, kurer__home_now(k));
+    if (rc == 0)
+        rc = kurer__store_crl_each(k->st, load_crl, k);
+    if (rc == 0)
+        rc = kurer__session_new(k->st, &k->own, k->trust, home_clock, k, &k->sess);
+    free(root);
+    return rc;
+}
+
+static int home_alloc(const char *home, kurer_clock_fn clock, void *clock_ud, kurer **out)
+{
+    *out = NULL;
+    if (home == NULL || strlen(home) == 0 || strlen(home) >= KURER__HOME_PATH_MAX)
+        return KURER_EINVAL;
+    int rc = kurer_crypto_init();
+    if (rc != 0)
+        return rc;
+    kurer *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return KURER_ENOMEM;
+    memcpy(k->home, home, strlen(home) + 1);
+    k->clock = clock;
+    k->clock_ud = clock_ud;
+    rc = kurer_path_join(k->csr_path, sizeof(k->csr_path), home, KURER__CSR_FILE);
+    if (rc != 0) {
+        free(k);
+        return rc;
+    }
+    *out = k;
+    return 0;
+}
+
+static int write_csr(kurer *k, const uint8_t *identity_priv)
+{
+    kurer_csr_body body;
+    kurer_csr *csr = malloc(sizeof(*csr));
+    kurer_buf b;
+    if (csr == NULL)
+        return KURER_ENOMEM;
+    memset(&body, 0, sizeof(body));
+    body.version = 1;
+    memcpy(body.subject, k->own.user, sizeof(body.subject));
+    body.device_id = k->own.device_id;
+    memcpy(body.display_name, k->own.display_name, sizeof(body.display_name));
+    memcpy(body.identity_key, k->own.identity_pub, sizeof(body.identity_key));
+    memcpy(body.noise_key, k->own.noise_pub, sizeof(body.noise_key));
+    body.created_at = kurer__home_now(k);
+    kurer_buf_init(&b, KURER_TBS_MAX * 2);
+    int rc = kurer_csr_sign(&body, identity_priv, csr);
+    if (rc == 0)
+        rc = kurer_csr_encode(csr, &b);
+    if (rc == 0)
+        rc = kurer_file_write(k->csr_path, b.data, b.len, 0644, 1);
+    kurer_buf_release(&b);
+    free(csr);
+    return rc;
+}
+
+int kurer_create(const kurer_create_options *o, const char *pass, size_t pass_len,
+                 const uint8_t *key, kurer **out)
+{
+    *out = NULL;
+    if (o == NULL || (pass == NULL) == (key == NULL) || o->user == NULL || o->relay == NULL ||
+        o->root == NULL || o->device_id == 0 || o->device_id > KURER_DEVICE_ID_MAX ||
+        strlen(o->relay) > KURER__RELAY_MAX)
+        return KURER_EINVAL;
+    if (kurer_user_check(o->user) != 0)
+        return KURER_ESUBJECT;
+    const char *name = o->display_name != NULL ? o->display_name : o->user;
+    if (strlen(name) > KURER_NAME_MAX)
+        return KURER_ELIMIT;
+    kurer *k = NULL;
+    int rc = home_alloc(o->home, o->clock, o->clock_ud, &k);
+    if (rc != 0)
+        return rc;
+
+    kurer_cert *root = malloc(sizeof(*root));
+    kurer__identity id;
+    memset(&id, 0, sizeof(id));
+    id.identity_priv = kurer_secure_alloc(32);
+    id.noise_priv = kurer_secure_alloc(32);
+    if (root == NULL || id.identity_priv == NULL || id.noise_priv == NULL) {
+        rc = KURER_ENOMEM;
+        goto out;
+    }
+    /* The root must be a valid root now: a home pinned to garbage would never work. */
+    if ((rc = kurer_cert_decode(o->root, o->root_len, root)) != 0 ||
+        (rc = kurer_root_check(root, kurer__home_now(k))) != 0)
+        goto out;
+    if (mkdir(o->home, 0700) != 0 && errno != EEXIST) {
+        rc = KURER_EIO;
+        goto out;
+    }
+
+    kurer_kdf_params p = kurer_kdf_default();
+    if (o->kdf_ops != 0)
+        p.opslimit = o->kdf_ops;
+    if (o->kdf_mem != 0)
+        p.memlimit = o->kdf_mem;
+    rc = key != NULL ? kurer__store_create_key(o->home, key, &k->st)
+                     : kurer__store_create_pass(o->home, pass, pass_len, &p, &k->st);
+    if (rc != 0)
+        goto out;
+
+    memcpy(id.user, o->user, strlen(o->user) + 1);
+    id.device_id = o->device_id;
+    memcpy(id.display_name, name, strlen(name) + 1);
+    /* libsignal registration ids are 14 bits and never 0. */
+    id.registration_id = kurer_random_uniform(16380) + 1;
+    if ((rc = kurer_identity_generate(id.identity_pub, id.identity_priv)) != 0)
+        goto out;
+    kurer_x25519_generate(id.noise_pub, id.noise_priv);
+    memcpy(id.relay, o->relay, strlen(o->relay) + 1);
+    memcpy(id.relay_key, o->relay_key, KURER_KEY_LEN);
+    id.root = (uint8_t *)(uintptr_t)o->root;
+    id.root_len = o->root_len;
+    rc = kurer__store_identity_create(k->st, &id);
+    id.root = NULL;
+    if (rc != 0)
+        goto out;
+    k->own = id; /* copied fields; home_start loads the stored identity again */
+    rc = write_csr(k, id.identity_priv);
+    memset(&k->own, 0, sizeof(k->own));
+    if (rc == 0)
+        rc = home_start(k);
+out:
+    kurer__identity_release(&id);
+    free(root);
+    if (rc != 0) {
+        kurer_close(k);
+        return rc;
+    }
+    kurer_log(
+        KURER_LOG_INFO, "client", "home_created",
+        (kurer_log_field[]){KURER_LOG_STR("user", o->user), KURER_LOG_INT("device", o->device_id)},
+        2);
+    *out = k;
+    return 0;
+}
+
+int kurer_open(const char *home, const char *pass, size_t pass_len, const uint8_t *key,
+               kurer_clock_fn clock, void *clock_ud, kurer **out)
+{
+    *out = NULL;
+    if ((pass == NULL) == (key == NULL))
+        return KURER_EINVAL;
+    kurer *k = NULL;
+    int rc = home_alloc(home, clock, clock_ud, &k);
+    if (rc != 0)
+        return rc;
+    rc = key != NULL ? kurer__store_open_key(home, key, &k->st)
+                     : kurer__store_open_pass(home, pass, pass_len, &k->st);
+    if (rc == 0)
+        rc = home_start(k);
+    if (rc != 0) {
+        kurer_close(k);
+        return rc;
+    }
+    *out = k;
+    return 0;
+}
+
+int kurer_passwd(kurer *k, const char *pass, size_t pass_len, const uint8_t *key)
+{
+    if (k == NULL || (pass == NULL) == (key == NULL))
+        return KURER_EINVAL;
+    /* Keep the Argon2id parameters the home was made with. */
+    kurer_kdf_params p = kurer_kdf_default();
+    char path[KURER__HOME_PATH_MAX];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    uint8_t salt[KURER_SALT_LEN];
+    if (pass != NULL && kurer_path_join(path, sizeof(path), k->home, KURER__STORE_KDF) == 0 &&
+        kurer_file_read(path, 256, &data, &len) == 0) {
+        kurer_kdf_params old;
+        if (kurer_kdf_record_decode(data, len, &old, salt) == 0)
+            p = old;
+        free(data);
+    }
+    return key != NULL ? kurer__store_rekey_key(k->st, key)
+                       : kurer__store_rekey_pass(k->st, pass, pass_len, &p);
+}
+
+const char *kurer_csr_path(const kurer *k)
+{
+    return k->csr_path;
+}
+
+static int import_chain(kurer *k, const kurer_chain *chain)
+{
+    kurer_verified v;
+    kurer_buf b;
+    int rc = kurer_trust_verify_chain(k->trust, chain, kurer__home_now(k), &v);
+    if (rc != 0)
+        return rc;
+    if (strcmp(v.user, k->own.user) != 0 || v.device_id != k->own.device_id)
+        return KURER_ESUBJECT;
+    if (!kurer_ct_equal(v.identity_key, k->own.identity_pub, KURER_IDENTITY_KEY_LEN) ||
+        !kurer_ct_equal(v.noise_key, k->own.noise_pub, KURER_X25519_LEN))
+        return KURER_EKEYMISMATCH;
+    kurer_buf_init(&b, KURER_CHAIN_BYTES_MAX);
+    rc = kurer_chain_encode(chain, &b);
+    if (rc == 0)
+        rc = kurer__store_identity_set_chain(k->st, b.data, b.len);
+    if (rc == 0) {
+        uint8_t *copy = malloc(b.len);
+        if (copy == NULL) {
+            rc = KURER_ENOMEM;
+        } else {
+            memcpy(copy, b.data, b.len);
+            free(k->own.chain);
+            k->own.chain = copy;
+            k->own.chain_len = b.len;
+        }
+    }
+    kurer_buf_release(&b);
+    return rc;
+}
+
+int kurer_import_chain(kurer *k, const uint8_t *data, size_t len)
+{
+    kurer_chain *chain = malloc(sizeof(*chain));
+    if (chain == NULL)
+        return KURER_ENOMEM;
+    int rc = kurer_chain_decode(data, len, chain);
+    if (rc == 0)
+        rc = import_chain(k, chain);
+    free(chain);
+    return rc;
+}
+
+int kurer_import_certs(kurer *k, const uint8_t *device, size_t device_len, const uint8_t *authority,
+                       size_t authority_len)
+{
+    kurer_chain *chain = calloc(1, sizeof(*chain));
+    if (chain == NULL)
+        return KURER_ENOMEM;
+    int rc = kurer_cert_decode(device, device_len, &chain->certs[0]);
+    if (rc == 0)
+        rc = kurer_cert_decode(authority, authority_len, &chain->certs[1]);
+    chain->n = 2;
+    if (rc == 0)
+        rc = import_chain(k, chain);
+    free(chain);
+    return rc;
+}
+
+int kurer_add_peer(kurer *k, const uint8_t *data, size_t len)
+{
+    kurer_chain *chain = malloc(sizeof(*chain));
+    if (chain == NULL)
+        return KURER_ENOMEM;
+    int rc = kurer_chain_decode(data, len, chain);
+    if (rc == 0)
+        rc = kurer__session_peer_add(k->sess, chain, NULL);
+    free(chain);
+    return rc;
+}
+
+int kurer_add_revocations(kurer *k, const uint8_t *data, size_t len)
+{
+    uint64_t version = 0;
+    kurer_crl crl;
+    int rc = kurer_crl_decode(data, len, &crl);
+    if (rc != 0)
+        return rc;
+    rc = kurer_trust_add_crl(k->trust, data, len, &version);
+    /* Keep it: the newest list of each authority survives a restart. */
+    if (rc == 0)
+        rc = kurer__store_crl_put(k->st, crl.issuer_key_id, version, data, len);
+    kurer_crl_release(&crl);
+    return rc;
+}
+
+/* ---- classification policy ---- */
+
+static void refuse(kurer_refusal *why, kurer_refusal_by by, const char *user, uint32_t dev,
+                   int limit)
+{
+    if (why == NULL)
+        return;
+    memset(why, 0, sizeof(*why));
+    why->by = by;
+    if (user != NULL)
+        snprintf(why->user, sizeof(why->user), "%s", user);
+    why->device_id = dev;
+    why->limit = limit;
+}
+
+static int level_ok(int level)
+{
+    if (level >= KURER_LEVEL_UNCLASSIFIED && level <= KURER_LEVEL_CONFIDENTIAL)
+        return 0;
+    return level == 4 || level == 5 ? KURER_ECLEARANCE : KURER_EINVAL;
+}
+
+/* Our own chain, verified now. */
+static int own_verified(kurer *k, kurer_verified *v)
+{
+    if (k->own.chain == NULL)
+        return KURER_ESTATE; /* not enrolled yet */
+    kurer_chain *chain = malloc(sizeof(*chain));
+    if (chain == NULL)
+        return KURER_ENOMEM;
+    int rc = kurer_chain_decode(k->own.chain, k->own.chain_len, chain);
+    if (rc == 0)
+        rc = kurer_trust_verify_chain(k->trust, chain, kurer__home_now(k), v);
+    free(chain);
+    return rc;
+}
+
+int kurer_check_send(kurer *k, const char *to, int level, kurer_refusal *why)
+{
+    kurer_verified me, peer;
+    uint32_t *devs = NULL;
+    size_t n = 0;
+    refuse(why, KURER_REFUSED_BY_NONE, NULL, 0, 0);
+    if (k == NULL || to == NULL)
+        return KURER_EINVAL;
+    int rc = level_ok(level);
+    if (rc != 0)
+        return rc;
+    if ((rc = own_verified(k, &me)) != 0) {
+        refuse(why, KURER_REFUSED_BY_SENDER, k->own.user, k->own.device_id, 0);
+        return rc;
+    }
+    if (level > (int)me.ceiling) {
+        refuse(why, KURER_REFUSED_BY_CEILING, NULL, 0, (int)me.ceiling);
+        return KURER_ECLEARANCE;
+    }
+    if (level > (int)me.clearance) {
+        refuse(why, KURER_REFUSED_BY_SENDER, me.user, me.device_id, (int)me.clearance);
+        return KURER_ECLEARANCE;
+    }
+    if ((rc = kurer__store_peer_devices(k->st, to, &devs, &n)) != 0)
+        return rc;
+    if (n == 0) {
+        refuse(why, KURER_REFUSED_BY_RECIPIENT, to, 0, 0);
+        rc = KURER_ENOTFOUND;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = kurer__session_peer_check(k->sess, to, devs[i], &peer);
+        if (rc != 0) {
+            refuse(why, KURER_REFUSED_BY_RECIPIENT, to, devs[i], 0);
+        } else if (level > (int)peer.clearance) {
+            refuse(why, KURER_REFUSED_BY_RECIPIENT, to, devs[i], (int)peer.clearance);
+            rc = KURER_ECLEARANCE;
+        }
+    }
+    free(devs);
+    return rc;
+}
+
+int kurer_check_receive(kurer *k, const char *from, uint32_t device_id, int level,
+                        kurer_refusal *why)
+{
+    kurer_verified me, peer;
+    refuse(why, KURER_REFUSED_BY_NONE, NULL, 0, 0);
+    if (k == NULL || from == NULL)
+        return KURER_EINVAL;
+    int rc = level_ok(level);
+    if (rc != 0)
+        return rc;
+    if ((rc = kurer__session_peer_check(k->sess, from, device_id, &peer)) != 0) {
+        refuse(why, KURER_REFUSED_BY_SENDER, from, device_id, 0);
+        return rc;
+    }
+    if (level > (int)peer.ceiling) {
+        refuse(why, KURER_REFUSED_BY_CEILING, NULL, 0, (int)peer.ceiling);
+        return KURER_ECLEARANCE;
+    }
+    if (level > (int)peer.clearance) {
+        refuse(why, KURER_REFUSED_BY_SENDER, from, device_id, (int)peer.clearance);
+        return KURER_ECLEARANCE;
+    }
+    /* Without a valid certificate of our own we do not know our clearance: quarantine. */
+    if ((rc = own_verified(k, &me)) != 0) {
+        refuse(why, KURER_REFUSED_BY_RECIPIENT, k->own.user, k->own.device_id, 0);
+        return rc;
+    }
+    if (level > (int)me.clearance) {
+        refuse(why, KURER_REFUSED_BY_RECIPIENT, me.user, me.device_id, (int)me.clearance);
+        return KURER_ECLEARANCE;
+    }
+    return 0;
+}
+
+/* ---- the engine's send and receive halves ---- */
+
+int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kurer_refusal *why,
+                      int64_t *rowid)
+{
+    uint32_t *devs = NULL;
+    size_t n = 0;
+    kurer_buf pt, ct;
+    if (body == NULL)
+        return KURER_EINVAL;
+    int rc = kurer_check_send(k, to, level, why);
+    if (rc != 0)
+        return rc;
+    if ((rc = kurer__store_peer_devices(k->st, to, &devs, &n)) != 0)
+        return rc;
+
+    kurer_content c;
+    memset(&c, 0, sizeof(c));
+    c.body = KURER_CONTENT_DATA;
+    c.u.data.body = body;
+    c.u.data.classification = (kurer_level)level;
+    int64_t now_ms = kurer__home_now(k) * 1000;
+    c.u.data.timestamp = (uint64_t)now_ms;
+    kurer_buf_init_secret(&pt, KURER_CONTENT_PADDED_MAX);
+    kurer_buf_init(&ct, KURER__CIPHERTEXT_MAX);
+    rc = kurer_content_encode_padded(&c, &pt);
+    if (rc != 0)
+        goto out;
+
+    kurer__msg m;
+    memset(&m, 0, sizeof(m));
+    kurer_random(m.envelope_id, sizeof(m.envelope_id));
+    m.direction = KURER__DIR_OUT;
+    snprintf(m.peer, sizeof(m.peer), "%s", to);
+    m.level = level;
+    m.body = body;
+    m.body_len = strlen(body);
+    m.sent_at = now_ms;
+    m.received_at = now_ms;
+    m.state = KURER__MSG_PENDING;
+
+    if ((rc = kurer__store_begin(k->st)) != 0)
+        goto out;
+    rc = kurer__store_message_insert(k->st, &m);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        kurer_envelope_type type;
+        kurer__outbox_item it;
+        kurer_buf_reset(&ct);
+        rc = kurer__session_encrypt(k->sess, to, devs[i], pt.data, pt.len, &ct, &type);
+        if (rc != 0)
+            break;
+        memset(&it, 0, sizeof(it));
+        it.message_rowid = m.rowid;
+        kurer_random(it.envelope_id, sizeof(it.envelope_id));
+        snprintf(it.to_user, sizeof(it.to_user), "%s", to);
+        it.to_device = devs[i];
+        it.type = (int)type;
+        it.content = ct.data;
+        it.content_len = ct.len;
+        it.next_attempt_at = now_ms;
+        rc = kurer__store_outbox_add(k->st, &it);
+    }
+    if (rc != 0) {
+        kurer__store_rollback(k->st);
+        goto out;
+    }
+    rc = kurer__store_commit(k->st);
+    if (rc == 0 && rowid != NULL)
+        *rowid = m.rowid;
+out:
+    kurer_buf_release(&pt);
+    kurer_buf_release(&ct);
+    free(devs);
+    return rc;
+}
+
+typedef struct recv_ctx {
+    kurer *k;
+    const uint8_t *id;
+    int refused; /* content decrypted but not accepted: the reason */
+    int state;
+} recv_ctx;
+
+/* Inside the decrypting transaction. Returns 0 whenever the ratchet step should commit. */
+static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *pt, size_t n)
+{
+    recv_ctx *r = ud;
+    kurer_content c;
+    memset(&c, 0, sizeof(c));
+    int rc = kurer_content_decode_padded(pt, n, &c);
+    if (rc != 0) {
+        /* It decrypted, so the sender's ratchet moved: keep the step, drop the content. */
+        r->refused = rc;
+        return 0;
+    }
+    if (c.body != KURER_CONTENT_DATA) {
+        /* Receipts, calls, sync copies and group keys are handled by later layers. */
+        r->refused = KURER_EUNSUPPORTED;
+        kurer_content_release(&c);
+        return 0;
+    }
+    const kurer_data_message *dm = &c.u.data;
+    kurer__msg m;
+    memset(&m, 0, sizeof(m));
+    memcpy(m.envelope_id, r->id, KURER_ENVELOPE_ID_LEN);
+    m.direction = KURER__DIR_IN;
+    memcpy(m.peer, sender->user, sizeof(m.peer));
+    m.peer_device = sender->device_id;
+    m.level = (int)dm->classification;
+    m.sent_at = dm->timestamp > INT64_MAX ? INT64_MAX : (int64_t)dm->timestamp;
+    m.received_at = kurer__home_now(r->k) * 1000;
+    int why = kurer_check_receive(r->k, sender->user, sender->device_id, m.level, NULL);
+    if (why == 0) {
+        m.state = KURER__MSG_RECEIVED;
+        m.body = dm->body;
+        m.body_len = strlen(dm->body);
+    } else {
+        /* Quarantined: the row records that it came and why, not what it said. */
+        m.state = KURER__MSG_QUARANTINED;
+        m.reason = why;
+        m.body = "";
+        m.body_len = 0;
+        kurer_log(KURER_LOG_WARN, "client", "message_quarantined",
+                  (kurer_log_field[]){KURER_LOG_STR("peer", sender->user),
+                                      KURER_LOG_INT("device", sender->device_id),
+                                      KURER_LOG_STR("level", kurer_level_name(m.level)),
+                                      KURER_LOG_STR("reason", kurer_err_name(why))},
+                  4);
+    }
+    rc = kurer__store_message_insert(r->k->st, &m);
+    kurer_content_release(&c);
+    r->state = m.state;
+    return rc;
+}
+
+int kurer__home_receive(kurer *k, const uint8_t id[KURER_ENVELOPE_ID_LEN], const char *from,
+                        uint32_t device_id, kurer_envelope_type type, const uint8_t *ct, size_t n,
+                        int *state)
+{
+    recv_ctx r = {.k = k, .id = id, .refused = 0, .state = -1};
+    int rc = kurer__session_decrypt(k->sess, id, from, device_id, type, ct, n, on_plaintext, &r);
+    if (rc == 0 && r.refused != 0)
+        rc = r.refused;
+    if (rc == 0 && state != NULL)
+        *state = r.state;
+    return rc;
+}
+
+/* ---- history, fingerprints ---- */
+
+typedef struct history_ctx {
+    kurer_message_fn fn;
+    void *ud;
+} history_ctx;
+
+static int history_row(void *ud, const kurer__msg *m)
+{
+    history_ctx *h = ud;
+    kurer_message out;
+    memset(&out, 0, sizeof(out));
+    memcpy(out.id, m->envelope_id, sizeof(out.id));
+    out.outgoing = m->direction == KURER__DIR_OUT;
+    out.peer = m->peer;
+    out.peer_device = m->peer_device;
+    out.level = m->level;
+    /* SQLite text columns are NUL-terminated. */
+    out.body = m->state == KURER__MSG_QUARANTINED ? "" : m->body;
+    out.sent_at = m->sent_at;
+    out.received_at = m->received_at;
+    out.state = (kurer_message_state)m->state;
+    out.reason = m->reason;
+    return h->fn(h->ud, &out);
+}
+
+int kurer_history(kurer *k, const char *with, kurer_message_fn fn, void *ud)
+{
+    if (k == NULL || fn == NULL)
+        return KURER_EINVAL;
+    history_ctx h = {fn, ud};
+    return kurer__store_message_each(k->st, with, history_row, &h);
+}
+
+int kurer_fingerprint(kurer *k, const char *user, uint32_t device_id, char text[64])
+{
+    if (k == NULL || user == NULL)
+        return KURER_EINVAL;
+    return kurer__session_fingerprint(k->sess, user, device_id, text, NULL, 0, NULL);
+}

@@ -1,0 +1,51 @@
+/* The device home behind kurer.h, and the engine entry points the network half will drive
+ * (queue a message for sending; take a delivered envelope). Internal (kurer__*). */
+#ifndef KURER_CLIENT_HOME_H
+#define KURER_CLIENT_HOME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kurer/cert.h"
+#include "kurer/frame.h"
+#include "kurer/kurer.h"
+#include "session.h"
+#include "store.h"
+
+#define KURER__HOME_PATH_MAX 4096
+#define KURER__CSR_FILE      "device.csr"
+
+struct kurer {
+    kurer__store *st;
+    kurer__identity own;
+    kurer_trust *trust;
+    kurer__session *sess;
+    kurer_clock_fn clock;
+    void *clock_ud;
+    char home[KURER__HOME_PATH_MAX];
+    char csr_path[KURER__HOME_PATH_MAX];
+};
+
+kurer__session *kurer__home_session(kurer *k);
+kurer__store *kurer__home_store(kurer *k);
+int64_t kurer__home_now(const kurer *k);
+
+/* The send path's lower half: checks the policy (kurer_check_send), then in one transaction
+ * stores the message as PENDING and, for every device of to that the home holds a certificate
+ * for, an outbox envelope with the padded Content encrypted for that device. KURER_ESTATE if a
+ * device has no session yet (the caller fetches its bundle first). *rowid (may be NULL) is the
+ * message's row. */
+KURER_MUST_CHECK int kurer__home_queue(kurer *k, const char *to, int level, const char *body,
+                                       kurer_refusal *why, int64_t *rowid);
+
+/* The receive path: decrypts an envelope and stores its message in the same transaction as the
+ * ratchet step. 0: stored (shown, or quarantined by policy: *state says which, may be NULL);
+ * KURER_EDUPLICATE: seen before, nothing stored (ack it). Content that decrypts but is refused
+ * (malformed, or SECRET and above) still commits the ratchet step and returns the reason (ack
+ * it too). Anything else: nothing changed (do not ack; it may be retried). */
+KURER_MUST_CHECK int kurer__home_receive(kurer *k, const uint8_t id[KURER_ENVELOPE_ID_LEN],
+                                         const char *from, uint32_t device_id,
+                                         kurer_envelope_type type, const uint8_t *ct, size_t n,
+                                         int *state);
+
+#endif

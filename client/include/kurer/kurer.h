@@ -1,0 +1,150 @@
+/* libkurer: the client library's public API (the one header an application includes).
+ *
+ * A handle (kurer *) is one open device home: a folder with the encrypted store (store.db, and
+ * store.kdf when a passphrase protects it) and the certificate request (device.csr). There is no
+ * global state: several handles, for different homes, may be open in one process at once.
+ * Threading: a handle belongs to one thread at a time (calls on one handle must not overlap);
+ * different handles may be used from different threads. kurer_crypto_init is called for you.
+ *
+ * Every function returns 0 or a negative KURER_* code from kurer/error.h (kurer_strerror gives
+ * a message safe to show). Out-parameters are written only on success. Strings are UTF-8.
+ * Classification levels are kurer_level values (1 UNCLASSIFIED, 2 RESTRICTED, 3 CONFIDENTIAL;
+ * kurer_level_name gives the marking to show with every message).
+ *
+ * This is the lower half of the client: home, keys, certificates, store, policy and history. The
+ * network half (connect, send, receive through the relay) comes with the relay's transport. */
+#ifndef KURER_KURER_H
+#define KURER_KURER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kurer/certmsg.h"
+#include "kurer/error.h"
+
+typedef struct kurer kurer;
+
+#define KURER_KEY_LEN 32 /* a raw store key, and the relay's X25519 key */
+
+/* Wall-clock seconds. Tests and devices with a trusted time source may supply their own. */
+typedef int64_t (*kurer_clock_fn)(void *ud);
+
+typedef struct kurer_create_options {
+    const char *home;         /* folder; made (0700) if missing; must not hold a store yet */
+    const char *user;         /* user@authority */
+    uint32_t device_id;       /* 1..KURER_DEVICE_ID_MAX */
+    const char *display_name; /* may be NULL: the user name */
+    const char *relay;        /* HOST:PORT */
+    uint8_t relay_key[KURER_KEY_LEN];
+    const uint8_t *root; /* the pinned root certificate (SignedCertificate bytes) */
+    size_t root_len;
+    uint32_t kdf_ops;     /* Argon2id passes; 0: default */
+    uint64_t kdf_mem;     /* Argon2id bytes; 0: default */
+    kurer_clock_fn clock; /* NULL: the system clock */
+    void *clock_ud;
+} kurer_create_options;
+
+/* Creates a device home: the store, a libsignal identity key, a Noise static key and a
+ * registration id, and writes the certificate request HOME/device.csr (signed with the identity
+ * key). Protect the store with a passphrase (key NULL) or a raw 32-byte key from a platform
+ * keystore (pass NULL). On success *out is the open home (free with kurer_close).
+ * KURER_EEXIST if the home has a store; KURER_ESUBJECT for a bad user; root errors from the
+ * certificate checks (KURER_EROLE, KURER_EEXPIRED, ...). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_create(const kurer_create_options *o, const char *pass,
+                                               size_t pass_len, const uint8_t *key, kurer **out);
+
+/* Opens an existing home with its passphrase (key NULL) or raw key (pass NULL). clock may be
+ * NULL. KURER_EPASSPHRASE for a wrong passphrase or key (the files are left untouched),
+ * KURER_ENOENT if there is no store. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_open(const char *home, const char *pass, size_t pass_len,
+                                             const uint8_t *key, kurer_clock_fn clock,
+                                             void *clock_ud, kurer **out);
+
+/* Closes the home and wipes its keys from memory. NULL-safe. */
+KURER_EXPORT void kurer_close(kurer *k);
+
+/* Re-encrypts the store under a new passphrase (key NULL) or raw key (pass NULL). Crash-safe:
+ * afterwards exactly one of the old and new secrets opens the store. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_passwd(kurer *k, const char *pass, size_t pass_len,
+                                               const uint8_t *key);
+
+/* The path of the certificate request written at creation (borrowed; valid until close). */
+KURER_EXPORT const char *kurer_csr_path(const kurer *k);
+
+/* Imports this device's issued chain (CertificateChain bytes, or the device certificate and
+ * its authority's certificate as SignedCertificate bytes): checks it against the pinned root
+ * now, that it names this user and device, and that its identity and Noise keys are ours
+ * (KURER_EKEYMISMATCH otherwise), then stores it. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_import_chain(kurer *k, const uint8_t *chain, size_t len);
+KURER_EXPORT KURER_MUST_CHECK int kurer_import_certs(kurer *k, const uint8_t *device,
+                                                     size_t device_len, const uint8_t *authority,
+                                                     size_t authority_len);
+
+/* Verifies a peer device's chain now and keeps it as that device's certificate: the only way a
+ * peer's identity key comes to be trusted. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_add_peer(kurer *k, const uint8_t *chain, size_t len);
+
+/* Verifies a SignedRevocationList against the root and keeps it if newer (KURER_ESTALE if
+ * not). Effective at once for every check that follows. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_add_revocations(kurer *k, const uint8_t *data, size_t len);
+
+/* Who stands in the way of a level. */
+typedef enum kurer_refusal_by {
+    KURER_REFUSED_BY_NONE = 0,
+    KURER_REFUSED_BY_CEILING = 1,   /* the root's ceiling */
+    KURER_REFUSED_BY_SENDER = 2,    /* the sender's certificate (clearance, or not valid) */
+    KURER_REFUSED_BY_RECIPIENT = 3, /* a recipient device's certificate */
+} kurer_refusal_by;
+
+typedef struct kurer_refusal {
+    kurer_refusal_by by;
+    char user[KURER_SUBJECT_MAX + 1]; /* whose certificate (BY_SENDER, BY_RECIPIENT) */
+    uint32_t device_id;
+    int limit; /* the level that certificate or ceiling allows, or 0 if it is not valid */
+} kurer_refusal;
+
+/* The send-side classification policy: 0 if this device may send a message of level to every
+ * device of to that the home holds a certificate for, else KURER_ECLEARANCE (the level is
+ * above a clearance or the ceiling) or the certificate error (KURER_EREVOKED, KURER_EEXPIRED,
+ * KURER_ENOTFOUND: no device known), with *why (may be NULL) saying which. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_check_send(kurer *k, const char *to, int level,
+                                                   kurer_refusal *why);
+
+/* The receive-side policy for a message of level from from/device: 0 to show it, or
+ * KURER_ECLEARANCE / a certificate error with *why: such a message is kept quarantined, never
+ * shown. */
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_check_receive(kurer *k, const char *from, uint32_t device_id, int level, kurer_refusal *why);
+
+typedef enum kurer_message_state {
+    KURER_MESSAGE_RECEIVED = 0,
+    KURER_MESSAGE_QUARANTINED = 1, /* received, above a clearance: not to be shown */
+    KURER_MESSAGE_PENDING = 2,     /* sent, waiting in the outbox */
+    KURER_MESSAGE_SENT = 3,        /* accepted by the relay for every device */
+    KURER_MESSAGE_FAILED = 4,
+} kurer_message_state;
+
+typedef struct kurer_message {
+    uint8_t id[16];   /* the envelope id (the sender's), the dedup key */
+    int outgoing;     /* 1 if we sent it */
+    const char *peer; /* user@authority of the other side */
+    uint32_t peer_device;
+    int level;        /* kurer_level: show kurer_level_name(level) with the message */
+    const char *body; /* NUL-terminated; "" for a quarantined message */
+    int64_t sent_at;  /* Unix ms, the sender's clock */
+    int64_t received_at;
+    kurer_message_state state;
+    int reason; /* why quarantined or failed (a KURER_* code), else 0 */
+} kurer_message;
+
+/* Calls fn for each stored message, oldest first; with with != NULL only that peer's. The
+ * message is valid during the call only. A non-zero return from fn stops and is returned. */
+typedef int (*kurer_message_fn)(void *ud, const kurer_message *m);
+KURER_EXPORT KURER_MUST_CHECK int kurer_history(kurer *k, const char *with, kurer_message_fn fn,
+                                                void *ud);
+
+/* The safety number with a peer device (60 digits and the NUL) from the certified keys. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_fingerprint(kurer *k, const char *user, uint32_t device_id,
+                                                    char text[64]);
+
+#endif

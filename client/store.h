@@ -1,0 +1,238 @@
+/* The device store: one SQLCipher database per device home (HOME/store.db).
+ *
+ * Opened in raw-key mode: the 256-bit key is Argon2id(passphrase) with the salt and parameters in
+ * HOME/store.kdf, or a key the app keeps in a platform keystore. A wrong key is
+ * KURER_EPASSPHRASE and leaves the file as it was. Schema (see store.c, MIGRATIONS): own
+ * identity, libsignal records (sessions, prekeys, signed prekeys, peer identities, sender keys),
+ * peers' device certificates, revocation lists, messages, outbox.
+ *
+ * Transactions nest: only the outermost begin/commit talks to SQLite; a rollback anywhere
+ * inside makes the outermost commit fail with KURER_ESTORAGE and roll back.
+ * A store belongs to one thread at a time. Internal (kurer__*): not part of libkurer's API. */
+#ifndef KURER_CLIENT_STORE_H
+#define KURER_CLIENT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kurer/certmsg.h"
+#include "kurer/error.h"
+#include "kurer/frame.h"
+#include "kurer/keys.h"
+
+#define KURER__STORE_SCHEMA_VERSION 1
+#define KURER__STORE_DB             "store.db"
+#define KURER__STORE_KDF            "store.kdf"
+#define KURER__STORE_KDF_NEW        "store.kdf.new"
+#define KURER__STORE_KEY_LEN        32
+#define KURER__RELAY_MAX            255
+#define KURER__RECORD_MAX           (1024 * 1024) /* a libsignal record read back from the store */
+
+typedef struct kurer__store kurer__store;
+
+/* Creating fails with KURER_EEXIST if HOME/store.db exists. Opening: KURER_ENOENT without it,
+ * KURER_EPASSPHRASE for a wrong passphrase or key, KURER_ELINKAGE if the SQLite in this process
+ * is not SQLCipher. Both run the migrations. *out only on success. */
+KURER_MUST_CHECK int kurer__store_create_pass(const char *home, const char *pass, size_t pass_len,
+                                              const kurer_kdf_params *p, kurer__store **out);
+KURER_MUST_CHECK int kurer__store_create_key(const char *home,
+                                             const uint8_t key[KURER__STORE_KEY_LEN],
+                                             kurer__store **out);
+KURER_MUST_CHECK int kurer__store_open_pass(const char *home, const char *pass, size_t pass_len,
+                                            kurer__store **out);
+KURER_MUST_CHECK int kurer__store_open_key(const char *home,
+                                           const uint8_t key[KURER__STORE_KEY_LEN],
+                                           kurer__store **out);
+/* NULL-safe. Rolls back an open transaction. */
+void kurer__store_close(kurer__store *st);
+
+/* Re-encrypts the store under a new passphrase (new salt; params NULL: defaults) or raw key.
+ * Crash-safe: the new parameters go to store.kdf.new first, then PRAGMA rekey (one SQLite
+ * transaction), then store.kdf.new is renamed over store.kdf. Opening tries store.kdf.new when
+ * store.kdf does not open the store, and finishes the rename. KURER_ESTATE inside a transaction. */
+KURER_MUST_CHECK int kurer__store_rekey_pass(kurer__store *st, const char *pass, size_t pass_len,
+                                             const kurer_kdf_params *p);
+KURER_MUST_CHECK int kurer__store_rekey_key(kurer__store *st,
+                                            const uint8_t key[KURER__STORE_KEY_LEN]);
+
+KURER_MUST_CHECK int kurer__store_begin(kurer__store *st);
+KURER_MUST_CHECK int kurer__store_commit(kurer__store *st);
+void kurer__store_rollback(kurer__store *st);
+int kurer__store_in_transaction(const kurer__store *st);
+
+/* Brings the schema up to KURER__STORE_SCHEMA_VERSION (a no-op when it is there already). */
+KURER_MUST_CHECK int kurer__store_migrate(kurer__store *st);
+KURER_MUST_CHECK int kurer__store_schema_version(kurer__store *st, int *version);
+
+/* ---- own identity (one row) ---- */
+
+typedef struct kurer__identity {
+    char user[KURER_SUBJECT_MAX + 1];
+    uint32_t device_id;
+    char display_name[KURER_NAME_MAX + 1];
+    uint32_t registration_id;
+    uint8_t identity_pub[KURER_IDENTITY_KEY_LEN];
+    uint8_t *identity_priv; /* 32 bytes of guarded memory */
+    uint8_t noise_pub[KURER_X25519_LEN];
+    uint8_t *noise_priv; /* 32 bytes of guarded memory */
+    char relay[KURER__RELAY_MAX + 1];
+    uint8_t relay_key[KURER_X25519_LEN];
+    uint8_t *root; /* SignedCertificate bytes (heap) */
+    size_t root_len;
+    uint8_t *chain; /* CertificateChain bytes (heap), NULL until imported */
+    size_t chain_len;
+} kurer__identity;
+
+/* KURER_EEXIST if there is one already. */
+KURER_MUST_CHECK int kurer__store_identity_create(kurer__store *st, const kurer__identity *id);
+/* Loads into *id (private keys into guarded memory); KURER_ENOTFOUND before create. */
+KURER_MUST_CHECK int kurer__store_identity_load(kurer__store *st, kurer__identity *id);
+KURER_MUST_CHECK int kurer__store_identity_set_chain(kurer__store *st, const uint8_t *chain,
+                                                     size_t len);
+/* Wipes and frees what load allocated. NULL-safe, idempotent. */
+void kurer__identity_release(kurer__identity *id);
+
+/* ---- libsignal records (opaque blobs) ---- */
+
+/* Sessions by (name, device). get: 0 with *data (malloc, caller frees) or KURER_ENOTFOUND. */
+KURER_MUST_CHECK int kurer__store_session_get(kurer__store *st, const char *name, size_t name_len,
+                                              int32_t dev, uint8_t **data, size_t *len);
+KURER_MUST_CHECK int kurer__store_session_put(kurer__store *st, const char *name, size_t name_len,
+                                              int32_t dev, const uint8_t *data, size_t len);
+/* Returns the number of rows deleted (0 or 1), or a negative error. */
+int kurer__store_session_delete(kurer__store *st, const char *name, size_t name_len, int32_t dev);
+int kurer__store_session_delete_all(kurer__store *st, const char *name, size_t name_len);
+/* The device ids with a session for name, other than exclude (libsignal: not device 1). *devs is
+ * malloc'ed (caller frees), *n its length. */
+KURER_MUST_CHECK int kurer__store_session_devices(kurer__store *st, const char *name,
+                                                  size_t name_len, int32_t **devs, size_t *n);
+
+typedef enum kurer__prekey_table {
+    KURER__PREKEY = 0,
+    KURER__SIGNED_PREKEY = 1,
+} kurer__prekey_table;
+
+KURER_MUST_CHECK int kurer__store_prekey_get(kurer__store *st, kurer__prekey_table t, uint32_t id,
+                                             uint8_t **data, size_t *len);
+KURER_MUST_CHECK int kurer__store_prekey_put(kurer__store *st, kurer__prekey_table t, uint32_t id,
+                                             const uint8_t *data, size_t len);
+/* 1 if present, 0 if not, negative on error. */
+int kurer__store_prekey_contains(kurer__store *st, kurer__prekey_table t, uint32_t id);
+KURER_MUST_CHECK int kurer__store_prekey_delete(kurer__store *st, kurer__prekey_table t,
+                                                uint32_t id);
+/* Number of one-time or signed prekeys held (for refill), or negative. */
+int kurer__store_prekey_count(kurer__store *st, kurer__prekey_table t);
+
+/* The identity key libsignal saved for a peer device (NULL key: forget it). */
+KURER_MUST_CHECK int kurer__store_peer_identity_put(kurer__store *st, const char *name,
+                                                    size_t name_len, int32_t dev,
+                                                    const uint8_t *key, size_t key_len);
+KURER_MUST_CHECK int kurer__store_peer_identity_get(kurer__store *st, const char *name,
+                                                    size_t name_len, int32_t dev,
+                                                    uint8_t key[KURER_IDENTITY_KEY_LEN]);
+
+KURER_MUST_CHECK int kurer__store_sender_key_put(kurer__store *st, const char *group,
+                                                 size_t group_len, const char *name,
+                                                 size_t name_len, int32_t dev, const uint8_t *data,
+                                                 size_t len);
+KURER_MUST_CHECK int kurer__store_sender_key_get(kurer__store *st, const char *group,
+                                                 size_t group_len, const char *name,
+                                                 size_t name_len, int32_t dev, uint8_t **data,
+                                                 size_t *len);
+
+/* ---- peers' device certificates and revocation lists ---- */
+
+/* Stores (or replaces) a peer device's chain as verified now: the caller verified it. */
+KURER_MUST_CHECK int kurer__store_peer_device_put(kurer__store *st, const char *user,
+                                                  uint32_t device_id, uint64_t serial,
+                                                  const uint8_t *chain, size_t chain_len);
+/* The chain bytes (malloc'ed) or KURER_ENOTFOUND. */
+KURER_MUST_CHECK int kurer__store_peer_device_get(kurer__store *st, const char *user,
+                                                  uint32_t device_id, uint8_t **chain,
+                                                  size_t *chain_len);
+/* Device ids held for user (malloc'ed). */
+KURER_MUST_CHECK int kurer__store_peer_devices(kurer__store *st, const char *user, uint32_t **ids,
+                                               size_t *n);
+
+/* A SignedRevocationList as received, keyed by the authority's key id. */
+KURER_MUST_CHECK int kurer__store_crl_put(kurer__store *st, const uint8_t key_id[KURER_KEY_ID_LEN],
+                                          uint64_t version, const uint8_t *data, size_t len);
+typedef int (*kurer__crl_fn)(void *ud, const uint8_t *data, size_t len);
+KURER_MUST_CHECK int kurer__store_crl_each(kurer__store *st, kurer__crl_fn fn, void *ud);
+
+/* ---- counters ---- */
+
+KURER_MUST_CHECK int kurer__store_counter_get(kurer__store *st, const char *name, uint64_t *v);
+KURER_MUST_CHECK int kurer__store_counter_set(kurer__store *st, const char *name, uint64_t v);
+
+/* ---- messages and outbox ---- */
+
+enum {
+    KURER__DIR_IN = 0,
+    KURER__DIR_OUT = 1,
+};
+
+/* Message states (also in kurer.h as kurer_message_state). */
+enum {
+    KURER__MSG_RECEIVED = 0,
+    KURER__MSG_QUARANTINED = 1,
+    KURER__MSG_PENDING = 2, /* outgoing, in the outbox */
+    KURER__MSG_SENT = 3,    /* outgoing, accepted by the relay for every device */
+    KURER__MSG_FAILED = 4,
+};
+
+typedef struct kurer__msg {
+    int64_t rowid;
+    uint8_t envelope_id[KURER_ENVELOPE_ID_LEN];
+    int direction;
+    char peer[KURER_SUBJECT_MAX + 1];
+    uint32_t peer_device;
+    int level;
+    const char *body; /* UTF-8, body_len bytes (not NUL-terminated on insert) */
+    size_t body_len;
+    int64_t sent_at;     /* Unix ms, the sender's clock */
+    int64_t received_at; /* Unix ms, ours */
+    int state;
+    int reason; /* a kurer error code for quarantined or failed messages, else 0 */
+} kurer__msg;
+
+/* Inserts a message; KURER_EDUPLICATE if its envelope id is stored already (nothing written).
+ * m->rowid is set on success. */
+KURER_MUST_CHECK int kurer__store_message_insert(kurer__store *st, kurer__msg *m);
+/* 1 if a message with this envelope id is stored, 0 if not, negative on error. */
+int kurer__store_message_exists(kurer__store *st, const uint8_t id[KURER_ENVELOPE_ID_LEN]);
+KURER_MUST_CHECK int kurer__store_message_set_state(kurer__store *st, int64_t rowid, int state,
+                                                    int reason);
+/* Calls fn for each message (oldest first), for one peer if peer is not NULL. fn's msg and body
+ * are valid during the call only; a non-zero return from fn stops and is returned. */
+typedef int (*kurer__msg_fn)(void *ud, const kurer__msg *m);
+KURER_MUST_CHECK int kurer__store_message_each(kurer__store *st, const char *peer, kurer__msg_fn fn,
+                                               void *ud);
+
+typedef struct kurer__outbox_item {
+    int64_t rowid;
+    int64_t message_rowid;
+    uint8_t envelope_id[KURER_ENVELOPE_ID_LEN];
+    char to_user[KURER_SUBJECT_MAX + 1];
+    uint32_t to_device;
+    int type; /* kurer_envelope_type */
+    const uint8_t *content;
+    size_t content_len;
+    uint32_t attempts;
+    int64_t next_attempt_at; /* Unix ms */
+} kurer__outbox_item;
+
+KURER_MUST_CHECK int kurer__store_outbox_add(kurer__store *st, kurer__outbox_item *it);
+/* Items due at now_ms (next_attempt_at <= now_ms), oldest first. */
+typedef int (*kurer__outbox_fn)(void *ud, const kurer__outbox_item *it);
+KURER_MUST_CHECK int kurer__store_outbox_each_due(kurer__store *st, int64_t now_ms,
+                                                  kurer__outbox_fn fn, void *ud);
+/* Counts a failed attempt and schedules the next with exponential backoff (1 s doubling, at
+ * most 10 min, with jitter). */
+KURER_MUST_CHECK int kurer__store_outbox_retry_later(kurer__store *st, int64_t rowid,
+                                                     int64_t now_ms);
+/* The relay accepted it: removes the item; when it was the message's last, marks it SENT. */
+KURER_MUST_CHECK int kurer__store_outbox_done(kurer__store *st, int64_t rowid);
+int kurer__store_outbox_count(kurer__store *st);
+
+#endif
