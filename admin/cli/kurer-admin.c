@@ -1490,6 +1490,20 @@ static int cmd_revoke(int argc, char **argv)
                     is.crl_path, kurer_strerror(rc ? rc : KURER_EISSUER));
         goto out;
     }
+    /* The list must hold every revocation the (verified) log records. An older list put back
+     * (a restored backup, or anyone who can write AUTHDIR) would otherwise be the base of a
+     * new list with a higher version, which relays accept and which un-revokes those serials. */
+    for (size_t i = 0; i < is.log.n; i++) {
+        const kurer_log_entry *le = &is.log.entries[i];
+        if (le->kind == KURER_LOGK_REVOKE && !kurer_crl_contains(&old, le->serial)) {
+            rc = refuse(KURER_ESTALE,
+                        "%s (version %llu) is older than %s: serial %llu was revoked in entry "
+                        "%llu but is not on it; put the newest list back",
+                        is.crl_path, (unsigned long long)old.version, is.log_path,
+                        (unsigned long long)le->serial, (unsigned long long)le->seq);
+            goto out;
+        }
+    }
     if (kurer_crl_contains(&old, serial)) {
         rc = refuse(KURER_EDUPLICATE, "serial %llu is already revoked (list version %llu)",
                     (unsigned long long)serial, (unsigned long long)old.version);
