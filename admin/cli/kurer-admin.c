@@ -1200,6 +1200,18 @@ static int key_reuse_check(const issuer *is, const kurer_log_entry *e)
     for (size_t i = 0; i < is->log.n; i++) {
         const kurer_log_entry *p = &is->log.entries[i];
         int same_device = strcmp(p->subject, e->subject) == 0 && p->device_id == e->device_id;
+        /* Keys of a revoked certificate are never certified again, for that very device too
+         * (a lost device's or a compromised key's holder is not the user), except after
+         * "superseded": a replaced certificate whose keys are still the device's own. */
+        if (p->kind == KURER_LOGK_REVOKE && p->role == KURER_ROLE_DEVICE &&
+            p->reason != KURER_REASON_SUPERSEDED &&
+            (kurer_ct_equal(p->key_fp, e->key_fp, 32) ||
+             kurer_ct_equal(p->noise_fp, e->noise_fp, 32)))
+            return refuse(KURER_EREVOKED,
+                          "the request's keys are those of serial %llu (%s device %u), revoked "
+                          "(%s): the device must make new keys",
+                          (unsigned long long)p->serial, p->subject, p->device_id,
+                          kurer_reason_name((int)p->reason));
         if (p->kind != KURER_LOGK_ISSUE || p->role != KURER_ROLE_DEVICE || same_device)
             continue;
         if (kurer_ct_equal(p->key_fp, e->key_fp, 32) ||

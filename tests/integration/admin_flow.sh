@@ -260,6 +260,8 @@ cp fm/crl crl-v1
 check revoke-alice 0 "revocation list version 2" FM revoke --authority fm --cert alice.chain \
     --reason device-lost
 check crl-v2 0 '"version":2' "$A" show --json fm/crl
+refused issue-revoked-keys fm "are those of serial 1 (alice@fm.dk device 1), revoked (device-lost)" \
+    FM issue --authority fm --csr alice.csr --out alice-again.chain
 refused revoke-twice fm "serial 1 is already revoked (list version 2)" \
     FM revoke --authority fm --serial 1
 check revoke-serial 0 "revocation list version 3" FM revoke --authority fm --serial 2 \
