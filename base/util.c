@@ -205,7 +205,8 @@ int kurer_parse_u64(const char *s, uint64_t max, uint64_t *out)
         if (*s < '0' || *s > '9')
             return KURER_EINVAL;
         unsigned d = (unsigned)(*s - '0');
-        if (v > (max - d) / 10)
+        /* d > max first: max - d would wrap and let any digit through. */
+        if (d > max || v > (max - d) / 10)
             return KURER_ELIMIT;
         v = v * 10 + d;
     }

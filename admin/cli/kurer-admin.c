@@ -1200,6 +1200,18 @@ static int key_reuse_check(const issuer *is, const kurer_log_entry *e)
     for (size_t i = 0; i < is->log.n; i++) {
         const kurer_log_entry *p = &is->log.entries[i];
         int same_device = strcmp(p->subject, e->subject) == 0 && p->device_id == e->device_id;
+        /* Keys of a revoked certificate are never certified again, for that very device too
+         * (a lost device's or a compromised key's holder is not the user), except after
+         * "superseded": a replaced certificate whose keys are still the device's own. */
+        if (p->kind == KURER_LOGK_REVOKE && p->role == KURER_ROLE_DEVICE &&
+            p->reason != KURER_REASON_SUPERSEDED &&
+            (kurer_ct_equal(p->key_fp, e->key_fp, 32) ||
+             kurer_ct_equal(p->noise_fp, e->noise_fp, 32)))
+            return refuse(KURER_EREVOKED,
+                          "the request's keys are those of serial %llu (%s device %u), revoked "
+                          "(%s): the device must make new keys",
+                          (unsigned long long)p->serial, p->subject, p->device_id,
+                          kurer_reason_name((int)p->reason));
         if (p->kind != KURER_LOGK_ISSUE || p->role != KURER_ROLE_DEVICE || same_device)
             continue;
         if (kurer_ct_equal(p->key_fp, e->key_fp, 32) ||
@@ -1489,6 +1501,20 @@ static int cmd_revoke(int argc, char **argv)
         rc = refuse(rc ? rc : KURER_EISSUER, "%s is not this authority's revocation list: %s",
                     is.crl_path, kurer_strerror(rc ? rc : KURER_EISSUER));
         goto out;
+    }
+    /* The list must hold every revocation the (verified) log records. An older list put back
+     * (a restored backup, or anyone who can write AUTHDIR) would otherwise be the base of a
+     * new list with a higher version, which relays accept and which un-revokes those serials. */
+    for (size_t i = 0; i < is.log.n; i++) {
+        const kurer_log_entry *le = &is.log.entries[i];
+        if (le->kind == KURER_LOGK_REVOKE && !kurer_crl_contains(&old, le->serial)) {
+            rc = refuse(KURER_ESTALE,
+                        "%s (version %llu) is older than %s: serial %llu was revoked in entry "
+                        "%llu but is not on it; put the newest list back",
+                        is.crl_path, (unsigned long long)old.version, is.log_path,
+                        (unsigned long long)le->serial, (unsigned long long)le->seq);
+            goto out;
+        }
     }
     if (kurer_crl_contains(&old, serial)) {
         rc = refuse(KURER_EDUPLICATE, "serial %llu is already revoked (list version %llu)",

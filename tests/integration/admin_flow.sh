@@ -260,10 +260,16 @@ cp fm/crl crl-v1
 check revoke-alice 0 "revocation list version 2" FM revoke --authority fm --cert alice.chain \
     --reason device-lost
 check crl-v2 0 '"version":2' "$A" show --json fm/crl
+refused issue-revoked-keys fm "are those of serial 1 (alice@fm.dk device 1), revoked (device-lost)" \
+    FM issue --authority fm --csr alice.csr --out alice-again.chain
 refused revoke-twice fm "serial 1 is already revoked (list version 2)" \
     FM revoke --authority fm --serial 1
 check revoke-serial 0 "revocation list version 3" FM revoke --authority fm --serial 2 \
     --reason KEY_COMPROMISE
+cp -a fm fm-crl-rollback && cp crl-v1 fm-crl-rollback/crl
+refused revoke-on-rolled-back-crl fm-crl-rollback \
+    "fm-crl-rollback/crl (version 1) is older than fm-crl-rollback/issuance.log: serial 1" \
+    FM revoke --authority fm-crl-rollback --serial 1
 check verify-revoked 1 "certificate revoked: alice@fm.dk device 1, serial 1 (reason device-lost" \
     "$A" verify --root root/root.crt --crl fm/crl alice.chain
 check verify-revoked-old-list-too 1 "certificate revoked" "$A" verify --root root/root.crt \

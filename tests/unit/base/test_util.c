@@ -58,6 +58,11 @@ static void test_parse_u64(void **state)
     assert_int_equal(kurer_parse_u64("-1", 10, &v), KURER_EINVAL);
     assert_int_equal(kurer_parse_u64("", 10, &v), KURER_EINVAL);
     assert_int_equal(kurer_parse_u64("1x", 10, &v), KURER_EINVAL);
+    /* A bound below 9: the last digit alone must not slip past it. */
+    assert_int_equal(kurer_parse_u64("7", 5, &v), KURER_ELIMIT);
+    assert_int_equal(kurer_parse_u64("1", 0, &v), KURER_ELIMIT);
+    assert_int_equal(kurer_parse_u64("5", 5, &v), 0);
+    assert_int_equal(v, 5);
 }
 
 static void test_files(void **state)
