@@ -23,15 +23,14 @@ void kurer_hex_encode(char *out, const void *in, size_t n)
     out[2 * n] = '\0';
 }
 
+/* The value of a hex digit, or -1, without branches on the digit (hex may carry keys). Each
+ * range test yields an all-ones mask when c is in the range. */
 static int hex_nibble(int c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    int digit = ((('0' - 1 - c) & (c - ('9' + 1))) >> 8) & (c - '0' + 1);
+    int lower = ((('a' - 1 - c) & (c - ('f' + 1))) >> 8) & (c - 'a' + 11);
+    int upper = ((('A' - 1 - c) & (c - ('F' + 1))) >> 8) & (c - 'A' + 11);
+    return (digit | lower | upper) - 1;
 }
 
 int kurer_hex_decode(void *out, size_t n, const char *hex)

@@ -4,6 +4,7 @@
  * the callbacks keep no state outside the contexts they allocate, so they serve any number of
  * signal contexts at once. The lock is per context (see kurer_signal_ctx). */
 #include "kurer/signal.h"
+#include "kurer/crypto.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -256,9 +257,11 @@ static void ctx_unlock(void *user_data)
 int kurer_signal_context_new(kurer_signal_ctx **out, void *user_data)
 {
     *out = NULL;
-    /* randombytes_buf and the hashes need libsodium started; idempotent. */
-    if (sodium_init() < 0)
-        return KURER_ECRYPTO;
+    /* randombytes_buf and the hashes need libsodium started, and a context must never run on
+     * libsignal's private copies of libsodium and protobuf-c: kurer_crypto_init checks both. */
+    int rc = kurer_crypto_init();
+    if (rc != 0)
+        return rc;
 
     struct kurer_signal_ctx *c = calloc(1, sizeof(*c));
     if (c == NULL)

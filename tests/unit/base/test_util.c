@@ -32,6 +32,16 @@ static void test_hex(void **state)
     assert_int_equal(kurer_hex_decode(back, 2, "abcg"), KURER_EMALFORMED);
     assert_int_equal(back[0], 0);
     assert_int_equal(kurer_hex_decode(back, 2, NULL), KURER_EMALFORMED);
+    /* Every character: exactly the 22 hex digits decode. */
+    int ok = 0;
+    for (int c = 1; c < 256; c++) {
+        char two[3] = {(char)c, '0', 0};
+        if (kurer_hex_decode(back, 1, two) == 0) {
+            ok++;
+            assert_true(strchr("0123456789abcdefABCDEF", c) != NULL);
+        }
+    }
+    assert_int_equal(ok, 22);
 }
 
 static void test_errors(void **state)
