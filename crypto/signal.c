@@ -259,9 +259,9 @@ int kurer_signal_context_new(kurer_signal_ctx **out, void *user_data)
     *out = NULL;
     /* randombytes_buf and the hashes need libsodium started, and a context must never run on
      * libsignal's private copies of libsodium and protobuf-c: kurer_crypto_init checks both. */
-    int rc = kurer_crypto_init();
-    if (rc != 0)
-        return rc;
+    int init = kurer_crypto_init();
+    if (init != 0)
+        return init;
 
     struct kurer_signal_ctx *c = calloc(1, sizeof(*c));
     if (c == NULL)
