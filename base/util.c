@@ -174,10 +174,28 @@ int kurer_file_write(const char *path, const void *data, size_t len, unsigned mo
     if (!overwrite) {
         /* link() fails if the target appeared meanwhile: no silent overwrite in a race. */
         if (link(tmp, path) != 0) {
-            rc = errno == EEXIST ? KURER_EEXIST : KURER_EIO;
-            goto out;
+            if (errno == EEXIST) {
+                rc = KURER_EEXIST;
+                goto out;
+            }
+            if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS) {
+                rc = KURER_EIO;
+                goto out;
+            }
+            /* A file system without hard links (vfat on a USB stick): check, then rename. The
+             * window between the two is the price; the check above already refused the usual
+             * case. */
+            if (kurer_file_exists(path) == 0) {
+                rc = KURER_EEXIST;
+                goto out;
+            }
+            if (rename(tmp, path) != 0) {
+                rc = KURER_EIO;
+                goto out;
+            }
+        } else {
+            unlink(tmp);
         }
-        unlink(tmp);
     } else if (rename(tmp, path) != 0) {
         rc = KURER_EIO;
         goto out;

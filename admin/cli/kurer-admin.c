@@ -883,8 +883,10 @@ static int cmd_root_init(int argc, char **argv)
     if (kurer_authority_id_check(id) != 0)
         return refuse(KURER_ESUBJECT, "invalid root id '%s' (1-63 of a-z 0-9 - .)", id);
 
+    /* Every file init writes, the log and serial state included: none is replaced silently. */
     if ((rc = issuer_paths(&is, dir, 1)) != 0 || (rc = must_not_exist(is.key_path, force)) ||
-        (rc = must_not_exist(is.crt_path, force)))
+        (rc = must_not_exist(is.crt_path, force)) || (rc = must_not_exist(is.log_path, force)) ||
+        (rc = must_not_exist(is.serial_path, force)))
         goto out;
     memset(&body, 0, sizeof(body));
     body.version = 1;
@@ -1073,7 +1075,8 @@ static int cmd_authority_init(int argc, char **argv)
     }
     if ((rc = issuer_paths(&auth, dir, 0)) != 0 || (rc = must_not_exist(auth.key_path, force)) ||
         (rc = must_not_exist(auth.crt_path, force)) ||
-        (rc = must_not_exist(auth.crl_path, force)) || (rc = must_not_exist(auth.log_path, force)))
+        (rc = must_not_exist(auth.crl_path, force)) || (rc = must_not_exist(auth.log_path, force)) ||
+        (rc = must_not_exist(auth.serial_path, force)))
         goto out;
     if ((rc = issuer_open_key(&root, rootenv)) != 0)
         goto out;
@@ -1183,7 +1186,8 @@ static const char help_issue[] =
     "\n"
     "Checks a device's certificate request (its self-signature by the identity key it names,\n"
     "that its user is user@ID of this authority, its device id and keys, that its keys are not\n"
-    "certified for another device) and issues a DEVICE certificate. CERT receives the chain the\n"
+    "certified for another device and were not in a certificate revoked for any reason but\n"
+    "superseded) and issues a DEVICE certificate. CERT receives the chain the\n"
     "device needs: its certificate followed by the authority's. The issuance is recorded in\n"
     "AUTHDIR/issuance.log.\n"
     "\n"

@@ -103,6 +103,10 @@ check root-key-mode 0 "600" stat -c %a root/root.key
 check root-dir-mode 0 "700" stat -c %a root
 refused root-no-overwrite root "already exists (use --force" R root init --dir root \
     --name "Again" --kdf-min
+# A folder that still holds a root's log (say, its key was moved offline): init must not replace it.
+mkdir -p -m 0700 root-log && cp root/issuance.log root-log/
+refused root-keeps-log root-log "issuance.log already exists (use --force" R root init \
+    --dir root-log --name "Again" --kdf-min
 check root-secret-refused 1 "not accredited above CONFIDENTIAL" R root init --dir root-s \
     --name S --ceiling SECRET --kdf-min
 check root-secret-nothing-written 1 "" test -e root-s
