@@ -16,6 +16,7 @@
 #include "kurer/frame.h"
 #include "kurer/log.h"
 #include "kurer/net.h"
+#include "kurer/signal.h"
 #include "kurer/util.h"
 #include "store.h"
 
@@ -39,6 +40,7 @@ typedef struct rconn {
     struct rconn *next, *prev;
     int refs;
     int authed;
+    int nk; /* an unauthenticated NK session: revocation upload and fetch only */
     kurer_verified v;
     kurer_device_address addr;
     /* delivery */
@@ -69,6 +71,8 @@ struct relay {
     /* counters */
     uint64_t connections, handshakes_ok, handshakes_failed, env_accepted, env_delivered, env_acked,
         replaced;
+    uint64_t nk_sessions, prekey_uploads, prekeys_handed_out, bundles_without_one_time,
+        prekeys_low_pushed, crl_accepted;
     uint64_t rejects[NERR]; /* by error code */
 };
 
@@ -144,8 +148,12 @@ static int send_frame(rconn *rc, const kurer_server_frame *f)
         return KURER_ECLOSED;
     kurer_buf_init(&b, KURER_FRAME_MAX);
     int err = kurer_server_frame_encode(f, &b);
-    if (err == 0)
-        err = kurer_conn_send(rc->c, b.data, b.len);
+    if (err != 0) {
+        /* Too big or refused by our own encoder: the caller answers with an error instead. */
+        kurer_buf_release(&b);
+        return err;
+    }
+    err = kurer_conn_send(rc->c, b.data, b.len);
     kurer_buf_release(&b);
     if (err == KURER_ELIMIT) {
         /* the peer does not read what we send: drop it */
@@ -568,6 +576,291 @@ static void handle_lookup(rconn *rc, const kurer_client_frame *f)
     free(chains);
 }
 
+/* ---- prekeys ------------------------------------------------------------------------------ */
+
+static void send_ok(rconn *rc, uint64_t request_id)
+{
+    kurer_server_frame f;
+    memset(&f, 0, sizeof(f));
+    f.request_id = request_id;
+    f.body = KURER_SERVER_OK;
+    (void)send_frame(rc, &f);
+}
+
+/* Tells a connected device that it holds fewer one-time prekeys than prekeys_low. */
+static void push_prekeys_low(relay *r, const kurer_device_address *a, uint64_t remaining)
+{
+    rconn *rc = online(r, a);
+    if (rc == NULL || remaining >= r->cfg.prekeys_low)
+        return;
+    kurer_server_frame f;
+    memset(&f, 0, sizeof(f));
+    f.body = KURER_SERVER_PREKEYS_LOW;
+    f.u.prekeys_low.remaining = (uint32_t)remaining;
+    if (send_frame(rc, &f) == 0)
+        r->prekeys_low_pushed++;
+}
+
+static void on_prekeys_counted(void *arg, int err, uint64_t count)
+{
+    rconn *rc = arg;
+    /* KURER_ENOTFOUND: never uploaded, so it holds none. */
+    if (rc->c != NULL && !kurer_conn_closing(rc->c) && (err == 0 || err == KURER_ENOTFOUND))
+        push_prekeys_low(rc->r, &rc->addr, err == 0 ? count : 0);
+    rconn_unref(rc);
+}
+
+typedef struct req_ctx2 {
+    rconn *rc;
+    uint64_t request_id;
+} req_ctx2;
+
+static void on_prekeys_stored(void *arg, int err, uint64_t count)
+{
+    req_ctx2 *q = arg;
+    (void)count;
+    if (err != 0) {
+        send_error(q->rc, q->request_id, err, 0);
+    } else {
+        q->rc->r->prekey_uploads++;
+        send_ok(q->rc, q->request_id);
+    }
+    rconn_unref(q->rc);
+    free(q);
+}
+
+static void handle_prekeys(rconn *rc, const kurer_client_frame *f)
+{
+    const kurer_prekey_upload *u = &f->u.prekeys;
+    /* The signed prekey must be signed by the identity key of this device's certificate:
+     * a relay that stored anything else would let X3DH start from a key nobody vouches for. */
+    int err = kurer_identity_verify(rc->v.identity_key, u->signed_prekey.public_key,
+                                    KURER_PREKEY_PUBLIC_LEN, u->signed_prekey.signature);
+    if (err != 0) {
+        send_error(rc, f->request_id, err == KURER_ENOMEM ? err : KURER_EBADSIG, 0);
+        return;
+    }
+    req_ctx2 *q = malloc(sizeof(*q));
+    kurer_store_prekeys p;
+    if (q == NULL) {
+        send_error(rc, f->request_id, KURER_ENOMEM, 0);
+        return;
+    }
+    memset(&p, 0, sizeof(p));
+    p.dev = rc->addr;
+    p.registration_id = u->registration_id;
+    p.signed_prekey = u->signed_prekey;
+    p.one_time = u->one_time;
+    p.n_one_time = u->n_one_time;
+    q->rc = rc;
+    q->request_id = f->request_id;
+    rc->refs++;
+    if (kurer_store_put_prekeys(rc->r->store, &p, on_prekeys_stored, q) != 0) {
+        rc->refs--;
+        free(q);
+        send_error(rc, f->request_id, KURER_ENOMEM, 0);
+    }
+}
+
+static void on_prekeys_taken(void *arg, int err, const kurer_store_bundle *b, size_t n)
+{
+    req_ctx2 *q = arg;
+    rconn *rc = q->rc;
+    relay *r = rc->r;
+    kurer_prekey_bundle out[KURER_USER_DEVICES_MAX];
+    size_t m = 0;
+    if (err != 0) {
+        send_error(rc, q->request_id, err, 0);
+        goto done;
+    }
+    for (size_t i = 0; i < n && m < KURER_USER_DEVICES_MAX; i++) {
+        /* The owner learns about a low pool whether or not the asker is still here. */
+        push_prekeys_low(r, &b[i].dev, b[i].remaining);
+        if (b[i].has_one_time)
+            r->prekeys_handed_out++;
+        else
+            r->bundles_without_one_time++;
+        const dir_entry *e = dir_find(r, &b[i].dev);
+        if (e == NULL)
+            continue; /* cannot happen: fetches ask only for directory devices */
+        memset(&out[m], 0, sizeof(out[m]));
+        out[m].address = b[i].dev;
+        out[m].registration_id = b[i].registration_id;
+        out[m].signed_prekey = b[i].signed_prekey;
+        out[m].has_one_time = b[i].has_one_time;
+        out[m].one_time = b[i].one_time;
+        out[m].chain = e->chain;
+        m++;
+    }
+    kurer_server_frame f;
+    memset(&f, 0, sizeof(f));
+    f.request_id = q->request_id;
+    f.body = KURER_SERVER_BUNDLES;
+    f.u.bundles.bundles = out;
+    f.u.bundles.n = m;
+    if (send_frame(rc, &f) != 0 && rc->c != NULL && !kurer_conn_closing(rc->c))
+        send_error(rc, q->request_id, KURER_ELIMIT, 0);
+done:
+    rconn_unref(rc);
+    free(q);
+}
+
+static void handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f)
+{
+    relay *r = rc->r;
+    const kurer_prekey_fetch *pf = &f->u.fetch_prekeys;
+    kurer_device_address devs[KURER_USER_DEVICES_MAX];
+    size_t n = 0;
+    int64_t now = kurer_time_unix();
+    /* Only current devices (valid, unrevoked chain in the directory); listed ids that are not
+     * current are left out of the answer, like unknown users in a lookup. */
+    for (size_t d = 0; d < r->n_dir && n < KURER_USER_DEVICES_MAX; d++) {
+        const dir_entry *e = &r->dir[d];
+        if (strcmp(e->addr.user, pf->user) != 0 || !dir_current(r, e, now))
+            continue;
+        int wanted = pf->n_device_ids == 0;
+        for (size_t k = 0; k < pf->n_device_ids && !wanted; k++)
+            wanted = pf->device_ids[k] == e->addr.device_id;
+        if (wanted)
+            devs[n++] = e->addr;
+    }
+    req_ctx2 *q = malloc(sizeof(*q));
+    if (q == NULL) {
+        send_error(rc, f->request_id, KURER_ENOMEM, 0);
+        return;
+    }
+    q->rc = rc;
+    q->request_id = f->request_id;
+    rc->refs++;
+    if (kurer_store_take_prekeys(r->store, devs, n, on_prekeys_taken, q) != 0) {
+        rc->refs--;
+        free(q);
+        send_error(rc, f->request_id, KURER_ENOMEM, 0);
+    }
+}
+
+/* ---- revocation upload and fetch ---------------------------------------------------------- */
+
+static void disconnect_revoked(relay *r);
+
+/* Pushes one newly accepted list to every connected device (clients enforce lists too). */
+static void push_crl(relay *r, const uint8_t issuer_key_id[KURER_KEY_ID_LEN])
+{
+    const kurer_crl *held = NULL;
+    for (size_t i = 0; i < kurer_trust_crl_count(r->trust); i++)
+        if (memcmp(kurer_trust_crl(r->trust, i)->issuer_key_id, issuer_key_id, KURER_KEY_ID_LEN) ==
+            0)
+            held = kurer_trust_crl(r->trust, i);
+    if (held == NULL)
+        return;
+    kurer_server_frame f;
+    memset(&f, 0, sizeof(f));
+    f.body = KURER_SERVER_REVOCATIONS;
+    f.u.revocations.lists = held;
+    f.u.revocations.n = 1;
+    for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
+        if (rc->authed && rc->c != NULL && !kurer_conn_closing(rc->c))
+            (void)send_frame(rc, &f);
+}
+
+static void on_crl_stored(void *arg, int err)
+{
+    req_ctx2 *q = arg;
+    if (q == NULL)
+        return;
+    if (err != 0)
+        send_error(q->rc, q->request_id, err, 0);
+    else
+        send_ok(q->rc, q->request_id);
+    rconn_unref(q->rc);
+    free(q);
+}
+
+/* A verified SignedRevocationList (bytes) was accepted into r->trust: store it durably, then
+ * apply it (disconnect, push). With q, the requester gets Ok after the commit. */
+static int accept_crl(relay *r, const uint8_t *data, size_t len, uint64_t version, req_ctx2 *q)
+{
+    kurer_crl crl;
+    int err = kurer_crl_decode(data, len, &crl);
+    if (err != 0)
+        return err;
+    r->crl_accepted++;
+    kurer_log(KURER_LOG_INFO, "relay", "crl_loaded",
+              (kurer_log_field[]){KURER_LOG_STR("issuer", crl.issuer),
+                                  KURER_LOG_INT("version", version),
+                                  KURER_LOG_STR("source", q != NULL ? "upload" : "file")},
+              3);
+    err = kurer_store_put_crl(r->store, crl.issuer_key_id, version, data, len,
+                              q != NULL ? on_crl_stored : NULL, q);
+    disconnect_revoked(r);
+    push_crl(r, crl.issuer_key_id);
+    kurer_crl_release(&crl);
+    return err;
+}
+
+static void handle_revocation(rconn *rc, const kurer_client_frame *f)
+{
+    relay *r = rc->r;
+    kurer_buf b;
+    uint64_t version = 0;
+    /* The decoded list keeps tbs as received: re-encoding gives the signed bytes back. */
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    int err = kurer_crl_encode(&f->u.revocation, &b);
+    if (err == 0)
+        err = kurer_trust_add_crl(r->trust, b.data, b.len, &version);
+    if (err != 0) {
+        kurer_log(KURER_LOG_INFO, "relay", "crl_refused",
+                  (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(err)),
+                                      KURER_LOG_STR("via", rc->nk ? "nk" : "device")},
+                  2);
+        send_error(rc, f->request_id, err, 0);
+        kurer_buf_release(&b);
+        return;
+    }
+    req_ctx2 *q = malloc(sizeof(*q));
+    if (q != NULL) {
+        q->rc = rc;
+        q->request_id = f->request_id;
+        rc->refs++;
+    }
+    err = accept_crl(r, b.data, b.len, version, q);
+    kurer_buf_release(&b);
+    if (err != 0) {
+        /* In force in memory, but not stored: say so. */
+        if (q != NULL) {
+            rconn_unref(rc);
+            free(q);
+        }
+        send_error(rc, f->request_id, err, 0);
+    } else if (q == NULL) {
+        send_error(rc, f->request_id, KURER_ENOMEM, 0);
+    }
+}
+
+static void handle_revocation_fetch(rconn *rc, const kurer_client_frame *f)
+{
+    relay *r = rc->r;
+    size_t n = kurer_trust_crl_count(r->trust);
+    if (n > KURER_REVOCATION_LISTS_MAX)
+        n = KURER_REVOCATION_LISTS_MAX;
+    kurer_crl *lists = calloc(n ? n : 1, sizeof(*lists));
+    if (lists == NULL) {
+        send_error(rc, f->request_id, KURER_ENOMEM, 0);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        lists[i] = *kurer_trust_crl(r->trust, i); /* shallow: the encoder only reads */
+    kurer_server_frame out;
+    memset(&out, 0, sizeof(out));
+    out.request_id = f->request_id;
+    out.body = KURER_SERVER_REVOCATIONS;
+    out.u.revocations.lists = lists;
+    out.u.revocations.n = n;
+    if (send_frame(rc, &out) != 0 && rc->c != NULL && !kurer_conn_closing(rc->c))
+        send_error(rc, f->request_id, KURER_ELIMIT, 0);
+    free(lists);
+}
+
 static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
 {
     rconn *rc = kurer_conn_data(c);
@@ -575,6 +868,12 @@ static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
     int err = kurer_client_frame_decode(data, n, &f);
     if (err != 0) {
         send_error(rc, 0, err, 1);
+        return;
+    }
+    if (rc->nk && f.body != KURER_CLIENT_REVOCATION && f.body != KURER_CLIENT_REVOCATIONS) {
+        /* An NK peer has no identity: it may hand in a list or read them, nothing else. */
+        send_error(rc, f.request_id, KURER_EPERM, 1);
+        kurer_client_frame_release(&f);
         return;
     }
     switch (f.body) {
@@ -586,6 +885,18 @@ static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
         break;
     case KURER_CLIENT_LOOKUP:
         handle_lookup(rc, &f);
+        break;
+    case KURER_CLIENT_PREKEYS:
+        handle_prekeys(rc, &f);
+        break;
+    case KURER_CLIENT_FETCH_PREKEYS:
+        handle_fetch_prekeys(rc, &f);
+        break;
+    case KURER_CLIENT_REVOCATION:
+        handle_revocation(rc, &f);
+        break;
+    case KURER_CLIENT_REVOCATIONS:
+        handle_revocation_fetch(rc, &f);
         break;
     case KURER_CLIENT_PING: {
         kurer_server_frame out;
@@ -690,6 +1001,9 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
                                   KURER_LOG_INT("queued", total)},
               3);
     start_fetch(rc);
+    rc->refs++;
+    if (kurer_store_count_prekeys(r->store, &rc->addr, on_prekeys_counted, rc) != 0)
+        rc->refs--;
 out:
     rconn_unref(rc);
     free(h);
@@ -701,6 +1015,29 @@ static void conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
     rconn *rc = kurer_conn_data(c);
     relay *r = rc->r;
     kurer_handshake_init hi;
+    if (p == KURER_NOISE_NK) {
+        /* docs/protocol.md 1.4: message 1 carries nothing; message 2 a HandshakeAccept. */
+        kurer_handshake_accept a;
+        kurer_buf b;
+        if (n != 0) {
+            refuse(rc, KURER_EMALFORMED);
+            return;
+        }
+        memset(&a, 0, sizeof(a));
+        a.protocol_version = KURER_PROTOCOL_VERSION;
+        a.server_time = kurer_time_unix() * 1000;
+        kurer_buf_init(&b, KURER_FRAME_MAX);
+        if (kurer_handshake_accept_encode(&a, &b) != 0 ||
+            kurer_conn_hs_reply(rc->c, 1, b.data, b.len, 0) != 0) {
+            kurer_buf_release(&b);
+            kurer_conn_close(rc->c, KURER_EINTERNAL);
+            return;
+        }
+        kurer_buf_release(&b);
+        rc->nk = 1;
+        r->nk_sessions++;
+        return;
+    }
     if (p != KURER_NOISE_IK || rs == NULL) {
         refuse(rc, KURER_EUNSUPPORTED);
         return;
@@ -777,7 +1114,7 @@ static void on_connection(uv_stream_t *server, int status)
     rc->refs = 1;
     rc->tokens = (double)r->cfg.send_rate * 4;
     rc->tokens_ms = kurer_time_mono_ms();
-    if (kurer_conn_accept_from(&rc->c, server, &r->lim, &conn_cbs, r->sk, 0, rc) != 0) {
+    if (kurer_conn_accept_from(&rc->c, server, &r->lim, &conn_cbs, r->sk, 1, rc) != 0) {
         free(rc);
         return;
     }
@@ -837,6 +1174,13 @@ static char *metrics_text(relay *r)
     M("store_commit_latency_us", "gauge", st.last_commit_us);
     M("store_queue_depth", "gauge", st.queued_ops);
     M("directory_devices", "gauge", r->n_dir);
+    M("nk_sessions_total", "counter", r->nk_sessions);
+    M("prekey_uploads_total", "counter", r->prekey_uploads);
+    M("prekeys_handed_out_total", "counter", r->prekeys_handed_out);
+    M("prekey_bundles_without_one_time_total", "counter", r->bundles_without_one_time);
+    M("prekeys_low_pushed_total", "counter", r->prekeys_low_pushed);
+    M("revocation_lists_accepted_total", "counter", r->crl_accepted);
+    M("revocation_lists", "gauge", kurer_trust_crl_count(r->trust));
 #undef M
     len += (size_t)snprintf(s + len, cap - len, "# TYPE kurer_rejections_total counter\n");
     for (int i = 1; i < NERR && len < cap - 128; i++)
@@ -906,6 +1250,8 @@ static int load_crls(relay *r, int at_start)
         int err = kurer_file_read(r->opts->crl_files[i], KURER_CRL_BYTES_MAX, &data, &len);
         if (err == 0) {
             err = kurer_trust_add_crl(r->trust, data, len, &version);
+            if (err == 0 && accept_crl(r, data, len, version, NULL) != 0)
+                kurer_log(KURER_LOG_WARN, "relay", "crl_store_failed", NULL, 0);
             free(data);
         }
         if (err == KURER_ESTALE)
@@ -920,11 +1266,23 @@ static int load_crls(relay *r, int at_start)
                       (kurer_log_field[]){KURER_LOG_STR("error", kurer_err_name(err))}, 1);
             continue;
         }
-        kurer_log(KURER_LOG_INFO, "relay", "crl_loaded",
-                  (kurer_log_field[]){KURER_LOG_INT("version", version)}, 1);
     }
-    disconnect_revoked(r);
     return 0;
+}
+
+static void on_crl_loaded(void *arg, const uint8_t *list, size_t len)
+{
+    relay *r = arg;
+    uint64_t version;
+    int err = kurer_trust_add_crl(r->trust, list, len, &version);
+    if (err != 0 && err != KURER_ESTALE)
+        kurer_log(KURER_LOG_WARN, "relay", "stored_crl_refused",
+                  (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(err))}, 1);
+    else if (err == 0)
+        kurer_log(KURER_LOG_INFO, "relay", "crl_loaded",
+                  (kurer_log_field[]){KURER_LOG_INT("version", version),
+                                      KURER_LOG_STR("source", "store")},
+                  2);
 }
 
 /* ---- life cycle --------------------------------------------------------------------------- */
@@ -969,6 +1327,7 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->out_cap = (uint64_t)1 << 20;
     c->out_max = (uint64_t)4 << 20;
     c->deliver_batch = 64;
+    c->prekeys_low = 20;
 }
 
 int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
@@ -989,6 +1348,7 @@ int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
         K(out_cap, 65536, (uint64_t)1 << 30),
         K(out_max, 65536, (uint64_t)1 << 30),
         K(deliver_batch, 1, 1024),
+        K(prekeys_low, 1, 100000),
 #undef K
     };
     uint8_t *data;
@@ -1145,8 +1505,6 @@ int kurer_relay_run(const kurer_relay_opts *o)
         if (err != 0)
             goto fail;
     }
-    if (load_crls(&r, 1) != 0)
-        goto fail_quiet;
     what = "store.key";
     if ((err = read_key(o->dir, "store.key", store_key)) != 0)
         goto fail;
@@ -1157,6 +1515,12 @@ int kurer_relay_run(const kurer_relay_opts *o)
     kurer_memzero(store_key, sizeof(store_key));
     if (err != 0)
         goto fail;
+    /* Lists first (stored ones, then --crl files), so that the directory is checked against
+     * them. */
+    if ((err = kurer_store_load_crls(r.store, on_crl_loaded, &r)) != 0)
+        goto fail;
+    if (load_crls(&r, 1) != 0)
+        goto fail_quiet;
     if ((err = kurer_store_load_directory(r.store, on_dir_loaded, &r)) != 0)
         goto fail;
     what = o->listen;

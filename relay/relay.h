@@ -19,6 +19,7 @@ typedef struct kurer_relay_config {
     uint64_t out_cap;       /* queued output bytes per connection before reading stops */
     uint64_t out_max;       /* queued output bytes after which the connection is dropped */
     uint64_t deliver_batch; /* envelopes read from the store per fetch */
+    uint64_t prekeys_low;   /* PrekeysLow is pushed while a device holds fewer one-time prekeys */
 } kurer_relay_config;
 
 void kurer_relay_config_default(kurer_relay_config *c);

@@ -1,4 +1,5 @@
-/* The relay store: mailboxes and the device directory behind one asynchronous interface.
+/* The relay store: mailboxes, the device directory, prekeys and revocation lists behind one
+ * asynchronous interface.
  *
  * Every operation is submitted on the loop thread and completes on the loop thread: its callback
  * runs from a uv_async handle, never inside the submitting call. A backend does its blocking
@@ -94,6 +95,61 @@ KURER_MUST_CHECK int kurer_store_ack(kurer_store *s, const kurer_device_address 
 /* Records (or replaces) a directory entry. */
 KURER_MUST_CHECK int kurer_store_put_device(kurer_store *s, const kurer_store_device *d,
                                             kurer_store_done_cb cb, void *arg);
+
+/* ---- prekeys ------------------------------------------------------------------------------ */
+
+/* Stored per device: the registration id and the current signed prekey (one row; a new upload
+ * replaces it), and a pool of one-time prekeys keyed by their id (an upload adds to the pool; an
+ * id already there is replaced). The signature is checked by the relay before it submits. */
+typedef struct kurer_store_prekeys {
+    kurer_device_address dev;
+    uint32_t registration_id;
+    kurer_signed_prekey signed_prekey;
+    const kurer_one_time_prekey *one_time;
+    size_t n_one_time;
+} kurer_store_prekeys;
+
+/* What a fetch took for one device. Devices with no signed prekey are left out. */
+typedef struct kurer_store_bundle {
+    kurer_device_address dev;
+    uint32_t registration_id;
+    kurer_signed_prekey signed_prekey;
+    int has_one_time;
+    kurer_one_time_prekey one_time; /* deleted from the store in the same transaction */
+    uint64_t remaining;             /* one-time prekeys left for the device afterwards */
+} kurer_store_bundle;
+
+/* count: one-time prekeys the device holds after the operation. */
+typedef void (*kurer_store_count_cb)(void *arg, int err, uint64_t count);
+/* bundles in the order of the devices asked for (those without a signed prekey left out). */
+typedef void (*kurer_store_bundles_cb)(void *arg, int err, const kurer_store_bundle *b, size_t n);
+
+/* Stores an upload durably (callback after the commit) and reports the device's pool size. */
+KURER_MUST_CHECK int kurer_store_put_prekeys(kurer_store *s, const kurer_store_prekeys *p,
+                                             kurer_store_count_cb cb, void *arg);
+/* For each of n devices: its registration id and signed prekey, and one one-time prekey (the
+ * lowest id), which is deleted in the same transaction, so no prekey is handed out twice. The
+ * callback runs after the commit. n <= KURER_USER_DEVICES_MAX. */
+KURER_MUST_CHECK int kurer_store_take_prekeys(kurer_store *s, const kurer_device_address *devs,
+                                              size_t n, kurer_store_bundles_cb cb, void *arg);
+/* The number of one-time prekeys a device holds, and whether it has ever uploaded
+ * (count_cb's err is KURER_ENOTFOUND if it has no signed prekey). */
+KURER_MUST_CHECK int kurer_store_count_prekeys(kurer_store *s, const kurer_device_address *dev,
+                                               kurer_store_count_cb cb, void *arg);
+
+/* ---- revocation lists --------------------------------------------------------------------- */
+
+/* Called once per stored list, synchronously, from kurer_store_load_crls. */
+typedef void (*kurer_store_crl_cb)(void *arg, const uint8_t *list, size_t len);
+
+/* Reads the stored revocation lists (blocking; at start-up, before serving). */
+KURER_MUST_CHECK int kurer_store_load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg);
+/* Stores a verified SignedRevocationList as the newest of its issuer (key id), unless a list
+ * with this version or a newer one is stored already (then nothing changes; not an error).
+ * The callback runs after the commit. */
+KURER_MUST_CHECK int kurer_store_put_crl(kurer_store *s, const uint8_t issuer_key_id[32],
+                                         uint64_t version, const uint8_t *list, size_t len,
+                                         kurer_store_done_cb cb, void *arg);
 
 void kurer_store_get_stats(kurer_store *s, kurer_store_stats *out);
 

@@ -9,7 +9,7 @@
 #include "kurer/log.h"
 #include "kurer/util.h"
 
-enum op_kind { OP_PUT = 1, OP_FETCH, OP_ACK, OP_DEVICE };
+enum op_kind { OP_PUT = 1, OP_FETCH, OP_ACK, OP_DEVICE, OP_PREKEYS, OP_TAKE, OP_COUNT, OP_CRL };
 
 typedef struct op {
     struct op *next;
@@ -19,6 +19,8 @@ typedef struct op {
         kurer_store_put_cb put;
         kurer_store_fetch_cb fetch;
         kurer_store_done_cb done;
+        kurer_store_count_cb count;
+        kurer_store_bundles_cb bundles;
     } cb;
     int err;
     /* inputs */
@@ -33,6 +35,15 @@ typedef struct op {
     kurer_store_row *rows;
     size_t n_rows;
     uint64_t total;
+    /* OP_PREKEYS in (one_time copied into otk) */
+    kurer_store_prekeys pk;
+    kurer_one_time_prekey *otk;
+    /* OP_TAKE in (devs, n) and out */
+    kurer_device_address *devs;
+    kurer_store_bundle *bundles;
+    size_t n_bundles;
+    /* OP_CRL in */
+    uint8_t key_id[32];
 } op;
 
 struct kurer_store {
@@ -54,7 +65,16 @@ static const char *SCHEMA =
     "CREATE INDEX IF NOT EXISTS mailbox_dev ON mailbox(user, device, seq);"
     "CREATE TABLE IF NOT EXISTS devices(user TEXT NOT NULL, device INTEGER NOT NULL, serial "
     "INTEGER NOT NULL, chain BLOB NOT NULL, PRIMARY KEY(user, device));"
-    "PRAGMA user_version = 1;";
+    /* prekeys (schema 2) */
+    "CREATE TABLE IF NOT EXISTS prekey_devices(user TEXT NOT NULL, device INTEGER NOT NULL, "
+    "registration_id INTEGER NOT NULL, spk_id INTEGER NOT NULL, spk_pub BLOB NOT NULL, "
+    "spk_sig BLOB NOT NULL, spk_created INTEGER NOT NULL, PRIMARY KEY(user, device));"
+    "CREATE TABLE IF NOT EXISTS one_time_prekeys(user TEXT NOT NULL, device INTEGER NOT NULL, "
+    "id INTEGER NOT NULL, pub BLOB NOT NULL, PRIMARY KEY(user, device, id));"
+    /* revocation lists (schema 2): the newest verified list per issuer key id */
+    "CREATE TABLE IF NOT EXISTS crls(issuer_key_id BLOB PRIMARY KEY, version INTEGER NOT NULL, "
+    "list BLOB NOT NULL);"
+    "PRAGMA user_version = 2;";
 
 static void op_free(op *o)
 {
@@ -65,6 +85,9 @@ static void op_free(op *o)
     free(o->seqs);
     free(o->blob);
     free(o->rows);
+    free(o->otk);
+    free(o->devs);
+    free(o->bundles);
     free(o);
 }
 
@@ -201,6 +224,195 @@ out:
     return rc;
 }
 
+static int count_otk(kurer_store *s, const kurer_device_address *d, uint64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = KURER_ESTORAGE;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT count(*) FROM one_time_prekeys WHERE user=?1 AND device=?2", -1,
+                           &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, d->user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, d->device_id);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        goto out;
+    *out = (uint64_t)sqlite3_column_int64(st, 0);
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int exec_prekeys(kurer_store *s, op *o)
+{
+    sqlite3_stmt *spk = NULL, *otk = NULL;
+    const kurer_signed_prekey *p = &o->pk.signed_prekey;
+    int rc = KURER_ESTORAGE;
+    if (sqlite3_prepare_v2(
+            s->db, "INSERT OR REPLACE INTO prekey_devices VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1,
+            &spk, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO one_time_prekeys VALUES(?1, ?2, ?3, ?4)",
+                           -1, &otk, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_exec(s->db, "SAVEPOINT pk", NULL, NULL, NULL);
+    sqlite3_bind_text(spk, 1, o->dev.user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(spk, 2, o->dev.device_id);
+    sqlite3_bind_int64(spk, 3, o->pk.registration_id);
+    sqlite3_bind_int64(spk, 4, p->id);
+    sqlite3_bind_blob(spk, 5, p->public_key, KURER_PREKEY_PUBLIC_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob(spk, 6, p->signature, KURER_PREKEY_SIG_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(spk, 7, p->created_at);
+    if (sqlite3_step(spk) != SQLITE_DONE)
+        goto undo;
+    for (size_t i = 0; i < o->pk.n_one_time; i++) {
+        sqlite3_reset(otk);
+        sqlite3_bind_text(otk, 1, o->dev.user, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(otk, 2, o->dev.device_id);
+        sqlite3_bind_int64(otk, 3, o->otk[i].id);
+        sqlite3_bind_blob(otk, 4, o->otk[i].public_key, KURER_PREKEY_PUBLIC_LEN, SQLITE_STATIC);
+        if (sqlite3_step(otk) != SQLITE_DONE)
+            goto undo;
+    }
+    if (count_otk(s, &o->dev, &o->total) != 0)
+        goto undo;
+    sqlite3_exec(s->db, "RELEASE pk", NULL, NULL, NULL);
+    rc = 0;
+    goto out;
+undo:
+    sqlite3_exec(s->db, "ROLLBACK TO pk; RELEASE pk", NULL, NULL, NULL);
+out:
+    sqlite3_finalize(spk);
+    sqlite3_finalize(otk);
+    return rc;
+}
+
+static int copy_key(sqlite3_stmt *st, int col, uint8_t *out, size_t len)
+{
+    if ((size_t)sqlite3_column_bytes(st, col) != len)
+        return KURER_ECORRUPT;
+    memcpy(out, sqlite3_column_blob(st, col), len);
+    return 0;
+}
+
+/* One transaction for all devices: the one-time prekey taken is deleted before the commit that
+ * precedes the answer, so two fetchers can never be handed the same one. */
+static int exec_take(kurer_store *s, op *o)
+{
+    sqlite3_stmt *spk = NULL, *otk = NULL, *del = NULL;
+    int rc = KURER_ESTORAGE;
+    o->bundles = calloc(o->n ? o->n : 1, sizeof(*o->bundles));
+    if (o->bundles == NULL)
+        return KURER_ENOMEM;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT registration_id, spk_id, spk_pub, spk_sig, spk_created FROM "
+                           "prekey_devices WHERE user=?1 AND device=?2",
+                           -1, &spk, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "SELECT id, pub FROM one_time_prekeys WHERE user=?1 AND device=?2 "
+                           "ORDER BY id LIMIT 1",
+                           -1, &otk, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "DELETE FROM one_time_prekeys WHERE user=?1 AND device=?2 AND id=?3", -1,
+                           &del, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_exec(s->db, "SAVEPOINT take", NULL, NULL, NULL);
+    for (size_t i = 0; i < o->n; i++) {
+        const kurer_device_address *d = &o->devs[i];
+        kurer_store_bundle *b = &o->bundles[o->n_bundles];
+        int r;
+        sqlite3_reset(spk);
+        sqlite3_bind_text(spk, 1, d->user, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(spk, 2, d->device_id);
+        r = sqlite3_step(spk);
+        if (r == SQLITE_DONE)
+            continue; /* never uploaded: no bundle */
+        if (r != SQLITE_ROW)
+            goto undo;
+        memset(b, 0, sizeof(*b));
+        b->dev = *d;
+        b->registration_id = (uint32_t)sqlite3_column_int64(spk, 0);
+        b->signed_prekey.id = (uint32_t)sqlite3_column_int64(spk, 1);
+        b->signed_prekey.created_at = sqlite3_column_int64(spk, 4);
+        if (copy_key(spk, 2, b->signed_prekey.public_key, KURER_PREKEY_PUBLIC_LEN) != 0 ||
+            copy_key(spk, 3, b->signed_prekey.signature, KURER_PREKEY_SIG_LEN) != 0) {
+            rc = KURER_ECORRUPT;
+            goto undo;
+        }
+        sqlite3_reset(otk);
+        sqlite3_bind_text(otk, 1, d->user, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(otk, 2, d->device_id);
+        r = sqlite3_step(otk);
+        if (r == SQLITE_ROW) {
+            b->has_one_time = 1;
+            b->one_time.id = (uint32_t)sqlite3_column_int64(otk, 0);
+            if (copy_key(otk, 1, b->one_time.public_key, KURER_PREKEY_PUBLIC_LEN) != 0) {
+                rc = KURER_ECORRUPT;
+                goto undo;
+            }
+            sqlite3_reset(del);
+            sqlite3_bind_text(del, 1, d->user, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(del, 2, d->device_id);
+            sqlite3_bind_int64(del, 3, b->one_time.id);
+            if (sqlite3_step(del) != SQLITE_DONE)
+                goto undo;
+        } else if (r != SQLITE_DONE) {
+            goto undo;
+        }
+        if (count_otk(s, d, &b->remaining) != 0)
+            goto undo;
+        o->n_bundles++;
+    }
+    sqlite3_exec(s->db, "RELEASE take", NULL, NULL, NULL);
+    rc = 0;
+    goto out;
+undo:
+    sqlite3_exec(s->db, "ROLLBACK TO take; RELEASE take", NULL, NULL, NULL);
+    o->n_bundles = 0;
+out:
+    sqlite3_finalize(spk);
+    sqlite3_finalize(otk);
+    sqlite3_finalize(del);
+    return rc;
+}
+
+static int exec_count(kurer_store *s, op *o)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = KURER_ESTORAGE, r;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM prekey_devices WHERE user=?1 AND device=?2", -1,
+                           &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, o->dev.user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, o->dev.device_id);
+    r = sqlite3_step(st);
+    if (r == SQLITE_DONE)
+        rc = KURER_ENOTFOUND;
+    else if (r == SQLITE_ROW)
+        rc = count_otk(s, &o->dev, &o->total);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int exec_crl(kurer_store *s, op *o)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = KURER_ESTORAGE;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO crls VALUES(?1, ?2, ?3) ON CONFLICT(issuer_key_id) DO "
+                           "UPDATE SET version=excluded.version, list=excluded.list WHERE "
+                           "excluded.version > crls.version",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_blob(st, 1, o->key_id, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)o->after);
+    sqlite3_bind_blob(st, 3, o->blob, (int)o->blob_len, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : KURER_ESTORAGE;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* The writer: takes everything submitted, runs it in one transaction, commits, hands the
  * completions to the loop. What arrives meanwhile waits for the next round. */
 static void *writer(void *arg)
@@ -237,6 +449,18 @@ static void *writer(void *arg)
             case OP_DEVICE:
                 o->err = exec_device(s, o);
                 break;
+            case OP_PREKEYS:
+                o->err = exec_prekeys(s, o);
+                break;
+            case OP_TAKE:
+                o->err = exec_take(s, o);
+                break;
+            case OP_COUNT:
+                o->err = exec_count(s, o);
+                break;
+            case OP_CRL:
+                o->err = exec_crl(s, o);
+                break;
             }
         }
         if (txrc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
@@ -247,7 +471,7 @@ static void *writer(void *arg)
             kurer_log(KURER_LOG_ERROR, "store", "commit_failed",
                       (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(s->db))}, 1);
             for (op *o = batch; o != NULL; o = o->next)
-                if (o->kind != OP_FETCH || o->err == 0)
+                if ((o->kind != OP_FETCH && o->kind != OP_COUNT) || o->err == 0)
                     o->err = txrc;
         }
         pthread_mutex_lock(&s->mu);
@@ -284,8 +508,17 @@ static void run_completions(kurer_store *s)
             for (size_t i = 0; i < o->n_rows; i++)
                 free((void *)o->rows[i].env);
             break;
+        case OP_PREKEYS:
+        case OP_COUNT:
+            o->cb.count(o->arg, o->err, o->err == 0 ? o->total : 0);
+            break;
+        case OP_TAKE:
+            o->cb.bundles(o->arg, o->err, o->err == 0 ? o->bundles : NULL,
+                          o->err == 0 ? o->n_bundles : 0);
+            break;
         case OP_ACK:
         case OP_DEVICE:
+        case OP_CRL:
             if (o->cb.done != NULL)
                 o->cb.done(o->arg, o->err);
             break;
@@ -515,6 +748,93 @@ int kurer_store_put_device(kurer_store *s, const kurer_store_device *d, kurer_st
     }
     memcpy(o->blob, d->chain, d->chain_len);
     o->blob_len = d->chain_len;
+    submit(s, o);
+    return 0;
+}
+
+int kurer_store_put_prekeys(kurer_store *s, const kurer_store_prekeys *p, kurer_store_count_cb cb,
+                            void *arg)
+{
+    op *o = op_new(OP_PREKEYS, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.count = cb;
+    o->dev = p->dev;
+    o->pk = *p;
+    o->otk = malloc((p->n_one_time ? p->n_one_time : 1) * sizeof(*o->otk));
+    if (o->otk == NULL) {
+        op_free(o);
+        return KURER_ENOMEM;
+    }
+    if (p->n_one_time > 0)
+        memcpy(o->otk, p->one_time, p->n_one_time * sizeof(*o->otk));
+    o->pk.one_time = NULL; /* the copy is o->otk */
+    submit(s, o);
+    return 0;
+}
+
+int kurer_store_take_prekeys(kurer_store *s, const kurer_device_address *devs, size_t n,
+                             kurer_store_bundles_cb cb, void *arg)
+{
+    if (n > KURER_USER_DEVICES_MAX)
+        return KURER_ELIMIT;
+    op *o = op_new(OP_TAKE, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.bundles = cb;
+    o->n = n;
+    o->devs = malloc((n ? n : 1) * sizeof(*devs));
+    if (o->devs == NULL) {
+        op_free(o);
+        return KURER_ENOMEM;
+    }
+    if (n > 0)
+        memcpy(o->devs, devs, n * sizeof(*devs));
+    submit(s, o);
+    return 0;
+}
+
+int kurer_store_count_prekeys(kurer_store *s, const kurer_device_address *dev,
+                              kurer_store_count_cb cb, void *arg)
+{
+    op *o = op_new(OP_COUNT, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.count = cb;
+    o->dev = *dev;
+    submit(s, o);
+    return 0;
+}
+
+int kurer_store_load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (sqlite3_prepare_v2(s->db, "SELECT list FROM crls ORDER BY issuer_key_id", -1, &st, NULL) !=
+        SQLITE_OK)
+        return KURER_ESTORAGE;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW)
+        cb(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? 0 : KURER_ESTORAGE;
+}
+
+int kurer_store_put_crl(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t version,
+                        const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg)
+{
+    op *o = op_new(OP_CRL, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.done = cb;
+    memcpy(o->key_id, issuer_key_id, 32);
+    o->after = version;
+    o->blob = malloc(len ? len : 1);
+    if (o->blob == NULL) {
+        op_free(o);
+        return KURER_ENOMEM;
+    }
+    memcpy(o->blob, list, len);
+    o->blob_len = len;
     submit(s, o);
     return 0;
 }

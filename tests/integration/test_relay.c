@@ -20,15 +20,21 @@
 #include "kurer/crypto.h"
 #include "kurer/frame.h"
 #include "kurer/net.h"
+#include "kurer/signal.h"
 #include "kurer/util.h"
 
 #define DAY ((int64_t)86400)
+
+/* Pushes that older tests do not expect (PrekeysLow on connect, RevocationLists when a list
+ * arrives) are dropped by the test client unless a test asks for them. */
+static int g_keep_pushes;
 
 /* ---- PKI ---------------------------------------------------------------------------------- */
 
 typedef struct device {
     kurer_chain chain;
     uint8_t sk[32], pk[32];
+    uint8_t id_pub[33], id_priv[32]; /* libsignal identity key, in the certificate */
     kurer_device_address addr;
 } device;
 
@@ -40,6 +46,7 @@ typedef struct world {
     char port[16];
     uint8_t relay_pk[32];
     struct sockaddr_storage addr;
+    struct sockaddr_storage maddr; /* metrics, when started with --metrics */
 } world;
 
 static void body_common(kurer_cert_body *b, kurer_role role, const char *subject, uint64_t serial)
@@ -80,8 +87,8 @@ static void make_device(world *w, device *d, const char *user, uint32_t id, uint
     assert_int_equal(kurer_noise_keypair(d->pk, d->sk), 0);
     body_common(&b, KURER_ROLE_DEVICE, user, serial);
     b.device_id = id;
-    b.identity_key[0] = 0x05;
-    kurer_random(b.identity_key + 1, 32);
+    assert_int_equal(kurer_identity_generate(d->id_pub, d->id_priv), 0);
+    memcpy(b.identity_key, d->id_pub, 33);
     memcpy(b.noise_key, d->pk, 32);
     if (wrong_key)
         b.noise_key[0] ^= 0x40;
@@ -107,12 +114,17 @@ static void write_file(const char *path, const void *data, size_t n)
     fclose(f);
 }
 
-static void start_relay(world *w, const char *extra1, const char *extra2)
+/* Starts the relay with up to 8 extra arguments; reads "listening" (and "metrics" when
+ * --metrics is among them) from its stdout. */
+static void start_relay_v(world *w, const char *const *extra, int n_extra)
 {
     char dir[300], root[300];
-    int pfd[2];
+    int pfd[2], with_metrics = 0;
     snprintf(dir, sizeof(dir), "%s/relay", w->dir);
     snprintf(root, sizeof(root), "%s/root.crt", w->dir);
+    for (int i = 0; i < n_extra; i++)
+        if (strcmp(extra[i], "--metrics") == 0)
+            with_metrics = 1;
     assert_int_equal(pipe(pfd), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -124,22 +136,26 @@ static void start_relay(world *w, const char *extra1, const char *extra2)
         if (lfd >= 0)
             dup2(lfd, 2);
         close(pfd[0]);
-        const char *argv[16] = {KURER_RELAY_BIN, "run",    "--dir", dir,           "--listen",
+        const char *argv[24] = {KURER_RELAY_BIN, "run",    "--dir", dir,           "--listen",
                                 "127.0.0.1:0",   "--root", root,    "--log-level", "debug"};
         int n = 10;
-        if (extra1 != NULL) {
-            argv[n++] = extra1;
-            argv[n++] = extra2;
-        }
+        for (int i = 0; i < n_extra && n < 22; i++)
+            argv[n++] = extra[i];
         argv[n] = NULL;
         execv(KURER_RELAY_BIN, (char *const *)argv);
         _exit(127);
     }
     close(pfd[1]);
-    char line[128] = {0};
+    char line[256] = {0};
     size_t len = 0;
     uint64_t end = kurer_time_mono_ms() + 15000;
-    while (len < sizeof(line) - 1 && strchr(line, '\n') == NULL && kurer_time_mono_ms() < end) {
+    int want_lines = with_metrics ? 2 : 1;
+    for (;;) {
+        int lines = 0;
+        for (size_t i = 0; i < len; i++)
+            lines += line[i] == '\n';
+        if (lines >= want_lines || len >= sizeof(line) - 1 || kurer_time_mono_ms() >= end)
+            break;
         struct pollfd p = {pfd[0], POLLIN, 0};
         if (poll(&p, 1, 200) <= 0)
             continue;
@@ -149,10 +165,27 @@ static void start_relay(world *w, const char *extra1, const char *extra2)
         len += (size_t)r;
     }
     close(pfd[0]);
-    assert_non_null(strstr(line, "listening 127.0.0.1:"));
-    *strchr(line, '\n') = '\0';
-    assert_int_equal(kurer_net_parse_addr(line + strlen("listening "), &w->addr), 0);
+    char *l = strstr(line, "listening 127.0.0.1:");
+    assert_non_null(l);
+    char *nl = strchr(l, '\n');
+    assert_non_null(nl);
+    *nl = '\0';
+    assert_int_equal(kurer_net_parse_addr(l + strlen("listening "), &w->addr), 0);
+    if (with_metrics) {
+        char *m = strstr(nl + 1, "metrics ");
+        assert_non_null(m);
+        char *mnl = strchr(m, '\n');
+        assert_non_null(mnl);
+        *mnl = '\0';
+        assert_int_equal(kurer_net_parse_addr(m + strlen("metrics "), &w->maddr), 0);
+    }
     w->relay = pid;
+}
+
+static void start_relay(world *w, const char *extra1, const char *extra2)
+{
+    const char *extra[2] = {extra1, extra2};
+    start_relay_v(w, extra, extra1 != NULL ? 2 : 0);
 }
 
 static int stop_relay(world *w, int sig)
@@ -191,6 +224,7 @@ static void init_relay(world *w)
 static int setup(void **state)
 {
     world *w = calloc(1, sizeof(*w));
+    g_keep_pushes = 0;
     assert_int_equal(kurer_crypto_init(), 0);
     snprintf(w->dir, sizeof(w->dir), "/tmp/kurer-relay-test-XXXXXX");
     assert_non_null(mkdtemp(w->dir));
@@ -249,6 +283,16 @@ static void cl_est(kurer_conn *c, const uint8_t *p, size_t n)
 static void cl_rec(kurer_conn *c, uint8_t *p, size_t n)
 {
     client *cl = kurer_conn_data(c);
+    if (!g_keep_pushes) {
+        kurer_server_frame f;
+        if (kurer_server_frame_decode(p, n, &f) == 0) {
+            int drop = f.request_id == 0 &&
+                       (f.body == KURER_SERVER_PREKEYS_LOW || f.body == KURER_SERVER_REVOCATIONS);
+            kurer_server_frame_release(&f);
+            if (drop)
+                return;
+        }
+    }
     assert_true(cl->qtail < QMAX);
     cl->q[cl->qtail] = malloc(n);
     memcpy(cl->q[cl->qtail], p, n);
@@ -303,6 +347,23 @@ static int cl_connect(world *w, client *cl, const device *d)
         return cl->acc.error_code;
     }
     return 0;
+}
+
+/* An unauthenticated Noise NK session (what kurer-admin publish opens). */
+__attribute__((unused)) static int cl_connect_nk(world *w, client *cl)
+{
+    memset(cl, 0, sizeof(*cl));
+    cl->next_req = 1;
+    assert_int_equal(uv_loop_init(&cl->loop), 0);
+    assert_int_equal(kurer_conn_connect(&cl->c, &cl->loop, (struct sockaddr *)&w->addr, NULL,
+                                        &cl_cbs, KURER_NOISE_NK, NULL, w->relay_pk, NULL, 0, cl),
+                     0);
+    pump(cl, &cl->established, 10000);
+    if (!cl->established) {
+        pump(cl, &cl->closed, 5000);
+        return KURER_ECLOSED;
+    }
+    return cl->acc.has_error ? cl->acc.error_code : 0;
 }
 
 static void cl_free(client *cl)
@@ -784,6 +845,312 @@ static void test_sigkill_restart(void **state)
     assert_true(n_got >= n_acc);
 }
 
+/* ---- prekeys ------------------------------------------------------------------------------ */
+
+/* Builds an upload of a signed prekey (signed by d's identity key, or corrupted) and n one-time
+ * prekeys with ids first..first+n-1. */
+static void make_upload(const device *d, kurer_prekey_upload *u, kurer_one_time_prekey *otk,
+                        uint32_t spk_id, uint32_t first, size_t n, int bad_sig)
+{
+    memset(u, 0, sizeof(*u));
+    u->registration_id = 77;
+    u->signed_prekey.id = spk_id;
+    u->signed_prekey.public_key[0] = 0x05;
+    kurer_random(u->signed_prekey.public_key + 1, 32);
+    u->signed_prekey.created_at = kurer_time_unix();
+    assert_int_equal(kurer_identity_sign(d->id_priv, u->signed_prekey.public_key, 33,
+                                         u->signed_prekey.signature),
+                     0);
+    if (bad_sig)
+        u->signed_prekey.signature[5] ^= 1;
+    for (size_t i = 0; i < n; i++) {
+        otk[i].id = first + (uint32_t)i;
+        otk[i].public_key[0] = 0x05;
+        kurer_random(otk[i].public_key + 1, 32);
+    }
+    u->one_time = otk;
+    u->n_one_time = n;
+}
+
+/* Sends an upload and returns 0 for Ok or the error code. Pushes before the answer are
+ * skipped. */
+static int upload(client *cl, const kurer_prekey_upload *u)
+{
+    kurer_client_frame q;
+    kurer_server_frame r;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_PREKEYS;
+    q.u.prekeys = *u;
+    uint64_t id = cl_send(cl, &q);
+    for (;;) {
+        assert_int_equal(cl_next(cl, &r, 10000), 1);
+        if (r.request_id == id)
+            break;
+        kurer_server_frame_release(&r);
+    }
+    int rc = r.body == KURER_SERVER_OK ? 0 : r.body == KURER_SERVER_ERROR ? r.u.error.code : 1;
+    kurer_server_frame_release(&r);
+    return rc;
+}
+
+static uint64_t send_fetch(client *cl, const char *user, const uint32_t *ids, size_t n)
+{
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_FETCH_PREKEYS;
+    snprintf(q.u.fetch_prekeys.user, sizeof(q.u.fetch_prekeys.user), "%s", user);
+    q.u.fetch_prekeys.device_ids = ids;
+    q.u.fetch_prekeys.n_device_ids = n;
+    return cl_send(cl, &q);
+}
+
+/* Waits for the answer to request id (pushes skipped); the caller releases *r. */
+static void wait_answer(client *cl, uint64_t id, kurer_server_frame *r)
+{
+    for (;;) {
+        assert_int_equal(cl_next(cl, r, 10000), 1);
+        if (r->request_id == id)
+            return;
+        kurer_server_frame_release(r);
+    }
+}
+
+static void test_prekeys_upload_fetch(void **state)
+{
+    world *w = *state;
+    device a, a2, b;
+    client ca, cb;
+    kurer_server_frame r;
+    kurer_prekey_upload u, u2;
+    kurer_one_time_prekey otk[5];
+    start_relay(w, NULL, NULL);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &a2, "anna@mof", 2, 12, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &ca, &a2), 0); /* a second device that never uploads */
+    cl_free(&ca);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    make_upload(&a, &u, otk, 1, 1, 5, 0);
+    assert_int_equal(upload(&ca, &u), 0);
+    cl_free(&ca); /* the owner need not be online for a fetch */
+
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+    assert_int_equal(r.body, KURER_SERVER_BUNDLES);
+    assert_int_equal(r.u.bundles.n, 1); /* anna/2 has no prekeys: left out */
+    const kurer_prekey_bundle *bd = &r.u.bundles.bundles[0];
+    assert_string_equal(bd->address.user, "anna@mof");
+    assert_int_equal(bd->address.device_id, 1);
+    assert_int_equal(bd->registration_id, 77);
+    assert_int_equal(bd->signed_prekey.id, 1);
+    assert_memory_equal(bd->signed_prekey.public_key, u.signed_prekey.public_key, 33);
+    assert_memory_equal(bd->signed_prekey.signature, u.signed_prekey.signature, 64);
+    assert_int_equal(kurer_identity_verify(a.id_pub, bd->signed_prekey.public_key, 33,
+                                           bd->signed_prekey.signature),
+                     0);
+    assert_true(bd->has_one_time);
+    assert_int_equal(bd->one_time.id, 1);
+    assert_memory_equal(bd->one_time.public_key, otk[0].public_key, 33);
+    assert_int_equal(bd->chain.n, 2);
+    assert_int_equal(bd->chain.certs[0].body.serial, 10);
+    kurer_server_frame_release(&r);
+
+    /* A new signed prekey replaces the old one; the pool keeps its one-time prekeys. */
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    make_upload(&a, &u2, NULL, 2, 0, 0, 0);
+    assert_int_equal(upload(&ca, &u2), 0);
+    cl_free(&ca);
+    uint32_t ids[2] = {1, 9}; /* 9 does not exist: left out */
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", ids, 2), &r);
+    assert_int_equal(r.body, KURER_SERVER_BUNDLES);
+    assert_int_equal(r.u.bundles.n, 1);
+    assert_int_equal(r.u.bundles.bundles[0].signed_prekey.id, 2);
+    assert_memory_equal(r.u.bundles.bundles[0].signed_prekey.public_key,
+                        u2.signed_prekey.public_key, 33);
+    assert_int_equal(r.u.bundles.bundles[0].one_time.id, 2);
+    kurer_server_frame_release(&r);
+    /* Unknown users give an empty answer. */
+    wait_answer(&cb, send_fetch(&cb, "ghost@mof", NULL, 0), &r);
+    assert_int_equal(r.body, KURER_SERVER_BUNDLES);
+    assert_int_equal(r.u.bundles.n, 0);
+    kurer_server_frame_release(&r);
+    cl_free(&cb);
+
+    /* Prekeys survive a restart. */
+    assert_int_equal(WEXITSTATUS(stop_relay(w, SIGTERM)), 0);
+    start_relay(w, NULL, NULL);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+    assert_int_equal(r.u.bundles.n, 1);
+    assert_int_equal(r.u.bundles.bundles[0].signed_prekey.id, 2);
+    assert_int_equal(r.u.bundles.bundles[0].one_time.id, 3);
+    kurer_server_frame_release(&r);
+    cl_free(&cb);
+}
+
+/* Two fetchers race for a pool of 40 with 30 requests each: every one-time prekey is handed
+ * out exactly once, and the 20 fetches that find the pool empty get bundles without one. */
+static void test_prekeys_once(void **state)
+{
+    world *w = *state;
+    enum { POOL = 40, PER = 30 };
+    device a, b, c;
+    client ca, cb, cc;
+    kurer_server_frame r;
+    kurer_prekey_upload u;
+    kurer_one_time_prekey otk[POOL];
+    int seen[POOL + 1];
+    uint64_t idb[PER], idc[PER];
+    start_relay(w, NULL, NULL);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    make_device(w, &c, "carl@mof", 1, 12, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    make_upload(&a, &u, otk, 1, 1, POOL, 0);
+    assert_int_equal(upload(&ca, &u), 0);
+    cl_free(&ca);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    assert_int_equal(cl_connect(w, &cc, &c), 0);
+    for (int i = 0; i < PER; i++) {
+        idb[i] = send_fetch(&cb, "anna@mof", NULL, 0);
+        idc[i] = send_fetch(&cc, "anna@mof", NULL, 0);
+    }
+    memset(seen, 0, sizeof(seen));
+    int without = 0;
+    for (int k = 0; k < 2; k++) {
+        client *cl = k == 0 ? &cb : &cc;
+        uint64_t *ids = k == 0 ? idb : idc;
+        for (int i = 0; i < PER; i++) {
+            wait_answer(cl, ids[i], &r);
+            assert_int_equal(r.body, KURER_SERVER_BUNDLES);
+            assert_int_equal(r.u.bundles.n, 1);
+            if (r.u.bundles.bundles[0].has_one_time) {
+                uint32_t id = r.u.bundles.bundles[0].one_time.id;
+                assert_true(id >= 1 && id <= POOL);
+                assert_int_equal(seen[id], 0);
+                seen[id] = 1;
+            } else {
+                without++;
+            }
+            kurer_server_frame_release(&r);
+        }
+    }
+    for (int i = 1; i <= POOL; i++)
+        assert_int_equal(seen[i], 1);
+    assert_int_equal(without, 2 * PER - POOL);
+    cl_free(&cb);
+    cl_free(&cc);
+}
+
+static void test_prekeys_bad_signature(void **state)
+{
+    world *w = *state;
+    device a, other, b;
+    client ca, cb;
+    kurer_server_frame r;
+    kurer_prekey_upload u;
+    kurer_one_time_prekey otk[3];
+    start_relay(w, NULL, NULL);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &other, "anna@mof", 2, 12, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    make_upload(&a, &u, otk, 1, 1, 3, 1); /* corrupted signature */
+    assert_int_equal(upload(&ca, &u), KURER_EBADSIG);
+    make_upload(&other, &u, otk, 1, 1, 3, 0); /* valid, but by another device's identity key */
+    assert_int_equal(upload(&ca, &u), KURER_EBADSIG);
+    /* The connection stays and nothing was stored. */
+    assert_null(ca.closed ? "closed" : NULL);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+    assert_int_equal(r.body, KURER_SERVER_BUNDLES);
+    assert_int_equal(r.u.bundles.n, 0);
+    kurer_server_frame_release(&r);
+    make_upload(&a, &u, otk, 1, 1, 3, 0);
+    assert_int_equal(upload(&ca, &u), 0);
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+    assert_int_equal(r.u.bundles.n, 1);
+    kurer_server_frame_release(&r);
+    cl_free(&ca);
+    cl_free(&cb);
+}
+
+/* The next PrekeysLow push, skipping other pushes; 0 if none before the answer to `until`. */
+static int next_low(client *cl, uint64_t until, uint32_t *remaining)
+{
+    kurer_server_frame r;
+    for (;;) {
+        assert_int_equal(cl_next(cl, &r, 10000), 1);
+        if (r.body == KURER_SERVER_PREKEYS_LOW) {
+            assert_int_equal(r.request_id, 0);
+            *remaining = r.u.prekeys_low.remaining;
+            kurer_server_frame_release(&r);
+            return 1;
+        }
+        int done = until != 0 && r.request_id == until;
+        kurer_server_frame_release(&r);
+        if (done)
+            return 0;
+    }
+}
+
+/* An Ack of a seq that does not exist: answered after everything submitted to the store
+ * before it, so it marks "no more pushes from earlier store work". */
+static uint64_t store_barrier(client *cl)
+{
+    static uint64_t bogus = 999999999;
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_ACK;
+    q.u.ack.seqs = &bogus;
+    q.u.ack.n = 1;
+    return cl_send(cl, &q);
+}
+
+static void test_prekeys_low(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    kurer_server_frame r;
+    kurer_prekey_upload u;
+    kurer_one_time_prekey otk[120];
+    uint32_t remaining = 999;
+    g_keep_pushes = 1;
+    start_relay(w, NULL, NULL);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    /* Never uploaded: told on connect that it holds none. */
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    assert_int_equal(next_low(&ca, 0, &remaining), 1);
+    assert_int_equal(remaining, 0);
+    make_upload(&a, &u, otk, 1, 1, 21, 0);
+    assert_int_equal(upload(&ca, &u), 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    /* 21 -> 20: not below 20, no notice. */
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+    kurer_server_frame_release(&r);
+    assert_int_equal(next_low(&ca, store_barrier(&ca), &remaining), 0);
+    /* 20 -> 19: the owner is told at once. */
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+    kurer_server_frame_release(&r);
+    assert_int_equal(next_low(&ca, 0, &remaining), 1);
+    assert_int_equal(remaining, 19);
+    cl_free(&ca);
+    /* On connect, too. */
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    assert_int_equal(next_low(&ca, 0, &remaining), 1);
+    assert_int_equal(remaining, 19);
+    /* Refilled: no notice on the next connect. */
+    make_upload(&a, &u, otk, 2, 100, 81, 0);
+    assert_int_equal(upload(&ca, &u), 0);
+    cl_free(&ca);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    assert_int_equal(next_low(&ca, store_barrier(&ca), &remaining), 0);
+    cl_free(&ca);
+    cl_free(&cb);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -796,6 +1163,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_unknown_and_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prekeys_upload_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prekeys_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prekeys_bad_signature, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prekeys_low, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (argc > 1)
