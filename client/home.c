@@ -252,6 +252,16 @@ int kurer_passwd(kurer *k, const char *pass, size_t pass_len, const uint8_t *key
                        : kurer__store_rekey_pass(k->st, pass, pass_len, &p);
 }
 
+const char *kurer_own_user(const kurer *k)
+{
+    return k->own.user;
+}
+
+uint32_t kurer_own_device(const kurer *k)
+{
+    return k->own.device_id;
+}
+
 const char *kurer_csr_path(const kurer *k)
 {
     return k->csr_path;

@@ -72,6 +72,10 @@ KURER_EXPORT void kurer_close(kurer *k);
 KURER_EXPORT KURER_MUST_CHECK int kurer_passwd(kurer *k, const char *pass, size_t pass_len,
                                                const uint8_t *key);
 
+/* This device's user (user@authority) and device id (borrowed; valid until close). */
+KURER_EXPORT const char *kurer_own_user(const kurer *k);
+KURER_EXPORT uint32_t kurer_own_device(const kurer *k);
+
 /* The path of the certificate request written at creation (borrowed; valid until close). */
 KURER_EXPORT const char *kurer_csr_path(const kurer *k);
 
