@@ -40,7 +40,8 @@ typedef struct rconn {
     struct rconn *next, *prev;
     int refs;
     int authed;
-    int nk; /* an unauthenticated NK session: revocation upload and fetch only */
+    int nk;            /* an unauthenticated NK session: revocation upload and fetch only */
+    int close_counted; /* the reason for our close is counted already: not again on close */
     kurer_verified v;
     kurer_device_address addr;
     /* delivery */
@@ -158,6 +159,7 @@ static int send_frame(rconn *rc, const kurer_server_frame *f)
     if (err == KURER_ELIMIT) {
         /* the peer does not read what we send: drop it */
         count_reject(rc->r, KURER_ELIMIT);
+        rc->close_counted = 1;
         kurer_conn_close(rc->c, KURER_ELIMIT);
     }
     return err;
@@ -173,8 +175,10 @@ static void send_error(rconn *rc, uint64_t request_id, int code, int close)
     f.u.error.message = kurer_strerror(code);
     count_reject(rc->r, code);
     (void)send_frame(rc, &f);
-    if (close && rc->c != NULL)
+    if (close && rc->c != NULL) {
+        rc->close_counted = 1;
         kurer_conn_close_after_flush(rc->c, code);
+    }
 }
 
 /* ---- delivery ----------------------------------------------------------------------------- */
@@ -929,6 +933,7 @@ static void refuse(rconn *rc, int code)
     kurer_buf_init(&b, KURER_FRAME_MAX);
     rc->r->handshakes_failed++;
     count_reject(rc->r, code);
+    rc->close_counted = 1;
     char peer[64];
     kurer_conn_peer(rc->c, peer, sizeof(peer));
     kurer_log(KURER_LOG_INFO, "relay", "handshake_refused",
@@ -1080,7 +1085,7 @@ static void conn_on_close(kurer_conn *c, int err)
 {
     rconn *rc = kurer_conn_data(c);
     relay *r = rc->r;
-    if (err != 0 && err != KURER_ECLOSED)
+    if (err != 0 && err != KURER_ECLOSED && !rc->close_counted)
         count_reject(r, err);
     if (rc->authed)
         kurer_log(KURER_LOG_INFO, "relay", "device_disconnected",

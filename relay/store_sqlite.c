@@ -399,9 +399,9 @@ static int exec_crl(kurer_store *s, op *o)
     sqlite3_stmt *st = NULL;
     int rc = KURER_ESTORAGE;
     if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO crls VALUES(?1, ?2, ?3) ON CONFLICT(issuer_key_id) DO "
-                           "UPDATE SET version=excluded.version, list=excluded.list WHERE "
-                           "excluded.version > crls.version",
+                           /* SQLCipher 3.4 (SQLite 3.15) has no UPSERT */
+                           "INSERT OR REPLACE INTO crls SELECT ?1, ?2, ?3 WHERE NOT EXISTS "
+                           "(SELECT 1 FROM crls WHERE issuer_key_id=?1 AND version>=?2)",
                            -1, &st, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_blob(st, 1, o->key_id, 32, SQLITE_STATIC);

@@ -13,8 +13,10 @@
 #include "kurer/crypto.h"
 #include "kurer/csr.h"
 #include "kurer/error.h"
+#include "kurer/frame.h"
 #include "kurer/issuelog.h"
 #include "kurer/keys.h"
+#include "kurer/net.h"
 #include "kurer/util.h"
 
 #include <errno.h>
@@ -2090,10 +2092,107 @@ out:
 /* ------------------------------------------------------------------------ publish */
 
 static const char help_publish[] =
-    "usage: kurer-admin publish --crl FILE --relay HOST:PORT --relay-key KEY\n"
+    "usage: kurer-admin publish --crl FILE --relay HOST:PORT --relay-key KEY [--json]\n"
     "\n"
-    "Not available yet: pushing a revocation list to a relay needs the relay, which has not\n"
-    "landed. Until then, copy the list to the relay operator by hand (docs/admin.md).\n";
+    "Pushes a signed revocation list to a relay over Noise NK (no device identity needed:\n"
+    "the list authenticates itself). KEY is the relay's public key in hex (64 characters, as\n"
+    "printed by 'kurer-relay init') or the path of its relay.pub file. The relay checks the\n"
+    "list against its pinned root, stores it and disconnects the devices it revokes.\n"
+    "Exit 0 when the relay has stored the list; 1 with the relay's reason otherwise (for\n"
+    "example 'older than what is already known' when it holds this version or a newer one).\n";
+
+#define PUBLISH_TIMEOUT_MS 15000
+
+typedef struct publish_ctx {
+    kurer_conn *c;
+    uv_timer_t timer;
+    const uint8_t *frame;
+    size_t frame_len;
+    int result;     /* 1 when the relay answered */
+    int relay_code; /* 0: Ok; else its error code */
+    int local_err;  /* transport failure */
+} publish_ctx;
+
+static void pub_established(kurer_conn *c, const uint8_t *p, size_t n)
+{
+    publish_ctx *x = kurer_conn_data(c);
+    kurer_handshake_accept acc;
+    int rc = kurer_handshake_accept_decode(p, n, &acc);
+    if (rc == 0 && acc.has_error)
+        rc = acc.error_code;
+    if (rc == 0)
+        rc = kurer_conn_send(c, x->frame, x->frame_len);
+    if (rc != 0) {
+        x->result = 1;
+        x->relay_code = rc;
+        kurer_conn_close(c, rc);
+    }
+}
+
+static void pub_record(kurer_conn *c, uint8_t *p, size_t n)
+{
+    publish_ctx *x = kurer_conn_data(c);
+    kurer_server_frame f;
+    int rc = kurer_server_frame_decode(p, n, &f);
+    if (rc != 0) {
+        x->local_err = rc;
+    } else if (f.request_id != 1 && f.body != KURER_SERVER_ERROR) {
+        kurer_server_frame_release(&f);
+        return; /* a push that is not for us */
+    } else {
+        x->result = 1;
+        x->relay_code = f.body == KURER_SERVER_OK      ? 0
+                        : f.body == KURER_SERVER_ERROR ? f.u.error.code
+                                                       : KURER_EMALFORMED;
+        kurer_server_frame_release(&f);
+    }
+    kurer_conn_close(c, 0);
+}
+
+static void pub_timer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void pub_close(kurer_conn *c, int err)
+{
+    publish_ctx *x = kurer_conn_data(c);
+    if (!x->result && x->local_err == 0)
+        x->local_err = err != 0 ? err : KURER_ECLOSED;
+    x->c = NULL;
+    uv_timer_stop(&x->timer);
+    uv_close((uv_handle_t *)&x->timer, pub_timer_closed);
+}
+
+static void pub_timeout(uv_timer_t *t)
+{
+    publish_ctx *x = t->data;
+    x->local_err = KURER_ETIMEOUT;
+    if (x->c != NULL)
+        kurer_conn_close(x->c, KURER_ETIMEOUT);
+}
+
+static int relay_key(const char *v, uint8_t pk[32])
+{
+    char hex[65];
+    if (strlen(v) != 64 || kurer_hex_decode(pk, 32, v) != 0) {
+        uint8_t *d;
+        size_t n;
+        int rc = read_file(v, 256, &d, &n);
+        if (rc != 0)
+            return usage_error("--relay-key %s: neither 64 hex characters nor a readable file", v);
+        if (n < 64) {
+            free(d);
+            return refuse(KURER_EMALFORMED, "%s does not hold a relay key in hex", v);
+        }
+        memcpy(hex, d, 64);
+        hex[64] = '\0';
+        free(d);
+        if (kurer_hex_decode(pk, 32, hex) != 0)
+            return refuse(KURER_EMALFORMED, "%s does not hold a relay key in hex", v);
+    }
+    return 0;
+}
 
 static int cmd_publish(int argc, char **argv)
 {
@@ -2101,6 +2200,16 @@ static int cmd_publish(int argc, char **argv)
         {"help", 0, 0}, {"json", 0, 0}, {"crl", 1, 0}, {"relay", 1, 0}, {"relay-key", 1, 0}};
     args a;
     int rc;
+    const char *crl_path, *relay, *key;
+    uint8_t pk[32], *data = NULL;
+    size_t len;
+    struct sockaddr_storage addr;
+    kurer_crl crl;
+    kurer_buf fb;
+    uv_loop_t loop;
+    publish_ctx x;
+    memset(&crl, 0, sizeof(crl));
+    kurer_buf_init(&fb, KURER_FRAME_MAX);
     if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
         return rc;
     if (flag(&a, "help")) {
@@ -2108,9 +2217,71 @@ static int cmd_publish(int argc, char **argv)
         return RC_HELP;
     }
     g_json = flag(&a, "json");
-    return refuse(KURER_EUNSUPPORTED,
-                  "publish is not available until the relay lands; copy the list to the relay "
-                  "operator by hand");
+    if ((rc = need(&a, "crl", &crl_path)) != 0 || (rc = need(&a, "relay", &relay)) != 0 ||
+        (rc = need(&a, "relay-key", &key)) != 0)
+        return rc;
+    if (kurer_net_parse_addr(relay, &addr) != 0)
+        return usage_error("--relay %s: expected HOST:PORT", relay);
+    if ((rc = relay_key(key, pk)) != 0)
+        return rc;
+    if ((rc = read_file(crl_path, FILE_MAX, &data, &len)) != 0)
+        return rc;
+    /* Decode here so that a wrong file is refused before anything goes on the wire. */
+    rc = kurer_crl_decode(data, len, &crl);
+    free(data);
+    if (rc != 0)
+        return refuse(rc, "%s is not a revocation list: %s", crl_path, kurer_strerror(rc));
+    kurer_client_frame f;
+    memset(&f, 0, sizeof(f));
+    f.request_id = 1;
+    f.body = KURER_CLIENT_REVOCATION;
+    f.u.revocation = crl;
+    rc = kurer_client_frame_encode(&f, &fb);
+    if (rc != 0) {
+        rc = refuse(rc, "%s does not fit in one frame: %s", crl_path, kurer_strerror(rc));
+        goto out;
+    }
+    static const kurer_conn_cbs cbs = {NULL, pub_established, pub_record, NULL, NULL, pub_close};
+    memset(&x, 0, sizeof(x));
+    x.frame = fb.data;
+    x.frame_len = fb.len;
+    if (uv_loop_init(&loop) != 0) {
+        rc = refuse(KURER_EIO, "cannot start the event loop");
+        goto out;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_timer_init(&loop, &x.timer);
+    x.timer.data = &x;
+    uv_timer_start(&x.timer, pub_timeout, PUBLISH_TIMEOUT_MS, 0);
+    rc = kurer_conn_connect(&x.c, &loop, (struct sockaddr *)&addr, NULL, &cbs, KURER_NOISE_NK, NULL,
+                            pk, NULL, 0, &x);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&x.timer, pub_timer_closed);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        (void)uv_loop_close(&loop);
+        rc = refuse(rc, "cannot connect to %s: %s", relay, kurer_strerror(rc));
+        goto out;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    (void)uv_loop_close(&loop);
+    jstr("issuer", crl.issuer);
+    ju64("version", crl.version);
+    jstr("relay", relay);
+    if (!x.result) {
+        rc = refuse(x.local_err, "relay %s: %s", relay, kurer_strerror(x.local_err));
+    } else if (x.relay_code != 0) {
+        /* The relay's typed error; its name goes into --json's code. */
+        rc = refuse(x.relay_code, "relay %s refused the list (version %llu): %s", relay,
+                    (unsigned long long)crl.version, kurer_strerror(x.relay_code));
+    } else {
+        say("published %s revocation list version %llu to %s\n", crl.issuer,
+            (unsigned long long)crl.version, relay);
+        rc = 0;
+    }
+out:
+    kurer_buf_release(&fb);
+    kurer_crl_release(&crl);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ main */
@@ -2129,7 +2300,7 @@ static const char help_main[] =
     "  verify           verify a chain, certificate or revocation list against the root\n"
     "  show             print any Kurér certificate, request, list or key file\n"
     "  log              print and verify an issuance log\n"
-    "  publish          push a revocation list to a relay (not available yet)\n"
+    "  publish          push a revocation list to a relay (Noise NK)\n"
     "\n"
     "Every command takes --help and --json. Passphrases come from the environment variable\n"
     "named by --passphrase-env (default " DEFAULT_PASS ") or a no-echo prompt on the\n"

@@ -90,8 +90,12 @@ done
 check unknown-option 2 "unknown option '--bogus'" "$A" issue --bogus
 check missing-option 2 "missing --csr" "$A" issue --authority x --out y
 check unknown-command 2 "unknown command" "$A" frobnicate
-check publish-not-yet 1 "not available until the relay lands" "$A" publish --crl x \
+# publish against a real relay: the admin_publish test (test_relay.c). Here: refused input.
+check publish-bad-key 2 "neither 64 hex characters nor a readable file" "$A" publish --crl x \
     --relay 127.0.0.1:1 --relay-key k
+check publish-bad-relay 2 "expected HOST:PORT" "$A" publish --crl x --relay nowhere \
+    --relay-key k
+check publish-missing 2 "missing --relay-key" "$A" publish --crl x --relay 127.0.0.1:1
 
 echo "== root"
 check root-init 0 "root root created" R root init --dir root --name "Rigsrod" --kdf-min

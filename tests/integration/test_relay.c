@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -350,7 +351,7 @@ static int cl_connect(world *w, client *cl, const device *d)
 }
 
 /* An unauthenticated Noise NK session (what kurer-admin publish opens). */
-__attribute__((unused)) static int cl_connect_nk(world *w, client *cl)
+static int cl_connect_nk(world *w, client *cl)
 {
     memset(cl, 0, sizeof(*cl));
     cl->next_req = 1;
@@ -1151,6 +1152,451 @@ static void test_prekeys_low(void **state)
     cl_free(&cb);
 }
 
+/* ---- revocation over NK ------------------------------------------------------------------- */
+
+/* A list of the main authority, version v, revoking the given serials; written to path (if not
+ * NULL) and returned encoded in *out (release it). */
+static void make_crl(world *w, uint64_t v, const uint64_t *serials, size_t n, const char *path,
+                     kurer_buf *out)
+{
+    kurer_crl crl;
+    memset(&crl, 0, sizeof(crl));
+    crl.version = v;
+    crl.issued_at = kurer_time_unix();
+    crl.next_update = crl.issued_at + DAY;
+    crl.revoked = calloc(n ? n : 1, sizeof(*crl.revoked));
+    for (size_t i = 0; i < n; i++) {
+        crl.revoked[i].serial = serials[i];
+        crl.revoked[i].revoked_at = crl.issued_at;
+        crl.revoked[i].reason = KURER_REASON_DEVICE_LOST;
+    }
+    crl.n_revoked = n;
+    assert_int_equal(kurer_crl_sign(&crl, &w->auth_key, &w->auth), 0);
+    kurer_buf_init(out, KURER_CRL_BYTES_MAX);
+    assert_int_equal(kurer_crl_encode(&crl, out), 0);
+    kurer_crl_release(&crl);
+    if (path != NULL)
+        write_file(path, out->data, out->len);
+}
+
+/* Sends a RevocationUpload of the encoded list; 0 for Ok, else the relay's code. */
+static int upload_crl(client *cl, const kurer_buf *list)
+{
+    kurer_client_frame q;
+    kurer_server_frame r;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_REVOCATION;
+    assert_int_equal(kurer_crl_decode(list->data, list->len, &q.u.revocation), 0);
+    uint64_t id = cl_send(cl, &q);
+    kurer_crl_release(&q.u.revocation);
+    wait_answer(cl, id, &r);
+    int rc = r.body == KURER_SERVER_OK ? 0 : r.body == KURER_SERVER_ERROR ? r.u.error.code : 1;
+    kurer_server_frame_release(&r);
+    return rc;
+}
+
+/* Waits for the Error push (id 0) that announces a close, and for the close. */
+static void expect_kicked(client *cl, int code)
+{
+    kurer_server_frame f;
+    for (;;) {
+        assert_int_equal(cl_next(cl, &f, 10000), 1);
+        if (f.body == KURER_SERVER_ERROR && f.request_id == 0)
+            break;
+        kurer_server_frame_release(&f);
+    }
+    assert_int_equal(f.u.error.code, code);
+    kurer_server_frame_release(&f);
+    pump(cl, &cl->closed, 5000);
+    assert_true(cl->closed);
+}
+
+static void test_revocation_nk(void **state)
+{
+    world *w = *state;
+    device d, ok;
+    client cd, cok, nk;
+    kurer_server_frame f;
+    kurer_buf v1, v2;
+    uint64_t s66 = 66, both[2] = {66, 68};
+    g_keep_pushes = 1;
+    start_relay(w, NULL, NULL);
+    make_device(w, &d, "anna@mof", 1, 66, 0, 0, 0);
+    make_device(w, &ok, "anna@mof", 2, 67, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cd, &d), 0);
+    assert_int_equal(cl_connect(w, &cok, &ok), 0);
+    make_crl(w, 1, &s66, 1, NULL, &v1);
+    make_crl(w, 2, both, 2, NULL, &v2);
+
+    /* An NK peer uploads v1: stored, the revoked device is thrown out, the other is told. */
+    assert_int_equal(cl_connect_nk(w, &nk), 0);
+    assert_int_equal(nk.acc.protocol_version, KURER_PROTOCOL_VERSION);
+    assert_int_equal(upload_crl(&nk, &v1), 0);
+    expect_kicked(&cd, KURER_EREVOKED);
+    cl_free(&cd);
+    for (;;) {
+        assert_int_equal(cl_next(&cok, &f, 10000), 1);
+        if (f.body == KURER_SERVER_REVOCATIONS)
+            break;
+        kurer_server_frame_release(&f);
+    }
+    assert_int_equal(f.request_id, 0);
+    assert_int_equal(f.u.revocations.n, 1);
+    assert_int_equal(f.u.revocations.lists[0].version, 1);
+    kurer_server_frame_release(&f);
+    assert_int_equal(cl_connect(w, &cd, &d), KURER_EREVOKED);
+    cl_free(&cd);
+    /* The same version again, and an older one after a newer: ESTALE. */
+    assert_int_equal(upload_crl(&nk, &v1), KURER_ESTALE);
+    /* NK peers may read the lists too. */
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_REVOCATIONS;
+    wait_answer(&nk, cl_send(&nk, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_REVOCATIONS);
+    assert_int_equal(f.u.revocations.n, 1);
+    kurer_server_frame_release(&f);
+    /* Anything else on NK: EPERM and the close. */
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_PING;
+    uint64_t pid = cl_send(&nk, &q);
+    wait_answer(&nk, pid, &f);
+    assert_int_equal(f.body, KURER_SERVER_ERROR);
+    assert_int_equal(f.u.error.code, KURER_EPERM);
+    kurer_server_frame_release(&f);
+    pump(&nk, &nk.closed, 5000);
+    assert_true(nk.closed);
+    cl_free(&nk);
+    /* An authenticated device fetches the lists it must enforce. */
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_REVOCATIONS;
+    wait_answer(&cok, cl_send(&cok, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_REVOCATIONS);
+    assert_int_equal(f.u.revocations.n, 1);
+    assert_int_equal(f.u.revocations.lists[0].version, 1);
+    assert_int_equal(f.u.revocations.lists[0].n_revoked, 1);
+    kurer_server_frame_release(&f);
+    cl_free(&cok);
+
+    /* Durable: after a restart (without any --crl) d is still refused; v2 then v1 -> ESTALE. */
+    assert_int_equal(WEXITSTATUS(stop_relay(w, SIGTERM)), 0);
+    start_relay(w, NULL, NULL);
+    assert_int_equal(cl_connect(w, &cd, &d), KURER_EREVOKED);
+    cl_free(&cd);
+    assert_int_equal(cl_connect(w, &cok, &ok), 0);
+    cl_free(&cok);
+    assert_int_equal(cl_connect_nk(w, &nk), 0);
+    assert_int_equal(upload_crl(&nk, &v2), 0);
+    assert_int_equal(upload_crl(&nk, &v1), KURER_ESTALE);
+    cl_free(&nk);
+    kurer_buf_release(&v1);
+    kurer_buf_release(&v2);
+}
+
+#ifdef KURER_ADMIN_BIN
+/* kurer-admin publish against a real relay: Ok, then the relay's ESTALE as exit 1. */
+static void test_admin_publish(void **state)
+{
+    world *w = *state;
+    device d;
+    client cd;
+    kurer_buf v1;
+    char path[300], cmd[1400], hexkey[65], port[16], host[64], err_path[300];
+    uint64_t s66 = 66;
+    start_relay(w, NULL, NULL);
+    make_device(w, &d, "anna@mof", 1, 66, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cd, &d), 0);
+    snprintf(path, sizeof(path), "%s/mof.crl", w->dir);
+    snprintf(err_path, sizeof(err_path), "%s/publish.err", w->dir);
+    make_crl(w, 1, &s66, 1, path, &v1);
+    kurer_buf_release(&v1);
+    kurer_hex_encode(hexkey, w->relay_pk, 32);
+    hexkey[64] = '\0';
+    uv_ip4_name((struct sockaddr_in *)&w->addr, host, sizeof(host));
+    snprintf(port, sizeof(port), "%u", (unsigned)ntohs(((struct sockaddr_in *)&w->addr)->sin_port));
+    snprintf(cmd, sizeof(cmd), "%s publish --crl %s --relay %s:%s --relay-key %s 2>%s",
+             KURER_ADMIN_BIN, path, host, port, hexkey, err_path);
+    assert_int_equal(system(cmd), 0);
+    expect_kicked(&cd, KURER_EREVOKED);
+    cl_free(&cd);
+    /* Again: the relay holds this version; exit 1 with its reason. */
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    uint8_t *e;
+    size_t n;
+    assert_int_equal(kurer_file_read(err_path, 4096, &e, &n), 0);
+    e[n - 1] = '\0';
+    assert_non_null(strstr((char *)e, "older than what is already known"));
+    free(e);
+    /* The key may also be given as the relay.pub file; --json names the code. */
+    snprintf(cmd, sizeof(cmd),
+             "%s publish --json --crl %s --relay %s:%s --relay-key %s/relay/relay.pub "
+             "2>/dev/null | grep -q '\"code\":\"ESTALE\"'",
+             KURER_ADMIN_BIN, path, host, port, w->dir);
+    assert_int_equal(system(cmd), 0);
+    /* A relay that is not there: exit 1. */
+    stop_relay(w, SIGTERM);
+    snprintf(cmd, sizeof(cmd), "%s publish --crl %s --relay %s:%s --relay-key %s 2>/dev/null",
+             KURER_ADMIN_BIN, path, host, port, hexkey);
+    st = system(cmd);
+    assert_int_equal(WEXITSTATUS(st), 1);
+}
+#endif
+
+/* ---- what exists: metrics, SIGHUP, idle deadline, limits, one connection per device -------- */
+
+/* The metrics page over a plain TCP connection (the relay answers whatever is asked). */
+static char *scrape(world *w)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&w->maddr, sizeof(struct sockaddr_in)), 0);
+    const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    size_t cap = 65536, len = 0;
+    char *page = calloc(1, cap);
+    uint64_t end = kurer_time_mono_ms() + 5000;
+    while (len < cap - 1 && kurer_time_mono_ms() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(fd, page + len, cap - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    assert_non_null(strstr(page, "HTTP/1.0 200 OK"));
+    return page;
+}
+
+/* The value of one sample (name with labels, exactly as printed); 0 if absent (the relay prints
+ * rejection counters only once they are non-zero). */
+static uint64_t metric(const char *page, const char *name)
+{
+    char key[200];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    const char *p = strstr(page, key);
+    return p == NULL ? 0 : strtoull(p + strlen(key), NULL, 10);
+}
+
+static uint64_t metric_now(world *w, const char *name)
+{
+    char *page = scrape(w);
+    uint64_t v = metric(page, name);
+    free(page);
+    return v;
+}
+
+static void test_metrics(void **state)
+{
+    world *w = *state;
+    device a, b, old;
+    client ca, cb, cx;
+    kurer_server_frame f;
+    const char *extra[] = {"--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 2);
+    char *page = scrape(w);
+    assert_non_null(strstr(page, "# TYPE kurer_handshakes_ok_total counter\n"));
+    assert_non_null(strstr(page, "# TYPE kurer_connections gauge\n"));
+    assert_int_equal(metric(page, "kurer_handshakes_ok_total"), 0);
+    assert_int_equal(metric(page, "kurer_connections"), 0);
+    free(page);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    make_device(w, &old, "anna@mof", 3, 13, 0, 1, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    assert_int_equal(cl_connect(w, &cx, &old), KURER_EEXPIRED);
+    cl_free(&cx);
+    assert_int_equal(send_one(&ca, &b, 1, NULL), KURER_SEND_ACCEPTED);
+    uint64_t seq = 0;
+    while (seq == 0) {
+        assert_int_equal(cl_next(&cb, &f, 10000), 1);
+        if (f.body == KURER_SERVER_DELIVER)
+            seq = f.u.deliver.seq;
+        kurer_server_frame_release(&f);
+    }
+    kurer_client_frame ack;
+    memset(&ack, 0, sizeof(ack));
+    ack.body = KURER_CLIENT_ACK;
+    ack.u.ack.seqs = &seq;
+    ack.u.ack.n = 1;
+    wait_answer(&cb, cl_send(&cb, &ack), &f);
+    assert_int_equal(f.body, KURER_SERVER_OK);
+    kurer_server_frame_release(&f);
+    page = scrape(w);
+    assert_int_equal(metric(page, "kurer_handshakes_ok_total"), 2);
+    assert_int_equal(metric(page, "kurer_handshakes_failed_total"), 1);
+    assert_int_equal(metric(page, "kurer_rejections_total{reason=\"EEXPIRED\"}"), 1);
+    assert_int_equal(metric(page, "kurer_connections"), 2);
+    assert_int_equal(metric(page, "kurer_connections_total"), 3);
+    assert_int_equal(metric(page, "kurer_envelopes_accepted_total"), 1);
+    assert_int_equal(metric(page, "kurer_envelopes_delivered_total"), 1);
+    assert_int_equal(metric(page, "kurer_envelopes_acked_total"), 1);
+    assert_int_equal(metric(page, "kurer_directory_devices"), 2);
+    assert_true(metric(page, "kurer_store_commits_total") >= 3);
+    free(page);
+    cl_free(&ca);
+    cl_free(&cb);
+    /* The gauge follows closes. */
+    uint64_t end = kurer_time_mono_ms() + 5000;
+    while (metric_now(w, "kurer_connections") != 0 && kurer_time_mono_ms() < end)
+        usleep(10000);
+    assert_int_equal(metric_now(w, "kurer_connections"), 0);
+}
+
+/* SIGHUP re-reads --crl: a newer file disconnects a connected device it revokes. */
+static void test_sighup_crl(void **state)
+{
+    world *w = *state;
+    device d, ok;
+    client cd, cok;
+    kurer_buf l;
+    char path[300];
+    uint64_t s999 = 999, s66 = 66;
+    snprintf(path, sizeof(path), "%s/mof.crl", w->dir);
+    make_crl(w, 1, &s999, 1, path, &l);
+    kurer_buf_release(&l);
+    start_relay(w, "--crl", path);
+    make_device(w, &d, "anna@mof", 1, 66, 0, 0, 0);
+    make_device(w, &ok, "anna@mof", 2, 67, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cd, &d), 0);
+    assert_int_equal(cl_connect(w, &cok, &ok), 0);
+    make_crl(w, 2, &s66, 1, path, &l);
+    kurer_buf_release(&l);
+    kill(w->relay, SIGHUP);
+    expect_kicked(&cd, KURER_EREVOKED);
+    cl_free(&cd);
+    assert_int_equal(cl_connect(w, &cd, &d), KURER_EREVOKED);
+    cl_free(&cd);
+    /* The other device is untouched. */
+    kurer_client_frame p;
+    kurer_server_frame f;
+    memset(&p, 0, sizeof(p));
+    p.body = KURER_CLIENT_PING;
+    wait_answer(&cok, cl_send(&cok, &p), &f);
+    assert_int_equal(f.body, KURER_SERVER_PONG);
+    kurer_server_frame_release(&f);
+    cl_free(&cok);
+}
+
+/* A silent authenticated peer is closed at the idle deadline; one that pings is not. */
+static void test_idle_timeout(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "idle_timeout_ms = 400\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--config", cfg, "--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 4);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    uint64_t t0 = kurer_time_mono_ms();
+    while (!ca.closed && kurer_time_mono_ms() - t0 < 3000) {
+        /* b pings every 100 ms */
+        kurer_client_frame p;
+        memset(&p, 0, sizeof(p));
+        p.body = KURER_CLIENT_PING;
+        if (cb.c != NULL)
+            cl_send(&cb, &p);
+        pump(&ca, &ca.closed, 100);
+        uv_run(&cb.loop, UV_RUN_NOWAIT);
+    }
+    assert_true(ca.closed);
+    assert_true(kurer_time_mono_ms() - t0 >= 300);
+    assert_false(cb.closed);
+    assert_true(metric_now(w, "kurer_rejections_total{reason=\"ETIMEOUT\"}") >= 1);
+    cl_free(&ca);
+    cl_free(&cb);
+}
+
+/* mailbox_max gives ELIMIT, send_rate gives ERATE; both counted, the connection stays. */
+static void test_limits_rate_mailbox(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    kurer_server_frame f;
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "send_rate = 5\nmailbox_max = 3\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--config", cfg, "--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 4);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    cl_free(&cb);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(send_one(&ca, &b, i, NULL), KURER_SEND_ACCEPTED);
+    assert_int_equal(send_one(&ca, &b, 3, NULL), KURER_ELIMIT);
+    /* Burst is 4 x 5 = 20 envelopes: 40 at once is over it, whatever has refilled. */
+    enum { N = 40 };
+    kurer_envelope e[N];
+    uint8_t contents[N][40];
+    for (uint32_t i = 0; i < N; i++)
+        make_env(&e[i], &b, i, contents[i]);
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_SEND;
+    q.u.send.envelopes = e;
+    q.u.send.n = N;
+    uint64_t id = cl_send(&ca, &q);
+    wait_answer(&ca, id, &f);
+    assert_int_equal(f.body, KURER_SERVER_ERROR);
+    assert_int_equal(f.u.error.code, KURER_ERATE);
+    kurer_server_frame_release(&f);
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_PING;
+    wait_answer(&ca, cl_send(&ca, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_PONG);
+    kurer_server_frame_release(&f);
+    assert_false(ca.closed);
+    char *page = scrape(w);
+    assert_int_equal(metric(page, "kurer_rejections_total{reason=\"ELIMIT\"}"), 1);
+    assert_int_equal(metric(page, "kurer_rejections_total{reason=\"ERATE\"}"), 1);
+    assert_int_equal(metric(page, "kurer_envelopes_accepted_total"), 3);
+    free(page);
+    cl_free(&ca);
+    /* Nothing past the limit was stored. */
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    assert_int_equal(cb.acc.queued, 3);
+    cl_free(&cb);
+}
+
+/* A device that connects again replaces its live connection (EBUSY push and close). */
+static void test_one_connection_per_device(void **state)
+{
+    world *w = *state;
+    device d;
+    client c1, c2;
+    kurer_server_frame f;
+    const char *extra[] = {"--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 2);
+    make_device(w, &d, "anna@mof", 1, 10, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &c1, &d), 0);
+    client *pc2 = &c2;
+    assert_int_equal(cl_connect(w, pc2, &d), 0);
+    expect_kicked(&c1, KURER_EBUSY);
+    cl_free(&c1);
+    kurer_client_frame p;
+    memset(&p, 0, sizeof(p));
+    p.body = KURER_CLIENT_PING;
+    wait_answer(&c2, cl_send(&c2, &p), &f);
+    assert_int_equal(f.body, KURER_SERVER_PONG);
+    kurer_server_frame_release(&f);
+    assert_int_equal(metric_now(w, "kurer_connections_replaced_total"), 1);
+    cl_free(&c2);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1167,6 +1613,15 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_prekeys_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_bad_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_low, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_nk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sighup_crl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits_rate_mailbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_connection_per_device, setup, teardown),
+#ifdef KURER_ADMIN_BIN
+        cmocka_unit_test_setup_teardown(test_admin_publish, setup, teardown),
+#endif
     };
     signal(SIGPIPE, SIG_IGN);
     if (argc > 1)
