@@ -41,6 +41,7 @@ void kurer_close(kurer *k)
 {
     if (k == NULL)
         return;
+    kurer__net_free(k->net);
     kurer__session_free(k->sess);
     kurer__store_close(k->st);
     kurer__identity_release(&k->own);
@@ -251,6 +252,16 @@ int kurer_passwd(kurer *k, const char *pass, size_t pass_len, const uint8_t *key
                        : kurer__store_rekey_pass(k->st, pass, pass_len, &p);
 }
 
+const char *kurer_own_user(const kurer *k)
+{
+    return k->own.user;
+}
+
+uint32_t kurer_own_device(const kurer *k)
+{
+    return k->own.device_id;
+}
+
 const char *kurer_csr_path(const kurer *k)
 {
     return k->csr_path;
@@ -457,12 +468,88 @@ int kurer_check_receive(kurer *k, const char *from, uint32_t device_id, int leve
 
 /* ---- the engine's send and receive halves ---- */
 
+/* The padded Content for one device: the DataMessage itself for the recipient's devices, a
+ * SyncMessage carrying it for our own other devices. */
+static int message_content(const kurer *k, const char *to, int level, const char *body,
+                           int64_t sent_at, const char *for_user, kurer_buf *pt)
+{
+    kurer_content c;
+    memset(&c, 0, sizeof(c));
+    kurer_data_message *dm;
+    if (strcmp(for_user, k->own.user) == 0 && strcmp(to, k->own.user) != 0) {
+        c.body = KURER_CONTENT_SYNC;
+        snprintf(c.u.sync.destination, sizeof(c.u.sync.destination), "%s", to);
+        c.u.sync.timestamp = (uint64_t)sent_at;
+        dm = &c.u.sync.message;
+    } else {
+        c.body = KURER_CONTENT_DATA;
+        dm = &c.u.data;
+    }
+    dm->body = body;
+    dm->classification = (kurer_level)level;
+    dm->timestamp = (uint64_t)sent_at;
+    kurer_buf_reset(pt);
+    return kurer_content_encode_padded(&c, pt);
+}
+
+int kurer__home_encrypt_for(kurer *k, int64_t message_rowid, const char *to, int level,
+                            const char *body, int64_t sent_at, const char *user, uint32_t device)
+{
+    kurer_buf pt, ct;
+    kurer_envelope_type type;
+    kurer_buf_init_secret(&pt, KURER_CONTENT_PADDED_MAX);
+    kurer_buf_init(&ct, KURER__CIPHERTEXT_MAX);
+    int rc = message_content(k, to, level, body, sent_at, user, &pt);
+    if (rc == 0)
+        rc = kurer__session_encrypt(k->sess, user, device, pt.data, pt.len, &ct, &type);
+    if (rc == 0) {
+        kurer__outbox_item it;
+        memset(&it, 0, sizeof(it));
+        it.message_rowid = message_rowid;
+        kurer_random(it.envelope_id, sizeof(it.envelope_id));
+        snprintf(it.to_user, sizeof(it.to_user), "%s", user);
+        it.to_device = device;
+        it.type = (int)type;
+        it.content = ct.data;
+        it.content_len = ct.len;
+        it.next_attempt_at = kurer__home_now(k) * 1000;
+        rc = kurer__store_outbox_add(k->st, &it);
+    }
+    kurer_buf_release(&pt);
+    kurer_buf_release(&ct);
+    return rc;
+}
+
+/* Our own other devices (held as peers): each must have a valid certificate that allows the
+ * level, like a recipient's. */
+static int check_own_devices(kurer *k, int level, uint32_t **devs, size_t *n, kurer_refusal *why)
+{
+    kurer_verified v;
+    int rc = kurer__store_peer_devices(k->st, k->own.user, devs, n);
+    for (size_t i = 0; rc == 0 && i < *n; i++) {
+        if ((*devs)[i] == k->own.device_id)
+            continue;
+        rc = kurer__session_peer_check(k->sess, k->own.user, (*devs)[i], &v);
+        if (rc != 0) {
+            refuse(why, KURER_REFUSED_BY_RECIPIENT, k->own.user, (*devs)[i], 0);
+        } else if (level > (int)v.clearance) {
+            refuse(why, KURER_REFUSED_BY_RECIPIENT, k->own.user, (*devs)[i], (int)v.clearance);
+            rc = KURER_ECLEARANCE;
+        }
+    }
+    if (rc != 0) {
+        free(*devs);
+        *devs = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kurer_refusal *why,
                       int64_t *rowid)
 {
-    uint32_t *devs = NULL;
-    size_t n = 0;
-    kurer_buf pt, ct;
+    uint32_t *devs = NULL, *own = NULL;
+    size_t n = 0, n_own = 0;
     if (body == NULL)
         return KURER_EINVAL;
     int rc = kurer_check_send(k, to, level, why);
@@ -470,20 +557,10 @@ int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kur
         return rc;
     if ((rc = kurer__store_peer_devices(k->st, to, &devs, &n)) != 0)
         return rc;
-
-    kurer_content c;
-    memset(&c, 0, sizeof(c));
-    c.body = KURER_CONTENT_DATA;
-    c.u.data.body = body;
-    c.u.data.classification = (kurer_level)level;
-    int64_t now_ms = kurer__home_now(k) * 1000;
-    c.u.data.timestamp = (uint64_t)now_ms;
-    kurer_buf_init_secret(&pt, KURER_CONTENT_PADDED_MAX);
-    kurer_buf_init(&ct, KURER__CIPHERTEXT_MAX);
-    rc = kurer_content_encode_padded(&c, &pt);
-    if (rc != 0)
+    if (strcmp(to, k->own.user) != 0 && (rc = check_own_devices(k, level, &own, &n_own, why)) != 0)
         goto out;
 
+    int64_t now_ms = kurer__home_now(k) * 1000;
     kurer__msg m;
     memset(&m, 0, sizeof(m));
     kurer_random(m.envelope_id, sizeof(m.envelope_id));
@@ -499,24 +576,12 @@ int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kur
     if ((rc = kurer__store_begin(k->st)) != 0)
         goto out;
     rc = kurer__store_message_insert(k->st, &m);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        kurer_envelope_type type;
-        kurer__outbox_item it;
-        kurer_buf_reset(&ct);
-        rc = kurer__session_encrypt(k->sess, to, devs[i], pt.data, pt.len, &ct, &type);
-        if (rc != 0)
-            break;
-        memset(&it, 0, sizeof(it));
-        it.message_rowid = m.rowid;
-        kurer_random(it.envelope_id, sizeof(it.envelope_id));
-        snprintf(it.to_user, sizeof(it.to_user), "%s", to);
-        it.to_device = devs[i];
-        it.type = (int)type;
-        it.content = ct.data;
-        it.content_len = ct.len;
-        it.next_attempt_at = now_ms;
-        rc = kurer__store_outbox_add(k->st, &it);
-    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (strcmp(to, k->own.user) != 0 || devs[i] != k->own.device_id)
+            rc = kurer__home_encrypt_for(k, m.rowid, to, level, body, now_ms, to, devs[i]);
+    for (size_t i = 0; rc == 0 && i < n_own; i++)
+        if (own[i] != k->own.device_id)
+            rc = kurer__home_encrypt_for(k, m.rowid, to, level, body, now_ms, k->own.user, own[i]);
     if (rc != 0) {
         kurer__store_rollback(k->st);
         goto out;
@@ -525,9 +590,8 @@ int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kur
     if (rc == 0 && rowid != NULL)
         *rowid = m.rowid;
 out:
-    kurer_buf_release(&pt);
-    kurer_buf_release(&ct);
     free(devs);
+    free(own);
     return rc;
 }
 
@@ -550,25 +614,38 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
         r->refused = rc;
         return 0;
     }
-    if (c.body != KURER_CONTENT_DATA) {
-        /* Receipts, calls, sync copies and group keys are handled by later layers. */
+    /* A sync copy is what one of our own other devices sent; from anyone else it is refused. */
+    int is_sync = c.body == KURER_CONTENT_SYNC && strcmp(sender->user, r->k->own.user) == 0;
+    if (c.body != KURER_CONTENT_DATA && !is_sync) {
+        /* Receipts, calls and group keys are handled by later layers. */
         r->refused = KURER_EUNSUPPORTED;
         kurer_content_release(&c);
         return 0;
     }
-    const kurer_data_message *dm = &c.u.data;
+    const kurer_data_message *dm = is_sync ? &c.u.sync.message : &c.u.data;
     kurer__msg m;
     memset(&m, 0, sizeof(m));
     memcpy(m.envelope_id, r->id, KURER_ENVELOPE_ID_LEN);
-    m.direction = KURER__DIR_IN;
-    memcpy(m.peer, sender->user, sizeof(m.peer));
-    m.peer_device = sender->device_id;
+    if (is_sync) {
+        if (kurer_user_check(c.u.sync.destination) != 0) {
+            r->refused = KURER_EMALFORMED;
+            kurer_content_release(&c);
+            return 0;
+        }
+        m.direction = KURER__DIR_OUT;
+        memcpy(m.peer, c.u.sync.destination, sizeof(m.peer));
+        m.peer_device = 0;
+    } else {
+        m.direction = KURER__DIR_IN;
+        memcpy(m.peer, sender->user, sizeof(m.peer));
+        m.peer_device = sender->device_id;
+    }
     m.level = (int)dm->classification;
     m.sent_at = dm->timestamp > INT64_MAX ? INT64_MAX : (int64_t)dm->timestamp;
     m.received_at = kurer__home_now(r->k) * 1000;
     int why = kurer_check_receive(r->k, sender->user, sender->device_id, m.level, NULL);
     if (why == 0) {
-        m.state = KURER__MSG_RECEIVED;
+        m.state = is_sync ? KURER__MSG_SENT : KURER__MSG_RECEIVED;
         m.body = dm->body;
         m.body_len = strlen(dm->body);
     } else {
@@ -642,4 +719,45 @@ int kurer_fingerprint(kurer *k, const char *user, uint32_t device_id, char text[
     if (k == NULL || user == NULL)
         return KURER_EINVAL;
     return kurer__session_fingerprint(k->sess, user, device_id, text, NULL, 0, NULL);
+}
+
+int kurer_peer_devices(kurer *k, const char *user, kurer_peer_device_fn fn, void *ud)
+{
+    uint32_t *devs = NULL;
+    size_t n = 0;
+    if (k == NULL || user == NULL || fn == NULL)
+        return KURER_EINVAL;
+    kurer_chain *chain = malloc(sizeof(*chain));
+    if (chain == NULL)
+        return KURER_ENOMEM;
+    int rc = kurer__store_peer_devices(k->st, user, &devs, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        kurer_verified v;
+        char fp[65];
+        if ((rc = kurer__store_peer_device_get(k->st, user, devs[i], &data, &len)) != 0)
+            break;
+        rc = kurer_chain_decode(data, len, chain);
+        free(data);
+        if (rc != 0)
+            break;
+        kurer_peer_device d;
+        memset(&d, 0, sizeof(d));
+        const kurer_cert_body *b = &chain->certs[0].body;
+        d.user = user;
+        d.device_id = devs[i];
+        d.status = kurer_trust_verify_chain(k->trust, chain, kurer__home_now(k), &v);
+        d.serial = b->serial;
+        d.clearance = d.status == 0 ? (int)v.clearance : 0;
+        d.authority = kurer_user_authority(b->subject);
+        d.not_before = b->not_before;
+        d.not_after = b->not_after;
+        kurer_cert_fingerprint(&chain->certs[0], fp);
+        d.cert_fingerprint = fp;
+        rc = fn(ud, &d);
+    }
+    free(devs);
+    free(chain);
+    return rc;
 }

@@ -15,6 +15,10 @@
 #define KURER__HOME_PATH_MAX 4096
 #define KURER__CSR_FILE      "device.csr"
 
+/* The network half (engine.c): the handle's private libuv loop and relay connection. */
+typedef struct kurer__net kurer__net;
+void kurer__net_free(kurer__net *n);
+
 struct kurer {
     kurer__store *st;
     kurer__identity own;
@@ -24,6 +28,8 @@ struct kurer {
     void *clock_ud;
     char home[KURER__HOME_PATH_MAX];
     char csr_path[KURER__HOME_PATH_MAX];
+    kurer__net *net; /* NULL until the first connect */
+    kurer_events events;
 };
 
 kurer__session *kurer__home_session(kurer *k);
@@ -32,11 +38,18 @@ int64_t kurer__home_now(const kurer *k);
 
 /* The send path's lower half: checks the policy (kurer_check_send), then in one transaction
  * stores the message as PENDING and, for every device of to that the home holds a certificate
- * for, an outbox envelope with the padded Content encrypted for that device. KURER_ESTATE if a
- * device has no session yet (the caller fetches its bundle first). *rowid (may be NULL) is the
- * message's row. */
+ * for (and a sync copy for each of our own other devices held), an outbox envelope with the padded
+ * Content encrypted for that device. KURER_ESTATE if a device has no session yet (the caller
+ * fetches its bundle first). *rowid (may be NULL) is the message's row. */
 KURER_MUST_CHECK int kurer__home_queue(kurer *k, const char *to, int level, const char *body,
                                        kurer_refusal *why, int64_t *rowid);
+
+/* Encrypts message message_rowid (to, level, body, sent_at) for user/device (the recipient's
+ * device, or one of our own for a sync copy) and adds the outbox item. Inside the caller's
+ * transaction, if any. KURER_ESTATE without a session. */
+KURER_MUST_CHECK int kurer__home_encrypt_for(kurer *k, int64_t message_rowid, const char *to,
+                                             int level, const char *body, int64_t sent_at,
+                                             const char *user, uint32_t device);
 
 /* The receive path: decrypts an envelope and stores its message in the same transaction as the
  * ratchet step. 0: stored (shown, or quarantined by policy: *state says which, may be NULL);

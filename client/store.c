@@ -1290,21 +1290,61 @@ int kurer__store_message_set_state(kurer__store *st, int64_t rowid, int state, i
     return rc;
 }
 
+#define MSG_COLUMNS                                                                                \
+    "SELECT id, envelope_id, direction, peer, peer_device, level, body, sent_at, received_at, "    \
+    "state, reason FROM messages "
+
+static int message_rows(sqlite3_stmt *s, kurer__msg_fn fn, void *ud);
+
 int kurer__store_message_each(kurer__store *st, const char *peer, kurer__msg_fn fn, void *ud)
 {
     sqlite3_stmt *s = NULL;
-    int rc =
-        prepare(st,
-                peer != NULL ? "SELECT id, envelope_id, direction, peer, peer_device, level, body, "
-                               "sent_at, received_at, state, reason FROM messages WHERE peer = ? "
-                               "ORDER BY id;"
-                             : "SELECT id, envelope_id, direction, peer, peer_device, level, body, "
-                               "sent_at, received_at, state, reason FROM messages ORDER BY id;",
-                &s);
+    int rc = prepare(
+        st, peer != NULL ? MSG_COLUMNS "WHERE peer = ? ORDER BY id;" : MSG_COLUMNS "ORDER BY id;",
+        &s);
     if (rc != 0)
         return rc;
     if (peer != NULL)
         bind_text(s, 1, peer, strlen(peer));
+    return message_rows(s, fn, ud);
+}
+
+typedef struct find_ctx {
+    kurer__msg_fn fn;
+    void *ud;
+    int found;
+} find_ctx;
+
+static int find_row(void *ud, const kurer__msg *m)
+{
+    find_ctx *f = ud;
+    f->found = 1;
+    return f->fn(f->ud, m);
+}
+
+int kurer__store_message_find(kurer__store *st, int64_t rowid, const uint8_t *envelope_id,
+                              kurer__msg_fn fn, void *ud)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st,
+                     envelope_id != NULL ? MSG_COLUMNS "WHERE envelope_id = ?;"
+                                         : MSG_COLUMNS "WHERE id = ?;",
+                     &s);
+    if (rc != 0)
+        return rc;
+    if (envelope_id != NULL)
+        bind_blob(s, 1, envelope_id, KURER_ENVELOPE_ID_LEN);
+    else
+        sqlite3_bind_int64(s, 1, rowid);
+    find_ctx f = {fn, ud, 0};
+    rc = message_rows(s, find_row, &f);
+    return rc == 0 && !f.found ? KURER_ENOTFOUND : rc;
+}
+
+/* Steps s (a MSG_COLUMNS query), calls fn per row, finalizes s. */
+static int message_rows(sqlite3_stmt *s, kurer__msg_fn fn, void *ud)
+{
+    int rc = 0;
     int r = SQLITE_DONE;
     while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW) {
         kurer__msg m;
@@ -1468,4 +1508,63 @@ int kurer__store_outbox_count(kurer__store *st)
     rc = r == SQLITE_ROW ? sqlite3_column_int(s, 0) : sql_err(r);
     sqlite3_finalize(s);
     return rc;
+}
+
+int kurer__store_outbox_drop(kurer__store *st, int64_t message_rowid, const char *user,
+                             uint32_t device_id)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st,
+                     user == NULL ? "DELETE FROM outbox WHERE message_id = ?;"
+                                  : "DELETE FROM outbox WHERE message_id = ? AND to_user = ? AND "
+                                    "to_device = ?;",
+                     &s);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, message_rowid);
+    if (user != NULL) {
+        bind_text(s, 2, user, strlen(user));
+        sqlite3_bind_int64(s, 3, device_id);
+    }
+    return step_done(s);
+}
+
+int kurer__store_outbox_has(kurer__store *st, int64_t message_rowid, const char *user,
+                            uint32_t device_id)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(
+        st, "SELECT 1 FROM outbox WHERE message_id = ? AND to_user = ? AND to_device = ?;", &s);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, message_rowid);
+    bind_text(s, 2, user, strlen(user));
+    sqlite3_bind_int64(s, 3, device_id);
+    int r = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (r == SQLITE_ROW)
+        return 1;
+    return r == SQLITE_DONE ? 0 : sql_err(r);
+}
+
+int kurer__store_peer_device_delete(kurer__store *st, const char *user, uint32_t device_id)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = kurer__store_begin(st);
+    if (rc != 0)
+        return rc;
+    if ((rc = prepare(st, "DELETE FROM peer_devices WHERE user = ? AND device_id = ?;", &s)) == 0) {
+        bind_text(s, 1, user, strlen(user));
+        sqlite3_bind_int64(s, 2, device_id);
+        rc = step_done(s);
+    }
+    if (rc == 0 && device_id <= INT32_MAX) {
+        int n = kurer__store_session_delete(st, user, strlen(user), (int32_t)device_id);
+        rc = n < 0 ? n : 0;
+    }
+    if (rc != 0) {
+        kurer__store_rollback(st);
+        return rc;
+    }
+    return kurer__store_commit(st);
 }

@@ -150,6 +150,9 @@ KURER_MUST_CHECK int kurer__store_peer_device_put(kurer__store *st, const char *
 KURER_MUST_CHECK int kurer__store_peer_device_get(kurer__store *st, const char *user,
                                                   uint32_t device_id, uint8_t **chain,
                                                   size_t *chain_len);
+/* Forgets a peer device: its certificate, saved identity key and session (one transaction). */
+KURER_MUST_CHECK int kurer__store_peer_device_delete(kurer__store *st, const char *user,
+                                                     uint32_t device_id);
 /* Device ids held for user (malloc'ed). */
 KURER_MUST_CHECK int kurer__store_peer_devices(kurer__store *st, const char *user, uint32_t **ids,
                                                size_t *n);
@@ -208,6 +211,11 @@ KURER_MUST_CHECK int kurer__store_message_set_state(kurer__store *st, int64_t ro
 typedef int (*kurer__msg_fn)(void *ud, const kurer__msg *m);
 KURER_MUST_CHECK int kurer__store_message_each(kurer__store *st, const char *peer, kurer__msg_fn fn,
                                                void *ud);
+/* Calls fn for the one message with this envelope id (envelope_id != NULL) or row id;
+ * KURER_ENOTFOUND if there is none. */
+KURER_MUST_CHECK int kurer__store_message_find(kurer__store *st, int64_t rowid,
+                                               const uint8_t *envelope_id, kurer__msg_fn fn,
+                                               void *ud);
 
 typedef struct kurer__outbox_item {
     int64_t rowid;
@@ -222,6 +230,12 @@ typedef struct kurer__outbox_item {
     int64_t next_attempt_at; /* Unix ms */
 } kurer__outbox_item;
 
+/* Removes a message's outbox items: all of them (user NULL) or those for user/device_id. */
+KURER_MUST_CHECK int kurer__store_outbox_drop(kurer__store *st, int64_t message_rowid,
+                                              const char *user, uint32_t device_id);
+/* 1 if the message has an outbox item for user/device_id, 0 if not, negative on error. */
+int kurer__store_outbox_has(kurer__store *st, int64_t message_rowid, const char *user,
+                            uint32_t device_id);
 KURER_MUST_CHECK int kurer__store_outbox_add(kurer__store *st, kurer__outbox_item *it);
 /* Items due at now_ms (next_attempt_at <= now_ms), oldest first. */
 typedef int (*kurer__outbox_fn)(void *ud, const kurer__outbox_item *it);

@@ -11,8 +11,12 @@
  * Classification levels are kurer_level values (1 UNCLASSIFIED, 2 RESTRICTED, 3 CONFIDENTIAL;
  * kurer_level_name gives the marking to show with every message).
  *
- * This is the lower half of the client: home, keys, certificates, store, policy and history. The
- * network half (connect, send, receive through the relay) comes with the relay's transport. */
+ * Two halves: the home (keys, certificates, store, policy, history) and the network (connect,
+ * send, receive through the relay). The network half runs on a libuv loop that belongs to the
+ * handle and runs only inside the calls that take a timeout_ms, on the calling thread, for at
+ * most that long: no thread of its own, no global state. An application that wants a
+ * background thread (the mobile layer) gives the handle to that thread and calls kurer_poll
+ * there in a loop. */
 #ifndef KURER_KURER_H
 #define KURER_KURER_H
 
@@ -67,6 +71,10 @@ KURER_EXPORT void kurer_close(kurer *k);
  * afterwards exactly one of the old and new secrets opens the store. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_passwd(kurer *k, const char *pass, size_t pass_len,
                                                const uint8_t *key);
+
+/* This device's user (user@authority) and device id (borrowed; valid until close). */
+KURER_EXPORT const char *kurer_own_user(const kurer *k);
+KURER_EXPORT uint32_t kurer_own_device(const kurer *k);
 
 /* The path of the certificate request written at creation (borrowed; valid until close). */
 KURER_EXPORT const char *kurer_csr_path(const kurer *k);
@@ -146,5 +154,102 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_history(kurer *k, const char *with, kure
 /* The safety number with a peer device (60 digits and the NUL) from the certified keys. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_fingerprint(kurer *k, const char *user, uint32_t device_id,
                                                     char text[64]);
+
+/* A device of a peer (or one of our own other devices) as the home holds it. */
+typedef struct kurer_peer_device {
+    const char *user;
+    uint32_t device_id;
+    int status;            /* 0 if its chain verifies now, else why not (KURER_EREVOKED...) */
+    uint64_t serial;       /* of the device certificate */
+    int clearance;         /* kurer_level; 0 if status != 0 */
+    const char *authority; /* authority id */
+    int64_t not_before, not_after;
+    const char *cert_fingerprint; /* BLAKE2b-256 of the certificate body, hex */
+} kurer_peer_device;
+
+/* Calls fn for each device of user the home holds a certificate for, lowest id first (the
+ * struct is valid during the call only; a non-zero return stops and is returned). */
+typedef int (*kurer_peer_device_fn)(void *ud, const kurer_peer_device *d);
+KURER_EXPORT KURER_MUST_CHECK int kurer_peer_devices(kurer *k, const char *user,
+                                                     kurer_peer_device_fn fn, void *ud);
+
+/* ---- the network half -------------------------------------------------------------------- */
+
+/* What the network half reports while it runs (all optional; ud is passed back). Callbacks run
+ * on the thread inside kurer_connect/kurer_send/kurer_poll/..., never later; they must not call
+ * back into the same handle. Pointers are valid during the call only. */
+typedef struct kurer_events {
+    /* A message was committed to the store: received (state RECEIVED), quarantined (body "",
+     * reason set: show that it came and its level, never a body), or a sync copy of what one
+     * of our other devices sent (outgoing, state SENT). Runs after the commit and before the
+     * relay is told (ack): if the process dies here, the relay delivers the envelope again
+     * and it is recognised as a duplicate (acked, not stored or reported twice). */
+    void (*on_message)(void *ud, const kurer_message *m);
+    /* An envelope was dropped for good (acked without storing): err says why, for example
+     * KURER_EREVOKED or KURER_EEXPIRED (the sender's certificate), KURER_EUNTRUSTED,
+     * KURER_EDECRYPT. */
+    void (*on_refused)(void *ud, const char *from, uint32_t device_id, int err);
+    void *ud;
+} kurer_events;
+
+/* Sets (copies) the event callbacks; NULL clears them. */
+KURER_EXPORT void kurer_set_events(kurer *k, const kurer_events *ev);
+
+/* Connects to the home's relay (Noise IK to the relay key configured at creation, our chain in
+ * the first message) unless connected, and waits up to timeout_ms for: the handshake, the
+ * relay's revocation lists, the first prekey upload (100 one-time prekeys and a signed prekey,
+ * once per home), and a send of everything left in the outbox (after a crash or a lost
+ * connection; each item's backoff is reset by a new connection). KURER_ESTATE before the own
+ * chain is imported; the relay's refusal (KURER_EREVOKED, KURER_EUNTRUSTED, ...);
+ * KURER_ETIMEOUT; KURER_ECLOSED or an I/O error when the relay cannot be reached. There is no
+ * automatic reconnect: after a lost connection the next call connects again. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_connect(kurer *k, int timeout_ms);
+/* 1 while connected. */
+KURER_EXPORT int kurer_connected(const kurer *k);
+/* Acks what is committed, closes the connection (waiting at most 2.5 s). NULL-safe. The loop
+ * itself is freed by kurer_close. */
+KURER_EXPORT void kurer_disconnect(kurer *k);
+
+/* Asks the relay's directory for user's current devices, verifies each chain with the trust
+ * store (our root, revocation lists, validity now) and keeps exactly the ones that verify;
+ * *devices (may be NULL) is the number the relay listed (0: unknown user). Connects if needed. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_refresh(kurer *k, const char *user, int timeout_ms,
+                                                size_t *devices);
+
+/* Sends text at level to every current device of user to, and a sync copy to every other
+ * device of our own user, in one request. Returns 0 once the relay has accepted it for every
+ * device (durably). Before that: the directory is asked for both users, sessions are built
+ * from fetched bundles (X3DH) for devices without one, the classification policy is checked
+ * (kurer_check_send, and our own other devices too), and the message is committed to the
+ * store with one outbox item per device. A stale device list in the answer is refreshed
+ * (chains verified), sessions built for new devices, and the send retried.
+ * Errors: KURER_ECLEARANCE / certificate errors with *why saying whose certificate (or the
+ * ceiling) refuses; KURER_EUNKNOWNUSER with why->user; KURER_ENOTFOUND with why naming a
+ * device that has no usable prekey bundle; transport errors (KURER_ETIMEOUT, KURER_ECLOSED):
+ * if the message was committed by then, it stays in the outbox (PENDING in the history) and is
+ * sent on a later connect. why may be NULL. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_send(kurer *k, const char *to, int level, const char *text,
+                                             int timeout_ms, kurer_refusal *why);
+/* The first half of kurer_send: everything up to and including the commit to the outbox, but
+ * no SendRequest; *message_id (may be NULL) identifies the stored message. kurer_flush, or any
+ * later connect, sends it. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_queue(kurer *k, const char *to, int level, const char *text,
+                                              int timeout_ms, kurer_refusal *why,
+                                              int64_t *message_id);
+/* Sends everything in the outbox now (connecting if needed) and waits for the results. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_flush(kurer *k, int timeout_ms);
+/* Items waiting in the outbox (one per device and message), or a negative error. */
+KURER_EXPORT int kurer_outbox_size(kurer *k);
+
+#define KURER_POLL_UNTIL_EMPTY 1u /* return once the relay's queue is drained (QueueEmpty) */
+
+/* Runs the network for up to timeout_ms (connecting if needed): delivered envelopes are
+ * decrypted and committed one transaction each, reported through on_message, then acked;
+ * duplicates are acked silently; prekeys are refilled when the relay says they run low;
+ * revocation lists the relay pushes are applied; outbox items whose backoff has passed are
+ * sent again. Returns 0 at the timeout, or with KURER_POLL_UNTIL_EMPTY as soon as everything
+ * the relay held at connect has been handled (KURER_ETIMEOUT if that did not happen in time);
+ * KURER_ECLOSED (or the relay's reason, e.g. KURER_EREVOKED) if the connection ends. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_poll(kurer *k, int timeout_ms, unsigned flags);
 
 #endif

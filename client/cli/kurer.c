@@ -1,0 +1,1095 @@
+/* kurer: the command-line client on libkurer (client/include/kurer/kurer.h).
+ *
+ * Exit codes (as kurer-admin): 0 success; 1 refused or failed, with one line "kurer: <reason>"
+ * on stderr; 2 usage errors. With --json, results are JSON (one object per line for messages;
+ * one object for other commands, also on failure). */
+#include "kurer/certmsg.h"
+#include "kurer/crypto.h"
+#include "kurer/error.h"
+#include "kurer/keys.h"
+#include "kurer/kurer.h"
+#include "kurer/log.h"
+#include "kurer/net.h"
+#include "kurer/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef KURER_VERSION
+#define KURER_VERSION "0"
+#endif
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE   2
+#define RC_USAGE     1000 /* not a kurer_err: usage error (exit 2) */
+#define RC_HELP      1001 /* not a kurer_err: --help printed (exit 0) */
+#define PASS_ENV     "KURER_PASSPHRASE"
+#define NEW_PASS_ENV "KURER_NEW_PASSPHRASE"
+#define HOLD_ENV     "KURER_TEST_HOLD"
+#define PASS_MAX     1024
+#define PASS_MIN_NEW 12
+#define FILE_MAX     ((size_t)KURER_CRL_BYTES_MAX + 65536)
+#define NET_TIMEOUT  30 /* seconds, default for connect and send */
+
+static int g_json;
+static const char *g_command = "";
+static char g_err[1024];
+static int g_err_code;
+
+/* ------------------------------------------------------------------------ output */
+
+__attribute__((format(printf, 2, 3))) static int refuse(int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_err, sizeof(g_err), fmt, ap);
+    va_end(ap);
+    g_err_code = rc;
+    return rc;
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_err, sizeof(g_err), fmt, ap);
+    va_end(ap);
+    g_err_code = KURER_EINVAL;
+    return RC_USAGE;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* Text on one line: control characters shown escaped. */
+static void line_str(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n')
+            fputs("\\n", f);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
+    }
+}
+
+static const char *fmt_ms(char *buf, size_t n, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, n, "%lld", (long long)ms);
+    return buf;
+}
+
+/* ------------------------------------------------------------------------ options */
+
+typedef struct optdef {
+    const char *name;
+    int arg;
+} optdef;
+
+#define MAX_OPTS 16
+#define MAX_POS  8
+
+typedef struct args {
+    const optdef *defs;
+    size_t ndefs;
+    const char *val[MAX_OPTS];
+    int given[MAX_OPTS];
+    const char *pos[MAX_POS];
+    size_t npos;
+} args;
+
+static int args_parse(args *a, const optdef *defs, size_t ndefs, int argc, char **argv,
+                      size_t max_pos)
+{
+    int only_pos = 0;
+    memset(a, 0, sizeof(*a));
+    a->defs = defs;
+    a->ndefs = ndefs;
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i], *eq, *v = NULL;
+        size_t nlen, d;
+        if (only_pos || s[0] != '-' || s[1] == '\0') {
+            if (a->npos == max_pos || a->npos == MAX_POS)
+                return usage_error("unexpected argument '%s'", s);
+            a->pos[a->npos++] = s;
+            continue;
+        }
+        if (strcmp(s, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (s[1] != '-')
+            return usage_error("unknown option '%s'", s);
+        s += 2;
+        eq = strchr(s, '=');
+        nlen = eq ? (size_t)(eq - s) : strlen(s);
+        for (d = 0; d < ndefs; d++)
+            if (strlen(defs[d].name) == nlen && strncmp(defs[d].name, s, nlen) == 0)
+                break;
+        if (d == ndefs)
+            return usage_error("unknown option '--%.*s'", (int)nlen, s);
+        if (defs[d].arg) {
+            if (eq)
+                v = eq + 1;
+            else if (i + 1 < argc)
+                v = argv[++i];
+            else
+                return usage_error("option '--%s' needs a value", defs[d].name);
+        } else {
+            if (eq)
+                return usage_error("option '--%s' takes no value", defs[d].name);
+            v = "";
+        }
+        if (a->given[d])
+            return usage_error("option '--%s' given twice", defs[d].name);
+        a->given[d] = 1;
+        a->val[d] = v;
+    }
+    return 0;
+}
+
+static size_t opt_index(const args *a, const char *name)
+{
+    for (size_t d = 0; d < a->ndefs; d++)
+        if (strcmp(a->defs[d].name, name) == 0)
+            return d;
+    abort(); /* a bug: the command asked for an option it does not define */
+}
+
+static const char *opt(const args *a, const char *name)
+{
+    size_t d = opt_index(a, name);
+    return a->given[d] ? a->val[d] : NULL;
+}
+
+static int flag(const args *a, const char *name)
+{
+    return a->given[opt_index(a, name)];
+}
+
+static int need(const args *a, const char *name, const char **out)
+{
+    *out = opt(a, name);
+    if (*out == NULL || **out == '\0')
+        return usage_error("missing --%s", name);
+    return 0;
+}
+
+static int opt_seconds(const args *a, const char *name, int def, int *out)
+{
+    const char *s = opt(a, name);
+    uint64_t v = 0;
+    *out = def;
+    if (s == NULL)
+        return 0;
+    if (kurer_parse_u64(s, 86400, &v) != 0)
+        return usage_error("--%s must be a number of seconds from 0 to 86400", name);
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_level(const char *s, int *out)
+{
+    kurer_level l;
+    int rc = kurer_level_parse(s, &l);
+    if (rc == KURER_ECLEARANCE)
+        return refuse(rc, "%s: the system is not accredited above CONFIDENTIAL", s);
+    if (rc != 0)
+        return usage_error("unknown level '%s' (UNCLASSIFIED, RESTRICTED or CONFIDENTIAL)", s);
+    *out = (int)l;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ passphrases */
+
+typedef struct secret {
+    char *p; /* guarded memory, PASS_MAX + 1 bytes */
+    size_t n;
+} secret;
+
+static struct termios g_saved_tty;
+static int g_tty_fd = -1;
+
+static void restore_tty(int sig)
+{
+    if (g_tty_fd >= 0)
+        (void)tcsetattr(g_tty_fd, TCSAFLUSH, &g_saved_tty);
+    if (sig != 0) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+}
+
+static void secret_free(secret *s)
+{
+    if (s->p != NULL) {
+        kurer_memzero(s->p, PASS_MAX + 1);
+        kurer_secure_free(s->p);
+    }
+    s->p = NULL;
+    s->n = 0;
+}
+
+static int tty_read(int fd, const char *prompt, char *buf, size_t *len)
+{
+    struct termios t;
+    struct sigaction sa, old_int, old_term;
+    size_t n = 0;
+    int rc = 0;
+    if (write(fd, prompt, strlen(prompt)) < 0 || tcgetattr(fd, &g_saved_tty) != 0)
+        return KURER_EIO;
+    t = g_saved_tty;
+    t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+    t.c_lflag |= ICANON;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = restore_tty;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    g_tty_fd = fd;
+    if (tcsetattr(fd, TCSAFLUSH, &t) != 0) {
+        rc = KURER_EIO;
+        goto out;
+    }
+    for (;;) {
+        char c;
+        ssize_t r = read(fd, &c, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || c == '\n' || c == '\r')
+            break;
+        if (n == PASS_MAX) {
+            rc = KURER_ELIMIT;
+            continue;
+        }
+        buf[n++] = c;
+    }
+    buf[n] = '\0';
+    *len = n;
+out:
+    restore_tty(0);
+    g_tty_fd = -1;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (write(fd, "\n", 1) < 0)
+        rc = rc ? rc : KURER_EIO;
+    return rc;
+}
+
+/* From the environment variable envname, else a no-echo prompt on the terminal (twice for a new
+ * passphrase, which needs at least PASS_MIN_NEW characters). */
+static int get_passphrase(const char *envname, const char *what, int is_new, secret *out)
+{
+    const char *env = getenv(envname);
+    int rc = 0;
+    out->n = 0;
+    out->p = kurer_secure_alloc(PASS_MAX + 1);
+    if (out->p == NULL)
+        return refuse(KURER_ENOMEM, "cannot allocate protected memory for a passphrase");
+    if (env != NULL) {
+        size_t n = strlen(env);
+        if (n == 0)
+            rc = refuse(KURER_EINVAL, "environment variable %s is empty", envname);
+        else if (n > PASS_MAX)
+            rc =
+                refuse(KURER_ELIMIT, "passphrase in %s is longer than %d bytes", envname, PASS_MAX);
+        else {
+            memcpy(out->p, env, n + 1);
+            out->n = n;
+        }
+    } else {
+        char prompt[512];
+        int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0 || !isatty(fd)) {
+            if (fd >= 0)
+                close(fd);
+            secret_free(out);
+            return refuse(KURER_EINVAL, "no passphrase for %s: set %s or run on a terminal", what,
+                          envname);
+        }
+        snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", what);
+        rc = tty_read(fd, prompt, out->p, &out->n);
+        if (rc == 0 && is_new) {
+            char *again = kurer_secure_alloc(PASS_MAX + 1);
+            size_t n2 = 0;
+            if (again == NULL)
+                rc = KURER_ENOMEM;
+            else {
+                rc = tty_read(fd, "Same passphrase again: ", again, &n2);
+                if (rc == 0 && (n2 != out->n || !kurer_ct_equal(again, out->p, n2)))
+                    rc = refuse(KURER_EPASSPHRASE, "the two passphrases differ");
+                kurer_memzero(again, PASS_MAX + 1);
+                kurer_secure_free(again);
+            }
+        }
+        close(fd);
+        if (rc != 0 && g_err[0] == '\0')
+            rc = refuse(rc, "cannot read a passphrase from the terminal: %s", kurer_strerror(rc));
+    }
+    if (rc == 0 && is_new && out->n < PASS_MIN_NEW)
+        rc = refuse(KURER_EINVAL, "the passphrase for %s is too short (at least %d characters)",
+                    what, PASS_MIN_NEW);
+    if (rc != 0)
+        secret_free(out);
+    return rc;
+}
+
+/* Opens HOME with its passphrase; a wrong one is a clear error and changes nothing. */
+static int open_home(const char *home, kurer **k)
+{
+    secret pw;
+    char what[300];
+    snprintf(what, sizeof(what), "the device home %s", home);
+    int rc = get_passphrase(PASS_ENV, what, 0, &pw);
+    if (rc != 0)
+        return rc;
+    rc = kurer_open(home, pw.p, pw.n, NULL, NULL, NULL, k);
+    secret_free(&pw);
+    if (rc == KURER_EPASSPHRASE)
+        return refuse(rc, "wrong passphrase for %s", home);
+    if (rc == KURER_ENOENT)
+        return refuse(rc, "%s is not a device home (run 'kurer init' first)", home);
+    if (rc != 0)
+        return refuse(rc, "cannot open %s: %s", home, kurer_strerror(rc));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ explaining refusals */
+
+static int explain(int rc, const kurer_refusal *why, int level, const char *to)
+{
+    const char *lv = level > 0 ? kurer_level_name(level) : "this level";
+    char dev[32] = "";
+    if (why->device_id != 0)
+        snprintf(dev, sizeof(dev), " device %u", why->device_id);
+    if (rc == KURER_ECLEARANCE) {
+        switch (why->by) {
+        case KURER_REFUSED_BY_CEILING:
+            return refuse(rc, "refused: %s is above the root's ceiling (%s)", lv,
+                          kurer_level_name(why->limit));
+        case KURER_REFUSED_BY_SENDER:
+            return refuse(rc, "refused: %s is above your own certificate's clearance (%s)", lv,
+                          kurer_level_name(why->limit));
+        case KURER_REFUSED_BY_RECIPIENT:
+            return refuse(rc, "refused: %s is above the clearance of %s%s (%s)", lv, why->user, dev,
+                          kurer_level_name(why->limit));
+        default:
+            return refuse(rc, "refused: %s is not allowed", lv);
+        }
+    }
+    if (rc == KURER_EUNKNOWNUSER)
+        return refuse(rc, "unknown user %s: the relay knows no device of it",
+                      why->user[0] ? why->user : to);
+    if (why->by == KURER_REFUSED_BY_SENDER)
+        return refuse(rc, "refused: your own certificate is not valid: %s", kurer_strerror(rc));
+    if (why->by == KURER_REFUSED_BY_RECIPIENT && rc == KURER_ENOTFOUND && why->device_id != 0)
+        return refuse(rc, "%s%s has no usable prekeys (it has not connected yet)", why->user, dev);
+    if (why->by == KURER_REFUSED_BY_RECIPIENT)
+        return refuse(rc, "refused: the certificate of %s%s: %s", why->user, dev,
+                      kurer_strerror(rc));
+    return 0;
+}
+
+static int net_error(int rc, const char *doing)
+{
+    switch (rc) {
+    case KURER_ESTATE:
+        return refuse(rc, "not enrolled yet: import the issued certificate chain first");
+    case KURER_EREVOKED:
+    case KURER_EEXPIRED:
+    case KURER_EUNTRUSTED:
+    case KURER_EKEYMISMATCH:
+        return refuse(rc, "the relay refused this device: %s", kurer_strerror(rc));
+    default:
+        return refuse(rc, "%s: %s", doing, kurer_strerror(rc));
+    }
+}
+
+/* ------------------------------------------------------------------------ init */
+
+static const char help_init[] =
+    "usage: kurer init --home H --user USER@AUTH --device N --relay HOST:PORT --relay-key HEX\n"
+    "                  --root ROOT.crt [--name NAME] [--kdf-min] [--json]\n"
+    "\n"
+    "Creates a device home: the encrypted store, this device's keys, and the certificate\n"
+    "request H/device.csr for the administrator (its path is printed). The passphrase comes\n"
+    "from " PASS_ENV " or a no-echo prompt (at least 12 characters).\n"
+    "\n"
+    "  --home H           the home folder (made 0700; must not hold a store yet)\n"
+    "  --user USER@AUTH   this device's user\n"
+    "  --device N         this device's id (1..2147483647)\n"
+    "  --relay HOST:PORT  the relay\n"
+    "  --relay-key HEX    the relay's public key (relay.pub, 64 hex digits)\n"
+    "  --root ROOT.crt    the pinned root certificate\n"
+    "  --name NAME        display name (default: the user)\n"
+    "  --kdf-min          the smallest Argon2id parameters accepted (for tests)\n"
+    "  --json             print the result as one JSON object\n";
+
+static int cmd_init(int argc, char **argv)
+{
+    static const optdef defs[] = {{"help", 0},   {"json", 0},   {"home", 1},      {"user", 1},
+                                  {"device", 1}, {"relay", 1},  {"relay-key", 1}, {"root", 1},
+                                  {"name", 1},   {"kdf-min", 0}};
+    args a;
+    const char *home, *user, *dev_s, *relay, *key_s, *root_path;
+    uint64_t dev = 0;
+    int rc;
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_init, stdout);
+        return RC_HELP;
+    }
+    if ((rc = need(&a, "home", &home)) || (rc = need(&a, "user", &user)) ||
+        (rc = need(&a, "device", &dev_s)) || (rc = need(&a, "relay", &relay)) ||
+        (rc = need(&a, "relay-key", &key_s)) || (rc = need(&a, "root", &root_path)))
+        return rc;
+    if (kurer_parse_u64(dev_s, KURER_DEVICE_ID_MAX, &dev) != 0 || dev == 0)
+        return usage_error("--device must be a number from 1 to %u", KURER_DEVICE_ID_MAX);
+    if (kurer_user_check(user) != 0)
+        return usage_error("--user '%s' is not USER@AUTHORITY", user);
+    kurer_create_options o;
+    memset(&o, 0, sizeof(o));
+    if (strlen(key_s) != 64 || kurer_hex_decode(o.relay_key, 32, key_s) != 0)
+        return usage_error("--relay-key must be 64 hex digits");
+    struct sockaddr_storage sa;
+    if (kurer_net_parse_addr(relay, &sa) != 0)
+        return usage_error("--relay '%s' is not HOST:PORT", relay);
+    uint8_t *root = NULL;
+    size_t root_len = 0;
+    if ((rc = kurer_file_read(root_path, KURER_CERT_MAX, &root, &root_len)) != 0)
+        return refuse(rc, "cannot read %s: %s", root_path, kurer_strerror(rc));
+    o.home = home;
+    o.user = user;
+    o.device_id = (uint32_t)dev;
+    o.display_name = opt(&a, "name");
+    o.relay = relay;
+    o.root = root;
+    o.root_len = root_len;
+    if (flag(&a, "kdf-min")) {
+        kurer_kdf_params p = kurer_kdf_minimum();
+        o.kdf_ops = p.opslimit;
+        o.kdf_mem = p.memlimit;
+    }
+    secret pw;
+    char what[300];
+    snprintf(what, sizeof(what), "the new device home %s", home);
+    if ((rc = get_passphrase(PASS_ENV, what, 1, &pw)) != 0) {
+        free(root);
+        return rc;
+    }
+    kurer *k = NULL;
+    rc = kurer_create(&o, pw.p, pw.n, NULL, &k);
+    secret_free(&pw);
+    free(root);
+    if (rc == KURER_EEXIST)
+        return refuse(rc, "%s already holds a device home", home);
+    if (rc != 0)
+        return refuse(rc, "cannot create %s: %s", home, kurer_strerror(rc));
+    if (g_json) {
+        printf("{\"ok\":true,\"command\":\"init\",\"csr\":");
+        json_str(stdout, kurer_csr_path(k));
+        printf("}\n");
+    } else {
+        printf("%s\n", kurer_csr_path(k));
+    }
+    kurer_close(k);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ import */
+
+static const char help_import[] =
+    "usage: kurer import --home H FILE... [--json]\n"
+    "\n"
+    "Imports files from the administrator, each checked against the pinned root:\n"
+    "  - this device's issued chain (kurer-admin issue --out), or its device certificate and\n"
+    "    the authority certificate as two files: the keys must be this device's;\n"
+    "  - a peer device's chain: kept as that device's certificate;\n"
+    "  - a revocation list (an authority's crl): effective at once.\n";
+
+static int cmd_import(int argc, char **argv)
+{
+    static const optdef defs[] = {{"help", 0}, {"json", 0}, {"home", 1}};
+    args a;
+    const char *home;
+    kurer *k = NULL;
+    int rc;
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, MAX_POS)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_import, stdout);
+        return RC_HELP;
+    }
+    if ((rc = need(&a, "home", &home)) != 0)
+        return rc;
+    if (a.npos == 0)
+        return usage_error("no file to import");
+    uint8_t *data[MAX_POS] = {0};
+    size_t len[MAX_POS] = {0};
+    for (size_t i = 0; i < a.npos; i++)
+        if ((rc = kurer_file_read(a.pos[i], FILE_MAX, &data[i], &len[i])) != 0) {
+            rc = refuse(rc, "cannot read %s: %s", a.pos[i], kurer_strerror(rc));
+            goto out;
+        }
+    if ((rc = open_home(home, &k)) != 0)
+        goto out;
+    /* Two certificates: device and authority. */
+    if (a.npos == 2) {
+        kurer_cert *c = malloc(sizeof(*c));
+        int two = c != NULL && kurer_cert_decode(data[0], len[0], c) == 0 &&
+                  kurer_cert_decode(data[1], len[1], c) == 0;
+        free(c);
+        if (two) {
+            rc = kurer_import_certs(k, data[0], len[0], data[1], len[1]);
+            if (rc != 0)
+                rc = refuse(rc, "%s is not this device's certificate: %s", a.pos[0],
+                            kurer_strerror(rc));
+            else if (!g_json)
+                printf("imported this device's certificate\n");
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < a.npos && rc == 0; i++) {
+        kurer_chain *ch = malloc(sizeof(*ch));
+        int is_chain = ch != NULL && kurer_chain_decode(data[i], len[i], ch) == 0;
+        free(ch);
+        if (is_chain) {
+            rc = kurer_import_chain(k, data[i], len[i]);
+            if (rc == KURER_ESUBJECT) {
+                rc = kurer_add_peer(k, data[i], len[i]);
+                if (rc == 0 && !g_json)
+                    printf("%s: kept as a peer device's certificate\n", a.pos[i]);
+            } else if (rc == 0 && !g_json) {
+                printf("%s: imported this device's certificate chain\n", a.pos[i]);
+            }
+            if (rc == KURER_EKEYMISMATCH)
+                rc = refuse(rc, "%s names this device but not its keys", a.pos[i]);
+            else if (rc != 0)
+                rc = refuse(rc, "%s refused: %s", a.pos[i], kurer_strerror(rc));
+            continue;
+        }
+        kurer_crl crl;
+        if (kurer_crl_decode(data[i], len[i], &crl) == 0) {
+            kurer_crl_release(&crl);
+            rc = kurer_add_revocations(k, data[i], len[i]);
+            if (rc == KURER_ESTALE) {
+                rc = 0;
+                if (!g_json)
+                    printf("%s: not newer than the list held\n", a.pos[i]);
+            } else if (rc != 0) {
+                rc = refuse(rc, "%s refused: %s", a.pos[i], kurer_strerror(rc));
+            } else if (!g_json) {
+                printf("%s: revocation list imported\n", a.pos[i]);
+            }
+            continue;
+        }
+        rc = refuse(KURER_EMALFORMED,
+                    "%s is not a certificate chain, certificate or revocation list", a.pos[i]);
+    }
+out:
+    if (rc == 0 && g_json)
+        printf("{\"ok\":true,\"command\":\"import\"}\n");
+    for (size_t i = 0; i < a.npos; i++)
+        free(data[i]);
+    kurer_close(k);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ messages */
+
+typedef struct show_ctx {
+    const char *me;
+    int hold; /* KURER_TEST_HOLD=committed: stop after the first message is committed */
+} show_ctx;
+
+static const char *state_name(kurer_message_state s)
+{
+    switch (s) {
+    case KURER_MESSAGE_RECEIVED:
+        return "received";
+    case KURER_MESSAGE_QUARANTINED:
+        return "quarantined";
+    case KURER_MESSAGE_PENDING:
+        return "pending";
+    case KURER_MESSAGE_SENT:
+        return "sent";
+    default:
+        return "failed";
+    }
+}
+
+static void show_message(const char *me, const kurer_message *m)
+{
+    char t[64];
+    fmt_ms(t, sizeof(t), m->sent_at);
+    const char *level = kurer_level_name(m->level);
+    if (g_json) {
+        printf("{\"time\":\"%s\",\"sent_at\":%lld,\"from\":", t, (long long)m->sent_at);
+        json_str(stdout, m->outgoing ? me : m->peer);
+        if (m->outgoing) {
+            printf(",\"to\":");
+            json_str(stdout, m->peer);
+        } else {
+            printf(",\"device\":%u", m->peer_device);
+        }
+        printf(",\"level\":\"%s\",\"state\":\"%s\"", level, state_name(m->state));
+        if (m->state == KURER_MESSAGE_QUARANTINED || m->state == KURER_MESSAGE_FAILED)
+            printf(",\"reason\":\"%s\"", kurer_err_name(m->reason));
+        if (m->state != KURER_MESSAGE_QUARANTINED) {
+            printf(",\"text\":");
+            json_str(stdout, m->body);
+        }
+        printf("}\n");
+    } else {
+        if (m->outgoing)
+            printf("%s %s -> %s [%s] ", t, me, m->peer, level);
+        else
+            printf("%s %s [%s] ", t, m->peer, level);
+        if (m->state == KURER_MESSAGE_QUARANTINED)
+            printf("(quarantined: %s; not shown)", kurer_strerror(m->reason));
+        else
+            line_str(stdout, m->body);
+        if (m->outgoing && m->state != KURER_MESSAGE_SENT)
+            printf(" (%s)", state_name(m->state));
+        printf("\n");
+    }
+    fflush(stdout);
+}
+
+static void on_message(void *ud, const kurer_message *m)
+{
+    show_ctx *c = ud;
+    show_message(c->me, m);
+    if (c->hold) {
+        /* Test-only (KURER_TEST_HOLD=committed): the message is committed, the relay has not
+         * been told. A test kills the process here. */
+        fprintf(stderr, "kurer: holding after commit (test)\n");
+        for (;;)
+            pause();
+    }
+}
+
+static void on_refused(void *ud, const char *from, uint32_t device_id, int err)
+{
+    (void)ud;
+    fprintf(stderr, "kurer: dropped a message from %s device %u: %s\n", from, device_id,
+            kurer_strerror(err));
+}
+
+/* ------------------------------------------------------------------------ send */
+
+static const char help_send[] =
+    "usage: kurer send --home H --to USER@AUTH [--level LEVEL] [--timeout S] [--json] TEXT\n"
+    "\n"
+    "Sends TEXT to every device of USER@AUTH (and a sync copy to your own other devices). Exits\n"
+    "0 only once the relay has accepted it for every device; otherwise 1 with the reason,\n"
+    "naming the certificate that refuses a classification level. A message that could not be\n"
+    "sent in time stays in the outbox and goes with the next command that connects.\n"
+    "\n"
+    "  --to USER@AUTH   the recipient\n"
+    "  --level LEVEL    UNCLASSIFIED (default), RESTRICTED or CONFIDENTIAL\n"
+    "  --timeout S      give up after S seconds (default 30)\n"
+    "  --json           print the result as one JSON object\n"
+    "\n"
+    "Test only: with " HOLD_ENV "=queued the command stops for good after the message is\n"
+    "committed to the outbox and before anything is sent (crash tests kill it there).\n";
+
+static int cmd_send(int argc, char **argv)
+{
+    static const optdef defs[] = {{"help", 0}, {"json", 0},  {"home", 1},
+                                  {"to", 1},   {"level", 1}, {"timeout", 1}};
+    args a;
+    const char *home, *to;
+    int level = KURER_LEVEL_UNCLASSIFIED, timeout = NET_TIMEOUT, rc;
+    kurer *k = NULL;
+    kurer_refusal why;
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 1)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_send, stdout);
+        return RC_HELP;
+    }
+    if ((rc = need(&a, "home", &home)) || (rc = need(&a, "to", &to)) ||
+        (rc = opt_seconds(&a, "timeout", NET_TIMEOUT, &timeout)))
+        return rc;
+    if (opt(&a, "level") != NULL && (rc = parse_level(opt(&a, "level"), &level)) != 0)
+        return rc;
+    if (a.npos != 1)
+        return usage_error("send needs the text of the message");
+    if (kurer_user_check(to) != 0)
+        return usage_error("--to '%s' is not USER@AUTHORITY", to);
+    if ((rc = open_home(home, &k)) != 0)
+        return rc;
+    memset(&why, 0, sizeof(why));
+    const char *hold = getenv(HOLD_ENV);
+    if (hold != NULL && strcmp(hold, "queued") == 0) {
+        rc = kurer_queue(k, to, level, a.pos[0], timeout * 1000, &why, NULL);
+        if (rc == 0) {
+            printf("queued\n");
+            fflush(stdout);
+            fprintf(stderr, "kurer: holding after the outbox commit (test)\n");
+            for (;;)
+                pause();
+        }
+    } else {
+        rc = kurer_send(k, to, level, a.pos[0], timeout * 1000, &why);
+    }
+    if (rc != 0) {
+        if (explain(rc, &why, level, to) == 0)
+            net_error(rc, "not sent");
+        if (rc == KURER_ETIMEOUT || rc == KURER_ECLOSED || rc == KURER_EIO) {
+            int n = kurer_outbox_size(k);
+            if (n > 0)
+                snprintf(g_err + strlen(g_err), sizeof(g_err) - strlen(g_err),
+                         " (kept in the outbox: sent with the next command that connects)");
+        }
+    } else if (g_json) {
+        printf("{\"ok\":true,\"command\":\"send\",\"to\":");
+        json_str(stdout, to);
+        printf(",\"level\":\"%s\"}\n", kurer_level_name(level));
+    } else {
+        printf("sent to %s [%s]\n", to, kurer_level_name(level));
+    }
+    kurer_disconnect(k);
+    kurer_close(k);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ recv */
+
+static const char help_recv[] =
+    "usage: kurer recv --home H [--wait SECONDS] [--json]\n"
+    "\n"
+    "Connects, receives every new message and prints one line each:\n"
+    "  <time> <from> [<LEVEL>] <text>\n"
+    "(a quarantined message, above your clearance or the sender's, is shown as quarantined with\n"
+    "its level, never its text; --json prints one object per line). Without --wait it exits\n"
+    "when the relay's queue is empty; with --wait it keeps receiving for SECONDS. Anything\n"
+    "left in the outbox is sent too.\n"
+    "\n"
+    "Test only: with " HOLD_ENV "=committed the command stops for good after the first\n"
+    "message is committed and printed, before the relay is told (crash tests kill it there).\n";
+
+static int cmd_recv(int argc, char **argv)
+{
+    static const optdef defs[] = {{"help", 0}, {"json", 0}, {"home", 1}, {"wait", 1}};
+    args a;
+    const char *home;
+    int wait = 0, rc;
+    kurer *k = NULL;
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_recv, stdout);
+        return RC_HELP;
+    }
+    if ((rc = need(&a, "home", &home)) || (rc = opt_seconds(&a, "wait", 0, &wait)))
+        return rc;
+    if ((rc = open_home(home, &k)) != 0)
+        return rc;
+    const char *hold = getenv(HOLD_ENV);
+    show_ctx c = {kurer_own_user(k), hold != NULL && strcmp(hold, "committed") == 0};
+    kurer_events ev = {on_message, on_refused, &c};
+    kurer_set_events(k, &ev);
+    if (flag(&a, "wait"))
+        rc = kurer_poll(k, wait * 1000, 0);
+    else
+        rc = kurer_poll(k, NET_TIMEOUT * 1000, KURER_POLL_UNTIL_EMPTY);
+    if (rc != 0)
+        net_error(rc, "receiving stopped");
+    kurer_disconnect(k);
+    kurer_close(k);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ history */
+
+static const char help_history[] =
+    "usage: kurer history --home H [--with USER@AUTH] [--json]\n"
+    "\n"
+    "Prints the stored messages, oldest first, each with its level (quarantined ones without\n"
+    "their text). Outgoing messages show where they went and, until the relay accepted them,\n"
+    "their state (pending, failed).\n";
+
+static int history_row(void *ud, const kurer_message *m)
+{
+    show_message(ud, m);
+    return 0;
+}
+
+static int cmd_history(int argc, char **argv)
+{
+    static const optdef defs[] = {{"help", 0}, {"json", 0}, {"home", 1}, {"with", 1}};
+    args a;
+    const char *home, *with;
+    kurer *k = NULL;
+    int rc;
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_history, stdout);
+        return RC_HELP;
+    }
+    if ((rc = need(&a, "home", &home)) != 0)
+        return rc;
+    with = opt(&a, "with");
+    if (with != NULL && kurer_user_check(with) != 0)
+        return usage_error("--with '%s' is not USER@AUTHORITY", with);
+    if ((rc = open_home(home, &k)) != 0)
+        return rc;
+    rc = kurer_history(k, with, history_row, (void *)(uintptr_t)kurer_own_user(k));
+    if (rc != 0)
+        refuse(rc, "cannot read the history: %s", kurer_strerror(rc));
+    kurer_close(k);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ verify */
+
+static const char help_verify[] =
+    "usage: kurer verify --home H USER@AUTH [--offline] [--json]\n"
+    "\n"
+    "Shows, for every device of USER@AUTH, the safety number to compare with that person and\n"
+    "the device certificate (serial, clearance, authority, validity, status). The device list\n"
+    "is refreshed from the relay's directory first (each chain verified against the root and\n"
+    "the revocation lists); --offline shows what the home holds.\n";
+
+typedef struct verify_ctx {
+    kurer *k;
+    int n;
+} verify_ctx;
+
+static int verify_row(void *ud, const kurer_peer_device *d)
+{
+    verify_ctx *v = ud;
+    char fp[64] = "", nb[64], na[64];
+    int frc = kurer_fingerprint(v->k, d->user, d->device_id, fp);
+    kurer_time_format(nb, sizeof(nb), d->not_before);
+    kurer_time_format(na, sizeof(na), d->not_after);
+    if (g_json) {
+        printf("%s{\"device\":%u,\"fingerprint\":\"%s\",\"serial\":%llu,\"clearance\":\"%s\","
+               "\"authority\":",
+               v->n ? "," : "", d->device_id, frc == 0 ? fp : "", (unsigned long long)d->serial,
+               d->clearance ? kurer_level_name(d->clearance) : "");
+        json_str(stdout, d->authority);
+        printf(",\"not_before\":\"%s\",\"not_after\":\"%s\",\"certificate\":\"%s\","
+               "\"status\":\"%s\"}",
+               nb, na, d->cert_fingerprint, d->status == 0 ? "valid" : kurer_err_name(d->status));
+    } else {
+        printf("device %u\n", d->device_id);
+        if (frc == 0) {
+            printf("  safety number  ");
+            for (int i = 0; i < 60; i += 5)
+                printf("%.5s%s", fp + i, i == 25 ? "\n                 " : " ");
+            printf("\n");
+        }
+        printf("  certificate    serial %llu, authority %s, %s\n", (unsigned long long)d->serial,
+               d->authority, d->status == 0 ? "valid" : kurer_strerror(d->status));
+        if (d->clearance)
+            printf("  clearance      %s\n", kurer_level_name(d->clearance));
+        printf("  valid          %s to %s\n  fingerprint    %s\n", nb, na, d->cert_fingerprint);
+    }
+    v->n++;
+    return 0;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+    static const optdef defs[] = {{"help", 0}, {"json", 0}, {"home", 1}, {"offline", 0}};
+    args a;
+    const char *home;
+    kurer *k = NULL;
+    int rc;
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 1)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_verify, stdout);
+        return RC_HELP;
+    }
+    if ((rc = need(&a, "home", &home)) != 0)
+        return rc;
+    if (a.npos != 1 || kurer_user_check(a.pos[0]) != 0)
+        return usage_error("verify needs one USER@AUTHORITY");
+    if ((rc = open_home(home, &k)) != 0)
+        return rc;
+    if (!flag(&a, "offline")) {
+        rc = kurer_refresh(k, a.pos[0], NET_TIMEOUT * 1000, NULL);
+        if (rc != 0)
+            fprintf(stderr, "kurer: could not ask the relay (%s); showing what this home holds\n",
+                    kurer_strerror(rc));
+        kurer_disconnect(k);
+    }
+    verify_ctx v = {k, 0};
+    if (g_json) {
+        printf("{\"ok\":true,\"command\":\"verify\",\"user\":");
+        json_str(stdout, a.pos[0]);
+        printf(",\"devices\":[");
+    } else {
+        printf("%s\n", a.pos[0]);
+    }
+    rc = kurer_peer_devices(k, a.pos[0], verify_row, &v);
+    if (g_json)
+        printf("]}\n");
+    if (rc == 0 && v.n == 0)
+        rc = refuse(KURER_ENOTFOUND, "no device of %s is known", a.pos[0]);
+    else if (rc != 0)
+        refuse(rc, "cannot list the devices: %s", kurer_strerror(rc));
+    kurer_close(k);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ passwd */
+
+static const char help_passwd[] =
+    "usage: kurer passwd --home H [--kdf-min] [--json]\n"
+    "\n"
+    "Changes the passphrase of the home: the store is re-encrypted under the new one (crash-safe:\n"
+    "afterwards exactly one of the two opens it). The current passphrase comes from\n"
+    "" PASS_ENV ", the new one from " NEW_PASS_ENV " (or no-echo prompts, the new one twice).\n"
+    "\n"
+    "  --kdf-min   accepted for symmetry with init; the home keeps its Argon2id parameters\n";
+
+static int cmd_passwd(int argc, char **argv)
+{
+    static const optdef defs[] = {{"help", 0}, {"json", 0}, {"home", 1}, {"kdf-min", 0}};
+    args a;
+    const char *home;
+    kurer *k = NULL;
+    secret pw;
+    int rc;
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_passwd, stdout);
+        return RC_HELP;
+    }
+    if ((rc = need(&a, "home", &home)) != 0)
+        return rc;
+    if ((rc = open_home(home, &k)) != 0)
+        return rc;
+    char what[300];
+    snprintf(what, sizeof(what), "the device home %s (new)", home);
+    if ((rc = get_passphrase(NEW_PASS_ENV, what, 1, &pw)) == 0) {
+        rc = kurer_passwd(k, pw.p, pw.n, NULL);
+        secret_free(&pw);
+        if (rc != 0)
+            refuse(rc, "passphrase not changed: %s", kurer_strerror(rc));
+        else if (g_json)
+            printf("{\"ok\":true,\"command\":\"passwd\"}\n");
+        else
+            printf("passphrase changed\n");
+    }
+    kurer_close(k);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ main */
+
+static const char help_main[] =
+    "usage: kurer COMMAND --home H [OPTIONS]\n"
+    "\n"
+    "The Kurér command-line client: one device home per folder.\n"
+    "\n"
+    "commands:\n"
+    "  init      create a home: keys, encrypted store, certificate request\n"
+    "  import    import the issued certificate chain (or a peer's chain, or a revocation list)\n"
+    "  send      send a message with a classification level\n"
+    "  recv      receive new messages\n"
+    "  history   print stored messages\n"
+    "  verify    safety numbers and certificates of a user's devices\n"
+    "  passwd    change the home's passphrase\n"
+    "\n"
+    "Every command takes --home, --help and --json. The passphrase comes from " PASS_ENV "\n"
+    "or a no-echo prompt on the terminal; it is never printed or logged. KURER_LOG_LEVEL\n"
+    "(debug, info, warn, error; default error) sets the library's log on stderr.\n"
+    "Exit status: 0 success, 1 refused or failed (reason on stderr), 2 usage error.\n";
+
+static int emit(int rc)
+{
+    if (rc == RC_HELP)
+        return 0;
+    if (rc == 0)
+        return fflush(stdout) == 0 ? 0 : EXIT_REFUSED;
+    if (g_err[0] == '\0')
+        snprintf(g_err, sizeof(g_err), "%s", kurer_strerror(rc));
+    fprintf(stderr, "kurer: %s\n", g_err);
+    if (rc == RC_USAGE)
+        fprintf(stderr, "kurer: try 'kurer %s --help'\n", g_command);
+    if (g_json) {
+        printf("{\"ok\":false,\"command\":\"%s\",\"error\":", g_command);
+        json_str(stdout, g_err);
+        printf(",\"code\":\"%s\"}\n",
+               rc == RC_USAGE ? "USAGE" : kurer_err_name(g_err_code ? g_err_code : rc));
+    }
+    fflush(stdout);
+    return rc == RC_USAGE ? EXIT_USAGE : EXIT_REFUSED;
+}
+
+int main(int argc, char **argv)
+{
+    umask(077);
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(help_main, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("kurer %s\n", KURER_VERSION);
+        return 0;
+    }
+    kurer_log_level lv = KURER_LOG_ERROR;
+    const char *ls = getenv("KURER_LOG_LEVEL");
+    if (ls != NULL && kurer_log_level_parse(ls, &lv) != 0)
+        lv = KURER_LOG_ERROR;
+    kurer_log_set(stderr, lv);
+    for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            g_json = 1;
+    int rc = kurer_crypto_init();
+    if (rc != 0) {
+        fprintf(stderr, "kurer: cannot start the crypto library: %s\n", kurer_strerror(rc));
+        return EXIT_REFUSED;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"init", cmd_init},    {"import", cmd_import},   {"send", cmd_send},
+                {"recv", cmd_recv},    {"history", cmd_history}, {"verify", cmd_verify},
+                {"passwd", cmd_passwd}};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (strcmp(argv[1], cmds[i].name) == 0) {
+            g_command = cmds[i].name;
+            return emit(cmds[i].fn(argc - 2, argv + 2));
+        }
+    fprintf(stderr, "kurer: unknown command '%s'\nkurer: try 'kurer --help'\n", argv[1]);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,1115 @@
+/* The network half of libkurer: one connection to the relay over net/ (Noise IK), prekeys,
+ * the directory, bundles and X3DH, send with per-user results, delivery with commit-then-ack,
+ * and the outbox with retries.
+ *
+ * Threading and the loop. Each handle owns a private uv_loop_t (no global state). The loop
+ * runs only inside the public calls (kurer_connect, kurer_send, kurer_poll, ...), on the
+ * caller's thread, for at most the timeout given. libuv callbacks only decode frames and queue
+ * them; everything that touches the store, libsignal or sends a request runs between loop
+ * iterations ("top level"), so a request made while handling a delivery (a directory lookup for
+ * an unknown sender) never re-enters the loop from inside a callback.
+ *
+ * Requests are answered in order of need: at most one request waits for its answer at a time
+ * (wait_id); answers to requests nobody waits for (pings) are dropped. Pushes (Deliver,
+ * PrekeysLow, QueueEmpty, RevocationLists, Error) go to a FIFO processed at top level. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "home.h"
+#include "kurer/content.h"
+#include "kurer/crypto.h"
+#include "kurer/log.h"
+#include "kurer/net.h"
+#include "kurer/util.h"
+
+#define PREKEYS_UPLOADED   "prekeys_uploaded"
+#define SEND_ATTEMPTS      4 /* stale device lists refreshed per message and flush */
+#define DISCONNECT_WAIT_MS 2500
+
+typedef struct push {
+    struct push *next;
+    kurer_server_frame f;
+} push;
+
+struct kurer__net {
+    kurer *k;
+    uv_loop_t loop;
+    uv_timer_t timer;
+    kurer_conn *conn;
+    int established;
+    int err; /* why the connection ended or was refused (0 while fine) */
+    uint64_t next_id;
+    uint64_t wait_id;          /* the request whose answer is awaited, 0 for none */
+    kurer_server_frame *reply; /* its answer, once here */
+    push *head, *tail;
+    int queue_empty; /* QueueEmpty seen and every push before it handled */
+    uint64_t *acks;  /* seqs committed, not yet acked */
+    size_t n_acks;
+};
+
+/* ---- loop plumbing ---- */
+
+static void on_timer(uv_timer_t *t)
+{
+    (void)t; /* only wakes uv_run */
+}
+
+static void push_free_all(kurer__net *n)
+{
+    while (n->head != NULL) {
+        push *p = n->head;
+        n->head = p->next;
+        kurer_server_frame_release(&p->f);
+        free(p);
+    }
+    n->tail = NULL;
+}
+
+static void conn_established(kurer_conn *c, const uint8_t *payload, size_t len)
+{
+    kurer__net *n = kurer_conn_data(c);
+    kurer_handshake_accept a;
+    int rc = kurer_handshake_accept_decode(payload, len, &a);
+    if (rc == 0 && a.has_error)
+        rc = kurer_err_known(a.error_code) ? a.error_code : KURER_EINTERNAL;
+    if (rc != 0) {
+        n->err = rc;
+        kurer_conn_close(c, rc);
+        return;
+    }
+    n->established = 1;
+}
+
+static void conn_record(kurer_conn *c, uint8_t *data, size_t len)
+{
+    kurer__net *n = kurer_conn_data(c);
+    push *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        kurer_conn_close(c, KURER_ENOMEM);
+        return;
+    }
+    int rc = kurer_server_frame_decode(data, len, &p->f);
+    if (rc != 0) {
+        free(p);
+        n->err = rc;
+        kurer_conn_close(c, rc);
+        return;
+    }
+    if (p->f.request_id != 0) {
+        if (p->f.request_id == n->wait_id && n->reply == NULL) {
+            kurer_server_frame *f = malloc(sizeof(*f));
+            if (f == NULL) {
+                kurer_server_frame_release(&p->f);
+                free(p);
+                kurer_conn_close(c, KURER_ENOMEM);
+                return;
+            }
+            *f = p->f;
+            n->reply = f;
+        } else {
+            kurer_server_frame_release(&p->f); /* a pong, or an answer nobody waits for */
+        }
+        free(p);
+        return;
+    }
+    if (p->f.body == KURER_SERVER_ERROR) {
+        /* An error push announces a close (a revoked device, a malformed frame). */
+        n->err = kurer_err_known(p->f.u.error.code) ? p->f.u.error.code : KURER_EINTERNAL;
+    }
+    if (n->tail != NULL)
+        n->tail->next = p;
+    else
+        n->head = p;
+    n->tail = p;
+}
+
+static int send_frame(kurer__net *n, kurer_client_frame *f)
+{
+    kurer_buf b;
+    if (n->conn == NULL || !n->established)
+        return n->err != 0 ? n->err : KURER_ECLOSED;
+    if (f->request_id == 0)
+        f->request_id = ++n->next_id;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    int rc = kurer_client_frame_encode(f, &b);
+    if (rc == 0)
+        rc = kurer_conn_send(n->conn, b.data, b.len);
+    kurer_buf_release(&b);
+    return rc;
+}
+
+static void conn_idle(kurer_conn *c)
+{
+    kurer__net *n = kurer_conn_data(c);
+    kurer_client_frame f;
+    memset(&f, 0, sizeof(f));
+    f.body = KURER_CLIENT_PING;
+    f.u.ping.client_time = kurer_time_unix() * 1000;
+    (void)send_frame(n, &f);
+}
+
+static void conn_closed(kurer_conn *c, int err)
+{
+    kurer__net *n = kurer_conn_data(c);
+    if (n == NULL)
+        return;
+    if (n->err == 0)
+        n->err = err != 0 ? err : KURER_ECLOSED;
+    n->conn = NULL;
+    n->established = 0;
+}
+
+static const kurer_conn_cbs CBS = {
+    .on_established = conn_established,
+    .on_record = conn_record,
+    .on_idle = conn_idle,
+    .on_close = conn_closed,
+};
+
+/* One loop iteration, returning by deadline (monotonic ms) at the latest. */
+static int pump(kurer__net *n, uint64_t deadline)
+{
+    uint64_t now = kurer_time_mono_ms();
+    if (now >= deadline)
+        return KURER_ETIMEOUT;
+    uv_timer_start(&n->timer, on_timer, deadline - now, 0);
+    uv_run(&n->loop, UV_RUN_ONCE);
+    uv_timer_stop(&n->timer);
+    return 0;
+}
+
+static uint64_t deadline_in(int timeout_ms)
+{
+    return kurer_time_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+}
+
+/* Sends f and waits for its answer: 0 with *out (free with reply_free), the code of an Error
+ * answer, or KURER_ETIMEOUT / the connection's end. */
+static int rpc(kurer__net *n, kurer_client_frame *f, uint64_t deadline, kurer_server_frame **out)
+{
+    *out = NULL;
+    f->request_id = 0;
+    int rc = send_frame(n, f);
+    if (rc != 0)
+        return rc;
+    n->wait_id = f->request_id;
+    n->reply = NULL;
+    while (n->reply == NULL && n->conn != NULL && rc == 0)
+        rc = pump(n, deadline);
+    n->wait_id = 0;
+    if (n->reply == NULL)
+        return rc != 0 ? rc : (n->err != 0 ? n->err : KURER_ECLOSED);
+    kurer_server_frame *r = n->reply;
+    n->reply = NULL;
+    if (r->body == KURER_SERVER_ERROR) {
+        rc = kurer_err_known(r->u.error.code) ? r->u.error.code : KURER_EINTERNAL;
+        kurer_server_frame_release(r);
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+static void reply_free(kurer_server_frame *r)
+{
+    if (r == NULL)
+        return;
+    kurer_server_frame_release(r);
+    free(r);
+}
+
+void kurer__net_free(kurer__net *n)
+{
+    if (n == NULL)
+        return;
+    if (n->conn != NULL) {
+        kurer_conn_set_data(n->conn, NULL);
+        kurer_conn_close(n->conn, 0);
+        n->conn = NULL;
+    }
+    uv_close((uv_handle_t *)&n->timer, NULL);
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    (void)uv_loop_close(&n->loop);
+    reply_free(n->reply);
+    push_free_all(n);
+    free(n->acks);
+    free(n);
+}
+
+static int net_get(kurer *k, kurer__net **out)
+{
+    if (k->net == NULL) {
+        kurer__net *n = calloc(1, sizeof(*n));
+        if (n == NULL)
+            return KURER_ENOMEM;
+        n->k = k;
+        if (uv_loop_init(&n->loop) != 0) {
+            free(n);
+            return KURER_EIO;
+        }
+        uv_timer_init(&n->loop, &n->timer);
+        k->net = n;
+    }
+    *out = k->net;
+    return 0;
+}
+
+/* ---- directory, sessions, prekeys ---- */
+
+/* Makes the held devices of user exactly the current ones the relay lists that our trust store
+ * accepts: each chain is verified now (kurer_trust_verify_chain; no trust on first use) and
+ * kept; devices held before but no longer listed (or no longer valid) are forgotten. */
+static int sync_devices(kurer *k, const char *user, const kurer_chain *chains, size_t n_chains)
+{
+    uint32_t current[KURER_USER_DEVICES_MAX];
+    size_t n_cur = 0;
+    uint32_t *held = NULL;
+    size_t n_held = 0;
+    for (size_t i = 0; i < n_chains && n_cur < KURER_USER_DEVICES_MAX; i++) {
+        kurer_verified v;
+        int rc = kurer__session_peer_add(k->sess, &chains[i], &v);
+        if (rc == KURER_EINVAL)
+            continue; /* our own device */
+        if (rc != 0) {
+            kurer_log(KURER_LOG_WARN, "client", "peer_refused",
+                      (kurer_log_field[]){KURER_LOG_STR("user", user),
+                                          KURER_LOG_STR("reason", kurer_err_name(rc))},
+                      2);
+            continue;
+        }
+        if (strcmp(v.user, user) != 0)
+            continue; /* the relay listed someone else's device under user */
+        current[n_cur++] = v.device_id;
+    }
+    int rc = kurer__store_peer_devices(k->st, user, &held, &n_held);
+    for (size_t i = 0; rc == 0 && i < n_held; i++) {
+        int keep = 0;
+        for (size_t j = 0; j < n_cur; j++)
+            keep |= held[i] == current[j];
+        if (!keep)
+            rc = kurer__store_peer_device_delete(k->st, user, held[i]);
+    }
+    free(held);
+    return rc;
+}
+
+/* Looks users up in the directory and syncs their devices. *found (may be NULL) gets, per user,
+ * the number of current devices listed (0: unknown to the relay). */
+static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t deadline,
+                  size_t *found)
+{
+    kurer_client_frame f;
+    kurer_server_frame *r = NULL;
+    memset(&f, 0, sizeof(f));
+    f.body = KURER_CLIENT_LOOKUP;
+    f.u.lookup.users = users;
+    f.u.lookup.n = n_users;
+    int rc = rpc(k->net, &f, deadline, &r);
+    if (rc != 0)
+        return rc;
+    if (r->body != KURER_SERVER_DIRECTORY) {
+        reply_free(r);
+        return KURER_EMALFORMED;
+    }
+    for (size_t u = 0; rc == 0 && u < n_users; u++) {
+        const kurer_user_devices *ud = NULL;
+        for (size_t i = 0; i < r->u.directory.n; i++)
+            if (strcmp(r->u.directory.users[i].user, users[u]) == 0)
+                ud = &r->u.directory.users[i];
+        if (found != NULL)
+            found[u] = ud != NULL ? ud->n_devices : 0;
+        rc = sync_devices(k, users[u], ud != NULL ? ud->devices : NULL,
+                          ud != NULL ? ud->n_devices : 0);
+    }
+    reply_free(r);
+    return rc;
+}
+
+/* Builds sessions (X3DH from fetched bundles) for every held device of user that has none. */
+static int ensure_sessions(kurer *k, const char *user, uint64_t deadline, kurer_refusal *why)
+{
+    uint32_t *held = NULL, need[KURER_USER_DEVICES_MAX];
+    size_t n_held = 0, n_need = 0;
+    int rc = kurer__store_peer_devices(k->st, user, &held, &n_held);
+    for (size_t i = 0; rc == 0 && i < n_held && n_need < KURER_USER_DEVICES_MAX; i++) {
+        int has = kurer__session_exists(k->sess, user, held[i]);
+        if (has < 0)
+            rc = has;
+        else if (has == 0)
+            need[n_need++] = held[i];
+    }
+    free(held);
+    if (rc != 0 || n_need == 0)
+        return rc;
+    kurer_client_frame f;
+    kurer_server_frame *r = NULL;
+    memset(&f, 0, sizeof(f));
+    f.body = KURER_CLIENT_FETCH_PREKEYS;
+    snprintf(f.u.fetch_prekeys.user, sizeof(f.u.fetch_prekeys.user), "%s", user);
+    f.u.fetch_prekeys.device_ids = need;
+    f.u.fetch_prekeys.n_device_ids = n_need;
+    if ((rc = rpc(k->net, &f, deadline, &r)) != 0)
+        return rc;
+    if (r->body != KURER_SERVER_BUNDLES) {
+        reply_free(r);
+        return KURER_EMALFORMED;
+    }
+    for (size_t i = 0; i < r->u.bundles.n; i++) {
+        const kurer_prekey_bundle *b = &r->u.bundles.bundles[i];
+        if (strcmp(b->address.user, user) != 0)
+            continue;
+        int brc = kurer__session_process_bundle(k->sess, b);
+        if (brc != 0)
+            kurer_log(KURER_LOG_WARN, "client", "bundle_refused",
+                      (kurer_log_field[]){KURER_LOG_STR("user", user),
+                                          KURER_LOG_INT("device", b->address.device_id),
+                                          KURER_LOG_STR("reason", kurer_err_name(brc))},
+                      3);
+    }
+    reply_free(r);
+    for (size_t i = 0; rc == 0 && i < n_need; i++) {
+        int has = kurer__session_exists(k->sess, user, need[i]);
+        if (has < 0) {
+            rc = has;
+        } else if (has == 0) {
+            /* No usable bundle: the device has not uploaded prekeys, or its bundle did not
+             * verify. Nothing can be sent to it. */
+            if (why != NULL) {
+                memset(why, 0, sizeof(*why));
+                why->by = KURER_REFUSED_BY_RECIPIENT;
+                snprintf(why->user, sizeof(why->user), "%s", user);
+                why->device_id = need[i];
+            }
+            rc = KURER_ENOTFOUND;
+        }
+    }
+    return rc;
+}
+
+static int upload_prekeys(kurer *k, uint64_t deadline)
+{
+    kurer__prekeys *p = malloc(sizeof(*p));
+    kurer_server_frame *r = NULL;
+    if (p == NULL)
+        return KURER_ENOMEM;
+    int rc = kurer__session_generate_prekeys(k->sess, KURER__PREKEY_BATCH, p);
+    if (rc == 0) {
+        kurer_client_frame f;
+        memset(&f, 0, sizeof(f));
+        f.body = KURER_CLIENT_PREKEYS;
+        f.u.prekeys.registration_id = p->registration_id;
+        f.u.prekeys.signed_prekey = p->signed_prekey;
+        f.u.prekeys.one_time = p->one_time;
+        f.u.prekeys.n_one_time = p->n_one_time;
+        rc = rpc(k->net, &f, deadline, &r);
+    }
+    reply_free(r);
+    free(p);
+    if (rc == 0)
+        rc = kurer__store_counter_set(k->st, PREKEYS_UPLOADED, 1);
+    kurer_log(rc == 0 ? KURER_LOG_INFO : KURER_LOG_WARN, "client", "prekeys_uploaded",
+              (kurer_log_field[]){KURER_LOG_STR("result", kurer_err_name(rc))}, 1);
+    return rc;
+}
+
+static int add_lists(kurer *k, const kurer_crl *lists, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        kurer_buf b;
+        kurer_buf_init(&b, KURER_CRL_BYTES_MAX + 65536);
+        int rc = kurer_crl_encode(&lists[i], &b);
+        if (rc == 0)
+            rc = kurer_add_revocations(k, b.data, b.len);
+        kurer_buf_release(&b);
+        if (rc != 0 && rc != KURER_ESTALE)
+            kurer_log(KURER_LOG_WARN, "client", "revocations_refused",
+                      (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
+    }
+    return 0;
+}
+
+/* ---- receiving ---- */
+
+typedef struct msg_copy {
+    kurer *k;
+    int found;
+} msg_copy;
+
+static int emit_message(void *ud, const kurer__msg *m)
+{
+    msg_copy *c = ud;
+    kurer *k = c->k;
+    c->found = 1;
+    if (k->events.on_message == NULL)
+        return 0;
+    kurer_message out;
+    memset(&out, 0, sizeof(out));
+    memcpy(out.id, m->envelope_id, sizeof(out.id));
+    out.outgoing = m->direction == KURER__DIR_OUT;
+    out.peer = m->peer;
+    out.peer_device = m->peer_device;
+    out.level = m->level;
+    out.body = m->state == KURER__MSG_QUARANTINED ? "" : m->body;
+    out.sent_at = m->sent_at;
+    out.received_at = m->received_at;
+    out.state = (kurer_message_state)m->state;
+    out.reason = m->reason;
+    k->events.on_message(k->events.ud, &out);
+    return 0;
+}
+
+/* Errors after which the envelope can never be stored: acked and reported, not retried. */
+static int permanent(int rc)
+{
+    switch (rc) {
+    case KURER_ENOMEM:
+    case KURER_ESTORAGE:
+    case KURER_EIO:
+    case KURER_EBUSY:
+    case KURER_ETIMEOUT:
+    case KURER_ECLOSED:
+    case KURER_ECORRUPT:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+static int ack_later(kurer__net *n, uint64_t seq)
+{
+    uint64_t *a = realloc(n->acks, (n->n_acks + 1) * sizeof(*a));
+    if (a == NULL)
+        return KURER_ENOMEM;
+    n->acks = a;
+    n->acks[n->n_acks++] = seq;
+    return 0;
+}
+
+static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint64_t deadline)
+{
+    int state = -1;
+    const char *from = e->from.user;
+    uint32_t dev = e->from.device_id;
+    int rc = kurer__home_receive(k, e->id, from, dev, e->type, e->content, e->content_len, &state);
+    if (rc == KURER_ENOTFOUND || rc == KURER_EKEYMISMATCH) {
+        /* A sender we hold no (or an older) certificate for: ask the directory, verify, retry. */
+        const char *users[1] = {from};
+        int lrc = lookup(k, users, 1, deadline, NULL);
+        if (lrc != 0 && !permanent(lrc))
+            return lrc;
+        if (lrc == 0)
+            rc = kurer__home_receive(k, e->id, from, dev, e->type, e->content, e->content_len,
+                                     &state);
+    }
+    if (rc == 0) {
+        msg_copy c = {k, 0};
+        int frc = kurer__store_message_find(k->st, 0, e->id, emit_message, &c);
+        if (frc != 0 && frc != KURER_ENOTFOUND)
+            return frc;
+    } else if (rc != KURER_EDUPLICATE) {
+        if (!permanent(rc))
+            return rc; /* not acked: the relay delivers it again */
+        kurer_log(KURER_LOG_WARN, "client", "envelope_refused",
+                  (kurer_log_field[]){KURER_LOG_STR("from", from), KURER_LOG_INT("device", dev),
+                                      KURER_LOG_STR("reason", kurer_err_name(rc))},
+                  3);
+        if (k->events.on_refused != NULL)
+            k->events.on_refused(k->events.ud, from, dev, rc);
+    }
+    return ack_later(k->net, seq);
+}
+
+static int flush_acks(kurer *k, uint64_t deadline)
+{
+    kurer__net *n = k->net;
+    int rc = 0;
+    while (rc == 0 && n->n_acks > 0) {
+        size_t take = n->n_acks > KURER_ACK_SEQS_MAX ? KURER_ACK_SEQS_MAX : n->n_acks;
+        kurer_client_frame f;
+        kurer_server_frame *r = NULL;
+        memset(&f, 0, sizeof(f));
+        f.body = KURER_CLIENT_ACK;
+        f.u.ack.seqs = n->acks;
+        f.u.ack.n = take;
+        rc = rpc(n, &f, deadline, &r);
+        reply_free(r);
+        if (rc == 0) {
+            memmove(n->acks, n->acks + take, (n->n_acks - take) * sizeof(*n->acks));
+            n->n_acks -= take;
+        }
+    }
+    return rc;
+}
+
+/* Handles queued pushes in order, then acks what was committed. */
+static int process_pushes(kurer *k, uint64_t deadline)
+{
+    kurer__net *n = k->net;
+    int rc = 0;
+    while (rc == 0 && n->head != NULL) {
+        push *p = n->head;
+        n->head = p->next;
+        if (n->head == NULL)
+            n->tail = NULL;
+        switch (p->f.body) {
+        case KURER_SERVER_DELIVER:
+            rc = handle_deliver(k, p->f.u.deliver.seq, &p->f.u.deliver.envelope, deadline);
+            break;
+        case KURER_SERVER_PREKEYS_LOW:
+            rc = upload_prekeys(k, deadline);
+            break;
+        case KURER_SERVER_QUEUE_EMPTY:
+            n->queue_empty = 1;
+            break;
+        case KURER_SERVER_REVOCATIONS:
+            rc = add_lists(k, p->f.u.revocations.lists, p->f.u.revocations.n);
+            break;
+        default:
+            break; /* an Error push: n->err is set and the relay closes */
+        }
+        kurer_server_frame_release(&p->f);
+        free(p);
+    }
+    int arc = n->conn != NULL ? flush_acks(k, deadline) : 0;
+    return rc != 0 ? rc : arc;
+}
+
+/* ---- sending ---- */
+
+typedef struct item {
+    int64_t rowid;
+    int64_t message_rowid;
+    kurer_envelope env;
+    uint8_t *content;
+} item;
+
+typedef struct item_list {
+    item *v;
+    size_t n, cap;
+    int64_t only_message; /* 0: every message */
+} item_list;
+
+static void items_free(item_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].content);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+static int collect_item(void *ud, const kurer__outbox_item *it)
+{
+    item_list *l = ud;
+    if (l->only_message != 0 && it->message_rowid != l->only_message)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        item *nv = realloc(l->v, cap * sizeof(*nv));
+        if (nv == NULL)
+            return KURER_ENOMEM;
+        l->v = nv;
+        l->cap = cap;
+    }
+    item *x = &l->v[l->n];
+    memset(x, 0, sizeof(*x));
+    x->content = malloc(it->content_len ? it->content_len : 1);
+    if (x->content == NULL)
+        return KURER_ENOMEM;
+    memcpy(x->content, it->content, it->content_len);
+    x->rowid = it->rowid;
+    x->message_rowid = it->message_rowid;
+    memcpy(x->env.id, it->envelope_id, KURER_ENVELOPE_ID_LEN);
+    snprintf(x->env.to.user, sizeof(x->env.to.user), "%s", it->to_user);
+    x->env.to.device_id = it->to_device;
+    x->env.type = (kurer_envelope_type)it->type;
+    x->env.content = x->content;
+    x->env.content_len = it->content_len;
+    l->n++;
+    return 0;
+}
+
+typedef struct msg_info {
+    char to[KURER_SUBJECT_MAX + 1];
+    int level;
+    char *body;
+    int64_t sent_at;
+    int state;
+    int reason;
+} msg_info;
+
+static int copy_info(void *ud, const kurer__msg *m)
+{
+    msg_info *mi = ud;
+    snprintf(mi->to, sizeof(mi->to), "%s", m->peer);
+    mi->level = m->level;
+    mi->sent_at = m->sent_at;
+    mi->state = m->state;
+    mi->reason = m->reason;
+    mi->body = malloc(m->body_len + 1);
+    if (mi->body == NULL)
+        return KURER_ENOMEM;
+    memcpy(mi->body, m->body, m->body_len);
+    mi->body[m->body_len] = '\0';
+    return 0;
+}
+
+/* After a stale device list: the message gets an outbox item for every held device of user
+ * (the recipient's, or ours for sync copies) and loses the items of devices no longer held. */
+static int reencrypt(kurer *k, int64_t message_rowid, const char *user, uint64_t deadline,
+                     kurer_refusal *why)
+{
+    msg_info mi;
+    uint32_t *held = NULL;
+    size_t n_held = 0;
+    item_list old;
+    memset(&mi, 0, sizeof(mi));
+    memset(&old, 0, sizeof(old));
+    old.only_message = message_rowid;
+    int rc = ensure_sessions(k, user, deadline, why);
+    if (rc == 0)
+        rc = kurer__store_message_find(k->st, message_rowid, NULL, copy_info, &mi);
+    if (rc == 0)
+        rc = kurer__store_peer_devices(k->st, user, &held, &n_held);
+    if (rc == 0)
+        rc = kurer__store_outbox_each_due(k->st, INT64_MAX, collect_item, &old);
+    if (rc != 0)
+        goto out;
+    /* Policy again for the new devices: a new device may hold a lower clearance. */
+    for (size_t i = 0; rc == 0 && i < n_held; i++) {
+        kurer_verified v;
+        if ((rc = kurer__session_peer_check(k->sess, user, held[i], &v)) == 0 &&
+            mi.level > (int)v.clearance)
+            rc = KURER_ECLEARANCE;
+        if (rc != 0 && why != NULL) {
+            memset(why, 0, sizeof(*why));
+            why->by = KURER_REFUSED_BY_RECIPIENT;
+            snprintf(why->user, sizeof(why->user), "%s", user);
+            why->device_id = held[i];
+            why->limit = rc == KURER_ECLEARANCE ? (int)v.clearance : 0;
+        }
+    }
+    if (rc != 0)
+        goto out;
+    if ((rc = kurer__store_begin(k->st)) != 0)
+        goto out;
+    for (size_t i = 0; rc == 0 && i < old.n; i++) {
+        if (strcmp(old.v[i].env.to.user, user) != 0)
+            continue;
+        int keep = 0;
+        for (size_t j = 0; j < n_held; j++)
+            keep |= held[j] == old.v[i].env.to.device_id;
+        if (!keep)
+            rc = kurer__store_outbox_drop(k->st, message_rowid, user, old.v[i].env.to.device_id);
+    }
+    for (size_t j = 0; rc == 0 && j < n_held; j++) {
+        if (strcmp(user, k->own.user) == 0 && held[j] == k->own.device_id)
+            continue;
+        int has = kurer__store_outbox_has(k->st, message_rowid, user, held[j]);
+        if (has < 0)
+            rc = has;
+        else if (has == 0)
+            rc = kurer__home_encrypt_for(k, message_rowid, mi.to, mi.level, mi.body, mi.sent_at,
+                                         user, held[j]);
+    }
+    if (rc != 0)
+        kurer__store_rollback(k->st);
+    else
+        rc = kurer__store_commit(k->st);
+out:
+    free(mi.body);
+    free(held);
+    items_free(&old);
+    return rc;
+}
+
+static int fail_message(kurer *k, int64_t message_rowid, int reason)
+{
+    int rc = kurer__store_begin(k->st);
+    if (rc != 0)
+        return rc;
+    rc = kurer__store_outbox_drop(k->st, message_rowid, NULL, 0);
+    if (rc == 0)
+        rc = kurer__store_message_set_state(k->st, message_rowid, KURER__MSG_FAILED, reason);
+    if (rc != 0) {
+        kurer__store_rollback(k->st);
+        return rc;
+    }
+    return kurer__store_commit(k->st);
+}
+
+/* Sends the outbox items of one message until the relay accepted them all (or refused the
+ * message). One SendRequest carries every item of the message: the relay checks, per
+ * recipient user, that the envelopes name exactly that user's current devices. */
+static int send_message(kurer *k, int64_t message_rowid, uint64_t deadline, kurer_refusal *why)
+{
+    int rc = 0;
+    for (int attempt = 0; attempt < SEND_ATTEMPTS; attempt++) {
+        item_list l;
+        memset(&l, 0, sizeof(l));
+        l.only_message = message_rowid;
+        if ((rc = kurer__store_outbox_each_due(k->st, INT64_MAX, collect_item, &l)) != 0 ||
+            l.n == 0) {
+            items_free(&l);
+            return rc;
+        }
+        kurer_envelope *envs = calloc(l.n, sizeof(*envs));
+        if (envs == NULL) {
+            items_free(&l);
+            return KURER_ENOMEM;
+        }
+        for (size_t i = 0; i < l.n; i++)
+            envs[i] = l.v[i].env;
+        kurer_client_frame f;
+        kurer_server_frame *r = NULL;
+        memset(&f, 0, sizeof(f));
+        f.body = KURER_CLIENT_SEND;
+        f.u.send.envelopes = envs;
+        f.u.send.n = l.n;
+        rc = rpc(k->net, &f, deadline, &r);
+        free(envs);
+        if (rc == 0 && r->body != KURER_SERVER_SEND_RESULT)
+            rc = KURER_EMALFORMED;
+        if (rc != 0) {
+            /* Not sent (or not known to be): try again later, with backoff. */
+            int64_t now = kurer__home_now(k) * 1000;
+            for (size_t i = 0; i < l.n; i++)
+                if (kurer__store_outbox_retry_later(k->st, l.v[i].rowid, now) != 0)
+                    break; /* the items stay due: retried at the next connect */
+            reply_free(r);
+            items_free(&l);
+            return rc;
+        }
+        int stale = 0;
+        for (size_t u = 0; rc == 0 && u < r->u.send_result.n; u++) {
+            const kurer_user_result *ur = &r->u.send_result.users[u];
+            if (ur->status == KURER_SEND_ACCEPTED) {
+                for (size_t i = 0; rc == 0 && i < l.n; i++)
+                    if (strcmp(l.v[i].env.to.user, ur->user) == 0)
+                        rc = kurer__store_outbox_done(k->st, l.v[i].rowid);
+            } else if (ur->status == KURER_SEND_UNKNOWN_USER) {
+                if (why != NULL) {
+                    memset(why, 0, sizeof(*why));
+                    why->by = KURER_REFUSED_BY_RECIPIENT;
+                    snprintf(why->user, sizeof(why->user), "%s", ur->user);
+                }
+                rc = fail_message(k, message_rowid, KURER_EUNKNOWNUSER);
+                if (rc == 0)
+                    rc = KURER_EUNKNOWNUSER;
+            } else {
+                stale = 1;
+                rc = sync_devices(k, ur->user, ur->current.devices, ur->current.n_devices);
+                if (rc == 0)
+                    rc = reencrypt(k, message_rowid, ur->user, deadline, why);
+            }
+        }
+        reply_free(r);
+        items_free(&l);
+        if (rc != 0 || !stale)
+            return rc;
+    }
+    return KURER_ESTALEDEVICES;
+}
+
+typedef struct msg_ids {
+    int64_t *v;
+    size_t n, cap;
+} msg_ids;
+
+static int collect_message(void *ud, const kurer__outbox_item *it)
+{
+    msg_ids *m = ud;
+    for (size_t i = 0; i < m->n; i++)
+        if (m->v[i] == it->message_rowid)
+            return 0;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 8;
+        int64_t *nv = realloc(m->v, cap * sizeof(*nv));
+        if (nv == NULL)
+            return KURER_ENOMEM;
+        m->v = nv;
+        m->cap = cap;
+    }
+    m->v[m->n++] = it->message_rowid;
+    return 0;
+}
+
+/* Sends every outbox message with an item due at due_ms (INT64_MAX: all of them). A message
+ * the relay refuses for good is marked FAILED; a transport failure stops the flush. */
+static int flush_outbox(kurer *k, int64_t due_ms, uint64_t deadline)
+{
+    msg_ids m;
+    memset(&m, 0, sizeof(m));
+    int rc = kurer__store_outbox_each_due(k->st, due_ms, collect_message, &m);
+    for (size_t i = 0; rc == 0 && i < m.n; i++) {
+        int src = send_message(k, m.v[i], deadline, NULL);
+        if (src == KURER_ECLOSED || src == KURER_ETIMEOUT || src == KURER_ENOMEM ||
+            src == KURER_ESTORAGE)
+            rc = src;
+        else if (src != 0)
+            kurer_log(KURER_LOG_WARN, "client", "send_failed",
+                      (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(src))}, 1);
+    }
+    free(m.v);
+    return rc;
+}
+
+/* ---- public calls ---- */
+
+void kurer_set_events(kurer *k, const kurer_events *ev)
+{
+    if (k == NULL)
+        return;
+    if (ev != NULL)
+        k->events = *ev;
+    else
+        memset(&k->events, 0, sizeof(k->events));
+}
+
+int kurer_connected(const kurer *k)
+{
+    return k != NULL && k->net != NULL && k->net->conn != NULL && k->net->established;
+}
+
+static int connect_now(kurer *k, uint64_t deadline)
+{
+    kurer__net *n = NULL;
+    struct sockaddr_storage addr;
+    kurer_handshake_init *hs = NULL;
+    kurer_buf b;
+    if (k->own.chain == NULL)
+        return KURER_ESTATE; /* not enrolled: import the issued chain first */
+    int rc = net_get(k, &n);
+    if (rc != 0)
+        return rc;
+    if (n->conn != NULL && n->established)
+        return 0;
+    if (n->conn != NULL) {
+        kurer_conn_close(n->conn, 0);
+        while (n->conn != NULL && pump(n, deadline) == 0)
+            ;
+        if (n->conn != NULL)
+            return KURER_ETIMEOUT;
+    }
+    push_free_all(n);
+    n->err = 0;
+    n->queue_empty = 0;
+    n->n_acks = 0;
+    if ((rc = kurer_net_parse_addr(k->own.relay, &addr)) != 0)
+        return rc;
+    hs = calloc(1, sizeof(*hs));
+    if (hs == NULL)
+        return KURER_ENOMEM;
+    hs->protocol_version = KURER_PROTOCOL_VERSION;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    rc = kurer_chain_decode(k->own.chain, k->own.chain_len, &hs->chain);
+    if (rc == 0)
+        rc = kurer_handshake_init_encode(hs, &b);
+    free(hs);
+    kurer_net_limits lim = kurer_net_limits_default();
+    if (rc == 0)
+        rc = kurer_conn_connect(&n->conn, &n->loop, (const struct sockaddr *)&addr, &lim, &CBS,
+                                KURER_NOISE_IK, k->own.noise_priv, k->own.relay_key, b.data, b.len,
+                                n);
+    kurer_buf_release(&b);
+    if (rc != 0) {
+        n->conn = NULL;
+        return rc;
+    }
+    while (n->conn != NULL && !n->established && (rc = pump(n, deadline)) == 0)
+        ;
+    if (!n->established) {
+        if (n->conn != NULL) {
+            kurer_conn_close(n->conn, KURER_ETIMEOUT);
+            while (n->conn != NULL && pump(n, kurer_time_mono_ms() + 1000) == 0)
+                ;
+        }
+        return n->err != 0 ? n->err : (rc != 0 ? rc : KURER_ECLOSED);
+    }
+    kurer_log(KURER_LOG_INFO, "client", "connected",
+              (kurer_log_field[]){KURER_LOG_STR("relay", k->own.relay)}, 1);
+    return 0;
+}
+
+int kurer_connect(kurer *k, int timeout_ms)
+{
+    if (k == NULL)
+        return KURER_EINVAL;
+    uint64_t deadline = deadline_in(timeout_ms);
+    if (kurer_connected(k))
+        return 0;
+    int rc = connect_now(k, deadline);
+    if (rc != 0)
+        return rc;
+    /* The newest revocation lists the relay knows (a relay without them answers EUNSUPPORTED). */
+    kurer_client_frame f;
+    kurer_server_frame *r = NULL;
+    memset(&f, 0, sizeof(f));
+    f.body = KURER_CLIENT_REVOCATIONS;
+    rc = rpc(k->net, &f, deadline, &r);
+    if (rc == 0 && r->body == KURER_SERVER_REVOCATIONS)
+        rc = add_lists(k, r->u.revocations.lists, r->u.revocations.n);
+    reply_free(r);
+    if (rc != 0 && rc != KURER_EUNSUPPORTED)
+        return rc;
+    uint64_t uploaded = 0;
+    if ((rc = kurer__store_counter_get(k->st, PREKEYS_UPLOADED, &uploaded)) != 0)
+        return rc;
+    if (uploaded == 0 && (rc = upload_prekeys(k, deadline)) != 0)
+        return rc;
+    /* A new connection is the moment to retry everything left in the outbox (after a crash or
+     * a lost connection), whatever its backoff said. */
+    return flush_outbox(k, INT64_MAX, deadline);
+}
+
+void kurer_disconnect(kurer *k)
+{
+    if (k == NULL || k->net == NULL)
+        return;
+    kurer__net *n = k->net;
+    if (n->conn != NULL) {
+        if (n->n_acks > 0 && n->established)
+            (void)flush_acks(k, deadline_in(DISCONNECT_WAIT_MS));
+        if (n->conn != NULL)
+            kurer_conn_close_after_flush(n->conn, 0);
+        uint64_t deadline = deadline_in(DISCONNECT_WAIT_MS);
+        while (n->conn != NULL && pump(n, deadline) == 0)
+            ;
+        if (n->conn != NULL)
+            kurer_conn_close(n->conn, 0);
+        while (n->conn != NULL && pump(n, deadline_in(DISCONNECT_WAIT_MS)) == 0)
+            ;
+    }
+    push_free_all(n);
+    n->n_acks = 0;
+}
+
+int kurer_refresh(kurer *k, const char *user, int timeout_ms, size_t *devices)
+{
+    if (k == NULL || user == NULL || kurer_user_check(user) != 0)
+        return KURER_EINVAL;
+    uint64_t deadline = deadline_in(timeout_ms);
+    int rc = kurer_connect(k, timeout_ms);
+    if (rc != 0)
+        return rc;
+    const char *users[1] = {user};
+    size_t found = 0;
+    rc = lookup(k, users, 1, deadline, &found);
+    if (rc == 0 && devices != NULL)
+        *devices = found;
+    return rc;
+}
+
+int kurer_queue(kurer *k, const char *to, int level, const char *text, int timeout_ms,
+                kurer_refusal *why, int64_t *message_id)
+{
+    if (why != NULL)
+        memset(why, 0, sizeof(*why));
+    if (k == NULL || to == NULL || text == NULL)
+        return KURER_EINVAL;
+    if (kurer_user_check(to) != 0)
+        return KURER_ESUBJECT;
+    if (strcmp(to, k->own.user) == 0)
+        return KURER_EINVAL; /* our own other devices get sync copies of what we send */
+    uint64_t deadline = deadline_in(timeout_ms);
+    /* Refusals that need no network (our certificate, the ceiling) come first. */
+    kurer_refusal pre;
+    int rc = kurer_check_send(k, to, level, &pre);
+    if (rc != 0 && (pre.by == KURER_REFUSED_BY_SENDER || pre.by == KURER_REFUSED_BY_CEILING ||
+                    pre.by == KURER_REFUSED_BY_NONE)) {
+        if (why != NULL)
+            *why = pre;
+        return rc;
+    }
+    if ((rc = kurer_connect(k, timeout_ms)) != 0)
+        return rc;
+    const char *users[2] = {to, k->own.user};
+    size_t found[2] = {0, 0};
+    if ((rc = lookup(k, users, 2, deadline, found)) != 0)
+        return rc;
+    if (found[0] == 0) {
+        if (why != NULL) {
+            why->by = KURER_REFUSED_BY_RECIPIENT;
+            snprintf(why->user, sizeof(why->user), "%s", to);
+        }
+        return KURER_EUNKNOWNUSER;
+    }
+    if ((rc = ensure_sessions(k, to, deadline, why)) != 0 ||
+        (rc = ensure_sessions(k, k->own.user, deadline, why)) != 0)
+        return rc;
+    return kurer__home_queue(k, to, level, text, why, message_id);
+}
+
+static int message_state(kurer *k, int64_t message_id, int *state, int *reason)
+{
+    msg_info mi;
+    memset(&mi, 0, sizeof(mi));
+    int rc = kurer__store_message_find(k->st, message_id, NULL, copy_info, &mi);
+    free(mi.body);
+    *state = mi.state;
+    *reason = mi.reason;
+    return rc;
+}
+
+int kurer_flush(kurer *k, int timeout_ms)
+{
+    if (k == NULL)
+        return KURER_EINVAL;
+    int rc = kurer_connect(k, timeout_ms);
+    if (rc != 0)
+        return rc;
+    return flush_outbox(k, INT64_MAX, deadline_in(timeout_ms));
+}
+
+int kurer_send(kurer *k, const char *to, int level, const char *text, int timeout_ms,
+               kurer_refusal *why)
+{
+    int64_t id = 0;
+    uint64_t deadline = deadline_in(timeout_ms);
+    int rc = kurer_queue(k, to, level, text, timeout_ms, why, &id);
+    if (rc != 0)
+        return rc;
+    rc = send_message(k, id, deadline, why);
+    int state = 0, reason = 0;
+    int src = message_state(k, id, &state, &reason);
+    if (src != 0)
+        return src;
+    if (state == KURER__MSG_SENT)
+        return 0;
+    if (state == KURER__MSG_FAILED)
+        return reason != 0 ? reason : KURER_EINTERNAL;
+    return rc != 0 ? rc : KURER_ETIMEOUT; /* still in the outbox: sent on a later connect */
+}
+
+int kurer_poll(kurer *k, int timeout_ms, unsigned flags)
+{
+    if (k == NULL)
+        return KURER_EINVAL;
+    uint64_t deadline = deadline_in(timeout_ms);
+    int rc = kurer_connect(k, timeout_ms);
+    if (rc != 0)
+        return rc;
+    kurer__net *n = k->net;
+    for (;;) {
+        if ((rc = process_pushes(k, deadline)) != 0)
+            return rc;
+        if ((flags & KURER_POLL_UNTIL_EMPTY) && n->queue_empty && n->head == NULL)
+            return 0;
+        if (n->conn == NULL)
+            return n->err != 0 ? n->err : KURER_ECLOSED;
+        if ((rc = flush_outbox(k, kurer__home_now(k) * 1000, deadline)) != 0)
+            return rc;
+        if (n->head != NULL)
+            continue;
+        if (pump(n, deadline) != 0)
+            return (flags & KURER_POLL_UNTIL_EMPTY) ? KURER_ETIMEOUT : 0;
+    }
+}
+
+int kurer_outbox_size(kurer *k)
+{
+    if (k == NULL)
+        return KURER_EINVAL;
+    return kurer__store_outbox_count(k->st);
+}

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# client_<case>: the command-line client against a real kurer-relay on 127.0.0.1 (port 0), with
+# certificates made by the real kurer-admin. Every wait is bounded; everything started is
+# stopped by PID on exit.
+#
+# usage: client_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER
+set -uo pipefail
+if [ -z "${CLIENT_FLOW_DETACHED:-}" ]; then
+    # No controlling terminal: a missing passphrase is refused instead of prompting.
+    export CLIENT_FLOW_DETACHED=1
+    exec setsid -w "$0" "$@" </dev/null
+fi
+CASE=$1
+K=$(realpath "$2")
+A=$(realpath "$3")
+R=$(realpath "$4")
+H=$(realpath "$5")
+W=$(mktemp -d /tmp/kurer-client-test-XXXXXX)
+RELAY_PID=
+BG_PIDS=()
+cleanup() {
+    for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    if [ -n "$RELAY_PID" ]; then kill -TERM "$RELAY_PID" 2>/dev/null; wait "$RELAY_PID" 2>/dev/null; fi
+    rm -rf "$W"
+}
+trap cleanup EXIT
+cd "$W" || exit 1
+
+export KURER_ADMIN_PASSPHRASE=admin-passphrase-1 KURER_ADMIN_ROOT_PASSPHRASE=admin-passphrase-1
+export KURER_PASSPHRASE=user-passphrase-1
+failed=0
+
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+ok() { echo "ok   $*"; }
+
+# expect NAME CODE SUBSTRING CMD...: exit code and a part of stdout+stderr
+expect() {
+    local name=$1 code=$2 sub=$3
+    shift 3
+    out=$("$@" </dev/null 2>&1)
+    st=$?
+    if [ "$st" -ne "$code" ] || [[ "$out" != *"$sub"* ]]; then
+        fail "$name: exit $st (want $code), output:"
+        echo "$out" | sed 's/^/    /'
+        echo "    (wanted it to contain: $sub)"
+    else
+        ok "$name"
+    fi
+}
+
+# count NAME N PATTERN TEXT: TEXT has exactly N lines matching PATTERN
+count() {
+    local n
+    n=$(printf '%s\n' "$4" | grep -c -- "$3")
+    if [ "$n" -ne "$2" ]; then
+        fail "$1: $n lines match '$3', want $2:"
+        printf '%s\n' "$4" | sed 's/^/    /'
+    else
+        ok "$1"
+    fi
+}
+
+# wait_for FILE SUBSTRING SECONDS
+wait_for() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+pki() {
+    "$A" root init --dir root --name Rigsrod --kdf-min >/dev/null || exit 1
+    "$A" authority init --root root --dir fm --id fm.dk --name FM --clearance CONFIDENTIAL \
+        --kdf-min >/dev/null || exit 1
+    "$A" authority init --root root --dir sk --id sk.dk --name SK --clearance RESTRICTED \
+        --kdf-min >/dev/null || exit 1
+    "$R" init --dir relay >/dev/null || exit 1
+    RELAY_KEY=$(cat relay/relay.pub)
+}
+
+start_relay() {
+    : >relay.out
+    "$R" run --dir relay --listen "127.0.0.1:${PORT:-0}" --root root/root.crt --crl fm/crl \
+        --crl sk/crl >relay.out 2>>relay.log &
+    RELAY_PID=$!
+    wait_for relay.out "listening" 15 || { echo "relay did not start"; cat relay.log; exit 1; }
+    PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' relay.out)
+}
+
+stop_relay() {
+    kill -TERM "$RELAY_PID" 2>/dev/null
+    wait "$RELAY_PID" 2>/dev/null
+    RELAY_PID=
+}
+
+# device HOME USER ID AUTHDIR [CLEARANCE]: init, issue, import, first connect (prekeys)
+device() {
+    "$K" init --home "$1" --user "$2" --device "$3" --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+    "$A" issue --authority "$4" --csr "$1/device.csr" --out "$1.chain" \
+        ${5:+--clearance $5} >/dev/null || exit 1
+    "$K" import --home "$1" "$1.chain" >/dev/null || exit 1
+    "$K" recv --home "$1" >/dev/null || exit 1
+}
+
+setup() {
+    pki
+    start_relay
+    device anna anna@fm.dk 1 fm CONFIDENTIAL
+    device bob bob@sk.dk 1 sk
+}
+
+case $CASE in
+first_contact)
+    setup
+    expect "send first contact" 0 "sent to bob@sk.dk [RESTRICTED]" \
+        "$K" send --home anna --to bob@sk.dk --level RESTRICTED "Hej Bob"
+    expect "receive" 0 "anna@fm.dk [RESTRICTED] Hej Bob" "$K" recv --home bob
+    expect "reply" 0 "sent" "$K" send --home bob --to anna@fm.dk "Tak, modtaget"
+    expect "receive reply" 0 "bob@sk.dk [UNCLASSIFIED] Tak, modtaget" "$K" recv --home anna
+    expect "json" 0 '"text":"Hej Bob"' "$K" history --home bob --json --with anna@fm.dk
+    expect "history both ways" 0 "anna@fm.dk -> bob@sk.dk [RESTRICTED] Hej Bob" \
+        "$K" history --home anna
+    expect "verify" 0 "safety number" "$K" verify --home anna bob@sk.dk
+    expect "unknown user" 1 "unknown user carl@sk.dk" \
+        "$K" send --home anna --to carl@sk.dk "hello?"
+    expect "nothing new" 0 "" "$K" recv --home bob
+    count "no second copy" 0 "Hej Bob" "$out"
+    ;;
+offline_delivery)
+    setup
+    for i in 1 2 3; do
+        expect "send $i while bob is offline" 0 "sent" \
+            "$K" send --home anna --to bob@sk.dk "offline $i"
+    done
+    # (A relay restart in between is relay_sigkill_restart's subject: restarting on the same
+    # port here could race with other tests' relays taking the freed port.)
+    expect "bob comes online" 0 "offline 1" "$K" recv --home bob
+    count "all three, once, in order" 3 "anna@fm.dk \[UNCLASSIFIED\] offline [123]" "$out"
+    [[ "$out" == *"offline 1"*"offline 2"*"offline 3"* ]] && ok "order" || fail "order: $out"
+    ;;
+multi_device)
+    setup
+    device bob2 bob@sk.dk 2 sk
+    device anna2 anna@fm.dk 2 fm CONFIDENTIAL
+    expect "fan-out send" 0 "sent" "$K" send --home anna --to bob@sk.dk --level RESTRICTED "til alle"
+    expect "bob device 1" 0 "anna@fm.dk [RESTRICTED] til alle" "$K" recv --home bob
+    expect "bob device 2" 0 "anna@fm.dk [RESTRICTED] til alle" "$K" recv --home bob2
+    expect "anna's other device gets a sync copy" 0 \
+        "anna@fm.dk -> bob@sk.dk [RESTRICTED] til alle" "$K" recv --home anna2
+    expect "reply from bob device 2" 0 "sent" "$K" send --home bob2 --to anna@fm.dk "svar"
+    expect "anna 1" 0 "bob@sk.dk [UNCLASSIFIED] svar" "$K" recv --home anna
+    expect "anna 2" 0 "bob@sk.dk [UNCLASSIFIED] svar" "$K" recv --home anna2
+    expect "bob device 1 sync copy" 0 "bob@sk.dk -> anna@fm.dk [UNCLASSIFIED] svar" \
+        "$K" recv --home bob
+    # A device enrolled after the sender last looked: the relay says STALE_DEVICES (or the
+    # directory lists it) and the message reaches it too.
+    device bob3 bob@sk.dk 3 sk
+    expect "send after a new device" 0 "sent" "$K" send --home anna --to bob@sk.dk "ny enhed"
+    expect "bob device 3" 0 "ny enhed" "$K" recv --home bob3
+    expect "anna verify lists 3 devices" 0 "device 3" "$K" verify --home anna bob@sk.dk
+    ;;
+kill_receiver)
+    setup
+    for i in 1 2 3; do "$K" send --home anna --to bob@sk.dk "besked $i" >/dev/null || exit 1; done
+    KURER_TEST_HOLD=committed "$K" recv --home bob >hold.out 2>hold.err &
+    BG_PIDS+=($!)
+    if wait_for hold.err "holding after commit" 15; then ok "receiver held after commit"; else
+        fail "receiver never held"
+    fi
+    kill -9 "${BG_PIDS[-1]}"
+    wait "${BG_PIDS[-1]}" 2>/dev/null
+    count "first message shown before the kill" 1 "besked 1" "$(cat hold.out)"
+    expect "restart receives the rest" 0 "besked 2" "$K" recv --home bob
+    count "redelivered first message not shown again" 0 "besked 1" "$out"
+    count "messages 2 and 3 once" 2 "besked [23]" "$out"
+    expect "history" 0 "besked 3" "$K" history --home bob
+    count "history: no loss, no duplicate" 3 "besked [123]" "$out"
+    expect "queue empty afterwards" 0 "" "$K" recv --home bob
+    count "nothing more" 0 "besked" "$out"
+    ;;
+kill_sender)
+    setup
+    hold_send() { # hold_send N: a send killed -9 after its outbox commit, before it sends
+        KURER_TEST_HOLD=queued "$K" send --home anna --to bob@sk.dk "i udbakken $1" \
+            >"hold$1.out" 2>&1 &
+        BG_PIDS+=($!)
+        if wait_for "hold$1.out" "queued" 15; then ok "sender $1 held after outbox commit"; else
+            fail "sender $1 never held"
+            cat "hold$1.out"
+        fi
+        kill -9 "${BG_PIDS[-1]}"
+        wait "${BG_PIDS[-1]}" 2>/dev/null
+    }
+    hold_send 1
+    expect "pending in history" 0 "i udbakken 1 (pending)" "$K" history --home anna
+    expect "bob has nothing yet" 0 "" "$K" recv --home bob
+    count "nothing yet" 0 "i udbakken" "$out"
+    # The next start connects, and a connect sends what the crash left in the outbox; this one
+    # is killed too, with its own message in the outbox.
+    hold_send 2
+    expect "first sent by the restart" 0 "i udbakken 2 (pending)" "$K" history --home anna
+    count "only the second pending" 1 "(pending)" "$out"
+    expect "restart flushes the outbox" 0 "" "$K" recv --home anna
+    expect "sent in history" 0 "i udbakken 2" "$K" history --home anna
+    count "none pending" 0 "(pending)" "$out"
+    expect "bob receives both" 0 "i udbakken 1" "$K" recv --home bob
+    count "both once" 2 "i udbakken [12]" "$out"
+    ;;
+wrong_passphrase)
+    setup
+    before=$(sha256sum anna/store.db anna/store.kdf)
+    expect "wrong passphrase" 1 "wrong passphrase for anna" \
+        env KURER_PASSPHRASE=not-the-passphrase "$K" history --home anna
+    expect "wrong passphrase json" 1 '"code":"EPASSPHRASE"' \
+        env KURER_PASSPHRASE=not-the-passphrase "$K" recv --home anna --json
+    after=$(sha256sum anna/store.db anna/store.kdf)
+    [ "$before" = "$after" ] && ok "store unchanged" || fail "store changed"
+    expect "no passphrase, no terminal" 1 "set KURER_PASSPHRASE" \
+        env -u KURER_PASSPHRASE "$K" history --home anna
+    expect "passwd" 0 "passphrase changed" \
+        env KURER_NEW_PASSPHRASE=another-passphrase-2 "$K" passwd --home anna
+    expect "old passphrase refused" 1 "wrong passphrase" "$K" history --home anna
+    expect "new passphrase works" 0 "" env KURER_PASSPHRASE=another-passphrase-2 "$K" \
+        send --home anna --to bob@sk.dk "after passwd"
+    expect "usage error" 2 "unknown option '--bogus'" "$K" send --bogus
+    expect "help" 0 "usage: kurer send" "$K" send --help
+    expect "version" 0 "kurer " "$K" --version
+    ;;
+classification)
+    setup
+    expect "recipient's certificate refuses" 1 \
+        "CONFIDENTIAL is above the clearance of bob@sk.dk device 1 (RESTRICTED)" \
+        "$K" send --home anna --to bob@sk.dk --level CONFIDENTIAL "fortroligt"
+    expect "sender's certificate refuses" 1 \
+        "CONFIDENTIAL is above your own certificate's clearance (RESTRICTED)" \
+        "$K" send --home bob --to anna@fm.dk --level CONFIDENTIAL "fortroligt"
+    expect "SECRET is never accepted" 1 "not accredited above CONFIDENTIAL" \
+        "$K" send --home anna --to bob@sk.dk --level SECRET "x"
+    expect "nothing stored for refused sends" 0 "" "$K" history --home anna
+    count "no refused message in history" 0 "fortroligt" "$out"
+    # The receiving side: a sender that ignores the policy (a test helper on libkurer's
+    # internals) sends CONFIDENTIAL to a RESTRICTED device; it is quarantined, never shown.
+    "$H" rogue-send anna bob@sk.dk 3 "skal ikke vises" || fail "rogue send"
+    expect "quarantined on receive" 0 "[CONFIDENTIAL] (quarantined" "$K" recv --home bob
+    count "body not shown" 0 "skal ikke vises" "$out"
+    expect "quarantined json" 0 '"state":"quarantined"' "$K" history --home bob --json
+    count "json has no text" 0 "skal ikke vises" "$out"
+    ;;
+revoked)
+    setup
+    expect "before revocation" 0 "sent" "$K" send --home anna --to bob@sk.dk "foer"
+    expect "bob receives" 0 "foer" "$K" recv --home bob
+    "$A" revoke --authority sk --cert bob.chain --reason device-lost >/dev/null || exit 1
+    kill -HUP "$RELAY_PID"
+    sleep 0.5
+    expect "revoked device cannot receive" 1 "certificate revoked" "$K" recv --home bob
+    expect "revoked device cannot send" 1 "certificate revoked" \
+        "$K" send --home bob --to anna@fm.dk "efter"
+    # A client that holds the list refuses on its own too, relay or not.
+    expect "anna imports the list" 0 "revocation list imported" "$K" import --home anna sk/crl
+    expect "verify shows it" 0 "certificate revoked" "$K" verify --home anna --offline bob@sk.dk
+    expect "nobody can send to it" 1 "bob@sk.dk" "$K" send --home anna --to bob@sk.dk "efter"
+    ;;
+*)
+    echo "unknown case $CASE"
+    exit 2
+    ;;
+esac
+if [ "$failed" -ne 0 ]; then
+    echo "relay log:"
+    tail -20 relay.log
+    exit 1
+fi
+exit 0
