@@ -300,6 +300,7 @@ static void measure(bench_pki *pki, bench_device *devs, size_t N, double rate, d
             w.srv = &srv;
             w.lo = i * N / W;
             w.hi = (i + 1) * N / W;
+            w.next = w.lo;
             w.n_total = N;
             w.cmd_fd = c[0];
             w.rep_fd = r[1];
