@@ -965,6 +965,12 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
         refuse(rc, err);
         goto out;
     }
+    /* The chain was checked before the store answered; a list accepted meanwhile missed this
+     * connection (disconnect_revoked looks at authenticated ones only). */
+    if (kurer_trust_is_revoked(r->trust, rc->v.authority_key_id, rc->v.serial)) {
+        refuse(rc, KURER_EREVOKED);
+        goto out;
+    }
     /* One live connection per device: the newest wins. */
     rconn *old = online(r, &rc->addr);
     if (old != NULL && old != rc) {

@@ -1293,6 +1293,70 @@ static void test_revocation_nk(void **state)
     kurer_buf_release(&v2);
 }
 
+/* A list that arrives while a device's handshake waits for the store (its chain was checked
+ * before the list, its HandshakeAccept would go out after) still refuses the device. The relay
+ * is stopped so that the device's first message and the upload are read in one loop iteration,
+ * the handshake first. */
+static void test_revoked_during_handshake(void **state)
+{
+    world *w = *state;
+    device d;
+    client cd, nk;
+    kurer_buf v1;
+    uint64_t s66 = 66;
+    int st;
+    start_relay(w, NULL, NULL);
+    make_device(w, &d, "anna@mof", 1, 66, 0, 0, 0);
+    make_crl(w, 1, &s66, 1, NULL, &v1);
+    assert_int_equal(cl_connect_nk(w, &nk), 0);
+
+    /* The device's TCP connection is accepted; its first message is not sent yet (it goes out
+     * when the client's loop runs). */
+    kurer_buf b;
+    kurer_handshake_init hi;
+    memset(&cd, 0, sizeof(cd));
+    cd.next_req = 1;
+    assert_int_equal(uv_loop_init(&cd.loop), 0);
+    hi.protocol_version = KURER_PROTOCOL_VERSION;
+    hi.chain = d.chain;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    assert_int_equal(kurer_handshake_init_encode(&hi, &b), 0);
+    assert_int_equal(kurer_conn_connect(&cd.c, &cd.loop, (struct sockaddr *)&w->addr, NULL, &cl_cbs,
+                                        KURER_NOISE_IK, d.sk, w->relay_pk, b.data, b.len, &cd),
+                     0);
+    kurer_buf_release(&b);
+    usleep(300000);
+
+    assert_int_equal(kill(w->relay, SIGSTOP), 0);
+    assert_int_equal(waitpid(w->relay, &st, WUNTRACED), w->relay);
+    assert_true(WIFSTOPPED(st));
+    pump(&cd, NULL, 200); /* handshake message 1 */
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_REVOCATION;
+    assert_int_equal(kurer_crl_decode(v1.data, v1.len, &q.u.revocation), 0);
+    uint64_t id = cl_send(&nk, &q);
+    kurer_crl_release(&q.u.revocation);
+    pump(&nk, NULL, 200);
+    assert_int_equal(kill(w->relay, SIGCONT), 0);
+
+    kurer_server_frame r;
+    wait_answer(&nk, id, &r);
+    assert_int_equal(r.body, KURER_SERVER_OK);
+    kurer_server_frame_release(&r);
+    pump(&cd, &cd.established, 10000);
+    if (cd.established && !cd.acc.has_error) {
+        /* Accepted after the list: it must at least be thrown out at once. */
+        pump(&cd, &cd.closed, 2000);
+        assert_true(cd.closed);
+    }
+    assert_true(cd.acc.has_error);
+    assert_int_equal(cd.acc.error_code, KURER_EREVOKED);
+    cl_free(&cd);
+    cl_free(&nk);
+    kurer_buf_release(&v1);
+}
+
 #ifdef KURER_ADMIN_BIN
 /* kurer-admin publish against a real relay: Ok, then the relay's ESTALE as exit 1. */
 static void test_admin_publish(void **state)
@@ -1619,6 +1683,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_rate_mailbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_per_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_during_handshake, setup, teardown),
 #ifdef KURER_ADMIN_BIN
         cmocka_unit_test_setup_teardown(test_admin_publish, setup, teardown),
 #endif
