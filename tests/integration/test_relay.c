@@ -1636,6 +1636,50 @@ static void test_limits_rate_mailbox(void **state)
     cl_free(&cb);
 }
 
+/* mailbox_max holds for the envelopes of one request too: five for one device with room for
+ * three are refused as a whole, and nothing is stored. */
+static void test_mailbox_max_one_request(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    kurer_server_frame f;
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "mailbox_max = 3\n";
+    write_file(cfg, conf, strlen(conf));
+    start_relay(w, "--config", cfg);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    cl_free(&cb);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    enum { N = 5 };
+    kurer_envelope e[N];
+    uint8_t contents[N][40];
+    for (uint32_t i = 0; i < N; i++)
+        make_env(&e[i], &b, i, contents[i]);
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_SEND;
+    q.u.send.envelopes = e;
+    q.u.send.n = N;
+    wait_answer(&ca, cl_send(&ca, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_ERROR);
+    assert_int_equal(f.u.error.code, KURER_ELIMIT);
+    kurer_server_frame_release(&f);
+    /* Exactly up to the limit is fine. */
+    q.u.send.n = 3;
+    wait_answer(&ca, cl_send(&ca, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_SEND_RESULT);
+    assert_int_equal(f.u.send_result.users[0].status, KURER_SEND_ACCEPTED);
+    kurer_server_frame_release(&f);
+    cl_free(&ca);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    assert_int_equal(cb.acc.queued, 3);
+    cl_free(&cb);
+}
+
 /* A device that connects again replaces its live connection (EBUSY push and close). */
 static void test_one_connection_per_device(void **state)
 {
@@ -1684,6 +1728,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_limits_rate_mailbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_per_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_during_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mailbox_max_one_request, setup, teardown),
 #ifdef KURER_ADMIN_BIN
         cmocka_unit_test_setup_teardown(test_admin_publish, setup, teardown),
 #endif
