@@ -1680,6 +1680,81 @@ static void test_mailbox_max_one_request(void **state)
     cl_free(&cb);
 }
 
+/* With a smaller max_record, an envelope that fits in the sender's record but whose Deliver
+ * (with from, server_ts and seq added) would not fit in the recipient's is refused (ELIMIT)
+ * rather than accepted: accepted, it would cost the recipient its connection at every
+ * delivery and block its mailbox for good. */
+static void test_max_record_deliverable(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    kurer_server_frame f;
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "max_record = 4096\n";
+    write_file(cfg, conf, strlen(conf));
+    start_relay(w, "--config", cfg);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    expect_body(&cb, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+
+    /* The largest content whose send request still fits in one 4096-byte record. */
+    static uint8_t content[4096];
+    kurer_envelope e;
+    kurer_client_frame q;
+    kurer_buf enc;
+    memset(&e, 0, sizeof(e));
+    kurer_random(e.id, sizeof(e.id));
+    e.to = b.addr;
+    e.type = KURER_ENVELOPE_MESSAGE;
+    e.content = content;
+    memset(content, 7, sizeof(content));
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_SEND;
+    q.request_id = 1000000;
+    q.u.send.envelopes = &e;
+    q.u.send.n = 1;
+    size_t len = 0;
+    for (size_t l = 3000; l < sizeof(content); l++) {
+        e.content_len = l;
+        kurer_buf_init(&enc, KURER_FRAME_MAX);
+        assert_int_equal(kurer_client_frame_encode(&q, &enc), 0);
+        size_t fl = enc.len;
+        kurer_buf_release(&enc);
+        if (fl + 16 > 4096)
+            break;
+        len = l;
+    }
+    e.content_len = len;
+    wait_answer(&ca, cl_send(&ca, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_ERROR);
+    assert_int_equal(f.u.error.code, KURER_ELIMIT);
+    kurer_server_frame_release(&f);
+    assert_false(ca.closed);
+
+    /* The recipient is still connected and still served. */
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_PING;
+    wait_answer(&cb, cl_send(&cb, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_PONG);
+    kurer_server_frame_release(&f);
+    assert_int_equal(send_one(&ca, &b, 1, NULL), KURER_SEND_ACCEPTED);
+    for (;;) {
+        assert_int_equal(cl_next(&cb, &f, 10000), 1);
+        if (f.body == KURER_SERVER_DELIVER)
+            break;
+        kurer_server_frame_release(&f);
+    }
+    kurer_server_frame_release(&f);
+    assert_false(cb.closed);
+    cl_free(&ca);
+    cl_free(&cb);
+}
+
 /* A device that connects again replaces its live connection (EBUSY push and close). */
 static void test_one_connection_per_device(void **state)
 {
@@ -1729,6 +1804,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_one_connection_per_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_during_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailbox_max_one_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_record_deliverable, setup, teardown),
 #ifdef KURER_ADMIN_BIN
         cmocka_unit_test_setup_teardown(test_admin_publish, setup, teardown),
 #endif
