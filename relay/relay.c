@@ -376,8 +376,13 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         send_error(rc, f->request_id, KURER_ELIMIT, 0);
         return;
     }
+    /* Every envelope accepted must fit, as a Deliver, in one of the recipient's records: one
+     * that cannot would cost the recipient its connection at every delivery attempt. */
+    uint64_t room = r->cfg.max_record - KURER_NOISE_TAGLEN - KURER_ENVELOPE_OVERHEAD_MAX;
+    if (r->cfg.max_record < KURER_NOISE_TAGLEN + KURER_ENVELOPE_OVERHEAD_MAX)
+        room = 0;
     for (size_t i = 0; i < n; i++)
-        if (env[i].content_len > r->cfg.max_envelope) {
+        if (env[i].content_len > r->cfg.max_envelope || env[i].content_len > room) {
             send_error(rc, f->request_id, KURER_ELIMIT, 0);
             return;
         }
@@ -963,6 +968,12 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
     }
     if (err != 0) {
         refuse(rc, err);
+        goto out;
+    }
+    /* The chain was checked before the store answered; a list accepted meanwhile missed this
+     * connection (disconnect_revoked looks at authenticated ones only). */
+    if (kurer_trust_is_revoked(r->trust, rc->v.authority_key_id, rc->v.serial)) {
+        refuse(rc, KURER_EREVOKED);
         goto out;
     }
     /* One live connection per device: the newest wins. */

@@ -107,7 +107,13 @@ static int exec_put(kurer_store *s, op *o)
             sqlite3_bind_int64(cnt, 2, o->items[i].to.device_id);
             if (sqlite3_step(cnt) != SQLITE_ROW)
                 goto out;
-            if ((uint64_t)sqlite3_column_int64(cnt, 0) + 1 > o->mailbox_max) {
+            /* Earlier items of this put for the same device count too. */
+            uint64_t mine = 1;
+            for (size_t j = 0; j < i; j++)
+                if (o->items[j].to.device_id == o->items[i].to.device_id &&
+                    strcmp(o->items[j].to.user, o->items[i].to.user) == 0)
+                    mine++;
+            if ((uint64_t)sqlite3_column_int64(cnt, 0) + mine > o->mailbox_max) {
                 rc = KURER_ELIMIT;
                 goto out;
             }

@@ -1293,6 +1293,70 @@ static void test_revocation_nk(void **state)
     kurer_buf_release(&v2);
 }
 
+/* A list that arrives while a device's handshake waits for the store (its chain was checked
+ * before the list, its HandshakeAccept would go out after) still refuses the device. The relay
+ * is stopped so that the device's first message and the upload are read in one loop iteration,
+ * the handshake first. */
+static void test_revoked_during_handshake(void **state)
+{
+    world *w = *state;
+    device d;
+    client cd, nk;
+    kurer_buf v1;
+    uint64_t s66 = 66;
+    int st;
+    start_relay(w, NULL, NULL);
+    make_device(w, &d, "anna@mof", 1, 66, 0, 0, 0);
+    make_crl(w, 1, &s66, 1, NULL, &v1);
+    assert_int_equal(cl_connect_nk(w, &nk), 0);
+
+    /* The device's TCP connection is accepted; its first message is not sent yet (it goes out
+     * when the client's loop runs). */
+    kurer_buf b;
+    kurer_handshake_init hi;
+    memset(&cd, 0, sizeof(cd));
+    cd.next_req = 1;
+    assert_int_equal(uv_loop_init(&cd.loop), 0);
+    hi.protocol_version = KURER_PROTOCOL_VERSION;
+    hi.chain = d.chain;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    assert_int_equal(kurer_handshake_init_encode(&hi, &b), 0);
+    assert_int_equal(kurer_conn_connect(&cd.c, &cd.loop, (struct sockaddr *)&w->addr, NULL, &cl_cbs,
+                                        KURER_NOISE_IK, d.sk, w->relay_pk, b.data, b.len, &cd),
+                     0);
+    kurer_buf_release(&b);
+    usleep(300000);
+
+    assert_int_equal(kill(w->relay, SIGSTOP), 0);
+    assert_int_equal(waitpid(w->relay, &st, WUNTRACED), w->relay);
+    assert_true(WIFSTOPPED(st));
+    pump(&cd, NULL, 200); /* handshake message 1 */
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_REVOCATION;
+    assert_int_equal(kurer_crl_decode(v1.data, v1.len, &q.u.revocation), 0);
+    uint64_t id = cl_send(&nk, &q);
+    kurer_crl_release(&q.u.revocation);
+    pump(&nk, NULL, 200);
+    assert_int_equal(kill(w->relay, SIGCONT), 0);
+
+    kurer_server_frame r;
+    wait_answer(&nk, id, &r);
+    assert_int_equal(r.body, KURER_SERVER_OK);
+    kurer_server_frame_release(&r);
+    pump(&cd, &cd.established, 10000);
+    if (cd.established && !cd.acc.has_error) {
+        /* Accepted after the list: it must at least be thrown out at once. */
+        pump(&cd, &cd.closed, 2000);
+        assert_true(cd.closed);
+    }
+    assert_true(cd.acc.has_error);
+    assert_int_equal(cd.acc.error_code, KURER_EREVOKED);
+    cl_free(&cd);
+    cl_free(&nk);
+    kurer_buf_release(&v1);
+}
+
 #ifdef KURER_ADMIN_BIN
 /* kurer-admin publish against a real relay: Ok, then the relay's ESTALE as exit 1. */
 static void test_admin_publish(void **state)
@@ -1572,6 +1636,125 @@ static void test_limits_rate_mailbox(void **state)
     cl_free(&cb);
 }
 
+/* mailbox_max holds for the envelopes of one request too: five for one device with room for
+ * three are refused as a whole, and nothing is stored. */
+static void test_mailbox_max_one_request(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    kurer_server_frame f;
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "mailbox_max = 3\n";
+    write_file(cfg, conf, strlen(conf));
+    start_relay(w, "--config", cfg);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    cl_free(&cb);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    enum { N = 5 };
+    kurer_envelope e[N];
+    uint8_t contents[N][40];
+    for (uint32_t i = 0; i < N; i++)
+        make_env(&e[i], &b, i, contents[i]);
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_SEND;
+    q.u.send.envelopes = e;
+    q.u.send.n = N;
+    wait_answer(&ca, cl_send(&ca, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_ERROR);
+    assert_int_equal(f.u.error.code, KURER_ELIMIT);
+    kurer_server_frame_release(&f);
+    /* Exactly up to the limit is fine. */
+    q.u.send.n = 3;
+    wait_answer(&ca, cl_send(&ca, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_SEND_RESULT);
+    assert_int_equal(f.u.send_result.users[0].status, KURER_SEND_ACCEPTED);
+    kurer_server_frame_release(&f);
+    cl_free(&ca);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    assert_int_equal(cb.acc.queued, 3);
+    cl_free(&cb);
+}
+
+/* With a smaller max_record, an envelope that fits in the sender's record but whose Deliver
+ * (with from, server_ts and seq added) would not fit in the recipient's is refused (ELIMIT)
+ * rather than accepted: accepted, it would cost the recipient its connection at every
+ * delivery and block its mailbox for good. */
+static void test_max_record_deliverable(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    kurer_server_frame f;
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "max_record = 4096\n";
+    write_file(cfg, conf, strlen(conf));
+    start_relay(w, "--config", cfg);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    expect_body(&cb, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+
+    /* The largest content whose send request still fits in one 4096-byte record. */
+    static uint8_t content[4096];
+    kurer_envelope e;
+    kurer_client_frame q;
+    kurer_buf enc;
+    memset(&e, 0, sizeof(e));
+    kurer_random(e.id, sizeof(e.id));
+    e.to = b.addr;
+    e.type = KURER_ENVELOPE_MESSAGE;
+    e.content = content;
+    memset(content, 7, sizeof(content));
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_SEND;
+    q.request_id = 1000000;
+    q.u.send.envelopes = &e;
+    q.u.send.n = 1;
+    size_t len = 0;
+    for (size_t l = 3000; l < sizeof(content); l++) {
+        e.content_len = l;
+        kurer_buf_init(&enc, KURER_FRAME_MAX);
+        assert_int_equal(kurer_client_frame_encode(&q, &enc), 0);
+        size_t fl = enc.len;
+        kurer_buf_release(&enc);
+        if (fl + 16 > 4096)
+            break;
+        len = l;
+    }
+    e.content_len = len;
+    wait_answer(&ca, cl_send(&ca, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_ERROR);
+    assert_int_equal(f.u.error.code, KURER_ELIMIT);
+    kurer_server_frame_release(&f);
+    assert_false(ca.closed);
+
+    /* The recipient is still connected and still served. */
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_PING;
+    wait_answer(&cb, cl_send(&cb, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_PONG);
+    kurer_server_frame_release(&f);
+    assert_int_equal(send_one(&ca, &b, 1, NULL), KURER_SEND_ACCEPTED);
+    for (;;) {
+        assert_int_equal(cl_next(&cb, &f, 10000), 1);
+        if (f.body == KURER_SERVER_DELIVER)
+            break;
+        kurer_server_frame_release(&f);
+    }
+    kurer_server_frame_release(&f);
+    assert_false(cb.closed);
+    cl_free(&ca);
+    cl_free(&cb);
+}
+
 /* A device that connects again replaces its live connection (EBUSY push and close). */
 static void test_one_connection_per_device(void **state)
 {
@@ -1619,6 +1802,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_rate_mailbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_per_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_during_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mailbox_max_one_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_record_deliverable, setup, teardown),
 #ifdef KURER_ADMIN_BIN
         cmocka_unit_test_setup_teardown(test_admin_publish, setup, teardown),
 #endif
