@@ -2,10 +2,13 @@
  *
  * The names below follow the specification's sections 5.1-5.3 (CipherState, SymmetricState,
  * HandshakeState) so that the code can be read against it. Everything the handshake knows lives in
- * one sodium_malloc block that kurer_noise_hs_free wipes. */
+ * one heap block that kurer_noise_hs_free wipes. It lives for one round trip, so it is ordinary
+ * memory, not guarded memory: sodium_malloc costs several mappings and an mlock per call, which
+ * capped how many handshakes (and connections) a relay could hold. Long-lived keys stay guarded. */
 #include "kurer/noise.h"
 #include "kurer/crypto.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -258,6 +261,16 @@ int kurer_noise_hs_new(kurer_noise_hs **out, kurer_noise_pattern p, int initiato
                        const uint8_t *prologue, size_t prologue_len,
                        const uint8_t local_static_sk[32], const uint8_t remote_static_pk[32])
 {
+    return kurer_noise_hs_new_with_public(out, p, initiator, prologue, prologue_len,
+                                          local_static_sk, NULL, remote_static_pk);
+}
+
+int kurer_noise_hs_new_with_public(kurer_noise_hs **out, kurer_noise_pattern p, int initiator,
+                                   const uint8_t *prologue, size_t prologue_len,
+                                   const uint8_t local_static_sk[32],
+                                   const uint8_t local_static_pk[32],
+                                   const uint8_t remote_static_pk[32])
+{
     kurer_noise_hs *hs;
     const char *name;
     size_t name_len;
@@ -266,8 +279,8 @@ int kurer_noise_hs_new(kurer_noise_hs **out, kurer_noise_pattern p, int initiato
     if (out == NULL)
         return KURER_EINVAL;
     *out = NULL;
-    /* sodium_malloc needs sodium_init; a caller that forgot kurer_crypto_init gets an error
-     * here rather than a crash. It is idempotent and cheap after the first call. */
+    /* libsodium needs sodium_init; a caller that forgot kurer_crypto_init gets an error here
+     * rather than a crash. It is idempotent and cheap after the first call. */
     if ((rc = kurer_crypto_init()) != 0)
         return rc;
     if (prologue == NULL && prologue_len > 0)
@@ -287,9 +300,9 @@ int kurer_noise_hs_new(kurer_noise_hs **out, kurer_noise_pattern p, int initiato
     else
         return KURER_EINVAL;
 
-    /* sodium_malloc places the block right before a guard page, so its alignment is that of
-     * sizeof(*hs), which C makes a multiple of the struct's alignment. */
-    hs = sodium_malloc(sizeof(*hs));
+    if (local_static_pk != NULL && local_static_sk == NULL)
+        return KURER_EINVAL;
+    hs = malloc(sizeof(*hs));
     if (hs == NULL)
         return KURER_ENOMEM;
     memset(hs, 0, sizeof(*hs));
@@ -299,7 +312,9 @@ int kurer_noise_hs_new(kurer_noise_hs **out, kurer_noise_pattern p, int initiato
 
     if (local_static_sk != NULL) {
         memcpy(hs->s_sk, local_static_sk, 32);
-        if ((rc = base_point(hs->s_pk, hs->s_sk)) != 0) {
+        if (local_static_pk != NULL) {
+            memcpy(hs->s_pk, local_static_pk, 32);
+        } else if ((rc = base_point(hs->s_pk, hs->s_sk)) != 0) {
             kurer_noise_hs_free(hs);
             return rc;
         }
@@ -326,8 +341,8 @@ void kurer_noise_hs_free(kurer_noise_hs *hs)
 {
     if (hs == NULL)
         return;
-    /* sodium_free wipes the block before it unmaps it. */
-    sodium_free(hs);
+    sodium_memzero(hs, sizeof(*hs));
+    free(hs);
 }
 
 int kurer_noise_hs_set_ephemeral(kurer_noise_hs *hs, const uint8_t sk[32])

@@ -70,6 +70,15 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_noise_hs_new(kurer_noise_hs **out, kurer
                                                      size_t prologue_len,
                                                      const uint8_t local_static_sk[32],
                                                      const uint8_t remote_static_pk[32]);
+/* As kurer_noise_hs_new, with the local static public key already known (local_static_pk must
+ * be the public key of local_static_sk; the caller checked it once, e.g. when the key was
+ * loaded). A responder that serves many handshakes with one key saves an X25519 base-point
+ * multiplication per handshake. Both keys are NULL where the pattern has no local static key. */
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_noise_hs_new_with_public(kurer_noise_hs **out, kurer_noise_pattern p, int initiator,
+                               const uint8_t *prologue, size_t prologue_len,
+                               const uint8_t local_static_sk[32], const uint8_t local_static_pk[32],
+                               const uint8_t remote_static_pk[32]);
 /* Wipes and frees a handshake state. NULL-safe. */
 KURER_EXPORT void kurer_noise_hs_free(kurer_noise_hs *hs);
 

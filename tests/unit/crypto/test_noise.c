@@ -77,7 +77,8 @@ static kurer_noise_hs *initiator_after_m1(const keys *k, kurer_noise_pattern p)
     return ini;
 }
 
-static void round_trip(kurer_noise_pattern p)
+/* with_public: the responder is made with its public key precomputed, as the relay does. */
+static void round_trip_as(kurer_noise_pattern p, int with_public)
 {
     keys k;
     kurer_noise_hs *ini = NULL, *res = NULL;
@@ -91,7 +92,13 @@ static void round_trip(kurer_noise_pattern p)
     assert_int_equal(kurer_noise_hs_new(&ini, p, 1, prologue, PROLOGUE_LEN,
                                         p == KURER_NOISE_IK ? k.init_sk : NULL, k.resp_pk),
                      0);
-    assert_int_equal(kurer_noise_hs_new(&res, p, 0, prologue, PROLOGUE_LEN, k.resp_sk, NULL), 0);
+    if (with_public)
+        assert_int_equal(kurer_noise_hs_new_with_public(&res, p, 0, prologue, PROLOGUE_LEN,
+                                                        k.resp_sk, k.resp_pk, NULL),
+                         0);
+    else
+        assert_int_equal(kurer_noise_hs_new(&res, p, 0, prologue, PROLOGUE_LEN, k.resp_sk, NULL),
+                         0);
     kurer_buf_init(&m, KURER_NOISE_MAX_MSG);
     kurer_buf_init(&pl, KURER_NOISE_MAX_MSG);
 
@@ -160,13 +167,28 @@ static void round_trip(kurer_noise_pattern p)
 static void test_round_trip_ik(void **state)
 {
     (void)state;
-    round_trip(KURER_NOISE_IK);
+    round_trip_as(KURER_NOISE_IK, 0);
+    round_trip_as(KURER_NOISE_IK, 1);
 }
 
 static void test_round_trip_nk(void **state)
 {
     (void)state;
-    round_trip(KURER_NOISE_NK);
+    round_trip_as(KURER_NOISE_NK, 0);
+    round_trip_as(KURER_NOISE_NK, 1);
+}
+
+static void test_with_public_arguments(void **state)
+{
+    (void)state;
+    keys k;
+    kurer_noise_hs *hs = NULL;
+    make_keys(&k);
+    /* A public key without its private key is a caller error. */
+    assert_int_equal(kurer_noise_hs_new_with_public(&hs, KURER_NOISE_NK, 1, prologue, PROLOGUE_LEN,
+                                                    NULL, k.init_pk, k.resp_pk),
+                     KURER_EINVAL);
+    assert_null(hs);
 }
 
 /* Every bit position class at every offset of both handshake messages. */
@@ -640,12 +662,19 @@ static int setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip_ik),    cmocka_unit_test(test_round_trip_nk),
-        cmocka_unit_test(test_tamper_handshake), cmocka_unit_test(test_tamper_transport),
-        cmocka_unit_test(test_truncated),        cmocka_unit_test(test_wrong_responder_key),
-        cmocka_unit_test(test_weak_dh),          cmocka_unit_test(test_wrong_turn),
-        cmocka_unit_test(test_bad_arguments),    cmocka_unit_test(test_prologue_mismatch),
-        cmocka_unit_test(test_size_limits),      cmocka_unit_test(test_nonce_exhaustion),
+        cmocka_unit_test(test_round_trip_ik),
+        cmocka_unit_test(test_round_trip_nk),
+        cmocka_unit_test(test_tamper_handshake),
+        cmocka_unit_test(test_tamper_transport),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_wrong_responder_key),
+        cmocka_unit_test(test_weak_dh),
+        cmocka_unit_test(test_wrong_turn),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_prologue_mismatch),
+        cmocka_unit_test(test_size_limits),
+        cmocka_unit_test(test_nonce_exhaustion),
+        cmocka_unit_test(test_with_public_arguments),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
