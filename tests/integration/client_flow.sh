@@ -264,6 +264,28 @@ revoked)
     expect "verify shows it" 0 "certificate revoked" "$K" verify --home anna --offline bob@sk.dk
     expect "nobody can send to it" 1 "bob@sk.dk" "$K" send --home anna --to bob@sk.dk "efter"
     ;;
+outbox_revoked)
+    # An item that waits in the outbox is checked again when it goes out: the recipient's
+    # certificate was revoked meanwhile, and the relay has not been told (it lags, or hides the
+    # list), so only the sending client can refuse.
+    setup
+    expect "before revocation" 0 "sent" "$K" send --home anna --to bob@sk.dk "foer"
+    KURER_TEST_HOLD=queued "$K" send --home anna --to bob@sk.dk "efter spaerring" \
+        >hold.out 2>&1 &
+    BG_PIDS+=($!)
+    if wait_for hold.out "queued" 15; then ok "sender held after outbox commit"; else
+        fail "sender never held"
+        cat hold.out
+    fi
+    kill -9 "${BG_PIDS[-1]}"
+    wait "${BG_PIDS[-1]}" 2>/dev/null
+    "$A" revoke --authority sk --cert bob.chain --reason device-lost >/dev/null || exit 1
+    expect "anna imports the list" 0 "revocation list imported" "$K" import --home anna sk/crl
+    expect "anna's restart flushes the outbox" 0 "" "$K" recv --home anna
+    expect "not sent: failed in history" 0 "efter spaerring (failed)" "$K" history --home anna
+    expect "bob's device (unrevoked at the relay) receives nothing" 0 "" "$K" recv --home bob
+    count "not delivered to the revoked device" 0 "efter spaerring" "$out"
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2
