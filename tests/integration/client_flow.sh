@@ -286,6 +286,28 @@ outbox_revoked)
     expect "bob's device (unrevoked at the relay) receives nothing" 0 "" "$K" recv --home bob
     count "not delivered to the revoked device" 0 "efter spaerring" "$out"
     ;;
+escapes)
+    # A peer's text reaches a terminal: escape sequences (ESC, and the 8-bit CSI and NEL that
+    # terminals act on as C1 controls, raw or UTF-8 encoded), bidirectional overrides and
+    # newlines must never be printed raw, in plain or JSON output; JSON must stay valid.
+    setup
+    body=$'a\x1b[2Jb\xc2\x9bc\xc2\x85d\x9be\xe2\x80\xaef\\g\nh'
+    expect "send control characters" 0 "sent" "$K" send --home anna --to bob@sk.dk "$body"
+    unsafe() { printf '%s' "$1" | LC_ALL=C grep -c -P '\x1b|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|[\x80-\xff]'; }
+    expect "recv" 0 'a\x1b[2Jb\u{009b}c\u{0085}d\x9be\u{202e}f\\g\nh' "$K" recv --home bob
+    count "recv: one line" 1 "anna@fm.dk" "$out"
+    [ "$(unsafe "$out")" -eq 0 ] && ok "recv: nothing raw" || fail "recv printed raw bytes: $out"
+    expect "history" 0 'a\x1b[2Jb\u{009b}c\u{0085}d\x9be\u{202e}f\\g\nh' "$K" history --home bob
+    [ "$(unsafe "$out")" -eq 0 ] && ok "history: nothing raw" || fail "history printed raw: $out"
+    expect "history json" 0 '"text":' "$K" history --home bob --json
+    [ "$(unsafe "$out")" -eq 0 ] && ok "json: nothing raw" || fail "json printed raw: $out"
+    if printf '%s\n' "$out" | python3 -c '
+import json, sys
+want = "a\x1b[2Jb\x9bc\x85d\ufffde\u202ef\\g\nh"
+lines = [json.loads(l) for l in sys.stdin.buffer.read().split(b"\n") if l]
+assert [m["text"] for m in lines] == [want], lines
+'; then ok "json: valid, text round-trips"; else fail "json: $out"; fi
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2
