@@ -739,6 +739,41 @@ static int fail_message(kurer *k, int64_t message_rowid, int reason)
     return kurer__store_commit(k->st);
 }
 
+/* The send policy again for every item of l, now: an item can wait in the outbox (backoff, a
+ * crash, a lost connection) while a certificate expires or is revoked, and the ciphertext must
+ * not go to a device that no longer holds a valid certificate allowing the level. An item for
+ * a device whose certificate the home no longer holds (forgotten by a directory sync) is
+ * dropped; any other refusal fails the whole message, as kurer_queue would have. */
+static int recheck_items(kurer *k, int64_t message_rowid, item_list *l, kurer_refusal *why)
+{
+    msg_info mi;
+    memset(&mi, 0, sizeof(mi));
+    int rc = kurer__store_message_find(k->st, message_rowid, NULL, copy_info, &mi);
+    if (mi.body != NULL) {
+        kurer_memzero(mi.body, strlen(mi.body));
+        free(mi.body);
+    }
+    size_t kept = 0, i = 0;
+    for (; rc == 0 && i < l->n; i++) {
+        item *x = &l->v[i];
+        int c = kurer__home_check_device(k, mi.level, x->env.to.user, x->env.to.device_id, why);
+        if (c == KURER_ENOTFOUND) {
+            rc =
+                kurer__store_outbox_drop(k->st, message_rowid, x->env.to.user, x->env.to.device_id);
+            free(x->content);
+            continue;
+        }
+        l->v[kept++] = *x;
+        rc = c;
+    }
+    for (; i < l->n; i++) /* not looked at: still l's to free */
+        l->v[kept++] = l->v[i];
+    l->n = kept;
+    if (rc == 0 && kept == 0)
+        rc = KURER_ENOTFOUND; /* no device left that may receive it */
+    return rc;
+}
+
 /* Sends the outbox items of one message until the relay accepted them all (or refused the
  * message). One SendRequest carries every item of the message: the relay checks, per
  * recipient user, that the envelopes name exactly that user's current devices. */
@@ -753,6 +788,15 @@ static int send_message(kurer *k, int64_t message_rowid, uint64_t deadline, kure
             l.n == 0) {
             items_free(&l);
             return rc;
+        }
+        if ((rc = recheck_items(k, message_rowid, &l, why)) != 0) {
+            items_free(&l);
+            if (!permanent(rc))
+                return rc;
+            kurer_log(KURER_LOG_WARN, "client", "send_refused",
+                      (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
+            int frc = fail_message(k, message_rowid, rc);
+            return frc != 0 ? frc : rc;
         }
         kurer_envelope *envs = calloc(l.n, sizeof(*envs));
         if (envs == NULL) {

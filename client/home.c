@@ -466,6 +466,39 @@ int kurer_check_receive(kurer *k, const char *from, uint32_t device_id, int leve
     return 0;
 }
 
+/* The send policy for one envelope, at the moment it goes out: our own certificate and the
+ * ceiling allow level, and user/device holds a valid certificate now that allows it too. */
+int kurer__home_check_device(kurer *k, int level, const char *user, uint32_t device,
+                             kurer_refusal *why)
+{
+    kurer_verified me, peer;
+    refuse(why, KURER_REFUSED_BY_NONE, NULL, 0, 0);
+    int rc = level_ok(level);
+    if (rc != 0)
+        return rc;
+    if ((rc = own_verified(k, &me)) != 0) {
+        refuse(why, KURER_REFUSED_BY_SENDER, k->own.user, k->own.device_id, 0);
+        return rc;
+    }
+    if (level > (int)me.ceiling) {
+        refuse(why, KURER_REFUSED_BY_CEILING, NULL, 0, (int)me.ceiling);
+        return KURER_ECLEARANCE;
+    }
+    if (level > (int)me.clearance) {
+        refuse(why, KURER_REFUSED_BY_SENDER, me.user, me.device_id, (int)me.clearance);
+        return KURER_ECLEARANCE;
+    }
+    if ((rc = kurer__session_peer_check(k->sess, user, device, &peer)) != 0) {
+        refuse(why, KURER_REFUSED_BY_RECIPIENT, user, device, 0);
+        return rc;
+    }
+    if (level > (int)peer.clearance) {
+        refuse(why, KURER_REFUSED_BY_RECIPIENT, user, device, (int)peer.clearance);
+        return KURER_ECLEARANCE;
+    }
+    return 0;
+}
+
 /* ---- the engine's send and receive halves ---- */
 
 /* The padded Content for one device: the DataMessage itself for the recipient's devices, a

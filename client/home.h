@@ -44,6 +44,13 @@ int64_t kurer__home_now(const kurer *k);
 KURER_MUST_CHECK int kurer__home_queue(kurer *k, const char *to, int level, const char *body,
                                        kurer_refusal *why, int64_t *rowid);
 
+/* The send policy for one outbox envelope, checked again whenever it is sent (an item may wait
+ * in the outbox across restarts while certificates expire or are revoked): 0 if our own
+ * certificate, the root's ceiling and the valid certificate of user/device all allow level;
+ * else KURER_ECLEARANCE or the certificate error, with *why (may be NULL) saying whose. */
+KURER_MUST_CHECK int kurer__home_check_device(kurer *k, int level, const char *user,
+                                              uint32_t device, kurer_refusal *why);
+
 /* Encrypts message message_rowid (to, level, body, sent_at) for user/device (the recipient's
  * device, or one of our own for a sync copy) and adds the outbox item. Inside the caller's
  * transaction, if any. KURER_ESTATE without a session. */

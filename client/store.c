@@ -1,9 +1,10 @@
 /* The device store over SQLCipher (see store.h for the contract).
  *
- * Key handling: PRAGMA key with a raw key ("x'<64 hex>'") bypasses SQLCipher's PBKDF2; the
- * statement text holds the key, so it is built in guarded memory and wiped. PRAGMA key never
- * fails by itself: the first read of sqlite_master tells a wrong key (SQLITE_NOTADB), and it
- * happens before anything could write (no journal mode change, no migration). */
+ * Key handling: a raw key ("x'<64 hex>'") bypasses SQLCipher's PBKDF2; it is built in guarded
+ * memory, handed to sqlite3_key/sqlite3_rekey (never as SQL text, which SQLite copies into its
+ * heap) and wiped. Keying never fails by itself: the first read of sqlite_master tells a wrong
+ * key (SQLITE_NOTADB), and it happens before anything could write (no journal mode change, no
+ * migration). */
 #include "store.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define SQLITE_HAS_CODEC 1 /* declares sqlite3_key and sqlite3_rekey (SQLCipher) */
 #include <sqlite3.h>
 
 #include "kurer/buf.h"
@@ -213,22 +215,23 @@ static int column_str(sqlite3_stmt *s, int i, char *out, size_t cap)
 
 /* ---- open, key, pragmas ---- */
 
-static int apply_key(sqlite3 *db, const uint8_t key[KURER__STORE_KEY_LEN], const char *pragma)
+static int apply_key(sqlite3 *db, const uint8_t key[KURER__STORE_KEY_LEN], int rekey)
 {
-    /* pragma "key" or "rekey": PRAGMA rekey = "x'<64 hex>'"; */
-    const size_t cap = 64 + 2 * KURER__STORE_KEY_LEN;
-    char *sql = kurer_secure_alloc(cap);
-    if (sql == NULL)
+    /* x'<64 hex>': SQLCipher's raw-key form. Through sqlite3_key/sqlite3_rekey, not a PRAGMA
+     * statement: SQLite's parser and prepared statement would keep copies of the statement
+     * text (the key) in its heap and free them unwiped; SQLCipher wipes its own copy. */
+    const size_t len = 2 * KURER__STORE_KEY_LEN + 3;
+    char *raw = kurer_secure_alloc(len + 1);
+    if (raw == NULL)
         return KURER_ENOMEM;
-    char hex[2 * KURER__STORE_KEY_LEN + 1];
-    kurer_hex_encode(hex, key, KURER__STORE_KEY_LEN);
-    int n = snprintf(sql, cap, "PRAGMA %s = \"x'%s'\";", pragma, hex);
-    kurer_memzero(hex, sizeof(hex));
-    int rc = KURER_EINTERNAL;
-    if (n > 0 && (size_t)n < cap)
-        rc = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : KURER_ESTORAGE;
-    kurer_secure_free(sql); /* wipes */
-    return rc;
+    raw[0] = 'x';
+    raw[1] = '\'';
+    kurer_hex_encode(raw + 2, key, KURER__STORE_KEY_LEN);
+    raw[len - 1] = '\'';
+    raw[len] = '\0';
+    int r = rekey ? sqlite3_rekey(db, raw, (int)len) : sqlite3_key(db, raw, (int)len);
+    kurer_secure_free(raw); /* wipes */
+    return r == SQLITE_OK ? 0 : KURER_ESTORAGE;
 }
 
 /* SQLCipher, not plain SQLite: PRAGMA cipher_version must name a version. */
@@ -327,7 +330,7 @@ static int store_try(const char *home, const uint8_t key[KURER__STORE_KEY_LEN], 
         rc = sql_err(sr);
         goto out;
     }
-    if ((rc = check_cipher(st->db)) != 0 || (rc = apply_key(st->db, key, "key")) != 0 ||
+    if ((rc = check_cipher(st->db)) != 0 || (rc = apply_key(st->db, key, 0)) != 0 ||
         (rc = verify_key(st->db)) != 0)
         goto out;
     *out = st;
@@ -517,7 +520,7 @@ int kurer__store_rekey_key(kurer__store *st, const uint8_t key[KURER__STORE_KEY_
         return KURER_EINVAL;
     if (st->depth > 0)
         return KURER_ESTATE;
-    int rc = apply_key(st->db, key, "rekey");
+    int rc = apply_key(st->db, key, 1);
     if (rc == 0)
         rc = verify_key(st->db);
     return rc;

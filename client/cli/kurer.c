@@ -67,34 +67,97 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     return RC_USAGE;
 }
 
-static void json_str(FILE *f, const char *s)
+/* Text from peers (message bodies) is printed to terminals: nothing in it may act on the
+ * terminal or fake the layout of a line. Decodes one UTF-8 sequence at s: its length (1..4)
+ * with *cp, or 0 if the byte at s does not start a valid, shortest-form sequence. */
+static size_t utf8_next(const unsigned char *s, uint32_t *cp)
 {
+    unsigned c = s[0];
+    size_t n;
+    uint32_t v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2, v = c & 0x1f, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3, v = c & 0x0f, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4, v = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+        v = v << 6 | (s[i] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+/* Code points shown escaped: C0 and C1 controls and DEL (escape sequences, CSI, NEL), line
+ * and paragraph separators, and the bidirectional controls that reorder what a line shows. */
+static int unsafe_cp(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c || cp == 0x200e ||
+           cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* A JSON string: valid JSON (bytes that are not UTF-8 become U+FFFD) with every unsafe code
+ * point escaped, so that the output is safe on a terminal too. */
+static void json_str(FILE *f, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
     fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
+    while (*s) {
+        uint32_t cp = 0;
+        size_t n = utf8_next(s, &cp);
+        if (n == 0) {
+            fputs("\\ufffd", f);
+            s++;
+            continue;
+        }
+        if (cp == '"' || cp == '\\')
+            fprintf(f, "\\%c", (int)cp);
+        else if (cp == '\n')
             fputs("\\n", f);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
+        else if (unsafe_cp(cp))
+            fprintf(f, "\\u%04x", (unsigned)cp);
         else
-            fputc(c, f);
+            fwrite(s, 1, n, f);
+        s += n;
     }
     fputc('"', f);
 }
 
-/* Text on one line: control characters shown escaped. */
-static void line_str(FILE *f, const char *s)
+/* Text on one line, safe on a terminal: a backslash is doubled, a newline is \n, other unsafe
+ * code points are \u{XXXX} (\xNN below 0x80), bytes that are not UTF-8 are \xNN. */
+static void line_str(FILE *f, const char *str)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '\n')
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        uint32_t cp = 0;
+        size_t n = utf8_next(s, &cp);
+        if (n == 0) {
+            fprintf(f, "\\x%02x", *s);
+            s++;
+            continue;
+        }
+        if (cp == '\\')
+            fputs("\\\\", f);
+        else if (cp == '\n')
             fputs("\\n", f);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\x%02x", c);
+        else if (unsafe_cp(cp) && cp < 0x80)
+            fprintf(f, "\\x%02x", (unsigned)cp);
+        else if (unsafe_cp(cp))
+            fprintf(f, "\\u{%04x}", (unsigned)cp);
         else
-            fputc(c, f);
+            fwrite(s, 1, n, f);
+        s += n;
     }
 }
 

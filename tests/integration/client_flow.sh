@@ -264,6 +264,50 @@ revoked)
     expect "verify shows it" 0 "certificate revoked" "$K" verify --home anna --offline bob@sk.dk
     expect "nobody can send to it" 1 "bob@sk.dk" "$K" send --home anna --to bob@sk.dk "efter"
     ;;
+outbox_revoked)
+    # An item that waits in the outbox is checked again when it goes out: the recipient's
+    # certificate was revoked meanwhile, and the relay has not been told (it lags, or hides the
+    # list), so only the sending client can refuse.
+    setup
+    expect "before revocation" 0 "sent" "$K" send --home anna --to bob@sk.dk "foer"
+    KURER_TEST_HOLD=queued "$K" send --home anna --to bob@sk.dk "efter spaerring" \
+        >hold.out 2>&1 &
+    BG_PIDS+=($!)
+    if wait_for hold.out "queued" 15; then ok "sender held after outbox commit"; else
+        fail "sender never held"
+        cat hold.out
+    fi
+    kill -9 "${BG_PIDS[-1]}"
+    wait "${BG_PIDS[-1]}" 2>/dev/null
+    "$A" revoke --authority sk --cert bob.chain --reason device-lost >/dev/null || exit 1
+    expect "anna imports the list" 0 "revocation list imported" "$K" import --home anna sk/crl
+    expect "anna's restart flushes the outbox" 0 "" "$K" recv --home anna
+    expect "not sent: failed in history" 0 "efter spaerring (failed)" "$K" history --home anna
+    expect "bob's device (unrevoked at the relay) receives nothing" 0 "" "$K" recv --home bob
+    count "not delivered to the revoked device" 0 "efter spaerring" "$out"
+    ;;
+escapes)
+    # A peer's text reaches a terminal: escape sequences (ESC, and the 8-bit CSI and NEL that
+    # terminals act on as C1 controls, raw or UTF-8 encoded), bidirectional overrides and
+    # newlines must never be printed raw, in plain or JSON output; JSON must stay valid.
+    setup
+    body=$'a\x1b[2Jb\xc2\x9bc\xc2\x85d\x9be\xe2\x80\xaef\\g\nh'
+    expect "send control characters" 0 "sent" "$K" send --home anna --to bob@sk.dk "$body"
+    unsafe() { printf '%s' "$1" | LC_ALL=C grep -c -P '\x1b|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|[\x80-\xff]'; }
+    expect "recv" 0 'a\x1b[2Jb\u{009b}c\u{0085}d\x9be\u{202e}f\\g\nh' "$K" recv --home bob
+    count "recv: one line" 1 "anna@fm.dk" "$out"
+    [ "$(unsafe "$out")" -eq 0 ] && ok "recv: nothing raw" || fail "recv printed raw bytes: $out"
+    expect "history" 0 'a\x1b[2Jb\u{009b}c\u{0085}d\x9be\u{202e}f\\g\nh' "$K" history --home bob
+    [ "$(unsafe "$out")" -eq 0 ] && ok "history: nothing raw" || fail "history printed raw: $out"
+    expect "history json" 0 '"text":' "$K" history --home bob --json
+    [ "$(unsafe "$out")" -eq 0 ] && ok "json: nothing raw" || fail "json printed raw: $out"
+    if printf '%s\n' "$out" | python3 -c '
+import json, sys
+want = "a\x1b[2Jb\x9bc\x85d\ufffde\u202ef\\g\nh"
+lines = [json.loads(l) for l in sys.stdin.buffer.read().split(b"\n") if l]
+assert [m["text"] for m in lines] == [want], lines
+'; then ok "json: valid, text round-trips"; else fail "json: $out"; fi
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2

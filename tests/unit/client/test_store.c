@@ -1,4 +1,5 @@
 /* client_store: the SQLCipher device store. One ctest entry per case (client_store_<case>). */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -189,6 +190,100 @@ static void test_raw_key(void **state)
     assert_int_equal(kurer__store_open_pass(f->home, PASS, strlen(PASS), &st), KURER_ENOENT);
 }
 
+/* SQLite's allocator, wrapped: every block is searched for the hex form of the store key when
+ * it is freed or moved, because a freed copy stays readable in the process (core dumps, a
+ * later heap bug). The key may live only in SQLCipher's own (wiped) memory. */
+typedef struct mem_hdr {
+    size_t n;
+    size_t pad;
+} mem_hdr;
+
+static char g_needle[2 * 32 + 1];
+static int g_key_left;
+
+static void mem_scan(const void *p, size_t n)
+{
+    if (g_needle[0] != '\0' && memmem(p, n, g_needle, 64) != NULL)
+        g_key_left = 1;
+}
+
+static void *mem_malloc(int n)
+{
+    mem_hdr *h = malloc(sizeof(*h) + (size_t)n);
+    if (h == NULL)
+        return NULL;
+    h->n = (size_t)n;
+    return h + 1;
+}
+
+static void mem_free(void *p)
+{
+    if (p == NULL)
+        return;
+    mem_hdr *h = (mem_hdr *)p - 1;
+    mem_scan(p, h->n);
+    free(h);
+}
+
+static int mem_size(void *p)
+{
+    return p != NULL ? (int)((mem_hdr *)p - 1)->n : 0;
+}
+
+static void *mem_realloc(void *p, int n)
+{
+    void *q = mem_malloc(n);
+    if (q != NULL && p != NULL) {
+        size_t old = (size_t)mem_size(p);
+        memcpy(q, p, old < (size_t)n ? old : (size_t)n);
+        mem_free(p);
+    }
+    return q;
+}
+
+static int mem_roundup(int n)
+{
+    return (n + 7) & ~7;
+}
+
+static int mem_init(void *ud)
+{
+    (void)ud;
+    return SQLITE_OK;
+}
+
+static void mem_shutdown(void *ud)
+{
+    (void)ud;
+}
+
+static void test_key_not_in_heap(void **state)
+{
+    fixture *f = *state;
+    static const sqlite3_mem_methods mm = {mem_malloc,  mem_free, mem_realloc,  mem_size,
+                                           mem_roundup, mem_init, mem_shutdown, NULL};
+    kurer__store *st = NULL;
+    uint8_t k1[32], k2[32];
+    assert_int_equal(sqlite3_shutdown(), SQLITE_OK);
+    assert_int_equal(sqlite3_config(SQLITE_CONFIG_MALLOC, &mm), SQLITE_OK);
+    assert_int_equal(sqlite3_initialize(), SQLITE_OK);
+    kurer_random(k1, 32);
+    kurer_random(k2, 32);
+
+    kurer_hex_encode(g_needle, k1, 32);
+    assert_int_equal(kurer__store_create_key(f->home, k1, &st), 0);
+    kurer__store_close(st);
+    assert_int_equal(kurer__store_open_key(f->home, k1, &st), 0);
+    kurer_hex_encode(g_needle, k2, 32);
+    assert_int_equal(kurer__store_rekey_key(st, k2), 0);
+    kurer__store_close(st);
+    assert_int_equal(kurer__store_open_key(f->home, k2, &st), 0);
+    kurer__store_close(st);
+    assert_int_equal(sqlite3_shutdown(), SQLITE_OK);
+    assert_false(g_key_left);
+    g_needle[0] = '\0';
+}
+
 /* A crash between PRAGMA rekey and the rename: store.kdf is old, store.kdf.new is right. And a
  * crash before the rekey: store.kdf.new is stale and goes away. */
 static void test_rekey_interrupted(void **state)
@@ -334,6 +429,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_wrong_passphrase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rekey, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raw_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_not_in_heap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rekey_interrupted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages_outbox, setup, teardown),
