@@ -417,6 +417,34 @@ void kurer__session_free(kurer__session *s)
 
 /* ---- peers ---- */
 
+/* Refuses to replace the certificate held for a device address with one issued earlier: a relay
+ * (which hands out chains) must not be able to roll a peer back to an older certificate that was
+ * superseded but never revoked, say one from before a clearance was lowered. "Earlier" is by
+ * not_before, which stays meaningful across an authority's key rotation (serials restart). */
+static int peer_rollback_check(kurer__session *s, const kurer_verified *v, const kurer_chain *chain)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    kurer_chain *old;
+    int rc = kurer__store_peer_device_get(s->st, v->user, v->device_id, &data, &len);
+    if (rc == KURER_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    old = malloc(sizeof(*old));
+    if (old == NULL) {
+        free(data);
+        return KURER_ENOMEM;
+    }
+    /* A stored chain that no longer decodes is replaced, not trusted. */
+    if (kurer_chain_decode(data, len, old) == 0 &&
+        chain->certs[0].body.not_before < old->certs[0].body.not_before)
+        rc = KURER_ESTALE;
+    free(old);
+    free(data);
+    return rc;
+}
+
 int kurer__session_peer_add(kurer__session *s, const kurer_chain *chain, kurer_verified *out)
 {
     kurer_verified v;
@@ -426,6 +454,8 @@ int kurer__session_peer_add(kurer__session *s, const kurer_chain *chain, kurer_v
         return rc;
     if (strcmp(v.user, s->own->user) == 0 && v.device_id == s->own->device_id)
         return KURER_EINVAL;
+    if ((rc = peer_rollback_check(s, &v, chain)) != 0)
+        return rc;
     kurer_buf_init(&b, KURER_CHAIN_BYTES_MAX);
     rc = kurer_chain_encode(chain, &b);
     if (rc == 0)

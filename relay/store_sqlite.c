@@ -56,6 +56,8 @@ struct kurer_store {
     op *in_head, **in_tail;     /* submitted */
     op *done_head, **done_tail; /* completed, for the loop */
     int stopping;
+    int writing;   /* the writer holds the connection (a batch is running) */
+    int exclusive; /* a start-up loader holds the connection: the writer waits */
     kurer_store_stats stats;
 };
 
@@ -426,11 +428,14 @@ static void *writer(void *arg)
     kurer_store *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (s->in_head == NULL && !s->stopping)
+        while ((s->in_head == NULL || s->exclusive) && !s->stopping)
             pthread_cond_wait(&s->cv, &s->mu);
-        op *batch = s->in_head;
-        s->in_head = NULL;
-        s->in_tail = &s->in_head;
+        op *batch = s->exclusive ? NULL : s->in_head;
+        if (batch != NULL) {
+            s->in_head = NULL;
+            s->in_tail = &s->in_head;
+            s->writing = 1;
+        }
         int stop = s->stopping && batch == NULL;
         pthread_mutex_unlock(&s->mu);
         if (stop)
@@ -481,6 +486,8 @@ static void *writer(void *arg)
                     o->err = txrc;
         }
         pthread_mutex_lock(&s->mu);
+        s->writing = 0;
+        pthread_cond_broadcast(&s->cv); /* a loader may be waiting for the connection */
         s->stats.commits++;
         s->stats.last_batch = count;
         s->stats.last_commit_us = (kurer_time_mono_ns() - t0) / 1000;
@@ -547,7 +554,7 @@ static void submit(kurer_store *s, op *o)
     *s->in_tail = o;
     s->in_tail = &o->next;
     s->stats.queued_ops++;
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -629,7 +636,7 @@ void kurer_store_close(kurer_store *s)
         return;
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     run_completions(s);
@@ -639,12 +646,49 @@ void kurer_store_close(kurer_store *s)
     uv_close((uv_handle_t *)&s->async, free_self);
 }
 
+/* The blocking start-up loaders use the writer's connection on the loop thread. They take it
+ * only between batches and keep the writer off it meanwhile (what is submitted waits). */
+static void exclusive_begin(kurer_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    while (s->writing)
+        pthread_cond_wait(&s->cv, &s->mu);
+    s->exclusive = 1;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void exclusive_end(kurer_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->exclusive = 0;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int load_directory(kurer_store *s, kurer_store_device_cb cb, void *arg);
+static int load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg);
+
 int kurer_store_load_directory(kurer_store *s, kurer_store_device_cb cb, void *arg)
+{
+    exclusive_begin(s);
+    int rc = load_directory(s, cb, arg);
+    exclusive_end(s);
+    return rc;
+}
+
+int kurer_store_load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg)
+{
+    exclusive_begin(s);
+    int rc = load_crls(s, cb, arg);
+    exclusive_end(s);
+    return rc;
+}
+
+static int load_directory(kurer_store *s, kurer_store_device_cb cb, void *arg)
 {
     sqlite3_stmt *st = NULL;
     int r;
-    /* The writer may be running: the connection is shared, so take the writer's turn. Called
-     * at start-up only, before anything is submitted. */
+    /* The caller holds the connection (exclusive_begin). */
     if (sqlite3_prepare_v2(s->db, "SELECT user, device, serial, chain FROM devices", -1, &st,
                            NULL) != SQLITE_OK)
         return KURER_ESTORAGE;
@@ -812,7 +856,7 @@ int kurer_store_count_prekeys(kurer_store *s, const kurer_device_address *dev,
     return 0;
 }
 
-int kurer_store_load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg)
+static int load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg)
 {
     sqlite3_stmt *st = NULL;
     int r;

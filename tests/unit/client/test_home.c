@@ -497,6 +497,34 @@ static void test_untrusted(void **state)
     assert_int_equal(kurer_import_chain(w->anna.k, bytes, buf.len), KURER_EKEYMISMATCH);
 }
 
+/* A relay cannot roll a peer back to a certificate issued before the one held. */
+static void test_rollback(void **state)
+{
+    world *w = *state;
+    kurer_chain ch;
+    kurer_cert_body body;
+    uint8_t bytes[KURER_CHAIN_BYTES_MAX];
+    kurer_buf buf;
+    first_contact(w); /* Bob holds Anna's certificate, not_before = now - 1 day */
+    /* An older certificate for the same device (same keys, the authority's signature). */
+    issue(w, &w->anna, KURER_LEVEL_CONFIDENTIAL, 500, &ch);
+    body = ch.certs[0].body;
+    body.not_before -= 2 * DAY;
+    assert_int_equal(kurer_cert_sign(&body, &w->auth_key, &ch.certs[0]), 0);
+    kurer_buf_init_fixed(&buf, bytes, sizeof(bytes));
+    assert_int_equal(kurer_chain_encode(&ch, &buf), 0);
+    assert_int_equal(kurer_add_peer(w->bob.k, bytes, buf.len), KURER_ESTALE);
+    /* A newer one replaces it. */
+    body.not_before += 3 * DAY - 60;
+    body.serial = 501;
+    assert_int_equal(kurer_cert_sign(&body, &w->auth_key, &ch.certs[0]), 0);
+    kurer_buf_init_fixed(&buf, bytes, sizeof(bytes));
+    assert_int_equal(kurer_chain_encode(&ch, &buf), 0);
+    w->now += DAY; /* so that the new certificate is already valid */
+    assert_int_equal(kurer_add_peer(w->bob.k, bytes, buf.len), 0);
+    w->now -= DAY;
+}
+
 /* Anna CONFIDENTIAL, Bob RESTRICTED. */
 static void test_classification_send(void **state)
 {
@@ -622,6 +650,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_revoked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_classification_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_classification_receive, setup, teardown),
         cmocka_unit_test(test_classification_ceiling),
