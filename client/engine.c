@@ -633,11 +633,23 @@ static int collect_item(void *ud, const kurer__outbox_item *it)
 typedef struct msg_info {
     char to[KURER_SUBJECT_MAX + 1];
     int level;
-    char *body;
+    char *body; /* plaintext: release with msg_info_release */
+    size_t body_len;
     int64_t sent_at;
     int state;
     int reason;
 } msg_info;
+
+/* Wipes and frees the plaintext copy. */
+static void msg_info_release(msg_info *mi)
+{
+    if (mi->body != NULL) {
+        kurer_memzero(mi->body, mi->body_len);
+        free(mi->body);
+    }
+    mi->body = NULL;
+    mi->body_len = 0;
+}
 
 static int copy_info(void *ud, const kurer__msg *m)
 {
@@ -652,6 +664,7 @@ static int copy_info(void *ud, const kurer__msg *m)
         return KURER_ENOMEM;
     memcpy(mi->body, m->body, m->body_len);
     mi->body[m->body_len] = '\0';
+    mi->body_len = m->body_len;
     return 0;
 }
 
@@ -718,7 +731,7 @@ static int reencrypt(kurer *k, int64_t message_rowid, const char *user, uint64_t
     else
         rc = kurer__store_commit(k->st);
 out:
-    free(mi.body);
+    msg_info_release(&mi);
     free(held);
     items_free(&old);
     return rc;
@@ -749,10 +762,7 @@ static int recheck_items(kurer *k, int64_t message_rowid, item_list *l, kurer_re
     msg_info mi;
     memset(&mi, 0, sizeof(mi));
     int rc = kurer__store_message_find(k->st, message_rowid, NULL, copy_info, &mi);
-    if (mi.body != NULL) {
-        kurer_memzero(mi.body, strlen(mi.body));
-        free(mi.body);
-    }
+    msg_info_release(&mi);
     size_t kept = 0, i = 0;
     for (; rc == 0 && i < l->n; i++) {
         item *x = &l->v[i];
@@ -853,6 +863,18 @@ static int send_message(kurer *k, int64_t message_rowid, uint64_t deadline, kure
         if (rc != 0 || !stale)
             return rc;
     }
+    /* The relay kept answering with another device list: back off, rather than sending the
+     * message again on every poll. */
+    item_list left;
+    memset(&left, 0, sizeof(left));
+    left.only_message = message_rowid;
+    if (kurer__store_outbox_each_due(k->st, INT64_MAX, collect_item, &left) == 0) {
+        int64_t now = kurer__home_now(k) * 1000;
+        for (size_t i = 0; i < left.n; i++)
+            if (kurer__store_outbox_retry_later(k->st, left.v[i].rowid, now) != 0)
+                break;
+    }
+    items_free(&left);
     return KURER_ESTALEDEVICES;
 }
 
@@ -1090,7 +1112,7 @@ static int message_state(kurer *k, int64_t message_id, int *state, int *reason)
     msg_info mi;
     memset(&mi, 0, sizeof(mi));
     int rc = kurer__store_message_find(k->st, message_id, NULL, copy_info, &mi);
-    free(mi.body);
+    msg_info_release(&mi);
     *state = mi.state;
     *reason = mi.reason;
     return rc;
