@@ -181,7 +181,7 @@ static void ratchet(bench_home *a, bench_home *b, size_t size, double seconds, s
 
 static double argon2id_ms(int runs)
 {
-    double ms[3];
+    double ms[3] = {0};
     uint8_t out[32], salt[KURER_SALT_LEN];
     kurer_kdf_params p = kurer_kdf_default();
     kurer_random(salt, sizeof(salt));

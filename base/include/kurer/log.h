@@ -26,7 +26,13 @@ typedef struct kurer_log_field {
     int64_t num;
 } kurer_log_field;
 
-#define KURER_LOG_STR(k, v) ((kurer_log_field){(k), (v) != NULL ? (v) : "", 0})
+/* NULL logs as "". A function, not a ?: in the macro, so that string literals are not compared
+ * with NULL at every call site. */
+static inline const char *kurer__log_nonnull(const char *s)
+{
+    return s != NULL ? s : "";
+}
+#define KURER_LOG_STR(k, v) ((kurer_log_field){(k), kurer__log_nonnull(v), 0})
 #define KURER_LOG_INT(k, v) ((kurer_log_field){(k), NULL, (int64_t)(v)})
 
 /* Where logs go (default: stderr) and from which level (default: INFO). */
