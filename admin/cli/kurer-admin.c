@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -48,6 +49,7 @@
 #define F_CRL             "crl"
 #define F_SERIAL          "serial"
 #define F_LOG             "issuance.log"
+#define F_DIRLOCK         ".lock"
 #define DEFAULT_PASS      "KURER_ADMIN_PASSPHRASE"
 #define DEFAULT_ROOT_PASS "KURER_ADMIN_ROOT_PASSPHRASE"
 #define PASS_MAX          1024
@@ -490,6 +492,77 @@ static int make_dir(const char *dir)
     return 0;
 }
 
+/* ------------------------------------------------------------------------ locking */
+
+/* Every command that reads a root or authority directory and then writes it holds the
+ * directory's lock (DIR/.lock, an empty file, mode 0600; flock) from before the first read to
+ * after the last write, so that two runs at once (two revokes, parallel issues) are serialized
+ * instead of one silently undoing the other. A busy lock is waited for (Ctrl-C ends the wait). */
+static int lock_dir(const char *dir, int *fdp)
+{
+    char path[PATH_MAX_LEN];
+    int rc, said = 0;
+    if (*fdp >= 0)
+        return 0;
+    if ((rc = join(path, dir, F_DIRLOCK)) != 0)
+        return rc;
+    for (;;) {
+        struct stat a, b;
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return refuse(errno == EACCES ? KURER_EPERM : KURER_EIO, "cannot lock %s (%s): %s", dir,
+                          path, errno == EACCES ? "permission denied" : strerror(errno));
+        for (;;) {
+            if (flock(fd, said ? LOCK_EX : LOCK_EX | LOCK_NB) == 0)
+                break;
+            if (errno == EINTR)
+                continue;
+            if (errno == EWOULDBLOCK && !said) {
+                fprintf(stderr, "kurer-admin: waiting for another kurer-admin working on %s\n",
+                        dir);
+                said = 1;
+                continue;
+            }
+            rc = errno;
+            close(fd);
+            return refuse(KURER_EIO, "cannot lock %s: %s", path, strerror(rc));
+        }
+        /* The lock file must still be the one at the path (not removed or replaced while we
+         * waited): otherwise the lock guards nothing. */
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino) {
+            *fdp = fd;
+            return 0;
+        }
+        close(fd);
+    }
+}
+
+/* Locks dir if it is an existing directory; otherwise does nothing (the caller's own checks
+ * report a missing directory, or it creates the directory and locks it then). */
+static int lock_existing(const char *dir, int *fdp)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    return lock_dir(dir, fdp);
+}
+
+static void unlock_dir(int *fdp)
+{
+    if (*fdp >= 0)
+        close(*fdp);
+    *fdp = -1;
+}
+
+/* 1 if a and b are the same existing directory. */
+static int same_dir(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 typedef enum file_kind {
     FK_UNKNOWN = 0,
     FK_CERT,
@@ -841,8 +914,18 @@ static const char help_root_init[] =
     "  --force               replace an existing root in ROOTDIR\n"
     "  --json                print the result as one JSON object\n";
 
+static int root_files_absent(const issuer *is, int force)
+{
+    int rc;
+    if ((rc = must_not_exist(is->key_path, force)) || (rc = must_not_exist(is->crt_path, force)) ||
+        (rc = must_not_exist(is->log_path, force)) || (rc = must_not_exist(is->serial_path, force)))
+        return rc;
+    return 0;
+}
+
 static int cmd_root_init(int argc, char **argv)
 {
+    int lockfd = -1;
     static const optdef defs[] = {
         {"help", 0, 0},    {"json", 0, 0},    {"dir", 1, 0},  {"name", 1, 0},
         {"id", 1, 0},      {"ceiling", 1, 0}, {"days", 1, 0}, {"passphrase-env", 1, 0},
@@ -884,9 +967,8 @@ static int cmd_root_init(int argc, char **argv)
         return refuse(KURER_ESUBJECT, "invalid root id '%s' (1-63 of a-z 0-9 - .)", id);
 
     /* Every file init writes, the log and serial state included: none is replaced silently. */
-    if ((rc = issuer_paths(&is, dir, 1)) != 0 || (rc = must_not_exist(is.key_path, force)) ||
-        (rc = must_not_exist(is.crt_path, force)) || (rc = must_not_exist(is.log_path, force)) ||
-        (rc = must_not_exist(is.serial_path, force)))
+    if ((rc = issuer_paths(&is, dir, 1)) != 0 || (rc = lock_existing(dir, &lockfd)) != 0 ||
+        (rc = root_files_absent(&is, force)) != 0)
         goto out;
     memset(&body, 0, sizeof(body));
     body.version = 1;
@@ -917,8 +999,11 @@ static int cmd_root_init(int argc, char **argv)
         rc = refuse(rc, "cannot encode the root certificate: %s", kurer_strerror(rc));
         goto out;
     }
-    /* Everything is checked: now write. */
+    /* Everything is checked: now write. A directory that did not exist is locked as soon as
+     * it does, and checked again under the lock. */
     if ((rc = make_dir(dir)) != 0)
+        goto out;
+    if (lockfd < 0 && ((rc = lock_dir(dir, &lockfd)) != 0 || (rc = root_files_absent(&is, force))))
         goto out;
     rc = kurer_signing_key_save(&key, is.key_path, pass.p, pass.n, &kdf, force);
     secret_free(&pass);
@@ -958,6 +1043,7 @@ out:
     kurer_signing_key_release(&key);
     kurer_buf_release(&crt);
     issuer_release(&is);
+    unlock_dir(&lockfd);
     return rc;
 }
 
@@ -999,8 +1085,19 @@ static int crl_image(kurer_crl *crl, const issuer *is, kurer_buf *out)
     return 0;
 }
 
+static int auth_files_absent(const issuer *is, int force)
+{
+    int rc;
+    if ((rc = must_not_exist(is->key_path, force)) || (rc = must_not_exist(is->crt_path, force)) ||
+        (rc = must_not_exist(is->crl_path, force)) || (rc = must_not_exist(is->log_path, force)) ||
+        (rc = must_not_exist(is->serial_path, force)))
+        return rc;
+    return 0;
+}
+
 static int cmd_authority_init(int argc, char **argv)
 {
+    int rootlock = -1, authlock = -1;
     static const optdef defs[] = {{"help", 0, 0},
                                   {"json", 0, 0},
                                   {"root", 1, 0},
@@ -1063,7 +1160,14 @@ static int cmd_authority_init(int argc, char **argv)
         rc = refuse(KURER_ELIMIT, "--name is longer than %d bytes", KURER_NAME_MAX);
         goto out;
     }
-    if ((rc = issuer_load(&root, rootdir, 1, 1, now)) != 0)
+    if (same_dir(rootdir, dir)) {
+        rc = refuse(KURER_EINVAL, "--dir %s is the root's directory: give the authority its own",
+                    dir);
+        goto out;
+    }
+    /* The root's directory first (its serial and log change too), then the authority's. */
+    if ((rc = lock_existing(rootdir, &rootlock)) != 0 ||
+        (rc = issuer_load(&root, rootdir, 1, 1, now)) != 0)
         goto out;
     if (!given)
         clearance = root.cert.body.clearance;
@@ -1073,10 +1177,8 @@ static int cmd_authority_init(int argc, char **argv)
                     kurer_level_name((int)root.cert.body.clearance));
         goto out;
     }
-    if ((rc = issuer_paths(&auth, dir, 0)) != 0 || (rc = must_not_exist(auth.key_path, force)) ||
-        (rc = must_not_exist(auth.crt_path, force)) ||
-        (rc = must_not_exist(auth.crl_path, force)) || (rc = must_not_exist(auth.log_path, force)) ||
-        (rc = must_not_exist(auth.serial_path, force)))
+    if ((rc = issuer_paths(&auth, dir, 0)) != 0 || (rc = lock_existing(dir, &authlock)) != 0 ||
+        (rc = auth_files_absent(&auth, force)) != 0)
         goto out;
     if ((rc = issuer_open_key(&root, rootenv)) != 0)
         goto out;
@@ -1123,14 +1225,19 @@ static int cmd_authority_init(int argc, char **argv)
         goto out;
     }
 
-    /* Everything is checked: now write. The root's serial first, so it is never reused. */
+    /* Everything is checked: now write. A directory that did not exist is locked as soon as
+     * it does, and checked again under the lock. Then the root's serial, so it is never
+     * reused. */
+    if ((rc = make_dir(dir)) != 0)
+        goto out;
+    if (authlock < 0 &&
+        ((rc = lock_dir(dir, &authlock)) != 0 || (rc = auth_files_absent(&auth, force)) != 0))
+        goto out;
     {
         uint64_t serial;
         if ((rc = reserve_serial(&root, &serial)) != 0)
             goto out;
     }
-    if ((rc = make_dir(dir)) != 0)
-        goto out;
     rc = kurer_signing_key_save(&auth.key, auth.key_path, pass.p, pass.n, &kdf, force);
     secret_free(&pass);
     if (rc != 0) {
@@ -1175,6 +1282,8 @@ out:
     kurer_buf_release(&crl_img);
     issuer_release(&root);
     issuer_release(&auth);
+    unlock_dir(&authlock);
+    unlock_dir(&rootlock);
     return rc;
 }
 
@@ -1245,6 +1354,7 @@ static int load_csr(const char *path, kurer_csr *csr)
 
 static int cmd_issue(int argc, char **argv)
 {
+    int lockfd = -1;
     static const optdef defs[] = {
         {"help", 0, 0}, {"json", 0, 0},      {"authority", 1, 0}, {"csr", 1, 0},
         {"out", 1, 0},  {"clearance", 1, 0}, {"days", 1, 0},      {"passphrase-env", 1, 0},
@@ -1280,7 +1390,7 @@ static int cmd_issue(int argc, char **argv)
     envname = opt(&a, "passphrase-env") ? opt(&a, "passphrase-env") : DEFAULT_PASS;
     force = flag(&a, "force");
 
-    if ((rc = issuer_load(&is, dir, 0, 1, now)) != 0)
+    if ((rc = lock_existing(dir, &lockfd)) != 0 || (rc = issuer_load(&is, dir, 0, 1, now)) != 0)
         goto out;
     if ((rc = load_csr(csr_path, &csr)) != 0)
         goto out;
@@ -1388,6 +1498,7 @@ static int cmd_issue(int argc, char **argv)
 out:
     kurer_buf_release(&img);
     issuer_release(&is);
+    unlock_dir(&lockfd);
     return rc;
 }
 
@@ -1425,6 +1536,7 @@ static int parse_reason(const char *s, kurer_revocation_reason *out)
 
 static int cmd_revoke(int argc, char **argv)
 {
+    int lockfd = -1;
     static const optdef defs[] = {{"help", 0, 0},     {"json", 0, 0},          {"authority", 1, 0},
                                   {"cert", 1, 0},     {"serial", 1, 0},        {"reason", 1, 0},
                                   {"crl-days", 1, 0}, {"passphrase-env", 1, 0}};
@@ -1471,7 +1583,7 @@ static int cmd_revoke(int argc, char **argv)
         rc = usage_error("unknown --reason '%s'", reason_s);
         goto out;
     }
-    if ((rc = issuer_load(&is, dir, 0, 0, now)) != 0)
+    if ((rc = lock_existing(dir, &lockfd)) != 0 || (rc = issuer_load(&is, dir, 0, 0, now)) != 0)
         goto out;
     if (cert_path != NULL) {
         kurer_chain ch;
@@ -1585,6 +1697,7 @@ out:
     kurer_crl_release(&neu);
     kurer_buf_release(&img);
     issuer_release(&is);
+    unlock_dir(&lockfd);
     return rc;
 }
 

@@ -44,9 +44,10 @@ check() { # check NAME CODE SUBSTRING CMD...
     fi
 }
 
-dirhash() { # contents, names and modes of every file
-    (cd "$1" && find . -printf '%p %m %s\n' | sort && find . -type f -print0 | sort -z |
-        xargs -0 -r sha256sum) | sha256sum
+dirhash() { # contents, names and modes of every file but the (empty) lock file .lock
+    (cd "$1" && find . -path ./.lock -prune -o -printf '%p %m %s\n' | sort &&
+        find . -path ./.lock -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum) |
+        sha256sum
 }
 
 refused() { # refused NAME DIR SUBSTRING CMD...: exit 1, message, DIR unchanged
@@ -301,6 +302,55 @@ check verify-wrong-kind 1 "alice.csr is a certificate request, not a certificate
 check verify-device-alone 1 "a device certificate alone cannot be verified" "$A" verify \
     --root root/root.crt x-exp/alice.chain.leaf
 check show-device-alone 0 "role         DEVICE" "$A" show x-exp/alice.chain.leaf
+
+echo "== concurrency (each directory is locked while a command reads and writes it)"
+N=6
+NEWAUTH $FMP --root root --dir par --id par.dk --name "Parallel" >/dev/null || exit 1
+check lock-file-mode 0 "600" stat -c %a par/.lock
+for i in $(seq 1 $N); do "$H" csr par$i.csr user$i@par.dk $i "Device $i" || exit 1; done
+pids=()
+for i in $(seq 1 $N); do
+    FM issue --authority par --csr par$i.csr --out par$i.chain --json >par$i.out 2>par$i.err &
+    pids+=($!)
+done
+bad=0
+for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+serials=$(cat par*.out | python3 -c 'import json,sys; print(" ".join(sorted(str(json.loads(l)["serial"]) for l in sys.stdin)))' 2>&1)
+ndistinct=$(echo "$serials" | tr ' ' '\n' | sort -u | wc -l)
+if [ "$bad" -eq 0 ] && [ "$ndistinct" -eq $N ]; then
+    echo "ok   parallel-issue-distinct-serials ($serials)"
+    pass=$((pass + 1))
+else
+    echo "FAIL parallel-issue-distinct-serials: $bad failed, serials: $serials"
+    cat par*.err | sed 's/^/    /'
+    failed=$((failed + 1))
+fi
+check parallel-issue-log 0 "issuance log of authority par.dk: $N entries" "$A" log --authority par
+pids=()
+for i in $(seq 1 $N); do
+    FM revoke --authority par --serial "$i" --reason superseded >/dev/null 2>par-r$i.err &
+    pids+=($!)
+done
+bad=0
+for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+run "$A" show --json par/crl
+if [ "$bad" -eq 0 ] && printf '%s' "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); assert d['version'] == $N + 1 and sorted(r['serial'] for r in d['revoked']) == list(range(1, $N + 1)), d" 2>/dev/null; then
+    echo "ok   parallel-revoke-all-listed"
+    pass=$((pass + 1))
+else
+    echo "FAIL parallel-revoke-all-listed: $bad failed, list: $out"
+    cat par-r*.err | sed 's/^/    /'
+    failed=$((failed + 1))
+fi
+check parallel-revoke-log 0 "issuance log of authority par.dk: $((2 * N)) entries" "$A" log \
+    --authority par
+# A held lock is waited for, with one line on stderr.
+python3 -c 'import fcntl,sys,time; f=open("par/.lock"); fcntl.flock(f, fcntl.LOCK_EX); open("held","w").close(); time.sleep(2)' &
+lockpid=$!
+while [ ! -e held ]; do sleep 0.1; done
+check lock-wait 1 "waiting for another kurer-admin working on par" FM revoke --authority par \
+    --serial 999
+wait $lockpid
 
 echo "== issuance log"
 check log-fm 0 "verified: every signature and link" "$A" log --authority fm
