@@ -74,6 +74,37 @@ static void out_raw(const char *s, size_t n)
         g_out_failed = 1;
 }
 
+/* The length of the valid UTF-8 sequence at p (1-4), or 0 if p does not start one (an invalid
+ * or overlong sequence, a surrogate, above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p)
+{
+    uint32_t cp;
+    size_t n;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        cp = p[0] & 0x1fu;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        cp = p[0] & 0x0fu;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        cp = p[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 static void json_escape(kurer_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -414,7 +445,10 @@ static int get_passphrase(const char *envname, const char *what, int is_new, sec
         }
         snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", what);
         rc = tty_read(fd, prompt, out->p, &out->n);
-        if (rc == 0 && is_new) {
+        if (rc == 0 && is_new && out->n < PASS_MIN_NEW)
+            rc = refuse(KURER_EINVAL, "the passphrase for %s is too short (at least %d characters)",
+                        what, PASS_MIN_NEW);
+        else if (rc == 0 && is_new) {
             char *again = kurer_secure_alloc(PASS_MAX + 1);
             size_t n2 = 0;
             if (again == NULL)
@@ -476,10 +510,112 @@ static int must_not_exist(const char *path, int force)
     return 0;
 }
 
-/* Creates dir with mode 0700, or accepts an existing directory. */
+/* dir without trailing slashes (but "/" stays) into out. */
+static int strip_slashes(char *out, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n >= PATH_MAX_LEN)
+        return refuse(KURER_ELIMIT, "path too long: %s", dir);
+    memcpy(out, dir, n + 1);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+    return 0;
+}
+
+/* Checked before anything is asked or written: dir is a directory we may write in, or can be
+ * created (with its missing parents) in the nearest existing one. */
+static int check_dir_usable(const char *dir)
+{
+    char buf[PATH_MAX_LEN];
+    struct stat st;
+    int rc;
+    if ((rc = strip_slashes(buf, dir)) != 0)
+        return rc;
+    for (;;) {
+        char *slash;
+        if (stat(buf, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                return refuse(KURER_EEXIST, "%s exists and is not a directory", buf);
+            if (access(buf, W_OK | X_OK) != 0)
+                return refuse(KURER_EPERM, "cannot write in %s: permission denied", buf);
+            return 0;
+        }
+        if (errno != ENOENT && errno != ENOTDIR)
+            return refuse(errno == EACCES ? KURER_EPERM : KURER_EIO, "cannot use %s: %s", buf,
+                          errno == EACCES ? "permission denied" : strerror(errno));
+        slash = strrchr(buf, '/');
+        if (slash == NULL)
+            snprintf(buf, sizeof(buf), ".");
+        else if (slash == buf)
+            buf[1] = '\0';
+        else
+            *slash = '\0';
+    }
+}
+
+/* Checked before anything is asked or written: --out names a file in a directory that exists
+ * and that we may write in. */
+static int check_out_path(const char *path)
+{
+    char buf[PATH_MAX_LEN];
+    struct stat st;
+    char *slash;
+    int rc;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return refuse(KURER_EINVAL, "%s is a directory; --out needs a file name", path);
+    if ((rc = strip_slashes(buf, path)) != 0)
+        return rc;
+    slash = strrchr(buf, '/');
+    if (slash == NULL)
+        snprintf(buf, sizeof(buf), ".");
+    else if (slash == buf)
+        buf[1] = '\0';
+    else
+        *slash = '\0';
+    if (stat(buf, &st) != 0)
+        return refuse(errno == EACCES ? KURER_EPERM : KURER_ENOENT,
+                      "cannot write %s: directory %s %s", path, buf,
+                      errno == EACCES ? "is not accessible (permission denied)" : "does not exist");
+    if (!S_ISDIR(st.st_mode))
+        return refuse(KURER_EINVAL, "cannot write %s: %s is not a directory", path, buf);
+    if (access(buf, W_OK | X_OK) != 0)
+        return refuse(KURER_EPERM, "cannot write %s: permission denied in %s", path, buf);
+    return 0;
+}
+
+/* A display name: at most KURER_NAME_MAX bytes of UTF-8 text without control characters. */
+static int check_name(const char *name)
+{
+    const unsigned char *p = (const unsigned char *)name;
+    if (strlen(name) > KURER_NAME_MAX)
+        return refuse(KURER_ELIMIT, "--name is longer than %d bytes", KURER_NAME_MAX);
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n == 0)
+            return refuse(KURER_EINVAL, "--name is not valid UTF-8 text");
+        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+            return refuse(KURER_EINVAL, "--name contains a control character");
+        p += n;
+    }
+    return 0;
+}
+
+/* Creates dir (mode 0700) and its missing parents, or accepts an existing directory. */
 static int make_dir(const char *dir)
 {
+    char buf[PATH_MAX_LEN];
     struct stat st;
+    int rc;
+    if ((rc = strip_slashes(buf, dir)) != 0)
+        return rc;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return refuse(KURER_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
     if (mkdir(dir, 0700) == 0)
         return 0;
     if (errno != EEXIST)
@@ -965,6 +1101,8 @@ static int cmd_root_init(int argc, char **argv)
     kdf = flag(&a, "kdf-min") ? kurer_kdf_minimum() : kurer_kdf_default();
     if (kurer_authority_id_check(id) != 0)
         return refuse(KURER_ESUBJECT, "invalid root id '%s' (1-63 of a-z 0-9 - .)", id);
+    if ((rc = check_name(name)) != 0 || (rc = check_dir_usable(dir)) != 0)
+        return rc;
 
     /* Every file init writes, the log and serial state included: none is replaced silently. */
     if ((rc = issuer_paths(&is, dir, 1)) != 0 || (rc = lock_existing(dir, &lockfd)) != 0 ||
@@ -975,10 +1113,6 @@ static int cmd_root_init(int argc, char **argv)
     body.serial = 1;
     body.role = KURER_ROLE_ROOT;
     snprintf(body.subject, sizeof(body.subject), "%s", id);
-    if (strlen(name) > KURER_NAME_MAX) {
-        rc = refuse(KURER_ELIMIT, "--name is longer than %d bytes", KURER_NAME_MAX);
-        goto out;
-    }
     snprintf(body.display_name, sizeof(body.display_name), "%s", name);
     body.clearance = ceiling;
     body.not_before = now - SKEW;
@@ -1156,10 +1290,8 @@ static int cmd_authority_init(int argc, char **argv)
         rc = refuse(KURER_ESUBJECT, "invalid authority id '%s' (1-63 of a-z 0-9 - .)", id);
         goto out;
     }
-    if (strlen(name) > KURER_NAME_MAX) {
-        rc = refuse(KURER_ELIMIT, "--name is longer than %d bytes", KURER_NAME_MAX);
+    if ((rc = check_name(name)) != 0 || (rc = check_dir_usable(dir)) != 0)
         goto out;
-    }
     if (same_dir(rootdir, dir)) {
         rc = refuse(KURER_EINVAL, "--dir %s is the root's directory: give the authority its own",
                     dir);
@@ -1427,7 +1559,7 @@ static int cmd_issue(int argc, char **argv)
                    kurer_level_name((int)clearance), kurer_level_name((int)is.cert.body.clearance));
         goto out;
     }
-    if ((rc = must_not_exist(out_path, force)) != 0)
+    if ((rc = check_out_path(out_path)) != 0 || (rc = must_not_exist(out_path, force)) != 0)
         goto out;
 
     memset(&body, 0, sizeof(body));

@@ -115,6 +115,49 @@ check root-short-passphrase 1 "too short" env KURER_ADMIN_PASSPHRASE=short "$A" 
     --dir root-short --name S --kdf-min
 check root-no-passphrase 1 "no passphrase for the new root key: set KURER_ADMIN_PASSPHRASE" \
     env -u KURER_ADMIN_PASSPHRASE "$A" root init --dir root-np --name S --kdf-min
+# Refused before any passphrase is asked (none is set: a late check would say "no passphrase").
+check root-deep-dir 0 "created in deep/a/b" R root init --dir deep/a/b --name "Deep" --kdf-min
+check root-deep-dir-mode 0 "700" stat -c %a deep/a/b
+touch afile
+check root-dir-under-file 1 "afile exists and is not a directory" env -u KURER_ADMIN_PASSPHRASE \
+    "$A" root init --dir afile/root --name X --kdf-min
+check root-name-control 1 "--name contains a control character" env -u KURER_ADMIN_PASSPHRASE \
+    "$A" root init --dir root-ctl --name $'Bad\x01Name' --kdf-min
+check root-name-utf8 1 "--name is not valid UTF-8" env -u KURER_ADMIN_PASSPHRASE \
+    "$A" root init --dir root-ctl --name $'Bad\xffName' --kdf-min
+check root-name-nothing-written 1 "" test -e root-ctl
+# On a terminal, a too short new passphrase is refused at once, not after typing it twice.
+run python3 - "$A" <<'PY'
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    env = {k: v for k, v in os.environ.items() if k != 'KURER_ADMIN_PASSPHRASE'}
+    os.execve(sys.argv[1], [sys.argv[1], 'root', 'init', '--dir', 'root-pty', '--name', 'P',
+                            '--kdf-min'], env)
+out = b''
+while b'Passphrase for' not in out:
+    out += os.read(fd, 1024)
+os.write(fd, b'short\n')
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+print(out.decode(errors='replace'))
+sys.exit(0 if os.waitstatus_to_exitcode(status) == 1 and b'too short' in out
+         and b'Same passphrase' not in out and not os.path.exists('root-pty') else 1)
+PY
+if [ "$st" -eq 0 ]; then
+    echo "ok   root-short-passphrase-first-entry"
+    pass=$((pass + 1))
+else
+    echo "FAIL root-short-passphrase-first-entry: $out"
+    failed=$((failed + 1))
+fi
 check root2-init 0 "ceiling      RESTRICTED" R root init --dir root2 --name "Other" \
     --ceiling RESTRICTED --kdf-min
 check root-json 0 '"ok":true' "$A" show --json root/root.crt
@@ -190,6 +233,16 @@ refused issue-no-overwrite fm "alice.chain already exists (use --force" \
     FM issue --authority fm --csr alice.csr --out alice.chain
 refused issue-not-an-authority root "root is not an authority directory" \
     FM issue --authority root --csr alice.csr --out x.chain
+refused issue-out-no-dir fm "cannot write nodir/x.chain: directory nodir does not exist" \
+    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out nodir/x.chain
+refused issue-out-is-dir fm "fm is a directory; --out needs a file name" \
+    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out fm
+refused auth-name-control root "--name contains a control character" \
+    env -u KURER_ADMIN_PASSPHRASE -u KURER_ADMIN_ROOT_PASSPHRASE "$A" authority init \
+    --root root --dir x4 --id x4.dk --name $'Tab\there' --kdf-min
+refused auth-dir-under-file root "afile exists and is not a directory" \
+    env -u KURER_ADMIN_PASSPHRASE -u KURER_ADMIN_ROOT_PASSPHRASE "$A" authority init \
+    --root root --dir afile/x5 --id x5.dk --name X --kdf-min
 check no-partial-output 1 "" test -e x.chain
 check issue-pair1 0 "issued dave@fm.dk" FM issue --authority fm --csr pair1.csr --out dave.chain
 refused issue-key-reuse fm "already certified for dave@fm.dk device 1" \
