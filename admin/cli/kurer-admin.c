@@ -29,6 +29,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef KURER_VERSION
@@ -503,10 +504,51 @@ static int write_file(const char *path, const void *d, size_t n, unsigned mode, 
     return 0;
 }
 
-static int must_not_exist(const char *path, int force)
+/* hint says what --force would do. */
+static int must_not_exist(const char *path, int force, const char *hint)
 {
     if (!force && kurer_file_exists(path) == 0)
-        return refuse(KURER_EEXIST, "%s already exists (use --force to replace it)", path);
+        return refuse(KURER_EEXIST, "%s already exists; %s", path, hint);
+    return 0;
+}
+
+#define HINT_ROOT                                                                                  \
+    "--force moves the existing key, certificate, log and serial state aside (to "                 \
+    "NAME.replaced-TIME) and creates a new root with a new key in their place"
+#define HINT_AUTHORITY                                                                             \
+    "--force moves the existing key, certificate, list, log and serial state aside (to "           \
+    "NAME.replaced-TIME) and creates a new authority with a new key in their place"
+
+static kurer_buf g_replaced; /* JSON array items: files moved aside by --force */
+
+/* --force on init: path (if it exists) is renamed to path.replaced-<UTC time> (mode and
+ * content kept), never deleted. */
+static int move_aside(const char *path, int64_t now)
+{
+    char to[PATH_MAX_LEN + 64], stamp[32];
+    struct tm tm;
+    time_t tt = (time_t)now;
+    int n;
+    if (kurer_file_exists(path) != 0)
+        return 0;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0)
+        snprintf(stamp, sizeof(stamp), "%lld", (long long)now);
+    for (int i = 0;; i++) {
+        n = i == 0 ? snprintf(to, sizeof(to), "%s.replaced-%s", path, stamp)
+                   : snprintf(to, sizeof(to), "%s.replaced-%s-%d", path, stamp, i);
+        if (n < 0 || (size_t)n >= sizeof(to))
+            return refuse(KURER_ELIMIT, "path too long: %s", path);
+        if (kurer_file_exists(to) != 0)
+            break;
+        if (i == 1000)
+            return refuse(KURER_EEXIST, "cannot move %s aside: too many old copies", path);
+    }
+    if (rename(path, to) != 0)
+        return refuse(KURER_EIO, "cannot move %s aside to %s: %s", path, to, strerror(errno));
+    say("moved the existing %s aside to %s\n", path, to);
+    if ((g_replaced.len > 0 && kurer_buf_put_u8(&g_replaced, ',') != 0))
+        g_out_failed = 1;
+    json_escape(&g_replaced, to);
     return 0;
 }
 
@@ -1047,14 +1089,18 @@ static const char help_root_init[] =
     "                        if VAR is unset, ask twice on the terminal (at least 12 characters)\n"
     "  --kdf-min             seal the key with the smallest accepted Argon2id parameters\n"
     "                        (2 passes, 19 MiB) instead of the default (3 passes, 64 MiB)\n"
-    "  --force               replace an existing root in ROOTDIR\n"
+    "  --force               create a new root in a ROOTDIR that has one: the existing key,\n"
+    "                        certificate, log and serial state are moved aside (renamed to\n"
+    "                        NAME.replaced-TIME), never deleted\n"
     "  --json                print the result as one JSON object\n";
 
 static int root_files_absent(const issuer *is, int force)
 {
     int rc;
-    if ((rc = must_not_exist(is->key_path, force)) || (rc = must_not_exist(is->crt_path, force)) ||
-        (rc = must_not_exist(is->log_path, force)) || (rc = must_not_exist(is->serial_path, force)))
+    if ((rc = must_not_exist(is->key_path, force, HINT_ROOT)) ||
+        (rc = must_not_exist(is->crt_path, force, HINT_ROOT)) ||
+        (rc = must_not_exist(is->log_path, force, HINT_ROOT)) ||
+        (rc = must_not_exist(is->serial_path, force, HINT_ROOT)))
         return rc;
     return 0;
 }
@@ -1139,7 +1185,10 @@ static int cmd_root_init(int argc, char **argv)
         goto out;
     if (lockfd < 0 && ((rc = lock_dir(dir, &lockfd)) != 0 || (rc = root_files_absent(&is, force))))
         goto out;
-    rc = kurer_signing_key_save(&key, is.key_path, pass.p, pass.n, &kdf, force);
+    if (force && ((rc = move_aside(is.key_path, now)) != 0 || (rc = move_aside(is.crt_path, now)) ||
+                  (rc = move_aside(is.log_path, now)) || (rc = move_aside(is.serial_path, now))))
+        goto out;
+    rc = kurer_signing_key_save(&key, is.key_path, pass.p, pass.n, &kdf, 0);
     secret_free(&pass);
     if (rc != 0) {
         rc = refuse(rc, "cannot write %s: %s", is.key_path, kurer_strerror(rc));
@@ -1155,7 +1204,7 @@ static int cmd_root_init(int argc, char **argv)
     }
     is.st.next_serial = 2;
     entry_for_cert(&e, &cert, now);
-    if ((rc = write_file(is.crt_path, crt.data, crt.len, 0644, force)) != 0 ||
+    if ((rc = write_file(is.crt_path, crt.data, crt.len, 0644, 0)) != 0 ||
         (rc = log_append(&is, &e)) != 0)
         goto out;
     kurer_cert_fingerprint(&cert, fp);
@@ -1206,7 +1255,9 @@ static const char help_authority_init[] =
     "  --root-passphrase-env VAR  the root key's passphrase (default " DEFAULT_ROOT_PASS ");\n"
     "                             unset: asked on the terminal\n"
     "  --kdf-min                  seal the key with the smallest accepted Argon2id parameters\n"
-    "  --force                    replace an existing authority in AUTHDIR\n"
+    "  --force                    create a new authority in an AUTHDIR that has one: the\n"
+    "                             existing files are moved aside (renamed to\n"
+    "                             NAME.replaced-TIME), never deleted\n"
     "  --json                     print the result as one JSON object\n";
 
 static int crl_image(kurer_crl *crl, const issuer *is, kurer_buf *out)
@@ -1222,9 +1273,11 @@ static int crl_image(kurer_crl *crl, const issuer *is, kurer_buf *out)
 static int auth_files_absent(const issuer *is, int force)
 {
     int rc;
-    if ((rc = must_not_exist(is->key_path, force)) || (rc = must_not_exist(is->crt_path, force)) ||
-        (rc = must_not_exist(is->crl_path, force)) || (rc = must_not_exist(is->log_path, force)) ||
-        (rc = must_not_exist(is->serial_path, force)))
+    if ((rc = must_not_exist(is->key_path, force, HINT_AUTHORITY)) ||
+        (rc = must_not_exist(is->crt_path, force, HINT_AUTHORITY)) ||
+        (rc = must_not_exist(is->crl_path, force, HINT_AUTHORITY)) ||
+        (rc = must_not_exist(is->log_path, force, HINT_AUTHORITY)) ||
+        (rc = must_not_exist(is->serial_path, force, HINT_AUTHORITY)))
         return rc;
     return 0;
 }
@@ -1370,7 +1423,12 @@ static int cmd_authority_init(int argc, char **argv)
         if ((rc = reserve_serial(&root, &serial)) != 0)
             goto out;
     }
-    rc = kurer_signing_key_save(&auth.key, auth.key_path, pass.p, pass.n, &kdf, force);
+    if (force &&
+        ((rc = move_aside(auth.key_path, now)) != 0 || (rc = move_aside(auth.crt_path, now)) ||
+         (rc = move_aside(auth.crl_path, now)) || (rc = move_aside(auth.log_path, now)) ||
+         (rc = move_aside(auth.serial_path, now)) || (rc = move_aside(auth.root_path, now))))
+        goto out;
+    rc = kurer_signing_key_save(&auth.key, auth.key_path, pass.p, pass.n, &kdf, 0);
     secret_free(&pass);
     if (rc != 0) {
         rc = refuse(rc, "cannot write %s: %s", auth.key_path, kurer_strerror(rc));
@@ -1378,10 +1436,10 @@ static int cmd_authority_init(int argc, char **argv)
     }
     st.next_serial = 1;
     st.log_entries = 0;
-    if ((rc = write_file(auth.crt_path, crt.data, crt.len, 0644, force)) != 0 ||
+    if ((rc = write_file(auth.crt_path, crt.data, crt.len, 0644, 0)) != 0 ||
         (rc = write_file(auth.root_path, root_img.data, root_img.len, 0644, 1)) != 0 ||
-        (rc = write_file(auth.crl_path, crl_img.data, crl_img.len, 0644, force)) != 0 ||
-        (rc = write_file(auth.log_path, auth.log_img.data, auth.log_img.len, 0600, force)) != 0 ||
+        (rc = write_file(auth.crl_path, crl_img.data, crl_img.len, 0644, 0)) != 0 ||
+        (rc = write_file(auth.log_path, auth.log_img.data, auth.log_img.len, 0600, 0)) != 0 ||
         (rc = write_state(&auth, &st)) != 0)
         goto out;
     entry_for_cert(&e, &cert, now);
@@ -1439,7 +1497,7 @@ static const char help_issue[] =
     "  --days N              validity in days (default 365, never past the authority's)\n"
     "  --passphrase-env VAR  the authority key's passphrase (default " DEFAULT_PASS ");\n"
     "                        unset: asked on the terminal\n"
-    "  --force               replace CERT if it exists\n"
+    "  --force               replace CERT if it exists (never one of AUTHDIR's own files)\n"
     "  --json                print the result as one JSON object\n";
 
 static int key_reuse_check(const issuer *is, const kurer_log_entry *e)
@@ -1482,6 +1540,48 @@ static int load_csr(const char *path, kurer_csr *csr)
         rc = bad_file(path, d, n, FK_CSR, rc);
     free(d);
     return rc;
+}
+
+/* --out must never name one of the authority's own files, --force or not. */
+static int out_not_own_file(const char *out, const issuer *is)
+{
+    static const char *const own[] = {F_AUTH_KEY, F_AUTH_CRT, F_CRL,    F_LOG,
+                                      F_SERIAL,   F_ROOT_CRT, F_DIRLOCK};
+    char buf[PATH_MAX_LEN], *slash, *base, *real_parent, *real_dir;
+    struct stat so, sf;
+    int found = 0, rc;
+    int exists = stat(out, &so) == 0;
+    if ((rc = strip_slashes(buf, out)) != 0)
+        return rc;
+    slash = strrchr(buf, '/');
+    base = slash ? slash + 1 : buf;
+    if (slash == NULL)
+        real_parent = realpath(".", NULL);
+    else if (slash == buf)
+        real_parent = realpath("/", NULL);
+    else {
+        *slash = '\0';
+        real_parent = realpath(buf, NULL);
+    }
+    real_dir = realpath(is->dir, NULL);
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !found; i++) {
+        char p[PATH_MAX_LEN];
+        if (real_parent && real_dir && strcmp(real_parent, real_dir) == 0 &&
+            strcmp(base, own[i]) == 0)
+            found = 1;
+        /* The same file by another name (a link). */
+        if (exists && join(p, is->dir, own[i]) == 0 && stat(p, &sf) == 0 &&
+            sf.st_dev == so.st_dev && sf.st_ino == so.st_ino)
+            found = 1;
+    }
+    free(real_parent);
+    free(real_dir);
+    if (found)
+        return refuse(KURER_EINVAL,
+                      "--out %s is one of the authority's own files in %s; write the chain "
+                      "elsewhere (--force does not change this)",
+                      out, is->dir);
+    return 0;
 }
 
 static int cmd_issue(int argc, char **argv)
@@ -1559,7 +1659,8 @@ static int cmd_issue(int argc, char **argv)
                    kurer_level_name((int)clearance), kurer_level_name((int)is.cert.body.clearance));
         goto out;
     }
-    if ((rc = check_out_path(out_path)) != 0 || (rc = must_not_exist(out_path, force)) != 0)
+    if ((rc = check_out_path(out_path)) != 0 || (rc = out_not_own_file(out_path, &is)) != 0 ||
+        (rc = must_not_exist(out_path, force, "--force replaces it")) != 0)
         goto out;
 
     memset(&body, 0, sizeof(body));
@@ -2616,12 +2717,17 @@ static int emit(int rc)
             json_escape(&o,
                         rc == RC_USAGE ? "USAGE" : kurer_err_name(g_err_code ? g_err_code : rc));
         }
+        if (g_replaced.len > 0 &&
+            (kurer_buf_put(&o, ",\"replaced\":[", 13) ||
+             kurer_buf_put(&o, g_replaced.data, g_replaced.len) || kurer_buf_put_u8(&o, ']')))
+            g_out_failed = 1;
         if (kurer_buf_put(&o, g_fields.data, g_fields.len) || kurer_buf_put(&o, "}\n", 2))
             g_out_failed = 1;
         fwrite(o.data, 1, o.len, stdout);
         kurer_buf_release(&o);
     }
     kurer_buf_release(&g_fields);
+    kurer_buf_release(&g_replaced);
     if (fflush(stdout) != 0)
         return EXIT_REFUSED;
     return code;
@@ -2631,6 +2737,7 @@ int main(int argc, char **argv)
 {
     int rc;
     kurer_buf_init(&g_fields, KURER_BUF_HARD_MAX);
+    kurer_buf_init(&g_replaced, KURER_BUF_HARD_MAX);
     umask(077);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {

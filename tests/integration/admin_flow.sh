@@ -102,11 +102,11 @@ echo "== root"
 check root-init 0 "root root created" R root init --dir root --name "Rigsrod" --kdf-min
 check root-key-mode 0 "600" stat -c %a root/root.key
 check root-dir-mode 0 "700" stat -c %a root
-refused root-no-overwrite root "already exists (use --force" R root init --dir root \
+refused root-no-overwrite root "root.key already exists; --force moves the existing key" R root init --dir root \
     --name "Again" --kdf-min
 # A folder that still holds a root's log (say, its key was moved offline): init must not replace it.
 mkdir -p -m 0700 root-log && cp root/issuance.log root-log/
-refused root-keeps-log root-log "issuance.log already exists (use --force" R root init \
+refused root-keeps-log root-log "issuance.log already exists; --force moves" R root init \
     --dir root-log --name "Again" --kdf-min
 check root-secret-refused 1 "not accredited above CONFIDENTIAL" R root init --dir root-s \
     --name S --ceiling SECRET --kdf-min
@@ -179,10 +179,38 @@ check auth-wrong-passphrase-nothing-written 1 "" test -e x1
 refused auth-above-ceiling root2 "clearance CONFIDENTIAL is above the root's ceiling RESTRICTED" \
     env KURER_ADMIN_ROOT_PASSPHRASE=$ROOTP KURER_ADMIN_PASSPHRASE=$FMP "$A" authority init \
     --root root2 --dir x2 --id x2.dk --name X --clearance CONFIDENTIAL --kdf-min
-refused auth-no-overwrite fm "already exists (use --force" NEWAUTH $FMP --root root --dir fm \
+refused auth-no-overwrite fm "already exists; --force moves the existing key" NEWAUTH $FMP --root root --dir fm \
     --id fm.dk --name "Again"
 refused auth-bad-id root "invalid authority id" NEWAUTH $FMP --root root --dir x3 --id "Bad_Id" \
     --name X
+
+echo "== --force on init keeps the old files"
+check root3-init 0 "created" R root init --dir root3 --name "Three" --kdf-min
+cp root3/root.key old-root3.key
+check root3-force 0 "moved the existing root3/root.key aside to root3/root.key.replaced-" R root \
+    init --dir root3 --name "Three again" --kdf-min --force
+run bash -c 'cmp root3/root.key.replaced-* old-root3.key && stat -c %a root3/root.key.replaced-* &&
+    ls root3/issuance.log.replaced-* root3/serial.replaced-* root3/root.crt.replaced-*'
+if [ "$st" -eq 0 ] && [[ "$out" == 600* ]]; then
+    echo "ok   root3-force-backups"
+    pass=$((pass + 1))
+else
+    echo "FAIL root3-force-backups: $out"
+    failed=$((failed + 1))
+fi
+check root3-new-log 0 "1 entr" "$A" log --root root3
+check auth3-init 0 "created" NEWAUTH $FMP --root root3 --dir auth3 --id a3.dk --name "A3"
+check auth3-force 0 '"replaced":[' NEWAUTH $FMP --root root3 --dir auth3 --id a3.dk \
+    --name "A3 again" --force --json
+run bash -c 'ls auth3/authority.key.replaced-* auth3/authority.crt.replaced-* auth3/crl.replaced-* \
+    auth3/issuance.log.replaced-* auth3/serial.replaced-* && stat -c %a auth3/authority.key.replaced-*'
+if [ "$st" -eq 0 ] && [[ "$out" == *600 ]]; then
+    echo "ok   auth3-force-backups"
+    pass=$((pass + 1))
+else
+    echo "FAIL auth3-force-backups: $out"
+    failed=$((failed + 1))
+fi
 
 echo "== requests and issuance"
 "$H" csr alice.csr alice@fm.dk 1 "Alice laptop" || exit 1
@@ -229,7 +257,7 @@ refused issue-wrong-kind-key fm "is a sealed key file, not a certificate request
     FM issue --authority fm --csr fm/authority.key --out x.chain
 refused issue-wrong-kind-crl fm "fm/crl is a revocation list, not a certificate request" \
     FM issue --authority fm --csr fm/crl --out x.chain
-refused issue-no-overwrite fm "alice.chain already exists (use --force" \
+refused issue-no-overwrite fm "alice.chain already exists; --force replaces it" \
     FM issue --authority fm --csr alice.csr --out alice.chain
 refused issue-not-an-authority root "root is not an authority directory" \
     FM issue --authority root --csr alice.csr --out x.chain
@@ -243,6 +271,15 @@ refused auth-name-control root "--name contains a control character" \
 refused auth-dir-under-file root "afile exists and is not a directory" \
     env -u KURER_ADMIN_PASSPHRASE -u KURER_ADMIN_ROOT_PASSPHRASE "$A" authority init \
     --root root --dir afile/x5 --id x5.dk --name X --kdf-min
+for f in authority.key authority.crt crl issuance.log serial root.crt .lock; do
+    refused "issue-out-own-$f" fm "is one of the authority's own files" \
+        env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr \
+        --out "./fm/../fm/$f" --force
+done
+ln -f fm/serial serial-link
+refused issue-out-own-hardlink fm "is one of the authority's own files" FM issue \
+    --authority fm --csr alice.csr --out serial-link --force
+rm -f serial-link
 check no-partial-output 1 "" test -e x.chain
 check issue-pair1 0 "issued dave@fm.dk" FM issue --authority fm --csr pair1.csr --out dave.chain
 refused issue-key-reuse fm "already certified for dave@fm.dk device 1" \
