@@ -309,6 +309,27 @@ static int need(const args *a, const char *name, const char **out)
     return 0;
 }
 
+/* --passphrase-env and --root-passphrase-env name an environment variable. A value that is
+ * not a variable name is refused without being echoed: it may be a passphrase typed there. */
+static int opt_env(const args *a, const char *name, const char *def, const char **out)
+{
+    const char *s = opt(a, name);
+    *out = def;
+    if (s == NULL)
+        return 0;
+    int ok = (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_';
+    for (size_t i = 1; ok && s[i] != '\0'; i++)
+        ok = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+             (s[i] >= '0' && s[i] <= '9') || s[i] == '_';
+    if (!ok)
+        return usage_error(
+            "--%s needs the NAME of an environment variable ([A-Za-z_][A-Za-z0-9_]*), "
+            "not a passphrase (the value given is not shown)",
+            name);
+    *out = s;
+    return 0;
+}
+
 static int opt_days(const args *a, const char *name, uint64_t def, uint64_t *out)
 {
     const char *s = opt(a, name);
@@ -989,7 +1010,7 @@ static int issuer_load(issuer *is, const char *dir, int is_root, int check_valid
 }
 
 /* Opens the issuer's key with the passphrase from envname and checks it is the certificate's. */
-static int issuer_open_key(issuer *is, const char *envname)
+static int issuer_open_key(issuer *is, const char *envname, secret *keep)
 {
     secret pass;
     char what[PATH_MAX_LEN + 16];
@@ -998,7 +1019,10 @@ static int issuer_open_key(issuer *is, const char *envname)
     if ((rc = get_passphrase(envname, what, 0, &pass)) != 0)
         return rc;
     rc = kurer_signing_key_load(&is->key, is->key_path, pass.p, pass.n);
-    secret_free(&pass);
+    if (rc == 0 && keep != NULL)
+        *keep = pass; /* the caller frees it */
+    else
+        secret_free(&pass);
     if (rc == KURER_EPASSPHRASE)
         return refuse(rc, "wrong passphrase for %s (or the key file was altered)", is->key_path);
     if (rc == KURER_ENOENT)
@@ -1142,7 +1166,8 @@ static int cmd_root_init(int argc, char **argv)
         (rc = opt_level(&a, "ceiling", &ceiling, &given)))
         return rc;
     id = opt(&a, "id") ? opt(&a, "id") : "root";
-    envname = opt(&a, "passphrase-env") ? opt(&a, "passphrase-env") : DEFAULT_PASS;
+    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &envname)) != 0)
+        return rc;
     force = flag(&a, "force");
     kdf = flag(&a, "kdf-min") ? kurer_kdf_minimum() : kurer_kdf_default();
     if (kurer_authority_id_check(id) != 0)
@@ -1285,6 +1310,7 @@ static int auth_files_absent(const issuer *is, int force)
 static int cmd_authority_init(int argc, char **argv)
 {
     int rootlock = -1, authlock = -1;
+    secret root_pass = {0};
     static const optdef defs[] = {{"help", 0, 0},
                                   {"json", 0, 0},
                                   {"root", 1, 0},
@@ -1335,8 +1361,9 @@ static int cmd_authority_init(int argc, char **argv)
         (rc = opt_days(&a, "crl-days", 30, &crl_days)) ||
         (rc = opt_level(&a, "clearance", &clearance, &given)))
         goto out;
-    envname = opt(&a, "passphrase-env") ? opt(&a, "passphrase-env") : DEFAULT_PASS;
-    rootenv = opt(&a, "root-passphrase-env") ? opt(&a, "root-passphrase-env") : DEFAULT_ROOT_PASS;
+    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &envname)) != 0 ||
+        (rc = opt_env(&a, "root-passphrase-env", DEFAULT_ROOT_PASS, &rootenv)) != 0)
+        goto out;
     force = flag(&a, "force");
     kdf = flag(&a, "kdf-min") ? kurer_kdf_minimum() : kurer_kdf_default();
     if (kurer_authority_id_check(id) != 0) {
@@ -1365,10 +1392,18 @@ static int cmd_authority_init(int argc, char **argv)
     if ((rc = issuer_paths(&auth, dir, 0)) != 0 || (rc = lock_existing(dir, &authlock)) != 0 ||
         (rc = auth_files_absent(&auth, force)) != 0)
         goto out;
-    if ((rc = issuer_open_key(&root, rootenv)) != 0)
+    if ((rc = issuer_open_key(&root, rootenv, &root_pass)) != 0)
         goto out;
     if ((rc = get_passphrase(envname, "the new authority key", 1, &pass)) != 0)
         goto out;
+    /* Whoever runs the authority must never need the root's passphrase. */
+    if (pass.n == root_pass.n && kurer_ct_equal(pass.p, root_pass.p, pass.n)) {
+        rc = refuse(KURER_EPASSPHRASE,
+                    "the authority key needs its own passphrase, not the root key's: its "
+                    "administrators must never learn the root passphrase");
+        goto out;
+    }
+    secret_free(&root_pass);
     if ((rc = kurer_signing_key_generate(&auth.key)) != 0) {
         rc = refuse(rc, "cannot generate a key: %s", kurer_strerror(rc));
         goto out;
@@ -1466,6 +1501,7 @@ static int cmd_authority_init(int argc, char **argv)
     jstr("crl", auth.crl_path);
 out:
     secret_free(&pass);
+    secret_free(&root_pass);
     kurer_crl_release(&crl);
     kurer_buf_release(&crt);
     kurer_buf_release(&root_img);
@@ -1619,7 +1655,8 @@ static int cmd_issue(int argc, char **argv)
         (rc = need(&a, "out", &out_path)) || (rc = opt_days(&a, "days", 365, &days)) ||
         (rc = opt_level(&a, "clearance", &clearance, &given)))
         goto out;
-    envname = opt(&a, "passphrase-env") ? opt(&a, "passphrase-env") : DEFAULT_PASS;
+    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &envname)) != 0)
+        goto out;
     force = flag(&a, "force");
 
     if ((rc = lock_existing(dir, &lockfd)) != 0 || (rc = issuer_load(&is, dir, 0, 1, now)) != 0)
@@ -1687,7 +1724,7 @@ static int cmd_issue(int argc, char **argv)
         if ((rc = key_reuse_check(&is, &e)) != 0)
             goto out;
     }
-    if ((rc = issuer_open_key(&is, envname)) != 0)
+    if ((rc = issuer_open_key(&is, envname, NULL)) != 0)
         goto out;
 
     /* Everything is checked: reserve the serial (synced) before the certificate exists. */
@@ -1801,7 +1838,8 @@ static int cmd_revoke(int argc, char **argv)
     cert_path = opt(&a, "cert");
     serial_s = opt(&a, "serial");
     reason_s = opt(&a, "reason");
-    envname = opt(&a, "passphrase-env") ? opt(&a, "passphrase-env") : DEFAULT_PASS;
+    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &envname)) != 0)
+        goto out;
     if ((rc = need(&a, "authority", &dir)) || (rc = opt_days(&a, "crl-days", 30, &crl_days)))
         goto out;
     if ((cert_path == NULL) == (serial_s == NULL)) {
@@ -1892,7 +1930,7 @@ static int cmd_revoke(int argc, char **argv)
     neu.revoked[pos].reason = reason;
     for (; pos < old.n_revoked; pos++)
         neu.revoked[pos + 1] = old.revoked[pos];
-    if ((rc = issuer_open_key(&is, envname)) != 0 || (rc = crl_image(&neu, &is, &img)) != 0)
+    if ((rc = issuer_open_key(&is, envname, NULL)) != 0 || (rc = crl_image(&neu, &is, &img)) != 0)
         goto out;
     if ((rc = kurer_crl_verify(&neu, &is.root)) != 0) {
         rc = refuse(rc, "the new revocation list does not verify: %s", kurer_strerror(rc));

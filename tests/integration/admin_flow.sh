@@ -181,6 +181,23 @@ refused auth-above-ceiling root2 "clearance CONFIDENTIAL is above the root's cei
     --root root2 --dir x2 --id x2.dk --name X --clearance CONFIDENTIAL --kdf-min
 refused auth-no-overwrite fm "already exists; --force moves the existing key" NEWAUTH $FMP --root root --dir fm \
     --id fm.dk --name "Again"
+refused auth-same-passphrase root "the authority key needs its own passphrase" \
+    NEWAUTH $ROOTP --root root --dir x6 --id x6.dk --name X
+check auth-same-passphrase-nothing-written 1 "" test -e x6
+for o in passphrase-env root-passphrase-env; do
+    check "auth-$o-not-a-name" 2 "--$o needs the NAME of an environment variable" \
+        NEWAUTH $FMP --root root --dir x7 --id x7.dk --name X --$o "Correct Horse 42"
+    if [[ "$out" == *Horse* ]]; then
+        echo "FAIL auth-$o-not-a-name: the value was echoed"
+        failed=$((failed + 1))
+    fi
+done
+check issue-passphrase-env-not-a-name 2 "not a passphrase (the value given is not shown)" \
+    FM issue --authority fm --csr x.csr --out x.chain --passphrase-env 'hunter2!'
+check revoke-passphrase-env-not-a-name 2 "--passphrase-env needs the NAME" \
+    FM revoke --authority fm --serial 1 --passphrase-env 1ABC
+check root-passphrase-env-not-a-name 2 "--passphrase-env needs the NAME" \
+    R root init --dir x8 --name X --passphrase-env 'a b'
 refused auth-bad-id root "invalid authority id" NEWAUTH $FMP --root root --dir x3 --id "Bad_Id" \
     --name X
 
