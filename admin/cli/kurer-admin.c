@@ -1112,7 +1112,8 @@ static const char help_root_init[] =
     "  --passphrase-env VAR  read the new key's passphrase from VAR (default " DEFAULT_PASS ");\n"
     "                        if VAR is unset, ask twice on the terminal (at least 12 characters)\n"
     "  --kdf-min             seal the key with the smallest accepted Argon2id parameters\n"
-    "                        (2 passes, 19 MiB) instead of the default (3 passes, 64 MiB)\n"
+    "                        (2 passes, 19 MiB) instead of the default (3 passes, 64 MiB):\n"
+    "                        for tests only; never for real keys\n"
     "  --force               create a new root in a ROOTDIR that has one: the existing key,\n"
     "                        certificate, log and serial state are moved aside (renamed to\n"
     "                        NAME.replaced-TIME), never deleted\n"
@@ -1280,6 +1281,8 @@ static const char help_authority_init[] =
     "  --root-passphrase-env VAR  the root key's passphrase (default " DEFAULT_ROOT_PASS ");\n"
     "                             unset: asked on the terminal\n"
     "  --kdf-min                  seal the key with the smallest accepted Argon2id parameters\n"
+    "                             (for tests only; never for real keys); also lets the test\n"
+    "                             authority share the root key's passphrase (with a warning)\n"
     "  --force                    create a new authority in an AUTHDIR that has one: the\n"
     "                             existing files are moved aside (renamed to\n"
     "                             NAME.replaced-TIME), never deleted\n"
@@ -1396,8 +1399,14 @@ static int cmd_authority_init(int argc, char **argv)
         goto out;
     if ((rc = get_passphrase(envname, "the new authority key", 1, &pass)) != 0)
         goto out;
-    /* Whoever runs the authority must never need the root's passphrase. */
-    if (pass.n == root_pass.n && kurer_ct_equal(pass.p, root_pass.p, pass.n)) {
+    /* Whoever runs the authority must never need the root's passphrase. The one exception is
+     * --kdf-min, which is for throwaway test keys only (the client integration tests use one
+     * passphrase for a whole test PKI); it warns. */
+    if (pass.n == root_pass.n && kurer_ct_equal(pass.p, root_pass.p, pass.n) &&
+        flag(&a, "kdf-min")) {
+        fprintf(stderr, "kurer-admin: warning: the authority key has the root key's passphrase "
+                        "(accepted only for --kdf-min test keys)\n");
+    } else if (pass.n == root_pass.n && kurer_ct_equal(pass.p, root_pass.p, pass.n)) {
         rc = refuse(KURER_EPASSPHRASE,
                     "the authority key needs its own passphrase, not the root key's: its "
                     "administrators must never learn the root passphrase");
@@ -1975,12 +1984,20 @@ out:
 /* ------------------------------------------------------------------------ verify */
 
 static const char help_verify[] =
-    "usage: kurer-admin verify --root ROOT.CRT [--crl FILE]... [--json] FILE\n"
+    "usage: kurer-admin verify --root ROOT.CRT [--crl FILE]... [--require-crl] [--json] FILE\n"
     "\n"
     "Verifies FILE against the pinned root certificate: a device chain (as written by issue),\n"
     "an authority certificate, the root certificate itself, or a revocation list. Revocation\n"
     "lists given with --crl are checked against the root and applied (the newest of each\n"
-    "authority wins). Exits 0 only if FILE is valid now, and says why not otherwise.\n";
+    "authority wins). Exits 0 only if FILE is valid now, and says why not otherwise.\n"
+    "\n"
+    "A device chain verified without a list from its authority is still valid (exit 0), but\n"
+    "the output says \"revocation NOT checked\" (JSON: \"revocation_checked\":false).\n"
+    "\n"
+    "  --root ROOT.CRT  the pinned root certificate\n"
+    "  --crl FILE       a revocation list to apply (repeatable)\n"
+    "  --require-crl    refuse (exit 1) a device chain when no list from its authority is given\n"
+    "  --json           print the result as one JSON object\n";
 
 static int revoked_reason(const kurer_trust *t, const kurer_cert *dev, char *out, size_t n)
 {
@@ -2004,7 +2021,8 @@ static int revoked_reason(const kurer_trust *t, const kurer_cert *dev, char *out
 
 static int cmd_verify(int argc, char **argv)
 {
-    static const optdef defs[] = {{"help", 0, 0}, {"json", 0, 0}, {"root", 1, 0}, {"crl", 1, 1}};
+    static const optdef defs[] = {
+        {"help", 0, 0}, {"json", 0, 0}, {"root", 1, 0}, {"crl", 1, 1}, {"require-crl", 0, 0}};
     args a;
     const char *root_path, *path;
     int64_t now = kurer_time_unix();
@@ -2090,7 +2108,30 @@ static int cmd_verify(int argc, char **argv)
                 rc = refuse(rc, "%s: %s", path, kurer_strerror(rc));
                 goto out;
             }
-            say("%s: valid DEVICE certificate\n", path);
+            {
+                const kurer_crl *held = NULL;
+                for (size_t i = 0; i < kurer_trust_crl_count(t); i++)
+                    if (kurer_ct_equal(kurer_trust_crl(t, i)->issuer_key_id, c->body.issuer_key_id,
+                                       KURER_KEY_ID_LEN))
+                        held = kurer_trust_crl(t, i);
+                jbool("revocation_checked", held != NULL);
+                if (held != NULL) {
+                    ju64("crl_version", held->version);
+                    say("%s: valid DEVICE certificate (revocation checked against %s list "
+                        "version %llu)\n",
+                        path, v.authority, (unsigned long long)held->version);
+                } else if (flag(&a, "require-crl")) {
+                    rc = refuse(KURER_ENOTFOUND,
+                                "%s: revocation NOT checked: no list from %s given (--crl), and "
+                                "--require-crl is set",
+                                path, v.authority);
+                    goto out;
+                } else {
+                    say("%s: valid DEVICE certificate (revocation NOT checked: no list from %s "
+                        "given)\n",
+                        path, v.authority);
+                }
+            }
             say("  user         %s device %u\n", v.user, v.device_id);
             say("  serial       %llu\n", (unsigned long long)v.serial);
             say("  clearance    %s (%s), ceiling %s\n", kurer_level_name((int)v.clearance),

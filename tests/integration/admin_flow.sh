@@ -182,7 +182,8 @@ refused auth-above-ceiling root2 "clearance CONFIDENTIAL is above the root's cei
 refused auth-no-overwrite fm "already exists; --force moves the existing key" NEWAUTH $FMP --root root --dir fm \
     --id fm.dk --name "Again"
 refused auth-same-passphrase root "the authority key needs its own passphrase" \
-    NEWAUTH $ROOTP --root root --dir x6 --id x6.dk --name X
+    env KURER_ADMIN_ROOT_PASSPHRASE=$ROOTP KURER_ADMIN_PASSPHRASE=$ROOTP "$A" authority init \
+    --root root --dir x6 --id x6.dk --name X
 check auth-same-passphrase-nothing-written 1 "" test -e x6
 for o in passphrase-env root-passphrase-env; do
     check "auth-$o-not-a-name" 2 "--$o needs the NAME of an environment variable" \
@@ -242,6 +243,20 @@ check issue-bob 0 '"ok":true' SK issue --authority sk --csr bob.csr --out bob.ch
     --clearance UNCLASSIFIED
 check verify-alice 0 "valid DEVICE certificate" "$A" verify --root root/root.crt --crl fm/crl \
     alice.chain
+check verify-alice-checked 0 "valid DEVICE certificate (revocation checked against fm.dk list version 1)" \
+    "$A" verify --root root/root.crt --crl fm/crl alice.chain
+check verify-no-crl 0 "valid DEVICE certificate (revocation NOT checked: no list from fm.dk given)" \
+    "$A" verify --root root/root.crt alice.chain
+check verify-other-crl-only 0 "revocation NOT checked: no list from fm.dk given" \
+    "$A" verify --root root/root.crt --crl sk/crl alice.chain
+check verify-no-crl-json 0 '"revocation_checked":false' "$A" verify --json --root root/root.crt \
+    alice.chain
+check verify-crl-json 0 '"revocation_checked":true,"crl_version":1' "$A" verify --json --root \
+    root/root.crt --crl fm/crl alice.chain
+check verify-require-crl 1 "revocation NOT checked: no list from fm.dk given" "$A" verify \
+    --require-crl --root root/root.crt alice.chain
+check verify-require-crl-given 0 "revocation checked" "$A" verify --require-crl --root \
+    root/root.crt --crl fm/crl alice.chain
 check verify-bob 0 "clearance    UNCLASSIFIED" "$A" verify --root root/root.crt --crl sk/crl \
     bob.chain
 check show-chain 0 "certificate chain of 2" "$A" show alice.chain
