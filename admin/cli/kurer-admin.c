@@ -199,6 +199,20 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     return RC_USAGE;
 }
 
+/* "a DEVICE", "an AUTHORITY", "a ROOT". */
+static const char *role_a(int role)
+{
+    static char buf[48];
+    const char *n = kurer_role_name(role);
+    snprintf(buf, sizeof(buf), "%s %s", strchr("AEIOU", n[0]) && n[0] ? "an" : "a", n);
+    return buf;
+}
+
+static const char *plural(size_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 static void hex(char *out, const uint8_t *p, size_t n)
 {
     kurer_hex_encode(out, p, n);
@@ -508,8 +522,13 @@ static int join(char *out, const char *dir, const char *name)
 static int read_file(const char *path, size_t max, uint8_t **d, size_t *n)
 {
     int rc = kurer_file_read(path, max, d, n);
+    struct stat st;
     if (rc == KURER_ELIMIT)
         return refuse(rc, "%s is too large to be what it should be", path);
+    if (rc != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return refuse(KURER_EINVAL, "%s is a directory, not a file", path);
+    if (rc == KURER_EPERM)
+        return refuse(rc, "cannot read %s: permission denied", path);
     if (rc != 0)
         return refuse(rc, "cannot read %s: %s", path, kurer_strerror(rc));
     return 0;
@@ -948,14 +967,26 @@ static int issuer_load(issuer *is, const char *dir, int is_root, int check_valid
     memset(is, 0, sizeof(*is));
     if ((rc = issuer_paths(is, dir, is_root)) != 0)
         return rc;
+    {
+        struct stat st;
+        char other[PATH_MAX_LEN];
+        if (stat(dir, &st) != 0)
+            return refuse(errno == EACCES ? KURER_EPERM : KURER_ENOENT, "%s: %s", dir,
+                          errno == EACCES ? "permission denied" : "no such directory");
+        if (!S_ISDIR(st.st_mode))
+            return refuse(KURER_EINVAL, "%s is a file, not %s directory", dir,
+                          is_root ? "a root" : "an authority");
+        if (is_root && join(other, dir, F_AUTH_CRT) == 0 && kurer_file_exists(other) == 0)
+            return refuse(KURER_EROLE, "%s is an authority directory, not a root directory", dir);
+    }
     if (kurer_file_exists(is->crt_path) != 0)
         return refuse(KURER_ENOENT, "%s is not %s directory (no %s)", dir,
                       is_root ? "a root" : "an authority", is_root ? F_ROOT_CRT : F_AUTH_CRT);
     if ((rc = load_cert(is->root_path, &is->root)) != 0)
         return rc;
     if (is->root.body.role != KURER_ROLE_ROOT)
-        return refuse(KURER_EROLE, "%s is a %s certificate, not a root", is->root_path,
-                      kurer_role_name((int)is->root.body.role));
+        return refuse(KURER_EROLE, "%s is %s certificate, not a root", is->root_path,
+                      role_a((int)is->root.body.role));
     /* Validity is checked below when asked: pass the root's own not_before to check the rest. */
     if ((rc = kurer_root_check(&is->root, is->root.body.not_before)) != 0)
         return refuse(rc, "%s is not a valid root certificate: %s", is->root_path,
@@ -968,8 +999,8 @@ static int issuer_load(issuer *is, const char *dir, int is_root, int check_valid
         if ((rc = load_cert(is->crt_path, &is->cert)) != 0)
             return rc;
         if (is->cert.body.role != KURER_ROLE_AUTHORITY)
-            return refuse(KURER_EROLE, "%s is a %s certificate, not an authority's", is->crt_path,
-                          kurer_role_name((int)is->cert.body.role));
+            return refuse(KURER_EROLE, "%s is %s certificate, not an authority's", is->crt_path,
+                          role_a((int)is->cert.body.role));
         if ((rc = kurer_authority_check(&is->cert, &is->root, is->cert.body.not_before)) != 0)
             return refuse(rc, "%s is not signed by the root in %s: %s", is->crt_path, is->root_path,
                           kurer_strerror(rc));
@@ -1000,9 +1031,9 @@ static int issuer_load(issuer *is, const char *dir, int is_root, int check_valid
         return rc;
     if (is->st.log_entries > is->log.n)
         return refuse(KURER_ECORRUPT,
-                      "issuance log %s has %zu entries but %s records %llu: entries were removed",
-                      is->log_path, is->log.n, is->serial_path,
-                      (unsigned long long)is->st.log_entries);
+                      "issuance log %s has %zu %s but %s records %llu: entries were removed",
+                      is->log_path, is->log.n, plural(is->log.n, "entry", "entries"),
+                      is->serial_path, (unsigned long long)is->st.log_entries);
     if (is->st.next_serial <= kurer_issuelog_max_serial(&is->log))
         return refuse(KURER_ECORRUPT, "%s is behind the issuance log (serial %llu already used)",
                       is->serial_path, (unsigned long long)kurer_issuelog_max_serial(&is->log));
@@ -1015,7 +1046,20 @@ static int issuer_open_key(issuer *is, const char *envname, secret *keep)
     secret pass;
     char what[PATH_MAX_LEN + 16];
     int rc;
+    struct stat st;
     snprintf(what, sizeof(what), "%s", is->key_path);
+    /* Before the passphrase is asked: like ssh, a key others may read or write is refused. */
+    if (stat(is->key_path, &st) != 0)
+        return errno == ENOENT ? refuse(KURER_ENOENT, "%s is missing", is->key_path)
+               : errno == EACCES
+                   ? refuse(KURER_EPERM, "cannot read %s: permission denied", is->key_path)
+                   : refuse(KURER_EIO, "cannot read %s: %s", is->key_path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return refuse(KURER_EINVAL, "%s is %s, not a key file", is->key_path,
+                      S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+    if ((st.st_mode & 077) != 0)
+        return refuse(KURER_EPERM, "%s is accessible by others (mode %04o): chmod 600 it",
+                      is->key_path, (unsigned)(st.st_mode & 07777));
     if ((rc = get_passphrase(envname, what, 0, &pass)) != 0)
         return rc;
     rc = kurer_signing_key_load(&is->key, is->key_path, pass.p, pass.n);
@@ -1234,7 +1278,7 @@ static int cmd_root_init(int argc, char **argv)
         (rc = log_append(&is, &e)) != 0)
         goto out;
     kurer_cert_fingerprint(&cert, fp);
-    say("root %s created in %s\n", id, dir);
+    say("root \"%s\" (%s) created in %s\n", id, name, dir);
     say("  ceiling      %s (%s)\n", kurer_level_name((int)ceiling),
         kurer_level_name_da((int)ceiling));
     say("  valid until  %s\n", fmt_time(t, sizeof(t), cert.body.not_after));
@@ -1491,7 +1535,7 @@ static int cmd_authority_init(int argc, char **argv)
         goto out;
     kurer_cert_fingerprint(&cert, fp);
     say("authority %s created in %s\n", id, dir);
-    say("  serial       %llu (issued by root %s)\n", (unsigned long long)cert.body.serial,
+    say("  serial       %llu (issued by root \"%s\")\n", (unsigned long long)cert.body.serial,
         root.cert.body.subject);
     say("  clearance    %s (%s)\n", kurer_level_name((int)clearance),
         kurer_level_name_da((int)clearance));
@@ -1874,9 +1918,9 @@ static int cmd_revoke(int argc, char **argv)
         kurer_cert_key_id(&is.cert, id);
         if (ch.certs[0].body.role != KURER_ROLE_DEVICE) {
             rc = refuse(KURER_EROLE,
-                        "%s holds a %s certificate; revoke devices here (an "
+                        "%s holds %s certificate; revoke devices here (an "
                         "authority is retired by letting it expire and replacing it)",
-                        cert_path, kurer_role_name((int)ch.certs[0].body.role));
+                        cert_path, role_a((int)ch.certs[0].body.role));
             goto out;
         }
         if (!kurer_ct_equal(id, ch.certs[0].body.issuer_key_id, KURER_KEY_ID_LEN) ||
@@ -2478,8 +2522,8 @@ static int cmd_log(int argc, char **argv)
         return usage_error("give exactly one of --authority and --root");
     if ((rc = issuer_load(&is, adir ? adir : rdir, adir == NULL, 0, kurer_time_unix())) != 0)
         goto out;
-    say("issuance log of %s %s: %zu entries\n", adir ? "authority" : "root", is.cert.body.subject,
-        is.log.n);
+    say("issuance log of %s %s: %zu %s\n", adir ? "authority" : "root", is.cert.body.subject,
+        is.log.n, plural(is.log.n, "entry", "entries"));
     if (kurer_buf_put_u8(&j, '[') != 0)
         g_out_failed = 1;
     for (size_t i = 0; i < is.log.n; i++) {

@@ -99,7 +99,7 @@ check publish-bad-relay 2 "expected HOST:PORT" "$A" publish --crl x --relay nowh
 check publish-missing 2 "missing --relay-key" "$A" publish --crl x --relay 127.0.0.1:1
 
 echo "== root"
-check root-init 0 "root root created" R root init --dir root --name "Rigsrod" --kdf-min
+check root-init 0 'root "root" (Rigsrod) created in root' R root init --dir root --name "Rigsrod" --kdf-min
 check root-key-mode 0 "600" stat -c %a root/root.key
 check root-dir-mode 0 "700" stat -c %a root
 refused root-no-overwrite root "root.key already exists; --force moves the existing key" R root init --dir root \
@@ -168,6 +168,15 @@ check fm-init 0 "authority fm.dk created" NEWAUTH $FMP --root root --dir fm --id
 check sk-init 0 '"id":"sk.dk"' NEWAUTH $SKP --root root --dir sk --id sk.dk \
     --name "Skattestyrelsen" --days 400 --json
 check fm-key-mode 0 "600" stat -c %a fm/authority.key
+check fm-issued-by 0 'issued by root "root"' NEWAUTH $FMP --root root --dir fm-x --id fmx.dk \
+    --name "X"
+check log-one-entry 0 "issuance log of authority fmx.dk: 0 entries" "$A" log --authority fm-x
+refused root-is-authority-dir fm "fm is an authority directory, not a root directory" \
+    env -u KURER_ADMIN_PASSPHRASE -u KURER_ADMIN_ROOT_PASSPHRASE "$A" authority init \
+    --root fm --dir x9 --id x9.dk --name X
+check log-root-is-authority-dir 1 "fm is an authority directory, not a root directory" "$A" log \
+    --root fm
+check authority-is-file 1 "afile is a file, not an authority directory" "$A" log --authority afile
 check fm-dir-mode 0 "700" stat -c %a fm
 check fm-crl-v1 0 '"version":1' "$A" show --json fm/crl
 check fm-crl-verifies 0 "valid revocation list of fm.dk, version 1" "$A" verify --root \
@@ -216,7 +225,7 @@ else
     echo "FAIL root3-force-backups: $out"
     failed=$((failed + 1))
 fi
-check root3-new-log 0 "1 entr" "$A" log --root root3
+check root3-new-log 0 "1 entry" "$A" log --root root3
 check auth3-init 0 "created" NEWAUTH $FMP --root root3 --dir auth3 --id a3.dk --name "A3"
 check auth3-force 0 '"replaced":[' NEWAUTH $FMP --root root3 --dir auth3 --id a3.dk \
     --name "A3 again" --force --json
@@ -319,6 +328,20 @@ refused issue-key-reuse fm "already certified for dave@fm.dk device 1" \
 check issue-force 0 "serial       3" FM issue --authority fm --csr alice.csr --out alice2.chain
 check reissue-force 0 "serial       4" FM issue --authority fm --csr alice.csr --out alice2.chain \
     --force
+
+echo "== file permissions and kinds"
+cp -a fm fm-perm && chmod 644 fm-perm/authority.key
+refused key-readable-by-others fm-perm "authority.key is accessible by others (mode 0644): chmod 600 it" \
+    FM issue --authority fm-perm --csr alice.csr --out x.chain
+chmod 600 fm-perm/authority.key && chmod 660 fm-perm/authority.key
+refused key-group-writable fm-perm "(mode 0660): chmod 600 it" \
+    FM revoke --authority fm-perm --serial 1
+rm -f fm-perm/authority.key && mkdir fm-perm/authority.key
+refused key-is-dir fm-perm "authority.key is a directory, not a key file" \
+    FM issue --authority fm-perm --csr alice.csr --out x.chain
+refused csr-is-dir fm "fm is a directory, not a file" \
+    FM issue --authority fm --csr fm --out x.chain
+check log-entry-singular 0 "issuance log of root root: 1 entry" "$A" log --root deep/a/b
 
 echo "== issuer outside its validity"
 cp -a fm fm-expired && cp -a fm fm-future
