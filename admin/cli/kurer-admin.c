@@ -117,6 +117,15 @@ static void json_escape(kurer_buf *b, const char *s)
         } else if (*p < 0x20 || *p == 0x7f) {
             char e[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
             bad = kurer_buf_put(b, e, 6);
+        } else if (*p >= 0x80) {
+            /* Valid UTF-8 as it is; any other byte as U+FFFD, so the output is always JSON. */
+            size_t n = utf8_seq(p);
+            if (n == 0) {
+                bad = kurer_buf_put(b, "\\ufffd", 6);
+            } else {
+                bad = kurer_buf_put(b, p, n);
+                p += n - 1;
+            }
         } else {
             bad = kurer_buf_put_u8(b, *p);
         }
@@ -265,6 +274,8 @@ static int args_parse(args *a, const optdef *defs, size_t ndefs, int argc, char 
             only_pos = 1;
             continue;
         }
+        if (strcmp(s, "-h") == 0)
+            s = "--help";
         if (s[1] != '-')
             return usage_error("unknown option '%s'", s);
         s += 2;
@@ -278,10 +289,10 @@ static int args_parse(args *a, const optdef *defs, size_t ndefs, int argc, char 
         if (defs[d].arg) {
             if (eq)
                 v = eq + 1;
-            else if (i + 1 < argc)
+            else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
                 v = argv[++i];
             else
-                return usage_error("option '--%s' needs a value", defs[d].name);
+                return usage_error("--%s needs a value", defs[d].name);
         } else {
             if (eq)
                 return usage_error("option '--%s' takes no value", defs[d].name);
@@ -1904,7 +1915,9 @@ static int cmd_revoke(int argc, char **argv)
         goto out;
     }
     if (reason_s != NULL && parse_reason(reason_s, &reason) != 0) {
-        rc = usage_error("unknown --reason '%s'", reason_s);
+        rc = usage_error("unknown --reason '%s' (unspecified, key-compromise, device-lost, "
+                         "superseded or left-authority)",
+                         reason_s);
         goto out;
     }
     if ((rc = lock_existing(dir, &lockfd)) != 0 || (rc = issuer_load(&is, dir, 0, 0, now)) != 0)
@@ -2819,8 +2832,8 @@ static int emit(int rc)
             snprintf(g_err, sizeof(g_err), "%s", kurer_strerror(rc));
         fprintf(stderr, "kurer-admin: %s\n", g_err);
         if (rc == RC_USAGE)
-            fprintf(stderr, "kurer-admin: try 'kurer-admin %s --help'\n",
-                    g_command[0] ? g_command : "");
+            fprintf(stderr, "kurer-admin: try 'kurer-admin %s%s--help'\n", g_command,
+                    g_command[0] ? " " : "");
     }
     if (g_json) {
         kurer_buf o;
@@ -2867,6 +2880,17 @@ int main(int argc, char **argv)
         fputs(help_main, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
     }
+    /* --json before the command applies to it (and to an unknown command's error). */
+    while (argc >= 2 && strcmp(argv[1], "--json") == 0) {
+        g_json = 1;
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
+    if (argc < 2) {
+        g_command = "";
+        return emit(usage_error("no command given (kurer-admin --help lists them)"));
+    }
     if (strcmp(argv[1], "--version") == 0) {
         printf("kurer-admin %s\n", KURER_VERSION);
         return 0;
@@ -2883,7 +2907,7 @@ int main(int argc, char **argv)
         int is_root = argv[1][0] == 'r';
         g_command = is_root ? "root init" : "authority init";
         if (argc < 3 || strcmp(argv[2], "init") != 0) {
-            if (argc >= 3 && strcmp(argv[2], "--help") == 0) {
+            if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
                 fputs(is_root ? help_root_init : help_authority_init, stdout);
                 return 0;
             }
@@ -2903,7 +2927,6 @@ int main(int argc, char **argv)
             g_command = cmds[i].name;
             return emit(cmds[i].fn(argc - 2, argv + 2));
         }
-    fprintf(stderr, "kurer-admin: unknown command '%s'\nkurer-admin: try 'kurer-admin --help'\n",
-            argv[1]);
-    return EXIT_USAGE;
+    g_command = "";
+    return emit(usage_error("unknown command '%s'", argv[1]));
 }

@@ -88,6 +88,27 @@ for c in "root init" "authority init" issue revoke verify show log publish; do
     # shellcheck disable=SC2086
     check "help $c" 0 "usage: kurer-admin $c" "$A" $c --help
 done
+for c in "root init" "authority init" issue revoke verify show log publish; do
+    # shellcheck disable=SC2086
+    check "short-help $c" 0 "usage: kurer-admin $c" "$A" $c -h
+done
+check value-is-option 2 "--out needs a value" "$A" issue --authority x --csr y --out --json
+check value-is-option-json 2 '"error":"--out needs a value"' "$A" issue --authority x --csr y \
+    --out --json
+check json-unknown-command 2 '"ok":false,"command":"","error":"unknown command '"'"'frobnicate'"'"'"' \
+    "$A" --json frobnicate
+check json-unknown-command-after 2 '"code":"USAGE"' "$A" frobnicate --json
+check unknown-reason 2 "unknown --reason 'lost' (unspecified, key-compromise, device-lost" \
+    "$A" revoke --authority x --serial 1 --reason lost
+run "$A" verify --json --root $'bad\xff\xc3.crt' $'x\xe2\x82.chain'
+if printf '%s' "$out" | grep -v '^kurer-admin:' |
+    python3 -c 'import json,sys; d=json.loads(sys.stdin.buffer.read().decode("utf-8")); assert "\ufffd" in d["error"], d' 2>/dev/null; then
+    echo "ok   json-invalid-utf8"
+    pass=$((pass + 1))
+else
+    echo "FAIL json-invalid-utf8: $out"
+    failed=$((failed + 1))
+fi
 check unknown-option 2 "unknown option '--bogus'" "$A" issue --bogus
 check missing-option 2 "missing --csr" "$A" issue --authority x --out y
 check unknown-command 2 "unknown command" "$A" frobnicate
