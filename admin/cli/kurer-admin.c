@@ -26,8 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef KURER_VERSION
@@ -48,6 +50,7 @@
 #define F_CRL             "crl"
 #define F_SERIAL          "serial"
 #define F_LOG             "issuance.log"
+#define F_DIRLOCK         ".lock"
 #define DEFAULT_PASS      "KURER_ADMIN_PASSPHRASE"
 #define DEFAULT_ROOT_PASS "KURER_ADMIN_ROOT_PASSPHRASE"
 #define PASS_MAX          1024
@@ -72,6 +75,37 @@ static void out_raw(const char *s, size_t n)
         g_out_failed = 1;
 }
 
+/* The length of the valid UTF-8 sequence at p (1-4), or 0 if p does not start one (an invalid
+ * or overlong sequence, a surrogate, above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p)
+{
+    uint32_t cp;
+    size_t n;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        cp = p[0] & 0x1fu;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        cp = p[0] & 0x0fu;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        cp = p[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 static void json_escape(kurer_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -83,6 +117,15 @@ static void json_escape(kurer_buf *b, const char *s)
         } else if (*p < 0x20 || *p == 0x7f) {
             char e[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
             bad = kurer_buf_put(b, e, 6);
+        } else if (*p >= 0x80) {
+            /* Valid UTF-8 as it is; any other byte as U+FFFD, so the output is always JSON. */
+            size_t n = utf8_seq(p);
+            if (n == 0) {
+                bad = kurer_buf_put(b, "\\ufffd", 6);
+            } else {
+                bad = kurer_buf_put(b, p, n);
+                p += n - 1;
+            }
         } else {
             bad = kurer_buf_put_u8(b, *p);
         }
@@ -165,6 +208,20 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     return RC_USAGE;
 }
 
+/* "a DEVICE", "an AUTHORITY", "a ROOT". */
+static const char *role_a(int role)
+{
+    static char buf[48];
+    const char *n = kurer_role_name(role);
+    snprintf(buf, sizeof(buf), "%s %s", strchr("AEIOU", n[0]) && n[0] ? "an" : "a", n);
+    return buf;
+}
+
+static const char *plural(size_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 static void hex(char *out, const uint8_t *p, size_t n)
 {
     kurer_hex_encode(out, p, n);
@@ -217,6 +274,8 @@ static int args_parse(args *a, const optdef *defs, size_t ndefs, int argc, char 
             only_pos = 1;
             continue;
         }
+        if (strcmp(s, "-h") == 0)
+            s = "--help";
         if (s[1] != '-')
             return usage_error("unknown option '%s'", s);
         s += 2;
@@ -230,10 +289,10 @@ static int args_parse(args *a, const optdef *defs, size_t ndefs, int argc, char 
         if (defs[d].arg) {
             if (eq)
                 v = eq + 1;
-            else if (i + 1 < argc)
+            else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
                 v = argv[++i];
             else
-                return usage_error("option '--%s' needs a value", defs[d].name);
+                return usage_error("--%s needs a value", defs[d].name);
         } else {
             if (eq)
                 return usage_error("option '--%s' takes no value", defs[d].name);
@@ -272,6 +331,27 @@ static int need(const args *a, const char *name, const char **out)
     *out = opt(a, name);
     if (*out == NULL || **out == '\0')
         return usage_error("missing --%s", name);
+    return 0;
+}
+
+/* --passphrase-env and --root-passphrase-env name an environment variable. A value that is
+ * not a variable name is refused without being echoed: it may be a passphrase typed there. */
+static int opt_env(const args *a, const char *name, const char *def, const char **out)
+{
+    const char *s = opt(a, name);
+    *out = def;
+    if (s == NULL)
+        return 0;
+    int ok = (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_';
+    for (size_t i = 1; ok && s[i] != '\0'; i++)
+        ok = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+             (s[i] >= '0' && s[i] <= '9') || s[i] == '_';
+    if (!ok)
+        return usage_error(
+            "--%s needs the NAME of an environment variable ([A-Za-z_][A-Za-z0-9_]*), "
+            "not a passphrase (the value given is not shown)",
+            name);
+    *out = s;
     return 0;
 }
 
@@ -412,7 +492,10 @@ static int get_passphrase(const char *envname, const char *what, int is_new, sec
         }
         snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", what);
         rc = tty_read(fd, prompt, out->p, &out->n);
-        if (rc == 0 && is_new) {
+        if (rc == 0 && is_new && out->n < PASS_MIN_NEW)
+            rc = refuse(KURER_EINVAL, "the passphrase for %s is too short (at least %d characters)",
+                        what, PASS_MIN_NEW);
+        else if (rc == 0 && is_new) {
             char *again = kurer_secure_alloc(PASS_MAX + 1);
             size_t n2 = 0;
             if (again == NULL)
@@ -450,8 +533,13 @@ static int join(char *out, const char *dir, const char *name)
 static int read_file(const char *path, size_t max, uint8_t **d, size_t *n)
 {
     int rc = kurer_file_read(path, max, d, n);
+    struct stat st;
     if (rc == KURER_ELIMIT)
         return refuse(rc, "%s is too large to be what it should be", path);
+    if (rc != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return refuse(KURER_EINVAL, "%s is a directory, not a file", path);
+    if (rc == KURER_EPERM)
+        return refuse(rc, "cannot read %s: permission denied", path);
     if (rc != 0)
         return refuse(rc, "cannot read %s: %s", path, kurer_strerror(rc));
     return 0;
@@ -467,17 +555,160 @@ static int write_file(const char *path, const void *d, size_t n, unsigned mode, 
     return 0;
 }
 
-static int must_not_exist(const char *path, int force)
+/* hint says what --force would do. */
+static int must_not_exist(const char *path, int force, const char *hint)
 {
     if (!force && kurer_file_exists(path) == 0)
-        return refuse(KURER_EEXIST, "%s already exists (use --force to replace it)", path);
+        return refuse(KURER_EEXIST, "%s already exists; %s", path, hint);
     return 0;
 }
 
-/* Creates dir with mode 0700, or accepts an existing directory. */
+#define HINT_ROOT                                                                                  \
+    "--force moves the existing key, certificate, log and serial state aside (to "                 \
+    "NAME.replaced-TIME) and creates a new root with a new key in their place"
+#define HINT_AUTHORITY                                                                             \
+    "--force moves the existing key, certificate, list, log and serial state aside (to "           \
+    "NAME.replaced-TIME) and creates a new authority with a new key in their place"
+
+static kurer_buf g_replaced; /* JSON array items: files moved aside by --force */
+
+/* --force on init: path (if it exists) is renamed to path.replaced-<UTC time> (mode and
+ * content kept), never deleted. */
+static int move_aside(const char *path, int64_t now)
+{
+    char to[PATH_MAX_LEN + 64], stamp[32];
+    struct tm tm;
+    time_t tt = (time_t)now;
+    int n;
+    if (kurer_file_exists(path) != 0)
+        return 0;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) == 0)
+        snprintf(stamp, sizeof(stamp), "%lld", (long long)now);
+    for (int i = 0;; i++) {
+        n = i == 0 ? snprintf(to, sizeof(to), "%s.replaced-%s", path, stamp)
+                   : snprintf(to, sizeof(to), "%s.replaced-%s-%d", path, stamp, i);
+        if (n < 0 || (size_t)n >= sizeof(to))
+            return refuse(KURER_ELIMIT, "path too long: %s", path);
+        if (kurer_file_exists(to) != 0)
+            break;
+        if (i == 1000)
+            return refuse(KURER_EEXIST, "cannot move %s aside: too many old copies", path);
+    }
+    if (rename(path, to) != 0)
+        return refuse(KURER_EIO, "cannot move %s aside to %s: %s", path, to, strerror(errno));
+    say("moved the existing %s aside to %s\n", path, to);
+    if ((g_replaced.len > 0 && kurer_buf_put_u8(&g_replaced, ',') != 0))
+        g_out_failed = 1;
+    json_escape(&g_replaced, to);
+    return 0;
+}
+
+/* dir without trailing slashes (but "/" stays) into out. */
+static int strip_slashes(char *out, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n >= PATH_MAX_LEN)
+        return refuse(KURER_ELIMIT, "path too long: %s", dir);
+    memcpy(out, dir, n + 1);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+    return 0;
+}
+
+/* Checked before anything is asked or written: dir is a directory we may write in, or can be
+ * created (with its missing parents) in the nearest existing one. */
+static int check_dir_usable(const char *dir)
+{
+    char buf[PATH_MAX_LEN];
+    struct stat st;
+    int rc;
+    if ((rc = strip_slashes(buf, dir)) != 0)
+        return rc;
+    for (;;) {
+        char *slash;
+        if (stat(buf, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                return refuse(KURER_EEXIST, "%s exists and is not a directory", buf);
+            if (access(buf, W_OK | X_OK) != 0)
+                return refuse(KURER_EPERM, "cannot write in %s: permission denied", buf);
+            return 0;
+        }
+        if (errno != ENOENT && errno != ENOTDIR)
+            return refuse(errno == EACCES ? KURER_EPERM : KURER_EIO, "cannot use %s: %s", buf,
+                          errno == EACCES ? "permission denied" : strerror(errno));
+        slash = strrchr(buf, '/');
+        if (slash == NULL)
+            snprintf(buf, sizeof(buf), ".");
+        else if (slash == buf)
+            buf[1] = '\0';
+        else
+            *slash = '\0';
+    }
+}
+
+/* Checked before anything is asked or written: --out names a file in a directory that exists
+ * and that we may write in. */
+static int check_out_path(const char *path)
+{
+    char buf[PATH_MAX_LEN];
+    struct stat st;
+    char *slash;
+    int rc;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return refuse(KURER_EINVAL, "%s is a directory; --out needs a file name", path);
+    if ((rc = strip_slashes(buf, path)) != 0)
+        return rc;
+    slash = strrchr(buf, '/');
+    if (slash == NULL)
+        snprintf(buf, sizeof(buf), ".");
+    else if (slash == buf)
+        buf[1] = '\0';
+    else
+        *slash = '\0';
+    if (stat(buf, &st) != 0)
+        return refuse(errno == EACCES ? KURER_EPERM : KURER_ENOENT,
+                      "cannot write %s: directory %s %s", path, buf,
+                      errno == EACCES ? "is not accessible (permission denied)" : "does not exist");
+    if (!S_ISDIR(st.st_mode))
+        return refuse(KURER_EINVAL, "cannot write %s: %s is not a directory", path, buf);
+    if (access(buf, W_OK | X_OK) != 0)
+        return refuse(KURER_EPERM, "cannot write %s: permission denied in %s", path, buf);
+    return 0;
+}
+
+/* A display name: at most KURER_NAME_MAX bytes of UTF-8 text without control characters. */
+static int check_name(const char *name)
+{
+    const unsigned char *p = (const unsigned char *)name;
+    if (strlen(name) > KURER_NAME_MAX)
+        return refuse(KURER_ELIMIT, "--name is longer than %d bytes", KURER_NAME_MAX);
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n == 0)
+            return refuse(KURER_EINVAL, "--name is not valid UTF-8 text");
+        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+            return refuse(KURER_EINVAL, "--name contains a control character");
+        p += n;
+    }
+    return 0;
+}
+
+/* Creates dir (mode 0700) and its missing parents, or accepts an existing directory. */
 static int make_dir(const char *dir)
 {
+    char buf[PATH_MAX_LEN];
     struct stat st;
+    int rc;
+    if ((rc = strip_slashes(buf, dir)) != 0)
+        return rc;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return refuse(KURER_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
     if (mkdir(dir, 0700) == 0)
         return 0;
     if (errno != EEXIST)
@@ -488,6 +719,77 @@ static int make_dir(const char *dir)
         fprintf(stderr, "kurer-admin: warning: %s is accessible to other users (mode %03o)\n", dir,
                 (unsigned)(st.st_mode & 0777));
     return 0;
+}
+
+/* ------------------------------------------------------------------------ locking */
+
+/* Every command that reads a root or authority directory and then writes it holds the
+ * directory's lock (DIR/.lock, an empty file, mode 0600; flock) from before the first read to
+ * after the last write, so that two runs at once (two revokes, parallel issues) are serialized
+ * instead of one silently undoing the other. A busy lock is waited for (Ctrl-C ends the wait). */
+static int lock_dir(const char *dir, int *fdp)
+{
+    char path[PATH_MAX_LEN];
+    int rc, said = 0;
+    if (*fdp >= 0)
+        return 0;
+    if ((rc = join(path, dir, F_DIRLOCK)) != 0)
+        return rc;
+    for (;;) {
+        struct stat a, b;
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return refuse(errno == EACCES ? KURER_EPERM : KURER_EIO, "cannot lock %s (%s): %s", dir,
+                          path, errno == EACCES ? "permission denied" : strerror(errno));
+        for (;;) {
+            if (flock(fd, said ? LOCK_EX : LOCK_EX | LOCK_NB) == 0)
+                break;
+            if (errno == EINTR)
+                continue;
+            if (errno == EWOULDBLOCK && !said) {
+                fprintf(stderr, "kurer-admin: waiting for another kurer-admin working on %s\n",
+                        dir);
+                said = 1;
+                continue;
+            }
+            rc = errno;
+            close(fd);
+            return refuse(KURER_EIO, "cannot lock %s: %s", path, strerror(rc));
+        }
+        /* The lock file must still be the one at the path (not removed or replaced while we
+         * waited): otherwise the lock guards nothing. */
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino) {
+            *fdp = fd;
+            return 0;
+        }
+        close(fd);
+    }
+}
+
+/* Locks dir if it is an existing directory; otherwise does nothing (the caller's own checks
+ * report a missing directory, or it creates the directory and locks it then). */
+static int lock_existing(const char *dir, int *fdp)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    return lock_dir(dir, fdp);
+}
+
+static void unlock_dir(int *fdp)
+{
+    if (*fdp >= 0)
+        close(*fdp);
+    *fdp = -1;
+}
+
+/* 1 if a and b are the same existing directory. */
+static int same_dir(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
 
 typedef enum file_kind {
@@ -676,14 +978,26 @@ static int issuer_load(issuer *is, const char *dir, int is_root, int check_valid
     memset(is, 0, sizeof(*is));
     if ((rc = issuer_paths(is, dir, is_root)) != 0)
         return rc;
+    {
+        struct stat st;
+        char other[PATH_MAX_LEN];
+        if (stat(dir, &st) != 0)
+            return refuse(errno == EACCES ? KURER_EPERM : KURER_ENOENT, "%s: %s", dir,
+                          errno == EACCES ? "permission denied" : "no such directory");
+        if (!S_ISDIR(st.st_mode))
+            return refuse(KURER_EINVAL, "%s is a file, not %s directory", dir,
+                          is_root ? "a root" : "an authority");
+        if (is_root && join(other, dir, F_AUTH_CRT) == 0 && kurer_file_exists(other) == 0)
+            return refuse(KURER_EROLE, "%s is an authority directory, not a root directory", dir);
+    }
     if (kurer_file_exists(is->crt_path) != 0)
         return refuse(KURER_ENOENT, "%s is not %s directory (no %s)", dir,
                       is_root ? "a root" : "an authority", is_root ? F_ROOT_CRT : F_AUTH_CRT);
     if ((rc = load_cert(is->root_path, &is->root)) != 0)
         return rc;
     if (is->root.body.role != KURER_ROLE_ROOT)
-        return refuse(KURER_EROLE, "%s is a %s certificate, not a root", is->root_path,
-                      kurer_role_name((int)is->root.body.role));
+        return refuse(KURER_EROLE, "%s is %s certificate, not a root", is->root_path,
+                      role_a((int)is->root.body.role));
     /* Validity is checked below when asked: pass the root's own not_before to check the rest. */
     if ((rc = kurer_root_check(&is->root, is->root.body.not_before)) != 0)
         return refuse(rc, "%s is not a valid root certificate: %s", is->root_path,
@@ -696,8 +1010,8 @@ static int issuer_load(issuer *is, const char *dir, int is_root, int check_valid
         if ((rc = load_cert(is->crt_path, &is->cert)) != 0)
             return rc;
         if (is->cert.body.role != KURER_ROLE_AUTHORITY)
-            return refuse(KURER_EROLE, "%s is a %s certificate, not an authority's", is->crt_path,
-                          kurer_role_name((int)is->cert.body.role));
+            return refuse(KURER_EROLE, "%s is %s certificate, not an authority's", is->crt_path,
+                          role_a((int)is->cert.body.role));
         if ((rc = kurer_authority_check(&is->cert, &is->root, is->cert.body.not_before)) != 0)
             return refuse(rc, "%s is not signed by the root in %s: %s", is->crt_path, is->root_path,
                           kurer_strerror(rc));
@@ -728,9 +1042,9 @@ static int issuer_load(issuer *is, const char *dir, int is_root, int check_valid
         return rc;
     if (is->st.log_entries > is->log.n)
         return refuse(KURER_ECORRUPT,
-                      "issuance log %s has %zu entries but %s records %llu: entries were removed",
-                      is->log_path, is->log.n, is->serial_path,
-                      (unsigned long long)is->st.log_entries);
+                      "issuance log %s has %zu %s but %s records %llu: entries were removed",
+                      is->log_path, is->log.n, plural(is->log.n, "entry", "entries"),
+                      is->serial_path, (unsigned long long)is->st.log_entries);
     if (is->st.next_serial <= kurer_issuelog_max_serial(&is->log))
         return refuse(KURER_ECORRUPT, "%s is behind the issuance log (serial %llu already used)",
                       is->serial_path, (unsigned long long)kurer_issuelog_max_serial(&is->log));
@@ -738,16 +1052,32 @@ static int issuer_load(issuer *is, const char *dir, int is_root, int check_valid
 }
 
 /* Opens the issuer's key with the passphrase from envname and checks it is the certificate's. */
-static int issuer_open_key(issuer *is, const char *envname)
+static int issuer_open_key(issuer *is, const char *envname, secret *keep)
 {
     secret pass;
     char what[PATH_MAX_LEN + 16];
     int rc;
+    struct stat st;
     snprintf(what, sizeof(what), "%s", is->key_path);
+    /* Before the passphrase is asked: like ssh, a key others may read or write is refused. */
+    if (stat(is->key_path, &st) != 0)
+        return errno == ENOENT ? refuse(KURER_ENOENT, "%s is missing", is->key_path)
+               : errno == EACCES
+                   ? refuse(KURER_EPERM, "cannot read %s: permission denied", is->key_path)
+                   : refuse(KURER_EIO, "cannot read %s: %s", is->key_path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return refuse(KURER_EINVAL, "%s is %s, not a key file", is->key_path,
+                      S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+    if ((st.st_mode & 077) != 0)
+        return refuse(KURER_EPERM, "%s is accessible by others (mode %04o): chmod 600 it",
+                      is->key_path, (unsigned)(st.st_mode & 07777));
     if ((rc = get_passphrase(envname, what, 0, &pass)) != 0)
         return rc;
     rc = kurer_signing_key_load(&is->key, is->key_path, pass.p, pass.n);
-    secret_free(&pass);
+    if (rc == 0 && keep != NULL)
+        *keep = pass; /* the caller frees it */
+    else
+        secret_free(&pass);
     if (rc == KURER_EPASSPHRASE)
         return refuse(rc, "wrong passphrase for %s (or the key file was altered)", is->key_path);
     if (rc == KURER_ENOENT)
@@ -837,12 +1167,27 @@ static const char help_root_init[] =
     "  --passphrase-env VAR  read the new key's passphrase from VAR (default " DEFAULT_PASS ");\n"
     "                        if VAR is unset, ask twice on the terminal (at least 12 characters)\n"
     "  --kdf-min             seal the key with the smallest accepted Argon2id parameters\n"
-    "                        (2 passes, 19 MiB) instead of the default (3 passes, 64 MiB)\n"
-    "  --force               replace an existing root in ROOTDIR\n"
+    "                        (2 passes, 19 MiB) instead of the default (3 passes, 64 MiB):\n"
+    "                        for tests only; never for real keys\n"
+    "  --force               create a new root in a ROOTDIR that has one: the existing key,\n"
+    "                        certificate, log and serial state are moved aside (renamed to\n"
+    "                        NAME.replaced-TIME), never deleted\n"
     "  --json                print the result as one JSON object\n";
+
+static int root_files_absent(const issuer *is, int force)
+{
+    int rc;
+    if ((rc = must_not_exist(is->key_path, force, HINT_ROOT)) ||
+        (rc = must_not_exist(is->crt_path, force, HINT_ROOT)) ||
+        (rc = must_not_exist(is->log_path, force, HINT_ROOT)) ||
+        (rc = must_not_exist(is->serial_path, force, HINT_ROOT)))
+        return rc;
+    return 0;
+}
 
 static int cmd_root_init(int argc, char **argv)
 {
+    int lockfd = -1;
     static const optdef defs[] = {
         {"help", 0, 0},    {"json", 0, 0},    {"dir", 1, 0},  {"name", 1, 0},
         {"id", 1, 0},      {"ceiling", 1, 0}, {"days", 1, 0}, {"passphrase-env", 1, 0},
@@ -877,26 +1222,24 @@ static int cmd_root_init(int argc, char **argv)
         (rc = opt_level(&a, "ceiling", &ceiling, &given)))
         return rc;
     id = opt(&a, "id") ? opt(&a, "id") : "root";
-    envname = opt(&a, "passphrase-env") ? opt(&a, "passphrase-env") : DEFAULT_PASS;
+    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &envname)) != 0)
+        return rc;
     force = flag(&a, "force");
     kdf = flag(&a, "kdf-min") ? kurer_kdf_minimum() : kurer_kdf_default();
     if (kurer_authority_id_check(id) != 0)
         return refuse(KURER_ESUBJECT, "invalid root id '%s' (1-63 of a-z 0-9 - .)", id);
+    if ((rc = check_name(name)) != 0 || (rc = check_dir_usable(dir)) != 0)
+        return rc;
 
     /* Every file init writes, the log and serial state included: none is replaced silently. */
-    if ((rc = issuer_paths(&is, dir, 1)) != 0 || (rc = must_not_exist(is.key_path, force)) ||
-        (rc = must_not_exist(is.crt_path, force)) || (rc = must_not_exist(is.log_path, force)) ||
-        (rc = must_not_exist(is.serial_path, force)))
+    if ((rc = issuer_paths(&is, dir, 1)) != 0 || (rc = lock_existing(dir, &lockfd)) != 0 ||
+        (rc = root_files_absent(&is, force)) != 0)
         goto out;
     memset(&body, 0, sizeof(body));
     body.version = 1;
     body.serial = 1;
     body.role = KURER_ROLE_ROOT;
     snprintf(body.subject, sizeof(body.subject), "%s", id);
-    if (strlen(name) > KURER_NAME_MAX) {
-        rc = refuse(KURER_ELIMIT, "--name is longer than %d bytes", KURER_NAME_MAX);
-        goto out;
-    }
     snprintf(body.display_name, sizeof(body.display_name), "%s", name);
     body.clearance = ceiling;
     body.not_before = now - SKEW;
@@ -917,10 +1260,16 @@ static int cmd_root_init(int argc, char **argv)
         rc = refuse(rc, "cannot encode the root certificate: %s", kurer_strerror(rc));
         goto out;
     }
-    /* Everything is checked: now write. */
+    /* Everything is checked: now write. A directory that did not exist is locked as soon as
+     * it does, and checked again under the lock. */
     if ((rc = make_dir(dir)) != 0)
         goto out;
-    rc = kurer_signing_key_save(&key, is.key_path, pass.p, pass.n, &kdf, force);
+    if (lockfd < 0 && ((rc = lock_dir(dir, &lockfd)) != 0 || (rc = root_files_absent(&is, force))))
+        goto out;
+    if (force && ((rc = move_aside(is.key_path, now)) != 0 || (rc = move_aside(is.crt_path, now)) ||
+                  (rc = move_aside(is.log_path, now)) || (rc = move_aside(is.serial_path, now))))
+        goto out;
+    rc = kurer_signing_key_save(&key, is.key_path, pass.p, pass.n, &kdf, 0);
     secret_free(&pass);
     if (rc != 0) {
         rc = refuse(rc, "cannot write %s: %s", is.key_path, kurer_strerror(rc));
@@ -936,11 +1285,11 @@ static int cmd_root_init(int argc, char **argv)
     }
     is.st.next_serial = 2;
     entry_for_cert(&e, &cert, now);
-    if ((rc = write_file(is.crt_path, crt.data, crt.len, 0644, force)) != 0 ||
+    if ((rc = write_file(is.crt_path, crt.data, crt.len, 0644, 0)) != 0 ||
         (rc = log_append(&is, &e)) != 0)
         goto out;
     kurer_cert_fingerprint(&cert, fp);
-    say("root %s created in %s\n", id, dir);
+    say("root \"%s\" (%s) created in %s\n", id, name, dir);
     say("  ceiling      %s (%s)\n", kurer_level_name((int)ceiling),
         kurer_level_name_da((int)ceiling));
     say("  valid until  %s\n", fmt_time(t, sizeof(t), cert.body.not_after));
@@ -958,6 +1307,7 @@ out:
     kurer_signing_key_release(&key);
     kurer_buf_release(&crt);
     issuer_release(&is);
+    unlock_dir(&lockfd);
     return rc;
 }
 
@@ -986,7 +1336,11 @@ static const char help_authority_init[] =
     "  --root-passphrase-env VAR  the root key's passphrase (default " DEFAULT_ROOT_PASS ");\n"
     "                             unset: asked on the terminal\n"
     "  --kdf-min                  seal the key with the smallest accepted Argon2id parameters\n"
-    "  --force                    replace an existing authority in AUTHDIR\n"
+    "                             (for tests only; never for real keys); also lets the test\n"
+    "                             authority share the root key's passphrase (with a warning)\n"
+    "  --force                    create a new authority in an AUTHDIR that has one: the\n"
+    "                             existing files are moved aside (renamed to\n"
+    "                             NAME.replaced-TIME), never deleted\n"
     "  --json                     print the result as one JSON object\n";
 
 static int crl_image(kurer_crl *crl, const issuer *is, kurer_buf *out)
@@ -999,8 +1353,22 @@ static int crl_image(kurer_crl *crl, const issuer *is, kurer_buf *out)
     return 0;
 }
 
+static int auth_files_absent(const issuer *is, int force)
+{
+    int rc;
+    if ((rc = must_not_exist(is->key_path, force, HINT_AUTHORITY)) ||
+        (rc = must_not_exist(is->crt_path, force, HINT_AUTHORITY)) ||
+        (rc = must_not_exist(is->crl_path, force, HINT_AUTHORITY)) ||
+        (rc = must_not_exist(is->log_path, force, HINT_AUTHORITY)) ||
+        (rc = must_not_exist(is->serial_path, force, HINT_AUTHORITY)))
+        return rc;
+    return 0;
+}
+
 static int cmd_authority_init(int argc, char **argv)
 {
+    int rootlock = -1, authlock = -1;
+    secret root_pass = {0};
     static const optdef defs[] = {{"help", 0, 0},
                                   {"json", 0, 0},
                                   {"root", 1, 0},
@@ -1051,19 +1419,25 @@ static int cmd_authority_init(int argc, char **argv)
         (rc = opt_days(&a, "crl-days", 30, &crl_days)) ||
         (rc = opt_level(&a, "clearance", &clearance, &given)))
         goto out;
-    envname = opt(&a, "passphrase-env") ? opt(&a, "passphrase-env") : DEFAULT_PASS;
-    rootenv = opt(&a, "root-passphrase-env") ? opt(&a, "root-passphrase-env") : DEFAULT_ROOT_PASS;
+    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &envname)) != 0 ||
+        (rc = opt_env(&a, "root-passphrase-env", DEFAULT_ROOT_PASS, &rootenv)) != 0)
+        goto out;
     force = flag(&a, "force");
     kdf = flag(&a, "kdf-min") ? kurer_kdf_minimum() : kurer_kdf_default();
     if (kurer_authority_id_check(id) != 0) {
         rc = refuse(KURER_ESUBJECT, "invalid authority id '%s' (1-63 of a-z 0-9 - .)", id);
         goto out;
     }
-    if (strlen(name) > KURER_NAME_MAX) {
-        rc = refuse(KURER_ELIMIT, "--name is longer than %d bytes", KURER_NAME_MAX);
+    if ((rc = check_name(name)) != 0 || (rc = check_dir_usable(dir)) != 0)
+        goto out;
+    if (same_dir(rootdir, dir)) {
+        rc = refuse(KURER_EINVAL, "--dir %s is the root's directory: give the authority its own",
+                    dir);
         goto out;
     }
-    if ((rc = issuer_load(&root, rootdir, 1, 1, now)) != 0)
+    /* The root's directory first (its serial and log change too), then the authority's. */
+    if ((rc = lock_existing(rootdir, &rootlock)) != 0 ||
+        (rc = issuer_load(&root, rootdir, 1, 1, now)) != 0)
         goto out;
     if (!given)
         clearance = root.cert.body.clearance;
@@ -1073,15 +1447,27 @@ static int cmd_authority_init(int argc, char **argv)
                     kurer_level_name((int)root.cert.body.clearance));
         goto out;
     }
-    if ((rc = issuer_paths(&auth, dir, 0)) != 0 || (rc = must_not_exist(auth.key_path, force)) ||
-        (rc = must_not_exist(auth.crt_path, force)) ||
-        (rc = must_not_exist(auth.crl_path, force)) || (rc = must_not_exist(auth.log_path, force)) ||
-        (rc = must_not_exist(auth.serial_path, force)))
+    if ((rc = issuer_paths(&auth, dir, 0)) != 0 || (rc = lock_existing(dir, &authlock)) != 0 ||
+        (rc = auth_files_absent(&auth, force)) != 0)
         goto out;
-    if ((rc = issuer_open_key(&root, rootenv)) != 0)
+    if ((rc = issuer_open_key(&root, rootenv, &root_pass)) != 0)
         goto out;
     if ((rc = get_passphrase(envname, "the new authority key", 1, &pass)) != 0)
         goto out;
+    /* Whoever runs the authority must never need the root's passphrase. The one exception is
+     * --kdf-min, which is for throwaway test keys only (the client integration tests use one
+     * passphrase for a whole test PKI); it warns. */
+    if (pass.n == root_pass.n && kurer_ct_equal(pass.p, root_pass.p, pass.n) &&
+        flag(&a, "kdf-min")) {
+        fprintf(stderr, "kurer-admin: warning: the authority key has the root key's passphrase "
+                        "(accepted only for --kdf-min test keys)\n");
+    } else if (pass.n == root_pass.n && kurer_ct_equal(pass.p, root_pass.p, pass.n)) {
+        rc = refuse(KURER_EPASSPHRASE,
+                    "the authority key needs its own passphrase, not the root key's: its "
+                    "administrators must never learn the root passphrase");
+        goto out;
+    }
+    secret_free(&root_pass);
     if ((rc = kurer_signing_key_generate(&auth.key)) != 0) {
         rc = refuse(rc, "cannot generate a key: %s", kurer_strerror(rc));
         goto out;
@@ -1123,15 +1509,25 @@ static int cmd_authority_init(int argc, char **argv)
         goto out;
     }
 
-    /* Everything is checked: now write. The root's serial first, so it is never reused. */
+    /* Everything is checked: now write. A directory that did not exist is locked as soon as
+     * it does, and checked again under the lock. Then the root's serial, so it is never
+     * reused. */
+    if ((rc = make_dir(dir)) != 0)
+        goto out;
+    if (authlock < 0 &&
+        ((rc = lock_dir(dir, &authlock)) != 0 || (rc = auth_files_absent(&auth, force)) != 0))
+        goto out;
     {
         uint64_t serial;
         if ((rc = reserve_serial(&root, &serial)) != 0)
             goto out;
     }
-    if ((rc = make_dir(dir)) != 0)
+    if (force &&
+        ((rc = move_aside(auth.key_path, now)) != 0 || (rc = move_aside(auth.crt_path, now)) ||
+         (rc = move_aside(auth.crl_path, now)) || (rc = move_aside(auth.log_path, now)) ||
+         (rc = move_aside(auth.serial_path, now)) || (rc = move_aside(auth.root_path, now))))
         goto out;
-    rc = kurer_signing_key_save(&auth.key, auth.key_path, pass.p, pass.n, &kdf, force);
+    rc = kurer_signing_key_save(&auth.key, auth.key_path, pass.p, pass.n, &kdf, 0);
     secret_free(&pass);
     if (rc != 0) {
         rc = refuse(rc, "cannot write %s: %s", auth.key_path, kurer_strerror(rc));
@@ -1139,10 +1535,10 @@ static int cmd_authority_init(int argc, char **argv)
     }
     st.next_serial = 1;
     st.log_entries = 0;
-    if ((rc = write_file(auth.crt_path, crt.data, crt.len, 0644, force)) != 0 ||
+    if ((rc = write_file(auth.crt_path, crt.data, crt.len, 0644, 0)) != 0 ||
         (rc = write_file(auth.root_path, root_img.data, root_img.len, 0644, 1)) != 0 ||
-        (rc = write_file(auth.crl_path, crl_img.data, crl_img.len, 0644, force)) != 0 ||
-        (rc = write_file(auth.log_path, auth.log_img.data, auth.log_img.len, 0600, force)) != 0 ||
+        (rc = write_file(auth.crl_path, crl_img.data, crl_img.len, 0644, 0)) != 0 ||
+        (rc = write_file(auth.log_path, auth.log_img.data, auth.log_img.len, 0600, 0)) != 0 ||
         (rc = write_state(&auth, &st)) != 0)
         goto out;
     entry_for_cert(&e, &cert, now);
@@ -1150,7 +1546,7 @@ static int cmd_authority_init(int argc, char **argv)
         goto out;
     kurer_cert_fingerprint(&cert, fp);
     say("authority %s created in %s\n", id, dir);
-    say("  serial       %llu (issued by root %s)\n", (unsigned long long)cert.body.serial,
+    say("  serial       %llu (issued by root \"%s\")\n", (unsigned long long)cert.body.serial,
         root.cert.body.subject);
     say("  clearance    %s (%s)\n", kurer_level_name((int)clearance),
         kurer_level_name_da((int)clearance));
@@ -1169,12 +1565,15 @@ static int cmd_authority_init(int argc, char **argv)
     jstr("crl", auth.crl_path);
 out:
     secret_free(&pass);
+    secret_free(&root_pass);
     kurer_crl_release(&crl);
     kurer_buf_release(&crt);
     kurer_buf_release(&root_img);
     kurer_buf_release(&crl_img);
     issuer_release(&root);
     issuer_release(&auth);
+    unlock_dir(&authlock);
+    unlock_dir(&rootlock);
     return rc;
 }
 
@@ -1198,7 +1597,7 @@ static const char help_issue[] =
     "  --days N              validity in days (default 365, never past the authority's)\n"
     "  --passphrase-env VAR  the authority key's passphrase (default " DEFAULT_PASS ");\n"
     "                        unset: asked on the terminal\n"
-    "  --force               replace CERT if it exists\n"
+    "  --force               replace CERT if it exists (never one of AUTHDIR's own files)\n"
     "  --json                print the result as one JSON object\n";
 
 static int key_reuse_check(const issuer *is, const kurer_log_entry *e)
@@ -1243,8 +1642,51 @@ static int load_csr(const char *path, kurer_csr *csr)
     return rc;
 }
 
+/* --out must never name one of the authority's own files, --force or not. */
+static int out_not_own_file(const char *out, const issuer *is)
+{
+    static const char *const own[] = {F_AUTH_KEY, F_AUTH_CRT, F_CRL,    F_LOG,
+                                      F_SERIAL,   F_ROOT_CRT, F_DIRLOCK};
+    char buf[PATH_MAX_LEN], *slash, *base, *real_parent, *real_dir;
+    struct stat so, sf;
+    int found = 0, rc;
+    int exists = stat(out, &so) == 0;
+    if ((rc = strip_slashes(buf, out)) != 0)
+        return rc;
+    slash = strrchr(buf, '/');
+    base = slash ? slash + 1 : buf;
+    if (slash == NULL)
+        real_parent = realpath(".", NULL);
+    else if (slash == buf)
+        real_parent = realpath("/", NULL);
+    else {
+        *slash = '\0';
+        real_parent = realpath(buf, NULL);
+    }
+    real_dir = realpath(is->dir, NULL);
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !found; i++) {
+        char p[PATH_MAX_LEN];
+        if (real_parent && real_dir && strcmp(real_parent, real_dir) == 0 &&
+            strcmp(base, own[i]) == 0)
+            found = 1;
+        /* The same file by another name (a link). */
+        if (exists && join(p, is->dir, own[i]) == 0 && stat(p, &sf) == 0 &&
+            sf.st_dev == so.st_dev && sf.st_ino == so.st_ino)
+            found = 1;
+    }
+    free(real_parent);
+    free(real_dir);
+    if (found)
+        return refuse(KURER_EINVAL,
+                      "--out %s is one of the authority's own files in %s; write the chain "
+                      "elsewhere (--force does not change this)",
+                      out, is->dir);
+    return 0;
+}
+
 static int cmd_issue(int argc, char **argv)
 {
+    int lockfd = -1;
     static const optdef defs[] = {
         {"help", 0, 0}, {"json", 0, 0},      {"authority", 1, 0}, {"csr", 1, 0},
         {"out", 1, 0},  {"clearance", 1, 0}, {"days", 1, 0},      {"passphrase-env", 1, 0},
@@ -1277,10 +1719,11 @@ static int cmd_issue(int argc, char **argv)
         (rc = need(&a, "out", &out_path)) || (rc = opt_days(&a, "days", 365, &days)) ||
         (rc = opt_level(&a, "clearance", &clearance, &given)))
         goto out;
-    envname = opt(&a, "passphrase-env") ? opt(&a, "passphrase-env") : DEFAULT_PASS;
+    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &envname)) != 0)
+        goto out;
     force = flag(&a, "force");
 
-    if ((rc = issuer_load(&is, dir, 0, 1, now)) != 0)
+    if ((rc = lock_existing(dir, &lockfd)) != 0 || (rc = issuer_load(&is, dir, 0, 1, now)) != 0)
         goto out;
     if ((rc = load_csr(csr_path, &csr)) != 0)
         goto out;
@@ -1317,7 +1760,8 @@ static int cmd_issue(int argc, char **argv)
                    kurer_level_name((int)clearance), kurer_level_name((int)is.cert.body.clearance));
         goto out;
     }
-    if ((rc = must_not_exist(out_path, force)) != 0)
+    if ((rc = check_out_path(out_path)) != 0 || (rc = out_not_own_file(out_path, &is)) != 0 ||
+        (rc = must_not_exist(out_path, force, "--force replaces it")) != 0)
         goto out;
 
     memset(&body, 0, sizeof(body));
@@ -1344,7 +1788,7 @@ static int cmd_issue(int argc, char **argv)
         if ((rc = key_reuse_check(&is, &e)) != 0)
             goto out;
     }
-    if ((rc = issuer_open_key(&is, envname)) != 0)
+    if ((rc = issuer_open_key(&is, envname, NULL)) != 0)
         goto out;
 
     /* Everything is checked: reserve the serial (synced) before the certificate exists. */
@@ -1388,6 +1832,7 @@ static int cmd_issue(int argc, char **argv)
 out:
     kurer_buf_release(&img);
     issuer_release(&is);
+    unlock_dir(&lockfd);
     return rc;
 }
 
@@ -1425,6 +1870,7 @@ static int parse_reason(const char *s, kurer_revocation_reason *out)
 
 static int cmd_revoke(int argc, char **argv)
 {
+    int lockfd = -1;
     static const optdef defs[] = {{"help", 0, 0},     {"json", 0, 0},          {"authority", 1, 0},
                                   {"cert", 1, 0},     {"serial", 1, 0},        {"reason", 1, 0},
                                   {"crl-days", 1, 0}, {"passphrase-env", 1, 0}};
@@ -1456,7 +1902,8 @@ static int cmd_revoke(int argc, char **argv)
     cert_path = opt(&a, "cert");
     serial_s = opt(&a, "serial");
     reason_s = opt(&a, "reason");
-    envname = opt(&a, "passphrase-env") ? opt(&a, "passphrase-env") : DEFAULT_PASS;
+    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &envname)) != 0)
+        goto out;
     if ((rc = need(&a, "authority", &dir)) || (rc = opt_days(&a, "crl-days", 30, &crl_days)))
         goto out;
     if ((cert_path == NULL) == (serial_s == NULL)) {
@@ -1468,10 +1915,12 @@ static int cmd_revoke(int argc, char **argv)
         goto out;
     }
     if (reason_s != NULL && parse_reason(reason_s, &reason) != 0) {
-        rc = usage_error("unknown --reason '%s'", reason_s);
+        rc = usage_error("unknown --reason '%s' (unspecified, key-compromise, device-lost, "
+                         "superseded or left-authority)",
+                         reason_s);
         goto out;
     }
-    if ((rc = issuer_load(&is, dir, 0, 0, now)) != 0)
+    if ((rc = lock_existing(dir, &lockfd)) != 0 || (rc = issuer_load(&is, dir, 0, 0, now)) != 0)
         goto out;
     if (cert_path != NULL) {
         kurer_chain ch;
@@ -1482,9 +1931,9 @@ static int cmd_revoke(int argc, char **argv)
         kurer_cert_key_id(&is.cert, id);
         if (ch.certs[0].body.role != KURER_ROLE_DEVICE) {
             rc = refuse(KURER_EROLE,
-                        "%s holds a %s certificate; revoke devices here (an "
+                        "%s holds %s certificate; revoke devices here (an "
                         "authority is retired by letting it expire and replacing it)",
-                        cert_path, kurer_role_name((int)ch.certs[0].body.role));
+                        cert_path, role_a((int)ch.certs[0].body.role));
             goto out;
         }
         if (!kurer_ct_equal(id, ch.certs[0].body.issuer_key_id, KURER_KEY_ID_LEN) ||
@@ -1547,7 +1996,7 @@ static int cmd_revoke(int argc, char **argv)
     neu.revoked[pos].reason = reason;
     for (; pos < old.n_revoked; pos++)
         neu.revoked[pos + 1] = old.revoked[pos];
-    if ((rc = issuer_open_key(&is, envname)) != 0 || (rc = crl_image(&neu, &is, &img)) != 0)
+    if ((rc = issuer_open_key(&is, envname, NULL)) != 0 || (rc = crl_image(&neu, &is, &img)) != 0)
         goto out;
     if ((rc = kurer_crl_verify(&neu, &is.root)) != 0) {
         rc = refuse(rc, "the new revocation list does not verify: %s", kurer_strerror(rc));
@@ -1585,18 +2034,27 @@ out:
     kurer_crl_release(&neu);
     kurer_buf_release(&img);
     issuer_release(&is);
+    unlock_dir(&lockfd);
     return rc;
 }
 
 /* ------------------------------------------------------------------------ verify */
 
 static const char help_verify[] =
-    "usage: kurer-admin verify --root ROOT.CRT [--crl FILE]... [--json] FILE\n"
+    "usage: kurer-admin verify --root ROOT.CRT [--crl FILE]... [--require-crl] [--json] FILE\n"
     "\n"
     "Verifies FILE against the pinned root certificate: a device chain (as written by issue),\n"
     "an authority certificate, the root certificate itself, or a revocation list. Revocation\n"
     "lists given with --crl are checked against the root and applied (the newest of each\n"
-    "authority wins). Exits 0 only if FILE is valid now, and says why not otherwise.\n";
+    "authority wins). Exits 0 only if FILE is valid now, and says why not otherwise.\n"
+    "\n"
+    "A device chain verified without a list from its authority is still valid (exit 0), but\n"
+    "the output says \"revocation NOT checked\" (JSON: \"revocation_checked\":false).\n"
+    "\n"
+    "  --root ROOT.CRT  the pinned root certificate\n"
+    "  --crl FILE       a revocation list to apply (repeatable)\n"
+    "  --require-crl    refuse (exit 1) a device chain when no list from its authority is given\n"
+    "  --json           print the result as one JSON object\n";
 
 static int revoked_reason(const kurer_trust *t, const kurer_cert *dev, char *out, size_t n)
 {
@@ -1620,7 +2078,8 @@ static int revoked_reason(const kurer_trust *t, const kurer_cert *dev, char *out
 
 static int cmd_verify(int argc, char **argv)
 {
-    static const optdef defs[] = {{"help", 0, 0}, {"json", 0, 0}, {"root", 1, 0}, {"crl", 1, 1}};
+    static const optdef defs[] = {
+        {"help", 0, 0}, {"json", 0, 0}, {"root", 1, 0}, {"crl", 1, 1}, {"require-crl", 0, 0}};
     args a;
     const char *root_path, *path;
     int64_t now = kurer_time_unix();
@@ -1706,7 +2165,30 @@ static int cmd_verify(int argc, char **argv)
                 rc = refuse(rc, "%s: %s", path, kurer_strerror(rc));
                 goto out;
             }
-            say("%s: valid DEVICE certificate\n", path);
+            {
+                const kurer_crl *held = NULL;
+                for (size_t i = 0; i < kurer_trust_crl_count(t); i++)
+                    if (kurer_ct_equal(kurer_trust_crl(t, i)->issuer_key_id, c->body.issuer_key_id,
+                                       KURER_KEY_ID_LEN))
+                        held = kurer_trust_crl(t, i);
+                jbool("revocation_checked", held != NULL);
+                if (held != NULL) {
+                    ju64("crl_version", held->version);
+                    say("%s: valid DEVICE certificate (revocation checked against %s list "
+                        "version %llu)\n",
+                        path, v.authority, (unsigned long long)held->version);
+                } else if (flag(&a, "require-crl")) {
+                    rc = refuse(KURER_ENOTFOUND,
+                                "%s: revocation NOT checked: no list from %s given (--crl), and "
+                                "--require-crl is set",
+                                path, v.authority);
+                    goto out;
+                } else {
+                    say("%s: valid DEVICE certificate (revocation NOT checked: no list from %s "
+                        "given)\n",
+                        path, v.authority);
+                }
+            }
             say("  user         %s device %u\n", v.user, v.device_id);
             say("  serial       %llu\n", (unsigned long long)v.serial);
             say("  clearance    %s (%s), ceiling %s\n", kurer_level_name((int)v.clearance),
@@ -2053,8 +2535,8 @@ static int cmd_log(int argc, char **argv)
         return usage_error("give exactly one of --authority and --root");
     if ((rc = issuer_load(&is, adir ? adir : rdir, adir == NULL, 0, kurer_time_unix())) != 0)
         goto out;
-    say("issuance log of %s %s: %zu entries\n", adir ? "authority" : "root", is.cert.body.subject,
-        is.log.n);
+    say("issuance log of %s %s: %zu %s\n", adir ? "authority" : "root", is.cert.body.subject,
+        is.log.n, plural(is.log.n, "entry", "entries"));
     if (kurer_buf_put_u8(&j, '[') != 0)
         g_out_failed = 1;
     for (size_t i = 0; i < is.log.n; i++) {
@@ -2350,8 +2832,8 @@ static int emit(int rc)
             snprintf(g_err, sizeof(g_err), "%s", kurer_strerror(rc));
         fprintf(stderr, "kurer-admin: %s\n", g_err);
         if (rc == RC_USAGE)
-            fprintf(stderr, "kurer-admin: try 'kurer-admin %s --help'\n",
-                    g_command[0] ? g_command : "");
+            fprintf(stderr, "kurer-admin: try 'kurer-admin %s%s--help'\n", g_command,
+                    g_command[0] ? " " : "");
     }
     if (g_json) {
         kurer_buf o;
@@ -2371,12 +2853,17 @@ static int emit(int rc)
             json_escape(&o,
                         rc == RC_USAGE ? "USAGE" : kurer_err_name(g_err_code ? g_err_code : rc));
         }
+        if (g_replaced.len > 0 &&
+            (kurer_buf_put(&o, ",\"replaced\":[", 13) ||
+             kurer_buf_put(&o, g_replaced.data, g_replaced.len) || kurer_buf_put_u8(&o, ']')))
+            g_out_failed = 1;
         if (kurer_buf_put(&o, g_fields.data, g_fields.len) || kurer_buf_put(&o, "}\n", 2))
             g_out_failed = 1;
         fwrite(o.data, 1, o.len, stdout);
         kurer_buf_release(&o);
     }
     kurer_buf_release(&g_fields);
+    kurer_buf_release(&g_replaced);
     if (fflush(stdout) != 0)
         return EXIT_REFUSED;
     return code;
@@ -2386,11 +2873,23 @@ int main(int argc, char **argv)
 {
     int rc;
     kurer_buf_init(&g_fields, KURER_BUF_HARD_MAX);
+    kurer_buf_init(&g_replaced, KURER_BUF_HARD_MAX);
     umask(077);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(help_main, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
+    }
+    /* --json before the command applies to it (and to an unknown command's error). */
+    while (argc >= 2 && strcmp(argv[1], "--json") == 0) {
+        g_json = 1;
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
+    if (argc < 2) {
+        g_command = "";
+        return emit(usage_error("no command given (kurer-admin --help lists them)"));
     }
     if (strcmp(argv[1], "--version") == 0) {
         printf("kurer-admin %s\n", KURER_VERSION);
@@ -2408,7 +2907,7 @@ int main(int argc, char **argv)
         int is_root = argv[1][0] == 'r';
         g_command = is_root ? "root init" : "authority init";
         if (argc < 3 || strcmp(argv[2], "init") != 0) {
-            if (argc >= 3 && strcmp(argv[2], "--help") == 0) {
+            if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
                 fputs(is_root ? help_root_init : help_authority_init, stdout);
                 return 0;
             }
@@ -2428,7 +2927,6 @@ int main(int argc, char **argv)
             g_command = cmds[i].name;
             return emit(cmds[i].fn(argc - 2, argv + 2));
         }
-    fprintf(stderr, "kurer-admin: unknown command '%s'\nkurer-admin: try 'kurer-admin --help'\n",
-            argv[1]);
-    return EXIT_USAGE;
+    g_command = "";
+    return emit(usage_error("unknown command '%s'", argv[1]));
 }

@@ -44,9 +44,10 @@ check() { # check NAME CODE SUBSTRING CMD...
     fi
 }
 
-dirhash() { # contents, names and modes of every file
-    (cd "$1" && find . -printf '%p %m %s\n' | sort && find . -type f -print0 | sort -z |
-        xargs -0 -r sha256sum) | sha256sum
+dirhash() { # contents, names and modes of every file but the (empty) lock file .lock
+    (cd "$1" && find . -path ./.lock -prune -o -printf '%p %m %s\n' | sort &&
+        find . -path ./.lock -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum) |
+        sha256sum
 }
 
 refused() { # refused NAME DIR SUBSTRING CMD...: exit 1, message, DIR unchanged
@@ -87,6 +88,27 @@ for c in "root init" "authority init" issue revoke verify show log publish; do
     # shellcheck disable=SC2086
     check "help $c" 0 "usage: kurer-admin $c" "$A" $c --help
 done
+for c in "root init" "authority init" issue revoke verify show log publish; do
+    # shellcheck disable=SC2086
+    check "short-help $c" 0 "usage: kurer-admin $c" "$A" $c -h
+done
+check value-is-option 2 "--out needs a value" "$A" issue --authority x --csr y --out --json
+check value-is-option-json 2 '"error":"--out needs a value"' "$A" issue --authority x --csr y \
+    --out --json
+check json-unknown-command 2 '"ok":false,"command":"","error":"unknown command '"'"'frobnicate'"'"'"' \
+    "$A" --json frobnicate
+check json-unknown-command-after 2 '"code":"USAGE"' "$A" frobnicate --json
+check unknown-reason 2 "unknown --reason 'lost' (unspecified, key-compromise, device-lost" \
+    "$A" revoke --authority x --serial 1 --reason lost
+run "$A" verify --json --root $'bad\xff\xc3.crt' $'x\xe2\x82.chain'
+if printf '%s' "$out" | grep -v '^kurer-admin:' |
+    python3 -c 'import json,sys; d=json.loads(sys.stdin.buffer.read().decode("utf-8")); assert "\ufffd" in d["error"], d' 2>/dev/null; then
+    echo "ok   json-invalid-utf8"
+    pass=$((pass + 1))
+else
+    echo "FAIL json-invalid-utf8: $out"
+    failed=$((failed + 1))
+fi
 check unknown-option 2 "unknown option '--bogus'" "$A" issue --bogus
 check missing-option 2 "missing --csr" "$A" issue --authority x --out y
 check unknown-command 2 "unknown command" "$A" frobnicate
@@ -98,14 +120,14 @@ check publish-bad-relay 2 "expected HOST:PORT" "$A" publish --crl x --relay nowh
 check publish-missing 2 "missing --relay-key" "$A" publish --crl x --relay 127.0.0.1:1
 
 echo "== root"
-check root-init 0 "root root created" R root init --dir root --name "Rigsrod" --kdf-min
+check root-init 0 'root "root" (Rigsrod) created in root' R root init --dir root --name "Rigsrod" --kdf-min
 check root-key-mode 0 "600" stat -c %a root/root.key
 check root-dir-mode 0 "700" stat -c %a root
-refused root-no-overwrite root "already exists (use --force" R root init --dir root \
+refused root-no-overwrite root "root.key already exists; --force moves the existing key" R root init --dir root \
     --name "Again" --kdf-min
 # A folder that still holds a root's log (say, its key was moved offline): init must not replace it.
 mkdir -p -m 0700 root-log && cp root/issuance.log root-log/
-refused root-keeps-log root-log "issuance.log already exists (use --force" R root init \
+refused root-keeps-log root-log "issuance.log already exists; --force moves" R root init \
     --dir root-log --name "Again" --kdf-min
 check root-secret-refused 1 "not accredited above CONFIDENTIAL" R root init --dir root-s \
     --name S --ceiling SECRET --kdf-min
@@ -114,6 +136,49 @@ check root-short-passphrase 1 "too short" env KURER_ADMIN_PASSPHRASE=short "$A" 
     --dir root-short --name S --kdf-min
 check root-no-passphrase 1 "no passphrase for the new root key: set KURER_ADMIN_PASSPHRASE" \
     env -u KURER_ADMIN_PASSPHRASE "$A" root init --dir root-np --name S --kdf-min
+# Refused before any passphrase is asked (none is set: a late check would say "no passphrase").
+check root-deep-dir 0 "created in deep/a/b" R root init --dir deep/a/b --name "Deep" --kdf-min
+check root-deep-dir-mode 0 "700" stat -c %a deep/a/b
+touch afile
+check root-dir-under-file 1 "afile exists and is not a directory" env -u KURER_ADMIN_PASSPHRASE \
+    "$A" root init --dir afile/root --name X --kdf-min
+check root-name-control 1 "--name contains a control character" env -u KURER_ADMIN_PASSPHRASE \
+    "$A" root init --dir root-ctl --name $'Bad\x01Name' --kdf-min
+check root-name-utf8 1 "--name is not valid UTF-8" env -u KURER_ADMIN_PASSPHRASE \
+    "$A" root init --dir root-ctl --name $'Bad\xffName' --kdf-min
+check root-name-nothing-written 1 "" test -e root-ctl
+# On a terminal, a too short new passphrase is refused at once, not after typing it twice.
+run python3 - "$A" <<'PY'
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    env = {k: v for k, v in os.environ.items() if k != 'KURER_ADMIN_PASSPHRASE'}
+    os.execve(sys.argv[1], [sys.argv[1], 'root', 'init', '--dir', 'root-pty', '--name', 'P',
+                            '--kdf-min'], env)
+out = b''
+while b'Passphrase for' not in out:
+    out += os.read(fd, 1024)
+os.write(fd, b'short\n')
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+print(out.decode(errors='replace'))
+sys.exit(0 if os.waitstatus_to_exitcode(status) == 1 and b'too short' in out
+         and b'Same passphrase' not in out and not os.path.exists('root-pty') else 1)
+PY
+if [ "$st" -eq 0 ]; then
+    echo "ok   root-short-passphrase-first-entry"
+    pass=$((pass + 1))
+else
+    echo "FAIL root-short-passphrase-first-entry: $out"
+    failed=$((failed + 1))
+fi
 check root2-init 0 "ceiling      RESTRICTED" R root init --dir root2 --name "Other" \
     --ceiling RESTRICTED --kdf-min
 check root-json 0 '"ok":true' "$A" show --json root/root.crt
@@ -124,6 +189,15 @@ check fm-init 0 "authority fm.dk created" NEWAUTH $FMP --root root --dir fm --id
 check sk-init 0 '"id":"sk.dk"' NEWAUTH $SKP --root root --dir sk --id sk.dk \
     --name "Skattestyrelsen" --days 400 --json
 check fm-key-mode 0 "600" stat -c %a fm/authority.key
+check fm-issued-by 0 'issued by root "root"' NEWAUTH $FMP --root root --dir fm-x --id fmx.dk \
+    --name "X"
+check log-one-entry 0 "issuance log of authority fmx.dk: 0 entries" "$A" log --authority fm-x
+refused root-is-authority-dir fm "fm is an authority directory, not a root directory" \
+    env -u KURER_ADMIN_PASSPHRASE -u KURER_ADMIN_ROOT_PASSPHRASE "$A" authority init \
+    --root fm --dir x9 --id x9.dk --name X
+check log-root-is-authority-dir 1 "fm is an authority directory, not a root directory" "$A" log \
+    --root fm
+check authority-is-file 1 "afile is a file, not an authority directory" "$A" log --authority afile
 check fm-dir-mode 0 "700" stat -c %a fm
 check fm-crl-v1 0 '"version":1' "$A" show --json fm/crl
 check fm-crl-verifies 0 "valid revocation list of fm.dk, version 1" "$A" verify --root \
@@ -135,10 +209,56 @@ check auth-wrong-passphrase-nothing-written 1 "" test -e x1
 refused auth-above-ceiling root2 "clearance CONFIDENTIAL is above the root's ceiling RESTRICTED" \
     env KURER_ADMIN_ROOT_PASSPHRASE=$ROOTP KURER_ADMIN_PASSPHRASE=$FMP "$A" authority init \
     --root root2 --dir x2 --id x2.dk --name X --clearance CONFIDENTIAL --kdf-min
-refused auth-no-overwrite fm "already exists (use --force" NEWAUTH $FMP --root root --dir fm \
+refused auth-no-overwrite fm "already exists; --force moves the existing key" NEWAUTH $FMP --root root --dir fm \
     --id fm.dk --name "Again"
+refused auth-same-passphrase root "the authority key needs its own passphrase" \
+    env KURER_ADMIN_ROOT_PASSPHRASE=$ROOTP KURER_ADMIN_PASSPHRASE=$ROOTP "$A" authority init \
+    --root root --dir x6 --id x6.dk --name X
+check auth-same-passphrase-nothing-written 1 "" test -e x6
+for o in passphrase-env root-passphrase-env; do
+    check "auth-$o-not-a-name" 2 "--$o needs the NAME of an environment variable" \
+        NEWAUTH $FMP --root root --dir x7 --id x7.dk --name X --$o "Correct Horse 42"
+    if [[ "$out" == *Horse* ]]; then
+        echo "FAIL auth-$o-not-a-name: the value was echoed"
+        failed=$((failed + 1))
+    fi
+done
+check issue-passphrase-env-not-a-name 2 "not a passphrase (the value given is not shown)" \
+    FM issue --authority fm --csr x.csr --out x.chain --passphrase-env 'hunter2!'
+check revoke-passphrase-env-not-a-name 2 "--passphrase-env needs the NAME" \
+    FM revoke --authority fm --serial 1 --passphrase-env 1ABC
+check root-passphrase-env-not-a-name 2 "--passphrase-env needs the NAME" \
+    R root init --dir x8 --name X --passphrase-env 'a b'
 refused auth-bad-id root "invalid authority id" NEWAUTH $FMP --root root --dir x3 --id "Bad_Id" \
     --name X
+
+echo "== --force on init keeps the old files"
+check root3-init 0 "created" R root init --dir root3 --name "Three" --kdf-min
+cp root3/root.key old-root3.key
+check root3-force 0 "moved the existing root3/root.key aside to root3/root.key.replaced-" R root \
+    init --dir root3 --name "Three again" --kdf-min --force
+run bash -c 'cmp root3/root.key.replaced-* old-root3.key && stat -c %a root3/root.key.replaced-* &&
+    ls root3/issuance.log.replaced-* root3/serial.replaced-* root3/root.crt.replaced-*'
+if [ "$st" -eq 0 ] && [[ "$out" == 600* ]]; then
+    echo "ok   root3-force-backups"
+    pass=$((pass + 1))
+else
+    echo "FAIL root3-force-backups: $out"
+    failed=$((failed + 1))
+fi
+check root3-new-log 0 "1 entry" "$A" log --root root3
+check auth3-init 0 "created" NEWAUTH $FMP --root root3 --dir auth3 --id a3.dk --name "A3"
+check auth3-force 0 '"replaced":[' NEWAUTH $FMP --root root3 --dir auth3 --id a3.dk \
+    --name "A3 again" --force --json
+run bash -c 'ls auth3/authority.key.replaced-* auth3/authority.crt.replaced-* auth3/crl.replaced-* \
+    auth3/issuance.log.replaced-* auth3/serial.replaced-* && stat -c %a auth3/authority.key.replaced-*'
+if [ "$st" -eq 0 ] && [[ "$out" == *600 ]]; then
+    echo "ok   auth3-force-backups"
+    pass=$((pass + 1))
+else
+    echo "FAIL auth3-force-backups: $out"
+    failed=$((failed + 1))
+fi
 
 echo "== requests and issuance"
 "$H" csr alice.csr alice@fm.dk 1 "Alice laptop" || exit 1
@@ -153,6 +273,20 @@ check issue-bob 0 '"ok":true' SK issue --authority sk --csr bob.csr --out bob.ch
     --clearance UNCLASSIFIED
 check verify-alice 0 "valid DEVICE certificate" "$A" verify --root root/root.crt --crl fm/crl \
     alice.chain
+check verify-alice-checked 0 "valid DEVICE certificate (revocation checked against fm.dk list version 1)" \
+    "$A" verify --root root/root.crt --crl fm/crl alice.chain
+check verify-no-crl 0 "valid DEVICE certificate (revocation NOT checked: no list from fm.dk given)" \
+    "$A" verify --root root/root.crt alice.chain
+check verify-other-crl-only 0 "revocation NOT checked: no list from fm.dk given" \
+    "$A" verify --root root/root.crt --crl sk/crl alice.chain
+check verify-no-crl-json 0 '"revocation_checked":false' "$A" verify --json --root root/root.crt \
+    alice.chain
+check verify-crl-json 0 '"revocation_checked":true,"crl_version":1' "$A" verify --json --root \
+    root/root.crt --crl fm/crl alice.chain
+check verify-require-crl 1 "revocation NOT checked: no list from fm.dk given" "$A" verify \
+    --require-crl --root root/root.crt alice.chain
+check verify-require-crl-given 0 "revocation checked" "$A" verify --require-crl --root \
+    root/root.crt --crl fm/crl alice.chain
 check verify-bob 0 "clearance    UNCLASSIFIED" "$A" verify --root root/root.crt --crl sk/crl \
     bob.chain
 check show-chain 0 "certificate chain of 2" "$A" show alice.chain
@@ -185,10 +319,29 @@ refused issue-wrong-kind-key fm "is a sealed key file, not a certificate request
     FM issue --authority fm --csr fm/authority.key --out x.chain
 refused issue-wrong-kind-crl fm "fm/crl is a revocation list, not a certificate request" \
     FM issue --authority fm --csr fm/crl --out x.chain
-refused issue-no-overwrite fm "alice.chain already exists (use --force" \
+refused issue-no-overwrite fm "alice.chain already exists; --force replaces it" \
     FM issue --authority fm --csr alice.csr --out alice.chain
 refused issue-not-an-authority root "root is not an authority directory" \
     FM issue --authority root --csr alice.csr --out x.chain
+refused issue-out-no-dir fm "cannot write nodir/x.chain: directory nodir does not exist" \
+    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out nodir/x.chain
+refused issue-out-is-dir fm "fm is a directory; --out needs a file name" \
+    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out fm
+refused auth-name-control root "--name contains a control character" \
+    env -u KURER_ADMIN_PASSPHRASE -u KURER_ADMIN_ROOT_PASSPHRASE "$A" authority init \
+    --root root --dir x4 --id x4.dk --name $'Tab\there' --kdf-min
+refused auth-dir-under-file root "afile exists and is not a directory" \
+    env -u KURER_ADMIN_PASSPHRASE -u KURER_ADMIN_ROOT_PASSPHRASE "$A" authority init \
+    --root root --dir afile/x5 --id x5.dk --name X --kdf-min
+for f in authority.key authority.crt crl issuance.log serial root.crt .lock; do
+    refused "issue-out-own-$f" fm "is one of the authority's own files" \
+        env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr \
+        --out "./fm/../fm/$f" --force
+done
+ln -f fm/serial serial-link
+refused issue-out-own-hardlink fm "is one of the authority's own files" FM issue \
+    --authority fm --csr alice.csr --out serial-link --force
+rm -f serial-link
 check no-partial-output 1 "" test -e x.chain
 check issue-pair1 0 "issued dave@fm.dk" FM issue --authority fm --csr pair1.csr --out dave.chain
 refused issue-key-reuse fm "already certified for dave@fm.dk device 1" \
@@ -196,6 +349,20 @@ refused issue-key-reuse fm "already certified for dave@fm.dk device 1" \
 check issue-force 0 "serial       3" FM issue --authority fm --csr alice.csr --out alice2.chain
 check reissue-force 0 "serial       4" FM issue --authority fm --csr alice.csr --out alice2.chain \
     --force
+
+echo "== file permissions and kinds"
+cp -a fm fm-perm && chmod 644 fm-perm/authority.key
+refused key-readable-by-others fm-perm "authority.key is accessible by others (mode 0644): chmod 600 it" \
+    FM issue --authority fm-perm --csr alice.csr --out x.chain
+chmod 600 fm-perm/authority.key && chmod 660 fm-perm/authority.key
+refused key-group-writable fm-perm "(mode 0660): chmod 600 it" \
+    FM revoke --authority fm-perm --serial 1
+rm -f fm-perm/authority.key && mkdir fm-perm/authority.key
+refused key-is-dir fm-perm "authority.key is a directory, not a key file" \
+    FM issue --authority fm-perm --csr alice.csr --out x.chain
+refused csr-is-dir fm "fm is a directory, not a file" \
+    FM issue --authority fm --csr fm --out x.chain
+check log-entry-singular 0 "issuance log of root root: 1 entry" "$A" log --root deep/a/b
 
 echo "== issuer outside its validity"
 cp -a fm fm-expired && cp -a fm fm-future
@@ -301,6 +468,55 @@ check verify-wrong-kind 1 "alice.csr is a certificate request, not a certificate
 check verify-device-alone 1 "a device certificate alone cannot be verified" "$A" verify \
     --root root/root.crt x-exp/alice.chain.leaf
 check show-device-alone 0 "role         DEVICE" "$A" show x-exp/alice.chain.leaf
+
+echo "== concurrency (each directory is locked while a command reads and writes it)"
+N=6
+NEWAUTH $FMP --root root --dir par --id par.dk --name "Parallel" >/dev/null || exit 1
+check lock-file-mode 0 "600" stat -c %a par/.lock
+for i in $(seq 1 $N); do "$H" csr par$i.csr user$i@par.dk $i "Device $i" || exit 1; done
+pids=()
+for i in $(seq 1 $N); do
+    FM issue --authority par --csr par$i.csr --out par$i.chain --json >par$i.out 2>par$i.err &
+    pids+=($!)
+done
+bad=0
+for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+serials=$(cat par*.out | python3 -c 'import json,sys; print(" ".join(sorted(str(json.loads(l)["serial"]) for l in sys.stdin)))' 2>&1)
+ndistinct=$(echo "$serials" | tr ' ' '\n' | sort -u | wc -l)
+if [ "$bad" -eq 0 ] && [ "$ndistinct" -eq $N ]; then
+    echo "ok   parallel-issue-distinct-serials ($serials)"
+    pass=$((pass + 1))
+else
+    echo "FAIL parallel-issue-distinct-serials: $bad failed, serials: $serials"
+    cat par*.err | sed 's/^/    /'
+    failed=$((failed + 1))
+fi
+check parallel-issue-log 0 "issuance log of authority par.dk: $N entries" "$A" log --authority par
+pids=()
+for i in $(seq 1 $N); do
+    FM revoke --authority par --serial "$i" --reason superseded >/dev/null 2>par-r$i.err &
+    pids+=($!)
+done
+bad=0
+for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+run "$A" show --json par/crl
+if [ "$bad" -eq 0 ] && printf '%s' "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); assert d['version'] == $N + 1 and sorted(r['serial'] for r in d['revoked']) == list(range(1, $N + 1)), d" 2>/dev/null; then
+    echo "ok   parallel-revoke-all-listed"
+    pass=$((pass + 1))
+else
+    echo "FAIL parallel-revoke-all-listed: $bad failed, list: $out"
+    cat par-r*.err | sed 's/^/    /'
+    failed=$((failed + 1))
+fi
+check parallel-revoke-log 0 "issuance log of authority par.dk: $((2 * N)) entries" "$A" log \
+    --authority par
+# A held lock is waited for, with one line on stderr.
+python3 -c 'import fcntl,sys,time; f=open("par/.lock"); fcntl.flock(f, fcntl.LOCK_EX); open("held","w").close(); time.sleep(2)' &
+lockpid=$!
+while [ ! -e held ]; do sleep 0.1; done
+check lock-wait 1 "waiting for another kurer-admin working on par" FM revoke --authority par \
+    --serial 999
+wait $lockpid
 
 echo "== issuance log"
 check log-fm 0 "verified: every signature and link" "$A" log --authority fm
