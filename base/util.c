@@ -152,7 +152,9 @@ int kurer_file_write(const char *path, const void *data, size_t len, unsigned mo
     if (fd < 0)
         return errno == EACCES ? KURER_EPERM : errno == ENOENT ? KURER_ENOENT : KURER_EIO;
     if (fchmod(fd, (mode_t)mode) != 0) {
-        rc = KURER_EIO;
+        /* FAT and similar file systems cannot hold Unix permissions: say so, not "I/O". */
+        rc = errno == EPERM || errno == ENOSYS || errno == EOPNOTSUPP ? KURER_EUNSUPPORTED
+                                                                      : KURER_EIO;
         goto out;
     }
     while (off < len) {

@@ -545,13 +545,24 @@ static int read_file(const char *path, size_t max, uint8_t **d, size_t *n)
     return 0;
 }
 
+/* The refusal for a file that could not be written. */
+static int write_refused(const char *path, int rc)
+{
+    if (rc == KURER_EUNSUPPORTED)
+        return refuse(rc,
+                      "cannot write %s: its file system has no Unix permissions (FAT?); create "
+                      "the directory on a local disk and copy it with cp -a",
+                      path);
+    return refuse(rc, "cannot write %s: %s", path, kurer_strerror(rc));
+}
+
 static int write_file(const char *path, const void *d, size_t n, unsigned mode, int overwrite)
 {
     int rc = kurer_file_write(path, d, n, mode, overwrite);
     if (rc == KURER_EEXIST)
         return refuse(rc, "%s already exists (use --force to replace it)", path);
     if (rc != 0)
-        return refuse(rc, "cannot write %s: %s", path, kurer_strerror(rc));
+        return write_refused(path, rc);
     return 0;
 }
 
@@ -1272,7 +1283,7 @@ static int cmd_root_init(int argc, char **argv)
     rc = kurer_signing_key_save(&key, is.key_path, pass.p, pass.n, &kdf, 0);
     secret_free(&pass);
     if (rc != 0) {
-        rc = refuse(rc, "cannot write %s: %s", is.key_path, kurer_strerror(rc));
+        rc = write_refused(is.key_path, rc);
         goto out;
     }
     is.cert = cert;
@@ -1530,7 +1541,7 @@ static int cmd_authority_init(int argc, char **argv)
     rc = kurer_signing_key_save(&auth.key, auth.key_path, pass.p, pass.n, &kdf, 0);
     secret_free(&pass);
     if (rc != 0) {
-        rc = refuse(rc, "cannot write %s: %s", auth.key_path, kurer_strerror(rc));
+        rc = write_refused(auth.key_path, rc);
         goto out;
     }
     st.next_serial = 1;

@@ -26,7 +26,8 @@ KURER_EXPORT void kurer_time_format(char *out, size_t outlen, int64_t t);
 KURER_EXPORT KURER_MUST_CHECK int kurer_file_read(const char *path, size_t max, uint8_t **data,
                                                   size_t *len);
 /* Writes a file atomically (temporary file, fsync, rename, fsync of the folder) with the given
- * mode. With overwrite == 0 an existing file is KURER_EEXIST and nothing is written. */
+ * mode. With overwrite == 0 an existing file is KURER_EEXIST and nothing is written.
+ * KURER_EUNSUPPORTED if the file system cannot set the mode (FAT and the like). */
 KURER_EXPORT KURER_MUST_CHECK int kurer_file_write(const char *path, const void *data, size_t len,
                                                    unsigned mode, int overwrite);
 /* KURER_ENOENT if missing, 0 if it exists. */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <errno.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -75,6 +77,33 @@ static void test_parse_u64(void **state)
     assert_int_equal(v, 5);
 }
 
+/* fchmod as a FAT file system answers it, when fail_fchmod is set: the executable's definition
+ * takes the place of libc's for the statically linked kurer_base. */
+static int fail_fchmod;
+int fchmod(int fd, mode_t mode);
+int fchmod(int fd, mode_t mode)
+{
+    if (fail_fchmod) {
+        errno = EPERM;
+        return -1;
+    }
+    return (int)syscall(SYS_fchmod, fd, mode);
+}
+
+static void test_file_system_without_modes(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kurer-util-XXXXXX";
+    char path[4200];
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(kurer_path_join(path, sizeof(path), dir, "k"), 0);
+    fail_fchmod = 1;
+    assert_int_equal(kurer_file_write(path, "abc", 3, 0600, 0), KURER_EUNSUPPORTED);
+    fail_fchmod = 0;
+    assert_int_equal(kurer_file_exists(path), KURER_ENOENT); /* nothing left behind */
+    assert_int_equal(rmdir(dir), 0);                         /* not even the temporary file */
+}
+
 static void test_files(void **state)
 {
     (void)state;
@@ -108,6 +137,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_parse_u64),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_file_system_without_modes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
