@@ -1136,7 +1136,22 @@ int kurer_send(kurer *k, const char *to, int level, const char *text, int timeou
     int rc = kurer_queue(k, to, level, text, timeout_ms, why, &id);
     if (rc != 0)
         return rc;
-    rc = send_message(k, id, deadline, why);
+    uint64_t now = kurer_time_mono_ms();
+    return kurer_send_queued(k, id, deadline > now ? (int)(deadline - now) : 0, why);
+}
+
+int kurer_send_queued(kurer *k, int64_t message_id, int timeout_ms, kurer_refusal *why)
+{
+    int64_t id = message_id;
+    uint64_t deadline = deadline_in(timeout_ms);
+    if (why != NULL)
+        memset(why, 0, sizeof(*why));
+    if (k == NULL || message_id <= 0)
+        return KURER_EINVAL;
+    /* A new connection sends the whole outbox, this message with it. */
+    int rc = kurer_connect(k, timeout_ms);
+    if (rc == 0)
+        rc = send_message(k, id, deadline, why);
     int state = 0, reason = 0;
     int src = message_state(k, id, &state, &reason);
     if (src != 0)

@@ -1,8 +1,9 @@
 /* kurer: the command-line client on libkurer (client/include/kurer/kurer.h).
  *
  * Exit codes (as kurer-admin): 0 success; 1 refused or failed, with one line "kurer: <reason>"
- * on stderr; 2 usage errors. With --json, results are JSON (one object per line for messages;
- * one object for other commands, also on failure). */
+ * on stderr; 2 usage errors; 3 (send) queued in the outbox but not yet accepted by the relay. With
+ * --json, results are JSON (one object per line for messages; one object for other commands, also
+ * on failure). */
 #include "kurer/certmsg.h"
 #include "kurer/crypto.h"
 #include "kurer/error.h"
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -30,6 +32,8 @@
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE   2
+#define EXIT_QUEUED  3    /* send: committed to the outbox, not yet accepted by the relay */
+#define RC_QUEUED    1002 /* not a kurer_err: exit EXIT_QUEUED */
 #define RC_USAGE     1000 /* not a kurer_err: usage error (exit 2) */
 #define RC_HELP      1001 /* not a kurer_err: --help printed (exit 0) */
 #define PASS_ENV     "KURER_PASSPHRASE"
@@ -39,6 +43,9 @@
 #define PASS_MIN_NEW 12
 #define FILE_MAX     ((size_t)KURER_CRL_BYTES_MAX + 65536)
 #define NET_TIMEOUT  30 /* seconds, default for connect and send */
+#define LOCK_ENV     "KURER_LOCK_WAIT"
+#define LOCK_WAIT    30 /* seconds a short command waits for another kurer on the same home */
+#define LOCK_FILE    ".lock"
 
 static int g_json;
 static const char *g_command = "";
@@ -424,13 +431,106 @@ static int get_passphrase(const char *envname, const char *what, int is_new, sec
     return rc;
 }
 
+/* ------------------------------------------------------------------------ the home lock */
+
+/* One process per home: two would each connect as the same device, and the relay keeps only
+ * the newest connection. Every command that opens the store holds an exclusive flock on
+ * HOME/.lock (0600) until it exits; the file says who holds it ("PID COMMAND"). A command
+ * that finds the home held by a waiting `kurer recv --wait` is refused at once (it may hold
+ * the home for a day); otherwise it waits up to LOCK_WAIT seconds (KURER_LOCK_WAIT), saying
+ * so once on stderr. */
+static int g_lock_fd = -1;
+
+static void lock_holder(int fd, long *pid, char *cmd, size_t cmdlen)
+{
+    char buf[128];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    *pid = 0;
+    snprintf(cmd, cmdlen, "kurer");
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    char *nl = strchr(buf, '\n');
+    if (nl != NULL)
+        *nl = '\0';
+    char *sp = strchr(buf, ' ');
+    *pid = strtol(buf, NULL, 10);
+    if (sp != NULL && sp[1] != '\0')
+        snprintf(cmd, cmdlen, "%s", sp + 1);
+}
+
+static int lock_home(const char *home, const char *command)
+{
+    char path[4200];
+    if (g_lock_fd >= 0)
+        return 0;
+    if (snprintf(path, sizeof(path), "%s/%s", home, LOCK_FILE) >= (int)sizeof(path))
+        return refuse(KURER_EINVAL, "%s: path too long", home);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0; /* no home: kurer_open says so */
+        return refuse(KURER_EPERM, "cannot open %s: %s", path, strerror(errno));
+    }
+    (void)fchmod(fd, 0600);
+    int wait_s = LOCK_WAIT;
+    const char *env = getenv(LOCK_ENV);
+    uint64_t v = 0;
+    if (env != NULL && kurer_parse_u64(env, 3600, &v) == 0)
+        wait_s = (int)v;
+    int said = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        long pid;
+        char cmd[96];
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            close(fd);
+            return refuse(KURER_EIO, "cannot lock %s: %s", path, strerror(errno));
+        }
+        lock_holder(fd, &pid, cmd, sizeof(cmd));
+        if (strcmp(cmd, "recv --wait") == 0) {
+            close(fd);
+            return refuse(KURER_EBUSY,
+                          "%s is in use by `kurer recv --wait` (pid %ld): one process per home; "
+                          "stop it (or let its wait end) and try again",
+                          home, pid);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= wait_s) {
+            close(fd);
+            return refuse(KURER_EBUSY, "%s is in use by `kurer %s` (pid %ld): gave up after %d s",
+                          home, cmd, pid, wait_s);
+        }
+        if (!said) {
+            fprintf(stderr, "kurer: waiting for another kurer using %s (`kurer %s`, pid %ld)\n",
+                    home, cmd, pid);
+            said = 1;
+        }
+        struct timespec d = {0, 100 * 1000 * 1000};
+        nanosleep(&d, NULL);
+    }
+    char line[128];
+    int n = snprintf(line, sizeof(line), "%ld %s\n", (long)getpid(), command);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n) {
+        /* who holds it is only informative */
+    }
+    g_lock_fd = fd; /* held until the process exits */
+    return 0;
+}
+
+static const char *g_lock_as; /* what lock_home records: the command, or "recv --wait" */
+
 /* Opens HOME with its passphrase; a wrong one is a clear error and changes nothing. */
 static int open_home(const char *home, kurer **k)
 {
     secret pw;
     char what[300];
     snprintf(what, sizeof(what), "the device home %s", home);
-    int rc = get_passphrase(PASS_ENV, what, 0, &pw);
+    int rc = lock_home(home, g_lock_as != NULL ? g_lock_as : g_command);
+    if (rc != 0)
+        return rc;
+    rc = get_passphrase(PASS_ENV, what, 0, &pw);
     if (rc != 0)
         return rc;
     rc = kurer_open(home, pw.p, pw.n, NULL, NULL, NULL, k);
@@ -478,6 +578,21 @@ static int explain(int rc, const kurer_refusal *why, int level, const char *to)
         return refuse(rc, "refused: the certificate of %s%s: %s", why->user, dev,
                       kurer_strerror(rc));
     return 0;
+}
+
+/* The connection failed or ended: what was committed stays for a later connection. */
+static int transport_error(int rc)
+{
+    switch (rc) {
+    case KURER_ETIMEOUT:
+    case KURER_ECLOSED:
+    case KURER_EIO:
+    case KURER_EBUSY:
+    case KURER_ERATE:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static int net_error(int rc, const char *doing)
@@ -773,9 +888,10 @@ static const char help_send[] =
     "usage: kurer send --home H --to USER@AUTH [--level LEVEL] [--timeout S] [--json] TEXT\n"
     "\n"
     "Sends TEXT to every device of USER@AUTH (and a sync copy to your own other devices). Exits\n"
-    "0 only once the relay has accepted it for every device; otherwise 1 with the reason,\n"
-    "naming the certificate that refuses a classification level. A message that could not be\n"
-    "sent in time stays in the outbox and goes with the next command that connects.\n"
+    "0 only once the relay has accepted it for every device; 1 with the reason if it was not\n"
+    "queued (naming the certificate that refuses a classification level); 3 if it is queued\n"
+    "in the outbox but the relay has not accepted it yet (cannot be reached, timed out): it\n"
+    "will be sent on the next connection (kurer recv or kurer send); do not send it again.\n"
     "\n"
     "  --to USER@AUTH   the recipient\n"
     "  --level LEVEL    UNCLASSIFIED (default), RESTRICTED or CONFIDENTIAL\n"
@@ -783,7 +899,8 @@ static const char help_send[] =
     "  --json           print the result as one JSON object\n"
     "\n"
     "Test only: with " HOLD_ENV "=queued the command stops for good after the message is\n"
-    "committed to the outbox and before anything is sent (crash tests kill it there).\n";
+    "committed to the outbox and before anything is sent (crash tests kill it there); with\n"
+    "" HOLD_ENV "=queued-stop it stops itself there (SIGSTOP) and goes on after SIGCONT.\n";
 
 static int cmd_send(int argc, char **argv)
 {
@@ -813,26 +930,45 @@ static int cmd_send(int argc, char **argv)
         return rc;
     memset(&why, 0, sizeof(why));
     const char *hold = getenv(HOLD_ENV);
-    if (hold != NULL && strcmp(hold, "queued") == 0) {
-        rc = kurer_queue(k, to, level, a.pos[0], timeout * 1000, &why, NULL);
-        if (rc == 0) {
-            printf("queued\n");
-            fflush(stdout);
-            fprintf(stderr, "kurer: holding after the outbox commit (test)\n");
-            for (;;)
-                pause();
-        }
-    } else {
-        rc = kurer_send(k, to, level, a.pos[0], timeout * 1000, &why);
+    int64_t id = 0;
+    rc = kurer_queue(k, to, level, a.pos[0], timeout * 1000, &why, &id);
+    if (rc == 0 && hold != NULL && strcmp(hold, "queued") == 0) {
+        printf("queued\n");
+        fflush(stdout);
+        fprintf(stderr, "kurer: holding after the outbox commit (test)\n");
+        for (;;)
+            pause();
     }
+    if (rc == 0 && hold != NULL && strcmp(hold, "queued-stop") == 0) {
+        /* Test only: stopped after the commit (SIGSTOP) so that a test can take the relay
+         * away before the send; SIGCONT goes on. */
+        printf("queued\n");
+        fflush(stdout);
+        raise(SIGSTOP);
+    }
+    int queued = rc == 0;
+    if (rc == 0)
+        rc = kurer_send_queued(k, id, timeout * 1000, &why);
     if (rc != 0) {
-        if (explain(rc, &why, level, to) == 0)
+        if (queued && transport_error(rc)) {
+            /* Committed to the outbox: it goes out with the next connection. Saying "not
+             * sent" here makes people send it again. */
+            net_error(rc, "not yet accepted by the relay");
+            if (g_json) {
+                printf("{\"ok\":false,\"command\":\"send\",\"queued\":true,\"to\":");
+                json_str(stdout, to);
+                printf(",\"level\":\"%s\",\"error\":", kurer_level_name(level));
+                json_str(stdout, g_err);
+                printf(",\"code\":\"%s\"}\n", kurer_err_name(rc));
+            }
+            fprintf(stderr,
+                    "kurer: queued, not yet accepted by the relay (%s): it will be sent on the "
+                    "next connection (kurer recv or kurer send)\n",
+                    g_err);
+            g_err[0] = '\0';
+            rc = RC_QUEUED;
+        } else if (explain(rc, &why, level, to) == 0) {
             net_error(rc, "not sent");
-        if (rc == KURER_ETIMEOUT || rc == KURER_ECLOSED || rc == KURER_EIO) {
-            int n = kurer_outbox_size(k);
-            if (n > 0)
-                snprintf(g_err + strlen(g_err), sizeof(g_err) - strlen(g_err),
-                         " (kept in the outbox: sent with the next command that connects)");
         }
     } else if (g_json) {
         printf("{\"ok\":true,\"command\":\"send\",\"to\":");
@@ -876,6 +1012,8 @@ static int cmd_recv(int argc, char **argv)
     }
     if ((rc = need(&a, "home", &home)) || (rc = opt_seconds(&a, "wait", 0, &wait)))
         return rc;
+    if (wait > 0)
+        g_lock_as = "recv --wait"; /* others are refused at once, not made to wait */
     if ((rc = open_home(home, &k)) != 0)
         return rc;
     const char *hold = getenv(HOLD_ENV);
@@ -1093,12 +1231,22 @@ static const char help_main[] =
     "Every command takes --home, --help and --json. The passphrase comes from " PASS_ENV "\n"
     "or a no-echo prompt on the terminal; it is never printed or logged. KURER_LOG_LEVEL\n"
     "(debug, info, warn, error; default error) sets the library's log on stderr.\n"
-    "Exit status: 0 success, 1 refused or failed (reason on stderr), 2 usage error.\n";
+    "Exit status: 0 success, 1 refused or failed (reason on stderr), 2 usage error,\n"
+    "3 (send) queued in the outbox, not yet accepted by the relay: it goes out with the next\n"
+    "kurer recv or kurer send on this home (do not send it again).\n"
+    "\n"
+    "One process per home: every command locks H/.lock. A command waits up to 30 s\n"
+    "(" LOCK_ENV "=SECONDS) for another one on the same home, and is refused at once while\n"
+    "`kurer recv --wait` holds it.\n";
 
 static int emit(int rc)
 {
     if (rc == RC_HELP)
         return 0;
+    if (rc == RC_QUEUED) {
+        fflush(stdout);
+        return EXIT_QUEUED;
+    }
     if (rc == 0)
         return fflush(stdout) == 0 ? 0 : EXIT_REFUSED;
     if (g_err[0] == '\0')

@@ -308,6 +308,48 @@ lines = [json.loads(l) for l in sys.stdin.buffer.read().split(b"\n") if l]
 assert [m["text"] for m in lines] == [want], lines
 '; then ok "json: valid, text round-trips"; else fail "json: $out"; fi
     ;;
+home_lock)
+    # One process per home: a waiting `recv --wait` holds it; other commands are refused at
+    # once instead of bumping it off the relay. Short commands wait for each other.
+    setup
+    "$K" recv --home bob --wait 30 >wait.out 2>wait.err &
+    BG_PIDS+=($!)
+    wait_for bob/.lock "recv --wait" 15 && ok "recv --wait holds the home" || fail "no lock"
+    [ "$(stat -c %a bob/.lock)" = 600 ] && ok "lock file 0600" || fail "lock mode"
+    expect "send refused while recv --wait holds the home" 1 \
+        "is in use by \`kurer recv --wait\` (pid ${BG_PIDS[-1]})" \
+        "$K" send --home bob --to anna@fm.dk "hej"
+    expect "history refused too" 1 "one process per home" "$K" history --home bob
+    kill -TERM "${BG_PIDS[-1]}"
+    wait "${BG_PIDS[-1]}" 2>/dev/null
+    expect "after it stopped" 0 "sent" "$K" send --home bob --to anna@fm.dk "hej"
+    # A short command waits (bounded) for another short one.
+    KURER_TEST_HOLD=queued "$K" send --home anna --to bob@sk.dk "holder" >hold.out 2>&1 &
+    BG_PIDS+=($!)
+    wait_for hold.out "queued" 15 || fail "holder never queued"
+    expect "waits, then gives up" 1 "is in use by \`kurer send\`" \
+        env KURER_LOCK_WAIT=1 "$K" history --home anna
+    [[ "$out" == *"waiting for another kurer using anna"* ]] && ok "said it waits" ||
+        fail "no waiting line: $out"
+    kill -9 "${BG_PIDS[-1]}"
+    wait "${BG_PIDS[-1]}" 2>/dev/null
+    # A send whose message is committed but not accepted: exit 3, "queued", never "not sent".
+    KURER_TEST_HOLD=queued-stop "$K" send --home anna --to bob@sk.dk "i udbakken" \
+        >q.out 2>q.err &
+    qpid=$!
+    BG_PIDS+=($qpid)
+    wait_for q.out "queued" 15 || fail "never queued"
+    stop_relay
+    kill -CONT "$qpid"
+    wait "$qpid"
+    st=$?
+    [ "$st" -eq 3 ] && ok "exit 3 when queued" || fail "exit $st, want 3: $(cat q.err)"
+    grep -q "queued, not yet accepted by the relay" q.err && ok "says queued" ||
+        fail "stderr: $(cat q.err)"
+    grep -q "not sent" q.err && fail "says not sent: $(cat q.err)" || ok "never 'not sent'"
+    expect "pending in history" 0 "i udbakken (pending)" "$K" history --home anna
+    expect "help documents exit 3" 0 "3 (send) queued" "$K" --help
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2

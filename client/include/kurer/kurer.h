@@ -236,6 +236,12 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_send(kurer *k, const char *to, int level
 KURER_EXPORT KURER_MUST_CHECK int kurer_queue(kurer *k, const char *to, int level, const char *text,
                                               int timeout_ms, kurer_refusal *why,
                                               int64_t *message_id);
+/* The second half of kurer_send for a message kurer_queue committed (message_id): connects
+ * if needed and waits until the relay accepted it for every device. Same results as
+ * kurer_send; on a transport error (KURER_ETIMEOUT, KURER_ECLOSED, ...)
+ * the message stays in the outbox and goes with a later connect. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_send_queued(kurer *k, int64_t message_id, int timeout_ms,
+                                                    kurer_refusal *why);
 /* Sends everything in the outbox now (connecting if needed) and waits for the results. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_flush(kurer *k, int timeout_ms);
 /* Items waiting in the outbox (one per device and message), or a negative error. */
