@@ -962,7 +962,7 @@ static int connect_now(kurer *k, uint64_t deadline)
     n->err = 0;
     n->queue_empty = 0;
     n->n_acks = 0;
-    if ((rc = kurer_net_parse_addr(k->own.relay, &addr)) != 0)
+    if ((rc = kurer_net_resolve(k->own.relay, &addr)) != 0)
         return rc;
     hs = calloc(1, sizeof(*hs));
     if (hs == NULL)

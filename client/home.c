@@ -252,6 +252,26 @@ int kurer_passwd(kurer *k, const char *pass, size_t pass_len, const uint8_t *key
                        : kurer__store_rekey_pass(k->st, pass, pass_len, &p);
 }
 
+int kurer_set_relay(kurer *k, const char *relay, const uint8_t *relay_key)
+{
+    if (k == NULL || relay == NULL || strlen(relay) == 0 || strlen(relay) > KURER__RELAY_MAX)
+        return KURER_EINVAL;
+    uint8_t key[KURER_KEY_LEN];
+    memcpy(key, relay_key != NULL ? relay_key : k->own.relay_key, sizeof(key));
+    int rc = kurer__store_identity_set_relay(k->st, relay, key);
+    if (rc != 0)
+        return rc;
+    kurer_disconnect(k); /* the next call connects to the new address */
+    memcpy(k->own.relay, relay, strlen(relay) + 1);
+    memcpy(k->own.relay_key, key, sizeof(key));
+    return 0;
+}
+
+const char *kurer_relay_address(const kurer *k)
+{
+    return k->own.relay;
+}
+
 const char *kurer_own_user(const kurer *k)
 {
     return k->own.user;

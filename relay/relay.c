@@ -1540,7 +1540,7 @@ int kurer_relay_run(const kurer_relay_opts *o)
     if ((err = kurer_store_load_directory(r.store, on_dir_loaded, &r)) != 0)
         goto fail;
     what = o->listen;
-    if ((err = kurer_net_parse_addr(o->listen, &addr)) != 0)
+    if ((err = kurer_net_resolve(o->listen, &addr)) != 0)
         goto fail;
     uv_tcp_init(r.loop, &r.server);
     r.server.data = &r;
@@ -1552,7 +1552,7 @@ int kurer_relay_run(const kurer_relay_opts *o)
     if (o->metrics != NULL) {
         struct sockaddr_storage maddr;
         what = o->metrics;
-        if ((err = kurer_net_parse_addr(o->metrics, &maddr)) != 0)
+        if ((err = kurer_net_resolve(o->metrics, &maddr)) != 0)
             goto fail;
         uv_tcp_init(r.loop, &r.metrics);
         r.metrics.data = &r;

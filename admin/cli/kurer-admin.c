@@ -1075,7 +1075,8 @@ static int cmd_authority_init(int argc, char **argv)
     }
     if ((rc = issuer_paths(&auth, dir, 0)) != 0 || (rc = must_not_exist(auth.key_path, force)) ||
         (rc = must_not_exist(auth.crt_path, force)) ||
-        (rc = must_not_exist(auth.crl_path, force)) || (rc = must_not_exist(auth.log_path, force)) ||
+        (rc = must_not_exist(auth.crl_path, force)) ||
+        (rc = must_not_exist(auth.log_path, force)) ||
         (rc = must_not_exist(auth.serial_path, force)))
         goto out;
     if ((rc = issuer_open_key(&root, rootenv)) != 0)
@@ -2250,8 +2251,10 @@ static int cmd_publish(int argc, char **argv)
     if ((rc = need(&a, "crl", &crl_path)) != 0 || (rc = need(&a, "relay", &relay)) != 0 ||
         (rc = need(&a, "relay-key", &key)) != 0)
         return rc;
-    if (kurer_net_parse_addr(relay, &addr) != 0)
+    if (kurer_net_addr_check(relay) != 0)
         return usage_error("--relay %s: expected HOST:PORT", relay);
+    if ((rc = kurer_net_resolve(relay, &addr)) != 0)
+        return refuse(rc, "cannot resolve %s: %s", relay, kurer_strerror(rc));
     if ((rc = relay_key(key, pk)) != 0)
         return rc;
     if ((rc = read_file(crl_path, FILE_MAX, &data, &len)) != 0)

@@ -612,8 +612,46 @@ static int net_error(int rc, const char *doing)
 
 /* ------------------------------------------------------------------------ init */
 
+/* --relay HOST:PORT (an IP literal, [IPv6] or a DNS name, kept as typed) and --relay-key (64
+ * hex digits, or the path of a copy of the relay's relay.pub). A name that does not resolve
+ * now is accepted with a warning: it is resolved again at every connect. */
+static int relay_args(const char *relay, const char *key_s, uint8_t key[32])
+{
+    if (kurer_net_addr_check(relay) != 0)
+        return usage_error("--relay '%s' is not HOST:PORT (an IP address, [IPv6] or a host name, "
+                           "and a port)",
+                           relay);
+    if (strlen(relay) > 255)
+        return usage_error("--relay is longer than 255 characters");
+    if (key_s != NULL && (strlen(key_s) != 64 || kurer_hex_decode(key, 32, key_s) != 0)) {
+        uint8_t *d = NULL;
+        size_t n = 0;
+        char hex[65];
+        int rc = kurer_file_read(key_s, 256, &d, &n);
+        if (rc != 0)
+            return usage_error("--relay-key %s: neither 64 hex digits nor a readable file (%s)",
+                               key_s, kurer_strerror(rc));
+        int bad = n < 64 || (n > 64 && d[64] != '\n' && d[64] != '\r');
+        if (!bad) {
+            memcpy(hex, d, 64);
+            hex[64] = '\0';
+            bad = kurer_hex_decode(key, 32, hex) != 0;
+        }
+        free(d);
+        if (bad)
+            return refuse(KURER_EMALFORMED, "%s does not hold a relay key (64 hex digits)", key_s);
+    }
+    struct sockaddr_storage sa;
+    if (kurer_net_resolve(relay, &sa) == KURER_ERESOLVE)
+        fprintf(stderr,
+                "kurer: warning: %s does not resolve now; it is resolved again at every "
+                "connect\n",
+                relay);
+    return 0;
+}
+
 static const char help_init[] =
-    "usage: kurer init --home H --user USER@AUTH --device N --relay HOST:PORT --relay-key HEX\n"
+    "usage: kurer init --home H --user USER@AUTH --device N --relay HOST:PORT --relay-key KEY\n"
     "                  --root ROOT.crt [--name NAME] [--kdf-min] [--json]\n"
     "\n"
     "Creates a device home: the encrypted store, this device's keys, and the certificate\n"
@@ -623,8 +661,10 @@ static const char help_init[] =
     "  --home H           the home folder (made 0700; must not hold a store yet)\n"
     "  --user USER@AUTH   this device's user\n"
     "  --device N         this device's id (1..2147483647)\n"
-    "  --relay HOST:PORT  the relay\n"
-    "  --relay-key HEX    the relay's public key (relay.pub, 64 hex digits)\n"
+    "  --relay HOST:PORT  the relay: an IP address, [IPv6] or a host name (kept as typed, "
+    "resolved\n"
+    "                     at every connect; change it later with kurer relay)\n"
+    "  --relay-key KEY    the relay's public key: 64 hex digits, or the path of relay.pub\n"
     "  --root ROOT.crt    the pinned root certificate\n"
     "  --name NAME        display name (default: the user)\n"
     "  --kdf-min          the smallest Argon2id parameters accepted (for tests)\n"
@@ -655,11 +695,8 @@ static int cmd_init(int argc, char **argv)
         return usage_error("--user '%s' is not USER@AUTHORITY", user);
     kurer_create_options o;
     memset(&o, 0, sizeof(o));
-    if (strlen(key_s) != 64 || kurer_hex_decode(o.relay_key, 32, key_s) != 0)
-        return usage_error("--relay-key must be 64 hex digits");
-    struct sockaddr_storage sa;
-    if (kurer_net_parse_addr(relay, &sa) != 0)
-        return usage_error("--relay '%s' is not HOST:PORT", relay);
+    if ((rc = relay_args(relay, key_s, o.relay_key)) != 0)
+        return rc;
     uint8_t *root = NULL;
     size_t root_len = 0;
     if ((rc = kurer_file_read(root_path, KURER_CERT_MAX, &root, &root_len)) != 0)
@@ -1167,6 +1204,62 @@ static int cmd_verify(int argc, char **argv)
     return rc;
 }
 
+/* ------------------------------------------------------------------------ relay */
+
+static const char help_relay[] =
+    "usage: kurer relay --home H [--relay HOST:PORT] [--relay-key KEY] [--json]\n"
+    "\n"
+    "Shows the relay this home connects to or, with --relay and/or --relay-key, changes it (the\n"
+    "passphrase is needed either way). HOST may be an IP address, [IPv6] or a host name, kept as\n"
+    "typed and resolved at every connect, so a relay that moves keeps working. KEY is 64 hex\n"
+    "digits or the path of the relay's relay.pub.\n";
+
+static int cmd_relay(int argc, char **argv)
+{
+    static const optdef defs[] = {
+        {"help", 0}, {"json", 0}, {"home", 1}, {"relay", 1}, {"relay-key", 1}};
+    args a;
+    const char *home, *relay, *key_s;
+    kurer *k = NULL;
+    uint8_t key[32];
+    int rc;
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_relay, stdout);
+        return RC_HELP;
+    }
+    if ((rc = need(&a, "home", &home)) != 0)
+        return rc;
+    relay = opt(&a, "relay");
+    key_s = opt(&a, "relay-key");
+    if ((relay != NULL || key_s != NULL) &&
+        (rc = relay_args(relay != NULL ? relay : "0.0.0.0:1", key_s, key)) != 0)
+        return rc;
+    if ((rc = open_home(home, &k)) != 0)
+        return rc;
+    int changed = relay != NULL || key_s != NULL;
+    if (changed) {
+        rc = kurer_set_relay(k, relay != NULL ? relay : kurer_relay_address(k),
+                             key_s != NULL ? key : NULL);
+        if (rc != 0) {
+            refuse(rc, "cannot change the relay: %s", kurer_strerror(rc));
+            kurer_close(k);
+            return rc;
+        }
+    }
+    if (g_json) {
+        printf("{\"ok\":true,\"command\":\"relay\",\"changed\":%s,\"relay\":",
+               changed ? "true" : "false");
+        json_str(stdout, kurer_relay_address(k));
+        printf("}\n");
+    } else {
+        printf("%s%s\n", changed ? "relay set to " : "relay ", kurer_relay_address(k));
+    }
+    kurer_close(k);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ passwd */
 
 static const char help_passwd[] =
@@ -1227,6 +1320,7 @@ static const char help_main[] =
     "  history   print stored messages\n"
     "  verify    safety numbers and certificates of a user's devices\n"
     "  passwd    change the home's passphrase\n"
+    "  relay     show or change the home's relay address and key\n"
     "\n"
     "Every command takes --home, --help and --json. The passphrase comes from " PASS_ENV "\n"
     "or a no-echo prompt on the terminal; it is never printed or logged. KURER_LOG_LEVEL\n"
@@ -1293,9 +1387,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"init", cmd_init},    {"import", cmd_import},   {"send", cmd_send},
-                {"recv", cmd_recv},    {"history", cmd_history}, {"verify", cmd_verify},
-                {"passwd", cmd_passwd}};
+    } cmds[] = {{"init", cmd_init},     {"import", cmd_import},   {"send", cmd_send},
+                {"recv", cmd_recv},     {"history", cmd_history}, {"verify", cmd_verify},
+                {"passwd", cmd_passwd}, {"relay", cmd_relay}};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (strcmp(argv[1], cmds[i].name) == 0) {
             g_command = cmds[i].name;

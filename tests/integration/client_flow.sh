@@ -350,6 +350,59 @@ home_lock)
     expect "pending in history" 0 "i udbakken (pending)" "$K" history --home anna
     expect "help documents exit 3" 0 "3 (send) queued" "$K" --help
     ;;
+hostnames)
+    # HOST:PORT with a DNS name everywhere (relay --listen/--metrics, kurer init --relay,
+    # kurer-admin publish --relay); --relay-key as the path of relay.pub; the home keeps the
+    # name as typed; `kurer relay` moves a home to another address.
+    pki
+    "$R" run --dir relay --listen localhost:0 --metrics localhost:0 --root root/root.crt \
+        >relay.out 2>>relay.log &
+    RELAY_PID=$!
+    wait_for relay.out "metrics" 15 || { echo "relay did not start"; cat relay.log; exit 1; }
+    ok "relay listens on localhost:0"
+    PORT=$(sed -n 's/^listening .*:\([0-9]*\)$/\1/p' relay.out)
+    for u in anna:anna@fm.dk:fm:CONFIDENTIAL bob:bob@sk.dk:sk:RESTRICTED; do
+        IFS=: read -r h user auth cl <<<"$u"
+        expect "init $h with a host name and relay.pub" 0 "device.csr" "$K" init --home "$h" \
+            --user "$user" --device 1 --relay "localhost:$PORT" --relay-key relay/relay.pub \
+            --root root/root.crt --kdf-min
+        "$A" issue --authority "$auth" --csr "$h/device.csr" --out "$h.chain" \
+            --clearance "$cl" >/dev/null || exit 1
+        "$K" import --home "$h" "$h.chain" >/dev/null || exit 1
+        expect "$h connects by name" 0 "" "$K" recv --home "$h"
+    done
+    expect "send by name" 0 "sent" "$K" send --home anna --to bob@sk.dk "via localhost"
+    expect "receive by name" 0 "via localhost" "$K" recv --home bob
+    expect "the home keeps the name" 0 "relay localhost:$PORT" "$K" relay --home anna
+    expect "bad address" 2 "is not HOST:PORT" "$K" relay --home anna --relay "no port"
+    expect "bad key file" 2 "neither 64 hex digits nor a readable file" \
+        "$K" relay --home anna --relay-key /nonexistent
+    expect "admin publish by name" 0 "" "$A" publish --crl sk/crl --relay "localhost:$PORT" \
+        --relay-key relay/relay.pub
+    # The relay moves: a send while it is away is queued (exit 3); after `kurer relay` points
+    # the home at the new address, the next connection sends it.
+    KURER_TEST_HOLD=queued-stop "$K" send --home anna --to bob@sk.dk "while moving" \
+        >q.out 2>q.err &
+    qpid=$!
+    BG_PIDS+=($qpid)
+    wait_for q.out "queued" 15 || fail "never queued"
+    stop_relay
+    kill -CONT "$qpid"
+    wait "$qpid"
+    st=$?
+    [ "$st" -eq 3 ] && ok "queued while the relay is away (exit 3)" || fail "exit $st: $(cat q.err)"
+    PORT=0
+    start_relay
+    expect "kurer relay moves the home" 0 "relay set to 127.0.0.1:$PORT" \
+        "$K" relay --home anna --relay "127.0.0.1:$PORT"
+    expect "the queued message goes with the next connection" 0 "" "$K" recv --home anna
+    expect "no longer pending" 0 "while moving" "$K" history --home anna
+    count "not pending" 0 "(pending)" "$out"
+    "$K" relay --home bob --relay "localhost:$PORT" --relay-key "$RELAY_KEY" >/dev/null ||
+        fail "bob relay"
+    expect "bob receives it once" 0 "while moving" "$K" recv --home bob
+    count "once" 1 "while moving" "$out"
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2

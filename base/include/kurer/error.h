@@ -71,7 +71,8 @@ typedef enum kurer_error_category {
     X(ENOTFOUND, -38, POLICY, "not found")                                                         \
     X(EUNSUPPORTED, -39, USAGE, "not supported")                                                   \
     X(ELINKAGE, -40, USAGE, "libraries are linked in the wrong order or clash")                    \
-    X(EINTERNAL, -41, USAGE, "internal error")
+    X(EINTERNAL, -41, USAGE, "internal error")                                                    \
+    X(ERESOLVE, -42, IO, "host name could not be resolved")
 
 typedef enum kurer_err {
 #define KURER__ERR_ENUM(name, value, cat, msg) KURER_##name = (value),

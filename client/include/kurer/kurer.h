@@ -38,7 +38,7 @@ typedef struct kurer_create_options {
     const char *user;         /* user@authority */
     uint32_t device_id;       /* 1..KURER_DEVICE_ID_MAX */
     const char *display_name; /* may be NULL: the user name */
-    const char *relay;        /* HOST:PORT */
+    const char *relay;        /* HOST:PORT (IP literal or DNS name, kept as given) */
     uint8_t relay_key[KURER_KEY_LEN];
     const uint8_t *root; /* the pinned root certificate (SignedCertificate bytes) */
     size_t root_len;
@@ -71,6 +71,14 @@ KURER_EXPORT void kurer_close(kurer *k);
  * afterwards exactly one of the old and new secrets opens the store. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_passwd(kurer *k, const char *pass, size_t pass_len,
                                                const uint8_t *key);
+
+/* Changes the relay this home connects to: relay is "HOST:PORT" (a DNS name is kept as typed
+ * and resolved at every connect), relay_key the relay's X25519 key (NULL: keep the current
+ * one). Closes the current connection, if any. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_set_relay(kurer *k, const char *relay,
+                                                  const uint8_t *relay_key);
+/* The relay address as configured (borrowed; valid until close or kurer_set_relay). */
+KURER_EXPORT const char *kurer_relay_address(const kurer *k);
 
 /* This device's user (user@authority) and device id (borrowed; valid until close). */
 KURER_EXPORT const char *kurer_own_user(const kurer *k);
