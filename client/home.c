@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kurer/buf.h"
 #include "kurer/content.h"
@@ -159,7 +160,21 @@ int kurer_create(const kurer_create_options *o, const char *pass, size_t pass_le
         (rc = kurer_root_check(root, kurer__home_now(k))) != 0)
         goto out;
     if (mkdir(o->home, 0700) != 0 && errno != EEXIST) {
-        rc = KURER_EIO;
+        rc = errno == EACCES ? KURER_EPERM : KURER_EIO;
+        goto out;
+    }
+    /* An existing folder that group or others may enter is made owner-only (0700). */
+    struct stat hst;
+    if (stat(o->home, &hst) != 0 || !S_ISDIR(hst.st_mode)) {
+        rc = KURER_EINVAL;
+        goto out;
+    }
+    if (hst.st_uid != geteuid()) {
+        rc = KURER_EPERM;
+        goto out;
+    }
+    if ((hst.st_mode & 077) != 0 && chmod(o->home, 0700) != 0) {
+        rc = KURER_EPERM;
         goto out;
     }
 
@@ -265,6 +280,48 @@ int kurer_set_relay(kurer *k, const char *relay, const uint8_t *relay_key)
     memcpy(k->own.relay, relay, strlen(relay) + 1);
     memcpy(k->own.relay_key, key, sizeof(key));
     return 0;
+}
+
+const uint8_t *kurer_own_identity_key(const kurer *k)
+{
+    return k->own.identity_pub;
+}
+
+const uint8_t *kurer_own_noise_key(const kurer *k)
+{
+    return k->own.noise_pub;
+}
+
+int kurer_own_certificate(kurer *k, kurer_peer_device_fn fn, void *ud)
+{
+    if (k == NULL || fn == NULL)
+        return KURER_EINVAL;
+    if (k->own.chain == NULL)
+        return KURER_ESTATE;
+    kurer_chain *chain = malloc(sizeof(*chain));
+    if (chain == NULL)
+        return KURER_ENOMEM;
+    int rc = kurer_chain_decode(k->own.chain, k->own.chain_len, chain);
+    if (rc == 0) {
+        kurer_verified v;
+        kurer_peer_device d;
+        char fp[65];
+        const kurer_cert_body *b = &chain->certs[0].body;
+        memset(&d, 0, sizeof(d));
+        d.user = k->own.user;
+        d.device_id = k->own.device_id;
+        d.status = kurer_trust_verify_chain(k->trust, chain, kurer__home_now(k), &v);
+        d.serial = b->serial;
+        d.clearance = d.status == 0 ? (int)v.clearance : 0;
+        d.authority = kurer_user_authority(b->subject);
+        d.not_before = b->not_before;
+        d.not_after = b->not_after;
+        kurer_cert_fingerprint(&chain->certs[0], fp);
+        d.cert_fingerprint = fp;
+        rc = fn(ud, &d);
+    }
+    free(chain);
+    return rc;
 }
 
 const char *kurer_relay_address(const kurer *k)

@@ -527,6 +527,15 @@ static int open_home(const char *home, kurer **k)
     secret pw;
     char what[300];
     snprintf(what, sizeof(what), "the device home %s", home);
+    struct stat hst;
+    if (stat(home, &hst) == 0 && S_ISDIR(hst.st_mode) && (hst.st_mode & 077) != 0 &&
+        hst.st_uid == geteuid()) {
+        if (chmod(home, 0700) != 0)
+            return refuse(KURER_EPERM, "%s has mode %04o and cannot be made 0700: %s", home,
+                          (unsigned)(hst.st_mode & 0777), strerror(errno));
+        fprintf(stderr, "kurer: %s had mode %04o; set to 0700 (owner only)\n", home,
+                (unsigned)(hst.st_mode & 0777));
+    }
     int rc = lock_home(home, g_lock_as != NULL ? g_lock_as : g_command);
     if (rc != 0)
         return rc;
@@ -612,6 +621,17 @@ static int net_error(int rc, const char *doing)
 
 /* ------------------------------------------------------------------------ init */
 
+/* The identity key in hex (as kurer-admin show prints a request's), its BLAKE2b-256
+ * fingerprint (as kurer-admin log prints it) and the Noise key in hex. */
+static void own_keys(const kurer *k, char *idk, char fp[65], char nk[65])
+{
+    uint8_t h[32];
+    kurer_hex_encode(idk, kurer_own_identity_key(k), KURER_IDENTITY_KEY_LEN);
+    kurer_hash256(h, kurer_own_identity_key(k), KURER_IDENTITY_KEY_LEN);
+    kurer_hex_encode(fp, h, 32);
+    kurer_hex_encode(nk, kurer_own_noise_key(k), 32);
+}
+
 /* --relay HOST:PORT (an IP literal, [IPv6] or a DNS name, kept as typed) and --relay-key (64
  * hex digits, or the path of a copy of the relay's relay.pub). A name that does not resolve
  * now is accepted with a warning: it is resolved again at every connect. */
@@ -655,10 +675,13 @@ static const char help_init[] =
     "                  --root ROOT.crt [--name NAME] [--kdf-min] [--json]\n"
     "\n"
     "Creates a device home: the encrypted store, this device's keys, and the certificate\n"
-    "request H/device.csr for the administrator (its path is printed). The passphrase comes\n"
-    "from " PASS_ENV " or a no-echo prompt (at least 12 characters).\n"
+    "request H/device.csr for the administrator. Prints its path, then the identity key and\n"
+    "its fingerprint: the administrator compares them with what 'kurer-admin show' prints for\n"
+    "the request (kurer whoami shows them again). The passphrase comes from " PASS_ENV "\n"
+    "or a no-echo prompt (at least 12 characters).\n"
     "\n"
-    "  --home H           the home folder (made 0700; must not hold a store yet)\n"
+    "  --home H           the home folder (made 0700, or an existing one of yours set to\n"
+    "                     0700, which is said on stderr; must not hold a store yet)\n"
     "  --user USER@AUTH   this device's user\n"
     "  --device N         this device's id (1..2147483647)\n"
     "  --relay HOST:PORT  the relay: an IP address, [IPv6] or a host name (kept as typed, "
@@ -721,19 +744,128 @@ static int cmd_init(int argc, char **argv)
         return rc;
     }
     kurer *k = NULL;
+    struct stat hst;
+    mode_t before = stat(home, &hst) == 0 && S_ISDIR(hst.st_mode) ? hst.st_mode & 0777 : 0;
     rc = kurer_create(&o, pw.p, pw.n, NULL, &k);
     secret_free(&pw);
     free(root);
     if (rc == KURER_EEXIST)
         return refuse(rc, "%s already holds a device home", home);
+    if (rc == KURER_EPERM)
+        return refuse(rc, "cannot create %s: not a folder of yours that can be made 0700", home);
     if (rc != 0)
         return refuse(rc, "cannot create %s: %s", home, kurer_strerror(rc));
+    if ((before & 077) != 0)
+        fprintf(stderr, "kurer: %s had mode %04o; set to 0700 (owner only)\n", home,
+                (unsigned)before);
+    char idk[2 * KURER_IDENTITY_KEY_LEN + 1], fp[65], nk[65];
+    own_keys(k, idk, fp, nk);
     if (g_json) {
         printf("{\"ok\":true,\"command\":\"init\",\"csr\":");
         json_str(stdout, kurer_csr_path(k));
-        printf("}\n");
+        printf(",\"user\":");
+        json_str(stdout, kurer_own_user(k));
+        printf(",\"device\":%u,\"identity_key\":\"%s\",\"key_fingerprint\":\"%s\","
+               "\"noise_key\":\"%s\"}\n",
+               kurer_own_device(k), idk, fp, nk);
     } else {
         printf("%s\n", kurer_csr_path(k));
+        printf("identity key     %s\nkey fingerprint  %s\n", idk, fp);
+        printf("Give %s to your administrator and compare the identity key with the one\n"
+               "'kurer-admin show' prints for it (by phone or in person). 'kurer whoami' shows\n"
+               "it again.\n",
+               kurer_csr_path(k));
+    }
+    kurer_close(k);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ whoami */
+
+static const char help_whoami[] =
+    "usage: kurer whoami --home H [--json]\n"
+    "\n"
+    "Shows this device: user, device id, identity key (as 'kurer-admin show' prints it for the\n"
+    "request) and its fingerprint (BLAKE2b-256, as 'kurer-admin log' prints it), Noise key,\n"
+    "the certificate (serial, clearance, validity, status now) or that it is not enrolled yet,\n"
+    "and the relay. Works offline.\n";
+
+typedef struct whoami_ctx {
+    int have;
+    char line[512];
+} whoami_ctx;
+
+static int whoami_cert(void *ud, const kurer_peer_device *d)
+{
+    whoami_ctx *w = ud;
+    char nb[64], na[64];
+    kurer_time_format(nb, sizeof(nb), d->not_before);
+    kurer_time_format(na, sizeof(na), d->not_after);
+    w->have = 1;
+    if (g_json)
+        snprintf(w->line, sizeof(w->line),
+                 "{\"status\":\"%s\",\"serial\":%llu,\"clearance\":\"%s\","
+                 "\"not_before\":\"%s\",\"not_after\":\"%s\",\"fingerprint\":\"%s\"}",
+                 d->status == 0 ? "valid" : kurer_err_name(d->status),
+                 (unsigned long long)d->serial, d->clearance ? kurer_level_name(d->clearance) : "",
+                 nb, na, d->cert_fingerprint);
+    else
+        snprintf(w->line, sizeof(w->line),
+                 "%s, serial %llu, authority %s%s%s, valid %s to %s\n"
+                 "                 fingerprint %s",
+                 d->status == 0 ? "valid" : kurer_strerror(d->status),
+                 (unsigned long long)d->serial, d->authority, d->clearance ? ", cleared for " : "",
+                 d->clearance ? kurer_level_name(d->clearance) : "", nb, na, d->cert_fingerprint);
+    return 0;
+}
+
+static int cmd_whoami(int argc, char **argv)
+{
+    static const optdef defs[] = {{"help", 0}, {"json", 0}, {"home", 1}};
+    args a;
+    const char *home;
+    kurer *k = NULL;
+    int rc;
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_whoami, stdout);
+        return RC_HELP;
+    }
+    if ((rc = need(&a, "home", &home)) != 0)
+        return rc;
+    if ((rc = open_home(home, &k)) != 0)
+        return rc;
+    char idk[2 * KURER_IDENTITY_KEY_LEN + 1], fp[65], nk[65];
+    own_keys(k, idk, fp, nk);
+    whoami_ctx w;
+    memset(&w, 0, sizeof(w));
+    rc = kurer_own_certificate(k, whoami_cert, &w);
+    if (rc != 0 && rc != KURER_ESTATE) {
+        refuse(rc, "cannot read this device's certificate: %s", kurer_strerror(rc));
+        kurer_close(k);
+        return rc;
+    }
+    if (g_json) {
+        printf("{\"ok\":true,\"command\":\"whoami\",\"user\":");
+        json_str(stdout, kurer_own_user(k));
+        printf(",\"device\":%u,\"identity_key\":\"%s\",\"key_fingerprint\":\"%s\","
+               "\"noise_key\":\"%s\",\"enrolled\":%s,\"certificate\":%s,\"relay\":",
+               kurer_own_device(k), idk, fp, nk, w.have ? "true" : "false",
+               w.have ? w.line : "null");
+        json_str(stdout, kurer_relay_address(k));
+        printf("}\n");
+    } else {
+        printf("user             %s\n", kurer_own_user(k));
+        printf("device           %u\n", kurer_own_device(k));
+        printf("identity key     %s\nkey fingerprint  %s\nnoise key        %s\n", idk, fp, nk);
+        if (w.have)
+            printf("certificate      %s\n", w.line);
+        else
+            printf("certificate      none: not enrolled yet (give %s to the administrator, then "
+                   "kurer import the chain)\n",
+                   kurer_csr_path(k));
+        printf("relay            %s\n", kurer_relay_address(k));
     }
     kurer_close(k);
     return 0;
@@ -1321,6 +1453,7 @@ static const char help_main[] =
     "  verify    safety numbers and certificates of a user's devices\n"
     "  passwd    change the home's passphrase\n"
     "  relay     show or change the home's relay address and key\n"
+    "  whoami    this device: user, keys, certificate, relay\n"
     "\n"
     "Every command takes --home, --help and --json. The passphrase comes from " PASS_ENV "\n"
     "or a no-echo prompt on the terminal; it is never printed or logged. KURER_LOG_LEVEL\n"
@@ -1389,7 +1522,7 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"init", cmd_init},     {"import", cmd_import},   {"send", cmd_send},
                 {"recv", cmd_recv},     {"history", cmd_history}, {"verify", cmd_verify},
-                {"passwd", cmd_passwd}, {"relay", cmd_relay}};
+                {"passwd", cmd_passwd}, {"relay", cmd_relay},     {"whoami", cmd_whoami}};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (strcmp(argv[1], cmds[i].name) == 0) {
             g_command = cmds[i].name;

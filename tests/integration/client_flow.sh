@@ -403,6 +403,37 @@ hostnames)
     expect "bob receives it once" 0 "while moving" "$K" recv --home bob
     count "once" 1 "while moving" "$out"
     ;;
+enrolment)
+    # The administrator can compare the identity key: kurer init and kurer whoami print the
+    # same hex as kurer-admin show prints for the request. A home folder that others may
+    # enter is made 0700, and init says so.
+    pki
+    start_relay
+    mkdir -m 0755 anna
+    expect "init prints the identity key" 0 "identity key" "$K" init --home anna \
+        --user anna@fm.dk --device 1 --relay "127.0.0.1:$PORT" --relay-key "$RELAY_KEY" \
+        --root root/root.crt --kdf-min
+    idk=$(printf '%s\n' "$out" | sed -n 's/^identity key *//p')
+    [[ "$out" == *"anna had mode 0755; set to 0700"* ]] && ok "says the mode was fixed" ||
+        fail "mode not reported: $out"
+    [ "$(stat -c %a anna)" = 700 ] && ok "home is 0700" || fail "home mode $(stat -c %a anna)"
+    expect "admin sees the same key" 0 "identity key $idk" "$A" show anna/device.csr
+    expect "whoami before enrolment" 0 "not enrolled yet" "$K" whoami --home anna
+    [[ "$out" == *"identity key     $idk"* && "$out" == *"relay            127.0.0.1:$PORT"* ]] &&
+        ok "whoami: key and relay" || fail "whoami: $out"
+    "$A" issue --authority fm --csr anna/device.csr --out anna.chain --clearance RESTRICTED \
+        >/dev/null || exit 1
+    expect "log shows the key fingerprint" 0 "key" "$A" log --authority fm
+    fp=$("$K" whoami --home anna | sed -n 's/^key fingerprint *//p')
+    [[ "$out" == *"key ${fp:0:16}"* ]] && ok "fingerprint matches the issuance log" ||
+        fail "fingerprint ${fp:0:16} not in: $out"
+    "$K" import --home anna anna.chain >/dev/null || exit 1
+    expect "whoami after enrolment" 0 "valid, serial" "$K" whoami --home anna
+    [[ "$out" == *"cleared for RESTRICTED"* ]] && ok "whoami: clearance" || fail "whoami: $out"
+    expect "whoami json" 0 '"enrolled":true' "$K" whoami --home anna --json
+    chmod 0750 anna
+    expect "an opened home is made 0700 too" 0 "set to 0700" "$K" whoami --home anna
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2

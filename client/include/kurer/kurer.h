@@ -34,7 +34,9 @@ typedef struct kurer kurer;
 typedef int64_t (*kurer_clock_fn)(void *ud);
 
 typedef struct kurer_create_options {
-    const char *home;         /* folder; made (0700) if missing; must not hold a store yet */
+    const char *home;         /* folder; made (0700) if missing, an existing one of ours set to
+                               * 0700 (KURER_EPERM if another user owns it); must not hold a
+                               * store yet */
     const char *user;         /* user@authority */
     uint32_t device_id;       /* 1..KURER_DEVICE_ID_MAX */
     const char *display_name; /* may be NULL: the user name */
@@ -83,6 +85,11 @@ KURER_EXPORT const char *kurer_relay_address(const kurer *k);
 /* This device's user (user@authority) and device id (borrowed; valid until close). */
 KURER_EXPORT const char *kurer_own_user(const kurer *k);
 KURER_EXPORT uint32_t kurer_own_device(const kurer *k);
+
+/* This device's public identity key (KURER_IDENTITY_KEY_LEN bytes, as in its certificate
+ * request: what the administrator compares) and Noise key (32 bytes). Borrowed until close. */
+KURER_EXPORT const uint8_t *kurer_own_identity_key(const kurer *k);
+KURER_EXPORT const uint8_t *kurer_own_noise_key(const kurer *k);
 
 /* The path of the certificate request written at creation (borrowed; valid until close). */
 KURER_EXPORT const char *kurer_csr_path(const kurer *k);
@@ -180,6 +187,11 @@ typedef struct kurer_peer_device {
 typedef int (*kurer_peer_device_fn)(void *ud, const kurer_peer_device *d);
 KURER_EXPORT KURER_MUST_CHECK int kurer_peer_devices(kurer *k, const char *user,
                                                      kurer_peer_device_fn fn, void *ud);
+
+/* Calls fn once with this device's own certificate as the home holds it (status: verified
+ * now against the root and revocation lists). KURER_ESTATE before the chain is imported. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_own_certificate(kurer *k, kurer_peer_device_fn fn,
+                                                        void *ud);
 
 /* ---- the network half -------------------------------------------------------------------- */
 
