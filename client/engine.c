@@ -471,6 +471,10 @@ static int permanent(int rc)
     case KURER_ETIMEOUT:
     case KURER_ECLOSED:
     case KURER_ECORRUPT:
+    case KURER_ECONNREFUSED:
+    case KURER_EUNREACHABLE:
+    case KURER_EHANDSHAKE:
+    case KURER_ERESOLVE:
         return 0;
     default:
         return 1;
@@ -991,7 +995,11 @@ static int connect_now(kurer *k, uint64_t deadline)
             while (n->conn != NULL && pump(n, kurer_time_mono_ms() + 1000) == 0)
                 ;
         }
-        return n->err != 0 ? n->err : (rc != 0 ? rc : KURER_ECLOSED);
+        rc = n->err != 0 ? n->err : (rc != 0 ? rc : KURER_ECLOSED);
+        /* Connected (a failed connect ends with its own code), then closed before the
+         * handshake finished: the relay could not read our first message (wrong relay key)
+         * or is not a Kurér relay. A relay's own refusal arrives inside the handshake. */
+        return rc == KURER_ECLOSED ? KURER_EHANDSHAKE : rc;
     }
     kurer_log(KURER_LOG_INFO, "client", "connected",
               (kurer_log_field[]){KURER_LOG_STR("relay", k->own.relay)}, 1);

@@ -9,6 +9,8 @@
 #include "kurer/net.h"
 #include "kurer/util.h"
 
+#include <uv.h>
+
 /* Splits "HOST:PORT" / "[V6]:PORT" into host (without brackets) and port. */
 static int split_host_port(const char *s, char *host, size_t hostlen, uint64_t *port)
 {
@@ -93,4 +95,41 @@ int kurer_net_resolve(const char *s, struct sockaddr_storage *addr)
         }
     freeaddrinfo(res);
     return rc;
+}
+
+int kurer_net_uv_error(int status)
+{
+    switch (status) {
+    case 0:
+        return 0;
+    case UV_ECONNREFUSED:
+        return KURER_ECONNREFUSED;
+    case UV_ENETUNREACH:
+    case UV_EHOSTUNREACH:
+    case UV_ENETDOWN:
+    case UV_EHOSTDOWN:
+    case UV_EADDRNOTAVAIL:
+        return KURER_EUNREACHABLE;
+    case UV_ETIMEDOUT:
+        return KURER_ETIMEOUT;
+    case UV_EADDRINUSE:
+        return KURER_EADDRINUSE;
+    case UV_EACCES:
+    case UV_EPERM:
+        return KURER_EPERM;
+    case UV_EAI_NONAME:
+    case UV_EAI_AGAIN:
+    case UV_EAI_FAIL:
+    case UV_EAI_NODATA:
+        return KURER_ERESOLVE;
+    case UV_ENOMEM:
+    case UV_ENOBUFS:
+        return KURER_ENOMEM;
+    case UV_ECONNRESET:
+    case UV_EPIPE:
+    case UV_EOF:
+        return KURER_ECLOSED;
+    default:
+        return KURER_EIO;
+    }
 }

@@ -1544,9 +1544,10 @@ int kurer_relay_run(const kurer_relay_opts *o)
         goto fail;
     uv_tcp_init(r.loop, &r.server);
     r.server.data = &r;
-    if (uv_tcp_bind(&r.server, (struct sockaddr *)&addr, 0) != 0 ||
-        uv_listen((uv_stream_t *)&r.server, 511, on_connection) != 0) {
-        err = KURER_EIO;
+    int uverr;
+    if ((uverr = uv_tcp_bind(&r.server, (struct sockaddr *)&addr, 0)) != 0 ||
+        (uverr = uv_listen((uv_stream_t *)&r.server, 511, on_connection)) != 0) {
+        err = kurer_net_uv_error(uverr);
         goto fail;
     }
     if (o->metrics != NULL) {
@@ -1557,9 +1558,9 @@ int kurer_relay_run(const kurer_relay_opts *o)
         uv_tcp_init(r.loop, &r.metrics);
         r.metrics.data = &r;
         r.have_metrics = 1;
-        if (uv_tcp_bind(&r.metrics, (struct sockaddr *)&maddr, 0) != 0 ||
-            uv_listen((uv_stream_t *)&r.metrics, 16, on_metrics) != 0) {
-            err = KURER_EIO;
+        if ((uverr = uv_tcp_bind(&r.metrics, (struct sockaddr *)&maddr, 0)) != 0 ||
+            (uverr = uv_listen((uv_stream_t *)&r.metrics, 16, on_metrics)) != 0) {
+            err = kurer_net_uv_error(uverr);
             goto fail;
         }
     }

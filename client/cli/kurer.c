@@ -51,6 +51,7 @@ static int g_json;
 static const char *g_command = "";
 static char g_err[1024];
 static int g_err_code;
+static const char *g_relay = "the relay"; /* the open home's relay address, for messages */
 
 /* ------------------------------------------------------------------------ output */
 
@@ -550,6 +551,7 @@ static int open_home(const char *home, kurer **k)
         return refuse(rc, "%s is not a device home (run 'kurer init' first)", home);
     if (rc != 0)
         return refuse(rc, "cannot open %s: %s", home, kurer_strerror(rc));
+    g_relay = kurer_relay_address(*k);
     return 0;
 }
 
@@ -598,6 +600,10 @@ static int transport_error(int rc)
     case KURER_EIO:
     case KURER_EBUSY:
     case KURER_ERATE:
+    case KURER_ECONNREFUSED:
+    case KURER_EUNREACHABLE:
+    case KURER_EHANDSHAKE:
+    case KURER_ERESOLVE:
         return 1;
     default:
         return 0;
@@ -607,6 +613,19 @@ static int transport_error(int rc)
 static int net_error(int rc, const char *doing)
 {
     switch (rc) {
+    case KURER_ECONNREFUSED:
+    case KURER_EUNREACHABLE:
+    case KURER_ERESOLVE:
+        return refuse(rc, "%s: cannot reach relay %s: %s", doing, g_relay, kurer_strerror(rc));
+    case KURER_ETIMEOUT:
+        return refuse(rc, "%s: relay %s did not answer in time", doing, g_relay);
+    case KURER_EHANDSHAKE:
+        return refuse(rc,
+                      "%s: relay %s closed the handshake: wrong --relay-key, or not a Kurér "
+                      "relay (kurer relay --home H --relay-key KEY changes the key)",
+                      doing, g_relay);
+    case KURER_ECLOSED:
+        return refuse(rc, "%s: relay %s closed the connection", doing, g_relay);
     case KURER_ESTATE:
         return refuse(rc, "not enrolled yet: import the issued certificate chain first");
     case KURER_EREVOKED:
@@ -1312,9 +1331,11 @@ static int cmd_verify(int argc, char **argv)
         return rc;
     if (!flag(&a, "offline")) {
         rc = kurer_refresh(k, a.pos[0], NET_TIMEOUT * 1000, NULL);
-        if (rc != 0)
-            fprintf(stderr, "kurer: could not ask the relay (%s); showing what this home holds\n",
-                    kurer_strerror(rc));
+        if (rc != 0) {
+            net_error(rc, "could not ask the relay");
+            fprintf(stderr, "kurer: %s; showing what this home holds\n", g_err);
+            g_err[0] = '\0';
+        }
         kurer_disconnect(k);
     }
     verify_ctx v = {k, 0};

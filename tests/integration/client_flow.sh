@@ -434,6 +434,42 @@ enrolment)
     chmod 0750 anna
     expect "an opened home is made 0700 too" 0 "set to 0700" "$K" whoami --home anna
     ;;
+net_errors)
+    # Each network failure has its own words and code.
+    setup
+    "$K" relay --home anna --relay 127.0.0.1:1 >/dev/null || fail "relay change"
+    expect "refused" 1 "cannot reach relay 127.0.0.1:1: connection refused" "$K" recv --home anna
+    expect "refused json code" 1 '"code":"ECONNREFUSED"' "$K" recv --home anna --json
+    "$K" relay --home anna --relay no-such-host.invalid:4000 >/dev/null 2>&1 || fail "relay name"
+    expect "name resolution" 1 \
+        "cannot reach relay no-such-host.invalid:4000: host name could not be resolved" \
+        "$K" recv --home anna
+    "$K" relay --home anna --relay "127.0.0.1:$PORT" --relay-key "$(printf '%064d' 7)" \
+        >/dev/null || fail "relay key change"
+    expect "wrong relay key" 1 \
+        "relay 127.0.0.1:$PORT closed the handshake: wrong --relay-key, or not a Kurér relay" \
+        "$K" recv --home anna
+    expect "wrong key json" 1 '"code":"EHANDSHAKE"' "$K" recv --home anna --json
+    expect "admin publish, wrong key" 1 "closed the handshake" "$A" publish --crl sk/crl \
+        --relay "127.0.0.1:$PORT" --relay-key "$(printf '%064d' 7)"
+    expect "admin publish, refused" 1 "cannot reach relay 127.0.0.1:1: connection refused" \
+        "$A" publish --crl sk/crl --relay 127.0.0.1:1 --relay-key relay/relay.pub
+    # Something that accepts and never answers: the handshake deadline (10 s).
+    python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(8)
+print(s.getsockname()[1], flush=True); time.sleep(60)' >silent.port &
+    BG_PIDS+=($!)
+    wait_for silent.port "[0-9]" 10 || fail "no silent listener"
+    "$K" relay --home anna --relay "127.0.0.1:$(cat silent.port)" --relay-key "$RELAY_KEY" \
+        >/dev/null || fail "relay change"
+    expect "timeout" 1 "did not answer in time" "$K" recv --home anna
+    "$K" relay --home anna --relay "127.0.0.1:$PORT" >/dev/null || fail "relay back"
+    expect "back to normal" 0 "" "$K" recv --home anna
+    # A second relay on a port in use.
+    "$R" init --dir relay2 >/dev/null || exit 1
+    expect "relay address in use" 1 "127.0.0.1:$PORT: address already in use" \
+        "$R" run --dir relay2 --listen "127.0.0.1:$PORT" --root root/root.crt
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2

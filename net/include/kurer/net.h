@@ -149,4 +149,10 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_net_addr_check(const char *s);
  * address, KURER_ERESOLVE when the name does not resolve. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_net_resolve(const char *s, struct sockaddr_storage *addr);
 
+/* A libuv status (negative UV_E*) as a KURER_* code: UV_ECONNREFUSED KURER_ECONNREFUSED,
+ * unreachable networks and hosts KURER_EUNREACHABLE, UV_ETIMEDOUT KURER_ETIMEOUT,
+ * UV_EADDRINUSE KURER_EADDRINUSE, UV_EACCES KURER_EPERM, resets and EOF KURER_ECLOSED,
+ * others KURER_EIO. A failed connect (before any byte) ends in on_close with this code. */
+KURER_EXPORT int kurer_net_uv_error(int status);
+
 #endif
