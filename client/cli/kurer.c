@@ -579,7 +579,9 @@ static int explain(int rc, const kurer_refusal *why, int level, const char *to)
         }
     }
     if (rc == KURER_EUNKNOWNUSER)
-        return refuse(rc, "unknown user %s: the relay knows no device of it",
+        return refuse(rc,
+                      "unknown user %s: it has no enrolled device that has connected to the "
+                      "relay yet",
                       why->user[0] ? why->user : to);
     if (why->by == KURER_REFUSED_BY_SENDER)
         return refuse(rc, "refused: your own certificate is not valid: %s", kurer_strerror(rc));
@@ -899,7 +901,41 @@ static const char help_import[] =
     "  - this device's issued chain (kurer-admin issue --out), or its device certificate and\n"
     "    the authority certificate as two files: the keys must be this device's;\n"
     "  - a peer device's chain: kept as that device's certificate;\n"
-    "  - a revocation list (an authority's crl): effective at once.\n";
+    "  - a revocation list (an authority's crl): effective at once.\n"
+    "After importing this device's own chain it connects to the relay once (up to 30 s), which\n"
+    "uploads its prekeys: until a device has connected, nobody can send to it. It says whether\n"
+    "that worked; if not, run kurer recv once the relay is reachable.\n"
+    "--json: {\"ok\":true,\"imported\":[{\"file\",\"kind\",\"result\",...}],\"enrolled\":...,\n"
+    "\"connected\":...}; kind is own_chain, own_certificate, peer_chain or revocation_list.\n";
+
+static int is_enrolled_cb(void *ud, const kurer_peer_device *d)
+{
+    (void)ud;
+    (void)d;
+    return 0;
+}
+
+static int is_enrolled(kurer *k)
+{
+    return kurer_own_certificate(k, is_enrolled_cb, NULL) != KURER_ESTATE;
+}
+
+/* One imported file, for --json's "imported" array. */
+static void import_row(FILE *j, int *n, const char *file, const char *kind, const char *result,
+                       const char *user, uint32_t device)
+{
+    if (j == NULL)
+        return;
+    fprintf(j, "%s{\"file\":", (*n)++ ? "," : "");
+    json_str(j, file);
+    fprintf(j, ",\"kind\":\"%s\",\"result\":\"%s\"", kind, result);
+    if (user != NULL) {
+        fprintf(j, ",\"user\":");
+        json_str(j, user);
+        fprintf(j, ",\"device\":%u", device);
+    }
+    fputc('}', j);
+}
 
 static int cmd_import(int argc, char **argv)
 {
@@ -907,7 +943,10 @@ static int cmd_import(int argc, char **argv)
     args a;
     const char *home;
     kurer *k = NULL;
-    int rc;
+    int rc, own = 0, nrows = 0, connected = 0, cerr = 0;
+    char *jbuf = NULL;
+    size_t jlen = 0;
+    FILE *j = NULL;
     if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, MAX_POS)) != 0)
         return rc;
     if (flag(&a, "help")) {
@@ -927,6 +966,10 @@ static int cmd_import(int argc, char **argv)
         }
     if ((rc = open_home(home, &k)) != 0)
         goto out;
+    if (g_json && (j = open_memstream(&jbuf, &jlen)) == NULL) {
+        rc = refuse(KURER_ENOMEM, "out of memory");
+        goto out;
+    }
     /* Two certificates: device and authority. */
     if (a.npos == 2) {
         kurer_cert *c = malloc(sizeof(*c));
@@ -935,26 +978,47 @@ static int cmd_import(int argc, char **argv)
         free(c);
         if (two) {
             rc = kurer_import_certs(k, data[0], len[0], data[1], len[1]);
-            if (rc != 0)
+            if (rc != 0) {
                 rc = refuse(rc, "%s is not this device's certificate: %s", a.pos[0],
                             kurer_strerror(rc));
-            else if (!g_json)
-                printf("imported this device's certificate\n");
-            goto out;
+            } else {
+                own = 1;
+                import_row(j, &nrows, a.pos[0], "own_certificate", "imported", NULL, 0);
+                if (!g_json)
+                    printf("imported this device's certificate\n");
+            }
+            goto connect;
         }
     }
     for (size_t i = 0; i < a.npos && rc == 0; i++) {
         kurer_chain *ch = malloc(sizeof(*ch));
         int is_chain = ch != NULL && kurer_chain_decode(data[i], len[i], ch) == 0;
+        char peer[KURER_SUBJECT_MAX + 1] = "";
+        uint32_t peer_dev = 0;
+        if (is_chain) {
+            snprintf(peer, sizeof(peer), "%s", ch->certs[0].body.subject);
+            peer_dev = ch->certs[0].body.device_id;
+        }
         free(ch);
         if (is_chain) {
             rc = kurer_import_chain(k, data[i], len[i]);
             if (rc == KURER_ESUBJECT) {
                 rc = kurer_add_peer(k, data[i], len[i]);
-                if (rc == 0 && !g_json)
-                    printf("%s: kept as a peer device's certificate\n", a.pos[i]);
-            } else if (rc == 0 && !g_json) {
-                printf("%s: imported this device's certificate chain\n", a.pos[i]);
+                if (rc == 0) {
+                    import_row(j, &nrows, a.pos[i], "peer_chain", "imported", peer, peer_dev);
+                    if (!g_json)
+                        printf("%s: kept as a peer certificate (%s device %u)\n", a.pos[i], peer,
+                               peer_dev);
+                    if (!g_json && !is_enrolled(k))
+                        printf("note: this device itself (%s device %u) is still not enrolled: "
+                               "import its own chain, issued for %s\n",
+                               kurer_own_user(k), kurer_own_device(k), kurer_csr_path(k));
+                }
+            } else if (rc == 0) {
+                own = 1;
+                import_row(j, &nrows, a.pos[i], "own_chain", "imported", peer, peer_dev);
+                if (!g_json)
+                    printf("%s: imported this device's certificate chain\n", a.pos[i]);
             }
             if (rc == KURER_EKEYMISMATCH)
                 rc = refuse(rc, "%s names this device but not its keys", a.pos[i]);
@@ -964,25 +1028,60 @@ static int cmd_import(int argc, char **argv)
         }
         kurer_crl crl;
         if (kurer_crl_decode(data[i], len[i], &crl) == 0) {
+            char issuer[sizeof(crl.issuer)];
+            snprintf(issuer, sizeof(issuer), "%s", crl.issuer);
             kurer_crl_release(&crl);
             rc = kurer_add_revocations(k, data[i], len[i]);
             if (rc == KURER_ESTALE) {
                 rc = 0;
+                import_row(j, &nrows, a.pos[i], "revocation_list", "not_newer", NULL, 0);
                 if (!g_json)
                     printf("%s: not newer than the list held\n", a.pos[i]);
             } else if (rc != 0) {
                 rc = refuse(rc, "%s refused: %s", a.pos[i], kurer_strerror(rc));
-            } else if (!g_json) {
-                printf("%s: revocation list imported\n", a.pos[i]);
+            } else {
+                import_row(j, &nrows, a.pos[i], "revocation_list", "imported", NULL, 0);
+                if (!g_json)
+                    printf("%s: revocation list of %s imported\n", a.pos[i], issuer);
             }
             continue;
         }
         rc = refuse(KURER_EMALFORMED,
                     "%s is not a certificate chain, certificate or revocation list", a.pos[i]);
     }
+connect:;
+    /* Newly enrolled: connect once, so that the relay lists this device and holds its
+     * prekeys. Until a device has connected, nobody can send to it. */
+    if (rc == 0 && own) {
+        cerr = kurer_connect(k, NET_TIMEOUT * 1000);
+        connected = cerr == 0;
+        if (connected) {
+            if (!g_json)
+                printf("connected to relay %s: prekeys uploaded; others can now send to you\n",
+                       g_relay);
+        } else {
+            net_error(cerr, "could not connect");
+            fprintf(stderr,
+                    "kurer: %s. Enrolled, but nobody can send to this device until it has "
+                    "connected once: run 'kurer recv --home %s' when the relay is reachable\n",
+                    g_err, home);
+            g_err[0] = '\0';
+        }
+        kurer_disconnect(k);
+    }
 out:
-    if (rc == 0 && g_json)
-        printf("{\"ok\":true,\"command\":\"import\"}\n");
+    if (j != NULL)
+        fclose(j);
+    if (rc == 0 && g_json) {
+        printf("{\"ok\":true,\"command\":\"import\",\"imported\":[%s],\"enrolled\":%s",
+               jbuf != NULL ? jbuf : "", is_enrolled(k) ? "true" : "false");
+        if (own)
+            printf(",\"connected\":%s%s%s%s", connected ? "true" : "false",
+                   connected ? "" : ",\"connect_error\":\"", connected ? "" : kurer_err_name(cerr),
+                   connected ? "" : "\"");
+        printf("}\n");
+    }
+    free(jbuf);
     for (size_t i = 0; i < a.npos; i++)
         free(data[i]);
     kurer_close(k);

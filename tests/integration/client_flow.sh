@@ -470,6 +470,41 @@ print(s.getsockname()[1], flush=True); time.sleep(60)' >silent.port &
     expect "relay address in use" 1 "127.0.0.1:$PORT: address already in use" \
         "$R" run --dir relay2 --listen "127.0.0.1:$PORT" --root root/root.crt
     ;;
+import_connects)
+    # Importing the own chain connects once (prekeys), so others can send at once; when the
+    # relay cannot be reached it says so, and senders are told the device has not connected.
+    pki
+    start_relay
+    for u in anna:anna@fm.dk:fm bob:bob@sk.dk:sk; do
+        IFS=: read -r h user auth <<<"$u"
+        "$K" init --home "$h" --user "$user" --device 1 --relay "127.0.0.1:$PORT" \
+            --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+        "$A" issue --authority "$auth" --csr "$h/device.csr" --out "$h.chain" >/dev/null || exit 1
+    done
+    expect "import connects" 0 "connected to relay 127.0.0.1:$PORT: prekeys uploaded" \
+        "$K" import --home bob bob.chain
+    expect "import json" 0 '"kind":"own_chain","result":"imported"' \
+        "$K" import --home anna anna.chain --json
+    [[ "$out" == *'"enrolled":true'* && "$out" == *'"connected":true'* ]] &&
+        ok "json: enrolled and connected" || fail "json: $out"
+    expect "send without a recv first" 0 "sent" "$K" send --home anna --to bob@sk.dk "hej"
+    expect "bob receives" 0 "hej" "$K" recv --home bob
+    # carl's relay address is wrong when he imports: told, still enrolled (exit 0).
+    "$K" init --home carl --user carl@sk.dk --device 1 --relay 127.0.0.1:1 \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+    "$A" issue --authority sk --csr carl/device.csr --out carl.chain >/dev/null || exit 1
+    expect "import without the relay" 0 "nobody can send to this device until it has connected" \
+        "$K" import --home carl carl.chain
+    [[ "$out" == *"connection refused"* ]] && ok "says why" || fail "no reason: $out"
+    expect "sender is told carl never connected" 1 \
+        "unknown user carl@sk.dk: it has no enrolled device that has connected to the relay yet" \
+        "$K" send --home anna --to carl@sk.dk "hej carl"
+    "$K" relay --home carl --relay "127.0.0.1:$PORT" >/dev/null || fail "carl relay"
+    expect "carl connects" 0 "" "$K" recv --home carl
+    expect "now it works" 0 "sent" "$K" send --home anna --to carl@sk.dk "hej carl"
+    expect "revocation list json" 0 '"kind":"revocation_list","result":"not_newer"' \
+        "$K" import --home anna sk/crl --json
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2
