@@ -1277,12 +1277,56 @@ static const char help_recv[] =
     "Connects, receives every new message and prints one line each:\n"
     "  <time> <from> [<LEVEL>] <text>\n"
     "(a quarantined message, above your clearance or the sender's, is shown as quarantined with\n"
-    "its level, never its text; --json prints one object per line). Without --wait it exits\n"
-    "when the relay's queue is empty; with --wait it keeps receiving for SECONDS. Anything\n"
+    "its level, never its text; --json prints JSON lines: one object per message, one per\n"
+    "line). Without --wait (or with --wait 0) it exits 0 when the relay's queue is empty;\n"
+    "with --wait SECONDS it keeps receiving for that long, and reconnects (backoff 0.5 s\n"
+    "doubling to 10 s) whenever the relay restarts or the connection drops, until the wait\n"
+    "ends. While it waits it holds the home: other kurer commands on it are refused. Anything\n"
     "left in the outbox is sent too.\n"
     "\n"
     "Test only: with " HOLD_ENV "=committed the command stops for good after the first\n"
     "message is committed and printed, before the relay is told (crash tests kill it there).\n";
+
+/* recv --wait: receives for wait seconds; a connection that cannot be made or is lost (the
+ * relay restarts, the network drops, another process took over the device) is tried again
+ * with backoff (0.5 s doubling to 10 s) until the wait ends. 0 if the last attempt was
+ * connected at the end of the wait. */
+static int recv_wait(kurer *k, int wait)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t end = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000 + (int64_t)wait * 1000;
+    int64_t backoff = 500;
+    int rc = 0, said = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = end - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        if (left <= 0)
+            return rc;
+        rc = kurer_poll(k, (int)left, 0);
+        if (rc == 0 && kurer_connected(k))
+            return 0; /* the wait ended connected */
+        if (rc == 0)
+            rc = KURER_ECLOSED;
+        if (!transport_error(rc))
+            return rc;
+        kurer_disconnect(k);
+        if (kurer_connected(k) == 0 && !said) {
+            net_error(rc, "connection to the relay lost");
+            fprintf(stderr, "kurer: %s; reconnecting until the wait ends\n", g_err);
+            g_err[0] = '\0';
+            said = 1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left = end - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        int64_t nap = backoff < left ? backoff : left;
+        if (nap > 0) {
+            struct timespec d = {(time_t)(nap / 1000), (long)(nap % 1000) * 1000000};
+            nanosleep(&d, NULL);
+        }
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+}
 
 static int cmd_recv(int argc, char **argv)
 {
@@ -1307,9 +1351,9 @@ static int cmd_recv(int argc, char **argv)
     show_ctx c = {kurer_own_user(k), hold != NULL && strcmp(hold, "committed") == 0};
     kurer_events ev = {on_message, on_refused, &c};
     kurer_set_events(k, &ev);
-    if (flag(&a, "wait"))
-        rc = kurer_poll(k, wait * 1000, 0);
-    else
+    if (wait > 0)
+        rc = recv_wait(k, wait);
+    else /* no --wait, or --wait 0: what is queued now */
         rc = kurer_poll(k, NET_TIMEOUT * 1000, KURER_POLL_UNTIL_EMPTY);
     if (rc != 0)
         net_error(rc, "receiving stopped");

@@ -505,6 +505,50 @@ import_connects)
     expect "revocation list json" 0 '"kind":"revocation_list","result":"not_newer"' \
         "$K" import --home anna sk/crl --json
     ;;
+recv_wait)
+    # --wait 0 is "what is queued now"; a --wait that loses its connection reconnects.
+    setup
+    expect "send" 0 "sent" "$K" send --home anna --to bob@sk.dk "eins"
+    expect "--wait 0 receives what is queued and exits 0" 0 "eins" "$K" recv --home bob --wait 0
+    # A copy of bob's home connecting as the same device makes the relay drop the waiting
+    # connection (EBUSY): the waiting recv reconnects and goes on receiving.
+    cp -a bob bob-copy
+    rm -f bob-copy/.lock
+    "$K" recv --home bob --wait 25 >wait.out 2>wait.err &
+    wpid=$!
+    BG_PIDS+=($wpid)
+    wait_for bob/.lock "recv --wait" 10 || fail "recv --wait did not start"
+    sleep 1
+    "$K" recv --home bob-copy >/dev/null 2>&1
+    wait_for wait.err "reconnecting until the wait ends" 10 && ok "says it reconnects" ||
+        fail "no reconnect line: $(cat wait.err)"
+    sleep 2
+    expect "send while it waits" 0 "sent" "$K" send --home anna --to bob@sk.dk "zwei"
+    wait_for wait.out "zwei" 15 && ok "received after the reconnect" ||
+        fail "not received: $(cat wait.out) $(cat wait.err)"
+    kill -TERM "$wpid"
+    wait "$wpid" 2>/dev/null
+    # The relay restarts during the wait (same port, if it is still free).
+    "$K" recv --home bob --wait 30 >wait2.out 2>wait2.err &
+    wpid=$!
+    BG_PIDS+=($wpid)
+    wait_for bob/.lock "recv --wait" 10 || fail "recv --wait did not start"
+    sleep 1
+    stop_relay
+    sleep 1
+    "$R" run --dir relay --listen "127.0.0.1:$PORT" --root root/root.crt --crl fm/crl \
+        --crl sk/crl >relay.out 2>>relay.log &
+    RELAY_PID=$!
+    if wait_for relay.out "listening" 10; then
+        expect "send after the restart" 0 "sent" "$K" send --home anna --to bob@sk.dk "drei"
+        wait_for wait2.out "drei" 20 && ok "received after the relay restarted" ||
+            fail "not received after restart: $(cat wait2.out) $(cat wait2.err)"
+    else
+        ok "relay restart skipped: port $PORT was taken meanwhile"
+    fi
+    kill -TERM "$wpid"
+    wait "$wpid" 2>/dev/null
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2
