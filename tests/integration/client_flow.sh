@@ -549,6 +549,43 @@ recv_wait)
     kill -TERM "$wpid"
     wait "$wpid" 2>/dev/null
     ;;
+relay_cli)
+    # kurer-relay: one relay per folder, --version, --log-level in any case, configuration
+    # errors that name the key, owner-only store files, key file errors with path and mode.
+    pki
+    expect "version" 0 "kurer-relay " "$R" --version
+    : >relay.out
+    "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt --log-level INFO \
+        >relay.out 2>>relay.log &
+    RELAY_PID=$!
+    wait_for relay.out "listening" 15 && ok "--log-level INFO accepted" || fail "no start"
+    expect "second relay on the same folder" 1 "is in use by another kurer-relay (pid $RELAY_PID)" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt
+    for f in relay/relay.db relay/relay.db-wal relay/relay.db-shm relay/.lock; do
+        [ ! -e "$f" ] || [ "$(stat -c %a "$f")" = 600 ] && ok "$f is 0600" ||
+            fail "$f mode $(stat -c %a "$f")"
+    done
+    stop_relay
+    expect "bad log level" 2 "unknown level (debug, info, warn, error, off)" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt --log-level loud
+    printf 'max_record = 100000\n' >bad1.conf
+    expect "out of range" 2 "bad1.conf:1: max_record = 100000 is out of range (128..65535)" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt --config bad1.conf
+    printf '# c\nmailbox_max = 5\nno_such_key = 1\n' >bad2.conf
+    expect "unknown key" 2 "bad2.conf:3: unknown key 'no_such_key'" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt --config bad2.conf
+    chmod 0644 relay/relay.key
+    expect "key file mode" 1 "$W/relay/relay.key has mode 0644: it must be readable by its owner only" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt
+    chmod 0600 relay/relay.key
+    mv relay/store.key store.key.away
+    expect "missing key file" 1 "$W/relay/store.key: No such file or directory" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt
+    mv store.key.away relay/store.key
+    chmod 0644 relay/relay.db
+    start_relay
+    [ "$(stat -c %a relay/relay.db)" = 600 ] && ok "relay.db made 0600" || fail "relay.db mode"
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2
