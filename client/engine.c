@@ -1086,6 +1086,10 @@ int kurer_queue(kurer *k, const char *to, int level, const char *text, int timeo
         return KURER_ESUBJECT;
     if (strcmp(to, k->own.user) == 0)
         return KURER_EINVAL; /* our own other devices get sync copies of what we send */
+    if (text[0] == '\0')
+        return KURER_EINVAL;
+    if (strlen(text) > KURER_TEXT_MAX)
+        return KURER_ELIMIT;
     uint64_t deadline = deadline_in(timeout_ms);
     /* Refusals that need no network (our certificate, the ceiling) come first. */
     kurer_refusal pre;

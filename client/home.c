@@ -17,6 +17,10 @@
 #include "kurer/signal.h"
 #include "kurer/util.h"
 
+_Static_assert(KURER_TEXT_MAX == KURER_CONTENT_MAX - 256,
+               "KURER_TEXT_MAX follows the content limit");
+_Static_assert(KURER_SUBJECT_MAX <= 128, "KURER_TEXT_MAX leaves room for a 128-byte destination");
+
 static int64_t home_clock(void *ud)
 {
     const kurer *k = ud;

@@ -1171,6 +1171,25 @@ static void on_refused(void *ud, const char *from, uint32_t device_id, int err)
 
 /* ------------------------------------------------------------------------ send */
 
+/* Message text: valid UTF-8, not empty, at most KURER_TEXT_MAX bytes. */
+static int text_check(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0)
+        return refuse(KURER_EINVAL, "the message text is empty");
+    if (n > KURER_TEXT_MAX)
+        return refuse(KURER_ELIMIT, "message too long: at most %d bytes (this one has %zu)",
+                      KURER_TEXT_MAX, n);
+    for (const unsigned char *p = (const unsigned char *)t; *p;) {
+        uint32_t cp;
+        size_t k = utf8_next(p, &cp);
+        if (k == 0)
+            return refuse(KURER_EMALFORMED, "message text is not valid UTF-8");
+        p += k;
+    }
+    return 0;
+}
+
 static const char help_send[] =
     "usage: kurer send --home H --to USER@AUTH [--level LEVEL] [--timeout S] [--json] TEXT\n"
     "\n"
@@ -1179,6 +1198,8 @@ static const char help_send[] =
     "queued (naming the certificate that refuses a classification level); 3 if it is queued\n"
     "in the outbox but the relay has not accepted it yet (cannot be reached, timed out): it\n"
     "will be sent on the next connection (kurer recv or kurer send); do not send it again.\n"
+    "TEXT must be valid UTF-8, not empty, and at most " KURER_TEXT_MAX_S " bytes. Sending to\n"
+    "yourself is refused: your other devices get sync copies of what you send.\n"
     "\n"
     "  --to USER@AUTH   the recipient\n"
     "  --level LEVEL    UNCLASSIFIED (default), RESTRICTED or CONFIDENTIAL\n"
@@ -1198,23 +1219,40 @@ static int cmd_send(int argc, char **argv)
     int level = KURER_LEVEL_UNCLASSIFIED, timeout = NET_TIMEOUT, rc;
     kurer *k = NULL;
     kurer_refusal why;
-    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 1)) != 0)
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 2)) != 0)
         return rc;
     if (flag(&a, "help")) {
         fputs(help_send, stdout);
         return RC_HELP;
     }
-    if ((rc = need(&a, "home", &home)) || (rc = need(&a, "to", &to)) ||
-        (rc = opt_seconds(&a, "timeout", NET_TIMEOUT, &timeout)))
+    if ((rc = need(&a, "home", &home)) || (rc = opt_seconds(&a, "timeout", NET_TIMEOUT, &timeout)))
         return rc;
+    to = opt(&a, "to");
+    if (to == NULL || *to == '\0')
+        return usage_error("missing --to USER@AUTH%s",
+                           a.npos >= 1 && kurer_user_check(a.pos[0]) == 0
+                               ? " (the recipient goes after --to; the text is the one argument)"
+                               : "");
     if (opt(&a, "level") != NULL && (rc = parse_level(opt(&a, "level"), &level)) != 0)
         return rc;
     if (a.npos != 1)
-        return usage_error("send needs the text of the message");
+        return usage_error("send needs the text of the message as one argument (quote it)");
     if (kurer_user_check(to) != 0)
         return usage_error("--to '%s' is not USER@AUTHORITY", to);
+    if ((rc = text_check(a.pos[0])) != 0)
+        return rc;
     if ((rc = open_home(home, &k)) != 0)
         return rc;
+    if (strcmp(to, kurer_own_user(k)) == 0) {
+        kurer_close(k);
+        return refuse(KURER_EINVAL,
+                      "you cannot send to yourself; your other devices get sync copies");
+    }
+    if (!is_enrolled(k)) {
+        kurer_close(k);
+        return refuse(KURER_ESTATE,
+                      "this device is not enrolled yet: import your certificate with kurer import");
+    }
     memset(&why, 0, sizeof(why));
     const char *hold = getenv(HOLD_ENV);
     int64_t id = 0;
@@ -1369,7 +1407,8 @@ static const char help_history[] =
     "\n"
     "Prints the stored messages, oldest first, each with its level (quarantined ones without\n"
     "their text). Outgoing messages show where they went and, until the relay accepted them,\n"
-    "their state (pending, failed).\n";
+    "their state (pending, failed). --json prints JSON lines: one object per message, one per\n"
+    "line (time, sent_at, from, device or to, level, state, text, reason), not one array.\n";
 
 static int history_row(void *ud, const kurer_message *m)
 {

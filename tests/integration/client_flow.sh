@@ -292,10 +292,15 @@ escapes)
     # newlines must never be printed raw, in plain or JSON output; JSON must stay valid.
     setup
     body=$'a\x1b[2Jb\xc2\x9bc\xc2\x85d\x9be\xe2\x80\xaef\\g\nh'
-    expect "send control characters" 0 "sent" "$K" send --home anna --to bob@sk.dk "$body"
+    # kurer send refuses text that is not UTF-8 (the \x9b): a peer that ignores that is played
+    # by client_helper (which first sends "(test setup)").
+    expect "kurer send refuses invalid UTF-8" 1 "message text is not valid UTF-8" \
+        "$K" send --home anna --to bob@sk.dk "$body"
+    "$H" rogue-send anna bob@sk.dk 1 "$body" && ok "send control characters" || fail "rogue send"
     unsafe() { printf '%s' "$1" | LC_ALL=C grep -c -P '\x1b|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|[\x80-\xff]'; }
     expect "recv" 0 'a\x1b[2Jb\u{009b}c\u{0085}d\x9be\u{202e}f\\g\nh' "$K" recv --home bob
-    count "recv: one line" 1 "anna@fm.dk" "$out"
+    count "recv: one line" 1 "anna@fm.dk.*a.x1b" "$out"
+    count "recv: two messages, two lines" 2 "anna@fm.dk" "$out"
     [ "$(unsafe "$out")" -eq 0 ] && ok "recv: nothing raw" || fail "recv printed raw bytes: $out"
     expect "history" 0 'a\x1b[2Jb\u{009b}c\u{0085}d\x9be\u{202e}f\\g\nh' "$K" history --home bob
     [ "$(unsafe "$out")" -eq 0 ] && ok "history: nothing raw" || fail "history printed raw: $out"
@@ -305,6 +310,7 @@ escapes)
 import json, sys
 want = "a\x1b[2Jb\x9bc\x85d\ufffde\u202ef\\g\nh"
 lines = [json.loads(l) for l in sys.stdin.buffer.read().split(b"\n") if l]
+lines = [m for m in lines if m["text"] != "(test setup)"]
 assert [m["text"] for m in lines] == [want], lines
 '; then ok "json: valid, text round-trips"; else fail "json: $out"; fi
     ;;
@@ -585,6 +591,35 @@ relay_cli)
     chmod 0644 relay/relay.db
     start_relay
     [ "$(stat -c %a relay/relay.db)" = 600 ] && ok "relay.db made 0600" || fail "relay.db mode"
+    ;;
+messages)
+    # What send refuses before anything goes out, and the real length limit.
+    setup
+    expect "empty" 1 "the message text is empty" "$K" send --home anna --to bob@sk.dk ""
+    expect "not UTF-8" 1 "message text is not valid UTF-8" \
+        "$K" send --home anna --to bob@sk.dk $'caf\xe9'
+    max=$("$K" send --help | sed -n 's/.*at most \([0-9]*\) bytes.*/\1/p')
+    [ -n "$max" ] && ok "help names the limit ($max)" || fail "no limit in --help"
+    long=$(head -c "$max" /dev/zero | tr '\0' x)
+    expect "exactly the limit is sent" 0 "sent" "$K" send --home anna --to bob@sk.dk "$long"
+    expect "one byte more is refused" 1 "message too long: at most $max bytes" \
+        "$K" send --home anna --to bob@sk.dk "${long}y"
+    expect "bob receives the long one" 0 "xxxxxxxx" "$K" recv --home bob
+    expect "yourself" 1 "you cannot send to yourself; your other devices get sync copies" \
+        "$K" send --home anna --to anna@fm.dk "hej mig"
+    expect "positional recipient" 2 "missing --to USER@AUTH" \
+        "$K" send --home anna bob@sk.dk "hej"
+    "$K" init --home carl --user carl@sk.dk --device 1 --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+    expect "not enrolled" 1 \
+        "this device is not enrolled yet: import your certificate with kurer import" \
+        "$K" send --home carl --to bob@sk.dk "hej"
+    expect "peer chain into an unenrolled home" 0 "kept as a peer certificate (bob@sk.dk device 1)" \
+        "$K" import --home carl bob.chain
+    [[ "$out" == *"this device itself (carl@sk.dk device 1) is still not enrolled"* ]] &&
+        ok "says carl is still not enrolled" || fail "no note: $out"
+    expect "json lines documented" 0 "JSON lines" "$K" history --help
+    expect "recv json lines documented" 0 "JSON lines" "$K" recv --help
     ;;
 *)
     echo "unknown case $CASE"

@@ -30,6 +30,12 @@ typedef struct kurer kurer;
 
 #define KURER_KEY_LEN 32 /* a raw store key, and the relay's X25519 key */
 
+/* The longest message text, bytes of UTF-8: the serialized Content (KURER_CONTENT_MAX, what
+ * the padding and the envelope's record limit leave: 63839) less room for the largest
+ * wrapper around the text, a sync copy with a 128-byte destination (256 bytes). */
+#define KURER_TEXT_MAX   63583
+#define KURER_TEXT_MAX_S "63583"
+
 /* Wall-clock seconds. Tests and devices with a trusted time source may supply their own. */
 typedef int64_t (*kurer_clock_fn)(void *ud);
 
@@ -250,6 +256,8 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_refresh(kurer *k, const char *user, int 
  * sent on a later connect. why may be NULL. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_send(kurer *k, const char *to, int level, const char *text,
                                              int timeout_ms, kurer_refusal *why);
+/* (kurer_send and kurer_queue: text must be 1..KURER_TEXT_MAX bytes, KURER_EINVAL if empty,
+ * KURER_ELIMIT if longer; KURER_EINVAL for to == our own user.) */
 /* The first half of kurer_send: everything up to and including the commit to the outbox, but
  * no SendRequest; *message_id (may be NULL) identifies the stored message. kurer_flush, or any
  * later connect, sends it. */
