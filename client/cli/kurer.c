@@ -1042,7 +1042,7 @@ static int cmd_import(int argc, char **argv)
             } else {
                 import_row(j, &nrows, a.pos[i], "revocation_list", "imported", NULL, 0);
                 if (!g_json)
-                    printf("%s: revocation list of %s imported\n", a.pos[i], issuer);
+                    printf("%s: revocation list imported (%s)\n", a.pos[i], issuer);
             }
             continue;
         }
