@@ -471,6 +471,10 @@ static int permanent(int rc)
     case KURER_ETIMEOUT:
     case KURER_ECLOSED:
     case KURER_ECORRUPT:
+    case KURER_ECONNREFUSED:
+    case KURER_EUNREACHABLE:
+    case KURER_EHANDSHAKE:
+    case KURER_ERESOLVE:
         return 0;
     default:
         return 1;
@@ -962,7 +966,7 @@ static int connect_now(kurer *k, uint64_t deadline)
     n->err = 0;
     n->queue_empty = 0;
     n->n_acks = 0;
-    if ((rc = kurer_net_parse_addr(k->own.relay, &addr)) != 0)
+    if ((rc = kurer_net_resolve(k->own.relay, &addr)) != 0)
         return rc;
     hs = calloc(1, sizeof(*hs));
     if (hs == NULL)
@@ -991,7 +995,11 @@ static int connect_now(kurer *k, uint64_t deadline)
             while (n->conn != NULL && pump(n, kurer_time_mono_ms() + 1000) == 0)
                 ;
         }
-        return n->err != 0 ? n->err : (rc != 0 ? rc : KURER_ECLOSED);
+        rc = n->err != 0 ? n->err : (rc != 0 ? rc : KURER_ECLOSED);
+        /* Connected (a failed connect ends with its own code), then closed before the
+         * handshake finished: the relay could not read our first message (wrong relay key)
+         * or is not a Kurér relay. A relay's own refusal arrives inside the handshake. */
+        return rc == KURER_ECLOSED ? KURER_EHANDSHAKE : rc;
     }
     kurer_log(KURER_LOG_INFO, "client", "connected",
               (kurer_log_field[]){KURER_LOG_STR("relay", k->own.relay)}, 1);
@@ -1078,6 +1086,10 @@ int kurer_queue(kurer *k, const char *to, int level, const char *text, int timeo
         return KURER_ESUBJECT;
     if (strcmp(to, k->own.user) == 0)
         return KURER_EINVAL; /* our own other devices get sync copies of what we send */
+    if (text[0] == '\0')
+        return KURER_EINVAL;
+    if (strlen(text) > KURER_TEXT_MAX)
+        return KURER_ELIMIT;
     uint64_t deadline = deadline_in(timeout_ms);
     /* Refusals that need no network (our certificate, the ceiling) come first. */
     kurer_refusal pre;
@@ -1136,7 +1148,22 @@ int kurer_send(kurer *k, const char *to, int level, const char *text, int timeou
     int rc = kurer_queue(k, to, level, text, timeout_ms, why, &id);
     if (rc != 0)
         return rc;
-    rc = send_message(k, id, deadline, why);
+    uint64_t now = kurer_time_mono_ms();
+    return kurer_send_queued(k, id, deadline > now ? (int)(deadline - now) : 0, why);
+}
+
+int kurer_send_queued(kurer *k, int64_t message_id, int timeout_ms, kurer_refusal *why)
+{
+    int64_t id = message_id;
+    uint64_t deadline = deadline_in(timeout_ms);
+    if (why != NULL)
+        memset(why, 0, sizeof(*why));
+    if (k == NULL || message_id <= 0)
+        return KURER_EINVAL;
+    /* A new connection sends the whole outbox, this message with it. */
+    int rc = kurer_connect(k, timeout_ms);
+    if (rc == 0)
+        rc = send_message(k, id, deadline, why);
     int state = 0, reason = 0;
     int src = message_state(k, id, &state, &reason);
     if (src != 0)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kurer/buf.h"
 #include "kurer/content.h"
@@ -15,6 +16,10 @@
 #include "kurer/log.h"
 #include "kurer/signal.h"
 #include "kurer/util.h"
+
+_Static_assert(KURER_TEXT_MAX == KURER_CONTENT_MAX - 256,
+               "KURER_TEXT_MAX follows the content limit");
+_Static_assert(KURER_SUBJECT_MAX <= 128, "KURER_TEXT_MAX leaves room for a 128-byte destination");
 
 static int64_t home_clock(void *ud)
 {
@@ -159,7 +164,21 @@ int kurer_create(const kurer_create_options *o, const char *pass, size_t pass_le
         (rc = kurer_root_check(root, kurer__home_now(k))) != 0)
         goto out;
     if (mkdir(o->home, 0700) != 0 && errno != EEXIST) {
-        rc = KURER_EIO;
+        rc = errno == EACCES ? KURER_EPERM : KURER_EIO;
+        goto out;
+    }
+    /* An existing folder that group or others may enter is made owner-only (0700). */
+    struct stat hst;
+    if (stat(o->home, &hst) != 0 || !S_ISDIR(hst.st_mode)) {
+        rc = KURER_EINVAL;
+        goto out;
+    }
+    if (hst.st_uid != geteuid()) {
+        rc = KURER_EPERM;
+        goto out;
+    }
+    if ((hst.st_mode & 077) != 0 && chmod(o->home, 0700) != 0) {
+        rc = KURER_EPERM;
         goto out;
     }
 
@@ -250,6 +269,68 @@ int kurer_passwd(kurer *k, const char *pass, size_t pass_len, const uint8_t *key
     }
     return key != NULL ? kurer__store_rekey_key(k->st, key)
                        : kurer__store_rekey_pass(k->st, pass, pass_len, &p);
+}
+
+int kurer_set_relay(kurer *k, const char *relay, const uint8_t *relay_key)
+{
+    if (k == NULL || relay == NULL || strlen(relay) == 0 || strlen(relay) > KURER__RELAY_MAX)
+        return KURER_EINVAL;
+    uint8_t key[KURER_KEY_LEN];
+    memcpy(key, relay_key != NULL ? relay_key : k->own.relay_key, sizeof(key));
+    int rc = kurer__store_identity_set_relay(k->st, relay, key);
+    if (rc != 0)
+        return rc;
+    kurer_disconnect(k); /* the next call connects to the new address */
+    memcpy(k->own.relay, relay, strlen(relay) + 1);
+    memcpy(k->own.relay_key, key, sizeof(key));
+    return 0;
+}
+
+const uint8_t *kurer_own_identity_key(const kurer *k)
+{
+    return k->own.identity_pub;
+}
+
+const uint8_t *kurer_own_noise_key(const kurer *k)
+{
+    return k->own.noise_pub;
+}
+
+int kurer_own_certificate(kurer *k, kurer_peer_device_fn fn, void *ud)
+{
+    if (k == NULL || fn == NULL)
+        return KURER_EINVAL;
+    if (k->own.chain == NULL)
+        return KURER_ESTATE;
+    kurer_chain *chain = malloc(sizeof(*chain));
+    if (chain == NULL)
+        return KURER_ENOMEM;
+    int rc = kurer_chain_decode(k->own.chain, k->own.chain_len, chain);
+    if (rc == 0) {
+        kurer_verified v;
+        kurer_peer_device d;
+        char fp[65];
+        const kurer_cert_body *b = &chain->certs[0].body;
+        memset(&d, 0, sizeof(d));
+        d.user = k->own.user;
+        d.device_id = k->own.device_id;
+        d.status = kurer_trust_verify_chain(k->trust, chain, kurer__home_now(k), &v);
+        d.serial = b->serial;
+        d.clearance = d.status == 0 ? (int)v.clearance : 0;
+        d.authority = kurer_user_authority(b->subject);
+        d.not_before = b->not_before;
+        d.not_after = b->not_after;
+        kurer_cert_fingerprint(&chain->certs[0], fp);
+        d.cert_fingerprint = fp;
+        rc = fn(ud, &d);
+    }
+    free(chain);
+    return rc;
+}
+
+const char *kurer_relay_address(const kurer *k)
+{
+    return k->own.relay;
 }
 
 const char *kurer_own_user(const kurer *k)

@@ -792,6 +792,24 @@ int kurer__store_identity_set_chain(kurer__store *st, const uint8_t *chain, size
     return rc;
 }
 
+int kurer__store_identity_set_relay(kurer__store *st, const char *relay,
+                                    const uint8_t key[KURER_X25519_LEN])
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st, "UPDATE identity SET relay = ?, relay_key = ? WHERE id = 1;", &s);
+    if (rc != 0)
+        return rc;
+    if ((bind_text(s, 1, relay, strlen(relay)) | bind_blob(s, 2, key, KURER_X25519_LEN)) !=
+        SQLITE_OK) {
+        sqlite3_finalize(s);
+        return KURER_ESTORAGE;
+    }
+    rc = step_done(s);
+    if (rc == 0 && sqlite3_changes(st->db) != 1)
+        rc = KURER_ENOTFOUND;
+    return rc;
+}
+
 /* ---- generic blob helpers ---- */
 
 /* Runs a one-row SELECT whose column 0 is a blob. */

@@ -87,6 +87,9 @@ typedef struct kurer__identity {
 KURER_MUST_CHECK int kurer__store_identity_create(kurer__store *st, const kurer__identity *id);
 /* Loads into *id (private keys into guarded memory); KURER_ENOTFOUND before create. */
 KURER_MUST_CHECK int kurer__store_identity_load(kurer__store *st, kurer__identity *id);
+/* Replaces the relay address (as the user typed it) and key. */
+KURER_MUST_CHECK int kurer__store_identity_set_relay(kurer__store *st, const char *relay,
+                                                     const uint8_t key[KURER_X25519_LEN]);
 KURER_MUST_CHECK int kurer__store_identity_set_chain(kurer__store *st, const uint8_t *chain,
                                                      size_t len);
 /* Wipes and frees what load allocated. NULL-safe, idempotent. */

@@ -561,7 +561,8 @@ static void on_connect(uv_connect_t *req, int status)
     if (c->closing)
         return;
     if (status < 0) {
-        kurer_conn_close(c, KURER_ECLOSED);
+        int err = kurer_net_uv_error(status);
+        kurer_conn_close(c, err == KURER_ECLOSED ? KURER_EIO : err);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);

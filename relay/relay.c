@@ -1346,27 +1346,31 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->prekeys_low = 20;
 }
 
+static const struct {
+    const char *key;
+    size_t off;
+    uint64_t min, max;
+} keys[] = {
+#define K(name, lo, hi)                                                                            \
+    {                                                                                              \
+#name, offsetof(kurer_relay_config, name), lo, hi                                          \
+    }
+    K(max_record, 128, 65535),
+    K(max_envelope, 1, KURER_ENVELOPE_CONTENT_MAX),
+    K(max_send_envelopes, 1, KURER_SEND_ENVELOPES_MAX),
+    K(mailbox_max, 1, 100000000),
+    K(handshake_timeout_ms, 50, 600000),
+    K(idle_timeout_ms, 0, 86400000),
+    K(send_rate, 0, 1000000),
+    K(out_cap, 65536, (uint64_t)1 << 30),
+    K(out_max, 65536, (uint64_t)1 << 30),
+    K(deliver_batch, 1, 1024),
+    K(prekeys_low, 1, 100000),
+#undef K
+};
+
 int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
 {
-    static const struct {
-        const char *key;
-        size_t off;
-        uint64_t min, max;
-    } keys[] = {
-#define K(name, lo, hi) {#name, offsetof(kurer_relay_config, name), lo, hi}
-        K(max_record, 128, 65535),
-        K(max_envelope, 1, KURER_ENVELOPE_CONTENT_MAX),
-        K(max_send_envelopes, 1, KURER_SEND_ENVELOPES_MAX),
-        K(mailbox_max, 1, 100000000),
-        K(handshake_timeout_ms, 50, 600000),
-        K(idle_timeout_ms, 0, 86400000),
-        K(send_rate, 0, 1000000),
-        K(out_cap, 65536, (uint64_t)1 << 30),
-        K(out_max, 65536, (uint64_t)1 << 30),
-        K(deliver_batch, 1, 1024),
-        K(prekeys_low, 1, 100000),
-#undef K
-    };
     uint8_t *data;
     size_t len;
     *line = 0;
@@ -1540,26 +1544,27 @@ int kurer_relay_run(const kurer_relay_opts *o)
     if ((err = kurer_store_load_directory(r.store, on_dir_loaded, &r)) != 0)
         goto fail;
     what = o->listen;
-    if ((err = kurer_net_parse_addr(o->listen, &addr)) != 0)
+    if ((err = kurer_net_resolve(o->listen, &addr)) != 0)
         goto fail;
     uv_tcp_init(r.loop, &r.server);
     r.server.data = &r;
-    if (uv_tcp_bind(&r.server, (struct sockaddr *)&addr, 0) != 0 ||
-        uv_listen((uv_stream_t *)&r.server, 511, on_connection) != 0) {
-        err = KURER_EIO;
+    int uverr;
+    if ((uverr = uv_tcp_bind(&r.server, (struct sockaddr *)&addr, 0)) != 0 ||
+        (uverr = uv_listen((uv_stream_t *)&r.server, 511, on_connection)) != 0) {
+        err = kurer_net_uv_error(uverr);
         goto fail;
     }
     if (o->metrics != NULL) {
         struct sockaddr_storage maddr;
         what = o->metrics;
-        if ((err = kurer_net_parse_addr(o->metrics, &maddr)) != 0)
+        if ((err = kurer_net_resolve(o->metrics, &maddr)) != 0)
             goto fail;
         uv_tcp_init(r.loop, &r.metrics);
         r.metrics.data = &r;
         r.have_metrics = 1;
-        if (uv_tcp_bind(&r.metrics, (struct sockaddr *)&maddr, 0) != 0 ||
-            uv_listen((uv_stream_t *)&r.metrics, 16, on_metrics) != 0) {
-            err = KURER_EIO;
+        if ((uverr = uv_tcp_bind(&r.metrics, (struct sockaddr *)&maddr, 0)) != 0 ||
+            (uverr = uv_listen((uv_stream_t *)&r.metrics, 16, on_metrics)) != 0) {
+            err = kurer_net_uv_error(uverr);
             goto fail;
         }
     }
@@ -1608,4 +1613,15 @@ fail_quiet:
     kurer_trust_free(r.trust);
     kurer_secure_free(r.sk);
     return err != 0 ? err : KURER_EINVAL;
+}
+
+int kurer_relay_config_range(const char *key, uint64_t *min, uint64_t *max)
+{
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(keys[i].key, key) == 0) {
+            *min = keys[i].min;
+            *max = keys[i].max;
+            return 0;
+        }
+    return KURER_ENOTFOUND;
 }

@@ -26,6 +26,8 @@ void kurer_relay_config_default(kurer_relay_config *c);
 /* Reads key = value lines (# comments). Unknown keys and bad values are KURER_EINVAL with the
  * line number in *line. */
 KURER_MUST_CHECK int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line);
+/* The accepted range of a configuration key; KURER_ENOTFOUND for an unknown key. */
+KURER_MUST_CHECK int kurer_relay_config_range(const char *key, uint64_t *min, uint64_t *max);
 
 typedef struct kurer_relay_opts {
     const char *dir;

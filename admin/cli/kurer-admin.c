@@ -2631,15 +2631,17 @@ typedef struct publish_ctx {
     uv_timer_t timer;
     const uint8_t *frame;
     size_t frame_len;
-    int result;     /* 1 when the relay answered */
-    int relay_code; /* 0: Ok; else its error code */
-    int local_err;  /* transport failure */
+    int result;      /* 1 when the relay answered */
+    int relay_code;  /* 0: Ok; else its error code */
+    int local_err;   /* transport failure */
+    int established; /* the handshake finished */
 } publish_ctx;
 
 static void pub_established(kurer_conn *c, const uint8_t *p, size_t n)
 {
     publish_ctx *x = kurer_conn_data(c);
     kurer_handshake_accept acc;
+    x->established = 1;
     int rc = kurer_handshake_accept_decode(p, n, &acc);
     if (rc == 0 && acc.has_error)
         rc = acc.error_code;
@@ -2743,8 +2745,10 @@ static int cmd_publish(int argc, char **argv)
     if ((rc = need(&a, "crl", &crl_path)) != 0 || (rc = need(&a, "relay", &relay)) != 0 ||
         (rc = need(&a, "relay-key", &key)) != 0)
         return rc;
-    if (kurer_net_parse_addr(relay, &addr) != 0)
+    if (kurer_net_addr_check(relay) != 0)
         return usage_error("--relay %s: expected HOST:PORT", relay);
+    if ((rc = kurer_net_resolve(relay, &addr)) != 0)
+        return refuse(rc, "cannot resolve %s: %s", relay, kurer_strerror(rc));
     if ((rc = relay_key(key, pk)) != 0)
         return rc;
     if ((rc = read_file(crl_path, FILE_MAX, &data, &len)) != 0)
@@ -2790,7 +2794,13 @@ static int cmd_publish(int argc, char **argv)
     jstr("issuer", crl.issuer);
     ju64("version", crl.version);
     jstr("relay", relay);
-    if (!x.result) {
+    if (!x.result && (x.local_err == KURER_ECONNREFUSED || x.local_err == KURER_EUNREACHABLE)) {
+        rc = refuse(x.local_err, "cannot reach relay %s: %s", relay, kurer_strerror(x.local_err));
+    } else if (!x.result && x.local_err == KURER_ECLOSED && !x.established) {
+        rc =
+            refuse(KURER_EHANDSHAKE,
+                   "relay %s closed the handshake: wrong --relay-key, or not a Kurér relay", relay);
+    } else if (!x.result) {
         rc = refuse(x.local_err, "relay %s: %s", relay, kurer_strerror(x.local_err));
     } else if (x.relay_code != 0) {
         /* The relay's typed error; its name goes into --json's code. */

@@ -292,10 +292,15 @@ escapes)
     # newlines must never be printed raw, in plain or JSON output; JSON must stay valid.
     setup
     body=$'a\x1b[2Jb\xc2\x9bc\xc2\x85d\x9be\xe2\x80\xaef\\g\nh'
-    expect "send control characters" 0 "sent" "$K" send --home anna --to bob@sk.dk "$body"
+    # kurer send refuses text that is not UTF-8 (the \x9b): a peer that ignores that is played
+    # by client_helper (which first sends "(test setup)").
+    expect "kurer send refuses invalid UTF-8" 1 "message text is not valid UTF-8" \
+        "$K" send --home anna --to bob@sk.dk "$body"
+    "$H" rogue-send anna bob@sk.dk 1 "$body" && ok "send control characters" || fail "rogue send"
     unsafe() { printf '%s' "$1" | LC_ALL=C grep -c -P '\x1b|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|[\x80-\xff]'; }
     expect "recv" 0 'a\x1b[2Jb\u{009b}c\u{0085}d\x9be\u{202e}f\\g\nh' "$K" recv --home bob
-    count "recv: one line" 1 "anna@fm.dk" "$out"
+    count "recv: one line" 1 "anna@fm.dk.*a.x1b" "$out"
+    count "recv: two messages, two lines" 2 "anna@fm.dk" "$out"
     [ "$(unsafe "$out")" -eq 0 ] && ok "recv: nothing raw" || fail "recv printed raw bytes: $out"
     expect "history" 0 'a\x1b[2Jb\u{009b}c\u{0085}d\x9be\u{202e}f\\g\nh' "$K" history --home bob
     [ "$(unsafe "$out")" -eq 0 ] && ok "history: nothing raw" || fail "history printed raw: $out"
@@ -305,8 +310,316 @@ escapes)
 import json, sys
 want = "a\x1b[2Jb\x9bc\x85d\ufffde\u202ef\\g\nh"
 lines = [json.loads(l) for l in sys.stdin.buffer.read().split(b"\n") if l]
+lines = [m for m in lines if m["text"] != "(test setup)"]
 assert [m["text"] for m in lines] == [want], lines
 '; then ok "json: valid, text round-trips"; else fail "json: $out"; fi
+    ;;
+home_lock)
+    # One process per home: a waiting `recv --wait` holds it; other commands are refused at
+    # once instead of bumping it off the relay. Short commands wait for each other.
+    setup
+    "$K" recv --home bob --wait 30 >wait.out 2>wait.err &
+    BG_PIDS+=($!)
+    wait_for bob/.lock "recv --wait" 15 && ok "recv --wait holds the home" || fail "no lock"
+    [ "$(stat -c %a bob/.lock)" = 600 ] && ok "lock file 0600" || fail "lock mode"
+    expect "send refused while recv --wait holds the home" 1 \
+        "is in use by \`kurer recv --wait\` (pid ${BG_PIDS[-1]})" \
+        "$K" send --home bob --to anna@fm.dk "hej"
+    expect "history refused too" 1 "one process per home" "$K" history --home bob
+    kill -TERM "${BG_PIDS[-1]}"
+    wait "${BG_PIDS[-1]}" 2>/dev/null
+    expect "after it stopped" 0 "sent" "$K" send --home bob --to anna@fm.dk "hej"
+    # A short command waits (bounded) for another short one.
+    KURER_TEST_HOLD=queued "$K" send --home anna --to bob@sk.dk "holder" >hold.out 2>&1 &
+    BG_PIDS+=($!)
+    wait_for hold.out "queued" 15 || fail "holder never queued"
+    expect "waits, then gives up" 1 "is in use by \`kurer send\`" \
+        env KURER_LOCK_WAIT=1 "$K" history --home anna
+    [[ "$out" == *"waiting for another kurer using anna"* ]] && ok "said it waits" ||
+        fail "no waiting line: $out"
+    kill -9 "${BG_PIDS[-1]}"
+    wait "${BG_PIDS[-1]}" 2>/dev/null
+    # A send whose message is committed but not accepted: exit 3, "queued", never "not sent".
+    KURER_TEST_HOLD=queued-stop "$K" send --home anna --to bob@sk.dk "i udbakken" \
+        >q.out 2>q.err &
+    qpid=$!
+    BG_PIDS+=($qpid)
+    wait_for q.out "queued" 15 || fail "never queued"
+    stop_relay
+    kill -CONT "$qpid"
+    wait "$qpid"
+    st=$?
+    [ "$st" -eq 3 ] && ok "exit 3 when queued" || fail "exit $st, want 3: $(cat q.err)"
+    grep -q "queued, not yet accepted by the relay" q.err && ok "says queued" ||
+        fail "stderr: $(cat q.err)"
+    grep -q "not sent" q.err && fail "says not sent: $(cat q.err)" || ok "never 'not sent'"
+    expect "pending in history" 0 "i udbakken (pending)" "$K" history --home anna
+    expect "help documents exit 3" 0 "3 (send) queued" "$K" --help
+    ;;
+hostnames)
+    # HOST:PORT with a DNS name everywhere (relay --listen/--metrics, kurer init --relay,
+    # kurer-admin publish --relay); --relay-key as the path of relay.pub; the home keeps the
+    # name as typed; `kurer relay` moves a home to another address.
+    pki
+    "$R" run --dir relay --listen localhost:0 --metrics localhost:0 --root root/root.crt \
+        >relay.out 2>>relay.log &
+    RELAY_PID=$!
+    wait_for relay.out "metrics" 15 || { echo "relay did not start"; cat relay.log; exit 1; }
+    ok "relay listens on localhost:0"
+    PORT=$(sed -n 's/^listening .*:\([0-9]*\)$/\1/p' relay.out)
+    for u in anna:anna@fm.dk:fm:CONFIDENTIAL bob:bob@sk.dk:sk:RESTRICTED; do
+        IFS=: read -r h user auth cl <<<"$u"
+        expect "init $h with a host name and relay.pub" 0 "device.csr" "$K" init --home "$h" \
+            --user "$user" --device 1 --relay "localhost:$PORT" --relay-key relay/relay.pub \
+            --root root/root.crt --kdf-min
+        "$A" issue --authority "$auth" --csr "$h/device.csr" --out "$h.chain" \
+            --clearance "$cl" >/dev/null || exit 1
+        "$K" import --home "$h" "$h.chain" >/dev/null || exit 1
+        expect "$h connects by name" 0 "" "$K" recv --home "$h"
+    done
+    expect "send by name" 0 "sent" "$K" send --home anna --to bob@sk.dk "via localhost"
+    expect "receive by name" 0 "via localhost" "$K" recv --home bob
+    expect "the home keeps the name" 0 "relay localhost:$PORT" "$K" relay --home anna
+    expect "bad address" 2 "is not HOST:PORT" "$K" relay --home anna --relay "no port"
+    expect "bad key file" 2 "neither 64 hex digits nor a readable file" \
+        "$K" relay --home anna --relay-key /nonexistent
+    expect "admin publish by name" 0 "" "$A" publish --crl sk/crl --relay "localhost:$PORT" \
+        --relay-key relay/relay.pub
+    # The relay moves: a send while it is away is queued (exit 3); after `kurer relay` points
+    # the home at the new address, the next connection sends it.
+    KURER_TEST_HOLD=queued-stop "$K" send --home anna --to bob@sk.dk "while moving" \
+        >q.out 2>q.err &
+    qpid=$!
+    BG_PIDS+=($qpid)
+    wait_for q.out "queued" 15 || fail "never queued"
+    stop_relay
+    kill -CONT "$qpid"
+    wait "$qpid"
+    st=$?
+    [ "$st" -eq 3 ] && ok "queued while the relay is away (exit 3)" || fail "exit $st: $(cat q.err)"
+    PORT=0
+    start_relay
+    expect "kurer relay moves the home" 0 "relay set to 127.0.0.1:$PORT" \
+        "$K" relay --home anna --relay "127.0.0.1:$PORT"
+    expect "the queued message goes with the next connection" 0 "" "$K" recv --home anna
+    expect "no longer pending" 0 "while moving" "$K" history --home anna
+    count "not pending" 0 "(pending)" "$out"
+    "$K" relay --home bob --relay "localhost:$PORT" --relay-key "$RELAY_KEY" >/dev/null ||
+        fail "bob relay"
+    expect "bob receives it once" 0 "while moving" "$K" recv --home bob
+    count "once" 1 "while moving" "$out"
+    ;;
+enrolment)
+    # The administrator can compare the identity key: kurer init and kurer whoami print the
+    # same hex as kurer-admin show prints for the request. A home folder that others may
+    # enter is made 0700, and init says so.
+    pki
+    start_relay
+    mkdir -m 0755 anna
+    expect "init prints the identity key" 0 "identity key" "$K" init --home anna \
+        --user anna@fm.dk --device 1 --relay "127.0.0.1:$PORT" --relay-key "$RELAY_KEY" \
+        --root root/root.crt --kdf-min
+    idk=$(printf '%s\n' "$out" | sed -n 's/^identity key *//p')
+    [[ "$out" == *"anna had mode 0755; set to 0700"* ]] && ok "says the mode was fixed" ||
+        fail "mode not reported: $out"
+    [ "$(stat -c %a anna)" = 700 ] && ok "home is 0700" || fail "home mode $(stat -c %a anna)"
+    expect "admin sees the same key" 0 "identity key $idk" "$A" show anna/device.csr
+    expect "whoami before enrolment" 0 "not enrolled yet" "$K" whoami --home anna
+    [[ "$out" == *"identity key     $idk"* && "$out" == *"relay            127.0.0.1:$PORT"* ]] &&
+        ok "whoami: key and relay" || fail "whoami: $out"
+    "$A" issue --authority fm --csr anna/device.csr --out anna.chain --clearance RESTRICTED \
+        >/dev/null || exit 1
+    expect "log shows the key fingerprint" 0 "key" "$A" log --authority fm
+    fp=$("$K" whoami --home anna | sed -n 's/^key fingerprint *//p')
+    [[ "$out" == *"key ${fp:0:16}"* ]] && ok "fingerprint matches the issuance log" ||
+        fail "fingerprint ${fp:0:16} not in: $out"
+    "$K" import --home anna anna.chain >/dev/null || exit 1
+    expect "whoami after enrolment" 0 "valid, serial" "$K" whoami --home anna
+    [[ "$out" == *"cleared for RESTRICTED"* ]] && ok "whoami: clearance" || fail "whoami: $out"
+    expect "whoami json" 0 '"enrolled":true' "$K" whoami --home anna --json
+    chmod 0750 anna
+    expect "an opened home is made 0700 too" 0 "set to 0700" "$K" whoami --home anna
+    ;;
+net_errors)
+    # Each network failure has its own words and code.
+    setup
+    "$K" relay --home anna --relay 127.0.0.1:1 >/dev/null || fail "relay change"
+    expect "refused" 1 "cannot reach relay 127.0.0.1:1: connection refused" "$K" recv --home anna
+    expect "refused json code" 1 '"code":"ECONNREFUSED"' "$K" recv --home anna --json
+    "$K" relay --home anna --relay no-such-host.invalid:4000 >/dev/null 2>&1 || fail "relay name"
+    expect "name resolution" 1 \
+        "cannot reach relay no-such-host.invalid:4000: host name could not be resolved" \
+        "$K" recv --home anna
+    "$K" relay --home anna --relay "127.0.0.1:$PORT" --relay-key "$(printf '%064d' 7)" \
+        >/dev/null || fail "relay key change"
+    expect "wrong relay key" 1 \
+        "relay 127.0.0.1:$PORT closed the handshake: wrong --relay-key, or not a Kurér relay" \
+        "$K" recv --home anna
+    expect "wrong key json" 1 '"code":"EHANDSHAKE"' "$K" recv --home anna --json
+    expect "admin publish, wrong key" 1 "closed the handshake" "$A" publish --crl sk/crl \
+        --relay "127.0.0.1:$PORT" --relay-key "$(printf '%064d' 7)"
+    expect "admin publish, refused" 1 "cannot reach relay 127.0.0.1:1: connection refused" \
+        "$A" publish --crl sk/crl --relay 127.0.0.1:1 --relay-key relay/relay.pub
+    # Something that accepts and never answers: the handshake deadline (10 s).
+    python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(8)
+print(s.getsockname()[1], flush=True); time.sleep(60)' >silent.port &
+    BG_PIDS+=($!)
+    wait_for silent.port "[0-9]" 10 || fail "no silent listener"
+    "$K" relay --home anna --relay "127.0.0.1:$(cat silent.port)" --relay-key "$RELAY_KEY" \
+        >/dev/null || fail "relay change"
+    expect "timeout" 1 "did not answer in time" "$K" recv --home anna
+    "$K" relay --home anna --relay "127.0.0.1:$PORT" >/dev/null || fail "relay back"
+    expect "back to normal" 0 "" "$K" recv --home anna
+    # A second relay on a port in use.
+    "$R" init --dir relay2 >/dev/null || exit 1
+    expect "relay address in use" 1 "127.0.0.1:$PORT: address already in use" \
+        "$R" run --dir relay2 --listen "127.0.0.1:$PORT" --root root/root.crt
+    ;;
+import_connects)
+    # Importing the own chain connects once (prekeys), so others can send at once; when the
+    # relay cannot be reached it says so, and senders are told the device has not connected.
+    pki
+    start_relay
+    for u in anna:anna@fm.dk:fm bob:bob@sk.dk:sk; do
+        IFS=: read -r h user auth <<<"$u"
+        "$K" init --home "$h" --user "$user" --device 1 --relay "127.0.0.1:$PORT" \
+            --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+        "$A" issue --authority "$auth" --csr "$h/device.csr" --out "$h.chain" >/dev/null || exit 1
+    done
+    expect "import connects" 0 "connected to relay 127.0.0.1:$PORT: prekeys uploaded" \
+        "$K" import --home bob bob.chain
+    expect "import json" 0 '"kind":"own_chain","result":"imported"' \
+        "$K" import --home anna anna.chain --json
+    [[ "$out" == *'"enrolled":true'* && "$out" == *'"connected":true'* ]] &&
+        ok "json: enrolled and connected" || fail "json: $out"
+    expect "send without a recv first" 0 "sent" "$K" send --home anna --to bob@sk.dk "hej"
+    expect "bob receives" 0 "hej" "$K" recv --home bob
+    # carl's relay address is wrong when he imports: told, still enrolled (exit 0).
+    "$K" init --home carl --user carl@sk.dk --device 1 --relay 127.0.0.1:1 \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+    "$A" issue --authority sk --csr carl/device.csr --out carl.chain >/dev/null || exit 1
+    expect "import without the relay" 0 "nobody can send to this device until it has connected" \
+        "$K" import --home carl carl.chain
+    [[ "$out" == *"connection refused"* ]] && ok "says why" || fail "no reason: $out"
+    expect "sender is told carl never connected" 1 \
+        "unknown user carl@sk.dk: it has no enrolled device that has connected to the relay yet" \
+        "$K" send --home anna --to carl@sk.dk "hej carl"
+    "$K" relay --home carl --relay "127.0.0.1:$PORT" >/dev/null || fail "carl relay"
+    expect "carl connects" 0 "" "$K" recv --home carl
+    expect "now it works" 0 "sent" "$K" send --home anna --to carl@sk.dk "hej carl"
+    expect "revocation list json" 0 '"kind":"revocation_list","result":"not_newer"' \
+        "$K" import --home anna sk/crl --json
+    ;;
+recv_wait)
+    # --wait 0 is "what is queued now"; a --wait that loses its connection reconnects.
+    setup
+    expect "send" 0 "sent" "$K" send --home anna --to bob@sk.dk "eins"
+    expect "--wait 0 receives what is queued and exits 0" 0 "eins" "$K" recv --home bob --wait 0
+    # A copy of bob's home connecting as the same device makes the relay drop the waiting
+    # connection (EBUSY): the waiting recv reconnects and goes on receiving.
+    cp -a bob bob-copy
+    rm -f bob-copy/.lock
+    "$K" recv --home bob --wait 25 >wait.out 2>wait.err &
+    wpid=$!
+    BG_PIDS+=($wpid)
+    wait_for bob/.lock "recv --wait" 10 || fail "recv --wait did not start"
+    sleep 1
+    "$K" recv --home bob-copy >/dev/null 2>&1
+    wait_for wait.err "reconnecting until the wait ends" 10 && ok "says it reconnects" ||
+        fail "no reconnect line: $(cat wait.err)"
+    sleep 2
+    expect "send while it waits" 0 "sent" "$K" send --home anna --to bob@sk.dk "zwei"
+    wait_for wait.out "zwei" 15 && ok "received after the reconnect" ||
+        fail "not received: $(cat wait.out) $(cat wait.err)"
+    kill -TERM "$wpid"
+    wait "$wpid" 2>/dev/null
+    # The relay restarts during the wait (same port, if it is still free).
+    "$K" recv --home bob --wait 30 >wait2.out 2>wait2.err &
+    wpid=$!
+    BG_PIDS+=($wpid)
+    wait_for bob/.lock "recv --wait" 10 || fail "recv --wait did not start"
+    sleep 1
+    stop_relay
+    sleep 1
+    "$R" run --dir relay --listen "127.0.0.1:$PORT" --root root/root.crt --crl fm/crl \
+        --crl sk/crl >relay.out 2>>relay.log &
+    RELAY_PID=$!
+    if wait_for relay.out "listening" 10; then
+        expect "send after the restart" 0 "sent" "$K" send --home anna --to bob@sk.dk "drei"
+        wait_for wait2.out "drei" 20 && ok "received after the relay restarted" ||
+            fail "not received after restart: $(cat wait2.out) $(cat wait2.err)"
+    else
+        ok "relay restart skipped: port $PORT was taken meanwhile"
+    fi
+    kill -TERM "$wpid"
+    wait "$wpid" 2>/dev/null
+    ;;
+relay_cli)
+    # kurer-relay: one relay per folder, --version, --log-level in any case, configuration
+    # errors that name the key, owner-only store files, key file errors with path and mode.
+    pki
+    expect "version" 0 "kurer-relay " "$R" --version
+    : >relay.out
+    "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt --log-level INFO \
+        >relay.out 2>>relay.log &
+    RELAY_PID=$!
+    wait_for relay.out "listening" 15 && ok "--log-level INFO accepted" || fail "no start"
+    expect "second relay on the same folder" 1 "is in use by another kurer-relay (pid $RELAY_PID)" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt
+    for f in relay/relay.db relay/relay.db-wal relay/relay.db-shm relay/.lock; do
+        [ ! -e "$f" ] || [ "$(stat -c %a "$f")" = 600 ] && ok "$f is 0600" ||
+            fail "$f mode $(stat -c %a "$f")"
+    done
+    stop_relay
+    expect "bad log level" 2 "unknown level (debug, info, warn, error, off)" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt --log-level loud
+    printf 'max_record = 100000\n' >bad1.conf
+    expect "out of range" 2 "bad1.conf:1: max_record = 100000 is out of range (128..65535)" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt --config bad1.conf
+    printf '# c\nmailbox_max = 5\nno_such_key = 1\n' >bad2.conf
+    expect "unknown key" 2 "bad2.conf:3: unknown key 'no_such_key'" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt --config bad2.conf
+    chmod 0644 relay/relay.key
+    expect "key file mode" 1 "$W/relay/relay.key has mode 0644: it must be readable by its owner only" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt
+    chmod 0600 relay/relay.key
+    mv relay/store.key store.key.away
+    expect "missing key file" 1 "$W/relay/store.key: No such file or directory" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt
+    mv store.key.away relay/store.key
+    chmod 0644 relay/relay.db
+    start_relay
+    [ "$(stat -c %a relay/relay.db)" = 600 ] && ok "relay.db made 0600" || fail "relay.db mode"
+    ;;
+messages)
+    # What send refuses before anything goes out, and the real length limit.
+    setup
+    expect "empty" 1 "the message text is empty" "$K" send --home anna --to bob@sk.dk ""
+    expect "not UTF-8" 1 "message text is not valid UTF-8" \
+        "$K" send --home anna --to bob@sk.dk $'caf\xe9'
+    max=$("$K" send --help | sed -n 's/.*at most \([0-9]*\) bytes.*/\1/p')
+    [ -n "$max" ] && ok "help names the limit ($max)" || fail "no limit in --help"
+    long=$(head -c "$max" /dev/zero | tr '\0' x)
+    expect "exactly the limit is sent" 0 "sent" "$K" send --home anna --to bob@sk.dk "$long"
+    expect "one byte more is refused" 1 "message too long: at most $max bytes" \
+        "$K" send --home anna --to bob@sk.dk "${long}y"
+    expect "bob receives the long one" 0 "xxxxxxxx" "$K" recv --home bob
+    expect "yourself" 1 "you cannot send to yourself; your other devices get sync copies" \
+        "$K" send --home anna --to anna@fm.dk "hej mig"
+    expect "positional recipient" 2 "missing --to USER@AUTH" \
+        "$K" send --home anna bob@sk.dk "hej"
+    "$K" init --home carl --user carl@sk.dk --device 1 --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+    expect "not enrolled" 1 \
+        "this device is not enrolled yet: import your certificate with kurer import" \
+        "$K" send --home carl --to bob@sk.dk "hej"
+    expect "peer chain into an unenrolled home" 0 "kept as a peer certificate (bob@sk.dk device 1)" \
+        "$K" import --home carl bob.chain
+    [[ "$out" == *"this device itself (carl@sk.dk device 1) is still not enrolled"* ]] &&
+        ok "says carl is still not enrolled" || fail "no note: $out"
+    expect "json lines documented" 0 "JSON lines" "$K" history --help
+    expect "recv json lines documented" 0 "JSON lines" "$K" recv --help
     ;;
 *)
     echo "unknown case $CASE"

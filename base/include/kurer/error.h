@@ -71,7 +71,12 @@ typedef enum kurer_error_category {
     X(ENOTFOUND, -38, POLICY, "not found")                                                         \
     X(EUNSUPPORTED, -39, USAGE, "not supported")                                                   \
     X(ELINKAGE, -40, USAGE, "libraries are linked in the wrong order or clash")                    \
-    X(EINTERNAL, -41, USAGE, "internal error")
+    X(EINTERNAL, -41, USAGE, "internal error")                                                     \
+    X(ERESOLVE, -42, IO, "host name could not be resolved")                                        \
+    X(ECONNREFUSED, -43, IO, "connection refused")                                                 \
+    X(EUNREACHABLE, -44, IO, "network or host unreachable")                                        \
+    X(EHANDSHAKE, -45, IO, "the peer closed the connection during the handshake")                  \
+    X(EADDRINUSE, -46, IO, "address already in use")
 
 typedef enum kurer_err {
 #define KURER__ERR_ENUM(name, value, cat, msg) KURER_##name = (value),

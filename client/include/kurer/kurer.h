@@ -30,15 +30,23 @@ typedef struct kurer kurer;
 
 #define KURER_KEY_LEN 32 /* a raw store key, and the relay's X25519 key */
 
+/* The longest message text, bytes of UTF-8: the serialized Content (KURER_CONTENT_MAX, what
+ * the padding and the envelope's record limit leave: 63839) less room for the largest
+ * wrapper around the text, a sync copy with a 128-byte destination (256 bytes). */
+#define KURER_TEXT_MAX   63583
+#define KURER_TEXT_MAX_S "63583"
+
 /* Wall-clock seconds. Tests and devices with a trusted time source may supply their own. */
 typedef int64_t (*kurer_clock_fn)(void *ud);
 
 typedef struct kurer_create_options {
-    const char *home;         /* folder; made (0700) if missing; must not hold a store yet */
+    const char *home;         /* folder; made (0700) if missing, an existing one of ours set to
+                               * 0700 (KURER_EPERM if another user owns it); must not hold a
+                               * store yet */
     const char *user;         /* user@authority */
     uint32_t device_id;       /* 1..KURER_DEVICE_ID_MAX */
     const char *display_name; /* may be NULL: the user name */
-    const char *relay;        /* HOST:PORT */
+    const char *relay;        /* HOST:PORT (IP literal or DNS name, kept as given) */
     uint8_t relay_key[KURER_KEY_LEN];
     const uint8_t *root; /* the pinned root certificate (SignedCertificate bytes) */
     size_t root_len;
@@ -72,9 +80,22 @@ KURER_EXPORT void kurer_close(kurer *k);
 KURER_EXPORT KURER_MUST_CHECK int kurer_passwd(kurer *k, const char *pass, size_t pass_len,
                                                const uint8_t *key);
 
+/* Changes the relay this home connects to: relay is "HOST:PORT" (a DNS name is kept as typed
+ * and resolved at every connect), relay_key the relay's X25519 key (NULL: keep the current
+ * one). Closes the current connection, if any. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_set_relay(kurer *k, const char *relay,
+                                                  const uint8_t *relay_key);
+/* The relay address as configured (borrowed; valid until close or kurer_set_relay). */
+KURER_EXPORT const char *kurer_relay_address(const kurer *k);
+
 /* This device's user (user@authority) and device id (borrowed; valid until close). */
 KURER_EXPORT const char *kurer_own_user(const kurer *k);
 KURER_EXPORT uint32_t kurer_own_device(const kurer *k);
+
+/* This device's public identity key (KURER_IDENTITY_KEY_LEN bytes, as in its certificate
+ * request: what the administrator compares) and Noise key (32 bytes). Borrowed until close. */
+KURER_EXPORT const uint8_t *kurer_own_identity_key(const kurer *k);
+KURER_EXPORT const uint8_t *kurer_own_noise_key(const kurer *k);
 
 /* The path of the certificate request written at creation (borrowed; valid until close). */
 KURER_EXPORT const char *kurer_csr_path(const kurer *k);
@@ -173,6 +194,11 @@ typedef int (*kurer_peer_device_fn)(void *ud, const kurer_peer_device *d);
 KURER_EXPORT KURER_MUST_CHECK int kurer_peer_devices(kurer *k, const char *user,
                                                      kurer_peer_device_fn fn, void *ud);
 
+/* Calls fn once with this device's own certificate as the home holds it (status: verified
+ * now against the root and revocation lists). KURER_ESTATE before the chain is imported. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_own_certificate(kurer *k, kurer_peer_device_fn fn,
+                                                        void *ud);
+
 /* ---- the network half -------------------------------------------------------------------- */
 
 /* What the network half reports while it runs (all optional; ud is passed back). Callbacks run
@@ -230,12 +256,20 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_refresh(kurer *k, const char *user, int 
  * sent on a later connect. why may be NULL. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_send(kurer *k, const char *to, int level, const char *text,
                                              int timeout_ms, kurer_refusal *why);
+/* (kurer_send and kurer_queue: text must be 1..KURER_TEXT_MAX bytes, KURER_EINVAL if empty,
+ * KURER_ELIMIT if longer; KURER_EINVAL for to == our own user.) */
 /* The first half of kurer_send: everything up to and including the commit to the outbox, but
  * no SendRequest; *message_id (may be NULL) identifies the stored message. kurer_flush, or any
  * later connect, sends it. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_queue(kurer *k, const char *to, int level, const char *text,
                                               int timeout_ms, kurer_refusal *why,
                                               int64_t *message_id);
+/* The second half of kurer_send for a message kurer_queue committed (message_id): connects
+ * if needed and waits until the relay accepted it for every device. Same results as
+ * kurer_send; on a transport error (KURER_ETIMEOUT, KURER_ECLOSED, ...)
+ * the message stays in the outbox and goes with a later connect. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_send_queued(kurer *k, int64_t message_id, int timeout_ms,
+                                                    kurer_refusal *why);
 /* Sends everything in the outbox now (connecting if needed) and waits for the results. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_flush(kurer *k, int timeout_ms);
 /* Items waiting in the outbox (one per device and message), or a negative error. */

@@ -140,4 +140,19 @@ KURER_EXPORT void kurer_conn_peer(const kurer_conn *c, char *out, size_t outlen)
 KURER_EXPORT KURER_MUST_CHECK int kurer_net_parse_addr(const char *s,
                                                        struct sockaddr_storage *addr);
 
+/* 0 if s is "HOST:PORT" with HOST an IP literal ([IPv6]) or a DNS name, else KURER_EINVAL.
+ * Resolves nothing. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_net_addr_check(const char *s);
+
+/* Like kurer_net_parse_addr, and a DNS name is resolved with getaddrinfo (blocking; the first
+ * IPv4 or IPv6 address). IP literals never reach the resolver. KURER_EINVAL for a malformed
+ * address, KURER_ERESOLVE when the name does not resolve. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_net_resolve(const char *s, struct sockaddr_storage *addr);
+
+/* A libuv status (negative UV_E*) as a KURER_* code: UV_ECONNREFUSED KURER_ECONNREFUSED,
+ * unreachable networks and hosts KURER_EUNREACHABLE, UV_ETIMEDOUT KURER_ETIMEOUT,
+ * UV_EADDRINUSE KURER_EADDRINUSE, UV_EACCES KURER_EPERM, resets and EOF KURER_ECLOSED,
+ * others KURER_EIO. A failed connect (before any byte) ends in on_close with this code. */
+KURER_EXPORT int kurer_net_uv_error(int status);
+
 #endif

@@ -114,6 +114,35 @@ static void test_parse_addr(void **state)
     assert_int_equal(kurer_net_parse_addr("host:1", &ss), KURER_EINVAL);
 }
 
+/* Host names: syntax without resolving, the numeric fast path, and getaddrinfo for names
+ * (localhost is in /etc/hosts; .invalid never resolves, RFC 6761). */
+static void test_resolve(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    assert_int_equal(kurer_net_addr_check("relay.example.dk:7443"), 0);
+    assert_int_equal(kurer_net_addr_check("localhost:4000"), 0);
+    assert_int_equal(kurer_net_addr_check("127.0.0.1:4000"), 0);
+    assert_int_equal(kurer_net_addr_check("[::1]:4000"), 0);
+    assert_int_equal(kurer_net_addr_check("relay.example.dk"), KURER_EINVAL);
+    assert_int_equal(kurer_net_addr_check("relay example:1"), KURER_EINVAL);
+    assert_int_equal(kurer_net_addr_check("relay:dk:4000"), KURER_EINVAL);
+    assert_int_equal(kurer_net_addr_check("[relay.dk]:1"), KURER_EINVAL);
+    assert_int_equal(kurer_net_addr_check(":4000"), KURER_EINVAL);
+    assert_int_equal(kurer_net_addr_check("host:65536"), KURER_EINVAL);
+    assert_int_equal(kurer_net_resolve("127.0.0.1:4000", &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 4000);
+    assert_int_equal(kurer_net_resolve("[::1]:4001", &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(kurer_net_resolve("localhost:4002", &ss), 0);
+    assert_true(ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+    if (ss.ss_family == AF_INET)
+        assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 4002);
+    assert_int_equal(kurer_net_resolve("no-such-host.invalid:1", &ss), KURER_ERESOLVE);
+    assert_int_equal(kurer_net_resolve("bad host:1", &ss), KURER_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_zero_length),
         cmocka_unit_test(test_many_records),
         cmocka_unit_test(test_parse_addr),
+        cmocka_unit_test(test_resolve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
