@@ -1347,8 +1347,7 @@ static const char help_authority_init[] =
     "  --root-passphrase-env VAR  the root key's passphrase (default " DEFAULT_ROOT_PASS ");\n"
     "                             unset: asked on the terminal\n"
     "  --kdf-min                  seal the key with the smallest accepted Argon2id parameters\n"
-    "                             (for tests only; never for real keys); also lets the test\n"
-    "                             authority share the root key's passphrase (with a warning)\n"
+    "                             (for tests only; never for real keys)\n"
     "  --force                    create a new authority in an AUTHDIR that has one: the\n"
     "                             existing files are moved aside (renamed to\n"
     "                             NAME.replaced-TIME), never deleted\n"
@@ -1465,14 +1464,8 @@ static int cmd_authority_init(int argc, char **argv)
         goto out;
     if ((rc = get_passphrase(envname, "the new authority key", 1, &pass)) != 0)
         goto out;
-    /* Whoever runs the authority must never need the root's passphrase. The one exception is
-     * --kdf-min, which is for throwaway test keys only (the client integration tests use one
-     * passphrase for a whole test PKI); it warns. */
-    if (pass.n == root_pass.n && kurer_ct_equal(pass.p, root_pass.p, pass.n) &&
-        flag(&a, "kdf-min")) {
-        fprintf(stderr, "kurer-admin: warning: the authority key has the root key's passphrase "
-                        "(accepted only for --kdf-min test keys)\n");
-    } else if (pass.n == root_pass.n && kurer_ct_equal(pass.p, root_pass.p, pass.n)) {
+    /* Whoever runs the authority must never need the root's passphrase. */
+    if (pass.n == root_pass.n && kurer_ct_equal(pass.p, root_pass.p, pass.n)) {
         rc = refuse(KURER_EPASSPHRASE,
                     "the authority key needs its own passphrase, not the root key's: its "
                     "administrators must never learn the root passphrase");

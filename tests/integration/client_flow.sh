@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 cd "$W" || exit 1
 
-export KURER_ADMIN_PASSPHRASE=admin-passphrase-1 KURER_ADMIN_ROOT_PASSPHRASE=admin-passphrase-1
+export KURER_ADMIN_PASSPHRASE=admin-passphrase-1 KURER_ADMIN_ROOT_PASSPHRASE=root-passphrase-1
 export KURER_PASSPHRASE=user-passphrase-1
 failed=0
 
@@ -71,7 +71,7 @@ wait_for() {
 }
 
 pki() {
-    "$A" root init --dir root --name Rigsrod --kdf-min >/dev/null || exit 1
+    KURER_ADMIN_PASSPHRASE=$KURER_ADMIN_ROOT_PASSPHRASE "$A" root init --dir root --name Rigsrod --kdf-min >/dev/null || exit 1
     "$A" authority init --root root --dir fm --id fm.dk --name FM --clearance CONFIDENTIAL \
         --kdf-min >/dev/null || exit 1
     "$A" authority init --root root --dir sk --id sk.dk --name SK --clearance RESTRICTED \
