@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "kurer/cert.h"
@@ -40,6 +41,7 @@ typedef struct rconn {
     struct rconn *next, *prev;
     int refs;
     int authed;
+    int preauth;       /* counted in relay.n_preauth (handshake not finished) */
     int nk;            /* an unauthenticated NK session: revocation upload and fetch only */
     int close_counted; /* the reason for our close is counted already: not again on close */
     kurer_verified v;
@@ -56,8 +58,8 @@ struct relay {
     uv_loop_t *loop;
     kurer_relay_config cfg;
     kurer_net_limits lim;
-    uint8_t *sk; /* guarded */
-    uint8_t pk[32];
+    uint8_t *sk;              /* guarded: the one copy of the static key */
+    kurer_net_static_key key; /* sk and its public key, borrowed by every connection */
     kurer_trust *trust;
     kurer_store *store;
     uv_tcp_t server;
@@ -66,6 +68,8 @@ struct relay {
     uv_signal_t sigterm, sigint, sighup;
     const kurer_relay_opts *opts;
     rconn *conns;
+    uint64_t n_conns, n_preauth; /* live connections; those still in their handshake */
+    uint64_t max_conns;          /* effective max_connections */
     dir_entry *dir;
     size_t n_dir, cap_dir;
     int stopping;
@@ -75,7 +79,17 @@ struct relay {
     uint64_t nk_sessions, prekey_uploads, prekeys_handed_out, bundles_without_one_time,
         prekeys_low_pushed, crl_accepted;
     uint64_t rejects[NERR]; /* by error code */
+    uint64_t refused_max_conns, refused_max_handshakes;
 };
+
+/* The connection finished its handshake (or closed): it no longer counts as pre-auth. */
+static void preauth_done(rconn *rc)
+{
+    if (rc->preauth) {
+        rc->preauth = 0;
+        rc->r->n_preauth--;
+    }
+}
 
 static void count_reject(relay *r, int err)
 {
@@ -997,6 +1011,7 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
     }
     kurer_buf_release(&b);
     rc->authed = 1;
+    preauth_done(rc);
     r->handshakes_ok++;
     /* Register (or refresh) the device in the directory. */
     dir_entry *e = dir_find(r, &rc->addr);
@@ -1051,6 +1066,7 @@ static void conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
         }
         kurer_buf_release(&b);
         rc->nk = 1;
+        preauth_done(rc);
         r->nk_sessions++;
         return;
     }
@@ -1105,6 +1121,8 @@ static void conn_on_close(kurer_conn *c, int err)
                                       KURER_LOG_STR("reason", kurer_err_name(err))},
                   3);
     rc->c = NULL;
+    preauth_done(rc);
+    r->n_conns--;
     if (rc->prev != NULL)
         rc->prev->next = rc->next;
     else
@@ -1118,23 +1136,58 @@ static const kurer_conn_cbs conn_cbs = {
     conn_on_hs, NULL, conn_on_record, conn_on_drain, NULL, conn_on_close,
 };
 
+static void refused_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Accepts the pending connection only to close it at once (libuv stops accepting until the
+ * pending one is taken). */
+static void refuse_connection(uv_stream_t *server)
+{
+    uv_tcp_t *t = malloc(sizeof(*t));
+    if (t == NULL || uv_tcp_init(server->loop, t) != 0) {
+        free(t);
+        return;
+    }
+    (void)uv_accept(server, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, refused_closed);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     relay *r = server->data;
     if (status < 0 || r->stopping)
         return;
-    rconn *rc = calloc(1, sizeof(*rc));
-    if (rc == NULL)
+    /* Bounds: open files (max_connections), and memory held by peers that have not
+     * authenticated yet (each may hold up to two records of input). */
+    if (r->n_conns >= r->max_conns) {
+        r->refused_max_conns++;
+        refuse_connection(server);
         return;
+    }
+    if (r->n_preauth >= r->cfg.max_handshakes) {
+        r->refused_max_handshakes++;
+        refuse_connection(server);
+        return;
+    }
+    rconn *rc = calloc(1, sizeof(*rc));
+    if (rc == NULL) {
+        refuse_connection(server);
+        return;
+    }
     rc->r = r;
     rc->refs = 1;
     rc->tokens = (double)r->cfg.send_rate * 4;
     rc->tokens_ms = kurer_time_mono_ms();
-    if (kurer_conn_accept_from(&rc->c, server, &r->lim, &conn_cbs, r->sk, 1, rc) != 0) {
+    if (kurer_conn_accept_from(&rc->c, server, &r->lim, &conn_cbs, &r->key, 1, rc) != 0) {
         free(rc);
         return;
     }
     r->connections++;
+    r->n_conns++;
+    r->n_preauth++;
+    rc->preauth = 1;
     rc->next = r->conns;
     if (r->conns != NULL)
         r->conns->prev = rc;
@@ -1179,6 +1232,7 @@ static char *metrics_text(relay *r)
                             name, (unsigned long long)(val))
     M("connections_total", "counter", r->connections);
     M("connections", "gauge", live);
+    M("connections_handshaking", "gauge", r->n_preauth);
     M("handshakes_ok_total", "counter", r->handshakes_ok);
     M("handshakes_failed_total", "counter", r->handshakes_failed);
     M("envelopes_accepted_total", "counter", r->env_accepted);
@@ -1198,6 +1252,12 @@ static char *metrics_text(relay *r)
     M("revocation_lists_accepted_total", "counter", r->crl_accepted);
     M("revocation_lists", "gauge", kurer_trust_crl_count(r->trust));
 #undef M
+    len += (size_t)snprintf(s + len, cap - len,
+                            "# TYPE kurer_connections_refused_total counter\n"
+                            "kurer_connections_refused_total{reason=\"max_connections\"} %llu\n"
+                            "kurer_connections_refused_total{reason=\"max_handshakes\"} %llu\n",
+                            (unsigned long long)r->refused_max_conns,
+                            (unsigned long long)r->refused_max_handshakes);
     len += (size_t)snprintf(s + len, cap - len, "# TYPE kurer_rejections_total counter\n");
     for (int i = 1; i < NERR && len < cap - 128; i++)
         if (r->rejects[i] != 0)
@@ -1344,6 +1404,8 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->out_max = (uint64_t)4 << 20;
     c->deliver_batch = 64;
     c->prekeys_low = 20;
+    c->max_connections = 0; /* derived from the open-file limit */
+    c->max_handshakes = 1024;
 }
 
 int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
@@ -1365,6 +1427,8 @@ int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
         K(out_max, 65536, (uint64_t)1 << 30),
         K(deliver_batch, 1, 1024),
         K(prekeys_low, 1, 100000),
+        K(max_connections, 0, 10000000),
+        K(max_handshakes, 1, 1000000),
 #undef K
     };
     uint8_t *data;
@@ -1404,6 +1468,26 @@ int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
         *line = ln;
     free(data);
     return err;
+}
+
+/* max_connections, or (0) what the open-file limit allows: the soft limit is raised to the hard
+ * one, and 64 files are kept for the store, listeners and logs. */
+static uint64_t max_connections(const kurer_relay_config *cfg)
+{
+    struct rlimit rl;
+    uint64_t files = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            (void)setrlimit(RLIMIT_NOFILE, &rl);
+            (void)getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        files = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+    }
+    uint64_t room = files > 128 ? files - 64 : 64;
+    if (cfg->max_connections == 0 || cfg->max_connections > room)
+        return room;
+    return cfg->max_connections;
 }
 
 static int read_key(const char *dir, const char *name, uint8_t *out)
@@ -1502,8 +1586,10 @@ int kurer_relay_run(const kurer_relay_opts *o)
     }
     what = "relay.key (run kurer-relay init first)";
     if ((err = read_key(o->dir, "relay.key", r.sk)) != 0 ||
-        (err = kurer_noise_public_key(r.pk, r.sk)) != 0)
+        (err = kurer_noise_public_key(r.key.pk, r.sk)) != 0)
         goto fail;
+    r.key.sk = r.sk;
+    r.max_conns = max_connections(&r.cfg);
     what = "trust";
     if ((err = kurer_trust_new(&r.trust)) != 0)
         goto fail;
