@@ -19,23 +19,37 @@
 #include "kurer/net.h"
 #include "kurer/signal.h"
 #include "kurer/util.h"
+#include "htab.h"
 #include "store.h"
 
 #define NERR 64 /* counters per error code: index -code */
 
 /* ---- state -------------------------------------------------------------------------------- */
 
+/* The directory: per user (a hash table entry), its devices. The chain is kept encoded (a
+ * decoded kurer_chain is 4.6 KB; the bytes are a few hundred) and decoded when an answer needs
+ * it. */
 typedef struct dir_entry {
-    kurer_device_address addr;
+    uint32_t device_id;
     uint64_t serial;
     uint8_t authority_key_id[KURER_KEY_ID_LEN];
     int64_t not_after;
-    kurer_chain chain;
+    uint8_t *chain; /* CertificateChain bytes */
+    size_t chain_len;
 } dir_entry;
+
+typedef struct dir_user {
+    hnode node;
+    dir_entry *devs;
+    size_t n, cap;
+    char user[]; /* NUL-terminated */
+} dir_user;
 
 typedef struct relay relay;
 
 typedef struct rconn {
+    hnode onode; /* in relay.online while listed */
+    int listed;
     relay *r;
     kurer_conn *c; /* NULL once closed */
     struct rconn *next, *prev;
@@ -70,8 +84,9 @@ struct relay {
     rconn *conns;
     uint64_t n_conns, n_preauth; /* live connections; those still in their handshake */
     uint64_t max_conns;          /* effective max_connections */
-    dir_entry *dir;
-    size_t n_dir, cap_dir;
+    htab dir;                    /* dir_user by user name */
+    size_t n_dir;                /* devices in the directory */
+    htab online; /* rconn by device address: the device's live authenticated connection */
     int stopping;
     /* counters */
     uint64_t connections, handshakes_ok, handshakes_failed, env_accepted, env_delivered, env_acked,
@@ -106,12 +121,44 @@ static void rconn_unref(rconn *rc)
 
 /* ---- directory ---------------------------------------------------------------------------- */
 
+static dir_user *dir_user_find(relay *r, const char *user)
+{
+    uint64_t h = htab_hash(&r->dir, user, strlen(user));
+    for (hnode *n = htab_first(&r->dir, h); n != NULL; n = htab_next(n, h)) {
+        dir_user *u = HTAB_ENTRY(n, dir_user, node);
+        if (strcmp(u->user, user) == 0)
+            return u;
+    }
+    return NULL;
+}
+
 static dir_entry *dir_find(relay *r, const kurer_device_address *a)
 {
-    for (size_t i = 0; i < r->n_dir; i++)
-        if (r->dir[i].addr.device_id == a->device_id && strcmp(r->dir[i].addr.user, a->user) == 0)
-            return &r->dir[i];
+    dir_user *u = dir_user_find(r, a->user);
+    for (size_t i = 0; u != NULL && i < u->n; i++)
+        if (u->devs[i].device_id == a->device_id)
+            return &u->devs[i];
     return NULL;
+}
+
+/* Decodes an entry's chain (the bytes were decoded before, so this only fails on ENOMEM). */
+static int dir_chain(const dir_entry *e, kurer_chain *out)
+{
+    return kurer_chain_decode(e->chain, e->chain_len, out);
+}
+
+static void dir_free(relay *r)
+{
+    for (size_t i = 0; r->dir.b != NULL && i <= r->dir.mask; i++)
+        for (hnode *n = r->dir.b[i], *next; n != NULL; n = next) {
+            next = n->next;
+            dir_user *u = HTAB_ENTRY(n, dir_user, node);
+            for (size_t k = 0; k < u->n; k++)
+                free(u->devs[k].chain);
+            free(u->devs);
+            free(u);
+        }
+    htab_free(&r->dir);
 }
 
 /* A device counts as current while its chain is valid and not revoked. */
@@ -120,26 +167,48 @@ static int dir_current(relay *r, const dir_entry *e, int64_t now)
     return e->not_after > now && !kurer_trust_is_revoked(r->trust, e->authority_key_id, e->serial);
 }
 
+/* Records (or replaces) a device with its chain bytes (copied). */
 static int dir_put(relay *r, const kurer_device_address *a, const kurer_verified *v,
-                   const kurer_chain *ch)
+                   const uint8_t *chain, size_t chain_len)
 {
+    uint8_t *copy = malloc(chain_len ? chain_len : 1);
+    if (copy == NULL)
+        return KURER_ENOMEM;
+    memcpy(copy, chain, chain_len);
     dir_entry *e = dir_find(r, a);
     if (e == NULL) {
-        if (r->n_dir == r->cap_dir) {
-            size_t cap = r->cap_dir ? r->cap_dir * 2 : 16;
-            dir_entry *nd = realloc(r->dir, cap * sizeof(*nd));
-            if (nd == NULL)
+        dir_user *u = dir_user_find(r, a->user);
+        if (u == NULL) {
+            size_t ulen = strlen(a->user);
+            u = calloc(1, sizeof(*u) + ulen + 1);
+            if (u == NULL) {
+                free(copy);
                 return KURER_ENOMEM;
-            r->dir = nd;
-            r->cap_dir = cap;
+            }
+            memcpy(u->user, a->user, ulen + 1);
+            htab_insert(&r->dir, &u->node, htab_hash(&r->dir, a->user, ulen));
         }
-        e = &r->dir[r->n_dir++];
+        if (u->n == u->cap) {
+            size_t cap = u->cap ? u->cap * 2 : 1;
+            dir_entry *nd = realloc(u->devs, cap * sizeof(*nd));
+            if (nd == NULL) {
+                free(copy);
+                return KURER_ENOMEM;
+            }
+            u->devs = nd;
+            u->cap = cap;
+        }
+        e = &u->devs[u->n++];
+        memset(e, 0, sizeof(*e));
+        r->n_dir++;
     }
-    e->addr = *a;
+    e->device_id = a->device_id;
     e->serial = v->serial;
     memcpy(e->authority_key_id, v->authority_key_id, KURER_KEY_ID_LEN);
     e->not_after = v->not_after;
-    e->chain = *ch;
+    free(e->chain);
+    e->chain = copy;
+    e->chain_len = chain_len;
     return 0;
 }
 
@@ -151,7 +220,7 @@ static void on_dir_loaded(void *arg, const kurer_store_device *d)
     if (kurer_chain_decode(d->chain, d->chain_len, &ch) != 0 ||
         kurer_trust_verify_chain(r->trust, &ch, kurer_time_unix(), &v) != 0)
         return; /* expired, revoked or from a root no longer pinned: not current */
-    (void)dir_put(r, &d->addr, &v, &ch);
+    (void)dir_put(r, &d->addr, &v, d->chain, d->chain_len);
 }
 
 /* ---- sending frames ----------------------------------------------------------------------- */
@@ -279,11 +348,30 @@ static void start_fetch(rconn *rc)
 
 static rconn *online(relay *r, const kurer_device_address *a)
 {
-    for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
-        if (rc->authed && rc->c != NULL && !kurer_conn_closing(rc->c) &&
-            rc->addr.device_id == a->device_id && strcmp(rc->addr.user, a->user) == 0)
-            return rc;
+    uint64_t h = htab_hash_dev(&r->online, a->user, a->device_id);
+    for (hnode *n = htab_first(&r->online, h); n != NULL; n = htab_next(n, h)) {
+        rconn *rc = HTAB_ENTRY(n, rconn, onode);
+        if (rc->addr.device_id == a->device_id && strcmp(rc->addr.user, a->user) == 0)
+            return rc->c != NULL && !kurer_conn_closing(rc->c) ? rc : NULL;
+    }
     return NULL;
+}
+
+/* rc (just authenticated) becomes its device's live connection, replacing any other. */
+static void online_set(relay *r, rconn *rc)
+{
+    uint64_t h = htab_hash_dev(&r->online, rc->addr.user, rc->addr.device_id);
+    for (hnode *n = htab_first(&r->online, h); n != NULL; n = htab_next(n, h)) {
+        rconn *old = HTAB_ENTRY(n, rconn, onode);
+        if (old->addr.device_id == rc->addr.device_id &&
+            strcmp(old->addr.user, rc->addr.user) == 0) {
+            htab_remove(&r->online, &old->onode);
+            old->listed = 0;
+            break;
+        }
+    }
+    htab_insert(&r->online, &rc->onode, h);
+    rc->listed = 1;
 }
 
 /* A new envelope was committed for a: deliver at once if its device is here. */
@@ -413,7 +501,13 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     sc->items = calloc(n, sizeof(*sc->items));
     sc->offs = calloc(n, sizeof(*sc->offs));
     uint32_t *want = calloc(n, sizeof(*want));
-    uint32_t *have = calloc(r->n_dir + 1, sizeof(*have));
+    size_t have_cap = 1;
+    for (size_t i = 0; i < n; i++) {
+        dir_user *du = dir_user_find(r, env[i].to.user);
+        if (du != NULL && du->n > have_cap)
+            have_cap = du->n;
+    }
+    uint32_t *have = calloc(have_cap, sizeof(*have));
     kurer_buf_init(&sc->envs, (size_t)n * KURER_FRAME_MAX);
     if (sc->results == NULL || sc->items == NULL || sc->offs == NULL || want == NULL ||
         have == NULL) {
@@ -444,11 +538,12 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         for (size_t j = i; j < n; j++)
             if (strcmp(env[j].to.user, user) == 0)
                 want[nw++] = env[j].to.device_id;
-        for (size_t d = 0; d < r->n_dir; d++)
-            if (strcmp(r->dir[d].addr.user, user) == 0 && dir_current(r, &r->dir[d], now) &&
-                !(strcmp(user, rc->addr.user) == 0 &&
-                  r->dir[d].addr.device_id == rc->addr.device_id))
-                have[nh++] = r->dir[d].addr.device_id;
+        dir_user *du = dir_user_find(r, user);
+        int own = strcmp(user, rc->addr.user) == 0;
+        for (size_t d = 0; du != NULL && d < du->n; d++)
+            if (dir_current(r, &du->devs[d], now) &&
+                !(own && du->devs[d].device_id == rc->addr.device_id))
+                have[nh++] = du->devs[d].device_id;
         int known = nh > 0 || strcmp(user, rc->addr.user) == 0;
         qsort(want, nw, sizeof(*want), cmp_u32);
         qsort(have, nh, sizeof(*have), cmp_u32);
@@ -467,12 +562,11 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
             /* current list: chains of current devices (the sender's own excluded) */
             size_t cnt = 0;
             kurer_chain *chains = calloc(nh ? nh : 1, sizeof(*chains));
-            for (size_t d = 0; chains != NULL && d < r->n_dir; d++)
-                if (strcmp(r->dir[d].addr.user, user) == 0 && dir_current(r, &r->dir[d], now) &&
-                    !(strcmp(user, rc->addr.user) == 0 &&
-                      r->dir[d].addr.device_id == rc->addr.device_id) &&
-                    cnt < KURER_USER_DEVICES_MAX)
-                    chains[cnt++] = r->dir[d].chain;
+            for (size_t d = 0; chains != NULL && du != NULL && d < du->n; d++)
+                if (dir_current(r, &du->devs[d], now) &&
+                    !(own && du->devs[d].device_id == rc->addr.device_id) &&
+                    cnt < KURER_USER_DEVICES_MAX && dir_chain(&du->devs[d], &chains[cnt]) == 0)
+                    cnt++;
             ur->current.user = ur->user;
             ur->current.devices = chains;
             ur->current.n_devices = cnt;
@@ -583,9 +677,11 @@ static void handle_lookup(rconn *rc, const kurer_client_frame *f)
         kurer_chain *mine = chains + i * KURER_USER_DEVICES_MAX;
         ud[i].user = f->u.lookup.users[i];
         ud[i].devices = mine;
-        for (size_t d = 0; d < r->n_dir && ud[i].n_devices < KURER_USER_DEVICES_MAX; d++)
-            if (strcmp(r->dir[d].addr.user, ud[i].user) == 0 && dir_current(r, &r->dir[d], now))
-                mine[ud[i].n_devices++] = r->dir[d].chain;
+        dir_user *du = dir_user_find(r, ud[i].user);
+        for (size_t d = 0; du != NULL && d < du->n && ud[i].n_devices < KURER_USER_DEVICES_MAX; d++)
+            if (dir_current(r, &du->devs[d], now) &&
+                dir_chain(&du->devs[d], &mine[ud[i].n_devices]) == 0)
+                ud[i].n_devices++;
     }
     kurer_server_frame out;
     memset(&out, 0, sizeof(out));
@@ -707,12 +803,13 @@ static void on_prekeys_taken(void *arg, int err, const kurer_store_bundle *b, si
         if (e == NULL)
             continue; /* cannot happen: fetches ask only for directory devices */
         memset(&out[m], 0, sizeof(out[m]));
+        if (dir_chain(e, &out[m].chain) != 0)
+            continue;
         out[m].address = b[i].dev;
         out[m].registration_id = b[i].registration_id;
         out[m].signed_prekey = b[i].signed_prekey;
         out[m].has_one_time = b[i].has_one_time;
         out[m].one_time = b[i].one_time;
-        out[m].chain = e->chain;
         m++;
     }
     kurer_server_frame f;
@@ -737,15 +834,20 @@ static void handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f)
     int64_t now = kurer_time_unix();
     /* Only current devices (valid, unrevoked chain in the directory); listed ids that are not
      * current are left out of the answer, like unknown users in a lookup. */
-    for (size_t d = 0; d < r->n_dir && n < KURER_USER_DEVICES_MAX; d++) {
-        const dir_entry *e = &r->dir[d];
-        if (strcmp(e->addr.user, pf->user) != 0 || !dir_current(r, e, now))
+    dir_user *du = dir_user_find(r, pf->user);
+    for (size_t d = 0; du != NULL && d < du->n && n < KURER_USER_DEVICES_MAX; d++) {
+        const dir_entry *e = &du->devs[d];
+        if (!dir_current(r, e, now))
             continue;
         int wanted = pf->n_device_ids == 0;
         for (size_t k = 0; k < pf->n_device_ids && !wanted; k++)
-            wanted = pf->device_ids[k] == e->addr.device_id;
-        if (wanted)
-            devs[n++] = e->addr;
+            wanted = pf->device_ids[k] == e->device_id;
+        if (wanted) {
+            memset(&devs[n], 0, sizeof(devs[n]));
+            snprintf(devs[n].user, sizeof(devs[n].user), "%s", du->user);
+            devs[n].device_id = e->device_id;
+            n++;
+        }
     }
     req_ctx2 *q = malloc(sizeof(*q));
     if (q == NULL) {
@@ -1013,19 +1115,19 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
     rc->authed = 1;
     preauth_done(rc);
     r->handshakes_ok++;
+    online_set(r, rc);
     /* Register (or refresh) the device in the directory. */
     dir_entry *e = dir_find(r, &rc->addr);
     int changed = e == NULL || e->serial != rc->v.serial;
-    if (dir_put(r, &rc->addr, &rc->v, &h->chain) == 0 && changed) {
-        kurer_buf cb;
-        kurer_buf_init(&cb, KURER_CHAIN_BYTES_MAX);
-        if (kurer_chain_encode(&h->chain, &cb) == 0) {
-            kurer_store_device d = {rc->addr, rc->v.serial, cb.data, cb.len};
-            if (kurer_store_put_device(r->store, &d, NULL, NULL) != 0)
-                kurer_log(KURER_LOG_WARN, "relay", "directory_write_failed", NULL, 0);
-        }
-        kurer_buf_release(&cb);
+    kurer_buf cb;
+    kurer_buf_init(&cb, KURER_CHAIN_BYTES_MAX);
+    if (kurer_chain_encode(&h->chain, &cb) == 0 &&
+        dir_put(r, &rc->addr, &rc->v, cb.data, cb.len) == 0 && changed) {
+        kurer_store_device d = {rc->addr, rc->v.serial, cb.data, cb.len};
+        if (kurer_store_put_device(r->store, &d, NULL, NULL) != 0)
+            kurer_log(KURER_LOG_WARN, "relay", "directory_write_failed", NULL, 0);
     }
+    kurer_buf_release(&cb);
     kurer_log(KURER_LOG_INFO, "relay", "device_connected",
               (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
                                   KURER_LOG_INT("device", rc->addr.device_id),
@@ -1122,6 +1224,10 @@ static void conn_on_close(kurer_conn *c, int err)
                   3);
     rc->c = NULL;
     preauth_done(rc);
+    if (rc->listed) {
+        htab_remove(&r->online, &rc->onode);
+        rc->listed = 0;
+    }
     r->n_conns--;
     if (rc->prev != NULL)
         rc->prev->next = rc->next;
@@ -1590,6 +1696,8 @@ int kurer_relay_run(const kurer_relay_opts *o)
         goto fail;
     r.key.sk = r.sk;
     r.max_conns = max_connections(&r.cfg);
+    if ((err = htab_init(&r.dir)) != 0 || (err = htab_init(&r.online)) != 0)
+        goto fail;
     what = "trust";
     if ((err = kurer_trust_new(&r.trust)) != 0)
         goto fail;
@@ -1684,13 +1792,16 @@ int kurer_relay_run(const kurer_relay_opts *o)
     kurer_log(KURER_LOG_INFO, "relay", "stopped", NULL, 0);
     kurer_trust_free(r.trust);
     kurer_secure_free(r.sk);
-    free(r.dir);
+    dir_free(&r);
+    htab_free(&r.online);
     uv_loop_close(r.loop);
     return 0;
 fail:
     fprintf(stderr, "kurer-relay: %s: %s\n", what, kurer_strerror(err));
 fail_quiet:
     kurer_store_close(r.store);
+    dir_free(&r);
+    htab_free(&r.online);
     kurer_trust_free(r.trust);
     kurer_secure_free(r.sk);
     return err != 0 ? err : KURER_EINVAL;
