@@ -86,7 +86,11 @@ struct relay {
     uint64_t max_conns;          /* effective max_connections */
     htab dir;                    /* dir_user by user name */
     size_t n_dir;                /* devices in the directory */
-    htab online; /* rconn by device address: the device's live authenticated connection */
+    htab online;        /* rconn by device address: the device's live authenticated connection */
+    htab pending;       /* pend_item by seq: delivered before their put committed, not yet acked */
+    uint64_t next_seq;  /* the next seq to assign */
+    uint64_t seq_limit; /* seqs up to here are reserved durably: only those go out early */
+    int reserving;
     int stopping;
     /* counters */
     uint64_t connections, handshakes_ok, handshakes_failed, env_accepted, env_delivered, env_acked,
@@ -95,7 +99,10 @@ struct relay {
         prekeys_low_pushed, crl_accepted;
     uint64_t rejects[NERR]; /* by error code */
     uint64_t refused_max_conns, refused_max_handshakes;
+    uint64_t env_accepted_by_ack, env_write_skipped;
 };
+
+#define SEQ_BLOCK ((uint64_t)1 << 20) /* seqs reserved per store write */
 
 /* The connection finished its handshake (or closed): it no longer counts as pre-auth. */
 static void preauth_done(rconn *rc)
@@ -268,25 +275,34 @@ static void send_error(rconn *rc, uint64_t request_id, int code, int close)
 
 static void start_fetch(rconn *rc);
 
-/* Pushes one stored envelope; 0, or an error after which pushing stops. */
-static int push(rconn *rc, uint64_t seq, const uint8_t *env, size_t len)
+/* Pushes one envelope; 0, or an error after which pushing stops. */
+static int push_env(rconn *rc, uint64_t seq, const kurer_envelope *e)
 {
     kurer_server_frame f;
-    kurer_arena mem = {0};
     memset(&f, 0, sizeof(f));
-    int err = kurer_envelope_decode(env, len, &f.u.deliver.envelope, &mem);
-    if (err != 0) {
-        kurer_arena_release(&mem);
-        return 0; /* cannot happen for what we stored; skip rather than wedge the mailbox */
-    }
     f.body = KURER_SERVER_DELIVER;
     f.u.deliver.seq = seq;
-    err = send_frame(rc, &f);
-    kurer_arena_release(&mem);
+    f.u.deliver.envelope = *e;
+    int err = send_frame(rc, &f);
     if (err == 0) {
         rc->last_pushed = seq;
         rc->r->env_delivered++;
     }
+    return err;
+}
+
+/* Pushes one stored envelope; 0, or an error after which pushing stops. */
+static int push(rconn *rc, uint64_t seq, const uint8_t *env, size_t len)
+{
+    kurer_envelope e;
+    kurer_arena mem = {0};
+    int err = kurer_envelope_decode(env, len, &e, &mem);
+    if (err != 0) {
+        kurer_arena_release(&mem);
+        return 0; /* cannot happen for what we stored; skip rather than wedge the mailbox */
+    }
+    err = push_env(rc, seq, &e);
+    kurer_arena_release(&mem);
     return err;
 }
 
@@ -374,36 +390,65 @@ static void online_set(relay *r, rconn *rc)
     rc->listed = 1;
 }
 
-/* A new envelope was committed for a: deliver at once if its device is here. */
-static void notify(relay *r, const kurer_device_address *a, uint64_t seq, const uint8_t *env,
-                   size_t len)
-{
-    rconn *rc = online(r, a);
-    if (rc == NULL)
-        return;
-    if (rc->caught_up && !rc->fetching && !kurer_conn_congested(rc->c)) {
-        if (seq > rc->last_pushed)
-            (void)push(rc, seq, env, len);
-        if (rc->c != NULL && kurer_conn_congested(rc->c))
-            rc->caught_up = 0, rc->dirty = 1;
-    } else {
-        rc->dirty = 1;
-        start_fetch(rc);
-    }
-}
-
 /* ---- send --------------------------------------------------------------------------------- */
+
+/* Durability (DESIGN.md, relay store): the sender of a request is told ACCEPTED once every
+ * envelope of it is durable: committed by the store, or acked by its recipient device (whose
+ * own store committed it first). An envelope whose device is connected and caught up is
+ * delivered as soon as its put is submitted, before the commit; if the ack comes back before
+ * the commit, the put and the ack cancel in the store and the envelope is never written. */
+struct send_ctx;
+typedef struct pend_item {
+    hnode node; /* in relay.pending (key: seq) while listed */
+    int listed;
+    struct send_ctx *sc;
+    size_t idx;
+} pend_item;
 
 typedef struct send_ctx {
     rconn *rc;
     uint64_t request_id;
     kurer_user_result *results;
     size_t n_results;
-    kurer_store_item *items; /* accepted envelopes, for notify */
+    kurer_store_item *items; /* accepted envelopes (with their seqs) */
     size_t n_items;
     kurer_buf envs;
     size_t *offs;
+    pend_item *pend;  /* per item */
+    size_t undurable; /* items neither committed nor acked */
+    int replied;
 } send_ctx;
+
+static uint64_t seq_hash(relay *r, uint64_t seq)
+{
+    return htab_hash(&r->pending, &seq, sizeof(seq));
+}
+
+static void pend_remove(relay *r, pend_item *pi)
+{
+    if (pi->listed) {
+        htab_remove(&r->pending, &pi->node);
+        pi->listed = 0;
+    }
+}
+
+static void on_reserved(void *arg, int err)
+{
+    relay *r = arg;
+    r->reserving = 0;
+    if (err == 0 && r->seq_limit + SEQ_BLOCK > r->seq_limit)
+        r->seq_limit += SEQ_BLOCK;
+}
+
+/* The next seq; extends the durable reservation ahead of use. */
+static uint64_t next_seq(relay *r)
+{
+    uint64_t seq = r->next_seq++;
+    if (!r->reserving && r->next_seq + SEQ_BLOCK / 2 > r->seq_limit &&
+        kurer_store_reserve_seqs(r->store, r->seq_limit + SEQ_BLOCK, on_reserved, r) == 0)
+        r->reserving = 1;
+    return seq;
+}
 
 static void send_ctx_free(send_ctx *sc)
 {
@@ -414,6 +459,7 @@ static void send_ctx_free(send_ctx *sc)
     free(sc->results);
     free(sc->items);
     free(sc->offs);
+    free(sc->pend);
     kurer_buf_release(&sc->envs);
     free(sc);
 }
@@ -429,20 +475,95 @@ static void reply_send(send_ctx *sc)
     (void)send_frame(sc->rc, &f);
 }
 
-static void on_put(void *arg, int err, const uint64_t *seqs, size_t n)
+/* Every envelope of the request is durable: the sender learns it (once). */
+static void send_accepted(send_ctx *sc, int by_ack)
+{
+    relay *r = sc->rc->r;
+    if (sc->replied)
+        return;
+    sc->replied = 1;
+    r->env_accepted += sc->n_items;
+    if (by_ack)
+        r->env_accepted_by_ack += sc->n_items;
+    reply_send(sc);
+}
+
+static void on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
 {
     send_ctx *sc = arg;
     relay *r = sc->rc->r;
-    if (err != 0) {
+    (void)seqs;
+    (void)n;
+    for (size_t i = 0; i < sc->n_items; i++)
+        pend_remove(r, &sc->pend[i]);
+    r->env_write_skipped += cancelled;
+    if (sc->replied) {
+        /* every envelope was acked by its recipient before this commit */
+    } else if (err != 0) {
         send_error(sc->rc, sc->request_id, err, 0);
     } else {
-        r->env_accepted += n;
-        reply_send(sc);
-        for (size_t i = 0; i < n; i++)
-            notify(r, &sc->items[i].to, seqs[i], sc->items[i].env, sc->items[i].len);
+        send_accepted(sc, 0);
     }
     rconn_unref(sc->rc);
     send_ctx_free(sc);
+}
+
+/* The recipient device rc acked seq: if the envelope was delivered before its commit, it is
+ * durable now. */
+static void acked_early(rconn *rc, uint64_t seq)
+{
+    relay *r = rc->r;
+    uint64_t h = seq_hash(r, seq);
+    for (hnode *n = htab_first(&r->pending, h); n != NULL; n = htab_next(n, h)) {
+        pend_item *pi = HTAB_ENTRY(n, pend_item, node);
+        send_ctx *sc = pi->sc;
+        const kurer_store_item *it = &sc->items[pi->idx];
+        if (it->seq != seq)
+            continue;
+        /* only the recipient's own ack counts */
+        if (it->to.device_id != rc->addr.device_id || strcmp(it->to.user, rc->addr.user) != 0)
+            return;
+        pend_remove(r, pi);
+        if (--sc->undurable == 0)
+            send_accepted(sc, 1);
+        return;
+    }
+}
+
+/* After the put of sc was submitted: delivers each envelope whose device is connected and caught
+ * up at once (listing it as pending), and wakes the fetch of the others that are connected. */
+static void deliver_early(relay *r, send_ctx *sc, const kurer_envelope *env, size_t n_env,
+                          const uint8_t *accepted, int64_t ts)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n_env && k < sc->n_items; i++) {
+        if (!accepted[i])
+            continue;
+        kurer_store_item *it = &sc->items[k];
+        pend_item *pi = &sc->pend[k];
+        k++;
+        rconn *to = online(r, &it->to);
+        if (to == NULL)
+            continue;
+        if (to->caught_up && !to->fetching && !kurer_conn_congested(to->c) &&
+            it->seq <= r->seq_limit && it->seq > to->last_pushed) {
+            kurer_envelope e = env[i];
+            e.has_from = 1;
+            e.from = sc->rc->addr;
+            e.server_ts = ts;
+            if (push_env(to, it->seq, &e) == 0) {
+                pi->sc = sc;
+                pi->listed = 1;
+                htab_insert(&r->pending, &pi->node, seq_hash(r, it->seq));
+            }
+            if (to->c != NULL && kurer_conn_congested(to->c))
+                to->caught_up = 0, to->dirty = 1;
+        } else {
+            /* its fetch (submitted after the put) will find it */
+            to->dirty = 1;
+            start_fetch(to);
+        }
+    }
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -500,6 +621,8 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     sc->results = calloc(n, sizeof(*sc->results));
     sc->items = calloc(n, sizeof(*sc->items));
     sc->offs = calloc(n, sizeof(*sc->offs));
+    sc->pend = calloc(n, sizeof(*sc->pend));
+    uint8_t *accepted = calloc(n, 1);
     uint32_t *want = calloc(n, sizeof(*want));
     size_t have_cap = 1;
     for (size_t i = 0; i < n; i++) {
@@ -509,10 +632,11 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     }
     uint32_t *have = calloc(have_cap, sizeof(*have));
     kurer_buf_init(&sc->envs, (size_t)n * KURER_FRAME_MAX);
-    if (sc->results == NULL || sc->items == NULL || sc->offs == NULL || want == NULL ||
-        have == NULL) {
+    if (sc->results == NULL || sc->items == NULL || sc->offs == NULL || sc->pend == NULL ||
+        accepted == NULL || want == NULL || have == NULL) {
         free(want);
         free(have);
+        free(accepted);
         send_ctx_free(sc);
         goto nomem;
     }
@@ -531,6 +655,7 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         if (ur->user == NULL) {
             free(want);
             free(have);
+            free(accepted);
             send_ctx_free(sc);
             goto nomem;
         }
@@ -577,6 +702,7 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     free(want);
     free(have);
     /* Envelopes of accepted users, with from and server_ts set here. */
+    int64_t ts = kurer_time_unix() * 1000;
     for (size_t i = 0; i < n; i++) {
         kurer_user_result *ur = NULL;
         for (size_t k = 0; k < sc->n_results; k++)
@@ -587,23 +713,30 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         kurer_envelope e = env[i];
         e.has_from = 1;
         e.from = rc->addr;
-        e.server_ts = kurer_time_unix() * 1000;
+        e.server_ts = ts;
         size_t before = sc->envs.len;
         int err = kurer_envelope_encode(&e, &sc->envs);
         if (err != 0) {
+            free(accepted);
             send_ctx_free(sc);
             send_error(rc, f->request_id, err, 0);
             return;
         }
+        accepted[i] = 1;
         sc->offs[sc->n_items] = before;
         sc->items[sc->n_items].to = env[i].to;
         sc->items[sc->n_items].len = sc->envs.len - before;
         sc->n_items++;
     }
-    for (size_t i = 0; i < sc->n_items; i++)
+    for (size_t i = 0; i < sc->n_items; i++) {
         sc->items[i].env = sc->envs.data + sc->offs[i];
+        sc->items[i].seq = next_seq(r);
+        sc->pend[i].idx = i;
+    }
+    sc->undurable = sc->n_items;
     /* Results for stale users point at calloc'ed chains: freed after the reply. */
     if (sc->n_items == 0) {
+        free(accepted);
         reply_send(sc);
         send_ctx_free(sc);
         return;
@@ -611,9 +744,12 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     rc->refs++;
     if (kurer_store_put(r->store, sc->items, sc->n_items, r->cfg.mailbox_max, on_put, sc) != 0) {
         rc->refs--;
+        free(accepted);
         send_ctx_free(sc);
         goto nomem;
     }
+    deliver_early(r, sc, env, n, accepted, ts);
+    free(accepted);
     return;
 nomem:
     send_error(rc, f->request_id, KURER_ENOMEM, 1);
@@ -652,6 +788,8 @@ static void handle_ack(rconn *rc, const kurer_client_frame *f)
     q->rc = rc;
     q->request_id = f->request_id;
     rc->refs++;
+    /* Submitted first (the store pairs it with a put not yet executed); then envelopes
+     * delivered before their commit become durable by this ack. */
     if (kurer_store_ack(rc->r->store, &rc->addr, f->u.ack.seqs, f->u.ack.n, on_acked, q) != 0) {
         rc->refs--;
         free(q);
@@ -659,6 +797,9 @@ static void handle_ack(rconn *rc, const kurer_client_frame *f)
         return;
     }
     rc->r->env_acked += f->u.ack.n;
+    if (rc->r->pending.n > 0)
+        for (size_t i = 0; i < f->u.ack.n; i++)
+            acked_early(rc, f->u.ack.seqs[i]);
 }
 
 static void handle_lookup(rconn *rc, const kurer_client_frame *f)
@@ -1344,6 +1485,8 @@ static char *metrics_text(relay *r)
     M("envelopes_accepted_total", "counter", r->env_accepted);
     M("envelopes_delivered_total", "counter", r->env_delivered);
     M("envelopes_acked_total", "counter", r->env_acked);
+    M("envelopes_accepted_by_ack_total", "counter", r->env_accepted_by_ack);
+    M("envelopes_write_skipped_total", "counter", r->env_write_skipped);
     M("connections_replaced_total", "counter", r->replaced);
     M("store_commits_total", "counter", st.commits);
     M("store_commit_batch", "gauge", st.last_batch);
@@ -1512,6 +1655,7 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->prekeys_low = 20;
     c->max_connections = 0; /* derived from the open-file limit */
     c->max_handshakes = 1024;
+    c->commit_delay_us = 1000;
 }
 
 int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
@@ -1535,6 +1679,7 @@ int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
         K(prekeys_low, 1, 100000),
         K(max_connections, 0, 10000000),
         K(max_handshakes, 1, 1000000),
+        K(commit_delay_us, 0, 1000000),
 #undef K
     };
     uint8_t *data;
@@ -1696,7 +1841,8 @@ int kurer_relay_run(const kurer_relay_opts *o)
         goto fail;
     r.key.sk = r.sk;
     r.max_conns = max_connections(&r.cfg);
-    if ((err = htab_init(&r.dir)) != 0 || (err = htab_init(&r.online)) != 0)
+    if ((err = htab_init(&r.dir)) != 0 || (err = htab_init(&r.online)) != 0 ||
+        (err = htab_init(&r.pending)) != 0)
         goto fail;
     what = "trust";
     if ((err = kurer_trust_new(&r.trust)) != 0)
@@ -1731,7 +1877,9 @@ int kurer_relay_run(const kurer_relay_opts *o)
         goto fail;
     if (load_crls(&r, 1) != 0)
         goto fail_quiet;
-    if ((err = kurer_store_load_directory(r.store, on_dir_loaded, &r)) != 0)
+    kurer_store_set_commit_delay(r.store, r.cfg.commit_delay_us);
+    if ((err = kurer_store_load_directory(r.store, on_dir_loaded, &r)) != 0 ||
+        (err = kurer_store_seq_start(r.store, SEQ_BLOCK, &r.next_seq, &r.seq_limit)) != 0)
         goto fail;
     what = o->listen;
     if ((err = kurer_net_parse_addr(o->listen, &addr)) != 0)
@@ -1794,6 +1942,7 @@ int kurer_relay_run(const kurer_relay_opts *o)
     kurer_secure_free(r.sk);
     dir_free(&r);
     htab_free(&r.online);
+    htab_free(&r.pending);
     uv_loop_close(r.loop);
     return 0;
 fail:
@@ -1802,6 +1951,7 @@ fail_quiet:
     kurer_store_close(r.store);
     dir_free(&r);
     htab_free(&r.online);
+    htab_free(&r.pending);
     kurer_trust_free(r.trust);
     kurer_secure_free(r.sk);
     return err != 0 ? err : KURER_EINVAL;

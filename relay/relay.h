@@ -21,6 +21,7 @@ typedef struct kurer_relay_config {
     uint64_t deliver_batch;   /* envelopes read from the store per fetch */
     uint64_t prekeys_low;     /* PrekeysLow is pushed while a device holds fewer one-time prekeys */
     uint64_t max_connections; /* live connections (0: open-file limit - 64) */
+    uint64_t commit_delay_us; /* the store may hold work this long before a transaction */
     uint64_t max_handshakes;  /* connections still in their handshake (pre-auth memory bound) */
 } kurer_relay_config;
 
