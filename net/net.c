@@ -17,6 +17,7 @@ enum conn_state {
 };
 
 #define CLOSE_GRACE_MS 2000
+#define OUT_FIRST      16384 /* first allocation of an output buffer */
 
 struct kurer_conn {
     uv_tcp_t tcp;
@@ -35,13 +36,14 @@ struct kurer_conn {
     int allow_nk;
     kurer_noise_pattern pattern;
     kurer_noise_hs *hs;
-    uint8_t *static_sk; /* responder: guarded copy for a second (NK) attempt */
+    const kurer_net_static_key *key; /* responder: borrowed from the listener */
     uint8_t remote_static[32];
     int have_remote_static;
     kurer_noise_cipher tx, rx;
 
-    uint8_t *in; /* input buffer: in_len bytes of 2 * (max_record + 2) */
-    size_t in_len, in_cap;
+    uint8_t *in; /* unprocessed input (a partial record, or records held back while paused):
+                    NULL when there is none; never more than in_max bytes */
+    size_t in_len, in_cap, in_max;
 
     kurer_buf pending;  /* records waiting for the next write */
     kurer_buf inflight; /* the bytes of the write in flight */
@@ -106,6 +108,52 @@ static size_t queued(const kurer_conn *c)
 static void update_reading(kurer_conn *c);
 static void process_input(kurer_conn *c);
 
+/* The read buffer every connection of this thread (so of its loop) reads into: input is copied
+ * into a connection's own buffer only when a record is incomplete, or while the connection is
+ * paused. Records are decrypted in place here and wiped once the read is handled. */
+#define RBUF_SIZE (KURER_NET_RECORD_MAX + KURER_NET_RECORD_HDR)
+static _Thread_local uint8_t rbuf[RBUF_SIZE];
+
+static void in_release(kurer_conn *c)
+{
+    if (c->in != NULL) {
+        kurer_wipe(c->in, c->in_cap);
+        free(c->in);
+    }
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+}
+
+/* Appends n bytes to the connection's input buffer (n <= in_max - in_len). hint: the size the
+ * buffer will probably need (a whole record), to avoid growing it read by read. */
+static int in_append(kurer_conn *c, const uint8_t *p, size_t n, size_t hint)
+{
+    size_t need = c->in_len + n;
+    if (need > c->in_max)
+        return KURER_ELIMIT;
+    if (need > c->in_cap) {
+        size_t cap = hint > need ? hint : need;
+        if (cap < 2 * c->in_cap)
+            cap = 2 * c->in_cap;
+        if (cap > c->in_max)
+            cap = c->in_max;
+        uint8_t *nb = malloc(cap);
+        if (nb == NULL)
+            return KURER_ENOMEM;
+        if (c->in_len > 0)
+            memcpy(nb, c->in, c->in_len);
+        if (c->in != NULL) {
+            kurer_wipe(c->in, c->in_cap);
+            free(c->in);
+        }
+        c->in = nb;
+        c->in_cap = cap;
+    }
+    memcpy(c->in + c->in_len, p, n);
+    c->in_len += n;
+    return 0;
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     kurer_conn *c = h->data;
@@ -114,15 +162,11 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->cbs.on_close != NULL)
         c->cbs.on_close(c, c->close_err);
     kurer_noise_hs_free(c->hs);
-    kurer_secure_free(c->static_sk);
     kurer_noise_cipher_wipe(&c->tx);
     kurer_noise_cipher_wipe(&c->rx);
     kurer_buf_release(&c->pending);
     kurer_buf_release(&c->inflight);
-    if (c->in != NULL) {
-        kurer_wipe(c->in, c->in_cap);
-        free(c->in);
-    }
+    in_release(c);
     free(c);
 }
 
@@ -161,6 +205,11 @@ static void on_write(uv_write_t *req, int status)
     kurer_conn *c = req->data;
     c->writing = 0;
     kurer_buf_reset(&c->inflight);
+    if (c->pending.len == 0) {
+        /* drained: an idle connection holds no output buffers */
+        kurer_buf_release(&c->inflight);
+        kurer_buf_release(&c->pending);
+    }
     if (c->closing)
         return;
     if (status < 0) {
@@ -239,6 +288,13 @@ int kurer_conn_send(kurer_conn *c, const uint8_t *data, size_t n)
     size_t rec = KURER_NET_RECORD_HDR + n + KURER_NOISE_TAGLEN;
     if (queued(c) + rec > c->lim.out_max)
         return KURER_ELIMIT;
+    if (c->pending.cap == 0 && rec < OUT_FIRST) {
+        /* first record since the buffer was released: one allocation for a typical batch */
+        int r0 = kurer_buf_reserve(&c->pending, OUT_FIRST, &p);
+        if (r0 != 0)
+            return r0;
+        c->pending.len = 0;
+    }
     int rc = kurer_buf_reserve(&c->pending, rec, &p);
     if (rc != 0)
         return rc;
@@ -262,8 +318,20 @@ int kurer_conn_send(kurer_conn *c, const uint8_t *data, size_t n)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     kurer_conn *c = h->data;
+    size_t room = c->in_max - c->in_len;
     (void)suggested;
-    *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+    *buf = uv_buf_init((char *)rbuf, (unsigned)(room < RBUF_SIZE ? room : RBUF_SIZE));
+}
+
+static size_t process_records(kurer_conn *c, uint8_t *data, size_t len);
+
+/* The size a buffer holding these unprocessed bytes will need: the whole first record. */
+static size_t record_hint(const uint8_t *p, size_t n)
+{
+    if (n < KURER_NET_RECORD_HDR)
+        return KURER_NET_RECORD_HDR + 256;
+    size_t rec = KURER_NET_RECORD_HDR + ((size_t)p[0] << 8 | p[1]);
+    return rec > n ? rec : n;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -278,10 +346,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    c->in_len += (size_t)nread;
+    size_t n = (size_t)nread;
     c->last_rx_ms = kurer_time_mono_ms();
     c->idle_notified = 0;
-    process_input(c);
+    if (c->in_len > 0) {
+        /* a partial record is waiting: complete it in the connection's buffer */
+        int rc = in_append(c, rbuf, n, record_hint(c->in, c->in_len));
+        kurer_wipe(rbuf, n);
+        if (rc != 0) {
+            kurer_conn_close(c, rc);
+            return;
+        }
+        process_input(c);
+        return;
+    }
+    size_t used = c->processing ? 0 : process_records(c, rbuf, n);
+    if (!c->closing && used < n) {
+        int rc = in_append(c, rbuf + used, n - used, record_hint(rbuf + used, n - used));
+        if (rc != 0)
+            kurer_conn_close(c, rc);
+    }
+    kurer_wipe(rbuf, n);
 }
 
 static void update_reading(kurer_conn *c)
@@ -323,14 +408,16 @@ static int handle_hs1(kurer_conn *c, const uint8_t *rec, size_t n)
     kurer_buf_init_secret(&payload, KURER_NOISE_MAX_MSG);
     const uint8_t *prologue = (const uint8_t *)KURER_NET_PROLOGUE;
     size_t plen = strlen(KURER_NET_PROLOGUE);
-    int rc = kurer_noise_hs_new(&c->hs, KURER_NOISE_IK, 0, prologue, plen, c->static_sk, NULL);
+    int rc = kurer_noise_hs_new_with_public(&c->hs, KURER_NOISE_IK, 0, prologue, plen, c->key->sk,
+                                            c->key->pk, NULL);
     if (rc == 0)
         rc = kurer_noise_hs_read_message(c->hs, rec, n, &payload);
     c->pattern = KURER_NOISE_IK;
     if (rc != 0 && c->allow_nk && (rc == KURER_EDECRYPT || rc == KURER_ETRUNC)) {
         kurer_noise_hs_free(c->hs);
         c->hs = NULL;
-        rc = kurer_noise_hs_new(&c->hs, KURER_NOISE_NK, 0, prologue, plen, c->static_sk, NULL);
+        rc = kurer_noise_hs_new_with_public(&c->hs, KURER_NOISE_NK, 0, prologue, plen, c->key->sk,
+                                            c->key->pk, NULL);
         if (rc == 0)
             rc = kurer_noise_hs_read_message(c->hs, rec, n, &payload);
         c->pattern = KURER_NOISE_NK;
@@ -367,14 +454,16 @@ static int handle_hs2(kurer_conn *c, const uint8_t *rec, size_t n)
     return rc;
 }
 
-static void process_input(kurer_conn *c)
+/* Handles the complete records at the start of data (len bytes) while the connection may read;
+ * returns the bytes used. On an error the connection is closed. */
+static size_t process_records(kurer_conn *c, uint8_t *data, size_t len)
 {
     kurer_reader r;
     const uint8_t *rec;
     size_t n;
     int rc = 0;
     c->processing = 1;
-    kurer_reader_init(&r, c->in, c->in_len);
+    kurer_reader_init(&r, data, len);
     while (!c->closing && !c->close_after_flush) {
         if (c->state != ST_HS_WAIT && c->state != ST_OPEN)
             break; /* waiting for the application's handshake reply */
@@ -394,7 +483,7 @@ static void process_input(kurer_conn *c)
             continue;
         }
         /* The input buffer is ours: decrypt in place. */
-        uint8_t *p = c->in + (rec - c->in);
+        uint8_t *p = data + (rec - data);
         size_t ptlen;
         rc = kurer_noise_decrypt_inplace(&c->rx, NULL, 0, p, n, &ptlen);
         if (rc != 0)
@@ -404,14 +493,26 @@ static void process_input(kurer_conn *c)
     }
     c->processing = 0;
     if (c->closing)
-        return;
+        return len;
     if (rc != 0) {
         kurer_conn_close(c, rc);
-        return;
+        return len;
     }
+    return r.off;
+}
+
+/* Handles what is waiting in the connection's own buffer; frees it once empty. */
+static void process_input(kurer_conn *c)
+{
+    if (c->in_len == 0)
+        return;
+    size_t used = process_records(c, c->in, c->in_len);
+    if (c->closing)
+        return;
     /* Keep the unread tail at the front. */
-    size_t used = r.off;
-    if (used > 0) {
+    if (used >= c->in_len) {
+        in_release(c);
+    } else if (used > 0) {
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
     }
@@ -493,17 +594,11 @@ static int conn_new(kurer_conn **out, uv_loop_t *loop, const kurer_net_limits *l
     c->cbs = *cbs;
     c->data = data;
     c->loop = loop;
-    c->in_cap = 2 * (c->lim.max_record + KURER_NET_RECORD_HDR);
-    c->in = malloc(c->in_cap);
-    if (c->in == NULL) {
-        free(c);
-        return KURER_ENOMEM;
-    }
+    c->in_max = 2 * (c->lim.max_record + KURER_NET_RECORD_HDR);
     kurer_buf_init(&c->pending, c->lim.out_max + KURER_NET_RECORD_HDR + KURER_NET_RECORD_MAX);
     kurer_buf_init(&c->inflight, c->lim.out_max + KURER_NET_RECORD_HDR + KURER_NET_RECORD_MAX);
     c->started_ms = c->last_rx_ms = kurer_time_mono_ms();
     if (uv_tcp_init(loop, &c->tcp) != 0) {
-        free(c->in);
         free(c);
         return KURER_EIO;
     }
@@ -531,22 +626,20 @@ static void conn_abort(kurer_conn *c)
 }
 
 int kurer_conn_accept_from(kurer_conn **out, uv_stream_t *server, const kurer_net_limits *lim,
-                           const kurer_conn_cbs *cbs, const uint8_t static_sk[32], int allow_nk,
+                           const kurer_conn_cbs *cbs, const kurer_net_static_key *key, int allow_nk,
                            void *data)
 {
     kurer_conn *c;
+    if (key == NULL || key->sk == NULL)
+        return KURER_EINVAL;
     int rc = conn_new(&c, server->loop, lim, cbs, data);
     if (rc != 0)
         return rc;
-    c->static_sk = kurer_secure_alloc(32);
-    rc = c->static_sk == NULL                             ? KURER_ENOMEM
-         : uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ? KURER_EIO
-                                                          : 0;
-    if (rc != 0) {
+    c->key = key;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_abort(c);
-        return rc;
+        return KURER_EIO;
     }
-    memcpy(c->static_sk, static_sk, 32);
     uv_tcp_nodelay(&c->tcp, 1);
     c->allow_nk = allow_nk;
     c->state = ST_HS_WAIT;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "kurer/cert.h"
@@ -18,28 +19,43 @@
 #include "kurer/net.h"
 #include "kurer/signal.h"
 #include "kurer/util.h"
+#include "htab.h"
 #include "store.h"
 
 #define NERR 64 /* counters per error code: index -code */
 
 /* ---- state -------------------------------------------------------------------------------- */
 
+/* The directory: per user (a hash table entry), its devices. The chain is kept encoded (a
+ * decoded kurer_chain is 4.6 KB; the bytes are a few hundred) and decoded when an answer needs
+ * it. */
 typedef struct dir_entry {
-    kurer_device_address addr;
+    uint32_t device_id;
     uint64_t serial;
     uint8_t authority_key_id[KURER_KEY_ID_LEN];
     int64_t not_after;
-    kurer_chain chain;
+    uint8_t *chain; /* CertificateChain bytes */
+    size_t chain_len;
 } dir_entry;
+
+typedef struct dir_user {
+    hnode node;
+    dir_entry *devs;
+    size_t n, cap;
+    char user[]; /* NUL-terminated */
+} dir_user;
 
 typedef struct relay relay;
 
 typedef struct rconn {
+    hnode onode; /* in relay.online while listed */
+    int listed;
     relay *r;
     kurer_conn *c; /* NULL once closed */
     struct rconn *next, *prev;
     int refs;
     int authed;
+    int preauth;       /* counted in relay.n_preauth (handshake not finished) */
     int nk;            /* an unauthenticated NK session: revocation upload and fetch only */
     int close_counted; /* the reason for our close is counted already: not again on close */
     kurer_verified v;
@@ -56,8 +72,8 @@ struct relay {
     uv_loop_t *loop;
     kurer_relay_config cfg;
     kurer_net_limits lim;
-    uint8_t *sk; /* guarded */
-    uint8_t pk[32];
+    uint8_t *sk;              /* guarded: the one copy of the static key */
+    kurer_net_static_key key; /* sk and its public key, borrowed by every connection */
     kurer_trust *trust;
     kurer_store *store;
     uv_tcp_t server;
@@ -66,8 +82,15 @@ struct relay {
     uv_signal_t sigterm, sigint, sighup;
     const kurer_relay_opts *opts;
     rconn *conns;
-    dir_entry *dir;
-    size_t n_dir, cap_dir;
+    uint64_t n_conns, n_preauth; /* live connections; those still in their handshake */
+    uint64_t max_conns;          /* effective max_connections */
+    htab dir;                    /* dir_user by user name */
+    size_t n_dir;                /* devices in the directory */
+    htab online;        /* rconn by device address: the device's live authenticated connection */
+    htab pending;       /* pend_item by seq: delivered before their put committed, not yet acked */
+    uint64_t next_seq;  /* the next seq to assign */
+    uint64_t seq_limit; /* seqs up to here are reserved durably: only those go out early */
+    int reserving;
     int stopping;
     /* counters */
     uint64_t connections, handshakes_ok, handshakes_failed, env_accepted, env_delivered, env_acked,
@@ -75,7 +98,20 @@ struct relay {
     uint64_t nk_sessions, prekey_uploads, prekeys_handed_out, bundles_without_one_time,
         prekeys_low_pushed, crl_accepted;
     uint64_t rejects[NERR]; /* by error code */
+    uint64_t refused_max_conns, refused_max_handshakes;
+    uint64_t env_accepted_by_ack, env_write_skipped;
 };
+
+#define SEQ_BLOCK ((uint64_t)1 << 20) /* seqs reserved per store write */
+
+/* The connection finished its handshake (or closed): it no longer counts as pre-auth. */
+static void preauth_done(rconn *rc)
+{
+    if (rc->preauth) {
+        rc->preauth = 0;
+        rc->r->n_preauth--;
+    }
+}
 
 static void count_reject(relay *r, int err)
 {
@@ -92,12 +128,44 @@ static void rconn_unref(rconn *rc)
 
 /* ---- directory ---------------------------------------------------------------------------- */
 
+static dir_user *dir_user_find(relay *r, const char *user)
+{
+    uint64_t h = htab_hash(&r->dir, user, strlen(user));
+    for (hnode *n = htab_first(&r->dir, h); n != NULL; n = htab_next(n, h)) {
+        dir_user *u = HTAB_ENTRY(n, dir_user, node);
+        if (strcmp(u->user, user) == 0)
+            return u;
+    }
+    return NULL;
+}
+
 static dir_entry *dir_find(relay *r, const kurer_device_address *a)
 {
-    for (size_t i = 0; i < r->n_dir; i++)
-        if (r->dir[i].addr.device_id == a->device_id && strcmp(r->dir[i].addr.user, a->user) == 0)
-            return &r->dir[i];
+    dir_user *u = dir_user_find(r, a->user);
+    for (size_t i = 0; u != NULL && i < u->n; i++)
+        if (u->devs[i].device_id == a->device_id)
+            return &u->devs[i];
     return NULL;
+}
+
+/* Decodes an entry's chain (the bytes were decoded before, so this only fails on ENOMEM). */
+static int dir_chain(const dir_entry *e, kurer_chain *out)
+{
+    return kurer_chain_decode(e->chain, e->chain_len, out);
+}
+
+static void dir_free(relay *r)
+{
+    for (size_t i = 0; r->dir.b != NULL && i <= r->dir.mask; i++)
+        for (hnode *n = r->dir.b[i], *next; n != NULL; n = next) {
+            next = n->next;
+            dir_user *u = HTAB_ENTRY(n, dir_user, node);
+            for (size_t k = 0; k < u->n; k++)
+                free(u->devs[k].chain);
+            free(u->devs);
+            free(u);
+        }
+    htab_free(&r->dir);
 }
 
 /* A device counts as current while its chain is valid and not revoked. */
@@ -106,26 +174,48 @@ static int dir_current(relay *r, const dir_entry *e, int64_t now)
     return e->not_after > now && !kurer_trust_is_revoked(r->trust, e->authority_key_id, e->serial);
 }
 
+/* Records (or replaces) a device with its chain bytes (copied). */
 static int dir_put(relay *r, const kurer_device_address *a, const kurer_verified *v,
-                   const kurer_chain *ch)
+                   const uint8_t *chain, size_t chain_len)
 {
+    uint8_t *copy = malloc(chain_len ? chain_len : 1);
+    if (copy == NULL)
+        return KURER_ENOMEM;
+    memcpy(copy, chain, chain_len);
     dir_entry *e = dir_find(r, a);
     if (e == NULL) {
-        if (r->n_dir == r->cap_dir) {
-            size_t cap = r->cap_dir ? r->cap_dir * 2 : 16;
-            dir_entry *nd = realloc(r->dir, cap * sizeof(*nd));
-            if (nd == NULL)
+        dir_user *u = dir_user_find(r, a->user);
+        if (u == NULL) {
+            size_t ulen = strlen(a->user);
+            u = calloc(1, sizeof(*u) + ulen + 1);
+            if (u == NULL) {
+                free(copy);
                 return KURER_ENOMEM;
-            r->dir = nd;
-            r->cap_dir = cap;
+            }
+            memcpy(u->user, a->user, ulen + 1);
+            htab_insert(&r->dir, &u->node, htab_hash(&r->dir, a->user, ulen));
         }
-        e = &r->dir[r->n_dir++];
+        if (u->n == u->cap) {
+            size_t cap = u->cap ? u->cap * 2 : 1;
+            dir_entry *nd = realloc(u->devs, cap * sizeof(*nd));
+            if (nd == NULL) {
+                free(copy);
+                return KURER_ENOMEM;
+            }
+            u->devs = nd;
+            u->cap = cap;
+        }
+        e = &u->devs[u->n++];
+        memset(e, 0, sizeof(*e));
+        r->n_dir++;
     }
-    e->addr = *a;
+    e->device_id = a->device_id;
     e->serial = v->serial;
     memcpy(e->authority_key_id, v->authority_key_id, KURER_KEY_ID_LEN);
     e->not_after = v->not_after;
-    e->chain = *ch;
+    free(e->chain);
+    e->chain = copy;
+    e->chain_len = chain_len;
     return 0;
 }
 
@@ -137,7 +227,7 @@ static void on_dir_loaded(void *arg, const kurer_store_device *d)
     if (kurer_chain_decode(d->chain, d->chain_len, &ch) != 0 ||
         kurer_trust_verify_chain(r->trust, &ch, kurer_time_unix(), &v) != 0)
         return; /* expired, revoked or from a root no longer pinned: not current */
-    (void)dir_put(r, &d->addr, &v, &ch);
+    (void)dir_put(r, &d->addr, &v, d->chain, d->chain_len);
 }
 
 /* ---- sending frames ----------------------------------------------------------------------- */
@@ -185,25 +275,34 @@ static void send_error(rconn *rc, uint64_t request_id, int code, int close)
 
 static void start_fetch(rconn *rc);
 
-/* Pushes one stored envelope; 0, or an error after which pushing stops. */
-static int push(rconn *rc, uint64_t seq, const uint8_t *env, size_t len)
+/* Pushes one envelope; 0, or an error after which pushing stops. */
+static int push_env(rconn *rc, uint64_t seq, const kurer_envelope *e)
 {
     kurer_server_frame f;
-    kurer_arena mem = {0};
     memset(&f, 0, sizeof(f));
-    int err = kurer_envelope_decode(env, len, &f.u.deliver.envelope, &mem);
-    if (err != 0) {
-        kurer_arena_release(&mem);
-        return 0; /* cannot happen for what we stored; skip rather than wedge the mailbox */
-    }
     f.body = KURER_SERVER_DELIVER;
     f.u.deliver.seq = seq;
-    err = send_frame(rc, &f);
-    kurer_arena_release(&mem);
+    f.u.deliver.envelope = *e;
+    int err = send_frame(rc, &f);
     if (err == 0) {
         rc->last_pushed = seq;
         rc->r->env_delivered++;
     }
+    return err;
+}
+
+/* Pushes one stored envelope; 0, or an error after which pushing stops. */
+static int push(rconn *rc, uint64_t seq, const uint8_t *env, size_t len)
+{
+    kurer_envelope e;
+    kurer_arena mem = {0};
+    int err = kurer_envelope_decode(env, len, &e, &mem);
+    if (err != 0) {
+        kurer_arena_release(&mem);
+        return 0; /* cannot happen for what we stored; skip rather than wedge the mailbox */
+    }
+    err = push_env(rc, seq, &e);
+    kurer_arena_release(&mem);
     return err;
 }
 
@@ -265,43 +364,91 @@ static void start_fetch(rconn *rc)
 
 static rconn *online(relay *r, const kurer_device_address *a)
 {
-    for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
-        if (rc->authed && rc->c != NULL && !kurer_conn_closing(rc->c) &&
-            rc->addr.device_id == a->device_id && strcmp(rc->addr.user, a->user) == 0)
-            return rc;
+    uint64_t h = htab_hash_dev(&r->online, a->user, a->device_id);
+    for (hnode *n = htab_first(&r->online, h); n != NULL; n = htab_next(n, h)) {
+        rconn *rc = HTAB_ENTRY(n, rconn, onode);
+        if (rc->addr.device_id == a->device_id && strcmp(rc->addr.user, a->user) == 0)
+            return rc->c != NULL && !kurer_conn_closing(rc->c) ? rc : NULL;
+    }
     return NULL;
 }
 
-/* A new envelope was committed for a: deliver at once if its device is here. */
-static void notify(relay *r, const kurer_device_address *a, uint64_t seq, const uint8_t *env,
-                   size_t len)
+/* rc (just authenticated) becomes its device's live connection, replacing any other. */
+static void online_set(relay *r, rconn *rc)
 {
-    rconn *rc = online(r, a);
-    if (rc == NULL)
-        return;
-    if (rc->caught_up && !rc->fetching && !kurer_conn_congested(rc->c)) {
-        if (seq > rc->last_pushed)
-            (void)push(rc, seq, env, len);
-        if (rc->c != NULL && kurer_conn_congested(rc->c))
-            rc->caught_up = 0, rc->dirty = 1;
-    } else {
-        rc->dirty = 1;
-        start_fetch(rc);
+    uint64_t h = htab_hash_dev(&r->online, rc->addr.user, rc->addr.device_id);
+    for (hnode *n = htab_first(&r->online, h); n != NULL; n = htab_next(n, h)) {
+        rconn *old = HTAB_ENTRY(n, rconn, onode);
+        if (old->addr.device_id == rc->addr.device_id &&
+            strcmp(old->addr.user, rc->addr.user) == 0) {
+            htab_remove(&r->online, &old->onode);
+            old->listed = 0;
+            break;
+        }
     }
+    htab_insert(&r->online, &rc->onode, h);
+    rc->listed = 1;
 }
 
 /* ---- send --------------------------------------------------------------------------------- */
+
+/* Durability (DESIGN.md, relay store): the sender of a request is told ACCEPTED once every
+ * envelope of it is durable: committed by the store, or acked by its recipient device (whose
+ * own store committed it first). An envelope whose device is connected and caught up is
+ * delivered as soon as its put is submitted, before the commit; if the ack comes back before
+ * the commit, the put and the ack cancel in the store and the envelope is never written. */
+struct send_ctx;
+typedef struct pend_item {
+    hnode node; /* in relay.pending (key: seq) while listed */
+    int listed;
+    struct send_ctx *sc;
+    size_t idx;
+} pend_item;
 
 typedef struct send_ctx {
     rconn *rc;
     uint64_t request_id;
     kurer_user_result *results;
     size_t n_results;
-    kurer_store_item *items; /* accepted envelopes, for notify */
+    kurer_store_item *items; /* accepted envelopes (with their seqs) */
     size_t n_items;
     kurer_buf envs;
     size_t *offs;
+    pend_item *pend;  /* per item */
+    size_t undurable; /* items neither committed nor acked */
+    int replied;
 } send_ctx;
+
+static uint64_t seq_hash(relay *r, uint64_t seq)
+{
+    return htab_hash(&r->pending, &seq, sizeof(seq));
+}
+
+static void pend_remove(relay *r, pend_item *pi)
+{
+    if (pi->listed) {
+        htab_remove(&r->pending, &pi->node);
+        pi->listed = 0;
+    }
+}
+
+static void on_reserved(void *arg, int err)
+{
+    relay *r = arg;
+    r->reserving = 0;
+    if (err == 0 && r->seq_limit + SEQ_BLOCK > r->seq_limit)
+        r->seq_limit += SEQ_BLOCK;
+}
+
+/* The next seq; extends the durable reservation ahead of use. */
+static uint64_t next_seq(relay *r)
+{
+    uint64_t seq = r->next_seq++;
+    if (!r->reserving && r->next_seq + SEQ_BLOCK / 2 > r->seq_limit &&
+        kurer_store_reserve_seqs(r->store, r->seq_limit + SEQ_BLOCK, on_reserved, r) == 0)
+        r->reserving = 1;
+    return seq;
+}
 
 static void send_ctx_free(send_ctx *sc)
 {
@@ -312,6 +459,7 @@ static void send_ctx_free(send_ctx *sc)
     free(sc->results);
     free(sc->items);
     free(sc->offs);
+    free(sc->pend);
     kurer_buf_release(&sc->envs);
     free(sc);
 }
@@ -327,20 +475,95 @@ static void reply_send(send_ctx *sc)
     (void)send_frame(sc->rc, &f);
 }
 
-static void on_put(void *arg, int err, const uint64_t *seqs, size_t n)
+/* Every envelope of the request is durable: the sender learns it (once). */
+static void send_accepted(send_ctx *sc, int by_ack)
+{
+    relay *r = sc->rc->r;
+    if (sc->replied)
+        return;
+    sc->replied = 1;
+    r->env_accepted += sc->n_items;
+    if (by_ack)
+        r->env_accepted_by_ack += sc->n_items;
+    reply_send(sc);
+}
+
+static void on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
 {
     send_ctx *sc = arg;
     relay *r = sc->rc->r;
-    if (err != 0) {
+    (void)seqs;
+    (void)n;
+    for (size_t i = 0; i < sc->n_items; i++)
+        pend_remove(r, &sc->pend[i]);
+    r->env_write_skipped += cancelled;
+    if (sc->replied) {
+        /* every envelope was acked by its recipient before this commit */
+    } else if (err != 0) {
         send_error(sc->rc, sc->request_id, err, 0);
     } else {
-        r->env_accepted += n;
-        reply_send(sc);
-        for (size_t i = 0; i < n; i++)
-            notify(r, &sc->items[i].to, seqs[i], sc->items[i].env, sc->items[i].len);
+        send_accepted(sc, 0);
     }
     rconn_unref(sc->rc);
     send_ctx_free(sc);
+}
+
+/* The recipient device rc acked seq: if the envelope was delivered before its commit, it is
+ * durable now. */
+static void acked_early(rconn *rc, uint64_t seq)
+{
+    relay *r = rc->r;
+    uint64_t h = seq_hash(r, seq);
+    for (hnode *n = htab_first(&r->pending, h); n != NULL; n = htab_next(n, h)) {
+        pend_item *pi = HTAB_ENTRY(n, pend_item, node);
+        send_ctx *sc = pi->sc;
+        const kurer_store_item *it = &sc->items[pi->idx];
+        if (it->seq != seq)
+            continue;
+        /* only the recipient's own ack counts */
+        if (it->to.device_id != rc->addr.device_id || strcmp(it->to.user, rc->addr.user) != 0)
+            return;
+        pend_remove(r, pi);
+        if (--sc->undurable == 0)
+            send_accepted(sc, 1);
+        return;
+    }
+}
+
+/* After the put of sc was submitted: delivers each envelope whose device is connected and caught
+ * up at once (listing it as pending), and wakes the fetch of the others that are connected. */
+static void deliver_early(relay *r, send_ctx *sc, const kurer_envelope *env, size_t n_env,
+                          const uint8_t *accepted, int64_t ts)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n_env && k < sc->n_items; i++) {
+        if (!accepted[i])
+            continue;
+        kurer_store_item *it = &sc->items[k];
+        pend_item *pi = &sc->pend[k];
+        k++;
+        rconn *to = online(r, &it->to);
+        if (to == NULL)
+            continue;
+        if (to->caught_up && !to->fetching && !kurer_conn_congested(to->c) &&
+            it->seq <= r->seq_limit && it->seq > to->last_pushed) {
+            kurer_envelope e = env[i];
+            e.has_from = 1;
+            e.from = sc->rc->addr;
+            e.server_ts = ts;
+            if (push_env(to, it->seq, &e) == 0) {
+                pi->sc = sc;
+                pi->listed = 1;
+                htab_insert(&r->pending, &pi->node, seq_hash(r, it->seq));
+            }
+            if (to->c != NULL && kurer_conn_congested(to->c))
+                to->caught_up = 0, to->dirty = 1;
+        } else {
+            /* its fetch (submitted after the put) will find it */
+            to->dirty = 1;
+            start_fetch(to);
+        }
+    }
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -398,13 +621,22 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     sc->results = calloc(n, sizeof(*sc->results));
     sc->items = calloc(n, sizeof(*sc->items));
     sc->offs = calloc(n, sizeof(*sc->offs));
+    sc->pend = calloc(n, sizeof(*sc->pend));
+    uint8_t *accepted = calloc(n, 1);
     uint32_t *want = calloc(n, sizeof(*want));
-    uint32_t *have = calloc(r->n_dir + 1, sizeof(*have));
+    size_t have_cap = 1;
+    for (size_t i = 0; i < n; i++) {
+        dir_user *du = dir_user_find(r, env[i].to.user);
+        if (du != NULL && du->n > have_cap)
+            have_cap = du->n;
+    }
+    uint32_t *have = calloc(have_cap, sizeof(*have));
     kurer_buf_init(&sc->envs, (size_t)n * KURER_FRAME_MAX);
-    if (sc->results == NULL || sc->items == NULL || sc->offs == NULL || want == NULL ||
-        have == NULL) {
+    if (sc->results == NULL || sc->items == NULL || sc->offs == NULL || sc->pend == NULL ||
+        accepted == NULL || want == NULL || have == NULL) {
         free(want);
         free(have);
+        free(accepted);
         send_ctx_free(sc);
         goto nomem;
     }
@@ -423,6 +655,7 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         if (ur->user == NULL) {
             free(want);
             free(have);
+            free(accepted);
             send_ctx_free(sc);
             goto nomem;
         }
@@ -430,11 +663,12 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         for (size_t j = i; j < n; j++)
             if (strcmp(env[j].to.user, user) == 0)
                 want[nw++] = env[j].to.device_id;
-        for (size_t d = 0; d < r->n_dir; d++)
-            if (strcmp(r->dir[d].addr.user, user) == 0 && dir_current(r, &r->dir[d], now) &&
-                !(strcmp(user, rc->addr.user) == 0 &&
-                  r->dir[d].addr.device_id == rc->addr.device_id))
-                have[nh++] = r->dir[d].addr.device_id;
+        dir_user *du = dir_user_find(r, user);
+        int own = strcmp(user, rc->addr.user) == 0;
+        for (size_t d = 0; du != NULL && d < du->n; d++)
+            if (dir_current(r, &du->devs[d], now) &&
+                !(own && du->devs[d].device_id == rc->addr.device_id))
+                have[nh++] = du->devs[d].device_id;
         int known = nh > 0 || strcmp(user, rc->addr.user) == 0;
         qsort(want, nw, sizeof(*want), cmp_u32);
         qsort(have, nh, sizeof(*have), cmp_u32);
@@ -453,12 +687,11 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
             /* current list: chains of current devices (the sender's own excluded) */
             size_t cnt = 0;
             kurer_chain *chains = calloc(nh ? nh : 1, sizeof(*chains));
-            for (size_t d = 0; chains != NULL && d < r->n_dir; d++)
-                if (strcmp(r->dir[d].addr.user, user) == 0 && dir_current(r, &r->dir[d], now) &&
-                    !(strcmp(user, rc->addr.user) == 0 &&
-                      r->dir[d].addr.device_id == rc->addr.device_id) &&
-                    cnt < KURER_USER_DEVICES_MAX)
-                    chains[cnt++] = r->dir[d].chain;
+            for (size_t d = 0; chains != NULL && du != NULL && d < du->n; d++)
+                if (dir_current(r, &du->devs[d], now) &&
+                    !(own && du->devs[d].device_id == rc->addr.device_id) &&
+                    cnt < KURER_USER_DEVICES_MAX && dir_chain(&du->devs[d], &chains[cnt]) == 0)
+                    cnt++;
             ur->current.user = ur->user;
             ur->current.devices = chains;
             ur->current.n_devices = cnt;
@@ -469,6 +702,7 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     free(want);
     free(have);
     /* Envelopes of accepted users, with from and server_ts set here. */
+    int64_t ts = kurer_time_unix() * 1000;
     for (size_t i = 0; i < n; i++) {
         kurer_user_result *ur = NULL;
         for (size_t k = 0; k < sc->n_results; k++)
@@ -479,23 +713,30 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         kurer_envelope e = env[i];
         e.has_from = 1;
         e.from = rc->addr;
-        e.server_ts = kurer_time_unix() * 1000;
+        e.server_ts = ts;
         size_t before = sc->envs.len;
         int err = kurer_envelope_encode(&e, &sc->envs);
         if (err != 0) {
+            free(accepted);
             send_ctx_free(sc);
             send_error(rc, f->request_id, err, 0);
             return;
         }
+        accepted[i] = 1;
         sc->offs[sc->n_items] = before;
         sc->items[sc->n_items].to = env[i].to;
         sc->items[sc->n_items].len = sc->envs.len - before;
         sc->n_items++;
     }
-    for (size_t i = 0; i < sc->n_items; i++)
+    for (size_t i = 0; i < sc->n_items; i++) {
         sc->items[i].env = sc->envs.data + sc->offs[i];
+        sc->items[i].seq = next_seq(r);
+        sc->pend[i].idx = i;
+    }
+    sc->undurable = sc->n_items;
     /* Results for stale users point at calloc'ed chains: freed after the reply. */
     if (sc->n_items == 0) {
+        free(accepted);
         reply_send(sc);
         send_ctx_free(sc);
         return;
@@ -503,9 +744,12 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     rc->refs++;
     if (kurer_store_put(r->store, sc->items, sc->n_items, r->cfg.mailbox_max, on_put, sc) != 0) {
         rc->refs--;
+        free(accepted);
         send_ctx_free(sc);
         goto nomem;
     }
+    deliver_early(r, sc, env, n, accepted, ts);
+    free(accepted);
     return;
 nomem:
     send_error(rc, f->request_id, KURER_ENOMEM, 1);
@@ -544,6 +788,8 @@ static void handle_ack(rconn *rc, const kurer_client_frame *f)
     q->rc = rc;
     q->request_id = f->request_id;
     rc->refs++;
+    /* Submitted first (the store pairs it with a put not yet executed); then envelopes
+     * delivered before their commit become durable by this ack. */
     if (kurer_store_ack(rc->r->store, &rc->addr, f->u.ack.seqs, f->u.ack.n, on_acked, q) != 0) {
         rc->refs--;
         free(q);
@@ -551,6 +797,9 @@ static void handle_ack(rconn *rc, const kurer_client_frame *f)
         return;
     }
     rc->r->env_acked += f->u.ack.n;
+    if (rc->r->pending.n > 0)
+        for (size_t i = 0; i < f->u.ack.n; i++)
+            acked_early(rc, f->u.ack.seqs[i]);
 }
 
 static void handle_lookup(rconn *rc, const kurer_client_frame *f)
@@ -569,9 +818,11 @@ static void handle_lookup(rconn *rc, const kurer_client_frame *f)
         kurer_chain *mine = chains + i * KURER_USER_DEVICES_MAX;
         ud[i].user = f->u.lookup.users[i];
         ud[i].devices = mine;
-        for (size_t d = 0; d < r->n_dir && ud[i].n_devices < KURER_USER_DEVICES_MAX; d++)
-            if (strcmp(r->dir[d].addr.user, ud[i].user) == 0 && dir_current(r, &r->dir[d], now))
-                mine[ud[i].n_devices++] = r->dir[d].chain;
+        dir_user *du = dir_user_find(r, ud[i].user);
+        for (size_t d = 0; du != NULL && d < du->n && ud[i].n_devices < KURER_USER_DEVICES_MAX; d++)
+            if (dir_current(r, &du->devs[d], now) &&
+                dir_chain(&du->devs[d], &mine[ud[i].n_devices]) == 0)
+                ud[i].n_devices++;
     }
     kurer_server_frame out;
     memset(&out, 0, sizeof(out));
@@ -693,12 +944,13 @@ static void on_prekeys_taken(void *arg, int err, const kurer_store_bundle *b, si
         if (e == NULL)
             continue; /* cannot happen: fetches ask only for directory devices */
         memset(&out[m], 0, sizeof(out[m]));
+        if (dir_chain(e, &out[m].chain) != 0)
+            continue;
         out[m].address = b[i].dev;
         out[m].registration_id = b[i].registration_id;
         out[m].signed_prekey = b[i].signed_prekey;
         out[m].has_one_time = b[i].has_one_time;
         out[m].one_time = b[i].one_time;
-        out[m].chain = e->chain;
         m++;
     }
     kurer_server_frame f;
@@ -723,15 +975,20 @@ static void handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f)
     int64_t now = kurer_time_unix();
     /* Only current devices (valid, unrevoked chain in the directory); listed ids that are not
      * current are left out of the answer, like unknown users in a lookup. */
-    for (size_t d = 0; d < r->n_dir && n < KURER_USER_DEVICES_MAX; d++) {
-        const dir_entry *e = &r->dir[d];
-        if (strcmp(e->addr.user, pf->user) != 0 || !dir_current(r, e, now))
+    dir_user *du = dir_user_find(r, pf->user);
+    for (size_t d = 0; du != NULL && d < du->n && n < KURER_USER_DEVICES_MAX; d++) {
+        const dir_entry *e = &du->devs[d];
+        if (!dir_current(r, e, now))
             continue;
         int wanted = pf->n_device_ids == 0;
         for (size_t k = 0; k < pf->n_device_ids && !wanted; k++)
-            wanted = pf->device_ids[k] == e->addr.device_id;
-        if (wanted)
-            devs[n++] = e->addr;
+            wanted = pf->device_ids[k] == e->device_id;
+        if (wanted) {
+            memset(&devs[n], 0, sizeof(devs[n]));
+            snprintf(devs[n].user, sizeof(devs[n].user), "%s", du->user);
+            devs[n].device_id = e->device_id;
+            n++;
+        }
     }
     req_ctx2 *q = malloc(sizeof(*q));
     if (q == NULL) {
@@ -997,20 +1254,21 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
     }
     kurer_buf_release(&b);
     rc->authed = 1;
+    preauth_done(rc);
     r->handshakes_ok++;
+    online_set(r, rc);
     /* Register (or refresh) the device in the directory. */
     dir_entry *e = dir_find(r, &rc->addr);
     int changed = e == NULL || e->serial != rc->v.serial;
-    if (dir_put(r, &rc->addr, &rc->v, &h->chain) == 0 && changed) {
-        kurer_buf cb;
-        kurer_buf_init(&cb, KURER_CHAIN_BYTES_MAX);
-        if (kurer_chain_encode(&h->chain, &cb) == 0) {
-            kurer_store_device d = {rc->addr, rc->v.serial, cb.data, cb.len};
-            if (kurer_store_put_device(r->store, &d, NULL, NULL) != 0)
-                kurer_log(KURER_LOG_WARN, "relay", "directory_write_failed", NULL, 0);
-        }
-        kurer_buf_release(&cb);
+    kurer_buf cb;
+    kurer_buf_init(&cb, KURER_CHAIN_BYTES_MAX);
+    if (kurer_chain_encode(&h->chain, &cb) == 0 &&
+        dir_put(r, &rc->addr, &rc->v, cb.data, cb.len) == 0 && changed) {
+        kurer_store_device d = {rc->addr, rc->v.serial, cb.data, cb.len};
+        if (kurer_store_put_device(r->store, &d, NULL, NULL) != 0)
+            kurer_log(KURER_LOG_WARN, "relay", "directory_write_failed", NULL, 0);
     }
+    kurer_buf_release(&cb);
     kurer_log(KURER_LOG_INFO, "relay", "device_connected",
               (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
                                   KURER_LOG_INT("device", rc->addr.device_id),
@@ -1051,6 +1309,7 @@ static void conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
         }
         kurer_buf_release(&b);
         rc->nk = 1;
+        preauth_done(rc);
         r->nk_sessions++;
         return;
     }
@@ -1105,6 +1364,12 @@ static void conn_on_close(kurer_conn *c, int err)
                                       KURER_LOG_STR("reason", kurer_err_name(err))},
                   3);
     rc->c = NULL;
+    preauth_done(rc);
+    if (rc->listed) {
+        htab_remove(&r->online, &rc->onode);
+        rc->listed = 0;
+    }
+    r->n_conns--;
     if (rc->prev != NULL)
         rc->prev->next = rc->next;
     else
@@ -1118,23 +1383,58 @@ static const kurer_conn_cbs conn_cbs = {
     conn_on_hs, NULL, conn_on_record, conn_on_drain, NULL, conn_on_close,
 };
 
+static void refused_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Accepts the pending connection only to close it at once (libuv stops accepting until the
+ * pending one is taken). */
+static void refuse_connection(uv_stream_t *server)
+{
+    uv_tcp_t *t = malloc(sizeof(*t));
+    if (t == NULL || uv_tcp_init(server->loop, t) != 0) {
+        free(t);
+        return;
+    }
+    (void)uv_accept(server, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, refused_closed);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     relay *r = server->data;
     if (status < 0 || r->stopping)
         return;
-    rconn *rc = calloc(1, sizeof(*rc));
-    if (rc == NULL)
+    /* Bounds: open files (max_connections), and memory held by peers that have not
+     * authenticated yet (each may hold up to two records of input). */
+    if (r->n_conns >= r->max_conns) {
+        r->refused_max_conns++;
+        refuse_connection(server);
         return;
+    }
+    if (r->n_preauth >= r->cfg.max_handshakes) {
+        r->refused_max_handshakes++;
+        refuse_connection(server);
+        return;
+    }
+    rconn *rc = calloc(1, sizeof(*rc));
+    if (rc == NULL) {
+        refuse_connection(server);
+        return;
+    }
     rc->r = r;
     rc->refs = 1;
     rc->tokens = (double)r->cfg.send_rate * 4;
     rc->tokens_ms = kurer_time_mono_ms();
-    if (kurer_conn_accept_from(&rc->c, server, &r->lim, &conn_cbs, r->sk, 1, rc) != 0) {
+    if (kurer_conn_accept_from(&rc->c, server, &r->lim, &conn_cbs, &r->key, 1, rc) != 0) {
         free(rc);
         return;
     }
     r->connections++;
+    r->n_conns++;
+    r->n_preauth++;
+    rc->preauth = 1;
     rc->next = r->conns;
     if (r->conns != NULL)
         r->conns->prev = rc;
@@ -1179,11 +1479,14 @@ static char *metrics_text(relay *r)
                             name, (unsigned long long)(val))
     M("connections_total", "counter", r->connections);
     M("connections", "gauge", live);
+    M("connections_handshaking", "gauge", r->n_preauth);
     M("handshakes_ok_total", "counter", r->handshakes_ok);
     M("handshakes_failed_total", "counter", r->handshakes_failed);
     M("envelopes_accepted_total", "counter", r->env_accepted);
     M("envelopes_delivered_total", "counter", r->env_delivered);
     M("envelopes_acked_total", "counter", r->env_acked);
+    M("envelopes_accepted_by_ack_total", "counter", r->env_accepted_by_ack);
+    M("envelopes_write_skipped_total", "counter", r->env_write_skipped);
     M("connections_replaced_total", "counter", r->replaced);
     M("store_commits_total", "counter", st.commits);
     M("store_commit_batch", "gauge", st.last_batch);
@@ -1198,6 +1501,12 @@ static char *metrics_text(relay *r)
     M("revocation_lists_accepted_total", "counter", r->crl_accepted);
     M("revocation_lists", "gauge", kurer_trust_crl_count(r->trust));
 #undef M
+    len += (size_t)snprintf(s + len, cap - len,
+                            "# TYPE kurer_connections_refused_total counter\n"
+                            "kurer_connections_refused_total{reason=\"max_connections\"} %llu\n"
+                            "kurer_connections_refused_total{reason=\"max_handshakes\"} %llu\n",
+                            (unsigned long long)r->refused_max_conns,
+                            (unsigned long long)r->refused_max_handshakes);
     len += (size_t)snprintf(s + len, cap - len, "# TYPE kurer_rejections_total counter\n");
     for (int i = 1; i < NERR && len < cap - 128; i++)
         if (r->rejects[i] != 0)
@@ -1344,6 +1653,9 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->out_max = (uint64_t)4 << 20;
     c->deliver_batch = 64;
     c->prekeys_low = 20;
+    c->max_connections = 0; /* derived from the open-file limit */
+    c->max_handshakes = 1024;
+    c->commit_delay_us = 1000;
 }
 
 static const struct {
@@ -1366,6 +1678,9 @@ static const struct {
     K(out_max, 65536, (uint64_t)1 << 30),
     K(deliver_batch, 1, 1024),
     K(prekeys_low, 1, 100000),
+    K(max_connections, 0, 10000000),
+    K(max_handshakes, 1, 1000000),
+    K(commit_delay_us, 0, 1000000),
 #undef K
 };
 
@@ -1408,6 +1723,26 @@ int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
         *line = ln;
     free(data);
     return err;
+}
+
+/* max_connections, or (0) what the open-file limit allows: the soft limit is raised to the hard
+ * one, and 64 files are kept for the store, listeners and logs. */
+static uint64_t max_connections(const kurer_relay_config *cfg)
+{
+    struct rlimit rl;
+    uint64_t files = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            (void)setrlimit(RLIMIT_NOFILE, &rl);
+            (void)getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        files = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+    }
+    uint64_t room = files > 128 ? files - 64 : 64;
+    if (cfg->max_connections == 0 || cfg->max_connections > room)
+        return room;
+    return cfg->max_connections;
 }
 
 static int read_key(const char *dir, const char *name, uint8_t *out)
@@ -1506,7 +1841,12 @@ int kurer_relay_run(const kurer_relay_opts *o)
     }
     what = "relay.key (run kurer-relay init first)";
     if ((err = read_key(o->dir, "relay.key", r.sk)) != 0 ||
-        (err = kurer_noise_public_key(r.pk, r.sk)) != 0)
+        (err = kurer_noise_public_key(r.key.pk, r.sk)) != 0)
+        goto fail;
+    r.key.sk = r.sk;
+    r.max_conns = max_connections(&r.cfg);
+    if ((err = htab_init(&r.dir)) != 0 || (err = htab_init(&r.online)) != 0 ||
+        (err = htab_init(&r.pending)) != 0)
         goto fail;
     what = "trust";
     if ((err = kurer_trust_new(&r.trust)) != 0)
@@ -1541,7 +1881,9 @@ int kurer_relay_run(const kurer_relay_opts *o)
         goto fail;
     if (load_crls(&r, 1) != 0)
         goto fail_quiet;
-    if ((err = kurer_store_load_directory(r.store, on_dir_loaded, &r)) != 0)
+    kurer_store_set_commit_delay(r.store, r.cfg.commit_delay_us);
+    if ((err = kurer_store_load_directory(r.store, on_dir_loaded, &r)) != 0 ||
+        (err = kurer_store_seq_start(r.store, SEQ_BLOCK, &r.next_seq, &r.seq_limit)) != 0)
         goto fail;
     what = o->listen;
     if ((err = kurer_net_resolve(o->listen, &addr)) != 0)
@@ -1603,13 +1945,18 @@ int kurer_relay_run(const kurer_relay_opts *o)
     kurer_log(KURER_LOG_INFO, "relay", "stopped", NULL, 0);
     kurer_trust_free(r.trust);
     kurer_secure_free(r.sk);
-    free(r.dir);
+    dir_free(&r);
+    htab_free(&r.online);
+    htab_free(&r.pending);
     uv_loop_close(r.loop);
     return 0;
 fail:
     fprintf(stderr, "kurer-relay: %s: %s\n", what, kurer_strerror(err));
 fail_quiet:
     kurer_store_close(r.store);
+    dir_free(&r);
+    htab_free(&r.online);
+    htab_free(&r.pending);
     kurer_trust_free(r.trust);
     kurer_secure_free(r.sk);
     return err != 0 ? err : KURER_EINVAL;

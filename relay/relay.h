@@ -15,11 +15,14 @@ typedef struct kurer_relay_config {
     uint64_t mailbox_max;        /* queued envelopes per device */
     uint64_t handshake_timeout_ms;
     uint64_t idle_timeout_ms;
-    uint64_t send_rate;     /* envelopes per second per device (burst: 4x) */
-    uint64_t out_cap;       /* queued output bytes per connection before reading stops */
-    uint64_t out_max;       /* queued output bytes after which the connection is dropped */
-    uint64_t deliver_batch; /* envelopes read from the store per fetch */
-    uint64_t prekeys_low;   /* PrekeysLow is pushed while a device holds fewer one-time prekeys */
+    uint64_t send_rate;       /* envelopes per second per device (burst: 4x) */
+    uint64_t out_cap;         /* queued output bytes per connection before reading stops */
+    uint64_t out_max;         /* queued output bytes after which the connection is dropped */
+    uint64_t deliver_batch;   /* envelopes read from the store per fetch */
+    uint64_t prekeys_low;     /* PrekeysLow is pushed while a device holds fewer one-time prekeys */
+    uint64_t max_connections; /* live connections (0: open-file limit - 64) */
+    uint64_t commit_delay_us; /* the store may hold work this long before a transaction */
+    uint64_t max_handshakes;  /* connections still in their handshake (pre-auth memory bound) */
 } kurer_relay_config;
 
 void kurer_relay_config_default(kurer_relay_config *c);

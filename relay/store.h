@@ -11,7 +11,16 @@
  * a commit is running into the next transaction (group commit).
  *
  * Seqs are increasing per device (a store-wide counter that is never reused, so they are also
- * unique); a device acks seqs and only its own rows are deleted.
+ * unique); a device acks seqs and only its own rows are deleted. The relay assigns them itself
+ * (so that it can deliver an envelope before the put commits), from a range the store has
+ * reserved durably (kurer_store_seq_start, kurer_store_reserve_seqs): a seq handed to a device
+ * is never handed out again, even after a crash.
+ *
+ * Puts and acks that meet: when an ack of device D for seq q is submitted while the put that
+ * holds (D, q) has not been executed yet, the two cancel and neither is written. The ack is
+ * the recipient's statement that its own store committed the envelope (clients ack only after
+ * their commit), so the envelope is durable without the relay's copy (DESIGN.md, "accepted once
+ * durable"). A backend that cannot pair them simply inserts and deletes.
  *
  * Buffers passed in are copied at submission; results passed to callbacks are borrowed for the
  * duration of the callback. */
@@ -32,6 +41,7 @@ typedef struct kurer_store kurer_store;
  * already set by the relay). */
 typedef struct kurer_store_item {
     kurer_device_address to;
+    uint64_t seq; /* assigned by the caller: increasing, within the reserved range */
     const uint8_t *env;
     size_t len;
 } kurer_store_item;
@@ -50,8 +60,10 @@ typedef struct kurer_store_device {
     size_t chain_len;
 } kurer_store_device;
 
-/* err is 0 or a negative code; seqs (n of them, in item order) only on success. */
-typedef void (*kurer_store_put_cb)(void *arg, int err, const uint64_t *seqs, size_t n);
+/* err is 0 or a negative code; seqs (n of them, in item order: the items' own) only on
+ * success. cancelled: how many of them met their ack and were not written. */
+typedef void (*kurer_store_put_cb)(void *arg, int err, const uint64_t *seqs, size_t n,
+                                   size_t cancelled);
 /* rows in seq order; total is the number of envelopes queued for the device. */
 typedef void (*kurer_store_fetch_cb)(void *arg, int err, const kurer_store_row *rows, size_t n,
                                      uint64_t total);
@@ -76,12 +88,21 @@ KURER_MUST_CHECK int kurer_store_open(kurer_store **out, uv_loop_t *loop, const 
  * remaining callbacks, and frees the store. Blocking; on the loop thread. NULL-safe. */
 void kurer_store_close(kurer_store *s);
 
+/* Reserves seqs durably (blocking; at start-up, before serving): *next is above every seq ever
+ * stored or reserved, and [*next, *limit] (block seqs) is reserved before this returns. */
+KURER_MUST_CHECK int kurer_store_seq_start(kurer_store *s, uint64_t block, uint64_t *next,
+                                           uint64_t *limit);
+/* Extends the durable reservation to upto (callback after the commit). */
+KURER_MUST_CHECK int kurer_store_reserve_seqs(kurer_store *s, uint64_t upto, kurer_store_done_cb cb,
+                                              void *arg);
+
 /* Reads the directory (blocking; at start-up, before serving). */
 KURER_MUST_CHECK int kurer_store_load_directory(kurer_store *s, kurer_store_device_cb cb,
                                                 void *arg);
 
-/* Stores n envelopes durably in one transaction (with whatever else is pending). A mailbox that
- * would hold more than mailbox_max envelopes refuses the whole put with KURER_ELIMIT. */
+/* Stores n envelopes durably in one transaction (with whatever else is pending), except those
+ * cancelled by their ack (see above). A mailbox that would hold more than mailbox_max envelopes
+ * refuses the whole put with KURER_ELIMIT. */
 KURER_MUST_CHECK int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n,
                                      uint64_t mailbox_max, kurer_store_put_cb cb, void *arg);
 /* Up to limit envelopes of a device with seq > after, oldest first. */
@@ -150,6 +171,10 @@ KURER_MUST_CHECK int kurer_store_load_crls(kurer_store *s, kurer_store_crl_cb cb
 KURER_MUST_CHECK int kurer_store_put_crl(kurer_store *s, const uint8_t issuer_key_id[32],
                                          uint64_t version, const uint8_t *list, size_t len,
                                          kurer_store_done_cb cb, void *arg);
+
+/* A backend may hold submitted work up to us microseconds before it starts a transaction, to
+ * gather larger batches and to let acks meet their puts (0: start at once). */
+void kurer_store_set_commit_delay(kurer_store *s, uint64_t us);
 
 void kurer_store_get_stats(kurer_store *s, kurer_store_stats *out);
 

@@ -5,15 +5,27 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kurer/log.h"
 #include "kurer/util.h"
 
-enum op_kind { OP_PUT = 1, OP_FETCH, OP_ACK, OP_DEVICE, OP_PREKEYS, OP_TAKE, OP_COUNT, OP_CRL };
+enum op_kind {
+    OP_PUT = 1,
+    OP_FETCH,
+    OP_ACK,
+    OP_DEVICE,
+    OP_PREKEYS,
+    OP_TAKE,
+    OP_COUNT,
+    OP_CRL,
+    OP_RESERVE
+};
 
 typedef struct op {
     struct op *next;
     enum op_kind kind;
+    uint64_t submitted_ns;
     void *arg;
     union {
         kurer_store_put_cb put;
@@ -28,8 +40,10 @@ typedef struct op {
     kurer_store_item *items; /* OP_PUT: copies, bytes in blob */
     size_t n;
     uint64_t after, limit, mailbox_max, serial;
-    uint64_t *seqs; /* OP_PUT out, OP_ACK in */
-    uint8_t *blob;  /* OP_DEVICE chain */
+    uint64_t *seqs;  /* OP_PUT out, OP_ACK in */
+    uint8_t *skip;   /* OP_PUT, OP_ACK: per item, cancelled against its pair in the batch */
+    size_t n_cancel; /* OP_PUT: items not written */
+    uint8_t *blob;   /* OP_DEVICE chain */
     size_t blob_len;
     /* OP_FETCH out */
     kurer_store_row *rows;
@@ -58,7 +72,10 @@ struct kurer_store {
     int stopping;
     int writing;   /* the writer holds the connection (a batch is running) */
     int exclusive; /* a start-up loader holds the connection: the writer waits */
+    uint64_t commit_delay_ns;
     kurer_store_stats stats;
+    /* statements of the hot path, prepared once (writer thread only) */
+    sqlite3_stmt *st_count, *st_insert, *st_delete, *st_fetch;
 };
 
 static const char *SCHEMA =
@@ -76,7 +93,9 @@ static const char *SCHEMA =
     /* revocation lists (schema 2): the newest verified list per issuer key id */
     "CREATE TABLE IF NOT EXISTS crls(issuer_key_id BLOB PRIMARY KEY, version INTEGER NOT NULL, "
     "list BLOB NOT NULL);"
-    "PRAGMA user_version = 2;";
+    /* seqs reserved durably (schema 3): the relay assigns seqs from this range */
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+    "PRAGMA user_version = 3;";
 
 static void op_free(op *o)
 {
@@ -85,6 +104,7 @@ static void op_free(op *o)
     if (o->items != NULL)
         free(o->items);
     free(o->seqs);
+    free(o->skip);
     free(o->blob);
     free(o->rows);
     free(o->otk);
@@ -95,15 +115,12 @@ static void op_free(op *o)
 
 static int exec_put(kurer_store *s, op *o)
 {
-    sqlite3_stmt *cnt = NULL, *ins = NULL;
+    sqlite3_stmt *cnt = s->st_count, *ins = s->st_insert;
     int rc = KURER_ESTORAGE;
-    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2", -1,
-                           &cnt, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "INSERT INTO mailbox(user, device, env) VALUES(?1, ?2, ?3)", -1,
-                           &ins, NULL) != SQLITE_OK)
-        goto out;
     if (o->mailbox_max > 0) {
         for (size_t i = 0; i < o->n; i++) {
+            if (o->skip[i])
+                continue; /* delivered and acked already: never in the mailbox */
             sqlite3_reset(cnt);
             sqlite3_bind_text(cnt, 1, o->items[i].to.user, -1, SQLITE_STATIC);
             sqlite3_bind_int64(cnt, 2, o->items[i].to.device_id);
@@ -112,7 +129,7 @@ static int exec_put(kurer_store *s, op *o)
             /* Earlier items of this put for the same device count too. */
             uint64_t mine = 1;
             for (size_t j = 0; j < i; j++)
-                if (o->items[j].to.device_id == o->items[i].to.device_id &&
+                if (!o->skip[j] && o->items[j].to.device_id == o->items[i].to.device_id &&
                     strcmp(o->items[j].to.user, o->items[i].to.user) == 0)
                     mine++;
             if ((uint64_t)sqlite3_column_int64(cnt, 0) + mine > o->mailbox_max) {
@@ -123,44 +140,47 @@ static int exec_put(kurer_store *s, op *o)
     }
     sqlite3_exec(s->db, "SAVEPOINT put", NULL, NULL, NULL);
     for (size_t i = 0; i < o->n; i++) {
+        o->seqs[i] = o->items[i].seq;
+        if (o->skip[i])
+            continue;
         sqlite3_reset(ins);
-        sqlite3_bind_text(ins, 1, o->items[i].to.user, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 2, o->items[i].to.device_id);
-        sqlite3_bind_blob(ins, 3, o->items[i].env, (int)o->items[i].len, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 1, (sqlite3_int64)o->items[i].seq);
+        sqlite3_bind_text(ins, 2, o->items[i].to.user, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 3, o->items[i].to.device_id);
+        sqlite3_bind_blob(ins, 4, o->items[i].env, (int)o->items[i].len, SQLITE_STATIC);
         if (sqlite3_step(ins) != SQLITE_DONE) {
+            sqlite3_reset(ins);
             sqlite3_exec(s->db, "ROLLBACK TO put; RELEASE put", NULL, NULL, NULL);
             goto out;
         }
-        o->seqs[i] = (uint64_t)sqlite3_last_insert_rowid(s->db);
     }
     sqlite3_exec(s->db, "RELEASE put", NULL, NULL, NULL);
     rc = 0;
 out:
-    sqlite3_finalize(cnt);
-    sqlite3_finalize(ins);
+    sqlite3_reset(cnt);
+    sqlite3_reset(ins);
+    sqlite3_clear_bindings(ins);
     return rc;
 }
 
 static int exec_fetch(kurer_store *s, op *o)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = s->st_count;
     int rc = KURER_ESTORAGE;
     size_t cap = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2", -1,
-                           &st, NULL) != SQLITE_OK)
-        goto out;
+    sqlite3_reset(st);
     sqlite3_bind_text(st, 1, o->dev.user, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, o->dev.device_id);
     if (sqlite3_step(st) != SQLITE_ROW)
         goto out;
     o->total = (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT seq, env FROM mailbox WHERE user=?1 AND device=?2 AND seq>?3 "
-                           "ORDER BY seq LIMIT ?4",
-                           -1, &st, NULL) != SQLITE_OK)
+    sqlite3_reset(st);
+    if (o->limit == 0) {
+        rc = 0; /* the count only */
         goto out;
+    }
+    st = s->st_fetch;
+    sqlite3_reset(st);
     sqlite3_bind_text(st, 1, o->dev.user, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, o->dev.device_id);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)o->after);
@@ -190,18 +210,17 @@ static int exec_fetch(kurer_store *s, op *o)
     }
     rc = r == SQLITE_DONE ? 0 : KURER_ESTORAGE;
 out:
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return rc;
 }
 
 static int exec_ack(kurer_store *s, op *o)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = s->st_delete;
     int rc = KURER_ESTORAGE;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM mailbox WHERE seq=?1 AND user=?2 AND device=?3", -1,
-                           &st, NULL) != SQLITE_OK)
-        goto out;
     for (size_t i = 0; i < o->n; i++) {
+        if (o->skip[i])
+            continue; /* its put was cancelled in this batch: nothing to delete */
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, (sqlite3_int64)o->seqs[i]);
         sqlite3_bind_text(st, 2, o->dev.user, -1, SQLITE_STATIC);
@@ -211,8 +230,88 @@ static int exec_ack(kurer_store *s, op *o)
     }
     rc = 0;
 out:
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int exec_reserve(kurer_store *s, op *o)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = KURER_ESTORAGE;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO meta SELECT 'seq_reserved', max(?1, "
+                           "ifnull((SELECT v FROM meta WHERE k='seq_reserved'), 0))",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)o->after);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : KURER_ESTORAGE;
+out:
     sqlite3_finalize(st);
     return rc;
+}
+
+typedef struct ack_ref {
+    uint64_t seq;
+    op *o;
+    size_t i;
+} ack_ref;
+
+static int cmp_ack_ref(const void *a, const void *b)
+{
+    uint64_t x = ((const ack_ref *)a)->seq, y = ((const ack_ref *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+/* Puts and acks of one batch that name the same (device, seq) cancel: neither is executed. A
+ * put always precedes the ack of its envelope (the relay delivers only after submitting it),
+ * so only acks later in the batch are looked at. */
+static void pair_batch(op *batch)
+{
+    size_t n = 0, k = 0;
+    int have_put = 0;
+    for (op *o = batch; o != NULL; o = o->next) {
+        if (o->kind == OP_ACK && have_put)
+            n += o->n;
+        else if (o->kind == OP_PUT)
+            have_put = 1;
+    }
+    if (n == 0)
+        return;
+    ack_ref *refs = malloc(n * sizeof(*refs));
+    if (refs == NULL)
+        return; /* insert and delete both: still correct */
+    have_put = 0;
+    for (op *o = batch; o != NULL; o = o->next) {
+        if (o->kind == OP_ACK && have_put)
+            for (size_t i = 0; i < o->n; i++)
+                refs[k++] = (ack_ref){o->seqs[i], o, i};
+        else if (o->kind == OP_PUT)
+            have_put = 1;
+    }
+    qsort(refs, n, sizeof(*refs), cmp_ack_ref);
+    for (op *o = batch; o != NULL; o = o->next) {
+        if (o->kind != OP_PUT)
+            continue;
+        for (size_t i = 0; i < o->n; i++) {
+            ack_ref key = {o->items[i].seq, NULL, 0};
+            ack_ref *a = bsearch(&key, refs, n, sizeof(*refs), cmp_ack_ref);
+            if (a == NULL)
+                continue;
+            /* equal seqs sit together: find one of this device not yet used */
+            while (a > refs && a[-1].seq == key.seq)
+                a--;
+            for (; a < refs + n && a->seq == key.seq; a++) {
+                if (a->o->skip[a->i] || a->o->dev.device_id != o->items[i].to.device_id ||
+                    strcmp(a->o->dev.user, o->items[i].to.user) != 0)
+                    continue;
+                a->o->skip[a->i] = 1;
+                o->skip[i] = 1;
+                o->n_cancel++;
+                break;
+            }
+        }
+    }
+    free(refs);
 }
 
 static int exec_device(kurer_store *s, op *o)
@@ -430,6 +529,18 @@ static void *writer(void *arg)
         pthread_mutex_lock(&s->mu);
         while ((s->in_head == NULL || s->exclusive) && !s->stopping)
             pthread_cond_wait(&s->cv, &s->mu);
+        /* Commit delay: let the oldest op wait a little for company, and for the acks that
+         * cancel puts delivered in the meantime. */
+        while (s->in_head != NULL && !s->stopping && s->commit_delay_ns > 0) {
+            uint64_t due = s->in_head->submitted_ns + s->commit_delay_ns,
+                     now = kurer_time_mono_ns();
+            if (now >= due)
+                break;
+            pthread_mutex_unlock(&s->mu);
+            struct timespec ts = {0, (long)(due - now)};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&s->mu);
+        }
         op *batch = s->exclusive ? NULL : s->in_head;
         if (batch != NULL) {
             s->in_head = NULL;
@@ -440,8 +551,11 @@ static void *writer(void *arg)
         pthread_mutex_unlock(&s->mu);
         if (stop)
             break;
+        if (batch == NULL)
+            continue; /* a start-up loader took the connection during the delay */
         uint64_t t0 = kurer_time_mono_ns();
         uint64_t count = 0;
+        pair_batch(batch);
         int txrc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
                        ? 0
                        : KURER_ESTORAGE;
@@ -471,6 +585,9 @@ static void *writer(void *arg)
                 break;
             case OP_CRL:
                 o->err = exec_crl(s, o);
+                break;
+            case OP_RESERVE:
+                o->err = exec_reserve(s, o);
                 break;
             }
         }
@@ -514,7 +631,8 @@ static void run_completions(kurer_store *s)
         next = o->next;
         switch (o->kind) {
         case OP_PUT:
-            o->cb.put(o->arg, o->err, o->err == 0 ? o->seqs : NULL, o->err == 0 ? o->n : 0);
+            o->cb.put(o->arg, o->err, o->err == 0 ? o->seqs : NULL, o->err == 0 ? o->n : 0,
+                      o->err == 0 ? o->n_cancel : 0);
             break;
         case OP_FETCH:
             o->cb.fetch(o->arg, o->err, o->rows, o->n_rows, o->total);
@@ -532,6 +650,7 @@ static void run_completions(kurer_store *s)
         case OP_ACK:
         case OP_DEVICE:
         case OP_CRL:
+        case OP_RESERVE:
             if (o->cb.done != NULL)
                 o->cb.done(o->arg, o->err);
             break;
@@ -550,12 +669,22 @@ static void on_async(uv_async_t *a)
 
 static void submit(kurer_store *s, op *o)
 {
+    o->submitted_ns = kurer_time_mono_ns();
     pthread_mutex_lock(&s->mu);
     *s->in_tail = o;
     s->in_tail = &o->next;
     s->stats.queued_ops++;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+static void finalize_stmts(kurer_store *s)
+{
+    sqlite3_finalize(s->st_count);
+    sqlite3_finalize(s->st_insert);
+    sqlite3_finalize(s->st_delete);
+    sqlite3_finalize(s->st_fetch);
+    s->st_count = s->st_insert = s->st_delete = s->st_fetch = NULL;
 }
 
 int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path, const uint8_t key[32])
@@ -596,7 +725,18 @@ int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path, const
     if (r != SQLITE_OK ||
         sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
                      NULL) != SQLITE_OK ||
-        sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
+        sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2", -1,
+                           &s->st_count, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT INTO mailbox(seq, user, device, env) VALUES(?1, ?2, ?3, ?4)", -1,
+                           &s->st_insert, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "DELETE FROM mailbox WHERE seq=?1 AND user=?2 AND device=?3", -1,
+                           &s->st_delete, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "SELECT seq, env FROM mailbox WHERE user=?1 AND device=?2 AND seq>?3 "
+                           "ORDER BY seq LIMIT ?4",
+                           -1, &s->st_fetch, NULL) != SQLITE_OK)
         goto fail;
     s->loop = loop;
     s->in_tail = &s->in_head;
@@ -620,6 +760,7 @@ fail:
         kurer_log(KURER_LOG_ERROR, "store", "open_failed",
                   (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(s->db))}, 1);
     sqlite3_finalize(st);
+    finalize_stmts(s);
     sqlite3_close(s->db);
     free(s);
     return rc;
@@ -640,6 +781,7 @@ void kurer_store_close(kurer_store *s)
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     run_completions(s);
+    finalize_stmts(s);
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -733,8 +875,9 @@ int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n, uin
     o->mailbox_max = mailbox_max;
     o->items = calloc(n ? n : 1, sizeof(*o->items));
     o->seqs = calloc(n ? n : 1, sizeof(*o->seqs));
+    o->skip = calloc(n ? n : 1, 1);
     o->blob = malloc(bytes ? bytes : 1);
-    if (o->items == NULL || o->seqs == NULL || o->blob == NULL) {
+    if (o->items == NULL || o->seqs == NULL || o->skip == NULL || o->blob == NULL) {
         op_free(o);
         return KURER_ENOMEM;
     }
@@ -773,11 +916,68 @@ int kurer_store_ack(kurer_store *s, const kurer_device_address *dev, const uint6
     o->dev = *dev;
     o->n = n;
     o->seqs = malloc((n ? n : 1) * sizeof(*seqs));
-    if (o->seqs == NULL) {
+    o->skip = calloc(n ? n : 1, 1);
+    if (o->seqs == NULL || o->skip == NULL) {
         op_free(o);
         return KURER_ENOMEM;
     }
     memcpy(o->seqs, seqs, n * sizeof(*seqs));
+    submit(s, o);
+    return 0;
+}
+
+int kurer_store_seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *limit)
+{
+    /* At start-up, before anything is submitted: the writer is idle. */
+    sqlite3_stmt *st = NULL;
+    uint64_t top = 0;
+    int rc = KURER_ESTORAGE;
+    static const char *q[] = {
+        "SELECT ifnull(max(seq), 0) FROM mailbox",
+        "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name='mailbox'), 0)",
+        "SELECT ifnull((SELECT v FROM meta WHERE k='seq_reserved'), 0)",
+    };
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
+        if (sqlite3_prepare_v2(s->db, q[i], -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW) {
+            sqlite3_finalize(st);
+            /* sqlite_sequence exists only once a row was inserted */
+            if (i == 1) {
+                st = NULL;
+                continue;
+            }
+            return KURER_ESTORAGE;
+        }
+        uint64_t v = (uint64_t)sqlite3_column_int64(st, 0);
+        if (v > top)
+            top = v;
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    op o;
+    memset(&o, 0, sizeof(o));
+    o.after = top + block;
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return KURER_ESTORAGE;
+    rc = exec_reserve(s, &o);
+    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = KURER_ESTORAGE;
+    if (rc != 0) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    *next = top + 1;
+    *limit = top + block;
+    return 0;
+}
+
+int kurer_store_reserve_seqs(kurer_store *s, uint64_t upto, kurer_store_done_cb cb, void *arg)
+{
+    op *o = op_new(OP_RESERVE, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.done = cb;
+    o->after = upto;
     submit(s, o);
     return 0;
 }
@@ -887,6 +1087,13 @@ int kurer_store_put_crl(kurer_store *s, const uint8_t issuer_key_id[32], uint64_
     o->blob_len = len;
     submit(s, o);
     return 0;
+}
+
+void kurer_store_set_commit_delay(kurer_store *s, uint64_t us)
+{
+    pthread_mutex_lock(&s->mu);
+    s->commit_delay_ns = us * 1000;
+    pthread_mutex_unlock(&s->mu);
 }
 
 void kurer_store_get_stats(kurer_store *s, kurer_store_stats *out)

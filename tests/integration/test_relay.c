@@ -1781,6 +1781,107 @@ static void test_one_connection_per_device(void **state)
     cl_free(&c2);
 }
 
+/* DESIGN.md, relay store: a sender is told ACCEPTED once its envelope is durable: committed, or
+ * acked by its recipient device. With commits held back (commit_delay_us), an online recipient's
+ * ack comes first: ACCEPTED by ack, and the envelope is never written. A relay killed after
+ * delivering but before either the commit or the ack has told the sender nothing. */
+static void test_accepted_by_ack(void **state)
+{
+    world *w = *state;
+    char cfg[300];
+    device a, b;
+    client ca, cb;
+    kurer_server_frame f;
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "commit_delay_us = 400000\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--config", cfg, "--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 4);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    expect_body(&cb, &f, KURER_SERVER_QUEUE_EMPTY); /* caught up */
+    kurer_server_frame_release(&f);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    /* 1. ack before commit -> ACCEPTED by ack */
+    kurer_envelope e;
+    uint8_t content[40];
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    make_env(&e, &b, 1, content);
+    q.body = KURER_CLIENT_SEND;
+    q.u.send.envelopes = &e;
+    q.u.send.n = 1;
+    uint64_t t0 = kurer_time_mono_ms();
+    uint64_t req = cl_send(&ca, &q);
+    expect_body(&cb, &f, KURER_SERVER_DELIVER);
+    uint64_t seq = f.u.deliver.seq;
+    assert_memory_equal(f.u.deliver.envelope.id, e.id, 16);
+    kurer_server_frame_release(&f);
+    kurer_client_frame ack;
+    memset(&ack, 0, sizeof(ack));
+    ack.body = KURER_CLIENT_ACK;
+    ack.u.ack.seqs = &seq;
+    ack.u.ack.n = 1;
+    (void)cl_send(&cb, &ack);
+    wait_answer(&ca, req, &f);
+    assert_int_equal(f.body, KURER_SERVER_SEND_RESULT);
+    assert_int_equal(f.u.send_result.users[0].status, KURER_SEND_ACCEPTED);
+    kurer_server_frame_release(&f);
+    uint64_t took = kurer_time_mono_ms() - t0;
+    char *page = scrape(w);
+    assert_int_equal(metric(page, "kurer_envelopes_accepted_by_ack_total"), 1);
+    assert_int_equal(metric(page, "kurer_envelopes_accepted_total"), 1);
+    free(page);
+    fprintf(stderr, "accepted by ack after %llu ms (commit delay 400 ms)\n",
+            (unsigned long long)took);
+    /* the put and the ack met in the store: nothing written */
+    uint64_t end = kurer_time_mono_ms() + 5000;
+    while (metric_now(w, "kurer_envelopes_write_skipped_total") != 1 && kurer_time_mono_ms() < end)
+        usleep(10000);
+    assert_int_equal(metric_now(w, "kurer_envelopes_write_skipped_total"), 1);
+    wait_answer(&cb, ack.request_id, &f); /* the ack's Ok comes after its commit */
+    assert_int_equal(f.body, KURER_SERVER_OK);
+    kurer_server_frame_release(&f);
+
+    /* 2. delivered, neither acked nor committed, relay killed: no ACCEPTED */
+    make_env(&e, &b, 2, content);
+    req = cl_send(&ca, &q);
+    expect_body(&cb, &f, KURER_SERVER_DELIVER);
+    assert_memory_equal(f.u.deliver.envelope.id, e.id, 16);
+    kurer_server_frame_release(&f);
+    stop_relay(w, SIGKILL); /* well within the 400 ms commit delay */
+    pump(&ca, &ca.closed, 3000);
+    while (ca.qhead < ca.qtail) {
+        assert_int_equal(cl_next(&ca, &f, 0), 1);
+        assert_false(f.request_id == req && f.body == KURER_SERVER_SEND_RESULT &&
+                     f.u.send_result.users[0].status == KURER_SEND_ACCEPTED);
+        kurer_server_frame_release(&f);
+    }
+    cl_free(&ca);
+    cl_free(&cb);
+    /* After the restart nothing is queued for bo: envelope 1 is in bo's store, envelope 2 was
+     * never accepted (the sender retries it). Seqs are never handed out twice. */
+    start_relay_v(w, extra, 4);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    expect_body(&cb, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    make_env(&e, &b, 3, content);
+    req = cl_send(&ca, &q);
+    expect_body(&cb, &f, KURER_SERVER_DELIVER);
+    assert_true(f.u.deliver.seq > seq + 1);
+    kurer_server_frame_release(&f);
+    /* 3. not acked: ACCEPTED only after the commit */
+    wait_answer(&ca, req, &f);
+    assert_int_equal(f.body, KURER_SERVER_SEND_RESULT);
+    assert_int_equal(f.u.send_result.users[0].status, KURER_SEND_ACCEPTED);
+    kurer_server_frame_release(&f);
+    assert_int_equal(metric_now(w, "kurer_envelopes_accepted_by_ack_total"), 0);
+    cl_free(&ca);
+    cl_free(&cb);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1803,6 +1904,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_rate_mailbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_per_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accepted_by_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_during_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailbox_max_one_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_record_deliverable, setup, teardown),

@@ -8,8 +8,13 @@
  * A kurer_conn owns its uv_tcp_t, a timer and an idle handle. Everything happens on the loop
  * thread that created it: no function here may be called from another thread.
  *
- *  - Reads go into one buffer per connection that holds two maximum records; complete records
- *    are cut out with kurer_reader (kurer_net_record_next) and decrypted in place.
+ *  - Reads go into one read buffer shared by the connections of the thread (one loop per
+ *    thread); complete records are cut out with kurer_reader (kurer_net_record_next) and
+ *    decrypted in place there. Only the bytes of an incomplete record (or of records held back
+ *    while reading is paused) are copied into a buffer of the connection, which is freed once
+ *    empty: an idle connection holds no input buffer. It never holds more than two maximum
+ *    records.
+ *  - Output buffers are freed whenever everything queued has been written.
  *  - Writes are batched: kurer_conn_send encrypts into a pending buffer; at most one uv_write
  *    per connection is in flight, and a new one starts at most once per loop iteration, carrying
  *    everything queued since (from a uv_idle handle).
@@ -84,16 +89,24 @@ typedef struct kurer_conn_cbs {
     void (*on_close)(kurer_conn *c, int err);
 } kurer_conn_cbs;
 
+/* The responder's static key, owned by the listener: sk in guarded memory (kurer_secure_alloc),
+ * pk its X25519 public key (computed once, when the key was loaded). Connections borrow it:
+ * it must outlive every connection accepted with it. */
+typedef struct kurer_net_static_key {
+    const uint8_t *sk;
+    uint8_t pk[32];
+} kurer_net_static_key;
+
 /* A responder connection. Call kurer_conn_accept_from with the listening stream right after
- * (libuv wants uv_accept inside the connection callback). static_sk: the relay's X25519
- * private key, copied into guarded memory by the handshake state; allow_nk: whether the
- * first message may also be an NK handshake (tried when it is not a valid IK message).
+ * (libuv wants uv_accept inside the connection callback). key: the relay's static key, borrowed
+ * (see above; the connection keeps no copy); allow_nk: whether the first message may also be an
+ * NK handshake (tried when it is not a valid IK message).
  * On error nothing is allocated and no callback runs. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_conn_accept_from(kurer_conn **out, uv_stream_t *server,
                                                          const kurer_net_limits *lim,
                                                          const kurer_conn_cbs *cbs,
-                                                         const uint8_t static_sk[32], int allow_nk,
-                                                         void *data);
+                                                         const kurer_net_static_key *key,
+                                                         int allow_nk, void *data);
 
 /* An initiator connection to addr. pattern IK needs static_sk (ours) and remote_pk (the
  * relay's); NK only remote_pk. payload (copied) is sent in the first handshake message. Once

@@ -20,6 +20,7 @@ typedef struct world {
     uv_tcp_t server;
     struct sockaddr_storage addr;
     uint8_t relay_pk[32], relay_sk[32];
+    kurer_net_static_key relay_key; /* borrows relay_sk */
     uint8_t dev_pk[32], dev_sk[32];
     int refuse;
     /* observations */
@@ -83,7 +84,7 @@ static void on_conn(uv_stream_t *s, int status)
     lim.handshake_ms = 300;
     lim.max_record = 4096; /* so that 0xffff is oversize */
     assert_int_equal(status, 0);
-    assert_int_equal(kurer_conn_accept_from(&c, s, &lim, &srv_cbs, w->relay_sk, 0, w), 0);
+    assert_int_equal(kurer_conn_accept_from(&c, s, &lim, &srv_cbs, &w->relay_key, 0, w), 0);
 }
 
 static void cli_est(kurer_conn *c, const uint8_t *p, size_t n)
@@ -116,6 +117,8 @@ static int setup(void **state)
     assert_int_equal(kurer_crypto_init(), 0);
     assert_int_equal(uv_loop_init(&w->loop), 0);
     assert_int_equal(kurer_noise_keypair(w->relay_pk, w->relay_sk), 0);
+    w->relay_key.sk = w->relay_sk;
+    memcpy(w->relay_key.pk, w->relay_pk, 32);
     assert_int_equal(kurer_noise_keypair(w->dev_pk, w->dev_sk), 0);
     assert_int_equal(uv_tcp_init(&w->loop, &w->server), 0);
     w->server.data = w;
