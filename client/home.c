@@ -758,6 +758,10 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     m.sent_at = dm->timestamp > INT64_MAX ? INT64_MAX : (int64_t)dm->timestamp;
     m.received_at = kurer__home_now(r->k) * 1000;
     int why = kurer_check_receive(r->k, sender->user, sender->device_id, m.level, NULL);
+    /* What this client cannot honour is not shown as something else: a group message is not a
+     * direct one, a message meant to disappear must not be kept, attachments would be lost. */
+    if (why == 0 && (dm->has_group || dm->n_attachments > 0 || dm->expire_timer != 0))
+        why = KURER_EUNSUPPORTED;
     if (why == 0) {
         m.state = is_sync ? KURER__MSG_SENT : KURER__MSG_RECEIVED;
         m.body = dm->body;

@@ -555,6 +555,55 @@ static void test_classification_send(void **state)
     assert_int_equal(why.by, KURER_REFUSED_BY_RECIPIENT);
 }
 
+/* Group context, attachments or an expiry timer: this client cannot honour them, so such a
+ * message is quarantined (kept as "it came", never shown as a plain direct message). */
+static void test_unsupported_content(void **state)
+{
+    world *w = *state;
+    first_contact(w);
+    for (int variant = 0; variant < 3; variant++) {
+        kurer_content c;
+        kurer_buf pt, ct;
+        kurer_envelope_type type;
+        kurer_attachment att;
+        memset(&c, 0, sizeof(c));
+        memset(&att, 0, sizeof(att));
+        c.body = KURER_CONTENT_DATA;
+        c.u.data.body = "not for this client";
+        c.u.data.classification = KURER_LEVEL_RESTRICTED;
+        c.u.data.timestamp = (uint64_t)w->now * 1000;
+        if (variant == 0) {
+            c.u.data.has_group = 1;
+            memset(c.u.data.group.group_id, 7, sizeof(c.u.data.group.group_id));
+        } else if (variant == 1) {
+            c.u.data.expire_timer = 3600;
+        } else {
+            memset(&att, 1, sizeof(att));
+            att.size = 10;
+            att.content_type = "text/plain";
+            att.file_name = "x.txt";
+            c.u.data.attachments = &att;
+            c.u.data.n_attachments = 1;
+        }
+        kurer_buf_init(&pt, KURER_CONTENT_PADDED_MAX);
+        kurer_buf_init(&ct, KURER__CIPHERTEXT_MAX);
+        assert_int_equal(kurer_content_encode_padded(&c, &pt), 0);
+        assert_int_equal(kurer__session_encrypt(kurer__home_session(w->anna.k), "bob@mof", 1,
+                                                pt.data, pt.len, &ct, &type),
+                         0);
+        uint8_t id[KURER_ENVELOPE_ID_LEN];
+        kurer_random(id, sizeof(id));
+        int st = -1;
+        assert_int_equal(
+            kurer__home_receive(w->bob.k, id, "anna@mof", 1, type, ct.data, ct.len, &st), 0);
+        assert_int_equal(st, KURER_MESSAGE_QUARANTINED);
+        seen s = history(&w->bob, "anna@mof");
+        assert_string_equal(s.last, "");
+        kurer_buf_release(&pt);
+        kurer_buf_release(&ct);
+    }
+}
+
 /* A CONFIDENTIAL message that reaches Bob (cleared RESTRICTED) anyway, from a sender that
  * skipped the send-side policy: quarantined, not shown, and the ratchet still moves on. */
 static void test_classification_receive(void **state)
@@ -653,6 +702,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_classification_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_classification_receive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsupported_content, setup, teardown),
         cmocka_unit_test(test_classification_ceiling),
         cmocka_unit_test_setup_teardown(test_passwd, setup, teardown),
     };
