@@ -388,13 +388,19 @@ static int ensure_sessions(kurer *k, const char *user, uint64_t deadline, kurer_
     return rc;
 }
 
-static int upload_prekeys(kurer *k, uint64_t deadline)
+/* Signed prekeys are rotated weekly; the previous ones are kept a month (docs/design.md). */
+#define SPK_ROTATE_S    ((int64_t)7 * 86400)
+#define SPK_KEEP_MS     ((int64_t)30 * 86400 * 1000)
+#define SPK_UPLOADED_AT "spk_uploaded_at"
+
+/* Uploads a new signed prekey and n_one_time one-time prekeys (0: a rotation only). */
+static int upload_prekeys_n(kurer *k, size_t n_one_time, uint64_t deadline)
 {
     kurer__prekeys *p = malloc(sizeof(*p));
     kurer_server_frame *r = NULL;
     if (p == NULL)
         return KURER_ENOMEM;
-    int rc = kurer__session_generate_prekeys(k->sess, KURER__PREKEY_BATCH, p);
+    int rc = kurer__session_generate_prekeys(k->sess, n_one_time, p);
     if (rc == 0) {
         kurer_client_frame f;
         memset(&f, 0, sizeof(f));
@@ -409,9 +415,33 @@ static int upload_prekeys(kurer *k, uint64_t deadline)
     free(p);
     if (rc == 0)
         rc = kurer__store_counter_set(k->st, PREKEYS_UPLOADED, 1);
+    if (rc == 0)
+        rc = kurer__store_counter_set(k->st, SPK_UPLOADED_AT, (uint64_t)kurer__home_now(k));
+    if (rc == 0)
+        rc = kurer__store_signed_prekeys_prune(k->st, kurer__home_now(k) * 1000 - SPK_KEEP_MS);
     kurer_log(rc == 0 ? KURER_LOG_INFO : KURER_LOG_WARN, "client", "prekeys_uploaded",
-              (kurer_log_field[]){KURER_LOG_STR("result", kurer_err_name(rc))}, 1);
+              (kurer_log_field[]){KURER_LOG_STR("result", kurer_err_name(rc)),
+                                  KURER_LOG_INT("one_time", n_one_time)},
+              2);
     return rc;
+}
+
+static int upload_prekeys(kurer *k, uint64_t deadline)
+{
+    return upload_prekeys_n(k, KURER__PREKEY_BATCH, deadline);
+}
+
+/* At each connection: a signed prekey a week old is replaced (pre-key messages made with the
+ * previous one still decrypt: it is kept for a month). */
+static int rotate_signed_prekey(kurer *k, uint64_t deadline)
+{
+    uint64_t at = 0;
+    int rc = kurer__store_counter_get(k->st, SPK_UPLOADED_AT, &at);
+    if (rc != 0)
+        return rc;
+    if (kurer__home_now(k) - (int64_t)at < SPK_ROTATE_S)
+        return 0;
+    return upload_prekeys_n(k, 0, deadline);
 }
 
 static int add_lists(kurer *k, const kurer_crl *lists, size_t n)
@@ -1031,6 +1061,8 @@ int kurer_connect(kurer *k, int timeout_ms)
     if ((rc = kurer__store_counter_get(k->st, PREKEYS_UPLOADED, &uploaded)) != 0)
         return rc;
     if (uploaded == 0 && (rc = upload_prekeys(k, deadline)) != 0)
+        return rc;
+    if (uploaded != 0 && (rc = rotate_signed_prekey(k, deadline)) != 0)
         return rc;
     /* A new connection is the moment to retry everything left in the outbox (after a crash or
      * a lost connection), whatever its backoff said. */

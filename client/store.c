@@ -949,6 +949,22 @@ int kurer__store_prekey_get(kurer__store *st, kurer__prekey_table t, uint32_t id
     return get_blob(s, data, len);
 }
 
+int kurer__store_signed_prekeys_prune(kurer__store *st, int64_t older_than_ms)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st,
+                     "DELETE FROM signed_prekeys WHERE created_at < ? AND id <> (SELECT id FROM "
+                     "signed_prekeys ORDER BY created_at DESC, id DESC LIMIT 1);",
+                     &s);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_bind_int64(s, 1, older_than_ms) != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return KURER_ESTORAGE;
+    }
+    return step_done(s);
+}
+
 int kurer__store_prekey_put(kurer__store *st, kurer__prekey_table t, uint32_t id,
                             const uint8_t *data, size_t len)
 {

@@ -117,6 +117,10 @@ typedef enum kurer__prekey_table {
 
 KURER_MUST_CHECK int kurer__store_prekey_get(kurer__store *st, kurer__prekey_table t, uint32_t id,
                                              uint8_t **data, size_t *len);
+/* Deletes signed prekeys created before older_than_ms (Unix milliseconds), always keeping the
+ * newest one: the design keeps the previous signed prekey a month after a rotation, for
+ * pre-key messages still in flight. */
+KURER_MUST_CHECK int kurer__store_signed_prekeys_prune(kurer__store *st, int64_t older_than_ms);
 KURER_MUST_CHECK int kurer__store_prekey_put(kurer__store *st, kurer__prekey_table t, uint32_t id,
                                              const uint8_t *data, size_t len);
 /* 1 if present, 0 if not, negative on error. */

@@ -346,6 +346,27 @@ static void test_migrations(void **state)
     kurer__store_close(st);
 }
 
+/* Signed prekeys older than the cutoff go, but the newest always stays. */
+static void test_signed_prekey_prune(void **state)
+{
+    fixture *f = *state;
+    kurer__store *st = NULL;
+    const uint8_t rec[4] = {1, 2, 3, 4};
+    assert_int_equal(kurer__store_create_pass(f->home, PASS, strlen(PASS), &f->kdf, &st), 0);
+    for (uint32_t id = 1; id <= 3; id++)
+        assert_int_equal(kurer__store_prekey_put(st, KURER__SIGNED_PREKEY, id, rec, sizeof(rec)),
+                         0);
+    /* A cutoff in the past deletes nothing. */
+    assert_int_equal(kurer__store_signed_prekeys_prune(st, 0), 0);
+    assert_int_equal(kurer__store_prekey_count(st, KURER__SIGNED_PREKEY), 3);
+    /* A cutoff after all of them keeps only the newest. */
+    assert_int_equal(
+        kurer__store_signed_prekeys_prune(st, (kurer_time_unix() + 86400) * (int64_t)1000), 0);
+    assert_int_equal(kurer__store_prekey_count(st, KURER__SIGNED_PREKEY), 1);
+    assert_int_equal(kurer__store_prekey_contains(st, KURER__SIGNED_PREKEY, 3), 1);
+    kurer__store_close(st);
+}
+
 static int count_msgs(void *ud, const kurer__msg *m)
 {
     (void)m;
@@ -432,6 +453,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_key_not_in_heap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rekey_interrupted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signed_prekey_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages_outbox, setup, teardown),
     };
     if (argc > 1)
