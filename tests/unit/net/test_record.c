@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <netdb.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -135,10 +136,18 @@ static void test_resolve(void **state)
     assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 4000);
     assert_int_equal(kurer_net_resolve("[::1]:4001", &ss), 0);
     assert_int_equal(ss.ss_family, AF_INET6);
-    assert_int_equal(kurer_net_resolve("localhost:4002", &ss), 0);
-    assert_true(ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
-    if (ss.ss_family == AF_INET)
-        assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 4002);
+    /* Names go through the system's resolver: only where it knows localhost (a bare chroot
+     * without /etc/hosts does not). */
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo("localhost", NULL, NULL, &ai) == 0) {
+        freeaddrinfo(ai);
+        assert_int_equal(kurer_net_resolve("localhost:4002", &ss), 0);
+        assert_true(ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+        if (ss.ss_family == AF_INET)
+            assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 4002);
+    } else {
+        print_message("localhost does not resolve here: name resolution not tested\n");
+    }
     assert_int_equal(kurer_net_resolve("no-such-host.invalid:1", &ss), KURER_ERESOLVE);
     assert_int_equal(kurer_net_resolve("bad host:1", &ss), KURER_EINVAL);
 }
