@@ -100,6 +100,7 @@ struct relay {
     uint64_t rejects[NERR]; /* by error code */
     uint64_t refused_max_conns, refused_max_handshakes;
     uint64_t env_accepted_by_ack, env_write_skipped;
+    uint64_t prekey_uploads_over_max;
 };
 
 #define SEQ_BLOCK ((uint64_t)1 << 20) /* seqs reserved per store write */
@@ -879,6 +880,8 @@ static void on_prekeys_stored(void *arg, int err, uint64_t count)
 {
     req_ctx2 *q = arg;
     (void)count;
+    if (err == KURER_ELIMIT)
+        q->rc->r->prekey_uploads_over_max++;
     if (err != 0) {
         send_error(q->rc, q->request_id, err, 0);
     } else {
@@ -900,6 +903,12 @@ static void handle_prekeys(rconn *rc, const kurer_client_frame *f)
         send_error(rc, f->request_id, err == KURER_ENOMEM ? err : KURER_EBADSIG, 0);
         return;
     }
+    /* The pool is bounded (prekeys_max): an upload that alone is over it needs no store. */
+    if (u->n_one_time > rc->r->cfg.prekeys_max) {
+        rc->r->prekey_uploads_over_max++;
+        send_error(rc, f->request_id, KURER_ELIMIT, 0);
+        return;
+    }
     req_ctx2 *q = malloc(sizeof(*q));
     kurer_store_prekeys p;
     if (q == NULL) {
@@ -912,6 +921,7 @@ static void handle_prekeys(rconn *rc, const kurer_client_frame *f)
     p.signed_prekey = u->signed_prekey;
     p.one_time = u->one_time;
     p.n_one_time = u->n_one_time;
+    p.max_one_time = rc->r->cfg.prekeys_max;
     q->rc = rc;
     q->request_id = f->request_id;
     rc->refs++;
@@ -1498,6 +1508,7 @@ static char *metrics_text(relay *r)
     M("prekeys_handed_out_total", "counter", r->prekeys_handed_out);
     M("prekey_bundles_without_one_time_total", "counter", r->bundles_without_one_time);
     M("prekeys_low_pushed_total", "counter", r->prekeys_low_pushed);
+    M("prekey_uploads_over_max_total", "counter", r->prekey_uploads_over_max);
     M("revocation_lists_accepted_total", "counter", r->crl_accepted);
     M("revocation_lists", "gauge", kurer_trust_crl_count(r->trust));
 #undef M
@@ -1656,6 +1667,7 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->max_connections = 0; /* derived from the open-file limit */
     c->max_handshakes = 1024;
     c->commit_delay_us = 1000;
+    c->prekeys_max = 1000;
 }
 
 static const struct {
@@ -1681,6 +1693,7 @@ static const struct {
     K(max_connections, 0, 10000000),
     K(max_handshakes, 1, 1000000),
     K(commit_delay_us, 0, 1000000),
+    K(prekeys_max, 1, 1000000),
 #undef K
 };
 

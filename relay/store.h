@@ -128,6 +128,7 @@ typedef struct kurer_store_prekeys {
     kurer_signed_prekey signed_prekey;
     const kurer_one_time_prekey *one_time;
     size_t n_one_time;
+    uint64_t max_one_time; /* the pool may hold at most this many afterwards (0: no bound) */
 } kurer_store_prekeys;
 
 /* What a fetch took for one device. Devices with no signed prekey are left out. */
@@ -145,7 +146,9 @@ typedef void (*kurer_store_count_cb)(void *arg, int err, uint64_t count);
 /* bundles in the order of the devices asked for (those without a signed prekey left out). */
 typedef void (*kurer_store_bundles_cb)(void *arg, int err, const kurer_store_bundle *b, size_t n);
 
-/* Stores an upload durably (callback after the commit) and reports the device's pool size. */
+/* Stores an upload durably (callback after the commit) and reports the device's pool size. An
+ * upload after which the pool would hold more than max_one_time one-time prekeys is refused
+ * whole with KURER_ELIMIT: nothing of it is stored. */
 KURER_MUST_CHECK int kurer_store_put_prekeys(kurer_store *s, const kurer_store_prekeys *p,
                                              kurer_store_count_cb cb, void *arg);
 /* For each of n devices: its registration id and signed prekey, and one one-time prekey (the

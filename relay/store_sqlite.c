@@ -382,6 +382,11 @@ static int exec_prekeys(kurer_store *s, op *o)
     }
     if (count_otk(s, &o->dev, &o->total) != 0)
         goto undo;
+    if (o->pk.max_one_time > 0 && o->total > o->pk.max_one_time) {
+        /* over the pool bound (ids already held are replaced, not added): nothing is kept */
+        rc = KURER_ELIMIT;
+        goto undo;
+    }
     sqlite3_exec(s->db, "RELEASE pk", NULL, NULL, NULL);
     rc = 0;
     goto out;

@@ -848,6 +848,9 @@ static void test_sigkill_restart(void **state)
 
 /* ---- prekeys ------------------------------------------------------------------------------ */
 
+static char *scrape(world *w);
+static uint64_t metric(const char *page, const char *name);
+
 /* Builds an upload of a signed prekey (signed by d's identity key, or corrupted) and n one-time
  * prekeys with ids first..first+n-1. */
 static void make_upload(const device *d, kurer_prekey_upload *u, kurer_one_time_prekey *otk,
@@ -1151,6 +1154,59 @@ static void test_prekeys_low(void **state)
     assert_int_equal(next_low(&ca, store_barrier(&ca), &remaining), 0);
     cl_free(&ca);
     cl_free(&cb);
+}
+
+/* prekeys_max bounds a device's pool: an upload after which it would hold more is refused with
+ * ELIMIT and nothing of it is kept (not even its signed prekey); ids already held are replaced,
+ * not added. */
+static void test_prekeys_max(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    kurer_server_frame r;
+    kurer_prekey_upload u, u2;
+    kurer_one_time_prekey otk[12];
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "prekeys_max = 10\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--config", cfg, "--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 4);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    make_upload(&a, &u, otk, 1, 1, 11, 0); /* alone over the bound */
+    assert_int_equal(upload(&ca, &u), KURER_ELIMIT);
+    make_upload(&a, &u, otk, 1, 1, 8, 0);
+    assert_int_equal(upload(&ca, &u), 0);
+    make_upload(&a, &u2, otk, 2, 5, 4, 0); /* ids 5..8 replace: still 8 */
+    assert_int_equal(upload(&ca, &u2), 0);
+    make_upload(&a, &u2, otk, 3, 9, 3, 0); /* 8 + 3 > 10: refused whole */
+    assert_int_equal(upload(&ca, &u2), KURER_ELIMIT);
+    make_upload(&a, &u2, otk, 4, 9, 2, 0); /* exactly 10 */
+    assert_int_equal(upload(&ca, &u2), 0);
+    assert_false(ca.closed);
+    cl_free(&ca);
+    /* The refused upload's signed prekey (id 3) was not stored; the pool holds ids 1..10. */
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    for (uint32_t i = 1; i <= 10; i++) {
+        wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+        assert_int_equal(r.body, KURER_SERVER_BUNDLES);
+        assert_int_equal(r.u.bundles.n, 1);
+        assert_int_equal(r.u.bundles.bundles[0].signed_prekey.id, 4);
+        assert_true(r.u.bundles.bundles[0].has_one_time);
+        assert_int_equal(r.u.bundles.bundles[0].one_time.id, i);
+        kurer_server_frame_release(&r);
+    }
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+    assert_false(r.u.bundles.bundles[0].has_one_time);
+    kurer_server_frame_release(&r);
+    cl_free(&cb);
+    char *page = scrape(w);
+    assert_int_equal(metric(page, "kurer_prekey_uploads_over_max_total"), 2);
+    assert_int_equal(metric(page, "kurer_rejections_total{reason=\"ELIMIT\"}"), 2);
+    free(page);
 }
 
 /* ---- revocation over NK ------------------------------------------------------------------- */
@@ -1898,6 +1954,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_prekeys_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_bad_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_low, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prekeys_max, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_nk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sighup_crl, setup, teardown),
