@@ -66,6 +66,9 @@ typedef struct rconn {
     /* rate limit (token bucket, envelopes) */
     double tokens;
     uint64_t tokens_ms;
+    /* prekey fetch rate limit (token bucket, fetches) */
+    double fetch_tokens;
+    uint64_t fetch_tokens_ms;
 } rconn;
 
 struct relay {
@@ -100,7 +103,7 @@ struct relay {
     uint64_t rejects[NERR]; /* by error code */
     uint64_t refused_max_conns, refused_max_handshakes;
     uint64_t env_accepted_by_ack, env_write_skipped;
-    uint64_t prekey_uploads_over_max;
+    uint64_t prekey_uploads_over_max, prekey_fetches_rate_limited;
 };
 
 #define SEQ_BLOCK ((uint64_t)1 << 20) /* seqs reserved per store write */
@@ -573,21 +576,27 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int rate_ok(rconn *rc, size_t n)
+/* A token bucket of rate per second, burst 4x; takes n tokens if it holds them. rate 0: no
+ * limit. */
+static int bucket_take(double *tokens, uint64_t *last_ms, uint64_t rate, size_t n)
 {
-    relay *r = rc->r;
-    if (r->cfg.send_rate == 0)
+    if (rate == 0)
         return 1;
     uint64_t now = kurer_time_mono_ms();
-    double burst = (double)r->cfg.send_rate * 4;
-    rc->tokens += (double)(now - rc->tokens_ms) * (double)r->cfg.send_rate / 1000.0;
-    rc->tokens_ms = now;
-    if (rc->tokens > burst)
-        rc->tokens = burst;
-    if (rc->tokens < (double)n)
+    double burst = (double)rate * 4;
+    *tokens += (double)(now - *last_ms) * (double)rate / 1000.0;
+    *last_ms = now;
+    if (*tokens > burst)
+        *tokens = burst;
+    if (*tokens < (double)n)
         return 0;
-    rc->tokens -= (double)n;
+    *tokens -= (double)n;
     return 1;
+}
+
+static int rate_ok(rconn *rc, size_t n)
+{
+    return bucket_take(&rc->tokens, &rc->tokens_ms, rc->r->cfg.send_rate, n);
 }
 
 static void handle_send(rconn *rc, const kurer_client_frame *f)
@@ -983,6 +992,12 @@ static void handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f)
     kurer_device_address devs[KURER_USER_DEVICES_MAX];
     size_t n = 0;
     int64_t now = kurer_time_unix();
+    /* Each fetch takes one-time prekeys of other users: one connection may not drain them. */
+    if (!bucket_take(&rc->fetch_tokens, &rc->fetch_tokens_ms, r->cfg.fetch_rate, 1)) {
+        r->prekey_fetches_rate_limited++;
+        send_error(rc, f->request_id, KURER_ERATE, 0);
+        return;
+    }
     /* Only current devices (valid, unrevoked chain in the directory); listed ids that are not
      * current are left out of the answer, like unknown users in a lookup. */
     dir_user *du = dir_user_find(r, pf->user);
@@ -1437,6 +1452,8 @@ static void on_connection(uv_stream_t *server, int status)
     rc->refs = 1;
     rc->tokens = (double)r->cfg.send_rate * 4;
     rc->tokens_ms = kurer_time_mono_ms();
+    rc->fetch_tokens = (double)r->cfg.fetch_rate * 4;
+    rc->fetch_tokens_ms = rc->tokens_ms;
     if (kurer_conn_accept_from(&rc->c, server, &r->lim, &conn_cbs, &r->key, 1, rc) != 0) {
         free(rc);
         return;
@@ -1509,6 +1526,7 @@ static char *metrics_text(relay *r)
     M("prekey_bundles_without_one_time_total", "counter", r->bundles_without_one_time);
     M("prekeys_low_pushed_total", "counter", r->prekeys_low_pushed);
     M("prekey_uploads_over_max_total", "counter", r->prekey_uploads_over_max);
+    M("prekey_fetches_rate_limited_total", "counter", r->prekey_fetches_rate_limited);
     M("revocation_lists_accepted_total", "counter", r->crl_accepted);
     M("revocation_lists", "gauge", kurer_trust_crl_count(r->trust));
 #undef M
@@ -1668,6 +1686,7 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->max_handshakes = 1024;
     c->commit_delay_us = 1000;
     c->prekeys_max = 1000;
+    c->fetch_rate = 20;
 }
 
 static const struct {
@@ -1694,6 +1713,7 @@ static const struct {
     K(max_handshakes, 1, 1000000),
     K(commit_delay_us, 0, 1000000),
     K(prekeys_max, 1, 1000000),
+    K(fetch_rate, 0, 1000000),
 #undef K
 };
 

@@ -24,6 +24,7 @@ typedef struct kurer_relay_config {
     uint64_t commit_delay_us; /* the store may hold work this long before a transaction */
     uint64_t max_handshakes;  /* connections still in their handshake (pre-auth memory bound) */
     uint64_t prekeys_max;     /* one-time prekeys a device may hold */
+    uint64_t fetch_rate;      /* prekey fetches per second per connection (burst: 4x) */
 } kurer_relay_config;
 
 void kurer_relay_config_default(kurer_relay_config *c);

@@ -1209,6 +1209,71 @@ static void test_prekeys_max(void **state)
     free(page);
 }
 
+/* fetch_rate bounds prekey fetches per connection: beyond the burst (4 x rate) a fetch gets
+ * ERATE without taking a prekey, the connection stays, and the bucket refills. */
+static void test_fetch_rate(void **state)
+{
+    world *w = *state;
+    enum { BURST = 8, EXTRA = 4 };
+    device a, b;
+    client ca, cb;
+    kurer_server_frame r;
+    kurer_prekey_upload u;
+    kurer_one_time_prekey otk[50];
+    uint64_t ids[BURST + EXTRA];
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "fetch_rate = 2\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--config", cfg, "--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 4);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    make_upload(&a, &u, otk, 1, 1, 50, 0);
+    assert_int_equal(upload(&ca, &u), 0);
+    cl_free(&ca);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    for (int i = 0; i < BURST + EXTRA; i++)
+        ids[i] = send_fetch(&cb, "anna@mof", NULL, 0);
+    /* ERATE answers come at once, bundles after their commit: take them in any order. */
+    int ok = 0, limited = 0;
+    uint32_t max_id = 0;
+    while (ok + limited < BURST + EXTRA) {
+        assert_int_equal(cl_next(&cb, &r, 10000), 1);
+        int mine = 0;
+        for (int i = 0; i < BURST + EXTRA; i++)
+            mine |= r.request_id == ids[i];
+        if (mine && r.body == KURER_SERVER_BUNDLES) {
+            ok++;
+            assert_true(r.u.bundles.bundles[0].has_one_time);
+            if (r.u.bundles.bundles[0].one_time.id > max_id)
+                max_id = r.u.bundles.bundles[0].one_time.id;
+        } else if (mine) {
+            assert_int_equal(r.body, KURER_SERVER_ERROR);
+            assert_int_equal(r.u.error.code, KURER_ERATE);
+            limited++;
+        }
+        kurer_server_frame_release(&r);
+    }
+    assert_int_equal(max_id, (uint32_t)ok); /* the limited ones took nothing */
+    /* The bucket refills at 2/s: at most one more went through while the requests arrived. */
+    assert_true(ok >= BURST && ok <= BURST + 1);
+    assert_int_equal(ok + limited, BURST + EXTRA);
+    assert_false(cb.closed);
+    usleep(600 * 1000); /* one token back */
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+    assert_int_equal(r.body, KURER_SERVER_BUNDLES);
+    assert_int_equal(r.u.bundles.bundles[0].one_time.id, (uint32_t)ok + 1);
+    kurer_server_frame_release(&r);
+    cl_free(&cb);
+    char *page = scrape(w);
+    assert_int_equal(metric(page, "kurer_prekey_fetches_rate_limited_total"), (uint64_t)limited);
+    assert_int_equal(metric(page, "kurer_rejections_total{reason=\"ERATE\"}"), (uint64_t)limited);
+    assert_int_equal(metric(page, "kurer_prekeys_handed_out_total"), (uint64_t)ok + 1);
+    free(page);
+}
+
 /* ---- revocation over NK ------------------------------------------------------------------- */
 
 /* A list of the main authority, version v, revoking the given serials; written to path (if not
@@ -1955,6 +2020,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_prekeys_bad_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_low, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_nk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sighup_crl, setup, teardown),
