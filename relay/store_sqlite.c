@@ -931,9 +931,20 @@ int kurer_store_ack(kurer_store *s, const kurer_device_address *dev, const uint6
     return 0;
 }
 
+static int seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *limit);
+
 int kurer_store_seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *limit)
 {
-    /* At start-up, before anything is submitted: the writer is idle. */
+    /* At start-up; but the --crl files loaded before may have submitted their puts already, and
+     * the writer may be running them on this connection: take it first. */
+    exclusive_begin(s);
+    int rc = seq_start(s, block, next, limit);
+    exclusive_end(s);
+    return rc;
+}
+
+static int seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *limit)
+{
     sqlite3_stmt *st = NULL;
     uint64_t top = 0;
     int rc = KURER_ESTORAGE;
