@@ -38,6 +38,7 @@ typedef struct kurer_relay_opts {
     const char *dir;
     const char *listen;
     const char *metrics; /* NULL: none */
+    int metrics_public;  /* serve metrics on a non-loopback address (unauthenticated) */
     const char *roots[8];
     size_t n_roots;
     const char *crl_files[8];

@@ -1633,6 +1633,145 @@ static void test_metrics(void **state)
     assert_int_equal(metric_now(w, "kurer_connections"), 0);
 }
 
+/* One raw HTTP exchange with the metrics endpoint: sends the pieces (with a pause between),
+ * reads until EOF (or 5 s). Returns the bytes read; *reset is set if the read ended in an
+ * error (a reset) rather than EOF. */
+static size_t http_raw(world *w, const char *const *pieces, size_t n, char *out, size_t cap,
+                       int *reset, uint64_t *first_byte_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&w->maddr, sizeof(struct sockaddr_in)), 0);
+    uint64_t t0 = kurer_time_mono_ms();
+    *first_byte_ms = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            usleep(300 * 1000);
+        assert_int_equal(write(fd, pieces[i], strlen(pieces[i])), (ssize_t)strlen(pieces[i]));
+    }
+    size_t len = 0;
+    *reset = 0;
+    uint64_t end = kurer_time_mono_ms() + 5000;
+    while (len < cap - 1 && kurer_time_mono_ms() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(fd, out + len, cap - 1 - len);
+        if (r < 0)
+            *reset = 1;
+        if (r <= 0)
+            break;
+        if (len == 0)
+            *first_byte_ms = kurer_time_mono_ms() - t0;
+        len += (size_t)r;
+    }
+    out[len] = '\0';
+    close(fd);
+    return len;
+}
+
+/* The metrics endpoint reads the request before answering, serves only GET /metrics, bounds the
+ * request (4 KiB, 2 s), and ends with a clean close even if more input follows the request. */
+static void test_metrics_http(void **state)
+{
+    world *w = *state;
+    static char page[65536];
+    int reset;
+    uint64_t first;
+    const char *extra[] = {"--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 2);
+    /* A request in two pieces: no answer before the second. */
+    const char *split[] = {"GET /metrics HTTP/1.1\r\nHost: x\r\n", "\r\n"};
+    size_t len = http_raw(w, split, 2, page, sizeof(page), &reset, &first);
+    assert_true(first >= 250);
+    assert_false(reset);
+    assert_non_null(strstr(page, "HTTP/1.0 200 OK\r\n"));
+    char *body = strstr(page, "\r\n\r\n");
+    assert_non_null(body);
+    body += 4;
+    const char *cl = strstr(page, "Content-Length: ");
+    assert_non_null(cl);
+    assert_int_equal(strtoull(cl + 16, NULL, 10), len - (size_t)(body - page));
+    assert_non_null(strstr(body, "# TYPE kurer_handshakes_ok_total counter\n"));
+    /* Input after the request is drained, not left to reset the connection: the whole page
+     * arrives, then EOF. */
+    static char junk[3000];
+    memset(junk, 'x', sizeof(junk) - 1);
+    const char *trail[] = {"GET /metrics HTTP/1.0\r\n\r\n", junk};
+    len = http_raw(w, trail, 2, page, sizeof(page), &reset, &first);
+    assert_false(reset);
+    body = strstr(page, "\r\n\r\n");
+    assert_non_null(body);
+    cl = strstr(page, "Content-Length: ");
+    assert_non_null(cl);
+    assert_int_equal(strtoull(cl + 16, NULL, 10), len - (size_t)(body + 4 - page));
+    /* Anything else: 404. */
+    const char *other[] = {"GET / HTTP/1.0\r\n\r\n"};
+    http_raw(w, other, 1, page, sizeof(page), &reset, &first);
+    assert_non_null(strstr(page, "HTTP/1.0 404 Not Found\r\n"));
+    assert_null(strstr(page, "kurer_"));
+    const char *post[] = {"POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n"};
+    http_raw(w, post, 1, page, sizeof(page), &reset, &first);
+    assert_non_null(strstr(page, "HTTP/1.0 404 Not Found\r\n"));
+    const char *longer[] = {"GET /metricsx HTTP/1.0\r\n\r\n"};
+    http_raw(w, longer, 1, page, sizeof(page), &reset, &first);
+    assert_non_null(strstr(page, "HTTP/1.0 404 Not Found\r\n"));
+    /* Over 4 KiB without the end of the headers: refused, nothing of the page. */
+    static char huge[5000];
+    memcpy(huge, "GET /metrics HTTP/1.0\r\nX: ", 26);
+    memset(huge + 26, 'a', sizeof(huge) - 27);
+    const char *big[] = {huge};
+    http_raw(w, big, 1, page, sizeof(page), &reset, &first);
+    assert_non_null(strstr(page, "HTTP/1.0 431 "));
+    assert_null(strstr(page, "kurer_"));
+    /* A peer that sends nothing is closed after 2 s, unanswered. */
+    const char *none[] = {""};
+    uint64_t t0 = kurer_time_mono_ms();
+    len = http_raw(w, none, 1, page, sizeof(page), &reset, &first);
+    uint64_t took = kurer_time_mono_ms() - t0;
+    assert_int_equal(len, 0);
+    assert_true(took >= 1800 && took < 4500);
+    /* The relay still serves. */
+    free(scrape(w));
+    assert_int_equal(WEXITSTATUS(stop_relay(w, SIGTERM)), 0);
+}
+
+/* --metrics on a non-loopback address is refused unless --metrics-public is given. */
+static void test_metrics_public(void **state)
+{
+    world *w = *state;
+    char dir[300], root[300];
+    snprintf(dir, sizeof(dir), "%s/relay", w->dir);
+    snprintf(root, sizeof(root), "%s/root.crt", w->dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int nul = open("/dev/null", O_WRONLY);
+        dup2(nul, 1);
+        dup2(nul, 2);
+        execl(KURER_RELAY_BIN, KURER_RELAY_BIN, "run", "--dir", dir, "--listen", "127.0.0.1:0",
+              "--root", root, "--metrics", "0.0.0.0:0", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    uint64_t end = kurer_time_mono_ms() + 10000;
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        if (kurer_time_mono_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("the relay served metrics on 0.0.0.0 without --metrics-public");
+        }
+        usleep(20000);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_not_equal(WEXITSTATUS(status), 0);
+    const char *extra[] = {"--metrics", "0.0.0.0:0", "--metrics-public"};
+    start_relay_v(w, extra, 3);
+    char *page = scrape(w);
+    assert_non_null(strstr(page, "kurer_connections"));
+    free(page);
+}
+
 /* SIGHUP re-reads --crl: a newer file disconnects a connected device it revokes. */
 static void test_sighup_crl(void **state)
 {
@@ -2023,6 +2162,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_fetch_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_nk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_http, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_public, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sighup_crl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_rate_mailbox, setup, teardown),
