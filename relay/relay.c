@@ -535,6 +535,19 @@ static void acked_early(rconn *rc, uint64_t seq)
     }
 }
 
+/* Whether an envelope for to (its device's live connection) goes out before its commit. */
+static int can_push(relay *r, rconn *to, const kurer_store_item *it)
+{
+    return to->caught_up && !to->fetching && !kurer_conn_congested(to->c) &&
+           it->seq <= r->seq_limit && it->seq > to->last_pushed;
+}
+
+static int deliverable_now(relay *r, const kurer_store_item *it)
+{
+    rconn *to = online(r, &it->to);
+    return to != NULL && can_push(r, to, it);
+}
+
 /* After the put of sc was submitted: delivers each envelope whose device is connected and caught
  * up at once (listing it as pending), and wakes the fetch of the others that are connected. */
 static void deliver_early(relay *r, send_ctx *sc, const kurer_envelope *env, size_t n_env,
@@ -550,8 +563,7 @@ static void deliver_early(relay *r, send_ctx *sc, const kurer_envelope *env, siz
         rconn *to = online(r, &it->to);
         if (to == NULL)
             continue;
-        if (to->caught_up && !to->fetching && !kurer_conn_congested(to->c) &&
-            it->seq <= r->seq_limit && it->seq > to->last_pushed) {
+        if (can_push(r, to, it)) {
             kurer_envelope e = env[i];
             e.has_from = 1;
             e.from = sc->rc->addr;
@@ -752,8 +764,16 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         send_ctx_free(sc);
         return;
     }
+    /* Every envelope goes out before its commit: the store may hold the put for their acks
+     * (ack_hold_us), and write nothing if they all come in time. */
+    int all_early = r->cfg.ack_hold_us > 0;
+    for (size_t i = 0; i < sc->n_items && all_early; i++)
+        all_early = deliverable_now(r, &sc->items[i]);
     rc->refs++;
-    if (kurer_store_put(r->store, sc->items, sc->n_items, r->cfg.mailbox_max, on_put, sc) != 0) {
+    if ((all_early ? kurer_store_put_held(r->store, sc->items, sc->n_items, r->cfg.mailbox_max,
+                                          r->cfg.ack_hold_us, on_put, sc)
+                   : kurer_store_put(r->store, sc->items, sc->n_items, r->cfg.mailbox_max, on_put,
+                                     sc)) != 0) {
         rc->refs--;
         free(accepted);
         send_ctx_free(sc);
@@ -1800,6 +1820,7 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->commit_delay_us = 1000;
     c->prekeys_max = 1000;
     c->fetch_rate = 20;
+    c->ack_hold_us = 50000;
 }
 
 static const struct {
@@ -1827,6 +1848,7 @@ static const struct {
     K(commit_delay_us, 0, 1000000),
     K(prekeys_max, 1, 1000000),
     K(fetch_rate, 0, 1000000),
+    K(ack_hold_us, 0, 10000000),
 #undef K
 };
 

@@ -25,6 +25,7 @@ typedef struct kurer_relay_config {
     uint64_t max_handshakes;  /* connections still in their handshake (pre-auth memory bound) */
     uint64_t prekeys_max;     /* one-time prekeys a device may hold */
     uint64_t fetch_rate;      /* prekey fetches per second per connection (burst: 4x) */
+    uint64_t ack_hold_us;     /* a put delivered early waits this long for its acks unwritten */
 } kurer_relay_config;
 
 void kurer_relay_config_default(kurer_relay_config *c);

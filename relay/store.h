@@ -105,6 +105,14 @@ KURER_MUST_CHECK int kurer_store_load_directory(kurer_store *s, kurer_store_devi
  * refuses the whole put with KURER_ELIMIT. */
 KURER_MUST_CHECK int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n,
                                      uint64_t mailbox_max, kurer_store_put_cb cb, void *arg);
+/* The same for a put whose envelopes were all delivered before it is durable: the store may keep
+ * it out of its transactions for up to hold_us (microseconds) waiting for their acks, so that a
+ * put and its acks that arrive within that time are never written at all, whichever batches
+ * they fall into. A held put is written (before anything that reads mailboxes, i.e. any fetch,
+ * and at close) once hold_us have passed without all its acks. */
+KURER_MUST_CHECK int kurer_store_put_held(kurer_store *s, const kurer_store_item *items, size_t n,
+                                          uint64_t mailbox_max, uint64_t hold_us,
+                                          kurer_store_put_cb cb, void *arg);
 /* Up to limit envelopes of a device with seq > after, oldest first. */
 KURER_MUST_CHECK int kurer_store_fetch(kurer_store *s, const kurer_device_address *dev,
                                        uint64_t after, size_t limit, kurer_store_fetch_cb cb,
