@@ -21,7 +21,8 @@
 static const char *USAGE =
     "usage: kurer-relay init --dir DIR\n"
     "       kurer-relay run --dir DIR --listen HOST:PORT --root ROOT.crt [--root ...]\n"
-    "                       [--store sqlite] [--metrics HOST:PORT] [--config FILE] [--crl FILE]\n"
+    "                       [--store sqlite] [--metrics HOST:PORT [--metrics-public]]\n"
+    "                       [--config FILE] [--crl FILE]\n"
     "                       [--log-level debug|info|warn|error|off]\n"
     "       kurer-relay --version\n"
     "\n"
@@ -30,7 +31,9 @@ static const char *USAGE =
     "      relay.pub; prints the public key in hex.\n"
     "run   serves until SIGTERM or SIGINT; SIGHUP reloads the --crl files. With port 0 it\n"
     "      prints the bound address as 'listening HOST:PORT'. HOST may be a host name. One\n"
-    "      relay per DIR (it locks DIR/.lock). See docs/relay.md.\n";
+    "      relay per DIR (it locks DIR/.lock). --metrics serves an unauthenticated page:\n"
+    "      a non-loopback address is refused unless --metrics-public is given. See\n"
+    "      docs/relay.md.\n";
 
 /* One relay per folder: an exclusive flock on DIR/.lock (0600, "PID"), held until exit. */
 static int lock_dir(const char *dir)
@@ -161,6 +164,10 @@ int main(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(USAGE, stdout);
             return 0;
+        }
+        if (strcmp(a, "--metrics-public") == 0) {
+            o.metrics_public = 1;
+            continue;
         }
         if (!need(i, argc, argv))
             return 2;

@@ -66,6 +66,9 @@ typedef struct rconn {
     /* rate limit (token bucket, envelopes) */
     double tokens;
     uint64_t tokens_ms;
+    /* prekey fetch rate limit (token bucket, fetches) */
+    double fetch_tokens;
+    uint64_t fetch_tokens_ms;
 } rconn;
 
 struct relay {
@@ -79,6 +82,7 @@ struct relay {
     uv_tcp_t server;
     uv_tcp_t metrics;
     int have_metrics;
+    struct mreq *mreqs; /* metrics requests in progress */
     uv_signal_t sigterm, sigint, sighup;
     const kurer_relay_opts *opts;
     rconn *conns;
@@ -100,6 +104,7 @@ struct relay {
     uint64_t rejects[NERR]; /* by error code */
     uint64_t refused_max_conns, refused_max_handshakes;
     uint64_t env_accepted_by_ack, env_write_skipped;
+    uint64_t prekey_uploads_over_max, prekey_fetches_rate_limited;
 };
 
 #define SEQ_BLOCK ((uint64_t)1 << 20) /* seqs reserved per store write */
@@ -530,6 +535,19 @@ static void acked_early(rconn *rc, uint64_t seq)
     }
 }
 
+/* Whether an envelope for to (its device's live connection) goes out before its commit. */
+static int can_push(relay *r, rconn *to, const kurer_store_item *it)
+{
+    return to->caught_up && !to->fetching && !kurer_conn_congested(to->c) &&
+           it->seq <= r->seq_limit && it->seq > to->last_pushed;
+}
+
+static int deliverable_now(relay *r, const kurer_store_item *it)
+{
+    rconn *to = online(r, &it->to);
+    return to != NULL && can_push(r, to, it);
+}
+
 /* After the put of sc was submitted: delivers each envelope whose device is connected and caught
  * up at once (listing it as pending), and wakes the fetch of the others that are connected. */
 static void deliver_early(relay *r, send_ctx *sc, const kurer_envelope *env, size_t n_env,
@@ -545,8 +563,7 @@ static void deliver_early(relay *r, send_ctx *sc, const kurer_envelope *env, siz
         rconn *to = online(r, &it->to);
         if (to == NULL)
             continue;
-        if (to->caught_up && !to->fetching && !kurer_conn_congested(to->c) &&
-            it->seq <= r->seq_limit && it->seq > to->last_pushed) {
+        if (can_push(r, to, it)) {
             kurer_envelope e = env[i];
             e.has_from = 1;
             e.from = sc->rc->addr;
@@ -572,21 +589,27 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int rate_ok(rconn *rc, size_t n)
+/* A token bucket of rate per second, burst 4x; takes n tokens if it holds them. rate 0: no
+ * limit. */
+static int bucket_take(double *tokens, uint64_t *last_ms, uint64_t rate, size_t n)
 {
-    relay *r = rc->r;
-    if (r->cfg.send_rate == 0)
+    if (rate == 0)
         return 1;
     uint64_t now = kurer_time_mono_ms();
-    double burst = (double)r->cfg.send_rate * 4;
-    rc->tokens += (double)(now - rc->tokens_ms) * (double)r->cfg.send_rate / 1000.0;
-    rc->tokens_ms = now;
-    if (rc->tokens > burst)
-        rc->tokens = burst;
-    if (rc->tokens < (double)n)
+    double burst = (double)rate * 4;
+    *tokens += (double)(now - *last_ms) * (double)rate / 1000.0;
+    *last_ms = now;
+    if (*tokens > burst)
+        *tokens = burst;
+    if (*tokens < (double)n)
         return 0;
-    rc->tokens -= (double)n;
+    *tokens -= (double)n;
     return 1;
+}
+
+static int rate_ok(rconn *rc, size_t n)
+{
+    return bucket_take(&rc->tokens, &rc->tokens_ms, rc->r->cfg.send_rate, n);
 }
 
 static void handle_send(rconn *rc, const kurer_client_frame *f)
@@ -741,8 +764,16 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         send_ctx_free(sc);
         return;
     }
+    /* Every envelope goes out before its commit: the store may hold the put for their acks
+     * (ack_hold_us), and write nothing if they all come in time. */
+    int all_early = r->cfg.ack_hold_us > 0;
+    for (size_t i = 0; i < sc->n_items && all_early; i++)
+        all_early = deliverable_now(r, &sc->items[i]);
     rc->refs++;
-    if (kurer_store_put(r->store, sc->items, sc->n_items, r->cfg.mailbox_max, on_put, sc) != 0) {
+    if ((all_early ? kurer_store_put_held(r->store, sc->items, sc->n_items, r->cfg.mailbox_max,
+                                          r->cfg.ack_hold_us, on_put, sc)
+                   : kurer_store_put(r->store, sc->items, sc->n_items, r->cfg.mailbox_max, on_put,
+                                     sc)) != 0) {
         rc->refs--;
         free(accepted);
         send_ctx_free(sc);
@@ -879,6 +910,8 @@ static void on_prekeys_stored(void *arg, int err, uint64_t count)
 {
     req_ctx2 *q = arg;
     (void)count;
+    if (err == KURER_ELIMIT)
+        q->rc->r->prekey_uploads_over_max++;
     if (err != 0) {
         send_error(q->rc, q->request_id, err, 0);
     } else {
@@ -900,6 +933,12 @@ static void handle_prekeys(rconn *rc, const kurer_client_frame *f)
         send_error(rc, f->request_id, err == KURER_ENOMEM ? err : KURER_EBADSIG, 0);
         return;
     }
+    /* The pool is bounded (prekeys_max): an upload that alone is over it needs no store. */
+    if (u->n_one_time > rc->r->cfg.prekeys_max) {
+        rc->r->prekey_uploads_over_max++;
+        send_error(rc, f->request_id, KURER_ELIMIT, 0);
+        return;
+    }
     req_ctx2 *q = malloc(sizeof(*q));
     kurer_store_prekeys p;
     if (q == NULL) {
@@ -912,6 +951,7 @@ static void handle_prekeys(rconn *rc, const kurer_client_frame *f)
     p.signed_prekey = u->signed_prekey;
     p.one_time = u->one_time;
     p.n_one_time = u->n_one_time;
+    p.max_one_time = rc->r->cfg.prekeys_max;
     q->rc = rc;
     q->request_id = f->request_id;
     rc->refs++;
@@ -973,6 +1013,12 @@ static void handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f)
     kurer_device_address devs[KURER_USER_DEVICES_MAX];
     size_t n = 0;
     int64_t now = kurer_time_unix();
+    /* Each fetch takes one-time prekeys of other users: one connection may not drain them. */
+    if (!bucket_take(&rc->fetch_tokens, &rc->fetch_tokens_ms, r->cfg.fetch_rate, 1)) {
+        r->prekey_fetches_rate_limited++;
+        send_error(rc, f->request_id, KURER_ERATE, 0);
+        return;
+    }
     /* Only current devices (valid, unrevoked chain in the directory); listed ids that are not
      * current are left out of the answer, like unknown users in a lookup. */
     dir_user *du = dir_user_find(r, pf->user);
@@ -1427,6 +1473,8 @@ static void on_connection(uv_stream_t *server, int status)
     rc->refs = 1;
     rc->tokens = (double)r->cfg.send_rate * 4;
     rc->tokens_ms = kurer_time_mono_ms();
+    rc->fetch_tokens = (double)r->cfg.fetch_rate * 4;
+    rc->fetch_tokens_ms = rc->tokens_ms;
     if (kurer_conn_accept_from(&rc->c, server, &r->lim, &conn_cbs, &r->key, 1, rc) != 0) {
         free(rc);
         return;
@@ -1443,24 +1491,73 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- metrics ------------------------------------------------------------------------------ */
 
+/* One scrape. The request is read (at most METRICS_REQ_MAX bytes, within METRICS_MS) before
+ * the answer; only GET /metrics gets the page. After the answer the relay shuts its side down
+ * and reads (discarding) until the peer closes or METRICS_MS pass, so that unread input never
+ * turns the close into a reset that would cut the answer short. */
+#define METRICS_REQ_MAX 4096
+#define METRICS_MS      2000
+
 typedef struct mreq {
     uv_tcp_t tcp;
+    uv_timer_t timer;
     uv_write_t w;
+    uv_shutdown_t sd;
+    relay *r;
+    struct mreq *next, *prev; /* in relay.mreqs */
+    int handles;              /* open handles: freed when both are closed */
+    int answered, closing;
+    size_t len;
+    char req[METRICS_REQ_MAX];
     char *body;
 } mreq;
 
 static void m_closed(uv_handle_t *h)
 {
     mreq *m = h->data;
+    if (--m->handles > 0)
+        return;
     free(m->body);
     free(m);
+}
+
+static void m_close(mreq *m)
+{
+    if (m->closing)
+        return;
+    m->closing = 1;
+    if (m->prev != NULL)
+        m->prev->next = m->next;
+    else
+        m->r->mreqs = m->next;
+    if (m->next != NULL)
+        m->next->prev = m->prev;
+    uv_close((uv_handle_t *)&m->timer, m_closed);
+    uv_close((uv_handle_t *)&m->tcp, m_closed);
+}
+
+static void m_timeout(uv_timer_t *t)
+{
+    m_close(t->data);
+}
+
+static void m_shut(uv_shutdown_t *sd, int status)
+{
+    mreq *m = sd->data;
+    if (status != 0)
+        m_close(m); /* otherwise the peer's EOF (or the timer) closes */
 }
 
 static void m_written(uv_write_t *w, int status)
 {
     mreq *m = w->data;
-    (void)status;
-    uv_close((uv_handle_t *)&m->tcp, m_closed);
+    if (status != 0 || m->closing) {
+        m_close(m);
+        return;
+    }
+    uv_timer_start(&m->timer, m_timeout, METRICS_MS, 0);
+    if (uv_shutdown(&m->sd, (uv_stream_t *)&m->tcp, m_shut) != 0)
+        m_close(m);
 }
 
 static char *metrics_text(relay *r)
@@ -1498,6 +1595,8 @@ static char *metrics_text(relay *r)
     M("prekeys_handed_out_total", "counter", r->prekeys_handed_out);
     M("prekey_bundles_without_one_time_total", "counter", r->bundles_without_one_time);
     M("prekeys_low_pushed_total", "counter", r->prekeys_low_pushed);
+    M("prekey_uploads_over_max_total", "counter", r->prekey_uploads_over_max);
+    M("prekey_fetches_rate_limited_total", "counter", r->prekey_fetches_rate_limited);
     M("revocation_lists_accepted_total", "counter", r->crl_accepted);
     M("revocation_lists", "gauge", kurer_trust_crl_count(r->trust));
 #undef M
@@ -1516,6 +1615,77 @@ static char *metrics_text(relay *r)
     return s;
 }
 
+static void m_answer(mreq *m, const char *status, const char *body, size_t blen)
+{
+    m->answered = 1;
+    m->body = malloc(blen + 160);
+    if (m->body == NULL) {
+        m_close(m);
+        return;
+    }
+    int hl = snprintf(m->body, 160,
+                      "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                      status, blen);
+    memcpy(m->body + hl, body, blen);
+    uv_buf_t b = uv_buf_init(m->body, (unsigned)((size_t)hl + blen));
+    if (uv_write(&m->w, (uv_stream_t *)&m->tcp, &b, 1, m_written) != 0)
+        m_close(m);
+}
+
+static void m_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    static char discard[4096]; /* input after the request: read only to be dropped */
+    mreq *m = h->data;
+    (void)hint;
+    if (m->answered || m->len >= sizeof(m->req))
+        *buf = uv_buf_init(discard, sizeof(discard));
+    else
+        *buf = uv_buf_init(m->req + m->len, (unsigned)(sizeof(m->req) - m->len));
+}
+
+/* The request line and headers are complete: answer GET /metrics, 404 to anything else. */
+static void m_request(mreq *m)
+{
+    static const char nf[] = "not found: only GET /metrics is served\n";
+    const char *p = m->req;
+    if (m->len >= 13 && memcmp(p, "GET /metrics", 12) == 0 &&
+        (p[12] == ' ' || p[12] == '?' || p[12] == '\r' || p[12] == '\n')) {
+        char *body = metrics_text(m->r);
+        if (body == NULL) {
+            m_close(m);
+            return;
+        }
+        m_answer(m, "200 OK", body, strlen(body));
+        free(body);
+    } else {
+        m_answer(m, "404 Not Found", nf, sizeof(nf) - 1);
+    }
+}
+
+static void m_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    mreq *m = st->data;
+    static const char big[] = "request too large\n";
+    if (n < 0) {
+        /* EOF or error: after the answer that is the clean end; before it, nothing to answer */
+        m_close(m);
+        return;
+    }
+    if (n == 0 || m->answered || buf->base != m->req + m->len)
+        return;
+    size_t from = m->len > 3 ? m->len - 3 : 0;
+    m->len += (size_t)n;
+    for (size_t i = from; i < m->len; i++)
+        if ((i + 1 < m->len && m->req[i] == '\n' && m->req[i + 1] == '\n') ||
+            (i + 3 < m->len && memcmp(m->req + i, "\r\n\r\n", 4) == 0)) {
+            m_request(m);
+            return;
+        }
+    if (m->len >= sizeof(m->req))
+        m_answer(m, "431 Request Header Fields Too Large", big, sizeof(big) - 1);
+}
+
 static void on_metrics(uv_stream_t *server, int status)
 {
     relay *r = server->data;
@@ -1524,31 +1694,21 @@ static void on_metrics(uv_stream_t *server, int status)
     mreq *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return;
+    m->r = r;
     uv_tcp_init(r->loop, &m->tcp);
-    m->tcp.data = m;
-    m->w.data = m;
-    if (uv_accept(server, (uv_stream_t *)&m->tcp) != 0) {
-        uv_close((uv_handle_t *)&m->tcp, m_closed);
+    uv_timer_init(r->loop, &m->timer);
+    m->handles = 2;
+    m->tcp.data = m->timer.data = m->w.data = m->sd.data = m;
+    m->next = r->mreqs;
+    if (r->mreqs != NULL)
+        r->mreqs->prev = m;
+    r->mreqs = m;
+    if (uv_accept(server, (uv_stream_t *)&m->tcp) != 0 ||
+        uv_read_start((uv_stream_t *)&m->tcp, m_alloc, m_read) != 0) {
+        m_close(m);
         return;
     }
-    /* The request is not read: whatever is asked, the answer is the metrics page. */
-    char *body = metrics_text(r);
-    size_t blen = body ? strlen(body) : 0;
-    m->body = malloc(blen + 128);
-    if (m->body == NULL) {
-        free(body);
-        uv_close((uv_handle_t *)&m->tcp, m_closed);
-        return;
-    }
-    int hl = snprintf(m->body, 128,
-                      "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      blen);
-    memcpy(m->body + hl, body ? body : "", blen);
-    free(body);
-    uv_buf_t b = uv_buf_init(m->body, (unsigned)(hl + (int)blen));
-    if (uv_write(&m->w, (uv_stream_t *)&m->tcp, &b, 1, m_written) != 0)
-        uv_close((uv_handle_t *)&m->tcp, m_closed);
+    uv_timer_start(&m->timer, m_timeout, METRICS_MS, 0);
 }
 
 /* ---- revocation lists --------------------------------------------------------------------- */
@@ -1629,6 +1789,8 @@ static void on_stop(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&r->server, NULL);
     if (r->have_metrics)
         uv_close((uv_handle_t *)&r->metrics, NULL);
+    while (r->mreqs != NULL)
+        m_close(r->mreqs);
     for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
         if (rc->c != NULL)
             kurer_conn_close(rc->c, 0);
@@ -1656,6 +1818,9 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->max_connections = 0; /* derived from the open-file limit */
     c->max_handshakes = 1024;
     c->commit_delay_us = 1000;
+    c->prekeys_max = 1000;
+    c->fetch_rate = 20;
+    c->ack_hold_us = 50000;
 }
 
 static const struct {
@@ -1681,6 +1846,9 @@ static const struct {
     K(max_connections, 0, 10000000),
     K(max_handshakes, 1, 1000000),
     K(commit_delay_us, 0, 1000000),
+    K(prekeys_max, 1, 1000000),
+    K(fetch_rate, 0, 1000000),
+    K(ack_hold_us, 0, 10000000),
 #undef K
 };
 
@@ -1812,6 +1980,17 @@ out_msg:
     return 1;
 }
 
+static int is_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    if (a->ss_family == AF_INET6) {
+        const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(x) || (IN6_IS_ADDR_V4MAPPED(x) && x->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
 int kurer_relay_run(const kurer_relay_opts *o)
 {
     relay r;
@@ -1901,6 +2080,16 @@ int kurer_relay_run(const kurer_relay_opts *o)
         what = o->metrics;
         if ((err = kurer_net_resolve(o->metrics, &maddr)) != 0)
             goto fail;
+        /* The page needs no authentication: it says who is connected how often, and how busy
+         * the relay is. Only loopback unless the operator says otherwise. */
+        if (!o->metrics_public && !is_loopback(&maddr)) {
+            fprintf(stderr,
+                    "kurer-relay: --metrics %s: not a loopback address; the metrics endpoint is "
+                    "unauthenticated (add --metrics-public to serve it there anyway)\n",
+                    o->metrics);
+            err = KURER_EPERM;
+            goto fail_quiet;
+        }
         uv_tcp_init(r.loop, &r.metrics);
         r.metrics.data = &r;
         r.have_metrics = 1;

@@ -23,6 +23,9 @@ typedef struct kurer_relay_config {
     uint64_t max_connections; /* live connections (0: open-file limit - 64) */
     uint64_t commit_delay_us; /* the store may hold work this long before a transaction */
     uint64_t max_handshakes;  /* connections still in their handshake (pre-auth memory bound) */
+    uint64_t prekeys_max;     /* one-time prekeys a device may hold */
+    uint64_t fetch_rate;      /* prekey fetches per second per connection (burst: 4x) */
+    uint64_t ack_hold_us;     /* a put delivered early waits this long for its acks unwritten */
 } kurer_relay_config;
 
 void kurer_relay_config_default(kurer_relay_config *c);
@@ -36,6 +39,7 @@ typedef struct kurer_relay_opts {
     const char *dir;
     const char *listen;
     const char *metrics; /* NULL: none */
+    int metrics_public;  /* serve metrics on a non-loopback address (unauthenticated) */
     const char *roots[8];
     size_t n_roots;
     const char *crl_files[8];

@@ -105,6 +105,14 @@ KURER_MUST_CHECK int kurer_store_load_directory(kurer_store *s, kurer_store_devi
  * refuses the whole put with KURER_ELIMIT. */
 KURER_MUST_CHECK int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n,
                                      uint64_t mailbox_max, kurer_store_put_cb cb, void *arg);
+/* The same for a put whose envelopes were all delivered before it is durable: the store may keep
+ * it out of its transactions for up to hold_us (microseconds) waiting for their acks, so that a
+ * put and its acks that arrive within that time are never written at all, whichever batches
+ * they fall into. A held put is written (before anything that reads mailboxes, i.e. any fetch,
+ * and at close) once hold_us have passed without all its acks. */
+KURER_MUST_CHECK int kurer_store_put_held(kurer_store *s, const kurer_store_item *items, size_t n,
+                                          uint64_t mailbox_max, uint64_t hold_us,
+                                          kurer_store_put_cb cb, void *arg);
 /* Up to limit envelopes of a device with seq > after, oldest first. */
 KURER_MUST_CHECK int kurer_store_fetch(kurer_store *s, const kurer_device_address *dev,
                                        uint64_t after, size_t limit, kurer_store_fetch_cb cb,
@@ -128,6 +136,7 @@ typedef struct kurer_store_prekeys {
     kurer_signed_prekey signed_prekey;
     const kurer_one_time_prekey *one_time;
     size_t n_one_time;
+    uint64_t max_one_time; /* the pool may hold at most this many afterwards (0: no bound) */
 } kurer_store_prekeys;
 
 /* What a fetch took for one device. Devices with no signed prekey are left out. */
@@ -145,7 +154,9 @@ typedef void (*kurer_store_count_cb)(void *arg, int err, uint64_t count);
 /* bundles in the order of the devices asked for (those without a signed prekey left out). */
 typedef void (*kurer_store_bundles_cb)(void *arg, int err, const kurer_store_bundle *b, size_t n);
 
-/* Stores an upload durably (callback after the commit) and reports the device's pool size. */
+/* Stores an upload durably (callback after the commit) and reports the device's pool size. An
+ * upload after which the pool would hold more than max_one_time one-time prekeys is refused
+ * whole with KURER_ELIMIT: nothing of it is stored. */
 KURER_MUST_CHECK int kurer_store_put_prekeys(kurer_store *s, const kurer_store_prekeys *p,
                                              kurer_store_count_cb cb, void *arg);
 /* For each of n devices: its registration id and signed prekey, and one one-time prekey (the

@@ -26,6 +26,7 @@ typedef struct op {
     struct op *next;
     enum op_kind kind;
     uint64_t submitted_ns;
+    uint64_t hold_until_ns; /* OP_PUT: may be held out of transactions until then (0: not) */
     void *arg;
     union {
         kurer_store_put_cb put;
@@ -69,6 +70,9 @@ struct kurer_store {
     pthread_cond_t cv;
     op *in_head, **in_tail;     /* submitted */
     op *done_head, **done_tail; /* completed, for the loop */
+    op *held_head, **held_tail; /* puts waiting for their acks (writer thread only) */
+    uint64_t stat_held;         /* puts ever held; how many of them were never written */
+    uint64_t stat_held_cancelled;
     int stopping;
     int writing;   /* the writer holds the connection (a batch is running) */
     int exclusive; /* a start-up loader holds the connection: the writer waits */
@@ -262,9 +266,9 @@ static int cmp_ack_ref(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Puts and acks of one batch that name the same (device, seq) cancel: neither is executed. A
- * put always precedes the ack of its envelope (the relay delivers only after submitting it),
- * so only acks later in the batch are looked at. */
+/* Puts and acks of one batch (held puts first) that name the same (device, seq) cancel:
+ * neither is executed. A put always precedes the ack of its envelope (the relay delivers only
+ * after submitting it), so only acks later in the batch are looked at. */
 static void pair_batch(op *batch)
 {
     size_t n = 0, k = 0;
@@ -293,6 +297,8 @@ static void pair_batch(op *batch)
         if (o->kind != OP_PUT)
             continue;
         for (size_t i = 0; i < o->n; i++) {
+            if (o->skip[i])
+                continue; /* a held put's item cancelled in an earlier round */
             ack_ref key = {o->items[i].seq, NULL, 0};
             ack_ref *a = bsearch(&key, refs, n, sizeof(*refs), cmp_ack_ref);
             if (a == NULL)
@@ -382,6 +388,11 @@ static int exec_prekeys(kurer_store *s, op *o)
     }
     if (count_otk(s, &o->dev, &o->total) != 0)
         goto undo;
+    if (o->pk.max_one_time > 0 && o->total > o->pk.max_one_time) {
+        /* over the pool bound (ids already held are replaced, not added): nothing is kept */
+        rc = KURER_ELIMIT;
+        goto undo;
+    }
     sqlite3_exec(s->db, "RELEASE pk", NULL, NULL, NULL);
     rc = 0;
     goto out;
@@ -520,6 +531,83 @@ out:
     return rc;
 }
 
+/* Hands ops to the loop (s->mu held). */
+static void complete_locked(kurer_store *s, op *o)
+{
+    o->next = NULL;
+    *s->done_tail = o;
+    s->done_tail = &o->next;
+}
+
+/* True if every item of o (a put or an ack) was cancelled against its pair. */
+static int all_skipped(const op *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (!o->skip[i])
+            return 0;
+    return 1;
+}
+
+/* Builds the work of one round from the held puts and the new batch (both in submission
+ * order). Puts and acks that pair are cancelled; what needs no write is completed at once
+ * (into *done): a held put all of whose acks came, an ack that only cancelled. Held puts stay
+ * held until their time is up, unless a fetch in the batch (or the close) needs the mailboxes
+ * complete: then they run first. Returns the ops to execute, in order. */
+static op *plan_round(kurer_store *s, op *batch, int flush, op **done)
+{
+    uint64_t now = kurer_time_mono_ns();
+    op *held = s->held_head;
+    s->held_head = NULL;
+    s->held_tail = &s->held_head;
+    /* new holdable puts join the held list (they precede their acks: submitted first) */
+    op *rest = NULL, **rt = &rest;
+    op **ht = &held;
+    while (*ht != NULL)
+        ht = &(*ht)->next;
+    for (op *o = batch, *next; o != NULL; o = next) {
+        next = o->next;
+        o->next = NULL;
+        if (o->kind == OP_FETCH)
+            flush = 1;
+        if (o->kind == OP_PUT && o->hold_until_ns != 0) {
+            s->stat_held++;
+            *ht = o;
+            ht = &o->next;
+        } else {
+            *rt = o;
+            rt = &o->next;
+        }
+    }
+    /* pair over held + rest */
+    *ht = rest;
+    pair_batch(held);
+    op *work = NULL, **wt = &work;
+    op *later = NULL, **lt = &later;
+    *done = NULL;
+    op **dt = done;
+    for (op *o = held, *next; o != NULL; o = next) {
+        next = o->next;
+        o->next = NULL;
+        if (o->kind == OP_PUT && o->hold_until_ns != 0 && all_skipped(o)) {
+            s->stat_held_cancelled++;
+            *dt = o; /* never written: done, no commit needed */
+            dt = &o->next;
+        } else if (o->kind == OP_ACK && all_skipped(o)) {
+            *dt = o; /* deletes nothing that was ever written */
+            dt = &o->next;
+        } else if (o->kind == OP_PUT && o->hold_until_ns != 0 && !flush && now < o->hold_until_ns) {
+            *lt = o; /* keeps waiting for its acks */
+            lt = &o->next;
+        } else {
+            *wt = o;
+            wt = &o->next;
+        }
+    }
+    s->held_head = later;
+    s->held_tail = later != NULL ? lt : &s->held_head;
+    return work;
+}
+
 /* The writer: takes everything submitted, runs it in one transaction, commits, hands the
  * completions to the loop. What arrives meanwhile waits for the next round. */
 static void *writer(void *arg)
@@ -527,8 +615,25 @@ static void *writer(void *arg)
     kurer_store *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while ((s->in_head == NULL || s->exclusive) && !s->stopping)
-            pthread_cond_wait(&s->cv, &s->mu);
+        for (;;) {
+            if (s->stopping || (!s->exclusive && s->in_head != NULL))
+                break;
+            if (!s->exclusive && s->held_head != NULL) {
+                uint64_t due = s->held_head->hold_until_ns, now = kurer_time_mono_ns();
+                if (now >= due)
+                    break;
+                /* the first held put is the oldest: wake when its time is up */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                uint64_t abs =
+                    (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (due - now);
+                ts.tv_sec = (time_t)(abs / 1000000000u);
+                ts.tv_nsec = (long)(abs % 1000000000u);
+                pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            } else {
+                pthread_cond_wait(&s->cv, &s->mu);
+            }
+        }
         /* Commit delay: let the oldest op wait a little for company, and for the acks that
          * cancel puts delivered in the meantime. */
         while (s->in_head != NULL && !s->stopping && s->commit_delay_ns > 0) {
@@ -545,17 +650,37 @@ static void *writer(void *arg)
         if (batch != NULL) {
             s->in_head = NULL;
             s->in_tail = &s->in_head;
-            s->writing = 1;
         }
-        int stop = s->stopping && batch == NULL;
+        int stop = s->stopping && batch == NULL && s->held_head == NULL;
+        int go = !s->exclusive && (batch != NULL || s->held_head != NULL);
+        if (go)
+            s->writing = 1;
+        int flush = s->stopping;
         pthread_mutex_unlock(&s->mu);
         if (stop)
             break;
-        if (batch == NULL)
+        if (!go)
             continue; /* a start-up loader took the connection during the delay */
+        op *done = NULL;
+        batch = plan_round(s, batch, flush, &done);
+        if (done != NULL) {
+            pthread_mutex_lock(&s->mu);
+            for (op *o = done, *next; o != NULL; o = next) {
+                next = o->next;
+                complete_locked(s, o);
+            }
+            pthread_mutex_unlock(&s->mu);
+            uv_async_send(&s->async);
+        }
+        if (batch == NULL) {
+            pthread_mutex_lock(&s->mu);
+            s->writing = 0;
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
         uint64_t t0 = kurer_time_mono_ns();
         uint64_t count = 0;
-        pair_batch(batch);
         int txrc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
                        ? 0
                        : KURER_ESTORAGE;
@@ -610,9 +735,7 @@ static void *writer(void *arg)
         s->stats.last_commit_us = (kurer_time_mono_ns() - t0) / 1000;
         for (op *o = batch, *next; o != NULL; o = next) {
             next = o->next;
-            o->next = NULL;
-            *s->done_tail = o;
-            s->done_tail = &o->next;
+            complete_locked(s, o);
         }
         pthread_mutex_unlock(&s->mu);
         uv_async_send(&s->async);
@@ -861,8 +984,23 @@ static op *op_new(enum op_kind kind, void *arg)
     return o;
 }
 
+static int put(kurer_store *s, const kurer_store_item *items, size_t n, uint64_t mailbox_max,
+               uint64_t hold_us, kurer_store_put_cb cb, void *arg);
+
 int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n, uint64_t mailbox_max,
                     kurer_store_put_cb cb, void *arg)
+{
+    return put(s, items, n, mailbox_max, 0, cb, arg);
+}
+
+int kurer_store_put_held(kurer_store *s, const kurer_store_item *items, size_t n,
+                         uint64_t mailbox_max, uint64_t hold_us, kurer_store_put_cb cb, void *arg)
+{
+    return put(s, items, n, mailbox_max, hold_us, cb, arg);
+}
+
+static int put(kurer_store *s, const kurer_store_item *items, size_t n, uint64_t mailbox_max,
+               uint64_t hold_us, kurer_store_put_cb cb, void *arg)
 {
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
@@ -888,6 +1026,8 @@ int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n, uin
         o->items[i].env = o->blob + off;
         off += items[i].len;
     }
+    if (hold_us > 0)
+        o->hold_until_ns = kurer_time_mono_ns() + hold_us * 1000;
     submit(s, o);
     return 0;
 }
@@ -926,9 +1066,20 @@ int kurer_store_ack(kurer_store *s, const kurer_device_address *dev, const uint6
     return 0;
 }
 
+static int seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *limit);
+
 int kurer_store_seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *limit)
 {
-    /* At start-up, before anything is submitted: the writer is idle. */
+    /* At start-up; but the --crl files loaded before may have submitted their puts already, and
+     * the writer may be running them on this connection: take it first. */
+    exclusive_begin(s);
+    int rc = seq_start(s, block, next, limit);
+    exclusive_end(s);
+    return rc;
+}
+
+static int seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *limit)
+{
     sqlite3_stmt *st = NULL;
     uint64_t top = 0;
     int rc = KURER_ESTORAGE;

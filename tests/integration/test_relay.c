@@ -848,6 +848,9 @@ static void test_sigkill_restart(void **state)
 
 /* ---- prekeys ------------------------------------------------------------------------------ */
 
+static char *scrape(world *w);
+static uint64_t metric(const char *page, const char *name);
+
 /* Builds an upload of a signed prekey (signed by d's identity key, or corrupted) and n one-time
  * prekeys with ids first..first+n-1. */
 static void make_upload(const device *d, kurer_prekey_upload *u, kurer_one_time_prekey *otk,
@@ -1151,6 +1154,124 @@ static void test_prekeys_low(void **state)
     assert_int_equal(next_low(&ca, store_barrier(&ca), &remaining), 0);
     cl_free(&ca);
     cl_free(&cb);
+}
+
+/* prekeys_max bounds a device's pool: an upload after which it would hold more is refused with
+ * ELIMIT and nothing of it is kept (not even its signed prekey); ids already held are replaced,
+ * not added. */
+static void test_prekeys_max(void **state)
+{
+    world *w = *state;
+    device a, b;
+    client ca, cb;
+    kurer_server_frame r;
+    kurer_prekey_upload u, u2;
+    kurer_one_time_prekey otk[12];
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "prekeys_max = 10\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--config", cfg, "--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 4);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    make_upload(&a, &u, otk, 1, 1, 11, 0); /* alone over the bound */
+    assert_int_equal(upload(&ca, &u), KURER_ELIMIT);
+    make_upload(&a, &u, otk, 1, 1, 8, 0);
+    assert_int_equal(upload(&ca, &u), 0);
+    make_upload(&a, &u2, otk, 2, 5, 4, 0); /* ids 5..8 replace: still 8 */
+    assert_int_equal(upload(&ca, &u2), 0);
+    make_upload(&a, &u2, otk, 3, 9, 3, 0); /* 8 + 3 > 10: refused whole */
+    assert_int_equal(upload(&ca, &u2), KURER_ELIMIT);
+    make_upload(&a, &u2, otk, 4, 9, 2, 0); /* exactly 10 */
+    assert_int_equal(upload(&ca, &u2), 0);
+    assert_false(ca.closed);
+    cl_free(&ca);
+    /* The refused upload's signed prekey (id 3) was not stored; the pool holds ids 1..10. */
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    for (uint32_t i = 1; i <= 10; i++) {
+        wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+        assert_int_equal(r.body, KURER_SERVER_BUNDLES);
+        assert_int_equal(r.u.bundles.n, 1);
+        assert_int_equal(r.u.bundles.bundles[0].signed_prekey.id, 4);
+        assert_true(r.u.bundles.bundles[0].has_one_time);
+        assert_int_equal(r.u.bundles.bundles[0].one_time.id, i);
+        kurer_server_frame_release(&r);
+    }
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+    assert_false(r.u.bundles.bundles[0].has_one_time);
+    kurer_server_frame_release(&r);
+    cl_free(&cb);
+    char *page = scrape(w);
+    assert_int_equal(metric(page, "kurer_prekey_uploads_over_max_total"), 2);
+    assert_int_equal(metric(page, "kurer_rejections_total{reason=\"ELIMIT\"}"), 2);
+    free(page);
+}
+
+/* fetch_rate bounds prekey fetches per connection: beyond the burst (4 x rate) a fetch gets
+ * ERATE without taking a prekey, the connection stays, and the bucket refills. */
+static void test_fetch_rate(void **state)
+{
+    world *w = *state;
+    enum { BURST = 8, EXTRA = 4 };
+    device a, b;
+    client ca, cb;
+    kurer_server_frame r;
+    kurer_prekey_upload u;
+    kurer_one_time_prekey otk[50];
+    uint64_t ids[BURST + EXTRA];
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "fetch_rate = 2\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--config", cfg, "--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 4);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    make_upload(&a, &u, otk, 1, 1, 50, 0);
+    assert_int_equal(upload(&ca, &u), 0);
+    cl_free(&ca);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    for (int i = 0; i < BURST + EXTRA; i++)
+        ids[i] = send_fetch(&cb, "anna@mof", NULL, 0);
+    /* ERATE answers come at once, bundles after their commit: take them in any order. */
+    int ok = 0, limited = 0;
+    uint32_t max_id = 0;
+    while (ok + limited < BURST + EXTRA) {
+        assert_int_equal(cl_next(&cb, &r, 10000), 1);
+        int mine = 0;
+        for (int i = 0; i < BURST + EXTRA; i++)
+            mine |= r.request_id == ids[i];
+        if (mine && r.body == KURER_SERVER_BUNDLES) {
+            ok++;
+            assert_true(r.u.bundles.bundles[0].has_one_time);
+            if (r.u.bundles.bundles[0].one_time.id > max_id)
+                max_id = r.u.bundles.bundles[0].one_time.id;
+        } else if (mine) {
+            assert_int_equal(r.body, KURER_SERVER_ERROR);
+            assert_int_equal(r.u.error.code, KURER_ERATE);
+            limited++;
+        }
+        kurer_server_frame_release(&r);
+    }
+    assert_int_equal(max_id, (uint32_t)ok); /* the limited ones took nothing */
+    /* The bucket refills at 2/s: at most one more went through while the requests arrived. */
+    assert_true(ok >= BURST && ok <= BURST + 1);
+    assert_int_equal(ok + limited, BURST + EXTRA);
+    assert_false(cb.closed);
+    usleep(600 * 1000); /* one token back */
+    wait_answer(&cb, send_fetch(&cb, "anna@mof", NULL, 0), &r);
+    assert_int_equal(r.body, KURER_SERVER_BUNDLES);
+    assert_int_equal(r.u.bundles.bundles[0].one_time.id, (uint32_t)ok + 1);
+    kurer_server_frame_release(&r);
+    cl_free(&cb);
+    char *page = scrape(w);
+    assert_int_equal(metric(page, "kurer_prekey_fetches_rate_limited_total"), (uint64_t)limited);
+    assert_int_equal(metric(page, "kurer_rejections_total{reason=\"ERATE\"}"), (uint64_t)limited);
+    assert_int_equal(metric(page, "kurer_prekeys_handed_out_total"), (uint64_t)ok + 1);
+    free(page);
 }
 
 /* ---- revocation over NK ------------------------------------------------------------------- */
@@ -1510,6 +1631,145 @@ static void test_metrics(void **state)
     while (metric_now(w, "kurer_connections") != 0 && kurer_time_mono_ms() < end)
         usleep(10000);
     assert_int_equal(metric_now(w, "kurer_connections"), 0);
+}
+
+/* One raw HTTP exchange with the metrics endpoint: sends the pieces (with a pause between),
+ * reads until EOF (or 5 s). Returns the bytes read; *reset is set if the read ended in an
+ * error (a reset) rather than EOF. */
+static size_t http_raw(world *w, const char *const *pieces, size_t n, char *out, size_t cap,
+                       int *reset, uint64_t *first_byte_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&w->maddr, sizeof(struct sockaddr_in)), 0);
+    uint64_t t0 = kurer_time_mono_ms();
+    *first_byte_ms = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            usleep(300 * 1000);
+        assert_int_equal(write(fd, pieces[i], strlen(pieces[i])), (ssize_t)strlen(pieces[i]));
+    }
+    size_t len = 0;
+    *reset = 0;
+    uint64_t end = kurer_time_mono_ms() + 5000;
+    while (len < cap - 1 && kurer_time_mono_ms() < end) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(fd, out + len, cap - 1 - len);
+        if (r < 0)
+            *reset = 1;
+        if (r <= 0)
+            break;
+        if (len == 0)
+            *first_byte_ms = kurer_time_mono_ms() - t0;
+        len += (size_t)r;
+    }
+    out[len] = '\0';
+    close(fd);
+    return len;
+}
+
+/* The metrics endpoint reads the request before answering, serves only GET /metrics, bounds the
+ * request (4 KiB, 2 s), and ends with a clean close even if more input follows the request. */
+static void test_metrics_http(void **state)
+{
+    world *w = *state;
+    static char page[65536];
+    int reset;
+    uint64_t first;
+    const char *extra[] = {"--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 2);
+    /* A request in two pieces: no answer before the second. */
+    const char *split[] = {"GET /metrics HTTP/1.1\r\nHost: x\r\n", "\r\n"};
+    size_t len = http_raw(w, split, 2, page, sizeof(page), &reset, &first);
+    assert_true(first >= 250);
+    assert_false(reset);
+    assert_non_null(strstr(page, "HTTP/1.0 200 OK\r\n"));
+    char *body = strstr(page, "\r\n\r\n");
+    assert_non_null(body);
+    body += 4;
+    const char *cl = strstr(page, "Content-Length: ");
+    assert_non_null(cl);
+    assert_int_equal(strtoull(cl + 16, NULL, 10), len - (size_t)(body - page));
+    assert_non_null(strstr(body, "# TYPE kurer_handshakes_ok_total counter\n"));
+    /* Input after the request is drained, not left to reset the connection: the whole page
+     * arrives, then EOF. */
+    static char junk[3000];
+    memset(junk, 'x', sizeof(junk) - 1);
+    const char *trail[] = {"GET /metrics HTTP/1.0\r\n\r\n", junk};
+    len = http_raw(w, trail, 2, page, sizeof(page), &reset, &first);
+    assert_false(reset);
+    body = strstr(page, "\r\n\r\n");
+    assert_non_null(body);
+    cl = strstr(page, "Content-Length: ");
+    assert_non_null(cl);
+    assert_int_equal(strtoull(cl + 16, NULL, 10), len - (size_t)(body + 4 - page));
+    /* Anything else: 404. */
+    const char *other[] = {"GET / HTTP/1.0\r\n\r\n"};
+    http_raw(w, other, 1, page, sizeof(page), &reset, &first);
+    assert_non_null(strstr(page, "HTTP/1.0 404 Not Found\r\n"));
+    assert_null(strstr(page, "kurer_"));
+    const char *post[] = {"POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n"};
+    http_raw(w, post, 1, page, sizeof(page), &reset, &first);
+    assert_non_null(strstr(page, "HTTP/1.0 404 Not Found\r\n"));
+    const char *longer[] = {"GET /metricsx HTTP/1.0\r\n\r\n"};
+    http_raw(w, longer, 1, page, sizeof(page), &reset, &first);
+    assert_non_null(strstr(page, "HTTP/1.0 404 Not Found\r\n"));
+    /* Over 4 KiB without the end of the headers: refused, nothing of the page. */
+    static char huge[5000];
+    memcpy(huge, "GET /metrics HTTP/1.0\r\nX: ", 26);
+    memset(huge + 26, 'a', sizeof(huge) - 27);
+    const char *big[] = {huge};
+    http_raw(w, big, 1, page, sizeof(page), &reset, &first);
+    assert_non_null(strstr(page, "HTTP/1.0 431 "));
+    assert_null(strstr(page, "kurer_"));
+    /* A peer that sends nothing is closed after 2 s, unanswered. */
+    const char *none[] = {""};
+    uint64_t t0 = kurer_time_mono_ms();
+    len = http_raw(w, none, 1, page, sizeof(page), &reset, &first);
+    uint64_t took = kurer_time_mono_ms() - t0;
+    assert_int_equal(len, 0);
+    assert_true(took >= 1800 && took < 4500);
+    /* The relay still serves. */
+    free(scrape(w));
+    assert_int_equal(WEXITSTATUS(stop_relay(w, SIGTERM)), 0);
+}
+
+/* --metrics on a non-loopback address is refused unless --metrics-public is given. */
+static void test_metrics_public(void **state)
+{
+    world *w = *state;
+    char dir[300], root[300];
+    snprintf(dir, sizeof(dir), "%s/relay", w->dir);
+    snprintf(root, sizeof(root), "%s/root.crt", w->dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int nul = open("/dev/null", O_WRONLY);
+        dup2(nul, 1);
+        dup2(nul, 2);
+        execl(KURER_RELAY_BIN, KURER_RELAY_BIN, "run", "--dir", dir, "--listen", "127.0.0.1:0",
+              "--root", root, "--metrics", "0.0.0.0:0", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    uint64_t end = kurer_time_mono_ms() + 10000;
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        if (kurer_time_mono_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fail_msg("the relay served metrics on 0.0.0.0 without --metrics-public");
+        }
+        usleep(20000);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_not_equal(WEXITSTATUS(status), 0);
+    const char *extra[] = {"--metrics", "0.0.0.0:0", "--metrics-public"};
+    start_relay_v(w, extra, 3);
+    char *page = scrape(w);
+    assert_non_null(strstr(page, "kurer_connections"));
+    free(page);
 }
 
 /* SIGHUP re-reads --crl: a newer file disconnects a connected device it revokes. */
@@ -1898,8 +2158,12 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_prekeys_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_bad_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_low, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prekeys_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_nk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_http, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_public, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sighup_crl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_rate_mailbox, setup, teardown),
