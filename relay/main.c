@@ -22,7 +22,7 @@ static const char *USAGE =
     "usage: kurer-relay init --dir DIR\n"
     "       kurer-relay run --dir DIR --listen HOST:PORT --root ROOT.crt [--root ...]\n"
     "                       [--store sqlite] [--metrics HOST:PORT [--metrics-public]]\n"
-    "                       [--config FILE] [--crl FILE]\n"
+    "                       [--config FILE] [--crl FILE ...]\n"
     "                       [--log-level debug|info|warn|error|off]\n"
     "       kurer-relay --version\n"
     "\n"

@@ -1860,11 +1860,11 @@ int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
     int err = kurer_file_read(path, 1 << 20, &data, &len);
     if (err != 0)
         return err;
-    char *save = NULL;
+    char *rest = (char *)data;
     int ln = 0;
     err = 0;
-    for (char *l = strtok_r((char *)data, "\n", &save); l != NULL;
-         l = strtok_r(NULL, "\n", &save)) {
+    /* strsep, not strtok: empty lines count, so the line number reported is the file's. */
+    for (char *l; (l = strsep(&rest, "\n")) != NULL;) {
         ln++;
         char k[64], v[64];
         while (*l == ' ' || *l == '\t')

@@ -590,6 +590,10 @@ relay_cli)
     printf '# c\nmailbox_max = 5\nno_such_key = 1\n' >bad2.conf
     expect "unknown key" 2 "bad2.conf:3: unknown key 'no_such_key'" \
         "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt --config bad2.conf
+    # Blank lines count: the number is the file's line.
+    printf '# c\n\nmax_record = 1000\n\nno_such = 3\n' >bad3.conf
+    expect "line numbers with blank lines" 2 "bad3.conf:5: unknown key 'no_such'" \
+        "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt --config bad3.conf
     chmod 0644 relay/relay.key
     expect "key file mode" 1 "$W/relay/relay.key has mode 0644: it must be readable by its owner only" \
         "$R" run --dir relay --listen 127.0.0.1:0 --root root/root.crt
