@@ -17,6 +17,7 @@
 #include "kurer/issuelog.h"
 #include "kurer/keys.h"
 #include "kurer/net.h"
+#include "kurer/tty.h"
 #include "kurer/util.h"
 
 #include <errno.h>
@@ -389,19 +390,6 @@ typedef struct secret {
     size_t n;
 } secret;
 
-static struct termios g_saved_tty;
-static int g_tty_fd = -1;
-
-static void restore_tty(int sig)
-{
-    if (g_tty_fd >= 0)
-        (void)tcsetattr(g_tty_fd, TCSAFLUSH, &g_saved_tty);
-    if (sig != 0) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-    }
-}
-
 static void secret_free(secret *s)
 {
     if (s->p != NULL) {
@@ -410,52 +398,6 @@ static void secret_free(secret *s)
     }
     s->p = NULL;
     s->n = 0;
-}
-
-/* Reads one line from the terminal without echo into buf (PASS_MAX + 1 bytes). */
-static int tty_read(int fd, const char *prompt, char *buf, size_t *len)
-{
-    struct termios t;
-    struct sigaction sa, old_int, old_term;
-    size_t n = 0;
-    int rc = 0;
-    if (write(fd, prompt, strlen(prompt)) < 0 || tcgetattr(fd, &g_saved_tty) != 0)
-        return KURER_EIO;
-    t = g_saved_tty;
-    t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-    t.c_lflag |= ICANON;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = restore_tty;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    g_tty_fd = fd;
-    if (tcsetattr(fd, TCSAFLUSH, &t) != 0) {
-        rc = KURER_EIO;
-        goto out;
-    }
-    for (;;) {
-        char c;
-        ssize_t r = read(fd, &c, 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0 || c == '\n' || c == '\r')
-            break;
-        if (n == PASS_MAX) {
-            rc = KURER_ELIMIT;
-            continue; /* drain the line */
-        }
-        buf[n++] = c;
-    }
-    buf[n] = '\0';
-    *len = n;
-out:
-    restore_tty(0);
-    g_tty_fd = -1;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (write(fd, "\n", 1) < 0)
-        rc = rc ? rc : KURER_EIO;
-    return rc;
 }
 
 /* The passphrase of the key described by what: from the environment variable envname, or
@@ -491,7 +433,7 @@ static int get_passphrase(const char *envname, const char *what, int is_new, sec
                           envname);
         }
         snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", what);
-        rc = tty_read(fd, prompt, out->p, &out->n);
+        rc = kurer_tty_read_secret(fd, prompt, out->p, PASS_MAX + 1, &out->n);
         if (rc == 0 && is_new && out->n < PASS_MIN_NEW)
             rc = refuse(KURER_EINVAL, "the passphrase for %s is too short (at least %d characters)",
                         what, PASS_MIN_NEW);
@@ -502,7 +444,7 @@ static int get_passphrase(const char *envname, const char *what, int is_new, sec
                 rc = KURER_ENOMEM;
             else {
                 snprintf(prompt, sizeof(prompt), "Same passphrase again: ");
-                rc = tty_read(fd, prompt, again, &n2);
+                rc = kurer_tty_read_secret(fd, prompt, again, PASS_MAX + 1, &n2);
                 if (rc == 0 && (n2 != out->n || !kurer_ct_equal(again, out->p, n2)))
                     rc = refuse(KURER_EPASSPHRASE, "the two passphrases differ");
                 kurer_memzero(again, PASS_MAX + 1);

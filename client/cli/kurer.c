@@ -11,6 +11,7 @@
 #include "kurer/kurer.h"
 #include "kurer/log.h"
 #include "kurer/net.h"
+#include "kurer/tty.h"
 #include "kurer/util.h"
 
 #include <errno.h>
@@ -306,19 +307,6 @@ typedef struct secret {
     size_t n;
 } secret;
 
-static struct termios g_saved_tty;
-static int g_tty_fd = -1;
-
-static void restore_tty(int sig)
-{
-    if (g_tty_fd >= 0)
-        (void)tcsetattr(g_tty_fd, TCSAFLUSH, &g_saved_tty);
-    if (sig != 0) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-    }
-}
-
 static void secret_free(secret *s)
 {
     if (s->p != NULL) {
@@ -327,51 +315,6 @@ static void secret_free(secret *s)
     }
     s->p = NULL;
     s->n = 0;
-}
-
-static int tty_read(int fd, const char *prompt, char *buf, size_t *len)
-{
-    struct termios t;
-    struct sigaction sa, old_int, old_term;
-    size_t n = 0;
-    int rc = 0;
-    if (write(fd, prompt, strlen(prompt)) < 0 || tcgetattr(fd, &g_saved_tty) != 0)
-        return KURER_EIO;
-    t = g_saved_tty;
-    t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-    t.c_lflag |= ICANON;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = restore_tty;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    g_tty_fd = fd;
-    if (tcsetattr(fd, TCSAFLUSH, &t) != 0) {
-        rc = KURER_EIO;
-        goto out;
-    }
-    for (;;) {
-        char c;
-        ssize_t r = read(fd, &c, 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0 || c == '\n' || c == '\r')
-            break;
-        if (n == PASS_MAX) {
-            rc = KURER_ELIMIT;
-            continue;
-        }
-        buf[n++] = c;
-    }
-    buf[n] = '\0';
-    *len = n;
-out:
-    restore_tty(0);
-    g_tty_fd = -1;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (write(fd, "\n", 1) < 0)
-        rc = rc ? rc : KURER_EIO;
-    return rc;
 }
 
 /* From the environment variable envname, else a no-echo prompt on the terminal (twice for a new
@@ -406,14 +349,14 @@ static int get_passphrase(const char *envname, const char *what, int is_new, sec
                           envname);
         }
         snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", what);
-        rc = tty_read(fd, prompt, out->p, &out->n);
+        rc = kurer_tty_read_secret(fd, prompt, out->p, PASS_MAX + 1, &out->n);
         if (rc == 0 && is_new) {
             char *again = kurer_secure_alloc(PASS_MAX + 1);
             size_t n2 = 0;
             if (again == NULL)
                 rc = KURER_ENOMEM;
             else {
-                rc = tty_read(fd, "Same passphrase again: ", again, &n2);
+                rc = kurer_tty_read_secret(fd, "Same passphrase again: ", again, PASS_MAX + 1, &n2);
                 if (rc == 0 && (n2 != out->n || !kurer_ct_equal(again, out->p, n2)))
                     rc = refuse(KURER_EPASSPHRASE, "the two passphrases differ");
                 kurer_memzero(again, PASS_MAX + 1);
