@@ -2142,6 +2142,76 @@ static void test_accepted_by_ack(void **state)
     cl_free(&cb);
 }
 
+/* Held writes (ack_hold_us): a put delivered early and never acked is written, not lost: a
+ * recipient that reconnects while it is held finds it in its mailbox (the fetch writes held
+ * puts first), and SIGTERM writes what is still held; the sender is told ACCEPTED only after. */
+static void test_held_writes(void **state)
+{
+    world *w = *state;
+    char cfg[300];
+    device a, b;
+    client ca, cb;
+    kurer_server_frame f;
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "ack_hold_us = 5000000\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--config", cfg, "--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 4);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    expect_body(&cb, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    kurer_envelope e;
+    uint8_t content[40];
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_SEND;
+    q.u.send.envelopes = &e;
+    q.u.send.n = 1;
+    /* 1. delivered early, bo disconnects unacked and comes back within the hold */
+    make_env(&e, &b, 1, content);
+    uint64_t req = cl_send(&ca, &q);
+    expect_body(&cb, &f, KURER_SERVER_DELIVER);
+    uint64_t seq1 = f.u.deliver.seq;
+    kurer_server_frame_release(&f);
+    cl_free(&cb);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    expect_body(&cb, &f, KURER_SERVER_DELIVER);
+    assert_int_equal(f.u.deliver.seq, seq1);
+    assert_memory_equal(f.u.deliver.envelope.id, e.id, 16);
+    kurer_server_frame_release(&f);
+    expect_body(&cb, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+    wait_answer(&ca, req, &f); /* written by the fetch: committed */
+    assert_int_equal(f.body, KURER_SERVER_SEND_RESULT);
+    assert_int_equal(f.u.send_result.users[0].status, KURER_SEND_ACCEPTED);
+    kurer_server_frame_release(&f);
+    /* 2. delivered early, never acked, SIGTERM within the hold: written at shutdown */
+    uint8_t content2[40];
+    make_env(&e, &b, 2, content2);
+    req = cl_send(&ca, &q);
+    expect_body(&cb, &f, KURER_SERVER_DELIVER);
+    uint64_t seq2 = f.u.deliver.seq;
+    uint8_t id2[16];
+    memcpy(id2, e.id, 16);
+    kurer_server_frame_release(&f);
+    assert_int_equal(stop_relay(w, SIGTERM), 0);
+    cl_free(&ca);
+    cl_free(&cb);
+    start_relay_v(w, extra, 4);
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    expect_body(&cb, &f, KURER_SERVER_DELIVER);
+    assert_int_equal(f.u.deliver.seq, seq1);
+    kurer_server_frame_release(&f);
+    expect_body(&cb, &f, KURER_SERVER_DELIVER);
+    assert_int_equal(f.u.deliver.seq, seq2);
+    assert_memory_equal(f.u.deliver.envelope.id, id2, 16);
+    kurer_server_frame_release(&f);
+    cl_free(&cb);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -2169,6 +2239,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_limits_rate_mailbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_per_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accepted_by_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_during_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailbox_max_one_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_record_deliverable, setup, teardown),
