@@ -283,7 +283,10 @@ static void pair_batch(op *batch)
         return;
     ack_ref *refs = malloc(n * sizeof(*refs));
     if (refs == NULL)
-        return; /* insert and delete both: still correct */
+        /* Out of memory: the acks run as plain deletes. Nothing is lost, but an ack that should
+         * have cancelled a held put deletes nothing, the put is written later and that envelope
+         * is delivered again (the recipient drops it by envelope id). */
+        return;
     have_put = 0;
     for (op *o = batch; o != NULL; o = o->next) {
         if (o->kind == OP_ACK && have_put)
