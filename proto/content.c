@@ -204,11 +204,11 @@ int kurer_content_decode(const uint8_t *data, size_t len, kurer_content *out)
         return KURER_EINVAL;
     if (len > KURER_CONTENT_MAX)
         return KURER_ELIMIT;
-    pb = kurer__v1__content__unpack(NULL, len, data);
+    pb = kurer__v1__content__unpack(&kurer__wiping_allocator, len, data);
     if (pb == NULL)
         return KURER_EMALFORMED;
     rc = content_from_pb(pb, out);
-    kurer__v1__content__free_unpacked(pb, NULL);
+    kurer__v1__content__free_unpacked(pb, &kurer__wiping_allocator);
     if (rc != 0)
         kurer_content_release(out);
     return rc;

@@ -90,3 +90,30 @@ int kurer__arena_memdup(kurer_arena *a, const void *src, size_t n, const uint8_t
     *out = p;
     return 0;
 }
+
+/* Each block carries its size in a header of max_align_t, so that the block stays aligned for
+ * anything protobuf-c puts in it and free knows how much to wipe. */
+static void *wiping_alloc(void *ud, size_t n)
+{
+    (void)ud;
+    if (n > SIZE_MAX - sizeof(arena_hdr))
+        return NULL;
+    arena_hdr *h = malloc(sizeof(*h) + n);
+    if (h == NULL)
+        return NULL;
+    h->h.next = NULL;
+    h->h.size = n;
+    return h + 1;
+}
+
+static void wiping_free(void *ud, void *p)
+{
+    (void)ud;
+    if (p == NULL)
+        return;
+    arena_hdr *h = (arena_hdr *)p - 1;
+    kurer_wipe(p, h->h.size);
+    free(h);
+}
+
+ProtobufCAllocator kurer__wiping_allocator = {wiping_alloc, wiping_free, NULL};

@@ -19,6 +19,10 @@ int kurer__arena_strdup(kurer_arena *a, const char *s, size_t max, const char **
 /* A copy of n bytes (n may be 0: *out = NULL). */
 int kurer__arena_memdup(kurer_arena *a, const void *p, size_t n, const uint8_t **out);
 
+/* protobuf-c's allocator for messages that carry plaintext (Content): every block is wiped
+ * before it is freed, so message text does not linger in freed heap after a decode. */
+extern ProtobufCAllocator kurer__wiping_allocator;
+
 /* Packs m into a malloc'ed buffer of at most max bytes (else KURER_ELIMIT). */
 int kurer__pack(const ProtobufCMessage *m, size_t max, uint8_t **out, size_t *len);
 
