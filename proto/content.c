@@ -207,7 +207,8 @@ int kurer_content_decode(const uint8_t *data, size_t len, kurer_content *out)
     pb = kurer__v1__content__unpack(&kurer__wiping_allocator, len, data);
     if (pb == NULL)
         return KURER_EMALFORMED;
-    rc = content_from_pb(pb, out);
+    if ((rc = kurer__exact_size(&pb->base, len)) == 0)
+        rc = content_from_pb(pb, out);
     kurer__v1__content__free_unpacked(pb, &kurer__wiping_allocator);
     if (rc != 0)
         kurer_content_release(out);

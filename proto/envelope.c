@@ -229,7 +229,8 @@ int kurer_envelope_decode(const uint8_t *data, size_t len, kurer_envelope *out, 
     pb = kurer__v1__envelope__unpack(NULL, len, data);
     if (pb == NULL)
         return KURER_EMALFORMED;
-    rc = kurer__envelope_from_pb(pb, 0, out, mem);
+    if ((rc = kurer__exact_size(&pb->base, len)) == 0)
+        rc = kurer__envelope_from_pb(pb, 0, out, mem);
     kurer__v1__envelope__free_unpacked(pb, NULL);
     return rc;
 }

@@ -307,7 +307,8 @@ int kurer_client_frame_decode(const uint8_t *data, size_t len, kurer_client_fram
     pb = kurer__v1__client_frame__unpack(NULL, len, data);
     if (pb == NULL)
         return KURER_EMALFORMED;
-    rc = client_from_pb(pb, out);
+    if ((rc = kurer__exact_size(&pb->base, len)) == 0)
+        rc = client_from_pb(pb, out);
     kurer__v1__client_frame__free_unpacked(pb, NULL);
     if (rc != 0)
         kurer_client_frame_release(out);
@@ -678,7 +679,8 @@ int kurer_server_frame_decode(const uint8_t *data, size_t len, kurer_server_fram
     pb = kurer__v1__server_frame__unpack(NULL, len, data);
     if (pb == NULL)
         return KURER_EMALFORMED;
-    rc = server_from_pb(pb, out);
+    if ((rc = kurer__exact_size(&pb->base, len)) == 0)
+        rc = server_from_pb(pb, out);
     kurer__v1__server_frame__free_unpacked(pb, NULL);
     if (rc != 0)
         kurer_server_frame_release(out);
@@ -914,9 +916,10 @@ int kurer_handshake_init_decode(const uint8_t *data, size_t len, kurer_handshake
     pb = kurer__v1__handshake_init__unpack(NULL, len, data);
     if (pb == NULL)
         return KURER_EMALFORMED;
-    if (pb->protocol_version != KURER_PROTOCOL_VERSION)
+    rc = kurer__exact_size(&pb->base, len);
+    if (rc == 0 && pb->protocol_version != KURER_PROTOCOL_VERSION)
         rc = KURER_EVERSION;
-    else
+    else if (rc == 0)
         rc = kurer__chain_from_pb(pb->chain, &out->chain);
     if (rc == 0)
         out->protocol_version = pb->protocol_version;
@@ -965,9 +968,10 @@ int kurer_handshake_accept_decode(const uint8_t *data, size_t len, kurer_handsha
     pb = kurer__v1__handshake_accept__unpack(NULL, len, data);
     if (pb == NULL)
         return KURER_EMALFORMED;
-    if (pb->protocol_version != KURER_PROTOCOL_VERSION) {
+    rc = kurer__exact_size(&pb->base, len);
+    if (rc == 0 && pb->protocol_version != KURER_PROTOCOL_VERSION) {
         rc = KURER_EVERSION;
-    } else if (pb->error != NULL) {
+    } else if (rc == 0 && pb->error != NULL) {
         size_t n = pb->error->message != NULL
                        ? strnlen(pb->error->message, KURER_ERROR_MESSAGE_MAX + 1)
                        : 0;

@@ -117,3 +117,8 @@ static void wiping_free(void *ud, void *p)
 }
 
 ProtobufCAllocator kurer__wiping_allocator = {wiping_alloc, wiping_free, NULL};
+
+int kurer__exact_size(const ProtobufCMessage *m, size_t len)
+{
+    return protobuf_c_message_get_packed_size(m) == len ? 0 : KURER_EMALFORMED;
+}

@@ -23,6 +23,11 @@ int kurer__arena_memdup(kurer_arena *a, const void *p, size_t n, const uint8_t *
  * before it is freed, so message text does not linger in freed heap after a decode. */
 extern ProtobufCAllocator kurer__wiping_allocator;
 
+/* 0 if m, as unpacked from len bytes, packs back to exactly len bytes; KURER_EMALFORMED if not.
+ * protobuf-c cuts a string at an embedded NUL and keeps the last of repeated fields: either
+ * changes the size, so such input is refused instead of being read differently than sent. */
+int kurer__exact_size(const ProtobufCMessage *m, size_t len);
+
 /* Packs m into a malloc'ed buffer of at most max bytes (else KURER_ELIMIT). */
 int kurer__pack(const ProtobufCMessage *m, size_t max, uint8_t **out, size_t *len);
 

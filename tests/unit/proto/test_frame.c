@@ -1031,6 +1031,28 @@ static void test_server_negative(void **state)
 
 /* ---- Size limits, garbage ----------------------------------------------------------------- */
 
+/* Bytes that protobuf-c would read differently than they were sent: a string with an embedded
+ * NUL (cut at the NUL), and a field sent twice (the last one wins). Both are refused. */
+static void test_not_exact(void **state)
+{
+    (void)state;
+    kurer_client_frame f;
+    /* request_id 1; lookup { users: "anna@fm.dk\0x" } */
+    const uint8_t nul[] = {0x08, 0x01, 0x62, 0x0e, 0x0a, 0x0c, 'a', 'n',  'n',
+                           'a',  '@',  'f',  'm',  '.',  'd',  'k', 0x00, 'x'};
+    assert_int_equal(kurer_client_frame_decode(nul, sizeof(nul), &f), KURER_EMALFORMED);
+    /* The same without the NUL and x decodes. */
+    const uint8_t ok[] = {0x08, 0x01, 0x62, 0x0c, 0x0a, 0x0a, 'a', 'n',
+                          'n',  'a',  '@',  'f',  'm',  '.',  'd', 'k'};
+    assert_int_equal(kurer_client_frame_decode(ok, sizeof(ok), &f), 0);
+    assert_string_equal(f.u.lookup.users[0], "anna@fm.dk");
+    kurer_client_frame_release(&f);
+    /* request_id sent twice. */
+    const uint8_t twice[] = {0x08, 0x01, 0x08, 0x02, 0x62, 0x0c, 0x0a, 0x0a, 'a',
+                             'n',  'n',  'a',  '@',  'f',  'm',  '.',  'd',  'k'};
+    assert_int_equal(kurer_client_frame_decode(twice, sizeof(twice), &f), KURER_EMALFORMED);
+}
+
 static void test_oversize_and_garbage(void **state)
 {
     uint8_t *big = calloc(1, KURER_FRAME_MAX + 1);
@@ -1110,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_client_negative),
         cmocka_unit_test(test_server_negative),
         cmocka_unit_test(test_oversize_and_garbage),
+        cmocka_unit_test(test_not_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
