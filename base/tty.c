@@ -1,10 +1,15 @@
 #include "kurer/tty.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include "kurer/buf.h"
 
 /* What the signal handler needs to put the terminal back: process-wide by nature. */
 static struct termios saved_tty;
@@ -66,4 +71,78 @@ out:
     if (write(fd, "\n", 1) < 0 && rc == 0)
         rc = KURER_EIO;
     return rc;
+}
+
+/* Equality of two secrets of n bytes, without a branch on their contents. */
+static int secret_equal(const char *a, const char *b, size_t n)
+{
+    volatile unsigned char acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= (unsigned char)(a[i] ^ b[i]);
+    return acc == 0;
+}
+
+int kurer_passphrase_get(const char *envname, const char *what, int is_new, char *buf,
+                         char *scratch, size_t *len, char *why, size_t whylen)
+{
+    const char *env = getenv(envname);
+    int rc = 0;
+    *len = 0;
+    why[0] = '\0';
+    if (env != NULL) {
+        size_t n = strlen(env);
+        if (n == 0) {
+            snprintf(why, whylen, "environment variable %s is empty", envname);
+            return KURER_EINVAL;
+        }
+        if (n > KURER_PASSPHRASE_MAX) {
+            snprintf(why, whylen, "passphrase in %s is longer than %d bytes", envname,
+                     KURER_PASSPHRASE_MAX);
+            return KURER_ELIMIT;
+        }
+        if (is_new && n < KURER_PASSPHRASE_MIN_NEW) {
+            snprintf(why, whylen, "the passphrase for %s is too short (at least %d characters)",
+                     what, KURER_PASSPHRASE_MIN_NEW);
+            return KURER_EINVAL;
+        }
+        memcpy(buf, env, n + 1);
+        *len = n;
+        return 0;
+    }
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 || !isatty(fd)) {
+        if (fd >= 0)
+            close(fd);
+        snprintf(why, whylen, "no passphrase for %s: set %s or run on a terminal", what, envname);
+        return KURER_EINVAL;
+    }
+    char prompt[512];
+    size_t n = 0, n2 = 0;
+    snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", what);
+    rc = kurer_tty_read_secret(fd, prompt, buf, KURER_PASSPHRASE_MAX + 1, &n);
+    if (rc != 0) {
+        snprintf(why, whylen, "cannot read a passphrase from the terminal: %s", kurer_strerror(rc));
+    } else if (is_new && n < KURER_PASSPHRASE_MIN_NEW) {
+        snprintf(why, whylen, "the passphrase for %s is too short (at least %d characters)", what,
+                 KURER_PASSPHRASE_MIN_NEW);
+        rc = KURER_EINVAL;
+    } else if (is_new) {
+        rc = kurer_tty_read_secret(fd, "Same passphrase again: ", scratch, KURER_PASSPHRASE_MAX + 1,
+                                   &n2);
+        if (rc != 0) {
+            snprintf(why, whylen, "cannot read a passphrase from the terminal: %s",
+                     kurer_strerror(rc));
+        } else if (n2 != n || !secret_equal(scratch, buf, n)) {
+            snprintf(why, whylen, "the two passphrases differ");
+            rc = KURER_EPASSPHRASE;
+        }
+        kurer_wipe(scratch, KURER_PASSPHRASE_MAX + 1);
+    }
+    close(fd);
+    if (rc != 0) {
+        kurer_wipe(buf, KURER_PASSPHRASE_MAX + 1);
+        return rc;
+    }
+    *len = n;
+    return 0;
 }

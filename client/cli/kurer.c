@@ -40,8 +40,8 @@
 #define PASS_ENV     "KURER_PASSPHRASE"
 #define NEW_PASS_ENV "KURER_NEW_PASSPHRASE"
 #define HOLD_ENV     "KURER_TEST_HOLD"
-#define PASS_MAX     1024
-#define PASS_MIN_NEW 12
+#define PASS_MAX     KURER_PASSPHRASE_MAX
+#define PASS_MIN_NEW KURER_PASSPHRASE_MIN_NEW
 #define FILE_MAX     ((size_t)KURER_CRL_BYTES_MAX + 65536)
 #define NET_TIMEOUT  30 /* seconds, default for connect and send */
 #define LOCK_ENV     "KURER_LOCK_WAIT"
@@ -321,58 +321,24 @@ static void secret_free(secret *s)
  * passphrase, which needs at least PASS_MIN_NEW characters). */
 static int get_passphrase(const char *envname, const char *what, int is_new, secret *out)
 {
-    const char *env = getenv(envname);
-    int rc = 0;
+    char why[700];
+    char *again;
+    int rc;
     out->n = 0;
     out->p = kurer_secure_alloc(PASS_MAX + 1);
-    if (out->p == NULL)
-        return refuse(KURER_ENOMEM, "cannot allocate protected memory for a passphrase");
-    if (env != NULL) {
-        size_t n = strlen(env);
-        if (n == 0)
-            rc = refuse(KURER_EINVAL, "environment variable %s is empty", envname);
-        else if (n > PASS_MAX)
-            rc =
-                refuse(KURER_ELIMIT, "passphrase in %s is longer than %d bytes", envname, PASS_MAX);
-        else {
-            memcpy(out->p, env, n + 1);
-            out->n = n;
-        }
-    } else {
-        char prompt[512];
-        int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0 || !isatty(fd)) {
-            if (fd >= 0)
-                close(fd);
-            secret_free(out);
-            return refuse(KURER_EINVAL, "no passphrase for %s: set %s or run on a terminal", what,
-                          envname);
-        }
-        snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", what);
-        rc = kurer_tty_read_secret(fd, prompt, out->p, PASS_MAX + 1, &out->n);
-        if (rc == 0 && is_new) {
-            char *again = kurer_secure_alloc(PASS_MAX + 1);
-            size_t n2 = 0;
-            if (again == NULL)
-                rc = KURER_ENOMEM;
-            else {
-                rc = kurer_tty_read_secret(fd, "Same passphrase again: ", again, PASS_MAX + 1, &n2);
-                if (rc == 0 && (n2 != out->n || !kurer_ct_equal(again, out->p, n2)))
-                    rc = refuse(KURER_EPASSPHRASE, "the two passphrases differ");
-                kurer_memzero(again, PASS_MAX + 1);
-                kurer_secure_free(again);
-            }
-        }
-        close(fd);
-        if (rc != 0 && g_err[0] == '\0')
-            rc = refuse(rc, "cannot read a passphrase from the terminal: %s", kurer_strerror(rc));
-    }
-    if (rc == 0 && is_new && out->n < PASS_MIN_NEW)
-        rc = refuse(KURER_EINVAL, "the passphrase for %s is too short (at least %d characters)",
-                    what, PASS_MIN_NEW);
-    if (rc != 0)
+    again = kurer_secure_alloc(PASS_MAX + 1);
+    if (out->p == NULL || again == NULL) {
+        kurer_secure_free(again);
         secret_free(out);
-    return rc;
+        return refuse(KURER_ENOMEM, "cannot allocate protected memory for a passphrase");
+    }
+    rc = kurer_passphrase_get(envname, what, is_new, out->p, again, &out->n, why, sizeof(why));
+    kurer_secure_free(again); /* wiped by kurer_passphrase_get and again by the free */
+    if (rc != 0) {
+        secret_free(out);
+        return refuse(rc, "%s", why);
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ the home lock */
