@@ -444,20 +444,106 @@ static int rotate_signed_prekey(kurer *k, uint64_t deadline)
     return upload_prekeys_n(k, 0, deadline);
 }
 
-static int add_lists(kurer *k, const kurer_crl *lists, size_t n)
+/* ---- revocation lists (docs/protocol.md: an index page by page, each list chunk by chunk) ---- */
+
+#define INDEX_PAGES_MAX 64 /* 64 x 512 lists: far more authorities than any deployment has */
+
+/* Whether the relay's list is newer than the one held for that issuer (or none is held). */
+static int list_is_new(const kurer *k, const kurer_revocation_info *info)
+{
+    for (size_t i = 0; i < kurer_trust_crl_count(k->trust); i++) {
+        const kurer_crl *c = kurer_trust_crl(k->trust, i);
+        if (memcmp(c->issuer_key_id, info->issuer_key_id, KURER_KEY_ID_LEN) == 0)
+            return info->version > c->version;
+    }
+    return 1;
+}
+
+/* Fetches one list chunk by chunk (each checked against what the index said), then verifies
+ * and keeps it. */
+static int fetch_list(kurer *k, const kurer_revocation_info *info, uint64_t deadline)
+{
+    uint8_t *buf = malloc(info->size);
+    size_t off = 0;
+    int rc = buf == NULL ? KURER_ENOMEM : 0;
+    while (rc == 0 && off < info->size) {
+        kurer_client_frame f;
+        kurer_server_frame *r = NULL;
+        memset(&f, 0, sizeof(f));
+        f.body = KURER_CLIENT_REVOCATION_CHUNK_FETCH;
+        memcpy(f.u.revocation_chunk_fetch.issuer_key_id, info->issuer_key_id, KURER_KEY_ID_LEN);
+        f.u.revocation_chunk_fetch.version = info->version;
+        f.u.revocation_chunk_fetch.offset = (uint32_t)off;
+        rc = rpc(k->net, &f, deadline, &r);
+        if (rc == 0) {
+            const kurer_revocation_chunk *c = &r->u.revocation_chunk;
+            if (r->body != KURER_SERVER_REVOCATION_CHUNK || c->offset != off ||
+                c->total != info->size || c->version != info->version ||
+                memcmp(c->issuer_key_id, info->issuer_key_id, KURER_KEY_ID_LEN) != 0)
+                rc = KURER_EMALFORMED;
+            else {
+                memcpy(buf + off, c->data, c->len);
+                off += c->len;
+            }
+        }
+        reply_free(r);
+    }
+    if (rc == 0)
+        rc = kurer_add_revocations(k, buf, info->size);
+    free(buf);
+    return rc == KURER_ESTALE ? 0 : rc;
+}
+
+/* Fetches the lists of infos that are newer than those held. One that fails is logged and left
+ * for the next connection: it never stops the others. Only a lost connection ends the walk. */
+static int fetch_lists(kurer *k, const kurer_revocation_info *infos, size_t n, uint64_t deadline)
 {
     for (size_t i = 0; i < n; i++) {
-        kurer_buf b;
-        kurer_buf_init(&b, KURER_CRL_BYTES_MAX + 65536);
-        int rc = kurer_crl_encode(&lists[i], &b);
-        if (rc == 0)
-            rc = kurer_add_revocations(k, b.data, b.len);
-        kurer_buf_release(&b);
-        if (rc != 0 && rc != KURER_ESTALE)
+        if (!list_is_new(k, &infos[i]))
+            continue;
+        int rc = fetch_list(k, &infos[i], deadline);
+        if (rc != 0)
             kurer_log(KURER_LOG_WARN, "client", "revocations_refused",
                       (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
+        if (rc == KURER_ECLOSED || rc == KURER_ETIMEOUT || !kurer_connected(k))
+            return rc != 0 ? rc : KURER_ECLOSED;
     }
     return 0;
+}
+
+/* Walks the relay's index of revocation lists and fetches what is new. Failures are logged, not
+ * returned: a relay that cannot serve its lists (or a hostile one that withholds them) does
+ * not keep the client from connecting; lists past their next_update are what shows the
+ * withholding (kurer_trust). */
+static void sync_revocations(kurer *k, uint64_t deadline)
+{
+    kurer_client_frame f;
+    memset(&f, 0, sizeof(f));
+    f.body = KURER_CLIENT_REVOCATIONS;
+    for (int page = 0; page < INDEX_PAGES_MAX; page++) {
+        kurer_server_frame *r = NULL;
+        f.request_id = 0;
+        int rc = rpc(k->net, &f, deadline, &r);
+        if (rc == 0 && r->body != KURER_SERVER_REVOCATION_INDEX)
+            rc = KURER_EMALFORMED;
+        if (rc == 0 && r->u.revocation_index.more && r->u.revocation_index.n == 0)
+            rc = KURER_EMALFORMED; /* a page that does not advance */
+        if (rc == 0)
+            rc = fetch_lists(k, r->u.revocation_index.lists, r->u.revocation_index.n, deadline);
+        int more = rc == 0 && r->u.revocation_index.more;
+        if (more) {
+            f.u.revocations.has_after = 1;
+            memcpy(f.u.revocations.after,
+                   r->u.revocation_index.lists[r->u.revocation_index.n - 1].issuer_key_id,
+                   KURER_KEY_ID_LEN);
+        }
+        reply_free(r);
+        if (rc != 0 && rc != KURER_EUNSUPPORTED)
+            kurer_log(KURER_LOG_WARN, "client", "revocations_not_fetched",
+                      (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
+        if (!more)
+            return;
+    }
 }
 
 /* ---- receiving ---- */
@@ -597,9 +683,15 @@ static int process_pushes(kurer *k, uint64_t deadline)
         case KURER_SERVER_QUEUE_EMPTY:
             n->queue_empty = 1;
             break;
-        case KURER_SERVER_REVOCATIONS:
-            rc = add_lists(k, p->f.u.revocations.lists, p->f.u.revocations.n);
+        case KURER_SERVER_REVOCATION_INDEX: {
+            /* A list the relay just accepted: fetch it if newer (a failure waits for the next
+             * connection; a lost connection ends the processing as for any request). */
+            int frc =
+                fetch_lists(k, p->f.u.revocation_index.lists, p->f.u.revocation_index.n, deadline);
+            if (frc == KURER_ECLOSED || frc == KURER_ETIMEOUT)
+                rc = frc;
             break;
+        }
         default:
             break; /* an Error push: n->err is set and the relay closes */
         }
@@ -1046,17 +1138,11 @@ int kurer_connect(kurer *k, int timeout_ms)
     int rc = connect_now(k, deadline);
     if (rc != 0)
         return rc;
-    /* The newest revocation lists the relay knows (a relay without them answers EUNSUPPORTED). */
-    kurer_client_frame f;
-    kurer_server_frame *r = NULL;
-    memset(&f, 0, sizeof(f));
-    f.body = KURER_CLIENT_REVOCATIONS;
-    rc = rpc(k->net, &f, deadline, &r);
-    if (rc == 0 && r->body == KURER_SERVER_REVOCATIONS)
-        rc = add_lists(k, r->u.revocations.lists, r->u.revocations.n);
-    reply_free(r);
-    if (rc != 0 && rc != KURER_EUNSUPPORTED)
-        return rc;
+    /* The newest revocation lists the relay knows. The first request of the connection: the
+     * relay counts us as the device's only once a record of ours has arrived. */
+    sync_revocations(k, deadline);
+    if (!kurer_connected(k))
+        return k->net->err != 0 ? k->net->err : KURER_ECLOSED;
     uint64_t uploaded = 0;
     if ((rc = kurer__store_counter_get(k->st, PREKEYS_UPLOADED, &uploaded)) != 0)
         return rc;

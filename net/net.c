@@ -39,6 +39,8 @@ struct kurer_conn {
     const kurer_net_static_key *key; /* responder: borrowed from the listener */
     uint8_t remote_static[32];
     int have_remote_static;
+    int authenticated;  /* the peer proved its keys: the pre-authentication bounds are lifted */
+    int established_cb; /* responder: on_established has run */
     kurer_noise_cipher tx, rx;
 
     uint8_t *in; /* unprocessed input (a partial record, or records held back while paused):
@@ -71,6 +73,7 @@ kurer_net_limits kurer_net_limits_default(void)
     l.out_max = (size_t)4 << 20;
     l.handshake_ms = 10000;
     l.idle_ms = 120000;
+    l.preauth_record = KURER_NET_PREAUTH_RECORD;
     return l;
 }
 
@@ -98,6 +101,25 @@ int kurer_net_record_next(kurer_reader *r, size_t max, const uint8_t **rec, size
     }
     *n = len;
     return 0;
+}
+
+/* The largest record accepted now: a peer that has not proven its keys gets the low bound. */
+static size_t record_max(const kurer_conn *c)
+{
+    return c->authenticated ? c->lim.max_record : c->lim.preauth_record;
+}
+
+static size_t in_max_for(size_t record)
+{
+    return 2 * (record + KURER_NET_RECORD_HDR);
+}
+
+/* The peer proved it holds the keys of the handshake (for IK its static key): lift the
+ * pre-authentication bounds. */
+static void authenticate(kurer_conn *c)
+{
+    c->authenticated = 1;
+    c->in_max = in_max_for(c->lim.max_record);
 }
 
 static size_t queued(const kurer_conn *c)
@@ -398,6 +420,8 @@ static int finish_handshake(kurer_conn *c)
     kurer_noise_hs_free(c->hs);
     c->hs = NULL;
     c->state = ST_OPEN;
+    if (c->initiator)
+        authenticate(c); /* the responder's message 2 decrypted: it holds the relay key */
     return 0;
 }
 
@@ -469,7 +493,7 @@ static size_t process_records(kurer_conn *c, uint8_t *data, size_t len)
             break; /* waiting for the application's handshake reply */
         if (c->congested)
             break;
-        rc = kurer_net_record_next(&r, c->lim.max_record, &rec, &n);
+        rc = kurer_net_record_next(&r, record_max(c), &rec, &n);
         if (rc == KURER_ETRUNC) {
             rc = 0;
             break;
@@ -488,6 +512,17 @@ static size_t process_records(kurer_conn *c, uint8_t *data, size_t len)
         rc = kurer_noise_decrypt_inplace(&c->rx, NULL, 0, p, n, &ptlen);
         if (rc != 0)
             break;
+        if (!c->initiator && !c->established_cb) {
+            /* The first transport record decrypted: the peer holds the handshake's ephemeral
+             * keys (so this is no replay of message 1) and, for IK, its static key. */
+            c->established_cb = 1;
+            if (c->pattern == KURER_NOISE_IK)
+                authenticate(c);
+            if (c->cbs.on_established != NULL)
+                c->cbs.on_established(c, NULL, 0);
+            if (c->closing || c->close_after_flush)
+                break;
+        }
         if (c->cbs.on_record != NULL)
             c->cbs.on_record(c, p, ptlen);
     }
@@ -544,8 +579,7 @@ int kurer_conn_hs_reply(kurer_conn *c, int accept, const uint8_t *payload, size_
         kurer_conn_close(c, rc);
         return 0;
     }
-    if (c->cbs.on_established != NULL)
-        c->cbs.on_established(c, NULL, 0);
+    /* on_established follows the peer's first transport record (see kurer/net.h). */
     if (!c->closing)
         update_reading(c);
     return 0;
@@ -562,7 +596,7 @@ static void on_timer(uv_timer_t *t)
             kurer_conn_close(c, c->close_err);
         return;
     }
-    if (c->state != ST_OPEN) {
+    if (c->state != ST_OPEN || !c->authenticated) {
         if (now - c->started_ms >= c->lim.handshake_ms)
             kurer_conn_close(c, KURER_ETIMEOUT);
         return;
@@ -589,12 +623,14 @@ static int conn_new(kurer_conn **out, uv_loop_t *loop, const kurer_net_limits *l
     c->lim = lim != NULL ? *lim : kurer_net_limits_default();
     if (c->lim.max_record == 0 || c->lim.max_record > KURER_NET_RECORD_MAX)
         c->lim.max_record = KURER_NET_RECORD_MAX;
+    if (c->lim.preauth_record == 0 || c->lim.preauth_record > c->lim.max_record)
+        c->lim.preauth_record = c->lim.max_record;
     if (c->lim.out_max < c->lim.out_cap)
         c->lim.out_max = c->lim.out_cap;
     c->cbs = *cbs;
     c->data = data;
     c->loop = loop;
-    c->in_max = 2 * (c->lim.max_record + KURER_NET_RECORD_HDR);
+    c->in_max = in_max_for(c->lim.preauth_record);
     kurer_buf_init(&c->pending, c->lim.out_max + KURER_NET_RECORD_HDR + KURER_NET_RECORD_MAX);
     kurer_buf_init(&c->inflight, c->lim.out_max + KURER_NET_RECORD_HDR + KURER_NET_RECORD_MAX);
     c->started_ms = c->last_rx_ms = kurer_time_mono_ms();
@@ -747,6 +783,13 @@ void kurer_conn_set_data(kurer_conn *c, void *data)
 uv_loop_t *kurer_conn_loop(const kurer_conn *c)
 {
     return c->loop;
+}
+
+int kurer_conn_peer_addr(const kurer_conn *c, struct sockaddr_storage *out)
+{
+    int len = sizeof(*out);
+    memset(out, 0, sizeof(*out));
+    return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)out, &len) == 0 ? 0 : KURER_EIO;
 }
 
 void kurer_conn_peer(const kurer_conn *c, char *out, size_t outlen)

@@ -9,6 +9,31 @@
 
 /* ---- Shared pieces ------------------------------------------------------------------------ */
 
+/* A chunk of a list's bytes: 1..KURER_REVOCATION_CHUNK_MAX bytes inside total, total within
+ * the list format's bound. */
+static int chunk_ok(uint32_t offset, uint32_t total, size_t len)
+{
+    if (len == 0 || total == 0)
+        return KURER_EMALFORMED;
+    if (len > KURER_REVOCATION_CHUNK_MAX || total > KURER_CRL_BYTES_MAX)
+        return KURER_ELIMIT;
+    if ((uint64_t)offset + len > total)
+        return KURER_EMALFORMED;
+    return 0;
+}
+
+static int chunk_from_pb(uint32_t offset, uint32_t total, const ProtobufCBinaryData *data,
+                         kurer_revocation_chunk *out, kurer_arena *mem)
+{
+    int rc = chunk_ok(offset, total, data->len);
+    if (rc != 0)
+        return rc;
+    out->offset = offset;
+    out->total = total;
+    out->len = data->len;
+    return kurer__arena_memdup(mem, data->data, data->len, &out->data);
+}
+
 static int prekey_public_ok(const ProtobufCBinaryData *b, uint8_t *dst)
 {
     int rc = kurer__bytes_fixed(b, dst, KURER_PREKEY_PUBLIC_LEN);
@@ -276,7 +301,25 @@ static int client_from_pb(const Kurer__V1__ClientFrame *pb, kurer_client_frame *
         return crl_from_pb(pb->revocation->list, &out->u.revocation);
     case KURER__V1__CLIENT_FRAME__BODY_REVOCATIONS:
         out->body = KURER_CLIENT_REVOCATIONS;
-        return 0;
+        if (pb->revocations->after.len == 0)
+            return 0;
+        out->u.revocations.has_after = 1;
+        return kurer__bytes_fixed(&pb->revocations->after, out->u.revocations.after,
+                                  KURER_KEY_ID_LEN);
+    case KURER__V1__CLIENT_FRAME__BODY_REVOCATION_CHUNK:
+        out->body = KURER_CLIENT_REVOCATION_CHUNK;
+        return chunk_from_pb(pb->revocation_chunk->offset, pb->revocation_chunk->total,
+                             &pb->revocation_chunk->data, &out->u.revocation_chunk, &out->mem);
+    case KURER__V1__CLIENT_FRAME__BODY_REVOCATION_CHUNK_FETCH: {
+        const Kurer__V1__RevocationChunkFetch *m = pb->revocation_chunk_fetch;
+        out->body = KURER_CLIENT_REVOCATION_CHUNK_FETCH;
+        if (m->offset >= KURER_CRL_BYTES_MAX)
+            return KURER_EMALFORMED;
+        out->u.revocation_chunk_fetch.version = m->version;
+        out->u.revocation_chunk_fetch.offset = m->offset;
+        return kurer__bytes_fixed(&m->issuer_key_id, out->u.revocation_chunk_fetch.issuer_key_id,
+                                  KURER_KEY_ID_LEN);
+    }
     default:
         /* No body, or one newer than this version: protobuf-c keeps unknown fields aside. */
         return KURER_EMALFORMED;
@@ -426,7 +469,36 @@ static int client_to_pb(const kurer_client_frame *f, Kurer__V1__ClientFrame *pb,
     case KURER_CLIENT_REVOCATIONS:
         TMP_MSG(tmp, Kurer__V1__RevocationFetch, KURER__V1__REVOCATION_FETCH__INIT,
                 pb->revocations);
+        if (f->u.revocations.has_after) {
+            pb->revocations->after.data = (uint8_t *)f->u.revocations.after;
+            pb->revocations->after.len = KURER_KEY_ID_LEN;
+        }
         pb->body_case = KURER__V1__CLIENT_FRAME__BODY_REVOCATIONS;
+        return 0;
+    case KURER_CLIENT_REVOCATION_CHUNK: {
+        const kurer_revocation_chunk *c = &f->u.revocation_chunk;
+        if ((rc = chunk_ok(c->offset, c->total, c->len)) != 0)
+            return rc;
+        if (c->data == NULL)
+            return KURER_EINVAL;
+        TMP_MSG(tmp, Kurer__V1__RevocationUploadChunk, KURER__V1__REVOCATION_UPLOAD_CHUNK__INIT,
+                pb->revocation_chunk);
+        pb->revocation_chunk->offset = c->offset;
+        pb->revocation_chunk->total = c->total;
+        pb->revocation_chunk->data.data = (uint8_t *)c->data;
+        pb->revocation_chunk->data.len = c->len;
+        pb->body_case = KURER__V1__CLIENT_FRAME__BODY_REVOCATION_CHUNK;
+        return 0;
+    }
+    case KURER_CLIENT_REVOCATION_CHUNK_FETCH:
+        TMP_MSG(tmp, Kurer__V1__RevocationChunkFetch, KURER__V1__REVOCATION_CHUNK_FETCH__INIT,
+                pb->revocation_chunk_fetch);
+        pb->revocation_chunk_fetch->issuer_key_id.data =
+            (uint8_t *)f->u.revocation_chunk_fetch.issuer_key_id;
+        pb->revocation_chunk_fetch->issuer_key_id.len = KURER_KEY_ID_LEN;
+        pb->revocation_chunk_fetch->version = f->u.revocation_chunk_fetch.version;
+        pb->revocation_chunk_fetch->offset = f->u.revocation_chunk_fetch.offset;
+        pb->body_case = KURER__V1__CLIENT_FRAME__BODY_REVOCATION_CHUNK_FETCH;
         return 0;
     case KURER_CLIENT_NONE:
         break;
@@ -565,22 +637,33 @@ static int bundles_from_pb(const Kurer__V1__PrekeyBundles *pb, kurer_server_fram
     return 0;
 }
 
-static int revocations_from_pb(const Kurer__V1__RevocationLists *pb, kurer_server_frame *out)
+static int index_from_pb(const Kurer__V1__RevocationIndex *pb, kurer_server_frame *out)
 {
-    kurer_crl *lists;
+    kurer_revocation_info *lists;
     void *p;
     int rc;
-    if (pb->n_lists > KURER_REVOCATION_LISTS_MAX)
+    if (pb->n_lists > KURER_REVOCATION_INDEX_MAX)
         return KURER_ELIMIT;
     if ((rc = kurer__arena_calloc(&out->mem, pb->n_lists, sizeof(*lists), &p)) != 0)
         return rc;
     lists = p;
-    /* Set before filling: release frees every entry, and an entry not yet decoded is zeroed. */
-    out->u.revocations.lists = lists;
-    out->u.revocations.n = pb->n_lists;
-    for (size_t i = 0; i < pb->n_lists; i++)
-        if ((rc = crl_from_pb(pb->lists[i], &lists[i])) != 0)
+    for (size_t i = 0; i < pb->n_lists; i++) {
+        const Kurer__V1__RevocationListInfo *m = pb->lists[i];
+        if ((rc = kurer__bytes_fixed(&m->issuer_key_id, lists[i].issuer_key_id,
+                                     KURER_KEY_ID_LEN)) != 0)
             return rc;
+        if (m->size == 0 || m->size > KURER_CRL_BYTES_MAX)
+            return KURER_EMALFORMED;
+        /* strictly increasing key ids: a page never names one list twice */
+        if (i > 0 &&
+            memcmp(lists[i - 1].issuer_key_id, lists[i].issuer_key_id, KURER_KEY_ID_LEN) >= 0)
+            return KURER_EMALFORMED;
+        lists[i].version = m->version;
+        lists[i].size = m->size;
+    }
+    out->u.revocation_index.lists = lists;
+    out->u.revocation_index.n = pb->n_lists;
+    out->u.revocation_index.more = pb->more != 0;
     return 0;
 }
 
@@ -607,10 +690,11 @@ static int server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_frame *
     case KURER__V1__SERVER_FRAME__BODY_DIRECTORY:
     case KURER__V1__SERVER_FRAME__BODY_BUNDLES:
     case KURER__V1__SERVER_FRAME__BODY_PONG:
+    case KURER__V1__SERVER_FRAME__BODY_REVOCATION_CHUNK:
         if (pb->request_id == 0) /* answers name their request */
             return KURER_EMALFORMED;
         break;
-    default: /* error and revocations come either way */
+    default: /* errors and revocation index pages come either way */
         break;
     }
     switch (pb->body_case) {
@@ -646,9 +730,19 @@ static int server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_frame *
     case KURER__V1__SERVER_FRAME__BODY_QUEUE_EMPTY:
         out->body = KURER_SERVER_QUEUE_EMPTY;
         return 0;
-    case KURER__V1__SERVER_FRAME__BODY_REVOCATIONS:
-        out->body = KURER_SERVER_REVOCATIONS;
-        return revocations_from_pb(pb->revocations, out);
+    case KURER__V1__SERVER_FRAME__BODY_REVOCATION_INDEX:
+        out->body = KURER_SERVER_REVOCATION_INDEX;
+        return index_from_pb(pb->revocation_index, out);
+    case KURER__V1__SERVER_FRAME__BODY_REVOCATION_CHUNK: {
+        const Kurer__V1__RevocationChunk *m = pb->revocation_chunk;
+        int rc;
+        out->body = KURER_SERVER_REVOCATION_CHUNK;
+        out->u.revocation_chunk.version = m->version;
+        if ((rc = kurer__bytes_fixed(&m->issuer_key_id, out->u.revocation_chunk.issuer_key_id,
+                                     KURER_KEY_ID_LEN)) != 0)
+            return rc;
+        return chunk_from_pb(m->offset, m->total, &m->data, &out->u.revocation_chunk, &out->mem);
+    }
     default:
         return KURER_EMALFORMED;
     }
@@ -658,9 +752,6 @@ void kurer_server_frame_release(kurer_server_frame *f)
 {
     if (f == NULL)
         return;
-    if (f->body == KURER_SERVER_REVOCATIONS)
-        for (size_t i = 0; i < f->u.revocations.n; i++)
-            kurer_crl_release((kurer_crl *)&f->u.revocations.lists[i]);
     kurer_arena_release(&f->mem);
     memset(f, 0, sizeof(*f));
 }
@@ -855,22 +946,52 @@ static int server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
         TMP_MSG(tmp, Kurer__V1__QueueEmpty, KURER__V1__QUEUE_EMPTY__INIT, pb->queue_empty);
         pb->body_case = KURER__V1__SERVER_FRAME__BODY_QUEUE_EMPTY;
         return 0;
-    case KURER_SERVER_REVOCATIONS: {
-        size_t n = f->u.revocations.n;
-        if (n > KURER_REVOCATION_LISTS_MAX)
+    case KURER_SERVER_REVOCATION_INDEX: {
+        size_t n = f->u.revocation_index.n;
+        Kurer__V1__RevocationListInfo *infos;
+        if (n > KURER_REVOCATION_INDEX_MAX)
             return KURER_ELIMIT;
-        if (n > 0 && f->u.revocations.lists == NULL)
+        if (n > 0 && f->u.revocation_index.lists == NULL)
             return KURER_EINVAL;
-        TMP_MSG(tmp, Kurer__V1__RevocationLists, KURER__V1__REVOCATION_LISTS__INIT,
-                pb->revocations);
-        if ((rc = kurer__arena_calloc(tmp, n, sizeof(*pb->revocations->lists), &p)) != 0)
+        TMP_MSG(tmp, Kurer__V1__RevocationIndex, KURER__V1__REVOCATION_INDEX__INIT,
+                pb->revocation_index);
+        if ((rc = kurer__arena_calloc(tmp, n, sizeof(*pb->revocation_index->lists), &p)) != 0)
             return rc;
-        pb->revocations->lists = p;
-        for (size_t i = 0; i < n; i++)
-            if ((rc = crl_to_pb(&f->u.revocations.lists[i], &pb->revocations->lists[i], tmp)) != 0)
-                return rc;
-        pb->revocations->n_lists = n;
-        pb->body_case = KURER__V1__SERVER_FRAME__BODY_REVOCATIONS;
+        pb->revocation_index->lists = p;
+        if ((rc = kurer__arena_calloc(tmp, n, sizeof(*infos), &p)) != 0)
+            return rc;
+        infos = p;
+        for (size_t i = 0; i < n; i++) {
+            const kurer_revocation_info *in = &f->u.revocation_index.lists[i];
+            Kurer__V1__RevocationListInfo init = KURER__V1__REVOCATION_LIST_INFO__INIT;
+            infos[i] = init;
+            infos[i].issuer_key_id.data = (uint8_t *)in->issuer_key_id;
+            infos[i].issuer_key_id.len = KURER_KEY_ID_LEN;
+            infos[i].version = in->version;
+            infos[i].size = in->size;
+            pb->revocation_index->lists[i] = &infos[i];
+        }
+        pb->revocation_index->n_lists = n;
+        pb->revocation_index->more = f->u.revocation_index.more != 0;
+        pb->body_case = KURER__V1__SERVER_FRAME__BODY_REVOCATION_INDEX;
+        return 0;
+    }
+    case KURER_SERVER_REVOCATION_CHUNK: {
+        const kurer_revocation_chunk *c = &f->u.revocation_chunk;
+        if ((rc = chunk_ok(c->offset, c->total, c->len)) != 0)
+            return rc;
+        if (c->data == NULL)
+            return KURER_EINVAL;
+        TMP_MSG(tmp, Kurer__V1__RevocationChunk, KURER__V1__REVOCATION_CHUNK__INIT,
+                pb->revocation_chunk);
+        pb->revocation_chunk->issuer_key_id.data = (uint8_t *)c->issuer_key_id;
+        pb->revocation_chunk->issuer_key_id.len = KURER_KEY_ID_LEN;
+        pb->revocation_chunk->version = c->version;
+        pb->revocation_chunk->total = c->total;
+        pb->revocation_chunk->offset = c->offset;
+        pb->revocation_chunk->data.data = (uint8_t *)c->data;
+        pb->revocation_chunk->data.len = c->len;
+        pb->body_case = KURER__V1__SERVER_FRAME__BODY_REVOCATION_CHUNK;
         return 0;
     }
     case KURER_SERVER_NONE:

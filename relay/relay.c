@@ -20,6 +20,7 @@
 #include "kurer/signal.h"
 #include "kurer/util.h"
 #include "htab.h"
+#include "ratelimit.h"
 #include "store.h"
 
 #define NERR 64 /* counters per error code: index -code */
@@ -29,6 +30,10 @@
 /* The directory: per user (a hash table entry), its devices. The chain is kept encoded (a
  * decoded kurer_chain is 4.6 KB; the bytes are a few hundred) and decoded when an answer needs
  * it. */
+/* Per-device rates (DESIGN.md: per device, surviving reconnects) live with the device's
+ * directory entry. */
+enum { B_SEND, B_FETCH, B_LOOKUP, B_PING, N_BUCKETS };
+
 typedef struct dir_entry {
     uint32_t device_id;
     uint64_t serial;
@@ -36,6 +41,7 @@ typedef struct dir_entry {
     int64_t not_after;
     uint8_t *chain; /* CertificateChain bytes */
     size_t chain_len;
+    kurer__bucket buckets[N_BUCKETS];
 } dir_entry;
 
 typedef struct dir_user {
@@ -47,6 +53,15 @@ typedef struct dir_user {
 
 typedef struct relay relay;
 
+/* The bytes of every list in force, in issuer key id order: the index and the chunks a fetch
+ * asks for are served from here (lists of any size travel paged: docs/protocol.md). */
+typedef struct held_list {
+    uint8_t key_id[KURER_KEY_ID_LEN];
+    uint64_t version;
+    uint8_t *data;
+    size_t len;
+} held_list;
+
 typedef struct rconn {
     hnode onode; /* in relay.online while listed */
     int listed;
@@ -55,20 +70,24 @@ typedef struct rconn {
     struct rconn *next, *prev;
     int refs;
     int authed;
-    int preauth;       /* counted in relay.n_preauth (handshake not finished) */
-    int nk;            /* an unauthenticated NK session: revocation upload and fetch only */
-    int close_counted; /* the reason for our close is counted already: not again on close */
+    int preauth;          /* counted in relay.n_preauth (handshake not finished) */
+    int nk;               /* an unauthenticated NK session: revocation upload and fetch only */
+    int close_counted;    /* the reason for our close is counted already: not again on close */
+    int accepted;         /* IK: message 2 sent; waiting for the first record (authed then) */
+    kurer__peer_addr *pa; /* its source address (pre-auth count), or NULL */
     kurer_verified v;
     kurer_device_address addr;
+    uint32_t queued;   /* envelopes waiting when the handshake was answered */
+    uint8_t *hs_chain; /* the handshake's chain (bytes) until authenticated */
+    size_t hs_chain_len;
     /* delivery */
     uint64_t last_pushed;
     int fetching, dirty, caught_up, sent_empty;
-    /* rate limit (token bucket, envelopes) */
-    double tokens;
-    uint64_t tokens_ms;
-    /* prekey fetch rate limit (token bucket, fetches) */
-    double fetch_tokens;
-    uint64_t fetch_tokens_ms;
+    /* rates, should the device have no directory entry (it always has one once authed) */
+    kurer__bucket own[N_BUCKETS];
+    /* a chunked revocation upload in progress (counted in relay.upload_bytes) */
+    uint8_t *up;
+    size_t up_len, up_total;
 } rconn;
 
 struct relay {
@@ -105,16 +124,35 @@ struct relay {
     uint64_t refused_max_conns, refused_max_handshakes;
     uint64_t env_accepted_by_ack, env_write_skipped;
     uint64_t prekey_uploads_over_max, prekey_fetches_rate_limited;
+    uint64_t handshakes_unconfirmed, conns_expired, refused_per_address, lookups_rate_limited,
+        pings_rate_limited, sends_rate_limited, prekeys_withheld, send_results_too_large;
+    uint64_t n_nk;         /* live NK sessions */
+    uint64_t upload_bytes; /* held by chunked revocation uploads in progress */
+    held_list *held;       /* the bytes of the lists in force, by issuer key id */
+    size_t n_held, cap_held;
+    kurer__addr_table addrs;
+    kurer__take_table takes;
+    uv_timer_t sweep;    /* forgets idle address and prekey-take entries */
+    uv_timer_t expiry;   /* closes connections whose chain expires */
+    int64_t next_expiry; /* unix seconds the expiry timer is set for (0: not set) */
+    int timers;
 };
 
 #define SEQ_BLOCK ((uint64_t)1 << 20) /* seqs reserved per store write */
+/* Entries of the source address and prekey-take tables: beyond them new addresses are refused
+ * and one-time prekeys withheld (fail closed), never unmetered. */
+#define ADDR_ENTRIES_MAX ((size_t)1 << 16)
+#define TAKE_ENTRIES_MAX ((size_t)1 << 18)
 
-/* The connection finished its handshake (or closed): it no longer counts as pre-auth. */
+/* The connection authenticated (or closed): it no longer counts as pre-auth. */
 static void preauth_done(rconn *rc)
 {
     if (rc->preauth) {
         rc->preauth = 0;
         rc->r->n_preauth--;
+        if (rc->pa != NULL)
+            rc->pa->preauth--;
+        rc->pa = NULL;
     }
 }
 
@@ -179,6 +217,27 @@ static int dir_current(relay *r, const dir_entry *e, int64_t now)
     return e->not_after > now && !kurer_trust_is_revoked(r->trust, e->authority_key_id, e->serial);
 }
 
+static uint64_t bucket_rate(const relay *r, int which)
+{
+    switch (which) {
+    case B_SEND:
+        return r->cfg.send_rate;
+    case B_FETCH:
+        return r->cfg.fetch_rate;
+    case B_LOOKUP:
+        return r->cfg.lookup_rate;
+    default:
+        return r->cfg.ping_rate;
+    }
+}
+
+static void buckets_init(const relay *r, kurer__bucket *b)
+{
+    uint64_t now = kurer_time_mono_ms();
+    for (int i = 0; i < N_BUCKETS; i++)
+        kurer__bucket_init(&b[i], bucket_rate(r, i), now);
+}
+
 /* Records (or replaces) a device with its chain bytes (copied). */
 static int dir_put(relay *r, const kurer_device_address *a, const kurer_verified *v,
                    const uint8_t *chain, size_t chain_len)
@@ -212,6 +271,7 @@ static int dir_put(relay *r, const kurer_device_address *a, const kurer_verified
         }
         e = &u->devs[u->n++];
         memset(e, 0, sizeof(*e));
+        buckets_init(r, e->buckets);
         r->n_dir++;
     }
     e->device_id = a->device_id;
@@ -589,27 +649,35 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* A token bucket of rate per second, burst 4x; takes n tokens if it holds them. rate 0: no
- * limit. */
-static int bucket_take(double *tokens, uint64_t *last_ms, uint64_t rate, size_t n)
+/* Takes n tokens of the device's bucket (kept with its directory entry, so across
+ * reconnects); 0 if it does not hold them. */
+static int rate_take(rconn *rc, int which, size_t n)
 {
-    if (rate == 0)
-        return 1;
-    uint64_t now = kurer_time_mono_ms();
-    double burst = (double)rate * 4;
-    *tokens += (double)(now - *last_ms) * (double)rate / 1000.0;
-    *last_ms = now;
-    if (*tokens > burst)
-        *tokens = burst;
-    if (*tokens < (double)n)
-        return 0;
-    *tokens -= (double)n;
-    return 1;
+    dir_entry *e = dir_find(rc->r, &rc->addr);
+    kurer__bucket *b = e != NULL ? &e->buckets[which] : &rc->own[which];
+    return kurer__bucket_take(b, bucket_rate(rc->r, which), n, kurer_time_mono_ms());
 }
 
-static int rate_ok(rconn *rc, size_t n)
+/* Whether the SendResult for sc fits one frame. stale_bytes: the chain bytes its STALE_DEVICES
+ * results carry. Only a result near the bound is encoded to find out. */
+static int send_result_fits(send_ctx *sc, size_t stale_bytes)
 {
-    return bucket_take(&rc->tokens, &rc->tokens_ms, rc->r->cfg.send_rate, n);
+    size_t estimate = 16 + stale_bytes + 8 * KURER_USER_DEVICES_MAX;
+    for (size_t i = 0; i < sc->n_results; i++)
+        estimate += strlen(sc->results[i].user) + 24;
+    if (estimate <= KURER_FRAME_MAX)
+        return 1;
+    kurer_server_frame f;
+    kurer_buf b;
+    memset(&f, 0, sizeof(f));
+    f.request_id = sc->request_id;
+    f.body = KURER_SERVER_SEND_RESULT;
+    f.u.send_result.users = sc->results;
+    f.u.send_result.n = sc->n_results;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    int err = kurer_server_frame_encode(&f, &b);
+    kurer_buf_release(&b);
+    return err == 0;
 }
 
 static void handle_send(rconn *rc, const kurer_client_frame *f)
@@ -632,7 +700,8 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
             send_error(rc, f->request_id, KURER_ELIMIT, 0);
             return;
         }
-    if (!rate_ok(rc, n)) {
+    if (!rate_take(rc, B_SEND, n)) {
+        r->sends_rate_limited++;
         send_error(rc, f->request_id, KURER_ERATE, 0);
         return;
     }
@@ -665,6 +734,7 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     }
     /* Per recipient user: the devices asked for must be exactly its current devices (the
      * sender's own device excepted). */
+    size_t stale_bytes = 0;
     for (size_t i = 0; i < n; i++) {
         const char *user = env[i].to.user;
         int seen = 0;
@@ -713,8 +783,10 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
             for (size_t d = 0; chains != NULL && du != NULL && d < du->n; d++)
                 if (dir_current(r, &du->devs[d], now) &&
                     !(own && du->devs[d].device_id == rc->addr.device_id) &&
-                    cnt < KURER_USER_DEVICES_MAX && dir_chain(&du->devs[d], &chains[cnt]) == 0)
+                    cnt < KURER_USER_DEVICES_MAX && dir_chain(&du->devs[d], &chains[cnt]) == 0) {
+                    stale_bytes += du->devs[d].chain_len + 8;
                     cnt++;
+                }
             ur->current.user = ur->user;
             ur->current.devices = chains;
             ur->current.n_devices = cnt;
@@ -724,6 +796,15 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     }
     free(want);
     free(have);
+    /* Every request gets exactly one answer: one that would not fit a frame is refused before
+     * anything of it is stored. */
+    if (!send_result_fits(sc, stale_bytes)) {
+        r->send_results_too_large++;
+        free(accepted);
+        send_ctx_free(sc);
+        send_error(rc, f->request_id, KURER_ELIMIT, 0);
+        return;
+    }
     /* Envelopes of accepted users, with from and server_ts set here. */
     int64_t ts = kurer_time_unix() * 1000;
     for (size_t i = 0; i < n; i++) {
@@ -748,6 +829,7 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         accepted[i] = 1;
         sc->offs[sc->n_items] = before;
         sc->items[sc->n_items].to = env[i].to;
+        sc->items[sc->n_items].from = rc->addr;
         sc->items[sc->n_items].len = sc->envs.len - before;
         sc->n_items++;
     }
@@ -770,10 +852,10 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
     for (size_t i = 0; i < sc->n_items && all_early; i++)
         all_early = deliverable_now(r, &sc->items[i]);
     rc->refs++;
-    if ((all_early ? kurer_store_put_held(r->store, sc->items, sc->n_items, r->cfg.mailbox_max,
+    kurer_store_limits lim = {r->cfg.mailbox_max, r->cfg.mailbox_sender_max};
+    if ((all_early ? kurer_store_put_held(r->store, sc->items, sc->n_items, &lim,
                                           r->cfg.ack_hold_us, on_put, sc)
-                   : kurer_store_put(r->store, sc->items, sc->n_items, r->cfg.mailbox_max, on_put,
-                                     sc)) != 0) {
+                   : kurer_store_put(r->store, sc->items, sc->n_items, &lim, on_put, sc)) != 0) {
         rc->refs--;
         free(accepted);
         send_ctx_free(sc);
@@ -833,35 +915,61 @@ static void handle_ack(rconn *rc, const kurer_client_frame *f)
             acked_early(rc, f->u.ack.seqs[i]);
 }
 
+/* Lookups are metered per device (lookup_rate) and cost what they find: memory for the chains of
+ * current devices only. Unknown users, and users with no current device, are left out of the
+ * answer (docs/protocol.md). */
 static void handle_lookup(rconn *rc, const kurer_client_frame *f)
 {
     relay *r = rc->r;
     int64_t now = kurer_time_unix();
-    kurer_user_devices *ud = calloc(f->u.lookup.n, sizeof(*ud));
-    kurer_chain *chains = calloc(f->u.lookup.n * KURER_USER_DEVICES_MAX, sizeof(*chains));
+    if (!rate_take(rc, B_LOOKUP, 1)) {
+        r->lookups_rate_limited++;
+        send_error(rc, f->request_id, KURER_ERATE, 0);
+        return;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < f->u.lookup.n; i++) {
+        dir_user *du = dir_user_find(r, f->u.lookup.users[i]);
+        size_t cur = 0;
+        for (size_t d = 0; du != NULL && d < du->n; d++)
+            cur += dir_current(r, &du->devs[d], now) ? 1 : 0;
+        total += cur < KURER_USER_DEVICES_MAX ? cur : KURER_USER_DEVICES_MAX;
+    }
+    kurer_user_devices *ud = calloc(f->u.lookup.n ? f->u.lookup.n : 1, sizeof(*ud));
+    kurer_chain *chains = calloc(total ? total : 1, sizeof(*chains));
     if (ud == NULL || chains == NULL) {
         free(ud);
         free(chains);
         send_error(rc, f->request_id, KURER_ENOMEM, 0);
         return;
     }
+    size_t n_users = 0, used = 0;
     for (size_t i = 0; i < f->u.lookup.n; i++) {
-        kurer_chain *mine = chains + i * KURER_USER_DEVICES_MAX;
-        ud[i].user = f->u.lookup.users[i];
-        ud[i].devices = mine;
-        dir_user *du = dir_user_find(r, ud[i].user);
-        for (size_t d = 0; du != NULL && d < du->n && ud[i].n_devices < KURER_USER_DEVICES_MAX; d++)
-            if (dir_current(r, &du->devs[d], now) &&
-                dir_chain(&du->devs[d], &mine[ud[i].n_devices]) == 0)
-                ud[i].n_devices++;
+        dir_user *du = dir_user_find(r, f->u.lookup.users[i]);
+        kurer_user_devices *u = &ud[n_users];
+        int dup = 0;
+        for (size_t k = 0; k < n_users; k++)
+            dup |= strcmp(ud[k].user, f->u.lookup.users[i]) == 0;
+        if (du == NULL || dup)
+            continue;
+        u->user = du->user;
+        u->devices = chains + used;
+        for (size_t d = 0; d < du->n && u->n_devices < KURER_USER_DEVICES_MAX && used < total; d++)
+            if (dir_current(r, &du->devs[d], now) && dir_chain(&du->devs[d], &chains[used]) == 0) {
+                u->n_devices++;
+                used++;
+            }
+        if (u->n_devices > 0)
+            n_users++;
     }
     kurer_server_frame out;
     memset(&out, 0, sizeof(out));
     out.request_id = f->request_id;
     out.body = KURER_SERVER_DIRECTORY;
     out.u.directory.users = ud;
-    out.u.directory.n = f->u.lookup.n;
-    if (send_frame(rc, &out) == KURER_ELIMIT && rc->c != NULL && !kurer_conn_closing(rc->c))
+    out.u.directory.n = n_users;
+    int err = send_frame(rc, &out);
+    if (err != 0 && err != KURER_ECLOSED && rc->c != NULL && !kurer_conn_closing(rc->c))
         send_error(rc, f->request_id, KURER_ELIMIT, 0);
     free(ud);
     free(chains);
@@ -1013,8 +1121,8 @@ static void handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f)
     kurer_device_address devs[KURER_USER_DEVICES_MAX];
     size_t n = 0;
     int64_t now = kurer_time_unix();
-    /* Each fetch takes one-time prekeys of other users: one connection may not drain them. */
-    if (!bucket_take(&rc->fetch_tokens, &rc->fetch_tokens_ms, r->cfg.fetch_rate, 1)) {
+    /* Each fetch takes one-time prekeys of other users: one device may not drain them. */
+    if (!rate_take(rc, B_FETCH, 1)) {
         r->prekey_fetches_rate_limited++;
         send_error(rc, f->request_id, KURER_ERATE, 0);
         return;
@@ -1036,6 +1144,15 @@ static void handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f)
             n++;
         }
     }
+    /* One device may take only prekey_take_max one-time prekeys of another user's devices per
+     * window; beyond it the bundles carry the signed prekey alone (X3DH works without). A
+     * device's own other devices are not metered: its sync sessions need them. */
+    size_t one_time = n;
+    if (strcmp(pf->user, rc->addr.user) != 0 && r->cfg.prekey_take_max > 0) {
+        one_time = kurer__take_grant(&r->takes, &rc->addr, pf->user, n, r->cfg.prekey_take_max,
+                                     r->cfg.prekey_take_window_s * 1000, kurer_time_mono_ms());
+        r->prekeys_withheld += n - one_time;
+    }
     req_ctx2 *q = malloc(sizeof(*q));
     if (q == NULL) {
         send_error(rc, f->request_id, KURER_ENOMEM, 0);
@@ -1044,7 +1161,7 @@ static void handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f)
     q->rc = rc;
     q->request_id = f->request_id;
     rc->refs++;
-    if (kurer_store_take_prekeys(r->store, devs, n, on_prekeys_taken, q) != 0) {
+    if (kurer_store_take_prekeys(r->store, devs, n, one_time, on_prekeys_taken, q) != 0) {
         rc->refs--;
         free(q);
         send_error(rc, f->request_id, KURER_ENOMEM, 0);
@@ -1053,26 +1170,101 @@ static void handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f)
 
 /* ---- revocation upload and fetch ---------------------------------------------------------- */
 
+static int held_find(const relay *r, const uint8_t *key_id, size_t *pos)
+{
+    size_t lo = 0, hi = r->n_held;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(r->held[mid].key_id, key_id, KURER_KEY_ID_LEN);
+        if (c == 0) {
+            *pos = mid;
+            return 1;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *pos = lo;
+    return 0;
+}
+
+/* Keeps a copy of a list the trust store just took (the newest of its issuer). */
+static int held_put(relay *r, const uint8_t *key_id, uint64_t version, const uint8_t *data,
+                    size_t len)
+{
+    size_t pos;
+    uint8_t *copy = malloc(len);
+    if (copy == NULL)
+        return KURER_ENOMEM;
+    memcpy(copy, data, len);
+    if (!held_find(r, key_id, &pos)) {
+        if (r->n_held == r->cap_held) {
+            size_t cap = r->cap_held ? r->cap_held * 2 : 8;
+            held_list *nh = realloc(r->held, cap * sizeof(*nh));
+            if (nh == NULL) {
+                free(copy);
+                return KURER_ENOMEM;
+            }
+            r->held = nh;
+            r->cap_held = cap;
+        }
+        memmove(&r->held[pos + 1], &r->held[pos], (r->n_held - pos) * sizeof(*r->held));
+        r->n_held++;
+        memcpy(r->held[pos].key_id, key_id, KURER_KEY_ID_LEN);
+        r->held[pos].data = NULL;
+    }
+    free(r->held[pos].data);
+    r->held[pos].version = version;
+    r->held[pos].data = copy;
+    r->held[pos].len = len;
+    return 0;
+}
+
+static void held_free(relay *r)
+{
+    for (size_t i = 0; i < r->n_held; i++)
+        free(r->held[i].data);
+    free(r->held);
+    r->held = NULL;
+    r->n_held = r->cap_held = 0;
+}
+
+static void info_of(const held_list *h, kurer_revocation_info *out)
+{
+    memcpy(out->issuer_key_id, h->key_id, KURER_KEY_ID_LEN);
+    out->version = h->version;
+    out->size = (uint32_t)h->len;
+}
+
 static void disconnect_revoked(relay *r);
 
-/* Pushes one newly accepted list to every connected device (clients enforce lists too). */
+/* Tells every connected device that a newer list is held (clients enforce lists too, and
+ * fetch it chunk by chunk). */
 static void push_crl(relay *r, const uint8_t issuer_key_id[KURER_KEY_ID_LEN])
 {
-    const kurer_crl *held = NULL;
-    for (size_t i = 0; i < kurer_trust_crl_count(r->trust); i++)
-        if (memcmp(kurer_trust_crl(r->trust, i)->issuer_key_id, issuer_key_id, KURER_KEY_ID_LEN) ==
-            0)
-            held = kurer_trust_crl(r->trust, i);
-    if (held == NULL)
+    size_t pos;
+    kurer_revocation_info info;
+    if (!held_find(r, issuer_key_id, &pos))
         return;
+    info_of(&r->held[pos], &info);
     kurer_server_frame f;
     memset(&f, 0, sizeof(f));
-    f.body = KURER_SERVER_REVOCATIONS;
-    f.u.revocations.lists = held;
-    f.u.revocations.n = 1;
+    f.body = KURER_SERVER_REVOCATION_INDEX;
+    f.u.revocation_index.lists = &info;
+    f.u.revocation_index.n = 1;
     for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
         if (rc->authed && rc->c != NULL && !kurer_conn_closing(rc->c))
             (void)send_frame(rc, &f);
+}
+
+/* An NK session does one upload: after its answer it is closed. */
+static void nk_upload_done(rconn *rc)
+{
+    if (rc->nk && rc->c != NULL && !kurer_conn_closing(rc->c)) {
+        rc->close_counted = 1;
+        kurer_conn_close_after_flush(rc->c, 0);
+    }
 }
 
 static void on_crl_stored(void *arg, int err)
@@ -1084,6 +1276,7 @@ static void on_crl_stored(void *arg, int err)
         send_error(q->rc, q->request_id, err, 0);
     else
         send_ok(q->rc, q->request_id);
+    nk_upload_done(q->rc);
     rconn_unref(q->rc);
     free(q);
 }
@@ -1102,75 +1295,181 @@ static int accept_crl(relay *r, const uint8_t *data, size_t len, uint64_t versio
                                   KURER_LOG_INT("version", version),
                                   KURER_LOG_STR("source", q != NULL ? "upload" : "file")},
               3);
-    err = kurer_store_put_crl(r->store, crl.issuer_key_id, version, data, len,
-                              q != NULL ? on_crl_stored : NULL, q);
+    err = held_put(r, crl.issuer_key_id, version, data, len);
+    if (err == 0)
+        err = kurer_store_put_crl(r->store, crl.issuer_key_id, version, data, len,
+                                  q != NULL ? on_crl_stored : NULL, q);
     disconnect_revoked(r);
     push_crl(r, crl.issuer_key_id);
     kurer_crl_release(&crl);
     return err;
 }
 
-static void handle_revocation(rconn *rc, const kurer_client_frame *f)
+/* A whole list arrived (in one frame, or reassembled from chunks): verify, keep, store. Every
+ * outcome answers request_id once. */
+static void revocation_received(rconn *rc, uint64_t request_id, const uint8_t *data, size_t len)
 {
     relay *r = rc->r;
-    kurer_buf b;
     uint64_t version = 0;
-    /* The decoded list keeps tbs as received: re-encoding gives the signed bytes back. */
-    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
-    int err = kurer_crl_encode(&f->u.revocation, &b);
-    if (err == 0)
-        err = kurer_trust_add_crl(r->trust, b.data, b.len, &version);
+    int err = kurer_trust_add_crl(r->trust, data, len, &version);
     if (err != 0) {
         kurer_log(KURER_LOG_INFO, "relay", "crl_refused",
                   (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(err)),
                                       KURER_LOG_STR("via", rc->nk ? "nk" : "device")},
                   2);
-        send_error(rc, f->request_id, err, 0);
-        kurer_buf_release(&b);
+        send_error(rc, request_id, err, 0);
+        nk_upload_done(rc);
         return;
     }
     req_ctx2 *q = malloc(sizeof(*q));
     if (q != NULL) {
         q->rc = rc;
-        q->request_id = f->request_id;
+        q->request_id = request_id;
         rc->refs++;
     }
-    err = accept_crl(r, b.data, b.len, version, q);
-    kurer_buf_release(&b);
+    err = accept_crl(r, data, len, version, q);
     if (err != 0) {
         /* In force in memory, but not stored: say so. */
         if (q != NULL) {
             rconn_unref(rc);
             free(q);
         }
-        send_error(rc, f->request_id, err, 0);
+        send_error(rc, request_id, err, 0);
+        nk_upload_done(rc);
     } else if (q == NULL) {
-        send_error(rc, f->request_id, KURER_ENOMEM, 0);
+        send_error(rc, request_id, KURER_ENOMEM, 0);
+        nk_upload_done(rc);
     }
 }
 
+static void handle_revocation(rconn *rc, const kurer_client_frame *f)
+{
+    kurer_buf b;
+    /* The decoded list keeps tbs as received: re-encoding gives the signed bytes back. */
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    int err = kurer_crl_encode(&f->u.revocation, &b);
+    if (err != 0)
+        send_error(rc, f->request_id, err, 0);
+    else
+        revocation_received(rc, f->request_id, b.data, b.len);
+    kurer_buf_release(&b);
+}
+
+static void upload_drop(rconn *rc)
+{
+    if (rc->up == NULL)
+        return;
+    rc->r->upload_bytes -= rc->up_total;
+    free(rc->up);
+    rc->up = NULL;
+    rc->up_len = rc->up_total = 0;
+}
+
+/* A chunk of a list too large for one record. The partial list is the one thing an
+ * unauthenticated peer can make the relay hold beyond a record: it counts against
+ * upload_buffer_max (all uploads together), and an NK session ends at its deadline anyway. */
+static void handle_revocation_chunk(rconn *rc, const kurer_client_frame *f)
+{
+    relay *r = rc->r;
+    const kurer_revocation_chunk *c = &f->u.revocation_chunk;
+    if (c->offset == 0) {
+        upload_drop(rc);
+        if (r->upload_bytes + c->total > r->cfg.upload_buffer_max) {
+            send_error(rc, f->request_id, KURER_EBUSY, 0);
+            return;
+        }
+        if ((rc->up = malloc(c->total)) == NULL) {
+            send_error(rc, f->request_id, KURER_ENOMEM, 0);
+            return;
+        }
+        rc->up_total = c->total;
+        r->upload_bytes += c->total;
+    } else if (rc->up == NULL || c->offset != rc->up_len || c->total != rc->up_total) {
+        upload_drop(rc);
+        send_error(rc, f->request_id, KURER_EINVAL, 0);
+        return;
+    }
+    memcpy(rc->up + rc->up_len, c->data, c->len);
+    rc->up_len += c->len;
+    if (rc->up_len < rc->up_total) {
+        send_ok(rc, f->request_id);
+        return;
+    }
+    uint8_t *data = rc->up;
+    size_t len = rc->up_len;
+    rc->up = NULL; /* revocation_received may close: the buffer is ours now */
+    r->upload_bytes -= rc->up_total;
+    rc->up_len = rc->up_total = 0;
+    revocation_received(rc, f->request_id, data, len);
+    free(data);
+}
+
+/* A page of the index: the lists held with issuer key id above `after`. */
 static void handle_revocation_fetch(rconn *rc, const kurer_client_frame *f)
 {
     relay *r = rc->r;
-    size_t n = kurer_trust_crl_count(r->trust);
-    if (n > KURER_REVOCATION_LISTS_MAX)
-        n = KURER_REVOCATION_LISTS_MAX;
-    kurer_crl *lists = calloc(n ? n : 1, sizeof(*lists));
-    if (lists == NULL) {
+    size_t pos = 0;
+    if (f->u.revocations.has_after && held_find(r, f->u.revocations.after, &pos))
+        pos++;
+    size_t n = r->n_held - pos;
+    if (n > KURER_REVOCATION_INDEX_MAX)
+        n = KURER_REVOCATION_INDEX_MAX;
+    kurer_revocation_info *infos = calloc(n ? n : 1, sizeof(*infos));
+    if (infos == NULL) {
         send_error(rc, f->request_id, KURER_ENOMEM, 0);
         return;
     }
     for (size_t i = 0; i < n; i++)
-        lists[i] = *kurer_trust_crl(r->trust, i); /* shallow: the encoder only reads */
+        info_of(&r->held[pos + i], &infos[i]);
     kurer_server_frame out;
     memset(&out, 0, sizeof(out));
     out.request_id = f->request_id;
-    out.body = KURER_SERVER_REVOCATIONS;
-    out.u.revocations.lists = lists;
-    out.u.revocations.n = n;
-    if (send_frame(rc, &out) != 0 && rc->c != NULL && !kurer_conn_closing(rc->c))
-        send_error(rc, f->request_id, KURER_ELIMIT, 0);
-    free(lists);
+    out.body = KURER_SERVER_REVOCATION_INDEX;
+    out.u.revocation_index.lists = infos;
+    out.u.revocation_index.n = n;
+    out.u.revocation_index.more = pos + n < r->n_held;
+    int err = send_frame(rc, &out);
+    if (err != 0 && err != KURER_ECLOSED && rc->c != NULL && !kurer_conn_closing(rc->c))
+        send_error(rc, f->request_id, err, 0);
+    free(infos);
+}
+
+/* A chunk of one held list, of the version the index named. */
+static void handle_revocation_chunk_fetch(rconn *rc, const kurer_client_frame *f)
+{
+    relay *r = rc->r;
+    size_t pos;
+    if (!held_find(r, f->u.revocation_chunk_fetch.issuer_key_id, &pos)) {
+        send_error(rc, f->request_id, KURER_ENOTFOUND, 0);
+        return;
+    }
+    const held_list *h = &r->held[pos];
+    uint64_t want = f->u.revocation_chunk_fetch.version;
+    uint32_t off = f->u.revocation_chunk_fetch.offset;
+    if (want != 0 && want != h->version) {
+        send_error(rc, f->request_id, KURER_ESTALE, 0); /* start that list again */
+        return;
+    }
+    if (off >= h->len) {
+        send_error(rc, f->request_id, KURER_EINVAL, 0);
+        return;
+    }
+    size_t len = h->len - off;
+    if (len > KURER_REVOCATION_CHUNK_MAX)
+        len = KURER_REVOCATION_CHUNK_MAX;
+    kurer_server_frame out;
+    memset(&out, 0, sizeof(out));
+    out.request_id = f->request_id;
+    out.body = KURER_SERVER_REVOCATION_CHUNK;
+    memcpy(out.u.revocation_chunk.issuer_key_id, h->key_id, KURER_KEY_ID_LEN);
+    out.u.revocation_chunk.version = h->version;
+    out.u.revocation_chunk.total = (uint32_t)h->len;
+    out.u.revocation_chunk.offset = off;
+    out.u.revocation_chunk.data = h->data + off;
+    out.u.revocation_chunk.len = len;
+    int err = send_frame(rc, &out);
+    if (err != 0 && err != KURER_ECLOSED && rc->c != NULL && !kurer_conn_closing(rc->c))
+        send_error(rc, f->request_id, err, 0);
 }
 
 static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
@@ -1182,9 +1481,20 @@ static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
         send_error(rc, 0, err, 1);
         return;
     }
-    if (rc->nk && f.body != KURER_CLIENT_REVOCATION && f.body != KURER_CLIENT_REVOCATIONS) {
+    int revocation = f.body == KURER_CLIENT_REVOCATION || f.body == KURER_CLIENT_REVOCATIONS ||
+                     f.body == KURER_CLIENT_REVOCATION_CHUNK ||
+                     f.body == KURER_CLIENT_REVOCATION_CHUNK_FETCH;
+    if (rc->nk && !revocation) {
         /* An NK peer has no identity: it may hand in a list or read them, nothing else. */
         send_error(rc, f.request_id, KURER_EPERM, 1);
+        kurer_client_frame_release(&f);
+        return;
+    }
+    /* A chain that expired while connected: the timer closes it; a request that gets here
+     * first is refused the same way. */
+    if (rc->authed && kurer_time_unix() > rc->v.not_after) {
+        rc->r->conns_expired++;
+        send_error(rc, f.request_id, KURER_EEXPIRED, 1);
         kurer_client_frame_release(&f);
         return;
     }
@@ -1210,7 +1520,18 @@ static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
     case KURER_CLIENT_REVOCATIONS:
         handle_revocation_fetch(rc, &f);
         break;
+    case KURER_CLIENT_REVOCATION_CHUNK:
+        handle_revocation_chunk(rc, &f);
+        break;
+    case KURER_CLIENT_REVOCATION_CHUNK_FETCH:
+        handle_revocation_chunk_fetch(rc, &f);
+        break;
     case KURER_CLIENT_PING: {
+        if (!rate_take(rc, B_PING, 1)) {
+            rc->r->pings_rate_limited++;
+            send_error(rc, f.request_id, KURER_ERATE, 0);
+            break;
+        }
         kurer_server_frame out;
         memset(&out, 0, sizeof(out));
         out.request_id = f.request_id;
@@ -1279,26 +1600,62 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
         refuse(rc, KURER_EREVOKED);
         goto out;
     }
-    /* One live connection per device: the newest wins. */
-    rconn *old = online(r, &rc->addr);
-    if (old != NULL && old != rc) {
-        r->replaced++;
-        send_error(old, 0, KURER_EBUSY, 1);
+    kurer_buf cb;
+    kurer_buf_init(&cb, KURER_CHAIN_BYTES_MAX);
+    if (kurer_chain_encode(&h->chain, &cb) != 0) {
+        kurer_buf_release(&cb);
+        refuse(rc, KURER_EINTERNAL);
+        goto out;
     }
+    rc->hs_chain = kurer_buf_steal(&cb, &rc->hs_chain_len);
     kurer_handshake_accept a;
     kurer_buf b;
     memset(&a, 0, sizeof(a));
     a.protocol_version = KURER_PROTOCOL_VERSION;
     a.server_time = kurer_time_unix() * 1000;
     a.queued = total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
+    rc->queued = a.queued;
     kurer_buf_init(&b, KURER_FRAME_MAX);
-    if (kurer_handshake_accept_encode(&a, &b) != 0 ||
+    if (rc->hs_chain == NULL || kurer_handshake_accept_encode(&a, &b) != 0 ||
         kurer_conn_hs_reply(rc->c, 1, b.data, b.len, 0) != 0) {
         kurer_buf_release(&b);
         kurer_conn_close(rc->c, KURER_EINTERNAL);
         goto out;
     }
     kurer_buf_release(&b);
+    /* Not the device's yet: message 1 may be a replay. It becomes so in conn_on_established,
+     * when its first transport record has decrypted. */
+    rc->accepted = 1;
+out:
+    rconn_unref(rc);
+    free(h);
+}
+
+static void arm_expiry(relay *r, int64_t not_after);
+
+/* IK: the peer's first transport record decrypted, so it holds the device's keys (a replayed
+ * message 1 never gets here). Only now does the connection count as the device's: it replaces
+ * an older one, is registered in the directory, logged as connected and served. */
+static void conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n)
+{
+    rconn *rc = kurer_conn_data(c);
+    relay *r = rc->r;
+    (void)payload;
+    (void)n;
+    if (rc->nk || !rc->accepted)
+        return; /* NK: never authenticated (no identity) */
+    if (kurer_trust_is_revoked(r->trust, rc->v.authority_key_id, rc->v.serial) ||
+        kurer_time_unix() > rc->v.not_after) {
+        int code = kurer_time_unix() > rc->v.not_after ? KURER_EEXPIRED : KURER_EREVOKED;
+        send_error(rc, 0, code, 1);
+        return;
+    }
+    /* One live connection per device: the newest wins. */
+    rconn *old = online(r, &rc->addr);
+    if (old != NULL && old != rc) {
+        r->replaced++;
+        send_error(old, 0, KURER_EBUSY, 1);
+    }
     rc->authed = 1;
     preauth_done(rc);
     r->handshakes_ok++;
@@ -1306,27 +1663,32 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
     /* Register (or refresh) the device in the directory. */
     dir_entry *e = dir_find(r, &rc->addr);
     int changed = e == NULL || e->serial != rc->v.serial;
-    kurer_buf cb;
-    kurer_buf_init(&cb, KURER_CHAIN_BYTES_MAX);
-    if (kurer_chain_encode(&h->chain, &cb) == 0 &&
-        dir_put(r, &rc->addr, &rc->v, cb.data, cb.len) == 0 && changed) {
-        kurer_store_device d = {rc->addr, rc->v.serial, cb.data, cb.len};
+    if (dir_put(r, &rc->addr, &rc->v, rc->hs_chain, rc->hs_chain_len) == 0 && changed) {
+        kurer_store_device d = {rc->addr, rc->v.serial, rc->hs_chain, rc->hs_chain_len};
         if (kurer_store_put_device(r->store, &d, NULL, NULL) != 0)
             kurer_log(KURER_LOG_WARN, "relay", "directory_write_failed", NULL, 0);
     }
-    kurer_buf_release(&cb);
+    free(rc->hs_chain);
+    rc->hs_chain = NULL;
+    rc->hs_chain_len = 0;
+    arm_expiry(r, rc->v.not_after);
     kurer_log(KURER_LOG_INFO, "relay", "device_connected",
               (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
                                   KURER_LOG_INT("device", rc->addr.device_id),
-                                  KURER_LOG_INT("queued", total)},
+                                  KURER_LOG_INT("queued", rc->queued)},
               3);
     start_fetch(rc);
     rc->refs++;
     if (kurer_store_count_prekeys(r->store, &rc->addr, on_prekeys_counted, rc) != 0)
         rc->refs--;
-out:
-    rconn_unref(rc);
-    free(h);
+}
+
+/* The Noise static key of the leaf certificate, read before any signature is checked: a
+ * mismatch is refused for the price of a comparison. */
+static int leaf_key_matches(const kurer_chain *ch, const uint8_t *rs)
+{
+    return ch->n > 0 && ch->certs[0].body.role == KURER_ROLE_DEVICE &&
+           kurer_ct_equal(ch->certs[0].body.noise_key, rs, 32);
 }
 
 static void conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
@@ -1343,6 +1705,12 @@ static void conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
             refuse(rc, KURER_EMALFORMED);
             return;
         }
+        /* NK handshakes cost a DH each and need no identity: metered per source address. */
+        if (rc->pa != NULL &&
+            !kurer__bucket_take(&rc->pa->nk, r->cfg.nk_rate, 1, kurer_time_mono_ms())) {
+            refuse(rc, KURER_ERATE);
+            return;
+        }
         memset(&a, 0, sizeof(a));
         a.protocol_version = KURER_PROTOCOL_VERSION;
         a.server_time = kurer_time_unix() * 1000;
@@ -1354,8 +1722,11 @@ static void conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
             return;
         }
         kurer_buf_release(&b);
+        /* Unauthenticated for its whole life: it stays counted as pre-auth (max_handshakes,
+         * max_preauth_per_address), its records stay under max_preauth_record and the
+         * handshake deadline ends it (net/). */
         rc->nk = 1;
-        preauth_done(rc);
+        r->n_nk++;
         r->nk_sessions++;
         return;
     }
@@ -1363,7 +1734,10 @@ static void conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
         refuse(rc, KURER_EUNSUPPORTED);
         return;
     }
-    int err = kurer_handshake_init_decode(payload, n, &hi);
+    /* An empty payload is a message without its HandshakeInit, not a bad argument. */
+    int err = n == 0 ? KURER_EMALFORMED : kurer_handshake_init_decode(payload, n, &hi);
+    if (err == 0 && !leaf_key_matches(&hi.chain, rs))
+        err = KURER_EKEYMISMATCH;
     if (err == 0)
         err = kurer_trust_verify_chain(r->trust, &hi.chain, kurer_time_unix(), &rc->v);
     if (err == 0 && !kurer_ct_equal(rc->v.noise_key, rs, 32))
@@ -1409,8 +1783,15 @@ static void conn_on_close(kurer_conn *c, int err)
                                       KURER_LOG_INT("device", rc->addr.device_id),
                                       KURER_LOG_STR("reason", kurer_err_name(err))},
                   3);
+    if (rc->accepted && !rc->authed)
+        r->handshakes_unconfirmed++; /* message 2 went out; no record ever came back */
+    if (rc->nk)
+        r->n_nk--;
     rc->c = NULL;
     preauth_done(rc);
+    upload_drop(rc);
+    free(rc->hs_chain);
+    rc->hs_chain = NULL;
     if (rc->listed) {
         htab_remove(&r->online, &rc->onode);
         rc->listed = 0;
@@ -1426,7 +1807,7 @@ static void conn_on_close(kurer_conn *c, int err)
 }
 
 static const kurer_conn_cbs conn_cbs = {
-    conn_on_hs, NULL, conn_on_record, conn_on_drain, NULL, conn_on_close,
+    conn_on_hs, conn_on_established, conn_on_record, conn_on_drain, NULL, conn_on_close,
 };
 
 static void refused_closed(uv_handle_t *h)
@@ -1471,10 +1852,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     rc->r = r;
     rc->refs = 1;
-    rc->tokens = (double)r->cfg.send_rate * 4;
-    rc->tokens_ms = kurer_time_mono_ms();
-    rc->fetch_tokens = (double)r->cfg.fetch_rate * 4;
-    rc->fetch_tokens_ms = rc->tokens_ms;
+    buckets_init(r, rc->own);
     if (kurer_conn_accept_from(&rc->c, server, &r->lim, &conn_cbs, &r->key, 1, rc) != 0) {
         free(rc);
         return;
@@ -1487,6 +1865,21 @@ static void on_connection(uv_stream_t *server, int status)
     if (r->conns != NULL)
         r->conns->prev = rc;
     r->conns = rc;
+    /* Pre-authentication connections per source address: one host cannot take every
+     * handshake slot. An address the table cannot hold is refused too (fail closed). */
+    struct sockaddr_storage ss;
+    uint8_t ip[16];
+    kurer__peer_addr *pa = NULL;
+    if (kurer_conn_peer_addr(rc->c, &ss) == 0 && kurer__addr_key(&ss, ip) == 0)
+        pa = kurer__addr_get(&r->addrs, ip, r->cfg.nk_rate, kurer_time_mono_ms());
+    if (pa == NULL || pa->preauth >= r->cfg.max_preauth_per_address) {
+        r->refused_per_address++;
+        rc->close_counted = 1;
+        kurer_conn_close(rc->c, KURER_ELIMIT);
+        return;
+    }
+    pa->preauth++;
+    rc->pa = pa;
 }
 
 /* ---- metrics ------------------------------------------------------------------------------ */
@@ -1562,7 +1955,7 @@ static void m_written(uv_write_t *w, int status)
 
 static char *metrics_text(relay *r)
 {
-    size_t cap = 8192, len = 0;
+    size_t cap = 16384, len = 0;
     char *s = malloc(cap);
     kurer_store_stats st;
     uint64_t live = 0;
@@ -1599,13 +1992,26 @@ static char *metrics_text(relay *r)
     M("prekey_fetches_rate_limited_total", "counter", r->prekey_fetches_rate_limited);
     M("revocation_lists_accepted_total", "counter", r->crl_accepted);
     M("revocation_lists", "gauge", kurer_trust_crl_count(r->trust));
+    M("handshakes_unconfirmed_total", "counter", r->handshakes_unconfirmed);
+    M("connections_expired_total", "counter", r->conns_expired);
+    M("nk_sessions", "gauge", r->n_nk);
+    M("lookups_rate_limited_total", "counter", r->lookups_rate_limited);
+    M("pings_rate_limited_total", "counter", r->pings_rate_limited);
+    M("sends_rate_limited_total", "counter", r->sends_rate_limited);
+    M("prekeys_withheld_total", "counter", r->prekeys_withheld);
+    M("send_results_too_large_total", "counter", r->send_results_too_large);
+    M("mailbox_full_refused_total", "counter", st.refused_full);
+    M("mailbox_share_refused_total", "counter", st.refused_share);
+    M("upload_buffer_bytes", "gauge", r->upload_bytes);
 #undef M
     len += (size_t)snprintf(s + len, cap - len,
                             "# TYPE kurer_connections_refused_total counter\n"
                             "kurer_connections_refused_total{reason=\"max_connections\"} %llu\n"
-                            "kurer_connections_refused_total{reason=\"max_handshakes\"} %llu\n",
+                            "kurer_connections_refused_total{reason=\"max_handshakes\"} %llu\n"
+                            "kurer_connections_refused_total{reason=\"per_address\"} %llu\n",
                             (unsigned long long)r->refused_max_conns,
-                            (unsigned long long)r->refused_max_handshakes);
+                            (unsigned long long)r->refused_max_handshakes,
+                            (unsigned long long)r->refused_per_address);
     len += (size_t)snprintf(s + len, cap - len, "# TYPE kurer_rejections_total counter\n");
     for (int i = 1; i < NERR && len < cap - 128; i++)
         if (r->rejects[i] != 0)
@@ -1763,11 +2169,73 @@ static void on_crl_loaded(void *arg, const uint8_t *list, size_t len)
     if (err != 0 && err != KURER_ESTALE)
         kurer_log(KURER_LOG_WARN, "relay", "stored_crl_refused",
                   (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(err))}, 1);
-    else if (err == 0)
-        kurer_log(KURER_LOG_INFO, "relay", "crl_loaded",
-                  (kurer_log_field[]){KURER_LOG_INT("version", version),
-                                      KURER_LOG_STR("source", "store")},
-                  2);
+    if (err != 0)
+        return;
+    kurer_crl crl;
+    if (kurer_crl_decode(list, len, &crl) == 0) {
+        if (held_put(r, crl.issuer_key_id, version, list, len) != 0)
+            kurer_log(KURER_LOG_WARN, "relay", "crl_not_served", NULL, 0);
+        kurer_crl_release(&crl);
+    }
+    kurer_log(
+        KURER_LOG_INFO, "relay", "crl_loaded",
+        (kurer_log_field[]){KURER_LOG_INT("version", version), KURER_LOG_STR("source", "store")},
+        2);
+}
+
+/* ---- expiry and sweeping ------------------------------------------------------------------ */
+
+static void on_expiry(uv_timer_t *t);
+
+/* The expiry timer runs at the earliest not_after (+1 s: a chain is valid through its
+ * not_after second) of the authenticated connections. */
+static void arm_expiry(relay *r, int64_t not_after)
+{
+    if (!r->timers || r->stopping)
+        return;
+    if (r->next_expiry != 0 && r->next_expiry <= not_after)
+        return;
+    int64_t now = kurer_time_unix();
+    int64_t in_s = not_after + 1 - now;
+    if (in_s < 0)
+        in_s = 0;
+    if (in_s > 86400)
+        in_s = 86400; /* re-armed after a day: no overflow, and clock changes are caught */
+    r->next_expiry = now + in_s;
+    uv_timer_start(&r->expiry, on_expiry, (uint64_t)in_s * 1000, 0);
+}
+
+static void on_expiry(uv_timer_t *t)
+{
+    relay *r = t->data;
+    int64_t now = kurer_time_unix(), next = 0;
+    r->next_expiry = 0;
+    for (rconn *rc = r->conns; rc != NULL; rc = rc->next) {
+        if (!rc->authed || rc->c == NULL || kurer_conn_closing(rc->c))
+            continue;
+        if (now > rc->v.not_after) {
+            r->conns_expired++;
+            kurer_log(KURER_LOG_INFO, "relay", "expired_disconnect",
+                      (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
+                                          KURER_LOG_INT("device", rc->addr.device_id)},
+                      2);
+            send_error(rc, 0, KURER_EEXPIRED, 1);
+        } else if (next == 0 || rc->v.not_after < next) {
+            next = rc->v.not_after;
+        }
+    }
+    if (next != 0)
+        arm_expiry(r, next);
+}
+
+#define SWEEP_MS 10000
+
+static void on_sweep(uv_timer_t *t)
+{
+    relay *r = t->data;
+    uint64_t now = kurer_time_mono_ms();
+    kurer__addr_sweep(&r->addrs, r->cfg.nk_rate, now);
+    kurer__take_sweep(&r->takes, r->cfg.prekey_take_window_s * 1000, now);
 }
 
 /* ---- life cycle --------------------------------------------------------------------------- */
@@ -1797,6 +2265,8 @@ static void on_stop(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sighup, NULL);
+    uv_close((uv_handle_t *)&r->sweep, NULL);
+    uv_close((uv_handle_t *)&r->expiry, NULL);
     /* Finish every submitted commit; late callbacks find their connections closed. */
     kurer_store_close(r->store);
     r->store = NULL;
@@ -1821,6 +2291,15 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->prekeys_max = 1000;
     c->fetch_rate = 20;
     c->ack_hold_us = 50000;
+    c->max_preauth_record = KURER_NET_PREAUTH_RECORD;
+    c->max_preauth_per_address = 32;
+    c->nk_rate = 4;
+    c->upload_buffer_max = (uint64_t)8 << 20;
+    c->lookup_rate = 20;
+    c->ping_rate = 2;
+    c->mailbox_sender_max = 2000;
+    c->prekey_take_max = 10;
+    c->prekey_take_window_s = 3600;
 }
 
 static const struct {
@@ -1849,6 +2328,15 @@ static const struct {
     K(prekeys_max, 1, 1000000),
     K(fetch_rate, 0, 1000000),
     K(ack_hold_us, 0, 10000000),
+    K(max_preauth_record, 1024, 65535),
+    K(max_preauth_per_address, 1, 1000000),
+    K(nk_rate, 0, 1000000),
+    K(upload_buffer_max, KURER_CRL_BYTES_MAX, (uint64_t)1 << 32),
+    K(lookup_rate, 0, 1000000),
+    K(ping_rate, 0, 1000000),
+    K(mailbox_sender_max, 0, 100000000),
+    K(prekey_take_max, 0, 1000000),
+    K(prekey_take_window_s, 1, 86400 * 30),
 #undef K
 };
 
@@ -2013,6 +2501,7 @@ int kurer_relay_run(const kurer_relay_opts *o)
     r.lim.idle_ms = r.cfg.idle_timeout_ms;
     r.lim.out_cap = (size_t)r.cfg.out_cap;
     r.lim.out_max = (size_t)r.cfg.out_max;
+    r.lim.preauth_record = (size_t)r.cfg.max_preauth_record;
     r.sk = kurer_secure_alloc(32);
     if (r.sk == NULL) {
         err = KURER_ENOMEM;
@@ -2025,7 +2514,9 @@ int kurer_relay_run(const kurer_relay_opts *o)
     r.key.sk = r.sk;
     r.max_conns = max_connections(&r.cfg);
     if ((err = htab_init(&r.dir)) != 0 || (err = htab_init(&r.online)) != 0 ||
-        (err = htab_init(&r.pending)) != 0)
+        (err = htab_init(&r.pending)) != 0 ||
+        (err = kurer__addr_table_init(&r.addrs, ADDR_ENTRIES_MAX)) != 0 ||
+        (err = kurer__take_table_init(&r.takes, TAKE_ENTRIES_MAX)) != 0)
         goto fail;
     what = "trust";
     if ((err = kurer_trust_new(&r.trust)) != 0)
@@ -2061,9 +2552,17 @@ int kurer_relay_run(const kurer_relay_opts *o)
     if (load_crls(&r, 1) != 0)
         goto fail_quiet;
     kurer_store_set_commit_delay(r.store, r.cfg.commit_delay_us);
-    if ((err = kurer_store_load_directory(r.store, on_dir_loaded, &r)) != 0 ||
-        (err = kurer_store_seq_start(r.store, SEQ_BLOCK, &r.next_seq, &r.seq_limit)) != 0)
+    if ((err = kurer_store_load_directory(r.store, on_dir_loaded, &r)) != 0)
         goto fail;
+    /* A reservation that cannot be written (a full disk) does not stop the relay: it serves
+     * what it holds, sends get ESTORAGE from their commits until space returns, and the next
+     * send reserves again. */
+    if ((err = kurer_store_seq_start(r.store, SEQ_BLOCK, &r.next_seq, &r.seq_limit)) != 0) {
+        if (err != KURER_ESTORAGE)
+            goto fail;
+        kurer_log(KURER_LOG_WARN, "relay", "store_not_writable",
+                  (kurer_log_field[]){KURER_LOG_STR("error", kurer_err_name(err))}, 1);
+    }
     what = o->listen;
     if ((err = kurer_net_resolve(o->listen, &addr)) != 0)
         goto fail;
@@ -2107,6 +2606,11 @@ int kurer_relay_run(const kurer_relay_opts *o)
     uv_signal_start(&r.sigint, on_stop, SIGINT);
     uv_signal_start(&r.sighup, on_sighup, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
+    uv_timer_init(r.loop, &r.sweep);
+    uv_timer_init(r.loop, &r.expiry);
+    r.sweep.data = r.expiry.data = &r;
+    r.timers = 1;
+    uv_timer_start(&r.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 
     struct sockaddr_storage bound;
     int blen = sizeof(bound);
@@ -2137,6 +2641,9 @@ int kurer_relay_run(const kurer_relay_opts *o)
     dir_free(&r);
     htab_free(&r.online);
     htab_free(&r.pending);
+    kurer__addr_table_free(&r.addrs);
+    kurer__take_table_free(&r.takes);
+    held_free(&r);
     uv_loop_close(r.loop);
     return 0;
 fail:
@@ -2146,6 +2653,9 @@ fail_quiet:
     dir_free(&r);
     htab_free(&r.online);
     htab_free(&r.pending);
+    kurer__addr_table_free(&r.addrs);
+    kurer__take_table_free(&r.takes);
+    held_free(&r);
     kurer_trust_free(r.trust);
     kurer_secure_free(r.sk);
     return err != 0 ? err : KURER_EINVAL;

@@ -15,7 +15,8 @@ typedef struct kurer_relay_config {
     uint64_t mailbox_max;        /* queued envelopes per device */
     uint64_t handshake_timeout_ms;
     uint64_t idle_timeout_ms;
-    uint64_t send_rate;       /* envelopes per second per device (burst: 4x) */
+    uint64_t send_rate;       /* envelopes per second per device, kept across reconnects
+                                 (burst: 4x, as for every rate) */
     uint64_t out_cap;         /* queued output bytes per connection before reading stops */
     uint64_t out_max;         /* queued output bytes after which the connection is dropped */
     uint64_t deliver_batch;   /* envelopes read from the store per fetch */
@@ -24,8 +25,17 @@ typedef struct kurer_relay_config {
     uint64_t commit_delay_us; /* the store may hold work this long before a transaction */
     uint64_t max_handshakes;  /* connections still in their handshake (pre-auth memory bound) */
     uint64_t prekeys_max;     /* one-time prekeys a device may hold */
-    uint64_t fetch_rate;      /* prekey fetches per second per connection (burst: 4x) */
+    uint64_t fetch_rate;      /* prekey fetches per second per device */
     uint64_t ack_hold_us;     /* a put delivered early waits this long for its acks unwritten */
+    uint64_t max_preauth_record;      /* largest record from a peer not authenticated yet */
+    uint64_t max_preauth_per_address; /* pre-auth connections from one source address */
+    uint64_t nk_rate;                 /* NK handshakes per second per source address */
+    uint64_t upload_buffer_max;       /* bytes of chunked revocation uploads held, all together */
+    uint64_t lookup_rate;             /* directory lookups per second per device */
+    uint64_t ping_rate;               /* pings per second per device */
+    uint64_t mailbox_sender_max;      /* envelopes of one sender user in one mailbox (0: none) */
+    uint64_t prekey_take_max;         /* one-time prekeys one device may take of one user... */
+    uint64_t prekey_take_window_s;    /* ...per this many seconds (then: signed prekeys only) */
 } kurer_relay_config;
 
 void kurer_relay_config_default(kurer_relay_config *c);

@@ -41,10 +41,17 @@ typedef struct kurer_store kurer_store;
  * already set by the relay). */
 typedef struct kurer_store_item {
     kurer_device_address to;
-    uint64_t seq; /* assigned by the caller: increasing, within the reserved range */
+    kurer_device_address from; /* the sender (its user has a share of the mailbox) */
+    uint64_t seq;              /* assigned by the caller: increasing, within the reserved range */
     const uint8_t *env;
     size_t len;
 } kurer_store_item;
+
+/* Bounds a put checks against what a mailbox already holds (0: no bound). */
+typedef struct kurer_store_limits {
+    uint64_t mailbox_max; /* envelopes queued for one device */
+    uint64_t sender_max;  /* of those, from one sender user */
+} kurer_store_limits;
 
 typedef struct kurer_store_row {
     uint64_t seq;
@@ -75,7 +82,9 @@ typedef struct kurer_store_stats {
     uint64_t commits;
     uint64_t last_batch; /* operations in the last transaction */
     uint64_t last_commit_us;
-    uint64_t queued_ops; /* submitted, not yet completed */
+    uint64_t queued_ops;    /* submitted, not yet completed */
+    uint64_t refused_full;  /* puts refused: a mailbox at mailbox_max */
+    uint64_t refused_share; /* puts refused: a sender at its share (sender_max) */
 } kurer_store_stats;
 
 /* Opens (creating if needed) the SQLCipher store at path with a raw 256-bit key, checks that
@@ -89,7 +98,9 @@ KURER_MUST_CHECK int kurer_store_open(kurer_store **out, uv_loop_t *loop, const 
 void kurer_store_close(kurer_store *s);
 
 /* Reserves seqs durably (blocking; at start-up, before serving): *next is above every seq ever
- * stored or reserved, and [*next, *limit] (block seqs) is reserved before this returns. */
+ * stored or reserved, and [*next, *limit] (block seqs) is reserved before this returns. When
+ * the reservation cannot be written (KURER_ESTORAGE: a full disk), *next is still set and
+ * *limit is *next - 1 (nothing reserved): the relay can serve and reserve later. */
 KURER_MUST_CHECK int kurer_store_seq_start(kurer_store *s, uint64_t block, uint64_t *next,
                                            uint64_t *limit);
 /* Extends the durable reservation to upto (callback after the commit). */
@@ -101,17 +112,19 @@ KURER_MUST_CHECK int kurer_store_load_directory(kurer_store *s, kurer_store_devi
                                                 void *arg);
 
 /* Stores n envelopes durably in one transaction (with whatever else is pending), except those
- * cancelled by their ack (see above). A mailbox that would hold more than mailbox_max envelopes
- * refuses the whole put with KURER_ELIMIT. */
+ * cancelled by their ack (see above). A mailbox that would hold more than lim->mailbox_max
+ * envelopes, or more than lim->sender_max from one sender user, refuses the whole put with
+ * KURER_ELIMIT (counted in the stats). */
 KURER_MUST_CHECK int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n,
-                                     uint64_t mailbox_max, kurer_store_put_cb cb, void *arg);
+                                     const kurer_store_limits *lim, kurer_store_put_cb cb,
+                                     void *arg);
 /* The same for a put whose envelopes were all delivered before it is durable: the store may keep
  * it out of its transactions for up to hold_us (microseconds) waiting for their acks, so that a
  * put and its acks that arrive within that time are never written at all, whichever batches
  * they fall into. A held put is written (before anything that reads mailboxes, i.e. any fetch,
  * and at close) once hold_us have passed without all its acks. */
 KURER_MUST_CHECK int kurer_store_put_held(kurer_store *s, const kurer_store_item *items, size_t n,
-                                          uint64_t mailbox_max, uint64_t hold_us,
+                                          const kurer_store_limits *lim, uint64_t hold_us,
                                           kurer_store_put_cb cb, void *arg);
 /* Up to limit envelopes of a device with seq > after, oldest first. */
 KURER_MUST_CHECK int kurer_store_fetch(kurer_store *s, const kurer_device_address *dev,
@@ -159,11 +172,12 @@ typedef void (*kurer_store_bundles_cb)(void *arg, int err, const kurer_store_bun
  * whole with KURER_ELIMIT: nothing of it is stored. */
 KURER_MUST_CHECK int kurer_store_put_prekeys(kurer_store *s, const kurer_store_prekeys *p,
                                              kurer_store_count_cb cb, void *arg);
-/* For each of n devices: its registration id and signed prekey, and one one-time prekey (the
- * lowest id), which is deleted in the same transaction, so no prekey is handed out twice. The
- * callback runs after the commit. n <= KURER_USER_DEVICES_MAX. */
+/* For each of n devices: its registration id and signed prekey, and, for the first n_one_time
+ * of them, one one-time prekey (the lowest id), which is deleted in the same transaction, so no
+ * prekey is handed out twice. The callback runs after the commit. n <= KURER_USER_DEVICES_MAX. */
 KURER_MUST_CHECK int kurer_store_take_prekeys(kurer_store *s, const kurer_device_address *devs,
-                                              size_t n, kurer_store_bundles_cb cb, void *arg);
+                                              size_t n, size_t n_one_time,
+                                              kurer_store_bundles_cb cb, void *arg);
 /* The number of one-time prekeys a device holds, and whether it has ever uploaded
  * (count_cb's err is KURER_ENOTFOUND if it has no signed prekey). */
 KURER_MUST_CHECK int kurer_store_count_prekeys(kurer_store *s, const kurer_device_address *dev,

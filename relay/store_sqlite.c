@@ -2,11 +2,13 @@
 #include "store.h"
 
 #include <pthread.h>
+#define SQLITE_HAS_CODEC 1 /* declares sqlite3_key (SQLCipher) */
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "kurer/crypto.h"
 #include "kurer/log.h"
 #include "kurer/util.h"
 
@@ -40,7 +42,7 @@ typedef struct op {
     kurer_device_address dev;
     kurer_store_item *items; /* OP_PUT: copies, bytes in blob */
     size_t n;
-    uint64_t after, limit, mailbox_max, serial;
+    uint64_t after, limit, mailbox_max, sender_max, serial;
     uint64_t *seqs;  /* OP_PUT out, OP_ACK in */
     uint8_t *skip;   /* OP_PUT, OP_ACK: per item, cancelled against its pair in the batch */
     size_t n_cancel; /* OP_PUT: items not written */
@@ -79,7 +81,9 @@ struct kurer_store {
     uint64_t commit_delay_ns;
     kurer_store_stats stats;
     /* statements of the hot path, prepared once (writer thread only) */
-    sqlite3_stmt *st_count, *st_insert, *st_delete, *st_fetch;
+    sqlite3_stmt *st_count, *st_count_sender, *st_insert, *st_delete, *st_fetch;
+    /* puts refused (writer thread writes, stats readers on the loop read: _Atomic) */
+    _Atomic uint64_t refused_full, refused_share;
 };
 
 static const char *SCHEMA =
@@ -99,7 +103,59 @@ static const char *SCHEMA =
     "list BLOB NOT NULL);"
     /* seqs reserved durably (schema 3): the relay assigns seqs from this range */
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
-    "PRAGMA user_version = 3;";
+    /* the sender of each envelope (schema 4): each sender user has a share of a mailbox */
+    "ALTER TABLE mailbox ADD COLUMN sender TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX IF NOT EXISTS mailbox_sender ON mailbox(user, device, sender);"
+    "PRAGMA user_version = 4;";
+#define SCHEMA_VERSION 4
+
+/* The raw key through sqlite3_key, not a PRAGMA statement: SQLite's parser and prepared
+ * statement would keep copies of the statement text (the key) in its heap and free them
+ * unwiped; SQLCipher wipes its own copy. "x'<64 hex>'" is SQLCipher's raw-key form. */
+static int apply_key(sqlite3 *db, const uint8_t key[32])
+{
+    const size_t len = 2 * 32 + 3;
+    char *raw = kurer_secure_alloc(len + 1);
+    if (raw == NULL)
+        return KURER_ENOMEM;
+    raw[0] = 'x';
+    raw[1] = '\'';
+    kurer_hex_encode(raw + 2, key, 32);
+    raw[len - 1] = '\'';
+    raw[len] = '\0';
+    int r = sqlite3_key(db, raw, (int)len);
+    kurer_secure_free(raw); /* wipes */
+    return r == SQLITE_OK ? 0 : KURER_ESTORAGE;
+}
+
+/* Brings an older schema up to date in one transaction; nothing is written when it is current
+ * (so that a relay starts on a full disk). KURER_EVERSION for a store of a newer relay. */
+static int migrate(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (v < 0)
+        return KURER_ESTORAGE;
+    if (v == SCHEMA_VERSION)
+        return 0;
+    if (v > SCHEMA_VERSION)
+        return KURER_EVERSION;
+    /* Versions 1..3 differ only by tables added with IF NOT EXISTS; 4 adds a column. */
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return KURER_ESTORAGE;
+    if (sqlite3_exec(db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        kurer_log(KURER_LOG_ERROR, "store", "migrate_failed",
+                  (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(db))}, 1);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return KURER_ESTORAGE;
+    }
+    return 0;
+}
 
 static void op_free(op *o)
 {
@@ -117,26 +173,59 @@ static void op_free(op *o)
     free(o);
 }
 
+/* Whether item i of o would take its mailbox past max: count is what the mailbox holds for the
+ * key (the device, or the device and sender), same() says which earlier items of this put count
+ * towards it too. */
+static int over(const op *o, size_t i, uint64_t count, uint64_t max, int by_sender)
+{
+    uint64_t mine = 1;
+    const kurer_store_item *it = &o->items[i];
+    for (size_t j = 0; j < i; j++) {
+        const kurer_store_item *x = &o->items[j];
+        if (!o->skip[j] && x->to.device_id == it->to.device_id &&
+            strcmp(x->to.user, it->to.user) == 0 &&
+            (!by_sender || strcmp(x->from.user, it->from.user) == 0))
+            mine++;
+    }
+    return count + mine > max;
+}
+
+static int count_rows(sqlite3_stmt *st, const kurer_store_item *it, int by_sender, uint64_t *count)
+{
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, it->to.user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, it->to.device_id);
+    if (by_sender)
+        sqlite3_bind_text(st, 3, it->from.user, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    *count = r == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return r == SQLITE_ROW ? 0 : KURER_ESTORAGE;
+}
+
 static int exec_put(kurer_store *s, op *o)
 {
-    sqlite3_stmt *cnt = s->st_count, *ins = s->st_insert;
+    sqlite3_stmt *ins = s->st_insert;
     int rc = KURER_ESTORAGE;
-    if (o->mailbox_max > 0) {
-        for (size_t i = 0; i < o->n; i++) {
-            if (o->skip[i])
-                continue; /* delivered and acked already: never in the mailbox */
-            sqlite3_reset(cnt);
-            sqlite3_bind_text(cnt, 1, o->items[i].to.user, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(cnt, 2, o->items[i].to.device_id);
-            if (sqlite3_step(cnt) != SQLITE_ROW)
+    for (size_t i = 0; i < o->n; i++) {
+        uint64_t count;
+        if (o->skip[i])
+            continue; /* delivered and acked already: never in the mailbox */
+        if (o->mailbox_max > 0) {
+            if (count_rows(s->st_count, &o->items[i], 0, &count) != 0)
                 goto out;
-            /* Earlier items of this put for the same device count too. */
-            uint64_t mine = 1;
-            for (size_t j = 0; j < i; j++)
-                if (!o->skip[j] && o->items[j].to.device_id == o->items[i].to.device_id &&
-                    strcmp(o->items[j].to.user, o->items[i].to.user) == 0)
-                    mine++;
-            if ((uint64_t)sqlite3_column_int64(cnt, 0) + mine > o->mailbox_max) {
+            if (over(o, i, count, o->mailbox_max, 0)) {
+                s->refused_full++;
+                rc = KURER_ELIMIT;
+                goto out;
+            }
+        }
+        /* Each sender (user) has a share of the mailbox: one cannot fill it for everyone. */
+        if (o->sender_max > 0) {
+            if (count_rows(s->st_count_sender, &o->items[i], 1, &count) != 0)
+                goto out;
+            if (over(o, i, count, o->sender_max, 1)) {
+                s->refused_share++;
                 rc = KURER_ELIMIT;
                 goto out;
             }
@@ -152,6 +241,7 @@ static int exec_put(kurer_store *s, op *o)
         sqlite3_bind_text(ins, 2, o->items[i].to.user, -1, SQLITE_STATIC);
         sqlite3_bind_int64(ins, 3, o->items[i].to.device_id);
         sqlite3_bind_blob(ins, 4, o->items[i].env, (int)o->items[i].len, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, o->items[i].from.user, -1, SQLITE_STATIC);
         if (sqlite3_step(ins) != SQLITE_DONE) {
             sqlite3_reset(ins);
             sqlite3_exec(s->db, "ROLLBACK TO put; RELEASE put", NULL, NULL, NULL);
@@ -161,7 +251,6 @@ static int exec_put(kurer_store *s, op *o)
     sqlite3_exec(s->db, "RELEASE put", NULL, NULL, NULL);
     rc = 0;
 out:
-    sqlite3_reset(cnt);
     sqlite3_reset(ins);
     sqlite3_clear_bindings(ins);
     return rc;
@@ -459,10 +548,15 @@ static int exec_take(kurer_store *s, op *o)
             rc = KURER_ECORRUPT;
             goto undo;
         }
-        sqlite3_reset(otk);
-        sqlite3_bind_text(otk, 1, d->user, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(otk, 2, d->device_id);
-        r = sqlite3_step(otk);
+        /* Only the first o->limit devices may get a one-time prekey (the relay's per-taker
+         * bound); the others get the signed prekey alone. */
+        r = SQLITE_DONE;
+        if (i < o->limit) {
+            sqlite3_reset(otk);
+            sqlite3_bind_text(otk, 1, d->user, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(otk, 2, d->device_id);
+            r = sqlite3_step(otk);
+        }
         if (r == SQLITE_ROW) {
             b->has_one_time = 1;
             b->one_time.id = (uint32_t)sqlite3_column_int64(otk, 0);
@@ -719,13 +813,19 @@ static void *writer(void *arg)
                 break;
             }
         }
+        /* The cause is read right after the failing statement: a ROLLBACK would overwrite it
+         * with its own message ("no transaction is active" after a failed COMMIT). */
+        char cause[160] = "";
+        if (txrc != 0)
+            snprintf(cause, sizeof(cause), "begin: %s", sqlite3_errmsg(s->db));
         if (txrc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+            snprintf(cause, sizeof(cause), "%s", sqlite3_errmsg(s->db));
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
             txrc = KURER_ESTORAGE;
         }
         if (txrc != 0) {
             kurer_log(KURER_LOG_ERROR, "store", "commit_failed",
-                      (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(s->db))}, 1);
+                      (kurer_log_field[]){KURER_LOG_STR("error", cause)}, 1);
             for (op *o = batch; o != NULL; o = o->next)
                 if ((o->kind != OP_FETCH && o->kind != OP_COUNT) || o->err == 0)
                     o->err = txrc;
@@ -807,15 +907,15 @@ static void submit(kurer_store *s, op *o)
 static void finalize_stmts(kurer_store *s)
 {
     sqlite3_finalize(s->st_count);
+    sqlite3_finalize(s->st_count_sender);
     sqlite3_finalize(s->st_insert);
     sqlite3_finalize(s->st_delete);
     sqlite3_finalize(s->st_fetch);
-    s->st_count = s->st_insert = s->st_delete = s->st_fetch = NULL;
+    s->st_count = s->st_count_sender = s->st_insert = s->st_delete = s->st_fetch = NULL;
 }
 
 int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path, const uint8_t key[32])
 {
-    char pragma[128], hex[65];
     sqlite3_stmt *st = NULL;
     int rc = KURER_ESTORAGE;
     *out = NULL;
@@ -835,28 +935,31 @@ int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path, const
     }
     sqlite3_finalize(st);
     st = NULL;
-    kurer_hex_encode(hex, key, 32);
-    snprintf(pragma, sizeof(pragma), "PRAGMA key = \"x'%s'\"", hex);
-    int krc = sqlite3_exec(s->db, pragma, NULL, NULL, NULL);
-    kurer_wipe(pragma, sizeof(pragma));
-    kurer_wipe(hex, sizeof(hex));
-    if (krc != SQLITE_OK)
+    if ((rc = apply_key(s->db, key)) != 0)
         goto fail;
+    rc = KURER_ESTORAGE;
     /* PRAGMA key never fails by itself: a wrong key shows on the first read. */
     int r = sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
     if (r == SQLITE_NOTADB) {
         rc = KURER_EPASSPHRASE;
         goto fail;
     }
-    if (r != SQLITE_OK ||
-        sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-                     NULL) != SQLITE_OK ||
-        sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2", -1,
+    if (r != SQLITE_OK || sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+                                       NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    if ((rc = migrate(s->db)) != 0)
+        goto fail;
+    rc = KURER_ESTORAGE;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2", -1,
                            &s->st_count, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db,
-                           "INSERT INTO mailbox(seq, user, device, env) VALUES(?1, ?2, ?3, ?4)", -1,
-                           &s->st_insert, NULL) != SQLITE_OK ||
+                           "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2 AND "
+                           "sender=?3",
+                           -1, &s->st_count_sender, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT INTO mailbox(seq, user, device, env, sender) VALUES(?1, ?2, ?3, "
+                           "?4, ?5)",
+                           -1, &s->st_insert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "DELETE FROM mailbox WHERE seq=?1 AND user=?2 AND device=?3", -1,
                            &s->st_delete, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db,
@@ -987,23 +1090,24 @@ static op *op_new(enum op_kind kind, void *arg)
     return o;
 }
 
-static int put(kurer_store *s, const kurer_store_item *items, size_t n, uint64_t mailbox_max,
-               uint64_t hold_us, kurer_store_put_cb cb, void *arg);
+static int put(kurer_store *s, const kurer_store_item *items, size_t n,
+               const kurer_store_limits *lim, uint64_t hold_us, kurer_store_put_cb cb, void *arg);
 
-int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n, uint64_t mailbox_max,
-                    kurer_store_put_cb cb, void *arg)
+int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n,
+                    const kurer_store_limits *lim, kurer_store_put_cb cb, void *arg)
 {
-    return put(s, items, n, mailbox_max, 0, cb, arg);
+    return put(s, items, n, lim, 0, cb, arg);
 }
 
 int kurer_store_put_held(kurer_store *s, const kurer_store_item *items, size_t n,
-                         uint64_t mailbox_max, uint64_t hold_us, kurer_store_put_cb cb, void *arg)
+                         const kurer_store_limits *lim, uint64_t hold_us, kurer_store_put_cb cb,
+                         void *arg)
 {
-    return put(s, items, n, mailbox_max, hold_us, cb, arg);
+    return put(s, items, n, lim, hold_us, cb, arg);
 }
 
-static int put(kurer_store *s, const kurer_store_item *items, size_t n, uint64_t mailbox_max,
-               uint64_t hold_us, kurer_store_put_cb cb, void *arg)
+static int put(kurer_store *s, const kurer_store_item *items, size_t n,
+               const kurer_store_limits *lim, uint64_t hold_us, kurer_store_put_cb cb, void *arg)
 {
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
@@ -1013,7 +1117,8 @@ static int put(kurer_store *s, const kurer_store_item *items, size_t n, uint64_t
         return KURER_ENOMEM;
     o->cb.put = cb;
     o->n = n;
-    o->mailbox_max = mailbox_max;
+    o->mailbox_max = lim != NULL ? lim->mailbox_max : 0;
+    o->sender_max = lim != NULL ? lim->sender_max : 0;
     o->items = calloc(n ? n : 1, sizeof(*o->items));
     o->seqs = calloc(n ? n : 1, sizeof(*o->seqs));
     o->skip = calloc(n ? n : 1, 1);
@@ -1111,16 +1216,21 @@ static int seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *l
     op o;
     memset(&o, 0, sizeof(o));
     o.after = top + block;
+    /* Known from here on, whether or not the reservation can be written (a full disk). */
+    *next = top + 1;
+    *limit = top;
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return KURER_ESTORAGE;
-    rc = exec_reserve(s, &o);
+        rc = KURER_ESTORAGE;
+    else
+        rc = exec_reserve(s, &o);
     if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = KURER_ESTORAGE;
     if (rc != 0) {
+        kurer_log(KURER_LOG_WARN, "store", "reserve_failed",
+                  (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(s->db))}, 1);
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return rc;
     }
-    *next = top + 1;
     *limit = top + block;
     return 0;
 }
@@ -1178,7 +1288,7 @@ int kurer_store_put_prekeys(kurer_store *s, const kurer_store_prekeys *p, kurer_
 }
 
 int kurer_store_take_prekeys(kurer_store *s, const kurer_device_address *devs, size_t n,
-                             kurer_store_bundles_cb cb, void *arg)
+                             size_t n_one_time, kurer_store_bundles_cb cb, void *arg)
 {
     if (n > KURER_USER_DEVICES_MAX)
         return KURER_ELIMIT;
@@ -1187,6 +1297,7 @@ int kurer_store_take_prekeys(kurer_store *s, const kurer_device_address *devs, s
         return KURER_ENOMEM;
     o->cb.bundles = cb;
     o->n = n;
+    o->limit = n_one_time;
     o->devs = malloc((n ? n : 1) * sizeof(*devs));
     if (o->devs == NULL) {
         op_free(o);
@@ -1255,4 +1366,6 @@ void kurer_store_get_stats(kurer_store *s, kurer_store_stats *out)
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
     pthread_mutex_unlock(&s->mu);
+    out->refused_full = s->refused_full;
+    out->refused_share = s->refused_share;
 }

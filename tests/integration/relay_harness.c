@@ -241,8 +241,8 @@ static void cl_rec(kurer_conn *c, uint8_t *p, size_t n)
     if (!g_keep_pushes) {
         kurer_server_frame f;
         if (kurer_server_frame_decode(p, n, &f) == 0) {
-            int drop = f.request_id == 0 &&
-                       (f.body == KURER_SERVER_PREKEYS_LOW || f.body == KURER_SERVER_REVOCATIONS);
+            int drop = f.request_id == 0 && (f.body == KURER_SERVER_PREKEYS_LOW ||
+                                             f.body == KURER_SERVER_REVOCATION_INDEX);
             kurer_server_frame_release(&f);
             if (drop)
                 return;

@@ -466,7 +466,12 @@ static void test_prekeys_once(void **state)
     kurer_one_time_prekey otk[POOL];
     int seen[POOL + 1];
     uint64_t idb[PER], idc[PER];
-    start_relay(w, NULL, NULL);
+    char cfg[300];
+    /* Not the per-taker bound under test here (relay_prekey_take does that): unbounded. */
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "prekey_take_max = 0\n";
+    write_file(cfg, conf, strlen(conf));
+    start_relay(w, "--config", cfg);
     make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
     make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
     make_device(w, &c, "carl@mof", 1, 12, 0, 0, 0);
@@ -741,33 +746,41 @@ static void test_revocation_nk(void **state)
     make_crl(w, 1, &s66, 1, NULL, &v1);
     make_crl(w, 2, both, 2, NULL, &v2);
 
-    /* An NK peer uploads v1: stored, the revoked device is thrown out, the other is told. */
+    /* An NK peer uploads v1: stored, the revoked device is thrown out, the other is told. The
+     * NK session ends after its one upload. */
     assert_int_equal(cl_connect_nk(w, &nk), 0);
     assert_int_equal(nk.acc.protocol_version, KURER_PROTOCOL_VERSION);
     assert_int_equal(upload_crl(&nk, &v1), 0);
+    pump(&nk, &nk.closed, 5000);
+    assert_true(nk.closed);
+    cl_free(&nk);
     expect_kicked(&cd, KURER_EREVOKED);
     cl_free(&cd);
     for (;;) {
         assert_int_equal(cl_next(&cok, &f, 10000), 1);
-        if (f.body == KURER_SERVER_REVOCATIONS)
+        if (f.body == KURER_SERVER_REVOCATION_INDEX)
             break;
         kurer_server_frame_release(&f);
     }
     assert_int_equal(f.request_id, 0);
-    assert_int_equal(f.u.revocations.n, 1);
-    assert_int_equal(f.u.revocations.lists[0].version, 1);
+    assert_int_equal(f.u.revocation_index.n, 1);
+    assert_int_equal(f.u.revocation_index.lists[0].version, 1);
+    assert_int_equal(f.u.revocation_index.lists[0].size, v1.len);
     kurer_server_frame_release(&f);
     assert_int_equal(cl_connect(w, &cd, &d), KURER_EREVOKED);
     cl_free(&cd);
     /* The same version again, and an older one after a newer: ESTALE. */
+    assert_int_equal(cl_connect_nk(w, &nk), 0);
     assert_int_equal(upload_crl(&nk, &v1), KURER_ESTALE);
-    /* NK peers may read the lists too. */
+    cl_free(&nk);
+    /* NK peers may read the index too. */
     kurer_client_frame q;
+    assert_int_equal(cl_connect_nk(w, &nk), 0);
     memset(&q, 0, sizeof(q));
     q.body = KURER_CLIENT_REVOCATIONS;
     wait_answer(&nk, cl_send(&nk, &q), &f);
-    assert_int_equal(f.body, KURER_SERVER_REVOCATIONS);
-    assert_int_equal(f.u.revocations.n, 1);
+    assert_int_equal(f.body, KURER_SERVER_REVOCATION_INDEX);
+    assert_int_equal(f.u.revocation_index.n, 1);
     kurer_server_frame_release(&f);
     /* Anything else on NK: EPERM and the close. */
     memset(&q, 0, sizeof(q));
@@ -780,14 +793,26 @@ static void test_revocation_nk(void **state)
     pump(&nk, &nk.closed, 5000);
     assert_true(nk.closed);
     cl_free(&nk);
-    /* An authenticated device fetches the lists it must enforce. */
+    /* An authenticated device fetches the lists it must enforce: the index, then the list's
+     * bytes (one chunk here), which are the list uploaded. */
     memset(&q, 0, sizeof(q));
     q.body = KURER_CLIENT_REVOCATIONS;
     wait_answer(&cok, cl_send(&cok, &q), &f);
-    assert_int_equal(f.body, KURER_SERVER_REVOCATIONS);
-    assert_int_equal(f.u.revocations.n, 1);
-    assert_int_equal(f.u.revocations.lists[0].version, 1);
-    assert_int_equal(f.u.revocations.lists[0].n_revoked, 1);
+    assert_int_equal(f.body, KURER_SERVER_REVOCATION_INDEX);
+    assert_int_equal(f.u.revocation_index.n, 1);
+    assert_int_equal(f.u.revocation_index.lists[0].version, 1);
+    assert_int_equal(f.u.revocation_index.more, 0);
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_REVOCATION_CHUNK_FETCH;
+    memcpy(q.u.revocation_chunk_fetch.issuer_key_id, f.u.revocation_index.lists[0].issuer_key_id,
+           KURER_KEY_ID_LEN);
+    q.u.revocation_chunk_fetch.version = 1;
+    kurer_server_frame_release(&f);
+    wait_answer(&cok, cl_send(&cok, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_REVOCATION_CHUNK);
+    assert_int_equal(f.u.revocation_chunk.total, v1.len);
+    assert_int_equal(f.u.revocation_chunk.len, v1.len);
+    assert_memory_equal(f.u.revocation_chunk.data, v1.data, v1.len);
     kurer_server_frame_release(&f);
     cl_free(&cok);
 
@@ -800,6 +825,8 @@ static void test_revocation_nk(void **state)
     cl_free(&cok);
     assert_int_equal(cl_connect_nk(w, &nk), 0);
     assert_int_equal(upload_crl(&nk, &v2), 0);
+    cl_free(&nk);
+    assert_int_equal(cl_connect_nk(w, &nk), 0);
     assert_int_equal(upload_crl(&nk, &v1), KURER_ESTALE);
     cl_free(&nk);
     kurer_buf_release(&v1);

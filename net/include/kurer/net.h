@@ -21,6 +21,13 @@
  *  - Backpressure: while more than out_cap bytes are queued for a peer, its input is not read
  *    (so a peer that does not read cannot make us buffer its requests' answers); past out_max,
  *    kurer_conn_send fails with KURER_ELIMIT. on_drain runs when the queue falls below out_cap.
+ *  - Pre-authentication (responder): until the peer has proven its keys, every record from it
+ *    (the handshake message included) is at most preauth_record bytes, its input buffer at
+ *    most two of those, and the handshake deadline runs. An IK peer proves its keys with its
+ *    first transport record (it decrypts only for the holder of the static key and of the
+ *    handshake's ephemeral key, so a replayed message 1 never gets there); on_established runs
+ *    then, before on_record. An NK peer has no static key: on_established runs at its first
+ *    record, but the bounds and the deadline stay for the connection's whole life.
  *  - Deadlines: the handshake must finish within handshake_ms of the start; with no record
  *    received for idle_ms/2, on_idle runs (a client sends a ping); with none for idle_ms, the
  *    connection closes with KURER_ETIMEOUT.
@@ -43,6 +50,9 @@
 #define KURER_NET_PROLOGUE   "kurer/1"
 #define KURER_NET_RECORD_MAX 65535 /* the 2-byte length's limit: one Noise message */
 #define KURER_NET_RECORD_HDR 2
+/* Default bound on records from an unauthenticated peer: a first IK message carries at most a
+ * chain of KURER_CHAIN_BYTES_MAX (4096) bytes plus about 100 bytes of Noise and framing. */
+#define KURER_NET_PREAUTH_RECORD 4608
 
 /* Cuts the next record out of r: a 2-byte big-endian length n, then n bytes (*rec points into
  * r's data). Returns 0, or
@@ -59,6 +69,8 @@ typedef struct kurer_net_limits {
     size_t out_max;        /* kurer_conn_send fails above this (4 MiB) */
     uint64_t handshake_ms; /* handshake deadline (10 s) */
     uint64_t idle_ms;      /* idle deadline (120 s); 0 for none */
+    size_t preauth_record; /* largest record from a peer not authenticated yet (4608; 0 or more
+                              than max_record: max_record) */
 } kurer_net_limits;
 
 /* The defaults above. */
@@ -75,7 +87,8 @@ typedef struct kurer_conn_cbs {
     void (*on_hs_request)(kurer_conn *c, kurer_noise_pattern p, const uint8_t *remote_static,
                           const uint8_t *payload, size_t n);
     /* The handshake finished: the initiator gets the responder's payload; the responder gets
-     * (NULL, 0) right after an accepting kurer_conn_hs_reply. */
+     * (NULL, 0) when the peer's first transport record has decrypted (after an accepting
+     * kurer_conn_hs_reply), just before that record's on_record. */
     void (*on_established)(kurer_conn *c, const uint8_t *payload, size_t n);
     /* One decrypted record (borrowed for the call; may be modified in place). */
     void (*on_record)(kurer_conn *c, uint8_t *data, size_t n);
@@ -148,6 +161,9 @@ KURER_EXPORT void kurer_conn_set_data(kurer_conn *c, void *data);
 KURER_EXPORT uv_loop_t *kurer_conn_loop(const kurer_conn *c);
 /* The peer's address as "HOST:PORT" into out (at least 64 bytes); "?" if unknown. */
 KURER_EXPORT void kurer_conn_peer(const kurer_conn *c, char *out, size_t outlen);
+/* The peer's socket address; KURER_EIO if unknown (the socket is gone). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_conn_peer_addr(const kurer_conn *c,
+                                                       struct sockaddr_storage *out);
 
 /* Parses "HOST:PORT" (IPv4 dotted or [IPv6]) into addr. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_net_parse_addr(const char *s,

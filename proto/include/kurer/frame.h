@@ -48,11 +48,15 @@
 #define KURER_LOOKUP_USERS_MAX      64   /* users per DirectoryLookup and per DirectoryResult */
 #define KURER_ONE_TIME_PREKEYS_MAX  200  /* one-time prekeys per PrekeyUpload */
 #define KURER_USER_DEVICES_MAX      32 /* devices of one user: UserDevices, PrekeyFetch, bundles */
-#define KURER_SEND_RESULT_USERS_MAX 1024 /* users per SendResult (at most one per envelope) */
-#define KURER_REVOCATION_LISTS_MAX  64   /* lists per RevocationLists */
-#define KURER_ERROR_MESSAGE_MAX     256  /* bytes of Error.message */
-#define KURER_PREKEY_PUBLIC_LEN     33   /* 0x05 || X25519 */
-#define KURER_PREKEY_SIG_LEN        64   /* XEdDSA */
+#define KURER_SEND_RESULT_USERS_MAX 1024  /* users per SendResult (at most one per envelope) */
+#define KURER_REVOCATION_INDEX_MAX  512   /* lists per RevocationIndex page */
+#define KURER_REVOCATION_CHUNK_MAX  60000 /* bytes of list per RevocationChunk / upload chunk */
+/* What uploaders send per RevocationUploadChunk: small enough for a relay's pre-authentication
+ * record bound (max_preauth_record, at least 4608), since NK sessions never authenticate. */
+#define KURER_REVOCATION_UPLOAD_CHUNK 4096
+#define KURER_ERROR_MESSAGE_MAX       256 /* bytes of Error.message */
+#define KURER_PREKEY_PUBLIC_LEN       33  /* 0x05 || X25519 */
+#define KURER_PREKEY_SIG_LEN          64  /* XEdDSA */
 /* Everything one decoded message may allocate (a guard: valid input stays far below it). */
 #define KURER_ARENA_MAX ((size_t)16 * 1024 * 1024)
 
@@ -144,9 +148,28 @@ typedef enum kurer_client_body {
     KURER_CLIENT_PREKEYS = 13,
     KURER_CLIENT_FETCH_PREKEYS = 14,
     KURER_CLIENT_PING = 15,
-    KURER_CLIENT_REVOCATION = 16,  /* upload one signed list (NK sessions) */
-    KURER_CLIENT_REVOCATIONS = 17, /* ask for the newest lists; no fields */
+    KURER_CLIENT_REVOCATION = 16,             /* upload one whole signed list */
+    KURER_CLIENT_REVOCATIONS = 17,            /* a page of the index of lists held */
+    KURER_CLIENT_REVOCATION_CHUNK = 18,       /* upload a chunk of a large list */
+    KURER_CLIENT_REVOCATION_CHUNK_FETCH = 19, /* ask for a chunk of one held list */
 } kurer_client_body;
+
+/* A chunk of a SignedRevocationList's bytes: data[0..len) sits at offset of total. Decoders
+ * check 1 <= len <= KURER_REVOCATION_CHUNK_MAX, total <= KURER_CRL_BYTES_MAX and
+ * offset + len <= total. */
+typedef struct kurer_revocation_chunk {
+    uint8_t issuer_key_id[KURER_KEY_ID_LEN]; /* server chunks only */
+    uint64_t version;                        /* server chunks only */
+    uint32_t offset, total;
+    const uint8_t *data;
+    size_t len;
+} kurer_revocation_chunk;
+
+typedef struct kurer_revocation_info {
+    uint8_t issuer_key_id[KURER_KEY_ID_LEN];
+    uint64_t version;
+    uint32_t size; /* bytes of the SignedRevocationList, 1..KURER_CRL_BYTES_MAX */
+} kurer_revocation_info;
 
 typedef struct kurer_signed_prekey {
     uint32_t id;
@@ -196,6 +219,16 @@ typedef struct kurer_client_frame {
             int64_t client_time;
         } ping;
         kurer_crl revocation; /* owns heap (kurer_crl_release via the frame's release) */
+        kurer_revocation_chunk revocation_chunk; /* offset, total, data, len */
+        struct {
+            int has_after;
+            uint8_t after[KURER_KEY_ID_LEN];
+        } revocations;
+        struct {
+            uint8_t issuer_key_id[KURER_KEY_ID_LEN];
+            uint64_t version; /* 0: whatever is held */
+            uint32_t offset;
+        } revocation_chunk_fetch;
     } u;
     kurer_arena mem; /* set by decode; encoders ignore it */
 } kurer_client_frame;
@@ -219,9 +252,10 @@ typedef enum kurer_server_body {
     KURER_SERVER_DIRECTORY = 13,
     KURER_SERVER_BUNDLES = 14,
     KURER_SERVER_PONG = 15,
-    KURER_SERVER_PREKEYS_LOW = 16, /* push: request_id 0 */
-    KURER_SERVER_QUEUE_EMPTY = 17, /* push: request_id 0 */
-    KURER_SERVER_REVOCATIONS = 18, /* answer or push */
+    KURER_SERVER_PREKEYS_LOW = 16,      /* push: request_id 0 */
+    KURER_SERVER_QUEUE_EMPTY = 17,      /* push: request_id 0 */
+    KURER_SERVER_REVOCATION_INDEX = 19, /* answer, or push naming one new list */
+    KURER_SERVER_REVOCATION_CHUNK = 20,
 } kurer_server_body;
 
 typedef enum kurer_send_status {
@@ -285,9 +319,11 @@ typedef struct kurer_server_frame {
             uint32_t remaining;
         } prekeys_low;
         struct {
-            const kurer_crl *lists; /* 0..KURER_REVOCATION_LISTS_MAX, each owning heap */
+            const kurer_revocation_info *lists; /* 0..KURER_REVOCATION_INDEX_MAX, key id order */
             size_t n;
-        } revocations;
+            int more; /* more pages after the last key id */
+        } revocation_index;
+        kurer_revocation_chunk revocation_chunk;
     } u;
     kurer_arena mem; /* set by decode; encoders ignore it */
 } kurer_server_frame;

@@ -229,7 +229,69 @@ static void test_client_ack_lookup_ping(void **state)
     f.request_id = 10;
     f.body = KURER_CLIENT_REVOCATIONS;
     client_rt(&f, &g, "client_revocations");
+    assert_int_equal(g.u.revocations.has_after, 0);
     kurer_client_frame_release(&g);
+
+    /* The next index page, after a key id. */
+    f.u.revocations.has_after = 1;
+    memset(f.u.revocations.after, 0x5a, KURER_KEY_ID_LEN);
+    client_rt(&f, &g, "client_revocations_after");
+    assert_int_equal(g.u.revocations.has_after, 1);
+    assert_memory_equal(g.u.revocations.after, f.u.revocations.after, KURER_KEY_ID_LEN);
+    kurer_client_frame_release(&g);
+
+    memset(&f, 0, sizeof(f));
+    f.request_id = 11;
+    f.body = KURER_CLIENT_REVOCATION_CHUNK_FETCH;
+    memset(f.u.revocation_chunk_fetch.issuer_key_id, 7, KURER_KEY_ID_LEN);
+    f.u.revocation_chunk_fetch.version = 9;
+    f.u.revocation_chunk_fetch.offset = 60000;
+    client_rt(&f, &g, "client_revocation_chunk_fetch");
+    assert_int_equal(g.u.revocation_chunk_fetch.version, 9);
+    assert_int_equal(g.u.revocation_chunk_fetch.offset, 60000);
+    assert_memory_equal(g.u.revocation_chunk_fetch.issuer_key_id,
+                        f.u.revocation_chunk_fetch.issuer_key_id, KURER_KEY_ID_LEN);
+    kurer_client_frame_release(&g);
+}
+
+/* Upload chunks: in range, and every way out of it refused by the encoder (and so never
+ * produced by us) with the exact error. */
+static void test_client_revocation_chunk(void **state)
+{
+    static uint8_t data[KURER_REVOCATION_CHUNK_MAX + 1];
+    kurer_client_frame f = {0}, g;
+    (void)state;
+    memset(data, 0xab, sizeof(data));
+    f.request_id = 12;
+    f.body = KURER_CLIENT_REVOCATION_CHUNK;
+    f.u.revocation_chunk.offset = 4096;
+    f.u.revocation_chunk.total = 10000;
+    f.u.revocation_chunk.data = data;
+    f.u.revocation_chunk.len = 4096;
+    client_rt(&f, &g, "client_revocation_chunk");
+    assert_int_equal(g.u.revocation_chunk.offset, 4096);
+    assert_int_equal(g.u.revocation_chunk.total, 10000);
+    assert_int_equal(g.u.revocation_chunk.len, 4096);
+    assert_memory_equal(g.u.revocation_chunk.data, data, 4096);
+    kurer_client_frame_release(&g);
+
+    kurer_buf b;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    f.u.revocation_chunk.len = 0;
+    assert_int_equal(kurer_client_frame_encode(&f, &b), KURER_EMALFORMED);
+    f.u.revocation_chunk.len = 6000; /* past total */
+    assert_int_equal(kurer_client_frame_encode(&f, &b), KURER_EMALFORMED);
+    f.u.revocation_chunk.offset = 0;
+    f.u.revocation_chunk.total = KURER_CRL_BYTES_MAX + 1;
+    assert_int_equal(kurer_client_frame_encode(&f, &b), KURER_ELIMIT);
+    f.u.revocation_chunk.total = KURER_CRL_BYTES_MAX;
+    f.u.revocation_chunk.len = KURER_REVOCATION_CHUNK_MAX + 1;
+    assert_int_equal(kurer_client_frame_encode(&f, &b), KURER_ELIMIT);
+    f.u.revocation_chunk.total = 0;
+    f.u.revocation_chunk.len = 1;
+    assert_int_equal(kurer_client_frame_encode(&f, &b), KURER_EMALFORMED);
+    assert_int_equal(b.len, 0);
+    kurer_buf_release(&b);
 }
 
 static void test_client_prekeys(void **state)
@@ -488,23 +550,45 @@ static void test_server_bundles(void **state)
 
 static void test_server_revocations(void **state)
 {
-    kurer_crl lists[2];
+    static uint8_t data[KURER_REVOCATION_CHUNK_MAX];
+    kurer_revocation_info lists[3];
     kurer_server_frame f = {0}, g;
     (void)state;
-    fx_crl(&lists[0], 1);
-    fx_crl(&lists[1], 2);
+    memset(lists, 0, sizeof(lists));
+    for (int i = 0; i < 3; i++) {
+        memset(lists[i].issuer_key_id, 0x10 * (i + 1), KURER_KEY_ID_LEN);
+        lists[i].version = (uint64_t)i + 1;
+        lists[i].size = 1000u * (uint32_t)(i + 1);
+    }
     f.request_id = 0; /* pushed */
-    f.body = KURER_SERVER_REVOCATIONS;
-    f.u.revocations.lists = lists;
-    f.u.revocations.n = 2;
-    server_rt(&f, &g, "server_revocations");
-    assert_int_equal(g.u.revocations.n, 2);
-    fx_crl_equal(&lists[0], &g.u.revocations.lists[0]);
-    fx_crl_equal(&lists[1], &g.u.revocations.lists[1]);
-    assert_int_equal(g.u.revocations.lists[1].version, 2);
+    f.body = KURER_SERVER_REVOCATION_INDEX;
+    f.u.revocation_index.lists = lists;
+    f.u.revocation_index.n = 3;
+    f.u.revocation_index.more = 1;
+    server_rt(&f, &g, "server_revocation_index");
+    assert_int_equal(g.u.revocation_index.n, 3);
+    assert_int_equal(g.u.revocation_index.more, 1);
+    assert_int_equal(g.u.revocation_index.lists[2].version, 3);
+    assert_int_equal(g.u.revocation_index.lists[2].size, 3000);
+    assert_memory_equal(g.u.revocation_index.lists[1].issuer_key_id, lists[1].issuer_key_id,
+                        KURER_KEY_ID_LEN);
     kurer_server_frame_release(&g);
-    kurer_crl_release(&lists[0]);
-    kurer_crl_release(&lists[1]);
+
+    memset(data, 0x42, sizeof(data));
+    memset(&f, 0, sizeof(f));
+    f.request_id = 4;
+    f.body = KURER_SERVER_REVOCATION_CHUNK;
+    memset(f.u.revocation_chunk.issuer_key_id, 3, KURER_KEY_ID_LEN);
+    f.u.revocation_chunk.version = 8;
+    f.u.revocation_chunk.total = KURER_CRL_BYTES_MAX;
+    f.u.revocation_chunk.offset = KURER_CRL_BYTES_MAX - KURER_REVOCATION_CHUNK_MAX;
+    f.u.revocation_chunk.data = data;
+    f.u.revocation_chunk.len = KURER_REVOCATION_CHUNK_MAX; /* the last chunk of the largest list */
+    server_rt(&f, &g, "server_revocation_chunk");
+    assert_int_equal(g.u.revocation_chunk.version, 8);
+    assert_int_equal(g.u.revocation_chunk.len, KURER_REVOCATION_CHUNK_MAX);
+    assert_memory_equal(g.u.revocation_chunk.data, data, KURER_REVOCATION_CHUNK_MAX);
+    kurer_server_frame_release(&g);
 }
 
 /* ---- Handshakes and stand-alone envelopes ------------------------------------------------- */
@@ -1011,21 +1095,44 @@ static void test_server_negative(void **state)
         free(chains);
     }
 
-    /* Revocation lists: too many, and a broken one. */
+    /* Revocation index: too many entries, a size out of range, a key id named twice or out
+     * of order; a chunk pushed (chunks answer requests). */
     {
-        kurer_crl crl;
-        fx_crl(&crl, 1);
+        static kurer_revocation_info infos[KURER_REVOCATION_INDEX_MAX + 1];
+        memset(infos, 0, sizeof(infos));
+        for (size_t i = 0; i < KURER_REVOCATION_INDEX_MAX + 1; i++) {
+            infos[i].issuer_key_id[0] = (uint8_t)(i >> 8);
+            infos[i].issuer_key_id[1] = (uint8_t)i;
+            infos[i].size = 1;
+        }
         memset(&f, 0, sizeof(f));
-        f.body = KURER_SERVER_REVOCATIONS;
-        f.u.revocations.lists = &crl;
-        f.u.revocations.n = KURER_REVOCATION_LISTS_MAX + 1;
+        f.body = KURER_SERVER_REVOCATION_INDEX;
+        f.u.revocation_index.lists = infos;
+        f.u.revocation_index.n = KURER_REVOCATION_INDEX_MAX + 1;
         assert_int_equal(server_encode_rc(&f), KURER_ELIMIT);
-        f.u.revocations.n = 1;
-        crl.tbs[0] ^= 0xff;
-        assert_int_not_equal(server_encode_rc(&f), 0);
-        kurer_crl_release(&crl);
-        f.u.revocations.lists = &crl; /* released: tbs NULL */
+        f.u.revocation_index.n = 2;
+        infos[1].size = KURER_CRL_BYTES_MAX + 1;
         assert_int_equal(server_encode_rc(&f), KURER_EMALFORMED);
+        infos[1].size = 0;
+        assert_int_equal(server_encode_rc(&f), KURER_EMALFORMED);
+        infos[1].size = 1;
+        memcpy(infos[1].issuer_key_id, infos[0].issuer_key_id, KURER_KEY_ID_LEN);
+        assert_int_equal(server_encode_rc(&f), KURER_EMALFORMED);
+        infos[0].issuer_key_id[31] = 1; /* now above the second */
+        assert_int_equal(server_encode_rc(&f), KURER_EMALFORMED);
+
+        static const uint8_t one = 1;
+        memset(&f, 0, sizeof(f));
+        f.body = KURER_SERVER_REVOCATION_CHUNK;
+        f.u.revocation_chunk.total = 1;
+        f.u.revocation_chunk.data = &one;
+        f.u.revocation_chunk.len = 1;
+        assert_int_equal(server_encode_rc(&f), KURER_EMALFORMED); /* request_id 0 */
+        f.request_id = 1;
+        kurer_buf ok;
+        kurer_buf_init(&ok, KURER_FRAME_MAX);
+        assert_int_equal(kurer_server_frame_encode(&f, &ok), 0);
+        kurer_buf_release(&ok);
     }
 }
 
@@ -1122,6 +1229,7 @@ int main(void)
         cmocka_unit_test(test_client_ack_lookup_ping),
         cmocka_unit_test(test_client_prekeys),
         cmocka_unit_test(test_client_revocation),
+        cmocka_unit_test(test_client_revocation_chunk),
         cmocka_unit_test(test_server_simple),
         cmocka_unit_test(test_server_deliver),
         cmocka_unit_test(test_server_directory_results),
