@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "answer.h"
 #include "home.h"
 #include "kurer/content.h"
 #include "kurer/crypto.h"
@@ -260,7 +261,9 @@ static int net_get(kurer *k, kurer__net **out)
 
 /* Makes the held devices of user exactly the current ones the relay lists that our trust store
  * accepts: each chain is verified now (kurer_trust_verify_chain; no trust on first use) and
- * kept; devices held before but no longer listed (or no longer valid) are forgotten. */
+ * kept; devices held before but no longer listed (or no longer valid) are forgotten. A chain
+ * that names another user is ignored (never stored: the relay must not make us hold, and later
+ * encrypt for, a device of someone we did not ask about); our own device is skipped. */
 static int sync_devices(kurer *k, const char *user, const kurer_chain *chains, size_t n_chains)
 {
     uint32_t current[KURER_USER_DEVICES_MAX];
@@ -269,6 +272,11 @@ static int sync_devices(kurer *k, const char *user, const kurer_chain *chains, s
     size_t n_held = 0;
     for (size_t i = 0; i < n_chains && n_cur < KURER_USER_DEVICES_MAX; i++) {
         kurer_verified v;
+        if (!kurer__answer_chain_of(&chains[i], user)) {
+            /* Ignored, not refused: logged as a hostile answer all the same. */
+            (void)kurer__answer_hostile("devices", "foreign_chain", user);
+            continue;
+        }
         int rc = kurer__session_peer_add(k->sess, &chains[i], &v);
         if (rc == KURER_EINVAL)
             continue; /* our own device */
@@ -280,7 +288,7 @@ static int sync_devices(kurer *k, const char *user, const kurer_chain *chains, s
             continue;
         }
         if (strcmp(v.user, user) != 0)
-            continue; /* the relay listed someone else's device under user */
+            continue; /* cannot happen: the verified leaf is the body checked above */
         current[n_cur++] = v.device_id;
     }
     int rc = kurer__store_peer_devices(k->st, user, &held, &n_held);
@@ -296,7 +304,8 @@ static int sync_devices(kurer *k, const char *user, const kurer_chain *chains, s
 }
 
 /* Looks users up in the directory and syncs their devices. *found (may be NULL) gets, per user,
- * the number of current devices listed (0: unknown to the relay). */
+ * the number of current devices listed (0: unknown to the relay). An answer naming a user not
+ * asked for (or one twice) is refused whole: KURER_EMALFORMED, nothing stored. */
 static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t deadline,
                   size_t *found)
 {
@@ -309,9 +318,10 @@ static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t d
     int rc = rpc(k->net, &f, deadline, &r);
     if (rc != 0)
         return rc;
-    if (r->body != KURER_SERVER_DIRECTORY) {
+    if (r->body != KURER_SERVER_DIRECTORY ||
+        (rc = kurer__answer_directory(users, n_users, r)) != 0) {
         reply_free(r);
-        return KURER_EMALFORMED;
+        return rc != 0 ? rc : KURER_EMALFORMED;
     }
     for (size_t u = 0; rc == 0 && u < n_users; u++) {
         const kurer_user_devices *ud = NULL;
@@ -352,14 +362,13 @@ static int ensure_sessions(kurer *k, const char *user, uint64_t deadline, kurer_
     f.u.fetch_prekeys.n_device_ids = n_need;
     if ((rc = rpc(k->net, &f, deadline, &r)) != 0)
         return rc;
-    if (r->body != KURER_SERVER_BUNDLES) {
+    if (r->body != KURER_SERVER_BUNDLES ||
+        (rc = kurer__answer_bundles(user, need, n_need, r)) != 0) {
         reply_free(r);
-        return KURER_EMALFORMED;
+        return rc != 0 ? rc : KURER_EMALFORMED;
     }
     for (size_t i = 0; i < r->u.bundles.n; i++) {
         const kurer_prekey_bundle *b = &r->u.bundles.bundles[i];
-        if (strcmp(b->address.user, user) != 0)
-            continue;
         int brc = kurer__session_process_bundle(k->sess, b);
         if (brc != 0)
             kurer_log(KURER_LOG_WARN, "client", "bundle_refused",
@@ -948,11 +957,14 @@ static int send_message(kurer *k, int64_t message_rowid, uint64_t deadline, kure
         f.u.send.envelopes = envs;
         f.u.send.n = l.n;
         rc = rpc(k->net, &f, deadline, &r);
-        free(envs);
         if (rc == 0 && r->body != KURER_SERVER_SEND_RESULT)
             rc = KURER_EMALFORMED;
+        if (rc == 0)
+            rc = kurer__answer_send_result(k->own.user, envs, l.n, r);
+        free(envs);
         if (rc != 0) {
-            /* Not sent (or not known to be): try again later, with backoff. */
+            /* Not sent (or not known to be), or an answer we refuse: try again later, with
+             * backoff. The message stays in the outbox; nothing of the answer was acted on. */
             int64_t now = kurer__home_now(k) * 1000;
             for (size_t i = 0; i < l.n; i++)
                 if (kurer__store_outbox_retry_later(k->st, l.v[i].rowid, now) != 0)

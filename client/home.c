@@ -611,6 +611,10 @@ int kurer__home_encrypt_for(kurer *k, int64_t message_rowid, const char *to, int
 {
     kurer_buf pt, ct;
     kurer_envelope_type type;
+    /* A message for to is encrypted for to's devices and, as sync copies, for ours: never for
+     * anyone else, whoever asks (a relay's answer must not widen the audience). */
+    if (strcmp(user, to) != 0 && strcmp(user, k->own.user) != 0)
+        return KURER_EINVAL;
     kurer_buf_init_secret(&pt, KURER_CONTENT_PADDED_MAX);
     kurer_buf_init(&ct, KURER__CIPHERTEXT_MAX);
     int rc = message_content(k, to, level, body, sent_at, user, &pt);

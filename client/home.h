@@ -53,7 +53,8 @@ KURER_MUST_CHECK int kurer__home_check_device(kurer *k, int level, const char *u
 
 /* Encrypts message message_rowid (to, level, body, sent_at) for user/device (the recipient's
  * device, or one of our own for a sync copy) and adds the outbox item. Inside the caller's
- * transaction, if any. KURER_ESTATE without a session. */
+ * transaction, if any. KURER_ESTATE without a session; KURER_EINVAL if user is neither to nor
+ * our own user. */
 KURER_MUST_CHECK int kurer__home_encrypt_for(kurer *k, int64_t message_rowid, const char *to,
                                              int level, const char *body, int64_t sent_at,
                                              const char *user, uint32_t device);

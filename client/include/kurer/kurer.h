@@ -253,7 +253,9 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_refresh(kurer *k, const char *user, int 
  * ceiling) refuses; KURER_EUNKNOWNUSER with why->user; KURER_ENOTFOUND with why naming a
  * device that has no usable prekey bundle; transport errors (KURER_ETIMEOUT, KURER_ECLOSED):
  * if the message was committed by then, it stays in the outbox (PENDING in the history) and is
- * sent on a later connect. why may be NULL. */
+ * sent on a later connect. KURER_EMALFORMED: the relay's answer named a user or device not asked
+ * about (a hostile relay; docs/protocol.md): nothing of it was used, and a committed message
+ * stays in the outbox the same way. why may be NULL. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_send(kurer *k, const char *to, int level, const char *text,
                                              int timeout_ms, kurer_refusal *why);
 /* (kurer_send and kurer_queue: text must be 1..KURER_TEXT_MAX bytes, KURER_EINVAL if empty,
