@@ -2515,7 +2515,9 @@ static const char help_publish[] =
     "usage: kurer-admin publish --crl FILE --relay HOST:PORT --relay-key KEY [--json]\n"
     "\n"
     "Pushes a signed revocation list to a relay over Noise NK (no device identity needed:\n"
-    "the list authenticates itself). KEY is the relay's public key in hex (64 characters, as\n"
+    "the list authenticates itself), in chunks of 4 KiB; the relay must receive all of it\n"
+    "within its handshake_timeout_ms (10 s by default), else copy the file to the relay and\n"
+    "load it with --crl and SIGHUP. KEY is the relay's public key in hex (64 characters, as\n"
     "printed by 'kurer-relay init') or the path of its relay.pub file. The relay checks the\n"
     "list against its pinned root, stores it and disconnects the devices it revokes.\n"
     "Exit 0 when the relay has stored the list; 1 with the relay's reason otherwise (for\n"
@@ -2523,16 +2525,49 @@ static const char help_publish[] =
 
 #define PUBLISH_TIMEOUT_MS 15000
 
+/* The list goes up in chunks of KURER_REVOCATION_UPLOAD_CHUNK bytes (an NK session never
+ * authenticates, so the relay takes only small records from it), PUB_WINDOW of them in flight,
+ * each answered by Ok, the last one by the relay's verdict on the whole list. */
+#define PUB_WINDOW 32
+
 typedef struct publish_ctx {
     kurer_conn *c;
     uv_timer_t timer;
-    const uint8_t *frame;
-    size_t frame_len;
-    int result;      /* 1 when the relay answered */
-    int relay_code;  /* 0: Ok; else its error code */
-    int local_err;   /* transport failure */
-    int established; /* the handshake finished */
+    const uint8_t *list;
+    size_t list_len;
+    size_t sent, acked, chunks; /* chunks sent, answered, in all */
+    int result;                 /* 1 when the relay answered */
+    int relay_code;             /* 0: Ok; else its error code */
+    int local_err;              /* transport failure */
+    int established;            /* the handshake finished */
 } publish_ctx;
+
+/* Sends chunks until PUB_WINDOW are unanswered or all are sent. */
+static int pub_send_more(publish_ctx *x)
+{
+    int rc = 0;
+    while (rc == 0 && x->sent < x->chunks && x->sent - x->acked < PUB_WINDOW) {
+        size_t off = x->sent * KURER_REVOCATION_UPLOAD_CHUNK, len = x->list_len - off;
+        if (len > KURER_REVOCATION_UPLOAD_CHUNK)
+            len = KURER_REVOCATION_UPLOAD_CHUNK;
+        kurer_client_frame f;
+        kurer_buf b;
+        memset(&f, 0, sizeof(f));
+        f.request_id = x->sent + 1;
+        f.body = KURER_CLIENT_REVOCATION_CHUNK;
+        f.u.revocation_chunk.offset = (uint32_t)off;
+        f.u.revocation_chunk.total = (uint32_t)x->list_len;
+        f.u.revocation_chunk.data = x->list + off;
+        f.u.revocation_chunk.len = len;
+        kurer_buf_init(&b, KURER_FRAME_MAX);
+        rc = kurer_client_frame_encode(&f, &b);
+        if (rc == 0)
+            rc = kurer_conn_send(x->c, b.data, b.len);
+        kurer_buf_release(&b);
+        x->sent++;
+    }
+    return rc;
+}
 
 static void pub_established(kurer_conn *c, const uint8_t *p, size_t n)
 {
@@ -2543,7 +2578,7 @@ static void pub_established(kurer_conn *c, const uint8_t *p, size_t n)
     if (rc == 0 && acc.has_error)
         rc = acc.error_code;
     if (rc == 0)
-        rc = kurer_conn_send(c, x->frame, x->frame_len);
+        rc = pub_send_more(x);
     if (rc != 0) {
         x->result = 1;
         x->relay_code = rc;
@@ -2558,14 +2593,22 @@ static void pub_record(kurer_conn *c, uint8_t *p, size_t n)
     int rc = kurer_server_frame_decode(p, n, &f);
     if (rc != 0) {
         x->local_err = rc;
-    } else if (f.request_id != 1 && f.body != KURER_SERVER_ERROR) {
+    } else if (f.request_id == 0 && f.body != KURER_SERVER_ERROR) {
         kurer_server_frame_release(&f);
         return; /* a push that is not for us */
+    } else if (f.body == KURER_SERVER_OK && f.request_id == x->acked + 1 &&
+               x->acked + 1 < x->chunks) {
+        /* a chunk taken: more of the list */
+        kurer_server_frame_release(&f);
+        x->acked++;
+        if ((rc = pub_send_more(x)) == 0)
+            return;
+        x->local_err = rc;
     } else {
         x->result = 1;
-        x->relay_code = f.body == KURER_SERVER_OK      ? 0
-                        : f.body == KURER_SERVER_ERROR ? f.u.error.code
-                                                       : KURER_EMALFORMED;
+        x->relay_code = f.body == KURER_SERVER_ERROR                             ? f.u.error.code
+                        : f.body == KURER_SERVER_OK && f.request_id == x->chunks ? 0
+                                                                                 : KURER_EMALFORMED;
         kurer_server_frame_release(&f);
     }
     kurer_conn_close(c, 0);
@@ -2627,11 +2670,9 @@ static int cmd_publish(int argc, char **argv)
     size_t len;
     struct sockaddr_storage addr;
     kurer_crl crl;
-    kurer_buf fb;
     uv_loop_t loop;
     publish_ctx x;
     memset(&crl, 0, sizeof(crl));
-    kurer_buf_init(&fb, KURER_FRAME_MAX);
     if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
         return rc;
     if (flag(&a, "help")) {
@@ -2651,24 +2692,16 @@ static int cmd_publish(int argc, char **argv)
     if ((rc = read_file(crl_path, FILE_MAX, &data, &len)) != 0)
         return rc;
     /* Decode here so that a wrong file is refused before anything goes on the wire. */
-    rc = kurer_crl_decode(data, len, &crl);
-    free(data);
-    if (rc != 0)
-        return refuse(rc, "%s is not a revocation list: %s", crl_path, kurer_strerror(rc));
-    kurer_client_frame f;
-    memset(&f, 0, sizeof(f));
-    f.request_id = 1;
-    f.body = KURER_CLIENT_REVOCATION;
-    f.u.revocation = crl;
-    rc = kurer_client_frame_encode(&f, &fb);
+    rc = len > KURER_CRL_BYTES_MAX ? KURER_ELIMIT : kurer_crl_decode(data, len, &crl);
     if (rc != 0) {
-        rc = refuse(rc, "%s does not fit in one frame: %s", crl_path, kurer_strerror(rc));
-        goto out;
+        free(data);
+        return refuse(rc, "%s is not a revocation list: %s", crl_path, kurer_strerror(rc));
     }
     static const kurer_conn_cbs cbs = {NULL, pub_established, pub_record, NULL, NULL, pub_close};
     memset(&x, 0, sizeof(x));
-    x.frame = fb.data;
-    x.frame_len = fb.len;
+    x.list = data;
+    x.list_len = len;
+    x.chunks = (len + KURER_REVOCATION_UPLOAD_CHUNK - 1) / KURER_REVOCATION_UPLOAD_CHUNK;
     if (uv_loop_init(&loop) != 0) {
         rc = refuse(KURER_EIO, "cannot start the event loop");
         goto out;
@@ -2709,7 +2742,7 @@ static int cmd_publish(int argc, char **argv)
         rc = 0;
     }
 out:
-    kurer_buf_release(&fb);
+    free(data);
     kurer_crl_release(&crl);
     return rc;
 }
