@@ -295,12 +295,15 @@ static void dev_closed(dev *d)
 }
 
 /* relay mode callbacks */
+static void k_idle(kurer_conn *c);
+
 static void k_est(kurer_conn *c, const uint8_t *p, size_t n)
 {
     dev *d = kurer_conn_data(c);
     kurer_handshake_accept acc;
     if (kurer_handshake_accept_decode(p, n, &acc) != 0 || acc.has_error)
         bench_die("relay refused device %d", d->idx);
+    k_idle(c); /* a first record: the relay counts the connection as the device's from then */
     dev_up(d);
 }
 
