@@ -270,6 +270,30 @@ revoked)
     expect "verify shows it" 0 "certificate revoked" "$K" verify --home anna --offline bob@sk.dk
     expect "nobody can send to it" 1 "bob@sk.dk" "$K" send --home anna --to bob@sk.dk "efter"
     ;;
+revoked_large)
+    # A list of 100,000 serials (the format's bound), far larger than one frame: published in
+    # chunks, served paged, fetched by every client at connect; nobody is locked out, before
+    # or after a relay restart (the list is reloaded from the relay's store).
+    setup
+    device carl carl@sk.dk 1 sk
+    expect "before revocation" 0 "sent" "$K" send --home anna --to bob@sk.dk "foer"
+    expect "bob receives" 0 "foer" "$K" recv --home bob
+    "$H" big-crl sk bob.chain 100000 big.crl || { fail "client_helper big-crl"; exit 1; }
+    size=$(stat -c %s big.crl)
+    [ "$size" -gt 65535 ] && ok "the list is $size bytes (over a frame)" || fail "list of $size bytes"
+    expect "published in chunks" 0 "published" \
+        "$A" publish --crl big.crl --relay "127.0.0.1:$PORT" --relay-key relay/relay.pub
+    expect "anna connects and fetches it" 0 "" "$K" recv --home anna
+    expect "anna holds it: bob is revoked" 0 "certificate revoked" \
+        "$K" verify --home anna --offline bob@sk.dk
+    expect "bob is refused" 1 "certificate revoked" "$K" recv --home bob
+    stop_relay
+    start_relay
+    expect "after a restart carl connects (and fetches the list)" 0 "" "$K" recv --home carl
+    expect "carl holds it too" 0 "not newer than the list held" "$K" import --home carl big.crl
+    expect "carl writes to anna" 0 "sent" "$K" send --home carl --to anna@fm.dk "efter"
+    expect "anna reads it" 0 "efter" "$K" recv --home anna
+    ;;
 outbox_revoked)
     # An item that waits in the outbox is checked again when it goes out: the recipient's
     # certificate was revoked meanwhile, and the relay has not been told (it lags, or hides the
