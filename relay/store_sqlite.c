@@ -938,6 +938,12 @@ int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path, const
     if ((rc = apply_key(s->db, key)) != 0)
         goto fail;
     rc = KURER_ESTORAGE;
+    /* One process holds the store (the relay folder's lock): exclusive locking keeps the WAL
+     * index in the process's memory instead of a -shm file, so no other process can read the
+     * database while the relay runs, and a relay can start on a full disk (there is no file to
+     * create before the first read). Set before the first access. */
+    if (sqlite3_exec(s->db, "PRAGMA locking_mode=EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
     /* PRAGMA key never fails by itself: a wrong key shows on the first read. */
     int r = sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
     if (r == SQLITE_NOTADB) {
