@@ -20,6 +20,9 @@
 _Static_assert(KURER_TEXT_MAX == KURER_CONTENT_MAX - 256,
                "KURER_TEXT_MAX follows the content limit");
 _Static_assert(KURER_SUBJECT_MAX <= 128, "KURER_TEXT_MAX leaves room for a 128-byte destination");
+_Static_assert(KURER_PEER_STALE_AUTHORITY_LIST == KURER_STALE_AUTHORITY_CRL &&
+                   KURER_PEER_STALE_ROOT_LIST == KURER_STALE_ROOT_CRL,
+               "kurer_peer_device.crl_stale passes kurer_verified.crl_stale on");
 
 static int64_t home_clock(void *ud)
 {
@@ -62,7 +65,9 @@ static int load_crl(void *ud, const uint8_t *data, size_t len)
     return rc == KURER_ESTALE ? 0 : rc;
 }
 
-/* After the store is open: identity, trust (root and revocation lists), session engine. */
+/* After the store is open: identity, trust (root, then every stored revocation list: the
+ * authorities' lists of devices and the root's list of authorities alike, each kept by its
+ * issuer key id), session engine. */
 static int home_start(kurer *k)
 {
     kurer_cert *root = malloc(sizeof(*root));
@@ -315,6 +320,8 @@ int kurer_own_certificate(kurer *k, kurer_peer_device_fn fn, void *ud)
         d.user = k->own.user;
         d.device_id = k->own.device_id;
         d.status = kurer_trust_verify_chain(k->trust, chain, kurer__home_now(k), &v);
+        d.crl_stale = v.crl_stale;
+        d.crl_stale_since = v.crl_stale_since;
         d.serial = b->serial;
         d.clearance = d.status == 0 ? (int)v.clearance : 0;
         d.authority = kurer_user_authority(b->subject);
@@ -870,6 +877,8 @@ int kurer_peer_devices(kurer *k, const char *user, kurer_peer_device_fn fn, void
         d.user = user;
         d.device_id = devs[i];
         d.status = kurer_trust_verify_chain(k->trust, chain, kurer__home_now(k), &v);
+        d.crl_stale = v.crl_stale;
+        d.crl_stale_since = v.crl_stale_since;
         d.serial = b->serial;
         d.clearance = d.status == 0 ? (int)v.clearance : 0;
         d.authority = kurer_user_authority(b->subject);

@@ -36,6 +36,8 @@ struct kurer__session {
     signal_context *ctx;
     signal_protocol_store_context *store;
     int store_err;
+    int64_t stale_warned; /* the next_update last logged as stale (once each, not per check) */
+    int stale_warned_refused;
 };
 
 static int64_t now_s(const kurer__session *s)
@@ -466,6 +468,25 @@ int kurer__session_peer_add(kurer__session *s, const kurer_chain *chain, kurer_v
     return rc;
 }
 
+/* A revocation list past its next_update: warned about in the log, once per list version's
+ * next_update (and once more when the grace ends), not at every check. */
+static void stale_warn(kurer__session *s, const kurer_chain *chain, const kurer_verified *v,
+                       int refused)
+{
+    if (s->stale_warned == v->crl_stale_since && s->stale_warned_refused == refused)
+        return;
+    s->stale_warned = v->crl_stale_since;
+    s->stale_warned_refused = refused;
+    kurer_log(
+        KURER_LOG_WARN, "session", "revocation_list_stale",
+        (kurer_log_field[]){KURER_LOG_STR("issuer", (v->crl_stale & KURER_STALE_AUTHORITY_CRL) != 0
+                                                        ? chain->certs[1].body.subject
+                                                        : "root"),
+                            KURER_LOG_INT("next_update", v->crl_stale_since),
+                            KURER_LOG_STR("action", refused ? "refused" : "warned")},
+        3);
+}
+
 int kurer__session_peer_check(kurer__session *s, const char *user, uint32_t device_id,
                               kurer_verified *out)
 {
@@ -484,8 +505,11 @@ int kurer__session_peer_check(kurer__session *s, const char *user, uint32_t devi
     free(data);
     if (rc != 0)
         rc = KURER_ECORRUPT;
-    if (rc == 0)
+    if (rc == 0) {
         rc = kurer_trust_verify_chain(s->trust, chain, now_s(s), out);
+        if (out->crl_stale != 0)
+            stale_warn(s, chain, out, rc == KURER_ECRLSTALE);
+    }
     /* The stored chain must still be for the address it is stored under. */
     if (rc == 0 && (strcmp(out->user, user) != 0 || out->device_id != device_id))
         rc = KURER_ECORRUPT;

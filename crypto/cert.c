@@ -125,18 +125,20 @@ int kurer_device_check(const kurer_cert *dev, const kurer_cert *auth, int64_t no
     return kurer_cert_check_validity(dev, now);
 }
 
-int kurer_crl_sign(kurer_crl *crl, const kurer_signing_key *auth, const kurer_cert *auth_cert)
+int kurer_crl_sign(kurer_crl *crl, const kurer_signing_key *issuer, const kurer_cert *issuer_cert)
 {
     kurer_buf b;
     int rc;
-    if (auth == NULL || auth->sk == NULL || auth_cert->body.role != KURER_ROLE_AUTHORITY)
+    if (issuer == NULL || issuer->sk == NULL ||
+        (issuer_cert->body.role != KURER_ROLE_AUTHORITY &&
+         issuer_cert->body.role != KURER_ROLE_ROOT))
         return KURER_EINVAL;
-    if (!kurer_ct_equal(auth->pk, auth_cert->body.signing_key, 32))
+    if (!kurer_ct_equal(issuer->pk, issuer_cert->body.signing_key, 32))
         return KURER_EKEYMISMATCH;
-    if ((rc = copy_str(crl->issuer, sizeof(crl->issuer), auth_cert->body.subject)) != 0)
+    if ((rc = copy_str(crl->issuer, sizeof(crl->issuer), issuer_cert->body.subject)) != 0)
         return rc;
-    kurer_key_id(auth->pk, crl->issuer_key_id);
-    crl->issuer_cert = *auth_cert;
+    kurer_key_id(issuer->pk, crl->issuer_key_id);
+    crl->issuer_cert = *issuer_cert;
     kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
     if ((rc = kurer_crl_body_encode(crl, &b)) != 0) {
         kurer_buf_release(&b);
@@ -146,13 +148,40 @@ int kurer_crl_sign(kurer_crl *crl, const kurer_signing_key *auth, const kurer_ce
     crl->tbs = kurer_buf_steal(&b, &crl->tbs_len);
     if (crl->tbs == NULL)
         return KURER_EINTERNAL;
-    return kurer_sign(auth, crl->tbs, crl->tbs_len, crl->signature);
+    return kurer_sign(issuer, crl->tbs, crl->tbs_len, crl->signature);
+}
+
+/* A root's own list carries a ROOT certificate: it must hold root's key and be self-signed by
+ * it (not necessarily the very bytes pinned: a root re-issued with the same key keeps its
+ * lists). Validity is not required, as for an authority's list. */
+static int root_issued(const kurer_cert *issuer, const kurer_cert *root)
+{
+    uint8_t id[KURER_KEY_ID_LEN];
+    if (root->body.role != KURER_ROLE_ROOT)
+        return KURER_EROLE;
+    if (!kurer_ct_equal(issuer->body.signing_key, root->body.signing_key, KURER_ED25519_PK_LEN))
+        return KURER_EKEYMISMATCH;
+    kurer_cert_key_id(issuer, id);
+    if (!key_id_equal(id, issuer->body.issuer_key_id))
+        return KURER_EISSUER;
+    return kurer_verify(issuer->body.signing_key, issuer->tbs, issuer->tbs_len, issuer->signature);
 }
 
 int kurer_crl_verify(const kurer_crl *crl, const kurer_cert *root)
 {
     uint8_t id[KURER_KEY_ID_LEN];
-    int rc = authority_signed_by(&crl->issuer_cert, root);
+    int rc;
+    switch (crl->issuer_cert.body.role) {
+    case KURER_ROLE_AUTHORITY:
+        rc = authority_signed_by(&crl->issuer_cert, root);
+        break;
+    case KURER_ROLE_ROOT:
+        rc = root_issued(&crl->issuer_cert, root);
+        break;
+    default:
+        rc = KURER_EROLE; /* a device signs no list */
+        break;
+    }
     if (rc != 0)
         return rc;
     kurer_cert_key_id(&crl->issuer_cert, id);
@@ -166,15 +195,43 @@ int kurer_crl_verify(const kurer_crl *crl, const kurer_cert *root)
 struct kurer_trust {
     kurer_cert roots[KURER_TRUST_MAX_ROOTS];
     size_t n_roots;
-    kurer_crl *crls;
+    kurer_crl *crls; /* authorities' and roots' lists, one per issuer key id */
     size_t n_crls;
     size_t cap_crls;
+    int64_t crl_grace; /* seconds, or KURER_TRUST_CRL_GRACE_NEVER */
 };
 
 int kurer_trust_new(kurer_trust **out)
 {
     *out = calloc(1, sizeof(**out));
-    return *out != NULL ? 0 : KURER_ENOMEM;
+    if (*out == NULL)
+        return KURER_ENOMEM;
+    (*out)->crl_grace = KURER_TRUST_CRL_GRACE_DEFAULT;
+    return 0;
+}
+
+int kurer_trust_set_crl_grace(kurer_trust *t, int64_t seconds)
+{
+    if (seconds < 0 && seconds != KURER_TRUST_CRL_GRACE_NEVER)
+        return KURER_EINVAL;
+    t->crl_grace = seconds;
+    return 0;
+}
+
+int64_t kurer_trust_crl_grace(const kurer_trust *t)
+{
+    return t->crl_grace;
+}
+
+int kurer_trust_crl_freshness(const kurer_trust *t, const kurer_crl *crl, int64_t now)
+{
+    if (crl->next_update == 0 || now <= crl->next_update)
+        return 0;
+    /* Past next_update: refused once the grace is over (no overflow for any next_update). */
+    if (t->crl_grace != KURER_TRUST_CRL_GRACE_NEVER &&
+        crl->next_update <= INT64_MAX - t->crl_grace && now > crl->next_update + t->crl_grace)
+        return KURER_ECRLSTALE;
+    return 1;
 }
 
 void kurer_trust_free(kurer_trust *t)
@@ -293,13 +350,40 @@ int kurer_trust_is_revoked(const kurer_trust *t, const uint8_t authority_key_id[
     return crl != NULL && kurer_crl_contains(crl, serial);
 }
 
-int kurer_trust_verify_authority(const kurer_trust *t, const kurer_cert *auth, int64_t now,
-                                 const kurer_cert **root_out)
+int kurer_trust_chain_revoked(const kurer_trust *t, const kurer_verified *v)
+{
+    return kurer_trust_is_revoked(t, v->authority_key_id, v->serial) ||
+           kurer_trust_is_revoked(t, v->root_key_id, v->authority_serial);
+}
+
+/* Freshness of the lists that cover one chain. */
+typedef struct freshness {
+    unsigned stale; /* KURER_STALE_* of the lists past next_update (inside the grace or not) */
+    int64_t since;  /* the earliest of their next_update */
+    int refused;    /* KURER_ECRLSTALE if one is past the grace */
+} freshness;
+
+static void held_fresh(const kurer_trust *t, const uint8_t *id, int64_t now, unsigned flag,
+                       freshness *f)
+{
+    const kurer_crl *crl = crl_by_key_id(t, id);
+    int r = crl != NULL ? kurer_trust_crl_freshness(t, crl, now) : 0;
+    if (r == 0)
+        return; /* current, or none held: nothing to be stale */
+    f->stale |= flag;
+    if (f->since == 0 || crl->next_update < f->since)
+        f->since = crl->next_update;
+    if (r < 0)
+        f->refused = r;
+}
+
+/* An authority under a pinned root (signature, roles, validity), not on the root's list. */
+static int authority_trusted(const kurer_trust *t, const kurer_cert *auth, int64_t now,
+                             const kurer_cert **root_out, uint8_t root_id[KURER_KEY_ID_LEN])
 {
     const kurer_cert *root;
     int rc;
-    if (root_out != NULL)
-        *root_out = NULL;
+    *root_out = NULL;
     if (auth->body.role != KURER_ROLE_AUTHORITY)
         return KURER_EROLE;
     root = root_by_key_id(t, auth->body.issuer_key_id);
@@ -308,15 +392,35 @@ int kurer_trust_verify_authority(const kurer_trust *t, const kurer_cert *auth, i
     if ((rc = kurer_cert_check_validity(root, now)) != 0 ||
         (rc = kurer_authority_check(auth, root, now)) != 0)
         return rc;
-    if (root_out != NULL)
-        *root_out = root;
+    kurer_cert_key_id(root, root_id);
+    if (kurer_trust_is_revoked(t, root_id, auth->body.serial))
+        return KURER_EREVOKED;
+    *root_out = root;
     return 0;
+}
+
+int kurer_trust_verify_authority(const kurer_trust *t, const kurer_cert *auth, int64_t now,
+                                 const kurer_cert **root_out)
+{
+    const kurer_cert *root;
+    uint8_t rid[KURER_KEY_ID_LEN];
+    freshness f = {0, 0, 0};
+    int rc = authority_trusted(t, auth, now, &root, rid);
+    if (rc == 0) {
+        held_fresh(t, rid, now, KURER_STALE_ROOT_CRL, &f);
+        rc = f.refused;
+    }
+    if (root_out != NULL)
+        *root_out = rc == 0 ? root : NULL;
+    return rc;
 }
 
 int kurer_trust_verify_chain(const kurer_trust *t, const kurer_chain *chain, int64_t now,
                              kurer_verified *out)
 {
     const kurer_cert *dev, *auth, *root;
+    uint8_t rid[KURER_KEY_ID_LEN];
+    freshness f = {0, 0, 0};
     int rc;
     memset(out, 0, sizeof(*out));
     if (chain->n == 0)
@@ -329,12 +433,19 @@ int kurer_trust_verify_chain(const kurer_trust *t, const kurer_chain *chain, int
     if (chain->n != 2)
         return chain->n < 2 ? KURER_EISSUER : KURER_EMALFORMED;
     auth = &chain->certs[1];
-    if ((rc = kurer_trust_verify_authority(t, auth, now, &root)) != 0)
+    if ((rc = authority_trusted(t, auth, now, &root, rid)) != 0)
         return rc;
     if ((rc = kurer_device_check(dev, auth, now)) != 0)
         return rc;
     if (kurer_trust_is_revoked(t, dev->body.issuer_key_id, dev->body.serial))
         return KURER_EREVOKED;
+    /* Last: a revocation that is known wins over a list that is merely old. */
+    held_fresh(t, rid, now, KURER_STALE_ROOT_CRL, &f);
+    held_fresh(t, dev->body.issuer_key_id, now, KURER_STALE_AUTHORITY_CRL, &f);
+    out->crl_stale = f.stale;
+    out->crl_stale_since = f.since;
+    if (f.refused != 0)
+        return f.refused; /* out says which list, and since when */
     if ((rc = copy_str(out->user, sizeof(out->user), dev->body.subject)) != 0 ||
         (rc = copy_str(out->authority, sizeof(out->authority), auth->body.subject)) != 0)
         return rc;
@@ -345,6 +456,8 @@ int kurer_trust_verify_chain(const kurer_trust *t, const kurer_chain *chain, int
     memcpy(out->identity_key, dev->body.identity_key, sizeof(out->identity_key));
     memcpy(out->noise_key, dev->body.noise_key, sizeof(out->noise_key));
     memcpy(out->authority_key_id, dev->body.issuer_key_id, KURER_KEY_ID_LEN);
+    out->authority_serial = auth->body.serial;
+    memcpy(out->root_key_id, rid, KURER_KEY_ID_LEN);
     out->not_after = dev->body.not_after;
     if (auth->body.not_after < out->not_after)
         out->not_after = auth->body.not_after;

@@ -1267,6 +1267,97 @@ static int crl_image(kurer_crl *crl, const issuer *is, kurer_buf *out)
     return 0;
 }
 
+/* The issuer's current list (AUTHDIR/crl, or ROOTDIR/crl), checked before a new one is built on
+ * it: it must be this issuer's, and hold every revocation the (verified) issuance log records.
+ * An older list put back (a restored backup, or anyone who can write the directory) would
+ * otherwise be the base of a new list with a higher version, which relays accept and which
+ * un-revokes those serials. A root has no list until its first revocation: a missing ROOTDIR/crl
+ * is an empty list of version 0, unless the log records a revocation. */
+static int current_list(const issuer *is, kurer_crl *old)
+{
+    int rc;
+    memset(old, 0, sizeof(*old));
+    if (is->is_root && kurer_file_exists(is->crl_path) != 0) {
+        for (size_t i = 0; i < is->log.n; i++)
+            if (is->log.entries[i].kind == KURER_LOGK_REVOKE)
+                return refuse(KURER_ESTALE,
+                              "%s is missing but %s records a revocation (entry %llu): put the "
+                              "newest list back",
+                              is->crl_path, is->log_path,
+                              (unsigned long long)is->log.entries[i].seq);
+        return 0;
+    }
+    if ((rc = load_crl(is->crl_path, old, NULL, NULL)) != 0)
+        return rc;
+    if ((rc = kurer_crl_verify(old, &is->root)) != 0 ||
+        !kurer_ct_equal(old->issuer_cert.body.signing_key, is->cert.body.signing_key, 32)) {
+        rc =
+            refuse(rc ? rc : KURER_EISSUER, "%s is not this %s's revocation list: %s", is->crl_path,
+                   is->is_root ? "root" : "authority", kurer_strerror(rc ? rc : KURER_EISSUER));
+        kurer_crl_release(old);
+        return rc;
+    }
+    for (size_t i = 0; i < is->log.n; i++) {
+        const kurer_log_entry *le = &is->log.entries[i];
+        if (le->kind == KURER_LOGK_REVOKE && !kurer_crl_contains(old, le->serial)) {
+            rc = refuse(KURER_ESTALE,
+                        "%s (version %llu) is older than %s: serial %llu was revoked in entry "
+                        "%llu but is not on it; put the newest list back",
+                        is->crl_path, (unsigned long long)old->version, is->log_path,
+                        (unsigned long long)le->serial, (unsigned long long)le->seq);
+            kurer_crl_release(old);
+            return rc;
+        }
+    }
+    if (old->version == UINT64_MAX) {
+        kurer_crl_release(old);
+        return refuse(KURER_ELIMIT, "revocation list versions exhausted");
+    }
+    return 0;
+}
+
+/* neu (entries, version, dates set) signed with the issuer's open key, checked against the root,
+ * and written over the issuer's list file. */
+static int write_list(const issuer *is, kurer_crl *neu)
+{
+    kurer_buf img;
+    int rc;
+    kurer_buf_init(&img, KURER_CRL_BYTES_MAX);
+    if ((rc = crl_image(neu, is, &img)) == 0 && (rc = kurer_crl_verify(neu, &is->root)) != 0)
+        rc = refuse(rc, "the new revocation list does not verify: %s", kurer_strerror(rc));
+    if (rc == 0)
+        rc = write_file(is->crl_path, img.data, img.len, 0644, 1);
+    kurer_buf_release(&img);
+    return rc;
+}
+
+/* A new list: old's entries with serial added (if not 0; not already on old), the next
+ * version, next_update days from now. */
+static int next_list(const kurer_crl *old, uint64_t serial, kurer_revocation_reason reason,
+                     int64_t now, uint64_t days, kurer_crl *neu)
+{
+    size_t i = 0, j = 0;
+    memset(neu, 0, sizeof(*neu));
+    neu->version = old->version + 1;
+    neu->issued_at = now;
+    neu->next_update = now + (int64_t)days * DAY;
+    neu->n_revoked = old->n_revoked + (serial != 0);
+    neu->revoked = calloc(neu->n_revoked ? neu->n_revoked : 1, sizeof(*neu->revoked));
+    if (neu->revoked == NULL)
+        return refuse(KURER_ENOMEM, "out of memory");
+    for (; i < old->n_revoked && (serial == 0 || old->revoked[i].serial < serial); i++)
+        neu->revoked[j++] = old->revoked[i];
+    if (serial != 0) {
+        neu->revoked[j].serial = serial;
+        neu->revoked[j].revoked_at = now;
+        neu->revoked[j].reason = reason;
+        j++;
+    }
+    for (; i < old->n_revoked; i++)
+        neu->revoked[j++] = old->revoked[i];
+    return 0;
+}
+
 static int auth_files_absent(const issuer *is, int force)
 {
     int rc;
@@ -1753,6 +1844,7 @@ static const char help_revoke[] =
     "Adds a certificate of this authority to its revocation list: AUTHDIR/crl is replaced by a\n"
     "new list with the next version, signed by the authority key. Publish the new list (copy it\n"
     "to the relay) for it to take effect. Works also when the authority certificate has expired.\n"
+    "An authority itself is revoked by its root: kurer-admin root revoke.\n"
     "\n"
     "  --authority AUTHDIR   the authority's directory\n"
     "  --cert CERT           the certificate (or chain) to revoke\n"
@@ -1789,17 +1881,14 @@ static int cmd_revoke(int argc, char **argv)
     int64_t now = kurer_time_unix();
     issuer is;
     kurer_crl old, neu;
-    kurer_buf img;
     kurer_log_entry e;
     const kurer_log_entry *issued;
-    size_t pos;
     int rc;
     char t[32];
 
     memset(&is, 0, sizeof(is));
     memset(&old, 0, sizeof(old));
     memset(&neu, 0, sizeof(neu));
-    kurer_buf_init(&img, KURER_CRL_BYTES_MAX);
     if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
         return rc;
     if (flag(&a, "help")) {
@@ -1839,8 +1928,8 @@ static int cmd_revoke(int argc, char **argv)
         kurer_cert_key_id(&is.cert, id);
         if (ch.certs[0].body.role != KURER_ROLE_DEVICE) {
             rc = refuse(KURER_EROLE,
-                        "%s holds %s certificate; revoke devices here (an "
-                        "authority is retired by letting it expire and replacing it)",
+                        "%s holds %s certificate; revoke devices here (an authority is "
+                        "revoked by its root: kurer-admin root revoke --root ROOTDIR)",
                         cert_path, role_a((int)ch.certs[0].body.role));
             goto out;
         }
@@ -1857,60 +1946,15 @@ static int cmd_revoke(int argc, char **argv)
                     (unsigned long long)serial, dir);
         goto out;
     }
-    if ((rc = load_crl(is.crl_path, &old, NULL, NULL)) != 0)
+    if ((rc = current_list(&is, &old)) != 0)
         goto out;
-    if ((rc = kurer_crl_verify(&old, &is.root)) != 0 ||
-        !kurer_ct_equal(old.issuer_cert.body.signing_key, is.cert.body.signing_key, 32)) {
-        rc = refuse(rc ? rc : KURER_EISSUER, "%s is not this authority's revocation list: %s",
-                    is.crl_path, kurer_strerror(rc ? rc : KURER_EISSUER));
-        goto out;
-    }
-    /* The list must hold every revocation the (verified) log records. An older list put back
-     * (a restored backup, or anyone who can write AUTHDIR) would otherwise be the base of a
-     * new list with a higher version, which relays accept and which un-revokes those serials. */
-    for (size_t i = 0; i < is.log.n; i++) {
-        const kurer_log_entry *le = &is.log.entries[i];
-        if (le->kind == KURER_LOGK_REVOKE && !kurer_crl_contains(&old, le->serial)) {
-            rc = refuse(KURER_ESTALE,
-                        "%s (version %llu) is older than %s: serial %llu was revoked in entry "
-                        "%llu but is not on it; put the newest list back",
-                        is.crl_path, (unsigned long long)old.version, is.log_path,
-                        (unsigned long long)le->serial, (unsigned long long)le->seq);
-            goto out;
-        }
-    }
     if (kurer_crl_contains(&old, serial)) {
         rc = refuse(KURER_EDUPLICATE, "serial %llu is already revoked (list version %llu)",
                     (unsigned long long)serial, (unsigned long long)old.version);
         goto out;
     }
-    if (old.version == UINT64_MAX) {
-        rc = refuse(KURER_ELIMIT, "revocation list versions exhausted");
-        goto out;
-    }
-    neu.version = old.version + 1;
-    neu.issued_at = now;
-    neu.next_update = now + (int64_t)crl_days * DAY;
-    neu.n_revoked = old.n_revoked + 1;
-    neu.revoked = calloc(neu.n_revoked, sizeof(*neu.revoked));
-    if (neu.revoked == NULL) {
-        rc = refuse(KURER_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (pos = 0; pos < old.n_revoked && old.revoked[pos].serial < serial; pos++)
-        neu.revoked[pos] = old.revoked[pos];
-    neu.revoked[pos].serial = serial;
-    neu.revoked[pos].revoked_at = now;
-    neu.revoked[pos].reason = reason;
-    for (; pos < old.n_revoked; pos++)
-        neu.revoked[pos + 1] = old.revoked[pos];
-    if ((rc = issuer_open_key(&is, envname, NULL)) != 0 || (rc = crl_image(&neu, &is, &img)) != 0)
-        goto out;
-    if ((rc = kurer_crl_verify(&neu, &is.root)) != 0) {
-        rc = refuse(rc, "the new revocation list does not verify: %s", kurer_strerror(rc));
-        goto out;
-    }
-    if ((rc = write_file(is.crl_path, img.data, img.len, 0644, 1)) != 0)
+    if ((rc = next_list(&old, serial, reason, now, crl_days, &neu)) != 0 ||
+        (rc = issuer_open_key(&is, envname, NULL)) != 0 || (rc = write_list(&is, &neu)) != 0)
         goto out;
     memset(&e, 0, sizeof(e));
     e.kind = KURER_LOGK_REVOKE;
@@ -1940,7 +1984,255 @@ static int cmd_revoke(int argc, char **argv)
 out:
     kurer_crl_release(&old);
     kurer_crl_release(&neu);
-    kurer_buf_release(&img);
+    issuer_release(&is);
+    unlock_dir(&lockfd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ root revoke */
+
+#define ROOT_CRL_DAYS 180 /* a root's list: renewed on the offline machine twice a year */
+
+static const char help_root_revoke[] =
+    "usage: kurer-admin root revoke --root ROOTDIR (--serial N | --cert AUTHORITY.CRT)\n"
+    "                               [--reason REASON] [--crl-days N]\n"
+    "                               [--root-passphrase-env VAR] [--json]\n"
+    "\n"
+    "Revokes an authority: its certificate's serial is added to the root's own revocation list,\n"
+    "ROOTDIR/crl (created at the first revocation, version 1; then the next version each time),\n"
+    "signed by the root key, and the root's issuance log records it. Once the list is published\n"
+    "(kurer-admin publish --crl ROOTDIR/crl), relays and clients refuse the authority and every\n"
+    "device it issued. Revoke a single device with 'kurer-admin revoke' instead.\n"
+    "\n"
+    "  --root ROOTDIR            the root's directory\n"
+    "  --serial N                the authority certificate's serial (in the root's issuance log)\n"
+    "  --cert AUTHORITY.CRT      the authority certificate to revoke\n"
+    "  --reason REASON           unspecified (default), key-compromise, superseded\n"
+    "  --crl-days N              the new list's next update, in days (default 180); renew the "
+    "list\n"
+    "                            before then (kurer-admin crl renew --root ROOTDIR)\n"
+    "  --root-passphrase-env VAR the root key's passphrase (default " DEFAULT_ROOT_PASS ")\n"
+    "  --json                    print the result as one JSON object\n";
+
+/* The serial named by --cert (an authority certificate this root signed) or --serial. */
+static int authority_serial(const issuer *is, const char *cert_path, uint64_t *serial)
+{
+    kurer_cert c;
+    int rc;
+    if (cert_path == NULL)
+        return 0;
+    if ((rc = load_cert(cert_path, &c)) != 0)
+        return rc;
+    if (c.body.role != KURER_ROLE_AUTHORITY)
+        return refuse(KURER_EROLE, "%s is %s certificate; a root revokes authorities (%s)",
+                      cert_path, role_a((int)c.body.role),
+                      c.body.role == KURER_ROLE_DEVICE
+                          ? "revoke a device with kurer-admin revoke --authority AUTHDIR"
+                          : "a root is replaced, not revoked");
+    if (kurer_authority_check(&c, &is->root, c.body.not_before) != 0)
+        return refuse(KURER_EISSUER, "%s was not issued by the root in %s", cert_path, is->dir);
+    *serial = c.body.serial;
+    return 0;
+}
+
+static int cmd_root_revoke(int argc, char **argv)
+{
+    int lockfd = -1;
+    static const optdef defs[] = {
+        {"help", 0, 0},   {"json", 0, 0},   {"root", 1, 0},     {"cert", 1, 0},
+        {"serial", 1, 0}, {"reason", 1, 0}, {"crl-days", 1, 0}, {"root-passphrase-env", 1, 0}};
+    args a;
+    const char *dir, *cert_path, *serial_s, *reason_s, *envname;
+    kurer_revocation_reason reason = KURER_REASON_UNSPECIFIED;
+    uint64_t serial = 0, crl_days;
+    int64_t now = kurer_time_unix();
+    issuer is;
+    kurer_crl old, neu;
+    kurer_log_entry e;
+    const kurer_log_entry *issued;
+    int rc;
+    char t[32];
+
+    memset(&is, 0, sizeof(is));
+    memset(&old, 0, sizeof(old));
+    memset(&neu, 0, sizeof(neu));
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_root_revoke, stdout);
+        return RC_HELP;
+    }
+    g_json = flag(&a, "json");
+    cert_path = opt(&a, "cert");
+    serial_s = opt(&a, "serial");
+    reason_s = opt(&a, "reason");
+    if ((rc = opt_env(&a, "root-passphrase-env", DEFAULT_ROOT_PASS, &envname)) != 0 ||
+        (rc = need(&a, "root", &dir)) != 0 ||
+        (rc = opt_days(&a, "crl-days", ROOT_CRL_DAYS, &crl_days)) != 0)
+        goto out;
+    if ((cert_path == NULL) == (serial_s == NULL)) {
+        rc = usage_error("give exactly one of --cert and --serial");
+        goto out;
+    }
+    if (serial_s != NULL && (kurer_parse_u64(serial_s, UINT64_MAX, &serial) != 0 || serial == 0)) {
+        rc = usage_error("--serial must be a positive number");
+        goto out;
+    }
+    /* A device's reasons say nothing about an authority. */
+    if (reason_s != NULL &&
+        (parse_reason(reason_s, &reason) != 0 || reason == KURER_REASON_DEVICE_LOST ||
+         reason == KURER_REASON_LEFT_AUTHORITY)) {
+        rc = usage_error("unknown --reason '%s' for an authority (unspecified, key-compromise or "
+                         "superseded)",
+                         reason_s);
+        goto out;
+    }
+    if ((rc = lock_existing(dir, &lockfd)) != 0 || (rc = issuer_load(&is, dir, 1, 0, now)) != 0 ||
+        (rc = authority_serial(&is, cert_path, &serial)) != 0)
+        goto out;
+    issued = kurer_issuelog_find_serial(&is.log, serial);
+    if (issued == NULL) {
+        rc = refuse(KURER_ENOTFOUND, "serial %llu was never issued by the root in %s",
+                    (unsigned long long)serial, dir);
+        goto out;
+    }
+    if (issued->role != KURER_ROLE_AUTHORITY) {
+        rc = refuse(KURER_EROLE,
+                    "serial %llu is the root's own certificate: a root is replaced, "
+                    "not revoked",
+                    (unsigned long long)serial);
+        goto out;
+    }
+    if ((rc = current_list(&is, &old)) != 0)
+        goto out;
+    if (kurer_crl_contains(&old, serial)) {
+        rc = refuse(KURER_EDUPLICATE,
+                    "authority %s (serial %llu) is already revoked (list version %llu)",
+                    issued->subject, (unsigned long long)serial, (unsigned long long)old.version);
+        goto out;
+    }
+    if ((rc = next_list(&old, serial, reason, now, crl_days, &neu)) != 0 ||
+        (rc = issuer_open_key(&is, envname, NULL)) != 0 || (rc = write_list(&is, &neu)) != 0)
+        goto out;
+    memset(&e, 0, sizeof(e));
+    e.kind = KURER_LOGK_REVOKE;
+    e.time = now;
+    e.serial = serial;
+    e.role = issued->role;
+    memcpy(e.subject, issued->subject, sizeof(e.subject));
+    e.clearance = issued->clearance;
+    e.not_after = issued->not_after;
+    memcpy(e.key_fp, issued->key_fp, 32);
+    e.reason = reason;
+    if ((rc = log_append(&is, &e)) != 0)
+        goto out;
+    say("revoked authority %s (serial %llu), reason %s\n", e.subject, (unsigned long long)serial,
+        kurer_reason_name((int)reason));
+    say("  revocation list version %llu in %s, next update %s\n", (unsigned long long)neu.version,
+        is.crl_path, fmt_time(t, sizeof(t), neu.next_update));
+    say("Publish the new list (kurer-admin publish --crl %s ...): relays and clients then refuse\n"
+        "%s and every device it issued.\n",
+        is.crl_path, e.subject);
+    ju64("serial", serial);
+    jstr("subject", e.subject);
+    jstr("reason", kurer_reason_name((int)reason));
+    ju64("crl_version", neu.version);
+    jint("next_update", neu.next_update);
+    jstr("crl", is.crl_path);
+out:
+    kurer_crl_release(&old);
+    kurer_crl_release(&neu);
+    issuer_release(&is);
+    unlock_dir(&lockfd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ crl renew */
+
+static const char help_crl_renew[] =
+    "usage: kurer-admin crl renew (--authority AUTHDIR | --root ROOTDIR) [--crl-days N]\n"
+    "                             [--passphrase-env VAR] [--root-passphrase-env VAR] [--json]\n"
+    "\n"
+    "Re-signs the revocation list of an authority (AUTHDIR/crl) or of the root (ROOTDIR/crl)\n"
+    "with the next version and a new next update, the same entries. Relays and clients refuse\n"
+    "every certificate a list covers once it is more than 7 days past its next update, so renew\n"
+    "and publish each list before its next update (kurer-admin show FILE prints it).\n"
+    "\n"
+    "  --authority AUTHDIR       the authority's directory\n"
+    "  --root ROOTDIR            the root's directory (its list exists after 'root revoke')\n"
+    "  --crl-days N              the new next update, in days (default 30 for an authority,\n"
+    "                            180 for the root)\n"
+    "  --passphrase-env VAR      the authority key's passphrase (default " DEFAULT_PASS ")\n"
+    "  --root-passphrase-env VAR the root key's passphrase (default " DEFAULT_ROOT_PASS ")\n"
+    "  --json                    print the result as one JSON object\n";
+
+static int cmd_crl_renew(int argc, char **argv)
+{
+    int lockfd = -1;
+    static const optdef defs[] = {
+        {"help", 0, 0},     {"json", 0, 0},           {"authority", 1, 0},          {"root", 1, 0},
+        {"crl-days", 1, 0}, {"passphrase-env", 1, 0}, {"root-passphrase-env", 1, 0}};
+    args a;
+    const char *adir, *rdir, *envname, *rootenv;
+    uint64_t crl_days;
+    int64_t now = kurer_time_unix();
+    issuer is;
+    kurer_crl old, neu;
+    int rc;
+    char t[32];
+
+    memset(&is, 0, sizeof(is));
+    memset(&old, 0, sizeof(old));
+    memset(&neu, 0, sizeof(neu));
+    if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
+        return rc;
+    if (flag(&a, "help")) {
+        fputs(help_crl_renew, stdout);
+        return RC_HELP;
+    }
+    g_json = flag(&a, "json");
+    adir = opt(&a, "authority");
+    rdir = opt(&a, "root");
+    if ((adir == NULL) == (rdir == NULL))
+        return usage_error("give exactly one of --authority and --root");
+    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &envname)) != 0 ||
+        (rc = opt_env(&a, "root-passphrase-env", DEFAULT_ROOT_PASS, &rootenv)) != 0 ||
+        (rc = opt_days(&a, "crl-days", adir ? 30 : ROOT_CRL_DAYS, &crl_days)) != 0)
+        goto out;
+    if ((rc = lock_existing(adir ? adir : rdir, &lockfd)) != 0 ||
+        (rc = issuer_load(&is, adir ? adir : rdir, adir == NULL, 0, now)) != 0)
+        goto out;
+    if (rdir != NULL && kurer_file_exists(is.crl_path) != 0) {
+        rc = refuse(KURER_ENOENT,
+                    "the root in %s has no revocation list yet (it is made by the first "
+                    "'kurer-admin root revoke'): nothing to renew",
+                    rdir);
+        goto out;
+    }
+    if ((rc = current_list(&is, &old)) != 0 ||
+        (rc = next_list(&old, 0, KURER_REASON_UNSPECIFIED, now, crl_days, &neu)) != 0 ||
+        (rc = issuer_open_key(&is, adir ? envname : rootenv, NULL)) != 0 ||
+        (rc = write_list(&is, &neu)) != 0)
+        goto out;
+    say("renewed the revocation list of %s %s: version %llu, %zu revoked, next update %s\n",
+        adir ? "authority" : "root", is.cert.body.subject, (unsigned long long)neu.version,
+        neu.n_revoked, fmt_time(t, sizeof(t), neu.next_update));
+    if (old.next_update > now)
+        say("Publish it (kurer-admin publish --crl %s ...) before %s,\n"
+            "when the list relays hold now goes stale.\n",
+            is.crl_path, fmt_time(t, sizeof(t), old.next_update));
+    else
+        say("Publish it now (kurer-admin publish --crl %s ...)%s%s.\n", is.crl_path,
+            old.next_update ? ": the list relays hold went stale on " : "",
+            old.next_update ? fmt_time(t, sizeof(t), old.next_update) : "");
+    jstr("issuer", is.cert.body.subject);
+    ju64("crl_version", neu.version);
+    ju64("revoked", neu.n_revoked);
+    jint("next_update", neu.next_update);
+    jstr("crl", is.crl_path);
+out:
+    kurer_crl_release(&old);
+    kurer_crl_release(&neu);
     issuer_release(&is);
     unlock_dir(&lockfd);
     return rc;
@@ -1949,29 +2241,102 @@ out:
 /* ------------------------------------------------------------------------ verify */
 
 static const char help_verify[] =
-    "usage: kurer-admin verify --root ROOT.CRT [--crl FILE]... [--require-crl] [--json] FILE\n"
+    "usage: kurer-admin verify --root ROOT.CRT [--crl FILE]... [--require-crl]\n"
+    "                          [--crl-grace DAYS] [--json] FILE\n"
     "\n"
     "Verifies FILE against the pinned root certificate: a device chain (as written by issue),\n"
     "an authority certificate, the root certificate itself, or a revocation list. Revocation\n"
     "lists given with --crl are checked against the root and applied (the newest of each\n"
-    "authority wins). Exits 0 only if FILE is valid now, and says why not otherwise.\n"
+    "issuer wins): an authority's list revokes its devices, the root's list (ROOTDIR/crl)\n"
+    "revokes authorities and so every device they issued. Exits 0 only if FILE is valid now,\n"
+    "and says why not otherwise.\n"
     "\n"
     "A device chain verified without a list from its authority is still valid (exit 0), but\n"
     "the output says \"revocation NOT checked\" (JSON: \"revocation_checked\":false).\n"
     "\n"
-    "  --root ROOT.CRT  the pinned root certificate\n"
-    "  --crl FILE       a revocation list to apply (repeatable)\n"
-    "  --require-crl    refuse (exit 1) a device chain when no list from its authority is given\n"
-    "  --json           print the result as one JSON object\n";
+    "A list past its next update is stale: revocations made since may be missing. Within the\n"
+    "grace period the result is still valid, with a warning on stderr (\"revocation list of X\n"
+    "is past its next update (DATE)\"; JSON: \"crl_stale\":true and \"warning\"); past it,\n"
+    "whatever that list covers is refused (exit 1), as relays and clients refuse it.\n"
+    "\n"
+    "  --root ROOT.CRT   the pinned root certificate\n"
+    "  --crl FILE        a revocation list to apply (repeatable)\n"
+    "  --require-crl     refuse (exit 1) a device chain when no list from its authority is given\n"
+    "  --crl-grace DAYS  days past a list's next update before it is refused (default 7, as\n"
+    "                    relays and clients); 0 refuses at once; never: only warn\n"
+    "  --json            print the result as one JSON object\n";
 
-static int revoked_reason(const kurer_trust *t, const kurer_cert *dev, char *out, size_t n)
+/* The list held in t from the issuer with key id, or NULL. */
+static const kurer_crl *held_list(const kurer_trust *t, const uint8_t *id)
+{
+    for (size_t i = 0; i < kurer_trust_crl_count(t); i++)
+        if (kurer_ct_equal(kurer_trust_crl(t, i)->issuer_key_id, id, KURER_KEY_ID_LEN))
+            return kurer_trust_crl(t, i);
+    return NULL;
+}
+
+/* "revocation list of fm.dk is past its next update (DATE)" (of the root: "of root ID"). */
+static void stale_line(const kurer_crl *l, char *out, size_t n)
+{
+    char t[32];
+    snprintf(out, n, "revocation list of %s%s is past its next update (%s)",
+             l->issuer_cert.body.role == KURER_ROLE_ROOT ? "root " : "", l->issuer,
+             fmt_time(t, sizeof(t), l->next_update));
+}
+
+/* For the lists a chain or authority depends on (may be NULL): a stale one inside the grace
+ * is a warning (stderr, JSON "warning"); one past the grace is the refusal of what. */
+static int check_fresh(const kurer_trust *t, const kurer_crl *const *lists, size_t n,
+                       const char *what, int64_t now)
+{
+    char line[256], warn[600] = "";
+    int64_t g = kurer_trust_crl_grace(t);
+    for (size_t i = 0; i < n; i++) {
+        int f;
+        if (lists[i] == NULL || (f = kurer_trust_crl_freshness(t, lists[i], now)) == 0)
+            continue;
+        stale_line(lists[i], line, sizeof(line));
+        if (f < 0)
+            return refuse(f,
+                          "%s: refused: %s and its grace of %lld %s is over: give a newer list "
+                          "(--crl); relays and clients refuse it too",
+                          what, line, (long long)(g / DAY),
+                          plural((size_t)(g / DAY), "day", "days"));
+        fprintf(stderr, "kurer-admin: warning: %s: %s\n", what, line);
+        snprintf(warn + strlen(warn), sizeof(warn) - strlen(warn), "%s%s", warn[0] ? "; " : "",
+                 line);
+    }
+    if (warn[0]) {
+        jbool("crl_stale", 1);
+        jstr("warning", warn);
+    }
+    return 0;
+}
+
+/* --crl-grace: days, or "never". */
+static int opt_grace(const args *a, kurer_trust *t)
+{
+    const char *s = opt(a, "crl-grace");
+    uint64_t days;
+    if (s == NULL)
+        return 0;
+    if (strcmp(s, "never") == 0)
+        return kurer_trust_set_crl_grace(t, KURER_TRUST_CRL_GRACE_NEVER);
+    if (kurer_parse_u64(s, 36500, &days) != 0)
+        return usage_error("--crl-grace must be a number of days from 0 to 36500, or never");
+    return kurer_trust_set_crl_grace(t, (int64_t)days * DAY);
+}
+
+/* Why serial is on the list held from issuer key id: "reason R, revoked DATE, list version V". */
+static int revoked_reason(const kurer_trust *t, const uint8_t *issuer_id, uint64_t serial,
+                          char *out, size_t n)
 {
     for (size_t i = 0; i < kurer_trust_crl_count(t); i++) {
         const kurer_crl *l = kurer_trust_crl(t, i);
-        if (!kurer_ct_equal(l->issuer_key_id, dev->body.issuer_key_id, KURER_KEY_ID_LEN))
+        if (!kurer_ct_equal(l->issuer_key_id, issuer_id, KURER_KEY_ID_LEN))
             continue;
         for (size_t j = 0; j < l->n_revoked; j++)
-            if (l->revoked[j].serial == dev->body.serial) {
+            if (l->revoked[j].serial == serial) {
                 char when[32];
                 snprintf(out, n, "reason %s, revoked %s, list version %llu",
                          kurer_reason_name((int)l->revoked[j].reason),
@@ -1986,15 +2351,15 @@ static int revoked_reason(const kurer_trust *t, const kurer_cert *dev, char *out
 
 static int cmd_verify(int argc, char **argv)
 {
-    static const optdef defs[] = {
-        {"help", 0, 0}, {"json", 0, 0}, {"root", 1, 0}, {"crl", 1, 1}, {"require-crl", 0, 0}};
+    static const optdef defs[] = {{"help", 0, 0}, {"json", 0, 0},        {"root", 1, 0},
+                                  {"crl", 1, 1},  {"require-crl", 0, 0}, {"crl-grace", 1, 0}};
     args a;
     const char *root_path, *path;
     int64_t now = kurer_time_unix();
     kurer_trust *t = NULL;
     kurer_cert root;
     kurer_chain ch;
-    uint8_t *d = NULL;
+    uint8_t *d = NULL, root_id[KURER_KEY_ID_LEN];
     size_t n;
     int rc;
     char tmp[256], tn[32];
@@ -2016,6 +2381,9 @@ static int cmd_verify(int argc, char **argv)
         return rc;
     if ((rc = kurer_trust_new(&t)) != 0)
         return refuse(rc, "out of memory");
+    if ((rc = opt_grace(&a, t)) != 0)
+        goto out;
+    kurer_cert_key_id(&root, root_id);
     if ((rc = kurer_trust_add_root(t, &root, now)) != 0) {
         rc = root.body.role == KURER_ROLE_ROOT && (rc == KURER_EEXPIRED || rc == KURER_ENOTYETVALID)
                  ? validity_reason(root_path, &root, rc)
@@ -2055,12 +2423,31 @@ static int cmd_verify(int argc, char **argv)
                 goto out;
             }
             rc = kurer_trust_verify_chain(t, &ch, now, &v);
+            if (rc == KURER_EREVOKED &&
+                kurer_trust_is_revoked(t, root_id, ch.certs[1].body.serial)) {
+                revoked_reason(t, root_id, ch.certs[1].body.serial, tmp, sizeof(tmp));
+                rc = refuse(rc,
+                            "%s: certificate revoked: its authority %s (serial %llu) is revoked "
+                            "by the root (%s)",
+                            path, ch.certs[1].body.subject,
+                            (unsigned long long)ch.certs[1].body.serial, tmp);
+                goto out;
+            }
             if (rc == KURER_EREVOKED) {
-                revoked_reason(t, c, tmp, sizeof(tmp));
+                revoked_reason(t, c->body.issuer_key_id, c->body.serial, tmp, sizeof(tmp));
                 rc = refuse(rc, "%s: certificate revoked: %s device %u, serial %llu (%s)", path,
                             c->body.subject, c->body.device_id, (unsigned long long)c->body.serial,
                             tmp);
                 goto out;
+            }
+            if (rc == KURER_ECRLSTALE || rc == 0) {
+                const kurer_crl *lists[2] = {held_list(t, root_id),
+                                             held_list(t, c->body.issuer_key_id)};
+                int frc = check_fresh(t, lists, 2, path, now);
+                if (frc != 0 || rc != 0) {
+                    rc = frc != 0 ? frc : refuse(rc, "%s: %s", path, kurer_strerror(rc));
+                    goto out;
+                }
             }
             if (rc == KURER_EEXPIRED || rc == KURER_ENOTYETVALID) {
                 const kurer_cert *which = kurer_cert_check_validity(c, now) ? c : &ch.certs[1];
@@ -2074,17 +2461,21 @@ static int cmd_verify(int argc, char **argv)
                 goto out;
             }
             {
-                const kurer_crl *held = NULL;
-                for (size_t i = 0; i < kurer_trust_crl_count(t); i++)
-                    if (kurer_ct_equal(kurer_trust_crl(t, i)->issuer_key_id, c->body.issuer_key_id,
-                                       KURER_KEY_ID_LEN))
-                        held = kurer_trust_crl(t, i);
+                const kurer_crl *held = held_list(t, c->body.issuer_key_id);
+                const kurer_crl *rl = held_list(t, root_id);
+                char also[96] = "";
+                if (rl != NULL) {
+                    snprintf(also, sizeof(also),
+                             "; its authority against the root's list version %llu",
+                             (unsigned long long)rl->version);
+                    ju64("root_crl_version", rl->version);
+                }
                 jbool("revocation_checked", held != NULL);
                 if (held != NULL) {
                     ju64("crl_version", held->version);
                     say("%s: valid DEVICE certificate (revocation checked against %s list "
-                        "version %llu)\n",
-                        path, v.authority, (unsigned long long)held->version);
+                        "version %llu%s)\n",
+                        path, v.authority, (unsigned long long)held->version, also);
                 } else if (flag(&a, "require-crl")) {
                     rc = refuse(KURER_ENOTFOUND,
                                 "%s: revocation NOT checked: no list from %s given (--crl), and "
@@ -2093,8 +2484,8 @@ static int cmd_verify(int argc, char **argv)
                     goto out;
                 } else {
                     say("%s: valid DEVICE certificate (revocation NOT checked: no list from %s "
-                        "given)\n",
-                        path, v.authority);
+                        "given%s)\n",
+                        path, v.authority, also);
                 }
             }
             say("  user         %s device %u\n", v.user, v.device_id);
@@ -2111,11 +2502,25 @@ static int cmd_verify(int argc, char **argv)
             jstr("authority", v.authority);
             jint("not_after", v.not_after);
         } else if (c->body.role == KURER_ROLE_AUTHORITY) {
-            if ((rc = kurer_trust_verify_authority(t, c, now, NULL)) != 0) {
+            const kurer_crl *rl = held_list(t, root_id);
+            rc = kurer_trust_verify_authority(t, c, now, NULL);
+            if (rc == KURER_EREVOKED) {
+                revoked_reason(t, root_id, c->body.serial, tmp, sizeof(tmp));
+                rc = refuse(rc,
+                            "%s: authority certificate revoked by the root: %s, serial %llu (%s)",
+                            path, c->body.subject, (unsigned long long)c->body.serial, tmp);
+                goto out;
+            }
+            if ((rc == KURER_ECRLSTALE || rc == 0) && (rc = check_fresh(t, &rl, 1, path, now)) != 0)
+                goto out;
+            if (rc != 0) {
                 snprintf(tmp, sizeof(tmp), "%s: authority certificate", path);
                 rc = validity_reason(tmp, c, rc);
                 goto out;
             }
+            jbool("revocation_checked", rl != NULL);
+            if (rl != NULL)
+                ju64("root_crl_version", rl->version);
             say("%s: valid AUTHORITY certificate for %s, clearance %s, until %s\n", path,
                 c->body.subject, kurer_level_name((int)c->body.clearance),
                 fmt_time(tn, sizeof(tn), c->body.not_after));
@@ -2144,12 +2549,22 @@ static int cmd_verify(int argc, char **argv)
         }
         rc = kurer_crl_verify(&l, &root);
         if (rc == 0) {
-            say("%s: valid revocation list of %s, version %llu, %zu revoked\n", path, l.issuer,
-                (unsigned long long)l.version, l.n_revoked);
+            const kurer_crl *lp = &l;
+            int is_root = l.issuer_cert.body.role == KURER_ROLE_ROOT;
+            rc = check_fresh(t, &lp, 1, path, now);
+            if (rc == 0 && is_root)
+                say("%s: valid revocation list of root %s (authorities it revoked), version "
+                    "%llu, %zu revoked\n",
+                    path, l.issuer, (unsigned long long)l.version, l.n_revoked);
+            else if (rc == 0)
+                say("%s: valid revocation list of %s, version %llu, %zu revoked\n", path, l.issuer,
+                    (unsigned long long)l.version, l.n_revoked);
             jstr("role", "REVOCATION_LIST");
             jstr("issuer", l.issuer);
+            jstr("issuer_role", kurer_role_name((int)l.issuer_cert.body.role));
             ju64("version", l.version);
             ju64("revoked", l.n_revoked);
+            jint("next_update", l.next_update);
         } else {
             rc = refuse(rc, "%s: revocation list does not verify: %s", path, kurer_strerror(rc));
         }
@@ -2173,7 +2588,9 @@ static const char help_show[] =
     "\n"
     "Prints any certificate, certificate chain, certificate request, revocation list, sealed\n"
     "key file (public part only) or serial state file in readable form. Signatures are not\n"
-    "checked (except a request's self-signature); use verify for that.\n";
+    "checked (except a request's self-signature); use verify for that. A revocation list says\n"
+    "whether its issuer is an authority (device serials) or the root (authority serials), and\n"
+    "warns when it is past its next update (exit 0 all the same).\n";
 
 static void show_cert(const kurer_cert *c, const char *indent, kurer_buf *j)
 {
@@ -2318,15 +2735,29 @@ static int cmd_show(int argc, char **argv)
         if (kurer_crl_decode(d, n, &l) != 0)
             break;
         say("%s: revocation list\n", a.pos[0]);
-        say("  issuer       %s\n", l.issuer);
+        say("  issuer       %s (%s)\n", l.issuer,
+            l.issuer_cert.body.role == KURER_ROLE_ROOT ? "the root: the serials are authorities'"
+                                                       : "an authority: the serials are devices'");
         hex(h, l.issuer_key_id, KURER_KEY_ID_LEN);
         say("  issuer key   %s\n", h);
         say("  version      %llu\n", (unsigned long long)l.version);
         say("  issued       %s\n", fmt_time(t1, sizeof(t1), l.issued_at));
         say("  next update  %s\n", l.next_update ? fmt_time(t2, sizeof(t2), l.next_update) : "-");
         say("  revoked      %zu\n", l.n_revoked);
+        /* Not a verification (show checks no signature), but the one date that matters. */
+        if (l.next_update != 0 && kurer_time_unix() > l.next_update) {
+            char line[256];
+            stale_line(&l, line, sizeof(line));
+            fprintf(stderr, "kurer-admin: warning: %s: %s\n", a.pos[0], line);
+            say("  warning      past its next update: relays and clients refuse what it covers\n"
+                "               %d days after it; renew it (kurer-admin crl renew)\n",
+                (int)(KURER_TRUST_CRL_GRACE_DEFAULT / DAY));
+            jstr("warning", line);
+        }
+        jbool("stale", l.next_update != 0 && kurer_time_unix() > l.next_update);
         jstr("kind", "revocation_list");
         jstr("issuer", l.issuer);
+        jstr("issuer_role", kurer_role_name((int)l.issuer_cert.body.role));
         jstr("issuer_key_id", h);
         ju64("version", l.version);
         jint("issued_at", l.issued_at);
@@ -2757,9 +3188,11 @@ static const char help_main[] =
     "\n"
     "commands:\n"
     "  root init        create a root key and self-signed root certificate\n"
+    "  root revoke      revoke an authority (the root's revocation list)\n"
     "  authority init   create an authority key and certificate signed by the root\n"
     "  issue            issue a device certificate from a request\n"
     "  revoke           revoke a device certificate (new revocation list)\n"
+    "  crl renew        re-sign a revocation list before its next update\n"
     "  verify           verify a chain, certificate or revocation list against the root\n"
     "  show             print any Kurér certificate, request, list or key file\n"
     "  log              print and verify an issuance log\n"
@@ -2854,19 +3287,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "kurer-admin: cannot start the crypto library: %s\n", kurer_strerror(rc));
         return EXIT_REFUSED;
     }
-    if (strcmp(argv[1], "root") == 0 || strcmp(argv[1], "authority") == 0) {
-        int is_root = argv[1][0] == 'r';
-        g_command = is_root ? "root init" : "authority init";
-        if (argc < 3 || strcmp(argv[2], "init") != 0) {
-            if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-                fputs(is_root ? help_root_init : help_authority_init, stdout);
-                return 0;
+    /* Commands with subcommands: "root init", "root revoke", "authority init", "crl renew". */
+    static const struct {
+        const char *group, *sub, *name, *help; /* "GROUP --help" prints the group's helps */
+        int (*fn)(int, char **);
+    } subs[] = {{"root", "init", "root init", help_root_init, cmd_root_init},
+                {"root", "revoke", "root revoke", help_root_revoke, cmd_root_revoke},
+                {"authority", "init", "authority init", help_authority_init, cmd_authority_init},
+                {"crl", "renew", "crl renew", help_crl_renew, cmd_crl_renew}};
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (strcmp(argv[1], subs[i].group) != 0)
+            continue;
+        for (size_t j = i; j < sizeof(subs) / sizeof(subs[0]); j++)
+            if (argc >= 3 && strcmp(argv[1], subs[j].group) == 0 &&
+                strcmp(argv[2], subs[j].sub) == 0) {
+                g_command = subs[j].name;
+                return emit(subs[j].fn(argc - 3, argv + 3));
             }
-            g_command = argv[1];
-            return emit(usage_error("'%s' needs a subcommand: init", argv[1]));
+        if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+            for (size_t j = i; j < sizeof(subs) / sizeof(subs[0]); j++)
+                if (strcmp(argv[1], subs[j].group) == 0)
+                    printf("%s%s", j > i ? "\n" : "", subs[j].help);
+            return 0;
         }
-        return emit(is_root ? cmd_root_init(argc - 3, argv + 3)
-                            : cmd_authority_init(argc - 3, argv + 3));
+        g_command = argv[1];
+        return emit(usage_error("'%s' needs a subcommand: %s", argv[1],
+                                strcmp(argv[1], "root") == 0 ? "init or revoke" : subs[i].sub));
     }
     static const struct {
         const char *name;

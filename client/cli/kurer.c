@@ -720,6 +720,22 @@ static const char help_whoami[] =
     "the certificate (serial, clearance, validity, status now) or that it is not enrolled yet,\n"
     "and the relay. Works offline.\n";
 
+/* For a device whose revocation lists are past their next update: "revocation list of mof is
+ * past its next update (DATE)" (or "of the root", or both). "" when they are current. */
+static void stale_text(const kurer_peer_device *d, char *out, size_t n)
+{
+    char t[64];
+    int a = (d->crl_stale & KURER_PEER_STALE_AUTHORITY_LIST) != 0;
+    int r = (d->crl_stale & KURER_PEER_STALE_ROOT_LIST) != 0;
+    out[0] = '\0';
+    if (!a && !r)
+        return;
+    kurer_time_format(t, sizeof(t), d->crl_stale_since);
+    snprintf(out, n, "revocation list%s of %s%s%s %s past %s next update (%s)", a && r ? "s" : "",
+             a ? d->authority : "", a && r ? " and " : "", r ? "the root" : "",
+             a && r ? "are" : "is", a && r ? "their" : "its", t);
+}
+
 typedef struct whoami_ctx {
     int have;
     char line[512];
@@ -731,21 +747,26 @@ static int whoami_cert(void *ud, const kurer_peer_device *d)
     char nb[64], na[64];
     kurer_time_format(nb, sizeof(nb), d->not_before);
     kurer_time_format(na, sizeof(na), d->not_after);
+    char stale[256], sd[64];
+    stale_text(d, stale, sizeof(stale));
+    kurer_time_format(sd, sizeof(sd), d->crl_stale_since);
     w->have = 1;
     if (g_json)
         snprintf(w->line, sizeof(w->line),
                  "{\"status\":\"%s\",\"serial\":%llu,\"clearance\":\"%s\","
-                 "\"not_before\":\"%s\",\"not_after\":\"%s\",\"fingerprint\":\"%s\"}",
+                 "\"not_before\":\"%s\",\"not_after\":\"%s\",\"fingerprint\":\"%s\","
+                 "\"crl_stale\":%s,\"crl_next_update\":\"%s\"}",
                  d->status == 0 ? "valid" : kurer_err_name(d->status),
                  (unsigned long long)d->serial, d->clearance ? kurer_level_name(d->clearance) : "",
-                 nb, na, d->cert_fingerprint);
+                 nb, na, d->cert_fingerprint, stale[0] ? "true" : "false", stale[0] ? sd : "");
     else
         snprintf(w->line, sizeof(w->line),
                  "%s, serial %llu, authority %s%s%s, valid %s to %s\n"
-                 "                 fingerprint %s",
+                 "                 fingerprint %s%s%s",
                  d->status == 0 ? "valid" : kurer_strerror(d->status),
                  (unsigned long long)d->serial, d->authority, d->clearance ? ", cleared for " : "",
-                 d->clearance ? kurer_level_name(d->clearance) : "", nb, na, d->cert_fingerprint);
+                 d->clearance ? kurer_level_name(d->clearance) : "", nb, na, d->cert_fingerprint,
+                 stale[0] ? "\n                 warning: " : "", stale);
     return 0;
 }
 
@@ -1360,7 +1381,12 @@ static const char help_verify[] =
     "Shows, for every device of USER@AUTH, the safety number to compare with that person and\n"
     "the device certificate (serial, clearance, authority, validity, status). The device list\n"
     "is refreshed from the relay's directory first (each chain verified against the root and\n"
-    "the revocation lists); --offline shows what the home holds.\n";
+    "the revocation lists); --offline shows what the home holds.\n"
+    "\n"
+    "A revocation list (the authority's, or the root's list of authorities) past its next\n"
+    "update is shown as a warning: for 7 days the device stays valid, then it is refused\n"
+    "(status ECRLSTALE, 'revocation list is past its next update') until the relay hands out\n"
+    "a newer list. JSON: \"crl_stale\" and \"crl_next_update\".\n";
 
 typedef struct verify_ctx {
     kurer *k;
@@ -1370,8 +1396,10 @@ typedef struct verify_ctx {
 static int verify_row(void *ud, const kurer_peer_device *d)
 {
     verify_ctx *v = ud;
-    char fp[64] = "", nb[64], na[64];
+    char fp[64] = "", nb[64], na[64], stale[256], sd[64];
     int frc = kurer_fingerprint(v->k, d->user, d->device_id, fp);
+    stale_text(d, stale, sizeof(stale));
+    kurer_time_format(sd, sizeof(sd), d->crl_stale_since);
     kurer_time_format(nb, sizeof(nb), d->not_before);
     kurer_time_format(na, sizeof(na), d->not_after);
     if (g_json) {
@@ -1381,8 +1409,9 @@ static int verify_row(void *ud, const kurer_peer_device *d)
                d->clearance ? kurer_level_name(d->clearance) : "");
         json_str(stdout, d->authority);
         printf(",\"not_before\":\"%s\",\"not_after\":\"%s\",\"certificate\":\"%s\","
-               "\"status\":\"%s\"}",
-               nb, na, d->cert_fingerprint, d->status == 0 ? "valid" : kurer_err_name(d->status));
+               "\"status\":\"%s\",\"crl_stale\":%s,\"crl_next_update\":\"%s\"}",
+               nb, na, d->cert_fingerprint, d->status == 0 ? "valid" : kurer_err_name(d->status),
+               stale[0] ? "true" : "false", stale[0] ? sd : "");
     } else {
         printf("device %u\n", d->device_id);
         if (frc == 0) {
@@ -1396,6 +1425,10 @@ static int verify_row(void *ud, const kurer_peer_device *d)
         if (d->clearance)
             printf("  clearance      %s\n", kurer_level_name(d->clearance));
         printf("  valid          %s to %s\n  fingerprint    %s\n", nb, na, d->cert_fingerprint);
+        if (stale[0])
+            printf("  warning        %s: %s\n", stale,
+                   d->status == 0 ? "revocations made since may be missing"
+                                  : "refused until a newer list arrives");
     }
     v->n++;
     return 0;

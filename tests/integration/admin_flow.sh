@@ -62,6 +62,28 @@ refused() { # refused NAME DIR SUBSTRING CMD...: exit 1, message, DIR unchanged
     fi
 }
 
+has() { # has NAME SUBSTRING: the output of the command run last contains SUBSTRING too
+    if [[ "$out" == *"$2"* ]]; then
+        echo "ok   $1"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $1: output lacks: $2"
+        echo "$out" | sed 's/^/    /'
+        failed=$((failed + 1))
+    fi
+}
+
+lacks() { # lacks NAME SUBSTRING: ... does not contain SUBSTRING
+    if [[ "$out" != *"$2"* ]]; then
+        echo "ok   $1"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $1: output has: $2"
+        echo "$out" | sed 's/^/    /'
+        failed=$((failed + 1))
+    fi
+}
+
 flip() { # flip FILE OFFSET: invert one byte (negative offset: from the end)
     python3 - "$1" "$2" <<'PY'
 import sys
@@ -73,6 +95,7 @@ PY
 }
 
 R() { env KURER_ADMIN_PASSPHRASE=$ROOTP "$A" "$@"; }
+RR() { env -u KURER_ADMIN_PASSPHRASE KURER_ADMIN_ROOT_PASSPHRASE=$ROOTP "$A" "$@"; }
 FM() { env KURER_ADMIN_PASSPHRASE=$FMP "$A" "$@"; }
 SK() { env KURER_ADMIN_PASSPHRASE=$SKP "$A" "$@"; }
 NEWAUTH() { # NEWAUTH PASS ARGS...: authority init under root/ with the root passphrase
@@ -84,11 +107,15 @@ NEWAUTH() { # NEWAUTH PASS ARGS...: authority init under root/ with the root pas
 
 echo "== command line"
 check version 0 "kurer-admin " "$A" --version
-for c in "root init" "authority init" issue revoke verify show log publish; do
+for c in "root init" "root revoke" "authority init" issue revoke "crl renew" verify show log \
+    publish; do
     # shellcheck disable=SC2086
     check "help $c" 0 "usage: kurer-admin $c" "$A" $c --help
 done
-for c in "root init" "authority init" issue revoke verify show log publish; do
+check help-root-group 0 "usage: kurer-admin root revoke" "$A" root --help
+check root-no-subcommand 2 "'root' needs a subcommand: init or revoke" "$A" root frob
+for c in "root init" "root revoke" "authority init" issue revoke "crl renew" verify show log \
+    publish; do
     # shellcheck disable=SC2086
     check "short-help $c" 0 "usage: kurer-admin $c" "$A" $c -h
 done
@@ -533,6 +560,121 @@ else
 fi
 check show-garbage 1 "is not a certificate, chain, request, revocation list or key file" \
     "$A" show trunc.csr
+
+echo "== the root revokes authorities"
+NEWAUTH gone-passphrase-1 --root root --dir gone --id gone.dk --name "Gone" >/dev/null || exit 1
+NEWAUTH gone-passphrase-2 --root root --dir gone2 --id gone2.dk --name "Gone too" >/dev/null ||
+    exit 1
+GS=$("$A" show --json gone/authority.crt | python3 -c 'import json,sys; print(json.load(sys.stdin)["certificate"]["serial"])')
+"$H" csr zed.csr zed@gone.dk 1 "Zed laptop" || exit 1
+check issue-zed 0 "issued zed@gone.dk device 1" env KURER_ADMIN_PASSPHRASE=gone-passphrase-1 \
+    "$A" issue --authority gone --csr zed.csr --out zed.chain
+check root-revoke-usage 2 "exactly one of --cert and --serial" RR root revoke --root root
+check root-revoke-device-reason 2 "unknown --reason 'device-lost' for an authority" RR root \
+    revoke --root root --serial "$GS" --reason device-lost
+refused root-revoke-unknown-serial root "serial 999 was never issued by the root in root" \
+    env -u KURER_ADMIN_ROOT_PASSPHRASE "$A" root revoke --root root --serial 999
+refused root-revoke-itself root "serial 1 is the root's own certificate: a root is replaced" \
+    env -u KURER_ADMIN_ROOT_PASSPHRASE "$A" root revoke --root root --serial 1
+refused root-revoke-device root "is a DEVICE certificate; a root revokes authorities" \
+    env -u KURER_ADMIN_ROOT_PASSPHRASE "$A" root revoke --root root --cert x-exp/alice.chain.leaf
+refused root-revoke-foreign root "auth3/authority.crt was not issued by the root in root" \
+    env -u KURER_ADMIN_ROOT_PASSPHRASE "$A" root revoke --root root --cert auth3/authority.crt
+refused root-revoke-authority-dir fm "fm is an authority directory, not a root directory" \
+    RR root revoke --root fm --serial 2
+refused root-revoke-wrong-passphrase root "wrong passphrase for root/root.key" \
+    env KURER_ADMIN_ROOT_PASSPHRASE=not-the-root-pass "$A" root revoke --root root --serial "$GS"
+refused root-revoke-no-passphrase root "no passphrase for root/root.key" \
+    env -u KURER_ADMIN_ROOT_PASSPHRASE "$A" root revoke --root root --serial "$GS"
+check root-revoke 0 "revoked authority gone.dk (serial $GS), reason key-compromise" RR root \
+    revoke --root root --serial "$GS" --reason key-compromise
+has root-revoke-list-v1 "revocation list version 1 in root/crl"
+cp root/crl root-crl-v1
+check root-crl-show 0 "the root: the serials are authorities'" "$A" show root/crl
+check root-crl-show-json 0 '"issuer_role":"ROOT"' "$A" show --json root/crl
+check root-crl-verifies 0 "valid revocation list of root root (authorities it revoked), version 1" \
+    "$A" verify --root root/root.crt root/crl
+check verify-device-of-revoked-authority 1 \
+    "zed.chain: certificate revoked: its authority gone.dk (serial $GS) is revoked by the root (reason key-compromise" \
+    "$A" verify --root root/root.crt --crl root/crl --crl gone/crl zed.chain
+check verify-device-of-revoked-authority-no-own-list 1 "is revoked by the root" "$A" verify \
+    --root root/root.crt --crl root/crl zed.chain
+check verify-revoked-authority 1 "gone/authority.crt: authority certificate revoked by the root" \
+    "$A" verify --root root/root.crt --crl root/crl gone/authority.crt
+check verify-zed-without-root-list 0 "valid DEVICE certificate" "$A" verify --root root/root.crt \
+    --crl gone/crl zed.chain
+check verify-other-authority-with-root-list 0 "its authority against the root's list version 1" \
+    "$A" verify --root root/root.crt --crl root/crl --crl sk/crl bob.chain
+check verify-root-list-json 0 '"root_crl_version":1' "$A" verify --json --root root/root.crt \
+    --crl root/crl --crl sk/crl bob.chain
+refused root-revoke-twice root "authority gone.dk (serial $GS) is already revoked (list version 1)" \
+    RR root revoke --root root --serial "$GS"
+check root-revoke-cert-json 0 '"crl_version":2' RR root revoke --root root --cert \
+    gone2/authority.crt --reason superseded --json
+check root-log-revoke 0 "REVOKE serial $GS AUTHORITY gone.dk reason key-compromise" "$A" log \
+    --root root
+cp -a root root-rb && cp root-crl-v1 root-rb/crl
+refused root-revoke-on-rolled-back-list root-rb "root-rb/crl (version 1) is older than root-rb/issuance.log" \
+    RR root revoke --root root-rb --serial 3
+cp -a root root-nocrl && rm root-nocrl/crl
+refused root-revoke-list-missing root-nocrl "root-nocrl/crl is missing but root-nocrl/issuance.log records a revocation" \
+    RR root revoke --root root-nocrl --serial 3
+
+echo "== renewing lists before their next update"
+check crl-renew-usage 2 "exactly one of --authority and --root" "$A" crl renew
+check crl-no-subcommand 2 "'crl' needs a subcommand: renew" "$A" crl
+check crl-renew-root 0 "renewed the revocation list of root root: version 3, 2 revoked" RR crl \
+    renew --root root
+refused crl-renew-root-none root3 "has no revocation list yet" RR crl renew --root root3
+refused crl-renew-rolled-back fm-crl-rollback "is older than fm-crl-rollback/issuance.log" \
+    FM crl renew --authority fm-crl-rollback
+refused crl-renew-wrong-passphrase fm "wrong passphrase for fm/authority.key" \
+    env KURER_ADMIN_PASSPHRASE=nope-nope-nope "$A" crl renew --authority fm
+check crl-renew-authority 0 '"revoked":2' FM crl renew --authority fm --crl-days 60 --json
+check crl-renew-keeps-revocations 1 "certificate revoked: alice@fm.dk device 1" "$A" verify \
+    --root root/root.crt --crl fm/crl alice.chain
+
+echo "== stale revocation lists"
+export KURER_ADMIN_PASSPHRASE=$SKP
+"$H" crl-dated sk -3 sk-stale.crl || exit 1 # past next_update, inside the 7-day grace
+"$H" crl-dated sk -10 sk-dead.crl || exit 1 # past the grace
+unset KURER_ADMIN_PASSPHRASE
+env KURER_ADMIN_ROOT_PASSPHRASE=$ROOTP "$H" crl-dated root -9 root-dead.crl || exit 1
+check verify-stale-warning 0 "warning: bob.chain: revocation list of sk.dk is past its next update (" \
+    "$A" verify --root root/root.crt --crl sk-stale.crl bob.chain
+has verify-stale-still-valid "valid DEVICE certificate"
+check verify-stale-json 0 '"crl_stale":true,"warning":"revocation list of sk.dk is past its next update' \
+    "$A" verify --json --root root/root.crt --crl sk-stale.crl bob.chain
+check verify-stale-refused 1 "bob.chain: refused: revocation list of sk.dk is past its next update" \
+    "$A" verify --root root/root.crt --crl sk-dead.crl bob.chain
+check verify-stale-refused-json 1 '"code":"ECRLSTALE"' "$A" verify --json --root root/root.crt \
+    --crl sk-dead.crl bob.chain
+check verify-stale-grace-longer 0 "warning: bob.chain: revocation list of sk.dk" "$A" verify \
+    --crl-grace 30 --root root/root.crt --crl sk-dead.crl bob.chain
+check verify-stale-grace-never 0 "valid DEVICE certificate" "$A" verify --crl-grace never \
+    --root root/root.crt --crl sk-dead.crl bob.chain
+check verify-stale-grace-zero 1 "its grace of 0 days is over" "$A" verify --crl-grace 0 \
+    --root root/root.crt --crl sk-stale.crl bob.chain
+check verify-bad-grace 2 "--crl-grace must be a number of days from 0 to 36500, or never" \
+    "$A" verify --crl-grace soon --root root/root.crt bob.chain
+check verify-stale-list-file 1 "sk-dead.crl: refused: revocation list of sk.dk is past its next update" \
+    "$A" verify --root root/root.crt sk-dead.crl
+check verify-stale-list-file-warning 0 "warning: sk-stale.crl: revocation list of sk.dk" \
+    "$A" verify --root root/root.crt sk-stale.crl
+check verify-fresh-list-no-warning 0 "valid revocation list of sk.dk" "$A" verify --root \
+    root/root.crt sk/crl
+lacks verify-fresh-list-no-warning-2 "warning"
+check show-stale 0 "past its next update: relays and clients refuse what it covers" "$A" show \
+    sk-stale.crl
+check show-stale-json 0 '"stale":true' "$A" show --json sk-stale.crl
+check verify-stale-root-list-authority 1 "refused: revocation list of root root is past its next update" \
+    "$A" verify --root root/root.crt --crl root-dead.crl sk/authority.crt
+check verify-stale-root-list-device 1 "refused: revocation list of root root is past its next update" \
+    "$A" verify --root root/root.crt --crl root-dead.crl --crl sk/crl bob.chain
+check verify-stale-root-list-never 0 "valid DEVICE certificate" "$A" verify --crl-grace never \
+    --root root/root.crt --crl root-dead.crl --crl sk/crl bob.chain
+check verify-stale-root-list-revoked-first 1 "is revoked by the root" "$A" verify --root \
+    root/root.crt --crl root-dead.crl zed.chain
 
 echo "== $pass passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -9,7 +9,12 @@
  *   admin_helper resign-authority ROOTDIR AUTHDIR NOT_BEFORE NOT_AFTER
  *       re-signs AUTHDIR/authority.crt with the root key (passphrase from
  *       KURER_ADMIN_ROOT_PASSPHRASE) with the given validity (Unix seconds, or +N/-N days
- *       from now). */
+ *       from now).
+ *   admin_helper crl-dated DIR NEXT_UPDATE OUT
+ *       writes to OUT the revocation list of DIR (an authority's directory, key passphrase from
+ *       KURER_ADMIN_PASSPHRASE, or a root's, from KURER_ADMIN_ROOT_PASSPHRASE) re-signed with
+ *       the next version and the given next_update (as above; issued 30 days before it): a
+ *       list that is already stale, which kurer-admin never writes. */
 #include "kurer/cert.h"
 #include "kurer/certmsg.h"
 #include "kurer/crypto.h"
@@ -166,6 +171,46 @@ static int cmd_resign(char **v)
     return 0;
 }
 
+static int cmd_crl_dated(char **v)
+{
+    char path[4096];
+    uint8_t *d;
+    size_t n;
+    kurer_crl crl;
+    kurer_signing_key key = {0};
+    kurer_buf b;
+    int is_root = kurer_path_join(path, sizeof(path), v[0], "authority.crt") != 0 ||
+                  kurer_file_exists(path) != 0;
+    const char *pass = getenv(is_root ? "KURER_ADMIN_ROOT_PASSPHRASE" : "KURER_ADMIN_PASSPHRASE");
+    int rc;
+    if (pass == NULL)
+        return die("crl-dated: passphrase variable", KURER_EINVAL);
+    if ((rc = kurer_path_join(path, sizeof(path), v[0], is_root ? "root.key" : "authority.key")) !=
+            0 ||
+        (rc = kurer_signing_key_load(&key, path, pass, strlen(pass))) != 0)
+        return die("key", rc);
+    if ((rc = kurer_path_join(path, sizeof(path), v[0], "crl")) != 0 ||
+        (rc = kurer_file_read(path, KURER_CRL_BYTES_MAX, &d, &n)) != 0)
+        return die("crl", rc);
+    rc = kurer_crl_decode(d, n, &crl);
+    free(d);
+    if (rc != 0)
+        return die("crl", rc);
+    crl.version++;
+    if ((rc = parse_time(v[1], &crl.next_update)) != 0)
+        return die("time", rc);
+    crl.issued_at = crl.next_update - 30 * 86400;
+    kurer_cert issuer = crl.issuer_cert;
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    if ((rc = kurer_crl_sign(&crl, &key, &issuer)) != 0 || (rc = kurer_crl_encode(&crl, &b)) != 0 ||
+        (rc = kurer_file_write(v[2], b.data, b.len, 0644, 1)) != 0)
+        return die("crl-dated", rc);
+    kurer_buf_release(&b);
+    kurer_crl_release(&crl);
+    kurer_signing_key_release(&key);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int rc = kurer_crypto_init();
@@ -179,6 +224,8 @@ int main(int argc, char **argv)
         return cmd_csr_pair(argv + 2);
     if (argc == 6 && strcmp(argv[1], "resign-authority") == 0)
         return cmd_resign(argv + 2);
+    if (argc == 5 && strcmp(argv[1], "crl-dated") == 0)
+        return cmd_crl_dated(argv + 2);
     fprintf(stderr, "usage: see the comment at the top of admin_helper.c\n");
     return 2;
 }

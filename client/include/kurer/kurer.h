@@ -114,7 +114,10 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_import_certs(kurer *k, const uint8_t *de
 KURER_EXPORT KURER_MUST_CHECK int kurer_add_peer(kurer *k, const uint8_t *chain, size_t len);
 
 /* Verifies a SignedRevocationList against the root and keeps it if newer (KURER_ESTALE if
- * not). Effective at once for every check that follows. */
+ * not): an authority's list of devices, or the root's own list of authorities (which revokes
+ * every device of a listed authority). Effective at once for every check that follows, and
+ * kept in the store across restarts. A list past its next_update by more than 7 days makes the
+ * chains it covers fail with KURER_ECRLSTALE until a newer one is added. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_add_revocations(kurer *k, const uint8_t *data, size_t len);
 
 /* Who stands in the way of a level. */
@@ -186,7 +189,16 @@ typedef struct kurer_peer_device {
     const char *authority; /* authority id */
     int64_t not_before, not_after;
     const char *cert_fingerprint; /* BLAKE2b-256 of the certificate body, hex */
+    /* Revocation freshness: which held lists covering this chain are past their next_update
+     * (KURER_PEER_STALE_*; 0 if all are current). With status 0 they are inside the grace
+     * period: show a warning, revocations made since may be missing. With status
+     * KURER_ECRLSTALE the grace is over and the device is refused until a newer list comes. */
+    unsigned crl_stale;
+    int64_t crl_stale_since; /* the earliest next_update of those lists (Unix seconds), or 0 */
 } kurer_peer_device;
+
+#define KURER_PEER_STALE_AUTHORITY_LIST 1u /* the authority's list of its devices */
+#define KURER_PEER_STALE_ROOT_LIST      2u /* the root's list of authorities */
 
 /* Calls fn for each device of user the home holds a certificate for, lowest id first (the
  * struct is valid during the call only; a non-zero return stops and is returned). */

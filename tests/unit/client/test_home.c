@@ -80,8 +80,10 @@ static void make_pki(world *w, kurer_level ceiling, kurer_level auth_level)
     w->root_len = buf.len;
 }
 
-/* Issues a certificate for the request in the home's device.csr, at the given clearance. */
-static void issue(world *w, dev *d, kurer_level level, uint64_t serial, kurer_chain *out)
+/* Issues a certificate for the request in the home's device.csr, at the given clearance, by
+ * the authority key/cert. */
+static void issue_by(world *w, dev *d, kurer_level level, uint64_t serial, kurer_chain *out,
+                     const kurer_signing_key *key, const kurer_cert *cert)
 {
     uint8_t *data = NULL;
     size_t len = 0;
@@ -96,13 +98,18 @@ static void issue(world *w, dev *d, kurer_level level, uint64_t serial, kurer_ch
     memcpy(b.identity_key, csr.body.identity_key, sizeof(b.identity_key));
     memcpy(b.noise_key, csr.body.noise_key, sizeof(b.noise_key));
     memset(out, 0, sizeof(*out));
-    assert_int_equal(kurer_cert_sign(&b, &w->auth_key, &out->certs[0]), 0);
-    out->certs[1] = w->auth;
+    assert_int_equal(kurer_cert_sign(&b, key, &out->certs[0]), 0);
+    out->certs[1] = *cert;
     out->n = 2;
 }
 
-static void enrol(world *w, dev *d, const char *user, uint32_t device_id, kurer_level level,
-                  uint64_t serial)
+static void issue(world *w, dev *d, kurer_level level, uint64_t serial, kurer_chain *out)
+{
+    issue_by(w, d, level, serial, out, &w->auth_key, &w->auth);
+}
+
+static void enrol_by(world *w, dev *d, const char *user, uint32_t device_id, kurer_level level,
+                     uint64_t serial, const kurer_signing_key *key, const kurer_cert *cert)
 {
     kurer_create_options o;
     kurer_buf buf;
@@ -123,12 +130,18 @@ static void enrol(world *w, dev *d, const char *user, uint32_t device_id, kurer_
     o.clock_ud = w;
     assert_int_equal(kurer_create(&o, PASS, strlen(PASS), NULL, &d->k), 0);
     assert_int_equal(kurer_file_exists(kurer_csr_path(d->k)), 0);
-    issue(w, d, level, serial, &d->chain);
+    issue_by(w, d, level, serial, &d->chain, key, cert);
     d->serial = serial;
     kurer_buf_init_fixed(&buf, d->chain_bytes, sizeof(d->chain_bytes));
     assert_int_equal(kurer_chain_encode(&d->chain, &buf), 0);
     d->chain_len = buf.len;
     assert_int_equal(kurer_import_chain(d->k, d->chain_bytes, d->chain_len), 0);
+}
+
+static void enrol(world *w, dev *d, const char *user, uint32_t device_id, kurer_level level,
+                  uint64_t serial)
+{
+    enrol_by(w, d, user, device_id, level, serial, &w->auth_key, &w->auth);
 }
 
 static void rm_home(const char *home)
@@ -379,26 +392,59 @@ static void test_duplicates(void **state)
     assert_string_equal(s.last, "intact");
 }
 
-static void make_crl(world *w, uint64_t version, uint64_t serial, uint8_t *out, size_t cap,
-                     size_t *len)
+/* A list by key/cert (an authority's, or the root's) revoking serial, encoded into out. */
+static void make_list(world *w, const kurer_signing_key *key, const kurer_cert *cert,
+                      uint64_t version, int64_t next_update, uint64_t serial, uint8_t *out,
+                      size_t cap, size_t *len)
 {
     kurer_crl crl;
     kurer_buf buf;
     memset(&crl, 0, sizeof(crl));
     crl.version = version;
     crl.issued_at = w->now;
-    crl.next_update = w->now + 7 * DAY;
+    crl.next_update = next_update;
     crl.revoked = calloc(1, sizeof(*crl.revoked));
     assert_non_null(crl.revoked);
     crl.revoked[0].serial = serial;
     crl.revoked[0].revoked_at = w->now;
     crl.revoked[0].reason = KURER_REASON_DEVICE_LOST;
     crl.n_revoked = 1;
-    assert_int_equal(kurer_crl_sign(&crl, &w->auth_key, &w->auth), 0);
+    assert_int_equal(kurer_crl_sign(&crl, key, cert), 0);
     kurer_buf_init_fixed(&buf, out, cap);
     assert_int_equal(kurer_crl_encode(&crl, &buf), 0);
     *len = buf.len;
     kurer_crl_release(&crl);
+}
+
+static void make_crl(world *w, uint64_t version, uint64_t serial, uint8_t *out, size_t cap,
+                     size_t *len)
+{
+    make_list(w, &w->auth_key, &w->auth, version, w->now + 7 * DAY, serial, out, cap, len);
+}
+
+typedef struct peer_seen {
+    int n, status;
+    unsigned crl_stale;
+    int64_t since;
+} peer_seen;
+
+static int peer_row(void *ud, const kurer_peer_device *d)
+{
+    peer_seen *p = ud;
+    p->n++;
+    p->status = d->status;
+    p->crl_stale = d->crl_stale;
+    p->since = d->crl_stale_since;
+    return 0;
+}
+
+static peer_seen peer_status(dev *d, const char *user)
+{
+    peer_seen p;
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(kurer_peer_devices(d->k, user, peer_row, &p), 0);
+    assert_int_equal(p.n, 1);
+    return p;
 }
 
 static void test_revoked(void **state)
@@ -429,6 +475,110 @@ static void test_revoked(void **state)
     assert_int_equal(kurer_open(w->bob.home, PASS, strlen(PASS), NULL, test_clock, w, &w->bob.k),
                      0);
     assert_int_equal(deliver(&w->bob, "anna@mof", &v.e[0], &st), KURER_EREVOKED);
+}
+
+/* The root revokes a whole authority (mod): Bob (mof) refuses to send to Carl (mod) and
+ * refuses what Carl sends, Anna (mof) is unaffected, and the root's list survives a restart. */
+static void test_authority_revoked(void **state)
+{
+    world *w = *state;
+    kurer_signing_key mod_key;
+    kurer_cert mod;
+    kurer_cert_body b;
+    dev carl;
+    envs v;
+    int st = -1;
+    uint8_t crl[8192];
+    size_t crl_len = 0;
+    kurer_refusal why;
+
+    body_common(&b, KURER_ROLE_AUTHORITY, "mod", 3, KURER_LEVEL_CONFIDENTIAL, w->now);
+    assert_int_equal(kurer_signing_key_generate(&mod_key), 0);
+    memcpy(b.signing_key, mod_key.pk, 32);
+    assert_int_equal(kurer_cert_sign(&b, &w->root_key, &mod), 0);
+    memset(&carl, 0, sizeof(carl));
+    enrol_by(w, &carl, "carl@mod", 1, KURER_LEVEL_RESTRICTED, 3001, &mod_key, &mod);
+    assert_int_equal(kurer_add_peer(w->bob.k, carl.chain_bytes, carl.chain_len), 0);
+    assert_int_equal(kurer_add_peer(carl.k, w->bob.chain_bytes, w->bob.chain_len), 0);
+    kurer_prekey_bundle *pb = malloc(sizeof(*pb));
+    assert_non_null(pb);
+    bundle_of(&w->bob, pb, 1);
+    assert_int_equal(kurer__session_process_bundle(kurer__home_session(carl.k), pb), 0);
+    free(pb);
+    send_msg(&carl, "bob@mof", KURER_LEVEL_RESTRICTED, "Hej fra mod", &v);
+    assert_int_equal(deliver(&w->bob, "carl@mod", &v.e[0], &st), 0);
+    assert_int_equal(kurer_check_send(w->bob.k, "carl@mod", KURER_LEVEL_RESTRICTED, &why), 0);
+
+    /* The root's list naming mod's serial. */
+    make_list(w, &w->root_key, &w->root, 1, w->now + 7 * DAY, 3, crl, sizeof(crl), &crl_len);
+    assert_int_equal(kurer_add_revocations(w->bob.k, crl, crl_len), 0);
+    send_msg(&carl, "bob@mof", KURER_LEVEL_RESTRICTED, "after the revocation", &v);
+    assert_int_equal(deliver(&w->bob, "carl@mod", &v.e[0], &st), KURER_EREVOKED);
+    assert_int_equal(history(&w->bob, "carl@mod").n, 1);
+    assert_int_equal(kurer_check_send(w->bob.k, "carl@mod", KURER_LEVEL_UNCLASSIFIED, &why),
+                     KURER_EREVOKED);
+    assert_int_equal(why.by, KURER_REFUSED_BY_RECIPIENT);
+    assert_string_equal(why.user, "carl@mod");
+    assert_int_equal(kurer__home_queue(w->bob.k, "carl@mod", 1, "x", &why, NULL), KURER_EREVOKED);
+    assert_int_equal(peer_status(&w->bob, "carl@mod").status, KURER_EREVOKED);
+    /* mof and its users are not touched by it. */
+    assert_int_equal(kurer_check_send(w->bob.k, "anna@mof", KURER_LEVEL_RESTRICTED, &why), 0);
+    assert_int_equal(peer_status(&w->bob, "anna@mof").status, 0);
+    /* Loaded again at open, from the store. */
+    kurer_close(w->bob.k);
+    assert_int_equal(kurer_open(w->bob.home, PASS, strlen(PASS), NULL, test_clock, w, &w->bob.k),
+                     0);
+    assert_int_equal(kurer_add_revocations(w->bob.k, crl, crl_len), KURER_ESTALE);
+    assert_int_equal(deliver(&w->bob, "carl@mod", &v.e[0], &st), KURER_EREVOKED);
+    assert_int_equal(kurer_check_send(w->bob.k, "carl@mod", KURER_LEVEL_UNCLASSIFIED, &why),
+                     KURER_EREVOKED);
+
+    kurer_close(carl.k);
+    rm_home(carl.home);
+    kurer_signing_key_release(&mod_key);
+}
+
+/* A list past its next_update: a warning for 7 days, then the authority's devices (here Bob's
+ * own too) are refused until a newer list comes. */
+static void test_crl_stale(void **state)
+{
+    world *w = *state;
+    envs v;
+    int st = -1;
+    uint8_t crl[8192];
+    size_t crl_len = 0;
+    kurer_refusal why;
+    const int64_t next = w->now + DAY;
+    first_contact(w);
+    make_list(w, &w->auth_key, &w->auth, 1, next, 999, crl, sizeof(crl), &crl_len);
+    assert_int_equal(kurer_add_revocations(w->bob.k, crl, crl_len), 0);
+    peer_seen p = peer_status(&w->bob, "anna@mof");
+    assert_int_equal(p.status, 0);
+    assert_int_equal(p.crl_stale, 0);
+
+    w->now += 2 * DAY; /* past next_update, inside the grace */
+    p = peer_status(&w->bob, "anna@mof");
+    assert_int_equal(p.status, 0);
+    assert_int_equal(p.crl_stale, KURER_PEER_STALE_AUTHORITY_LIST);
+    assert_int_equal(p.since, next);
+    send_msg(&w->anna, "bob@mof", KURER_LEVEL_RESTRICTED, "still within the grace", &v);
+    assert_int_equal(deliver(&w->bob, "anna@mof", &v.e[0], &st), 0);
+
+    w->now += 7 * DAY; /* past next_update + 7 days */
+    send_msg(&w->anna, "bob@mof", KURER_LEVEL_RESTRICTED, "too late", &v);
+    assert_int_equal(deliver(&w->bob, "anna@mof", &v.e[0], &st), KURER_ECRLSTALE);
+    assert_int_equal(kurer_check_send(w->bob.k, "anna@mof", 1, &why), KURER_ECRLSTALE);
+    p = peer_status(&w->bob, "anna@mof");
+    assert_int_equal(p.status, KURER_ECRLSTALE);
+    assert_int_equal(p.since, next);
+
+    /* A newer list: the same envelope (never decrypted) goes through. */
+    make_list(w, &w->auth_key, &w->auth, 2, w->now + 30 * DAY, 999, crl, sizeof(crl), &crl_len);
+    assert_int_equal(kurer_add_revocations(w->bob.k, crl, crl_len), 0);
+    assert_int_equal(deliver(&w->bob, "anna@mof", &v.e[0], &st), 0);
+    assert_string_equal(history(&w->bob, "anna@mof").last, "too late");
+    assert_int_equal(kurer_check_send(w->bob.k, "anna@mof", 1, &why), 0);
+    w->now -= 9 * DAY;
 }
 
 static void test_expired(void **state)
@@ -697,6 +847,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_conversation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authority_revoked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crl_stale, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),

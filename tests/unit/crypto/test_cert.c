@@ -375,6 +375,310 @@ static void test_crl_replay(void **state)
     kurer_crl_release(&crl);
 }
 
+/* A list by any issuer (authority or root), with the given next_update (0: none). */
+static void make_list(const kurer_signing_key *key, const kurer_cert *cert, uint64_t version,
+                      int64_t next_update, const uint64_t *serials, size_t n, kurer_buf *out)
+{
+    kurer_crl crl;
+    memset(&crl, 0, sizeof(crl));
+    crl.version = version;
+    crl.issued_at = NOW - 30 * DAY;
+    crl.next_update = next_update;
+    crl.revoked = calloc(n ? n : 1, sizeof(*crl.revoked));
+    for (size_t i = 0; i < n; i++) {
+        crl.revoked[i].serial = serials[i];
+        crl.revoked[i].revoked_at = NOW - DAY;
+        crl.revoked[i].reason = KURER_REASON_KEY_COMPROMISE;
+    }
+    crl.n_revoked = n;
+    assert_int_equal(kurer_crl_sign(&crl, key, cert), 0);
+    kurer_buf_reset(out);
+    assert_int_equal(kurer_crl_encode(&crl, out), 0);
+    kurer_crl_release(&crl);
+}
+
+static void add_list(pki *p, const kurer_buf *b)
+{
+    assert_int_equal(kurer_trust_add_crl(p->trust, b->data, b->len, NULL), 0);
+}
+
+/* A device of mof, verified at now. */
+static kurer_chain mof_device(pki *p, uint64_t serial)
+{
+    kurer_cert_body b;
+    kurer_cert dev;
+    device_body(&b, "anna@mof", serial, KURER_LEVEL_RESTRICTED);
+    issue(p, &b, &dev);
+    return chain_of(&dev, &p->auth);
+}
+
+/* Past next_update, inside the grace: the chain verifies and says so. */
+static void test_crl_stale_warning(void **state)
+{
+    pki *p = *state;
+    kurer_verified v;
+    kurer_buf b;
+    const uint64_t other[] = {3};
+    kurer_chain ch = mof_device(p, 20);
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    make_list(&p->auth_key, &p->auth, 1, NOW - DAY, other, 1, &b);
+    add_list(p, &b);
+    assert_int_equal(kurer_trust_crl_grace(p->trust), 7 * DAY);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), 0);
+    assert_int_equal(v.crl_stale, KURER_STALE_AUTHORITY_CRL);
+    assert_int_equal(v.crl_stale_since, NOW - DAY);
+    assert_int_equal(kurer_trust_crl_freshness(p->trust, kurer_trust_crl(p->trust, 0), NOW), 1);
+    /* Before next_update, or exactly at it, the list is current. */
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW - DAY, &v), 0);
+    assert_int_equal(v.crl_stale, 0);
+    assert_int_equal(v.crl_stale_since, 0);
+    /* A newer list clears the flag. */
+    make_list(&p->auth_key, &p->auth, 2, NOW + DAY, other, 1, &b);
+    add_list(p, &b);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), 0);
+    assert_int_equal(v.crl_stale, 0);
+    kurer_buf_release(&b);
+}
+
+/* Past next_update + grace: the authority's chains are refused until a newer list comes. */
+static void test_crl_stale_refused(void **state)
+{
+    pki *p = *state;
+    kurer_verified v;
+    kurer_buf b;
+    kurer_chain ch = mof_device(p, 21);
+    const int64_t next = NOW - 8 * DAY;
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    make_list(&p->auth_key, &p->auth, 1, next, NULL, 0, &b);
+    add_list(p, &b);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), KURER_ECRLSTALE);
+    assert_int_equal(v.crl_stale, KURER_STALE_AUTHORITY_CRL);
+    assert_int_equal(v.crl_stale_since, next);
+    assert_int_equal(kurer_err_category(KURER_ECRLSTALE), KURER_CAT_POLICY);
+    assert_string_equal(kurer_err_name(KURER_ECRLSTALE), "ECRLSTALE");
+    assert_int_equal(KURER_ECRLSTALE, -47);
+    /* The boundary: next_update + grace still passes, one second later does not. */
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, next + 7 * DAY, &v), 0);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, next + 7 * DAY + 1, &v),
+                     KURER_ECRLSTALE);
+    /* Another authority's devices are not affected by mof's list. */
+    kurer_cert_body db;
+    kurer_cert dev;
+    device_body(&db, "bo@mod", 5, KURER_LEVEL_RESTRICTED);
+    assert_int_equal(kurer_cert_sign(&db, &p->other_auth_key, &dev), 0);
+    kurer_chain och = chain_of(&dev, &p->other_auth);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &och, NOW, &v), 0);
+    assert_int_equal(v.crl_stale, 0);
+    /* A revoked device stays revoked: EREVOKED, not ECRLSTALE. */
+    const uint64_t s[] = {21};
+    make_list(&p->auth_key, &p->auth, 2, next, s, 1, &b);
+    add_list(p, &b);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), KURER_EREVOKED);
+    /* A current list lifts the refusal. */
+    make_list(&p->auth_key, &p->auth, 3, NOW + DAY, NULL, 0, &b);
+    add_list(p, &b);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), 0);
+    kurer_buf_release(&b);
+}
+
+/* The grace is policy: 0 refuses at once, NEVER only flags, a negative one is refused. */
+static void test_crl_grace_policy(void **state)
+{
+    pki *p = *state;
+    kurer_verified v;
+    kurer_buf b;
+    kurer_chain ch = mof_device(p, 22);
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    make_list(&p->auth_key, &p->auth, 1, NOW - 1, NULL, 0, &b);
+    add_list(p, &b);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), 0);
+    assert_int_equal(kurer_trust_set_crl_grace(p->trust, 0), 0);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), KURER_ECRLSTALE);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW - 1, &v), 0);
+    assert_int_equal(kurer_trust_set_crl_grace(p->trust, KURER_TRUST_CRL_GRACE_NEVER), 0);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW + 300 * DAY, &v), 0);
+    assert_int_equal(v.crl_stale, KURER_STALE_AUTHORITY_CRL);
+    assert_int_equal(kurer_trust_set_crl_grace(p->trust, -2), KURER_EINVAL);
+    assert_int_equal(kurer_trust_crl_grace(p->trust), KURER_TRUST_CRL_GRACE_NEVER);
+    /* A huge grace does not overflow into a refusal. */
+    assert_int_equal(kurer_trust_set_crl_grace(p->trust, INT64_MAX), 0);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW + 300 * DAY, &v), 0);
+    kurer_buf_release(&b);
+}
+
+/* A list without next_update never goes stale. */
+static void test_crl_no_next_update(void **state)
+{
+    pki *p = *state;
+    kurer_verified v;
+    kurer_buf b;
+    kurer_chain ch = mof_device(p, 23);
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    make_list(&p->auth_key, &p->auth, 1, 0, NULL, 0, &b);
+    add_list(p, &b);
+    assert_int_equal(kurer_trust_set_crl_grace(p->trust, 0), 0);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW + 300 * DAY, &v), 0);
+    assert_int_equal(v.crl_stale, 0);
+    assert_int_equal(kurer_trust_crl_freshness(p->trust, kurer_trust_crl(p->trust, 0), INT64_MAX),
+                     0);
+    kurer_buf_release(&b);
+}
+
+/* The root revokes mof (serial 100): mof's devices and mof itself are refused, mod is not. */
+static void test_root_crl_revokes_authority(void **state)
+{
+    pki *p = *state;
+    kurer_verified v;
+    kurer_buf b;
+    uint64_t version = 0;
+    uint8_t rid[KURER_KEY_ID_LEN], aid[KURER_KEY_ID_LEN];
+    const uint64_t s[] = {100};
+    kurer_chain ch = mof_device(p, 24);
+    const kurer_cert *root = NULL;
+    kurer_cert_key_id(&p->root, rid);
+    kurer_cert_key_id(&p->auth, aid);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), 0);
+    assert_int_equal(v.authority_serial, 100);
+    assert_memory_equal(v.root_key_id, rid, KURER_KEY_ID_LEN);
+    kurer_verified kept = v;
+    assert_int_equal(kurer_trust_chain_revoked(p->trust, &kept), 0);
+
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    make_list(&p->root_key, &p->root, 1, NOW + DAY, s, 1, &b);
+    /* It travels and decodes like any list: issuer the root, its key id, its certificate. */
+    kurer_crl l;
+    assert_int_equal(kurer_crl_decode(b.data, b.len, &l), 0);
+    assert_int_equal(l.issuer_cert.body.role, KURER_ROLE_ROOT);
+    assert_string_equal(l.issuer, "dk");
+    assert_memory_equal(l.issuer_key_id, rid, KURER_KEY_ID_LEN);
+    assert_int_equal(kurer_crl_verify(&l, &p->root), 0);
+    kurer_crl_release(&l);
+    assert_int_equal(kurer_trust_add_crl(p->trust, b.data, b.len, &version), 0);
+    assert_int_equal(version, 1);
+
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), KURER_EREVOKED);
+    assert_int_equal(kurer_trust_verify_authority(p->trust, &p->auth, NOW, &root), KURER_EREVOKED);
+    assert_null(root);
+    assert_int_equal(kurer_trust_chain_revoked(p->trust, &kept), 1);
+    assert_true(kurer_trust_is_revoked(p->trust, rid, 100));
+    /* The device serial itself is not on mof's list (there is none). */
+    assert_false(kurer_trust_is_revoked(p->trust, aid, 24));
+    /* mod under the same root, with a serial of its own (the fixture gives both 100). */
+    kurer_cert_body ab = p->other_auth.body;
+    kurer_cert mod;
+    ab.serial = 101;
+    assert_int_equal(kurer_cert_sign(&ab, &p->root_key, &mod), 0);
+    assert_int_equal(kurer_trust_verify_authority(p->trust, &mod, NOW, &root), 0);
+    assert_non_null(root);
+    kurer_cert_body db;
+    kurer_cert dev;
+    device_body(&db, "bo@mod", 6, KURER_LEVEL_RESTRICTED);
+    assert_int_equal(kurer_cert_sign(&db, &p->other_auth_key, &dev), 0);
+    kurer_chain och = chain_of(&dev, &mod);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &och, NOW, &v), 0);
+    assert_int_equal(v.authority_serial, 101);
+    assert_int_equal(kurer_trust_chain_revoked(p->trust, &v), 0);
+    kurer_buf_release(&b);
+}
+
+/* Who may sign a list of authorities: only a pinned root, with its own key, newer versions. */
+static void test_root_crl_rules(void **state)
+{
+    pki *p = *state;
+    kurer_buf b;
+    const uint64_t s[] = {100};
+    kurer_crl crl;
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    /* A root we do not pin. */
+    make_list(&p->other_root_key, &p->other_root, 1, NOW + DAY, s, 1, &b);
+    assert_int_equal(kurer_trust_add_crl(p->trust, b.data, b.len, NULL), KURER_EUNTRUSTED);
+    /* Our root's certificate, signed with another key: the key is not the root's. */
+    memset(&crl, 0, sizeof(crl));
+    crl.version = 5;
+    crl.issued_at = NOW;
+    assert_int_equal(kurer_crl_sign(&crl, &p->other_root_key, &p->other_root), 0);
+    crl.issuer_cert = p->root;
+    kurer_buf_reset(&b);
+    assert_int_equal(kurer_crl_encode(&crl, &b), 0);
+    assert_int_equal(kurer_trust_add_crl(p->trust, b.data, b.len, NULL), KURER_EISSUER);
+    assert_int_equal(kurer_crl_verify(&crl, &p->root), KURER_EISSUER);
+    /* A root certificate with our root's subject and key id claim but another key. */
+    crl.issuer_cert = p->other_root;
+    assert_int_equal(kurer_crl_verify(&crl, &p->root), KURER_EKEYMISMATCH);
+    kurer_crl_release(&crl);
+    /* A root certificate with our key whose self-signature is broken. */
+    memset(&crl, 0, sizeof(crl));
+    crl.version = 6;
+    crl.issued_at = NOW;
+    assert_int_equal(kurer_crl_sign(&crl, &p->root_key, &p->root), 0);
+    crl.issuer_cert.signature[3] ^= 1;
+    assert_int_equal(kurer_crl_verify(&crl, &p->root), KURER_EBADSIG);
+    crl.issuer_cert = p->root;
+    crl.signature[9] ^= 1;
+    assert_int_equal(kurer_crl_verify(&crl, &p->root), KURER_EBADSIG);
+    kurer_crl_release(&crl);
+    /* A device certificate signs no list. */
+    kurer_cert_body db;
+    kurer_cert dev;
+    device_body(&db, "anna@mof", 30, KURER_LEVEL_RESTRICTED);
+    issue(p, &db, &dev);
+    memset(&crl, 0, sizeof(crl));
+    crl.version = 1;
+    assert_int_equal(kurer_crl_sign(&crl, &p->auth_key, &dev), KURER_EINVAL);
+    assert_int_equal(kurer_crl_sign(&crl, &p->auth_key, &p->auth), 0);
+    crl.issuer_cert = dev;
+    assert_int_equal(kurer_crl_verify(&crl, &p->root), KURER_EROLE);
+    kurer_crl_release(&crl);
+    assert_int_equal(kurer_trust_crl_count(p->trust), 0);
+    /* Versions are monotonic per root as per authority, and the two never mix. */
+    make_list(&p->root_key, &p->root, 4, NOW + DAY, s, 1, &b);
+    add_list(p, &b);
+    make_list(&p->root_key, &p->root, 3, NOW + DAY, NULL, 0, &b);
+    assert_int_equal(kurer_trust_add_crl(p->trust, b.data, b.len, NULL), KURER_ESTALE);
+    make_list(&p->root_key, &p->root, 4, NOW + DAY, NULL, 0, &b);
+    assert_int_equal(kurer_trust_add_crl(p->trust, b.data, b.len, NULL), KURER_ESTALE);
+    make_list(&p->auth_key, &p->auth, 1, NOW + DAY, NULL, 0, &b);
+    add_list(p, &b);
+    assert_int_equal(kurer_trust_crl_count(p->trust), 2);
+    kurer_verified v;
+    kurer_chain ch = mof_device(p, 31);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), KURER_EREVOKED);
+    kurer_buf_release(&b);
+}
+
+/* The root's list goes stale like an authority's: every chain under that root warns, then
+ * is refused, and so is the authority itself. */
+static void test_root_crl_stale(void **state)
+{
+    pki *p = *state;
+    kurer_verified v;
+    kurer_buf b;
+    const kurer_cert *root;
+    kurer_chain ch = mof_device(p, 25);
+    kurer_buf_init(&b, KURER_CRL_BYTES_MAX);
+    make_list(&p->root_key, &p->root, 1, NOW - DAY, NULL, 0, &b);
+    add_list(p, &b);
+    make_list(&p->auth_key, &p->auth, 1, NOW - 2 * DAY, NULL, 0, &b);
+    add_list(p, &b);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW, &v), 0);
+    assert_int_equal(v.crl_stale, KURER_STALE_ROOT_CRL | KURER_STALE_AUTHORITY_CRL);
+    assert_int_equal(v.crl_stale_since, NOW - 2 * DAY);
+    assert_int_equal(kurer_trust_verify_authority(p->trust, &p->auth, NOW, &root), 0);
+    /* The authority's list renewed; the root's past its grace. */
+    make_list(&p->auth_key, &p->auth, 2, NOW + 30 * DAY, NULL, 0, &b);
+    add_list(p, &b);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW + 6 * DAY, &v), 0);
+    assert_int_equal(v.crl_stale, KURER_STALE_ROOT_CRL);
+    assert_int_equal(kurer_trust_verify_chain(p->trust, &ch, NOW + 6 * DAY + 1, &v),
+                     KURER_ECRLSTALE);
+    assert_int_equal(v.crl_stale, KURER_STALE_ROOT_CRL);
+    assert_int_equal(v.crl_stale_since, NOW - DAY);
+    assert_int_equal(kurer_trust_verify_authority(p->trust, &p->auth, NOW + 6 * DAY + 1, &root),
+                     KURER_ECRLSTALE);
+    assert_null(root);
+    kurer_buf_release(&b);
+}
+
 static void test_root_rules(void **state)
 {
     pki *p = *state;
@@ -423,6 +727,13 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tampered_signature),
         cmocka_unit_test(test_revoked_serial),
         cmocka_unit_test(test_crl_replay),
+        cmocka_unit_test(test_crl_stale_warning),
+        cmocka_unit_test(test_crl_stale_refused),
+        cmocka_unit_test(test_crl_grace_policy),
+        cmocka_unit_test(test_crl_no_next_update),
+        cmocka_unit_test(test_root_crl_revokes_authority),
+        cmocka_unit_test(test_root_crl_rules),
+        cmocka_unit_test(test_root_crl_stale),
         cmocka_unit_test(test_root_rules),
         cmocka_unit_test(test_levels),
     };
