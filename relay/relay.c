@@ -38,6 +38,8 @@ typedef struct dir_entry {
     uint32_t device_id;
     uint64_t serial;
     uint8_t authority_key_id[KURER_KEY_ID_LEN];
+    uint64_t authority_serial;             /* on its root's list: the authority is revoked */
+    uint8_t root_key_id[KURER_KEY_ID_LEN]; /* whose list that is */
     int64_t not_after;
     uint8_t *chain; /* CertificateChain bytes */
     size_t chain_len;
@@ -211,10 +213,18 @@ static void dir_free(relay *r)
     htab_free(&r->dir);
 }
 
-/* A device counts as current while its chain is valid and not revoked. */
+/* A device counts as current while its chain is valid and neither it nor its authority is
+ * revoked. */
 static int dir_current(relay *r, const dir_entry *e, int64_t now)
 {
-    return e->not_after > now && !kurer_trust_is_revoked(r->trust, e->authority_key_id, e->serial);
+    if (e->not_after <= now)
+        return 0;
+    kurer_verified v;
+    v.serial = e->serial;
+    v.authority_serial = e->authority_serial;
+    memcpy(v.authority_key_id, e->authority_key_id, KURER_KEY_ID_LEN);
+    memcpy(v.root_key_id, e->root_key_id, KURER_KEY_ID_LEN);
+    return !kurer_trust_chain_revoked(r->trust, &v);
 }
 
 static uint64_t bucket_rate(const relay *r, int which)
@@ -277,6 +287,8 @@ static int dir_put(relay *r, const kurer_device_address *a, const kurer_verified
     e->device_id = a->device_id;
     e->serial = v->serial;
     memcpy(e->authority_key_id, v->authority_key_id, KURER_KEY_ID_LEN);
+    e->authority_serial = v->authority_serial;
+    memcpy(e->root_key_id, v->root_key_id, KURER_KEY_ID_LEN);
     e->not_after = v->not_after;
     free(e->chain);
     e->chain = copy;
@@ -1596,7 +1608,7 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
     }
     /* The chain was checked before the store answered; a list accepted meanwhile missed this
      * connection (disconnect_revoked looks at authenticated ones only). */
-    if (kurer_trust_is_revoked(r->trust, rc->v.authority_key_id, rc->v.serial)) {
+    if (kurer_trust_chain_revoked(r->trust, &rc->v)) {
         refuse(rc, KURER_EREVOKED);
         goto out;
     }
@@ -1644,8 +1656,7 @@ static void conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n)
     (void)n;
     if (rc->nk || !rc->accepted)
         return; /* NK: never authenticated (no identity) */
-    if (kurer_trust_is_revoked(r->trust, rc->v.authority_key_id, rc->v.serial) ||
-        kurer_time_unix() > rc->v.not_after) {
+    if (kurer_trust_chain_revoked(r->trust, &rc->v) || kurer_time_unix() > rc->v.not_after) {
         int code = kurer_time_unix() > rc->v.not_after ? KURER_EEXPIRED : KURER_EREVOKED;
         send_error(rc, 0, code, 1);
         return;
@@ -2123,7 +2134,7 @@ static void disconnect_revoked(relay *r)
 {
     for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
         if (rc->authed && rc->c != NULL && !kurer_conn_closing(rc->c) &&
-            kurer_trust_is_revoked(r->trust, rc->v.authority_key_id, rc->v.serial)) {
+            kurer_trust_chain_revoked(r->trust, &rc->v)) {
             kurer_log(KURER_LOG_WARN, "relay", "revoked_disconnect",
                       (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
                                           KURER_LOG_INT("device", rc->addr.device_id)},
