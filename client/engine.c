@@ -600,6 +600,7 @@ static int permanent(int rc)
     case KURER_EUNREACHABLE:
     case KURER_EHANDSHAKE:
     case KURER_ERESOLVE:
+    case KURER_ECRLSTALE: /* a newer list will come (or the relay withholds it: still no loss) */
         return 0;
     default:
         return 1;
@@ -637,6 +638,17 @@ static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint6
         int frc = kurer__store_message_find(k->st, 0, e->id, emit_message, &c);
         if (frc != 0 && frc != KURER_ENOTFOUND)
             return frc;
+    } else if (rc == KURER_ECRLSTALE) {
+        /* The sender's revocation list is past its next update: not readable now, and not to
+         * be lost. Left unacked, the relay delivers it again at the next connection; the
+         * application hears why. */
+        kurer_log(KURER_LOG_WARN, "client", "envelope_held",
+                  (kurer_log_field[]){KURER_LOG_STR("from", from), KURER_LOG_INT("device", dev),
+                                      KURER_LOG_STR("reason", kurer_err_name(rc))},
+                  3);
+        if (k->events.on_refused != NULL)
+            k->events.on_refused(k->events.ud, from, dev, rc);
+        return 0;
     } else if (rc != KURER_EDUPLICATE) {
         if (!permanent(rc))
             return rc; /* not acked: the relay delivers it again */
