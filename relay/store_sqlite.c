@@ -788,8 +788,8 @@ static void *writer(void *arg)
                 o->err = exec_put(s, o);
                 break;
             case OP_FETCH:
-                o->err = exec_fetch(s, o);
-                break;
+            case OP_COUNT:
+                break; /* reads run after the commit (below) */
             case OP_ACK:
                 o->err = exec_ack(s, o);
                 break;
@@ -801,9 +801,6 @@ static void *writer(void *arg)
                 break;
             case OP_TAKE:
                 o->err = exec_take(s, o);
-                break;
-            case OP_COUNT:
-                o->err = exec_count(s, o);
                 break;
             case OP_CRL:
                 o->err = exec_crl(s, o);
@@ -827,9 +824,17 @@ static void *writer(void *arg)
             kurer_log(KURER_LOG_ERROR, "store", "commit_failed",
                       (kurer_log_field[]){KURER_LOG_STR("error", cause)}, 1);
             for (op *o = batch; o != NULL; o = o->next)
-                if ((o->kind != OP_FETCH && o->kind != OP_COUNT) || o->err == 0)
+                if (o->kind != OP_FETCH && o->kind != OP_COUNT)
                     o->err = txrc;
         }
+        /* Reads see the batch's writes once they are committed, and only then: a read never
+         * hands out a row that a failed commit took back, and a failed write (a full disk)
+         * never fails the reads that came with it. */
+        for (op *o = batch; o != NULL; o = o->next)
+            if (o->kind == OP_FETCH)
+                o->err = exec_fetch(s, o);
+            else if (o->kind == OP_COUNT)
+                o->err = exec_count(s, o);
         pthread_mutex_lock(&s->mu);
         s->writing = 0;
         pthread_cond_broadcast(&s->cv); /* a loader may be waiting for the connection */
