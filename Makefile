@@ -2,10 +2,11 @@
 BUILD      ?= build
 TEST_BUILD ?= build-asan
 BENCH_BUILD ?= build-bench
+FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_Q    := --log-level=WARNING
 
-.PHONY: all bootstrap build demo test bench format lint clean
+.PHONY: all bootstrap build demo test bench fuzz format lint clean
 
 all: build
 
@@ -32,6 +33,12 @@ bench: bootstrap
 	@cmake --build $(BENCH_BUILD) -j $(JOBS) >$(BENCH_BUILD)/build.log 2>&1 || { cat $(BENCH_BUILD)/build.log; exit 1; }
 	@scripts/bench $(BENCH_BUILD)
 
+# The long fuzz campaign, never part of `make test`: every libFuzzer target in turn for
+# FUZZ_CPU_SECONDS of CPU time (default 1800) under nice; FUZZ_MERGE=1 merges what it found back
+# into tests/fuzz/corpus, minimised. See tests/fuzz/README.md.
+fuzz: bootstrap
+	@FUZZ_BUILD=$(FUZZ_BUILD) JOBS=$(JOBS) scripts/fuzz
+
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
 
@@ -42,4 +49,4 @@ lint: build
 	  --std=c11 --project=$(BUILD)/compile_commands.json -i$(CURDIR)/$(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD)
