@@ -1388,6 +1388,7 @@ static void handle_revocation_chunk(rconn *rc, const kurer_client_frame *f)
         upload_drop(rc);
         if (r->upload_bytes + c->total > r->cfg.upload_buffer_max) {
             send_error(rc, f->request_id, KURER_EBUSY, 0);
+            nk_upload_done(rc); /* its one upload cannot be: try again later, anew */
             return;
         }
         if ((rc->up = malloc(c->total)) == NULL) {
@@ -1698,7 +1699,8 @@ static void conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n)
  * mismatch is refused for the price of a comparison. */
 static int leaf_key_matches(const kurer_chain *ch, const uint8_t *rs)
 {
-    return ch->n > 0 && ch->certs[0].body.role == KURER_ROLE_DEVICE &&
+    /* A leaf that is no device certificate has no Noise key: the chain check says EROLE. */
+    return ch->n == 0 || ch->certs[0].body.role != KURER_ROLE_DEVICE ||
            kurer_ct_equal(ch->certs[0].body.noise_key, rs, 32);
 }
 
@@ -1868,7 +1870,6 @@ static void on_connection(uv_stream_t *server, int status)
         free(rc);
         return;
     }
-    r->connections++;
     r->n_conns++;
     r->n_preauth++;
     rc->preauth = 1;
@@ -1891,6 +1892,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     pa->preauth++;
     rc->pa = pa;
+    r->connections++; /* accepted (one refused above counts only as refused) */
 }
 
 /* ---- metrics ------------------------------------------------------------------------------ */
@@ -2342,7 +2344,7 @@ static const struct {
     K(max_preauth_record, 1024, 65535),
     K(max_preauth_per_address, 1, 1000000),
     K(nk_rate, 0, 1000000),
-    K(upload_buffer_max, KURER_CRL_BYTES_MAX, (uint64_t)1 << 32),
+    K(upload_buffer_max, 65536, (uint64_t)1 << 32),
     K(lookup_rate, 0, 1000000),
     K(ping_rate, 0, 1000000),
     K(mailbox_sender_max, 0, 100000000),

@@ -230,8 +230,11 @@ int teardown(void **state)
     kurer_signing_key_release(&w->auth_key);
     kurer_signing_key_release(&w->other_root_key);
     kurer_signing_key_release(&w->other_auth_key);
+    /* KURER_TEST_KEEP=1 keeps the folder (the relay's log) for a look after a failure. */
     snprintf(cmd, sizeof(cmd), "rm -rf %s", w->dir);
-    if (system(cmd) != 0)
+    if (getenv("KURER_TEST_KEEP") != NULL)
+        fprintf(stderr, "kept %s\n", w->dir);
+    else if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", w->dir);
     free(w);
     return 0;
