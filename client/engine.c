@@ -44,8 +44,9 @@ struct kurer__net {
     uint64_t wait_id;          /* the request whose answer is awaited, 0 for none */
     kurer_server_frame *reply; /* its answer, once here */
     push *head, *tail;
-    int queue_empty; /* QueueEmpty seen and every push before it handled */
-    uint64_t *acks;  /* seqs committed, not yet acked */
+    int queue_empty;      /* QueueEmpty seen and every push before it handled */
+    int prekeys_refilled; /* a PrekeysLow was answered on this connection */
+    uint64_t *acks;       /* seqs committed, not yet acked */
     size_t n_acks;
 };
 
@@ -622,6 +623,17 @@ static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint6
     int state = -1;
     const char *from = e->from.user;
     uint32_t dev = e->from.device_id;
+    if (e->to.device_id != k->own.device_id || strcmp(e->to.user, k->own.user) != 0) {
+        /* Not ours: a relay that routes wrongly (or on purpose). Refused, and acked so that it
+         * does not come back on every connection (it is our mailbox's copy only). */
+        kurer_log(KURER_LOG_WARN, "client", "hostile_relay_answer",
+                  (kurer_log_field[]){KURER_LOG_STR("answer", "deliver"),
+                                      KURER_LOG_STR("reason", "addressed to another device")},
+                  2);
+        if (k->events.on_refused != NULL)
+            k->events.on_refused(k->events.ud, from, dev, KURER_EMALFORMED);
+        return ack_later(k->net, seq);
+    }
     int rc = kurer__home_receive(k, e->id, from, dev, e->type, e->content, e->content_len, &state);
     if (rc == KURER_ENOTFOUND || rc == KURER_EKEYMISMATCH) {
         /* A sender we hold no (or an older) certificate for: ask the directory, verify, retry. */
@@ -699,7 +711,12 @@ static int process_pushes(kurer *k, uint64_t deadline)
             rc = handle_deliver(k, p->f.u.deliver.seq, &p->f.u.deliver.envelope, deadline);
             break;
         case KURER_SERVER_PREKEYS_LOW:
-            rc = upload_prekeys(k, deadline);
+            /* One refill per connection: a hostile relay that pushes PrekeysLow again and
+             * again must not make us generate and store prekeys without end. */
+            if (!n->prekeys_refilled) {
+                n->prekeys_refilled = 1;
+                rc = upload_prekeys(k, deadline);
+            }
             break;
         case KURER_SERVER_QUEUE_EMPTY:
             n->queue_empty = 1;
@@ -1111,6 +1128,7 @@ static int connect_now(kurer *k, uint64_t deadline)
     push_free_all(n);
     n->err = 0;
     n->queue_empty = 0;
+    n->prekeys_refilled = 0;
     n->n_acks = 0;
     if ((rc = kurer_net_resolve(k->own.relay, &addr)) != 0)
         return rc;

@@ -321,6 +321,12 @@ static int send_frame(rconn *rc, const kurer_server_frame *f)
         kurer_buf_release(&b);
         return err;
     }
+    if (b.len + KURER_NOISE_TAGLEN > rc->r->lim.max_record) {
+        /* larger than a record (max_record below 65535): an answer the caller refuses with an
+         * Error, not a peer that does not read */
+        kurer_buf_release(&b);
+        return KURER_ELIMIT;
+    }
     err = kurer_conn_send(rc->c, b.data, b.len);
     kurer_buf_release(&b);
     if (err == KURER_ELIMIT) {

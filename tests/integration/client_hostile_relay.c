@@ -54,6 +54,8 @@ typedef enum lie {
     LIE_BUNDLE_NOT_ASKED,    /* fetch of bob's device 1: bob's device 2's bundle too */
     LIE_SEND_DUPLICATE,      /* send to bob: bob ACCEPTED twice */
     LIE_UNKNOWN_OWN_USER,    /* send to bob: bob ACCEPTED, anna UNKNOWN_USER */
+    LIE_PREKEYS_LOW_FLOOD,   /* PrekeysLow pushed again after every prekey upload */
+    LIE_DELIVER_MISROUTED,   /* a Deliver addressed to carol pushed to anna at connect */
 } lie;
 
 typedef struct home {
@@ -84,7 +86,7 @@ typedef struct hrelay {
     /* what the client did */
     kurer_device_address sent[SENT_MAX]; /* every envelope's address, every SendRequest */
     size_t n_sent;
-    int sends, lookups, fetches, fetches_of_carol;
+    int sends, lookups, fetches, fetches_of_carol, prekey_uploads, acked_misrouted;
     const char *error; /* set by the relay thread when something went wrong on its side */
 } hrelay;
 
@@ -417,11 +419,38 @@ static void relay_record(kurer_conn *c, uint8_t *data, size_t len)
     case KURER_CLIENT_REVOCATIONS:
         /* Whatever the revocation frames become, the client tolerates this. */
         answer_error(c, f.request_id, KURER_EUNSUPPORTED);
+        if (lie_now(r, LIE_DELIVER_MISROUTED)) {
+            /* an envelope for carol's device, pushed to anna as seq 77 */
+            static uint8_t content[64];
+            memset(&a, 0, sizeof(a));
+            a.body = KURER_SERVER_DELIVER;
+            a.u.deliver.seq = 77;
+            kurer_random(a.u.deliver.envelope.id, sizeof(a.u.deliver.envelope.id));
+            a.u.deliver.envelope.to = r->w->carol.bundle.address;
+            a.u.deliver.envelope.has_from = 1;
+            a.u.deliver.envelope.from = r->w->bob.bundle.address;
+            a.u.deliver.envelope.type = KURER_ENVELOPE_MESSAGE;
+            a.u.deliver.envelope.content = content;
+            a.u.deliver.envelope.content_len = sizeof(content);
+            answer(c, &a);
+        }
         break;
     case KURER_CLIENT_PREKEYS:
     case KURER_CLIENT_ACK:
+        if (f.body == KURER_CLIENT_ACK)
+            for (size_t i = 0; i < f.u.ack.n; i++)
+                r->acked_misrouted |= f.u.ack.seqs[i] == 77;
+        if (f.body == KURER_CLIENT_PREKEYS)
+            r->prekey_uploads++;
         a.body = KURER_SERVER_OK;
         answer(c, &a);
+        if (f.body == KURER_CLIENT_PREKEYS && r->w->lie == LIE_PREKEYS_LOW_FLOOD) {
+            /* "you are low" again and again: the client refills once per connection */
+            memset(&a, 0, sizeof(a));
+            a.body = KURER_SERVER_PREKEYS_LOW;
+            for (int i = 0; i < 5; i++)
+                answer(c, &a);
+        }
         break;
     default:
         answer_error(c, f.request_id, KURER_EUNSUPPORTED);
@@ -601,6 +630,8 @@ SETUP(directory_foreign_chain, LIE_DIRECTORY_FOREIGN, 0)
 SETUP(bundle_not_asked, LIE_BUNDLE_NOT_ASKED, 1)
 SETUP(send_duplicate_user, LIE_SEND_DUPLICATE, 0)
 SETUP(unknown_own_user, LIE_UNKNOWN_OWN_USER, 0)
+SETUP(prekeys_low_flood, LIE_PREKEYS_LOW_FLOOD, 0)
+SETUP(deliver_misrouted, LIE_DELIVER_MISROUTED, 0)
 
 /* Envelopes the relay saw for user (device 0: any). */
 static size_t sent_to(const world *w, const char *user, uint32_t device)
@@ -827,6 +858,34 @@ static void test_unknown_own_user(void **state)
     stop_and_check_relay(w);
 }
 
+/* A relay that says "your one-time prekeys are low" after every upload: one refill per
+ * connection, not a loop that fills the store. */
+static void test_prekeys_low_flood(void **state)
+{
+    world *w = *state;
+    relay_start(w, 0);
+    assert_int_equal(send_to_bob(w), 0);
+    for (int i = 0; i < 5; i++)
+        (void)kurer_poll(w->anna.k, 100, 0);
+    stop_and_check_relay(w);
+    assert_true(w->relay.prekey_uploads <= 2); /* a first upload, if any, and one refill */
+}
+
+/* A Deliver addressed to another device is refused (logged as a hostile answer, never stored
+ * or shown) and acked, so that it does not come back. */
+static void test_deliver_misrouted(void **state)
+{
+    world *w = *state;
+    relay_start(w, 1);
+    assert_int_equal(kurer_connect(w->anna.k, WAIT_MS), 0);
+    for (int i = 0; i < 20 && !w->relay.acked_misrouted; i++)
+        (void)kurer_poll(w->anna.k, 100, 0);
+    assert_logged(w, "addressed to another device");
+    assert_int_equal(history(w).n, 0);
+    stop_and_check_relay(w);
+    assert_int_equal(w->relay.acked_misrouted, 1);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -842,6 +901,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_send_duplicate_user, setup_send_duplicate_user,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unknown_own_user, setup_unknown_own_user, teardown),
+        cmocka_unit_test_setup_teardown(test_prekeys_low_flood, setup_prekeys_low_flood, teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_misrouted, setup_deliver_misrouted, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
