@@ -1588,6 +1588,74 @@ static void test_held_writes(void **state)
     cl_free(&cb);
 }
 
+/* ---- the store key ----------------------------------------------------------------------- */
+
+/* Whether the writable private memory of process pid holds needle (read through /proc). */
+static int memory_holds(pid_t pid, const char *needle)
+{
+    char path[64], line[512];
+    size_t nlen = strlen(needle);
+    int found = 0;
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    FILE *maps = fopen(path, "r");
+    assert_non_null(maps);
+    snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+    int mem = open(path, O_RDONLY);
+    assert_true(mem >= 0);
+    while (!found && fgets(line, sizeof(line), maps) != NULL) {
+        unsigned long lo, hi;
+        char perms[8], name[256] = "";
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %255s", &lo, &hi, perms, name) < 3)
+            continue;
+        /* the heap and anonymous mappings (ASan's allocator keeps its chunks in those) */
+        if (perms[0] != 'r' || perms[1] != 'w' || (name[0] != '\0' && strcmp(name, "[heap]") != 0))
+            continue;
+        if (hi - lo > (1ul << 30))
+            continue; /* ASan's shadow (terabytes, nearly all untouched): not the heap */
+        for (unsigned long at = lo; at < hi && !found;) {
+            static uint8_t buf[1 << 20];
+            size_t want = hi - at < sizeof(buf) ? hi - at : sizeof(buf);
+            ssize_t got = pread(mem, buf, want, (off_t)at);
+            if (got <= 0)
+                break;
+            found = memmem(buf, (size_t)got, needle, nlen) != NULL;
+            at += (unsigned long)got > nlen ? (unsigned long)got - nlen : (unsigned long)got;
+        }
+    }
+    close(mem);
+    fclose(maps);
+    return found;
+}
+
+/* The store key reaches SQLCipher through sqlite3_key, never as SQL text: SQLite keeps copies of
+ * a statement's text in its heap and frees them unwiped, so a PRAGMA key statement would leave
+ * the key, hex in quotes, in the relay's memory (issue 9, defect 8). */
+static void test_store_key_not_in_heap(void **state)
+{
+    world *w = *state;
+    char path[300], needle[80];
+    uint8_t *key;
+    size_t len;
+    device a;
+    client ca;
+    snprintf(path, sizeof(path), "%s/relay/store.key", w->dir);
+    assert_int_equal(kurer_file_read(path, 64, &key, &len), 0);
+    assert_int_equal(len, 32);
+    memcpy(needle, "\"x'", 3);
+    kurer_hex_encode(needle + 3, key, 32);
+    kurer_memzero(key, len);
+    free(key);
+    start_relay(w, NULL, NULL);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    cl_free(&ca);
+    assert_false(memory_holds(w->relay, "PRAGMA key"));
+    assert_false(memory_holds(w->relay, needle));
+    /* the scan itself works: the relay's own listen address is in its memory */
+    assert_true(memory_holds(w->relay, "127.0.0.1"));
+    assert_int_equal(WEXITSTATUS(stop_relay(w, SIGTERM)), 0);
+}
+
 /* ---- a full disk ------------------------------------------------------------------------- */
 
 static char g_mount[300]; /* the tmpfs under the relay folder, unmounted by teardown_mount */
@@ -1729,6 +1797,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_mailbox_max_one_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_record_deliverable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown_mount),
+        cmocka_unit_test_setup_teardown(test_store_key_not_in_heap, setup, teardown),
 #ifdef KURER_ADMIN_BIN
         cmocka_unit_test_setup_teardown(test_admin_publish, setup, teardown),
 #endif
