@@ -78,3 +78,13 @@ void kurer_hash256(uint8_t out[32], const void *data, size_t n)
 {
     crypto_generichash_blake2b(out, 32, data, n, NULL, 0);
 }
+
+uint64_t kurer_shorthash(const uint8_t key[KURER_SHORTHASH_KEY_LEN], const void *data, size_t n)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    uint64_t v = 0;
+    crypto_shorthash(h, data, n, key);
+    for (size_t i = 0; i < sizeof(h); i++)
+        v |= (uint64_t)h[i] << (8 * i);
+    return v;
+}

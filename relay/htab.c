@@ -6,67 +6,14 @@
 
 #include "kurer/crypto.h"
 
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = ROTL(v1, 13);                                                                         \
-        v1 ^= v0;                                                                                  \
-        v0 = ROTL(v0, 32);                                                                         \
-        v2 += v3;                                                                                  \
-        v3 = ROTL(v3, 16);                                                                         \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = ROTL(v3, 21);                                                                         \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = ROTL(v1, 17);                                                                         \
-        v1 ^= v2;                                                                                  \
-        v2 = ROTL(v2, 32);                                                                         \
-    } while (0)
-
-/* SipHash-2-4 (Aumasson, Bernstein) of data under (k0, k1). */
-static uint64_t siphash(uint64_t k0, uint64_t k1, const uint8_t *in, size_t inlen)
-{
-    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-    uint64_t b = (uint64_t)inlen << 56, m;
-    size_t left = inlen & 7;
-    const uint8_t *end = in + inlen - left;
-    for (; in != end; in += 8) {
-        m = 0;
-        for (int i = 0; i < 8; i++)
-            m |= (uint64_t)in[i] << (8 * i);
-        v3 ^= m;
-        SIPROUND;
-        SIPROUND;
-        v0 ^= m;
-    }
-    for (size_t i = 0; i < left; i++)
-        b |= (uint64_t)in[i] << (8 * i);
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
 int htab_init(htab *t)
 {
-    uint64_t k[2];
     memset(t, 0, sizeof(*t));
     t->b = calloc(64, sizeof(*t->b));
     if (t->b == NULL)
         return KURER_ENOMEM;
     t->mask = 63;
-    kurer_random(k, sizeof(k));
-    t->k0 = k[0];
-    t->k1 = k[1];
+    kurer_random(t->key, sizeof(t->key));
     return 0;
 }
 
@@ -79,7 +26,7 @@ void htab_free(htab *t)
 
 uint64_t htab_hash(const htab *t, const void *data, size_t n)
 {
-    return siphash(t->k0, t->k1, data, n);
+    return kurer_shorthash(t->key, data, n);
 }
 
 uint64_t htab_hash_dev(const htab *t, const char *user, uint32_t device_id)
@@ -94,7 +41,7 @@ uint64_t htab_hash_dev(const htab *t, const char *user, uint32_t device_id)
     buf[n + 2] = (uint8_t)(device_id >> 16);
     buf[n + 3] = (uint8_t)(device_id >> 8);
     buf[n + 4] = (uint8_t)device_id;
-    return siphash(t->k0, t->k1, buf, n + 5);
+    return kurer_shorthash(t->key, buf, n + 5);
 }
 
 hnode *htab_first(const htab *t, uint64_t h)

@@ -1,12 +1,14 @@
 /* A chained hash table with intrusive nodes (private to relay/). Keys are hashed with SipHash-2-4
- * under a random key per table, so that peers who choose user names cannot pile entries into one
- * chain. The table stores nodes only; callers compare their own keys while walking a chain. */
+ * (kurer_shorthash: libsodium's crypto_shorthash) under a random key per table, so that peers who
+ * choose user names cannot pile entries into one chain. The table stores nodes only; callers
+ * compare their own keys while walking a chain. */
 #ifndef KURER_RELAY_HTAB_H
 #define KURER_RELAY_HTAB_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kurer/crypto.h"
 #include "kurer/error.h"
 
 typedef struct hnode {
@@ -18,7 +20,7 @@ typedef struct htab {
     hnode **b;
     size_t mask; /* buckets - 1 (a power of two) */
     size_t n;
-    uint64_t k0, k1;
+    uint8_t key[KURER_SHORTHASH_KEY_LEN]; /* random, per table */
 } htab;
 
 #define HTAB_ENTRY(node, type, member) ((type *)(void *)((char *)(node)-offsetof(type, member)))

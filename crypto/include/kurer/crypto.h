@@ -38,5 +38,11 @@ KURER_EXPORT void kurer_memzero(void *p, size_t n);
 
 /* BLAKE2b-256 of data: used for key ids and fingerprints. */
 KURER_EXPORT void kurer_hash256(uint8_t out[32], const void *data, size_t n);
+/* A keyed 64-bit hash (SipHash-2-4, libsodium's crypto_shorthash) for hash tables whose keys
+ * peers choose: without the random key nobody can make their entries share a chain. Not a MAC,
+ * not for secrets. */
+#define KURER_SHORTHASH_KEY_LEN 16
+KURER_EXPORT uint64_t kurer_shorthash(const uint8_t key[KURER_SHORTHASH_KEY_LEN], const void *data,
+                                      size_t n);
 
 #endif

@@ -121,12 +121,28 @@ static void test_kdf(void **state)
     kurer_buf_release(&rec);
 }
 
+/* kurer_shorthash is SipHash-2-4: the reference vector of Aumasson and Bernstein's paper (key
+ * 00..0f, message 00..0e, 0xa129ca6149be45e5), and a different key gives a different hash. */
+static void test_shorthash(void **state)
+{
+    uint8_t key[KURER_SHORTHASH_KEY_LEN], msg[15];
+    (void)state;
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (uint8_t)i;
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (uint8_t)i;
+    assert_true(kurer_shorthash(key, msg, sizeof(msg)) == 0xa129ca6149be45e5ULL);
+    key[0] ^= 1;
+    assert_true(kurer_shorthash(key, msg, sizeof(msg)) != 0xa129ca6149be45e5ULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keyfile_roundtrip),
         cmocka_unit_test(test_keyfile_on_disk),
         cmocka_unit_test(test_kdf),
+        cmocka_unit_test(test_shorthash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
