@@ -1,5 +1,6 @@
 #include "kurer/log.h"
 #include "kurer/buf.h"
+#include "kurer/json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,25 +32,6 @@ int kurer_log_level_parse(const char *s, kurer_log_level *out)
     return KURER_EINVAL;
 }
 
-static int put_json_string(kurer_buf *b, const char *s)
-{
-    int rc = kurer_buf_put_u8(b, '"');
-    for (; rc == 0 && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            uint8_t esc[2] = {'\\', c};
-            rc = kurer_buf_put(b, esc, 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            char esc[8];
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            rc = kurer_buf_put(b, esc, 6);
-        } else {
-            rc = kurer_buf_put_u8(b, c);
-        }
-    }
-    return rc != 0 ? rc : kurer_buf_put_u8(b, '"');
-}
-
 static int put_str(kurer_buf *b, const char *s)
 {
     return kurer_buf_put(b, s, strlen(s));
@@ -79,15 +61,15 @@ void kurer_log(kurer_log_level level, const char *component, const char *event,
     rc = rc ? rc : put_str(&b, "\",\"level\":\"");
     rc = rc ? rc : put_str(&b, names[level]);
     rc = rc ? rc : put_str(&b, "\",\"component\":");
-    rc = rc ? rc : put_json_string(&b, component);
+    rc = rc ? rc : kurer_json_put_string(&b, component);
     rc = rc ? rc : put_str(&b, ",\"event\":");
-    rc = rc ? rc : put_json_string(&b, event);
+    rc = rc ? rc : kurer_json_put_string(&b, event);
     for (size_t i = 0; rc == 0 && i < nfields; i++) {
         rc = kurer_buf_put_u8(&b, ',');
-        rc = rc ? rc : put_json_string(&b, fields[i].key);
+        rc = rc ? rc : kurer_json_put_string(&b, fields[i].key);
         rc = rc ? rc : kurer_buf_put_u8(&b, ':');
         if (rc == 0 && fields[i].str != NULL) {
-            rc = put_json_string(&b, fields[i].str);
+            rc = kurer_json_put_string(&b, fields[i].str);
         } else if (rc == 0) {
             snprintf(num, sizeof(num), "%lld", (long long)fields[i].num);
             rc = put_str(&b, num);
