@@ -16,6 +16,7 @@
 #include "kurer/frame.h"
 #include "kurer/issuelog.h"
 #include "kurer/keys.h"
+#include "kurer/secret.h"
 #include "kurer/net.h"
 #include "kurer/tty.h"
 #include "kurer/util.h"
@@ -54,8 +55,6 @@
 #define F_DIRLOCK         ".lock"
 #define DEFAULT_PASS      "KURER_ADMIN_PASSPHRASE"
 #define DEFAULT_ROOT_PASS "KURER_ADMIN_ROOT_PASSPHRASE"
-#define PASS_MAX          KURER_PASSPHRASE_MAX
-#define PASS_MIN_NEW      KURER_PASSPHRASE_MIN_NEW
 #define PATH_MAX_LEN      4096
 #define DAY               86400
 #define SKEW              600 /* not_before is backdated this much for devices whose clocks lag */
@@ -385,44 +384,13 @@ static int opt_level(const args *a, const char *name, kurer_level *out, int *giv
 
 /* ------------------------------------------------------------------------ passphrases */
 
-typedef struct secret {
-    char *p; /* guarded memory, PASS_MAX + 1 bytes */
-    size_t n;
-} secret;
-
-static void secret_free(secret *s)
-{
-    if (s->p != NULL) {
-        kurer_memzero(s->p, PASS_MAX + 1);
-        kurer_secure_free(s->p);
-    }
-    s->p = NULL;
-    s->n = 0;
-}
-
-/* The passphrase of the key described by what: from the environment variable envname, or
- * (when that is unset) from a no-echo prompt on the terminal, asked twice when confirm is set.
- * A new key (is_new) needs at least PASS_MIN_NEW characters. */
-static int get_passphrase(const char *envname, const char *what, int is_new, secret *out)
+/* The passphrase from envname or the terminal, in guarded memory (kurer/secret.h); a refusal
+ * with the reason otherwise. */
+static int get_passphrase(const char *envname, const char *what, int is_new, kurer_secret *out)
 {
     char why[700];
-    char *again;
-    int rc;
-    out->n = 0;
-    out->p = kurer_secure_alloc(PASS_MAX + 1);
-    again = kurer_secure_alloc(PASS_MAX + 1);
-    if (out->p == NULL || again == NULL) {
-        kurer_secure_free(again);
-        secret_free(out);
-        return refuse(KURER_ENOMEM, "cannot allocate protected memory for a passphrase");
-    }
-    rc = kurer_passphrase_get(envname, what, is_new, out->p, again, &out->n, why, sizeof(why));
-    kurer_secure_free(again); /* wiped by kurer_passphrase_get and again by the free */
-    if (rc != 0) {
-        secret_free(out);
-        return refuse(rc, "%s", why);
-    }
-    return 0;
+    int rc = kurer_secret_passphrase(envname, what, is_new, out, why, sizeof(why));
+    return rc != 0 ? refuse(rc, "%s", why) : 0;
 }
 
 /* ------------------------------------------------------------------------ files */
@@ -967,9 +935,9 @@ static int issuer_load(issuer *is, const char *dir, int is_root, int check_valid
 }
 
 /* Opens the issuer's key with the passphrase from envname and checks it is the certificate's. */
-static int issuer_open_key(issuer *is, const char *envname, secret *keep)
+static int issuer_open_key(issuer *is, const char *envname, kurer_secret *keep)
 {
-    secret pass;
+    kurer_secret pass;
     char what[PATH_MAX_LEN + 16];
     int rc;
     struct stat st;
@@ -992,7 +960,7 @@ static int issuer_open_key(issuer *is, const char *envname, secret *keep)
     if (rc == 0 && keep != NULL)
         *keep = pass; /* the caller frees it */
     else
-        secret_free(&pass);
+        kurer_secret_free(&pass);
     if (rc == KURER_EPASSPHRASE)
         return refuse(rc, "wrong passphrase for %s (or the key file was altered)", is->key_path);
     if (rc == KURER_ENOENT)
@@ -1117,7 +1085,7 @@ static int cmd_root_init(int argc, char **argv)
     kurer_cert cert;
     kurer_kdf_params kdf;
     kurer_signing_key key = {0};
-    secret pass = {0};
+    kurer_secret pass = {0};
     issuer is;
     kurer_log_entry e;
     kurer_buf crt;
@@ -1185,7 +1153,7 @@ static int cmd_root_init(int argc, char **argv)
                   (rc = move_aside(is.log_path, now)) || (rc = move_aside(is.serial_path, now))))
         goto out;
     rc = kurer_signing_key_save(&key, is.key_path, pass.p, pass.n, &kdf, 0);
-    secret_free(&pass);
+    kurer_secret_free(&pass);
     if (rc != 0) {
         rc = write_refused(is.key_path, rc);
         goto out;
@@ -1218,7 +1186,7 @@ static int cmd_root_init(int argc, char **argv)
     jstr("certificate", is.crt_path);
     jstr("key", is.key_path);
 out:
-    secret_free(&pass);
+    kurer_secret_free(&pass);
     kurer_signing_key_release(&key);
     kurer_buf_release(&crt);
     issuer_release(&is);
@@ -1373,7 +1341,7 @@ static int auth_files_absent(const issuer *is, int force)
 static int cmd_authority_init(int argc, char **argv)
 {
     int rootlock = -1, authlock = -1;
-    secret root_pass = {0};
+    kurer_secret root_pass = {0};
     static const optdef defs[] = {{"help", 0, 0},
                                   {"json", 0, 0},
                                   {"root", 1, 0},
@@ -1398,7 +1366,7 @@ static int cmd_authority_init(int argc, char **argv)
     kurer_cert cert;
     kurer_crl crl;
     kurer_kdf_params kdf;
-    secret pass = {0};
+    kurer_secret pass = {0};
     kurer_buf crt, crl_img, root_img;
     kurer_log_entry e;
     kurer_serial_state st;
@@ -1466,7 +1434,7 @@ static int cmd_authority_init(int argc, char **argv)
                     "administrators must never learn the root passphrase");
         goto out;
     }
-    secret_free(&root_pass);
+    kurer_secret_free(&root_pass);
     if ((rc = kurer_signing_key_generate(&auth.key)) != 0) {
         rc = refuse(rc, "cannot generate a key: %s", kurer_strerror(rc));
         goto out;
@@ -1527,7 +1495,7 @@ static int cmd_authority_init(int argc, char **argv)
          (rc = move_aside(auth.serial_path, now)) || (rc = move_aside(auth.root_path, now))))
         goto out;
     rc = kurer_signing_key_save(&auth.key, auth.key_path, pass.p, pass.n, &kdf, 0);
-    secret_free(&pass);
+    kurer_secret_free(&pass);
     if (rc != 0) {
         rc = write_refused(auth.key_path, rc);
         goto out;
@@ -1563,8 +1531,8 @@ static int cmd_authority_init(int argc, char **argv)
     jstr("certificate", auth.crt_path);
     jstr("crl", auth.crl_path);
 out:
-    secret_free(&pass);
-    secret_free(&root_pass);
+    kurer_secret_free(&pass);
+    kurer_secret_free(&root_pass);
     kurer_crl_release(&crl);
     kurer_buf_release(&crt);
     kurer_buf_release(&root_img);

@@ -8,6 +8,7 @@
 #include "kurer/crypto.h"
 #include "kurer/error.h"
 #include "kurer/keys.h"
+#include "kurer/secret.h"
 #include "kurer/kurer.h"
 #include "kurer/log.h"
 #include "kurer/net.h"
@@ -40,8 +41,6 @@
 #define PASS_ENV     "KURER_PASSPHRASE"
 #define NEW_PASS_ENV "KURER_NEW_PASSPHRASE"
 #define HOLD_ENV     "KURER_TEST_HOLD"
-#define PASS_MAX     KURER_PASSPHRASE_MAX
-#define PASS_MIN_NEW KURER_PASSPHRASE_MIN_NEW
 #define FILE_MAX     ((size_t)KURER_CRL_BYTES_MAX + 65536)
 #define NET_TIMEOUT  30 /* seconds, default for connect and send */
 #define LOCK_ENV     "KURER_LOCK_WAIT"
@@ -302,43 +301,13 @@ static int parse_level(const char *s, int *out)
 
 /* ------------------------------------------------------------------------ passphrases */
 
-typedef struct secret {
-    char *p; /* guarded memory, PASS_MAX + 1 bytes */
-    size_t n;
-} secret;
-
-static void secret_free(secret *s)
-{
-    if (s->p != NULL) {
-        kurer_memzero(s->p, PASS_MAX + 1);
-        kurer_secure_free(s->p);
-    }
-    s->p = NULL;
-    s->n = 0;
-}
-
-/* From the environment variable envname, else a no-echo prompt on the terminal (twice for a new
- * passphrase, which needs at least PASS_MIN_NEW characters). */
-static int get_passphrase(const char *envname, const char *what, int is_new, secret *out)
+/* The passphrase from envname or the terminal, in guarded memory (kurer/secret.h); a refusal
+ * with the reason otherwise. */
+static int get_passphrase(const char *envname, const char *what, int is_new, kurer_secret *out)
 {
     char why[700];
-    char *again;
-    int rc;
-    out->n = 0;
-    out->p = kurer_secure_alloc(PASS_MAX + 1);
-    again = kurer_secure_alloc(PASS_MAX + 1);
-    if (out->p == NULL || again == NULL) {
-        kurer_secure_free(again);
-        secret_free(out);
-        return refuse(KURER_ENOMEM, "cannot allocate protected memory for a passphrase");
-    }
-    rc = kurer_passphrase_get(envname, what, is_new, out->p, again, &out->n, why, sizeof(why));
-    kurer_secure_free(again); /* wiped by kurer_passphrase_get and again by the free */
-    if (rc != 0) {
-        secret_free(out);
-        return refuse(rc, "%s", why);
-    }
-    return 0;
+    int rc = kurer_secret_passphrase(envname, what, is_new, out, why, sizeof(why));
+    return rc != 0 ? refuse(rc, "%s", why) : 0;
 }
 
 /* ------------------------------------------------------------------------ the home lock */
@@ -434,7 +403,7 @@ static const char *g_lock_as; /* what lock_home records: the command, or "recv -
 /* Opens HOME with its passphrase; a wrong one is a clear error and changes nothing. */
 static int open_home(const char *home, kurer **k)
 {
-    secret pw;
+    kurer_secret pw;
     char what[300];
     snprintf(what, sizeof(what), "the device home %s", home);
     struct stat hst;
@@ -453,7 +422,7 @@ static int open_home(const char *home, kurer **k)
     if (rc != 0)
         return rc;
     rc = kurer_open(home, pw.p, pw.n, NULL, NULL, NULL, k);
-    secret_free(&pw);
+    kurer_secret_free(&pw);
     if (rc == KURER_EPASSPHRASE)
         return refuse(rc, "wrong passphrase for %s", home);
     if (rc == KURER_ENOENT)
@@ -666,7 +635,7 @@ static int cmd_init(int argc, char **argv)
         o.kdf_ops = p.opslimit;
         o.kdf_mem = p.memlimit;
     }
-    secret pw;
+    kurer_secret pw;
     char what[300];
     snprintf(what, sizeof(what), "the new device home %s", home);
     if ((rc = get_passphrase(PASS_ENV, what, 1, &pw)) != 0) {
@@ -677,7 +646,7 @@ static int cmd_init(int argc, char **argv)
     struct stat hst;
     mode_t before = stat(home, &hst) == 0 && S_ISDIR(hst.st_mode) ? hst.st_mode & 0777 : 0;
     rc = kurer_create(&o, pw.p, pw.n, NULL, &k);
-    secret_free(&pw);
+    kurer_secret_free(&pw);
     free(root);
     if (rc == KURER_EEXIST)
         return refuse(rc, "%s already holds a device home", home);
@@ -1554,7 +1523,7 @@ static int cmd_passwd(int argc, char **argv)
     args a;
     const char *home;
     kurer *k = NULL;
-    secret pw;
+    kurer_secret pw;
     int rc;
     if ((rc = args_parse(&a, defs, sizeof(defs) / sizeof(defs[0]), argc, argv, 0)) != 0)
         return rc;
@@ -1570,7 +1539,7 @@ static int cmd_passwd(int argc, char **argv)
     snprintf(what, sizeof(what), "the device home %s (new)", home);
     if ((rc = get_passphrase(NEW_PASS_ENV, what, 1, &pw)) == 0) {
         rc = kurer_passwd(k, pw.p, pw.n, NULL);
-        secret_free(&pw);
+        kurer_secret_free(&pw);
         if (rc != 0)
             refuse(rc, "passphrase not changed: %s", kurer_strerror(rc));
         else if (g_json)
