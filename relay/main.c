@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kurer/args.h"
 #include "kurer/error.h"
 #include "kurer/log.h"
 #include "relay.h"
@@ -134,97 +135,69 @@ static void config_error(const char *path, int line)
                 v, (unsigned long long)lo, (unsigned long long)hi);
 }
 
-static int need(int i, int argc, char **argv)
+#define V      KURER_OPT_VALUE
+#define NROOTS (sizeof(((kurer_relay_opts *)0)->roots) / sizeof(const char *))
+#define NCRLS  (sizeof(((kurer_relay_opts *)0)->crl_files) / sizeof(const char *))
+
+static const kurer_opt init_opts[] = {{"help", 0, 0}, {"dir", V, 0}};
+static const kurer_opt run_opts[] = {
+    {"help", 0, 0},    {"dir", V, 0},      {"listen", V, 0},  {"root", V, NROOTS},
+    {"crl", V, NCRLS}, {"store", V, 0},    {"metrics", V, 0}, {"metrics-public", 0, 0},
+    {"config", V, 0},  {"log-level", V, 0}};
+
+/* --log-level, case-insensitive. */
+static int set_log_level(const char *v)
 {
-    if (i + 1 >= argc) {
-        fprintf(stderr, "kurer-relay: %s needs a value\n", argv[i]);
-        return 0;
+    kurer_log_level lvl;
+    char low[16];
+    size_t n = 0;
+    for (; v[n] != '\0' && n + 1 < sizeof(low); n++)
+        low[n] = (char)tolower((unsigned char)v[n]);
+    low[n] = '\0';
+    if (v[n] != '\0' || kurer_log_level_parse(low, &lvl) != 0) {
+        fprintf(stderr,
+                "kurer-relay: --log-level %s: unknown level (debug, info, warn, error, off)\n", v);
+        return 2;
     }
-    return 1;
+    kurer_log_set(stderr, lvl);
+    return 0;
 }
 
-int main(int argc, char **argv)
+static int cmd_init(const kurer_args *a)
 {
-    umask(077); /* relay.db, its WAL and shared-memory files: owner only */
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(USAGE, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (strcmp(argv[1], "--version") == 0) {
-        printf("kurer-relay %s\n", KURER_VERSION);
-        return 0;
-    }
-    const char *cmd = argv[1];
-    kurer_relay_opts o;
-    const char *config = NULL;
-    memset(&o, 0, sizeof(o));
-    kurer_relay_config_default(&o.cfg);
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        if (strcmp(a, "--metrics-public") == 0) {
-            o.metrics_public = 1;
-            continue;
-        }
-        if (!need(i, argc, argv))
-            return 2;
-        const char *v = argv[++i];
-        if (strcmp(a, "--dir") == 0) {
-            o.dir = v;
-        } else if (strcmp(a, "--listen") == 0) {
-            o.listen = v;
-        } else if (strcmp(a, "--metrics") == 0) {
-            o.metrics = v;
-        } else if (strcmp(a, "--config") == 0) {
-            config = v;
-        } else if (strcmp(a, "--store") == 0) {
-            if (strcmp(v, "sqlite") != 0) {
-                fprintf(stderr, "kurer-relay: --store %s: only sqlite is available\n", v);
-                return 2;
-            }
-        } else if (strcmp(a, "--root") == 0) {
-            if (o.n_roots == 8) {
-                fprintf(stderr, "kurer-relay: at most 8 --root\n");
-                return 2;
-            }
-            o.roots[o.n_roots++] = v;
-        } else if (strcmp(a, "--crl") == 0) {
-            if (o.n_crls == 8) {
-                fprintf(stderr, "kurer-relay: at most 8 --crl\n");
-                return 2;
-            }
-            o.crl_files[o.n_crls++] = v;
-        } else if (strcmp(a, "--log-level") == 0) {
-            kurer_log_level lvl;
-            char low[16];
-            size_t n = 0;
-            for (; v[n] != '\0' && n + 1 < sizeof(low); n++)
-                low[n] = (char)tolower((unsigned char)v[n]);
-            low[n] = '\0';
-            if (v[n] != '\0' || kurer_log_level_parse(low, &lvl) != 0) {
-                fprintf(stderr,
-                        "kurer-relay: --log-level %s: unknown level (debug, info, warn, error, "
-                        "off)\n",
-                        v);
-                return 2;
-            }
-            kurer_log_set(stderr, lvl);
-        } else {
-            fprintf(stderr, "kurer-relay: unknown option %s (see --help)\n", a);
-            return 2;
-        }
-    }
-    if (o.dir == NULL) {
+    const char *dir = kurer_args_value(a, "dir");
+    if (dir == NULL) {
         fprintf(stderr, "kurer-relay: --dir is required (see --help)\n");
         return 2;
     }
-    if (strcmp(cmd, "init") == 0)
-        return kurer_relay_init(o.dir);
-    if (strcmp(cmd, "run") != 0) {
-        fprintf(stderr, "kurer-relay: unknown command %s (see --help)\n", cmd);
+    return kurer_relay_init(dir);
+}
+
+static int cmd_run(const kurer_args *a)
+{
+    kurer_relay_opts o;
+    const char *store = kurer_args_value(a, "store");
+    const char *config = kurer_args_value(a, "config");
+    const char *level = kurer_args_value(a, "log-level");
+    int rc;
+    memset(&o, 0, sizeof(o));
+    kurer_relay_config_default(&o.cfg);
+    o.dir = kurer_args_value(a, "dir");
+    o.listen = kurer_args_value(a, "listen");
+    o.metrics = kurer_args_value(a, "metrics");
+    o.metrics_public = kurer_args_count(a, "metrics-public") > 0;
+    for (; o.n_roots < kurer_args_count(a, "root"); o.n_roots++)
+        o.roots[o.n_roots] = kurer_args_nth(a, "root", o.n_roots);
+    for (; o.n_crls < kurer_args_count(a, "crl"); o.n_crls++)
+        o.crl_files[o.n_crls] = kurer_args_nth(a, "crl", o.n_crls);
+    if (store != NULL && strcmp(store, "sqlite") != 0) {
+        fprintf(stderr, "kurer-relay: --store %s: only sqlite is available\n", store);
+        return 2;
+    }
+    if (level != NULL && (rc = set_log_level(level)) != 0)
+        return rc;
+    if (o.dir == NULL) {
+        fprintf(stderr, "kurer-relay: --dir is required (see --help)\n");
         return 2;
     }
     if (o.listen == NULL || o.n_roots == 0) {
@@ -242,4 +215,43 @@ int main(int argc, char **argv)
     if (check_files(o.dir) != 0 || lock_dir(o.dir) < 0)
         return 1;
     return kurer_relay_run(&o) == 0 ? 0 : 1;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(const kurer_args *);
+    kurer_args_spec spec;
+} subcommands[] = {
+    {"init", cmd_init, {init_opts, sizeof(init_opts) / sizeof(init_opts[0]), 0, 0, NULL}},
+    {"run", cmd_run, {run_opts, sizeof(run_opts) / sizeof(run_opts[0]), 0, 0, NULL}},
+};
+
+int main(int argc, char **argv)
+{
+    umask(077); /* relay.db, its WAL and shared-memory files: owner only */
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("kurer-relay %s\n", KURER_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
+        kurer_args a;
+        char err[256];
+        if (strcmp(argv[1], subcommands[i].name) != 0)
+            continue;
+        if (kurer_args_parse(&a, &subcommands[i].spec, argc - 2, argv + 2, err, sizeof(err)) != 0) {
+            fprintf(stderr, "kurer-relay: %s (see --help)\n", err);
+            return 2;
+        }
+        if (kurer_args_count(&a, "help") > 0) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        return subcommands[i].fn(&a);
+    }
+    fprintf(stderr, "kurer-relay: unknown command %s (see --help)\n", argv[1]);
+    return 2;
 }
