@@ -23,6 +23,43 @@ const char *kurer_log_kind_name(int kind)
     return "INVALID";
 }
 
+void kurer_log_entry_for_cert(kurer_log_entry *e, const kurer_cert *c, int64_t now)
+{
+    memset(e, 0, sizeof(*e));
+    e->kind = KURER_LOGK_ISSUE;
+    e->time = now;
+    e->serial = c->body.serial;
+    e->role = c->body.role;
+    memcpy(e->subject, c->body.subject, sizeof(e->subject));
+    e->device_id = c->body.device_id;
+    e->clearance = c->body.clearance;
+    e->not_after = c->body.not_after;
+    kurer_hash256(e->cert_fp, c->tbs, c->tbs_len);
+    if (c->body.role == KURER_ROLE_DEVICE) {
+        kurer_hash256(e->key_fp, c->body.identity_key, KURER_IDENTITY_KEY_LEN);
+        kurer_hash256(e->noise_fp, c->body.noise_key, KURER_X25519_LEN);
+    } else {
+        kurer_key_id(c->body.signing_key, e->key_fp);
+    }
+}
+
+void kurer_log_entry_for_revocation(kurer_log_entry *e, const kurer_log_entry *issued,
+                                    kurer_revocation_reason reason, int64_t now)
+{
+    memset(e, 0, sizeof(*e));
+    e->kind = KURER_LOGK_REVOKE;
+    e->time = now;
+    e->serial = issued->serial;
+    e->role = issued->role;
+    memcpy(e->subject, issued->subject, sizeof(e->subject));
+    e->device_id = issued->device_id;
+    e->clearance = issued->clearance;
+    e->not_after = issued->not_after;
+    memcpy(e->key_fp, issued->key_fp, 32);
+    memcpy(e->noise_fp, issued->noise_fp, 32);
+    e->reason = reason;
+}
+
 static int body_encode(const kurer_log_entry *e, kurer_buf *b)
 {
     size_t n = strlen(e->subject);

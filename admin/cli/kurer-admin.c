@@ -14,6 +14,7 @@
 #include "kurer/csr.h"
 #include "kurer/error.h"
 #include "kurer/frame.h"
+#include "kurer/issuance.h"
 #include "kurer/issuelog.h"
 #include "kurer/keys.h"
 #include "kurer/secret.h"
@@ -57,7 +58,7 @@
 #define DEFAULT_ROOT_PASS "KURER_ADMIN_ROOT_PASSPHRASE"
 #define PATH_MAX_LEN      4096
 #define DAY               86400
-#define SKEW              600 /* not_before is backdated this much for devices whose clocks lag */
+#define SKEW              KURER_ISSUANCE_SKEW
 #define FILE_MAX          ((size_t)KURER_CRL_BYTES_MAX)
 
 /* ------------------------------------------------------------------------ output */
@@ -991,10 +992,11 @@ static int write_state(issuer *is, const kurer_serial_state *st)
 static int reserve_serial(issuer *is, uint64_t *serial)
 {
     kurer_serial_state st = is->st;
-    if (st.next_serial == UINT64_MAX)
-        return refuse(KURER_ELIMIT, "serial numbers exhausted");
-    *serial = st.next_serial++;
-    st.log_entries = is->log.n;
+    int rc = kurer_issuance_reserve(&st, &is->log, serial);
+    if (rc == KURER_ELIMIT)
+        return refuse(rc, "serial numbers exhausted");
+    if (rc != 0)
+        return refuse(rc, "%s is behind the issuance log", is->serial_path);
     return write_state(is, &st);
 }
 
@@ -1008,26 +1010,6 @@ static int log_append(issuer *is, kurer_log_entry *e)
         return rc;
     st.log_entries = is->log.n;
     return write_state(is, &st);
-}
-
-static void entry_for_cert(kurer_log_entry *e, const kurer_cert *c, int64_t now)
-{
-    memset(e, 0, sizeof(*e));
-    e->kind = KURER_LOGK_ISSUE;
-    e->time = now;
-    e->serial = c->body.serial;
-    e->role = c->body.role;
-    memcpy(e->subject, c->body.subject, sizeof(e->subject));
-    e->device_id = c->body.device_id;
-    e->clearance = c->body.clearance;
-    e->not_after = c->body.not_after;
-    kurer_hash256(e->cert_fp, c->tbs, c->tbs_len);
-    if (c->body.role == KURER_ROLE_DEVICE) {
-        kurer_hash256(e->key_fp, c->body.identity_key, KURER_IDENTITY_KEY_LEN);
-        kurer_hash256(e->noise_fp, c->body.noise_key, KURER_X25519_LEN);
-    } else {
-        kurer_key_id(c->body.signing_key, e->key_fp);
-    }
 }
 
 /* ------------------------------------------------------------------------ root init */
@@ -1167,7 +1149,7 @@ static int cmd_root_init(int argc, char **argv)
         goto out;
     }
     is.st.next_serial = 2;
-    entry_for_cert(&e, &cert, now);
+    kurer_log_entry_for_cert(&e, &cert, now);
     if ((rc = write_file(is.crt_path, crt.data, crt.len, 0644, 0)) != 0 ||
         (rc = log_append(&is, &e)) != 0)
         goto out;
@@ -1508,7 +1490,7 @@ static int cmd_authority_init(int argc, char **argv)
         (rc = write_file(auth.log_path, auth.log_img.data, auth.log_img.len, 0600, 0)) != 0 ||
         (rc = write_state(&auth, &st)) != 0)
         goto out;
-    entry_for_cert(&e, &cert, now);
+    kurer_log_entry_for_cert(&e, &cert, now);
     if ((rc = log_append(&root, &e)) != 0)
         goto out;
     kurer_cert_fingerprint(&cert, fp);
@@ -1567,35 +1549,6 @@ static const char help_issue[] =
     "  --force               replace CERT if it exists (never one of AUTHDIR's own files)\n"
     "  --json                print the result as one JSON object\n";
 
-static int key_reuse_check(const issuer *is, const kurer_log_entry *e)
-{
-    for (size_t i = 0; i < is->log.n; i++) {
-        const kurer_log_entry *p = &is->log.entries[i];
-        int same_device = strcmp(p->subject, e->subject) == 0 && p->device_id == e->device_id;
-        /* Keys of a revoked certificate are never certified again, for that very device too
-         * (a lost device's or a compromised key's holder is not the user), except after
-         * "superseded": a replaced certificate whose keys are still the device's own. */
-        if (p->kind == KURER_LOGK_REVOKE && p->role == KURER_ROLE_DEVICE &&
-            p->reason != KURER_REASON_SUPERSEDED &&
-            (kurer_ct_equal(p->key_fp, e->key_fp, 32) ||
-             kurer_ct_equal(p->noise_fp, e->noise_fp, 32)))
-            return refuse(KURER_EREVOKED,
-                          "the request's keys are those of serial %llu (%s device %u), revoked "
-                          "(%s): the device must make new keys",
-                          (unsigned long long)p->serial, p->subject, p->device_id,
-                          kurer_reason_name((int)p->reason));
-        if (p->kind != KURER_LOGK_ISSUE || p->role != KURER_ROLE_DEVICE || same_device)
-            continue;
-        if (kurer_ct_equal(p->key_fp, e->key_fp, 32) ||
-            kurer_ct_equal(p->noise_fp, e->noise_fp, 32))
-            return refuse(KURER_EDUPLICATE,
-                          "the request's keys are already certified for %s device %u (serial "
-                          "%llu): devices never share keys",
-                          p->subject, p->device_id, (unsigned long long)p->serial);
-    }
-    return 0;
-}
-
 static int load_csr(const char *path, kurer_csr *csr)
 {
     uint8_t *d;
@@ -1651,6 +1604,49 @@ static int out_not_own_file(const char *out, const issuer *is)
     return 0;
 }
 
+/* Why kurer_issuance_check refused the request in csr_path. */
+static int issue_refused(int rc, const kurer_issuance_refusal *why, const char *csr_path,
+                         const kurer_csr *csr, const issuer *is, const kurer_issuance_params *p)
+{
+    const kurer_log_entry *e = why->entry;
+    char t[32];
+    switch (why->rule) {
+    case KURER_ISSUANCE_SIGNATURE:
+        return refuse(rc, "%s is not signed by the identity key it names: %s", csr_path,
+                      kurer_strerror(rc));
+    case KURER_ISSUANCE_SUBJECT:
+        return refuse(rc, "%s asks for %s, who is not a user of authority %s", csr_path,
+                      csr->body.subject, is->cert.body.subject);
+    case KURER_ISSUANCE_DEVICE_ID:
+        return refuse(rc, "%s: device id %u is not from 1 to %u", csr_path, csr->body.device_id,
+                      KURER_DEVICE_ID_MAX);
+    case KURER_ISSUANCE_DATE:
+        return refuse(rc, "%s is dated in the future (%s)", csr_path,
+                      fmt_time(t, sizeof(t), csr->body.created_at));
+    case KURER_ISSUANCE_NOISE_KEY:
+        return refuse(rc, "%s: the Noise key is missing or equals the identity key", csr_path);
+    case KURER_ISSUANCE_CLEARANCE:
+        return refuse(rc, "clearance %s is above the authority's %s",
+                      kurer_level_name((int)p->clearance),
+                      kurer_level_name((int)is->cert.body.clearance));
+    case KURER_ISSUANCE_KEY_REVOKED:
+        return refuse(rc,
+                      "the request's keys are those of serial %llu (%s device %u), revoked "
+                      "(%s): the device must make new keys",
+                      (unsigned long long)e->serial, e->subject, e->device_id,
+                      kurer_reason_name((int)e->reason));
+    case KURER_ISSUANCE_KEY_SHARED:
+        return refuse(rc,
+                      "the request's keys are already certified for %s device %u (serial "
+                      "%llu): devices never share keys",
+                      e->subject, e->device_id, (unsigned long long)e->serial);
+    case KURER_ISSUANCE_AUTHORITY:
+        return validity_reason("the authority certificate", &is->cert, rc);
+    default:
+        return refuse(rc, "%s cannot be issued: %s", csr_path, kurer_strerror(rc));
+    }
+}
+
 static int cmd_issue(int argc, char **argv)
 {
     int lockfd = -1;
@@ -1659,7 +1655,7 @@ static int cmd_issue(int argc, char **argv)
         {"out", 1, 0},  {"clearance", 1, 0}, {"days", 1, 0},      {"passphrase-env", 1, 0},
         {"force", 0, 0}};
     args a;
-    const char *dir, *csr_path, *out_path, *envname, *dom;
+    const char *dir, *csr_path, *out_path, *envname;
     kurer_level clearance = KURER_LEVEL_UNCLASSIFIED;
     int given, force, rc, clamped = 0;
     uint64_t days, serial;
@@ -1670,7 +1666,6 @@ static int cmd_issue(int argc, char **argv)
     kurer_chain chain;
     kurer_buf img;
     kurer_log_entry e;
-    uint8_t low[32];
     char fp[65], t[32];
 
     memset(&is, 0, sizeof(is));
@@ -1694,89 +1689,33 @@ static int cmd_issue(int argc, char **argv)
         goto out;
     if ((rc = load_csr(csr_path, &csr)) != 0)
         goto out;
-    if ((rc = kurer_csr_verify(&csr)) != 0) {
-        rc = refuse(rc == KURER_EBADKEY ? rc : KURER_EBADSIG,
-                    "%s is not signed by the identity key it names: %s", csr_path,
-                    kurer_strerror(rc));
-        goto out;
-    }
-    dom = kurer_user_authority(csr.body.subject);
-    if (dom == NULL || strcmp(dom, is.cert.body.subject) != 0) {
-        rc = refuse(KURER_ESUBJECT, "%s asks for %s, who is not a user of authority %s", csr_path,
-                    csr.body.subject, is.cert.body.subject);
-        goto out;
-    }
-    if (csr.body.created_at > now + SKEW) {
-        rc = refuse(KURER_ENOTYETVALID, "%s is dated in the future (%s)", csr_path,
-                    fmt_time(t, sizeof(t), csr.body.created_at));
-        goto out;
-    }
-    /* The Noise key must be a usable X25519 key of its own, not the identity key again. */
-    memset(low, 0, sizeof(low));
-    if (kurer_ct_is_zero(csr.body.noise_key, 32) ||
-        kurer_ct_equal(csr.body.noise_key, csr.body.identity_key + 1, 32)) {
-        rc = refuse(KURER_EBADKEY, "%s: the Noise key is missing or equals the identity key",
-                    csr_path);
-        goto out;
-    }
-    if (!given)
-        clearance = is.cert.body.clearance;
-    if (clearance > is.cert.body.clearance) {
-        rc =
-            refuse(KURER_ECLEARANCE, "clearance %s is above the authority's %s",
-                   kurer_level_name((int)clearance), kurer_level_name((int)is.cert.body.clearance));
-        goto out;
+    {
+        kurer_issuance_params p = {now, days, clearance, given};
+        kurer_issuance_refusal why;
+        rc = kurer_issuance_check(&is.cert, &is.log, &csr, &p, &body, &clamped, &why);
+        if (rc != 0) {
+            rc = issue_refused(rc, &why, csr_path, &csr, &is, &p);
+            goto out;
+        }
+        clearance = body.clearance;
     }
     if ((rc = check_out_path(out_path)) != 0 || (rc = out_not_own_file(out_path, &is)) != 0 ||
         (rc = must_not_exist(out_path, force, "--force replaces it")) != 0)
         goto out;
-
-    memset(&body, 0, sizeof(body));
-    body.version = 1;
-    body.serial = is.st.next_serial;
-    body.role = KURER_ROLE_DEVICE;
-    memcpy(body.subject, csr.body.subject, sizeof(body.subject));
-    memcpy(body.display_name, csr.body.display_name, sizeof(body.display_name));
-    body.device_id = csr.body.device_id;
-    body.clearance = clearance;
-    body.not_before = now - SKEW;
-    body.not_after = now + (int64_t)days * DAY;
-    if (body.not_after > is.cert.body.not_after) {
-        body.not_after = is.cert.body.not_after;
-        clamped = 1;
-    }
-    memcpy(body.identity_key, csr.body.identity_key, sizeof(body.identity_key));
-    memcpy(body.noise_key, csr.body.noise_key, sizeof(body.noise_key));
-    {
-        kurer_cert probe;
-        memset(&probe, 0, sizeof(probe));
-        probe.body = body;
-        entry_for_cert(&e, &probe, now);
-        if ((rc = key_reuse_check(&is, &e)) != 0)
-            goto out;
-    }
     if ((rc = issuer_open_key(&is, envname, NULL)) != 0)
         goto out;
 
     /* Everything is checked: reserve the serial (synced) before the certificate exists. */
     if ((rc = reserve_serial(&is, &serial)) != 0)
         goto out;
-    body.serial = serial;
-    memset(&chain, 0, sizeof(chain));
-    if ((rc = kurer_cert_sign(&body, &is.key, &chain.certs[0])) != 0) {
-        rc = refuse(rc, "cannot sign the certificate: %s", kurer_strerror(rc));
-        goto out;
-    }
-    chain.certs[1] = is.cert;
-    chain.n = 2;
-    if ((rc = kurer_device_check(&chain.certs[0], &is.cert, now)) != 0 ||
+    if ((rc = kurer_issuance_sign(&body, serial, &is.key, &is.cert, now, &chain)) != 0 ||
         (rc = kurer_chain_encode(&chain, &img)) != 0) {
         rc = refuse(rc, "the new certificate does not verify: %s", kurer_strerror(rc));
         goto out;
     }
     if ((rc = write_file(out_path, img.data, img.len, 0644, force)) != 0)
         goto out;
-    entry_for_cert(&e, &chain.certs[0], now);
+    kurer_log_entry_for_cert(&e, &chain.certs[0], now);
     if ((rc = log_append(&is, &e)) != 0)
         goto out;
     kurer_cert_fingerprint(&chain.certs[0], fp);

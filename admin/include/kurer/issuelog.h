@@ -89,6 +89,12 @@ KURER_EXPORT uint64_t kurer_issuelog_max_serial(const kurer_issuelog *log);
 KURER_EXPORT const kurer_log_entry *kurer_issuelog_find_serial(const kurer_issuelog *log,
                                                                uint64_t serial);
 KURER_EXPORT const char *kurer_log_kind_name(int kind);
+/* The ISSUE entry for a certificate c signed at now (any role: the fingerprints of a device's
+ * identity and Noise keys, or the key id of a root's or authority's signing key). */
+KURER_EXPORT void kurer_log_entry_for_cert(kurer_log_entry *e, const kurer_cert *c, int64_t now);
+/* The REVOKE entry for the certificate whose ISSUE entry is issued, revoked at now. */
+KURER_EXPORT void kurer_log_entry_for_revocation(kurer_log_entry *e, const kurer_log_entry *issued,
+                                                 kurer_revocation_reason reason, int64_t now);
 
 typedef struct kurer_serial_state {
     uint64_t next_serial;
