@@ -31,7 +31,7 @@ static size_t find(const kurer_args_spec *spec, const char *s, size_t nlen)
 static int take_option(kurer_args *a, int argc, char *const *argv, int *i, const char *s, char *err,
                        size_t errlen)
 {
-    const kurer_args_spec *spec = a->spec;
+    const kurer_args_spec *spec = &a->spec;
     const char *eq = strchr(s, '='), *v;
     size_t nlen = eq != NULL ? (size_t)(eq - s) : strlen(s);
     size_t d = find(spec, s, nlen);
@@ -70,7 +70,7 @@ int kurer_args_parse(kurer_args *a, const kurer_args_spec *spec, int argc, char 
     size_t max_pos = spec->max_pos < KURER_ARGS_POS_MAX ? spec->max_pos : KURER_ARGS_POS_MAX;
     const char *extra = NULL; /* the first positional argument past max_pos */
     memset(a, 0, sizeof(*a));
-    a->spec = spec;
+    a->spec = *spec;
     if (errlen > 0)
         err[0] = '\0';
     if (spec->nopts > KURER_ARGS_OPTS_MAX)
@@ -107,8 +107,8 @@ int kurer_args_parse(kurer_args *a, const kurer_args_spec *spec, int argc, char 
 
 static size_t index_of(const kurer_args *a, const char *name)
 {
-    size_t d = find(a->spec, name, strlen(name));
-    if (d == a->spec->nopts)
+    size_t d = find(&a->spec, name, strlen(name));
+    if (d == a->spec.nopts)
         abort(); /* a bug: the command asks for an option it does not declare */
     return d;
 }

@@ -13,8 +13,8 @@
  *
  * Every broken rule is a usage error with a one-line message that names the option or the
  * argument. Positional counts are checked last, so that a caller may look at the options of
- * an argument list whose positionals are wrong (to say what was meant). Not thread-safe: the
- * parsed arguments borrow argv and the declarations. */
+ * an argument list whose positionals are wrong (to say what was meant). No state of its own:
+ * the parsed arguments borrow argv and the option declarations. */
 #ifndef KURER_ARGS_H
 #define KURER_ARGS_H
 
@@ -54,7 +54,7 @@ typedef enum kurer_args_error {
 } kurer_args_error;
 
 typedef struct kurer_args {
-    const kurer_args_spec *spec;
+    kurer_args_spec spec; /* a copy: the declarations it points to must outlive the parse */
     kurer_args_error error;
     unsigned count[KURER_ARGS_OPTS_MAX]; /* times each declared option was given */
     unsigned opt_of[KURER_ARGS_VALUES_MAX];
@@ -66,7 +66,8 @@ typedef struct kurer_args {
 
 /* Parses the argc arguments at argv (without the program and command names) against spec.
  * 0, or KURER_EINVAL with a->error saying which rule was broken and err (errlen bytes, may be
- * 0) the one-line message. a borrows argv and spec. KURER_ELIMIT if spec declares more than
+ * 0) the one-line message. a borrows argv and spec's options (not spec itself). KURER_ELIMIT
+ * if spec declares more than
  * KURER_ARGS_OPTS_MAX options (a bug of the caller). */
 KURER_EXPORT KURER_MUST_CHECK int kurer_args_parse(kurer_args *a, const kurer_args_spec *spec,
                                                    int argc, char *const *argv, char *err,
