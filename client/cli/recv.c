@@ -1,0 +1,189 @@
+/* kurer recv: new messages, one line each (show_message, which history uses too). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "kurer/crypto.h"
+#include "kurer/text.h"
+#include "kurer/util.h"
+
+typedef struct show_ctx {
+    const char *me;
+    int hold; /* KURER_TEST_HOLD=committed: stop after the first message is committed */
+} show_ctx;
+
+static const char *state_name(kurer_message_state s)
+{
+    switch (s) {
+    case KURER_MESSAGE_RECEIVED:
+        return "received";
+    case KURER_MESSAGE_QUARANTINED:
+        return "quarantined";
+    case KURER_MESSAGE_PENDING:
+        return "pending";
+    case KURER_MESSAGE_SENT:
+        return "sent";
+    default:
+        return "failed";
+    }
+}
+
+/* One message as a JSON line (JSON lines: one object per message). */
+static void message_json(const char *me, const kurer_message *m, const char *t)
+{
+    jline o;
+    jline_begin(&o);
+    kurer_json_kv_str(&o.j, "time", t);
+    kurer_json_kv_int(&o.j, "sent_at", m->sent_at);
+    kurer_json_kv_str(&o.j, "from", m->outgoing ? me : m->peer);
+    if (m->outgoing)
+        kurer_json_kv_str(&o.j, "to", m->peer);
+    else
+        kurer_json_kv_uint(&o.j, "device", m->peer_device);
+    kurer_json_kv_str(&o.j, "level", kurer_level_name(m->level));
+    kurer_json_kv_str(&o.j, "state", state_name(m->state));
+    if (m->state == KURER_MESSAGE_QUARANTINED || m->state == KURER_MESSAGE_FAILED)
+        kurer_json_kv_str(&o.j, "reason", kurer_err_name(m->reason));
+    if (m->state != KURER_MESSAGE_QUARANTINED)
+        kurer_json_kv_str(&o.j, "text", m->body);
+    jline_end(&o);
+}
+
+/* A peer's text reaches the terminal only in its one-line, safe form (kurer/text.h). */
+void show_message(const char *me, const kurer_message *m)
+{
+    char t[64];
+    fmt_ms(t, sizeof(t), m->sent_at);
+    const char *level = kurer_level_name(m->level);
+    if (g_json) {
+        message_json(me, m, t);
+        return;
+    }
+    if (m->outgoing)
+        printf("%s %s -> %s [%s] ", t, me, m->peer, level);
+    else
+        printf("%s %s [%s] ", t, m->peer, level);
+    if (m->state == KURER_MESSAGE_QUARANTINED)
+        printf("(quarantined: %s; not shown)", kurer_strerror(m->reason));
+    else
+        (void)kurer_text_fput_term(stdout, m->body);
+    if (m->outgoing && m->state != KURER_MESSAGE_SENT)
+        printf(" (%s)", state_name(m->state));
+    printf("\n");
+    fflush(stdout);
+}
+
+static void on_message(void *ud, const kurer_message *m)
+{
+    show_ctx *c = ud;
+    show_message(c->me, m);
+    if (c->hold) {
+        /* Test-only (KURER_TEST_HOLD=committed): the message is committed, the relay has not
+         * been told. A test kills the process here. */
+        fprintf(stderr, "kurer: holding after commit (test)\n");
+        for (;;)
+            pause();
+    }
+}
+
+static void on_refused(void *ud, const char *from, uint32_t device_id, int err)
+{
+    char who[KURER_TEXT_TERM_MAX(KURER_SUBJECT_MAX)];
+    (void)ud;
+    fprintf(stderr, "kurer: dropped a message from %s device %u: %s\n",
+            kurer_text_term(who, sizeof(who), from), device_id, kurer_strerror(err));
+}
+
+static const char help_recv[] =
+    "usage: kurer recv --home H [--wait SECONDS] [--json]\n"
+    "\n"
+    "Connects, receives every new message and prints one line each:\n"
+    "  <time> <from> [<LEVEL>] <text>\n"
+    "(a quarantined message, above your clearance or the sender's, is shown as quarantined with\n"
+    "its level, never its text; --json prints JSON lines: one object per message, one per\n"
+    "line). Without --wait (or with --wait 0) it exits 0 when the relay's queue is empty;\n"
+    "with --wait SECONDS it keeps receiving for that long, and reconnects (backoff 0.5 s\n"
+    "doubling to 10 s) whenever the relay restarts or the connection drops, until the wait\n"
+    "ends. While it waits it holds the home: other kurer commands on it are refused. Anything\n"
+    "left in the outbox is sent too.\n"
+    "\n"
+    "Test only: with " HOLD_ENV "=committed the command stops for good after the first\n"
+    "message is committed and printed, before the relay is told (crash tests kill it there).\n";
+
+/* recv --wait: receives for wait seconds; a connection that cannot be made or is lost (the
+ * relay restarts, the network drops, another process took over the device) is tried again
+ * with backoff (0.5 s doubling to 10 s) until the wait ends. 0 if the last attempt was
+ * connected at the end of the wait. */
+static int recv_wait(kurer *k, int wait)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t end = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000 + (int64_t)wait * 1000;
+    int64_t backoff = 500;
+    int rc = 0, said = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = end - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        if (left <= 0)
+            return rc;
+        rc = kurer_poll(k, (int)left, 0);
+        if (rc == 0 && kurer_connected(k))
+            return 0; /* the wait ended connected */
+        if (rc == 0)
+            rc = KURER_ECLOSED;
+        if (!transport_error(rc))
+            return rc;
+        kurer_disconnect(k);
+        if (kurer_connected(k) == 0 && !said) {
+            net_error(rc, "connection to the relay lost");
+            fprintf(stderr, "kurer: %s; reconnecting until the wait ends\n", reason());
+            clear_reason();
+            said = 1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left = end - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        int64_t nap = backoff < left ? backoff : left;
+        if (nap > 0) {
+            struct timespec d = {(time_t)(nap / 1000), (long)(nap % 1000) * 1000000};
+            nanosleep(&d, NULL);
+        }
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+}
+
+int cmd_recv(int argc, char **argv)
+{
+    static const kurer_opt opts[] = {
+        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"wait", V, 0}};
+    kurer_args a;
+    const char *home;
+    int wait = 0, rc;
+    kurer *k = NULL;
+    if ((rc = command_args(&a, opts, NOPTS(opts), 0, 0, NULL, help_recv, argc, argv)) != 0)
+        return rc;
+    if ((rc = need(&a, "home", &home)) || (rc = opt_seconds(&a, "wait", 0, &wait)))
+        return rc;
+    if (wait > 0)
+        g_lock_as = "recv --wait"; /* others are refused at once, not made to wait */
+    if ((rc = open_home(home, &k)) != 0)
+        return rc;
+    const char *hold = getenv(HOLD_ENV);
+    show_ctx c = {kurer_own_user(k), hold != NULL && strcmp(hold, "committed") == 0};
+    kurer_events ev = {on_message, on_refused, &c};
+    kurer_set_events(k, &ev);
+    if (wait > 0)
+        rc = recv_wait(k, wait);
+    else /* no --wait, or --wait 0: what is queued now */
+        rc = kurer_poll(k, NET_TIMEOUT * 1000, KURER_POLL_UNTIL_EMPTY);
+    if (rc != 0)
+        net_error(rc, "receiving stopped");
+    kurer_disconnect(k);
+    kurer_close(k);
+    return rc;
+}

@@ -1,0 +1,172 @@
+/* kurer send: a message with a classification level, through the outbox. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "kurer/crypto.h"
+#include "kurer/text.h"
+#include "kurer/util.h"
+
+/* Message text: valid UTF-8, not empty, at most KURER_TEXT_MAX bytes. */
+static int text_check(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0)
+        return refuse(KURER_EINVAL, "the message text is empty");
+    if (n > KURER_TEXT_MAX)
+        return refuse(KURER_ELIMIT, "message too long: at most %d bytes (this one has %zu)",
+                      KURER_TEXT_MAX, n);
+    if (kurer_utf8_check(t) != 0)
+        return refuse(KURER_EMALFORMED, "message text is not valid UTF-8");
+    return 0;
+}
+
+static const char help_send[] =
+    "usage: kurer send --home H --to USER@AUTH [--level LEVEL] [--timeout S] [--json] TEXT\n"
+    "\n"
+    "Sends TEXT to every device of USER@AUTH (and a sync copy to your own other devices). Exits\n"
+    "0 only once the relay has accepted it for every device; 1 with the reason if it was not\n"
+    "queued (naming the certificate that refuses a classification level); 3 if it is queued\n"
+    "in the outbox but the relay has not accepted it yet (cannot be reached, timed out): it\n"
+    "will be sent on the next connection (kurer recv or kurer send); do not send it again.\n"
+    "TEXT must be valid UTF-8, not empty, and at most " KURER_TEXT_MAX_S " bytes. Sending to\n"
+    "yourself is refused: your other devices get sync copies of what you send.\n"
+    "\n"
+    "  --to USER@AUTH   the recipient\n"
+    "  --level LEVEL    UNCLASSIFIED (default), RESTRICTED or CONFIDENTIAL\n"
+    "  --timeout S      give up after S seconds (default 30)\n"
+    "  --json           print the result as one JSON object\n"
+    "\n"
+    "Test only: with " HOLD_ENV "=queued the command stops for good after the message is\n"
+    "committed to the outbox and before anything is sent (crash tests kill it there); with\n"
+    "" HOLD_ENV "=queued-stop it stops itself there (SIGSTOP) and goes on after SIGCONT.\n";
+
+/* The options and the text; usage errors say what was meant. */
+static int send_args(int argc, char **argv, const char **home, const char **to, int *level,
+                     int *timeout, const char **text)
+{
+    static const kurer_opt opts[] = {{"help", 0, 0}, {"json", 0, 0},  {"home", V, 0},
+                                     {"to", V, 0},   {"level", V, 0}, {"timeout", V, 0}};
+    kurer_args a;
+    int rc = command_args(&a, opts, NOPTS(opts), 1, 1, "TEXT", help_send, argc, argv);
+    int pos_wrong = a.error == KURER_ARGS_TOO_MANY || a.error == KURER_ARGS_TOO_FEW;
+    if (rc != 0 && !pos_wrong)
+        return rc;
+    if (pos_wrong && flag(&a, "help")) {
+        fputs(help_send, stdout);
+        return RC_HELP;
+    }
+    if ((rc = need(&a, "home", home)) || (rc = opt_seconds(&a, "timeout", NET_TIMEOUT, timeout)))
+        return rc;
+    *to = opt(&a, "to");
+    if (*to == NULL || **to == '\0')
+        return usage_error("missing --to USER@AUTH%s",
+                           a.npos >= 1 && kurer_user_check(a.pos[0]) == 0
+                               ? " (the recipient goes after --to; the text is the one argument)"
+                               : "");
+    if (opt(&a, "level") != NULL && (rc = parse_level(opt(&a, "level"), level)) != 0)
+        return rc;
+    if (pos_wrong)
+        return usage_error("send needs the text of the message as one argument (quote it)");
+    if (kurer_user_check(*to) != 0)
+        return usage_error("--to '%s' is not USER@AUTHORITY", *to);
+    *text = a.pos[0];
+    return text_check(*text);
+}
+
+/* KURER_TEST_HOLD=queued or queued-stop: stopped after the outbox commit (tests). */
+static void test_hold(void)
+{
+    const char *hold = getenv(HOLD_ENV);
+    if (hold != NULL && strcmp(hold, "queued") == 0) {
+        printf("queued\n");
+        fflush(stdout);
+        fprintf(stderr, "kurer: holding after the outbox commit (test)\n");
+        for (;;)
+            pause();
+    }
+    if (hold != NULL && strcmp(hold, "queued-stop") == 0) {
+        /* Stopped after the commit (SIGSTOP) so that a test can take the relay away before
+         * the send; SIGCONT goes on. */
+        printf("queued\n");
+        fflush(stdout);
+        raise(SIGSTOP);
+    }
+}
+
+/* Committed to the outbox, not accepted: it goes out with the next connection. Saying "not
+ * sent" here makes people send it again. */
+static int queued_only(int rc, const char *to, int level)
+{
+    net_error(rc, "not yet accepted by the relay");
+    if (g_json) {
+        jline o;
+        jline_begin(&o);
+        kurer_json_kv_bool(&o.j, "ok", 0);
+        kurer_json_kv_str(&o.j, "command", "send");
+        kurer_json_kv_bool(&o.j, "queued", 1);
+        kurer_json_kv_str(&o.j, "to", to);
+        kurer_json_kv_str(&o.j, "level", kurer_level_name(level));
+        kurer_json_kv_str(&o.j, "error", reason());
+        kurer_json_kv_str(&o.j, "code", kurer_err_name(rc));
+        jline_end(&o);
+    }
+    fprintf(stderr,
+            "kurer: queued, not yet accepted by the relay (%s): it will be sent on the next "
+            "connection (kurer recv or kurer send)\n",
+            reason());
+    clear_reason();
+    return RC_QUEUED;
+}
+
+int cmd_send(int argc, char **argv)
+{
+    const char *home = NULL, *to = NULL, *text = NULL;
+    int level = KURER_LEVEL_UNCLASSIFIED, timeout = NET_TIMEOUT, rc;
+    kurer *k = NULL;
+    kurer_refusal why;
+    if ((rc = send_args(argc, argv, &home, &to, &level, &timeout, &text)) != 0 ||
+        (rc = open_home(home, &k)) != 0)
+        return rc;
+    if (strcmp(to, kurer_own_user(k)) == 0) {
+        kurer_close(k);
+        return refuse(KURER_EINVAL,
+                      "you cannot send to yourself; your other devices get sync copies");
+    }
+    if (!is_enrolled(k)) {
+        kurer_close(k);
+        return refuse(KURER_ESTATE,
+                      "this device is not enrolled yet: import your certificate with kurer import");
+    }
+    memset(&why, 0, sizeof(why));
+    int64_t id = 0;
+    rc = kurer_queue(k, to, level, text, timeout * 1000, &why, &id);
+    int queued = rc == 0;
+    if (queued) {
+        test_hold();
+        rc = kurer_send_queued(k, id, timeout * 1000, &why);
+    }
+    if (rc != 0) {
+        if (queued && transport_error(rc))
+            rc = queued_only(rc, to, level);
+        else if (explain(rc, &why, level, to) == 0)
+            net_error(rc, "not sent");
+    } else if (g_json) {
+        jline o;
+        jline_ok(&o);
+        kurer_json_kv_str(&o.j, "to", to);
+        kurer_json_kv_str(&o.j, "level", kurer_level_name(level));
+        jline_end(&o);
+    } else {
+        printf("sent to %s [%s]\n", to, kurer_level_name(level));
+    }
+    kurer_disconnect(k);
+    kurer_close(k);
+    return rc;
+}
