@@ -5,6 +5,7 @@
  * refuses unknown fields, repeated fields and over-long varints, so two parsers can never read
  * one signed body two ways. Signatures are still checked over the bytes as received. */
 #include "kurer/certmsg.h"
+#include "kurer/text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -148,43 +149,14 @@ int kurer_user_check(const char *s)
 /* Display names: valid UTF-8, no control characters, 0..KURER_NAME_MAX bytes. */
 static int display_name_check(const char *s, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
     if (n > KURER_NAME_MAX)
         return KURER_ELIMIT;
-    while (i < n) {
-        unsigned c = p[i];
-        size_t extra;
+    for (size_t i = 0; i < n;) {
         uint32_t cp;
-        if (c < 0x20 || c == 0x7f)
+        size_t k = kurer_utf8_decode(s + i, &cp); /* s is NUL-terminated at n */
+        if (k == 0 || k > n - i || cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
             return KURER_EMALFORMED;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            extra = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            extra = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return KURER_EMALFORMED;
-        }
-        if (extra > n - i - 1)
-            return KURER_EMALFORMED;
-        for (size_t k = 1; k <= extra; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return KURER_EMALFORMED;
-            cp = cp << 6 | (p[i + k] & 0x3f);
-        }
-        if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
-            return KURER_EMALFORMED;
-        i += extra + 1;
+        i += k;
     }
     return 0;
 }

@@ -714,6 +714,39 @@ static void test_levels(void **state)
     assert_int_equal(kurer_authority_id_check("-mof"), KURER_ESUBJECT);
 }
 
+/* Display names (proto/certmsg.c, on base's UTF-8 decoder): text without C0 or C1 controls. */
+static void test_display_names(void **state)
+{
+    static const char *const bad[] = {"Tab\there",      "del\x7f",      "nel\xc2\x85",
+                                      "csi\xc2\x9b",    "over\xc0\xaf", "cut\xe2\x82",
+                                      "sur\xed\xa0\x80"};
+    kurer_buf out;
+    kurer_cert_body b;
+    (void)state;
+    body_common(&b, KURER_ROLE_ROOT, "root", 1, KURER_LEVEL_CONFIDENTIAL);
+    kurer_random(b.signing_key, 32);
+    kurer_random(b.issuer_key_id, sizeof(b.issuer_key_id));
+    kurer_buf_init(&out, KURER_CERT_MAX);
+    assert_int_equal(kurer_cert_body_encode(&b, &out), 0); /* only the name is wrong below */
+    kurer_buf_release(&out);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        strcpy(b.display_name, bad[i]);
+        kurer_buf_init(&out, KURER_CERT_MAX);
+        assert_int_equal(kurer_cert_body_encode(&b, &out), KURER_EMALFORMED);
+        kurer_buf_release(&out);
+    }
+    memset(b.display_name, 'x', KURER_NAME_MAX);
+    b.display_name[KURER_NAME_MAX] = '\0';
+    kurer_buf_init(&out, KURER_CERT_MAX);
+    assert_int_equal(kurer_cert_body_encode(&b, &out), 0);
+    kurer_buf_release(&out);
+    strcpy(b.display_name, "Rigsr\xc3\xa5"
+                           "d \xf0\x9f\x98\x80 \xc2\xa0");
+    kurer_buf_init(&out, KURER_CERT_MAX);
+    assert_int_equal(kurer_cert_body_encode(&b, &out), 0);
+    kurer_buf_release(&out);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -736,6 +769,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_root_crl_stale),
         cmocka_unit_test(test_root_rules),
         cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_display_names),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
