@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "kurer/crypto.h"
+#include "kurer/json.h"
 #include "kurer/net.h"
 #include "kurer/util.h"
 
@@ -440,19 +441,18 @@ static void json_add(bench_json *j, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The one JSON string escaper (base/json.c). */
 static void json_string(bench_json *j, const char *v)
 {
-    json_add(j, "\"");
-    for (const char *p = v; *p != '\0'; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '"' || ch == '\\')
-            json_add(j, "\\%c", ch);
-        else if (ch < 0x20)
-            json_add(j, "\\u%04x", ch);
-        else
-            json_add(j, "%c", ch);
+    char tmp[1024];
+    kurer_buf b;
+    kurer_buf_init_fixed(&b, tmp, sizeof(tmp) - 1);
+    if (kurer_json_put_string(&b, v) != 0) {
+        json_add(j, "\"\""); /* longer than any key or name of a bench */
+        return;
     }
-    json_add(j, "\"");
+    tmp[b.len] = '\0';
+    json_add(j, "%s", tmp);
 }
 
 void bench_json_begin(bench_json *j, const char *bench)
