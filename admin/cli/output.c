@@ -190,6 +190,7 @@ int command_args(kurer_args *a, const kurer_opt *opts, size_t nopts, size_t min_
 {
     const kurer_args_spec spec = {opts, nopts, min_pos, max_pos, pos_name};
     char err[512];
+    start(); /* g_j is ready for every command */
     if (kurer_args_parse(a, &spec, argc, argv, err, sizeof(err)) != 0)
         return usage_error("%s", err);
     if (flag(a, "help")) {
