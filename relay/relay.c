@@ -87,9 +87,10 @@ typedef struct rconn {
     int fetching, dirty, caught_up, sent_empty;
     /* rates, should the device have no directory entry (it always has one once authed) */
     kurer__bucket own[N_BUCKETS];
-    /* a chunked revocation upload in progress (counted in relay.upload_bytes) */
+    /* a chunked revocation upload in progress (up_cap bytes counted in relay.upload_bytes) */
     uint8_t *up;
-    size_t up_len, up_total;
+    size_t up_len, up_total, up_cap;
+    uint64_t up_started_ms;
 } rconn;
 
 struct relay {
@@ -555,7 +556,11 @@ static void reply_send(send_ctx *sc)
     f.body = KURER_SERVER_SEND_RESULT;
     f.u.send_result.users = sc->results;
     f.u.send_result.n = sc->n_results;
-    (void)send_frame(sc->rc, &f);
+    /* checked to fit before anything was stored (send_result_fits); should it fail all the
+     * same, the request still gets its one answer */
+    int err = send_frame(sc->rc, &f);
+    if (err != 0 && err != KURER_ECLOSED && sc->rc->c != NULL && !kurer_conn_closing(sc->rc->c))
+        send_error(sc->rc, sc->request_id, KURER_ELIMIT, 0);
 }
 
 /* Every envelope of the request is durable: the sender learns it (once). */
@@ -678,12 +683,22 @@ static int rate_take(rconn *rc, int which, size_t n)
 
 /* Whether the SendResult for sc fits one frame. stale_bytes: the chain bytes its STALE_DEVICES
  * results carry. Only a result near the bound is encoded to find out. */
+/* The largest answer a connection can take: a frame, within one record. */
+static size_t answer_max(const relay *r)
+{
+    size_t rec = r->lim.max_record - KURER_NOISE_TAGLEN;
+    return rec < KURER_FRAME_MAX ? rec : KURER_FRAME_MAX;
+}
+
 static int send_result_fits(send_ctx *sc, size_t stale_bytes)
 {
-    size_t estimate = 16 + stale_bytes + 8 * KURER_USER_DEVICES_MAX;
+    if (stale_bytes > answer_max(sc->rc->r))
+        return 0; /* its chains alone are too many (and were not all decoded) */
+    /* a generous bound: a STALE_DEVICES result names its user twice */
+    size_t estimate = 16 + stale_bytes;
     for (size_t i = 0; i < sc->n_results; i++)
-        estimate += strlen(sc->results[i].user) + 24;
-    if (estimate <= KURER_FRAME_MAX)
+        estimate += 2 * strlen(sc->results[i].user) + 32;
+    if (estimate <= answer_max(sc->rc->r))
         return 1;
     kurer_server_frame f;
     kurer_buf b;
@@ -694,8 +709,36 @@ static int send_result_fits(send_ctx *sc, size_t stale_bytes)
     f.u.send_result.n = sc->n_results;
     kurer_buf_init(&b, KURER_FRAME_MAX);
     int err = kurer_server_frame_encode(&f, &b);
+    size_t len = b.len;
     kurer_buf_release(&b);
-    return err == 0;
+    return err == 0 && len <= answer_max(sc->rc->r);
+}
+
+/* The current list of a STALE_DEVICES result: chains of du's current devices (the sender's own
+ * excluded; nh of them), decoded into cur. Their encoded sizes are known first: once the answer
+ * could not fit (before: the bytes of earlier results), nothing is decoded, since the request is
+ * refused whole. Returns the bytes these chains add to the answer. */
+static size_t stale_current(rconn *rc, const dir_user *du, int own, size_t nh, size_t before,
+                            kurer_user_devices *cur)
+{
+    relay *r = rc->r;
+    int64_t now = kurer_time_unix();
+    size_t bytes = 0, cnt = 0;
+    kurer_chain *chains = NULL;
+    for (size_t d = 0; du != NULL && d < du->n; d++)
+        if (dir_current(r, &du->devs[d], now) &&
+            !(own && du->devs[d].device_id == rc->addr.device_id))
+            bytes += du->devs[d].chain_len + 8;
+    if (before + bytes <= answer_max(r))
+        chains = calloc(nh ? nh : 1, sizeof(*chains));
+    for (size_t d = 0; chains != NULL && du != NULL && d < du->n; d++)
+        if (dir_current(r, &du->devs[d], now) &&
+            !(own && du->devs[d].device_id == rc->addr.device_id) && cnt < KURER_USER_DEVICES_MAX &&
+            dir_chain(&du->devs[d], &chains[cnt]) == 0)
+            cnt++;
+    cur->devices = chains;
+    cur->n_devices = cnt;
+    return bytes;
 }
 
 static void handle_send(rconn *rc, const kurer_client_frame *f)
@@ -795,19 +838,8 @@ static void handle_send(rconn *rc, const kurer_client_frame *f)
         } else if (nw != nh || memcmp(want, have, nw * sizeof(*want)) != 0) {
             ur->status = KURER_SEND_STALE_DEVICES;
             count_reject(r, KURER_ESTALEDEVICES);
-            /* current list: chains of current devices (the sender's own excluded) */
-            size_t cnt = 0;
-            kurer_chain *chains = calloc(nh ? nh : 1, sizeof(*chains));
-            for (size_t d = 0; chains != NULL && du != NULL && d < du->n; d++)
-                if (dir_current(r, &du->devs[d], now) &&
-                    !(own && du->devs[d].device_id == rc->addr.device_id) &&
-                    cnt < KURER_USER_DEVICES_MAX && dir_chain(&du->devs[d], &chains[cnt]) == 0) {
-                    stale_bytes += du->devs[d].chain_len + 8;
-                    cnt++;
-                }
+            stale_bytes += stale_current(rc, du, own, nh, stale_bytes, &ur->current);
             ur->current.user = ur->user;
-            ur->current.devices = chains;
-            ur->current.n_devices = cnt;
         } else {
             ur->status = KURER_SEND_ACCEPTED;
         }
@@ -940,7 +972,8 @@ static void handle_lookup(rconn *rc, const kurer_client_frame *f)
 {
     relay *r = rc->r;
     int64_t now = kurer_time_unix();
-    if (!rate_take(rc, B_LOOKUP, 1)) {
+    /* metered per user looked up: the directory cannot be enumerated 64 names at a time */
+    if (!rate_take(rc, B_LOOKUP, f->u.lookup.n)) {
         r->lookups_rate_limited++;
         send_error(rc, f->request_id, KURER_ERATE, 0);
         return;
@@ -1373,40 +1406,78 @@ static void handle_revocation(rconn *rc, const kurer_client_frame *f)
     kurer_buf_release(&b);
 }
 
+/* Forgets a chunked upload in progress (its bytes leave upload_bytes). */
 static void upload_drop(rconn *rc)
 {
     if (rc->up == NULL)
         return;
-    rc->r->upload_bytes -= rc->up_total;
+    rc->r->upload_bytes -= rc->up_cap;
+    if (rc->pa != NULL && rc->pa->uploads > 0)
+        rc->pa->uploads--;
+    kurer_wipe(rc->up, rc->up_cap);
     free(rc->up);
     rc->up = NULL;
-    rc->up_len = rc->up_total = 0;
+    rc->up_len = rc->up_total = rc->up_cap = 0;
 }
 
 /* A chunk of a list too large for one record. The partial list is the one thing an
- * unauthenticated peer can make the relay hold beyond a record: it counts against
- * upload_buffer_max (all uploads together), and an NK session ends at its deadline anyway. */
+ * unauthenticated peer can make the relay hold beyond its records, so it is bounded on every
+ * side: what the relay holds is what arrived (the buffer grows with the chunks, never to a
+ * declared total up front), all uploads together stay under upload_buffer_max, one source
+ * address has one upload in progress, and an upload must complete within handshake_timeout_ms
+ * of its first chunk (an NK session ends then anyway; a device's upload is dropped). */
 static void handle_revocation_chunk(rconn *rc, const kurer_client_frame *f)
 {
     relay *r = rc->r;
     const kurer_revocation_chunk *c = &f->u.revocation_chunk;
+    uint64_t now = kurer_time_mono_ms();
     if (c->offset == 0) {
         upload_drop(rc);
-        if (r->upload_bytes + c->total > r->cfg.upload_buffer_max) {
+        if (rc->pa != NULL && rc->pa->uploads > 0) {
             send_error(rc, f->request_id, KURER_EBUSY, 0);
-            nk_upload_done(rc); /* its one upload cannot be: try again later, anew */
-            return;
-        }
-        if ((rc->up = malloc(c->total)) == NULL) {
-            send_error(rc, f->request_id, KURER_ENOMEM, 0);
+            nk_upload_done(rc);
             return;
         }
         rc->up_total = c->total;
-        r->upload_bytes += c->total;
-    } else if (rc->up == NULL || c->offset != rc->up_len || c->total != rc->up_total) {
+        rc->up_started_ms = now;
+        if (rc->pa != NULL)
+            rc->pa->uploads++;
+    } else if (rc->up_total == 0 || c->offset != rc->up_len || c->total != rc->up_total ||
+               now - rc->up_started_ms > r->cfg.handshake_timeout_ms) {
+        int late = rc->up_total != 0 && now - rc->up_started_ms > r->cfg.handshake_timeout_ms;
         upload_drop(rc);
-        send_error(rc, f->request_id, KURER_EINVAL, 0);
+        rc->up_total = 0;
+        send_error(rc, f->request_id, late ? KURER_ETIMEOUT : KURER_EINVAL, 0);
         return;
+    }
+    /* Room for this chunk: the buffer doubles up to the list's total. */
+    if (rc->up_len + c->len > rc->up_cap) {
+        size_t cap = rc->up_cap ? rc->up_cap * 2 : 65536;
+        while (cap < rc->up_len + c->len)
+            cap *= 2;
+        if (cap > rc->up_total)
+            cap = rc->up_total;
+        uint8_t *nb =
+            r->upload_bytes + (cap - rc->up_cap) > r->cfg.upload_buffer_max ? NULL : malloc(cap);
+        if (nb == NULL) {
+            int busy = r->upload_bytes + (cap - rc->up_cap) > r->cfg.upload_buffer_max;
+            if (rc->up == NULL && rc->pa != NULL && rc->pa->uploads > 0)
+                rc->pa->uploads--; /* nothing held yet: upload_drop would not count it */
+            upload_drop(rc);
+            rc->up_total = 0;
+            send_error(rc, f->request_id, busy ? KURER_EBUSY : KURER_ENOMEM, 0);
+            nk_upload_done(rc); /* its one upload cannot be: try again later, anew */
+            return;
+        }
+        if (rc->up_len > 0)
+            memcpy(nb, rc->up, rc->up_len);
+        if (rc->up != NULL) {
+            kurer_wipe(rc->up, rc->up_cap);
+            free(rc->up);
+        }
+        r->upload_bytes += cap - rc->up_cap;
+        rc->up = nb;
+        rc->up_cap = cap;
     }
     memcpy(rc->up + rc->up_len, c->data, c->len);
     rc->up_len += c->len;
@@ -1415,12 +1486,26 @@ static void handle_revocation_chunk(rconn *rc, const kurer_client_frame *f)
         return;
     }
     uint8_t *data = rc->up;
-    size_t len = rc->up_len;
+    size_t len = rc->up_len, cap = rc->up_cap;
     rc->up = NULL; /* revocation_received may close: the buffer is ours now */
-    r->upload_bytes -= rc->up_total;
-    rc->up_len = rc->up_total = 0;
+    r->upload_bytes -= cap;
+    if (rc->pa != NULL && rc->pa->uploads > 0)
+        rc->pa->uploads--;
+    rc->up_len = rc->up_total = rc->up_cap = 0;
     revocation_received(rc, f->request_id, data, len);
     free(data);
+}
+
+/* Drops chunked uploads of devices that did not complete within the deadline (from the sweep:
+ * NK sessions end at their own deadline). */
+static void uploads_expire(relay *r)
+{
+    uint64_t now = kurer_time_mono_ms();
+    for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
+        if (rc->up != NULL && now - rc->up_started_ms > r->cfg.handshake_timeout_ms) {
+            upload_drop(rc);
+            rc->up_total = 0;
+        }
 }
 
 /* A page of the index: the lists held with issuer key id above `after`. */
@@ -1500,11 +1585,11 @@ static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
         send_error(rc, 0, err, 1);
         return;
     }
-    int revocation = f.body == KURER_CLIENT_REVOCATION || f.body == KURER_CLIENT_REVOCATIONS ||
-                     f.body == KURER_CLIENT_REVOCATION_CHUNK ||
-                     f.body == KURER_CLIENT_REVOCATION_CHUNK_FETCH;
-    if (rc->nk && !revocation) {
-        /* An NK peer has no identity: it may hand in a list or read them, nothing else. */
+    int upload = f.body == KURER_CLIENT_REVOCATION || f.body == KURER_CLIENT_REVOCATION_CHUNK;
+    if (rc->nk && !upload) {
+        /* An NK peer has no identity: it may hand in a list, nothing else (reading lists is for
+         * devices: answers of up to a record each are more than an unauthenticated peer may
+         * make the relay hold). */
         send_error(rc, f.request_id, KURER_EPERM, 1);
         kurer_client_frame_release(&f);
         return;
@@ -1665,6 +1750,7 @@ static void conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n)
         return; /* NK: never authenticated (no identity) */
     if (kurer_trust_chain_revoked(r->trust, &rc->v) || kurer_time_unix() > rc->v.not_after) {
         int code = kurer_time_unix() > rc->v.not_after ? KURER_EEXPIRED : KURER_EREVOKED;
+        rc->accepted = 0; /* refused, not unconfirmed */
         send_error(rc, 0, code, 1);
         return;
     }
@@ -1807,8 +1893,8 @@ static void conn_on_close(kurer_conn *c, int err)
     if (rc->nk)
         r->n_nk--;
     rc->c = NULL;
+    upload_drop(rc); /* before preauth_done: it counts against the source address */
     preauth_done(rc);
-    upload_drop(rc);
     free(rc->hs_chain);
     rc->hs_chain = NULL;
     if (rc->listed) {
@@ -2215,7 +2301,7 @@ static void arm_expiry(relay *r, int64_t not_after)
     if (r->next_expiry != 0 && r->next_expiry <= not_after)
         return;
     int64_t now = kurer_time_unix();
-    int64_t in_s = not_after + 1 - now;
+    int64_t in_s = not_after >= now + 86400 ? 86400 : not_after + 1 - now;
     if (in_s < 0)
         in_s = 0;
     if (in_s > 86400)
@@ -2254,6 +2340,7 @@ static void on_sweep(uv_timer_t *t)
     relay *r = t->data;
     uint64_t now = kurer_time_mono_ms();
     kurer__addr_sweep(&r->addrs, r->cfg.nk_rate, now);
+    uploads_expire(r);
     kurer__take_sweep(&r->takes, r->cfg.prekey_take_window_s * 1000, now);
 }
 
