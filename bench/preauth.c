@@ -1,7 +1,8 @@
 /* bench_preauth: preauth_memory and lookup_cpu (bench/README.md), the figures of issue 9.
  *
  *   bench_preauth [--smoke] [--only memory|lookup] [--n 256,1024]
- *                 [--kinds idle,partial_record,nk,partial_record_max] [--limit-conns 1100]
+ *                 [--kinds idle,partial_record,nk,partial_record_max] [--config FILE]
+ *                 [--limit-kind partial_record] [--limit-conns 1100] [--hold S]
  *                 [--users 64] [--lookups 2000] [--window 1]
  *
  * The relay is $KURER_BENCH_RELAY if set (e.g. a build of an older tree), else the one of this
@@ -51,7 +52,9 @@
 
 #define METRICS_CAP (256 * 1024)
 
-static int legacy; /* the relay predates issue 9's config keys */
+static int legacy;             /* the relay predates issue 9's config keys */
+static char *config_file_text; /* --config FILE: replaces the unbounded config */
+static double hold_s;          /* --hold S */
 static char metrics[METRICS_CAP];
 
 /* A metric of the page just fetched; NAN when the relay has no such metric. */
@@ -211,6 +214,7 @@ typedef struct mem_fig {
     double elim;                        /* kurer_rejections_total{reason="ELIMIT"} */
     size_t closed_seen;
     double settle_s;
+    double kept_after_hold; /* --hold: the gauge S seconds later */
 } mem_fig;
 
 static void measure_memory(const bench_pki *pki, int kind, size_t n, int at_limits, mem_fig *out)
@@ -224,6 +228,8 @@ static void measure_memory(const bench_pki *pki, int kind, size_t n, int at_limi
         conf = legacy ? NULL
                       : "# the defaults; every client comes from 127.0.0.1\n"
                         "max_preauth_per_address = 100000\n";
+    else if (config_file_text != NULL)
+        conf = config_file_text;
     else
         conf = legacy ? "max_handshakes = 100000\nmax_connections = 100000\n"
                         "handshake_timeout_ms = 600000\nidle_timeout_ms = 600000\n"
@@ -233,7 +239,10 @@ static void measure_memory(const bench_pki *pki, int kind, size_t n, int at_limi
     memset(out, 0, sizeof(*out));
     out->kind = kind;
     out->n = n;
-    out->config = at_limits == 2 ? "max_handshakes_4" : at_limits ? "defaults" : "unbounded";
+    out->config = at_limits == 2             ? "max_handshakes_4"
+                  : at_limits                ? "defaults"
+                  : config_file_text != NULL ? "file"
+                                             : "unbounded";
     if (bench_relay_start_config(&srv, pki, conf) != 0)
         bench_die("the relay did not start");
     usleep(500000);
@@ -275,6 +284,12 @@ static void measure_memory(const bench_pki *pki, int kind, size_t n, int at_limi
     out->ref_conns = metric("kurer_connections_refused_total{reason=\"max_connections\"}");
     out->elim = metric("kurer_rejections_total{reason=\"ELIMIT\"}");
     out->closed_seen = closed_by_peer(fds, n);
+    out->kept_after_hold = NAN;
+    if (hold_s > 0) {
+        usleep((useconds_t)(hold_s * 1e6));
+        if (fetch_metrics(&srv) == 0)
+            out->kept_after_hold = metric("kurer_connections");
+    }
     for (size_t i = 0; i < n; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -307,6 +322,7 @@ static void print_memory(const mem_fig *f, int argc, char **argv)
     bench_json_num(&j, "rss_growth_kib", growth / 1024.0);
     bench_json_num(&j, "bytes_per_conn", f->kept > 0 ? growth / f->kept : NAN);
     bench_json_num(&j, "settle_s", f->settle_s);
+    bench_json_num(&j, "kept_after_hold", f->kept_after_hold);
     bench_json_str(&j, "relay_bin", bench_relay_bin());
     bench_json_end(&j, argc, argv);
 }
@@ -601,8 +617,8 @@ static size_t parse_list(const char *s, size_t *out, size_t cap)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_preauth [--smoke] [--only memory|lookup] [--n 256,1024]\n"
-                    "         [--kinds idle,partial_record,nk,partial_record_max] "
-                    "[--limit-conns 1100]\n"
+                    "         [--kinds idle,partial_record,nk,partial_record_max] [--config FILE]\n"
+                    "         [--limit-kind partial_record] [--limit-conns 1100] [--hold S]\n"
                     "         [--users 64] [--lookups 2000] [--window 1]\n");
     exit(2);
 }
@@ -612,7 +628,7 @@ int main(int argc, char **argv)
     size_t ns[8] = {256, 1024}, n_ns = 2, limit_conns = 1100, users = 64, lookups = 2000,
            window = 1;
     int kinds[K_COUNT] = {1, 1, 1, 1};
-    int smoke = 0, do_mem = 1, do_lookup = 1;
+    int smoke = 0, do_mem = 1, do_lookup = 1, limit_kind = K_PARTIAL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--smoke") == 0) {
@@ -641,6 +657,23 @@ int main(int argc, char **argv)
                     usage();
                 kinds[k] = 1;
             }
+        } else if (strcmp(a, "--config") == 0) {
+            uint8_t *data;
+            size_t len;
+            if (kurer_file_read(v, 1 << 16, &data, &len) != 0)
+                bench_die("cannot read %s", v);
+            config_file_text = realloc(data, len + 1);
+            if (config_file_text == NULL)
+                abort();
+            config_file_text[len] = '\0';
+        } else if (strcmp(a, "--hold") == 0) {
+            hold_s = atof(v);
+        } else if (strcmp(a, "--limit-kind") == 0) {
+            for (limit_kind = 0; limit_kind < K_COUNT && strcmp(kind_names[limit_kind], v) != 0;
+                 limit_kind++)
+                ;
+            if (limit_kind == K_COUNT)
+                usage();
         } else if (strcmp(a, "--limit-conns") == 0) {
             limit_conns = strtoul(v, NULL, 10);
         } else if (strcmp(a, "--users") == 0) {
@@ -674,13 +707,13 @@ int main(int argc, char **argv)
     if (do_mem) {
         for (size_t i = 0; i < n_ns; i++)
             for (int k = 0; k < K_COUNT; k++) {
-                if (!kinds[k])
+                if (!kinds[k] || ns[i] == 0)
                     continue;
                 measure_memory(&pki, k, ns[i], 0, &mf[n_mf]);
                 print_memory(&mf[n_mf++], argc, argv);
             }
         if (limit_conns > 0) {
-            measure_memory(&pki, K_PARTIAL, limit_conns, smoke ? 2 : 1, &mf[n_mf]);
+            measure_memory(&pki, limit_kind, limit_conns, smoke ? 2 : 1, &mf[n_mf]);
             print_memory(&mf[n_mf++], argc, argv);
         }
     }
@@ -745,5 +778,6 @@ int main(int argc, char **argv)
                    ph[i].request_bytes, ph[i].answer_bytes,
                    ph[i].peak_reset ? (double)ph[i].hwm - (double)ph[i].rss0 : NAN);
     bench_pki_free(&pki);
+    free(config_file_text);
     return 0;
 }
