@@ -623,6 +623,74 @@ static void usage(void)
     exit(2);
 }
 
+/* Both lookup phases (known and unknown names), a fresh relay each, and their JSON lines. */
+static void run_lookups(bench_pki *pki, size_t users, size_t window, size_t lookups, lk_phase ph[2],
+                        int argc, char **argv)
+{
+    double dir[2] = {NAN, NAN};
+    static const char *known[KURER_LOOKUP_USERS_MAX], *unknown[KURER_LOOKUP_USERS_MAX];
+    static char names[2][KURER_LOOKUP_USERS_MAX][32];
+    for (size_t i = 0; i < users; i++) {
+        snprintf(names[0][i], sizeof(names[0][i]), "u%zu@mof", i);
+        snprintf(names[1][i], sizeof(names[1][i]), "nobody%zu@mof", i);
+        known[i] = names[0][i];
+        unknown[i] = names[1][i];
+    }
+    memset(ph, 0, 2 * sizeof(*ph));
+    size_t warm = lookups / 10 < 100 ? lookups / 10 : 100;
+    ph[0] = (lk_phase){.kind = "known", .names = known, .lookups = lookups, .warmup = warm};
+    ph[1] = (lk_phase){.kind = "unknown", .names = unknown, .lookups = lookups, .warmup = warm};
+    /* a fresh relay for each kind: the peak RSS of one must not hide in the other's heap */
+    for (size_t i = 0; i < 2; i++)
+        dir[i] = measure_lookups(pki, users, window, &ph[i], 1);
+    for (size_t i = 0; i < 2; i++) {
+        bench_json j;
+        double peak = ph[i].peak_reset ? ((double)ph[i].hwm - (double)ph[i].rss0) : NAN;
+        bench_json_begin(&j, "lookup_cpu");
+        bench_json_str(&j, "kind", ph[i].kind);
+        bench_json_str(&j, "relay", legacy ? "legacy" : "current");
+        bench_json_num(&j, "directory_devices", dir[i]);
+        bench_json_int(&j, "users_per_lookup", users);
+        bench_json_int(&j, "lookups", ph[i].lookups);
+        bench_json_int(&j, "window", window);
+        bench_json_num(&j, "cpu_us_per_lookup", ph[i].cpu_s * 1e6 / (double)ph[i].lookups);
+        bench_json_num(&j, "lookups_per_s", (double)ph[i].lookups / ph[i].wall_s);
+        bench_json_int(&j, "request_bytes", ph[i].request_bytes);
+        bench_json_int(&j, "answer_bytes", ph[i].answer_bytes);
+        bench_json_num(&j, "answer_over_request",
+                       (double)ph[i].answer_bytes / (double)ph[i].request_bytes);
+        bench_json_int(&j, "answer_users", ph[i].answer_users);
+        bench_json_int(&j, "errors", ph[i].errors);
+        bench_json_int(&j, "undecodable", ph[i].undecodable);
+        bench_json_int(&j, "rss_before_kib", ph[i].rss0);
+        bench_json_num(&j, "peak_rss_kib", ph[i].peak_reset ? (double)ph[i].hwm : NAN);
+        bench_json_num(&j, "peak_rss_growth_kib", peak);
+        bench_json_str(&j, "relay_bin", bench_relay_bin());
+        bench_json_end(&j, argc, argv);
+    }
+}
+
+/* The '#' summary: memory figures, and the lookups when ph is not NULL. */
+static void print_summary(const mem_fig *mf, size_t n_mf, const lk_phase *ph, size_t users)
+{
+    printf("# preauth (%s relay %s)\n", legacy ? "legacy" : "current", bench_relay_bin());
+    printf("# %-18s %16s %6s %8s %10s %12s %9s\n", "kind", "config", "N", "kept", "refused_hs",
+           "growth_KiB", "B/conn");
+    for (size_t i = 0; i < n_mf; i++) {
+        const mem_fig *f = &mf[i];
+        double g = ((double)f->rss1 - (double)f->rss0);
+        printf("# %-18s %16s %6zu %8.0f %10.0f %12.0f %9.0f\n", kind_names[f->kind], f->config,
+               f->n, f->kept, f->ref_hs, g, f->kept > 0 ? g * 1024.0 / f->kept : NAN);
+    }
+    if (ph != NULL)
+        for (size_t i = 0; i < 2; i++)
+            printf("# lookup %-8s %zu users: %.0f us relay CPU per lookup, request %" PRIu64
+                   " B, answer %" PRIu64 " B, peak RSS +%.0f KiB\n",
+                   ph[i].kind, users, ph[i].cpu_s * 1e6 / (double)ph[i].lookups,
+                   ph[i].request_bytes, ph[i].answer_bytes,
+                   ph[i].peak_reset ? (double)ph[i].hwm - (double)ph[i].rss0 : NAN);
+}
+
 int main(int argc, char **argv)
 {
     size_t ns[8] = {256, 1024}, n_ns = 2, limit_conns = 1100, users = 64, lookups = 2000,
@@ -718,65 +786,10 @@ int main(int argc, char **argv)
         }
     }
     lk_phase ph[2];
-    double dir[2] = {NAN, NAN};
-    if (do_lookup) {
-        static const char *known[KURER_LOOKUP_USERS_MAX], *unknown[KURER_LOOKUP_USERS_MAX];
-        static char names[2][KURER_LOOKUP_USERS_MAX][32];
-        for (size_t i = 0; i < users; i++) {
-            snprintf(names[0][i], sizeof(names[0][i]), "u%zu@mof", i);
-            snprintf(names[1][i], sizeof(names[1][i]), "nobody%zu@mof", i);
-            known[i] = names[0][i];
-            unknown[i] = names[1][i];
-        }
-        memset(ph, 0, sizeof(ph));
-        size_t warm = lookups / 10 < 100 ? lookups / 10 : 100;
-        ph[0] = (lk_phase){.kind = "known", .names = known, .lookups = lookups, .warmup = warm};
-        ph[1] = (lk_phase){.kind = "unknown", .names = unknown, .lookups = lookups, .warmup = warm};
-        /* a fresh relay for each kind: the peak RSS of one must not hide in the other's heap */
-        for (size_t i = 0; i < 2; i++)
-            dir[i] = measure_lookups(&pki, users, window, &ph[i], 1);
-        for (size_t i = 0; i < 2; i++) {
-            bench_json j;
-            double peak = ph[i].peak_reset ? ((double)ph[i].hwm - (double)ph[i].rss0) : NAN;
-            bench_json_begin(&j, "lookup_cpu");
-            bench_json_str(&j, "kind", ph[i].kind);
-            bench_json_str(&j, "relay", legacy ? "legacy" : "current");
-            bench_json_num(&j, "directory_devices", dir[i]);
-            bench_json_int(&j, "users_per_lookup", users);
-            bench_json_int(&j, "lookups", ph[i].lookups);
-            bench_json_int(&j, "window", window);
-            bench_json_num(&j, "cpu_us_per_lookup", ph[i].cpu_s * 1e6 / (double)ph[i].lookups);
-            bench_json_num(&j, "lookups_per_s", (double)ph[i].lookups / ph[i].wall_s);
-            bench_json_int(&j, "request_bytes", ph[i].request_bytes);
-            bench_json_int(&j, "answer_bytes", ph[i].answer_bytes);
-            bench_json_num(&j, "answer_over_request",
-                           (double)ph[i].answer_bytes / (double)ph[i].request_bytes);
-            bench_json_int(&j, "answer_users", ph[i].answer_users);
-            bench_json_int(&j, "errors", ph[i].errors);
-            bench_json_int(&j, "undecodable", ph[i].undecodable);
-            bench_json_int(&j, "rss_before_kib", ph[i].rss0);
-            bench_json_num(&j, "peak_rss_kib", ph[i].peak_reset ? (double)ph[i].hwm : NAN);
-            bench_json_num(&j, "peak_rss_growth_kib", peak);
-            bench_json_str(&j, "relay_bin", bench_relay_bin());
-            bench_json_end(&j, argc, argv);
-        }
-    }
-    printf("# preauth (%s relay %s)\n", legacy ? "legacy" : "current", bench_relay_bin());
-    printf("# %-18s %16s %6s %8s %10s %12s %9s\n", "kind", "config", "N", "kept", "refused_hs",
-           "growth_KiB", "B/conn");
-    for (size_t i = 0; i < n_mf; i++) {
-        const mem_fig *f = &mf[i];
-        double g = ((double)f->rss1 - (double)f->rss0);
-        printf("# %-18s %16s %6zu %8.0f %10.0f %12.0f %9.0f\n", kind_names[f->kind], f->config,
-               f->n, f->kept, f->ref_hs, g, f->kept > 0 ? g * 1024.0 / f->kept : NAN);
-    }
+    memset(ph, 0, sizeof(ph));
     if (do_lookup)
-        for (size_t i = 0; i < 2; i++)
-            printf("# lookup %-8s %zu users: %.0f us relay CPU per lookup, request %" PRIu64
-                   " B, answer %" PRIu64 " B, peak RSS +%.0f KiB\n",
-                   ph[i].kind, users, ph[i].cpu_s * 1e6 / (double)ph[i].lookups,
-                   ph[i].request_bytes, ph[i].answer_bytes,
-                   ph[i].peak_reset ? (double)ph[i].hwm - (double)ph[i].rss0 : NAN);
+        run_lookups(&pki, users, window, lookups, ph, argc, argv);
+    print_summary(mf, n_mf, do_lookup ? ph : NULL, users);
     bench_pki_free(&pki);
     free(config_file_text);
     return 0;
