@@ -241,5 +241,8 @@ int main(int argc, char **argv)
     }
     if (check_files(o.dir) != 0 || lock_dir(o.dir) < 0)
         return 1;
-    return kurer_relay_run(&o) == 0 ? 0 : 1;
+    uv_loop_t *loop = uv_default_loop();
+    int rc = kurer_relay_run(&o, loop);
+    (void)uv_loop_close(loop);
+    return rc == 0 ? 0 : 1;
 }
