@@ -136,6 +136,43 @@ void kurer__send_ok(rconn *rc, uint64_t request_id)
     (void)kurer__send_frame(rc, &f);
 }
 
+static void handle_ping(rconn *rc, const kurer_client_frame *f)
+{
+    if (!kurer__rate_take(rc, B_PING, 1)) {
+        rc->r->pings_rate_limited++;
+        kurer__send_error(rc, f->request_id, KURER_ERATE, 0);
+        return;
+    }
+    kurer_server_frame out;
+    memset(&out, 0, sizeof(out));
+    out.request_id = f->request_id;
+    out.body = KURER_SERVER_PONG;
+    out.u.pong.client_time = f->u.ping.client_time;
+    out.u.pong.server_time = kurer_time_unix() * 1000;
+    (void)kurer__send_frame(rc, &out);
+}
+
+/* Frame kind -> handler, and whether an unauthenticated NK session may send it. An NK peer has
+ * no identity: it may hand in a revocation list, nothing else (reading lists is for devices:
+ * answers of up to a record each are more than an unauthenticated peer may make the relay
+ * hold). A new request is a new row here and a handler in the file of its responsibility. */
+static const struct {
+    kurer_client_body body;
+    void (*handle)(rconn *rc, const kurer_client_frame *f);
+    int nk;
+} dispatch[] = {
+    {KURER_CLIENT_SEND, kurer__handle_send, 0},
+    {KURER_CLIENT_ACK, kurer__handle_ack, 0},
+    {KURER_CLIENT_LOOKUP, kurer__handle_lookup, 0},
+    {KURER_CLIENT_PREKEYS, kurer__handle_prekeys, 0},
+    {KURER_CLIENT_FETCH_PREKEYS, kurer__handle_fetch_prekeys, 0},
+    {KURER_CLIENT_PING, handle_ping, 0},
+    {KURER_CLIENT_REVOCATION, kurer__handle_revocation, 1},
+    {KURER_CLIENT_REVOCATIONS, kurer__handle_revocation_fetch, 0},
+    {KURER_CLIENT_REVOCATION_CHUNK, kurer__handle_revocation_chunk, 1},
+    {KURER_CLIENT_REVOCATION_CHUNK_FETCH, kurer__handle_revocation_chunk_fetch, 0},
+};
+
 static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
 {
     rconn *rc = kurer_conn_data(c);
@@ -145,69 +182,22 @@ static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
         kurer__send_error(rc, 0, err, 1);
         return;
     }
-    int upload = f.body == KURER_CLIENT_REVOCATION || f.body == KURER_CLIENT_REVOCATION_CHUNK;
-    if (rc->nk && !upload) {
-        /* An NK peer has no identity: it may hand in a list, nothing else (reading lists is for
-         * devices: answers of up to a record each are more than an unauthenticated peer may
-         * make the relay hold). */
+    size_t i = 0;
+    while (i < sizeof(dispatch) / sizeof(dispatch[0]) && dispatch[i].body != f.body)
+        i++;
+    if (i == sizeof(dispatch) / sizeof(dispatch[0])) {
+        /* decodes, but this relay has no handler for it (cannot happen while the decoder and
+         * the table agree): refused, the connection stays */
+        kurer__send_error(rc, f.request_id, KURER_EUNSUPPORTED, 0);
+    } else if (rc->nk && !dispatch[i].nk) {
         kurer__send_error(rc, f.request_id, KURER_EPERM, 1);
-        kurer_client_frame_release(&f);
-        return;
-    }
-    /* A chain that expired while connected: the timer closes it; a request that gets here
-     * first is refused the same way. */
-    if (rc->authed && kurer_time_unix() > rc->v.not_after) {
+    } else if (rc->authed && kurer_time_unix() > rc->v.not_after) {
+        /* A chain that expired while connected: the timer closes it; a request that gets
+         * here first is refused the same way. */
         rc->r->conns_expired++;
         kurer__send_error(rc, f.request_id, KURER_EEXPIRED, 1);
-        kurer_client_frame_release(&f);
-        return;
-    }
-    switch (f.body) {
-    case KURER_CLIENT_SEND:
-        kurer__handle_send(rc, &f);
-        break;
-    case KURER_CLIENT_ACK:
-        kurer__handle_ack(rc, &f);
-        break;
-    case KURER_CLIENT_LOOKUP:
-        kurer__handle_lookup(rc, &f);
-        break;
-    case KURER_CLIENT_PREKEYS:
-        kurer__handle_prekeys(rc, &f);
-        break;
-    case KURER_CLIENT_FETCH_PREKEYS:
-        kurer__handle_fetch_prekeys(rc, &f);
-        break;
-    case KURER_CLIENT_REVOCATION:
-        kurer__handle_revocation(rc, &f);
-        break;
-    case KURER_CLIENT_REVOCATIONS:
-        kurer__handle_revocation_fetch(rc, &f);
-        break;
-    case KURER_CLIENT_REVOCATION_CHUNK:
-        kurer__handle_revocation_chunk(rc, &f);
-        break;
-    case KURER_CLIENT_REVOCATION_CHUNK_FETCH:
-        kurer__handle_revocation_chunk_fetch(rc, &f);
-        break;
-    case KURER_CLIENT_PING: {
-        if (!kurer__rate_take(rc, B_PING, 1)) {
-            rc->r->pings_rate_limited++;
-            kurer__send_error(rc, f.request_id, KURER_ERATE, 0);
-            break;
-        }
-        kurer_server_frame out;
-        memset(&out, 0, sizeof(out));
-        out.request_id = f.request_id;
-        out.body = KURER_SERVER_PONG;
-        out.u.pong.client_time = f.u.ping.client_time;
-        out.u.pong.server_time = kurer_time_unix() * 1000;
-        (void)kurer__send_frame(rc, &out);
-        break;
-    }
-    default:
-        kurer__send_error(rc, f.request_id, KURER_EUNSUPPORTED, 0);
-        break;
+    } else {
+        dispatch[i].handle(rc, &f);
     }
     kurer_client_frame_release(&f);
 }
