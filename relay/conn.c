@@ -173,6 +173,14 @@ static const struct {
     {KURER_CLIENT_REVOCATION_CHUNK_FETCH, kurer__handle_revocation_chunk_fetch, 0},
 };
 
+int kurer__dispatch_allowed(kurer_client_body body, int nk)
+{
+    for (size_t i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++)
+        if (dispatch[i].body == body)
+            return !nk || dispatch[i].nk;
+    return 0;
+}
+
 static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
 {
     rconn *rc = kurer_conn_data(c);

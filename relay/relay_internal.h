@@ -178,6 +178,9 @@ typedef struct req_ctx2 {
 } req_ctx2;
 
 /* ---- conn.c ---- */
+/* 1 if a frame of this kind has a handler and may come on this kind of session (nk: an NK
+ * session), else 0. */
+int kurer__dispatch_allowed(kurer_client_body body, int nk);
 void kurer__preauth_done(rconn *rc);
 void kurer__count_reject(relay *r, int err);
 void kurer__rconn_unref(rconn *rc);
