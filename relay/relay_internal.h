@@ -43,6 +43,57 @@ typedef struct dir_user {
     char user[]; /* NUL-terminated */
 } dir_user;
 
+/* Every counter of the relay, once: the struct relay field, the metric's name (kurer_ is
+ * prefixed) and its # HELP text. A new counter is a line here and an increment where it happens;
+ * metrics.c renders them all. */
+#define KURER__RELAY_COUNTERS(X)                                                                   \
+    X(connections, "connections_total",                                                            \
+      "Connections accepted (those refused at once are in "                                        \
+      "connections_refused_total).")                                                               \
+    X(handshakes_ok, "handshakes_ok_total", "Devices authenticated (first transport record).")     \
+    X(handshakes_failed, "handshakes_failed_total",                                                \
+      "Handshakes refused (reason in "                                                             \
+      "rejections_total).")                                                                        \
+    X(handshakes_unconfirmed, "handshakes_unconfirmed_total",                                      \
+      "IK handshakes answered that never "                                                         \
+      "sent a record (replays, stalled clients).")                                                 \
+    X(replaced, "connections_replaced_total",                                                      \
+      "Connections replaced by a newer one of the same "                                           \
+      "device.")                                                                                   \
+    X(conns_expired, "connections_expired_total", "Connections closed when their chain expired.")  \
+    X(nk_sessions, "nk_sessions_total", "Unauthenticated NK sessions accepted.")                   \
+    X(env_accepted, "envelopes_accepted_total", "Envelopes the sender was told are accepted.")     \
+    X(env_delivered, "envelopes_delivered_total", "Envelopes pushed to a recipient device.")       \
+    X(env_acked, "envelopes_acked_total", "Seqs in recipients' acks.")                             \
+    X(env_accepted_by_ack, "envelopes_accepted_by_ack_total",                                      \
+      "Envelopes accepted because their "                                                          \
+      "recipient acked them before the relay's commit.")                                           \
+    X(env_write_skipped, "envelopes_write_skipped_total",                                          \
+      "Envelopes never written: put and ack "                                                      \
+      "met in the store.")                                                                         \
+    X(sends_rate_limited, "sends_rate_limited_total", "Send requests over send_rate.")             \
+    X(send_results_too_large, "send_results_too_large_total",                                      \
+      "Send requests refused because "                                                             \
+      "their answer would not fit a record.")                                                      \
+    X(lookups_rate_limited, "lookups_rate_limited_total", "Directory lookups over lookup_rate.")   \
+    X(pings_rate_limited, "pings_rate_limited_total", "Pings over ping_rate.")                     \
+    X(prekey_uploads, "prekey_uploads_total", "Prekey uploads stored.")                            \
+    X(prekey_uploads_over_max, "prekey_uploads_over_max_total",                                    \
+      "Prekey uploads refused by "                                                                 \
+      "prekeys_max.")                                                                              \
+    X(prekeys_handed_out, "prekeys_handed_out_total", "One-time prekeys handed out (each once).")  \
+    X(bundles_without_one_time, "prekey_bundles_without_one_time_total",                           \
+      "Bundles handed out "                                                                        \
+      "without a one-time prekey.")                                                                \
+    X(prekeys_withheld, "prekeys_withheld_total", "One-time prekeys withheld by prekey_take_max.") \
+    X(prekey_fetches_rate_limited, "prekey_fetches_rate_limited_total",                            \
+      "Prekey fetches over "                                                                       \
+      "fetch_rate.")                                                                               \
+    X(prekeys_low_pushed, "prekeys_low_pushed_total", "PrekeysLow pushes.")                        \
+    X(crl_accepted, "revocation_lists_accepted_total",                                             \
+      "Newer revocation lists taken (files, "                                                      \
+      "SIGHUP, uploads).")
+
 typedef struct relay relay;
 
 /* The bytes of every list in force, in issuer key id order: the index and the chunks a fetch
@@ -108,17 +159,12 @@ struct relay {
     uint64_t seq_limit; /* seqs up to here are reserved durably: only those go out early */
     int reserving;
     int stopping;
-    /* counters */
-    uint64_t connections, handshakes_ok, handshakes_failed, env_accepted, env_delivered, env_acked,
-        replaced;
-    uint64_t nk_sessions, prekey_uploads, prekeys_handed_out, bundles_without_one_time,
-        prekeys_low_pushed, crl_accepted;
-    uint64_t rejects[NERR]; /* by error code */
-    uint64_t refused_max_conns, refused_max_handshakes;
-    uint64_t env_accepted_by_ack, env_write_skipped;
-    uint64_t prekey_uploads_over_max, prekey_fetches_rate_limited;
-    uint64_t handshakes_unconfirmed, conns_expired, refused_per_address, lookups_rate_limited,
-        pings_rate_limited, sends_rate_limited, prekeys_withheld, send_results_too_large;
+    /* counters (KURER__RELAY_COUNTERS: each declared once, rendered by metrics.c) */
+#define KURER__COUNTER_FIELD(field, name, help) uint64_t field;
+    KURER__RELAY_COUNTERS(KURER__COUNTER_FIELD)
+#undef KURER__COUNTER_FIELD
+    uint64_t rejects[NERR]; /* by error code: kurer_rejections_total{reason} */
+    uint64_t refused_max_conns, refused_max_handshakes, refused_per_address;
     uint64_t n_nk;         /* live NK sessions */
     uint64_t upload_bytes; /* held by chunked revocation uploads in progress */
     held_list *held;       /* the bytes of the lists in force, by issuer key id */
