@@ -16,6 +16,10 @@
 
 #include <cmocka.h>
 
+#define SQLITE_HAS_CODEC 1 /* sqlite3_key: the sqlite backend's migration case makes an old store  \
+                            */
+#include <sqlite3.h>
+
 #include "kurer/crypto.h"
 #include "kurer/util.h"
 #include "store.h"
@@ -481,6 +485,55 @@ static void test_revocation_versions(void **state)
                 (crl_versions[0] == 5 && crl_versions[1] == 2));
 }
 
+/* sqlite backend only: a store written by a relay of schema 3 (no sender column) is brought up
+ * to date at open, in one step list, and keeps its envelopes; a store of a newer relay is
+ * refused (KURER_EVERSION). */
+static void test_migration(void **state)
+{
+    fx *f = *state;
+    char path[300], key[80];
+    sqlite3 *db;
+    fx_close(f);
+    snprintf(path, sizeof(path), "%s/relay.db", f->dir);
+    unlink(path);
+    key[0] = 'x';
+    key[1] = '\'';
+    kurer_hex_encode(key + 2, f->key, 32);
+    key[66] = '\'';
+    key[67] = '\0';
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_key(db, key, 67), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE mailbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT "
+                     "NULL, device INTEGER NOT NULL, env BLOB NOT NULL);"
+                     "CREATE TABLE devices(user TEXT NOT NULL, device INTEGER NOT NULL, serial "
+                     "INTEGER NOT NULL, chain BLOB NOT NULL, PRIMARY KEY(user, device));"
+                     "CREATE TABLE meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+                     "INSERT INTO mailbox(seq, user, device, env) VALUES(5, 'ana@x', 1, x'6f6c64');"
+                     "PRAGMA user_version = 3;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    fx_open(f);
+    assert_true(f->next > 5);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 1);
+    assert_int_equal(f->rows[0].seq, 5);
+    assert_memory_equal(f->bytes[0], "old", 3);
+    kurer_store_limits lim = {0, 1}; /* the new column works: a share of 1 for bo */
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', &lim, NULL), 0);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'b', &lim, NULL), KURER_ELIMIT);
+    fx_close(f);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_key(db, key, 67), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    kurer_memzero(key, sizeof(key));
+    assert_int_equal(f->be->open(&f->s, &f->loop, f->dir, f->key), KURER_EVERSION);
+    f->s = NULL;
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +545,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_directory, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_once, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_versions, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_migration, setup_sqlite, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
