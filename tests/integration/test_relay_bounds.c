@@ -225,7 +225,7 @@ static void fill_disk(const char *dir)
 static void test_disk_full(void **state)
 {
     world *w = *state;
-    char rdir[300], cmd[1200], log[300], fill[350];
+    char rdir[300], cmd[1700], log[300], fill[350];
     device a, b;
     client ca, cb;
     kurer_server_frame f;
