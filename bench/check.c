@@ -10,7 +10,7 @@
 
 static const struct {
     const char *bench;
-    const char *keys[8];
+    const char *keys[10];
 } fixed[] = {
     {"relay_throughput",
      {"senders", "envelopes_per_s", "p50_accept_ms", "p99_accept_ms", "p99_deliver_ms",
@@ -23,6 +23,12 @@ static const struct {
      {"noise_ik_handshakes_per_s", "chain_verifications_per_s", "ratchet_encrypt_per_s",
       "ratchet_decrypt_per_s", "argon2id_ms", "cmd"}},
     {"store", {"commits_per_s", "open_ms", "bytes_per_message", "cmd"}},
+    {"preauth_memory",
+     {"kind", "connections", "rss_before_kib", "rss_after_kib", "bytes_per_conn", "kept",
+      "handshaking", "refused_max_handshakes", "cmd"}},
+    {"lookup_cpu",
+     {"kind", "lookups", "cpu_us_per_lookup", "request_bytes", "answer_bytes",
+      "peak_rss_growth_kib", "cmd"}},
 };
 
 #define MAXK 64
@@ -157,7 +163,7 @@ int main(int argc, char **argv)
             bad = 1;
         }
         seen[f] = 1;
-        for (int k = 0; k < 8 && fixed[f].keys[k] != NULL; k++) {
+        for (int k = 0; k < 10 && fixed[f].keys[k] != NULL; k++) {
             int found = 0;
             for (int i = 0; i < n; i++)
                 if (strcmp(kvs[i].key, fixed[f].keys[k]) == 0) {

@@ -149,8 +149,8 @@ static void mk_tmpdir(bench_server *s)
 }
 
 /* Runs argv with stdout on a pipe and stderr on DIR/server.log; reads "listening H:P" and, if
- * want_metrics, "metrics H:P" lines. */
-static void spawn(bench_server *s, const char *const *argv, int want_metrics)
+ * want_metrics, "metrics H:P" lines. 0, or -1 if the server did not start (it is reaped). */
+static int spawn(bench_server *s, const char *const *argv, int want_metrics)
 {
     int pfd[2];
     char log[300];
@@ -201,31 +201,64 @@ static void spawn(bench_server *s, const char *const *argv, int want_metrics)
         *line = '\n';
     }
     close(pfd[0]);
-    if (!have_listen || (want_metrics && !have_metrics))
-        bench_die("%s did not start (see %s)", argv[0], log);
+    if (!have_listen || (want_metrics && !have_metrics)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fprintf(stderr, "bench: %s did not start (see %s)\n", argv[0], log);
+        return -1;
+    }
     s->pid = pid;
     s->have_metrics = have_metrics;
+    return 0;
 }
 
-void bench_relay_start(bench_server *s, const bench_pki *p)
+const char *bench_relay_bin(void)
+{
+    const char *e = getenv("KURER_BENCH_RELAY");
+    return e != NULL && e[0] != '\0' ? e : KURER_RELAY_BIN;
+}
+
+int bench_relay_knows_key(const char *key, const char *value)
+{
+    char dir[] = "/tmp/kurer-bench-probe-XXXXXX", conf[64], cmd[1024];
+    if (mkdtemp(dir) == NULL)
+        bench_die("mkdtemp: %s", strerror(errno));
+    snprintf(conf, sizeof(conf), "%s/probe.conf", dir);
+    FILE *f = fopen(conf, "w");
+    if (f == NULL)
+        bench_die("cannot write %s", conf);
+    fprintf(f, "%s = %s\n", key, value);
+    fclose(f);
+    /* The config is read before the folder is looked at: a known key fails later (exit 1, no
+     * such folder), an unknown one fails at once with exit 2. */
+    snprintf(cmd, sizeof(cmd),
+             "%s run --dir %s/none --listen 127.0.0.1:0 --root %s/none --config %s "
+             ">/dev/null 2>&1",
+             bench_relay_bin(), dir, dir, conf);
+    int st = system(cmd);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench: cannot remove %s\n", dir);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 1;
+}
+
+int bench_relay_start_config(bench_server *s, const bench_pki *p, const char *config)
 {
     char root[300], rdir[300], conf[300], cmd[800], pubp[320];
+    const char *bin = bench_relay_bin();
     memset(s, 0, sizeof(*s));
     mk_tmpdir(s);
     snprintf(root, sizeof(root), "%s/root.crt", s->dir);
     snprintf(rdir, sizeof(rdir), "%s/relay", s->dir);
     snprintf(conf, sizeof(conf), "%s/relay.conf", s->dir);
     bench_pki_write_root(p, root);
-    FILE *f = fopen(conf, "w");
-    if (f == NULL)
-        bench_die("cannot write %s", conf);
-    fputs("# benchmark: no per-device rate limit, room for deep mailboxes; every client comes\n"
-          "# from 127.0.0.1, so the per-address bound on handshakes in progress is lifted\n"
-          "send_rate = 0\nmailbox_max = 1000000\nmailbox_sender_max = 0\n"
-          "max_preauth_per_address = 1000000\nping_rate = 0\nlookup_rate = 0\n",
-          f);
-    fclose(f);
-    snprintf(cmd, sizeof(cmd), "%s init --dir %s > /dev/null", KURER_RELAY_BIN, rdir);
+    if (config != NULL) {
+        FILE *f = fopen(conf, "w");
+        if (f == NULL || fputs(config, f) < 0)
+            bench_die("cannot write %s", conf);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof(cmd), "%s init --dir %s > /dev/null", bin, rdir);
     if (system(cmd) != 0)
         bench_die("%s failed", cmd);
     uint8_t *data;
@@ -237,10 +270,31 @@ void bench_relay_start(bench_server *s, const bench_pki *p)
     if (kurer_hex_decode(s->pk, 32, (char *)data) != 0)
         bench_die("bad %s", pubp);
     free(data);
-    const char *argv[] = {KURER_RELAY_BIN, "run",       "--dir",       rdir,     "--listen",
-                          "127.0.0.1:0",   "--metrics", "127.0.0.1:0", "--root", root,
-                          "--config",      conf,        "--log-level", "warn",   NULL};
-    spawn(s, argv, 1);
+    const char *argv[] = {bin,           "run",       "--dir",       rdir,     "--listen",
+                          "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--root", root,
+                          "--log-level", "warn",      "--config",    conf,     NULL};
+    if (config == NULL)
+        argv[12] = NULL; /* no --config: the relay's defaults */
+    return spawn(s, argv, 1);
+}
+
+void bench_relay_start(bench_server *s, const bench_pki *p)
+{
+    /* A relay from before issue 9 (KURER_BENCH_RELAY) refuses keys it does not know; it has
+     * neither those bounds nor those rates, so leaving them out measures the same thing. */
+    static int legacy = -1;
+    if (legacy < 0)
+        legacy = !bench_relay_knows_key("max_preauth_per_address", "32");
+    const char *conf =
+        legacy
+            ? "# benchmark: no per-device rate limit, room for deep mailboxes\n"
+              "send_rate = 0\nmailbox_max = 1000000\n"
+            : "# benchmark: no per-device rate limit, room for deep mailboxes; every client comes\n"
+              "# from 127.0.0.1, so the per-address bound on handshakes in progress is lifted\n"
+              "send_rate = 0\nmailbox_max = 1000000\nmailbox_sender_max = 0\n"
+              "max_preauth_per_address = 1000000\nping_rate = 0\nlookup_rate = 0\n";
+    if (bench_relay_start_config(s, p, conf) != 0)
+        bench_die("the relay did not start");
 }
 
 void bench_fwd_start(bench_server *s, int durable)
@@ -251,7 +305,8 @@ void bench_fwd_start(bench_server *s, int durable)
     snprintf(db, sizeof(db), "%s/fwd.db", s->dir);
     const char *argv[] = {KURER_BENCH_FWD_BIN,          "--listen", "127.0.0.1:0",
                           durable ? "--durable" : NULL, db,         NULL};
-    spawn(s, argv, 0);
+    if (spawn(s, argv, 0) != 0)
+        bench_die("the forwarder did not start");
 }
 
 void bench_server_stop(bench_server *s)
@@ -365,6 +420,35 @@ uint64_t bench_proc_rss(pid_t pid)
     }
     fclose(f);
     return kb * 1024;
+}
+
+uint64_t bench_proc_status_kib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    size_t fl = strlen(field);
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    uint64_t kb = 0;
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+            kb = strtoull(line + fl + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+int bench_proc_reset_peak(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    int ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 uint64_t bench_raise_nofile(void)

@@ -58,9 +58,20 @@ typedef struct bench_server {
     uint8_t pk[32];
 } bench_server;
 
-/* Makes a temporary folder (bench->dir) with root.crt, a relay config (send_rate = 0 so that
- * the per-device rate limit does not cap a benchmark, mailbox_max large) and runs
- * `kurer-relay init` and `run` on 127.0.0.1:0 with metrics on 127.0.0.1:0. */
+/* The kurer-relay binary the benchmarks start: $KURER_BENCH_RELAY if set (e.g. a build of an
+ * older tree, to compare), else the one of this build. */
+const char *bench_relay_bin(void);
+/* 1 if that relay accepts `key = value` in its config file (relays refuse keys they do not
+ * know: a relay from before a key was added says no). Starts no server. */
+int bench_relay_knows_key(const char *key, const char *value);
+/* Makes a temporary folder (bench->dir) with root.crt, writes config (the whole text of the
+ * relay's config file; NULL: no --config, the relay's defaults) and runs `kurer-relay init` and
+ * `run` on 127.0.0.1:0 with metrics on 127.0.0.1:0. 0, or -1 if the relay did not start (its
+ * stderr is in DIR/server.log; bench_server_stop removes the folder). */
+int bench_relay_start_config(bench_server *s, const bench_pki *p, const char *config);
+/* bench_relay_start_config with the benchmarks' config (send_rate = 0 so that the per-device
+ * rate limit does not cap a benchmark, mailbox_max large; on a relay that knows them, no
+ * per-address bound, ping_rate and lookup_rate 0); exits if the relay does not start. */
 void bench_relay_start(bench_server *s, const bench_pki *p);
 /* The reference forwarder (bench_fwd) on 127.0.0.1:0; durable: with SQLite in dir. */
 void bench_fwd_start(bench_server *s, int durable);
@@ -87,6 +98,10 @@ double bench_hist_ms(const bench_hist *h, double q);
 double bench_proc_cpu_s(pid_t pid);
 /* Resident set size in bytes; 0 if unreadable. */
 uint64_t bench_proc_rss(pid_t pid);
+/* A "Field: N kB" line of /proc/PID/status (e.g. "VmRSS", "VmHWM") in KiB; 0 if unreadable. */
+uint64_t bench_proc_status_kib(pid_t pid, const char *field);
+/* Resets the peak RSS (VmHWM) of a child to its current RSS (clear_refs 5); 0 or -1. */
+int bench_proc_reset_peak(pid_t pid);
 /* Raises the soft open-files limit to the hard one; returns the new soft limit. */
 uint64_t bench_raise_nofile(void);
 

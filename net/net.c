@@ -109,6 +109,23 @@ static size_t record_max(const kurer_conn *c)
     return c->authenticated ? c->lim.max_record : c->lim.preauth_record;
 }
 
+/* Output bounds: a responder's peer that has not authenticated gets at most about two
+ * pre-authentication records queued before reading stops, and four before the connection
+ * closes: an unauthenticated peer that sends requests and never reads makes us hold a few KB. */
+static size_t out_cap_now(const kurer_conn *c)
+{
+    if (c->initiator || c->authenticated || c->lim.out_cap < 2 * c->lim.preauth_record)
+        return c->lim.out_cap;
+    return 2 * c->lim.preauth_record;
+}
+
+static size_t out_max_now(const kurer_conn *c)
+{
+    if (c->initiator || c->authenticated || c->lim.out_max < 4 * c->lim.preauth_record)
+        return c->lim.out_max;
+    return 4 * c->lim.preauth_record;
+}
+
 static size_t in_max_for(size_t record)
 {
     return 2 * (record + KURER_NET_RECORD_HDR);
@@ -246,7 +263,7 @@ static void on_write(uv_write_t *req, int status)
         kurer_conn_close(c, c->close_err);
         return;
     }
-    if (c->congested && queued(c) < c->lim.out_cap) {
+    if (c->congested && queued(c) < out_cap_now(c)) {
         c->congested = 0;
         update_reading(c);
         if (c->cbs.on_drain != NULL)
@@ -308,7 +325,7 @@ int kurer_conn_send(kurer_conn *c, const uint8_t *data, size_t n)
     if (n + KURER_NOISE_TAGLEN > c->lim.max_record)
         return KURER_ELIMIT;
     size_t rec = KURER_NET_RECORD_HDR + n + KURER_NOISE_TAGLEN;
-    if (queued(c) + rec > c->lim.out_max)
+    if (queued(c) + rec > out_max_now(c))
         return KURER_ELIMIT;
     if (c->pending.cap == 0 && rec < OUT_FIRST) {
         /* first record since the buffer was released: one allocation for a typical batch */
@@ -329,7 +346,7 @@ int kurer_conn_send(kurer_conn *c, const uint8_t *data, size_t n)
         c->pending.len -= rec;
         return rc;
     }
-    if (!c->congested && queued(c) >= c->lim.out_cap) {
+    if (!c->congested && queued(c) >= out_cap_now(c)) {
         c->congested = 1;
         update_reading(c);
     }

@@ -214,7 +214,10 @@ static int cmd_run(const kurer_args *a)
     }
     if (check_files(o.dir) != 0 || lock_dir(o.dir) < 0)
         return 1;
-    return kurer_relay_run(&o) == 0 ? 0 : 1;
+    uv_loop_t *loop = uv_default_loop();
+    rc = kurer_relay_run(&o, loop);
+    (void)uv_loop_close(loop);
+    return rc == 0 ? 0 : 1;
 }
 
 static const struct {

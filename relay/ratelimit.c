@@ -87,6 +87,10 @@ int kurer__addr_key(const struct sockaddr_storage *ss, uint8_t ip[16])
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ss;
         memcpy(ip, &a->sin6_addr, 16);
+        /* One host (or one customer) gets a /64: bounds per /128 would be no bounds at all. An
+         * IPv4-mapped address stays whole. */
+        if (!IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+            memset(ip + 8, 0, 8);
         return 0;
     }
     return KURER_EINVAL;
@@ -101,6 +105,8 @@ kurer__peer_addr *kurer__addr_get(kurer__addr_table *a, const uint8_t ip[16], ui
         if (memcmp(e->ip, ip, 16) == 0)
             return e;
     }
+    if (a->t.n >= a->max_entries)
+        kurer__addr_sweep(a, nk_rate, now_ms); /* forget idle entries before refusing */
     if (a->t.n >= a->max_entries)
         return NULL;
     kurer__peer_addr *e = calloc(1, sizeof(*e));
@@ -177,6 +183,10 @@ size_t kurer__take_grant(kurer__take_table *tt, const kurer_device_address *take
     }
     if (e == NULL) {
         size_t vlen = strlen(victim);
+        if (want == 0)
+            return 0; /* nothing to take (an unknown user): no entry for it */
+        if (tt->t.n >= tt->max_entries)
+            kurer__take_sweep(tt, window_ms, now_ms);
         if (tt->t.n >= tt->max_entries || (e = calloc(1, sizeof(*e) + vlen + 1)) == NULL)
             return 0;
         e->taker = *taker;

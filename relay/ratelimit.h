@@ -32,6 +32,7 @@ typedef struct kurer__peer_addr {
     hnode node;
     uint8_t ip[16];   /* IPv4 as ::ffff:a.b.c.d */
     uint64_t preauth; /* live pre-authentication connections from this address */
+    uint64_t uploads; /* chunked revocation uploads in progress from it */
     kurer__bucket nk; /* NK handshakes */
 } kurer__peer_addr;
 

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "kurer/error.h"
 
 /* Every limit of DESIGN.md's "Bad input" section, with its default (docs/relay.md). */
@@ -57,9 +59,10 @@ typedef struct kurer_relay_opts {
     kurer_relay_config cfg;
 } kurer_relay_opts;
 
-/* Serves until SIGTERM/SIGINT. Prints "listening HOST:PORT" on stdout once bound. Returns 0 on a
- * graceful shutdown, else an error (already reported on stderr). */
-int kurer_relay_run(const kurer_relay_opts *o);
+/* Serves on loop (the caller's: library code never takes uv_default_loop itself) until
+ * SIGTERM/SIGINT; the caller closes the loop afterwards. Prints "listening HOST:PORT" on stdout
+ * once bound. Returns 0 on a graceful shutdown, else an error (already reported on stderr). */
+int kurer_relay_run(const kurer_relay_opts *o, uv_loop_t *loop);
 /* Creates DIR with the relay's Noise key and store key. */
 int kurer_relay_init(const char *dir);
 

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #define SQLITE_HAS_CODEC 1 /* declares sqlite3_key (SQLCipher) */
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -86,28 +87,32 @@ struct kurer_store {
     _Atomic uint64_t refused_full, refused_share;
 };
 
-static const char *SCHEMA =
-    "CREATE TABLE IF NOT EXISTS mailbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT "
-    "NULL, device INTEGER NOT NULL, env BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS mailbox_dev ON mailbox(user, device, seq);"
-    "CREATE TABLE IF NOT EXISTS devices(user TEXT NOT NULL, device INTEGER NOT NULL, serial "
-    "INTEGER NOT NULL, chain BLOB NOT NULL, PRIMARY KEY(user, device));"
-    /* prekeys (schema 2) */
-    "CREATE TABLE IF NOT EXISTS prekey_devices(user TEXT NOT NULL, device INTEGER NOT NULL, "
-    "registration_id INTEGER NOT NULL, spk_id INTEGER NOT NULL, spk_pub BLOB NOT NULL, "
-    "spk_sig BLOB NOT NULL, spk_created INTEGER NOT NULL, PRIMARY KEY(user, device));"
-    "CREATE TABLE IF NOT EXISTS one_time_prekeys(user TEXT NOT NULL, device INTEGER NOT NULL, "
-    "id INTEGER NOT NULL, pub BLOB NOT NULL, PRIMARY KEY(user, device, id));"
-    /* revocation lists (schema 2): the newest verified list per issuer key id */
-    "CREATE TABLE IF NOT EXISTS crls(issuer_key_id BLOB PRIMARY KEY, version INTEGER NOT NULL, "
-    "list BLOB NOT NULL);"
-    /* seqs reserved durably (schema 3): the relay assigns seqs from this range */
-    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
-    /* the sender of each envelope (schema 4): each sender user has a share of a mailbox */
-    "ALTER TABLE mailbox ADD COLUMN sender TEXT NOT NULL DEFAULT '';"
-    "CREATE INDEX IF NOT EXISTS mailbox_sender ON mailbox(user, device, sender);"
-    "PRAGMA user_version = 4;";
-#define SCHEMA_VERSION 4
+/* The store's schema as a list of steps: a store at version v (PRAGMA user_version) runs the
+ * steps after v, all in one transaction, then records the new version. A released step is
+ * never edited: a change is a new step at the end. Steps 1..3 use IF NOT EXISTS because the
+ * first relays created those tables that way at every start. */
+static const char *const MIGRATIONS[] = {
+    /* 1: mailboxes and the directory */
+    ("CREATE TABLE IF NOT EXISTS mailbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT "
+     "NULL, device INTEGER NOT NULL, env BLOB NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS mailbox_dev ON mailbox(user, device, seq);"
+     "CREATE TABLE IF NOT EXISTS devices(user TEXT NOT NULL, device INTEGER NOT NULL, serial "
+     "INTEGER NOT NULL, chain BLOB NOT NULL, PRIMARY KEY(user, device));"),
+    /* 2: prekeys, and the newest verified revocation list per issuer key id */
+    ("CREATE TABLE IF NOT EXISTS prekey_devices(user TEXT NOT NULL, device INTEGER NOT NULL, "
+     "registration_id INTEGER NOT NULL, spk_id INTEGER NOT NULL, spk_pub BLOB NOT NULL, "
+     "spk_sig BLOB NOT NULL, spk_created INTEGER NOT NULL, PRIMARY KEY(user, device));"
+     "CREATE TABLE IF NOT EXISTS one_time_prekeys(user TEXT NOT NULL, device INTEGER NOT NULL, "
+     "id INTEGER NOT NULL, pub BLOB NOT NULL, PRIMARY KEY(user, device, id));"
+     "CREATE TABLE IF NOT EXISTS crls(issuer_key_id BLOB PRIMARY KEY, version INTEGER NOT NULL, "
+     "list BLOB NOT NULL);"),
+    /* 3: seqs reserved durably: the relay assigns seqs from this range */
+    ("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"),
+    /* 4: the sender of each envelope: each sender user has a share of a mailbox */
+    ("ALTER TABLE mailbox ADD COLUMN sender TEXT NOT NULL DEFAULT '';"
+     "CREATE INDEX IF NOT EXISTS mailbox_sender ON mailbox(user, device, sender);"),
+};
+#define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
 /* The raw key through sqlite3_key, not a PRAGMA statement: SQLite's parser and prepared
  * statement would keep copies of the statement text (the key) in its heap and free them
@@ -144,10 +149,14 @@ static int migrate(sqlite3 *db)
         return 0;
     if (v > SCHEMA_VERSION)
         return KURER_EVERSION;
-    /* Versions 1..3 differ only by tables added with IF NOT EXISTS; 4 adds a column. */
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return KURER_ESTORAGE;
-    if (sqlite3_exec(db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
+    int rc = SQLITE_OK;
+    for (int step = v; step < SCHEMA_VERSION && rc == SQLITE_OK; step++)
+        rc = sqlite3_exec(db, MIGRATIONS[step], NULL, NULL, NULL);
+    char set[48];
+    snprintf(set, sizeof(set), "PRAGMA user_version = %d", SCHEMA_VERSION);
+    if (rc != SQLITE_OK || sqlite3_exec(db, set, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         kurer_log(KURER_LOG_ERROR, "store", "migrate_failed",
                   (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(db))}, 1);

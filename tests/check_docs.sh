@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Keeps the operator's documentation true to the code:
-#  - every configuration key of the relay (the K(...) table in relay/relay.c) has a row in
+#  - every configuration key of the relay (the K(...) table in relay/config.c) has a row in
 #    docs/relay.md's configuration table, and every row there is a key the relay knows;
 #  - no document advises an online backup through the sqlcipher shell (`.backup` writes a
 #    plaintext copy of the relay database: issue 9, defect 10).
@@ -10,9 +10,9 @@ top=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$top"
 bad=0
 
-code_keys=$(sed -n 's/^ *K(\([a-z_]*\),.*/\1/p' relay/relay.c | sort -u)
+code_keys=$(sed -n 's/^ *K(\([a-z_]*\),.*/\1/p' relay/config.c | sort -u)
 doc_keys=$(sed -n 's/^| `\([a-z_]*\)` | .*/\1/p' docs/relay.md | sort -u)
-[ -n "$code_keys" ] || { echo "docs: no configuration keys found in relay/relay.c"; exit 1; }
+[ -n "$code_keys" ] || { echo "docs: no configuration keys found in relay/config.c"; exit 1; }
 for k in $code_keys; do
     if ! grep -qx "$k" <<<"$doc_keys"; then
         echo "docs/relay.md: configuration key '$k' is not documented"

@@ -17,7 +17,8 @@ exceptions=tests/size_exceptions.txt
 # Offenders, one per line: "file PATH LINES" or "function PATH:NAME LINES". Functions are the
 # bodies clang-format puts between a '{' and a '}' in column 0 after a signature line.
 offenders() {
-    git ls-files '*.c' '*.h' | grep -v '^build' | sort | while read -r f; do
+    git ls-files --cached --others --exclude-standard '*.c' '*.h' | grep -v '^build' | sort -u |
+        while read -r f; do
         n=$(wc -l <"$f")
         [ "$n" -gt "$FILE_MAX" ] && echo "file $f $n"
         awk -v f="$f" -v max="$FUNC_MAX" '

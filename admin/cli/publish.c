@@ -16,11 +16,12 @@ const char help_publish[] =
     "usage: kurer-admin publish --crl FILE --relay HOST:PORT --relay-key KEY [--json]\n"
     "\n"
     "Pushes a signed revocation list to a relay over Noise NK (no device identity needed:\n"
-    "the list authenticates itself), in chunks of 4 KiB; the relay must receive all of it\n"
-    "within its handshake_timeout_ms (10 s by default), else copy the file to the relay and\n"
-    "load it with --crl and SIGHUP. KEY is the relay's public key in hex (64 characters, as\n"
-    "printed by 'kurer-relay init') or the path of its relay.pub file. The relay checks the\n"
-    "list against its pinned root, stores it and disconnects the devices it revokes.\n"
+    "the list authenticates itself), whole up to 4 KiB, else in chunks of 4 KiB; the relay\n"
+    "must receive all of it within its handshake_timeout_ms (10 s by default), else copy the\n"
+    "file to the relay and load it with --crl and SIGHUP.\n"
+    "KEY is the relay's public key in hex (64 characters, as printed by 'kurer-relay init')\n"
+    "or the path of its relay.pub file. The relay checks the list against its pinned root,\n"
+    "stores it and disconnects the devices it revokes.\n"
     "Exit 0 when the relay has stored the list; 1 with the relay's reason otherwise (for\n"
     "example 'older than what is already known' when it holds this version or a newer one).\n";
 
@@ -43,10 +44,28 @@ typedef struct publish_ctx {
     int established;            /* the handshake finished */
 } publish_ctx;
 
-/* Sends chunks until PUB_WINDOW are unanswered or all are sent. */
+/* Sends chunks until PUB_WINDOW are unanswered or all are sent. A list that fits one chunk goes
+ * whole (a RevocationUpload): it never waits for the relay's upload buffer. */
 static int pub_send_more(publish_ctx *x)
 {
     int rc = 0;
+    if (x->chunks == 1 && x->sent == 0) {
+        kurer_client_frame f;
+        kurer_buf b;
+        memset(&f, 0, sizeof(f));
+        f.request_id = 1;
+        f.body = KURER_CLIENT_REVOCATION;
+        rc = kurer_crl_decode(x->list, x->list_len, &f.u.revocation);
+        kurer_buf_init(&b, KURER_FRAME_MAX);
+        if (rc == 0)
+            rc = kurer_client_frame_encode(&f, &b);
+        if (rc == 0)
+            rc = kurer_conn_send(x->c, b.data, b.len);
+        kurer_buf_release(&b);
+        kurer_crl_release(&f.u.revocation);
+        x->sent = 1;
+        return rc;
+    }
     while (rc == 0 && x->sent < x->chunks && x->sent - x->acked < PUB_WINDOW) {
         size_t off = x->sent * KURER_REVOCATION_UPLOAD_CHUNK, len = x->list_len - off;
         if (len > KURER_REVOCATION_UPLOAD_CHUNK)

@@ -3068,8 +3068,8 @@ static void fz_nk_frames(void)
         kurer_client_frame f;
         int rc = kurer_client_frame_decode(buf, len, &f);
         uint64_t id = rc == 0 ? f.request_id : 0;
-        int allowed =
-            rc == 0 && (f.body == KURER_CLIENT_REVOCATION || f.body == KURER_CLIENT_REVOCATIONS);
+        int allowed = rc == 0 && (f.body == KURER_CLIENT_REVOCATION ||
+                                  f.body == KURER_CLIENT_REVOCATION_CHUNK); /* uploads only */
         kurer_client_frame_release(&f);
         client *nk = hc_new();
         int crc = KURER_ERATE;

@@ -23,9 +23,10 @@
  *    kurer_conn_send fails with KURER_ELIMIT. on_drain runs when the queue falls below out_cap.
  *  - Pre-authentication (responder): until the peer has proven its keys, every record from it
  *    (the handshake message included) is at most preauth_record bytes, its input buffer at
- *    most two of those, and the handshake deadline runs. An IK peer proves its keys with its
- *    first transport record (it decrypts only for the holder of the static key and of the
- *    handshake's ephemeral key, so a replayed message 1 never gets there); on_established runs
+ *    most two of those, its queued output at most two of those before reading stops (four before
+ *    kurer_conn_send fails with KURER_ELIMIT), and the handshake deadline runs. An IK peer proves
+ * its keys with its first transport record (it decrypts only for the holder of the static key and
+ * of the handshake's ephemeral key, so a replayed message 1 never gets there); on_established runs
  *    then, before on_record. An NK peer has no static key: on_established runs at its first
  *    record, but the bounds and the deadline stay for the connection's whole life.
  *  - Deadlines: the handshake must finish within handshake_ms of the start; with no record

@@ -1,0 +1,296 @@
+/* The relay's private declarations (relay/ only): its state, the connection and directory
+ * types, and the functions its files share (kurer__ prefix). One libuv loop runs all of it;
+ * the store's writer thread is the only other thread (relay/store.h). */
+#ifndef KURER_RELAY_INTERNAL_H
+#define KURER_RELAY_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kurer/cert.h"
+#include "kurer/frame.h"
+#include "kurer/net.h"
+#include "htab.h"
+#include "ratelimit.h"
+#include "relay.h"
+#include "store.h"
+
+#define NERR 64 /* counters per error code: index -code */
+
+/* The directory: per user (a hash table entry), its devices. The chain is kept encoded (a
+ * decoded kurer_chain is 4.6 KB; the bytes are a few hundred) and decoded when an answer needs
+ * it. */
+/* Per-device rates (DESIGN.md: per device, surviving reconnects) live with the device's
+ * directory entry. */
+enum { B_SEND, B_FETCH, B_LOOKUP, B_PING, N_BUCKETS };
+
+typedef struct dir_entry {
+    uint32_t device_id;
+    uint64_t serial;
+    uint8_t authority_key_id[KURER_KEY_ID_LEN];
+    uint64_t authority_serial;             /* on its root's list: the authority is revoked */
+    uint8_t root_key_id[KURER_KEY_ID_LEN]; /* whose list that is */
+    int64_t not_after;
+    uint8_t *chain; /* CertificateChain bytes */
+    size_t chain_len;
+    kurer__bucket buckets[N_BUCKETS];
+} dir_entry;
+
+typedef struct dir_user {
+    hnode node;
+    dir_entry *devs;
+    size_t n, cap;
+    char user[]; /* NUL-terminated */
+} dir_user;
+
+/* Every counter of the relay, once: the struct relay field, the metric's name (kurer_ is
+ * prefixed) and its # HELP text. A new counter is a line here and an increment where it happens;
+ * metrics.c renders them all. */
+#define KURER__RELAY_COUNTERS(X)                                                                   \
+    X(connections, "connections_total",                                                            \
+      "Connections accepted (those refused at once are in "                                        \
+      "connections_refused_total).")                                                               \
+    X(handshakes_ok, "handshakes_ok_total", "Devices authenticated (first transport record).")     \
+    X(handshakes_failed, "handshakes_failed_total",                                                \
+      "Handshakes refused (reason in "                                                             \
+      "rejections_total).")                                                                        \
+    X(handshakes_unconfirmed, "handshakes_unconfirmed_total",                                      \
+      "IK handshakes answered that never "                                                         \
+      "sent a record (replays, stalled clients).")                                                 \
+    X(replaced, "connections_replaced_total",                                                      \
+      "Connections replaced by a newer one of the same "                                           \
+      "device.")                                                                                   \
+    X(conns_expired, "connections_expired_total", "Connections closed when their chain expired.")  \
+    X(nk_sessions, "nk_sessions_total", "Unauthenticated NK sessions accepted.")                   \
+    X(env_accepted, "envelopes_accepted_total", "Envelopes the sender was told are accepted.")     \
+    X(env_delivered, "envelopes_delivered_total", "Envelopes pushed to a recipient device.")       \
+    X(env_acked, "envelopes_acked_total", "Seqs in recipients' acks.")                             \
+    X(env_accepted_by_ack, "envelopes_accepted_by_ack_total",                                      \
+      "Envelopes accepted because their "                                                          \
+      "recipient acked them before the relay's commit.")                                           \
+    X(env_write_skipped, "envelopes_write_skipped_total",                                          \
+      "Envelopes never written: put and ack "                                                      \
+      "met in the store.")                                                                         \
+    X(sends_rate_limited, "sends_rate_limited_total", "Send requests over send_rate.")             \
+    X(send_results_too_large, "send_results_too_large_total",                                      \
+      "Send requests refused because "                                                             \
+      "their answer would not fit a record.")                                                      \
+    X(lookups_rate_limited, "lookups_rate_limited_total", "Directory lookups over lookup_rate.")   \
+    X(pings_rate_limited, "pings_rate_limited_total", "Pings over ping_rate.")                     \
+    X(prekey_uploads, "prekey_uploads_total", "Prekey uploads stored.")                            \
+    X(prekey_uploads_over_max, "prekey_uploads_over_max_total",                                    \
+      "Prekey uploads refused by "                                                                 \
+      "prekeys_max.")                                                                              \
+    X(prekeys_handed_out, "prekeys_handed_out_total", "One-time prekeys handed out (each once).")  \
+    X(bundles_without_one_time, "prekey_bundles_without_one_time_total",                           \
+      "Bundles handed out "                                                                        \
+      "without a one-time prekey.")                                                                \
+    X(prekeys_withheld, "prekeys_withheld_total", "One-time prekeys withheld by prekey_take_max.") \
+    X(prekey_fetches_rate_limited, "prekey_fetches_rate_limited_total",                            \
+      "Prekey fetches over "                                                                       \
+      "fetch_rate.")                                                                               \
+    X(prekeys_low_pushed, "prekeys_low_pushed_total", "PrekeysLow pushes.")                        \
+    X(crl_accepted, "revocation_lists_accepted_total",                                             \
+      "Newer revocation lists taken (files, "                                                      \
+      "SIGHUP, uploads).")
+
+typedef struct relay relay;
+
+/* The bytes of every list in force, in issuer key id order: the index and the chunks a fetch
+ * asks for are served from here (lists of any size travel paged: docs/protocol.md). */
+typedef struct held_list {
+    uint8_t key_id[KURER_KEY_ID_LEN];
+    uint64_t version;
+    uint8_t *data;
+    size_t len;
+} held_list;
+
+typedef struct rconn {
+    hnode onode; /* in relay.online while listed */
+    int listed;
+    relay *r;
+    kurer_conn *c; /* NULL once closed */
+    struct rconn *next, *prev;
+    int refs;
+    int authed;
+    int preauth;          /* counted in relay.n_preauth (handshake not finished) */
+    int nk;               /* an unauthenticated NK session: revocation upload and fetch only */
+    int close_counted;    /* the reason for our close is counted already: not again on close */
+    int accepted;         /* IK: message 2 sent; waiting for the first record (authed then) */
+    kurer__peer_addr *pa; /* its source address (pre-auth count), or NULL */
+    kurer_verified v;
+    kurer_device_address addr;
+    uint32_t queued;   /* envelopes waiting when the handshake was answered */
+    uint8_t *hs_chain; /* the handshake's chain (bytes) until authenticated */
+    size_t hs_chain_len;
+    /* delivery */
+    uint64_t last_pushed;
+    int fetching, dirty, caught_up, sent_empty;
+    /* rates, should the device have no directory entry (it always has one once authed) */
+    kurer__bucket own[N_BUCKETS];
+    /* a chunked revocation upload in progress (up_cap bytes counted in relay.upload_bytes) */
+    uint8_t *up;
+    size_t up_len, up_total, up_cap;
+    uint64_t up_started_ms;
+} rconn;
+
+struct relay {
+    uv_loop_t *loop;
+    kurer_relay_config cfg;
+    kurer_net_limits lim;
+    uint8_t *sk;              /* guarded: the one copy of the static key */
+    kurer_net_static_key key; /* sk and its public key, borrowed by every connection */
+    kurer_trust *trust;
+    kurer_store *store;
+    uv_tcp_t server;
+    uv_tcp_t metrics;
+    int have_server, have_metrics;
+    struct mreq *mreqs; /* metrics requests in progress */
+    uv_signal_t sigterm, sigint, sighup;
+    const kurer_relay_opts *opts;
+    rconn *conns;
+    uint64_t n_conns, n_preauth; /* live connections; those still in their handshake */
+    uint64_t max_conns;          /* effective max_connections */
+    htab dir;                    /* dir_user by user name */
+    size_t n_dir;                /* devices in the directory */
+    htab online;        /* rconn by device address: the device's live authenticated connection */
+    htab pending;       /* pend_item by seq: delivered before their put committed, not yet acked */
+    uint64_t next_seq;  /* the next seq to assign */
+    uint64_t seq_limit; /* seqs up to here are reserved durably: only those go out early */
+    int reserving;
+    int stopping;
+    /* counters (KURER__RELAY_COUNTERS: each declared once, rendered by metrics.c) */
+#define KURER__COUNTER_FIELD(field, name, help) uint64_t field;
+    KURER__RELAY_COUNTERS(KURER__COUNTER_FIELD)
+#undef KURER__COUNTER_FIELD
+    uint64_t rejects[NERR]; /* by error code: kurer_rejections_total{reason} */
+    uint64_t refused_max_conns, refused_max_handshakes, refused_per_address;
+    uint64_t n_nk;         /* live NK sessions */
+    uint64_t upload_bytes; /* held by chunked revocation uploads in progress */
+    held_list *held;       /* the bytes of the lists in force, by issuer key id */
+    size_t n_held, cap_held;
+    kurer__addr_table addrs;
+    kurer__take_table takes;
+    uv_timer_t sweep;    /* forgets idle address and prekey-take entries */
+    uv_timer_t expiry;   /* closes connections whose chain expires */
+    int64_t next_expiry; /* unix seconds the expiry timer is set for (0: not set) */
+    int timers;
+};
+
+#define SEQ_BLOCK ((uint64_t)1 << 20) /* seqs reserved per store write */
+
+/* Entries of the source address and prekey-take tables: beyond them new addresses are refused
+ * and one-time prekeys withheld (fail closed), never unmetered. */
+#define ADDR_ENTRIES_MAX ((size_t)1 << 16)
+
+#define TAKE_ENTRIES_MAX ((size_t)1 << 18)
+
+/* Durability (DESIGN.md, relay store): the sender of a request is told ACCEPTED once every
+ * envelope of it is durable: committed by the store, or acked by its recipient device (whose
+ * own store committed it first). An envelope whose device is connected and caught up is
+ * delivered as soon as its put is submitted, before the commit; if the ack comes back before
+ * the commit, the put and the ack cancel in the store and the envelope is never written. */
+struct send_ctx;
+
+typedef struct pend_item {
+    hnode node; /* in relay.pending (key: seq) while listed */
+    int listed;
+    struct send_ctx *sc;
+    size_t idx;
+} pend_item;
+
+typedef struct send_ctx {
+    rconn *rc;
+    uint64_t request_id;
+    kurer_user_result *results;
+    size_t n_results;
+    kurer_store_item *items; /* accepted envelopes (with their seqs) */
+    size_t n_items;
+    kurer_buf envs;
+    size_t *offs;
+    pend_item *pend;  /* per item */
+    size_t undurable; /* items neither committed nor acked */
+    int replied;
+} send_ctx;
+
+typedef struct req_ctx {
+    rconn *rc;
+    uint64_t request_id;
+} req_ctx;
+
+typedef struct req_ctx2 {
+    rconn *rc;
+    uint64_t request_id;
+} req_ctx2;
+
+/* ---- conn.c ---- */
+/* 1 if a frame of this kind has a handler and may come on this kind of session (nk: an NK
+ * session), else 0. */
+int kurer__dispatch_allowed(kurer_client_body body, int nk);
+void kurer__preauth_done(rconn *rc);
+void kurer__count_reject(relay *r, int err);
+void kurer__rconn_unref(rconn *rc);
+void kurer__buckets_init(const relay *r, kurer__bucket *b);
+int kurer__send_frame(rconn *rc, const kurer_server_frame *f);
+void kurer__send_error(rconn *rc, uint64_t request_id, int code, int close);
+int kurer__rate_take(rconn *rc, int which, size_t n);
+size_t kurer__answer_max(const relay *r);
+void kurer__send_ok(rconn *rc, uint64_t request_id);
+void kurer__on_connection(uv_stream_t *server, int status);
+
+/* ---- directory.c ---- */
+dir_user *kurer__dir_user_find(relay *r, const char *user);
+dir_entry *kurer__dir_find(relay *r, const kurer_device_address *a);
+int kurer__dir_chain(const dir_entry *e, kurer_chain *out);
+void kurer__dir_free(relay *r);
+int kurer__dir_current(relay *r, const dir_entry *e, int64_t now);
+int kurer__dir_put(relay *r, const kurer_device_address *a, const kurer_verified *v,
+                   const uint8_t *chain, size_t chain_len);
+void kurer__on_dir_loaded(void *arg, const kurer_store_device *d);
+void kurer__handle_lookup(rconn *rc, const kurer_client_frame *f);
+
+/* ---- deliver.c ---- */
+int kurer__push_env(rconn *rc, uint64_t seq, const kurer_envelope *e);
+int kurer__push(rconn *rc, uint64_t seq, const uint8_t *env, size_t len);
+void kurer__start_fetch(rconn *rc);
+rconn *kurer__online(relay *r, const kurer_device_address *a);
+void kurer__online_set(relay *r, rconn *rc);
+
+/* ---- send.c ---- */
+uint64_t kurer__next_seq(relay *r);
+void kurer__handle_send(rconn *rc, const kurer_client_frame *f);
+void kurer__handle_ack(rconn *rc, const kurer_client_frame *f);
+
+/* ---- prekeys.c ---- */
+void kurer__on_prekeys_counted(void *arg, int err, uint64_t count);
+void kurer__handle_prekeys(rconn *rc, const kurer_client_frame *f);
+void kurer__handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f);
+
+/* ---- revocation.c ---- */
+void kurer__held_free(relay *r);
+void kurer__handle_revocation(rconn *rc, const kurer_client_frame *f);
+void kurer__upload_drop(rconn *rc);
+void kurer__handle_revocation_chunk(rconn *rc, const kurer_client_frame *f);
+void kurer__uploads_expire(relay *r);
+void kurer__handle_revocation_fetch(rconn *rc, const kurer_client_frame *f);
+void kurer__handle_revocation_chunk_fetch(rconn *rc, const kurer_client_frame *f);
+void kurer__disconnect_revoked(relay *r);
+int kurer__load_crls(relay *r, int at_start);
+void kurer__on_crl_loaded(void *arg, const uint8_t *list, size_t len);
+
+/* ---- handshake.c ---- */
+void kurer__conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n);
+void kurer__conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
+                       const uint8_t *payload, size_t n);
+
+/* ---- metrics.c ---- */
+char *kurer__metrics_text(relay *r);
+
+/* ---- metrics_http.c ---- */
+void kurer__m_close(struct mreq *m);
+void kurer__on_metrics(uv_stream_t *server, int status);
+
+/* ---- server.c ---- */
+void kurer__arm_expiry(relay *r, int64_t not_after);
+
+#endif

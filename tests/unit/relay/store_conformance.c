@@ -1,0 +1,553 @@
+/* The relay store conformance suite (issue 10): what every backend of relay/store.h must do,
+ * parametrised by the backend's constructor. The sqlite backend runs it now; the PostgreSQL
+ * backend will run the same cases (add it to `backends`).
+ *
+ * Cases: order, ack, restart (nothing lost, seqs never reused), limits (mailbox_max and the
+ * per-sender share), put/ack pairing (held puts cancelled by their acks), directory, prekeys
+ * handed out once (and the per-taker bound's n_one_time), revocation list versions. Every
+ * callback runs on the loop, so each case runs the loop until its callbacks came. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define SQLITE_HAS_CODEC 1 /* sqlite3_key: the sqlite backend's migration case makes an old store  \
+                            */
+#include <sqlite3.h>
+
+#include "kurer/crypto.h"
+#include "kurer/util.h"
+#include "store.h"
+
+/* ---- backends ------------------------------------------------------------------------------ */
+
+typedef struct backend {
+    const char *name;
+    /* Opens (creating) the store that lives in dir, keyed with key. */
+    int (*open)(kurer_store **out, uv_loop_t *loop, const char *dir, const uint8_t key[32]);
+} backend;
+
+static int sqlite_open(kurer_store **out, uv_loop_t *loop, const char *dir, const uint8_t key[32])
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/relay.db", dir);
+    return kurer_store_open(out, loop, path, key);
+}
+
+static const backend backends[] = {
+    {"sqlite", sqlite_open},
+};
+
+/* ---- fixture ------------------------------------------------------------------------------- */
+
+typedef struct fx {
+    const backend *be;
+    char dir[64];
+    uint8_t key[32];
+    uv_loop_t loop;
+    kurer_store *s;
+    uint64_t next, limit; /* seqs */
+    /* results of the last callbacks */
+    int done, err;
+    uint64_t count;
+    size_t cancelled;
+    kurer_store_row rows[16];
+    uint8_t bytes[16][64];
+    size_t n_rows;
+    kurer_store_bundle bundles[4];
+    size_t n_bundles;
+} fx;
+
+static void fx_open(fx *f)
+{
+    assert_int_equal(f->be->open(&f->s, &f->loop, f->dir, f->key), 0);
+    assert_int_equal(kurer_store_seq_start(f->s, 1000, &f->next, &f->limit), 0);
+    kurer_store_set_commit_delay(f->s, 0);
+}
+
+static void fx_close(fx *f)
+{
+    kurer_store_close(f->s);
+    f->s = NULL;
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* the store's async handle closes */
+}
+
+static int setup_be(void **state, const backend *be)
+{
+    fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(kurer_crypto_init(), 0);
+    f->be = be;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/kurer-store-conf-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    kurer_random(f->key, sizeof(f->key));
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    fx_open(f);
+    *state = f;
+    return 0;
+}
+
+static int setup_sqlite(void **state)
+{
+    return setup_be(state, &backends[0]);
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[128];
+    if (f->s != NULL)
+        fx_close(f);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", f->dir);
+    free(f);
+    return 0;
+}
+
+/* Runs the loop until want callbacks have come (bounded: 10 s). */
+static void wait_done(fx *f, int want)
+{
+    uint64_t end = kurer_time_mono_ms() + 10000;
+    while (f->done < want && kurer_time_mono_ms() < end)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(f->done, want);
+}
+
+static void on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
+{
+    fx *f = arg;
+    (void)seqs;
+    (void)n;
+    f->err = err;
+    f->cancelled = cancelled;
+    f->done++;
+}
+
+static void on_done(void *arg, int err)
+{
+    fx *f = arg;
+    f->err = err;
+    f->done++;
+}
+
+static void on_fetch(void *arg, int err, const kurer_store_row *rows, size_t n, uint64_t total)
+{
+    fx *f = arg;
+    f->err = err;
+    f->count = total;
+    f->n_rows = n < 16 ? n : 16;
+    for (size_t i = 0; i < f->n_rows; i++) {
+        f->rows[i] = rows[i];
+        size_t len = rows[i].len < 64 ? rows[i].len : 64;
+        memcpy(f->bytes[i], rows[i].env, len);
+        f->rows[i].env = f->bytes[i];
+        f->rows[i].len = len;
+    }
+    f->done++;
+}
+
+static void on_count(void *arg, int err, uint64_t count)
+{
+    fx *f = arg;
+    f->err = err;
+    f->count = count;
+    f->done++;
+}
+
+static void on_bundles(void *arg, int err, const kurer_store_bundle *b, size_t n)
+{
+    fx *f = arg;
+    f->err = err;
+    f->n_bundles = n < 4 ? n : 4;
+    for (size_t i = 0; i < f->n_bundles; i++)
+        f->bundles[i] = b[i];
+    f->done++;
+}
+
+static kurer_device_address addr(const char *user, uint32_t device)
+{
+    kurer_device_address a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.user, sizeof(a.user), "%s", user);
+    a.device_id = device;
+    return a;
+}
+
+/* One envelope for to from `from`, its bytes the letter c repeated. */
+static int put_one(fx *f, const char *to, uint32_t dev, const char *from, char c,
+                   const kurer_store_limits *lim, uint64_t *seq_out)
+{
+    static uint8_t env[16][32];
+    static int slot;
+    kurer_store_item it;
+    uint8_t *e = env[slot++ % 16];
+    memset(&it, 0, sizeof(it));
+    it.to = addr(to, dev);
+    it.from = addr(from, 1);
+    it.seq = f->next++;
+    memset(e, c, 32);
+    it.env = e;
+    it.len = 32;
+    if (seq_out != NULL)
+        *seq_out = it.seq;
+    int want = f->done + 1;
+    assert_int_equal(kurer_store_put(f->s, &it, 1, lim, on_put, f), 0);
+    wait_done(f, want);
+    return f->err;
+}
+
+static void fetch(fx *f, const char *user, uint32_t dev, uint64_t after, size_t limit)
+{
+    kurer_device_address a = addr(user, dev);
+    int want = f->done + 1;
+    assert_int_equal(kurer_store_fetch(f->s, &a, after, limit, on_fetch, f), 0);
+    wait_done(f, want);
+    assert_int_equal(f->err, 0);
+}
+
+static void ack(fx *f, const char *user, uint32_t dev, const uint64_t *seqs, size_t n)
+{
+    kurer_device_address a = addr(user, dev);
+    int want = f->done + 1;
+    assert_int_equal(kurer_store_ack(f->s, &a, seqs, n, on_done, f), 0);
+    wait_done(f, want);
+    assert_int_equal(f->err, 0);
+}
+
+/* ---- cases --------------------------------------------------------------------------------- */
+
+/* A device's envelopes come back in seq order, after a given seq, at most limit of them, and
+ * the total is the whole queue. */
+static void test_order(void **state)
+{
+    fx *f = *state;
+    uint64_t s1, s2, s3;
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, &s1), 0);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'b', NULL, &s2), 0);
+    assert_int_equal(put_one(f, "ana@x", 2, "bo@x", 'z', NULL, NULL), 0); /* another device */
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'c', NULL, &s3), 0);
+    assert_true(s1 < s2 && s2 < s3);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 3);
+    assert_int_equal(f->count, 3);
+    assert_int_equal(f->rows[0].seq, s1);
+    assert_int_equal(f->rows[2].seq, s3);
+    assert_int_equal(f->bytes[0][0], 'a');
+    assert_int_equal(f->bytes[1][0], 'b');
+    assert_int_equal(f->bytes[2][0], 'c');
+    fetch(f, "ana@x", 1, s1, 1);
+    assert_int_equal(f->n_rows, 1);
+    assert_int_equal(f->rows[0].seq, s2);
+    fetch(f, "nobody@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 0);
+    assert_int_equal(f->count, 0);
+}
+
+/* An ack deletes the device's own rows only; unknown seqs are ignored. */
+static void test_ack(void **state)
+{
+    fx *f = *state;
+    uint64_t s1, s2, other;
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, &s1), 0);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'b', NULL, &s2), 0);
+    assert_int_equal(put_one(f, "cy@x", 1, "bo@x", 'c', NULL, &other), 0);
+    uint64_t mine[] = {s1, 999999};
+    ack(f, "ana@x", 1, mine, 2);
+    ack(f, "ana@x", 1, &other, 1); /* cy's seq, acked by ana: ignored */
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 1);
+    assert_int_equal(f->rows[0].seq, s2);
+    fetch(f, "cy@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 1);
+}
+
+/* A restart loses nothing accepted and never hands out a seq again. */
+static void test_restart(void **state)
+{
+    fx *f = *state;
+    uint64_t s1, s2;
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, &s1), 0);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'b', NULL, &s2), 0);
+    uint64_t reserved = f->limit;
+    fx_close(f);
+    fx_open(f);
+    assert_true(f->next > s2);
+    assert_true(f->next > reserved);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 2);
+    assert_int_equal(f->rows[1].seq, s2);
+}
+
+/* mailbox_max bounds a device's queue; sender_max bounds one sender user's part of it. A put
+ * over either is refused whole and counted. */
+static void test_limits(void **state)
+{
+    fx *f = *state;
+    kurer_store_limits lim = {3, 2};
+    kurer_store_stats st;
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', &lim, NULL), 0);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'b', &lim, NULL), 0);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'c', &lim, NULL), KURER_ELIMIT); /* share */
+    assert_int_equal(put_one(f, "ana@x", 1, "cy@x", 'd', &lim, NULL), 0);
+    assert_int_equal(put_one(f, "ana@x", 1, "di@x", 'e', &lim, NULL), KURER_ELIMIT); /* full */
+    assert_int_equal(put_one(f, "ana@x", 2, "bo@x", 'f', &lim, NULL), 0); /* another mailbox */
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 3);
+    kurer_store_get_stats(f->s, &st);
+    assert_int_equal(st.refused_share, 1);
+    assert_int_equal(st.refused_full, 1);
+    /* two items of one put for one mailbox count together */
+    kurer_store_item its[2];
+    static uint8_t e[2][8];
+    memset(its, 0, sizeof(its));
+    for (int i = 0; i < 2; i++) {
+        its[i].to = addr("eve@x", 1);
+        its[i].from = addr("bo@x", 1);
+        its[i].seq = f->next++;
+        its[i].env = e[i];
+        its[i].len = sizeof(e[i]);
+    }
+    kurer_store_limits one = {0, 1};
+    int want = f->done + 1;
+    assert_int_equal(kurer_store_put(f->s, its, 2, &one, on_put, f), 0);
+    wait_done(f, want);
+    assert_int_equal(f->err, KURER_ELIMIT);
+    fetch(f, "eve@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 0);
+}
+
+/* A held put whose ack comes within the hold is never written; one without its ack is written
+ * once the hold is over. */
+static void test_put_ack_pairing(void **state)
+{
+    fx *f = *state;
+    kurer_store_item it;
+    static uint8_t e[8] = "held";
+    memset(&it, 0, sizeof(it));
+    it.to = addr("ana@x", 1);
+    it.from = addr("bo@x", 1);
+    it.seq = f->next++;
+    it.env = e;
+    it.len = sizeof(e);
+    kurer_device_address a = addr("ana@x", 1);
+    int want = f->done + 2;
+    assert_int_equal(kurer_store_put_held(f->s, &it, 1, NULL, 2000000, on_put, f), 0);
+    assert_int_equal(kurer_store_ack(f->s, &a, &it.seq, 1, on_done, f), 0);
+    wait_done(f, want);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 0);
+    kurer_store_stats st;
+    kurer_store_get_stats(f->s, &st);
+    /* without its ack: written after the hold (50 ms here) */
+    it.seq = f->next++;
+    want = f->done + 1;
+    assert_int_equal(kurer_store_put_held(f->s, &it, 1, NULL, 50000, on_put, f), 0);
+    wait_done(f, want);
+    assert_int_equal(f->err, 0);
+    assert_int_equal(f->cancelled, 0);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 1);
+}
+
+static int n_loaded;
+static uint64_t loaded_serial;
+
+static void on_device(void *arg, const kurer_store_device *d)
+{
+    (void)arg;
+    n_loaded++;
+    if (strcmp(d->addr.user, "ana@x") == 0)
+        loaded_serial = d->serial;
+}
+
+/* Directory entries survive a restart; a device recorded again replaces its entry. */
+static void test_directory(void **state)
+{
+    fx *f = *state;
+    static const uint8_t chain[] = "chain bytes";
+    kurer_store_device d = {addr("ana@x", 1), 10, chain, sizeof(chain)};
+    int want = f->done + 3;
+    assert_int_equal(kurer_store_put_device(f->s, &d, on_done, f), 0);
+    d.serial = 11;
+    assert_int_equal(kurer_store_put_device(f->s, &d, on_done, f), 0);
+    kurer_store_device e = {addr("bo@x", 2), 20, chain, sizeof(chain)};
+    assert_int_equal(kurer_store_put_device(f->s, &e, on_done, f), 0);
+    wait_done(f, want);
+    fx_close(f);
+    fx_open(f);
+    n_loaded = 0;
+    assert_int_equal(kurer_store_load_directory(f->s, on_device, f), 0);
+    assert_int_equal(n_loaded, 2);
+    assert_int_equal(loaded_serial, 11);
+}
+
+static void upload(fx *f, const char *user, size_t n, uint64_t max, int expect)
+{
+    kurer_store_prekeys p;
+    kurer_one_time_prekey otk[8];
+    memset(&p, 0, sizeof(p));
+    memset(otk, 0, sizeof(otk));
+    p.dev = addr(user, 1);
+    p.registration_id = 7;
+    p.signed_prekey.id = 1;
+    p.signed_prekey.public_key[0] = 0x05;
+    for (size_t i = 0; i < n; i++) {
+        otk[i].id = (uint32_t)i + 1;
+        otk[i].public_key[0] = 0x05;
+        otk[i].public_key[1] = (uint8_t)i;
+    }
+    p.one_time = otk;
+    p.n_one_time = n;
+    p.max_one_time = max;
+    int want = f->done + 1;
+    assert_int_equal(kurer_store_put_prekeys(f->s, &p, on_count, f), 0);
+    wait_done(f, want);
+    assert_int_equal(f->err, expect);
+}
+
+/* Each one-time prekey is handed out once, also to takes submitted together; n_one_time limits
+ * how many devices of a take get one; the pool bound refuses an upload whole. */
+static void test_prekeys_once(void **state)
+{
+    fx *f = *state;
+    kurer_device_address a = addr("ana@x", 1);
+    upload(f, "ana@x", 3, 0, 0);
+    assert_int_equal(f->count, 3);
+    uint32_t seen[3] = {0};
+    for (int round = 0; round < 2; round++) {
+        int want = f->done + 1;
+        assert_int_equal(kurer_store_take_prekeys(f->s, &a, 1, 1, on_bundles, f), 0);
+        wait_done(f, want);
+        assert_int_equal(f->err, 0);
+        assert_int_equal(f->n_bundles, 1);
+        assert_true(f->bundles[0].has_one_time);
+        seen[round] = f->bundles[0].one_time.id;
+    }
+    assert_int_not_equal(seen[0], seen[1]);
+    /* n_one_time 0: the signed prekey only, the pool untouched */
+    int want = f->done + 1;
+    assert_int_equal(kurer_store_take_prekeys(f->s, &a, 1, 0, on_bundles, f), 0);
+    wait_done(f, want);
+    assert_int_equal(f->n_bundles, 1);
+    assert_false(f->bundles[0].has_one_time);
+    assert_int_equal(f->bundles[0].remaining, 1);
+    want = f->done + 2;
+    assert_int_equal(kurer_store_take_prekeys(f->s, &a, 1, 1, on_bundles, f), 0);
+    assert_int_equal(kurer_store_take_prekeys(f->s, &a, 1, 1, on_bundles, f), 0);
+    wait_done(f, want);
+    assert_false(f->bundles[0].has_one_time); /* the last one went to the first of the two */
+    /* a pool bound of 2: an upload of 3 is refused whole */
+    upload(f, "bo@x", 3, 2, KURER_ELIMIT);
+    want = f->done + 1;
+    kurer_device_address b = addr("bo@x", 1);
+    assert_int_equal(kurer_store_count_prekeys(f->s, &b, on_count, f), 0);
+    wait_done(f, want);
+    assert_int_equal(f->err, KURER_ENOTFOUND); /* nothing of it stored */
+}
+
+static uint64_t crl_versions[4];
+static size_t n_crls;
+
+static void on_crl(void *arg, const uint8_t *list, size_t len)
+{
+    (void)arg;
+    assert_true(len >= 1);
+    if (n_crls < 4)
+        crl_versions[n_crls] = list[0];
+    n_crls++;
+}
+
+/* The newest version per issuer is kept: an older one is not stored over it. */
+static void test_revocation_versions(void **state)
+{
+    fx *f = *state;
+    uint8_t issuer_a[32], issuer_b[32], v2 = 2, v1 = 1, v5 = 5;
+    memset(issuer_a, 0xaa, sizeof(issuer_a));
+    memset(issuer_b, 0xbb, sizeof(issuer_b));
+    int want = f->done + 3;
+    assert_int_equal(kurer_store_put_crl(f->s, issuer_a, 2, &v2, 1, on_done, f), 0);
+    assert_int_equal(kurer_store_put_crl(f->s, issuer_a, 1, &v1, 1, on_done, f), 0);
+    assert_int_equal(kurer_store_put_crl(f->s, issuer_b, 5, &v5, 1, on_done, f), 0);
+    wait_done(f, want);
+    fx_close(f);
+    fx_open(f);
+    n_crls = 0;
+    assert_int_equal(kurer_store_load_crls(f->s, on_crl, f), 0);
+    assert_int_equal(n_crls, 2);
+    assert_true((crl_versions[0] == 2 && crl_versions[1] == 5) ||
+                (crl_versions[0] == 5 && crl_versions[1] == 2));
+}
+
+/* sqlite backend only: a store written by a relay of schema 3 (no sender column) is brought up
+ * to date at open, in one step list, and keeps its envelopes; a store of a newer relay is
+ * refused (KURER_EVERSION). */
+static void test_migration(void **state)
+{
+    fx *f = *state;
+    char path[300], key[80];
+    sqlite3 *db;
+    fx_close(f);
+    snprintf(path, sizeof(path), "%s/relay.db", f->dir);
+    unlink(path);
+    key[0] = 'x';
+    key[1] = '\'';
+    kurer_hex_encode(key + 2, f->key, 32);
+    key[66] = '\'';
+    key[67] = '\0';
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_key(db, key, 67), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE mailbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT "
+                     "NULL, device INTEGER NOT NULL, env BLOB NOT NULL);"
+                     "CREATE TABLE devices(user TEXT NOT NULL, device INTEGER NOT NULL, serial "
+                     "INTEGER NOT NULL, chain BLOB NOT NULL, PRIMARY KEY(user, device));"
+                     "CREATE TABLE meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+                     "INSERT INTO mailbox(seq, user, device, env) VALUES(5, 'ana@x', 1, x'6f6c64');"
+                     "PRAGMA user_version = 3;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    fx_open(f);
+    assert_true(f->next > 5);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 1);
+    assert_int_equal(f->rows[0].seq, 5);
+    assert_memory_equal(f->bytes[0], "old", 3);
+    kurer_store_limits lim = {0, 1}; /* the new column works: a share of 1 for bo */
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', &lim, NULL), 0);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'b', &lim, NULL), KURER_ELIMIT);
+    fx_close(f);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_key(db, key, 67), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    kurer_memzero(key, sizeof(key));
+    assert_int_equal(f->be->open(&f->s, &f->loop, f->dir, f->key), KURER_EVERSION);
+    f->s = NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_order, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_ack, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_restart, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_put_ack_pairing, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_directory, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_prekeys_once, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_versions, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_migration, setup_sqlite, teardown),
+    };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests_name(backends[0].name, tests, NULL, NULL);
+}
