@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#define SQLITE_HAS_CODEC 1 /* sqlite3_key: the sqlite backend's migration case makes an old store  \
-                            */
+/* sqlite3_key: the sqlite backend's migration case makes an old store itself */
+#define SQLITE_HAS_CODEC 1
 #include <sqlite3.h>
 
 #include "kurer/crypto.h"
