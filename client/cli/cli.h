@@ -73,8 +73,8 @@ const char *fmt_ms(char *buf, size_t n, int64_t ms);
 #define V           KURER_OPT_VALUE
 #define NOPTS(opts) (sizeof(opts) / sizeof((opts)[0]))
 /* A command's arguments: parsed against opts (with min_pos..max_pos positionals named
- * pos_name), --help printed (RC_HELP). 0 to go on. kind (may be NULL) is the rule an argument
- * list broke, for a command that says more about what was meant. */
+ * pos_name), --help printed (RC_HELP). 0 to go on. On a usage error a->error says which rule
+ * was broken, for a command that says more about what was meant (send). */
 int command_args(kurer_args *a, const kurer_opt *opts, size_t nopts, size_t min_pos, size_t max_pos,
                  const char *pos_name, const char *help, int argc, char **argv);
 const char *opt(const kurer_args *a, const char *name);
