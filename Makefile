@@ -26,6 +26,9 @@ test: bootstrap
 	  -DKURER_SANITIZE=ON -DKURER_FUZZ=ON >/dev/null
 	@echo "Building with ASan+UBSan in $(TEST_BUILD)/ (log: $(TEST_BUILD)/build.log)"
 	@cmake --build $(TEST_BUILD) -j $(JOBS) >$(TEST_BUILD)/build.log 2>&1 || { cat $(TEST_BUILD)/build.log; exit 1; }
+	@echo "Building with gcc in $(BUILD)/ too, as make demo does (gcc warns where clang does not)"
+	@cmake -S . -B $(BUILD) $(CMAKE_Q) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) >$(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
 	@cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 bench: bootstrap
