@@ -103,6 +103,7 @@ typedef struct held_list {
     uint64_t version;
     uint8_t *data;
     size_t len;
+    int stored; /* the store committed this version (else a new upload of it stores it again) */
 } held_list;
 
 typedef struct rconn {

@@ -63,6 +63,7 @@ static int held_put(relay *r, const uint8_t *key_id, uint64_t version, const uin
         r->held[pos].data = NULL;
     }
     free(r->held[pos].data);
+    r->held[pos].stored = 0;
     r->held[pos].version = version;
     r->held[pos].data = copy;
     r->held[pos].len = len;
@@ -113,9 +114,25 @@ static void nk_upload_done(rconn *rc)
     }
 }
 
+/* A list's store write: which list, and the request to answer once it is committed (or NULL). */
+typedef struct crl_store_ctx {
+    relay *r;
+    uint8_t key_id[KURER_KEY_ID_LEN];
+    uint64_t version;
+    req_ctx2 *q;
+} crl_store_ctx;
+
 static void on_crl_stored(void *arg, int err)
 {
-    req_ctx2 *q = arg;
+    crl_store_ctx *x = arg;
+    req_ctx2 *q = x->q;
+    size_t pos;
+    if (err == 0 && held_find(x->r, x->key_id, &pos) && x->r->held[pos].version == x->version)
+        x->r->held[pos].stored = 1;
+    if (err != 0)
+        kurer_log(KURER_LOG_WARN, "relay", "crl_store_failed",
+                  (kurer_log_field[]){KURER_LOG_STR("error", kurer_err_name(err))}, 1);
+    free(x);
     if (q == NULL)
         return;
     if (err != 0)
@@ -125,6 +142,41 @@ static void on_crl_stored(void *arg, int err)
     nk_upload_done(q->rc);
     kurer__rconn_unref(q->rc);
     free(q);
+}
+
+/* Submits crl (its bytes) to the store; q (may be NULL) is answered after the commit. */
+static int store_crl(relay *r, const kurer_crl *crl, const uint8_t *data, size_t len, req_ctx2 *q)
+{
+    crl_store_ctx *x = malloc(sizeof(*x));
+    if (x == NULL)
+        return KURER_ENOMEM;
+    x->r = r;
+    memcpy(x->key_id, crl->issuer_key_id, KURER_KEY_ID_LEN);
+    x->version = crl->version;
+    x->q = q;
+    int err = kurer_store_put_crl(r->store, crl->issuer_key_id, crl->version, data, len,
+                                  on_crl_stored, x);
+    if (err != 0)
+        free(x);
+    return err;
+}
+
+/* A list in force but not stored (its write failed): the same list uploaded again is stored
+ * now instead of refused as not newer, so that a restart does not forget a revocation. */
+static int restore_crl(relay *r, const uint8_t *data, size_t len, req_ctx2 *q)
+{
+    kurer_crl crl;
+    size_t pos;
+    int err = kurer_crl_decode(data, len, &crl);
+    if (err != 0)
+        return err;
+    if (!held_find(r, crl.issuer_key_id, &pos) || r->held[pos].stored ||
+        r->held[pos].version != crl.version)
+        err = KURER_ESTALE;
+    else
+        err = store_crl(r, &crl, data, len, q);
+    kurer_crl_release(&crl);
+    return err;
 }
 
 /* A verified SignedRevocationList (bytes) was accepted into r->trust: store it durably, then
@@ -143,8 +195,7 @@ static int accept_crl(relay *r, const uint8_t *data, size_t len, uint64_t versio
               3);
     err = held_put(r, crl.issuer_key_id, version, data, len);
     if (err == 0)
-        err = kurer_store_put_crl(r->store, crl.issuer_key_id, version, data, len,
-                                  q != NULL ? on_crl_stored : NULL, q);
+        err = store_crl(r, &crl, data, len, q);
     kurer__disconnect_revoked(r);
     push_crl(r, crl.issuer_key_id);
     kurer_crl_release(&crl);
@@ -158,6 +209,18 @@ static void revocation_received(rconn *rc, uint64_t request_id, const uint8_t *d
     relay *r = rc->r;
     uint64_t version = 0;
     int err = kurer_trust_add_crl(r->trust, data, len, &version);
+    if (err == KURER_ESTALE) {
+        req_ctx2 *q = malloc(sizeof(*q));
+        if (q != NULL) {
+            q->rc = rc;
+            q->request_id = request_id;
+            rc->refs++;
+            if (restore_crl(r, data, len, q) == 0)
+                return; /* answered after the commit */
+            kurer__rconn_unref(rc);
+            free(q);
+        }
+    }
     if (err != 0) {
         kurer_log(KURER_LOG_INFO, "relay", "crl_refused",
                   (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(err)),
@@ -425,8 +488,11 @@ void kurer__on_crl_loaded(void *arg, const uint8_t *list, size_t len)
         return;
     kurer_crl crl;
     if (kurer_crl_decode(list, len, &crl) == 0) {
+        size_t pos;
         if (held_put(r, crl.issuer_key_id, version, list, len) != 0)
             kurer_log(KURER_LOG_WARN, "relay", "crl_not_served", NULL, 0);
+        else if (held_find(r, crl.issuer_key_id, &pos))
+            r->held[pos].stored = 1; /* it came from the store */
         kurer_crl_release(&crl);
     }
     kurer_log(

@@ -222,16 +222,12 @@ static void fill_disk(const char *dir)
 /* Storage errors say their cause, and a full disk stops nothing but the writes: the relay keeps
  * serving, starts on a full disk, answers sends with ESTORAGE, and takes them again once there
  * is room. The relay folder is moved onto a small tmpfs (root only; skipped elsewhere). */
-static void test_disk_full(void **state)
+/* Moves the relay folder (rdir, 300 bytes) onto a 4 MiB tmpfs; skips the test where that cannot
+ * be done (not root). */
+static void relay_on_tmpfs(world *w, char *rdir)
 {
-    world *w = *state;
-    char rdir[300], cmd[1700], log[300], fill[350];
-    device a, b;
-    client ca, cb;
-    kurer_server_frame f;
-    snprintf(rdir, sizeof(rdir), "%s/relay", w->dir);
-    snprintf(log, sizeof(log), "%s/relay.log", w->dir);
-    snprintf(fill, sizeof(fill), "%s/fill", rdir);
+    char cmd[1700];
+    snprintf(rdir, 300, "%s/relay", w->dir);
     snprintf(cmd, sizeof(cmd),
              "cp -a %s %s.keep && mount -t tmpfs -o size=4m,mode=0700 tmpfs %s 2>/dev/null && "
              "cp -a %s.keep/. %s/",
@@ -241,6 +237,18 @@ static void test_disk_full(void **state)
         skip();
     }
     snprintf(g_mount, sizeof(g_mount), "%s", rdir);
+}
+
+static void test_disk_full(void **state)
+{
+    world *w = *state;
+    char rdir[300], log[300], fill[350];
+    device a, b;
+    client ca, cb;
+    kurer_server_frame f;
+    relay_on_tmpfs(w, rdir);
+    snprintf(log, sizeof(log), "%s/relay.log", w->dir);
+    snprintf(fill, sizeof(fill), "%s/fill", rdir);
     start_relay(w, NULL, NULL);
     make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
     make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
@@ -286,10 +294,66 @@ static void test_disk_full(void **state)
     assert_int_equal(WEXITSTATUS(stop_relay(w, SIGTERM)), 0);
 }
 
+static int upload_chunk(client *cl, const uint8_t *data, size_t len, uint32_t off, uint32_t total);
+
+/* A whole list in 4 KiB chunks over a new NK session: the last answer's code. */
+static int upload_chunked(world *w, const kurer_buf *list)
+{
+    client nk;
+    int rc = 0;
+    assert_int_equal(cl_connect_nk(w, &nk), 0);
+    for (size_t off = 0; off < list->len && rc == 0; off += KURER_REVOCATION_UPLOAD_CHUNK) {
+        size_t n = list->len - off;
+        if (n > KURER_REVOCATION_UPLOAD_CHUNK)
+            n = KURER_REVOCATION_UPLOAD_CHUNK;
+        rc = upload_chunk(&nk, list->data + off, n, (uint32_t)off, (uint32_t)list->len);
+    }
+    cl_free(&nk);
+    return rc;
+}
+
+/* A list taken while the disk was full is in force but not stored: its write fails (the
+ * uploader is told), the same list uploaded again once there is room is stored (not refused as
+ * not newer), and it survives a restart. */
+static void test_crl_stored_after_full_disk(void **state)
+{
+    world *w = *state;
+    char rdir[300], fill[350];
+    device d;
+    client cd;
+    kurer_buf list;
+    static uint64_t serials[5000];
+    relay_on_tmpfs(w, rdir);
+    snprintf(fill, sizeof(fill), "%s/fill", rdir);
+    start_relay(w, NULL, NULL);
+    make_device(w, &d, "anna@mof", 1, 66, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cd, &d), 0);
+    cl_free(&cd);
+    /* large enough (about 80 KB) that its write needs new pages of a full disk */
+    serials[0] = 66; /* sorted: d's serial, then 4999 others */
+    for (size_t i = 1; i < 5000; i++)
+        serials[i] = 100000 + i;
+    make_crl(w, 1, serials, 5000, NULL, &list);
+    fill_disk(rdir);
+    assert_int_equal(upload_chunked(w, &list), KURER_ESTORAGE); /* in force, not stored */
+    assert_int_equal(cl_connect(w, &cd, &d), KURER_EREVOKED);
+    cl_free(&cd);
+    assert_int_equal(unlink(fill), 0);
+    assert_int_equal(upload_chunked(w, &list), 0);            /* stored now */
+    assert_int_equal(upload_chunked(w, &list), KURER_ESTALE); /* and only once */
+    assert_int_equal(WEXITSTATUS(stop_relay(w, SIGTERM)), 0);
+    start_relay(w, NULL, NULL); /* no --crl: from the store only */
+    assert_int_equal(cl_connect(w, &cd, &d), KURER_EREVOKED);
+    cl_free(&cd);
+    kurer_buf_release(&list);
+    assert_int_equal(WEXITSTATUS(stop_relay(w, SIGTERM)), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown_mount),
+        cmocka_unit_test_setup_teardown(test_crl_stored_after_full_disk, setup, teardown_mount),
         cmocka_unit_test_setup_teardown(test_store_key_not_in_heap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_review_bounds, setup, teardown),
     };
