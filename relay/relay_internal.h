@@ -268,6 +268,10 @@ void kurer__handle_prekeys(rconn *rc, const kurer_client_frame *f);
 void kurer__handle_fetch_prekeys(rconn *rc, const kurer_client_frame *f);
 
 /* ---- revocation.c ---- */
+/* Drops the connections whose authority's (or root's) list is past next_update + grace: the
+ * handshake refuses them (ECRLSTALE), and a list that goes stale while they are connected must
+ * not leave them in (from the sweep). */
+void kurer__disconnect_stale(relay *r);
 void kurer__held_free(relay *r);
 void kurer__handle_revocation(rconn *rc, const kurer_client_frame *f);
 void kurer__upload_drop(rconn *rc);

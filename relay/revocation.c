@@ -500,3 +500,30 @@ void kurer__on_crl_loaded(void *arg, const uint8_t *list, size_t len)
         (kurer_log_field[]){KURER_LOG_INT("version", version), KURER_LOG_STR("source", "store")},
         2);
 }
+
+/* Whether a list that covers v (its authority's or its root's) is past next_update + grace. */
+static int chain_lists_stale(const relay *r, const kurer_verified *v, int64_t now)
+{
+    for (size_t i = 0; i < kurer_trust_crl_count(r->trust); i++) {
+        const kurer_crl *c = kurer_trust_crl(r->trust, i);
+        if ((memcmp(c->issuer_key_id, v->authority_key_id, KURER_KEY_ID_LEN) == 0 ||
+             memcmp(c->issuer_key_id, v->root_key_id, KURER_KEY_ID_LEN) == 0) &&
+            kurer_trust_crl_freshness(r->trust, c, now) == KURER_ECRLSTALE)
+            return 1;
+    }
+    return 0;
+}
+
+void kurer__disconnect_stale(relay *r)
+{
+    int64_t now = kurer_time_unix();
+    for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
+        if (rc->authed && rc->c != NULL && !kurer_conn_closing(rc->c) &&
+            chain_lists_stale(r, &rc->v, now)) {
+            kurer_log(KURER_LOG_WARN, "relay", "stale_list_disconnect",
+                      (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
+                                          KURER_LOG_INT("device", rc->addr.device_id)},
+                      2);
+            kurer__send_error(rc, 0, KURER_ECRLSTALE, 1);
+        }
+}

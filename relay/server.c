@@ -68,6 +68,7 @@ static void on_sweep(uv_timer_t *t)
     uint64_t now = kurer_time_mono_ms();
     kurer__addr_sweep(&r->addrs, r->cfg.nk_rate, now);
     kurer__uploads_expire(r);
+    kurer__disconnect_stale(r);
     kurer__take_sweep(&r->takes, r->cfg.prekey_take_window_s * 1000, now);
 }
 

@@ -349,6 +349,53 @@ static void test_crl_stored_after_full_disk(void **state)
     assert_int_equal(WEXITSTATUS(stop_relay(w, SIGTERM)), 0);
 }
 
+/* A list that goes past next_update + grace (7 days) while its devices are connected closes
+ * their connections (the sweep, every 10 s), as the handshake would refuse them: here the list's
+ * next_update is 7 days less 2 seconds ago, so it goes stale 2 s after the device connects. */
+static void test_stale_list_disconnects(void **state)
+{
+    world *w = *state;
+    device d;
+    client cd, nk;
+    kurer_crl crl;
+    kurer_buf list;
+    uint64_t serial = 999;
+    start_relay(w, NULL, NULL);
+    memset(&crl, 0, sizeof(crl));
+    crl.version = 1;
+    crl.next_update = kurer_time_unix() - 7 * DAY + 2;
+    crl.issued_at = crl.next_update - DAY;
+    crl.revoked = calloc(1, sizeof(*crl.revoked));
+    assert_non_null(crl.revoked);
+    crl.revoked[0].serial = serial; /* someone else */
+    crl.revoked[0].revoked_at = crl.issued_at;
+    crl.n_revoked = 1;
+    assert_int_equal(kurer_crl_sign(&crl, &w->auth_key, &w->auth), 0);
+    kurer_buf_init(&list, KURER_CRL_BYTES_MAX);
+    assert_int_equal(kurer_crl_encode(&crl, &list), 0);
+    kurer_crl_release(&crl);
+    assert_int_equal(cl_connect_nk(w, &nk), 0);
+    assert_int_equal(upload_crl(&nk, &list), 0);
+    cl_free(&nk);
+    kurer_buf_release(&list);
+    make_device(w, &d, "anna@mof", 1, 10, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cd, &d), 0); /* inside the grace: a warning only */
+    uint64_t t0 = kurer_time_mono_ms();
+    kurer_server_frame f;
+    int code = 0;
+    while (code == 0 && kurer_time_mono_ms() - t0 < 15000) {
+        if (cl_next(&cd, &f, 15000) != 1)
+            break;
+        if (f.body == KURER_SERVER_ERROR && f.request_id == 0)
+            code = f.u.error.code;
+        kurer_server_frame_release(&f);
+    }
+    assert_int_equal(code, KURER_ECRLSTALE);
+    cl_free(&cd);
+    assert_int_equal(cl_connect(w, &cd, &d), KURER_ECRLSTALE); /* and refused from then on */
+    cl_free(&cd);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +403,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_crl_stored_after_full_disk, setup, teardown_mount),
         cmocka_unit_test_setup_teardown(test_store_key_not_in_heap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_review_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_list_disconnects, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (argc > 1)
