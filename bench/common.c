@@ -292,7 +292,8 @@ void bench_relay_start(bench_server *s, const bench_pki *p)
             : "# benchmark: no per-device rate limit, room for deep mailboxes; every client comes\n"
               "# from 127.0.0.1, so the per-address bound on handshakes in progress is lifted\n"
               "send_rate = 0\nmailbox_max = 1000000\nmailbox_sender_max = 0\n"
-              "max_preauth_per_address = 1000000\nping_rate = 0\nlookup_rate = 0\n";
+              "max_preauth_per_address = 1000000\nhandshake_rate = 0\nping_rate = 0\n"
+              "lookup_rate = 0\n";
     if (bench_relay_start_config(s, p, conf) != 0)
         bench_die("the relay did not start");
 }

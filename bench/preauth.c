@@ -222,20 +222,23 @@ static void measure_memory(const bench_pki *pki, int kind, size_t n, int at_limi
     bench_server srv;
     const char *conf;
     if (at_limits == 2) /* --smoke: the refusal path, with a bound a few connections reach */
-        conf = legacy ? "max_handshakes = 4\n"
-                      : "max_handshakes = 4\nmax_preauth_per_address = 100000\n";
+        conf = legacy
+                   ? "max_handshakes = 4\n"
+                   : "max_handshakes = 4\nmax_preauth_per_address = 100000\nhandshake_rate = 0\n";
     else if (at_limits)
         conf = legacy ? NULL
                       : "# the defaults; every client comes from 127.0.0.1\n"
-                        "max_preauth_per_address = 100000\n";
+                        "max_preauth_per_address = 100000\nhandshake_rate = 0\n";
     else if (config_file_text != NULL)
         conf = config_file_text;
     else
-        conf = legacy ? "max_handshakes = 100000\nmax_connections = 100000\n"
-                        "handshake_timeout_ms = 600000\nidle_timeout_ms = 600000\n"
-                      : "max_handshakes = 100000\nmax_preauth_per_address = 100000\n"
-                        "max_connections = 100000\nhandshake_timeout_ms = 600000\n"
-                        "idle_timeout_ms = 600000\nnk_rate = 0\n";
+        conf =
+            legacy
+                ? "max_handshakes = 100000\nmax_connections = 100000\n"
+                  "handshake_timeout_ms = 600000\nidle_timeout_ms = 600000\n"
+                : "max_handshakes = 100000\nmax_preauth_per_address = 100000\nhandshake_rate = 0\n"
+                  "max_connections = 100000\nhandshake_timeout_ms = 600000\n"
+                  "idle_timeout_ms = 600000\nnk_rate = 0\n";
     memset(out, 0, sizeof(*out));
     out->kind = kind;
     out->n = n;
@@ -554,7 +557,7 @@ static double measure_lookups(bench_pki *pki, size_t users, size_t window, lk_ph
     const char *conf = legacy ? "# lookups are not metered in this relay\n"
                               : "lookup_rate = 0\nping_rate = 0\n"
                                 "# the devices register all at once, all from 127.0.0.1\n"
-                                "max_preauth_per_address = 100000\n";
+                                "max_preauth_per_address = 100000\nhandshake_rate = 0\n";
     if (bench_relay_start_config(&srv, pki, conf) != 0)
         bench_die("the relay did not start");
     if (uv_loop_init(&r.loop) != 0)

@@ -38,6 +38,7 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->max_preauth_record = KURER_NET_PREAUTH_RECORD;
     c->max_preauth_per_address = 32;
     c->nk_rate = 4;
+    c->handshake_rate = 100;
     c->upload_buffer_max = (uint64_t)8 << 20;
     c->lookup_rate = 20;
     c->ping_rate = 2;
@@ -75,6 +76,7 @@ static const struct {
     K(max_preauth_record, 1024, 65535),
     K(max_preauth_per_address, 1, 1000000),
     K(nk_rate, 0, 1000000),
+    K(handshake_rate, 0, 10000000),
     K(upload_buffer_max, 65536, (uint64_t)1 << 32),
     K(lookup_rate, 0, 1000000),
     K(ping_rate, 0, 1000000),

@@ -324,6 +324,14 @@ void kurer__on_connection(uv_stream_t *server, int status)
         kurer_conn_close(rc->c, KURER_ELIMIT);
         return;
     }
+    /* A handshake costs DH work before anything can be refused: connections per second per
+     * address are metered before a byte is read. */
+    if (!kurer__bucket_take(&pa->hs, r->cfg.handshake_rate, 1, kurer_time_mono_ms())) {
+        r->refused_handshake_rate++;
+        rc->close_counted = 1;
+        kurer_conn_close(rc->c, KURER_ERATE);
+        return;
+    }
     pa->preauth++;
     rc->pa = pa;
     r->connections++; /* accepted (one refused above counts only as refused) */

@@ -47,22 +47,24 @@ int kurer__bucket_full(const kurer__bucket *b, uint64_t rate, uint64_t now_ms)
 
 /* ---- source addresses ---- */
 
-int kurer__addr_table_init(kurer__addr_table *a, size_t max_entries)
+int kurer__addr_table_init(kurer__addr_table *a, size_t max_entries, uint64_t hs_rate)
 {
     a->max_entries = max_entries;
+    a->hs_rate = hs_rate;
     return htab_init(&a->t);
 }
 
 /* Removes and frees every entry for which drop says so (all of them with drop NULL). */
 static void addr_each_drop(kurer__addr_table *a,
-                           int (*drop)(kurer__peer_addr *, uint64_t, uint64_t), uint64_t rate,
-                           uint64_t now_ms)
+                           int (*drop)(const kurer__addr_table *, kurer__peer_addr *, uint64_t,
+                                       uint64_t),
+                           uint64_t rate, uint64_t now_ms)
 {
     for (size_t i = 0; a->t.b != NULL && i <= a->t.mask; i++)
         for (hnode *n = a->t.b[i], *next; n != NULL; n = next) {
             next = n->next;
             kurer__peer_addr *e = HTAB_ENTRY(n, kurer__peer_addr, node);
-            if (drop == NULL || drop(e, rate, now_ms)) {
+            if (drop == NULL || drop(a, e, rate, now_ms)) {
                 htab_remove(&a->t, n);
                 free(e);
             }
@@ -114,13 +116,16 @@ kurer__peer_addr *kurer__addr_get(kurer__addr_table *a, const uint8_t ip[16], ui
         return NULL;
     memcpy(e->ip, ip, 16);
     kurer__bucket_init(&e->nk, nk_rate, now_ms);
+    kurer__bucket_init(&e->hs, a->hs_rate, now_ms);
     htab_insert(&a->t, &e->node, h);
     return e;
 }
 
-static int addr_idle(kurer__peer_addr *e, uint64_t rate, uint64_t now_ms)
+static int addr_idle(const kurer__addr_table *a, kurer__peer_addr *e, uint64_t rate,
+                     uint64_t now_ms)
 {
-    return e->preauth == 0 && kurer__bucket_full(&e->nk, rate, now_ms);
+    return e->preauth == 0 && e->uploads == 0 && kurer__bucket_full(&e->nk, rate, now_ms) &&
+           kurer__bucket_full(&e->hs, a->hs_rate, now_ms);
 }
 
 void kurer__addr_sweep(kurer__addr_table *a, uint64_t nk_rate, uint64_t now_ms)

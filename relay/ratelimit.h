@@ -34,14 +34,17 @@ typedef struct kurer__peer_addr {
     uint64_t preauth; /* live pre-authentication connections from this address */
     uint64_t uploads; /* chunked revocation uploads in progress from it */
     kurer__bucket nk; /* NK handshakes */
+    kurer__bucket hs; /* connections accepted (every handshake costs DH work) */
 } kurer__peer_addr;
 
 typedef struct kurer__addr_table {
     htab t;
     size_t max_entries; /* beyond it new addresses are refused (fail closed) */
+    uint64_t hs_rate;   /* connections per second per address (the hs buckets) */
 } kurer__addr_table;
 
-KURER_MUST_CHECK int kurer__addr_table_init(kurer__addr_table *a, size_t max_entries);
+KURER_MUST_CHECK int kurer__addr_table_init(kurer__addr_table *a, size_t max_entries,
+                                            uint64_t hs_rate);
 void kurer__addr_table_free(kurer__addr_table *a);
 /* The 16-byte form of a socket address (IPv4 mapped into IPv6); KURER_EINVAL for another
  * family. */

@@ -32,6 +32,7 @@ typedef struct kurer_relay_config {
     uint64_t max_preauth_record;      /* largest record from a peer not authenticated yet */
     uint64_t max_preauth_per_address; /* pre-auth connections from one source address */
     uint64_t nk_rate;                 /* NK handshakes per second per source address */
+    uint64_t handshake_rate;          /* connections per second per source address */
     uint64_t upload_buffer_max;       /* bytes of chunked revocation uploads held, all together */
     uint64_t lookup_rate;             /* directory lookups per second per device */
     uint64_t ping_rate;               /* pings per second per device */

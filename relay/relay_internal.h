@@ -165,7 +165,7 @@ struct relay {
     KURER__RELAY_COUNTERS(KURER__COUNTER_FIELD)
 #undef KURER__COUNTER_FIELD
     uint64_t rejects[NERR]; /* by error code: kurer_rejections_total{reason} */
-    uint64_t refused_max_conns, refused_max_handshakes, refused_per_address;
+    uint64_t refused_max_conns, refused_max_handshakes, refused_per_address, refused_handshake_rate;
     uint64_t n_nk;         /* live NK sessions */
     uint64_t upload_bytes; /* held by chunked revocation uploads in progress */
     held_list *held;       /* the bytes of the lists in force, by issuer key id */

@@ -397,7 +397,7 @@ int kurer_relay_run(const kurer_relay_opts *o, uv_loop_t *loop)
     what = "memory";
     if ((err = htab_init(&r.dir)) != 0 || (err = htab_init(&r.online)) != 0 ||
         (err = htab_init(&r.pending)) != 0 ||
-        (err = kurer__addr_table_init(&r.addrs, ADDR_ENTRIES_MAX)) != 0 ||
+        (err = kurer__addr_table_init(&r.addrs, ADDR_ENTRIES_MAX, r.cfg.handshake_rate)) != 0 ||
         (err = kurer__take_table_init(&r.takes, TAKE_ENTRIES_MAX)) != 0)
         goto fail;
     if ((err = load_roots(&r, &what)) != 0 || (err = open_store(&r, &what, &quiet)) != 0 ||

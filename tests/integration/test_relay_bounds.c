@@ -396,6 +396,27 @@ static void test_stale_list_disconnects(void **state)
     cl_free(&cd);
 }
 
+/* handshake_rate = 2 (burst 8): connections per second per source address are metered before a
+ * byte is read (every handshake costs DH work); the ninth at once is closed and counted. */
+static void test_handshake_rate(void **state)
+{
+    world *w = *state;
+    char cfg[300];
+    int fds[9];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "handshake_rate = 2\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--config", cfg, "--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 4);
+    for (int i = 0; i < 9; i++)
+        fds[i] = raw_connect(w);
+    assert_true(raw_closed_within(fds[8], 2000)); /* closed without a byte from us */
+    assert_int_equal(metric_now(w, "kurer_connections_refused_total{reason=\"handshake_rate\"}"),
+                     1);
+    for (int i = 0; i < 9; i++)
+        close(fds[i]);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +425,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_store_key_not_in_heap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_review_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_list_disconnects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_rate, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (argc > 1)

@@ -44,7 +44,7 @@ static void test_addr_table(void **state)
     struct sockaddr_storage ss;
     uint8_t a[16], b[16], c[16];
     (void)state;
-    assert_int_equal(kurer__addr_table_init(&t, 2), 0);
+    assert_int_equal(kurer__addr_table_init(&t, 2, 5), 0);
     addr6("2001:db8:1:2::1", &ss);
     assert_int_equal(kurer__addr_key(&ss, a), 0);
     addr6("2001:db8:1:2:ffff::9", &ss); /* the same /64 */
