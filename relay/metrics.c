@@ -126,21 +126,25 @@ char *kurer__metrics_text(relay *r)
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
         LINE(values[i].name, values[i].type, values[i].help, values[i].get(&v));
 #undef LINE
-    len += (size_t)snprintf(
-        s + len, cap - len,
-        "# HELP kurer_connections_refused_total Connections closed at "
-        "once, by the bound that refused them.\n"
-        "# TYPE kurer_connections_refused_total counter\n"
-        "kurer_connections_refused_total{reason=\"max_connections\"} %llu\n"
-        "kurer_connections_refused_total{reason=\"max_handshakes\"} %llu\n"
-        "kurer_connections_refused_total{reason=\"per_address\"} %llu\n"
-        "kurer_connections_refused_total{reason=\"handshake_rate\"} %llu\n",
-        (unsigned long long)r->refused_max_conns, (unsigned long long)r->refused_max_handshakes,
-        (unsigned long long)r->refused_per_address, (unsigned long long)r->refused_handshake_rate);
-    len += (size_t)snprintf(s + len, cap - len,
-                            "# HELP kurer_rejections_total Refusals (typed errors and closes), by "
-                            "error.\n# TYPE kurer_rejections_total counter\n");
-    for (int i = 1; i < NERR && len < cap - 128; i++)
+    if (len < cap)
+        len += (size_t)snprintf(s + len, cap - len,
+                                "# HELP kurer_connections_refused_total Connections closed at "
+                                "once, by the bound that refused them.\n"
+                                "# TYPE kurer_connections_refused_total counter\n"
+                                "kurer_connections_refused_total{reason=\"max_connections\"} %llu\n"
+                                "kurer_connections_refused_total{reason=\"max_handshakes\"} %llu\n"
+                                "kurer_connections_refused_total{reason=\"per_address\"} %llu\n"
+                                "kurer_connections_refused_total{reason=\"handshake_rate\"} %llu\n",
+                                (unsigned long long)r->refused_max_conns,
+                                (unsigned long long)r->refused_max_handshakes,
+                                (unsigned long long)r->refused_per_address,
+                                (unsigned long long)r->refused_handshake_rate);
+    if (len < cap)
+        len +=
+            (size_t)snprintf(s + len, cap - len,
+                             "# HELP kurer_rejections_total Refusals (typed errors and closes), by "
+                             "error.\n# TYPE kurer_rejections_total counter\n");
+    for (int i = 1; i < NERR && len + 128 < cap; i++)
         if (r->rejects[i] != 0)
             len +=
                 (size_t)snprintf(s + len, cap - len, "kurer_rejections_total{reason=\"%s\"} %llu\n",

@@ -62,7 +62,9 @@ typedef struct kurer_relay_opts {
 
 /* Serves on loop (the caller's: library code never takes uv_default_loop itself) until
  * SIGTERM/SIGINT; the caller closes the loop afterwards. Prints "listening HOST:PORT" on stdout
- * once bound. Returns 0 on a graceful shutdown, else an error (already reported on stderr). */
+ * once bound. Returns 0 on a graceful shutdown, else an error (already reported on stderr); after
+ * a failed start it has closed what it opened on loop and run loop once (UV_RUN_NOWAIT) so that
+ * those closes complete before it returns. */
 int kurer_relay_run(const kurer_relay_opts *o, uv_loop_t *loop);
 /* Creates DIR with the relay's Noise key and store key. */
 int kurer_relay_init(const char *dir);

@@ -848,8 +848,11 @@ static void finalize_stmts(kurer_store *s)
     s->st_count = s->st_count_sender = s->st_insert = s->st_delete = s->st_fetch = NULL;
 }
 
+static void free_self(uv_handle_t *h);
+
 int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path, const uint8_t key[32])
 {
+    int async_open = 0; /* the uv_async handle is initialised (and so the loop's to close) */
     sqlite3_stmt *st = NULL;
     int rc = KURER_ESTORAGE;
     *out = NULL;
@@ -915,10 +918,9 @@ int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path, const
     if (uv_async_init(loop, &s->async, on_async) != 0)
         goto fail_sync;
     s->async.data = s;
-    if (pthread_create(&s->thread, NULL, writer, s) != 0) {
-        uv_close((uv_handle_t *)&s->async, NULL);
+    async_open = 1;
+    if (pthread_create(&s->thread, NULL, writer, s) != 0)
         goto fail_sync;
-    }
     *out = s;
     return 0;
 fail_sync:
@@ -931,7 +933,13 @@ fail:
     sqlite3_finalize(st);
     finalize_stmts(s);
     sqlite3_close(s->db);
-    free(s);
+    s->db = NULL;
+    /* The async handle belongs to the loop once initialised: s is freed by its close callback,
+     * when the caller next runs the loop (never before: libuv still holds the handle). */
+    if (async_open)
+        uv_close((uv_handle_t *)&s->async, free_self);
+    else
+        free(s);
     return rc;
 }
 

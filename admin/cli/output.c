@@ -197,7 +197,7 @@ int command_args(kurer_args *a, const kurer_opt *opts, size_t nopts, size_t min_
         fputs(help, stdout);
         return RC_HELP;
     }
-    g_json = flag(a, "json");
+    g_json |= flag(a, "json"); /* a leading --json (before the command) counts too */
     return 0;
 }
 
