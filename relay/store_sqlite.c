@@ -984,47 +984,28 @@ static void exclusive_end(kurer_store *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-static int load_directory(kurer_store *s, kurer_store_device_cb cb, void *arg);
-static int load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg);
-
 int kurer_store_load_directory(kurer_store *s, kurer_store_device_cb cb, void *arg)
 {
-    exclusive_begin(s);
-    int rc = load_directory(s, cb, arg);
-    exclusive_end(s);
-    return rc;
-}
-
-int kurer_store_load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg)
-{
-    exclusive_begin(s);
-    int rc = load_crls(s, cb, arg);
-    exclusive_end(s);
-    return rc;
-}
-
-static int load_directory(kurer_store *s, kurer_store_device_cb cb, void *arg)
-{
     sqlite3_stmt *st = NULL;
-    int r;
-    /* The caller holds the connection (exclusive_begin). */
+    int r = SQLITE_ERROR;
+    exclusive_begin(s);
     if (sqlite3_prepare_v2(s->db, "SELECT user, device, serial, chain FROM devices", -1, &st,
-                           NULL) != SQLITE_OK)
-        return KURER_ESTORAGE;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        kurer_store_device d;
-        memset(&d, 0, sizeof(d));
-        const unsigned char *u = sqlite3_column_text(st, 0);
-        if (u == NULL || strlen((const char *)u) > KURER_SUBJECT_MAX)
-            continue;
-        strcpy(d.addr.user, (const char *)u);
-        d.addr.device_id = (uint32_t)sqlite3_column_int64(st, 1);
-        d.serial = (uint64_t)sqlite3_column_int64(st, 2);
-        d.chain = sqlite3_column_blob(st, 3);
-        d.chain_len = (size_t)sqlite3_column_bytes(st, 3);
-        cb(arg, &d);
-    }
+                           NULL) == SQLITE_OK)
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            kurer_store_device d;
+            memset(&d, 0, sizeof(d));
+            const unsigned char *u = sqlite3_column_text(st, 0);
+            if (u == NULL || strlen((const char *)u) > KURER_SUBJECT_MAX)
+                continue;
+            strcpy(d.addr.user, (const char *)u);
+            d.addr.device_id = (uint32_t)sqlite3_column_int64(st, 1);
+            d.serial = (uint64_t)sqlite3_column_int64(st, 2);
+            d.chain = sqlite3_column_blob(st, 3);
+            d.chain_len = (size_t)sqlite3_column_bytes(st, 3);
+            cb(arg, &d);
+        }
     sqlite3_finalize(st);
+    exclusive_end(s);
     return r == SQLITE_DONE ? 0 : KURER_ESTORAGE;
 }
 
@@ -1269,16 +1250,17 @@ int kurer_store_count_prekeys(kurer_store *s, const kurer_device_address *dev,
     return 0;
 }
 
-static int load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg)
+int kurer_store_load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg)
 {
     sqlite3_stmt *st = NULL;
-    int r;
-    if (sqlite3_prepare_v2(s->db, "SELECT list FROM crls ORDER BY issuer_key_id", -1, &st, NULL) !=
+    int r = SQLITE_ERROR;
+    exclusive_begin(s);
+    if (sqlite3_prepare_v2(s->db, "SELECT list FROM crls ORDER BY issuer_key_id", -1, &st, NULL) ==
         SQLITE_OK)
-        return KURER_ESTORAGE;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW)
-        cb(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+        while ((r = sqlite3_step(st)) == SQLITE_ROW)
+            cb(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
     sqlite3_finalize(st);
+    exclusive_end(s);
     return r == SQLITE_DONE ? 0 : KURER_ESTORAGE;
 }
 
