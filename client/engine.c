@@ -1,17 +1,9 @@
-/* The network half of libkurer: one connection to the relay over net/ (Noise IK), prekeys,
- * the directory, bundles and X3DH, send with per-user results, delivery with commit-then-ack,
- * and the outbox with retries.
- *
- * Threading and the loop. Each handle owns a private uv_loop_t (no global state). The loop
- * runs only inside the public calls (kurer_connect, kurer_send, kurer_poll, ...), on the
- * caller's thread, for at most the timeout given. libuv callbacks only decode frames and queue
- * them; everything that touches the store, libsignal or sends a request runs between loop
- * iterations ("top level"), so a request made while handling a delivery (a directory lookup for
- * an unknown sender) never re-enters the loop from inside a callback.
- *
- * Requests are answered in order of need: at most one request waits for its answer at a time
- * (wait_id); answers to requests nobody waits for (pings) are dropped. Pushes (Deliver,
- * PrekeysLow, QueueEmpty, RevocationLists, Error) go to a FIFO processed at top level. */
+/* The engine's procedures (engine.h): prekeys, the directory, bundles and X3DH, send with
+ * per-user results, delivery with commit-then-ack, the outbox with retries, and the unreported
+ * mark that makes every stored message reach the application at least once. They run on the
+ * handle's workers with the home lock held (net.h); kurer__rpc gives it up while it waits. */
+#include "engine.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,240 +15,10 @@
 #include "kurer/log.h"
 #include "kurer/net.h"
 #include "kurer/util.h"
+#include "net.h"
 
-#define PREKEYS_UPLOADED   "prekeys_uploaded"
-#define SEND_ATTEMPTS      4 /* stale device lists refreshed per message and flush */
-#define DISCONNECT_WAIT_MS 2500
-
-typedef struct push {
-    struct push *next;
-    kurer_server_frame f;
-} push;
-
-struct kurer__net {
-    kurer *k;
-    uv_loop_t loop;
-    uv_timer_t timer;
-    kurer_conn *conn;
-    int established;
-    int err; /* why the connection ended or was refused (0 while fine) */
-    uint64_t next_id;
-    uint64_t wait_id;          /* the request whose answer is awaited, 0 for none */
-    kurer_server_frame *reply; /* its answer, once here */
-    push *head, *tail;
-    int queue_empty;      /* QueueEmpty seen and every push before it handled */
-    int prekeys_refilled; /* a PrekeysLow was answered on this connection */
-    uint64_t *acks;       /* seqs committed, not yet acked */
-    size_t n_acks;
-};
-
-/* ---- loop plumbing ---- */
-
-static void on_timer(uv_timer_t *t)
-{
-    (void)t; /* only wakes uv_run */
-}
-
-static void push_free_all(kurer__net *n)
-{
-    while (n->head != NULL) {
-        push *p = n->head;
-        n->head = p->next;
-        kurer_server_frame_release(&p->f);
-        free(p);
-    }
-    n->tail = NULL;
-}
-
-static void conn_established(kurer_conn *c, const uint8_t *payload, size_t len)
-{
-    kurer__net *n = kurer_conn_data(c);
-    kurer_handshake_accept a;
-    int rc = kurer_handshake_accept_decode(payload, len, &a);
-    if (rc == 0 && a.has_error)
-        rc = kurer_err_known(a.error_code) ? a.error_code : KURER_EINTERNAL;
-    if (rc != 0) {
-        n->err = rc;
-        kurer_conn_close(c, rc);
-        return;
-    }
-    n->established = 1;
-}
-
-static void conn_record(kurer_conn *c, uint8_t *data, size_t len)
-{
-    kurer__net *n = kurer_conn_data(c);
-    push *p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        kurer_conn_close(c, KURER_ENOMEM);
-        return;
-    }
-    int rc = kurer_server_frame_decode(data, len, &p->f);
-    if (rc != 0) {
-        free(p);
-        n->err = rc;
-        kurer_conn_close(c, rc);
-        return;
-    }
-    if (p->f.request_id != 0) {
-        if (p->f.request_id == n->wait_id && n->reply == NULL) {
-            kurer_server_frame *f = malloc(sizeof(*f));
-            if (f == NULL) {
-                kurer_server_frame_release(&p->f);
-                free(p);
-                kurer_conn_close(c, KURER_ENOMEM);
-                return;
-            }
-            *f = p->f;
-            n->reply = f;
-        } else {
-            kurer_server_frame_release(&p->f); /* a pong, or an answer nobody waits for */
-        }
-        free(p);
-        return;
-    }
-    if (p->f.body == KURER_SERVER_ERROR) {
-        /* An error push announces a close (a revoked device, a malformed frame). */
-        n->err = kurer_err_known(p->f.u.error.code) ? p->f.u.error.code : KURER_EINTERNAL;
-    }
-    if (n->tail != NULL)
-        n->tail->next = p;
-    else
-        n->head = p;
-    n->tail = p;
-}
-
-static int send_frame(kurer__net *n, kurer_client_frame *f)
-{
-    kurer_buf b;
-    if (n->conn == NULL || !n->established)
-        return n->err != 0 ? n->err : KURER_ECLOSED;
-    if (f->request_id == 0)
-        f->request_id = ++n->next_id;
-    kurer_buf_init(&b, KURER_FRAME_MAX);
-    int rc = kurer_client_frame_encode(f, &b);
-    if (rc == 0)
-        rc = kurer_conn_send(n->conn, b.data, b.len);
-    kurer_buf_release(&b);
-    return rc;
-}
-
-static void conn_idle(kurer_conn *c)
-{
-    kurer__net *n = kurer_conn_data(c);
-    kurer_client_frame f;
-    memset(&f, 0, sizeof(f));
-    f.body = KURER_CLIENT_PING;
-    f.u.ping.client_time = kurer_time_unix() * 1000;
-    (void)send_frame(n, &f);
-}
-
-static void conn_closed(kurer_conn *c, int err)
-{
-    kurer__net *n = kurer_conn_data(c);
-    if (n == NULL)
-        return;
-    if (n->err == 0)
-        n->err = err != 0 ? err : KURER_ECLOSED;
-    n->conn = NULL;
-    n->established = 0;
-}
-
-static const kurer_conn_cbs CBS = {
-    .on_established = conn_established,
-    .on_record = conn_record,
-    .on_idle = conn_idle,
-    .on_close = conn_closed,
-};
-
-/* One loop iteration, returning by deadline (monotonic ms) at the latest. */
-static int pump(kurer__net *n, uint64_t deadline)
-{
-    uint64_t now = kurer_time_mono_ms();
-    if (now >= deadline)
-        return KURER_ETIMEOUT;
-    uv_timer_start(&n->timer, on_timer, deadline - now, 0);
-    uv_run(&n->loop, UV_RUN_ONCE);
-    uv_timer_stop(&n->timer);
-    return 0;
-}
-
-static uint64_t deadline_in(int timeout_ms)
-{
-    return kurer_time_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
-}
-
-/* Sends f and waits for its answer: 0 with *out (free with reply_free), the code of an Error
- * answer, or KURER_ETIMEOUT / the connection's end. */
-static int rpc(kurer__net *n, kurer_client_frame *f, uint64_t deadline, kurer_server_frame **out)
-{
-    *out = NULL;
-    f->request_id = 0;
-    int rc = send_frame(n, f);
-    if (rc != 0)
-        return rc;
-    n->wait_id = f->request_id;
-    n->reply = NULL;
-    while (n->reply == NULL && n->conn != NULL && rc == 0)
-        rc = pump(n, deadline);
-    n->wait_id = 0;
-    if (n->reply == NULL)
-        return rc != 0 ? rc : (n->err != 0 ? n->err : KURER_ECLOSED);
-    kurer_server_frame *r = n->reply;
-    n->reply = NULL;
-    if (r->body == KURER_SERVER_ERROR) {
-        rc = kurer_err_known(r->u.error.code) ? r->u.error.code : KURER_EINTERNAL;
-        kurer_server_frame_release(r);
-        free(r);
-        return rc;
-    }
-    *out = r;
-    return 0;
-}
-
-static void reply_free(kurer_server_frame *r)
-{
-    if (r == NULL)
-        return;
-    kurer_server_frame_release(r);
-    free(r);
-}
-
-void kurer__net_free(kurer__net *n)
-{
-    if (n == NULL)
-        return;
-    if (n->conn != NULL) {
-        kurer_conn_set_data(n->conn, NULL);
-        kurer_conn_close(n->conn, 0);
-        n->conn = NULL;
-    }
-    uv_close((uv_handle_t *)&n->timer, NULL);
-    uv_run(&n->loop, UV_RUN_DEFAULT);
-    (void)uv_loop_close(&n->loop);
-    reply_free(n->reply);
-    push_free_all(n);
-    free(n->acks);
-    free(n);
-}
-
-static int net_get(kurer *k, kurer__net **out)
-{
-    if (k->net == NULL) {
-        kurer__net *n = calloc(1, sizeof(*n));
-        if (n == NULL)
-            return KURER_ENOMEM;
-        n->k = k;
-        if (uv_loop_init(&n->loop) != 0) {
-            free(n);
-            return KURER_EIO;
-        }
-        uv_timer_init(&n->loop, &n->timer);
-        k->net = n;
-    }
-    *out = k->net;
-    return 0;
-}
+#define PREKEYS_UPLOADED "prekeys_uploaded"
+#define SEND_ATTEMPTS    4 /* stale device lists refreshed per message and flush */
 
 /* ---- directory, sessions, prekeys ---- */
 
@@ -316,12 +78,12 @@ static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t d
     f.body = KURER_CLIENT_LOOKUP;
     f.u.lookup.users = users;
     f.u.lookup.n = n_users;
-    int rc = rpc(k->net, &f, deadline, &r);
+    int rc = kurer__rpc(k, &f, deadline, &r);
     if (rc != 0)
         return rc;
     if (r->body != KURER_SERVER_DIRECTORY ||
         (rc = kurer__answer_directory(users, n_users, r)) != 0) {
-        reply_free(r);
+        kurer__reply_free(r);
         return rc != 0 ? rc : KURER_EMALFORMED;
     }
     for (size_t u = 0; rc == 0 && u < n_users; u++) {
@@ -334,7 +96,7 @@ static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t d
         rc = sync_devices(k, users[u], ud != NULL ? ud->devices : NULL,
                           ud != NULL ? ud->n_devices : 0);
     }
-    reply_free(r);
+    kurer__reply_free(r);
     return rc;
 }
 
@@ -361,11 +123,11 @@ static int ensure_sessions(kurer *k, const char *user, uint64_t deadline, kurer_
     snprintf(f.u.fetch_prekeys.user, sizeof(f.u.fetch_prekeys.user), "%s", user);
     f.u.fetch_prekeys.device_ids = need;
     f.u.fetch_prekeys.n_device_ids = n_need;
-    if ((rc = rpc(k->net, &f, deadline, &r)) != 0)
+    if ((rc = kurer__rpc(k, &f, deadline, &r)) != 0)
         return rc;
     if (r->body != KURER_SERVER_BUNDLES ||
         (rc = kurer__answer_bundles(user, need, n_need, r)) != 0) {
-        reply_free(r);
+        kurer__reply_free(r);
         return rc != 0 ? rc : KURER_EMALFORMED;
     }
     for (size_t i = 0; i < r->u.bundles.n; i++) {
@@ -378,7 +140,7 @@ static int ensure_sessions(kurer *k, const char *user, uint64_t deadline, kurer_
                                           KURER_LOG_STR("reason", kurer_err_name(brc))},
                       3);
     }
-    reply_free(r);
+    kurer__reply_free(r);
     for (size_t i = 0; rc == 0 && i < n_need; i++) {
         int has = kurer__session_exists(k->sess, user, need[i]);
         if (has < 0) {
@@ -419,9 +181,9 @@ static int upload_prekeys_n(kurer *k, size_t n_one_time, uint64_t deadline)
         f.u.prekeys.signed_prekey = p->signed_prekey;
         f.u.prekeys.one_time = p->one_time;
         f.u.prekeys.n_one_time = p->n_one_time;
-        rc = rpc(k->net, &f, deadline, &r);
+        rc = kurer__rpc(k, &f, deadline, &r);
     }
-    reply_free(r);
+    kurer__reply_free(r);
     free(p);
     if (rc == 0)
         rc = kurer__store_counter_set(k->st, PREKEYS_UPLOADED, 1);
@@ -484,7 +246,7 @@ static int fetch_list(kurer *k, const kurer_revocation_info *info, uint64_t dead
         memcpy(f.u.revocation_chunk_fetch.issuer_key_id, info->issuer_key_id, KURER_KEY_ID_LEN);
         f.u.revocation_chunk_fetch.version = info->version;
         f.u.revocation_chunk_fetch.offset = (uint32_t)off;
-        rc = rpc(k->net, &f, deadline, &r);
+        rc = kurer__rpc(k, &f, deadline, &r);
         if (rc == 0) {
             const kurer_revocation_chunk *c = &r->u.revocation_chunk;
             if (r->body != KURER_SERVER_REVOCATION_CHUNK || c->offset != off ||
@@ -496,7 +258,7 @@ static int fetch_list(kurer *k, const kurer_revocation_info *info, uint64_t dead
                 off += c->len;
             }
         }
-        reply_free(r);
+        kurer__reply_free(r);
     }
     if (rc == 0)
         rc = kurer_add_revocations(k, buf, info->size);
@@ -515,7 +277,8 @@ static int fetch_lists(kurer *k, const kurer_revocation_info *infos, size_t n, u
         if (rc != 0)
             kurer_log(KURER_LOG_WARN, "client", "revocations_refused",
                       (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
-        if (rc == KURER_ECLOSED || rc == KURER_ETIMEOUT || !kurer_connected(k))
+        if (rc == KURER_ECLOSED || rc == KURER_ETIMEOUT ||
+            kurer__net_state(k, NULL) == KURER_CONN_OFFLINE)
             return rc != 0 ? rc : KURER_ECLOSED;
     }
     return 0;
@@ -533,7 +296,7 @@ static void sync_revocations(kurer *k, uint64_t deadline)
     for (int page = 0; page < INDEX_PAGES_MAX; page++) {
         kurer_server_frame *r = NULL;
         f.request_id = 0;
-        int rc = rpc(k->net, &f, deadline, &r);
+        int rc = kurer__rpc(k, &f, deadline, &r);
         if (rc == 0 && r->body != KURER_SERVER_REVOCATION_INDEX)
             rc = KURER_EMALFORMED;
         if (rc == 0 && r->u.revocation_index.more && r->u.revocation_index.n == 0)
@@ -547,7 +310,7 @@ static void sync_revocations(kurer *k, uint64_t deadline)
                    r->u.revocation_index.lists[r->u.revocation_index.n - 1].issuer_key_id,
                    KURER_KEY_ID_LEN);
         }
-        reply_free(r);
+        kurer__reply_free(r);
         if (rc != 0 && rc != KURER_EUNSUPPORTED)
             kurer_log(KURER_LOG_WARN, "client", "revocations_not_fetched",
                       (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
@@ -560,16 +323,16 @@ static void sync_revocations(kurer *k, uint64_t deadline)
 
 typedef struct msg_copy {
     kurer *k;
+    int replay;
     int found;
 } msg_copy;
 
+/* Hands a stored message to the application (the library thread gives it to on_message; the
+ * unreported mark is cleared when that returns). */
 static int emit_message(void *ud, const kurer__msg *m)
 {
     msg_copy *c = ud;
-    kurer *k = c->k;
     c->found = 1;
-    if (k->events.on_message == NULL)
-        return 0;
     kurer_message out;
     memset(&out, 0, sizeof(out));
     memcpy(out.id, m->envelope_id, sizeof(out.id));
@@ -582,8 +345,35 @@ static int emit_message(void *ud, const kurer__msg *m)
     out.received_at = m->received_at;
     out.state = (kurer_message_state)m->state;
     out.reason = m->reason;
-    k->events.on_message(k->events.ud, &out);
+    kurer__event_message(c->k, &out, m->rowid, c->replay);
     return 0;
+}
+
+void kurer__engine_replay(kurer *k)
+{
+    msg_copy c = {k, 1, 0};
+    int rc = kurer__store_message_unreported_each(k->st, emit_message, &c);
+    if (rc != 0)
+        kurer_log(KURER_LOG_WARN, "client", "replay_failed",
+                  (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
+}
+
+int kurer__engine_unreported(kurer *k, int64_t rowid)
+{
+    kurer__hlock_take(k);
+    int rc = kurer__store_message_unreported(k->st, rowid);
+    kurer__hlock_give(k);
+    return rc;
+}
+
+void kurer__engine_reported(kurer *k, int64_t rowid)
+{
+    kurer__hlock_take(k);
+    int rc = kurer__store_message_reported(k->st, rowid);
+    kurer__hlock_give(k);
+    if (rc != 0) /* reported again at the next start: at least once, never lost */
+        kurer_log(KURER_LOG_WARN, "client", "reported_mark_failed",
+                  (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
 }
 
 /* Errors after which the envelope can never be stored: acked and reported, not retried. */
@@ -608,8 +398,9 @@ static int permanent(int rc)
     }
 }
 
-static int ack_later(kurer__net *n, uint64_t seq)
+static int ack_later(kurer *k, uint64_t seq)
 {
+    kurer__econn *n = &k->ec;
     uint64_t *a = realloc(n->acks, (n->n_acks + 1) * sizeof(*a));
     if (a == NULL)
         return KURER_ENOMEM;
@@ -630,9 +421,8 @@ static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint6
                   (kurer_log_field[]){KURER_LOG_STR("answer", "deliver"),
                                       KURER_LOG_STR("reason", "addressed to another device")},
                   2);
-        if (k->events.on_refused != NULL)
-            k->events.on_refused(k->events.ud, from, dev, KURER_EMALFORMED);
-        return ack_later(k->net, seq);
+        kurer__event_refused(k, from, dev, KURER_EMALFORMED);
+        return ack_later(k, seq);
     }
     int rc = kurer__home_receive(k, e->id, from, dev, e->type, e->content, e->content_len, &state);
     if (rc == KURER_ENOTFOUND || rc == KURER_EKEYMISMATCH) {
@@ -646,7 +436,7 @@ static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint6
                                      &state);
     }
     if (rc == 0) {
-        msg_copy c = {k, 0};
+        msg_copy c = {k, 0, 0};
         int frc = kurer__store_message_find(k->st, 0, e->id, emit_message, &c);
         if (frc != 0 && frc != KURER_ENOTFOUND)
             return frc;
@@ -658,8 +448,7 @@ static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint6
                   (kurer_log_field[]){KURER_LOG_STR("from", from), KURER_LOG_INT("device", dev),
                                       KURER_LOG_STR("reason", kurer_err_name(rc))},
                   3);
-        if (k->events.on_refused != NULL)
-            k->events.on_refused(k->events.ud, from, dev, rc);
+        kurer__event_refused(k, from, dev, rc);
         return 0;
     } else if (rc != KURER_EDUPLICATE) {
         if (!permanent(rc))
@@ -668,76 +457,58 @@ static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint6
                   (kurer_log_field[]){KURER_LOG_STR("from", from), KURER_LOG_INT("device", dev),
                                       KURER_LOG_STR("reason", kurer_err_name(rc))},
                   3);
-        if (k->events.on_refused != NULL)
-            k->events.on_refused(k->events.ud, from, dev, rc);
+        kurer__event_refused(k, from, dev, rc);
     }
-    return ack_later(k->net, seq);
+    return ack_later(k, seq);
 }
 
-static int flush_acks(kurer *k, uint64_t deadline)
+void kurer__engine_acks(kurer *k)
 {
-    kurer__net *n = k->net;
-    int rc = 0;
-    while (rc == 0 && n->n_acks > 0) {
+    kurer__econn *n = &k->ec;
+    while (n->n_acks > 0) {
         size_t take = n->n_acks > KURER_ACK_SEQS_MAX ? KURER_ACK_SEQS_MAX : n->n_acks;
         kurer_client_frame f;
-        kurer_server_frame *r = NULL;
         memset(&f, 0, sizeof(f));
         f.body = KURER_CLIENT_ACK;
         f.u.ack.seqs = n->acks;
         f.u.ack.n = take;
-        rc = rpc(n, &f, deadline, &r);
-        reply_free(r);
-        if (rc == 0) {
-            memmove(n->acks, n->acks + take, (n->n_acks - take) * sizeof(*n->acks));
-            n->n_acks -= take;
-        }
+        if (kurer__send_nowait(k, &f) != 0)
+            break; /* not acked: the relay delivers them again, recognised as duplicates */
+        memmove(n->acks, n->acks + take, (n->n_acks - take) * sizeof(*n->acks));
+        n->n_acks -= take;
     }
-    return rc;
+    n->n_acks = 0;
 }
 
-/* Handles queued pushes in order, then acks what was committed. */
-static int process_pushes(kurer *k, uint64_t deadline)
+void kurer__engine_push(kurer *k, const kurer_server_frame *f, uint64_t deadline)
 {
-    kurer__net *n = k->net;
     int rc = 0;
-    while (rc == 0 && n->head != NULL) {
-        push *p = n->head;
-        n->head = p->next;
-        if (n->head == NULL)
-            n->tail = NULL;
-        switch (p->f.body) {
-        case KURER_SERVER_DELIVER:
-            rc = handle_deliver(k, p->f.u.deliver.seq, &p->f.u.deliver.envelope, deadline);
-            break;
-        case KURER_SERVER_PREKEYS_LOW:
-            /* One refill per connection: a hostile relay that pushes PrekeysLow again and
-             * again must not make us generate and store prekeys without end. */
-            if (!n->prekeys_refilled) {
-                n->prekeys_refilled = 1;
-                rc = upload_prekeys(k, deadline);
-            }
-            break;
-        case KURER_SERVER_QUEUE_EMPTY:
-            n->queue_empty = 1;
-            break;
-        case KURER_SERVER_REVOCATION_INDEX: {
-            /* A list the relay just accepted: fetch it if newer (a failure waits for the next
-             * connection; a lost connection ends the processing as for any request). */
-            int frc =
-                fetch_lists(k, p->f.u.revocation_index.lists, p->f.u.revocation_index.n, deadline);
-            if (frc == KURER_ECLOSED || frc == KURER_ETIMEOUT)
-                rc = frc;
-            break;
+    switch (f->body) {
+    case KURER_SERVER_DELIVER:
+        rc = handle_deliver(k, f->u.deliver.seq, &f->u.deliver.envelope, deadline);
+        break;
+    case KURER_SERVER_PREKEYS_LOW:
+        /* One refill per connection: a hostile relay that pushes PrekeysLow again and again
+         * must not make us generate and store prekeys without end. */
+        if (!k->ec.prekeys_refilled) {
+            k->ec.prekeys_refilled = 1;
+            rc = upload_prekeys(k, deadline);
         }
-        default:
-            break; /* an Error push: n->err is set and the relay closes */
-        }
-        kurer_server_frame_release(&p->f);
-        free(p);
+        break;
+    case KURER_SERVER_QUEUE_EMPTY:
+        kurer__event_queue_empty(k);
+        break;
+    case KURER_SERVER_REVOCATION_INDEX:
+        /* A list the relay just accepted: fetch it if newer (a failure waits for the next
+         * connection). */
+        (void)fetch_lists(k, f->u.revocation_index.lists, f->u.revocation_index.n, deadline);
+        break;
+    default:
+        break; /* an Error push: the relay closes, the library thread saw why */
     }
-    int arc = n->conn != NULL ? flush_acks(k, deadline) : 0;
-    return rc != 0 ? rc : arc;
+    if (rc != 0)
+        kurer_log(KURER_LOG_WARN, "client", "push_not_handled",
+                  (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
 }
 
 /* ---- sending ---- */
@@ -951,7 +722,19 @@ static int recheck_items(kurer *k, int64_t message_rowid, item_list *l, kurer_re
 /* Sends the outbox items of one message until the relay accepted them all (or refused the
  * message). One SendRequest carries every item of the message: the relay checks, per
  * recipient user, that the envelopes name exactly that user's current devices. */
+static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
+                             kurer_refusal *why);
+
+/* One worker at a time per message: a flush and a send of the same message never both send it. */
 static int send_message(kurer *k, int64_t message_rowid, uint64_t deadline, kurer_refusal *why)
+{
+    kurer__net_message_take(k, message_rowid);
+    int rc = send_message_held(k, message_rowid, deadline, why);
+    kurer__net_message_give(k, message_rowid);
+    return rc;
+}
+
+static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline, kurer_refusal *why)
 {
     int rc = 0;
     for (int attempt = 0; attempt < SEND_ATTEMPTS; attempt++) {
@@ -985,7 +768,7 @@ static int send_message(kurer *k, int64_t message_rowid, uint64_t deadline, kure
         f.body = KURER_CLIENT_SEND;
         f.u.send.envelopes = envs;
         f.u.send.n = l.n;
-        rc = rpc(k->net, &f, deadline, &r);
+        rc = kurer__rpc(k, &f, deadline, &r);
         if (rc == 0 && r->body != KURER_SERVER_SEND_RESULT)
             rc = KURER_EMALFORMED;
         if (rc == 0)
@@ -998,7 +781,7 @@ static int send_message(kurer *k, int64_t message_rowid, uint64_t deadline, kure
             for (size_t i = 0; i < l.n; i++)
                 if (kurer__store_outbox_retry_later(k->st, l.v[i].rowid, now) != 0)
                     break; /* the items stay due: retried at the next connect */
-            reply_free(r);
+            kurer__reply_free(r);
             items_free(&l);
             return rc;
         }
@@ -1025,7 +808,7 @@ static int send_message(kurer *k, int64_t message_rowid, uint64_t deadline, kure
                     rc = reencrypt(k, message_rowid, ur->user, deadline, why);
             }
         }
-        reply_free(r);
+        kurer__reply_free(r);
         items_free(&l);
         if (rc != 0 || !stale)
             return rc;
@@ -1088,143 +871,75 @@ static int flush_outbox(kurer *k, int64_t due_ms, uint64_t deadline)
     return rc;
 }
 
-/* ---- public calls ---- */
+/* ---- the connection's set-up ---- */
 
-void kurer_set_events(kurer *k, const kurer_events *ev)
+int kurer__engine_hello(kurer *k, struct sockaddr_storage *addr, uint8_t relay_key[KURER_KEY_LEN],
+                        uint8_t **hs_out, size_t *hs_len)
 {
-    if (k == NULL)
-        return;
-    if (ev != NULL)
-        k->events = *ev;
-    else
-        memset(&k->events, 0, sizeof(k->events));
-}
-
-int kurer_connected(const kurer *k)
-{
-    return k != NULL && k->net != NULL && k->net->conn != NULL && k->net->established;
-}
-
-static int connect_now(kurer *k, uint64_t deadline)
-{
-    kurer__net *n = NULL;
-    struct sockaddr_storage addr;
-    kurer_handshake_init *hs = NULL;
+    char relay[sizeof(k->own.relay)];
+    kurer_handshake_init *hs = calloc(1, sizeof(*hs));
     kurer_buf b;
-    if (k->own.chain == NULL)
-        return KURER_ESTATE; /* not enrolled: import the issued chain first */
-    int rc = net_get(k, &n);
-    if (rc != 0)
-        return rc;
-    if (n->conn != NULL && n->established)
-        return 0;
-    if (n->conn != NULL) {
-        kurer_conn_close(n->conn, 0);
-        while (n->conn != NULL && pump(n, deadline) == 0)
-            ;
-        if (n->conn != NULL)
-            return KURER_ETIMEOUT;
-    }
-    push_free_all(n);
-    n->err = 0;
-    n->queue_empty = 0;
-    n->prekeys_refilled = 0;
-    n->n_acks = 0;
-    if ((rc = kurer_net_resolve(k->own.relay, &addr)) != 0)
-        return rc;
-    hs = calloc(1, sizeof(*hs));
+    *hs_out = NULL;
     if (hs == NULL)
         return KURER_ENOMEM;
-    hs->protocol_version = KURER_PROTOCOL_VERSION;
+    kurer__hlock_take(k);
+    int rc = k->own.chain == NULL ? KURER_ESTATE : 0; /* not enrolled: import the chain first */
+    if (rc == 0) {
+        memcpy(relay, k->own.relay, sizeof(relay));
+        memcpy(relay_key, k->own.relay_key, KURER_KEY_LEN);
+        hs->protocol_version = KURER_PROTOCOL_VERSION;
+        rc = kurer_chain_decode(k->own.chain, k->own.chain_len, &hs->chain);
+    }
     kurer_buf_init(&b, KURER_FRAME_MAX);
-    rc = kurer_chain_decode(k->own.chain, k->own.chain_len, &hs->chain);
     if (rc == 0)
         rc = kurer_handshake_init_encode(hs, &b);
+    kurer__hlock_give(k);
     free(hs);
-    kurer_net_limits lim = kurer_net_limits_default();
     if (rc == 0)
-        rc = kurer_conn_connect(&n->conn, &n->loop, (const struct sockaddr *)&addr, &lim, &CBS,
-                                KURER_NOISE_IK, k->own.noise_priv, k->own.relay_key, b.data, b.len,
-                                n);
+        rc = kurer_net_resolve(relay, addr); /* (may block on DNS: not under the home lock) */
+    if (rc == 0 && (*hs_out = malloc(b.len)) == NULL)
+        rc = KURER_ENOMEM;
+    if (rc == 0) {
+        memcpy(*hs_out, b.data, b.len);
+        *hs_len = b.len;
+    }
     kurer_buf_release(&b);
-    if (rc != 0) {
-        n->conn = NULL;
-        return rc;
-    }
-    while (n->conn != NULL && !n->established && (rc = pump(n, deadline)) == 0)
-        ;
-    if (!n->established) {
-        if (n->conn != NULL) {
-            kurer_conn_close(n->conn, KURER_ETIMEOUT);
-            while (n->conn != NULL && pump(n, kurer_time_mono_ms() + 1000) == 0)
-                ;
-        }
-        rc = n->err != 0 ? n->err : (rc != 0 ? rc : KURER_ECLOSED);
-        /* Connected (a failed connect ends with its own code), then closed before the
-         * handshake finished: the relay could not read our first message (wrong relay key)
-         * or is not a Kurér relay. A relay's own refusal arrives inside the handshake. */
-        return rc == KURER_ECLOSED ? KURER_EHANDSHAKE : rc;
-    }
-    kurer_log(KURER_LOG_INFO, "client", "connected",
-              (kurer_log_field[]){KURER_LOG_STR("relay", k->own.relay)}, 1);
-    return 0;
+    return rc;
 }
 
-int kurer_connect(kurer *k, int timeout_ms)
+int kurer__engine_setup(kurer *k, uint64_t deadline)
 {
-    if (k == NULL)
-        return KURER_EINVAL;
-    uint64_t deadline = deadline_in(timeout_ms);
-    if (kurer_connected(k))
-        return 0;
-    int rc = connect_now(k, deadline);
-    if (rc != 0)
-        return rc;
+    free(k->ec.acks);
+    memset(&k->ec, 0, sizeof(k->ec));
     /* The newest revocation lists the relay knows. The first request of the connection: the
      * relay counts us as the device's only once a record of ours has arrived. */
     sync_revocations(k, deadline);
-    if (!kurer_connected(k))
-        return k->net->err != 0 ? k->net->err : KURER_ECLOSED;
     uint64_t uploaded = 0;
-    if ((rc = kurer__store_counter_get(k->st, PREKEYS_UPLOADED, &uploaded)) != 0)
-        return rc;
-    if (uploaded == 0 && (rc = upload_prekeys(k, deadline)) != 0)
-        return rc;
-    if (uploaded != 0 && (rc = rotate_signed_prekey(k, deadline)) != 0)
-        return rc;
+    int rc = kurer__store_counter_get(k->st, PREKEYS_UPLOADED, &uploaded);
+    if (rc == 0 && uploaded == 0)
+        rc = upload_prekeys(k, deadline);
+    else if (rc == 0)
+        rc = rotate_signed_prekey(k, deadline);
     /* A new connection is the moment to retry everything left in the outbox (after a crash or
      * a lost connection), whatever its backoff said. */
-    return flush_outbox(k, INT64_MAX, deadline);
+    if (rc == 0)
+        rc = flush_outbox(k, INT64_MAX, deadline);
+    return rc;
 }
 
-void kurer_disconnect(kurer *k)
+void kurer__engine_tick(kurer *k, uint64_t deadline)
 {
-    if (k == NULL || k->net == NULL)
-        return;
-    kurer__net *n = k->net;
-    if (n->conn != NULL) {
-        if (n->n_acks > 0 && n->established)
-            (void)flush_acks(k, deadline_in(DISCONNECT_WAIT_MS));
-        if (n->conn != NULL)
-            kurer_conn_close_after_flush(n->conn, 0);
-        uint64_t deadline = deadline_in(DISCONNECT_WAIT_MS);
-        while (n->conn != NULL && pump(n, deadline) == 0)
-            ;
-        if (n->conn != NULL)
-            kurer_conn_close(n->conn, 0);
-        while (n->conn != NULL && pump(n, deadline_in(DISCONNECT_WAIT_MS)) == 0)
-            ;
-    }
-    push_free_all(n);
-    n->n_acks = 0;
+    int rc = flush_outbox(k, kurer__home_now(k) * 1000, deadline);
+    if (rc != 0 && rc != KURER_ECLOSED)
+        kurer_log(KURER_LOG_WARN, "client", "outbox_retry_failed",
+                  (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
 }
 
-int kurer_refresh(kurer *k, const char *user, int timeout_ms, size_t *devices)
+/* ---- requests ---- */
+
+int kurer__engine_refresh(kurer *k, const char *user, uint64_t deadline, size_t *devices)
 {
-    if (k == NULL || user == NULL || kurer_user_check(user) != 0)
-        return KURER_EINVAL;
-    uint64_t deadline = deadline_in(timeout_ms);
-    int rc = kurer_connect(k, timeout_ms);
+    int rc = kurer__net_wait_online(k, deadline);
     if (rc != 0)
         return rc;
     const char *users[1] = {user};
@@ -1235,22 +950,9 @@ int kurer_refresh(kurer *k, const char *user, int timeout_ms, size_t *devices)
     return rc;
 }
 
-int kurer_queue(kurer *k, const char *to, int level, const char *text, int timeout_ms,
-                kurer_refusal *why, int64_t *message_id)
+int kurer__engine_queue(kurer *k, const char *to, int level, const char *text, uint64_t deadline,
+                        kurer_refusal *why, int64_t *message_id)
 {
-    if (why != NULL)
-        memset(why, 0, sizeof(*why));
-    if (k == NULL || to == NULL || text == NULL)
-        return KURER_EINVAL;
-    if (kurer_user_check(to) != 0)
-        return KURER_ESUBJECT;
-    if (strcmp(to, k->own.user) == 0)
-        return KURER_EINVAL; /* our own other devices get sync copies of what we send */
-    if (text[0] == '\0')
-        return KURER_EINVAL;
-    if (strlen(text) > KURER_TEXT_MAX)
-        return KURER_ELIMIT;
-    uint64_t deadline = deadline_in(timeout_ms);
     /* Refusals that need no network (our certificate, the ceiling) come first. */
     kurer_refusal pre;
     int rc = kurer_check_send(k, to, level, &pre);
@@ -1260,7 +962,7 @@ int kurer_queue(kurer *k, const char *to, int level, const char *text, int timeo
             *why = pre;
         return rc;
     }
-    if ((rc = kurer_connect(k, timeout_ms)) != 0)
+    if ((rc = kurer__net_wait_online(k, deadline)) != 0)
         return rc;
     const char *users[2] = {to, k->own.user};
     size_t found[2] = {0, 0};
@@ -1290,42 +992,13 @@ static int message_state(kurer *k, int64_t message_id, int *state, int *reason)
     return rc;
 }
 
-int kurer_flush(kurer *k, int timeout_ms)
+int kurer__engine_send_queued(kurer *k, int64_t message_id, uint64_t deadline, kurer_refusal *why)
 {
-    if (k == NULL)
-        return KURER_EINVAL;
-    int rc = kurer_connect(k, timeout_ms);
-    if (rc != 0)
-        return rc;
-    return flush_outbox(k, INT64_MAX, deadline_in(timeout_ms));
-}
-
-int kurer_send(kurer *k, const char *to, int level, const char *text, int timeout_ms,
-               kurer_refusal *why)
-{
-    int64_t id = 0;
-    uint64_t deadline = deadline_in(timeout_ms);
-    int rc = kurer_queue(k, to, level, text, timeout_ms, why, &id);
-    if (rc != 0)
-        return rc;
-    uint64_t now = kurer_time_mono_ms();
-    return kurer_send_queued(k, id, deadline > now ? (int)(deadline - now) : 0, why);
-}
-
-int kurer_send_queued(kurer *k, int64_t message_id, int timeout_ms, kurer_refusal *why)
-{
-    int64_t id = message_id;
-    uint64_t deadline = deadline_in(timeout_ms);
-    if (why != NULL)
-        memset(why, 0, sizeof(*why));
-    if (k == NULL || message_id <= 0)
-        return KURER_EINVAL;
-    /* A new connection sends the whole outbox, this message with it. */
-    int rc = kurer_connect(k, timeout_ms);
+    int rc = kurer__net_wait_online(k, deadline);
     if (rc == 0)
-        rc = send_message(k, id, deadline, why);
+        rc = send_message(k, message_id, deadline, why);
     int state = 0, reason = 0;
-    int src = message_state(k, id, &state, &reason);
+    int src = message_state(k, message_id, &state, &reason);
     if (src != 0)
         return src;
     if (state == KURER__MSG_SENT)
@@ -1335,34 +1008,8 @@ int kurer_send_queued(kurer *k, int64_t message_id, int timeout_ms, kurer_refusa
     return rc != 0 ? rc : KURER_ETIMEOUT; /* still in the outbox: sent on a later connect */
 }
 
-int kurer_poll(kurer *k, int timeout_ms, unsigned flags)
+int kurer__engine_flush(kurer *k, uint64_t deadline)
 {
-    if (k == NULL)
-        return KURER_EINVAL;
-    uint64_t deadline = deadline_in(timeout_ms);
-    int rc = kurer_connect(k, timeout_ms);
-    if (rc != 0)
-        return rc;
-    kurer__net *n = k->net;
-    for (;;) {
-        if ((rc = process_pushes(k, deadline)) != 0)
-            return rc;
-        if ((flags & KURER_POLL_UNTIL_EMPTY) && n->queue_empty && n->head == NULL)
-            return 0;
-        if (n->conn == NULL)
-            return n->err != 0 ? n->err : KURER_ECLOSED;
-        if ((rc = flush_outbox(k, kurer__home_now(k) * 1000, deadline)) != 0)
-            return rc;
-        if (n->head != NULL)
-            continue;
-        if (pump(n, deadline) != 0)
-            return (flags & KURER_POLL_UNTIL_EMPTY) ? KURER_ETIMEOUT : 0;
-    }
-}
-
-int kurer_outbox_size(kurer *k)
-{
-    if (k == NULL)
-        return KURER_EINVAL;
-    return kurer__store_outbox_count(k->st);
+    int rc = kurer__net_wait_online(k, deadline);
+    return rc != 0 ? rc : flush_outbox(k, INT64_MAX, deadline);
 }

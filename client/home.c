@@ -1,5 +1,6 @@
 /* Device homes: creation, opening, certificates, the classification policy, history. */
 #include "home.h"
+#include "net.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -49,11 +50,19 @@ void kurer_close(kurer *k)
 {
     if (k == NULL)
         return;
-    kurer__net_free(k->net);
+    if (kurer__net_on_library_thread(k)) {
+        kurer_log(KURER_LOG_ERROR, "client", "close_refused",
+                  (kurer_log_field[]){KURER_LOG_STR("reason", "called from a callback")}, 1);
+        return; /* the library thread cannot join itself */
+    }
+    kurer__net_stop(k);
     kurer__session_free(k->sess);
     kurer__store_close(k->st);
     kurer__identity_release(&k->own);
     kurer_trust_free(k->trust);
+    free(k->ec.acks);
+    kurer__home_unlock(k->lock_fd);
+    uv_mutex_destroy(&k->hl.mu);
     kurer_memzero(k, sizeof(*k));
     free(k);
 }
@@ -99,11 +108,17 @@ static int home_alloc(const char *home, kurer_clock_fn clock, void *clock_ud, ku
     kurer *k = calloc(1, sizeof(*k));
     if (k == NULL)
         return KURER_ENOMEM;
+    k->lock_fd = -1;
+    if (uv_mutex_init(&k->hl.mu) != 0) {
+        free(k);
+        return KURER_ENOMEM;
+    }
     memcpy(k->home, home, strlen(home) + 1);
     k->clock = clock;
     k->clock_ud = clock_ud;
     rc = kurer_path_join(k->csr_path, sizeof(k->csr_path), home, KURER__CSR_FILE);
     if (rc != 0) {
+        uv_mutex_destroy(&k->hl.mu);
         free(k);
         return rc;
     }
@@ -187,6 +202,13 @@ int kurer_create(const kurer_create_options *o, const char *pass, size_t pass_le
         goto out;
     }
 
+    char db[KURER__HOME_PATH_MAX + 16];
+    if (kurer_path_join(db, sizeof(db), o->home, KURER__STORE_DB) == 0 && access(db, F_OK) == 0) {
+        rc = KURER_EEXIST; /* (said before the lock: the home may be open) */
+        goto out;
+    }
+    if ((rc = kurer__home_lock(o->home, NULL, &k->lock_fd)) != 0)
+        goto out;
     kurer_kdf_params p = kurer_kdf_default();
     if (o->kdf_ops != 0)
         p.opslimit = o->kdf_ops;
@@ -218,6 +240,8 @@ int kurer_create(const kurer_create_options *o, const char *pass, size_t pass_le
     memset(&k->own, 0, sizeof(k->own));
     if (rc == 0)
         rc = home_start(k);
+    if (rc == 0)
+        rc = kurer__net_start(k);
 out:
     kurer__identity_release(&id);
     free(root);
@@ -233,20 +257,24 @@ out:
     return 0;
 }
 
-int kurer_open(const char *home, const char *pass, size_t pass_len, const uint8_t *key,
-               kurer_clock_fn clock, void *clock_ud, kurer **out)
+int kurer_open_with(const kurer_open_options *o, kurer **out)
 {
     *out = NULL;
-    if ((pass == NULL) == (key == NULL))
+    if (o == NULL || (o->pass == NULL) == (o->key == NULL))
         return KURER_EINVAL;
     kurer *k = NULL;
-    int rc = home_alloc(home, clock, clock_ud, &k);
+    int rc = home_alloc(o->home, o->clock, o->clock_ud, &k);
     if (rc != 0)
         return rc;
-    rc = key != NULL ? kurer__store_open_key(home, key, &k->st)
-                     : kurer__store_open_pass(home, pass, pass_len, &k->st);
+    /* The lock first: a held home is refused before any key derivation. */
+    rc = kurer__home_lock(o->home, o->holder, &k->lock_fd);
+    if (rc == 0)
+        rc = o->key != NULL ? kurer__store_open_key(o->home, o->key, &k->st)
+                            : kurer__store_open_pass(o->home, o->pass, o->pass_len, &k->st);
     if (rc == 0)
         rc = home_start(k);
+    if (rc == 0)
+        rc = kurer__net_start(k);
     if (rc != 0) {
         kurer_close(k);
         return rc;
@@ -255,7 +283,7 @@ int kurer_open(const char *home, const char *pass, size_t pass_len, const uint8_
     return 0;
 }
 
-int kurer_passwd(kurer *k, const char *pass, size_t pass_len, const uint8_t *key)
+int kurer__home_passwd_unlocked(kurer *k, const char *pass, size_t pass_len, const uint8_t *key)
 {
     if (k == NULL || (pass == NULL) == (key == NULL))
         return KURER_EINVAL;
@@ -276,7 +304,7 @@ int kurer_passwd(kurer *k, const char *pass, size_t pass_len, const uint8_t *key
                        : kurer__store_rekey_pass(k->st, pass, pass_len, &p);
 }
 
-int kurer_set_relay(kurer *k, const char *relay, const uint8_t *relay_key)
+int kurer__home_set_relay_unlocked(kurer *k, const char *relay, const uint8_t *relay_key)
 {
     if (k == NULL || relay == NULL || strlen(relay) == 0 || strlen(relay) > KURER__RELAY_MAX)
         return KURER_EINVAL;
@@ -301,7 +329,7 @@ const uint8_t *kurer_own_noise_key(const kurer *k)
     return k->own.noise_pub;
 }
 
-int kurer_own_certificate(kurer *k, kurer_peer_device_fn fn, void *ud)
+int kurer__home_own_certificate_unlocked(kurer *k, kurer_peer_device_fn fn, void *ud)
 {
     if (k == NULL || fn == NULL)
         return KURER_EINVAL;
@@ -386,7 +414,7 @@ static int import_chain(kurer *k, const kurer_chain *chain)
     return rc;
 }
 
-int kurer_import_chain(kurer *k, const uint8_t *data, size_t len)
+int kurer__home_import_chain_unlocked(kurer *k, const uint8_t *data, size_t len)
 {
     kurer_chain *chain = malloc(sizeof(*chain));
     if (chain == NULL)
@@ -398,8 +426,8 @@ int kurer_import_chain(kurer *k, const uint8_t *data, size_t len)
     return rc;
 }
 
-int kurer_import_certs(kurer *k, const uint8_t *device, size_t device_len, const uint8_t *authority,
-                       size_t authority_len)
+int kurer__home_import_certs_unlocked(kurer *k, const uint8_t *device, size_t device_len,
+                                      const uint8_t *authority, size_t authority_len)
 {
     kurer_chain *chain = calloc(1, sizeof(*chain));
     if (chain == NULL)
@@ -414,7 +442,7 @@ int kurer_import_certs(kurer *k, const uint8_t *device, size_t device_len, const
     return rc;
 }
 
-int kurer_add_peer(kurer *k, const uint8_t *data, size_t len)
+int kurer__home_add_peer_unlocked(kurer *k, const uint8_t *data, size_t len)
 {
     kurer_chain *chain = malloc(sizeof(*chain));
     if (chain == NULL)
@@ -426,7 +454,7 @@ int kurer_add_peer(kurer *k, const uint8_t *data, size_t len)
     return rc;
 }
 
-int kurer_add_revocations(kurer *k, const uint8_t *data, size_t len)
+int kurer__home_add_revocations_unlocked(kurer *k, const uint8_t *data, size_t len)
 {
     uint64_t version = 0;
     kurer_crl crl;
@@ -478,7 +506,7 @@ static int own_verified(kurer *k, kurer_verified *v)
     return rc;
 }
 
-int kurer_check_send(kurer *k, const char *to, int level, kurer_refusal *why)
+int kurer__home_check_send_unlocked(kurer *k, const char *to, int level, kurer_refusal *why)
 {
     kurer_verified me, peer;
     uint32_t *devs = NULL;
@@ -520,8 +548,8 @@ int kurer_check_send(kurer *k, const char *to, int level, kurer_refusal *why)
     return rc;
 }
 
-int kurer_check_receive(kurer *k, const char *from, uint32_t device_id, int level,
-                        kurer_refusal *why)
+int kurer__home_check_receive_unlocked(kurer *k, const char *from, uint32_t device_id, int level,
+                                       kurer_refusal *why)
 {
     kurer_verified me, peer;
     refuse(why, KURER_REFUSED_BY_NONE, NULL, 0, 0);
@@ -790,6 +818,7 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
                                       KURER_LOG_STR("reason", kurer_err_name(why))},
                   4);
     }
+    m.unreported = 1; /* given to the application at least once (engine.c) */
     rc = kurer__store_message_insert(r->k->st, &m);
     kurer_content_release(&c);
     r->state = m.state;
@@ -835,7 +864,7 @@ static int history_row(void *ud, const kurer__msg *m)
     return h->fn(h->ud, &out);
 }
 
-int kurer_history(kurer *k, const char *with, kurer_message_fn fn, void *ud)
+int kurer__home_history_unlocked(kurer *k, const char *with, kurer_message_fn fn, void *ud)
 {
     if (k == NULL || fn == NULL)
         return KURER_EINVAL;
@@ -843,14 +872,14 @@ int kurer_history(kurer *k, const char *with, kurer_message_fn fn, void *ud)
     return kurer__store_message_each(k->st, with, history_row, &h);
 }
 
-int kurer_fingerprint(kurer *k, const char *user, uint32_t device_id, char text[64])
+int kurer__home_fingerprint_unlocked(kurer *k, const char *user, uint32_t device_id, char text[64])
 {
     if (k == NULL || user == NULL)
         return KURER_EINVAL;
     return kurer__session_fingerprint(k->sess, user, device_id, text, NULL, 0, NULL);
 }
 
-int kurer_peer_devices(kurer *k, const char *user, kurer_peer_device_fn fn, void *ud)
+int kurer__home_peer_devices_unlocked(kurer *k, const char *user, kurer_peer_device_fn fn, void *ud)
 {
     uint32_t *devs = NULL;
     size_t n = 0;

@@ -6,6 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdatomic.h>
+
+#include <uv.h>
+
+#include "engine.h"
 #include "kurer/cert.h"
 #include "kurer/frame.h"
 #include "kurer/kurer.h"
@@ -15,9 +20,29 @@
 #define KURER__HOME_PATH_MAX 4096
 #define KURER__CSR_FILE      "device.csr"
 
-/* The network half (engine.c): the handle's private libuv loop and relay connection. */
+/* The connection half (net.h): the library thread, its loop and the relay connection. */
 typedef struct kurer__net kurer__net;
-void kurer__net_free(kurer__net *n);
+
+/* The home lock: the store, libsignal and the trust store are one thread's at a time. Recursive
+ * (a public call made by the engine with the lock held takes it again). */
+typedef struct kurer__hlock {
+    uv_mutex_t mu;
+    _Atomic unsigned long owner; /* pthread_self() of the holder, valid while owned */
+    _Atomic int owned;
+    int depth; /* the holder's */
+} kurer__hlock;
+
+void kurer__hlock_take(kurer *k);
+void kurer__hlock_give(kurer *k);
+/* Gives up every level this thread holds (0 if it holds none) / takes them again. */
+int kurer__hlock_release(kurer *k);
+void kurer__hlock_reacquire(kurer *k, int depth);
+/* 1 if the calling thread holds the home lock. */
+int kurer__hlock_mine(kurer *k);
+
+/* HOME/.lock: KURER_ELOCKED if another handle holds it, KURER_ENOENT if there is no home. */
+KURER_MUST_CHECK int kurer__home_lock(const char *home, const char *holder, int *fd);
+void kurer__home_unlock(int fd);
 
 struct kurer {
     kurer__store *st;
@@ -28,8 +53,10 @@ struct kurer {
     void *clock_ud;
     char home[KURER__HOME_PATH_MAX];
     char csr_path[KURER__HOME_PATH_MAX];
-    kurer__net *net; /* NULL until the first connect */
-    kurer_events events;
+    kurer__net *net; /* started by open, stopped by close */
+    kurer__hlock hl;
+    int lock_fd; /* HOME/.lock, flock'd while open (one handle per home) */
+    kurer__econn ec;
 };
 
 kurer__session *kurer__home_session(kurer *k);
@@ -68,5 +95,25 @@ KURER_MUST_CHECK int kurer__home_receive(kurer *k, const uint8_t id[KURER_ENVELO
                                          const char *from, uint32_t device_id,
                                          kurer_envelope_type type, const uint8_t *ct, size_t n,
                                          int *state);
+
+/* The public home calls without the home lock (home_api.c takes it around each). */
+int kurer__home_passwd_unlocked(kurer *k, const char *pass, size_t pass_len, const uint8_t *key);
+int kurer__home_set_relay_unlocked(kurer *k, const char *relay, const uint8_t *relay_key);
+int kurer__home_own_certificate_unlocked(kurer *k, kurer_peer_device_fn fn, void *ud);
+int kurer__home_import_chain_unlocked(kurer *k, const uint8_t *data, size_t len);
+int kurer__home_import_certs_unlocked(kurer *k, const uint8_t *device, size_t device_len,
+                                      const uint8_t *authority, size_t authority_len);
+int kurer__home_add_peer_unlocked(kurer *k, const uint8_t *data, size_t len);
+int kurer__home_add_revocations_unlocked(kurer *k, const uint8_t *data, size_t len);
+int kurer__home_check_send_unlocked(kurer *k, const char *to, int level, kurer_refusal *why);
+int kurer__home_check_receive_unlocked(kurer *k, const char *from, uint32_t device_id, int level,
+                                       kurer_refusal *why);
+int kurer__home_history_unlocked(kurer *k, const char *with, kurer_message_fn fn, void *ud);
+int kurer__home_fingerprint_unlocked(kurer *k, const char *user, uint32_t device_id, char text[64]);
+int kurer__home_peer_devices_unlocked(kurer *k, const char *user, kurer_peer_device_fn fn,
+                                      void *ud);
+int kurer__home_import_chain_unlocked(kurer *k, const uint8_t *data, size_t len);
+int kurer__home_import_certs_unlocked(kurer *k, const uint8_t *device, size_t device_len,
+                                      const uint8_t *authority, size_t authority_len);
 
 #endif

@@ -35,65 +35,6 @@ struct kurer__store {
 
 /* ---- schema ---- */
 
-/* MIGRATIONS[i] takes the schema from version i to i+1. Append only; never edit a shipped one. */
-static const char *const MIGRATIONS[] = {
-    /* v1 */
-    "CREATE TABLE identity ("
-    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
-    "  user TEXT NOT NULL, device_id INTEGER NOT NULL, display_name TEXT NOT NULL,"
-    "  registration_id INTEGER NOT NULL,"
-    "  identity_pub BLOB NOT NULL, identity_priv BLOB NOT NULL,"
-    "  noise_pub BLOB NOT NULL, noise_priv BLOB NOT NULL,"
-    "  relay TEXT NOT NULL, relay_key BLOB NOT NULL,"
-    "  root_cert BLOB NOT NULL, chain BLOB,"
-    "  created_at INTEGER NOT NULL);"
-    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-    "CREATE TABLE sessions ("
-    "  name TEXT NOT NULL, device_id INTEGER NOT NULL, record BLOB NOT NULL,"
-    "  updated_at INTEGER NOT NULL, PRIMARY KEY (name, device_id));"
-    "CREATE TABLE prekeys (id INTEGER PRIMARY KEY, record BLOB NOT NULL,"
-    "  created_at INTEGER NOT NULL);"
-    "CREATE TABLE signed_prekeys (id INTEGER PRIMARY KEY, record BLOB NOT NULL,"
-    "  created_at INTEGER NOT NULL);"
-    /* A peer device's certificate chain as last verified; the libsignal identity key that the
-     * certificate binds is checked against it, never trusted on first use. */
-    "CREATE TABLE peer_devices ("
-    "  user TEXT NOT NULL, device_id INTEGER NOT NULL, serial INTEGER NOT NULL,"
-    "  chain BLOB NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (user, device_id));"
-    "CREATE TABLE peer_identities ("
-    "  user TEXT NOT NULL, device_id INTEGER NOT NULL, identity_key BLOB NOT NULL,"
-    "  PRIMARY KEY (user, device_id),"
-    "  FOREIGN KEY (user, device_id) REFERENCES peer_devices (user, device_id)"
-    "    ON DELETE CASCADE);"
-    "CREATE TABLE sender_keys ("
-    "  group_id TEXT NOT NULL, user TEXT NOT NULL, device_id INTEGER NOT NULL,"
-    "  record BLOB NOT NULL, PRIMARY KEY (group_id, user, device_id));"
-    "CREATE TABLE crls (authority_key_id BLOB PRIMARY KEY, version INTEGER NOT NULL,"
-    "  data BLOB NOT NULL);"
-    "CREATE TABLE messages ("
-    "  id INTEGER PRIMARY KEY,"
-    "  envelope_id BLOB NOT NULL UNIQUE CHECK (length(envelope_id) = 16),"
-    "  direction INTEGER NOT NULL CHECK (direction IN (0, 1)),"
-    "  peer TEXT NOT NULL, peer_device INTEGER NOT NULL,"
-    "  level INTEGER NOT NULL CHECK (level BETWEEN 1 AND 3),"
-    "  body TEXT NOT NULL, sent_at INTEGER NOT NULL, received_at INTEGER NOT NULL,"
-    "  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 4), reason INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX messages_peer ON messages (peer, id);"
-    "CREATE TABLE outbox ("
-    "  id INTEGER PRIMARY KEY,"
-    "  message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,"
-    "  envelope_id BLOB NOT NULL UNIQUE CHECK (length(envelope_id) = 16),"
-    "  to_user TEXT NOT NULL, to_device INTEGER NOT NULL, type INTEGER NOT NULL,"
-    "  content BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-    "  next_attempt_at INTEGER NOT NULL, created_at INTEGER NOT NULL);"
-    "CREATE INDEX outbox_due ON outbox (next_attempt_at, id);"
-    "CREATE INDEX outbox_message ON outbox (message_id);",
-};
-
-#define N_MIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
-
-_Static_assert(N_MIGRATIONS == KURER__STORE_SCHEMA_VERSION, "one migration per schema version");
-
 /* ---- small helpers ---- */
 
 static int64_t now_ms(void)
@@ -653,12 +594,12 @@ int kurer__store_migrate(kurer__store *st)
                   "INSERT OR IGNORE INTO schema_version (id, version) VALUES (1, 0);");
     if (rc == 0)
         rc = kurer__store_schema_version(st, &v);
-    if (rc == 0 && v > N_MIGRATIONS) {
+    if (rc == 0 && v > KURER__STORE_SCHEMA_VERSION) {
         /* Written by a newer libkurer: do not touch it. */
         rc = KURER_EVERSION;
     }
-    for (; rc == 0 && v < N_MIGRATIONS; v++) {
-        rc = exec(st, MIGRATIONS[v]);
+    for (; rc == 0 && v < KURER__STORE_SCHEMA_VERSION; v++) {
+        rc = exec(st, kurer__store_migrations[v]);
         if (rc == 0) {
             char sql[80];
             snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d WHERE id = 1;",
@@ -1291,7 +1232,7 @@ int kurer__store_message_insert(kurer__store *st, kurer__msg *m)
     sqlite3_stmt *s = NULL;
     rc = prepare(st,
                  "INSERT INTO messages (envelope_id, direction, peer, peer_device, level, body, "
-                 "sent_at, received_at, state, reason) VALUES (?,?,?,?,?,?,?,?,?,?);",
+                 "sent_at, received_at, state, reason, unreported) VALUES (?,?,?,?,?,?,?,?,?,?,?);",
                  &s);
     if (rc != 0)
         return rc;
@@ -1300,7 +1241,8 @@ int kurer__store_message_insert(kurer__store *st, kurer__msg *m)
          sqlite3_bind_int64(s, 4, m->peer_device) | sqlite3_bind_int(s, 5, m->level) |
          bind_text(s, 6, m->body != NULL ? m->body : "", m->body != NULL ? m->body_len : 0) |
          sqlite3_bind_int64(s, 7, m->sent_at) | sqlite3_bind_int64(s, 8, m->received_at) |
-         sqlite3_bind_int(s, 9, m->state) | sqlite3_bind_int(s, 10, m->reason)) != SQLITE_OK) {
+         sqlite3_bind_int(s, 9, m->state) | sqlite3_bind_int(s, 10, m->reason) |
+         sqlite3_bind_int(s, 11, m->unreported != 0)) != SQLITE_OK) {
         sqlite3_finalize(s);
         return KURER_ESTORAGE;
     }
@@ -1344,6 +1286,40 @@ int kurer__store_message_each(kurer__store *st, const char *peer, kurer__msg_fn 
     if (peer != NULL)
         bind_text(s, 1, peer, strlen(peer));
     return message_rows(s, fn, ud);
+}
+
+int kurer__store_message_unreported_each(kurer__store *st, kurer__msg_fn fn, void *ud)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st, MSG_COLUMNS "WHERE unreported = 1 ORDER BY id;", &s);
+    return rc != 0 ? rc : message_rows(s, fn, ud);
+}
+
+int kurer__store_message_unreported(kurer__store *st, int64_t rowid)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st, "SELECT unreported FROM messages WHERE id = ?;", &s);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(s, 1, rowid);
+    int r = sqlite3_step(s);
+    rc = r == SQLITE_ROW ? sqlite3_column_int(s, 0) != 0 : r == SQLITE_DONE ? 0 : sql_err(r);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int kurer__store_message_reported(kurer__store *st, int64_t rowid)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = exec(st, "PRAGMA synchronous = NORMAL;");
+    if (rc == 0)
+        rc = prepare(st, "UPDATE messages SET unreported = 0 WHERE id = ? AND unreported = 1;", &s);
+    if (rc == 0) {
+        sqlite3_bind_int64(s, 1, rowid);
+        rc = step_done(s);
+    }
+    int frc = exec(st, "PRAGMA synchronous = FULL;");
+    return rc != 0 ? rc : frc;
 }
 
 typedef struct find_ctx {

@@ -20,13 +20,15 @@
 #include "kurer/frame.h"
 #include "kurer/keys.h"
 
-#define KURER__STORE_SCHEMA_VERSION 1
-#define KURER__STORE_DB             "store.db"
-#define KURER__STORE_KDF            "store.kdf"
-#define KURER__STORE_KDF_NEW        "store.kdf.new"
-#define KURER__STORE_KEY_LEN        32
-#define KURER__RELAY_MAX            255
-#define KURER__RECORD_MAX           (1024 * 1024) /* a libsignal record read back from the store */
+#define KURER__STORE_SCHEMA_VERSION 2
+/* The SQL of each step (store_schema.c); the array's size is the version. */
+extern const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION];
+#define KURER__STORE_DB      "store.db"
+#define KURER__STORE_KDF     "store.kdf"
+#define KURER__STORE_KDF_NEW "store.kdf.new"
+#define KURER__STORE_KEY_LEN 32
+#define KURER__RELAY_MAX     255
+#define KURER__RECORD_MAX    (1024 * 1024) /* a libsignal record read back from the store */
 
 typedef struct kurer__store kurer__store;
 
@@ -203,7 +205,8 @@ typedef struct kurer__msg {
     int64_t sent_at;     /* Unix ms, the sender's clock */
     int64_t received_at; /* Unix ms, ours */
     int state;
-    int reason; /* a kurer error code for quarantined or failed messages, else 0 */
+    int reason;     /* a kurer error code for quarantined or failed messages, else 0 */
+    int unreported; /* on insert: 1 if the application has yet to be given it (received) */
 } kurer__msg;
 
 /* Inserts a message; KURER_EDUPLICATE if its envelope id is stored already (nothing written).
@@ -220,6 +223,14 @@ KURER_MUST_CHECK int kurer__store_message_each(kurer__store *st, const char *pee
                                                void *ud);
 /* Calls fn for the one message with this envelope id (envelope_id != NULL) or row id;
  * KURER_ENOTFOUND if there is none. */
+/* The unreported mark (schema v2): every message stored with it is given to the application
+ * until the mark is cleared. _each calls fn for the marked ones, oldest first; _unreported says
+ * whether rowid is marked (1, 0, or an error); _reported clears it (synchronous = NORMAL for
+ * that write: a power loss may bring the mark back, which only reports the message again). */
+KURER_MUST_CHECK int kurer__store_message_unreported_each(kurer__store *st, kurer__msg_fn fn,
+                                                          void *ud);
+int kurer__store_message_unreported(kurer__store *st, int64_t rowid);
+KURER_MUST_CHECK int kurer__store_message_reported(kurer__store *st, int64_t rowid);
 KURER_MUST_CHECK int kurer__store_message_find(kurer__store *st, int64_t rowid,
                                                const uint8_t *envelope_id, kurer__msg_fn fn,
                                                void *ud);

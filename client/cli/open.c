@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,94 +12,71 @@
 #include "kurer/util.h"
 
 #define LOCK_WAIT 30 /* seconds a short command waits for another kurer on the same home */
-#define LOCK_FILE ".lock"
 
 const char *g_lock_as;
 
 /* One process per home: two would each connect as the same device, and the relay keeps only
- * the newest connection. Every command that opens the store holds an exclusive flock on
- * HOME/.lock (0600) until it exits; the file says who holds it ("PID COMMAND"). A command
- * that finds the home held by a waiting `kurer recv --wait` is refused at once (it may hold
- * the home for a day); otherwise it waits up to LOCK_WAIT seconds (KURER_LOCK_WAIT), saying
- * so once on stderr. */
-static int g_lock_fd = -1;
+ * the newest connection. The library holds HOME/.lock while a handle is open (kurer_open_with,
+ * KURER_ELOCKED otherwise) and the file says who holds it ("PID COMMAND"). A command that finds
+ * the home held by a waiting `kurer recv --wait` is refused at once (it may hold the home for a
+ * day); otherwise it waits up to LOCK_WAIT seconds (KURER_LOCK_WAIT), saying so once on stderr. */
+typedef struct lock_wait {
+    const char *home;
+    int wait_s, said;
+    struct timespec start;
+} lock_wait;
 
-static void lock_holder(int fd, long *pid, char *cmd, size_t cmdlen)
+/* 0 to try (again), or the refusal. */
+static int lock_check(lock_wait *w)
 {
-    char buf[128];
-    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-    *pid = 0;
-    snprintf(cmd, cmdlen, "kurer");
-    if (n <= 0)
-        return;
-    buf[n] = '\0';
-    char *nl = strchr(buf, '\n');
-    if (nl != NULL)
-        *nl = '\0';
-    char *sp = strchr(buf, ' ');
-    *pid = strtol(buf, NULL, 10);
-    if (sp != NULL && sp[1] != '\0')
-        snprintf(cmd, cmdlen, "%s", sp + 1);
+    long pid = 0;
+    char cmd[96];
+    int held = kurer_home_holder(w->home, &pid, cmd, sizeof(cmd));
+    if (held <= 0)
+        return 0; /* free, or no home: kurer_open says so */
+    if (cmd[0] == '\0')
+        snprintf(cmd, sizeof(cmd), "kurer");
+    if (strcmp(cmd, "recv --wait") == 0)
+        return refuse(KURER_ELOCKED,
+                      "%s is in use by `kurer recv --wait` (pid %ld): one process per home; "
+                      "stop it (or let its wait end) and try again",
+                      w->home, pid);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - w->start.tv_sec >= w->wait_s)
+        return refuse(KURER_ELOCKED, "%s is in use by `kurer %s` (pid %ld): gave up after %d s",
+                      w->home, cmd, pid, w->wait_s);
+    if (!w->said) {
+        fprintf(stderr, "kurer: waiting for another kurer using %s (`kurer %s`, pid %ld)\n",
+                w->home, cmd, pid);
+        w->said = 1;
+    }
+    struct timespec d = {0, 100 * 1000 * 1000};
+    nanosleep(&d, NULL);
+    return 0;
 }
 
-static int lock_home(const char *home, const char *command)
+static void lock_wait_init(lock_wait *w, const char *home)
 {
-    char path[4200];
-    if (g_lock_fd >= 0)
-        return 0;
-    if (snprintf(path, sizeof(path), "%s/%s", home, LOCK_FILE) >= (int)sizeof(path))
-        return refuse(KURER_EINVAL, "%s: path too long", home);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return 0; /* no home: kurer_open says so */
-        return refuse(KURER_EPERM, "cannot open %s: %s", path, strerror(errno));
-    }
-    (void)fchmod(fd, 0600);
-    int wait_s = LOCK_WAIT;
+    memset(w, 0, sizeof(*w));
+    w->home = home;
+    w->wait_s = LOCK_WAIT;
     const char *env = getenv(LOCK_ENV);
     uint64_t v = 0;
     if (env != NULL && kurer_parse_u64(env, 3600, &v) == 0)
-        wait_s = (int)v;
-    int said = 0;
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        long pid;
-        char cmd[96];
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            close(fd);
-            return refuse(KURER_EIO, "cannot lock %s: %s", path, strerror(errno));
-        }
-        lock_holder(fd, &pid, cmd, sizeof(cmd));
-        if (strcmp(cmd, "recv --wait") == 0) {
-            close(fd);
-            return refuse(KURER_EBUSY,
-                          "%s is in use by `kurer recv --wait` (pid %ld): one process per home; "
-                          "stop it (or let its wait end) and try again",
-                          home, pid);
-        }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec >= wait_s) {
-            close(fd);
-            return refuse(KURER_EBUSY, "%s is in use by `kurer %s` (pid %ld): gave up after %d s",
-                          home, cmd, pid, wait_s);
-        }
-        if (!said) {
-            fprintf(stderr, "kurer: waiting for another kurer using %s (`kurer %s`, pid %ld)\n",
-                    home, cmd, pid);
-            said = 1;
-        }
-        struct timespec d = {0, 100 * 1000 * 1000};
-        nanosleep(&d, NULL);
-    }
-    char line[128];
-    int n = snprintf(line, sizeof(line), "%ld %s\n", (long)getpid(), command);
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n) {
-        /* who holds it is only informative */
-    }
-    g_lock_fd = fd; /* held until the process exits */
-    return 0;
+        w->wait_s = (int)v;
+    clock_gettime(CLOCK_MONOTONIC, &w->start);
+}
+
+/* Waits (as lock_check says) until home looks free. */
+static int lock_wait_free(lock_wait *w)
+{
+    long pid;
+    char cmd[8];
+    int rc = 0;
+    while (rc == 0 && kurer_home_holder(w->home, &pid, cmd, sizeof(cmd)) == 1)
+        rc = lock_check(w);
+    return rc;
 }
 
 /* Opens HOME with its passphrase; a wrong one is a clear error and changes nothing. */
@@ -118,14 +94,23 @@ int open_home(const char *home, kurer **k)
         fprintf(stderr, "kurer: %s had mode %04o; set to 0700 (owner only)\n", home,
                 (unsigned)(hst.st_mode & 0777));
     }
-    int rc = lock_home(home, g_lock_as != NULL ? g_lock_as : g_command);
+    lock_wait w;
+    lock_wait_init(&w, home);
+    int rc = lock_wait_free(&w); /* before the passphrase is asked for */
     if (rc != 0)
         return rc;
     rc = get_passphrase(PASS_ENV, what, 0, &pw);
     if (rc != 0)
         return rc;
-    rc = kurer_open(home, pw.p, pw.n, NULL, NULL, NULL, k);
+    kurer_open_options o = {.home = home,
+                            .pass = pw.p,
+                            .pass_len = pw.n,
+                            .holder = g_lock_as != NULL ? g_lock_as : g_command};
+    while ((rc = kurer_open_with(&o, k)) == KURER_ELOCKED && (rc = lock_check(&w)) == 0)
+        ;
     kurer_secret_free(&pw);
+    if (rc == KURER_ELOCKED)
+        return rc; /* lock_check said why */
     if (rc == KURER_EPASSPHRASE)
         return refuse(rc, "wrong passphrase for %s", home);
     if (rc == KURER_ENOENT)

@@ -2,21 +2,24 @@
  *
  * A handle (kurer *) is one open device home: a folder with the encrypted store (store.db, and
  * store.kdf when a passphrase protects it) and the certificate request (device.csr). There is no
- * global state: several handles, for different homes, may be open in one process at once.
- * Threading: a handle belongs to one thread at a time (calls on one handle must not overlap);
- * different handles may be used from different threads. kurer_crypto_init is called for you.
+ * global state: several handles, for different homes, may be open in one process at once; one
+ * home is open in one handle at a time (its lock, HOME/.lock: KURER_ELOCKED otherwise).
+ * kurer_crypto_init is called for you.
+ *
+ * Threads (docs/client.md). Each handle runs a library thread of its own, started by open and
+ * joined by close, with a libuv loop that holds the relay connection. Every function here may
+ * be called from any thread. The asynchronous calls (kurer_*_async) return at once; their
+ * result comes later through the completion given, and every event through kurer_events: both
+ * always on the library thread, one at a time. The blocking calls (kurer_connect, kurer_send,
+ * kurer_poll, ...) are built on the asynchronous ones and wait for their completion; they must
+ * not be called from the library thread (a callback), nor while a callback of kurer_history or
+ * kurer_peer_devices runs on the calling thread: they return KURER_ESTATE there. Home calls
+ * (history, certificates, policy) do not touch the network and return when done.
  *
  * Every function returns 0 or a negative KURER_* code from kurer/error.h (kurer_strerror gives
  * a message safe to show). Out-parameters are written only on success. Strings are UTF-8.
  * Classification levels are kurer_level values (1 UNCLASSIFIED, 2 RESTRICTED, 3 CONFIDENTIAL;
- * kurer_level_name gives the marking to show with every message).
- *
- * Two halves: the home (keys, certificates, store, policy, history) and the network (connect,
- * send, receive through the relay). The network half runs on a libuv loop that belongs to the
- * handle and runs only inside the calls that take a timeout_ms, on the calling thread, for at
- * most that long: no thread of its own, no global state. An application that wants a
- * background thread (the mobile layer) gives the handle to that thread and calls kurer_poll
- * there in a loop. */
+ * kurer_level_name gives the marking to show with every message). */
 #ifndef KURER_KURER_H
 #define KURER_KURER_H
 
@@ -67,12 +70,34 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_create(const kurer_create_options *o, co
 
 /* Opens an existing home with its passphrase (key NULL) or raw key (pass NULL). clock may be
  * NULL. KURER_EPASSPHRASE for a wrong passphrase or key (the files are left untouched),
- * KURER_ENOENT if there is no store. */
+ * KURER_ENOENT if there is no store, KURER_ELOCKED if the home is open in another handle of this
+ * or another process (kurer_home_holder names it; nothing was read or asked). */
 KURER_EXPORT KURER_MUST_CHECK int kurer_open(const char *home, const char *pass, size_t pass_len,
                                              const uint8_t *key, kurer_clock_fn clock,
                                              void *clock_ud, kurer **out);
 
-/* Closes the home and wipes its keys from memory. NULL-safe. */
+typedef struct kurer_open_options {
+    const char *home;
+    const char *pass; /* a passphrase, or NULL with key */
+    size_t pass_len;
+    const uint8_t *key; /* a raw 32-byte store key, or NULL with pass */
+    kurer_clock_fn clock;
+    void *clock_ud;
+    const char *holder; /* what HOME/.lock says holds the home, after the process id
+                         * (at most 63 bytes; NULL: the program's name) */
+} kurer_open_options;
+/* kurer_open with a name for the holder of the lock. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_open_with(const kurer_open_options *o, kurer **out);
+
+/* Who holds home open: 1 with *pid and holder (NUL-terminated, len bytes at most) if a handle
+ * holds it, 0 if nobody does, or an error (KURER_ENOENT: no such folder). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_home_holder(const char *home, long *pid, char *holder,
+                                                    size_t len);
+
+/* Stops the library thread (requests still queued complete with KURER_ECLOSED, events not yet
+ * delivered are delivered first), closes the connection and the home, wipes its keys from
+ * memory and releases the home lock. NULL-safe. Not from a callback (the library thread): it
+ * refuses there, leaving the handle open. */
 KURER_EXPORT void kurer_close(kurer *k);
 
 /* Re-encrypts the store under a new passphrase (key NULL) or raw key (pass NULL). Crash-safe:
@@ -213,25 +238,84 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_own_certificate(kurer *k, kurer_peer_dev
 
 /* ---- the network half -------------------------------------------------------------------- */
 
-/* What the network half reports while it runs (all optional; ud is passed back). Callbacks run
- * on the thread inside kurer_connect/kurer_send/kurer_poll/..., never later; they must not call
- * back into the same handle. Pointers are valid during the call only. */
+/* The connection as the library sees it. After a lost connection (or a failed attempt) the
+ * library connects again by itself, with backoff (0.5 s doubling to 30 s, with jitter), as long
+ * as it is wanted (a request, or kurer_connect, wants it; kurer_disconnect ends the wish); a
+ * refusal by the relay (KURER_EREVOKED, KURER_EUNTRUSTED, KURER_EHANDSHAKE, ...) is not retried
+ * until the next request. */
+typedef enum kurer_conn_state {
+    KURER_CONN_OFFLINE = 0,    /* not connected, not trying */
+    KURER_CONN_CONNECTING = 1, /* an attempt runs (handshake and set-up) */
+    KURER_CONN_ONLINE = 2,     /* connected and set up */
+    KURER_CONN_WAITING = 3,    /* lost or failed; the next attempt after the backoff */
+} kurer_conn_state;
+
+/* What the library reports (all optional; ud is passed back). Every callback runs on the
+ * library thread, one at a time, in order. Pointers are valid during the call only. A callback
+ * may call any function of this header except the blocking network calls and kurer_close. */
 typedef struct kurer_events {
     /* A message was committed to the store: received (state RECEIVED), quarantined (body "",
      * reason set: show that it came and its level, never a body), or a sync copy of what one
-     * of our other devices sent (outgoing, state SENT). Runs after the commit and before the
-     * relay is told (ack): if the process dies here, the relay delivers the envelope again
-     * and it is recognised as a duplicate (acked, not stored or reported twice). */
+     * of our other devices sent (outgoing, state SENT). Every stored message is given here at
+     * least once: it is stored marked unreported, the mark is cleared when this callback has
+     * returned, and marked messages are given again when the events are next set (after a
+     * crash or a restart). The relay is told (ack) as soon as the commit is done, not after
+     * this callback. */
     void (*on_message)(void *ud, const kurer_message *m);
     /* An envelope was dropped for good (acked without storing): err says why, for example
      * KURER_EREVOKED or KURER_EEXPIRED (the sender's certificate), KURER_EUNTRUSTED,
-     * KURER_EDECRYPT. */
+     * KURER_EDECRYPT; or held for later (KURER_ECRLSTALE: not acked, delivered again). */
     void (*on_refused)(void *ud, const char *from, uint32_t device_id, int err);
     void *ud;
+    /* The connection state changed; reason is why an attempt failed or a connection ended. */
+    void (*on_state)(void *ud, kurer_conn_state state, int reason);
+    /* Everything the relay held for us when this connection was made has been given. */
+    void (*on_queue_empty)(void *ud);
 } kurer_events;
 
-/* Sets (copies) the event callbacks; NULL clears them. */
+/* Sets (copies) the event callbacks; NULL clears them. With on_message set, every stored
+ * message not yet reported is given again (oldest first). */
 KURER_EXPORT void kurer_set_events(kurer *k, const kurer_events *ev);
+
+/* ---- the asynchronous calls ---- */
+
+/* The result of an asynchronous request, given to its completion on the library thread (valid
+ * during the call only). */
+typedef struct kurer_result {
+    int err;            /* 0, or what the blocking call of the same name would return */
+    int64_t message_id; /* send, queue, send_queued: the stored message (0 if none) */
+    size_t devices;     /* refresh: the number of devices the relay listed */
+    kurer_refusal why;  /* whose certificate (or the ceiling) refused, where err says so */
+} kurer_result;
+typedef void (*kurer_done_fn)(void *ud, const kurer_result *r);
+
+/* Each returns 0 once the request is queued (its completion, done, may be NULL, runs exactly
+ * once later), or an error at once for bad arguments (nothing queued then, done never runs).
+ * timeout_ms bounds the whole request. Several requests may be in flight at once, from any
+ * threads; a send does not wait behind another send or a delivery. The results are those of the
+ * blocking calls below. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_connect_async(kurer *k, int timeout_ms, kurer_done_fn done,
+                                                      void *ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_send_async(kurer *k, const char *to, int level,
+                                                   const char *text, int timeout_ms,
+                                                   kurer_done_fn done, void *ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_queue_async(kurer *k, const char *to, int level,
+                                                    const char *text, int timeout_ms,
+                                                    kurer_done_fn done, void *ud);
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_send_queued_async(kurer *k, int64_t message_id, int timeout_ms, kurer_done_fn done, void *ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_refresh_async(kurer *k, const char *user, int timeout_ms,
+                                                      kurer_done_fn done, void *ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_flush_async(kurer *k, int timeout_ms, kurer_done_fn done,
+                                                    void *ud);
+/* Ends the wish to be connected and closes the connection (after what is committed is acked);
+ * returns at once. */
+KURER_EXPORT void kurer_disconnect_async(kurer *k);
+/* The connection state now (*reason, may be NULL: why the last attempt failed or the last
+ * connection ended). */
+KURER_EXPORT kurer_conn_state kurer_state(const kurer *k, int *reason);
+
+/* ---- the blocking calls (wait for the asynchronous ones) ---- */
 
 /* Connects to the home's relay (Noise IK to the relay key configured at creation, our chain in
  * the first message) unless connected, and waits up to timeout_ms for: the handshake, the
@@ -239,13 +323,13 @@ KURER_EXPORT void kurer_set_events(kurer *k, const kurer_events *ev);
  * once per home), and a send of everything left in the outbox (after a crash or a lost
  * connection; each item's backoff is reset by a new connection). KURER_ESTATE before the own
  * chain is imported; the relay's refusal (KURER_EREVOKED, KURER_EUNTRUSTED, ...);
- * KURER_ETIMEOUT; KURER_ECLOSED or an I/O error when the relay cannot be reached. There is no
- * automatic reconnect: after a lost connection the next call connects again. */
+ * KURER_ETIMEOUT; KURER_ECLOSED or an I/O error when the relay cannot be reached (the library
+ * keeps trying, with backoff, until kurer_disconnect). */
 KURER_EXPORT KURER_MUST_CHECK int kurer_connect(kurer *k, int timeout_ms);
 /* 1 while connected. */
 KURER_EXPORT int kurer_connected(const kurer *k);
-/* Acks what is committed, closes the connection (waiting at most 2.5 s). NULL-safe. The loop
- * itself is freed by kurer_close. */
+/* Acks what is committed, closes the connection (waiting at most 2.5 s) and ends the wish to
+ * be connected. NULL-safe. */
 KURER_EXPORT void kurer_disconnect(kurer *k);
 
 /* Asks the relay's directory for user's current devices, verifies each chain with the trust
@@ -291,13 +375,14 @@ KURER_EXPORT int kurer_outbox_size(kurer *k);
 
 #define KURER_POLL_UNTIL_EMPTY 1u /* return once the relay's queue is drained (QueueEmpty) */
 
-/* Runs the network for up to timeout_ms (connecting if needed): delivered envelopes are
- * decrypted and committed one transaction each, reported through on_message, then acked;
- * duplicates are acked silently; prekeys are refilled when the relay says they run low;
- * revocation lists the relay pushes are applied; outbox items whose backoff has passed are
- * sent again. Returns 0 at the timeout, or with KURER_POLL_UNTIL_EMPTY as soon as everything
- * the relay held at connect has been handled (KURER_ETIMEOUT if that did not happen in time);
- * KURER_ECLOSED (or the relay's reason, e.g. KURER_EREVOKED) if the connection ends. */
+/* Connects if needed, then waits up to timeout_ms while the library thread receives (it does
+ * so whenever connected: delivered envelopes are decrypted and committed one transaction each
+ * and acked, and given to on_message; duplicates are acked silently; prekeys are refilled when
+ * the relay says they run low; revocation lists the relay pushes are applied; outbox items
+ * whose backoff has passed are sent again). Returns 0 at the timeout, or with
+ * KURER_POLL_UNTIL_EMPTY as soon as everything the relay held at connect has been given to the
+ * application (KURER_ETIMEOUT if that did not happen in time); KURER_ECLOSED (or the relay's
+ * reason, e.g. KURER_EREVOKED) if the connection ends. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_poll(kurer *k, int timeout_ms, unsigned flags);
 
 #endif

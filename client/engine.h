@@ -1,0 +1,52 @@
+/* The engine's procedures (engine.c, internal): what the session worker and the request
+ * workers run, always with the home lock held (kurer__hlock_take); each gives the lock up only
+ * while it waits for the relay (kurer__rpc). Deadlines are monotonic ms. */
+#ifndef KURER_CLIENT_ENGINE_H
+#define KURER_CLIENT_ENGINE_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "kurer/frame.h"
+#include "kurer/kurer.h"
+
+/* Per connection, the session worker's only. */
+typedef struct kurer__econn {
+    int prekeys_refilled; /* a PrekeysLow was answered on this connection */
+    uint64_t *acks;       /* seqs committed, not yet acked */
+    size_t n_acks;
+} kurer__econn;
+
+/* Session worker, without the home lock: where to connect, the relay's key, and the first
+ * handshake message (HandshakeInit with our chain; *hs to free). KURER_ESTATE before the own
+ * chain is imported; resolver errors. */
+KURER_MUST_CHECK int kurer__engine_hello(kurer *k, struct sockaddr_storage *addr,
+                                         uint8_t relay_key[KURER_KEY_LEN], uint8_t **hs,
+                                         size_t *hs_len);
+/* After the handshake: the relay's revocation lists, the first prekey upload (or a weekly
+ * signed prekey rotation), and everything left in the outbox. */
+KURER_MUST_CHECK int kurer__engine_setup(kurer *k, uint64_t deadline);
+/* One push (Deliver, PrekeysLow, QueueEmpty, RevocationIndex, Error), in order. */
+void kurer__engine_push(kurer *k, const kurer_server_frame *f, uint64_t deadline);
+/* Acks what was committed (sent at once, the answer not awaited). */
+void kurer__engine_acks(kurer *k);
+/* Sends the outbox items whose backoff has passed. */
+void kurer__engine_tick(kurer *k, uint64_t deadline);
+/* Reports again every stored message the application has not taken yet. */
+void kurer__engine_replay(kurer *k);
+/* Library thread (takes the home lock itself): whether message rowid is still unreported (1, 0,
+ * or an error), and marks it reported. */
+int kurer__engine_unreported(kurer *k, int64_t rowid);
+void kurer__engine_reported(kurer *k, int64_t rowid);
+
+/* Request workers. */
+KURER_MUST_CHECK int kurer__engine_refresh(kurer *k, const char *user, uint64_t deadline,
+                                           size_t *devices);
+KURER_MUST_CHECK int kurer__engine_queue(kurer *k, const char *to, int level, const char *text,
+                                         uint64_t deadline, kurer_refusal *why,
+                                         int64_t *message_id);
+KURER_MUST_CHECK int kurer__engine_send_queued(kurer *k, int64_t message_id, uint64_t deadline,
+                                               kurer_refusal *why);
+KURER_MUST_CHECK int kurer__engine_flush(kurer *k, uint64_t deadline);
+
+#endif

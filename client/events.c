@@ -1,0 +1,142 @@
+/* The events of a handle (net.h): queued by the workers and the library thread, given to the
+ * application on the library thread, in order; the unreported mark of a message is cleared once
+ * its callback has returned. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "kurer/crypto.h"
+#include "net_internal.h"
+
+/* ---- events ---- */
+
+void kurer__event_free(event *e)
+{
+    if (e->text != NULL) {
+        kurer_memzero(e->text, e->text_len);
+        free(e->text);
+    }
+    free(e);
+}
+
+static void event_push(kurer__net *n, event *e)
+{
+    uv_mutex_lock(&n->mu);
+    if (n->e_tail != NULL)
+        n->e_tail->next = e;
+    else
+        n->e_head = e;
+    n->e_tail = e;
+    uv_mutex_unlock(&n->mu);
+    uv_async_send(&n->wake);
+}
+
+void kurer__event_message(kurer *k, const kurer_message *m, int64_t rowid, int replay)
+{
+    kurer__net *n = k->net;
+    size_t pl = strlen(m->peer), bl = strlen(m->body);
+    event *e = calloc(1, sizeof(*e));
+    if (e == NULL || (e->text = malloc(pl + bl + 2)) == NULL) {
+        free(e);
+        return; /* still marked unreported in the store: reported again at the next start */
+    }
+    e->kind = EV_MESSAGE;
+    e->text_len = pl + bl + 2;
+    memcpy(e->text, m->peer, pl + 1);
+    memcpy(e->text + pl + 1, m->body, bl + 1);
+    e->m = *m;
+    e->m.peer = e->text;
+    e->m.body = e->text + pl + 1;
+    e->rowid = rowid;
+    e->replay = replay;
+    event_push(n, e);
+}
+
+void kurer__event_refused(kurer *k, const char *from, uint32_t device_id, int err)
+{
+    event *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return;
+    e->kind = EV_REFUSED;
+    snprintf(e->from, sizeof(e->from), "%s", from);
+    e->device_id = device_id;
+    e->err = err;
+    event_push(k->net, e);
+}
+
+void kurer__event_state(kurer__net *n, kurer_conn_state s, int reason)
+{
+    event *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return;
+    e->kind = EV_STATE;
+    e->state = s;
+    e->err = reason;
+    event_push(n, e);
+}
+
+void kurer__event_queue_empty(kurer *k)
+{
+    kurer__net *n = k->net;
+    event *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return;
+    e->kind = EV_QUEUE_EMPTY;
+    uv_mutex_lock(&n->mu);
+    e->gen = n->gen;
+    uv_mutex_unlock(&n->mu);
+    event_push(n, e);
+}
+
+/* Library thread: one event to the application. A message is marked reported once its
+ * callback has returned; a replayed one is given only while still marked. */
+void kurer__event_dispatch(kurer__net *n, event *e)
+{
+    kurer *k = n->k;
+    uv_mutex_lock(&n->mu);
+    kurer_events ev = n->events;
+    uv_mutex_unlock(&n->mu);
+    switch (e->kind) {
+    case EV_MESSAGE:
+        if (e->replay && kurer__engine_unreported(k, e->rowid) != 1)
+            break;
+        if (ev.on_message != NULL) {
+            ev.on_message(ev.ud, &e->m);
+            kurer__engine_reported(k, e->rowid);
+        }
+        break;
+    case EV_REFUSED:
+        if (ev.on_refused != NULL)
+            ev.on_refused(ev.ud, e->from, e->device_id, e->err);
+        break;
+    case EV_STATE:
+        if (ev.on_state != NULL)
+            ev.on_state(ev.ud, e->state, e->err);
+        break;
+    case EV_QUEUE_EMPTY:
+        if (ev.on_queue_empty != NULL)
+            ev.on_queue_empty(ev.ud);
+        uv_mutex_lock(&n->mu);
+        n->marks.queue_empty_gen = e->gen;
+        uv_cond_broadcast(&n->cond);
+        uv_mutex_unlock(&n->mu);
+        break;
+    }
+}
+
+void kurer_set_events(kurer *k, const kurer_events *ev)
+{
+    if (k == NULL || k->net == NULL)
+        return;
+    kurer__net *n = k->net;
+    uv_mutex_lock(&n->mu);
+    if (ev != NULL)
+        n->events = *ev;
+    else
+        memset(&n->events, 0, sizeof(n->events));
+    if (ev != NULL && ev->on_message != NULL) {
+        n->replay_requested = 1; /* messages stored but never reported */
+        uv_cond_signal(&n->sess_cond);
+    }
+    uv_mutex_unlock(&n->mu);
+}

@@ -1,0 +1,94 @@
+/* The connection half of a handle (internal, kurer__*): the library thread with its libuv loop,
+ * the relay connection, requests in flight, the workers that run the engine's procedures, and
+ * the event queue to the application. docs/client.md ("Threads") has the picture.
+ *
+ * Threads of one handle:
+ *  - the library thread runs the loop: the connection's I/O, answers routed to their requests
+ *    by request id, the reconnect timer, and every application callback (events, completions);
+ *  - the session worker drives the connection: resolve, handshake, the set-up after it
+ *    (revocation lists, prekeys, the outbox), then every push in order (deliveries committed
+ *    and acked at once), and the outbox's retries;
+ *  - request workers (a small pool, started with the first request) run the application's
+ *    requests (send, refresh, flush) side by side.
+ * Workers hold the home lock (kurer__hlock) while they touch the store, libsignal or the trust
+ * store, and give it up while they wait for an answer (kurer__rpc). Lock order: the home lock
+ * before the net mutex, never the other way round; the library thread never waits for a
+ * worker. */
+#ifndef KURER_CLIENT_NET_H
+#define KURER_CLIENT_NET_H
+
+#include <stdint.h>
+
+#include "kurer/frame.h"
+#include "kurer/kurer.h"
+
+typedef struct kurer__net kurer__net;
+
+/* Starts the library thread and the session worker (at open); stops and joins them (at close,
+ * after the remaining events were delivered). */
+KURER_MUST_CHECK int kurer__net_start(kurer *k);
+void kurer__net_stop(kurer *k);
+
+/* 1 if the calling thread is the handle's library thread (a blocking call there would wait
+ * for itself). */
+int kurer__net_on_library_thread(const kurer *k);
+
+/* From a worker: sends f (request_id assigned here) and waits until deadline (monotonic ms)
+ * for its answer, with the home lock released meanwhile. 0 with *out (free with
+ * kurer__reply_free), the code of an Error answer, KURER_ETIMEOUT, or why the connection ended. */
+KURER_MUST_CHECK int kurer__rpc(kurer *k, kurer_client_frame *f, uint64_t deadline,
+                                kurer_server_frame **out);
+void kurer__reply_free(kurer_server_frame *r);
+/* Sends f without waiting for its answer (acks). */
+KURER_MUST_CHECK int kurer__send_nowait(kurer *k, kurer_client_frame *f);
+
+/* From a worker: wants the connection and waits (home lock released) until it is set up, or
+ * until the attempt that was running or starts now has failed (its error), or the deadline. */
+KURER_MUST_CHECK int kurer__net_wait_online(kurer *k, uint64_t deadline);
+
+/* A request run by a worker with the home lock held; done (may be NULL) runs on the library
+ * thread afterwards. The job is the caller's until done has run (then freed with free_fn). */
+typedef struct kurer__job kurer__job;
+struct kurer__job {
+    kurer__job *next;
+    void (*run)(kurer *k, kurer__job *j);
+    void (*done)(kurer *k, kurer__job *j); /* library thread; must free the job */
+    uint64_t deadline;
+    int rc;
+};
+KURER_MUST_CHECK int kurer__net_submit(kurer *k, kurer__job *j);
+
+/* Serialises procedures on one outbox message (two workers never send the same message at once):
+ * waits until no other worker holds message_rowid, then holds it. */
+void kurer__net_message_take(kurer *k, int64_t message_rowid);
+void kurer__net_message_give(kurer *k, int64_t message_rowid);
+
+/* Events for the application, delivered in order on the library thread. */
+void kurer__event_message(kurer *k, const kurer_message *m, int64_t rowid, int replay);
+void kurer__event_refused(kurer *k, const char *from, uint32_t device_id, int err);
+void kurer__event_queue_empty(kurer *k);
+
+/* The connection state (KURER_CONN_*) and the last failure (*reason, may be NULL). */
+int kurer__net_state(const kurer *k, int *reason);
+/* Wants the connection (the library connects, and reconnects after a loss) or not (closes it;
+ * an attempt that runs is closed when it ends). */
+void kurer__net_want(kurer *k, int want);
+/* Not on the library thread: waits while connected until deadline (0), until the QueueEmpty of
+ * this connection was delivered to the application (until_empty: 0; KURER_ETIMEOUT at the
+ * deadline), or until the connection ends (why). */
+KURER_MUST_CHECK int kurer__net_wait_received(kurer *k, uint64_t deadline, int until_empty);
+/* Lets the session worker finish what it holds (committed and acked), then closes the
+ * connection and waits until it is closed (or the deadline). */
+void kurer__net_disconnect(kurer *k, uint64_t deadline);
+
+/* What the application has been told, for the blocking layer (under the net mutex). */
+typedef struct kurer__net_marks {
+    uint64_t attempts_done; /* connection attempts that ended (set up, or failed) */
+    int last_attempt_rc;
+    uint64_t lost;            /* set-up connections that ended */
+    uint64_t queue_empty_gen; /* the connection whose QueueEmpty was delivered */
+    int online;
+    int closed_rc; /* why the last connection ended */
+} kurer__net_marks;
+
+#endif

@@ -1,0 +1,61 @@
+/* The device store's schema, as migrations (store.h): kurer__store_migrations[i] takes the
+ * schema from version i to i+1. */
+#include "store.h"
+
+/* MIGRATIONS[i] takes the schema from version i to i+1. Append only; never edit a shipped one. */
+const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
+    /* v1 */
+    "CREATE TABLE identity ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  user TEXT NOT NULL, device_id INTEGER NOT NULL, display_name TEXT NOT NULL,"
+    "  registration_id INTEGER NOT NULL,"
+    "  identity_pub BLOB NOT NULL, identity_priv BLOB NOT NULL,"
+    "  noise_pub BLOB NOT NULL, noise_priv BLOB NOT NULL,"
+    "  relay TEXT NOT NULL, relay_key BLOB NOT NULL,"
+    "  root_cert BLOB NOT NULL, chain BLOB,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE sessions ("
+    "  name TEXT NOT NULL, device_id INTEGER NOT NULL, record BLOB NOT NULL,"
+    "  updated_at INTEGER NOT NULL, PRIMARY KEY (name, device_id));"
+    "CREATE TABLE prekeys (id INTEGER PRIMARY KEY, record BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE signed_prekeys (id INTEGER PRIMARY KEY, record BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    /* A peer device's certificate chain as last verified; the libsignal identity key that the
+     * certificate binds is checked against it, never trusted on first use. */
+    "CREATE TABLE peer_devices ("
+    "  user TEXT NOT NULL, device_id INTEGER NOT NULL, serial INTEGER NOT NULL,"
+    "  chain BLOB NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (user, device_id));"
+    "CREATE TABLE peer_identities ("
+    "  user TEXT NOT NULL, device_id INTEGER NOT NULL, identity_key BLOB NOT NULL,"
+    "  PRIMARY KEY (user, device_id),"
+    "  FOREIGN KEY (user, device_id) REFERENCES peer_devices (user, device_id)"
+    "    ON DELETE CASCADE);"
+    "CREATE TABLE sender_keys ("
+    "  group_id TEXT NOT NULL, user TEXT NOT NULL, device_id INTEGER NOT NULL,"
+    "  record BLOB NOT NULL, PRIMARY KEY (group_id, user, device_id));"
+    "CREATE TABLE crls (authority_key_id BLOB PRIMARY KEY, version INTEGER NOT NULL,"
+    "  data BLOB NOT NULL);"
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  envelope_id BLOB NOT NULL UNIQUE CHECK (length(envelope_id) = 16),"
+    "  direction INTEGER NOT NULL CHECK (direction IN (0, 1)),"
+    "  peer TEXT NOT NULL, peer_device INTEGER NOT NULL,"
+    "  level INTEGER NOT NULL CHECK (level BETWEEN 1 AND 3),"
+    "  body TEXT NOT NULL, sent_at INTEGER NOT NULL, received_at INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 4), reason INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX messages_peer ON messages (peer, id);"
+    "CREATE TABLE outbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,"
+    "  envelope_id BLOB NOT NULL UNIQUE CHECK (length(envelope_id) = 16),"
+    "  to_user TEXT NOT NULL, to_device INTEGER NOT NULL, type INTEGER NOT NULL,"
+    "  content BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE INDEX outbox_due ON outbox (next_attempt_at, id);"
+    "CREATE INDEX outbox_message ON outbox (message_id);",
+    /* v2: the unreported mark (received, not yet given to the application) */
+    "ALTER TABLE messages ADD COLUMN unreported INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX messages_unreported ON messages (id) WHERE unreported = 1;",
+};
