@@ -52,6 +52,12 @@ void test_bucket_refill(void **state)
     kurer__bucket copy = b;
     assert_true(kurer__bucket_full(&b, 10, 4500));
     assert_memory_equal(&copy, &b, sizeof(b));
+    /* 6 s at 10/s would be 60 tokens: the bucket holds its burst of 40, no more */
+    kurer__bucket_init(&b, 10, 0);
+    assert_true(kurer__bucket_take(&b, 10, 40, 0));
+    assert_false(kurer__bucket_take(&b, 10, 41, 6000));
+    assert_true(kurer__bucket_take(&b, 10, 40, 6000));
+    assert_false(kurer__bucket_take(&b, 10, 1, 6000));
     /* an earlier time than the last (the clock is monotonic: never) adds nothing */
     assert_false(kurer__bucket_take(&b, 10, 1, 100));
     /* the burst is that of the rate asked with: a bucket filled at 10/s holds 4 at 1/s */
