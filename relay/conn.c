@@ -113,9 +113,14 @@ void kurer__send_error(rconn *rc, uint64_t request_id, int code, int close)
  * reconnects); 0 if it does not hold them. */
 int kurer__rate_take(rconn *rc, int which, size_t n)
 {
+    return kurer__rate_take_at(rc, which, n, kurer_time_mono_ms());
+}
+
+int kurer__rate_take_at(rconn *rc, int which, size_t n, uint64_t now_ms)
+{
     dir_entry *e = kurer__dir_find(rc->r, &rc->addr);
     kurer__bucket *b = e != NULL ? &e->buckets[which] : &rc->own[which];
-    return kurer__bucket_take(b, bucket_rate(rc->r, which), n, kurer_time_mono_ms());
+    return kurer__bucket_take(b, bucket_rate(rc->r, which), n, now_ms);
 }
 
 /* Whether the SendResult for sc fits one frame. stale_bytes: the chain bytes its STALE_DEVICES
@@ -173,12 +178,38 @@ static const struct {
     {KURER_CLIENT_REVOCATION_CHUNK_FETCH, kurer__handle_revocation_chunk_fetch, 0},
 };
 
+#define N_DISPATCH (sizeof(dispatch) / sizeof(dispatch[0]))
+
+/* The row of body (the first, should there be several), or N_DISPATCH. */
+static size_t dispatch_row(kurer_client_body body)
+{
+    size_t i = 0;
+    while (i < N_DISPATCH && dispatch[i].body != body)
+        i++;
+    return i;
+}
+
+size_t kurer__dispatch_rows(kurer_client_body body)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < N_DISPATCH; i++)
+        k += dispatch[i].body == body;
+    return k;
+}
+
+int kurer__dispatch_check(kurer_client_body body, int nk)
+{
+    size_t i = dispatch_row(body);
+    if (i == N_DISPATCH)
+        return KURER_EUNSUPPORTED;
+    if (nk && !dispatch[i].nk)
+        return KURER_EPERM;
+    return 0;
+}
+
 int kurer__dispatch_allowed(kurer_client_body body, int nk)
 {
-    for (size_t i = 0; i < sizeof(dispatch) / sizeof(dispatch[0]); i++)
-        if (dispatch[i].body == body)
-            return !nk || dispatch[i].nk;
-    return 0;
+    return kurer__dispatch_check(body, nk) == 0;
 }
 
 static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
@@ -190,22 +221,19 @@ static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
         kurer__send_error(rc, 0, err, 1);
         return;
     }
-    size_t i = 0;
-    while (i < sizeof(dispatch) / sizeof(dispatch[0]) && dispatch[i].body != f.body)
-        i++;
-    if (i == sizeof(dispatch) / sizeof(dispatch[0])) {
-        /* decodes, but this relay has no handler for it (cannot happen while the decoder and
-         * the table agree): refused, the connection stays */
-        kurer__send_error(rc, f.request_id, KURER_EUNSUPPORTED, 0);
-    } else if (rc->nk && !dispatch[i].nk) {
-        kurer__send_error(rc, f.request_id, KURER_EPERM, 1);
+    /* EUNSUPPORTED: decodes, but this relay has no handler for it (cannot happen while the
+     * decoder and the table agree): refused, the connection stays. EPERM: not on an NK session,
+     * which is closed. */
+    err = kurer__dispatch_check(f.body, rc->nk);
+    if (err != 0) {
+        kurer__send_error(rc, f.request_id, err, err == KURER_EPERM);
     } else if (rc->authed && kurer_time_unix() > rc->v.not_after) {
         /* A chain that expired while connected: the timer closes it; a request that gets
          * here first is refused the same way. */
         rc->r->conns_expired++;
         kurer__send_error(rc, f.request_id, KURER_EEXPIRED, 1);
     } else {
-        dispatch[i].handle(rc, &f);
+        dispatch[dispatch_row(f.body)].handle(rc, &f);
     }
     kurer_client_frame_release(&f);
 }

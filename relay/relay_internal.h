@@ -228,6 +228,12 @@ typedef struct req_ctx2 {
 /* 1 if a frame of this kind has a handler and may come on this kind of session (nk: an NK
  * session), else 0. */
 int kurer__dispatch_allowed(kurer_client_body body, int nk);
+/* The dispatch decision for a decoded frame: 0 (its handler runs), KURER_EUNSUPPORTED (no
+ * handler: refused, the connection stays) or KURER_EPERM (not on an NK session: refused, the
+ * session closed). */
+int kurer__dispatch_check(kurer_client_body body, int nk);
+/* Rows of the dispatch table for body: 1 for every kind the relay serves, else 0. */
+size_t kurer__dispatch_rows(kurer_client_body body);
 void kurer__preauth_done(rconn *rc);
 void kurer__count_reject(relay *r, int err);
 void kurer__rconn_unref(rconn *rc);
@@ -235,6 +241,8 @@ void kurer__buckets_init(const relay *r, kurer__bucket *b);
 int kurer__send_frame(rconn *rc, const kurer_server_frame *f);
 void kurer__send_error(rconn *rc, uint64_t request_id, int code, int close);
 int kurer__rate_take(rconn *rc, int which, size_t n);
+/* kurer__rate_take as of now_ms (monotonic milliseconds). */
+int kurer__rate_take_at(rconn *rc, int which, size_t n, uint64_t now_ms);
 size_t kurer__answer_max(const relay *r);
 void kurer__send_ok(rconn *rc, uint64_t request_id);
 void kurer__on_connection(uv_stream_t *server, int status);
@@ -260,6 +268,32 @@ void kurer__online_set(relay *r, rconn *rc);
 /* ---- send.c ---- */
 uint64_t kurer__next_seq(relay *r);
 void kurer__handle_send(rconn *rc, const kurer_client_frame *f);
+/* The parts of a send request's policy, in the order kurer__handle_send applies them. */
+/* The request's shape against cfg, before anything is allocated or metered: more envelopes than
+ * max_send_envelopes, or one whose content exceeds max_envelope or would not fit a Deliver in a
+ * record of max_record bytes: KURER_ELIMIT; else 0. */
+int kurer__send_envelope_limits(const kurer_relay_config *cfg, const kurer_envelope *env, size_t n);
+/* kurer__send_envelope_limits, then n tokens of the device's send bucket (KURER_ERATE, counted
+ * in sends_rate_limited, without them): 0, or the error to answer. */
+int kurer__send_bounds(rconn *rc, const kurer_client_frame *f);
+/* A context for a request of n envelopes (NULL: no memory); freed with kurer__send_ctx_free. */
+send_ctx *kurer__send_ctx_new(rconn *rc, uint64_t request_id, size_t n);
+void kurer__send_ctx_free(send_ctx *sc);
+/* The directory matcher for one recipient user: want holds the nw device ids its envelopes name
+ * (duplicates allowed), have the nh ids of its current devices (the sender's own device left
+ * out); own: the user is the sender's. UNKNOWN_USER if it has no current device (never for the
+ * sender's own user), ACCEPTED if want and have are the same set, else STALE_DEVICES. Sorts both
+ * arrays (and deduplicates want in place). */
+kurer_send_status kurer__send_match(uint32_t *want, size_t nw, uint32_t *have, size_t nh, int own);
+/* One result per recipient user of env (in sc->results, by kurer__send_match against the
+ * directory now); a STALE_DEVICES result carries the current chains while the answer can still
+ * fit. want and have hold n and (the most devices of any recipient user) ids. Adds the bytes of
+ * STALE_DEVICES chains to *stale_bytes. 0 or KURER_ENOMEM. */
+int kurer__send_classify(send_ctx *sc, const kurer_envelope *env, size_t n, uint32_t *want,
+                         uint32_t *have, size_t *stale_bytes);
+/* 1 if sc's SendResult fits one frame within one record (kurer__answer_max); stale_bytes: the
+ * chain bytes its STALE_DEVICES results carry. */
+int kurer__send_result_fits(send_ctx *sc, size_t stale_bytes);
 void kurer__handle_ack(rconn *rc, const kurer_client_frame *f);
 
 /* ---- prekeys.c ---- */

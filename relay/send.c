@@ -48,7 +48,7 @@ uint64_t kurer__next_seq(relay *r)
     return seq;
 }
 
-static void send_ctx_free(send_ctx *sc)
+void kurer__send_ctx_free(send_ctx *sc)
 {
     for (size_t i = 0; sc->results != NULL && i < sc->n_results; i++) {
         free((void *)sc->results[i].user);
@@ -70,7 +70,7 @@ static void reply_send(send_ctx *sc)
     f.body = KURER_SERVER_SEND_RESULT;
     f.u.send_result.users = sc->results;
     f.u.send_result.n = sc->n_results;
-    /* checked to fit before anything was stored (send_result_fits); should it fail all the
+    /* checked to fit before anything was stored (kurer__send_result_fits); should it fail all the
      * same, the request still gets its one answer */
     int err = kurer__send_frame(sc->rc, &f);
     if (err != 0 && err != KURER_ECLOSED && sc->rc->c != NULL && !kurer_conn_closing(sc->rc->c))
@@ -107,7 +107,7 @@ static void on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t ca
         send_accepted(sc, 0);
     }
     kurer__rconn_unref(sc->rc);
-    send_ctx_free(sc);
+    kurer__send_ctx_free(sc);
 }
 
 /* The recipient device rc acked seq: if the envelope was delivered before its commit, it is
@@ -186,7 +186,7 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int send_result_fits(send_ctx *sc, size_t stale_bytes)
+int kurer__send_result_fits(send_ctx *sc, size_t stale_bytes)
 {
     if (stale_bytes > kurer__answer_max(sc->rc->r))
         return 0; /* its chains alone are too many (and were not all decoded) */
@@ -237,22 +237,29 @@ static size_t stale_current(rconn *rc, const dir_user *du, int own, size_t nh, s
     return bytes;
 }
 
-/* The request's bounds, before anything is allocated for it: 0, or the error to answer. */
-static int send_bounds(rconn *rc, const kurer_client_frame *f)
+int kurer__send_envelope_limits(const kurer_relay_config *cfg, const kurer_envelope *env, size_t n)
 {
-    relay *r = rc->r;
-    const kurer_envelope *env = f->u.send.envelopes;
-    size_t n = f->u.send.n;
-    if (n > r->cfg.max_send_envelopes)
+    if (n > cfg->max_send_envelopes)
         return KURER_ELIMIT;
     /* Every envelope accepted must fit, as a Deliver, in one of the recipient's records: one
      * that cannot would cost the recipient its connection at every delivery attempt. */
-    uint64_t room = r->cfg.max_record - KURER_NOISE_TAGLEN - KURER_ENVELOPE_OVERHEAD_MAX;
-    if (r->cfg.max_record < KURER_NOISE_TAGLEN + KURER_ENVELOPE_OVERHEAD_MAX)
+    uint64_t room = cfg->max_record - KURER_NOISE_TAGLEN - KURER_ENVELOPE_OVERHEAD_MAX;
+    if (cfg->max_record < KURER_NOISE_TAGLEN + KURER_ENVELOPE_OVERHEAD_MAX)
         room = 0;
     for (size_t i = 0; i < n; i++)
-        if (env[i].content_len > r->cfg.max_envelope || env[i].content_len > room)
+        if (env[i].content_len > cfg->max_envelope || env[i].content_len > room)
             return KURER_ELIMIT;
+    return 0;
+}
+
+/* The request's bounds, before anything is allocated for it: 0, or the error to answer. */
+int kurer__send_bounds(rconn *rc, const kurer_client_frame *f)
+{
+    relay *r = rc->r;
+    size_t n = f->u.send.n;
+    int err = kurer__send_envelope_limits(&r->cfg, f->u.send.envelopes, n);
+    if (err != 0)
+        return err;
     if (!kurer__rate_take(rc, B_SEND, n)) {
         r->sends_rate_limited++;
         return KURER_ERATE;
@@ -260,11 +267,29 @@ static int send_bounds(rconn *rc, const kurer_client_frame *f)
     return 0;
 }
 
+kurer_send_status kurer__send_match(uint32_t *want, size_t nw, uint32_t *have, size_t nh, int own)
+{
+    int known = nh > 0 || own;
+    qsort(want, nw, sizeof(*want), cmp_u32);
+    qsort(have, nh, sizeof(*have), cmp_u32);
+    /* Several envelopes for one device in one request are allowed: compare sets. */
+    size_t u = 0;
+    for (size_t j = 0; j < nw; j++)
+        if (u == 0 || want[u - 1] != want[j])
+            want[u++] = want[j];
+    nw = u;
+    if (!known)
+        return KURER_SEND_UNKNOWN_USER;
+    if (nw != nh || memcmp(want, have, nw * sizeof(*want)) != 0)
+        return KURER_SEND_STALE_DEVICES;
+    return KURER_SEND_ACCEPTED;
+}
+
 /* One result per recipient user: the devices asked for must be exactly its current devices
  * (the sender's own device excepted). want and have hold n and have_cap ids. Adds the bytes of
  * STALE_DEVICES chains to *stale_bytes. 0 or KURER_ENOMEM. */
-static int classify(send_ctx *sc, const kurer_envelope *env, size_t n, uint32_t *want,
-                    uint32_t *have, size_t *stale_bytes)
+int kurer__send_classify(send_ctx *sc, const kurer_envelope *env, size_t n, uint32_t *want,
+                         uint32_t *have, size_t *stale_bytes)
 {
     rconn *rc = sc->rc;
     relay *r = rc->r;
@@ -290,25 +315,13 @@ static int classify(send_ctx *sc, const kurer_envelope *env, size_t n, uint32_t 
             if (kurer__dir_current(r, &du->devs[d], now) &&
                 !(own && du->devs[d].device_id == rc->addr.device_id))
                 have[nh++] = du->devs[d].device_id;
-        int known = nh > 0 || own;
-        qsort(want, nw, sizeof(*want), cmp_u32);
-        qsort(have, nh, sizeof(*have), cmp_u32);
-        /* Several envelopes for one device in one request are allowed: compare sets. */
-        size_t u = 0;
-        for (size_t j = 0; j < nw; j++)
-            if (u == 0 || want[u - 1] != want[j])
-                want[u++] = want[j];
-        nw = u;
-        if (!known) {
-            ur->status = KURER_SEND_UNKNOWN_USER;
+        ur->status = kurer__send_match(want, nw, have, nh, own);
+        if (ur->status == KURER_SEND_UNKNOWN_USER) {
             kurer__count_reject(r, KURER_EUNKNOWNUSER);
-        } else if (nw != nh || memcmp(want, have, nw * sizeof(*want)) != 0) {
-            ur->status = KURER_SEND_STALE_DEVICES;
+        } else if (ur->status == KURER_SEND_STALE_DEVICES) {
             kurer__count_reject(r, KURER_ESTALEDEVICES);
             *stale_bytes += stale_current(rc, du, own, nh, *stale_bytes, &ur->current);
             ur->current.user = ur->user;
-        } else {
-            ur->status = KURER_SEND_ACCEPTED;
         }
     }
     return 0;
@@ -351,7 +364,7 @@ static int encode_accepted(send_ctx *sc, const kurer_envelope *env, size_t n, ui
     return 0;
 }
 
-static send_ctx *send_ctx_new(rconn *rc, uint64_t request_id, size_t n)
+send_ctx *kurer__send_ctx_new(rconn *rc, uint64_t request_id, size_t n)
 {
     send_ctx *sc = calloc(1, sizeof(*sc));
     if (sc == NULL)
@@ -364,7 +377,7 @@ static send_ctx *send_ctx_new(rconn *rc, uint64_t request_id, size_t n)
     sc->pend = calloc(n, sizeof(*sc->pend));
     kurer_buf_init(&sc->envs, (size_t)n * KURER_FRAME_MAX);
     if (sc->results == NULL || sc->items == NULL || sc->offs == NULL || sc->pend == NULL) {
-        send_ctx_free(sc);
+        kurer__send_ctx_free(sc);
         return NULL;
     }
     return sc;
@@ -375,7 +388,7 @@ void kurer__handle_send(rconn *rc, const kurer_client_frame *f)
     relay *r = rc->r;
     const kurer_envelope *env = f->u.send.envelopes;
     size_t n = f->u.send.n, stale_bytes = 0, have_cap = 1;
-    int err = send_bounds(rc, f);
+    int err = kurer__send_bounds(rc, f);
     if (err != 0) {
         kurer__send_error(rc, f->request_id, err, 0);
         return;
@@ -385,17 +398,17 @@ void kurer__handle_send(rconn *rc, const kurer_client_frame *f)
         if (du != NULL && du->n > have_cap)
             have_cap = du->n;
     }
-    send_ctx *sc = send_ctx_new(rc, f->request_id, n);
+    send_ctx *sc = kurer__send_ctx_new(rc, f->request_id, n);
     uint8_t *accepted = calloc(n, 1);
     uint32_t *want = calloc(n, sizeof(*want)), *have = calloc(have_cap, sizeof(*have));
     err = sc == NULL || accepted == NULL || want == NULL || have == NULL
               ? KURER_ENOMEM
-              : classify(sc, env, n, want, have, &stale_bytes);
+              : kurer__send_classify(sc, env, n, want, have, &stale_bytes);
     free(want);
     free(have);
     /* Every request gets exactly one answer: one that would not fit a record is refused before
      * anything of it is stored. */
-    if (err == 0 && !send_result_fits(sc, stale_bytes)) {
+    if (err == 0 && !kurer__send_result_fits(sc, stale_bytes)) {
         r->send_results_too_large++;
         err = KURER_ELIMIT;
     }
@@ -430,7 +443,7 @@ void kurer__handle_send(rconn *rc, const kurer_client_frame *f)
     }
     free(accepted);
     if (sc != NULL)
-        send_ctx_free(sc);
+        kurer__send_ctx_free(sc);
     if (err < 0)
         kurer__send_error(rc, f->request_id, err, err == KURER_ENOMEM);
 }
