@@ -37,19 +37,22 @@ libdir=$(dirname "$pcdir")
 echo "install: libdir ${libdir#"$root"}, kurer.pc in ${pcdir#"$root"}"
 
 # libkurer.so -> libkurer.so.1 -> libkurer.so.<version>, SONAME libkurer.so.1.
-[ -L "$libdir/libkurer.so" ] && [ "$(readlink "$libdir/libkurer.so")" = libkurer.so.1 ] ||
+if [ ! -L "$libdir/libkurer.so" ] || [ "$(readlink "$libdir/libkurer.so")" != libkurer.so.1 ]; then
     fail "libkurer.so is not a symlink to libkurer.so.1"
+fi
 real=$(readlink "$libdir/libkurer.so.1") || fail "libkurer.so.1 is not a symlink"
-[ -f "$libdir/$real" ] && [ ! -L "$libdir/$real" ] || fail "libkurer.so.1 -> $real is not a file"
+if [ ! -f "$libdir/$real" ] || [ -L "$libdir/$real" ]; then
+    fail "libkurer.so.1 -> $real is not a file"
+fi
 soname=$(readelf -d "$libdir/$real" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [ "$soname" = libkurer.so.1 ] || fail "$real has SONAME '$soname', not libkurer.so.1"
 
 # The installed headers are exactly kurer.h and what it includes.
 want=$("$top/tests/check_symbols.sh" --headers "$top" | xargs -n1 basename | LC_ALL=C sort)
-have=$(cd "$p/include/kurer" && ls | LC_ALL=C sort)
-[ "$want" = "$have" ] || fail "include/kurer/ holds [$(echo $have)], kurer.h needs [$(echo $want)]"
+have=$(find "$p/include/kurer" -mindepth 1 -printf '%f\n' | LC_ALL=C sort)
+[ "$want" = "$have" ] || fail "include/kurer/ holds [$(tr '\n' ' ' <<<"$have")], kurer.h needs [$(tr '\n' ' ' <<<"$want")]"
 
-export PKG_CONFIG_LIBDIR=$pcdir PKG_CONFIG_PATH= PKG_CONFIG_SYSROOT_DIR=$root
+export PKG_CONFIG_LIBDIR=$pcdir PKG_CONFIG_PATH='' PKG_CONFIG_SYSROOT_DIR=$root
 v=$(pkg-config --variable=prefix kurer)
 [ "${v#"$root"}" = "$prefix" ] || fail "kurer.pc has prefix=$v, not $prefix"
 cflags=$(pkg-config --cflags kurer)
