@@ -5,8 +5,10 @@ BENCH_BUILD ?= build-bench
 FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_Q    := --log-level=WARNING
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
-.PHONY: all bootstrap build demo test bench fuzz format lint clean
+.PHONY: all bootstrap build demo test bench fuzz format lint symbols install clean
 
 all: build
 
@@ -41,6 +43,19 @@ bench: bootstrap
 # into tests/fuzz/corpus, minimised. See tests/fuzz/README.md.
 fuzz: bootstrap
 	@FUZZ_BUILD=$(FUZZ_BUILD) JOBS=$(JOBS) scripts/fuzz
+
+# Rewrites client/libkurer.sym (the symbols libkurer.so exports) from the KURER_EXPORT
+# declarations of kurer.h and its public headers; ctest symbols_check fails until it matches.
+symbols:
+	@tests/check_symbols.sh --update .
+
+# The release tree (build/), configured for PREFIX, installed under DESTDIR$(PREFIX): bin/kurer,
+# bin/kurer-admin, bin/kurer-relay, lib/libkurer.so*, include/kurer/, lib/pkgconfig/kurer.pc.
+install: bootstrap
+	@cmake -S . -B $(BUILD) $(CMAKE_Q) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) >$(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix $(PREFIX)
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

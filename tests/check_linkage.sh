@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Checks how the built executables are linked (docs/libraries.md, "Link order and symbol
+# Checks how the built executables and shared libraries (libkurer.so) are linked (docs/libraries.md, "Link order and symbol
 # clashes"). Usage: check_linkage.sh BUILD_DIR
 #
-# (a) Every ELF executable under BUILD_DIR: ldd shows no plain libsqlite3 (libsqlcipher is fine);
+# (a) Every ELF executable and shared library (lib*.so*) under BUILD_DIR: ldd shows no plain libsqlite3 (libsqlcipher is fine);
 #     if it needs libsignal-protocol-c, every protobuf_c_* it imports is versioned
 #     (@LIBPROTOBUF_C_1.0.0, i.e. bound to libprotobuf-c at link time) and libsodium and
 #     libprotobuf-c come before libsignal-protocol-c in its DT_NEEDED list. The order matters on
@@ -39,8 +39,12 @@ problems() {
     done
 }
 
-is_elf_executable() {
+# An executable, or a shared library of ours (symlinks to it are not followed: find -type f).
+is_elf_checked() {
     [ "$(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ] || return 1
+    case $(basename "$1") in
+    lib*.so*) return 0 ;;
+    esac
     readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter'
 }
 
@@ -48,7 +52,7 @@ fail=0
 checked=0
 fixture=
 while IFS= read -r -d '' f; do
-    is_elf_executable "$f" || continue
+    is_elf_checked "$f" || continue
     if [ "$(basename "$f")" = "$fixture_name" ]; then
         fixture=$f
         continue
@@ -90,4 +94,4 @@ if [ "$fail" -ne 0 ]; then
     echo "link_check: FAILED"
     exit 1
 fi
-echo "link_check: ok ($checked executables checked)"
+echo "link_check: ok ($checked executables and libraries checked)"

@@ -26,8 +26,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kurer/certmsg.h"
+/* Self-contained: kurer.h and the three small public headers below are all an application needs
+ * (they are what `make install` puts under include/kurer/). No proto/ or internal header. */
 #include "kurer/error.h"
+#include "kurer/level.h"
+#include "kurer/sizes.h"
 
 typedef struct kurer kurer;
 

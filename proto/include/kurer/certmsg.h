@@ -12,20 +12,19 @@
 
 #include "kurer/buf.h"
 #include "kurer/error.h"
+#include "kurer/level.h"
+#include "kurer/sizes.h" /* KURER_SUBJECT_MAX, KURER_IDENTITY_KEY_LEN, KURER_DEVICE_ID_MAX */
 
 #define KURER_KEY_ID_LEN       32 /* BLAKE2b-256 of an Ed25519 public key */
 #define KURER_ED25519_PK_LEN   32
 #define KURER_SIG_LEN          64
-#define KURER_IDENTITY_KEY_LEN 33 /* libsignal: 0x05 || X25519 public key */
 #define KURER_X25519_LEN       32
-#define KURER_SUBJECT_MAX      128 /* bytes, without the NUL */
 #define KURER_AUTHORITY_ID_MAX 63
 #define KURER_NAME_MAX         128
 #define KURER_TBS_MAX          1024 /* a serialized body */
 #define KURER_CERT_MAX         1280 /* a serialized SignedCertificate */
 #define KURER_CHAIN_MAX        3    /* certificates in a chain: device, authority (root pinned) */
 #define KURER_CHAIN_BYTES_MAX  4096 /* a serialized CertificateChain */
-#define KURER_DEVICE_ID_MAX    0x7fffffffU
 #define KURER_CRL_MAX_ENTRIES  100000
 #define KURER_CRL_BYTES_MAX    (4u * 1024 * 1024)
 
@@ -35,21 +34,6 @@ typedef enum kurer_role {
     KURER_ROLE_DEVICE = 3,
 } kurer_role;
 
-/* Only the levels the system is accredited for. SECRET (4) and TOP_SECRET (5) exist on the wire
- * only to be refused with KURER_ECLEARANCE. */
-typedef enum kurer_level {
-    KURER_LEVEL_UNCLASSIFIED = 1,
-    KURER_LEVEL_RESTRICTED = 2,
-    KURER_LEVEL_CONFIDENTIAL = 3,
-} kurer_level;
-
-/* "UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL"; "INVALID" otherwise. */
-KURER_EXPORT const char *kurer_level_name(int level);
-/* The Danish marking: "IKKE KLASSIFICERET", "TIL TJENESTEBRUG", "FORTROLIGT". */
-KURER_EXPORT const char *kurer_level_name_da(int level);
-/* Parses a level name (either language, case-insensitive). SECRET, TOP_SECRET (and HEMMELIGT,
- * YDERST HEMMELIGT) are KURER_ECLEARANCE; anything else is KURER_EINVAL. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_level_parse(const char *s, kurer_level *out);
 KURER_EXPORT const char *kurer_role_name(int role);
 
 typedef struct kurer_cert_body {
