@@ -78,6 +78,8 @@ static void req_done(kurer *k, kurer__job *j)
 {
     req *r = (req *)j;
     (void)k;
+    if (j->rc != 0 && r->res.err == 0)
+        r->res.err = j->rc; /* never run (the handle closed) */
     if (r->blocking) {
         uv_mutex_lock(&r->mu);
         r->finished = 1;

@@ -286,6 +286,15 @@ static void on_wake(uv_async_t *a)
         n->close_requested = 0;
         kurer_conn_close_after_flush(n->conn, 0);
     }
+    if (n->s_head != NULL) { /* requests: to the workers' queue */
+        if (n->j_tail != NULL)
+            n->j_tail->next = n->s_head;
+        else
+            n->j_head = n->s_head;
+        n->j_tail = n->s_tail;
+        n->s_head = n->s_tail = NULL;
+        uv_cond_broadcast(&n->work_cond);
+    }
     outq *o = n->o_head;
     n->o_head = n->o_tail = NULL;
     kurer__job *d = n->d_head;
@@ -402,8 +411,13 @@ static void attempt(kurer__net *n)
         uv_async_send(&n->wake);
     }
     attempt_end_locked(n, rc);
+    int retry = rc != 0 && n->want && !n->stopping;
     uv_mutex_unlock(&n->mu);
-    kurer__event_state(n, rc == 0 ? KURER_CONN_ONLINE : KURER_CONN_OFFLINE, rc);
+    kurer__event_state(n,
+                       rc == 0 ? KURER_CONN_ONLINE
+                       : retry ? KURER_CONN_WAITING
+                               : KURER_CONN_OFFLINE,
+                       rc);
 }
 
 static void session_thread(void *arg)
@@ -518,15 +532,16 @@ int kurer__net_submit(kurer *k, kurer__job *j)
         }
         n->n_workers++;
     }
-    if (rc == 0) {
-        if (n->j_tail != NULL)
-            n->j_tail->next = j;
+    if (rc == 0) { /* to the library thread, which hands it to the workers */
+        if (n->s_tail != NULL)
+            n->s_tail->next = j;
         else
-            n->j_head = j;
-        n->j_tail = j;
-        uv_cond_signal(&n->work_cond);
+            n->s_head = j;
+        n->s_tail = j;
     }
     uv_mutex_unlock(&n->mu);
+    if (rc == 0)
+        uv_async_send(&n->wake);
     return rc;
 }
 
@@ -796,6 +811,14 @@ void kurer__net_stop(kurer *k)
     uv_mutex_lock(&n->mu);
     n->want = 0;
     n->stopping = 1;
+    if (n->s_head != NULL) { /* not handed out yet: the workers end them (KURER_ECLOSED) */
+        if (n->j_tail != NULL)
+            n->j_tail->next = n->s_head;
+        else
+            n->j_head = n->s_head;
+        n->j_tail = n->s_tail;
+        n->s_head = n->s_tail = NULL;
+    }
     uv_cond_broadcast(&n->cond);
     uv_cond_broadcast(&n->sess_cond);
     uv_cond_broadcast(&n->work_cond);

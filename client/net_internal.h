@@ -92,6 +92,7 @@ struct kurer__net {
     int attempt_requested, replay_requested, sess_busy;
 
     /* jobs */
+    kurer__job *s_head, *s_tail; /* submitted, not yet handed to the workers by the loop */
     kurer__job *j_head, *j_tail, *d_head, *d_tail;
     int64_t busy_msgs[WORKERS + 1];
     size_t n_busy;

@@ -1,0 +1,328 @@
+/* The asynchronous client API against a real relay: two homes in one process, driven only
+ * through kurer_*_async from a thread of the test's own, 1,000 messages each way with many
+ * requests in flight; and the home lock (a second open is refused, naming the holder). */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kurer/kurer.h"
+#include "relay_harness.h"
+
+#define PASS      "async test passphrase"
+#define MESSAGES  1000
+#define IN_FLIGHT 64
+#define WAIT_MS   120000
+
+typedef struct home {
+    char dir[300];
+    char user[32];
+    kurer *k;
+    pthread_t library; /* the thread callbacks came on (all must be the same) */
+    int library_seen, wrong_thread;
+    unsigned char got[MESSAGES]; /* per message number from the peer: times given */
+    int received, duplicates, bad;
+    int sent_ok, sent_failed, first_error;
+    int in_flight, max_in_flight;
+    int online;
+} home;
+
+typedef struct ctx {
+    world *w;
+    home a, b;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    pthread_t driver;
+} ctx;
+
+static ctx *g_ctx;
+
+static void note_thread(home *h)
+{
+    pthread_t self = pthread_self();
+    if (!h->library_seen) {
+        h->library = self;
+        h->library_seen = 1;
+    } else if (!pthread_equal(h->library, self)) {
+        h->wrong_thread = 1;
+    }
+    if (pthread_equal(self, g_ctx->driver))
+        h->wrong_thread = 1;
+}
+
+static void on_message(void *ud, const kurer_message *m)
+{
+    home *h = ud;
+    int n = -1;
+    pthread_mutex_lock(&g_ctx->mu);
+    note_thread(h);
+    if (!m->outgoing && sscanf(m->body, "msg %d", &n) == 1 && n >= 0 && n < MESSAGES) {
+        if (h->got[n]++ > 0)
+            h->duplicates++;
+        else
+            h->received++;
+    } else if (!m->outgoing) {
+        h->bad++;
+    }
+    pthread_cond_broadcast(&g_ctx->cond);
+    pthread_mutex_unlock(&g_ctx->mu);
+}
+
+static void on_state(void *ud, kurer_conn_state s, int reason)
+{
+    home *h = ud;
+    if (getenv("KURER_TEST_VERBOSE") != NULL)
+        fprintf(stderr, "%s: state %d (%s)\n", h->user, (int)s, kurer_err_name(reason));
+    pthread_mutex_lock(&g_ctx->mu);
+    note_thread(h);
+    h->online = s == KURER_CONN_ONLINE;
+    pthread_cond_broadcast(&g_ctx->cond);
+    pthread_mutex_unlock(&g_ctx->mu);
+}
+
+static void sent(void *ud, const kurer_result *r)
+{
+    home *h = ud;
+    pthread_mutex_lock(&g_ctx->mu);
+    note_thread(h);
+    h->in_flight--;
+    if (r->err == 0) {
+        h->sent_ok++;
+    } else {
+        h->sent_failed++;
+        if (h->first_error == 0)
+            h->first_error = r->err;
+    }
+    pthread_cond_broadcast(&g_ctx->cond);
+    pthread_mutex_unlock(&g_ctx->mu);
+}
+
+/* A home for user, enrolled here with a certificate from the world's authority. */
+static void make_home(world *w, home *h, const char *user, uint64_t serial)
+{
+    kurer_create_options o;
+    char relay[64];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    kurer_csr csr;
+    kurer_cert_body b;
+    kurer_chain chain;
+    kurer_buf buf;
+    snprintf(h->user, sizeof(h->user), "%s", user);
+    snprintf(h->dir, sizeof(h->dir), "%s/home-%s", w->dir, user);
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&w->addr;
+    snprintf(relay, sizeof(relay), "127.0.0.1:%u", (unsigned)ntohs(sin->sin_port));
+    memset(&o, 0, sizeof(o));
+    o.home = h->dir;
+    o.user = user;
+    o.device_id = 1;
+    o.relay = relay;
+    memcpy(o.relay_key, w->relay_pk, sizeof(o.relay_key));
+    kurer_buf_init(&buf, KURER_CERT_MAX);
+    assert_int_equal(kurer_cert_encode(&w->root, &buf), 0);
+    o.root = buf.data;
+    o.root_len = buf.len;
+    kurer_kdf_params p = kurer_kdf_minimum();
+    o.kdf_ops = p.opslimit;
+    o.kdf_mem = p.memlimit;
+    assert_int_equal(kurer_create(&o, PASS, strlen(PASS), NULL, &h->k), 0);
+    kurer_buf_release(&buf);
+    assert_int_equal(kurer_file_read(kurer_csr_path(h->k), 8192, &data, &len), 0);
+    assert_int_equal(kurer_csr_decode(data, len, &csr), 0);
+    free(data);
+    body_common(&b, KURER_ROLE_DEVICE, csr.body.subject, serial);
+    b.device_id = csr.body.device_id;
+    memcpy(b.identity_key, csr.body.identity_key, sizeof(b.identity_key));
+    memcpy(b.noise_key, csr.body.noise_key, sizeof(b.noise_key));
+    memset(&chain, 0, sizeof(chain));
+    assert_int_equal(kurer_cert_sign(&b, &w->auth_key, &chain.certs[0]), 0);
+    chain.certs[1] = w->auth;
+    chain.n = 2;
+    kurer_buf_init(&buf, KURER_CHAIN_BYTES_MAX);
+    assert_int_equal(kurer_chain_encode(&chain, &buf), 0);
+    assert_int_equal(kurer_import_chain(h->k, buf.data, buf.len), 0);
+    kurer_buf_release(&buf);
+}
+
+static int ctx_setup(void **state)
+{
+    setup(state);
+    world *w = *state;
+    ctx *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    c->w = w;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    /* Many requests at once from two devices: the per-device meters must not be what is
+     * tested here. */
+    const char *conf = "send_rate = 0\nlookup_rate = 0\nfetch_rate = 0\nping_rate = 0\n"
+                       "mailbox_sender_max = 0\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--config", cfg};
+    start_relay_v(w, extra, 2);
+    make_home(w, &c->a, "anna@mof", 10);
+    make_home(w, &c->b, "bo@mof", 11);
+    g_ctx = c;
+    *state = c;
+    return 0;
+}
+
+static int ctx_teardown(void **state)
+{
+    ctx *c = *state;
+    kurer_close(c->a.k);
+    kurer_close(c->b.k);
+    world *w = c->w;
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cond);
+    free(c);
+    g_ctx = NULL;
+    *state = w;
+    return teardown(state);
+}
+
+/* Waits (bounded) until pred holds; returns whether it did. */
+static int wait_for(ctx *c, int (*pred)(ctx *c))
+{
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += WAIT_MS / 1000;
+    int ok;
+    pthread_mutex_lock(&c->mu);
+    while (!(ok = pred(c)) && pthread_cond_timedwait(&c->cond, &c->mu, &end) == 0)
+        ;
+    ok = pred(c);
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
+static int room_a(ctx *c)
+{
+    return c->a.in_flight < IN_FLIGHT && c->b.in_flight < IN_FLIGHT;
+}
+
+static int all_done(ctx *c)
+{
+    return c->a.in_flight == 0 && c->b.in_flight == 0 &&
+           c->a.received + c->b.received >= 2 * MESSAGES;
+}
+
+static int both_online(ctx *c)
+{
+    return c->a.online && c->b.online;
+}
+
+/* The driver thread: connects both homes and sends MESSAGES each way, IN_FLIGHT at a time per
+ * home, alternating between them. Only asynchronous calls. */
+static void *driver(void *arg)
+{
+    ctx *c = arg;
+    home *hs[2] = {&c->a, &c->b};
+    for (int i = 0; i < 2; i++) {
+        kurer_events ev = {.on_message = on_message, .ud = hs[i], .on_state = on_state};
+        kurer_set_events(hs[i]->k, &ev);
+        if (kurer_connect_async(hs[i]->k, 30000, NULL, NULL) != 0)
+            return (void *)1;
+    }
+    if (!wait_for(c, both_online))
+        return (void *)2;
+    for (int n = 0; n < MESSAGES; n++) {
+        for (int i = 0; i < 2; i++) {
+            char text[32];
+            if (!wait_for(c, room_a))
+                return (void *)3;
+            snprintf(text, sizeof(text), "msg %d", n);
+            pthread_mutex_lock(&c->mu);
+            hs[i]->in_flight++;
+            if (hs[i]->in_flight > hs[i]->max_in_flight)
+                hs[i]->max_in_flight = hs[i]->in_flight;
+            pthread_mutex_unlock(&c->mu);
+            int rc = kurer_send_async(hs[i]->k, hs[1 - i]->user, KURER_LEVEL_UNCLASSIFIED, text,
+                                      60000, sent, hs[i]);
+            if (rc != 0) {
+                pthread_mutex_lock(&c->mu);
+                hs[i]->in_flight--;
+                hs[i]->sent_failed++;
+                pthread_mutex_unlock(&c->mu);
+            }
+        }
+    }
+    return wait_for(c, all_done) ? NULL : (void *)4;
+}
+
+static void test_thousand_each_way(void **state)
+{
+    ctx *c = *state;
+    void *res = NULL;
+    assert_int_equal(pthread_create(&c->driver, NULL, driver, c), 0);
+    assert_int_equal(pthread_join(c->driver, &res), 0);
+    home *hs[2] = {&c->a, &c->b};
+    for (int i = 0; i < 2; i++) {
+        home *h = hs[i];
+        fprintf(stderr,
+                "%s: sent %d (failed %d, first error %s), received %d (duplicates %d), "
+                "at most %d in flight\n",
+                h->user, h->sent_ok, h->sent_failed, kurer_err_name(h->first_error), h->received,
+                h->duplicates, h->max_in_flight);
+    }
+    assert_null(res);
+    for (int i = 0; i < 2; i++) {
+        home *h = hs[i];
+        assert_int_equal(h->sent_failed, 0);
+        assert_int_equal(h->sent_ok, MESSAGES);
+        assert_int_equal(h->received, MESSAGES);
+        assert_int_equal(h->duplicates, 0);
+        assert_int_equal(h->bad, 0);
+        assert_false(h->wrong_thread);
+        assert_true(h->library_seen);
+        assert_true(h->max_in_flight > 8); /* many requests at once, not one after another */
+        for (int n = 0; n < MESSAGES; n++)
+            assert_int_equal(h->got[n], 1);
+        /* Everything accepted: nothing left in the outbox. */
+        assert_int_equal(kurer_outbox_size(h->k), 0);
+    }
+    /* The two library threads are two threads. */
+    assert_false(pthread_equal(c->a.library, c->b.library));
+}
+
+/* A second open of a home, in this process, is refused while the first handle holds it, and the
+ * holder is named; after close it opens. */
+static void test_home_lock(void **state)
+{
+    ctx *c = *state;
+    kurer *k2 = NULL;
+    long pid = 0;
+    char holder[64];
+    kurer_open_options o = {
+        .home = c->a.dir, .pass = PASS, .pass_len = strlen(PASS), .holder = "second opener"};
+    assert_int_equal(kurer_open_with(&o, &k2), KURER_ELOCKED);
+    assert_null(k2);
+    assert_int_equal(kurer_home_holder(c->a.dir, &pid, holder, sizeof(holder)), 1);
+    assert_int_equal(pid, (long)getpid());
+    assert_true(strlen(holder) > 0); /* kurer_create took it under the program's name */
+    assert_int_equal(kurer_open(c->a.dir, PASS, strlen(PASS), NULL, NULL, NULL, &k2),
+                     KURER_ELOCKED);
+    kurer_close(c->a.k);
+    c->a.k = NULL;
+    assert_int_equal(kurer_home_holder(c->a.dir, &pid, holder, sizeof(holder)), 0);
+    assert_int_equal(kurer_open_with(&o, &c->a.k), 0);
+    assert_int_equal(kurer_home_holder(c->a.dir, &pid, holder, sizeof(holder)), 1);
+    assert_string_equal(holder, "second opener");
+    assert_int_equal(pid, (long)getpid());
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_thousand_each_way, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_home_lock, ctx_setup, ctx_teardown),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
