@@ -2,7 +2,7 @@
  *
  * Opened in raw-key mode: the 256-bit key is Argon2id(passphrase) with the salt and parameters in
  * HOME/store.kdf, or a key the app keeps in a platform keystore. A wrong key is
- * KURER_EPASSPHRASE and leaves the file as it was. Schema (see store.c, MIGRATIONS): own
+ * KURER_EPASSPHRASE and leaves the file as it was. Schema (see store_schema.c, the migrations): own
  * identity, libsignal records (sessions, prekeys, signed prekeys, peer identities, sender keys),
  * peers' device certificates, revocation lists, messages, outbox.
  *
