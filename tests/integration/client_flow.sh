@@ -3,7 +3,7 @@
 # certificates made by the real kurer-admin. Every wait is bounded; everything started is
 # stopped by PID on exit.
 #
-# usage: client_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER
+# usage: client_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER [KURER_CHAT]
 set -uo pipefail
 if [ -z "${CLIENT_FLOW_DETACHED:-}" ]; then
     # No controlling terminal: a missing passphrase is refused instead of prompting.
@@ -15,6 +15,7 @@ K=$(realpath "$2")
 A=$(realpath "$3")
 R=$(realpath "$4")
 H=$(realpath "$5")
+CHAT=${6:+$(realpath "$6")} # examples/chat.c, on libkurer.so (case example)
 W=$(mktemp -d /tmp/kurer-client-test-XXXXXX)
 RELAY_PID=
 BG_PIDS=()
@@ -119,6 +120,21 @@ setup() {
 }
 
 case $CASE in
+example)
+    # examples/chat.c: the asynchronous API through libkurer.so, as an application uses it.
+    setup
+    expect "example sends" 0 "sent" "$CHAT" anna bob@sk.dk "Hej fra eksemplet"
+    expect "kurer receives it" 0 "anna@fm.dk [UNCLASSIFIED] Hej fra eksemplet" "$K" recv --home bob
+    expect "reply" 0 "sent" "$K" send --home bob --to anna@fm.dk "svar til eksemplet"
+    expect "example receives" 0 "bob@sk.dk [UNCLASSIFIED] svar til eksemplet" "$CHAT" anna
+    expect "example: nothing more" 0 "online" "$CHAT" anna
+    count "no second copy" 0 "svar til eksemplet" "$out"
+    expect "example: unknown user" 1 "not sent" "$CHAT" anna carl@sk.dk "hallo?"
+    "$K" recv --home anna --wait 30 >/dev/null 2>&1 &
+    BG_PIDS+=($!)
+    wait_for anna/.lock "recv --wait" 15 || fail "recv --wait did not start"
+    expect "example refused while kurer holds the home" 1 "open in another" "$CHAT" anna
+    ;;
 first_contact)
     setup
     expect "send first contact" 0 "sent to bob@sk.dk [RESTRICTED]" \
