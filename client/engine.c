@@ -66,6 +66,35 @@ static int sync_devices(kurer *k, const char *user, const kurer_chain *chains, s
     return rc;
 }
 
+/* Whether user was looked up on this connection within KURER__DIR_FRESH_MS. */
+static int dir_fresh(const kurer *k, const char *user)
+{
+    uint64_t now = kurer_time_mono_ms();
+    for (size_t i = 0; i < KURER__DIR_CACHE; i++) {
+        const kurer__dir_seen *d = &k->ec.dir[i];
+        if (d->at_ms != 0 && now - d->at_ms < KURER__DIR_FRESH_MS && strcmp(d->user, user) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Notes a lookup of user (in its old slot, an empty one, or the oldest). */
+static void dir_seen(kurer *k, const char *user)
+{
+    kurer__dir_seen *slot = &k->ec.dir[0];
+    for (size_t i = 0; i < KURER__DIR_CACHE; i++) {
+        kurer__dir_seen *d = &k->ec.dir[i];
+        if (d->at_ms != 0 && strcmp(d->user, user) == 0) {
+            slot = d;
+            break;
+        }
+        if (d->at_ms < slot->at_ms)
+            slot = d;
+    }
+    snprintf(slot->user, sizeof(slot->user), "%s", user);
+    slot->at_ms = kurer_time_mono_ms();
+}
+
 /* Looks users up in the directory and syncs their devices. *found (may be NULL) gets, per user,
  * the number of current devices listed (0: unknown to the relay). An answer naming a user not
  * asked for (or one twice) is refused whole: KURER_EMALFORMED, nothing stored. */
@@ -95,6 +124,8 @@ static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t d
             found[u] = ud != NULL ? ud->n_devices : 0;
         rc = sync_devices(k, users[u], ud != NULL ? ud->devices : NULL,
                           ud != NULL ? ud->n_devices : 0);
+        if (rc == 0 && ud != NULL && ud->n_devices > 0)
+            dir_seen(k, users[u]);
     }
     kurer__reply_free(r);
     return rc;
@@ -964,9 +995,13 @@ int kurer__engine_queue(kurer *k, const char *to, int level, const char *text, u
     }
     if ((rc = kurer__net_wait_online(k, deadline)) != 0)
         return rc;
+    /* The directory is asked once per connection and minute per user (a burst of sends does not
+     * become a burst of lookups, which the relay meters): what changed since comes back in the
+     * send's result as STALE and is synced then. */
     const char *users[2] = {to, k->own.user};
-    size_t found[2] = {0, 0};
-    if ((rc = lookup(k, users, 2, deadline, found)) != 0)
+    size_t found[2] = {1, 1};
+    if ((!dir_fresh(k, to) || !dir_fresh(k, k->own.user)) &&
+        (rc = lookup(k, users, 2, deadline, found)) != 0)
         return rc;
     if (found[0] == 0) {
         if (why != NULL) {

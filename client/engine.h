@@ -10,11 +10,22 @@
 #include "kurer/frame.h"
 #include "kurer/kurer.h"
 
-/* Per connection, the session worker's only. */
+/* The directory cache: users looked up on this connection, and when (a send within
+ * KURER__DIR_FRESH_MS of a lookup asks nothing; a device added since comes back as STALE in the
+ * send's result, which syncs it). */
+#define KURER__DIR_CACHE    32
+#define KURER__DIR_FRESH_MS 60000
+typedef struct kurer__dir_seen {
+    char user[KURER_SUBJECT_MAX + 1];
+    uint64_t at_ms; /* monotonic; 0: empty slot */
+} kurer__dir_seen;
+
+/* Per connection, under the home lock (reset by each set-up). */
 typedef struct kurer__econn {
     int prekeys_refilled; /* a PrekeysLow was answered on this connection */
-    uint64_t *acks;       /* seqs committed, not yet acked */
+    uint64_t *acks;       /* seqs committed, not yet acked (the session worker's) */
     size_t n_acks;
+    kurer__dir_seen dir[KURER__DIR_CACHE];
 } kurer__econn;
 
 /* Session worker, without the home lock: where to connect, the relay's key, and the first
