@@ -50,6 +50,13 @@ void kurer__engine_replay(kurer *k);
 int kurer__engine_unreported(kurer *k, int64_t rowid);
 void kurer__engine_reported(kurer *k, int64_t rowid);
 
+/* revocations.c: fetches the lists of infos newer than those held (a failure is logged and left
+ * for the next connection; only a lost connection ends the walk: KURER_ECLOSED/ETIMEOUT), and
+ * walks the relay's whole index at connect (failures logged, never returned). */
+int kurer__engine_fetch_lists(kurer *k, const kurer_revocation_info *infos, size_t n,
+                              uint64_t deadline);
+void kurer__engine_sync_revocations(kurer *k, uint64_t deadline);
+
 /* Request workers. */
 KURER_MUST_CHECK int kurer__engine_refresh(kurer *k, const char *user, uint64_t deadline,
                                            size_t *devices);
