@@ -40,7 +40,7 @@ static void req_run(kurer *k, kurer__job *j)
     kurer_result *o = &r->res;
     switch (r->kind) {
     case REQ_CONNECT:
-        o->err = kurer__net_wait_online(k, j->deadline);
+        o->err = kurer__net_wait_online(k, j->deadline, 1);
         break;
     case REQ_SEND:
         o->err =
@@ -236,7 +236,7 @@ int kurer_connect_async(kurer *k, int timeout_ms, kurer_done_fn done, void *ud)
 void kurer_disconnect_async(kurer *k)
 {
     if (k != NULL)
-        kurer__net_want(k, 0);
+        kurer__net_want(k, 0, 0);
 }
 
 kurer_conn_state kurer_state(const kurer *k, int *reason)
@@ -294,7 +294,7 @@ int kurer_connect(kurer *k, int timeout_ms)
     if (!may_block(k))
         return k == NULL ? KURER_EINVAL : KURER_ESTATE;
     int rc = enrolled(k);
-    return rc != 0 ? rc : kurer__net_wait_online(k, deadline_in(timeout_ms));
+    return rc != 0 ? rc : kurer__net_wait_online(k, deadline_in(timeout_ms), 1);
 }
 
 void kurer_disconnect(kurer *k)

@@ -408,7 +408,7 @@ void kurer__engine_acks(kurer *k)
     n->n_acks = 0;
 }
 
-void kurer__engine_push(kurer *k, const kurer_server_frame *f, uint64_t deadline)
+void kurer__engine_push(kurer *k, const kurer_server_frame *f, uint64_t gen, uint64_t deadline)
 {
     int rc = 0;
     switch (f->body) {
@@ -424,7 +424,7 @@ void kurer__engine_push(kurer *k, const kurer_server_frame *f, uint64_t deadline
         }
         break;
     case KURER_SERVER_QUEUE_EMPTY:
-        kurer__event_queue_empty(k);
+        kurer__event_queue_empty(k, gen);
         break;
     case KURER_SERVER_REVOCATION_INDEX:
         /* A list the relay just accepted: fetch it if newer (a failure waits for the next
@@ -657,8 +657,10 @@ static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
 /* One worker at a time per message: a flush and a send of the same message never both send it. */
 static int send_message(kurer *k, int64_t message_rowid, uint64_t deadline, kurer_refusal *why)
 {
-    kurer__net_message_take(k, message_rowid);
-    int rc = send_message_held(k, message_rowid, deadline, why);
+    int rc = kurer__net_message_take(k, message_rowid, deadline);
+    if (rc != 0)
+        return rc;
+    rc = send_message_held(k, message_rowid, deadline, why);
     kurer__net_message_give(k, message_rowid);
     return rc;
 }
@@ -868,7 +870,7 @@ void kurer__engine_tick(kurer *k, uint64_t deadline)
 
 int kurer__engine_refresh(kurer *k, const char *user, uint64_t deadline, size_t *devices)
 {
-    int rc = kurer__net_wait_online(k, deadline);
+    int rc = kurer__net_wait_online(k, deadline, 0);
     if (rc != 0)
         return rc;
     const char *users[1] = {user};
@@ -891,7 +893,7 @@ int kurer__engine_queue(kurer *k, const char *to, int level, const char *text, u
             *why = pre;
         return rc;
     }
-    if ((rc = kurer__net_wait_online(k, deadline)) != 0)
+    if ((rc = kurer__net_wait_online(k, deadline, 0)) != 0)
         return rc;
     /* The directory is asked once per connection and minute per user (a burst of sends does not
      * become a burst of lookups, which the relay meters): what changed since comes back in the
@@ -927,7 +929,7 @@ static int message_state(kurer *k, int64_t message_id, int *state, int *reason)
 
 int kurer__engine_send_queued(kurer *k, int64_t message_id, uint64_t deadline, kurer_refusal *why)
 {
-    int rc = kurer__net_wait_online(k, deadline);
+    int rc = kurer__net_wait_online(k, deadline, 0);
     if (rc == 0)
         rc = send_message(k, message_id, deadline, why);
     int state = 0, reason = 0;
@@ -943,6 +945,6 @@ int kurer__engine_send_queued(kurer *k, int64_t message_id, uint64_t deadline, k
 
 int kurer__engine_flush(kurer *k, uint64_t deadline)
 {
-    int rc = kurer__net_wait_online(k, deadline);
+    int rc = kurer__net_wait_online(k, deadline, 0);
     return rc != 0 ? rc : flush_outbox(k, INT64_MAX, deadline);
 }

@@ -37,8 +37,9 @@ KURER_MUST_CHECK int kurer__engine_hello(kurer *k, struct sockaddr_storage *addr
 /* After the handshake: the relay's revocation lists, the first prekey upload (or a weekly
  * signed prekey rotation), and everything left in the outbox. */
 KURER_MUST_CHECK int kurer__engine_setup(kurer *k, uint64_t deadline);
-/* One push (Deliver, PrekeysLow, QueueEmpty, RevocationIndex, Error), in order. */
-void kurer__engine_push(kurer *k, const kurer_server_frame *f, uint64_t deadline);
+/* One push (Deliver, PrekeysLow, QueueEmpty, RevocationIndex, Error) of connection gen, in
+ * order. */
+void kurer__engine_push(kurer *k, const kurer_server_frame *f, uint64_t gen, uint64_t deadline);
 /* Acks what was committed (sent at once, the answer not awaited). */
 void kurer__engine_acks(kurer *k);
 /* Sends the outbox items whose backoff has passed. */

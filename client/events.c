@@ -19,16 +19,21 @@ void kurer__event_free(event *e)
     free(e);
 }
 
-static void event_push(kurer__net *n, event *e)
+static void event_push_locked(kurer__net *n, event *e)
 {
-    uv_mutex_lock(&n->mu);
     if (n->e_tail != NULL)
         n->e_tail->next = e;
     else
         n->e_head = e;
     n->e_tail = e;
-    uv_mutex_unlock(&n->mu);
     uv_async_send(&n->wake);
+}
+
+static void event_push(kurer__net *n, event *e)
+{
+    uv_mutex_lock(&n->mu);
+    event_push_locked(n, e);
+    uv_mutex_unlock(&n->mu);
 }
 
 void kurer__event_message(kurer *k, const kurer_message *m, int64_t rowid, int replay)
@@ -64,7 +69,7 @@ void kurer__event_refused(kurer *k, const char *from, uint32_t device_id, int er
     event_push(k->net, e);
 }
 
-void kurer__event_state(kurer__net *n, kurer_conn_state s, int reason)
+void kurer__event_state_locked(kurer__net *n, kurer_conn_state s, int reason)
 {
     event *e = calloc(1, sizeof(*e));
     if (e == NULL)
@@ -72,20 +77,17 @@ void kurer__event_state(kurer__net *n, kurer_conn_state s, int reason)
     e->kind = EV_STATE;
     e->state = s;
     e->err = reason;
-    event_push(n, e);
+    event_push_locked(n, e);
 }
 
-void kurer__event_queue_empty(kurer *k)
+void kurer__event_queue_empty(kurer *k, uint64_t gen)
 {
-    kurer__net *n = k->net;
     event *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return;
     e->kind = EV_QUEUE_EMPTY;
-    uv_mutex_lock(&n->mu);
-    e->gen = n->gen;
-    uv_mutex_unlock(&n->mu);
-    event_push(n, e);
+    e->gen = gen;
+    event_push(k->net, e);
 }
 
 /* Library thread: one event to the application. A message is marked reported once its

@@ -50,9 +50,11 @@ void kurer_close(kurer *k)
 {
     if (k == NULL)
         return;
-    if (kurer__net_on_library_thread(k)) {
+    if (kurer__net_on_library_thread(k) || kurer__hlock_mine(k)) {
         kurer_log(KURER_LOG_ERROR, "client", "close_refused",
                   (kurer_log_field[]){KURER_LOG_STR("reason", "called from a callback")}, 1);
+        /* (the library thread cannot join itself; inside a kurer_history callback the
+         * workers wait for the home lock this thread holds) */
         return; /* the library thread cannot join itself */
     }
     kurer__net_stop(k);
@@ -313,7 +315,7 @@ int kurer__home_set_relay_unlocked(kurer *k, const char *relay, const uint8_t *r
     int rc = kurer__store_identity_set_relay(k->st, relay, key);
     if (rc != 0)
         return rc;
-    kurer_disconnect(k); /* the next call connects to the new address */
+    kurer__net_relay_changed(k); /* the next attempt goes to the new address */
     memcpy(k->own.relay, relay, strlen(relay) + 1);
     memcpy(k->own.relay_key, key, sizeof(key));
     return 0;

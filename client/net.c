@@ -93,12 +93,19 @@ static void conn_record(kurer_conn *c, uint8_t *data, size_t len)
             w->done = 1;
             uv_cond_broadcast(&n->cond);
         } else {
+            if (w != NULL) { /* no memory for the answer: the request fails now, not later */
+                *pw = w->next;
+                w->rc = KURER_ENOMEM;
+                w->done = 1;
+                uv_cond_broadcast(&n->cond);
+            }
             kurer_server_frame_release(&p->f); /* a pong, or an answer nobody waits for */
         }
         uv_mutex_unlock(&n->mu);
         free(p);
         return;
     }
+    p->gen = n->gen;
     if (p->f.body == KURER_SERVER_ERROR) /* an error push announces a close */
         n->closed_rc = kurer_err_known(p->f.u.error.code) ? p->f.u.error.code : KURER_EINTERNAL;
     if (n->p_tail != NULL)
@@ -160,6 +167,15 @@ static int transient(int rc)
 static void retry_fired(uv_timer_t *t);
 static void maybe_attempt_locked(kurer__net *n);
 
+/* Under mu: asks the library thread to close the connection of generation gen (if it is still
+ * the current one when the library thread looks). */
+static void close_locked(kurer__net *n, uint64_t gen)
+{
+    n->close_requested = 1;
+    n->close_gen = gen;
+    uv_async_send(&n->wake);
+}
+
 /* Under mu, library thread: schedules the next attempt after the backoff (with jitter: a
  * relay restart must not bring every client back in the same millisecond). */
 static void backoff_locked(kurer__net *n)
@@ -190,23 +206,28 @@ static void conn_closed(kurer_conn *c, int err)
         n->marks.online = 0;
         n->marks.lost++;
         n->marks.closed_rc = rc;
-        if (!transient(rc))
+        /* Replaced by a newer connection of this device (KURER_EBUSY): the other one wins;
+         * reconnecting would only take it back, and again. */
+        if (!transient(rc) || rc == KURER_EBUSY)
             n->want = 0;
+        /* The backoff starts again only after a connection that stayed up: a relay that
+         * accepts and drops at once is not hammered. */
+        if (kurer_time_mono_ms() - n->online_since >= STABLE_MS)
+            n->backoff_ms = 0;
         if (n->want && !n->stopping)
             backoff_locked(n);
         else
             n->phase = PHASE_IDLE;
+        kurer__event_state_locked(
+            n, n->phase == PHASE_BACKOFF ? KURER_CONN_WAITING : KURER_CONN_OFFLINE, rc);
     }
     maybe_attempt_locked(n);
     uv_cond_broadcast(&n->cond);
     uv_cond_signal(&n->sess_cond);
     uv_mutex_unlock(&n->mu);
-    if (was_online) {
+    if (was_online)
         kurer_log(KURER_LOG_INFO, "client", "disconnected",
                   (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
-        kurer__event_state(n, n->phase == PHASE_BACKOFF ? KURER_CONN_WAITING : KURER_CONN_OFFLINE,
-                           rc);
-    }
 }
 
 static const kurer_conn_cbs CBS = {
@@ -282,10 +303,9 @@ static void on_wake(uv_async_t *a)
         uv_timer_stop(&n->retry);
         n->phase = PHASE_IDLE;
     }
-    if (n->close_requested && n->conn != NULL) {
-        n->close_requested = 0;
-        kurer_conn_close_after_flush(n->conn, 0);
-    }
+    /* A close asked for the connection of this generation (a stale request is dropped). */
+    kurer_conn *to_close = n->close_requested && n->close_gen == n->gen ? n->conn : NULL;
+    n->close_requested = 0;
     if (n->s_head != NULL) { /* requests: to the workers' queue */
         if (n->j_tail != NULL)
             n->j_tail->next = n->s_head;
@@ -306,13 +326,19 @@ static void on_wake(uv_async_t *a)
     kurer_conn *conn = n->established ? n->conn : NULL;
     uint64_t gen = n->gen;
     uv_mutex_unlock(&n->mu);
+    /* What the workers queued goes out before a close asked for in the same turn (acks). */
     while (o != NULL) {
         outq *next = o->next;
-        if (conn != NULL && o->gen == gen && kurer_conn_send(conn, o->data, o->len) != 0)
-            kurer_conn_close(conn, KURER_ELIMIT);
+        if (conn != NULL && o->gen == gen &&
+            kurer_conn_send(conn, o->data, o->len) == KURER_ELIMIT) {
+            kurer_conn_close(conn, KURER_ELIMIT); /* the relay does not read: give up */
+            conn = to_close = NULL;
+        }
         free(o);
         o = next;
     }
+    if (to_close != NULL)
+        kurer_conn_close_after_flush(to_close, 0);
     while (e != NULL) {
         event *next = e->next;
         kurer__event_dispatch(n, e);
@@ -344,7 +370,7 @@ static void attempt_end_locked(kurer__net *n, int rc)
     if (rc == 0) {
         n->phase = PHASE_ONLINE;
         n->marks.online = 1;
-        n->backoff_ms = 0;
+        n->online_since = kurer_time_mono_ms();
     } else {
         n->phase = PHASE_IDLE;
         if (!transient(rc))
@@ -364,15 +390,24 @@ static void attempt(kurer__net *n)
     uint8_t *hs = NULL, relay_key[KURER_KEY_LEN];
     size_t hs_len = 0;
     uint64_t deadline = now_ms() + HANDSHAKE_WAIT_MS;
-    kurer__event_state(n, KURER_CONN_CONNECTING, 0);
+    uv_mutex_lock(&n->mu);
+    kurer__event_state_locked(n, KURER_CONN_CONNECTING, 0);
+    uv_mutex_unlock(&n->mu);
+    uv_mutex_lock(&n->mu);
+    uint64_t epoch = n->relay_epoch;
+    uv_mutex_unlock(&n->mu);
     int rc = kurer__engine_hello(k, &addr, relay_key, &hs, &hs_len);
     uv_mutex_lock(&n->mu);
-    if (rc == 0 && (!n->want || n->stopping))
+    if (rc == 0 && (!n->want || n->stopping || n->relay_epoch != epoch))
         rc = KURER_ECLOSED;
     uint64_t gen = ++n->gen;
     if (rc == 0) {
         n->addr = addr;
         memcpy(n->relay_key, relay_key, sizeof(relay_key));
+        if (n->hs != NULL) { /* an earlier attempt's, never sent */
+            kurer_memzero(n->hs, n->hs_len);
+            free(n->hs);
+        }
         n->hs = hs;
         n->hs_len = hs_len;
         hs = NULL;
@@ -388,17 +423,17 @@ static void attempt(kurer__net *n)
              * (wrong relay key) or is not a Kurér relay. A refusal arrives inside it. */
             if (rc == KURER_ECLOSED)
                 rc = KURER_EHANDSHAKE;
-            if (n->closed_gen != gen) {
-                n->close_requested = 1;
-                uv_async_send(&n->wake);
-            }
+            if (n->closed_gen != gen)
+                close_locked(n, gen);
         }
     }
     uv_mutex_unlock(&n->mu);
-    free(hs);
+    if (hs != NULL) {
+        kurer_memzero(hs, hs_len);
+        free(hs);
+    }
     if (rc == 0) {
-        kurer_log(KURER_LOG_INFO, "client", "connected",
-                  (kurer_log_field[]){KURER_LOG_STR("relay", k->own.relay)}, 1);
+        kurer_log(KURER_LOG_INFO, "client", "connected", NULL, 0);
         kurer__hlock_take(k);
         rc = kurer__engine_setup(k, now_ms() + SETUP_WAIT_MS);
         kurer__hlock_give(k);
@@ -406,18 +441,18 @@ static void attempt(kurer__net *n)
     uv_mutex_lock(&n->mu);
     if (rc == 0 && (n->closed_gen == gen || !n->established))
         rc = n->closed_rc != 0 ? n->closed_rc : KURER_ECLOSED;
-    if (rc != 0 && n->closed_gen != gen) {
-        n->close_requested = 1;
-        uv_async_send(&n->wake);
-    }
+    if (rc == 0 && n->relay_epoch != epoch)
+        rc = KURER_ECLOSED; /* the relay changed meanwhile: again, to the new one */
+    if (rc != 0 && n->closed_gen != gen)
+        close_locked(n, gen);
     attempt_end_locked(n, rc);
     int retry = rc != 0 && n->want && !n->stopping;
+    kurer__event_state_locked(n,
+                              rc == 0 ? KURER_CONN_ONLINE
+                              : retry ? KURER_CONN_WAITING
+                                      : KURER_CONN_OFFLINE,
+                              rc);
     uv_mutex_unlock(&n->mu);
-    kurer__event_state(n,
-                       rc == 0 ? KURER_CONN_ONLINE
-                       : retry ? KURER_CONN_WAITING
-                               : KURER_CONN_OFFLINE,
-                       rc);
 }
 
 static void session_thread(void *arg)
@@ -438,14 +473,18 @@ static void session_thread(void *arg)
             n->p_head = n->p_tail = NULL;
             n->sess_busy = 1;
             uv_mutex_unlock(&n->mu);
-            kurer__hlock_take(k);
+            /* The home lock per push: the library thread (an unreported mark, a home call
+             * of a callback) waits for one delivery at most, never for a whole batch. */
             while (p != NULL) {
                 push *next = p->next;
-                kurer__engine_push(k, &p->f, now_ms() + SETUP_WAIT_MS);
+                kurer__hlock_take(k);
+                kurer__engine_push(k, &p->f, p->gen, now_ms() + SETUP_WAIT_MS);
+                kurer__hlock_give(k);
                 kurer_server_frame_release(&p->f);
                 free(p);
                 p = next;
             }
+            kurer__hlock_take(k);
             kurer__engine_acks(k);
             kurer__hlock_give(k);
             uv_mutex_lock(&n->mu);
@@ -545,9 +584,10 @@ int kurer__net_submit(kurer *k, kurer__job *j)
     return rc;
 }
 
-void kurer__net_message_take(kurer *k, int64_t message_rowid)
+int kurer__net_message_take(kurer *k, int64_t message_rowid, uint64_t deadline)
 {
     kurer__net *n = k->net;
+    int rc = 0;
     int depth = kurer__hlock_release(k);
     uv_mutex_lock(&n->mu);
     for (;;) {
@@ -556,12 +596,16 @@ void kurer__net_message_take(kurer *k, int64_t message_rowid)
             busy |= n->busy_msgs[i] == message_rowid;
         if ((!busy && n->n_busy < WORKERS + 1) || n->stopping)
             break;
-        uv_cond_wait(&n->cond, &n->mu);
+        if ((rc = timed_wait(&n->cond, &n->mu, deadline)) != 0)
+            break;
     }
-    if (n->n_busy < WORKERS + 1)
+    if (rc == 0 && n->stopping)
+        rc = KURER_ECLOSED;
+    if (rc == 0)
         n->busy_msgs[n->n_busy++] = message_rowid;
     uv_mutex_unlock(&n->mu);
     kurer__hlock_reacquire(k, depth);
+    return rc;
 }
 
 void kurer__net_message_give(kurer *k, int64_t message_rowid)
@@ -666,19 +710,37 @@ void kurer__reply_free(kurer_server_frame *r)
 
 /* ---- connection wishes and waits ---- */
 
-void kurer__net_want(kurer *k, int want)
+/* Under mu: wants the connection or not. kick: asked for now (kurer_connect, a network change):
+ * an attempt need not wait out the backoff. */
+static void want_locked(kurer__net *n, int want, int kick)
 {
-    kurer__net *n = k->net;
-    uv_mutex_lock(&n->mu);
     n->want = want;
-    if (want && n->phase == PHASE_BACKOFF) {
-        n->phase = PHASE_IDLE; /* asked for now: no need to wait out the backoff */
+    if (want && kick && n->phase == PHASE_BACKOFF) {
+        n->phase = PHASE_IDLE;
         n->backoff_ms = 0;
     }
     if (!want && n->conn != NULL)
-        n->close_requested = 1;
-    uv_mutex_unlock(&n->mu);
+        close_locked(n, n->gen);
     uv_async_send(&n->wake);
+}
+
+void kurer__net_want(kurer *k, int want, int kick)
+{
+    kurer__net *n = k->net;
+    uv_mutex_lock(&n->mu);
+    want_locked(n, want, kick);
+    uv_mutex_unlock(&n->mu);
+}
+
+void kurer__net_relay_changed(kurer *k)
+{
+    kurer__net *n = k->net;
+    if (n == NULL)
+        return;
+    uv_mutex_lock(&n->mu);
+    n->relay_epoch++;
+    want_locked(n, 0, 0);
+    uv_mutex_unlock(&n->mu);
 }
 
 int kurer__net_state(const kurer *k, int *reason)
@@ -695,14 +757,14 @@ int kurer__net_state(const kurer *k, int *reason)
     return s;
 }
 
-int kurer__net_wait_online(kurer *k, uint64_t deadline)
+int kurer__net_wait_online(kurer *k, uint64_t deadline, int kick)
 {
     kurer__net *n = k->net;
     int depth = kurer__hlock_release(k);
-    kurer__net_want(k, 1);
     uv_mutex_lock(&n->mu);
     /* The attempt that runs now, or the next one: its result is ours. */
     uint64_t attempts0 = n->marks.attempts_done;
+    want_locked(n, 1, kick);
     int rc = 0;
     while (rc == 0 && n->phase != PHASE_ONLINE && !n->stopping &&
            !(n->marks.attempts_done > attempts0 && n->phase != PHASE_ATTEMPT))
@@ -745,10 +807,7 @@ void kurer__net_disconnect(kurer *k, uint64_t deadline)
     while ((n->p_head != NULL || n->sess_busy) && n->conn != NULL &&
            timed_wait(&n->cond, &n->mu, deadline) == 0)
         ;
-    n->want = 0;
-    if (n->conn != NULL)
-        n->close_requested = 1;
-    uv_async_send(&n->wake);
+    want_locked(n, 0, 0);
     while ((n->conn != NULL || n->phase == PHASE_ATTEMPT) &&
            timed_wait(&n->cond, &n->mu, deadline) == 0)
         ;
@@ -845,7 +904,10 @@ void kurer__net_stop(kurer *k)
         n->o_head = o->next;
         free(o);
     }
-    free(n->hs);
+    if (n->hs != NULL) {
+        kurer_memzero(n->hs, n->hs_len);
+        free(n->hs);
+    }
     uv_cond_destroy(&n->cond);
     uv_cond_destroy(&n->sess_cond);
     uv_cond_destroy(&n->work_cond);

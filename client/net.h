@@ -42,9 +42,11 @@ void kurer__reply_free(kurer_server_frame *r);
 /* Sends f without waiting for its answer (acks). */
 KURER_MUST_CHECK int kurer__send_nowait(kurer *k, kurer_client_frame *f);
 
+/* (kick: asked for now, by the application: an attempt need not wait out the backoff; a
+ * request's own wait does not shorten it.) */
 /* From a worker: wants the connection and waits (home lock released) until it is set up, or
  * until the attempt that was running or starts now has failed (its error), or the deadline. */
-KURER_MUST_CHECK int kurer__net_wait_online(kurer *k, uint64_t deadline);
+KURER_MUST_CHECK int kurer__net_wait_online(kurer *k, uint64_t deadline, int kick);
 
 /* A request run by a worker with the home lock held; done (may be NULL) runs on the library
  * thread afterwards. The job is the caller's until done has run (then freed with free_fn). */
@@ -59,20 +61,24 @@ struct kurer__job {
 KURER_MUST_CHECK int kurer__net_submit(kurer *k, kurer__job *j);
 
 /* Serialises procedures on one outbox message (two workers never send the same message at once):
- * waits until no other worker holds message_rowid, then holds it. */
-void kurer__net_message_take(kurer *k, int64_t message_rowid);
+ * waits until no other worker holds message_rowid (or KURER_ETIMEOUT at the deadline), then
+ * holds it. */
+KURER_MUST_CHECK int kurer__net_message_take(kurer *k, int64_t message_rowid, uint64_t deadline);
 void kurer__net_message_give(kurer *k, int64_t message_rowid);
 
 /* Events for the application, delivered in order on the library thread. */
 void kurer__event_message(kurer *k, const kurer_message *m, int64_t rowid, int replay);
 void kurer__event_refused(kurer *k, const char *from, uint32_t device_id, int err);
-void kurer__event_queue_empty(kurer *k);
+void kurer__event_queue_empty(kurer *k, uint64_t gen);
 
 /* The connection state (KURER_CONN_*) and the last failure (*reason, may be NULL). */
 int kurer__net_state(const kurer *k, int *reason);
 /* Wants the connection (the library connects, and reconnects after a loss) or not (closes it;
  * an attempt that runs is closed when it ends). */
-void kurer__net_want(kurer *k, int want);
+void kurer__net_want(kurer *k, int want, int kick);
+/* The home's relay changed (kurer_set_relay): the connection closes and an attempt under way
+ * is dropped; the next one goes to the new relay. */
+void kurer__net_relay_changed(kurer *k);
 /* Not on the library thread: waits while connected until deadline (0), until the QueueEmpty of
  * this connection was delivered to the application (until_empty: 0; KURER_ETIMEOUT at the
  * deadline), or until the connection ends (why). */

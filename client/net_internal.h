@@ -17,11 +17,13 @@
 #define TICK_MS           1000  /* the session worker's look at the outbox */
 #define BACKOFF_FIRST_MS  500
 #define BACKOFF_MAX_MS    30000
+#define STABLE_MS         30000 /* a connection up this long resets the backoff */
 
 enum { PHASE_IDLE, PHASE_ATTEMPT, PHASE_ONLINE, PHASE_BACKOFF };
 
 typedef struct push {
     struct push *next;
+    uint64_t gen; /* the connection it came on */
     kurer_server_frame f;
 } push;
 
@@ -83,6 +85,9 @@ struct kurer__net {
     uint8_t *hs;
     size_t hs_len;
     uint32_t backoff_ms;
+    uint64_t online_since; /* monotonic ms */
+    uint64_t close_gen;    /* the connection a close request is for */
+    uint64_t relay_epoch;  /* counts kurer_set_relay calls */
     outq *o_head, *o_tail;
     waiter *pending;
     uint64_t next_id;
@@ -107,7 +112,8 @@ struct kurer__net {
 /* Library thread: gives one event to the application (events.c), then frees it. */
 void kurer__event_dispatch(kurer__net *n, event *e);
 void kurer__event_free(event *e);
-/* Queues a connection state change for the application. */
-void kurer__event_state(kurer__net *n, kurer_conn_state s, int reason);
+/* Under the net mutex: queues a connection state change for the application (in the order the
+ * changes happened). */
+void kurer__event_state_locked(kurer__net *n, kurer_conn_state s, int reason);
 
 #endif

@@ -315,11 +315,35 @@ static void test_home_lock(void **state)
     assert_int_equal(pid, (long)getpid());
 }
 
+/* A failed attempt leaves nothing behind that would close the next connection: a relay address
+ * that cannot be used, then the right one again, connects at once (found by review: a stale close
+ * request killed the next handshake, which then read as KURER_EHANDSHAKE and stopped retries). */
+static void test_relay_change(void **state)
+{
+    ctx *c = *state;
+    char good[64];
+    snprintf(good, sizeof(good), "%s", kurer_relay_address(c->a.k));
+    assert_int_equal(kurer_connect(c->a.k, 20000), 0);
+    kurer_disconnect(c->a.k);
+    assert_int_equal(kurer_set_relay(c->a.k, "no-such-host.invalid:1", NULL), 0);
+    int rc = kurer_connect(c->a.k, 20000);
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(kurer_set_relay(c->a.k, good, NULL), 0);
+    assert_int_equal(kurer_connect(c->a.k, 20000), 0);
+    assert_int_equal(kurer_state(c->a.k, NULL), KURER_CONN_ONLINE);
+    /* and a send goes through on it (to bo, once bo has connected: known to the directory) */
+    kurer_refusal why;
+    assert_int_equal(kurer_connect(c->b.k, 20000), 0);
+    assert_int_equal(
+        kurer_send(c->a.k, "bo@mof", KURER_LEVEL_UNCLASSIFIED, "efter skift", 20000, &why), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_thousand_each_way, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_home_lock, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_relay_change, ctx_setup, ctx_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (argc > 1)

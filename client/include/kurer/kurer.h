@@ -99,8 +99,9 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_home_holder(const char *home, long *pid,
 
 /* Stops the library thread (requests still queued complete with KURER_ECLOSED, events not yet
  * delivered are delivered first), closes the connection and the home, wipes its keys from
- * memory and releases the home lock. NULL-safe. Not from a callback (the library thread): it
- * refuses there, leaving the handle open. */
+ * memory and releases the home lock. NULL-safe. Not from a callback (the library thread), nor
+ * inside a kurer_history or kurer_peer_devices callback: it refuses there, leaving the handle
+ * open. No other call on the same handle may overlap it (or follow it). */
 KURER_EXPORT void kurer_close(kurer *k);
 
 /* Re-encrypts the store under a new passphrase (key NULL) or raw key (pass NULL). Crash-safe:
@@ -110,10 +111,12 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_passwd(kurer *k, const char *pass, size_
 
 /* Changes the relay this home connects to: relay is "HOST:PORT" (a DNS name is kept as typed
  * and resolved at every connect), relay_key the relay's X25519 key (NULL: keep the current
- * one). Closes the current connection, if any. */
+ * one). Closes the current connection, if any, and drops an attempt under way; the library
+ * reconnects to the new address at the next request. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_set_relay(kurer *k, const char *relay,
                                                   const uint8_t *relay_key);
-/* The relay address as configured (borrowed; valid until close or kurer_set_relay). */
+/* The relay address as configured (borrowed; valid until close or kurer_set_relay, which must not
+ * run on another thread meanwhile). */
 KURER_EXPORT const char *kurer_relay_address(const kurer *k);
 
 /* This device's user (user@authority) and device id (borrowed; valid until close). */
@@ -244,8 +247,8 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_own_certificate(kurer *k, kurer_peer_dev
 /* The connection as the library sees it. After a lost connection (or a failed attempt) the
  * library connects again by itself, with backoff (0.5 s doubling to 30 s, with jitter), as long
  * as it is wanted (a request, or kurer_connect, wants it; kurer_disconnect ends the wish); a
- * refusal by the relay (KURER_EREVOKED, KURER_EUNTRUSTED, KURER_EHANDSHAKE, ...) is not retried
- * until the next request. */
+ * refusal by the relay (KURER_EREVOKED, KURER_EUNTRUSTED, KURER_EHANDSHAKE, ...), or a connection
+ * replaced by a newer one of this device (KURER_EBUSY), is not retried until the next request. */
 typedef enum kurer_conn_state {
     KURER_CONN_OFFLINE = 0,    /* not connected, not trying */
     KURER_CONN_CONNECTING = 1, /* an attempt runs (handshake and set-up) */
