@@ -81,9 +81,10 @@ typedef struct kurer_store_device {
 } kurer_store_device;
 
 /* The seqs the store assigned to a put's items (n of them, in item order), and for each the seq
- * it assigned to the same device just before (0: none), before the put is durable. Every seq of
- * the device below seqs[i] and above prev[i] does not exist: a connection that has pushed
- * prev[i] may push seqs[i] without skipping anything. */
+ * it assigned to the same device just before (for a device's first: the high mark a fetch
+ * reports, kurer_store_fetch_cb), before the put is durable. No seq of the device lies between
+ * prev[i] and seqs[i]: a connection that has pushed prev[i] may push seqs[i] without skipping
+ * anything. */
 typedef void (*kurer_store_seqs_cb)(void *arg, const uint64_t *seqs, const uint64_t *prev,
                                     size_t n);
 /* err is 0 or a negative code; seqs (n of them, in item order) only on success. cancelled: how
