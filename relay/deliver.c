@@ -48,9 +48,11 @@ int kurer__push(rconn *rc, uint64_t seq, const uint8_t *env, size_t len)
     return err;
 }
 
-static void on_fetched(void *arg, int err, const kurer_store_row *rows, size_t n, uint64_t total)
+static void on_fetched(void *arg, int err, const kurer_store_row *rows, size_t n, uint64_t total,
+                       uint64_t high)
 {
     rconn *rc = arg;
+    size_t pushed = 0;
     (void)total;
     rc->fetching = 0;
     if (rc->c == NULL || kurer_conn_closing(rc->c) || err != 0) {
@@ -59,10 +61,10 @@ static void on_fetched(void *arg, int err, const kurer_store_row *rows, size_t n
         kurer__rconn_unref(rc);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (rows[i].seq <= rc->last_pushed)
+    for (; pushed < n; pushed++) {
+        if (rows[pushed].seq <= rc->last_pushed)
             continue;
-        if (kurer__push(rc, rows[i].seq, rows[i].env, rows[i].len) != 0)
+        if (kurer__push(rc, rows[pushed].seq, rows[pushed].env, rows[pushed].len) != 0)
             break;
     }
     if (rc->c != NULL && !kurer_conn_closing(rc->c)) {
@@ -71,6 +73,11 @@ static void on_fetched(void *arg, int err, const kurer_store_row *rows, size_t n
         } else if (n >= rc->r->cfg.deliver_batch || rc->dirty) {
             kurer__start_fetch(rc);
         } else {
+            /* Everything of the device up to high was in this fetch: the seqs between the rows
+             * (acked, cancelled or refused envelopes) are no gap to wait for, and the next
+             * envelope, whose previous seq is high, may go out early (send.c, on_seqs). */
+            if (pushed == n && high > rc->last_pushed)
+                rc->last_pushed = high;
             rc->caught_up = 1;
             if (!rc->sent_empty) {
                 kurer_server_frame f;

@@ -48,13 +48,15 @@ typedef struct hs_ctx {
     kurer_chain chain;
 } hs_ctx;
 
-static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t n, uint64_t total)
+static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t n, uint64_t total,
+                        uint64_t high)
 {
     hs_ctx *h = arg;
     rconn *rc = h->rc;
     relay *r = rc->r;
     (void)rows;
     (void)n;
+    (void)high;
     if (rc->c == NULL || kurer_conn_closing(rc->c)) {
         goto out;
     }

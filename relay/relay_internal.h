@@ -154,11 +154,8 @@ struct relay {
     uint64_t max_conns;          /* effective max_connections */
     htab dir;                    /* dir_user by user name */
     size_t n_dir;                /* devices in the directory */
-    htab online;        /* rconn by device address: the device's live authenticated connection */
-    htab pending;       /* pend_item by seq: delivered before their put committed, not yet acked */
-    uint64_t next_seq;  /* the next seq to assign */
-    uint64_t seq_limit; /* seqs up to here are reserved durably: only those go out early */
-    int reserving;
+    htab online;  /* rconn by device address: the device's live authenticated connection */
+    htab pending; /* pend_item by (device, seq): delivered before their put committed, not acked */
     int stopping;
     /* counters (KURER__RELAY_COUNTERS: each declared once, rendered by metrics.c) */
 #define KURER__COUNTER_FIELD(field, name, help) uint64_t field;
@@ -178,8 +175,6 @@ struct relay {
     int timers;
 };
 
-#define SEQ_BLOCK ((uint64_t)1 << 20) /* seqs reserved per store write */
-
 /* Entries of the source address and prekey-take tables: beyond them new addresses are refused
  * and one-time prekeys withheld (fail closed), never unmetered. */
 #define ADDR_ENTRIES_MAX ((size_t)1 << 16)
@@ -189,8 +184,9 @@ struct relay {
 /* Durability (DESIGN.md, relay store): the sender of a request is told ACCEPTED once every
  * envelope of it is durable: committed by the store, or acked by its recipient device (whose
  * own store committed it first). An envelope whose device is connected and caught up is
- * delivered as soon as its put is submitted, before the commit; if the ack comes back before
- * the commit, the put and the ack cancel in the store and the envelope is never written. */
+ * delivered as soon as the store has given it its seq (sqlite: at submission), before the
+ * commit; if the ack comes back before the commit, the put and the ack cancel in the store and
+ * the envelope is never written (docs/relay.md, "Sequence numbers and early delivery"). */
 struct send_ctx;
 
 typedef struct pend_item {
@@ -205,13 +201,20 @@ typedef struct send_ctx {
     uint64_t request_id;
     kurer_user_result *results;
     size_t n_results;
-    kurer_store_item *items; /* accepted envelopes (with their seqs) */
+    kurer_store_item *items; /* accepted envelopes */
+    uint64_t *seqs;          /* per item, once the store has assigned them (0: not yet) */
     size_t n_items;
     kurer_buf envs;
     size_t *offs;
     pend_item *pend;  /* per item */
     size_t undurable; /* items neither committed nor acked */
     int replied;
+    /* while kurer__handle_send runs: the request's decoded envelopes, which of them are items,
+     * and their server_ts, so that an early delivery needs no decoding (NULL afterwards) */
+    const kurer_envelope *env;
+    const uint8_t *accepted;
+    size_t n_env;
+    int64_t ts;
 } send_ctx;
 
 typedef struct req_ctx {
@@ -266,7 +269,6 @@ rconn *kurer__online(relay *r, const kurer_device_address *a);
 void kurer__online_set(relay *r, rconn *rc);
 
 /* ---- send.c ---- */
-uint64_t kurer__next_seq(relay *r);
 void kurer__handle_send(rconn *rc, const kurer_client_frame *f);
 /* The parts of a send request's policy, in the order kurer__handle_send applies them. */
 /* The request's shape against cfg, before anything is allocated or metered: more envelopes than

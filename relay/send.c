@@ -17,9 +17,10 @@
 #include "kurer/signal.h"
 #include "kurer/util.h"
 
-static uint64_t seq_hash(relay *r, uint64_t seq)
+/* Pending early deliveries are keyed by (device, seq): seqs are per device. */
+static uint64_t pend_hash(relay *r, const kurer_device_address *dev, uint64_t seq)
 {
-    return htab_hash(&r->pending, &seq, sizeof(seq));
+    return htab_hash_dev(&r->pending, dev->user, dev->device_id) ^ (seq * 0x9e3779b97f4a7c15u);
 }
 
 static void pend_remove(relay *r, pend_item *pi)
@@ -30,24 +31,6 @@ static void pend_remove(relay *r, pend_item *pi)
     }
 }
 
-static void on_reserved(void *arg, int err)
-{
-    relay *r = arg;
-    r->reserving = 0;
-    if (err == 0 && r->seq_limit + SEQ_BLOCK > r->seq_limit)
-        r->seq_limit += SEQ_BLOCK;
-}
-
-/* The next seq; extends the durable reservation ahead of use. */
-uint64_t kurer__next_seq(relay *r)
-{
-    uint64_t seq = r->next_seq++;
-    if (!r->reserving && r->next_seq + SEQ_BLOCK / 2 > r->seq_limit &&
-        kurer_store_reserve_seqs(r->store, r->seq_limit + SEQ_BLOCK, on_reserved, r) == 0)
-        r->reserving = 1;
-    return seq;
-}
-
 void kurer__send_ctx_free(send_ctx *sc)
 {
     for (size_t i = 0; sc->results != NULL && i < sc->n_results; i++) {
@@ -56,6 +39,7 @@ void kurer__send_ctx_free(send_ctx *sc)
     }
     free(sc->results);
     free(sc->items);
+    free(sc->seqs);
     free(sc->offs);
     free(sc->pend);
     kurer_buf_release(&sc->envs);
@@ -115,16 +99,15 @@ static void on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t ca
 static void acked_early(rconn *rc, uint64_t seq)
 {
     relay *r = rc->r;
-    uint64_t h = seq_hash(r, seq);
+    uint64_t h = pend_hash(r, &rc->addr, seq);
     for (hnode *n = htab_first(&r->pending, h); n != NULL; n = htab_next(n, h)) {
         pend_item *pi = HTAB_ENTRY(n, pend_item, node);
         send_ctx *sc = pi->sc;
         const kurer_store_item *it = &sc->items[pi->idx];
-        if (it->seq != seq)
-            continue;
         /* only the recipient's own ack counts */
-        if (it->to.device_id != rc->addr.device_id || strcmp(it->to.user, rc->addr.user) != 0)
-            return;
+        if (sc->seqs[pi->idx] != seq || it->to.device_id != rc->addr.device_id ||
+            strcmp(it->to.user, rc->addr.user) != 0)
+            continue;
         pend_remove(r, pi);
         if (--sc->undurable == 0)
             send_accepted(sc, 1);
@@ -132,48 +115,64 @@ static void acked_early(rconn *rc, uint64_t seq)
     }
 }
 
-/* Whether an envelope for to (its device's live connection) goes out before its commit. */
-static int can_push(relay *r, rconn *to, const kurer_store_item *it)
+/* Whether envelopes for to (its device's live connection) may go out before their commit:
+ * it has pushed everything of its mailbox it knows of. */
+static int can_push(rconn *to)
 {
-    return to->caught_up && !to->fetching && !kurer_conn_congested(to->c) &&
-           it->seq <= r->seq_limit && it->seq > to->last_pushed;
+    return to->caught_up && !to->fetching && !kurer_conn_congested(to->c);
 }
 
 static int deliverable_now(relay *r, const kurer_store_item *it)
 {
     rconn *to = kurer__online(r, &it->to);
-    return to != NULL && can_push(r, to, it);
+    return to != NULL && can_push(to);
 }
 
-/* After the put of sc was submitted: delivers each envelope whose device is connected and caught
- * up at once (listing it as pending), and wakes the fetch of the others that are connected. */
-static void deliver_early(relay *r, send_ctx *sc, const kurer_envelope *env, size_t n_env,
-                          const uint8_t *accepted, int64_t ts)
+/* Pushes item k of sc (seq) to its device's connection: from the request's decoded envelope
+ * while kurer__handle_send runs, else from the stored bytes. */
+static int push_item(send_ctx *sc, rconn *to, size_t k, uint64_t seq)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n_env && k < sc->n_items; i++) {
-        if (!accepted[i])
+    if (sc->env == NULL)
+        return kurer__push(to, seq, sc->items[k].env, sc->items[k].len);
+    size_t j = 0;
+    for (size_t i = 0; i < sc->n_env; i++) {
+        if (!sc->accepted[i] || j++ != k)
             continue;
-        kurer_store_item *it = &sc->items[k];
+        kurer_envelope e = sc->env[i];
+        e.has_from = 1;
+        e.from = sc->rc->addr;
+        e.server_ts = sc->ts;
+        return kurer__push_env(to, seq, &e);
+    }
+    return 0;
+}
+
+/* The store has assigned the put's seqs (sqlite: inside kurer_store_put): each envelope whose
+ * device is connected, caught up, and has pushed the seq the store assigned to it just before
+ * (so nothing lower can be missing) goes out at once, listed as pending; the other connected
+ * devices fetch (their fetch, submitted after the put, finds it). */
+static void on_seqs(void *arg, const uint64_t *seqs, const uint64_t *prev, size_t n)
+{
+    send_ctx *sc = arg;
+    relay *r = sc->rc->r;
+    for (size_t k = 0; k < n && k < sc->n_items; k++) {
+        const kurer_store_item *it = &sc->items[k];
         pend_item *pi = &sc->pend[k];
-        k++;
+        sc->seqs[k] = seqs[k];
         rconn *to = kurer__online(r, &it->to);
         if (to == NULL)
             continue;
-        if (can_push(r, to, it)) {
-            kurer_envelope e = env[i];
-            e.has_from = 1;
-            e.from = sc->rc->addr;
-            e.server_ts = ts;
-            if (kurer__push_env(to, it->seq, &e) == 0) {
+        if (can_push(to) && to->last_pushed == prev[k]) {
+            if (push_item(sc, to, k, seqs[k]) == 0) {
                 pi->sc = sc;
                 pi->listed = 1;
-                htab_insert(&r->pending, &pi->node, seq_hash(r, it->seq));
+                htab_insert(&r->pending, &pi->node, pend_hash(r, &it->to, seqs[k]));
             }
             if (to->c != NULL && kurer_conn_congested(to->c))
                 to->caught_up = 0, to->dirty = 1;
         } else {
-            /* its fetch (submitted after the put) will find it */
+            /* not pushed: the device is not caught up until a fetch has found this one */
+            to->caught_up = 0;
             to->dirty = 1;
             kurer__start_fetch(to);
         }
@@ -357,7 +356,6 @@ static int encode_accepted(send_ctx *sc, const kurer_envelope *env, size_t n, ui
     }
     for (size_t i = 0; i < sc->n_items; i++) {
         sc->items[i].env = sc->envs.data + sc->offs[i];
-        sc->items[i].seq = kurer__next_seq(rc->r);
         sc->pend[i].idx = i;
     }
     sc->undurable = sc->n_items;
@@ -373,10 +371,12 @@ send_ctx *kurer__send_ctx_new(rconn *rc, uint64_t request_id, size_t n)
     sc->request_id = request_id;
     sc->results = calloc(n, sizeof(*sc->results));
     sc->items = calloc(n, sizeof(*sc->items));
+    sc->seqs = calloc(n, sizeof(*sc->seqs));
     sc->offs = calloc(n, sizeof(*sc->offs));
     sc->pend = calloc(n, sizeof(*sc->pend));
     kurer_buf_init(&sc->envs, (size_t)n * KURER_FRAME_MAX);
-    if (sc->results == NULL || sc->items == NULL || sc->offs == NULL || sc->pend == NULL) {
+    if (sc->results == NULL || sc->items == NULL || sc->seqs == NULL || sc->offs == NULL ||
+        sc->pend == NULL) {
         kurer__send_ctx_free(sc);
         return NULL;
     }
@@ -426,22 +426,29 @@ void kurer__handle_send(rconn *rc, const kurer_client_frame *f)
         int all_early = r->cfg.ack_hold_us > 0;
         for (size_t i = 0; i < sc->n_items && all_early; i++)
             all_early = deliverable_now(r, &sc->items[i]);
-        kurer_store_limits lim = {r->cfg.mailbox_max, r->cfg.mailbox_sender_max};
+        kurer_store_put_req req = {sc->items,
+                                   sc->n_items,
+                                   {r->cfg.mailbox_max, r->cfg.mailbox_sender_max},
+                                   all_early ? r->cfg.ack_hold_us : 0,
+                                   on_seqs,
+                                   on_put,
+                                   sc};
+        sc->env = env;
+        sc->accepted = accepted;
+        sc->n_env = n;
+        sc->ts = ts;
         rc->refs++;
-        if ((all_early
-                 ? kurer_store_put_held(r->store, sc->items, sc->n_items, &lim, r->cfg.ack_hold_us,
-                                        on_put, sc)
-                 : kurer_store_put(r->store, sc->items, sc->n_items, &lim, on_put, sc)) != 0) {
+        if (kurer_store_put(r->store, &req) != 0) {
             rc->refs--;
             err = KURER_ENOMEM;
+        } else {
+            sc->env = NULL; /* from here on early deliveries decode the stored bytes */
+            sc->accepted = NULL;
         }
     }
-    if (err == 0) {
-        deliver_early(r, sc, env, n, accepted, ts);
-        free(accepted);
-        return;
-    }
     free(accepted);
+    if (err == 0)
+        return;
     if (sc != NULL)
         kurer__send_ctx_free(sc);
     if (err < 0)

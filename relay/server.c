@@ -226,8 +226,8 @@ static int load_roots(relay *r, const char **what)
 }
 
 /* The store, and what is loaded from it: lists (stored ones, then --crl files, so that the
- * directory is checked against them), the directory, the seq range. *quiet: the error was
- * reported already. */
+ * directory is checked against them), the directory; then whether it takes writes. *quiet: the
+ * error was reported already. */
 static int open_store(relay *r, const char **what, int *quiet)
 {
     char path[4096];
@@ -239,7 +239,7 @@ static int open_store(relay *r, const char **what, int *quiet)
     *what = "store";
     if ((err = kurer_path_join(path, sizeof(path), r->opts->dir, "relay.db")) != 0)
         return err;
-    err = kurer_store_open(&r->store, r->loop, path, store_key);
+    err = kurer_store_open_sqlite(&r->store, r->loop, path, store_key);
     kurer_memzero(store_key, sizeof(store_key));
     if (err != 0)
         return err;
@@ -252,10 +252,9 @@ static int open_store(relay *r, const char **what, int *quiet)
     kurer_store_set_commit_delay(r->store, r->cfg.commit_delay_us);
     if ((err = kurer_store_load_directory(r->store, kurer__on_dir_loaded, r)) != 0)
         return err;
-    /* A reservation that cannot be written (a full disk) does not stop the relay: it serves
-     * what it holds, sends get ESTORAGE from their commits until space returns, and the next
-     * send reserves again. */
-    if ((err = kurer_store_seq_start(r->store, SEQ_BLOCK, &r->next_seq, &r->seq_limit)) != 0) {
+    /* A store that cannot be written (a full disk) does not stop the relay: it serves what it
+     * holds, and sends get ESTORAGE from their commits until space returns. */
+    if ((err = kurer_store_probe(r->store)) != 0) {
         if (err != KURER_ESTORAGE)
             return err;
         kurer_log(KURER_LOG_WARN, "relay", "store_not_writable",

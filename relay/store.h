@@ -1,20 +1,34 @@
 /* The relay store: mailboxes, the device directory, prekeys and revocation lists behind one
- * asynchronous interface.
+ * asynchronous interface: an operations table (kurer_store_ops) that each backend fills, with one
+ * constructor per backend (kurer_store_open_sqlite). The kurer_store_* functions below dispatch
+ * through it. What does not depend on the backend (operations as queued records, the submission
+ * queue, completions on the loop, put/ack pairing and held puts) is in store_queue.h, for every
+ * backend to share.
  *
  * Every operation is submitted on the loop thread and completes on the loop thread: its callback
- * runs from a uv_async handle, never inside the submitting call. A backend does its blocking
- * work elsewhere (sqlite: one writer thread; a PostgreSQL backend would drive libpq on the loop
- * with uv_poll). So the connection code never waits for a disk or a network.
+ * runs from the loop, never inside the submitting call (the one exception, a put's on_seqs, says
+ * so). A backend does its blocking work elsewhere (sqlite: one writer thread; a PostgreSQL
+ * backend would drive libpq on the loop with uv_poll). So the connection code never waits for a
+ * disk or a network. If a call that takes a callback fails, the callback never runs.
  *
- * Durability: a put's callback runs only after the transaction holding its envelopes has
+ * Durability: a put's on_done runs only after the transaction holding its envelopes has
  * committed (sqlite: WAL, synchronous=FULL). The sqlite backend groups everything submitted while
  * a commit is running into the next transaction (group commit).
  *
- * Seqs are increasing per device (a store-wide counter that is never reused, so they are also
- * unique); a device acks seqs and only its own rows are deleted. The relay assigns them itself
- * (so that it can deliver an envelope before the put commits), from a range the store has
- * reserved durably (kurer_store_seq_start, kurer_store_reserve_seqs): a seq handed to a device
- * is never handed out again, even after a crash.
+ * Sequence numbers are the store's, per device (docs/relay.md, "Sequence numbers and early
+ * delivery"). The contract every backend keeps:
+ *   - a device's seqs increase in the order the store assigns them, and the store assigns them
+ *     in the order in which it makes the puts visible to fetches of that device: once a fetch
+ *     of the device has seen seq q, no envelope with a seq below q is committed for it later
+ *     (sqlite: one writer, and every fetch writes the puts submitted before it first; a
+ *     PostgreSQL backend: the seq comes from `UPDATE ... RETURNING` on the device's counter row
+ *     inside the envelope's transaction, whose row lock makes commit order seq order);
+ *   - a seq once handed out (to on_seqs) is never handed out again for that device, whether its
+ *     put was written, cancelled by its ack or refused, also after a close and reopen and after
+ *     a crash (sqlite: an epoch raised durably at every open; a seq that could be handed out
+ *     again after a crash goes to on_seqs only once committed);
+ *   - devices are independent: a put for one device does not use up another's seqs.
+ * Delivery relies on the first point: it pushes a device's rows with seq > the last it pushed.
  *
  * Puts and acks that meet: when an ack of device D for seq q is submitted while the put that
  * holds (D, q) has not been executed yet, the two cancel and neither is written. The ack is
@@ -42,7 +56,6 @@ typedef struct kurer_store kurer_store;
 typedef struct kurer_store_item {
     kurer_device_address to;
     kurer_device_address from; /* the sender (its user has a share of the mailbox) */
-    uint64_t seq;              /* assigned by the caller: increasing, within the reserved range */
     const uint8_t *env;
     size_t len;
 } kurer_store_item;
@@ -67,13 +80,23 @@ typedef struct kurer_store_device {
     size_t chain_len;
 } kurer_store_device;
 
-/* err is 0 or a negative code; seqs (n of them, in item order: the items' own) only on
- * success. cancelled: how many of them met their ack and were not written. */
+/* The seqs the store assigned to a put's items (n of them, in item order), and for each the seq
+ * it assigned to the same device just before (for a device's first: the high mark a fetch
+ * reports, kurer_store_fetch_cb), before the put is durable. No seq of the device lies between
+ * prev[i] and seqs[i]: a connection that has pushed prev[i] may push seqs[i] without skipping
+ * anything. */
+typedef void (*kurer_store_seqs_cb)(void *arg, const uint64_t *seqs, const uint64_t *prev,
+                                    size_t n);
+/* err is 0 or a negative code; seqs (n of them, in item order) only on success. cancelled: how
+ * many of them met their ack and were not written. */
 typedef void (*kurer_store_put_cb)(void *arg, int err, const uint64_t *seqs, size_t n,
                                    size_t cancelled);
-/* rows in seq order; total is the number of envelopes queued for the device. */
+/* rows in seq order; total is the number of envelopes queued for the device. high: the highest
+ * seq the store had assigned to the device when the fetch read. Every envelope of the device
+ * with a seq in (after, high] that is ever stored was visible to this fetch, so a reader that got
+ * fewer rows than it asked for has seen all of them: it may treat high as pushed. */
 typedef void (*kurer_store_fetch_cb)(void *arg, int err, const kurer_store_row *rows, size_t n,
-                                     uint64_t total);
+                                     uint64_t total, uint64_t high);
 typedef void (*kurer_store_done_cb)(void *arg, int err);
 /* Called once per stored device, synchronously, from kurer_store_load_directory. */
 typedef void (*kurer_store_device_cb)(void *arg, const kurer_store_device *d);
@@ -87,58 +110,7 @@ typedef struct kurer_store_stats {
     uint64_t refused_share; /* puts refused: a sender at its share (sender_max) */
 } kurer_store_stats;
 
-/* Opens (creating if needed) the SQLCipher store at path with a raw 256-bit key, checks that
- * SQLCipher is really there (cipher_version) and that the key is right, and starts the writer
- * thread. Blocking: call before serving. KURER_EPASSPHRASE for a wrong key, KURER_ELINKAGE if
- * the SQLite in the process is not SQLCipher, KURER_ESTORAGE otherwise. */
-KURER_MUST_CHECK int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path,
-                                      const uint8_t key[32]);
-/* Stops accepting work, lets the writer finish (and commit) everything submitted, runs the
- * remaining callbacks, and frees the store. Blocking; on the loop thread. NULL-safe. */
-void kurer_store_close(kurer_store *s);
-
-/* Reserves seqs durably (blocking; at start-up, before serving): *next is above every seq ever
- * stored or reserved, and [*next, *limit] (block seqs) is reserved before this returns. When
- * the reservation cannot be written (KURER_ESTORAGE: a full disk), *next is still set and
- * *limit is *next - 1 (nothing reserved): the relay can serve and reserve later. */
-KURER_MUST_CHECK int kurer_store_seq_start(kurer_store *s, uint64_t block, uint64_t *next,
-                                           uint64_t *limit);
-/* Extends the durable reservation to upto (callback after the commit). */
-KURER_MUST_CHECK int kurer_store_reserve_seqs(kurer_store *s, uint64_t upto, kurer_store_done_cb cb,
-                                              void *arg);
-
-/* Reads the directory (blocking; at start-up, before serving). */
-KURER_MUST_CHECK int kurer_store_load_directory(kurer_store *s, kurer_store_device_cb cb,
-                                                void *arg);
-
-/* Stores n envelopes durably in one transaction (with whatever else is pending), except those
- * cancelled by their ack (see above). A mailbox that would hold more than lim->mailbox_max
- * envelopes, or more than lim->sender_max from one sender user, refuses the whole put with
- * KURER_ELIMIT (counted in the stats). */
-KURER_MUST_CHECK int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n,
-                                     const kurer_store_limits *lim, kurer_store_put_cb cb,
-                                     void *arg);
-/* The same for a put whose envelopes were all delivered before it is durable: the store may keep
- * it out of its transactions for up to hold_us (microseconds) waiting for their acks, so that a
- * put and its acks that arrive within that time are never written at all, whichever batches
- * they fall into. A held put is written (before anything that reads mailboxes, i.e. any fetch,
- * and at close) once hold_us have passed without all its acks. */
-KURER_MUST_CHECK int kurer_store_put_held(kurer_store *s, const kurer_store_item *items, size_t n,
-                                          const kurer_store_limits *lim, uint64_t hold_us,
-                                          kurer_store_put_cb cb, void *arg);
-/* Up to limit envelopes of a device with seq > after, oldest first. */
-KURER_MUST_CHECK int kurer_store_fetch(kurer_store *s, const kurer_device_address *dev,
-                                       uint64_t after, size_t limit, kurer_store_fetch_cb cb,
-                                       void *arg);
-/* Deletes the device's envelopes with these seqs (unknown seqs are ignored). */
-KURER_MUST_CHECK int kurer_store_ack(kurer_store *s, const kurer_device_address *dev,
-                                     const uint64_t *seqs, size_t n, kurer_store_done_cb cb,
-                                     void *arg);
-/* Records (or replaces) a directory entry. */
-KURER_MUST_CHECK int kurer_store_put_device(kurer_store *s, const kurer_store_device *d,
-                                            kurer_store_done_cb cb, void *arg);
-
-/* ---- prekeys ------------------------------------------------------------------------------ */
+/* ---- prekeys and revocation lists: their types ------------------------------------------ */
 
 /* Stored per device: the registration id and the current signed prekey (one row; a new upload
  * replaces it), and a pool of one-time prekeys keyed by their id (an upload adds to the pool; an
@@ -166,41 +138,194 @@ typedef struct kurer_store_bundle {
 typedef void (*kurer_store_count_cb)(void *arg, int err, uint64_t count);
 /* bundles in the order of the devices asked for (those without a signed prekey left out). */
 typedef void (*kurer_store_bundles_cb)(void *arg, int err, const kurer_store_bundle *b, size_t n);
+/* Called once per stored list, synchronously, from kurer_store_load_crls. */
+typedef void (*kurer_store_crl_cb)(void *arg, const uint8_t *list, size_t len);
+
+/* A put: n envelopes, stored durably in one transaction (with whatever else is pending), except
+ * those cancelled by their ack (see above). A mailbox that would hold more than
+ * lim.mailbox_max envelopes, or more than lim.sender_max from one sender user, refuses the whole
+ * put with KURER_ELIMIT (counted in the stats).
+ *
+ * hold_us > 0 marks a put whose envelopes are all going out before it is durable: the store may
+ * keep it out of its transactions for up to hold_us (microseconds) waiting for their acks, so
+ * that a put and its acks that arrive within that time are never written at all, whichever
+ * batches they fall into. A held put is written (before anything that reads mailboxes, i.e. any
+ * fetch, and at close) once hold_us have passed without all its acks. A backend may ignore it.
+ *
+ * on_seqs (may be NULL) runs once with the put's seqs, before on_done, on the loop thread; a
+ * backend that assigns seqs at submission (sqlite) runs it inside kurer_store_put, after the put
+ * is queued (so that an ack submitted from on_seqs pairs with it). A put that fails before it
+ * has seqs gets on_done with the error and no on_seqs. */
+typedef struct kurer_store_put_req {
+    const kurer_store_item *items;
+    size_t n;
+    kurer_store_limits lim;
+    uint64_t hold_us;
+    kurer_store_seqs_cb on_seqs;
+    kurer_store_put_cb on_done;
+    void *arg;
+} kurer_store_put_req;
+
+/* ---- the operations table ----------------------------------------------------------------- */
+
+/* A backend: one entry per operation, each with the contract of the kurer_store_* function of
+ * the same name below. Every entry is set (the conformance suite checks it). */
+typedef struct kurer_store_ops {
+    const char *name;
+    void (*close)(kurer_store *s);
+    int (*probe)(kurer_store *s);
+    int (*load_directory)(kurer_store *s, kurer_store_device_cb cb, void *arg);
+    int (*load_crls)(kurer_store *s, kurer_store_crl_cb cb, void *arg);
+    int (*put)(kurer_store *s, const kurer_store_put_req *req);
+    int (*fetch)(kurer_store *s, const kurer_device_address *dev, uint64_t after, size_t limit,
+                 kurer_store_fetch_cb cb, void *arg);
+    int (*ack)(kurer_store *s, const kurer_device_address *dev, const uint64_t *seqs, size_t n,
+               kurer_store_done_cb cb, void *arg);
+    int (*put_device)(kurer_store *s, const kurer_store_device *d, kurer_store_done_cb cb,
+                      void *arg);
+    int (*put_prekeys)(kurer_store *s, const kurer_store_prekeys *p, kurer_store_count_cb cb,
+                       void *arg);
+    int (*take_prekeys)(kurer_store *s, const kurer_device_address *devs, size_t n,
+                        size_t n_one_time, kurer_store_bundles_cb cb, void *arg);
+    int (*count_prekeys)(kurer_store *s, const kurer_device_address *dev, kurer_store_count_cb cb,
+                         void *arg);
+    int (*put_crl)(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t version,
+                   const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg);
+    void (*set_commit_delay)(kurer_store *s, uint64_t us);
+    void (*get_stats)(kurer_store *s, kurer_store_stats *out);
+} kurer_store_ops;
+
+/* What every backend's store starts with (a backend's own struct embeds it first). */
+struct kurer_store {
+    const kurer_store_ops *ops;
+    struct kurer__storeq *q; /* the shared queue (store_queue.h), for backends that use it */
+};
+
+/* ---- constructors (one per backend) ------------------------------------------------------- */
+
+/* Opens (creating if needed) the SQLCipher store at path with a raw 256-bit key, checks that
+ * SQLCipher is really there (cipher_version) and that the key is right, brings the schema up to
+ * date, raises the seq epoch (kurer_store_probe says whether it could) and starts the writer
+ * thread. Blocking: call before
+ * serving. KURER_EPASSPHRASE for a wrong key, KURER_ELINKAGE if the SQLite in the process is
+ * not SQLCipher, KURER_EVERSION for a store of a newer relay, KURER_ESTORAGE otherwise. */
+KURER_MUST_CHECK int kurer_store_open_sqlite(kurer_store **out, uv_loop_t *loop, const char *path,
+                                             const uint8_t key[32]);
+
+/* ---- operations (through the table) ------------------------------------------------------- */
+
+/* Stops accepting work, lets the backend finish (and commit) everything submitted, runs the
+ * remaining callbacks, and frees the store. Blocking; on the loop thread. NULL-safe. */
+static inline void kurer_store_close(kurer_store *s)
+{
+    if (s != NULL)
+        s->ops->close(s);
+}
+
+/* Whether the store takes writes (sqlite: it could record the seq epoch at open, and its file
+ * system has room for an envelope): 0, or KURER_ESTORAGE (a full disk: the relay serves what
+ * is stored, and sends get ESTORAGE until there is room). At start-up. */
+KURER_MUST_CHECK static inline int kurer_store_probe(kurer_store *s)
+{
+    return s->ops->probe(s);
+}
+
+/* Reads the directory (blocking; at start-up, before serving). */
+KURER_MUST_CHECK static inline int kurer_store_load_directory(kurer_store *s,
+                                                              kurer_store_device_cb cb, void *arg)
+{
+    return s->ops->load_directory(s, cb, arg);
+}
+
+/* Reads the stored revocation lists (blocking; at start-up, before serving). */
+KURER_MUST_CHECK static inline int kurer_store_load_crls(kurer_store *s, kurer_store_crl_cb cb,
+                                                         void *arg)
+{
+    return s->ops->load_crls(s, cb, arg);
+}
+
+/* Submits a put (kurer_store_put_req above). */
+KURER_MUST_CHECK static inline int kurer_store_put(kurer_store *s, const kurer_store_put_req *req)
+{
+    return s->ops->put(s, req);
+}
+
+/* Up to limit envelopes of a device with seq > after, oldest first (limit 0: the count only). */
+KURER_MUST_CHECK static inline int kurer_store_fetch(kurer_store *s,
+                                                     const kurer_device_address *dev,
+                                                     uint64_t after, size_t limit,
+                                                     kurer_store_fetch_cb cb, void *arg)
+{
+    return s->ops->fetch(s, dev, after, limit, cb, arg);
+}
+
+/* Deletes the device's envelopes with these seqs (unknown seqs are ignored). */
+KURER_MUST_CHECK static inline int kurer_store_ack(kurer_store *s, const kurer_device_address *dev,
+                                                   const uint64_t *seqs, size_t n,
+                                                   kurer_store_done_cb cb, void *arg)
+{
+    return s->ops->ack(s, dev, seqs, n, cb, arg);
+}
+
+/* Records (or replaces) a directory entry. */
+KURER_MUST_CHECK static inline int kurer_store_put_device(kurer_store *s,
+                                                          const kurer_store_device *d,
+                                                          kurer_store_done_cb cb, void *arg)
+{
+    return s->ops->put_device(s, d, cb, arg);
+}
 
 /* Stores an upload durably (callback after the commit) and reports the device's pool size. An
  * upload after which the pool would hold more than max_one_time one-time prekeys is refused
  * whole with KURER_ELIMIT: nothing of it is stored. */
-KURER_MUST_CHECK int kurer_store_put_prekeys(kurer_store *s, const kurer_store_prekeys *p,
-                                             kurer_store_count_cb cb, void *arg);
+KURER_MUST_CHECK static inline int kurer_store_put_prekeys(kurer_store *s,
+                                                           const kurer_store_prekeys *p,
+                                                           kurer_store_count_cb cb, void *arg)
+{
+    return s->ops->put_prekeys(s, p, cb, arg);
+}
+
 /* For each of n devices: its registration id and signed prekey, and, for the first n_one_time
  * of them, one one-time prekey (the lowest id), which is deleted in the same transaction, so no
- * prekey is handed out twice. The callback runs after the commit. n <= KURER_USER_DEVICES_MAX. */
-KURER_MUST_CHECK int kurer_store_take_prekeys(kurer_store *s, const kurer_device_address *devs,
-                                              size_t n, size_t n_one_time,
-                                              kurer_store_bundles_cb cb, void *arg);
+ * prekey is handed out twice. The callback runs after the commit. n <= KURER_USER_DEVICES_MAX
+ * (else KURER_ELIMIT). */
+KURER_MUST_CHECK static inline int kurer_store_take_prekeys(kurer_store *s,
+                                                            const kurer_device_address *devs,
+                                                            size_t n, size_t n_one_time,
+                                                            kurer_store_bundles_cb cb, void *arg)
+{
+    return s->ops->take_prekeys(s, devs, n, n_one_time, cb, arg);
+}
+
 /* The number of one-time prekeys a device holds, and whether it has ever uploaded
  * (count_cb's err is KURER_ENOTFOUND if it has no signed prekey). */
-KURER_MUST_CHECK int kurer_store_count_prekeys(kurer_store *s, const kurer_device_address *dev,
-                                               kurer_store_count_cb cb, void *arg);
+KURER_MUST_CHECK static inline int kurer_store_count_prekeys(kurer_store *s,
+                                                             const kurer_device_address *dev,
+                                                             kurer_store_count_cb cb, void *arg)
+{
+    return s->ops->count_prekeys(s, dev, cb, arg);
+}
 
-/* ---- revocation lists --------------------------------------------------------------------- */
-
-/* Called once per stored list, synchronously, from kurer_store_load_crls. */
-typedef void (*kurer_store_crl_cb)(void *arg, const uint8_t *list, size_t len);
-
-/* Reads the stored revocation lists (blocking; at start-up, before serving). */
-KURER_MUST_CHECK int kurer_store_load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg);
 /* Stores a verified SignedRevocationList as the newest of its issuer (key id), unless a list
  * with this version or a newer one is stored already (then nothing changes; not an error).
  * The callback runs after the commit. */
-KURER_MUST_CHECK int kurer_store_put_crl(kurer_store *s, const uint8_t issuer_key_id[32],
-                                         uint64_t version, const uint8_t *list, size_t len,
-                                         kurer_store_done_cb cb, void *arg);
+KURER_MUST_CHECK static inline int
+kurer_store_put_crl(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t version,
+                    const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg)
+{
+    return s->ops->put_crl(s, issuer_key_id, version, list, len, cb, arg);
+}
 
 /* A backend may hold submitted work up to us microseconds before it starts a transaction, to
  * gather larger batches and to let acks meet their puts (0: start at once). */
-void kurer_store_set_commit_delay(kurer_store *s, uint64_t us);
+static inline void kurer_store_set_commit_delay(kurer_store *s, uint64_t us)
+{
+    s->ops->set_commit_delay(s, us);
+}
 
-void kurer_store_get_stats(kurer_store *s, kurer_store_stats *out);
+static inline void kurer_store_get_stats(kurer_store *s, kurer_store_stats *out)
+{
+    s->ops->get_stats(s, out);
+}
 
 #endif

@@ -27,11 +27,25 @@ static const char *const MIGRATIONS[] = {
      "id INTEGER NOT NULL, pub BLOB NOT NULL, PRIMARY KEY(user, device, id));"
      "CREATE TABLE IF NOT EXISTS crls(issuer_key_id BLOB PRIMARY KEY, version INTEGER NOT NULL, "
      "list BLOB NOT NULL);"),
-    /* 3: seqs reserved durably: the relay assigns seqs from this range */
+    /* 3: seqs reserved durably: the relay assigned seqs from this range (until step 5) */
     ("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"),
     /* 4: the sender of each envelope: each sender user has a share of a mailbox */
     ("ALTER TABLE mailbox ADD COLUMN sender TEXT NOT NULL DEFAULT '';"
      "CREATE INDEX IF NOT EXISTS mailbox_sender ON mailbox(user, device, sender);"),
+    /* 5: seqs per device, from the store: a mailbox row is keyed by (device, seq), and the
+     * relay-wide reservation of step 3 gives way to an epoch (meta.seq_epoch, raised at every
+     * open: a device's seqs of epoch E lie above E * 2^40). The rows keep their seqs, which lie
+     * below the first epoch's. */
+    ("CREATE TABLE mailbox_v5(user TEXT NOT NULL, device INTEGER NOT NULL, seq INTEGER NOT NULL, "
+     "sender TEXT NOT NULL, env BLOB NOT NULL, UNIQUE(user, device, seq));"
+     "INSERT INTO mailbox_v5(user, device, seq, sender, env) SELECT user, device, seq, sender, "
+     "env FROM mailbox;"
+     "DROP TABLE mailbox;"
+     "ALTER TABLE mailbox_v5 RENAME TO mailbox;"
+     "CREATE INDEX mailbox_sender ON mailbox(user, device, sender);"
+     "INSERT OR REPLACE INTO meta SELECT 'seq_epoch', max(ifnull((SELECT max(seq) FROM mailbox), "
+     "0), ifnull((SELECT v FROM meta WHERE k = 'seq_reserved'), 0)) >> 40;"
+     "DELETE FROM meta WHERE k = 'seq_reserved';"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 

@@ -1,106 +1,53 @@
-/* The sqlite (SQLCipher) backend of the relay store: one writer thread with group commit. */
+/* The sqlite (SQLCipher) backend of the relay store: one writer thread with group commit over
+ * the shared queue (store_queue.c), and the per-device seq counters. */
 #include "store.h"
+#include "store_queue.h"
 #include "store_sqlite.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/statvfs.h>
 
+#include "htab.h"
 #include "kurer/crypto.h"
 #include "kurer/log.h"
 #include "kurer/util.h"
 
-enum op_kind {
-    OP_PUT = 1,
-    OP_FETCH,
-    OP_ACK,
-    OP_DEVICE,
-    OP_PREKEYS,
-    OP_TAKE,
-    OP_COUNT,
-    OP_CRL,
-    OP_RESERVE
-};
+typedef kurer__op op;
 
-typedef struct op {
-    struct op *next;
-    enum op_kind kind;
-    uint64_t submitted_ns;
-    uint64_t hold_until_ns; /* OP_PUT: may be held out of transactions until then (0: not) */
-    void *arg;
-    union {
-        kurer_store_put_cb put;
-        kurer_store_fetch_cb fetch;
-        kurer_store_done_cb done;
-        kurer_store_count_cb count;
-        kurer_store_bundles_cb bundles;
-    } cb;
-    int err;
-    /* inputs */
+/* Seqs: every open raises the store's epoch E (meta.seq_epoch) and each device's seqs of this
+ * run count up from E * 2^40, so a seq is never handed out twice, even after a crash, with no
+ * write per envelope. 2^40 is more envelopes than one device gets in a run; 2^24 opens fit. */
+#define EPOCH_SHIFT 40
+
+/* The room kurer_store_probe wants: a largest envelope with its pages in the log and the file. */
+#define PROBE_ROOM ((uint64_t)256 * 1024)
+
+/* A device's seq counter (loop thread only): seqs are handed out at submission, from here. */
+typedef struct seq_ctr {
+    hnode node;
+    struct seq_ctr *all; /* every counter, to free them */
     kurer_device_address dev;
-    kurer_store_item *items; /* OP_PUT: copies, bytes in blob */
-    size_t n;
-    uint64_t after, limit, mailbox_max, sender_max, serial;
-    uint64_t *seqs;  /* OP_PUT out, OP_ACK in */
-    uint8_t *skip;   /* OP_PUT, OP_ACK: per item, cancelled against its pair in the batch */
-    size_t n_cancel; /* OP_PUT: items not written */
-    uint8_t *blob;   /* OP_DEVICE chain */
-    size_t blob_len;
-    /* OP_FETCH out */
-    kurer_store_row *rows;
-    size_t n_rows;
-    uint64_t total;
-    /* OP_PREKEYS in (one_time copied into otk) */
-    kurer_store_prekeys pk;
-    kurer_one_time_prekey *otk;
-    /* OP_TAKE in (devs, n) and out */
-    kurer_device_address *devs;
-    kurer_store_bundle *bundles;
-    size_t n_bundles;
-    /* OP_CRL in */
-    uint8_t key_id[32];
-} op;
+    uint64_t last; /* the last seq assigned (the epoch's base before the first) */
+} seq_ctr;
 
-struct kurer_store {
+typedef struct sq_store {
+    kurer_store base;
+    kurer__storeq q;
     sqlite3 *db;
-    uv_loop_t *loop;
-    uv_async_t async;
     pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    op *in_head, **in_tail;     /* submitted */
-    op *done_head, **done_tail; /* completed, for the loop */
-    op *held_head, **held_tail; /* puts waiting for their acks (writer thread only) */
-    uint64_t stat_held;         /* puts ever held; how many of them were never written */
-    uint64_t stat_held_cancelled;
-    int stopping;
-    int writing;   /* the writer holds the connection (a batch is running) */
-    int exclusive; /* a start-up loader holds the connection: the writer waits */
-    uint64_t commit_delay_ns;
-    kurer_store_stats stats;
     /* statements of the hot path, prepared once (writer thread only) */
     sqlite3_stmt *st_count, *st_count_sender, *st_insert, *st_delete, *st_fetch;
-    /* puts refused (writer thread writes, stats readers on the loop read: _Atomic) */
-    _Atomic uint64_t refused_full, refused_share;
-};
-
-static void op_free(op *o)
-{
-    if (o == NULL)
-        return;
-    if (o->items != NULL)
-        free(o->items);
-    free(o->seqs);
-    free(o->skip);
-    free(o->blob);
-    free(o->rows);
-    free(o->otk);
-    free(o->devs);
-    free(o->bundles);
-    free(o);
-}
+    htab seqs; /* seq_ctr by device (loop thread) */
+    seq_ctr *all_seqs;
+    uint64_t epoch; /* this run's, E: seqs above E << EPOCH_SHIFT */
+    /* The epoch is durable (written at open, or by the first commit since). Until then on_seqs
+     * runs after the put's commit (seqs of committed rows are above the epoch's base anyway),
+     * so that no seq goes out early that a crash could hand out again. */
+    _Atomic int epoch_saved;
+} sq_store;
 
 /* Whether item i of o would take its mailbox past max: count is what the mailbox holds for the
  * key (the device, or the device and sender), same() says which earlier items of this put count
@@ -132,7 +79,7 @@ static int count_rows(sqlite3_stmt *st, const kurer_store_item *it, int by_sende
     return r == SQLITE_ROW ? 0 : KURER_ESTORAGE;
 }
 
-static int exec_put(kurer_store *s, op *o)
+static int exec_put(sq_store *s, op *o)
 {
     sqlite3_stmt *ins = s->st_insert;
     int rc = KURER_ESTORAGE;
@@ -144,7 +91,7 @@ static int exec_put(kurer_store *s, op *o)
             if (count_rows(s->st_count, &o->items[i], 0, &count) != 0)
                 goto out;
             if (over(o, i, count, o->mailbox_max, 0)) {
-                s->refused_full++;
+                s->q.refused_full++;
                 rc = KURER_ELIMIT;
                 goto out;
             }
@@ -154,7 +101,7 @@ static int exec_put(kurer_store *s, op *o)
             if (count_rows(s->st_count_sender, &o->items[i], 1, &count) != 0)
                 goto out;
             if (over(o, i, count, o->sender_max, 1)) {
-                s->refused_share++;
+                s->q.refused_share++;
                 rc = KURER_ELIMIT;
                 goto out;
             }
@@ -162,11 +109,10 @@ static int exec_put(kurer_store *s, op *o)
     }
     sqlite3_exec(s->db, "SAVEPOINT put", NULL, NULL, NULL);
     for (size_t i = 0; i < o->n; i++) {
-        o->seqs[i] = o->items[i].seq;
         if (o->skip[i])
             continue;
         sqlite3_reset(ins);
-        sqlite3_bind_int64(ins, 1, (sqlite3_int64)o->items[i].seq);
+        sqlite3_bind_int64(ins, 1, (sqlite3_int64)o->seqs[i]);
         sqlite3_bind_text(ins, 2, o->items[i].to.user, -1, SQLITE_STATIC);
         sqlite3_bind_int64(ins, 3, o->items[i].to.device_id);
         sqlite3_bind_blob(ins, 4, o->items[i].env, (int)o->items[i].len, SQLITE_STATIC);
@@ -185,7 +131,7 @@ out:
     return rc;
 }
 
-static int exec_fetch(kurer_store *s, op *o)
+static int exec_fetch(sq_store *s, op *o)
 {
     sqlite3_stmt *st = s->st_count;
     int rc = KURER_ESTORAGE;
@@ -236,7 +182,7 @@ out:
     return rc;
 }
 
-static int exec_ack(kurer_store *s, op *o)
+static int exec_ack(sq_store *s, op *o)
 {
     sqlite3_stmt *st = s->st_delete;
     int rc = KURER_ESTORAGE;
@@ -255,93 +201,7 @@ out:
     sqlite3_reset(st);
     return rc;
 }
-
-static int exec_reserve(kurer_store *s, op *o)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = KURER_ESTORAGE;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT OR REPLACE INTO meta SELECT 'seq_reserved', max(?1, "
-                           "ifnull((SELECT v FROM meta WHERE k='seq_reserved'), 0))",
-                           -1, &st, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)o->after);
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : KURER_ESTORAGE;
-out:
-    sqlite3_finalize(st);
-    return rc;
-}
-
-typedef struct ack_ref {
-    uint64_t seq;
-    op *o;
-    size_t i;
-} ack_ref;
-
-static int cmp_ack_ref(const void *a, const void *b)
-{
-    uint64_t x = ((const ack_ref *)a)->seq, y = ((const ack_ref *)b)->seq;
-    return x < y ? -1 : x > y;
-}
-
-/* Puts and acks of one batch (held puts first) that name the same (device, seq) cancel:
- * neither is executed. A put always precedes the ack of its envelope (the relay delivers only
- * after submitting it), so only acks later in the batch are looked at. */
-static void pair_batch(op *batch)
-{
-    size_t n = 0, k = 0;
-    int have_put = 0;
-    for (op *o = batch; o != NULL; o = o->next) {
-        if (o->kind == OP_ACK && have_put)
-            n += o->n;
-        else if (o->kind == OP_PUT)
-            have_put = 1;
-    }
-    if (n == 0)
-        return;
-    ack_ref *refs = malloc(n * sizeof(*refs));
-    if (refs == NULL)
-        /* Out of memory: the acks run as plain deletes. Nothing is lost, but an ack that should
-         * have cancelled a held put deletes nothing, the put is written later and that envelope
-         * is delivered again (the recipient drops it by envelope id). */
-        return;
-    have_put = 0;
-    for (op *o = batch; o != NULL; o = o->next) {
-        if (o->kind == OP_ACK && have_put)
-            for (size_t i = 0; i < o->n; i++)
-                refs[k++] = (ack_ref){o->seqs[i], o, i};
-        else if (o->kind == OP_PUT)
-            have_put = 1;
-    }
-    qsort(refs, n, sizeof(*refs), cmp_ack_ref);
-    for (op *o = batch; o != NULL; o = o->next) {
-        if (o->kind != OP_PUT)
-            continue;
-        for (size_t i = 0; i < o->n; i++) {
-            if (o->skip[i])
-                continue; /* a held put's item cancelled in an earlier round */
-            ack_ref key = {o->items[i].seq, NULL, 0};
-            ack_ref *a = bsearch(&key, refs, n, sizeof(*refs), cmp_ack_ref);
-            if (a == NULL)
-                continue;
-            /* equal seqs sit together: find one of this device not yet used */
-            while (a > refs && a[-1].seq == key.seq)
-                a--;
-            for (; a < refs + n && a->seq == key.seq; a++) {
-                if (a->o->skip[a->i] || a->o->dev.device_id != o->items[i].to.device_id ||
-                    strcmp(a->o->dev.user, o->items[i].to.user) != 0)
-                    continue;
-                a->o->skip[a->i] = 1;
-                o->skip[i] = 1;
-                o->n_cancel++;
-                break;
-            }
-        }
-    }
-    free(refs);
-}
-
-static int exec_device(kurer_store *s, op *o)
+static int exec_device(sq_store *s, op *o)
 {
     sqlite3_stmt *st = NULL;
     int rc = KURER_ESTORAGE;
@@ -358,7 +218,7 @@ out:
     return rc;
 }
 
-static int count_otk(kurer_store *s, const kurer_device_address *d, uint64_t *out)
+static int count_otk(sq_store *s, const kurer_device_address *d, uint64_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = KURER_ESTORAGE;
@@ -377,7 +237,7 @@ out:
     return rc;
 }
 
-static int exec_prekeys(kurer_store *s, op *o)
+static int exec_prekeys(sq_store *s, op *o)
 {
     sqlite3_stmt *spk = NULL, *otk = NULL;
     const kurer_signed_prekey *p = &o->pk.signed_prekey;
@@ -435,7 +295,7 @@ static int copy_key(sqlite3_stmt *st, int col, uint8_t *out, size_t len)
 
 /* One transaction for all devices: the one-time prekey taken is deleted before the commit that
  * precedes the answer, so two fetchers can never be handed the same one. */
-static int exec_take(kurer_store *s, op *o)
+static int exec_take(sq_store *s, op *o)
 {
     sqlite3_stmt *spk = NULL, *otk = NULL, *del = NULL;
     int rc = KURER_ESTORAGE;
@@ -519,7 +379,7 @@ out:
     return rc;
 }
 
-static int exec_count(kurer_store *s, op *o)
+static int exec_count(sq_store *s, op *o)
 {
     sqlite3_stmt *st = NULL;
     int rc = KURER_ESTORAGE, r;
@@ -538,7 +398,7 @@ out:
     return rc;
 }
 
-static int exec_crl(kurer_store *s, op *o)
+static int exec_crl(sq_store *s, op *o)
 {
     sqlite3_stmt *st = NULL;
     int rc = KURER_ESTORAGE;
@@ -556,289 +416,209 @@ out:
     sqlite3_finalize(st);
     return rc;
 }
-
-/* Hands ops to the loop (s->mu held). */
-static void complete_locked(kurer_store *s, op *o)
+static int epoch_write(sq_store *s)
 {
-    o->next = NULL;
-    *s->done_tail = o;
-    s->done_tail = &o->next;
+    sqlite3_stmt *st = NULL;
+    int rc = KURER_ESTORAGE;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta VALUES('seq_epoch', ?1)", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)s->epoch);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : KURER_ESTORAGE;
+    }
+    sqlite3_finalize(st);
+    return rc;
 }
 
-/* True if every item of o (a put or an ack) was cancelled against its pair. */
-static int all_skipped(const op *o)
+/* ---- the writer --------------------------------------------------------------------------- */
+
+static int exec_one(sq_store *s, op *o)
 {
-    for (size_t i = 0; i < o->n; i++)
-        if (!o->skip[i])
-            return 0;
-    return 1;
+    switch (o->kind) {
+    case KURER__OP_PUT:
+        return exec_put(s, o);
+    case KURER__OP_ACK:
+        return exec_ack(s, o);
+    case KURER__OP_DEVICE:
+        return exec_device(s, o);
+    case KURER__OP_PREKEYS:
+        return exec_prekeys(s, o);
+    case KURER__OP_TAKE:
+        return exec_take(s, o);
+    case KURER__OP_CRL:
+        return exec_crl(s, o);
+    case KURER__OP_FETCH:
+    case KURER__OP_COUNT:
+        break; /* reads run after the commit */
+    }
+    return 0;
 }
 
-/* Builds the work of one round from the held puts and the new batch (both in submission
- * order). Puts and acks that pair are cancelled; what needs no write is completed at once
- * (into *done): a held put all of whose acks came, an ack that only cancelled. Held puts stay
- * held until their time is up, unless a fetch in the batch (or the close) needs the mailboxes
- * complete: then they run first. Returns the ops to execute, in order. */
-static op *plan_round(kurer_store *s, op *batch, int flush, op **done)
+/* One round in one transaction; reads after its commit. */
+static void run_round(sq_store *s, op *round)
 {
-    uint64_t now = kurer_time_mono_ns();
-    op *held = s->held_head;
-    s->held_head = NULL;
-    s->held_tail = &s->held_head;
-    /* new holdable puts join the held list (they precede their acks: submitted first) */
-    op *rest = NULL, **rt = &rest;
-    op **ht = &held;
-    while (*ht != NULL)
-        ht = &(*ht)->next;
-    for (op *o = batch, *next; o != NULL; o = next) {
-        next = o->next;
-        o->next = NULL;
-        if (o->kind == OP_FETCH)
-            flush = 1;
-        if (o->kind == OP_PUT && o->hold_until_ns != 0) {
-            s->stat_held++;
-            *ht = o;
-            ht = &o->next;
-        } else {
-            *rt = o;
-            rt = &o->next;
-        }
+    uint64_t t0 = kurer_time_mono_ns(), count = 0;
+    int txrc =
+        sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : KURER_ESTORAGE;
+    int epoch = !s->epoch_saved; /* not recorded at open (a full disk): with this commit */
+    if (txrc == 0 && epoch)
+        txrc = epoch_write(s);
+    for (op *o = round; o != NULL && txrc == 0; o = o->next, count++)
+        o->err = exec_one(s, o);
+    /* The cause is read right after the failing statement: a ROLLBACK would overwrite it with
+     * its own message ("no transaction is active" after a failed COMMIT). */
+    char cause[160] = "";
+    if (txrc != 0)
+        snprintf(cause, sizeof(cause), "begin: %s", sqlite3_errmsg(s->db));
+    if (txrc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(cause, sizeof(cause), "%s", sqlite3_errmsg(s->db));
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        txrc = KURER_ESTORAGE;
     }
-    /* pair over held + rest */
-    *ht = rest;
-    pair_batch(held);
-    op *work = NULL, **wt = &work;
-    op *later = NULL, **lt = &later;
-    *done = NULL;
-    op **dt = done;
-    for (op *o = held, *next; o != NULL; o = next) {
-        next = o->next;
-        o->next = NULL;
-        if (o->kind == OP_PUT && o->hold_until_ns != 0 && all_skipped(o)) {
-            s->stat_held_cancelled++;
-            *dt = o; /* never written: done, no commit needed */
-            dt = &o->next;
-        } else if (o->kind == OP_ACK && all_skipped(o)) {
-            *dt = o; /* deletes nothing that was ever written */
-            dt = &o->next;
-        } else if (o->kind == OP_PUT && o->hold_until_ns != 0 && !flush && now < o->hold_until_ns) {
-            *lt = o; /* keeps waiting for its acks */
-            lt = &o->next;
-        } else {
-            *wt = o;
-            wt = &o->next;
-        }
+    if (txrc == 0 && epoch)
+        s->epoch_saved = 1;
+    if (txrc != 0) {
+        kurer_log(KURER_LOG_ERROR, "store", "commit_failed",
+                  (kurer_log_field[]){KURER_LOG_STR("error", cause)}, 1);
+        for (op *o = round; o != NULL; o = o->next)
+            if (o->kind != KURER__OP_FETCH && o->kind != KURER__OP_COUNT)
+                o->err = txrc;
     }
-    s->held_head = later;
-    s->held_tail = later != NULL ? lt : &s->held_head;
-    return work;
+    /* Reads see the round's writes once they are committed, and only then: a read never hands
+     * out a row that a failed commit took back, and a failed write (a full disk) never fails
+     * the reads that came with it. */
+    for (op *o = round; o != NULL; o = o->next)
+        if (o->kind == KURER__OP_FETCH)
+            o->err = exec_fetch(s, o);
+        else if (o->kind == KURER__OP_COUNT)
+            o->err = exec_count(s, o);
+    kurer__storeq_finish(&s->q, round, count, (kurer_time_mono_ns() - t0) / 1000);
 }
 
 /* The writer: takes everything submitted, runs it in one transaction, commits, hands the
  * completions to the loop. What arrives meanwhile waits for the next round. */
 static void *writer(void *arg)
 {
-    kurer_store *s = arg;
+    sq_store *s = arg;
     for (;;) {
-        pthread_mutex_lock(&s->mu);
-        for (;;) {
-            if (s->stopping || (!s->exclusive && s->in_head != NULL))
-                break;
-            if (!s->exclusive && s->held_head != NULL) {
-                uint64_t due = s->held_head->hold_until_ns, now = kurer_time_mono_ns();
-                if (now >= due)
-                    break;
-                /* the first held put is the oldest: wake when its time is up */
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                uint64_t abs =
-                    (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (due - now);
-                ts.tv_sec = (time_t)(abs / 1000000000u);
-                ts.tv_nsec = (long)(abs % 1000000000u);
-                pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-            } else {
-                pthread_cond_wait(&s->cv, &s->mu);
-            }
-        }
-        /* Commit delay: let the oldest op wait a little for company, and for the acks that
-         * cancel puts delivered in the meantime. */
-        while (s->in_head != NULL && !s->stopping && s->commit_delay_ns > 0) {
-            uint64_t due = s->in_head->submitted_ns + s->commit_delay_ns,
-                     now = kurer_time_mono_ns();
-            if (now >= due)
-                break;
-            pthread_mutex_unlock(&s->mu);
-            struct timespec ts = {0, (long)(due - now)};
-            nanosleep(&ts, NULL);
-            pthread_mutex_lock(&s->mu);
-        }
-        op *batch = s->exclusive ? NULL : s->in_head;
-        if (batch != NULL) {
-            s->in_head = NULL;
-            s->in_tail = &s->in_head;
-        }
-        int stop = s->stopping && batch == NULL && s->held_head == NULL;
-        int go = !s->exclusive && (batch != NULL || s->held_head != NULL);
-        if (go)
-            s->writing = 1;
-        int flush = s->stopping;
-        pthread_mutex_unlock(&s->mu);
+        int stop = 0;
+        op *round = kurer__storeq_next(&s->q, &stop);
         if (stop)
             break;
-        if (!go)
-            continue; /* a start-up loader took the connection during the delay */
-        op *done = NULL;
-        batch = plan_round(s, batch, flush, &done);
-        if (done != NULL) {
-            pthread_mutex_lock(&s->mu);
-            for (op *o = done, *next; o != NULL; o = next) {
-                next = o->next;
-                complete_locked(s, o);
-            }
-            pthread_mutex_unlock(&s->mu);
-            uv_async_send(&s->async);
-        }
-        if (batch == NULL) {
-            pthread_mutex_lock(&s->mu);
-            s->writing = 0;
-            pthread_cond_broadcast(&s->cv);
-            pthread_mutex_unlock(&s->mu);
-            continue;
-        }
-        uint64_t t0 = kurer_time_mono_ns();
-        uint64_t count = 0;
-        int txrc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
-                       ? 0
-                       : KURER_ESTORAGE;
-        for (op *o = batch; o != NULL && txrc == 0; o = o->next) {
-            count++;
-            switch (o->kind) {
-            case OP_PUT:
-                o->err = exec_put(s, o);
-                break;
-            case OP_FETCH:
-            case OP_COUNT:
-                break; /* reads run after the commit (below) */
-            case OP_ACK:
-                o->err = exec_ack(s, o);
-                break;
-            case OP_DEVICE:
-                o->err = exec_device(s, o);
-                break;
-            case OP_PREKEYS:
-                o->err = exec_prekeys(s, o);
-                break;
-            case OP_TAKE:
-                o->err = exec_take(s, o);
-                break;
-            case OP_CRL:
-                o->err = exec_crl(s, o);
-                break;
-            case OP_RESERVE:
-                o->err = exec_reserve(s, o);
-                break;
-            }
-        }
-        /* The cause is read right after the failing statement: a ROLLBACK would overwrite it
-         * with its own message ("no transaction is active" after a failed COMMIT). */
-        char cause[160] = "";
-        if (txrc != 0)
-            snprintf(cause, sizeof(cause), "begin: %s", sqlite3_errmsg(s->db));
-        if (txrc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-            snprintf(cause, sizeof(cause), "%s", sqlite3_errmsg(s->db));
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-            txrc = KURER_ESTORAGE;
-        }
-        if (txrc != 0) {
-            kurer_log(KURER_LOG_ERROR, "store", "commit_failed",
-                      (kurer_log_field[]){KURER_LOG_STR("error", cause)}, 1);
-            for (op *o = batch; o != NULL; o = o->next)
-                if (o->kind != OP_FETCH && o->kind != OP_COUNT)
-                    o->err = txrc;
-        }
-        /* Reads see the batch's writes once they are committed, and only then: a read never
-         * hands out a row that a failed commit took back, and a failed write (a full disk)
-         * never fails the reads that came with it. */
-        for (op *o = batch; o != NULL; o = o->next)
-            if (o->kind == OP_FETCH)
-                o->err = exec_fetch(s, o);
-            else if (o->kind == OP_COUNT)
-                o->err = exec_count(s, o);
-        pthread_mutex_lock(&s->mu);
-        s->writing = 0;
-        pthread_cond_broadcast(&s->cv); /* a loader may be waiting for the connection */
-        s->stats.commits++;
-        s->stats.last_batch = count;
-        s->stats.last_commit_us = (kurer_time_mono_ns() - t0) / 1000;
-        for (op *o = batch, *next; o != NULL; o = next) {
-            next = o->next;
-            complete_locked(s, o);
-        }
-        pthread_mutex_unlock(&s->mu);
-        uv_async_send(&s->async);
+        if (round != NULL)
+            run_round(s, round);
     }
     return NULL;
 }
 
-static void run_completions(kurer_store *s)
+/* ---- seqs --------------------------------------------------------------------------------- */
+
+static seq_ctr *seq_find(sq_store *s, const kurer_device_address *d, uint64_t h)
 {
-    pthread_mutex_lock(&s->mu);
-    op *list = s->done_head;
-    s->done_head = NULL;
-    s->done_tail = &s->done_head;
-    pthread_mutex_unlock(&s->mu);
-    for (op *o = list, *next; o != NULL; o = next) {
-        next = o->next;
-        switch (o->kind) {
-        case OP_PUT:
-            o->cb.put(o->arg, o->err, o->err == 0 ? o->seqs : NULL, o->err == 0 ? o->n : 0,
-                      o->err == 0 ? o->n_cancel : 0);
-            break;
-        case OP_FETCH:
-            o->cb.fetch(o->arg, o->err, o->rows, o->n_rows, o->total);
-            for (size_t i = 0; i < o->n_rows; i++)
-                free((void *)o->rows[i].env);
-            break;
-        case OP_PREKEYS:
-        case OP_COUNT:
-            o->cb.count(o->arg, o->err, o->err == 0 ? o->total : 0);
-            break;
-        case OP_TAKE:
-            o->cb.bundles(o->arg, o->err, o->err == 0 ? o->bundles : NULL,
-                          o->err == 0 ? o->n_bundles : 0);
-            break;
-        case OP_ACK:
-        case OP_DEVICE:
-        case OP_CRL:
-        case OP_RESERVE:
-            if (o->cb.done != NULL)
-                o->cb.done(o->arg, o->err);
-            break;
-        }
-        pthread_mutex_lock(&s->mu);
-        s->stats.queued_ops--;
-        pthread_mutex_unlock(&s->mu);
-        op_free(o);
+    for (hnode *n = htab_first(&s->seqs, h); n != NULL; n = htab_next(n, h)) {
+        seq_ctr *c = HTAB_ENTRY(n, seq_ctr, node);
+        if (c->dev.device_id == d->device_id && strcmp(c->dev.user, d->user) == 0)
+            return c;
     }
+    return NULL;
 }
 
-static void on_async(uv_async_t *a)
+static seq_ctr *seq_get(sq_store *s, const kurer_device_address *d)
 {
-    run_completions(a->data);
+    uint64_t h = htab_hash_dev(&s->seqs, d->user, d->device_id);
+    seq_ctr *c = seq_find(s, d, h);
+    if (c != NULL)
+        return c;
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return NULL;
+    c->dev = *d;
+    c->last = s->epoch << EPOCH_SHIFT;
+    c->all = s->all_seqs;
+    s->all_seqs = c;
+    htab_insert(&s->seqs, &c->node, h);
+    return c;
 }
 
-static void submit(kurer_store *s, op *o)
+/* Raises the epoch (at open, before the writer runs): the write that tells whether the store
+ * takes writes. On a full disk the store serves all the same, with the epoch kept in memory
+ * until a commit can record it. */
+static int epoch_start(sq_store *s)
 {
-    o->submitted_ns = kurer_time_mono_ns();
-    pthread_mutex_lock(&s->mu);
-    *s->in_tail = o;
-    s->in_tail = &o->next;
-    s->stats.queued_ops++;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    sqlite3_stmt *st = NULL;
+    int r = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(s->db, "SELECT ifnull((SELECT v FROM meta WHERE k='seq_epoch'), 0)", -1,
+                           &st, NULL) == SQLITE_OK)
+        r = sqlite3_step(st);
+    s->epoch = r == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) + 1 : 0;
+    sqlite3_finalize(st);
+    if (r != SQLITE_ROW || s->epoch >= ((uint64_t)1 << (63 - EPOCH_SHIFT)))
+        return KURER_ESTORAGE;
+    int ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+             epoch_write(s) == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+    if (!ok) {
+        kurer_log(KURER_LOG_WARN, "store", "seq_epoch_failed",
+                  (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(s->db))}, 1);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    s->epoch_saved = ok;
+    return 0;
 }
 
-static void finalize_stmts(kurer_store *s)
+static void seqs_free(sq_store *s)
+{
+    for (seq_ctr *c = s->all_seqs, *next; c != NULL; c = next) {
+        next = c->all;
+        free(c);
+    }
+    s->all_seqs = NULL;
+    htab_free(&s->seqs);
+}
+
+/* Seqs at submission: the device's next, in item order (loop thread). */
+static int sq_put(kurer_store *base, const kurer_store_put_req *req)
+{
+    sq_store *s = (sq_store *)base;
+    op *o = kurer__storeq_put_new(req);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    for (size_t i = 0; i < o->n; i++) {
+        seq_ctr *c = seq_get(s, &o->items[i].to);
+        if (c == NULL) {
+            kurer__op_free(o); /* counters already advanced only leave a gap */
+            return KURER_ENOMEM;
+        }
+        o->prev[i] = c->last;
+        o->seqs[i] = ++c->last;
+    }
+    if (!s->epoch_saved) {
+        o->seqs_cb = req->on_seqs; /* after the commit (see epoch_saved) */
+        kurer__storeq_submit(&s->q, o);
+        return 0;
+    }
+    kurer__storeq_submit(&s->q, o);
+    /* o stays alive until its completion runs on this thread, after we return */
+    if (req->on_seqs != NULL)
+        req->on_seqs(req->arg, o->seqs, o->prev, o->n);
+    return 0;
+}
+
+/* The device's counter as the fetch is submitted: every put submitted before it (all of its
+ * seqs up to there) is written or settled before the fetch reads (held puts are flushed). */
+static int sq_fetch(kurer_store *base, const kurer_device_address *dev, uint64_t after,
+                    size_t limit, kurer_store_fetch_cb cb, void *arg)
+{
+    sq_store *s = (sq_store *)base;
+    op *o = kurer__storeq_fetch_new(dev, after, limit, cb, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    seq_ctr *c = seq_find(s, dev, htab_hash_dev(&s->seqs, dev->user, dev->device_id));
+    o->high = c != NULL ? c->last : s->epoch << EPOCH_SHIFT;
+    kurer__storeq_submit(&s->q, o);
+    return 0;
+}
+
+/* ---- open and close ----------------------------------------------------------------------- */
+
+static void finalize_stmts(sq_store *s)
 {
     sqlite3_finalize(s->st_count);
     sqlite3_finalize(s->st_count_sender);
@@ -848,147 +628,117 @@ static void finalize_stmts(kurer_store *s)
     s->st_count = s->st_count_sender = s->st_insert = s->st_delete = s->st_fetch = NULL;
 }
 
-static void free_self(uv_handle_t *h);
-
-int kurer_store_open(kurer_store **out, uv_loop_t *loop, const char *path, const uint8_t key[32])
+static int prepare_stmts(sq_store *s)
 {
-    int async_open = 0; /* the uv_async handle is initialised (and so the loop's to close) */
+    static const char *const q[] = {
+        "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2",
+        "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2 AND sender=?3",
+        "INSERT INTO mailbox(seq, user, device, env, sender) VALUES(?1, ?2, ?3, ?4, ?5)",
+        "DELETE FROM mailbox WHERE seq=?1 AND user=?2 AND device=?3",
+        "SELECT seq, env FROM mailbox WHERE user=?1 AND device=?2 AND seq>?3 ORDER BY seq LIMIT ?4",
+    };
+    sqlite3_stmt **st[] = {&s->st_count, &s->st_count_sender, &s->st_insert, &s->st_delete,
+                           &s->st_fetch};
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+        if (sqlite3_prepare_v2(s->db, q[i], -1, st[i], NULL) != SQLITE_OK)
+            return KURER_ESTORAGE;
+    return 0;
+}
+
+/* The connection: SQLCipher, the key, exclusive locking, WAL, the schema. */
+static int open_db(sq_store *s, const char *path, const uint8_t key[32])
+{
     sqlite3_stmt *st = NULL;
-    int rc = KURER_ESTORAGE;
-    *out = NULL;
-    kurer_store *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return KURER_ENOMEM;
+    int rc;
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK)
-        goto fail;
+        return KURER_ESTORAGE;
     /* SQLCipher, not plain SQLite: plain SQLite answers nothing to cipher_version. */
-    if (sqlite3_prepare_v2(s->db, "PRAGMA cipher_version", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW || sqlite3_column_text(st, 0) == NULL ||
-        sqlite3_column_text(st, 0)[0] == '\0') {
-        rc = KURER_ELINKAGE;
-        goto fail;
-    }
+    int cipher = sqlite3_prepare_v2(s->db, "PRAGMA cipher_version", -1, &st, NULL) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
+                 sqlite3_column_text(st, 0)[0] != '\0';
     sqlite3_finalize(st);
-    st = NULL;
+    if (!cipher)
+        return KURER_ELINKAGE;
     if ((rc = kurer__sqlite_apply_key(s->db, key)) != 0)
-        goto fail;
-    rc = KURER_ESTORAGE;
+        return rc;
     /* One process holds the store (the relay folder's lock): exclusive locking keeps the WAL
      * index in the process's memory instead of a -shm file, so no other process can read the
      * database while the relay runs, and a relay can start on a full disk (there is no file to
      * create before the first read). Set before the first access. */
     if (sqlite3_exec(s->db, "PRAGMA locking_mode=EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK)
-        goto fail;
+        return KURER_ESTORAGE;
     /* PRAGMA key never fails by itself: a wrong key shows on the first read. */
     int r = sqlite3_exec(s->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
-    if (r == SQLITE_NOTADB) {
-        rc = KURER_EPASSPHRASE;
-        goto fail;
-    }
+    if (r == SQLITE_NOTADB)
+        return KURER_EPASSPHRASE;
     if (r != SQLITE_OK || sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
                                        NULL, NULL, NULL) != SQLITE_OK)
-        goto fail;
+        return KURER_ESTORAGE;
     if ((rc = kurer__sqlite_migrate(s->db)) != 0)
-        goto fail;
-    rc = KURER_ESTORAGE;
-    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2", -1,
-                           &s->st_count, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db,
-                           "SELECT count(*) FROM mailbox WHERE user=?1 AND device=?2 AND "
-                           "sender=?3",
-                           -1, &s->st_count_sender, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db,
-                           "INSERT INTO mailbox(seq, user, device, env, sender) VALUES(?1, ?2, ?3, "
-                           "?4, ?5)",
-                           -1, &s->st_insert, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "DELETE FROM mailbox WHERE seq=?1 AND user=?2 AND device=?3", -1,
-                           &s->st_delete, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db,
-                           "SELECT seq, env FROM mailbox WHERE user=?1 AND device=?2 AND seq>?3 "
-                           "ORDER BY seq LIMIT ?4",
-                           -1, &s->st_fetch, NULL) != SQLITE_OK)
-        goto fail;
-    s->loop = loop;
-    s->in_tail = &s->in_head;
-    s->done_tail = &s->done_head;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
-    if (uv_async_init(loop, &s->async, on_async) != 0)
-        goto fail_sync;
-    s->async.data = s;
-    async_open = 1;
-    if (pthread_create(&s->thread, NULL, writer, s) != 0)
-        goto fail_sync;
-    *out = s;
-    return 0;
-fail_sync:
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-fail:
+        return rc;
+    return prepare_stmts(s);
+}
+
+static void sq_close(kurer_store *base);
+static const kurer_store_ops sqlite_ops;
+
+int kurer_store_open_sqlite(kurer_store **out, uv_loop_t *loop, const char *path,
+                            const uint8_t key[32])
+{
+    *out = NULL;
+    sq_store *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return KURER_ENOMEM;
+    s->base.ops = &sqlite_ops;
+    s->base.q = &s->q;
+    int rc = htab_init(&s->seqs);
+    if (rc == 0)
+        rc = open_db(s, path, key);
+    if (rc == 0)
+        rc = epoch_start(s);
+    int queue = rc == 0; /* the queue is initialised (and so frees s) */
+    if (queue && (rc = kurer__storeq_init(&s->q, &s->base, loop)) == 0 &&
+        pthread_create(&s->thread, NULL, writer, s) != 0)
+        rc = KURER_ESTORAGE;
+    if (rc == 0) {
+        *out = &s->base;
+        return 0;
+    }
     if (rc == KURER_ESTORAGE && s->db != NULL)
         kurer_log(KURER_LOG_ERROR, "store", "open_failed",
                   (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(s->db))}, 1);
-    sqlite3_finalize(st);
     finalize_stmts(s);
     sqlite3_close(s->db);
-    s->db = NULL;
-    /* The async handle belongs to the loop once initialised: s is freed by its close callback,
-     * when the caller next runs the loop (never before: libuv still holds the handle). */
-    if (async_open)
-        uv_close((uv_handle_t *)&s->async, free_self);
+    seqs_free(s);
+    if (queue)
+        kurer__storeq_release(&s->q); /* frees s, now or when the loop runs */
     else
         free(s);
     return rc;
 }
 
-static void free_self(uv_handle_t *h)
+static void sq_close(kurer_store *base)
 {
-    free(h->data);
-}
-
-void kurer_store_close(kurer_store *s)
-{
-    if (s == NULL)
-        return;
-    pthread_mutex_lock(&s->mu);
-    s->stopping = 1;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    sq_store *s = (sq_store *)base;
+    kurer__storeq_stop(&s->q);
     pthread_join(s->thread, NULL);
-    run_completions(s);
+    kurer__storeq_run_completions(&s->q);
     finalize_stmts(s);
     sqlite3_close(s->db);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    uv_close((uv_handle_t *)&s->async, free_self);
+    seqs_free(s);
+    kurer__storeq_release(&s->q);
 }
 
-/* The blocking start-up loaders use the writer's connection on the loop thread. They take it
- * only between batches and keep the writer off it meanwhile (what is submitted waits). */
-static void exclusive_begin(kurer_store *s)
-{
-    pthread_mutex_lock(&s->mu);
-    while (s->writing)
-        pthread_cond_wait(&s->cv, &s->mu);
-    s->exclusive = 1;
-    pthread_mutex_unlock(&s->mu);
-}
+/* ---- start-up loaders (blocking, on the loop thread, the writer kept off the connection) --- */
 
-static void exclusive_end(kurer_store *s)
+static int sq_load_directory(kurer_store *base, kurer_store_device_cb cb, void *arg)
 {
-    pthread_mutex_lock(&s->mu);
-    s->exclusive = 0;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
-int kurer_store_load_directory(kurer_store *s, kurer_store_device_cb cb, void *arg)
-{
+    sq_store *s = (sq_store *)base;
     sqlite3_stmt *st = NULL;
     int r = SQLITE_ERROR;
-    exclusive_begin(s);
+    kurer__storeq_exclusive_begin(&s->q);
     if (sqlite3_prepare_v2(s->db, "SELECT user, device, serial, chain FROM devices", -1, &st,
                            NULL) == SQLITE_OK)
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1005,297 +755,55 @@ int kurer_store_load_directory(kurer_store *s, kurer_store_device_cb cb, void *a
             cb(arg, &d);
         }
     sqlite3_finalize(st);
-    exclusive_end(s);
+    kurer__storeq_exclusive_end(&s->q);
     return r == SQLITE_DONE ? 0 : KURER_ESTORAGE;
 }
 
-static op *op_new(enum op_kind kind, void *arg)
+static int sq_load_crls(kurer_store *base, kurer_store_crl_cb cb, void *arg)
 {
-    op *o = calloc(1, sizeof(*o));
-    if (o != NULL) {
-        o->kind = kind;
-        o->arg = arg;
-    }
-    return o;
-}
-
-static int put(kurer_store *s, const kurer_store_item *items, size_t n,
-               const kurer_store_limits *lim, uint64_t hold_us, kurer_store_put_cb cb, void *arg);
-
-int kurer_store_put(kurer_store *s, const kurer_store_item *items, size_t n,
-                    const kurer_store_limits *lim, kurer_store_put_cb cb, void *arg)
-{
-    return put(s, items, n, lim, 0, cb, arg);
-}
-
-int kurer_store_put_held(kurer_store *s, const kurer_store_item *items, size_t n,
-                         const kurer_store_limits *lim, uint64_t hold_us, kurer_store_put_cb cb,
-                         void *arg)
-{
-    return put(s, items, n, lim, hold_us, cb, arg);
-}
-
-static int put(kurer_store *s, const kurer_store_item *items, size_t n,
-               const kurer_store_limits *lim, uint64_t hold_us, kurer_store_put_cb cb, void *arg)
-{
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += items[i].len;
-    op *o = op_new(OP_PUT, arg);
-    if (o == NULL)
-        return KURER_ENOMEM;
-    o->cb.put = cb;
-    o->n = n;
-    o->mailbox_max = lim != NULL ? lim->mailbox_max : 0;
-    o->sender_max = lim != NULL ? lim->sender_max : 0;
-    o->items = calloc(n ? n : 1, sizeof(*o->items));
-    o->seqs = calloc(n ? n : 1, sizeof(*o->seqs));
-    o->skip = calloc(n ? n : 1, 1);
-    o->blob = malloc(bytes ? bytes : 1);
-    if (o->items == NULL || o->seqs == NULL || o->skip == NULL || o->blob == NULL) {
-        op_free(o);
-        return KURER_ENOMEM;
-    }
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        o->items[i] = items[i];
-        memcpy(o->blob + off, items[i].env, items[i].len);
-        o->items[i].env = o->blob + off;
-        off += items[i].len;
-    }
-    if (hold_us > 0)
-        o->hold_until_ns = kurer_time_mono_ns() + hold_us * 1000;
-    submit(s, o);
-    return 0;
-}
-
-int kurer_store_fetch(kurer_store *s, const kurer_device_address *dev, uint64_t after, size_t limit,
-                      kurer_store_fetch_cb cb, void *arg)
-{
-    op *o = op_new(OP_FETCH, arg);
-    if (o == NULL)
-        return KURER_ENOMEM;
-    o->cb.fetch = cb;
-    o->dev = *dev;
-    o->after = after;
-    o->limit = limit;
-    submit(s, o);
-    return 0;
-}
-
-int kurer_store_ack(kurer_store *s, const kurer_device_address *dev, const uint64_t *seqs, size_t n,
-                    kurer_store_done_cb cb, void *arg)
-{
-    op *o = op_new(OP_ACK, arg);
-    if (o == NULL)
-        return KURER_ENOMEM;
-    o->cb.done = cb;
-    o->dev = *dev;
-    o->n = n;
-    o->seqs = malloc((n ? n : 1) * sizeof(*seqs));
-    o->skip = calloc(n ? n : 1, 1);
-    if (o->seqs == NULL || o->skip == NULL) {
-        op_free(o);
-        return KURER_ENOMEM;
-    }
-    memcpy(o->seqs, seqs, n * sizeof(*seqs));
-    submit(s, o);
-    return 0;
-}
-
-static int seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *limit);
-
-int kurer_store_seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *limit)
-{
-    /* At start-up; but the --crl files loaded before may have submitted their puts already, and
-     * the writer may be running them on this connection: take it first. */
-    exclusive_begin(s);
-    int rc = seq_start(s, block, next, limit);
-    exclusive_end(s);
-    return rc;
-}
-
-static int seq_start(kurer_store *s, uint64_t block, uint64_t *next, uint64_t *limit)
-{
-    sqlite3_stmt *st = NULL;
-    uint64_t top = 0;
-    int rc = KURER_ESTORAGE;
-    static const char *q[] = {
-        "SELECT ifnull(max(seq), 0) FROM mailbox",
-        "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name='mailbox'), 0)",
-        "SELECT ifnull((SELECT v FROM meta WHERE k='seq_reserved'), 0)",
-    };
-    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
-        if (sqlite3_prepare_v2(s->db, q[i], -1, &st, NULL) != SQLITE_OK ||
-            sqlite3_step(st) != SQLITE_ROW) {
-            sqlite3_finalize(st);
-            /* sqlite_sequence exists only once a row was inserted */
-            if (i == 1) {
-                st = NULL;
-                continue;
-            }
-            return KURER_ESTORAGE;
-        }
-        uint64_t v = (uint64_t)sqlite3_column_int64(st, 0);
-        if (v > top)
-            top = v;
-        sqlite3_finalize(st);
-        st = NULL;
-    }
-    op o;
-    memset(&o, 0, sizeof(o));
-    o.after = top + block;
-    /* Known from here on, whether or not the reservation can be written (a full disk). */
-    *next = top + 1;
-    *limit = top;
-    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        rc = KURER_ESTORAGE;
-    else
-        rc = exec_reserve(s, &o);
-    if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = KURER_ESTORAGE;
-    if (rc != 0) {
-        kurer_log(KURER_LOG_WARN, "store", "reserve_failed",
-                  (kurer_log_field[]){KURER_LOG_STR("error", sqlite3_errmsg(s->db))}, 1);
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return rc;
-    }
-    *limit = top + block;
-    return 0;
-}
-
-int kurer_store_reserve_seqs(kurer_store *s, uint64_t upto, kurer_store_done_cb cb, void *arg)
-{
-    op *o = op_new(OP_RESERVE, arg);
-    if (o == NULL)
-        return KURER_ENOMEM;
-    o->cb.done = cb;
-    o->after = upto;
-    submit(s, o);
-    return 0;
-}
-
-int kurer_store_put_device(kurer_store *s, const kurer_store_device *d, kurer_store_done_cb cb,
-                           void *arg)
-{
-    op *o = op_new(OP_DEVICE, arg);
-    if (o == NULL)
-        return KURER_ENOMEM;
-    o->cb.done = cb;
-    o->dev = d->addr;
-    o->serial = d->serial;
-    o->blob = malloc(d->chain_len ? d->chain_len : 1);
-    if (o->blob == NULL) {
-        op_free(o);
-        return KURER_ENOMEM;
-    }
-    memcpy(o->blob, d->chain, d->chain_len);
-    o->blob_len = d->chain_len;
-    submit(s, o);
-    return 0;
-}
-
-int kurer_store_put_prekeys(kurer_store *s, const kurer_store_prekeys *p, kurer_store_count_cb cb,
-                            void *arg)
-{
-    op *o = op_new(OP_PREKEYS, arg);
-    if (o == NULL)
-        return KURER_ENOMEM;
-    o->cb.count = cb;
-    o->dev = p->dev;
-    o->pk = *p;
-    o->otk = malloc((p->n_one_time ? p->n_one_time : 1) * sizeof(*o->otk));
-    if (o->otk == NULL) {
-        op_free(o);
-        return KURER_ENOMEM;
-    }
-    if (p->n_one_time > 0)
-        memcpy(o->otk, p->one_time, p->n_one_time * sizeof(*o->otk));
-    o->pk.one_time = NULL; /* the copy is o->otk */
-    submit(s, o);
-    return 0;
-}
-
-int kurer_store_take_prekeys(kurer_store *s, const kurer_device_address *devs, size_t n,
-                             size_t n_one_time, kurer_store_bundles_cb cb, void *arg)
-{
-    if (n > KURER_USER_DEVICES_MAX)
-        return KURER_ELIMIT;
-    op *o = op_new(OP_TAKE, arg);
-    if (o == NULL)
-        return KURER_ENOMEM;
-    o->cb.bundles = cb;
-    o->n = n;
-    o->limit = n_one_time;
-    o->devs = malloc((n ? n : 1) * sizeof(*devs));
-    if (o->devs == NULL) {
-        op_free(o);
-        return KURER_ENOMEM;
-    }
-    if (n > 0)
-        memcpy(o->devs, devs, n * sizeof(*devs));
-    submit(s, o);
-    return 0;
-}
-
-int kurer_store_count_prekeys(kurer_store *s, const kurer_device_address *dev,
-                              kurer_store_count_cb cb, void *arg)
-{
-    op *o = op_new(OP_COUNT, arg);
-    if (o == NULL)
-        return KURER_ENOMEM;
-    o->cb.count = cb;
-    o->dev = *dev;
-    submit(s, o);
-    return 0;
-}
-
-int kurer_store_load_crls(kurer_store *s, kurer_store_crl_cb cb, void *arg)
-{
+    sq_store *s = (sq_store *)base;
     sqlite3_stmt *st = NULL;
     int r = SQLITE_ERROR;
-    exclusive_begin(s);
+    kurer__storeq_exclusive_begin(&s->q);
     if (sqlite3_prepare_v2(s->db, "SELECT list FROM crls ORDER BY issuer_key_id", -1, &st, NULL) ==
         SQLITE_OK)
         while ((r = sqlite3_step(st)) == SQLITE_ROW)
             cb(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
     sqlite3_finalize(st);
-    exclusive_end(s);
+    kurer__storeq_exclusive_end(&s->q);
     return r == SQLITE_DONE ? 0 : KURER_ESTORAGE;
 }
 
-int kurer_store_put_crl(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t version,
-                        const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg)
+/* Whether the store takes writes: the open could record the epoch, and the file system has
+ * room for an envelope (a write of a few pages may still fit in the slack of a file's last
+ * blocks on a full disk, and tells little). */
+static int sq_probe(kurer_store *base)
 {
-    op *o = op_new(OP_CRL, arg);
-    if (o == NULL)
-        return KURER_ENOMEM;
-    o->cb.done = cb;
-    memcpy(o->key_id, issuer_key_id, 32);
-    o->after = version;
-    o->blob = malloc(len ? len : 1);
-    if (o->blob == NULL) {
-        op_free(o);
-        return KURER_ENOMEM;
-    }
-    memcpy(o->blob, list, len);
-    o->blob_len = len;
-    submit(s, o);
+    sq_store *s = (sq_store *)base;
+    struct statvfs fs;
+    const char *path = sqlite3_db_filename(s->db, "main");
+    if (!s->epoch_saved)
+        return KURER_ESTORAGE;
+    if (path != NULL && path[0] != '\0' && statvfs(path, &fs) == 0 &&
+        (uint64_t)fs.f_bavail * fs.f_frsize < PROBE_ROOM)
+        return KURER_ESTORAGE;
     return 0;
 }
 
-void kurer_store_set_commit_delay(kurer_store *s, uint64_t us)
-{
-    pthread_mutex_lock(&s->mu);
-    s->commit_delay_ns = us * 1000;
-    pthread_mutex_unlock(&s->mu);
-}
-
-void kurer_store_get_stats(kurer_store *s, kurer_store_stats *out)
-{
-    pthread_mutex_lock(&s->mu);
-    *out = s->stats;
-    pthread_mutex_unlock(&s->mu);
-    out->refused_full = s->refused_full;
-    out->refused_share = s->refused_share;
-}
+static const kurer_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .probe = sq_probe,
+    .load_directory = sq_load_directory,
+    .load_crls = sq_load_crls,
+    .put = sq_put,
+    .fetch = sq_fetch,
+    .ack = kurer__storeq_ack,
+    .put_device = kurer__storeq_put_device,
+    .put_prekeys = kurer__storeq_put_prekeys,
+    .take_prekeys = kurer__storeq_take_prekeys,
+    .count_prekeys = kurer__storeq_count_prekeys,
+    .put_crl = kurer__storeq_put_crl,
+    .set_commit_delay = kurer__storeq_set_commit_delay,
+    .get_stats = kurer__storeq_get_stats,
+};

@@ -2,10 +2,14 @@
  * parametrised by the backend's constructor. The sqlite backend runs it now; the PostgreSQL
  * backend will run the same cases (add it to `backends`).
  *
- * Cases: order, ack, restart (nothing lost, seqs never reused), limits (mailbox_max and the
- * per-sender share), put/ack pairing (held puts cancelled by their acks), directory, prekeys
- * handed out once (and the per-taker bound's n_one_time), revocation list versions. Every
- * callback runs on the loop, so each case runs the loop until its callbacks came. */
+ * Cases: the operations table (every entry set), order, ack, restart (nothing lost, seqs never
+ * reused), per-device seqs (increasing per device, independent, never reused after a reopen,
+ * not even those of envelopes never written, on_seqs before on_done with each seq's
+ * predecessor, fetch's high), limits (mailbox_max and the per-sender share), put/ack pairing
+ * (held puts cancelled by their acks, per device: another device's ack of the same seq cancels
+ * nothing; a plain put and its ack in one batch), directory, prekeys handed out once (and the
+ * per-taker bound's n_one_time), revocation list versions, and (sqlite only) the migrations.
+ * Every callback runs on the loop, so each case runs the loop until its callbacks came. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,7 +40,7 @@ static int sqlite_open(kurer_store **out, uv_loop_t *loop, const char *dir, cons
 {
     char path[300];
     snprintf(path, sizeof(path), "%s/relay.db", dir);
-    return kurer_store_open(out, loop, path, key);
+    return kurer_store_open_sqlite(out, loop, path, key);
 }
 
 static const backend backends[] = {
@@ -51,11 +55,15 @@ typedef struct fx {
     uint8_t key[32];
     uv_loop_t loop;
     kurer_store *s;
-    uint64_t next, limit; /* seqs */
     /* results of the last callbacks */
     int done, err;
-    uint64_t count;
+    uint64_t count, high;
     size_t cancelled;
+    uint64_t seqs[8], prev[8]; /* of the last put (on_seqs), and whether on_seqs came first */
+    size_t n_seqs;
+    int seqs_before_done;
+    /* an ack to submit from on_seqs (the put's first seq), for this device */
+    const kurer_device_address *ack_from_seqs;
     kurer_store_row rows[16];
     uint8_t bytes[16][64];
     size_t n_rows;
@@ -66,7 +74,6 @@ typedef struct fx {
 static void fx_open(fx *f)
 {
     assert_int_equal(f->be->open(&f->s, &f->loop, f->dir, f->key), 0);
-    assert_int_equal(kurer_store_seq_start(f->s, 1000, &f->next, &f->limit), 0);
     kurer_store_set_commit_delay(f->s, 0);
 }
 
@@ -120,14 +127,45 @@ static void wait_done(fx *f, int want)
     assert_int_equal(f->done, want);
 }
 
+static void on_done(void *arg, int err);
+
+static void on_seqs(void *arg, const uint64_t *seqs, const uint64_t *prev, size_t n)
+{
+    fx *f = arg;
+    f->n_seqs = n < 8 ? n : 8;
+    memcpy(f->seqs, seqs, f->n_seqs * sizeof(*seqs));
+    memcpy(f->prev, prev, f->n_seqs * sizeof(*prev));
+    f->seqs_before_done = 1;
+    if (f->ack_from_seqs != NULL)
+        assert_int_equal(kurer_store_ack(f->s, f->ack_from_seqs, seqs, 1, on_done, f), 0);
+}
+
 static void on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
 {
     fx *f = arg;
-    (void)seqs;
-    (void)n;
     f->err = err;
     f->cancelled = cancelled;
+    if (err == 0) {
+        /* the seqs on_seqs had */
+        assert_true(f->seqs_before_done);
+        assert_int_equal(n, f->n_seqs < 8 ? n : 8);
+        for (size_t i = 0; i < n && i < 8; i++)
+            assert_int_equal(seqs[i], f->seqs[i]);
+    }
+    f->seqs_before_done = 0;
     f->done++;
+}
+
+/* Submits a put of n items (on_seqs, on_put); hold_us as kurer_store_put_req. */
+static void submit_put(fx *f, const kurer_store_item *items, size_t n,
+                       const kurer_store_limits *lim, uint64_t hold_us)
+{
+    kurer_store_put_req req = {items, n, {0, 0}, hold_us, on_seqs, on_put, f};
+    if (lim != NULL)
+        req.lim = *lim;
+    f->n_seqs = 0;
+    f->seqs_before_done = 0;
+    assert_int_equal(kurer_store_put(f->s, &req), 0);
 }
 
 static void on_done(void *arg, int err)
@@ -137,11 +175,13 @@ static void on_done(void *arg, int err)
     f->done++;
 }
 
-static void on_fetch(void *arg, int err, const kurer_store_row *rows, size_t n, uint64_t total)
+static void on_fetch(void *arg, int err, const kurer_store_row *rows, size_t n, uint64_t total,
+                     uint64_t high)
 {
     fx *f = arg;
     f->err = err;
     f->count = total;
+    f->high = high;
     f->n_rows = n < 16 ? n : 16;
     for (size_t i = 0; i < f->n_rows; i++) {
         f->rows[i] = rows[i];
@@ -191,15 +231,17 @@ static int put_one(fx *f, const char *to, uint32_t dev, const char *from, char c
     memset(&it, 0, sizeof(it));
     it.to = addr(to, dev);
     it.from = addr(from, 1);
-    it.seq = f->next++;
     memset(e, c, 32);
     it.env = e;
     it.len = 32;
-    if (seq_out != NULL)
-        *seq_out = it.seq;
     int want = f->done + 1;
-    assert_int_equal(kurer_store_put(f->s, &it, 1, lim, on_put, f), 0);
+    submit_put(f, &it, 1, lim, 0);
     wait_done(f, want);
+    if (seq_out != NULL) {
+        /* every put gets its seq, refused ones too: it may have gone out early */
+        assert_int_equal(f->n_seqs, 1);
+        *seq_out = f->seqs[0];
+    }
     return f->err;
 }
 
@@ -275,14 +317,14 @@ static void test_restart(void **state)
     uint64_t s1, s2;
     assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, &s1), 0);
     assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'b', NULL, &s2), 0);
-    uint64_t reserved = f->limit;
     fx_close(f);
     fx_open(f);
-    assert_true(f->next > s2);
-    assert_true(f->next > reserved);
     fetch(f, "ana@x", 1, 0, 16);
     assert_int_equal(f->n_rows, 2);
     assert_int_equal(f->rows[1].seq, s2);
+    uint64_t s3;
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'c', NULL, &s3), 0);
+    assert_true(s3 > s2);
 }
 
 /* mailbox_max bounds a device's queue; sender_max bounds one sender user's part of it. A put
@@ -310,13 +352,12 @@ static void test_limits(void **state)
     for (int i = 0; i < 2; i++) {
         its[i].to = addr("eve@x", 1);
         its[i].from = addr("bo@x", 1);
-        its[i].seq = f->next++;
         its[i].env = e[i];
         its[i].len = sizeof(e[i]);
     }
     kurer_store_limits one = {0, 1};
     int want = f->done + 1;
-    assert_int_equal(kurer_store_put(f->s, its, 2, &one, on_put, f), 0);
+    submit_put(f, its, 2, &one, 0);
     wait_done(f, want);
     assert_int_equal(f->err, KURER_ELIMIT);
     fetch(f, "eve@x", 1, 0, 16);
@@ -324,7 +365,7 @@ static void test_limits(void **state)
 }
 
 /* A held put whose ack comes within the hold is never written; one without its ack is written
- * once the hold is over. */
+ * once the hold is over. The ack goes in from on_seqs: the first moment its seq is known. */
 static void test_put_ack_pairing(void **state)
 {
     fx *f = *state;
@@ -333,27 +374,186 @@ static void test_put_ack_pairing(void **state)
     memset(&it, 0, sizeof(it));
     it.to = addr("ana@x", 1);
     it.from = addr("bo@x", 1);
-    it.seq = f->next++;
     it.env = e;
     it.len = sizeof(e);
     kurer_device_address a = addr("ana@x", 1);
     int want = f->done + 2;
-    assert_int_equal(kurer_store_put_held(f->s, &it, 1, NULL, 2000000, on_put, f), 0);
-    assert_int_equal(kurer_store_ack(f->s, &a, &it.seq, 1, on_done, f), 0);
+    f->ack_from_seqs = &a;
+    submit_put(f, &it, 1, NULL, 2000000);
+    f->ack_from_seqs = NULL;
     wait_done(f, want);
     fetch(f, "ana@x", 1, 0, 16);
     assert_int_equal(f->n_rows, 0);
-    kurer_store_stats st;
-    kurer_store_get_stats(f->s, &st);
     /* without its ack: written after the hold (50 ms here) */
-    it.seq = f->next++;
     want = f->done + 1;
-    assert_int_equal(kurer_store_put_held(f->s, &it, 1, NULL, 50000, on_put, f), 0);
+    submit_put(f, &it, 1, NULL, 50000);
     wait_done(f, want);
     assert_int_equal(f->err, 0);
     assert_int_equal(f->cancelled, 0);
     fetch(f, "ana@x", 1, 0, 16);
     assert_int_equal(f->n_rows, 1);
+}
+
+/* Pairing is per device: seqs are, so another device's ack of the same seq cancels nothing; a
+ * plain (not held) put and its ack that fall into one batch cancel too. */
+static void test_pairing_per_device(void **state)
+{
+    fx *f = *state;
+    kurer_store_item it[1];
+    static uint8_t e[8] = "pair";
+    memset(it, 0, sizeof(it));
+    it[0].to = addr("ana@x", 1);
+    it[0].from = addr("cy@x", 1);
+    it[0].env = e;
+    it[0].len = sizeof(e);
+    kurer_device_address b = addr("bo@x", 1);
+    int want = f->done + 2;
+    f->ack_from_seqs = &b; /* bo acks ana's seq: bo has no envelope of that seq */
+    submit_put(f, it, 1, NULL, 100000);
+    f->ack_from_seqs = NULL;
+    wait_done(f, want);
+    assert_int_equal(f->cancelled, 0); /* held out its time, then written */
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 1);
+    /* a plain put and its ack in one batch (the commit delay keeps them together) */
+    kurer_store_set_commit_delay(f->s, 200000);
+    kurer_device_address a = addr("ana@x", 1);
+    want = f->done + 2;
+    f->ack_from_seqs = &a;
+    submit_put(f, it, 1, NULL, 0);
+    f->ack_from_seqs = NULL;
+    wait_done(f, want);
+    assert_int_equal(f->err, 0);
+    kurer_store_set_commit_delay(f->s, 0);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 1); /* still only the first */
+}
+
+/* Seqs come from the store, per device: increasing per device in submission order (items of one
+ * put in item order), with each seq's predecessor; independent (another device's puts use up
+ * none); and a fetch reports the device's high mark. */
+static void test_seqs_per_device(void **state)
+{
+    fx *f = *state;
+    uint64_t a1, a2, b1, c1, a3, c2;
+    fetch(f, "ana@x", 1, 0, 16);
+    uint64_t h0 = f->high; /* nothing yet: what a reader counts as pushed */
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, &a1), 0);
+    assert_int_equal(f->prev[0], h0); /* the device's first: nothing between */
+    assert_true(a1 > h0);
+    assert_int_equal(put_one(f, "cy@x", 1, "bo@x", 'c', NULL, &c1), 0);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'b', NULL, &a2), 0);
+    assert_int_equal(f->prev[0], a1);
+    assert_true(a2 > a1);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(put_one(f, "ana@x", 2, "bo@x", 'x', NULL, NULL), 0);
+    /* a device's first seq does not depend on what other devices got */
+    assert_int_equal(put_one(f, "dee@x", 1, "bo@x", 'd', NULL, &b1), 0);
+    assert_int_equal(b1, c1);
+    /* several items: in item order, per device */
+    kurer_store_item its[3];
+    static uint8_t e[3][4];
+    memset(its, 0, sizeof(its));
+    its[0].to = addr("ana@x", 1);
+    its[1].to = addr("cy@x", 1);
+    its[2].to = addr("ana@x", 1);
+    for (int i = 0; i < 3; i++) {
+        its[i].from = addr("bo@x", 1);
+        its[i].env = e[i];
+        its[i].len = sizeof(e[i]);
+    }
+    int want = f->done + 1;
+    submit_put(f, its, 3, NULL, 0);
+    wait_done(f, want);
+    assert_int_equal(f->err, 0);
+    a3 = f->seqs[0];
+    c2 = f->seqs[1];
+    assert_true(a3 > a2 && f->seqs[2] > a3 && c2 > c1);
+    assert_int_equal(f->prev[0], a2);
+    assert_int_equal(f->prev[1], c1);
+    assert_int_equal(f->prev[2], a3);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 4);
+    assert_int_equal(f->high, f->seqs[2]);
+    for (size_t i = 1; i < f->n_rows; i++)
+        assert_true(f->rows[i].seq > f->rows[i - 1].seq);
+    fetch(f, "nobody@x", 1, 0, 16);
+    assert_int_equal(f->high, h0);
+}
+
+/* Seqs are never handed out again after a reopen, not even those of envelopes that were never
+ * written (cancelled by their ack, refused by a limit) or that were acked. (After a crash too:
+ * tests/integration/test_relay.c, accepted_by_ack, kills the relay.) */
+static void test_seqs_reopen(void **state)
+{
+    fx *f = *state;
+    kurer_store_item it;
+    static uint8_t e[8] = "gone";
+    kurer_device_address a = addr("ana@x", 1);
+    uint64_t s1, s3;
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, &s1), 0);
+    ack(f, "ana@x", 1, &s1, 1); /* the mailbox is empty again */
+    memset(&it, 0, sizeof(it));
+    it.to = a;
+    it.from = addr("bo@x", 1);
+    it.env = e;
+    it.len = sizeof(e);
+    int want = f->done + 2;
+    f->ack_from_seqs = &a;
+    submit_put(f, &it, 1, NULL, 2000000); /* cancelled by its ack: never written */
+    f->ack_from_seqs = NULL;
+    wait_done(f, want);
+    uint64_t s2 = f->seqs[0];
+    assert_true(s2 > s1);
+    kurer_store_limits lim = {0, 1}; /* cy's share: one envelope */
+    uint64_t kept, refused = 0;
+    assert_int_equal(put_one(f, "ana@x", 1, "cy@x", 'b', &lim, &kept), 0);
+    it.from = addr("cy@x", 1);
+    want = f->done + 1;
+    submit_put(f, &it, 1, &lim, 0);
+    wait_done(f, want);
+    assert_int_equal(f->err, KURER_ELIMIT);
+    if (f->n_seqs == 1) /* a backend may refuse before it assigns a seq */
+        refused = f->seqs[0];
+    fx_close(f);
+    fx_open(f);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'c', NULL, &s3), 0);
+    assert_true(s3 > s2 && s3 > kept && s3 > refused);
+    /* and again, with nothing but that one stored */
+    fx_close(f);
+    fx_open(f);
+    uint64_t s4;
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'd', NULL, &s4), 0);
+    assert_true(s4 > s3);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_true(f->high >= s4);
+}
+
+/* Every entry of the operations table is set. */
+static void test_ops_complete(void **state)
+{
+    fx *f = *state;
+    const kurer_store_ops *o = f->s->ops;
+    assert_non_null(o->name);
+    void (*const entries[])(void) = {
+        (void (*)(void))o->close,
+        (void (*)(void))o->probe,
+        (void (*)(void))o->load_directory,
+        (void (*)(void))o->load_crls,
+        (void (*)(void))o->put,
+        (void (*)(void))o->fetch,
+        (void (*)(void))o->ack,
+        (void (*)(void))o->put_device,
+        (void (*)(void))o->put_prekeys,
+        (void (*)(void))o->take_prekeys,
+        (void (*)(void))o->count_prekeys,
+        (void (*)(void))o->put_crl,
+        (void (*)(void))o->set_commit_delay,
+        (void (*)(void))o->get_stats,
+    };
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
+        assert_non_null(entries[i]);
+    assert_int_equal(kurer_store_probe(f->s), 0);
 }
 
 static int n_loaded;
@@ -516,7 +716,6 @@ static void test_migration(void **state)
         SQLITE_OK);
     sqlite3_close(db);
     fx_open(f);
-    assert_true(f->next > 5);
     fetch(f, "ana@x", 1, 0, 16);
     assert_int_equal(f->n_rows, 1);
     assert_int_equal(f->rows[0].seq, 5);
@@ -534,6 +733,69 @@ static void test_migration(void **state)
     f->s = NULL;
 }
 
+/* sqlite backend only: a store of schema 4 (the previous version: one seq counter for the whole
+ * relay, the reservation in meta) opens, keeps its envelopes with their seqs, and each device's
+ * seqs go on above its own rows. */
+static void test_migration_v4(void **state)
+{
+    fx *f = *state;
+    char path[300], key[80];
+    sqlite3 *db;
+    fx_close(f);
+    snprintf(path, sizeof(path), "%s/relay.db", f->dir);
+    unlink(path);
+    key[0] = 'x';
+    key[1] = '\'';
+    kurer_hex_encode(key + 2, f->key, 32);
+    key[66] = '\'';
+    key[67] = '\0';
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_key(db, key, 67), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE mailbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT "
+                     "NULL, device INTEGER NOT NULL, env BLOB NOT NULL, sender TEXT NOT NULL "
+                     "DEFAULT '');"
+                     "CREATE INDEX mailbox_dev ON mailbox(user, device, seq);"
+                     "CREATE INDEX mailbox_sender ON mailbox(user, device, sender);"
+                     "CREATE TABLE devices(user TEXT NOT NULL, device INTEGER NOT NULL, serial "
+                     "INTEGER NOT NULL, chain BLOB NOT NULL, PRIMARY KEY(user, device));"
+                     "CREATE TABLE prekey_devices(user TEXT NOT NULL, device INTEGER NOT NULL, "
+                     "registration_id INTEGER NOT NULL, spk_id INTEGER NOT NULL, spk_pub BLOB "
+                     "NOT NULL, spk_sig BLOB NOT NULL, spk_created INTEGER NOT NULL, PRIMARY "
+                     "KEY(user, device));"
+                     "CREATE TABLE one_time_prekeys(user TEXT NOT NULL, device INTEGER NOT NULL, "
+                     "id INTEGER NOT NULL, pub BLOB NOT NULL, PRIMARY KEY(user, device, id));"
+                     "CREATE TABLE crls(issuer_key_id BLOB PRIMARY KEY, version INTEGER NOT "
+                     "NULL, list BLOB NOT NULL);"
+                     "CREATE TABLE meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+                     "INSERT INTO meta VALUES('seq_reserved', 2000000);"
+                     "INSERT INTO mailbox VALUES(1048577, 'ana@x', 1, x'6f6c64', 'bo@x');"
+                     "INSERT INTO mailbox VALUES(1048580, 'cy@x', 1, x'6f6c65', 'bo@x');"
+                     "INSERT INTO mailbox VALUES(1048583, 'ana@x', 1, x'6f6c66', 'cy@x');"
+                     "PRAGMA user_version = 4;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    kurer_memzero(key, sizeof(key));
+    fx_open(f);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 2);
+    assert_int_equal(f->rows[0].seq, 1048577);
+    assert_int_equal(f->rows[1].seq, 1048583);
+    assert_memory_equal(f->bytes[1], "olf", 3);
+    uint64_t a, c;
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, &a), 0);
+    assert_int_equal(put_one(f, "cy@x", 1, "bo@x", 'c', NULL, &c), 0);
+    assert_true(a > 1048583);
+    assert_true(c > 1048580);
+    kurer_store_limits lim = {0, 2}; /* the sender column came along: bo has 2 of ana's 3 */
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'b', &lim, NULL), KURER_ELIMIT);
+    fetch(f, "cy@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 2);
+    assert_int_equal(f->rows[1].seq, c);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -546,6 +808,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_prekeys_once, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_versions, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_migration, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_v4, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_seqs_per_device, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_seqs_reopen, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_pairing_per_device, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_ops_complete, setup_sqlite, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
