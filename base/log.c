@@ -9,10 +9,19 @@
 
 static FILE *log_sink;
 static kurer_log_level log_min = KURER_LOG_INFO;
+static kurer_log_line_fn log_fn;
+static void *log_fn_ud;
 
 void kurer_log_set(FILE *sink, kurer_log_level min)
 {
     log_sink = sink;
+    log_min = min;
+}
+
+void kurer_log_set_fn(kurer_log_line_fn fn, void *ud, kurer_log_level min)
+{
+    log_fn = fn;
+    log_fn_ud = ud;
     log_min = min;
 }
 
@@ -83,6 +92,12 @@ void kurer_log(kurer_log_level level, const char *component, const char *event,
                            "\"event\":\"log_line_too_long\""));
     }
     mem[b.len] = '}';
+    kurer_log_line_fn fn = log_fn;
+    if (fn != NULL) {
+        mem[b.len + 1] = '\0';
+        fn(log_fn_ud, level, (const char *)mem);
+        return;
+    }
     mem[b.len + 1] = '\n';
     fwrite(mem, 1, b.len + 2, log_sink != NULL ? log_sink : stderr);
 }

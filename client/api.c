@@ -6,6 +6,8 @@
 #include "engine.h"
 #include "home.h"
 #include "kurer/crypto.h"
+#include "kurer/log.h"
+#include "kurer/mobile.h"
 #include "kurer/util.h"
 #include "net.h"
 
@@ -15,7 +17,8 @@ typedef enum req_kind {
     REQ_QUEUE,
     REQ_SEND_QUEUED,
     REQ_REFRESH,
-    REQ_FLUSH
+    REQ_FLUSH,
+    REQ_WAKE
 } req_kind;
 
 typedef struct req {
@@ -60,6 +63,13 @@ static void req_run(kurer *k, kurer__job *j)
         break;
     case REQ_FLUSH:
         o->err = kurer__engine_flush(k, j->deadline);
+        break;
+    case REQ_WAKE:
+        /* connect, take everything the relay holds (given to on_message), disconnect */
+        o->err = kurer__net_wait_online(k, j->deadline, 1);
+        if (o->err == 0)
+            o->err = kurer__net_wait_received(k, j->deadline, 1);
+        kurer__net_disconnect(k, kurer_time_mono_ms() + 2500);
         break;
     }
 }
@@ -231,6 +241,45 @@ int kurer_connect_async(kurer *k, int timeout_ms, kurer_done_fn done, void *ud)
     if (rc == 0)
         rc = req_new(k, REQ_CONNECT, timeout_ms, &r);
     return rc != 0 ? rc : submit(k, r, done, ud);
+}
+
+int kurer_wake(kurer *k, int timeout_ms, kurer_done_fn done, void *ud)
+{
+    req *r = NULL;
+    int rc = k == NULL ? KURER_EINVAL : enrolled(k);
+    if (rc == 0)
+        rc = req_new(k, REQ_WAKE, timeout_ms, &r);
+    return rc != 0 ? rc : submit(k, r, done, ud);
+}
+
+void kurer_set_foreground(kurer *k, int foreground)
+{
+    if (k != NULL)
+        kurer__net_set_foreground(k, foreground);
+}
+
+void kurer_network_changed(kurer *k)
+{
+    if (k != NULL)
+        kurer__net_network_changed(k);
+}
+
+/* The library's log lines to the app's fn: process-wide, as logging is (set before threads). */
+static kurer_log_fn g_log_fn;
+
+static void log_line(void *ud, kurer_log_level level, const char *line)
+{
+    kurer_log_fn fn = g_log_fn;
+    if (fn != NULL)
+        fn(ud, (int)level, line);
+}
+
+void kurer_set_log(kurer_log_fn fn, void *ud, int min_level)
+{
+    if (min_level < KURER_LOG_DEBUG || min_level > KURER_LOG_OFF)
+        min_level = KURER_LOG_INFO;
+    g_log_fn = fn;
+    kurer_log_set_fn(fn != NULL ? log_line : NULL, ud, (kurer_log_level)min_level);
 }
 
 void kurer_disconnect_async(kurer *k)

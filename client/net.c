@@ -44,6 +44,21 @@ static void fail_waiters(kurer__net *n, int rc)
     n->pending = NULL;
 }
 
+/* Under mu: the connection's idle deadline (twice the ping interval): in the foreground a ping
+ * after 30 s without input (or half the relay's idle timeout, if shorter), in the background at
+ * 80 % of the relay's idle timeout (at most 10 min: NAT mappings). A relay that says nothing is
+ * taken to close after 120 s. */
+static uint64_t idle_for_locked(const kurer__net *n)
+{
+    uint64_t relay = n->relay_idle_ms != 0 ? n->relay_idle_ms : 120000;
+    uint64_t ping = n->background ? relay * 4 / 5 : (relay / 2 < 30000 ? relay / 2 : 30000);
+    if (ping > 600000)
+        ping = 600000;
+    if (ping < 1000)
+        ping = 1000;
+    return 2 * ping;
+}
+
 static void conn_established(kurer_conn *c, const uint8_t *payload, size_t len)
 {
     kurer__net *n = kurer_conn_data(c);
@@ -52,10 +67,13 @@ static void conn_established(kurer_conn *c, const uint8_t *payload, size_t len)
     if (rc == 0 && a.has_error)
         rc = kurer_err_known(a.error_code) ? a.error_code : KURER_EINTERNAL;
     uv_mutex_lock(&n->mu);
-    if (rc != 0)
+    if (rc != 0) {
         n->closed_rc = rc;
-    else
+    } else {
         n->established = 1;
+        n->relay_idle_ms = a.idle_timeout_ms;
+        kurer_conn_set_idle(c, idle_for_locked(n));
+    }
     uv_cond_broadcast(&n->cond);
     uv_mutex_unlock(&n->mu);
     if (rc != 0)
@@ -214,10 +232,11 @@ static void conn_closed(kurer_conn *c, int err)
          * accepts and drops at once is not hammered. */
         if (kurer_time_mono_ms() - n->online_since >= STABLE_MS)
             n->backoff_ms = 0;
-        if (n->want && !n->stopping)
+        if (n->want && !n->stopping && !n->kick_next)
             backoff_locked(n);
         else
-            n->phase = PHASE_IDLE;
+            n->phase = PHASE_IDLE; /* (a network change: again at once) */
+        n->kick_next = 0;
         kurer__event_state_locked(
             n, n->phase == PHASE_BACKOFF ? KURER_CONN_WAITING : KURER_CONN_OFFLINE, rc);
     }
@@ -296,8 +315,19 @@ static void on_wake(uv_async_t *a)
         start_connect_locked(n);
     if (n->retry_pending) {
         n->retry_pending = 0;
-        if (n->phase == PHASE_IDLE && n->want && !n->stopping)
+        if (n->phase == PHASE_IDLE && n->want && !n->stopping && !n->kick_next)
             backoff_locked(n);
+        n->kick_next = 0;
+    }
+    if (n->idle_dirty) {
+        n->idle_dirty = 0;
+        if (n->conn != NULL && n->established)
+            kurer_conn_set_idle(n->conn, idle_for_locked(n));
+    }
+    kurer_conn *dead = NULL;
+    if (n->net_changed) { /* the old path is likely gone: no goodbye, no waiting */
+        n->net_changed = 0;
+        dead = n->conn;
     }
     if (!n->want && n->phase == PHASE_BACKOFF) {
         uv_timer_stop(&n->retry);
@@ -337,7 +367,9 @@ static void on_wake(uv_async_t *a)
         free(o);
         o = next;
     }
-    if (to_close != NULL)
+    if (dead != NULL)
+        kurer_conn_close(dead, KURER_ECLOSED);
+    else if (to_close != NULL)
         kurer_conn_close_after_flush(to_close, 0);
     while (e != NULL) {
         event *next = e->next;
@@ -732,6 +764,33 @@ void kurer__net_want(kurer *k, int want, int kick)
     uv_mutex_unlock(&n->mu);
 }
 
+void kurer__net_set_foreground(kurer *k, int foreground)
+{
+    kurer__net *n = k->net;
+    uv_mutex_lock(&n->mu);
+    n->background = !foreground;
+    n->idle_dirty = 1;
+    uv_mutex_unlock(&n->mu);
+    uv_async_send(&n->wake);
+}
+
+void kurer__net_network_changed(kurer *k)
+{
+    kurer__net *n = k->net;
+    uv_mutex_lock(&n->mu);
+    if (n->want) {
+        n->backoff_ms = 0;
+        if (n->phase == PHASE_BACKOFF) {
+            n->phase = PHASE_IDLE;
+        } else if (n->conn != NULL) {
+            n->net_changed = 1;
+            n->kick_next = 1;
+        }
+    }
+    uv_mutex_unlock(&n->mu);
+    uv_async_send(&n->wake);
+}
+
 void kurer__net_relay_changed(kurer *k)
 {
     kurer__net *n = k->net;
@@ -783,6 +842,7 @@ int kurer__net_wait_online(kurer *k, uint64_t deadline, int kick)
 int kurer__net_wait_received(kurer *k, uint64_t deadline, int until_empty)
 {
     kurer__net *n = k->net;
+    int depth = kurer__hlock_release(k); /* (a worker's wake: deliveries need the home) */
     uv_mutex_lock(&n->mu);
     uint64_t lost0 = n->marks.lost, gen = n->gen;
     int rc = 0;
@@ -796,12 +856,14 @@ int kurer__net_wait_received(kurer *k, uint64_t deadline, int until_empty)
     else if (rc == KURER_ETIMEOUT && !until_empty)
         rc = 0;
     uv_mutex_unlock(&n->mu);
+    kurer__hlock_reacquire(k, depth);
     return rc;
 }
 
 void kurer__net_disconnect(kurer *k, uint64_t deadline)
 {
     kurer__net *n = k->net;
+    int depth = kurer__hlock_release(k);
     uv_mutex_lock(&n->mu);
     /* What the session worker holds is committed and acked first (or the wait ends). */
     while ((n->p_head != NULL || n->sess_busy) && n->conn != NULL &&
@@ -812,6 +874,7 @@ void kurer__net_disconnect(kurer *k, uint64_t deadline)
            timed_wait(&n->cond, &n->mu, deadline) == 0)
         ;
     uv_mutex_unlock(&n->mu);
+    kurer__hlock_reacquire(k, depth);
 }
 
 int kurer__net_on_library_thread(const kurer *k)

@@ -79,6 +79,10 @@ void kurer__net_want(kurer *k, int want, int kick);
 /* The home's relay changed (kurer_set_relay): the connection closes and an attempt under way
  * is dropped; the next one goes to the new relay. */
 void kurer__net_relay_changed(kurer *k);
+/* mobile.h: the ping interval for the foreground or the background; a network change (the
+ * connection closed at once and made again without backoff). */
+void kurer__net_set_foreground(kurer *k, int foreground);
+void kurer__net_network_changed(kurer *k);
 /* Not on the library thread: waits while connected until deadline (0), until the QueueEmpty of
  * this connection was delivered to the application (until_empty: 0; KURER_ETIMEOUT at the
  * deadline), or until the connection ends (why). */

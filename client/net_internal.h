@@ -85,9 +85,14 @@ struct kurer__net {
     uint8_t *hs;
     size_t hs_len;
     uint32_t backoff_ms;
-    uint64_t online_since; /* monotonic ms */
-    uint64_t close_gen;    /* the connection a close request is for */
-    uint64_t relay_epoch;  /* counts kurer_set_relay calls */
+    uint64_t online_since;  /* monotonic ms */
+    uint64_t close_gen;     /* the connection a close request is for */
+    uint64_t relay_epoch;   /* counts kurer_set_relay calls */
+    uint32_t relay_idle_ms; /* the relay's idle timeout, from its HandshakeAccept (0: not said) */
+    int background;         /* kurer_set_foreground(0): sparse pings */
+    int idle_dirty;         /* the ping interval is to be applied to the connection */
+    int net_changed;        /* kurer_network_changed: close now, reconnect without backoff */
+    int kick_next;
     outq *o_head, *o_tail;
     waiter *pending;
     uint64_t next_id;

@@ -630,6 +630,14 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+void kurer_conn_set_idle(kurer_conn *c, uint64_t idle_ms)
+{
+    if (c == NULL)
+        return;
+    c->lim.idle_ms = idle_ms;
+    c->idle_notified = 0; /* (the timer ticks at most every second whatever the deadline) */
+}
+
 static int conn_new(kurer_conn **out, uv_loop_t *loop, const kurer_net_limits *lim,
                     const kurer_conn_cbs *cbs, void *data)
 {

@@ -1053,10 +1053,7 @@ int kurer_handshake_init_decode(const uint8_t *data, size_t len, kurer_handshake
 static int handshake_init_verify(const uint8_t *data, size_t len)
 {
     kurer_handshake_init *hs = malloc(sizeof(*hs));
-    int rc;
-    if (hs == NULL)
-        return KURER_ENOMEM;
-    rc = kurer_handshake_init_decode(data, len, hs);
+    int rc = hs != NULL ? kurer_handshake_init_decode(data, len, hs) : KURER_ENOMEM;
     free(hs);
     return rc;
 }
@@ -1111,6 +1108,7 @@ int kurer_handshake_accept_decode(const uint8_t *data, size_t len, kurer_handsha
         out->protocol_version = pb->protocol_version;
         out->server_time = pb->server_time;
         out->queued = pb->queued;
+        out->idle_timeout_ms = pb->idle_timeout_ms;
     }
     kurer__v1__handshake_accept__free_unpacked(pb, NULL);
     if (rc != 0)
@@ -1133,6 +1131,7 @@ int kurer_handshake_accept_encode(const kurer_handshake_accept *hs, kurer_buf *o
     pb.protocol_version = hs->protocol_version;
     pb.server_time = hs->server_time;
     pb.queued = hs->queued;
+    pb.idle_timeout_ms = hs->idle_timeout_ms;
     if (hs->has_error) {
         if (kurer__fixed_str_ok(hs->error_message, sizeof(hs->error_message)) != 0)
             return KURER_ELIMIT;

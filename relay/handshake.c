@@ -84,6 +84,7 @@ static void on_hs_count(void *arg, int err, const kurer_store_row *rows, size_t 
     a.protocol_version = KURER_PROTOCOL_VERSION;
     a.server_time = kurer_time_unix() * 1000;
     a.queued = total > UINT32_MAX ? UINT32_MAX : (uint32_t)total;
+    a.idle_timeout_ms = (uint32_t)r->cfg.idle_timeout_ms; /* (config bounds it to a day) */
     rc->queued = a.queued;
     kurer_buf_init(&b, KURER_FRAME_MAX);
     if (rc->hs_chain == NULL || kurer_handshake_accept_encode(&a, &b) != 0 ||

@@ -25,9 +25,10 @@ lib=${2:-}
 list=$top/client/libkurer.sym
 node=KURER_1
 
-# kurer.h and every kurer/ header it includes, transitively (the headers `make install` ships).
+# kurer.h, mobile.h (the phone app's additions) and every kurer/ header they include,
+# transitively (the headers `make install` ships).
 public_headers() {
-    local -a todo=("$top/client/include/kurer/kurer.h")
+    local -a todo=("$top/client/include/kurer/kurer.h" "$top/mobile/include/kurer/mobile.h")
     local -A seen=()
     local h inc f
     while [ ${#todo[@]} -gt 0 ]; do

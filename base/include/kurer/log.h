@@ -37,6 +37,10 @@ static inline const char *kurer__log_nonnull(const char *s)
 
 /* Where logs go (default: stderr) and from which level (default: INFO). */
 KURER_EXPORT void kurer_log_set(FILE *sink, kurer_log_level min);
+/* Or: each line (a JSON object, no newline, borrowed for the call) to fn, on the thread that
+ * logs; fn NULL: back to the FILE sink. Set before threads, like the sink. */
+typedef void (*kurer_log_line_fn)(void *ud, kurer_log_level level, const char *line);
+KURER_EXPORT void kurer_log_set_fn(kurer_log_line_fn fn, void *ud, kurer_log_level min);
 KURER_EXPORT kurer_log_level kurer_log_level_get(void);
 /* Parses "debug", "info", "warn", "error", "off". */
 KURER_EXPORT KURER_MUST_CHECK int kurer_log_level_parse(const char *s, kurer_log_level *out);

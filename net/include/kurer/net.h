@@ -148,6 +148,10 @@ KURER_EXPORT void kurer_conn_close(kurer_conn *c, int err);
 /* Stops reading, writes what is queued (within a 2-second grace period), then closes. */
 KURER_EXPORT void kurer_conn_close_after_flush(kurer_conn *c, int err);
 
+/* Changes the idle deadline of an open connection (kurer_net_limits.idle_ms; 0: none): on_idle
+ * after idle_ms/2 without input, closed after idle_ms. Loop thread. */
+KURER_EXPORT void kurer_conn_set_idle(kurer_conn *c, uint64_t idle_ms);
+
 /* Bytes queued for the peer (pending and in flight). */
 KURER_EXPORT size_t kurer_conn_queued(const kurer_conn *c);
 /* 1 while queued output is at or above out_cap: hold further pushes until on_drain. */

@@ -125,8 +125,9 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_handshake_init_encode(const kurer_handsh
  * the other fields carry nothing. No heap. */
 typedef struct kurer_handshake_accept {
     uint32_t protocol_version;
-    int64_t server_time; /* Unix milliseconds */
-    uint32_t queued;     /* envelopes waiting */
+    int64_t server_time;      /* Unix milliseconds */
+    uint32_t queued;          /* envelopes waiting */
+    uint32_t idle_timeout_ms; /* the relay's idle timeout (0: none, or not said) */
     int has_error;
     int error_code;
     char error_message[KURER_ERROR_MESSAGE_MAX + 1];
