@@ -46,12 +46,15 @@ static void fail_waiters(kurer__net *n, int rc)
 
 /* Under mu: the connection's idle deadline (twice the ping interval): in the foreground a ping
  * after 30 s without input (or half the relay's idle timeout, if shorter), in the background at
- * 80 % of the relay's idle timeout (at most 10 min: NAT mappings). A relay that says nothing is
- * taken to close after 120 s. */
+ * 80 % of the relay's idle timeout less a second (at most 10 min: NAT mappings). A relay that says
+ * nothing is taken to close after 120 s. */
 static uint64_t idle_for_locked(const kurer__net *n)
 {
     uint64_t relay = n->relay_idle_ms != 0 ? n->relay_idle_ms : 120000;
-    uint64_t ping = n->background ? relay * 4 / 5 : (relay / 2 < 30000 ? relay / 2 : 30000);
+    uint64_t ping = relay / 2 < 30000 ? relay / 2 : 30000;
+    /* (less a second: the connection's timer looks once a second, and so does the relay's) */
+    if (n->background && relay * 4 / 5 > relay / 2 + 1000)
+        ping = relay * 4 / 5 - 1000;
     if (ping > 600000)
         ping = 600000;
     if (ping < 1000)

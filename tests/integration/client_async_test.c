@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kurer/kurer.h"
+#include "kurer/mobile.h"
 #include "relay_harness.h"
 
 #define PASS      "async test passphrase"
@@ -27,6 +28,7 @@ typedef struct home {
     int sent_ok, sent_failed, first_error;
     int in_flight, max_in_flight;
     int online;
+    int onlines; /* times it came online */
 } home;
 
 typedef struct ctx {
@@ -78,6 +80,7 @@ static void on_state(void *ud, kurer_conn_state s, int reason)
     pthread_mutex_lock(&g_ctx->mu);
     note_thread(h);
     h->online = s == KURER_CONN_ONLINE;
+    h->onlines += s == KURER_CONN_ONLINE;
     pthread_cond_broadcast(&g_ctx->cond);
     pthread_mutex_unlock(&g_ctx->mu);
 }
@@ -100,7 +103,16 @@ static void sent(void *ud, const kurer_result *r)
 }
 
 /* A home for user, enrolled here with a certificate from the world's authority. */
+/* A home for user, enrolled here with a certificate from the world's authority; with key, a
+ * raw store key (as a phone's keystore hands it over) instead of the passphrase. */
+static void make_home_key(world *w, home *h, const char *user, uint64_t serial, const uint8_t *key);
+
 static void make_home(world *w, home *h, const char *user, uint64_t serial)
+{
+    make_home_key(w, h, user, serial, NULL);
+}
+
+static void make_home_key(world *w, home *h, const char *user, uint64_t serial, const uint8_t *key)
 {
     kurer_create_options o;
     char relay[64];
@@ -127,7 +139,9 @@ static void make_home(world *w, home *h, const char *user, uint64_t serial)
     kurer_kdf_params p = kurer_kdf_minimum();
     o.kdf_ops = p.opslimit;
     o.kdf_mem = p.memlimit;
-    assert_int_equal(kurer_create(&o, PASS, strlen(PASS), NULL, &h->k), 0);
+    assert_int_equal(key != NULL ? kurer_create(&o, NULL, 0, key, &h->k)
+                                 : kurer_create(&o, PASS, strlen(PASS), NULL, &h->k),
+                     0);
     kurer_buf_release(&buf);
     assert_int_equal(kurer_file_read(kurer_csr_path(h->k), 8192, &data, &len), 0);
     assert_int_equal(kurer_csr_decode(data, len, &csr), 0);
@@ -159,8 +173,9 @@ static int ctx_setup(void **state)
     snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
     /* Many requests at once from two devices: the send meter must not be what is tested here.
      * The lookup meter keeps its default: the client's directory cache keeps a burst of sends
-     * from being a burst of lookups. */
-    const char *conf = "send_rate = 0\nmailbox_sender_max = 0\n";
+     * from being a burst of lookups. A short idle timeout (3 s), announced in the handshake:
+     * clients must ping within it, in the background too. */
+    const char *conf = "send_rate = 0\nmailbox_sender_max = 0\nidle_timeout_ms = 3000\n";
     write_file(cfg, conf, strlen(conf));
     const char *extra[] = {"--config", cfg};
     start_relay_v(w, extra, 2);
@@ -338,12 +353,195 @@ static void test_relay_change(void **state)
         kurer_send(c->a.k, "bo@mof", KURER_LEVEL_UNCLASSIFIED, "efter skift", 20000, &why), 0);
 }
 
+/* ---- the phone's day (mobile.h) ---- */
+
+#define FLOW 300
+
+typedef struct flow {
+    int resend[2][FLOW]; /* not committed when it failed: to be sent again */
+    int log_lines, log_leak;
+    int woke, wake_rc;
+} flow;
+
+static flow g_flow;
+
+static void flow_log(void *ud, int level, const char *line)
+{
+    (void)ud;
+    (void)level;
+    pthread_mutex_lock(&g_ctx->mu);
+    g_flow.log_lines++;
+    if (strstr(line, "msg ") != NULL) /* message text never reaches a log line */
+        g_flow.log_leak++;
+    pthread_mutex_unlock(&g_ctx->mu);
+}
+
+typedef struct flow_send {
+    home *h;
+    int side, n;
+} flow_send;
+
+static void flow_sent(void *ud, const kurer_result *r)
+{
+    flow_send *fs = ud;
+    pthread_mutex_lock(&g_ctx->mu);
+    fs->h->in_flight--;
+    if (r->err == 0)
+        fs->h->sent_ok++;
+    else if (r->message_id == 0) /* refused before the commit (the connection was changing) */
+        g_flow.resend[fs->side][fs->n] = 1;
+    /* (committed and not yet accepted: it stays in the outbox and goes with a later connection) */
+    pthread_cond_broadcast(&g_ctx->cond);
+    pthread_mutex_unlock(&g_ctx->mu);
+    free(fs);
+}
+
+static void flow_send_one(home *from, home *to, int side, int n)
+{
+    char text[32];
+    flow_send *fs = calloc(1, sizeof(*fs));
+    assert_non_null(fs);
+    *fs = (flow_send){from, side, n};
+    snprintf(text, sizeof(text), "msg %d", n);
+    pthread_mutex_lock(&g_ctx->mu);
+    from->in_flight++;
+    pthread_mutex_unlock(&g_ctx->mu);
+    assert_int_equal(
+        kurer_send_async(from->k, to->user, KURER_LEVEL_UNCLASSIFIED, text, 30000, flow_sent, fs),
+        0);
+}
+
+static int flow_quiet(ctx *c)
+{
+    return c->a.in_flight == 0 && c->b.in_flight == 0;
+}
+
+static int flow_all_in(ctx *c)
+{
+    return c->a.received >= FLOW && c->b.received >= FLOW;
+}
+
+static void woke(void *ud, const kurer_result *r)
+{
+    (void)ud;
+    pthread_mutex_lock(&g_ctx->mu);
+    g_flow.woke = 1;
+    g_flow.wake_rc = r->err;
+    pthread_cond_broadcast(&g_ctx->cond);
+    pthread_mutex_unlock(&g_ctx->mu);
+}
+
+static int b_online(ctx *c)
+{
+    return c->b.online;
+}
+
+static int flow_woke(ctx *c)
+{
+    (void)c;
+    return g_flow.woke;
+}
+
+/* A home opened with a raw key (a phone's), backgrounded and foregrounded and told of network
+ * changes again and again while messages flow both ways: every message arrives, exactly once;
+ * then kurer_wake fetches what came while it was away. Log lines go to the app's callback. */
+static void test_mobile_flow(void **state)
+{
+    ctx *c = *state;
+    uint8_t key[32];
+    memset(&g_flow, 0, sizeof(g_flow));
+    kurer_set_log(flow_log, NULL, KURER_MOBILE_LOG_INFO);
+    kurer_random(key, sizeof(key));
+    kurer_close(c->b.k); /* bo's place is taken by a phone: "carl", raw key */
+    memset(&c->b, 0, sizeof(c->b));
+    make_home_key(c->w, &c->b, "carl@mof", 12, key);
+    kurer_close(c->b.k);
+    c->b.k = NULL;
+    /* A wrong key is refused; the right one opens without a passphrase. */
+    uint8_t wrong[32];
+    memcpy(wrong, key, sizeof(wrong));
+    wrong[0] ^= 1;
+    assert_int_equal(kurer_open(c->b.dir, NULL, 0, wrong, NULL, NULL, &c->b.k), KURER_EPASSPHRASE);
+    assert_int_equal(kurer_open(c->b.dir, NULL, 0, key, NULL, NULL, &c->b.k), 0);
+    home *hs[2] = {&c->a, &c->b};
+    for (int i = 0; i < 2; i++) {
+        kurer_events ev = {.on_message = on_message, .ud = hs[i], .on_state = on_state};
+        kurer_set_events(hs[i]->k, &ev);
+        assert_int_equal(kurer_connect(hs[i]->k, 20000), 0);
+    }
+    for (int n = 0; n < FLOW; n++) {
+        flow_send_one(&c->a, &c->b, 0, n);
+        flow_send_one(&c->b, &c->a, 1, n);
+        if (n % 50 == 25) {
+            kurer_set_foreground(c->b.k, 0);
+            kurer_network_changed(c->b.k);
+        } else if (n % 50 == 0) {
+            kurer_set_foreground(c->b.k, 1);
+            kurer_network_changed(c->a.k);
+        }
+        if (n % 16 == 15)
+            assert_true(wait_for(c, flow_quiet));
+    }
+    /* What failed before its commit is sent again (what was committed goes by itself). */
+    for (int round = 0; round < 5; round++) {
+        assert_true(wait_for(c, flow_quiet));
+        for (int side = 0; side < 2; side++)
+            for (int n = 0; n < FLOW; n++)
+                if (g_flow.resend[side][n]) {
+                    g_flow.resend[side][n] = 0;
+                    flow_send_one(hs[side], hs[1 - side], side, n);
+                }
+    }
+    assert_true(wait_for(c, flow_all_in));
+    fprintf(stderr, "mobile flow: carl online %d times, anna %d times\n", c->b.onlines,
+            c->a.onlines);
+    assert_true(c->b.onlines >= 4); /* the network changes did reconnect, at once */
+    assert_true(c->a.onlines >= 4);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(hs[i]->duplicates, 0);
+        for (int n = 0; n < FLOW; n++)
+            assert_int_equal(hs[i]->got[n], 1);
+    }
+    /* Away: carl disconnects; anna writes; a push would wake carl: kurer_wake fetches it. */
+    kurer_disconnect(c->b.k);
+    memset(c->b.got, 0, sizeof(c->b.got));
+    c->b.received = 0;
+    for (int n = 0; n < 10; n++) {
+        char text[32];
+        kurer_refusal why;
+        snprintf(text, sizeof(text), "msg %d", n);
+        assert_int_equal(
+            kurer_send(c->a.k, "carl@mof", KURER_LEVEL_UNCLASSIFIED, text, 20000, &why), 0);
+    }
+    assert_int_equal(kurer_wake(c->b.k, 20000, woke, NULL), 0);
+    assert_true(wait_for(c, flow_woke));
+    assert_int_equal(g_flow.wake_rc, 0);
+    assert_int_equal(c->b.received, 10);
+    assert_int_equal(kurer_state(c->b.k, NULL), KURER_CONN_OFFLINE); /* and disconnected again */
+    /* Kept connected in the background, idle: pings at 80 % of the relay's 3 s keep it up. */
+    assert_int_equal(kurer_connect(c->b.k, 20000), 0);
+    kurer_set_foreground(c->b.k, 0);
+    assert_true(wait_for(c, b_online)); /* (the ONLINE event may follow the call's return) */
+    pthread_mutex_lock(&c->mu);
+    int onlines = c->b.onlines;
+    pthread_mutex_unlock(&c->mu);
+    sleep(8);
+    assert_int_equal(kurer_state(c->b.k, NULL), KURER_CONN_ONLINE);
+    pthread_mutex_lock(&c->mu);
+    assert_int_equal(c->b.onlines, onlines); /* never dropped */
+    pthread_mutex_unlock(&c->mu);
+    kurer_set_log(NULL, NULL, KURER_MOBILE_LOG_INFO);
+    assert_true(g_flow.log_lines > 0);
+    assert_int_equal(g_flow.log_leak, 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_thousand_each_way, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_home_lock, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_relay_change, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_mobile_flow, ctx_setup, ctx_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (argc > 1)

@@ -33,9 +33,9 @@ typedef void (*kurer_log_fn)(void *ud, int level, const char *line);
 KURER_EXPORT void kurer_set_log(kurer_log_fn fn, void *ud, int min_level);
 
 /* Foreground (1, the default) or background (0). In the background the library keeps the
- * connection with sparse pings: at 80 % of the relay's idle timeout (which the relay announces
- * in its handshake answer; 120 s if it does not) instead of every 30 s; a lost connection is
- * retried with the same backoff. Returns at once. */
+ * connection with sparse pings: at 80 % of the relay's idle timeout less a second (which the relay
+ * announces in its handshake answer; 120 s if it does not) instead of every 30 s; a lost connection
+ * is retried with the same backoff. Returns at once. */
 KURER_EXPORT void kurer_set_foreground(kurer *k, int foreground);
 
 /* The device's network changed (Wi-Fi to mobile data, a new address): the current connection
