@@ -161,7 +161,8 @@ struct relay {
 #define KURER__COUNTER_FIELD(field, name, help) uint64_t field;
     KURER__RELAY_COUNTERS(KURER__COUNTER_FIELD)
 #undef KURER__COUNTER_FIELD
-    uint64_t rejects[NERR]; /* by error code: kurer_rejections_total{reason} */
+    uint64_t rejects[NERR];  /* by error code: kurer_rejections_total{reason} */
+    kurer__hist send_accept; /* a SendRequest's arrival to its SendResult (accepted) */
     uint64_t refused_max_conns, refused_max_handshakes, refused_per_address, refused_handshake_rate;
     uint64_t n_nk;         /* live NK sessions */
     uint64_t upload_bytes; /* held by chunked revocation uploads in progress */
@@ -215,6 +216,7 @@ typedef struct send_ctx {
     const uint8_t *accepted;
     size_t n_env;
     int64_t ts;
+    uint64_t started_us; /* when the request arrived (uv_hrtime), for kurer_send_accept_seconds */
 } send_ctx;
 
 typedef struct req_ctx {

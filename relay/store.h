@@ -47,6 +47,7 @@
 #include <uv.h>
 
 #include "kurer/error.h"
+#include "hist.h"
 #include "kurer/frame.h"
 
 typedef struct kurer_store kurer_store;
@@ -105,9 +106,10 @@ typedef struct kurer_store_stats {
     uint64_t commits;
     uint64_t last_batch; /* operations in the last transaction */
     uint64_t last_commit_us;
-    uint64_t queued_ops;    /* submitted, not yet completed */
-    uint64_t refused_full;  /* puts refused: a mailbox at mailbox_max */
-    uint64_t refused_share; /* puts refused: a sender at its share (sender_max) */
+    kurer__hist commit_hist; /* every transaction's duration */
+    uint64_t queued_ops;     /* submitted, not yet completed */
+    uint64_t refused_full;   /* puts refused: a mailbox at mailbox_max */
+    uint64_t refused_share;  /* puts refused: a sender at its share (sender_max) */
 } kurer_store_stats;
 
 /* ---- prekeys and revocation lists: their types ------------------------------------------ */

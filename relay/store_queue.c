@@ -325,6 +325,7 @@ void kurer__storeq_finish(kurer__storeq *q, op *round, uint64_t n, uint64_t us)
     q->stats.commits++;
     q->stats.last_batch = n;
     q->stats.last_commit_us = us;
+    kurer__hist_add(&q->stats.commit_hist, us);
     for (op *o = round, *next; o != NULL; o = next) {
         next = o->next;
         complete_locked(q, o);
