@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "kurer/annot.h"
+
 #if defined(__GNUC__)
 #define KURER_MUST_CHECK __attribute__((warn_unused_result))
 #define KURER_EXPORT     __attribute__((visibility("default")))
@@ -86,6 +88,8 @@ typedef enum kurer_err {
 #undef KURER__ERR_ENUM
 } kurer_err;
 
+KURER_ASSUME_NONNULL_BEGIN
+
 /* The message for an error code; never NULL. Unknown codes give "unknown error". */
 KURER_EXPORT const char *kurer_strerror(int err);
 /* The symbolic name ("EINVAL"); never NULL. */
@@ -94,5 +98,7 @@ KURER_EXPORT const char *kurer_err_name(int err);
 KURER_EXPORT kurer_error_category kurer_err_category(int err);
 /* True if err is one of the codes above. Used when decoding error codes from the wire. */
 KURER_EXPORT int kurer_err_known(int err);
+
+KURER_ASSUME_NONNULL_END
 
 #endif
