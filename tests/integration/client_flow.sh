@@ -360,6 +360,45 @@ lines = [m for m in lines if m["text"] != "(test setup)"]
 assert [m["text"] for m in lines] == [want], lines
 '; then ok "json: valid, text round-trips"; else fail "json: $out"; fi
     ;;
+backup_restore)
+    # kurer backup / restore: the copy is encrypted under the home's passphrase, restores into
+    # an empty folder only, and the restored home takes the device over: the old copy is told.
+    setup
+    "$K" send --home anna --to bob@sk.dk "hemmelig besked en" >/dev/null || exit 1
+    expect "bob receives before the backup" 0 "hemmelig besked en" "$K" recv --home bob
+    expect "backup" 0 "written to bob.backup" "$K" backup --home bob --out bob.backup
+    if head -c 16 bob.backup | grep -qa "SQLite format"; then fail "backup is plain SQLite"; else
+        ok "backup is not plain SQLite"
+    fi
+    if grep -qa "hemmelig" bob.backup; then fail "message text in clear"; else ok "no text in clear"; fi
+    [ "$(stat -c %a bob.backup)" = 600 ] && ok "backup mode 0600" || fail "mode $(stat -c %a bob.backup)"
+    expect "restore refuses a home that is not empty" 1 "not empty" "$K" restore --home anna bob.backup
+    expect "restore refuses a wrong passphrase" 1 "does not open" \
+        env KURER_PASSPHRASE=wrong-passphrase "$K" restore --home bob-r bob.backup
+    [ -z "$(ls -A bob-r 2>/dev/null)" ] && ok "nothing left after a refused restore" || fail "bob-r: $(ls -A bob-r)"
+    expect "restore refuses what is no backup" 1 "not a backup" "$K" restore --home bob-x relay/relay.pub
+    expect "restore" 0 "restored bob.backup into bob-r" "$K" restore --home bob-r bob.backup
+    [ "$(stat -c %a bob-r)" = 700 ] && ok "restored home 0700" || fail "bob-r mode $(stat -c %a bob-r)"
+    expect "restored history" 0 "hemmelig besked en" "$K" history --home bob-r
+    "$K" send --home anna --to bob@sk.dk "efter restore" >/dev/null || exit 1
+    expect "the restored home receives" 0 "efter restore" "$K" recv --home bob-r
+    expect "the old copy is told" 1 "in use by another copy of this home" "$K" recv --home bob
+    expect "the restored home goes on" 0 "" "$K" recv --home bob-r
+    ;;
+cloned_home)
+    # A file copy of a home (same instance): the relay catches the two copies alternating and
+    # tells both, instead of letting them split the device's messages; a restore mends it.
+    setup
+    cp -a bob bob-copy
+    expect "original" 0 "" "$K" recv --home bob
+    expect "the copy is refused" 1 "in use by another copy of this home" "$K" recv --home bob-copy
+    expect "the original is told too" 1 "in use by another copy of this home" "$K" recv --home bob
+    expect "backup of the one kept" 0 "written" "$K" backup --home bob --out keep.backup
+    expect "restored as a new instance" 0 "restored" "$K" restore --home bob-new keep.backup
+    "$K" send --home anna --to bob@sk.dk "til den nye" >/dev/null || exit 1
+    expect "the new instance works" 0 "til den nye" "$K" recv --home bob-new
+    expect "the copy stays refused" 1 "in use by another copy" "$K" recv --home bob-copy
+    ;;
 home_lock)
     # One process per home: a waiting `recv --wait` holds it; other commands are refused at
     # once instead of bumping it off the relay. Short commands wait for each other.
