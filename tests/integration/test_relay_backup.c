@@ -220,7 +220,7 @@ static void test_backup_under_load(void **state)
 
     /* Restore on "another machine": the old folder gone, the keys kept apart. */
     assert_int_equal(mkdir(keys, 0700), 0);
-    char cmd[1400];
+    char cmd[2200];
     snprintf(cmd, sizeof(cmd), "cp -p %s/relay.key %s/store.key %s && mv %s %s/old", relay_dir,
              relay_dir, keys, relay_dir, w->dir);
     assert_int_equal(system(cmd), 0);
@@ -280,7 +280,7 @@ static void test_backup_offline_restore_refusals(void **state)
     assert_non_null(strstr(out, "not empty"));
     free(out);
     /* Keys of another relay: the backup does not decrypt, and nothing is left behind. */
-    char cmd[600];
+    char cmd[1400];
     snprintf(cmd, sizeof(cmd), "%s init --dir %s > /dev/null", KURER_RELAY_BIN, other);
     assert_int_equal(system(cmd), 0);
     const char *r2[] = {"restore", "--dir", fresh, "--keys", other, file, NULL};
