@@ -193,6 +193,7 @@ typedef struct kurer_store_ops {
                          void *arg);
     int (*put_crl)(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t version,
                    const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg);
+    int (*backup)(kurer_store *s, const char *path, kurer_store_done_cb cb, void *arg);
     void (*set_commit_delay)(kurer_store *s, uint64_t us);
     void (*get_stats)(kurer_store *s, kurer_store_stats *out);
 } kurer_store_ops;
@@ -316,6 +317,17 @@ kurer_store_put_crl(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t ve
                     const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg)
 {
     return s->ops->put_crl(s, issuer_key_id, version, list, len, cb, arg);
+}
+
+/* Writes a consistent, encrypted copy of the store to path (docs/relay.md, "Backup"): what
+ * every commit before it left, in one read, between transactions; held puts are written
+ * first. sqlite: sqlcipher_export into path.tmp (attached under the store's own key and salt,
+ * no journal), fsync, rename to path. The callback runs once the file is in place (err 0) or
+ * with KURER_ESTORAGE / KURER_EIO (nothing at path then; a path.tmp may be left). */
+KURER_MUST_CHECK static inline int kurer_store_backup(kurer_store *s, const char *path,
+                                                      kurer_store_done_cb cb, void *arg)
+{
+    return s->ops->backup(s, path, cb, arg);
 }
 
 /* A backend may hold submitted work up to us microseconds before it starts a transaction, to

@@ -338,7 +338,7 @@ void cl_confirm(client *cl)
 int cl_connect(world *w, client *cl, const device *d)
 {
     kurer_buf b;
-    kurer_handshake_init hi;
+    kurer_handshake_init hi = {0};
     memset(cl, 0, sizeof(*cl));
     cl->next_req = 1;
     assert_int_equal(uv_loop_init(&cl->loop), 0);

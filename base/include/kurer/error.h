@@ -80,7 +80,8 @@ typedef enum kurer_error_category {
     X(EHANDSHAKE, -45, IO, "the peer closed the connection during the handshake")                  \
     X(EADDRINUSE, -46, IO, "address already in use")                                               \
     X(ECRLSTALE, -47, POLICY, "revocation list is past its next update")                           \
-    X(ELOCKED, -48, AGAIN, "the device home is open in another handle or process")
+    X(ELOCKED, -48, AGAIN, "the device home is open in another handle or process")                 \
+    X(ECLONED, -49, POLICY, "this device's identity is in use by another copy of this home")
 
 typedef enum kurer_err {
 #define KURER__ERR_ENUM(name, value, cat, msg) KURER_##name = (value),

@@ -407,6 +407,24 @@ KURER_EXPORT int kurer_outbox_size(kurer *k);
  * reason, e.g. KURER_EREVOKED) if the connection ends. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_poll(kurer *k, int timeout_ms, unsigned flags);
 
+/* ---- backups (docs/client.md, "Backup and restore") ---- */
+
+/* Writes an encrypted copy of the open home to path (replaced atomically; mode 0600): the store
+ * exported under its own key, with the passphrase's KDF record (salt and Argon2id parameters,
+ * no secret), so that the backup opens with the home's passphrase (or raw key) and nothing
+ * else. Consistent: between the home's transactions (KURER_ESTATE inside one). Takes the home
+ * lock; the connection may stay up. KURER_EIO / KURER_ESTORAGE if it could not be written. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_backup(kurer *k, const char *path);
+/* Restores the backup at path into home, which must be empty or missing (KURER_EEXIST if it
+ * holds anything), with the passphrase (key NULL) of the backed-up home, or its raw key (pass
+ * NULL). Opening it is the check: KURER_EPASSPHRASE for a wrong secret, KURER_EMALFORMED for a
+ * file that is no home backup; on any error home is left empty. The restored home gets a new
+ * instance id: it takes the device over at the relay, and the copy it was made from is told
+ * KURER_ECLONED from then on (docs/protocol.md 1.1). Blocking; opens and closes the home. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_restore(const char *home, const char *path,
+                                                const char *KURER_NULLABLE pass, size_t pass_len,
+                                                const uint8_t *KURER_NULLABLE key);
+
 KURER_ASSUME_NONNULL_END
 
 #endif
