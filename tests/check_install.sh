@@ -29,6 +29,11 @@ p=$root$prefix
 for b in kurer kurer-admin kurer-relay; do
     [ -x "$p/bin/$b" ] || fail "bin/$b was not installed"
 done
+for f in share/man/man1/kurer.1 share/man/man8/kurer-admin.8 share/man/man8/kurer-relay.8 \
+    share/man/man5/relay.conf.5 share/bash-completion/completions/kurer \
+    share/bash-completion/completions/kurer-admin share/bash-completion/completions/kurer-relay; do
+    [ -f "$p/$f" ] || fail "$f was not installed"
+done
 
 pc=$(find "$p" -name kurer.pc -path '*/pkgconfig/*')
 [ -n "$pc" ] || fail "no lib/pkgconfig/kurer.pc"
