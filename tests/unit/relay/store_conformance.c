@@ -1,6 +1,8 @@
 /* The relay store conformance suite (issue 10): what every backend of relay/store.h must do,
- * parametrised by the backend's constructor. The sqlite backend runs it now; the PostgreSQL
- * backend will run the same cases (add it to `backends`).
+ * parametrised by the backend's constructor: `test_store_conformance_sqlite test_<case>
+ * [sqlite|postgres]` (ctest: store_conformance_<backend>_<case>). The postgres backend needs a
+ * server: KURER_PG_CONNINFO_FILE names a file with a libpq connection string of a role that may
+ * create schemas (tests/pg/pg_server.sh writes one); each case's store is a schema of its own.
  *
  * Cases: the operations table (every entry set), order, ack, restart (nothing lost, seqs never
  * reused), per-device seqs (increasing per device, independent, never reused after a reopen,
@@ -27,25 +29,25 @@
 #include "kurer/crypto.h"
 #include "kurer/util.h"
 #include "store.h"
+#include "store_conformance.h"
 
 /* ---- backends ------------------------------------------------------------------------------ */
 
-typedef struct backend {
-    const char *name;
-    /* Opens (creating) the store that lives in dir, keyed with key. */
-    int (*open)(kurer_store **out, uv_loop_t *loop, const char *dir, const uint8_t key[32]);
-} backend;
-
-static int sqlite_open(kurer_store **out, uv_loop_t *loop, const char *dir, const uint8_t key[32])
-{
-    char path[300];
-    snprintf(path, sizeof(path), "%s/relay.db", dir);
-    return kurer_store_open_sqlite(out, loop, path, key);
-}
-
 static const backend backends[] = {
     {"sqlite", sqlite_open},
+    {"postgres", pg_open},
 };
+static const backend *current = &backends[0];
+
+static int is_pg(const void *fxp);
+/* Skips a case that does not apply to the backend, saying why. */
+#define SKIP_UNLESS(cond, why)                                                                     \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            print_message("SKIPPED for %s: %s\n", current->name, why);                             \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
 
 /* ---- fixture ------------------------------------------------------------------------------- */
 
@@ -62,7 +64,7 @@ typedef struct fx {
     uint64_t seqs[8], prev[8]; /* of the last put (on_seqs), and whether on_seqs came first */
     size_t n_seqs;
     int seqs_before_done;
-    /* an ack to submit from on_seqs (the put's first seq), for this device */
+    /* an ack to submit from on_seqs (the put's first seq), for this device; once */
     const kurer_device_address *ack_from_seqs;
     kurer_store_row rows[16];
     uint8_t bytes[16][64];
@@ -99,9 +101,14 @@ static int setup_be(void **state, const backend *be)
     return 0;
 }
 
-static int setup_sqlite(void **state)
+static int setup(void **state)
 {
-    return setup_be(state, &backends[0]);
+    return setup_be(state, current);
+}
+
+static int is_pg(const void *fxp)
+{
+    return strcmp(((const fx *)fxp)->be->name, "postgres") == 0;
 }
 
 static int teardown(void **state)
@@ -122,8 +129,12 @@ static int teardown(void **state)
 static void wait_done(fx *f, int want)
 {
     uint64_t end = kurer_time_mono_ms() + 10000;
-    while (f->done < want && kurer_time_mono_ms() < end)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    /* never blocks in the loop: a callback that does not come fails the case */
+    while (f->done < want && kurer_time_mono_ms() < end) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (f->done < want)
+            usleep(200);
+    }
     assert_int_equal(f->done, want);
 }
 
@@ -136,8 +147,10 @@ static void on_seqs(void *arg, const uint64_t *seqs, const uint64_t *prev, size_
     memcpy(f->seqs, seqs, f->n_seqs * sizeof(*seqs));
     memcpy(f->prev, prev, f->n_seqs * sizeof(*prev));
     f->seqs_before_done = 1;
-    if (f->ack_from_seqs != NULL)
-        assert_int_equal(kurer_store_ack(f->s, f->ack_from_seqs, seqs, 1, on_done, f), 0);
+    const kurer_device_address *a = f->ack_from_seqs;
+    f->ack_from_seqs = NULL; /* once: on_seqs may run later than the put's submission */
+    if (a != NULL)
+        assert_int_equal(kurer_store_ack(f->s, a, seqs, 1, on_done, f), 0);
 }
 
 static void on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
@@ -380,7 +393,6 @@ static void test_put_ack_pairing(void **state)
     int want = f->done + 2;
     f->ack_from_seqs = &a;
     submit_put(f, &it, 1, NULL, 2000000);
-    f->ack_from_seqs = NULL;
     wait_done(f, want);
     fetch(f, "ana@x", 1, 0, 16);
     assert_int_equal(f->n_rows, 0);
@@ -410,7 +422,6 @@ static void test_pairing_per_device(void **state)
     int want = f->done + 2;
     f->ack_from_seqs = &b; /* bo acks ana's seq: bo has no envelope of that seq */
     submit_put(f, it, 1, NULL, 100000);
-    f->ack_from_seqs = NULL;
     wait_done(f, want);
     assert_int_equal(f->cancelled, 0); /* held out its time, then written */
     fetch(f, "ana@x", 1, 0, 16);
@@ -421,7 +432,6 @@ static void test_pairing_per_device(void **state)
     want = f->done + 2;
     f->ack_from_seqs = &a;
     submit_put(f, it, 1, NULL, 0);
-    f->ack_from_seqs = NULL;
     wait_done(f, want);
     assert_int_equal(f->err, 0);
     kurer_store_set_commit_delay(f->s, 0);
@@ -501,7 +511,6 @@ static void test_seqs_reopen(void **state)
     int want = f->done + 2;
     f->ack_from_seqs = &a;
     submit_put(f, &it, 1, NULL, 2000000); /* cancelled by its ack: never written */
-    f->ack_from_seqs = NULL;
     wait_done(f, want);
     uint64_t s2 = f->seqs[0];
     assert_true(s2 > s1);
@@ -693,6 +702,18 @@ static void test_migration(void **state)
     fx *f = *state;
     char path[300], key[80];
     sqlite3 *db;
+    if (is_pg(f)) {
+        /* postgres (one schema version so far, nothing older to migrate): a database of a
+         * newer relay is refused, and opens again once it is this relay's version */
+        fx_close(f);
+        pg_sql(f->dir, "UPDATE kurer_schema SET version = 99");
+        assert_int_equal(f->be->open(&f->s, &f->loop, f->dir, f->key), KURER_EVERSION);
+        f->s = NULL;
+        pg_sql(f->dir, "UPDATE kurer_schema SET version = 1");
+        fx_open(f);
+        assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, NULL), 0);
+        return;
+    }
     fx_close(f);
     snprintf(path, sizeof(path), "%s/relay.db", f->dir);
     unlink(path);
@@ -741,6 +762,7 @@ static void test_migration_v4(void **state)
     fx *f = *state;
     char path[300], key[80];
     sqlite3 *db;
+    SKIP_UNLESS(!is_pg(f), "a schema-4 SQLCipher file; the postgres schema has no such past");
     fx_close(f);
     snprintf(path, sizeof(path), "%s/relay.db", f->dir);
     unlink(path);
@@ -796,25 +818,137 @@ static void test_migration_v4(void **state)
     assert_int_equal(f->rows[1].seq, c);
 }
 
+typedef struct nodes {
+    uint64_t seqs[64];
+    uint32_t ids[64];
+    size_t n, n_ids, done;
+    int err;
+} nodes;
+
+static void nodes_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
+{
+    nodes *t = arg;
+    (void)cancelled;
+    t->err |= err;
+    for (size_t i = 0; i < n && t->n < 64; i++)
+        t->seqs[t->n++] = seqs[i];
+    t->done++;
+}
+
+static void nodes_take(void *arg, int err, const kurer_store_bundle *b, size_t n)
+{
+    nodes *t = arg;
+    t->err |= err;
+    for (size_t i = 0; i < n && t->n_ids < 64; i++)
+        if (b[i].has_one_time)
+            t->ids[t->n_ids++] = b[i].one_time.id;
+    t->done++;
+}
+
+static void nodes_wait(fx *f, nodes *t, size_t want)
+{
+    uint64_t end = kurer_time_mono_ms() + 10000;
+    while (t->done < want && kurer_time_mono_ms() < end) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        if (t->done < want)
+            usleep(200);
+    }
+    assert_int_equal(t->done, want);
+    assert_int_equal(t->err, 0);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Two relay nodes (two stores over one database, their writers running at once): puts for one
+ * device from both get distinct seqs without gaps, and a fetch sees them in seq order; takes
+ * from both hand out each one-time prekey once. */
+static void test_two_nodes(void **state)
+{
+    fx *f = *state;
+    SKIP_UNLESS(is_pg(f), "one relay holds a SQLCipher store (DIR/.lock): no second node");
+    kurer_store *s2, *st[2];
+    assert_int_equal(f->be->open(&s2, &f->loop, f->dir, f->key), 0);
+    kurer_store_set_commit_delay(s2, 0);
+    st[0] = f->s;
+    st[1] = s2;
+    nodes t;
+    memset(&t, 0, sizeof(t));
+    static uint8_t e[8] = "twonode";
+    kurer_store_item it = {addr("ana@x", 1), addr("bo@x", 1), e, sizeof(e)};
+    kurer_store_put_req req = {&it, 1, {0, 0}, 0, NULL, nodes_put, &t};
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(kurer_store_put(st[i % 2], &req), 0);
+    nodes_wait(f, &t, 40);
+    qsort(t.seqs, t.n, sizeof(t.seqs[0]), cmp_u64);
+    for (size_t i = 0; i < t.n; i++)
+        assert_int_equal(t.seqs[i], t.seqs[0] + i); /* distinct, no gaps */
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->count, 40);
+    assert_int_equal(f->high, t.seqs[39]);
+    for (size_t i = 0; i < f->n_rows; i++)
+        assert_int_equal(f->rows[i].seq, t.seqs[i]);
+    /* 30 one-time prekeys, 40 takes from both nodes at once */
+    kurer_one_time_prekey otk[30];
+    kurer_store_prekeys p;
+    memset(&p, 0, sizeof(p));
+    memset(otk, 0, sizeof(otk));
+    p.dev = addr("cy@x", 1);
+    p.signed_prekey.id = 1;
+    for (uint32_t i = 0; i < 30; i++)
+        otk[i].id = i + 1;
+    p.one_time = otk;
+    p.n_one_time = 30;
+    int want = f->done + 1;
+    assert_int_equal(kurer_store_put_prekeys(f->s, &p, on_count, f), 0);
+    wait_done(f, want);
+    assert_int_equal(f->count, 30);
+    memset(&t, 0, sizeof(t));
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(kurer_store_take_prekeys(st[i % 2], &p.dev, 1, 1, nodes_take, &t), 0);
+    nodes_wait(f, &t, 40);
+    assert_int_equal(t.n_ids, 30);
+    uint64_t ids[30];
+    for (size_t i = 0; i < 30; i++)
+        ids[i] = t.ids[i];
+    qsort(ids, 30, sizeof(ids[0]), cmp_u64);
+    for (size_t i = 0; i < 30; i++)
+        assert_int_equal(ids[i], i + 1); /* each once */
+    print_message("two nodes: 40 puts, seqs without gaps; 40 takes, 30 prekeys, none twice\n");
+    kurer_store_close(s2);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_order, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_ack, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_restart, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_limits, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_put_ack_pairing, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_directory, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_prekeys_once, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_revocation_versions, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_migration, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_migration_v4, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_seqs_per_device, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_seqs_reopen, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_pairing_per_device, setup_sqlite, teardown),
-        cmocka_unit_test_setup_teardown(test_ops_complete, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_ack_pairing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prekeys_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_v4, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seqs_per_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seqs_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pairing_per_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ops_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_nodes, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
-    return cmocka_run_group_tests_name(backends[0].name, tests, NULL, NULL);
+    for (size_t i = 0; argc > 2 && i < sizeof(backends) / sizeof(backends[0]); i++)
+        if (strcmp(argv[2], backends[i].name) == 0)
+            current = &backends[i];
+    if (argc > 2 && strcmp(argv[2], current->name) != 0) {
+        fprintf(stderr, "unknown backend %s\n", argv[2]);
+        return 2;
+    }
+    return cmocka_run_group_tests_name(current->name, tests, NULL, NULL);
 }
