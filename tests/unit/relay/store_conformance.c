@@ -922,6 +922,25 @@ static void test_two_nodes(void **state)
     uv_run(&f->loop, UV_RUN_NOWAIT);
 }
 
+/* A connection the server ends fails the round that meets it with ESTORAGE (no seqs, never a
+ * success), and the store connects again for the next round: what was accepted is all there. */
+static void test_reconnect(void **state)
+{
+    fx *f = *state;
+    SKIP_UNLESS(is_pg(f), "an embedded store has no connection to lose");
+    uint64_t s1, s2;
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, &s1), 0);
+    pg_kill_connections(f->dir);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'b', NULL, NULL), KURER_ESTORAGE);
+    assert_int_equal(f->n_seqs, 0);
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'c', NULL, &s2), 0);
+    assert_true(s2 > s1);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->n_rows, 2);
+    assert_int_equal(f->bytes[0][0], 'a');
+    assert_int_equal(f->bytes[1][0], 'c');
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -940,6 +959,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pairing_per_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ops_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

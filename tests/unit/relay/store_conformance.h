@@ -18,5 +18,7 @@ int sqlite_open(kurer_store **out, uv_loop_t *loop, const char *dir, const uint8
 int pg_open(kurer_store **out, uv_loop_t *loop, const char *dir, const uint8_t key[32]);
 /* Runs SQL in the case's schema (a test's own changes, e.g. a newer schema version). */
 void pg_sql(const char *dir, const char *sql);
+/* Ends the case's store connections from the server's side (as a failover or restart would). */
+void pg_kill_connections(const char *dir);
 
 #endif

@@ -59,7 +59,8 @@ static void pg_conninfo(const char *dir, char *out, size_t cap)
         fputs(schema, fp);
         fclose(fp);
     }
-    snprintf(out, cap, "%s options='-csearch_path=%s'", base, schema);
+    /* the application name tells the case's connections from those of other cases */
+    snprintf(out, cap, "%s options='-csearch_path=%s' application_name=%s", base, schema, schema);
 }
 
 int pg_open(kurer_store **out, uv_loop_t *loop, const char *dir, const uint8_t key[32])
@@ -81,4 +82,21 @@ void pg_sql(const char *dir, const char *sql)
         fail_msg("postgres: %s", PQerrorMessage(c));
     PQclear(res);
     PQfinish(c);
+}
+
+void pg_kill_connections(const char *dir)
+{
+    char path[300], schema[40] = "", sql[200];
+    snprintf(path, sizeof(path), "%s/pg_schema", dir);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    int got = fgets(schema, sizeof(schema), fp) != NULL;
+    fclose(fp);
+    assert_true(got);
+    /* waits (up to 5 s) until each has ended */
+    snprintf(sql, sizeof(sql),
+             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
+             "application_name = '%s' AND pid <> pg_backend_pid()",
+             schema);
+    pg_sql(dir, sql);
 }
