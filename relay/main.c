@@ -209,7 +209,9 @@ static int cmd_run(const kurer_args *a)
     for (; o.n_crls < kurer_args_count(a, "crl"); o.n_crls++)
         o.crl_files[o.n_crls] = kurer_args_nth(a, "crl", o.n_crls);
     if (store != NULL && strcmp(store, "sqlite") != 0) {
-        fprintf(stderr, "kurer-relay: --store %s: only sqlite is available\n", store);
+        fprintf(stderr,
+                "kurer-relay: --store %s: only sqlite (postgres: store = postgres in --config)\n",
+                store);
         return 2;
     }
     if (level != NULL && (rc = set_log_level(level)) != 0)

@@ -114,7 +114,8 @@ static int check_limits(pg_store *s, op *o)
     return 0;
 }
 
-/* The limits are read first: a refused put takes no seq (nothing of it is written). */
+/* The limits are read first: a refused put takes no seq (nothing of it is written). Once it
+ * writes, any failure is KURER_ESTORAGE, which rolls the round back: never half a put. */
 static int exec_put(pg_store *s, op *o)
 {
     pg_params p;
@@ -127,7 +128,7 @@ static int exec_put(pg_store *s, op *o)
         if ((rc = one_i64(s, PG_NEXT_SEQ, &p, &seq)) != 0)
             return KURER_ESTORAGE;
         if (seq < 1)
-            return KURER_ECORRUPT;
+            return KURER_ESTORAGE; /* fails the round: a put is written whole or not at all */
         o->seqs[i] = (uint64_t)seq;
         o->prev[i] = (uint64_t)seq - 1; /* the counter moves by one, under its row lock */
         kurer__pg_p_i64(&p, seq);
