@@ -1,7 +1,7 @@
 /* The postgres backend of the relay store (store.h): the shared queue (store_queue.c) executed
  * by one writer thread on one blocking libpq connection, with group commit: everything submitted
- * while a transaction runs goes into the next one. SQL in store_pg_exec.c, schema in
- * store_pg_schema.c.
+ * while a transaction runs goes into the next one, its puts, acks, directory entries and lists
+ * in pipeline mode (store_pg_pipe.c). SQL in store_pg_exec.c, schema in store_pg_schema.c.
  *
  * Seqs come from each device's counter row, incremented inside the storing transaction
  * (store_pg_exec.c); they are known only once the round's statements ran, and a rollback (a
@@ -102,17 +102,24 @@ static void keep_sqlstate(const PGresult *r)
     snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", st != NULL ? st : "");
 }
 
-static const char *stmt_name(pg_stmt st)
+const char *kurer__pg_stmt_name(pg_stmt st)
 {
-    static const char *const names[PG_N_STMTS] = {"k0",  "k1",  "k2",  "k3",  "k4",
-                                                  "k5",  "k6",  "k7",  "k8",  "k9",
-                                                  "k10", "k11", "k12", "k13", "k14"};
+    static const char *const names[] = {"k0",  "k1",  "k2",  "k3",  "k4",  "k5",  "k6",
+                                        "k7",  "k8",  "k9",  "k10", "k11", "k12", "k13",
+                                        "k14", "k15", "k16", "k17", "k18", "k19"};
+    _Static_assert(PG_N_STMTS <= sizeof(names) / sizeof(names[0]), "a name per statement");
     return names[st];
+}
+
+void kurer__pg_note_error(pg_store *s, const PGresult *r)
+{
+    keep_sqlstate(r);
+    log_pg(s, "statement_failed", r);
 }
 
 PGresult *kurer__pg_run(pg_store *s, pg_stmt st, const pg_params *p, ExecStatusType want)
 {
-    PGresult *r = PQexecPrepared(s->conn, stmt_name(st), p->n, p->v, p->len, p->fmt, 1);
+    PGresult *r = PQexecPrepared(s->conn, kurer__pg_stmt_name(st), p->n, p->v, p->len, p->fmt, 1);
     if (PQresultStatus(r) == want)
         return r;
     keep_sqlstate(r);
@@ -153,7 +160,8 @@ static PGconn *connect_db(const char *conninfo)
 static int prepare_all(pg_store *s)
 {
     for (int i = 0; i < PG_N_STMTS; i++) {
-        PGresult *r = PQprepare(s->conn, stmt_name((pg_stmt)i), kurer__pg_sql[i], 0, NULL);
+        PGresult *r =
+            PQprepare(s->conn, kurer__pg_stmt_name((pg_stmt)i), kurer__pg_sql[i], 0, NULL);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
             log_pg(s, "prepare_failed", r);
@@ -210,17 +218,21 @@ static int is_read(const op *o)
  * failure was a deadlock or a serialization failure, which a rerun may not meet. */
 static int run_writes(pg_store *s, op *round, uint64_t *count, int *retry)
 {
-    int rc = kurer__pg_cmd(s, "BEGIN");
     last_sqlstate[0] = '\0';
-    for (op *o = round; o != NULL && rc == 0; o = o->next, (*count)++) {
-        o->err = kurer__pg_exec_write(s, o);
+    int rc = kurer__pg_cmd(s, "BEGIN");
+    if (rc == 0)
+        rc = kurer__pg_exec_pipelined(s, round); /* puts, acks, directory, lists */
+    for (op *o = round; o != NULL; o = o->next, (*count)++) {
+        if (rc != 0 || (o->kind != KURER__OP_PREKEYS && o->kind != KURER__OP_TAKE))
+            continue;
+        o->err = kurer__pg_exec_write(s, o); /* these read before they write */
         if (o->err == KURER_ESTORAGE)
             rc = KURER_ESTORAGE;
     }
     if (rc == 0)
         rc = kurer__pg_cmd(s, "COMMIT");
     *retry = strcmp(last_sqlstate, "40P01") == 0 || strcmp(last_sqlstate, "40001") == 0;
-    if (rc != 0 && PQstatus(s->conn) == CONNECTION_OK &&
+    if (rc != 0 && s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK &&
         PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         (void)kurer__pg_cmd(s, "ROLLBACK");
     return rc;

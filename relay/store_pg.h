@@ -17,8 +17,8 @@
 typedef enum pg_stmt {
     PG_COUNT,        /* $1 usr, $2 device: envelopes queued */
     PG_COUNT_SENDER, /* ... $3 sender */
-    PG_NEXT_SEQ,     /* $1 usr, $2 device: the device's next seq (row lock until commit) */
-    PG_INSERT,       /* $1 usr, $2 device, $3 seq, $4 sender, $5 env */
+    PG_PUT,          /* $1 usr, $2 device, $3 sender, $4 env: the next seq (row lock until the
+                      * commit) and the row, in one statement; returns the seq */
     PG_DELETE,       /* $1 usr, $2 device, $3 seq */
     PG_HIGH,         /* $1 usr, $2 device: the device's last seq and its queue, one snapshot */
     PG_FETCH,        /* $1 usr, $2 device, $3 after, $4 limit */
@@ -72,9 +72,17 @@ int kurer__pg_user(const PGresult *r, int row, int col, char *out, size_t cap);
 
 /* The SQL of each statement (store_pg_exec.c). */
 extern const char *const kurer__pg_sql[PG_N_STMTS];
-/* Executes one write of a round inside its transaction (store_pg_exec.c): 0 or an operation's
- * error (KURER_ELIMIT...), or KURER_ESTORAGE when the transaction failed (the round is then
- * rolled back). */
+/* The statement's name on the connection. */
+const char *kurer__pg_stmt_name(pg_stmt st);
+/* Logs a failed result and keeps its SQLSTATE for the round's retry decision. */
+void kurer__pg_note_error(pg_store *s, const PGresult *r);
+/* The puts, acks, directory entries and revocation lists of a round, inside its transaction, in
+ * pipeline mode (store_pg_pipe.c): a few round trips per round, not per statement. Sets each
+ * op's err (KURER_ELIMIT for a put over a limit); 0, or KURER_ESTORAGE when the transaction
+ * failed (the round is then rolled back). */
+int kurer__pg_exec_pipelined(pg_store *s, kurer__op *round);
+/* A prekey upload or take, inside the round's transaction after the pipelined part
+ * (store_pg_exec.c): 0 or the op's error, or KURER_ESTORAGE when the transaction failed. */
 int kurer__pg_exec_write(pg_store *s, kurer__op *o);
 /* The reads of a round, after its commit. */
 int kurer__pg_exec_fetch(pg_store *s, kurer__op *o);

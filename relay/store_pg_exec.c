@@ -18,10 +18,10 @@ const char *const kurer__pg_sql[PG_N_STMTS] = {
     [PG_COUNT] = "SELECT count(*) FROM mailbox WHERE usr = $1 AND device = $2",
     [PG_COUNT_SENDER] =
         "SELECT count(*) FROM mailbox WHERE usr = $1 AND device = $2 AND sender = $3",
-    [PG_NEXT_SEQ] = "INSERT INTO device_seqs(usr, device, last) VALUES($1, $2, 1) "
-                    "ON CONFLICT (usr, device) DO UPDATE SET last = device_seqs.last + 1 "
-                    "RETURNING last",
-    [PG_INSERT] = "INSERT INTO mailbox(usr, device, seq, sender, env) VALUES($1, $2, $3, $4, $5)",
+    [PG_PUT] = "WITH s AS (INSERT INTO device_seqs(usr, device, last) VALUES($1, $2, 1) "
+               "ON CONFLICT (usr, device) DO UPDATE SET last = device_seqs.last + 1 "
+               "RETURNING last) INSERT INTO mailbox(usr, device, seq, sender, env) "
+               "SELECT $1, $2, last, $3, $4 FROM s RETURNING seq",
     [PG_DELETE] = "DELETE FROM mailbox WHERE usr = $1 AND device = $2 AND seq = $3",
     [PG_HIGH] = "SELECT coalesce((SELECT last FROM device_seqs WHERE usr = $1 AND device = $2), "
                 "0), (SELECT count(*) FROM mailbox WHERE usr = $1 AND device = $2)",
@@ -67,106 +67,6 @@ static int one_i64(pg_store *s, pg_stmt st, const pg_params *p, int64_t *out)
     int rc = PQntuples(r) < 1 ? KURER_ENOTFOUND : kurer__pg_i64(r, 0, 0, out);
     PQclear(r);
     return rc;
-}
-
-/* Whether item i of o would take its mailbox past max (as the sqlite backend: the earlier
- * items of the same put for the same mailbox count too). */
-static int over(const op *o, size_t i, uint64_t count, uint64_t max, int by_sender)
-{
-    uint64_t mine = 1;
-    const kurer_store_item *it = &o->items[i];
-    for (size_t j = 0; j < i; j++) {
-        const kurer_store_item *x = &o->items[j];
-        if (x->to.device_id == it->to.device_id && strcmp(x->to.user, it->to.user) == 0 &&
-            (!by_sender || strcmp(x->from.user, it->from.user) == 0))
-            mine++;
-    }
-    return count + mine > max;
-}
-
-static int check_limits(pg_store *s, op *o)
-{
-    pg_params p;
-    int64_t count;
-    int rc;
-    for (size_t i = 0; i < o->n; i++) {
-        if (o->mailbox_max > 0) {
-            p_dev(&p, &o->items[i].to);
-            if ((rc = one_i64(s, PG_COUNT, &p, &count)) != 0)
-                return rc;
-            if (over(o, i, (uint64_t)count, o->mailbox_max, 0)) {
-                s->q.refused_full++;
-                return KURER_ELIMIT;
-            }
-        }
-        /* Each sender (user) has a share of the mailbox: one cannot fill it for everyone. */
-        if (o->sender_max > 0) {
-            p_dev(&p, &o->items[i].to);
-            kurer__pg_p_str(&p, o->items[i].from.user);
-            if ((rc = one_i64(s, PG_COUNT_SENDER, &p, &count)) != 0)
-                return rc;
-            if (over(o, i, (uint64_t)count, o->sender_max, 1)) {
-                s->q.refused_share++;
-                return KURER_ELIMIT;
-            }
-        }
-    }
-    return 0;
-}
-
-/* The limits are read first: a refused put takes no seq (nothing of it is written). Once it
- * writes, any failure is KURER_ESTORAGE, which rolls the round back: never half a put. */
-static int exec_put(pg_store *s, op *o)
-{
-    pg_params p;
-    int64_t seq;
-    int rc = check_limits(s, o);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < o->n; i++) {
-        p_dev(&p, &o->items[i].to);
-        if ((rc = one_i64(s, PG_NEXT_SEQ, &p, &seq)) != 0)
-            return KURER_ESTORAGE;
-        if (seq < 1)
-            return KURER_ESTORAGE; /* fails the round: a put is written whole or not at all */
-        o->seqs[i] = (uint64_t)seq;
-        o->prev[i] = (uint64_t)seq - 1; /* the counter moves by one, under its row lock */
-        kurer__pg_p_i64(&p, seq);
-        kurer__pg_p_str(&p, o->items[i].from.user);
-        kurer__pg_p_bytes(&p, o->items[i].env, o->items[i].len);
-        PGresult *r = kurer__pg_run(s, PG_INSERT, &p, PGRES_COMMAND_OK);
-        if (r == NULL)
-            return KURER_ESTORAGE;
-        PQclear(r);
-    }
-    return 0;
-}
-
-static int exec_ack(pg_store *s, op *o)
-{
-    pg_params p;
-    for (size_t i = 0; i < o->n; i++) {
-        if (o->seqs[i] > INT64_MAX)
-            continue; /* no such seq */
-        p_dev(&p, &o->dev);
-        kurer__pg_p_i64(&p, (int64_t)o->seqs[i]);
-        PGresult *r = kurer__pg_run(s, PG_DELETE, &p, PGRES_COMMAND_OK);
-        if (r == NULL)
-            return KURER_ESTORAGE;
-        PQclear(r);
-    }
-    return 0;
-}
-
-static int exec_device(pg_store *s, op *o)
-{
-    pg_params p;
-    p_dev(&p, &o->dev);
-    kurer__pg_p_i64(&p, (int64_t)o->serial);
-    kurer__pg_p_bytes(&p, o->blob, o->blob_len);
-    PGresult *r = kurer__pg_run(s, PG_DEVICE, &p, PGRES_COMMAND_OK);
-    PQclear(r);
-    return r != NULL ? 0 : KURER_ESTORAGE;
 }
 
 static int run_cmd(pg_store *s, pg_stmt st, const pg_params *p)
@@ -280,37 +180,13 @@ static int exec_take(pg_store *s, op *o)
     return 0;
 }
 
-static int exec_crl(pg_store *s, op *o)
-{
-    pg_params p = {0};
-    if (o->after > INT64_MAX)
-        return KURER_EINVAL;
-    kurer__pg_p_bytes(&p, o->key_id, 32);
-    kurer__pg_p_i64(&p, (int64_t)o->after);
-    kurer__pg_p_bytes(&p, o->blob, o->blob_len);
-    return run_cmd(s, PG_CRL, &p);
-}
-
 int kurer__pg_exec_write(pg_store *s, op *o)
 {
-    switch (o->kind) {
-    case KURER__OP_PUT:
-        return exec_put(s, o);
-    case KURER__OP_ACK:
-        return exec_ack(s, o);
-    case KURER__OP_DEVICE:
-        return exec_device(s, o);
-    case KURER__OP_PREKEYS:
+    if (o->kind == KURER__OP_PREKEYS)
         return exec_prekeys(s, o);
-    case KURER__OP_TAKE:
+    if (o->kind == KURER__OP_TAKE)
         return exec_take(s, o);
-    case KURER__OP_CRL:
-        return exec_crl(s, o);
-    case KURER__OP_FETCH:
-    case KURER__OP_COUNT:
-        break; /* reads run after the commit */
-    }
-    return 0;
+    return 0; /* the others are pipelined; reads run after the commit */
 }
 
 /* ---- reads (after the round's commit, each statement its own snapshot) --------------------- */
