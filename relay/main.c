@@ -184,11 +184,10 @@ static int cmd_init(const kurer_args *a)
         config_error(config, line);
         return 2;
     }
-    int rc = kurer_relay_init(dir);
-    if (rc == 0)
-        rc = kurer_relay_init_store(&cfg); /* store = postgres: creates the schema */
+    /* store = postgres: creates or migrates the schema, also for a folder made before */
+    int rc = kurer_relay_init_store(&cfg);
     kurer_memzero(&cfg, sizeof(cfg));
-    return rc;
+    return rc != 0 ? rc : kurer_relay_init(dir);
 }
 
 static int cmd_run(const kurer_args *a)
