@@ -13,7 +13,8 @@
  * per-taker bound's n_one_time), revocation list versions, the migrations (sqlite: an old file
  * brought up to date; postgres: a database of a newer relay refused), and in
  * store_conformance_rounds.c: two nodes over one database (postgres), a lost connection
- * (postgres), a round larger than a pipeline chunk with limits counted across its puts. A case
+ * (postgres), a round larger than a pipeline chunk with limits counted across its puts, a
+ * statement failing inside the pipeline (postgres). A case
  * that cannot apply to a backend prints "SKIPPED for <backend>: <why>". (A backend that learns
  * seqs at its commit pairs nothing: the pairing cases then check that the ack deletes.) Every
  * callback runs on the loop, so each case runs the loop until its callbacks came. */
@@ -811,6 +812,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_two_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_round, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_error, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -1,5 +1,6 @@
 /* Conformance cases of several rounds or stores: two relay nodes over one database, a lost
- * connection, a round larger than a pipeline chunk with limits counted across its puts. */
+ * connection, a round larger than a pipeline chunk with limits counted across its puts, a
+ * statement that fails inside the pipeline. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -194,4 +195,33 @@ void test_reconnect(void **state)
     assert_int_equal(f->n_rows, 2);
     assert_int_equal(f->bytes[0][0], 'a');
     assert_int_equal(f->bytes[1][0], 'c');
+}
+
+/* A statement that fails inside the pipeline (here a check the test adds to the table) fails
+ * its whole round with ESTORAGE, writes nothing of it, and leaves the connection usable. */
+void test_pipeline_error(void **state)
+{
+    fx *f = *state;
+    SKIP_UNLESS(is_pg(f), "no pipeline: SQLite runs in the process");
+    pg_sql(f->dir, "ALTER TABLE mailbox ADD CONSTRAINT small CHECK (length(env) < 100)");
+    static uint8_t small[8] = "small", big[200];
+    kurer_store_item a = {addr("ana@x", 1), addr("bo@x", 1), small, sizeof(small)};
+    kurer_store_item b = {addr("ana@x", 1), addr("bo@x", 1), big, sizeof(big)};
+    kurer_store_put_req ra = {&a, 1, {10, 10}, 0, NULL, on_round_put, f};
+    kurer_store_put_req rb = {&b, 1, {10, 10}, 0, NULL, on_round_put, f};
+    kurer_store_set_commit_delay(f->s, 200000); /* both in one round */
+    round_done = 0;
+    assert_int_equal(kurer_store_put(f->s, &ra), 0);
+    assert_int_equal(kurer_store_put(f->s, &rb), 0);
+    nodes_wait_flag(f, &round_done, 2);
+    kurer_store_set_commit_delay(f->s, 0);
+    assert_int_equal(round_errs[0], KURER_ESTORAGE);
+    assert_int_equal(round_errs[1], KURER_ESTORAGE);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->count, 0);
+    uint64_t s1;
+    assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, &s1), 0);
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->count, 1);
+    assert_int_equal(f->rows[0].seq, s1);
 }
