@@ -256,15 +256,13 @@ static void run_round(pg_store *s, op *round)
         kurer_log(KURER_LOG_INFO, "store", "round_retried",
                   (kurer_log_field[]){KURER_LOG_STR("sqlstate", last_sqlstate)}, 1);
     }
-    for (op *o = round; o != NULL; o = o->next) {
-        if (is_read(o))
-            o->err = rc == 0 || PQstatus(s->conn) == CONNECTION_OK
-                         ? (o->kind == KURER__OP_FETCH ? kurer__pg_exec_fetch(s, o)
-                                                       : kurer__pg_exec_count(s, o))
-                         : KURER_ESTORAGE;
-        else if (rc != 0)
+    /* a failed write does not fail the reads, only a lost connection does */
+    int reads = rc == 0 || (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK);
+    if (reads)
+        kurer__pg_exec_reads(s, round);
+    for (op *o = round; o != NULL; o = o->next)
+        if (is_read(o) ? !reads : rc != 0)
             o->err = KURER_ESTORAGE;
-    }
     kurer__storeq_finish(&s->q, round, count, (kurer_time_mono_ns() - t0) / 1000);
 }
 

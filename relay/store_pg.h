@@ -84,9 +84,13 @@ int kurer__pg_exec_pipelined(pg_store *s, kurer__op *round);
 /* A prekey upload or take, inside the round's transaction after the pipelined part
  * (store_pg_exec.c): 0 or the op's error, or KURER_ESTORAGE when the transaction failed. */
 int kurer__pg_exec_write(pg_store *s, kurer__op *o);
-/* The reads of a round, after its commit. */
-int kurer__pg_exec_fetch(pg_store *s, kurer__op *o);
-int kurer__pg_exec_count(pg_store *s, kurer__op *o);
+/* The reads of a round (fetches, prekey counts), after its commit, pipelined too
+ * (store_pg_pipe.c): sets each read's err (KURER_ESTORAGE for all when the pipeline failed). */
+void kurer__pg_exec_reads(pg_store *s, kurer__op *round);
+/* A fetch's rows, and its high mark and queue length, from their results (store_pg_exec.c):
+ * 0, KURER_ENOMEM, or KURER_ECORRUPT for a row this relay did not write. */
+int kurer__pg_take_rows(kurer__op *o, const PGresult *r);
+int kurer__pg_take_high(kurer__op *o, const PGresult *r);
 
 /* Brings the schema up to date (store_pg_schema.c): 0, KURER_EVERSION for a database of a newer
  * relay, KURER_ESTORAGE (a role without the rights to create it: `kurer-relay init`). */

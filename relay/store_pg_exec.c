@@ -189,77 +189,38 @@ int kurer__pg_exec_write(pg_store *s, op *o)
     return 0; /* the others are pipelined; reads run after the commit */
 }
 
-/* ---- reads (after the round's commit, each statement its own snapshot) --------------------- */
+/* ---- reads (after the round's commit; their statements: store_pg_pipe.c) ----------------- */
 
-static int fetch_rows(pg_store *s, op *o)
+int kurer__pg_take_rows(op *o, const PGresult *r)
 {
-    pg_params p;
-    p_dev(&p, &o->dev);
-    kurer__pg_p_i64(&p, o->after > INT64_MAX ? INT64_MAX : (int64_t)o->after);
-    kurer__pg_p_i64(&p, o->limit > INT64_MAX ? INT64_MAX : (int64_t)o->limit);
-    PGresult *r = kurer__pg_run(s, PG_FETCH, &p, PGRES_TUPLES_OK);
-    if (r == NULL)
-        return KURER_ESTORAGE;
-    int n = PQntuples(r), rc = 0;
+    int n = PQntuples(r);
     o->rows = calloc(n > 0 ? (size_t)n : 1, sizeof(*o->rows));
     if (o->rows == NULL)
-        rc = KURER_ENOMEM;
-    for (int i = 0; i < n && rc == 0; i++) {
+        return KURER_ENOMEM;
+    for (int i = 0; i < n; i++) {
         int64_t seq;
         size_t len = (size_t)PQgetlength(r, i, 1);
+        if (kurer__pg_i64(r, i, 0, &seq) != 0 || PQgetisnull(r, i, 1))
+            return KURER_ECORRUPT;
         uint8_t *copy = malloc(len ? len : 1);
-        if (copy == NULL) {
-            rc = KURER_ENOMEM;
-            break;
-        }
-        if ((rc = kurer__pg_i64(r, i, 0, &seq)) != 0) {
-            free(copy);
-            break;
-        }
+        if (copy == NULL)
+            return KURER_ENOMEM;
         memcpy(copy, PQgetvalue(r, i, 1), len);
         o->rows[o->n_rows].seq = (uint64_t)seq;
         o->rows[o->n_rows].env = copy;
         o->rows[o->n_rows].len = len;
         o->n_rows++;
     }
-    PQclear(r);
-    return rc;
+    return 0;
 }
 
-/* The high mark is read before the rows: every seq up to it was committed then (commit order
- * is seq order), so the rows read after it hold all of them that are still stored. */
-int kurer__pg_exec_fetch(pg_store *s, op *o)
+int kurer__pg_take_high(op *o, const PGresult *r)
 {
-    pg_params p;
     int64_t high, total;
-    p_dev(&p, &o->dev);
-    PGresult *r = kurer__pg_run(s, PG_HIGH, &p, PGRES_TUPLES_OK);
-    if (r == NULL)
-        return KURER_ESTORAGE;
-    int rc = PQntuples(r) != 1 || kurer__pg_i64(r, 0, 0, &high) != 0 ||
-                     kurer__pg_i64(r, 0, 1, &total) != 0
-                 ? KURER_ECORRUPT
-                 : 0;
-    PQclear(r);
-    if (rc != 0)
-        return rc;
+    if (PQntuples(r) != 1 || kurer__pg_i64(r, 0, 0, &high) != 0 ||
+        kurer__pg_i64(r, 0, 1, &total) != 0)
+        return KURER_ECORRUPT;
     o->high = (uint64_t)high;
     o->total = (uint64_t)total;
-    if (o->limit == 0)
-        return 0; /* the count only */
-    return fetch_rows(s, o);
-}
-
-int kurer__pg_exec_count(pg_store *s, op *o)
-{
-    pg_params p;
-    int64_t one, count;
-    p_dev(&p, &o->dev);
-    int rc = one_i64(s, PG_HAS_SPK, &p, &one);
-    if (rc != 0)
-        return rc; /* KURER_ENOTFOUND: never uploaded */
-    if (one_i64(s, PG_COUNT_OTK, &p, &count) != 0)
-        return KURER_ESTORAGE;
-    o->total = (uint64_t)count;
     return 0;
 }

@@ -1,5 +1,6 @@
-/* The postgres backend's pipelined writes (store_pg.h): the puts, acks, directory entries and
- * revocation lists of a round go to the server in libpq's pipeline mode, without waiting for
+/* The postgres backend's pipelined statements (store_pg.h): the puts, acks, directory entries
+ * and revocation lists of a round, and after its commit its reads, go to the server in libpq's
+ * pipeline mode, without waiting for
  * each statement's result, in chunks of CHUNK statements (a sync point each, so that neither
  * side's socket buffer fills with results nobody reads: the connection is in blocking mode).
  *
@@ -11,6 +12,7 @@
  * arrays hold its counts; the second phase writes the seqs there. */
 #include "store_pg.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "kurer/error.h"
@@ -19,7 +21,7 @@ typedef kurer__op op;
 
 #define CHUNK 256 /* statements per sync point */
 
-enum { W_COUNT = 1, W_COUNT_SENDER, W_PUT, W_DONE };
+enum { W_COUNT = 1, W_COUNT_SENDER, W_PUT, W_DONE, W_HIGH, W_ROWS, W_HAS, W_OTK };
 
 typedef struct slot {
     op *o;
@@ -35,16 +37,39 @@ typedef struct pgpipe {
     int broken; /* the pipeline's state is unknown: the connection is dropped */
 } pgpipe;
 
+/* A read's result into its op (an op's own error, not the pipeline's). */
+static void take_read(const slot *sl, PGresult *r)
+{
+    op *o = sl->o;
+    int rc = 0;
+    if (sl->what == W_HIGH)
+        rc = kurer__pg_take_high(o, r);
+    else if (sl->what == W_ROWS)
+        rc = kurer__pg_take_rows(o, r);
+    else if (sl->what == W_HAS && PQntuples(r) == 0)
+        rc = KURER_ENOTFOUND; /* never uploaded */
+    if (rc != 0 && o->err == 0)
+        o->err = rc;
+}
+
 /* One statement's result into its op. */
 static void take_result(pgpipe *pp, const slot *sl, PGresult *r)
 {
     int64_t v;
-    int tuples = sl->what != W_DONE;
-    ExecStatusType want = tuples ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
-    if (PQresultStatus(r) != want ||
-        (tuples && (PQntuples(r) != 1 || kurer__pg_i64(r, 0, 0, &v)))) {
+    ExecStatusType want = sl->what == W_DONE ? PGRES_COMMAND_OK : PGRES_TUPLES_OK;
+    if (PQresultStatus(r) != want) {
         if (!pp->failed && PQresultStatus(r) != PGRES_PIPELINE_ABORTED)
             kurer__pg_note_error(pp->s, r);
+        pp->failed = 1;
+        return;
+    }
+    if (sl->what == W_DONE)
+        return;
+    if (sl->what == W_HIGH || sl->what == W_ROWS || sl->what == W_HAS) {
+        take_read(sl, r);
+        return;
+    }
+    if (PQntuples(r) != 1 || kurer__pg_i64(r, 0, 0, &v) != 0) {
         pp->failed = 1;
         return;
     }
@@ -52,6 +77,8 @@ static void take_result(pgpipe *pp, const slot *sl, PGresult *r)
         sl->o->seqs[sl->i] = (uint64_t)v;
     else if (sl->what == W_COUNT_SENDER)
         sl->o->prev[sl->i] = (uint64_t)v;
+    else if (sl->what == W_OTK)
+        sl->o->total = (uint64_t)v;
     else if (sl->what == W_PUT) {
         if (v < 1) {
             pp->failed = 1;
@@ -219,6 +246,20 @@ static void send_writes(pgpipe *pp, op *round)
     }
 }
 
+/* Leaves pipeline mode; a pipeline in an unknown state drops the connection (the next round
+ * connects again). 0 or KURER_ESTORAGE. */
+static int finish(pgpipe *pp)
+{
+    pg_store *s = pp->s;
+    if (pp->broken || !PQexitPipelineMode(s->conn)) {
+        PQfinish(s->conn);
+        s->conn = NULL;
+        s->prepared = 0;
+        return KURER_ESTORAGE;
+    }
+    return pp->failed ? KURER_ESTORAGE : 0;
+}
+
 int kurer__pg_exec_pipelined(pg_store *s, op *round)
 {
     pgpipe pp; /* on the writer thread's stack */
@@ -235,12 +276,58 @@ int kurer__pg_exec_pipelined(pg_store *s, op *round)
             o->err = decide(s, round, o);
     send_writes(&pp, round);
     flush(&pp);
-    if (pp.broken || !PQexitPipelineMode(s->conn)) {
-        /* results the pipeline may still hold are unknown: the next round connects again */
-        PQfinish(s->conn);
-        s->conn = NULL;
-        s->prepared = 0;
-        return KURER_ESTORAGE;
+    return finish(&pp);
+}
+
+/* Each fetch: the device's high mark and queue length, then its rows (one statement after the
+ * other, each its own snapshot: every seq up to the high mark was committed when it was read,
+ * since commit order is seq order, so the rows read next hold all of them still stored). Each
+ * count: whether the device ever uploaded, then its pool. */
+static void send_reads(pgpipe *pp, op *round)
+{
+    pg_params p;
+    for (op *o = round; o != NULL; o = o->next) {
+        if (o->kind == KURER__OP_FETCH) {
+            o->err = 0;
+            p_dev(&p, &o->dev);
+            send_stmt(pp, PG_HIGH, &p, o, 0, W_HIGH);
+            if (o->limit == 0)
+                continue; /* the count only */
+            kurer__pg_p_i64(&p, o->after > INT64_MAX ? INT64_MAX : (int64_t)o->after);
+            kurer__pg_p_i64(&p, o->limit > INT64_MAX ? INT64_MAX : (int64_t)o->limit);
+            send_stmt(pp, PG_FETCH, &p, o, 0, W_ROWS);
+        } else if (o->kind == KURER__OP_COUNT) {
+            o->err = 0;
+            p_dev(&p, &o->dev);
+            send_stmt(pp, PG_HAS_SPK, &p, o, 0, W_HAS);
+            send_stmt(pp, PG_COUNT_OTK, &p, o, 0, W_OTK);
+        }
     }
-    return pp.failed ? KURER_ESTORAGE : 0;
+}
+
+void kurer__pg_exec_reads(pg_store *s, op *round)
+{
+    pgpipe pp;
+    int any = 0, rc = KURER_ESTORAGE;
+    for (op *o = round; o != NULL; o = o->next)
+        any |= o->kind == KURER__OP_FETCH || o->kind == KURER__OP_COUNT;
+    if (!any)
+        return;
+    memset(&pp, 0, sizeof(pp));
+    pp.s = s;
+    if (PQenterPipelineMode(s->conn)) {
+        send_reads(&pp, round);
+        flush(&pp);
+        rc = finish(&pp);
+    } else {
+        kurer__pg_note_error(s, NULL);
+    }
+    for (op *o = round; o != NULL && rc != 0; o = o->next) {
+        if (o->kind != KURER__OP_FETCH && o->kind != KURER__OP_COUNT)
+            continue;
+        o->err = KURER_ESTORAGE;
+        for (size_t i = 0; i < o->n_rows; i++)
+            free((void *)o->rows[i].env);
+        o->n_rows = 0;
+    }
 }
