@@ -15,6 +15,7 @@
 #include "kurer/log.h"
 #include "kurer/signal.h"
 #include "kurer/util.h"
+#include "store_config.h"
 
 void kurer_relay_config_default(kurer_relay_config *c)
 {
@@ -45,6 +46,8 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->mailbox_sender_max = 2000;
     c->prekey_take_max = 10;
     c->prekey_take_window_s = 3600;
+    c->store_postgres = 0; /* sqlite */
+    c->pg_conninfo[0] = '\0';
 }
 
 static const struct {
@@ -105,6 +108,13 @@ int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
             l++;
         if (*l == '#' || *l == '\0' || *l == '\r')
             continue;
+        int sk = kurer__config_store_line(c, l); /* store, pg_conninfo */
+        if (sk < 0) {
+            err = KURER_EINVAL;
+            break;
+        }
+        if (sk > 0)
+            continue;
         if (sscanf(l, "%63[a-z_] = %63s", k, v) != 2) {
             err = KURER_EINVAL;
             break;
@@ -123,6 +133,7 @@ int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line)
     }
     if (err != 0)
         *line = ln;
+    kurer_memzero(data, len); /* pg_conninfo may hold a password */
     free(data);
     return err;
 }

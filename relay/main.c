@@ -11,17 +11,19 @@
 #include <unistd.h>
 
 #include "kurer/args.h"
+#include "kurer/crypto.h"
 #include "kurer/error.h"
 #include "kurer/log.h"
 #include "kurer/util.h"
 #include "relay.h"
+#include "store_config.h"
 
 #ifndef KURER_VERSION
 #define KURER_VERSION "0"
 #endif
 
 static const char *USAGE =
-    "usage: kurer-relay init --dir DIR\n"
+    "usage: kurer-relay init --dir DIR [--config FILE]\n"
     "       kurer-relay run --dir DIR --listen HOST:PORT --root ROOT.crt [--root ...]\n"
     "                       [--store sqlite] [--metrics HOST:PORT [--metrics-public]]\n"
     "                       [--config FILE] [--crl FILE ...]\n"
@@ -32,7 +34,8 @@ static const char *USAGE =
     "\n"
     "init  creates DIR with the relay's Noise static key (relay.key: a raw X25519 key, mode\n"
     "      0600, not sealed: protect the folder), the store key (store.key, mode 0600) and\n"
-    "      relay.pub; prints the public key in hex.\n"
+    "      relay.pub; prints the public key in hex. With --config naming store = postgres,\n"
+    "      it also creates (or migrates) the schema in pg_conninfo's database.\n"
     "run   serves until SIGTERM or SIGINT; SIGHUP reloads the --crl files. With port 0 it\n"
     "      prints the bound address as 'listening HOST:PORT'. HOST may be a host name. One\n"
     "      relay per DIR (it locks DIR/.lock). --metrics serves an unauthenticated page:\n"
@@ -130,6 +133,9 @@ static void config_error(const char *path, int line)
     l[strcspn(l, "\r\n")] = '\0';
     if (ln != line || sscanf(l, "%63[a-z_] = %63s", k, v) != 2)
         fprintf(stderr, "kurer-relay: %s:%d: '%s' is not 'key = value'\n", path, line, l);
+    else if (strcmp(k, "store") == 0 || strcmp(k, "pg_conninfo") == 0) /* never the value */
+        fprintf(stderr, "kurer-relay: %s:%d: %s\n", path, line,
+                k[0] == 's' ? "store is sqlite or postgres" : "pg_conninfo: 1023 bytes at most");
     else if (kurer_relay_config_range(k, &lo, &hi) != 0)
         fprintf(stderr, "kurer-relay: %s:%d: unknown key '%s' (see docs/relay.md)\n", path, line,
                 k);
@@ -142,7 +148,7 @@ static void config_error(const char *path, int line)
 #define NROOTS (sizeof(((kurer_relay_opts *)0)->roots) / sizeof(const char *))
 #define NCRLS  (sizeof(((kurer_relay_opts *)0)->crl_files) / sizeof(const char *))
 
-static const kurer_opt init_opts[] = {{"help", 0, 0}, {"dir", V, 0}};
+static const kurer_opt init_opts[] = {{"help", 0, 0}, {"dir", V, 0}, {"config", V, 0}};
 static const kurer_opt backup_opts[] = {
     {"help", 0, 0}, {"dir", V, 0}, {"out", V, 0}, {"timeout", V, 0}};
 static const kurer_opt restore_opts[] = {{"help", 0, 0}, {"dir", V, 0}, {"keys", V, 0}};
@@ -176,7 +182,18 @@ static int cmd_init(const kurer_args *a)
         fprintf(stderr, "kurer-relay: --dir is required (see --help)\n");
         return 2;
     }
-    return kurer_relay_init(dir);
+    const char *config = kurer_args_value(a, "config");
+    kurer_relay_config cfg;
+    int line;
+    kurer_relay_config_default(&cfg);
+    if (config != NULL && kurer_relay_config_load(&cfg, config, &line) != 0) {
+        config_error(config, line);
+        return 2;
+    }
+    /* store = postgres: creates or migrates the schema, also for a folder made before */
+    int rc = kurer_relay_init_store(&cfg);
+    kurer_memzero(&cfg, sizeof(cfg));
+    return rc != 0 ? rc : kurer_relay_init(dir);
 }
 
 static int cmd_run(const kurer_args *a)
@@ -197,7 +214,9 @@ static int cmd_run(const kurer_args *a)
     for (; o.n_crls < kurer_args_count(a, "crl"); o.n_crls++)
         o.crl_files[o.n_crls] = kurer_args_nth(a, "crl", o.n_crls);
     if (store != NULL && strcmp(store, "sqlite") != 0) {
-        fprintf(stderr, "kurer-relay: --store %s: only sqlite is available\n", store);
+        fprintf(stderr,
+                "kurer-relay: --store %s: only sqlite (postgres: store = postgres in --config)\n",
+                store);
         return 2;
     }
     if (level != NULL && (rc = set_log_level(level)) != 0)

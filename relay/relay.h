@@ -39,6 +39,9 @@ typedef struct kurer_relay_config {
     uint64_t mailbox_sender_max;      /* envelopes of one sender user in one mailbox (0: none) */
     uint64_t prekey_take_max;         /* one-time prekeys one device may take of one user... */
     uint64_t prekey_take_window_s;    /* ...per this many seconds (then: signed prekeys only) */
+    /* the store (store_config.c parses these two: they are not numbers) */
+    int store_postgres;     /* store = postgres (default: sqlite, the relay folder's relay.db) */
+    char pg_conninfo[1024]; /* pg_conninfo: a libpq connection string (may hold a password) */
 } kurer_relay_config;
 
 void kurer_relay_config_default(kurer_relay_config *c);

@@ -234,6 +234,12 @@ static int open_store(relay *r, const char **what, int *quiet)
     char path[4096];
     uint8_t store_key[32];
     int err;
+    if (r->cfg.store_postgres) { /* store = postgres: the key and relay.db are not used */
+        *what = "store (postgres)";
+        err = kurer_store_open_postgres(&r->store, r->loop, r->cfg.pg_conninfo);
+        kurer_memzero(r->cfg.pg_conninfo, sizeof(r->cfg.pg_conninfo)); /* the store has a copy */
+        goto opened;
+    }
     *what = "store.key";
     if ((err = read_key(r->opts->dir, "store.key", store_key)) != 0)
         return err;
@@ -242,6 +248,7 @@ static int open_store(relay *r, const char **what, int *quiet)
         return err;
     err = kurer_store_open_sqlite(&r->store, r->loop, path, store_key);
     kurer_memzero(store_key, sizeof(store_key));
+opened:
     if (err != 0)
         return err;
     if ((err = kurer_store_load_crls(r->store, kurer__on_crl_loaded, r)) != 0)

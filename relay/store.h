@@ -1,15 +1,16 @@
 /* The relay store: mailboxes, the device directory, prekeys and revocation lists behind one
  * asynchronous interface: an operations table (kurer_store_ops) that each backend fills, with one
- * constructor per backend (kurer_store_open_sqlite). The kurer_store_* functions below dispatch
- * through it. What does not depend on the backend (operations as queued records, the submission
- * queue, completions on the loop, put/ack pairing and held puts) is in store_queue.h, for every
- * backend to share.
+ * constructor per backend (kurer_store_open_sqlite, kurer_store_open_postgres). The kurer_store_*
+ * functions below dispatch through it. What does not depend on the backend (operations as queued
+ * records, the submission queue, completions on the loop, put/ack pairing and held puts) is in
+ * store_queue.h, for every backend to share.
  *
  * Every operation is submitted on the loop thread and completes on the loop thread: its callback
  * runs from the loop, never inside the submitting call (the one exception, a put's on_seqs, says
- * so). A backend does its blocking work elsewhere (sqlite: one writer thread; a PostgreSQL
- * backend would drive libpq on the loop with uv_poll). So the connection code never waits for a
- * disk or a network. If a call that takes a callback fails, the callback never runs.
+ * so). A backend does its blocking work elsewhere (sqlite and, for now, postgres: one writer
+ * thread; the postgres backend is to drive libpq on the loop with uv_poll). So the connection code
+ * never waits for a disk or a network. If a call that takes a callback fails, the callback never
+ * runs.
  *
  * Durability: a put's on_done runs only after the transaction holding its envelopes has
  * committed (sqlite: WAL, synchronous=FULL). The sqlite backend groups everything submitted while
@@ -214,6 +215,18 @@ struct kurer_store {
  * not SQLCipher, KURER_EVERSION for a store of a newer relay, KURER_ESTORAGE otherwise. */
 KURER_MUST_CHECK int kurer_store_open_sqlite(kurer_store **out, uv_loop_t *loop, const char *path,
                                              const uint8_t key[32]);
+
+/* Connects to PostgreSQL with a libpq connection string (for several hosts with
+ * target_session_attrs=read-write, the primary), brings the schema up to date when it is older
+ * and the role may (KURER_EVERSION for a database of a newer relay), and starts the writer
+ * thread. Blocking: call before serving. KURER_ESTORAGE when it cannot connect or the schema
+ * cannot be made current. The string may hold a password: it is kept in wiped memory and never
+ * logged. Seqs are reported after the commit (on_seqs runs just before on_done; hold_us is
+ * ignored): docs/scale-out.md. */
+KURER_MUST_CHECK int kurer_store_open_postgres(kurer_store **out, uv_loop_t *loop,
+                                               const char *conninfo);
+/* Creates or migrates the postgres backend's schema and returns (kurer-relay init). */
+KURER_MUST_CHECK int kurer_store_init_postgres(const char *conninfo);
 
 /* ---- operations (through the table) ------------------------------------------------------- */
 

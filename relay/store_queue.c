@@ -239,7 +239,8 @@ static op *plan_round(kurer__storeq *q, op *batch, int flush, op **done)
         }
     }
     *ht = rest; /* pair over held + rest */
-    pair_batch(held);
+    if (!q->no_pairing)
+        pair_batch(held);
     *done = NULL;
     return sort_round(q, held, flush, now, done);
 }

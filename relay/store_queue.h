@@ -86,8 +86,9 @@ typedef struct kurer__storeq {
     uint64_t stat_held;                /* puts ever held; how many were never written */
     uint64_t stat_held_cancelled;
     int stopping;
-    int writing;   /* the executor runs a round */
-    int exclusive; /* a start-up loader holds the backend: no rounds meanwhile */
+    int writing;    /* the executor runs a round */
+    int exclusive;  /* a start-up loader holds the backend: no rounds meanwhile */
+    int no_pairing; /* the backend assigns seqs in its transactions: puts and acks never meet */
     uint64_t commit_delay_ns;
     kurer_store_stats stats;
     /* puts refused (the executor counts, stats readers on the loop read) */

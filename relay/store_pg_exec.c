@@ -1,0 +1,226 @@
+/* The postgres backend's operations as SQL (store_pg.h): each write runs inside its round's
+ * transaction, reads after its commit. Parameters and results are binary; a device's user is a
+ * bytea (its bytes as the relay has them, whatever their encoding). */
+#include "store_pg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kurer/error.h"
+
+typedef kurer__op op;
+
+/* The seq: the device's counter row, incremented inside the storing transaction. Its row lock
+ * is held until the commit, so another transaction (of this node or another) that stores for
+ * the device waits for it: commit order is seq order per device, and a rollback takes the
+ * increment back with the rows (no seq is handed out before the commit: store_pg.c). */
+const char *const kurer__pg_sql[PG_N_STMTS] = {
+    [PG_COUNT] = "SELECT count(*) FROM mailbox WHERE usr = $1 AND device = $2",
+    [PG_COUNT_SENDER] =
+        "SELECT count(*) FROM mailbox WHERE usr = $1 AND device = $2 AND sender = $3",
+    [PG_PUT] = "WITH s AS (INSERT INTO device_seqs(usr, device, last) VALUES($1, $2, 1) "
+               "ON CONFLICT (usr, device) DO UPDATE SET last = device_seqs.last + 1 "
+               "RETURNING last) INSERT INTO mailbox(usr, device, seq, sender, env) "
+               "SELECT $1, $2, last, $3, $4 FROM s RETURNING seq",
+    [PG_DELETE] = "DELETE FROM mailbox WHERE usr = $1 AND device = $2 AND seq = $3",
+    [PG_HIGH] = "SELECT coalesce((SELECT last FROM device_seqs WHERE usr = $1 AND device = $2), "
+                "0), (SELECT count(*) FROM mailbox WHERE usr = $1 AND device = $2)",
+    [PG_FETCH] = "SELECT seq, env FROM mailbox WHERE usr = $1 AND device = $2 AND seq > $3 "
+                 "ORDER BY seq LIMIT $4",
+    [PG_DEVICE] = "INSERT INTO devices(usr, device, serial, chain) VALUES($1, $2, $3, $4) "
+                  "ON CONFLICT (usr, device) DO UPDATE SET serial = EXCLUDED.serial, "
+                  "chain = EXCLUDED.chain",
+    [PG_SPK] = "INSERT INTO prekey_devices(usr, device, registration_id, spk_id, spk_pub, "
+               "spk_sig, spk_created) VALUES($1, $2, $3, $4, $5, $6, $7) "
+               "ON CONFLICT (usr, device) DO UPDATE SET registration_id = "
+               "EXCLUDED.registration_id, spk_id = EXCLUDED.spk_id, spk_pub = EXCLUDED.spk_pub, "
+               "spk_sig = EXCLUDED.spk_sig, spk_created = EXCLUDED.spk_created",
+    [PG_OTK] = "INSERT INTO one_time_prekeys(usr, device, id, pub) VALUES($1, $2, $3, $4) "
+               "ON CONFLICT (usr, device, id) DO UPDATE SET pub = EXCLUDED.pub",
+    [PG_COUNT_OTK] = "SELECT count(*) FROM one_time_prekeys WHERE usr = $1 AND device = $2",
+    [PG_GET_SPK] = "SELECT registration_id, spk_id, spk_pub, spk_sig, spk_created FROM "
+                   "prekey_devices WHERE usr = $1 AND device = $2",
+    /* Handed out once, also to several nodes at once: a prekey another transaction holds is
+     * skipped, not waited for, and the one taken is gone when the transaction commits. */
+    [PG_TAKE_OTK] = "DELETE FROM one_time_prekeys WHERE (usr, device, id) = (SELECT usr, device, "
+                    "id FROM one_time_prekeys WHERE usr = $1 AND device = $2 ORDER BY id "
+                    "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, pub",
+    [PG_HAS_SPK] = "SELECT 1::int8 FROM prekey_devices WHERE usr = $1 AND device = $2",
+    [PG_CRL] = "INSERT INTO crls(issuer_key_id, version, list) VALUES($1, $2, $3) "
+               "ON CONFLICT (issuer_key_id) DO UPDATE SET version = EXCLUDED.version, "
+               "list = EXCLUDED.list WHERE crls.version < EXCLUDED.version",
+};
+
+static void p_dev(pg_params *p, const kurer_device_address *d)
+{
+    p->n = 0;
+    kurer__pg_p_str(p, d->user);
+    kurer__pg_p_i64(p, d->device_id);
+}
+
+/* A query of one int8 in its first row (0 rows: KURER_ENOTFOUND). */
+static int one_i64(pg_store *s, pg_stmt st, const pg_params *p, int64_t *out)
+{
+    PGresult *r = kurer__pg_run(s, st, p, PGRES_TUPLES_OK);
+    if (r == NULL)
+        return KURER_ESTORAGE;
+    int rc = PQntuples(r) < 1 ? KURER_ENOTFOUND : kurer__pg_i64(r, 0, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+static int run_cmd(pg_store *s, pg_stmt st, const pg_params *p)
+{
+    PGresult *r = kurer__pg_run(s, st, p, PGRES_COMMAND_OK);
+    PQclear(r);
+    return r != NULL ? 0 : KURER_ESTORAGE;
+}
+
+/* An upload over the pool bound is taken back whole (a savepoint). */
+static int exec_prekeys(pg_store *s, op *o)
+{
+    const kurer_signed_prekey *k = &o->pk.signed_prekey;
+    pg_params p;
+    int64_t count;
+    if (kurer__pg_cmd(s, "SAVEPOINT pk") != 0)
+        return KURER_ESTORAGE;
+    p_dev(&p, &o->dev);
+    kurer__pg_p_i64(&p, o->pk.registration_id);
+    kurer__pg_p_i64(&p, k->id);
+    kurer__pg_p_bytes(&p, k->public_key, KURER_PREKEY_PUBLIC_LEN);
+    kurer__pg_p_bytes(&p, k->signature, KURER_PREKEY_SIG_LEN);
+    kurer__pg_p_i64(&p, k->created_at);
+    if (run_cmd(s, PG_SPK, &p) != 0)
+        return KURER_ESTORAGE;
+    for (size_t i = 0; i < o->pk.n_one_time; i++) {
+        p_dev(&p, &o->dev);
+        kurer__pg_p_i64(&p, o->otk[i].id);
+        kurer__pg_p_bytes(&p, o->otk[i].public_key, KURER_PREKEY_PUBLIC_LEN);
+        if (run_cmd(s, PG_OTK, &p) != 0)
+            return KURER_ESTORAGE;
+    }
+    p_dev(&p, &o->dev);
+    if (one_i64(s, PG_COUNT_OTK, &p, &count) != 0)
+        return KURER_ESTORAGE;
+    o->total = (uint64_t)count;
+    if (o->pk.max_one_time > 0 && o->total > o->pk.max_one_time) {
+        /* over the pool bound (ids already held are replaced, not added): nothing is kept */
+        if (kurer__pg_cmd(s, "ROLLBACK TO SAVEPOINT pk") != 0)
+            return KURER_ESTORAGE;
+        return KURER_ELIMIT;
+    }
+    return kurer__pg_cmd(s, "RELEASE SAVEPOINT pk");
+}
+
+/* One device's bundle: its signed prekey and, if one_time, a one-time prekey (deleted). 0,
+ * KURER_ENOTFOUND (never uploaded), or a round error. */
+static int take_one(pg_store *s, const kurer_device_address *d, int one_time, kurer_store_bundle *b)
+{
+    pg_params p;
+    int64_t v[3], count;
+    p_dev(&p, d);
+    PGresult *r = kurer__pg_run(s, PG_GET_SPK, &p, PGRES_TUPLES_OK);
+    if (r == NULL)
+        return KURER_ESTORAGE;
+    int rc = PQntuples(r) < 1 ? KURER_ENOTFOUND : 0;
+    if (rc == 0 &&
+        (kurer__pg_i64(r, 0, 0, &v[0]) != 0 || kurer__pg_i64(r, 0, 1, &v[1]) != 0 ||
+         kurer__pg_i64(r, 0, 4, &v[2]) != 0 ||
+         kurer__pg_copy(r, 0, 2, b->signed_prekey.public_key, KURER_PREKEY_PUBLIC_LEN) != 0 ||
+         kurer__pg_copy(r, 0, 3, b->signed_prekey.signature, KURER_PREKEY_SIG_LEN) != 0))
+        rc = KURER_ECORRUPT;
+    PQclear(r);
+    if (rc != 0)
+        return rc;
+    b->dev = *d;
+    b->registration_id = (uint32_t)v[0];
+    b->signed_prekey.id = (uint32_t)v[1];
+    b->signed_prekey.created_at = v[2];
+    if (one_time) {
+        if ((r = kurer__pg_run(s, PG_TAKE_OTK, &p, PGRES_TUPLES_OK)) == NULL)
+            return KURER_ESTORAGE;
+        if (PQntuples(r) == 1) {
+            if (kurer__pg_i64(r, 0, 0, &v[0]) != 0 ||
+                kurer__pg_copy(r, 0, 1, b->one_time.public_key, KURER_PREKEY_PUBLIC_LEN) != 0)
+                rc = KURER_ECORRUPT;
+            b->one_time.id = (uint32_t)v[0];
+            b->has_one_time = 1;
+        }
+        PQclear(r);
+        if (rc != 0)
+            return rc;
+    }
+    if (one_i64(s, PG_COUNT_OTK, &p, &count) != 0)
+        return KURER_ESTORAGE;
+    b->remaining = (uint64_t)count;
+    return 0;
+}
+
+static int exec_take(pg_store *s, op *o)
+{
+    free(o->bundles); /* a retried round starts over */
+    o->n_bundles = 0;
+    o->bundles = calloc(o->n ? o->n : 1, sizeof(*o->bundles));
+    if (o->bundles == NULL)
+        return KURER_ENOMEM;
+    for (size_t i = 0; i < o->n; i++) {
+        kurer_store_bundle *b = &o->bundles[o->n_bundles];
+        /* Only the first o->limit devices may get a one-time prekey (the per-taker bound). */
+        int rc = take_one(s, &o->devs[i], i < o->limit, b);
+        if (rc == KURER_ENOTFOUND) {
+            memset(b, 0, sizeof(*b));
+            continue; /* never uploaded: no bundle */
+        }
+        if (rc != 0) {
+            o->n_bundles = 0;
+            return rc;
+        }
+        o->n_bundles++;
+    }
+    return 0;
+}
+
+int kurer__pg_exec_write(pg_store *s, op *o)
+{
+    if (o->kind == KURER__OP_PREKEYS)
+        return exec_prekeys(s, o);
+    if (o->kind == KURER__OP_TAKE)
+        return exec_take(s, o);
+    return 0; /* the others are pipelined; reads run after the commit */
+}
+
+/* ---- reads (after the round's commit; their statements: store_pg_pipe.c) ----------------- */
+
+int kurer__pg_take_rows(op *o, const PGresult *r)
+{
+    int n = PQntuples(r);
+    o->rows = calloc(n > 0 ? (size_t)n : 1, sizeof(*o->rows));
+    if (o->rows == NULL)
+        return KURER_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        int64_t seq;
+        size_t len = (size_t)PQgetlength(r, i, 1);
+        if (kurer__pg_i64(r, i, 0, &seq) != 0 || PQgetisnull(r, i, 1))
+            return KURER_ECORRUPT;
+        uint8_t *copy = malloc(len ? len : 1);
+        if (copy == NULL)
+            return KURER_ENOMEM;
+        memcpy(copy, PQgetvalue(r, i, 1), len);
+        o->rows[o->n_rows].seq = (uint64_t)seq;
+        o->rows[o->n_rows].env = copy;
+        o->rows[o->n_rows].len = len;
+        o->n_rows++;
+    }
+    return 0;
+}
+
+int kurer__pg_take_high(op *o, const PGresult *r)
+{
+    int64_t high, total;
+    if (PQntuples(r) != 1 || kurer__pg_i64(r, 0, 0, &high) != 0 ||
+        kurer__pg_i64(r, 0, 1, &total) != 0)
+        return KURER_ECORRUPT;
+    o->high = (uint64_t)high;
+    o->total = (uint64_t)total;
+    return 0;
+}
