@@ -87,95 +87,33 @@ int kurer__drop_privileges(const char *dir, const char *user)
  * tests (every call after its "listening" line; docs/relay.md says how to redo it), and a few
  * that the same code paths make on other inputs (marked +). mmap, mprotect and socket are
  * allowed only with some arguments (add_conditional). */
+/* clang-format off */
 static const char *const allowed[] = {
     /* the loop and its connections (libuv) */
-    "epoll_wait",
-    "epoll_pwait" /* + */,
-    "epoll_ctl",
-    "accept4",
-    "read",
-    "readv" /* + */,
-    "write",
-    "writev" /* + */,
-    "shutdown",
-    "close",
-    "getpeername",
-    "getsockname",
-    "setsockopt", /* TCP_NODELAY; and SO_SNDBUF with getsockopt for sd_notify's socket */
-    "getsockopt",
+    "epoll_wait", "epoll_pwait" /* + */, "epoll_ctl", "accept4", "read", "readv" /* + */,
+    "write", "writev" /* + */, "shutdown", "close", "getpeername", "getsockname",
+    "setsockopt" /* TCP_NODELAY; SO_SNDBUF for sd_notify's socket */, "getsockopt",
     "sendmsg" /* sd_notify */,
     /* the store (SQLCipher: its database, WAL and journal; unlink at close) */
-    "openat",
-    "pread64",
-    "pwrite64",
-    "lseek",
-    "fdatasync",
-    "fsync" /* + */,
-    "ftruncate",
-    "fcntl",
-    "newfstatat",
-    "fstat" /* + */,
-    "access" /* + */,
-    "unlink",
-    /* threads, time, signals (uv_signal, SIGHUP), memory (libsodium's guarded pages), exit */
-    "futex",
-    "clock_nanosleep",
-    "nanosleep" /* + */,
-    "clock_gettime" /* + (vDSO) */,
-    "sched_yield",
-    "set_robust_list",
-    "rseq",
-    "getpid",
-    "gettid" /* + */,
-    "tgkill" /* abort */,
-    "getuid",
-    "geteuid",
-    "getgid",
-    "getegid" /* sd_notify */,
-    "rt_sigaction",
-    "rt_sigprocmask",
-    "rt_sigreturn",
-    "restart_syscall" /* + */,
-    "brk",
-    "madvise",
-    "munmap",
-    "mremap" /* + (realloc) */,
-    "mlock" /* + */,
-    "munlock",
-    "getrandom",
-    "sysinfo" /* qsort */,
-    "exit",
-    "exit_group",
+    "openat", "pread64", "pwrite64", "lseek", "fdatasync", "fsync" /* + */, "ftruncate",
+    "fcntl", "newfstatat", "fstat" /* + */, "access" /* + */, "unlink",
+    /* threads, time, signals (uv_signal, SIGHUP), ids (sd_notify), memory (libsodium's
+     * guarded pages), exit */
+    "futex", "clock_nanosleep", "nanosleep" /* + */, "clock_gettime" /* + (vDSO) */,
+    "sched_yield", "set_robust_list", "rseq", "getpid", "gettid" /* + */, "tgkill" /* abort */,
+    "getuid", "geteuid", "getgid", "getegid", "rt_sigaction", "rt_sigprocmask",
+    "rt_sigreturn", "restart_syscall" /* + */, "brk", "madvise", "munmap",
+    "mremap" /* + (realloc) */, "mlock" /* + */, "munlock", "getrandom", "sysinfo" /* qsort */,
+    "exit", "exit_group",
 #ifdef KURER_SANITIZE
-    /* ASan and UBSan (tests/CMakeLists.txt builds the tests with them): their reports, and the
-     * leak check at exit (a tracer thread that stops the others with ptrace). */
-    "clone",
-    "clone3",
-    "ptrace",
-    "wait4",
-    "waitid",
-    "prctl",
-    "sigaltstack",
-    "kill",
-    "getppid",
-    "mmap",
-    "mprotect",
-    "sched_getaffinity",
-    "readlink",
-    "readlinkat",
-    "pipe",
-    "pipe2",
-    "dup",
-    "dup2",
-    "dup3",
-    "getrlimit",
-    "prlimit64",
-    "setrlimit",
-    "uname",
-    "stat",
-    "lstat",
+    /* ASan and UBSan (the tests build with them): their reports (open, readlink of
+     * /proc/self/exe, the maps), and LeakSanitizer's check at exit: a tracer task (clone,
+     * prctl, sigaltstack) that lists the threads (getdents) and stops them with ptrace. */
+    "open", "getdents", "getdents64", "clone", "ptrace", "wait4", "prctl", "sigaltstack",
+    "getppid", "sched_getaffinity", "readlink", "mmap", "mprotect",
 #endif
 };
+/* clang-format on */
 
 /* The calls allowed only with some arguments. */
 static int add_conditional(scmp_filter_ctx ctx, size_t *n)
