@@ -282,40 +282,40 @@ static int check_setting(const key_def *kd, const char *v, unsigned flags, char 
     switch (kd->type) {
     case T_BOOL:
         if (parse_bool(v, &b) != 0)
-            return snprintf(why, n, "expected yes or no (on/off, true/false, 1/0)"), -1;
+            return snprintf(why, n, "expected yes or no (on/off, true/false, 1/0)"), KURER_EINVAL;
         return 0;
     case T_LEVEL:
         for (i = 0; v[i] != '\0' && i + 1 < sizeof(low); i++)
             low[i] = (char)tolower((unsigned char)v[i]);
         low[i] = '\0';
         if (v[i] != '\0' || kurer_log_level_parse(low, &lvl) != 0)
-            return snprintf(why, n, "unknown level (debug, info, warn, error, off)"), -1;
+            return snprintf(why, n, "unknown level (debug, info, warn, error, off)"), KURER_EINVAL;
         return 0;
     case T_STORE:
         if (strcmp(v, "sqlite") != 0)
-            return snprintf(why, n, "only sqlite is available"), -1;
+            return snprintf(why, n, "only sqlite is available"), KURER_EINVAL;
         return 0;
     case T_ADDR:
         if (!addr_ok(v))
-            return snprintf(why, n, "not HOST:PORT"), -1;
+            return snprintf(why, n, "not HOST:PORT"), KURER_EINVAL;
         if ((flags & KURER_RELAY_CHECK_FILES) && kurer_net_resolve(v, &ss) != 0)
-            return snprintf(why, n, "cannot be resolved"), -1;
+            return snprintf(why, n, "cannot be resolved"), KURER_EINVAL;
         return 0;
     case T_DIR:
         if ((flags & KURER_RELAY_CHECK_FILES) && stat(v, &st) != 0)
-            return snprintf(why, n, "%s", strerror(errno)), -1;
+            return snprintf(why, n, "%s", strerror(errno)), KURER_EINVAL;
         if ((flags & KURER_RELAY_CHECK_FILES) && !S_ISDIR(st.st_mode))
-            return snprintf(why, n, "not a folder"), -1;
+            return snprintf(why, n, "not a folder"), KURER_EINVAL;
         return 0;
     case T_PATH:
         if ((flags & KURER_RELAY_CHECK_FILES) && (fd = open(v, O_RDONLY | O_CLOEXEC)) < 0)
-            return snprintf(why, n, "%s", strerror(errno)), -1;
+            return snprintf(why, n, "%s", strerror(errno)), KURER_EINVAL;
         if (flags & KURER_RELAY_CHECK_FILES)
             close(fd);
         return 0;
     case T_USER:
         if ((flags & KURER_RELAY_CHECK_FILES) && getpwnam(v) == NULL)
-            return snprintf(why, n, "no such user"), -1;
+            return snprintf(why, n, "no such user"), KURER_EINVAL;
         return 0;
     default:
         return 0;
@@ -439,7 +439,7 @@ int kurer_relay_opts_set(kurer_relay_opts *o, const char *key, const char *value
         snprintf(why, n, "out of range (%llu..%llu)", (unsigned long long)kd->min,
                  (unsigned long long)kd->max);
     if (err != 0)
-        return err < 0 && err != -1 ? err : KURER_EINVAL;
+        return err; /* KURER_EINVAL or KURER_ELIMIT */
     set_value(o, kd, value, num);
     return 0;
 }
