@@ -58,6 +58,15 @@ install: bootstrap
 	@cmake --build $(BUILD) -j $(JOBS) >$(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
 	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix $(PREFIX)
 
+# Debian packages into dist/ (dpkg-buildpackage from a copy of the tree, lintian errors fail).
+deb: bootstrap
+	@scripts/deb dist
+
+# The packages built and tried in a fresh dpkg root and a fresh Debian 12 root (also a ctest
+# test, package_test, so `make test` runs it).
+package-test: bootstrap
+	@scripts/package-test
+
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "backup.h"
 #include "home.h"
 #include "kurer/content.h"
 #include "kurer/crypto.h"
@@ -821,6 +822,8 @@ int kurer__engine_hello(kurer *k, struct sockaddr_storage *addr, uint8_t relay_k
         hs->protocol_version = KURER_PROTOCOL_VERSION;
         rc = kurer_chain_decode(k->own.chain, k->own.chain_len, &hs->chain);
     }
+    if (rc == 0 && kurer__instance_next(k, &hs->instance_id, &hs->instance_count) != 0)
+        kurer_log(KURER_LOG_WARN, "client", "instance_count_failed", NULL, 0);
     kurer_buf_init(&b, KURER_FRAME_MAX);
     if (rc == 0)
         rc = kurer_handshake_init_encode(hs, &b);

@@ -33,8 +33,6 @@ struct kurer__store {
     int failed; /* an inner rollback happened: the outermost commit must not commit */
 };
 
-/* ---- schema ---- */
-
 /* ---- small helpers ---- */
 
 static int64_t now_ms(void)
@@ -1171,39 +1169,11 @@ int kurer__store_crl_each(kurer__store *st, kurer__crl_fn fn, void *ud)
     return rc;
 }
 
-/* ---- counters ---- */
+/* ---- the connection, for the store's other files (store_counters.c, backup.c) ---- */
 
-int kurer__store_counter_get(kurer__store *st, const char *name, uint64_t *v)
+sqlite3 *kurer__store_sqlite(kurer__store *st)
 {
-    sqlite3_stmt *s = NULL;
-    *v = 0;
-    int rc = prepare(st, "SELECT value FROM counters WHERE name = ?;", &s);
-    if (rc != 0)
-        return rc;
-    bind_text(s, 1, name, strlen(name));
-    int r = sqlite3_step(s);
-    if (r == SQLITE_ROW)
-        *v = (uint64_t)sqlite3_column_int64(s, 0);
-    else if (r != SQLITE_DONE)
-        rc = sql_err(r);
-    sqlite3_finalize(s);
-    return rc;
-}
-
-int kurer__store_counter_set(kurer__store *st, const char *name, uint64_t v)
-{
-    sqlite3_stmt *s = NULL;
-    if (v > INT64_MAX)
-        return KURER_EINVAL;
-    int rc = prepare(st, "INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?);", &s);
-    if (rc != 0)
-        return rc;
-    if ((bind_text(s, 1, name, strlen(name)) | sqlite3_bind_int64(s, 2, (sqlite3_int64)v)) !=
-        SQLITE_OK) {
-        sqlite3_finalize(s);
-        return KURER_ESTORAGE;
-    }
-    return step_done(s);
+    return st->db;
 }
 
 /* ---- messages ---- */

@@ -172,7 +172,11 @@ KURER_MUST_CHECK int kurer__store_crl_put(kurer__store *st, const uint8_t key_id
 typedef int (*kurer__crl_fn)(void *ud, const uint8_t *data, size_t len);
 KURER_MUST_CHECK int kurer__store_crl_each(kurer__store *st, kurer__crl_fn fn, void *ud);
 
-/* ---- counters ---- */
+/* The SQLCipher connection, for the store's files outside store.c (store_counters.c,
+ * backup.c): same thread rules as the store. */
+struct sqlite3 *kurer__store_sqlite(kurer__store *st);
+
+/* ---- counters (store_counters.c) ---- */
 
 KURER_MUST_CHECK int kurer__store_counter_get(kurer__store *st, const char *name, uint64_t *v);
 KURER_MUST_CHECK int kurer__store_counter_set(kurer__store *st, const char *name, uint64_t v);

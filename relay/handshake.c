@@ -119,11 +119,26 @@ void kurer__conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n)
         kurer__send_error(rc, 0, code, 1);
         return;
     }
-    /* One live connection per device: the newest wins. */
+    /* One live connection per device: the newest wins, unless it is a copy of the home that
+     * must not (instance.c); a connection of another copy is told so, not just EBUSY. */
     rconn *old = kurer__online(r, &rc->addr);
+    int same = old != NULL && old->instance_id == rc->instance_id;
+    if (kurer__instance_check(r, rc) != 0) {
+        kurer_log(KURER_LOG_WARN, "relay", "device_cloned",
+                  (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
+                                      KURER_LOG_INT("device", rc->addr.device_id)},
+                  2);
+        if (old != NULL && old != rc && same) /* two copies of one instance: both are told */
+            kurer__send_error(old, 0, KURER_ECLONED, 1);
+        rc->accepted = 0;
+        kurer__send_error(rc, 0, KURER_ECLONED, 1);
+        return;
+    }
     if (old != NULL && old != rc) {
         r->replaced++;
-        kurer__send_error(old, 0, KURER_EBUSY, 1);
+        kurer__send_error(
+            old, 0,
+            same || old->instance_id == 0 || rc->instance_id == 0 ? KURER_EBUSY : KURER_ECLONED, 1);
     }
     rc->authed = 1;
     kurer__preauth_done(rc);
@@ -137,6 +152,11 @@ void kurer__conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n)
         if (kurer_store_put_device(r->store, &d, NULL, NULL) != 0)
             kurer_log(KURER_LOG_WARN, "relay", "directory_write_failed", NULL, 0);
     }
+    if (kurer__instance_take(r, rc))
+        kurer_log(KURER_LOG_WARN, "relay", "device_instance_replaced",
+                  (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
+                                      KURER_LOG_INT("device", rc->addr.device_id)},
+                  2);
     free(rc->hs_chain);
     rc->hs_chain = NULL;
     rc->hs_chain_len = 0;
@@ -218,6 +238,8 @@ void kurer__conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
     }
     snprintf(rc->addr.user, sizeof(rc->addr.user), "%s", rc->v.user);
     rc->addr.device_id = rc->v.device_id;
+    rc->instance_id = hi.instance_id;
+    rc->instance_count = hi.instance_count;
     hs_ctx *h = malloc(sizeof(*h));
     if (h == NULL) {
         refuse(rc, KURER_ENOMEM);

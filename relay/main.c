@@ -13,6 +13,7 @@
 #include "kurer/args.h"
 #include "kurer/error.h"
 #include "kurer/log.h"
+#include "kurer/util.h"
 #include "relay.h"
 
 #ifndef KURER_VERSION
@@ -26,6 +27,8 @@ static const char *USAGE =
     "                       [--metrics HOST:PORT [--metrics-public]] [--user NAME]\n"
     "                       [--log-level debug|info|warn|error|off] [--no-seccomp]\n"
     "       kurer-relay check-config --config FILE [run's options]\n"
+    "       kurer-relay backup --dir DIR --out FILE [--timeout SECONDS]\n"
+    "       kurer-relay restore --dir NEWDIR --keys KEYDIR FILE\n"
     "       kurer-relay --version\n"
     "\n"
     "init  creates DIR with the relay's Noise static key (relay.key: a raw X25519 key, mode\n"
@@ -113,6 +116,9 @@ static int check_files(const char *dir)
 #define NMULTI KURER_RELAY_MULTI_MAX
 
 static const kurer_opt init_opts[] = {{"help", 0, 0}, {"dir", V, 0}};
+static const kurer_opt backup_opts[] = {
+    {"help", 0, 0}, {"dir", V, 0}, {"out", V, 0}, {"timeout", V, 0}};
+static const kurer_opt restore_opts[] = {{"help", 0, 0}, {"dir", V, 0}, {"keys", V, 0}};
 /* run and check-config: every option is also a configuration key (docs/relay.md). */
 static const kurer_opt run_opts[] = {
     {"help", 0, 0},     {"dir", V, 0},       {"listen", V, NMULTI}, {"root", V, NMULTI},
@@ -261,6 +267,32 @@ static int cmd_check_config(const kurer_args *a)
     return 0;
 }
 
+static int cmd_backup(const kurer_args *a)
+{
+    const char *dir = kurer_args_value(a, "dir"), *out = kurer_args_value(a, "out");
+    const char *t = kurer_args_value(a, "timeout");
+    uint64_t timeout = 600;
+    if (dir == NULL || out == NULL) {
+        fprintf(stderr, "kurer-relay: backup needs --dir and --out (see --help)\n");
+        return 2;
+    }
+    if (t != NULL && (kurer_parse_u64(t, 86400, &timeout) != 0 || timeout == 0)) {
+        fprintf(stderr, "kurer-relay: --timeout %s: seconds, 1..86400\n", t);
+        return 2;
+    }
+    return kurer_relay_backup(dir, out, (int)timeout);
+}
+
+static int cmd_restore(const kurer_args *a)
+{
+    const char *dir = kurer_args_value(a, "dir"), *keys = kurer_args_value(a, "keys");
+    if (dir == NULL || keys == NULL) {
+        fprintf(stderr, "kurer-relay: restore needs --dir, --keys and the backup file\n");
+        return 2;
+    }
+    return kurer_relay_restore(dir, keys, a->pos[0]); /* exactly one: the spec */
+}
+
 static const struct {
     const char *name;
     int (*fn)(const kurer_args *);
@@ -271,6 +303,10 @@ static const struct {
     {"check-config",
      cmd_check_config,
      {run_opts, sizeof(run_opts) / sizeof(run_opts[0]), 0, 0, NULL}},
+    {"backup", cmd_backup, {backup_opts, sizeof(backup_opts) / sizeof(backup_opts[0]), 0, 0, NULL}},
+    {"restore",
+     cmd_restore,
+     {restore_opts, sizeof(restore_opts) / sizeof(restore_opts[0]), 1, 1, "FILE"}},
 };
 
 int main(int argc, char **argv)

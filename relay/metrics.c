@@ -1,6 +1,7 @@
 /* The metrics page (Prometheus text): every counter and gauge from one descriptor table. */
 #include "relay_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <arpa/inet.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kurer/crypto.h"
 #include "kurer/log.h"
@@ -64,10 +66,6 @@ static uint64_t g_batch(const view *v)
 {
     return v->st.last_batch;
 }
-static uint64_t g_latency(const view *v)
-{
-    return v->st.last_commit_us;
-}
 static uint64_t g_queue(const view *v)
 {
     return v->st.queued_ops;
@@ -96,12 +94,74 @@ static const struct {
      g_upload},
     {"store_commits_total", "counter", "Store transactions committed.", g_commits},
     {"store_commit_batch", "gauge", "Operations in the last store transaction.", g_batch},
-    {"store_commit_latency_us", "gauge", "Duration of the last store transaction.", g_latency},
     {"store_queue_depth", "gauge", "Store operations submitted, not completed.", g_queue},
     {"mailbox_full_refused_total", "counter", "Sends refused: a mailbox at mailbox_max.", g_full},
     {"mailbox_share_refused_total", "counter",
      "Sends refused: a sender at its share of a mailbox (mailbox_sender_max).", g_share},
 };
+
+/* A histogram in seconds: cumulative buckets, +Inf, sum and count. */
+static size_t put_hist(char *s, size_t cap, size_t len, const char *name, const char *help,
+                       const kurer__hist *h)
+{
+    uint64_t cum = 0;
+    if (len < cap)
+        len +=
+            (size_t)snprintf(s + len, cap - len, "# HELP kurer_%s %s\n# TYPE kurer_%s histogram\n",
+                             name, help, name);
+    for (size_t i = 0; i < KURER__HIST_N && len < cap; i++) {
+        cum += h->bucket[i];
+        len += (size_t)snprintf(s + len, cap - len, "kurer_%s_bucket{le=\"%g\"} %llu\n", name,
+                                (double)kurer__hist_le_us[i] / 1e6, (unsigned long long)cum);
+    }
+    if (len < cap)
+        len += (size_t)snprintf(s + len, cap - len,
+                                "kurer_%s_bucket{le=\"+Inf\"} %llu\nkurer_%s_sum %.6f\n"
+                                "kurer_%s_count %llu\n",
+                                name, (unsigned long long)h->count, name, (double)h->sum_us / 1e6,
+                                name, (unsigned long long)h->count);
+    return len;
+}
+
+/* The process: build, resident memory, open files, CPU time (from /proc and getrusage). */
+static size_t put_process(char *s, size_t cap, size_t len)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (f != NULL) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    uint64_t fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        for (struct dirent *e; (e = readdir(d)) != NULL;)
+            fds += e->d_name[0] != '.';
+        closedir(d);
+        fds = fds > 0 ? fds - 1 : 0; /* less the one opendir holds */
+    }
+    struct rusage ru;
+    double cpu = 0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+              (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    if (len < cap)
+        len += (size_t)snprintf(
+            s + len, cap - len,
+            "# HELP kurer_build_info The relay's version (always 1).\n# TYPE kurer_build_info "
+            "gauge\n"
+            "kurer_build_info{version=\"%s\",protocol=\"%d\"} 1\n"
+            "# HELP process_resident_memory_bytes Resident memory.\n"
+            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lld\n"
+            "# HELP process_open_fds Open file descriptors.\n# TYPE process_open_fds gauge\n"
+            "process_open_fds %llu\n"
+            "# HELP process_cpu_seconds_total User and system CPU time.\n"
+            "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.3f\n",
+            KURER__RELAY_VERSION, KURER_PROTOCOL_VERSION,
+            (long long)rss * (long long)sysconf(_SC_PAGESIZE), (unsigned long long)fds, cpu);
+    return len;
+}
 
 char *kurer__metrics_text(relay *r)
 {
@@ -149,5 +209,12 @@ char *kurer__metrics_text(relay *r)
             len +=
                 (size_t)snprintf(s + len, cap - len, "kurer_rejections_total{reason=\"%s\"} %llu\n",
                                  kurer_err_name(-i), (unsigned long long)r->rejects[i]);
+    len = put_hist(s, cap, len, "send_accept_seconds",
+                   "From a SendRequest's arrival to its SendResult (accepted: durable or acked).",
+                   &r->send_accept);
+    len = put_hist(s, cap, len, "store_commit_seconds", "Duration of each store transaction.",
+                   &v.st.commit_hist);
+    len = put_process(s, cap, len);
+    (void)len;
     return s;
 }

@@ -94,6 +94,13 @@ KURER_MUST_CHECK int kurer_relay_config_value(const char *key, const char *value
  * a failed start it has closed what it opened on loop and run loop once (UV_RUN_NOWAIT) so that
  * those closes complete before it returns. */
 int kurer_relay_run(const kurer_relay_opts *o, uv_loop_t *loop);
+/* kurer-relay backup (backup.c): an encrypted copy of DIR's store at out, through the running
+ * relay (SIGUSR1 and DIR/backup.request) or, with DIR not in use, from the store directly.
+ * Waits up to timeout_s for a running relay. Prints the result; 0 or 1 (errors on stderr). */
+int kurer_relay_backup(const char *dir, const char *out, int timeout_s);
+/* kurer-relay restore: an empty (or new) DIR gets the verified, migrated store of the backup
+ * file and the key files of keys (relay.key, store.key; relay.pub derived). 0 or 1. */
+int kurer_relay_restore(const char *dir, const char *keys, const char *file);
 /* Creates DIR with the relay's Noise key and store key. */
 int kurer_relay_init(const char *dir);
 

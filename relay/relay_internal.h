@@ -34,6 +34,9 @@ typedef struct dir_entry {
     uint8_t *chain; /* CertificateChain bytes */
     size_t chain_len;
     kurer__bucket buckets[N_BUCKETS];
+    /* copies of the device's home (instance.c): the current one, its count, those it replaced */
+    uint64_t instance, instance_count, retired[4];
+    int forked; /* two copies of the current instance connected: each is refused */
 } dir_entry;
 
 typedef struct dir_user {
@@ -121,8 +124,9 @@ typedef struct rconn {
     kurer__peer_addr *pa; /* its source address (pre-auth count), or NULL */
     kurer_verified v;
     kurer_device_address addr;
-    uint32_t queued;   /* envelopes waiting when the handshake was answered */
-    uint8_t *hs_chain; /* the handshake's chain (bytes) until authenticated */
+    uint64_t instance_id, instance_count; /* from its HandshakeInit (0: an older client) */
+    uint32_t queued;                      /* envelopes waiting when the handshake was answered */
+    uint8_t *hs_chain;                    /* the handshake's chain (bytes) until authenticated */
     size_t hs_chain_len;
     /* delivery */
     uint64_t last_pushed;
@@ -151,6 +155,8 @@ struct relay {
     int have_watchdog;
     struct mreq *mreqs; /* metrics requests in progress */
     uv_signal_t sigterm, sigint, sighup;
+    uv_signal_t sigusr1; /* backup requests (backup.c) */
+    int backup_busy;
     const kurer_relay_opts *opts;
     rconn *conns;
     uint64_t n_conns, n_preauth; /* live connections; those still in their handshake */
@@ -164,7 +170,8 @@ struct relay {
 #define KURER__COUNTER_FIELD(field, name, help) uint64_t field;
     KURER__RELAY_COUNTERS(KURER__COUNTER_FIELD)
 #undef KURER__COUNTER_FIELD
-    uint64_t rejects[NERR]; /* by error code: kurer_rejections_total{reason} */
+    uint64_t rejects[NERR];  /* by error code: kurer_rejections_total{reason} */
+    kurer__hist send_accept; /* a SendRequest's arrival to its SendResult (accepted) */
     uint64_t refused_max_conns, refused_max_handshakes, refused_per_address, refused_handshake_rate;
     uint64_t n_nk;         /* live NK sessions */
     uint64_t upload_bytes; /* held by chunked revocation uploads in progress */
@@ -218,6 +225,7 @@ typedef struct send_ctx {
     const uint8_t *accepted;
     size_t n_env;
     int64_t ts;
+    uint64_t started_us; /* when the request arrived (uv_hrtime), for kurer_send_accept_seconds */
 } send_ctx;
 
 typedef struct req_ctx {
@@ -333,6 +341,20 @@ char *kurer__metrics_text(relay *r);
 /* ---- metrics_http.c ---- */
 void kurer__m_close(struct mreq *m);
 void kurer__on_metrics(uv_stream_t *server, int status);
+
+/* ---- instance.c ---- */
+/* Whether rc's copy of the home may become the device's connection (docs/protocol.md 1.1,
+ * "Instances"): 0, or KURER_ECLONED (a replaced copy, or a second copy of the current one). */
+int kurer__instance_check(relay *r, const rconn *rc);
+/* Records rc's copy as the device's current one (after kurer__dir_put); 1 if it replaced
+ * another copy, which is retired. */
+int kurer__instance_take(relay *r, const rconn *rc);
+
+/* ---- backup.c ---- */
+/* SIGUSR1 asks for an online backup: the request file DIR/backup.request names the output, the
+ * store writes it between transactions, DIR/backup.result answers (docs/relay.md, "Backup"). */
+void kurer__backup_listen(relay *r);
+void kurer__backup_stop(relay *r);
 
 /* ---- server.c ---- */
 void kurer__arm_expiry(relay *r, int64_t not_after);

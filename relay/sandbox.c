@@ -97,6 +97,8 @@ static const char *const allowed[] = {
     /* the store (SQLCipher: its database, WAL and journal; unlink at close) */
     "openat", "pread64", "pwrite64", "lseek", "fdatasync", "fsync" /* + */, "ftruncate",
     "fcntl", "newfstatat", "fstat" /* + */, "access" /* + */, "unlink",
+    /* online backup (SIGUSR1: the copy is renamed into place) */
+    "rename", "renameat" /* + */, "renameat2" /* + */,
     /* threads, time, signals (uv_signal, SIGHUP), ids (sd_notify), memory (libsodium's
      * guarded pages), exit */
     "futex", "clock_nanosleep", "nanosleep" /* + */, "clock_gettime" /* + (vDSO) */,

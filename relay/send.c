@@ -68,6 +68,7 @@ static void send_accepted(send_ctx *sc, int by_ack)
     if (sc->replied)
         return;
     sc->replied = 1;
+    kurer__hist_add(&r->send_accept, uv_hrtime() / 1000 - sc->started_us);
     r->env_accepted += sc->n_items;
     if (by_ack)
         r->env_accepted_by_ack += sc->n_items;
@@ -369,6 +370,7 @@ send_ctx *kurer__send_ctx_new(rconn *rc, uint64_t request_id, size_t n)
         return NULL;
     sc->rc = rc;
     sc->request_id = request_id;
+    sc->started_us = uv_hrtime() / 1000;
     sc->results = calloc(n, sizeof(*sc->results));
     sc->items = calloc(n, sizeof(*sc->items));
     sc->seqs = calloc(n, sizeof(*sc->seqs));

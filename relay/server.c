@@ -100,6 +100,7 @@ static void on_stop(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sighup, NULL);
+    kurer__backup_stop(r);
     uv_close((uv_handle_t *)&r->sweep, NULL);
     uv_close((uv_handle_t *)&r->expiry, NULL);
     /* Finish every submitted commit; late callbacks find their connections closed. */
@@ -357,6 +358,7 @@ static void start_handles(relay *r)
     uv_signal_start(&r->sigterm, on_stop, SIGTERM);
     uv_signal_start(&r->sigint, on_stop, SIGINT);
     uv_signal_start(&r->sighup, on_sighup, SIGHUP);
+    kurer__backup_listen(r);
     signal(SIGPIPE, SIG_IGN);
     uv_timer_init(r->loop, &r->sweep);
     uv_timer_init(r->loop, &r->expiry);

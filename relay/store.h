@@ -47,6 +47,7 @@
 #include <uv.h>
 
 #include "kurer/error.h"
+#include "hist.h"
 #include "kurer/frame.h"
 
 typedef struct kurer_store kurer_store;
@@ -105,9 +106,10 @@ typedef struct kurer_store_stats {
     uint64_t commits;
     uint64_t last_batch; /* operations in the last transaction */
     uint64_t last_commit_us;
-    uint64_t queued_ops;    /* submitted, not yet completed */
-    uint64_t refused_full;  /* puts refused: a mailbox at mailbox_max */
-    uint64_t refused_share; /* puts refused: a sender at its share (sender_max) */
+    kurer__hist commit_hist; /* every transaction's duration */
+    uint64_t queued_ops;     /* submitted, not yet completed */
+    uint64_t refused_full;   /* puts refused: a mailbox at mailbox_max */
+    uint64_t refused_share;  /* puts refused: a sender at its share (sender_max) */
 } kurer_store_stats;
 
 /* ---- prekeys and revocation lists: their types ------------------------------------------ */
@@ -191,6 +193,7 @@ typedef struct kurer_store_ops {
                          void *arg);
     int (*put_crl)(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t version,
                    const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg);
+    int (*backup)(kurer_store *s, const char *path, kurer_store_done_cb cb, void *arg);
     void (*set_commit_delay)(kurer_store *s, uint64_t us);
     void (*get_stats)(kurer_store *s, kurer_store_stats *out);
 } kurer_store_ops;
@@ -314,6 +317,17 @@ kurer_store_put_crl(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t ve
                     const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg)
 {
     return s->ops->put_crl(s, issuer_key_id, version, list, len, cb, arg);
+}
+
+/* Writes a consistent, encrypted copy of the store to path (docs/relay.md, "Backup"): what
+ * every commit before it left, in one read, between transactions; held puts are written
+ * first. sqlite: sqlcipher_export into path.tmp (attached under the store's own key and salt,
+ * no journal), fsync, rename to path. The callback runs once the file is in place (err 0) or
+ * with KURER_ESTORAGE / KURER_EIO (nothing at path then; a path.tmp may be left). */
+KURER_MUST_CHECK static inline int kurer_store_backup(kurer_store *s, const char *path,
+                                                      kurer_store_done_cb cb, void *arg)
+{
+    return s->ops->backup(s, path, cb, arg);
 }
 
 /* A backend may hold submitted work up to us microseconds before it starts a transaction, to

@@ -227,8 +227,8 @@ static op *plan_round(kurer__storeq *q, op *batch, int flush, op **done)
     for (op *o = batch, *next; o != NULL; o = next) {
         next = o->next;
         o->next = NULL;
-        if (o->kind == KURER__OP_FETCH)
-            flush = 1;
+        if (o->kind == KURER__OP_FETCH || o->kind == KURER__OP_BACKUP)
+            flush = 1; /* they read the mailboxes: held puts are written first */
         if (o->kind == KURER__OP_PUT && o->hold_until_ns != 0) {
             q->stat_held++;
             *ht = o;
@@ -325,6 +325,7 @@ void kurer__storeq_finish(kurer__storeq *q, op *round, uint64_t n, uint64_t us)
     q->stats.commits++;
     q->stats.last_batch = n;
     q->stats.last_commit_us = us;
+    kurer__hist_add(&q->stats.commit_hist, us);
     for (op *o = round, *next; o != NULL; o = next) {
         next = o->next;
         complete_locked(q, o);
@@ -376,6 +377,7 @@ static void complete(op *o)
     case KURER__OP_ACK:
     case KURER__OP_DEVICE:
     case KURER__OP_CRL:
+    case KURER__OP_BACKUP:
         if (o->cb.done != NULL)
             o->cb.done(o->arg, o->err);
         break;
@@ -574,6 +576,16 @@ int kurer__storeq_put_crl(kurer_store *s, const uint8_t issuer_key_id[32], uint6
     o->cb.done = cb;
     memcpy(o->key_id, issuer_key_id, 32);
     o->after = version;
+    kurer__storeq_submit(s->q, o);
+    return 0;
+}
+
+int kurer__storeq_backup(kurer_store *s, const char *path, kurer_store_done_cb cb, void *arg)
+{
+    op *o = op_with_blob(KURER__OP_BACKUP, (const uint8_t *)path, strlen(path) + 1, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.done = cb;
     kurer__storeq_submit(s->q, o);
     return 0;
 }

@@ -27,7 +27,8 @@ typedef enum kurer__op_kind {
     KURER__OP_PREKEYS,
     KURER__OP_TAKE,
     KURER__OP_COUNT,
-    KURER__OP_CRL
+    KURER__OP_CRL,
+    KURER__OP_BACKUP /* blob: the output path (NUL-terminated); runs after a round's commit */
 } kurer__op_kind;
 
 /* One submitted operation: its inputs (copied at submission), its results, its callback. */
@@ -137,6 +138,7 @@ int kurer__storeq_count_prekeys(kurer_store *s, const kurer_device_address *dev,
                                 kurer_store_count_cb cb, void *arg);
 int kurer__storeq_put_crl(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t version,
                           const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg);
+int kurer__storeq_backup(kurer_store *s, const char *path, kurer_store_done_cb cb, void *arg);
 void kurer__storeq_set_commit_delay(kurer_store *s, uint64_t us);
 void kurer__storeq_get_stats(kurer_store *s, kurer_store_stats *out);
 

@@ -448,6 +448,7 @@ static int exec_one(sq_store *s, op *o)
         return exec_crl(s, o);
     case KURER__OP_FETCH:
     case KURER__OP_COUNT:
+    case KURER__OP_BACKUP:
         break; /* reads run after the commit */
     }
     return 0;
@@ -491,6 +492,8 @@ static void run_round(sq_store *s, op *round)
             o->err = exec_fetch(s, o);
         else if (o->kind == KURER__OP_COUNT)
             o->err = exec_count(s, o);
+        else if (o->kind == KURER__OP_BACKUP)
+            o->err = kurer__sqlite_export(s->db, (const char *)o->blob);
     kurer__storeq_finish(&s->q, round, count, (kurer_time_mono_ns() - t0) / 1000);
 }
 
@@ -804,6 +807,7 @@ static const kurer_store_ops sqlite_ops = {
     .take_prekeys = kurer__storeq_take_prekeys,
     .count_prekeys = kurer__storeq_count_prekeys,
     .put_crl = kurer__storeq_put_crl,
+    .backup = kurer__storeq_backup,
     .set_commit_delay = kurer__storeq_set_commit_delay,
     .get_stats = kurer__storeq_get_stats,
 };

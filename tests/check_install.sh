@@ -29,6 +29,11 @@ p=$root$prefix
 for b in kurer kurer-admin kurer-relay; do
     [ -x "$p/bin/$b" ] || fail "bin/$b was not installed"
 done
+for f in share/man/man1/kurer.1 share/man/man8/kurer-admin.8 share/man/man8/kurer-relay.8 \
+    share/man/man5/relay.conf.5 share/bash-completion/completions/kurer \
+    share/bash-completion/completions/kurer-admin share/bash-completion/completions/kurer-relay; do
+    [ -f "$p/$f" ] || fail "$f was not installed"
+done
 
 # The relay's example configuration and its systemd units, as in the source tree.
 for f in etc/kurer/relay.conf:etc/relay.conf lib/systemd/system/kurer-relay.service:etc/systemd/kurer-relay.service \

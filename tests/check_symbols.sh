@@ -28,7 +28,7 @@ node=KURER_1
 # kurer.h, mobile.h (the phone app's additions) and every kurer/ header they include,
 # transitively (the headers `make install` ships).
 public_headers() {
-    local -a todo=("$top/client/include/kurer/kurer.h" "$top/mobile/include/kurer/mobile.h")
+    local -a todo=("$top/client/include/kurer/kurer.h" "$top/client/include/kurer/mobile.h")
     local -A seen=()
     local h inc f
     while [ ${#todo[@]} -gt 0 ]; do

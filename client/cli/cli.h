@@ -42,6 +42,8 @@ int cmd_verify(int argc, char **argv);  /* verify.c */
 int cmd_passwd(int argc, char **argv);  /* passwd.c */
 int cmd_relay(int argc, char **argv);   /* relay.c */
 int cmd_whoami(int argc, char **argv);  /* whoami.c */
+int cmd_backup(int argc, char **argv);  /* backup.c */
+int cmd_restore(int argc, char **argv); /* backup.c */
 
 /* ---- output.c: the result of the command */
 extern int g_json;

@@ -33,6 +33,8 @@ static const struct subcommand {
     {"passwd", cmd_passwd, "change the home's passphrase"},
     {"relay", cmd_relay, "show or change the home's relay address and key"},
     {"whoami", cmd_whoami, "this device: user, keys, certificate, relay"},
+    {"backup", cmd_backup, "write an encrypted copy of the home"},
+    {"restore", cmd_restore, "make a home from a backup (a new instance of the device)"},
 };
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 

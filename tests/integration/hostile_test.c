@@ -397,7 +397,7 @@ static void pb_hs_init(kurer_buf *out, uint32_t version, const kurer_cert *const
 /* The HandshakeInit a device sends. */
 static void hs_init_of(kurer_buf *out, const device *d)
 {
-    kurer_handshake_init hi;
+    kurer_handshake_init hi = {0};
     hi.protocol_version = KURER_PROTOCOL_VERSION;
     hi.chain = d->chain;
     kurer_buf_init(out, KURER_FRAME_MAX);

@@ -343,7 +343,7 @@ void cl_confirm(client *cl)
 int cl_connect(world *w, client *cl, const device *d)
 {
     kurer_buf b;
-    kurer_handshake_init hi;
+    kurer_handshake_init hi = {0};
     memset(cl, 0, sizeof(*cl));
     cl->next_req = 1;
     assert_int_equal(uv_loop_init(&cl->loop), 0);
@@ -672,6 +672,26 @@ uint64_t metric(const char *page, const char *name)
     snprintf(key, sizeof(key), "\n%s ", name);
     const char *p = strstr(page, key);
     return p == NULL ? 0 : strtoull(p + strlen(key), NULL, 10);
+}
+
+/* The page's histograms (not last-value gauges: kurer_send_accept_seconds with `accepted` sends,
+ * kurer_store_commit_seconds with every commit) and the build and process lines. */
+void metrics_check_shapes(const char *page, uint64_t accepted, uint64_t min_commits)
+{
+    assert_true(metric(page, "kurer_store_commits_total") >= min_commits);
+    assert_non_null(strstr(page, "# TYPE kurer_send_accept_seconds histogram\n"));
+    assert_int_equal(metric(page, "kurer_send_accept_seconds_count"), accepted);
+    assert_int_equal(metric(page, "kurer_send_accept_seconds_bucket{le=\"+Inf\"}"), accepted);
+    assert_int_equal(metric(page, "kurer_store_commit_seconds_count"),
+                     metric(page, "kurer_store_commits_total"));
+    assert_int_equal(metric(page, "kurer_store_commit_seconds_bucket{le=\"10\"}"),
+                     metric(page, "kurer_store_commit_seconds_count"));
+    assert_null(strstr(page, "kurer_store_commit_latency_us"));
+    /* The build and the process. */
+    assert_non_null(strstr(page, "kurer_build_info{version=\""));
+    assert_true(metric(page, "process_resident_memory_bytes") > 1000000);
+    assert_true(metric(page, "process_open_fds") >= 5);
+    assert_non_null(strstr(page, "# TYPE process_cpu_seconds_total counter\n"));
 }
 
 uint64_t metric_now(world *w, const char *name)

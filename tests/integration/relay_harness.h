@@ -158,6 +158,9 @@ char *scrape(world *w);
 /* The value of one sample (name with labels, exactly as printed); 0 if absent (the relay prints
  * rejection counters only once they are non-zero). */
 uint64_t metric(const char *page, const char *name);
+/* Asserts the commits so far (at least min_commits), the histograms (accepted sends so far),
+ * kurer_build_info and the process lines. */
+void metrics_check_shapes(const char *page, uint64_t accepted, uint64_t min_commits);
 uint64_t metric_now(world *w, const char *name);
 
 #endif

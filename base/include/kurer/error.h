@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "kurer/annot.h"
+
 #if defined(__GNUC__)
 #define KURER_MUST_CHECK __attribute__((warn_unused_result))
 #define KURER_EXPORT     __attribute__((visibility("default")))
@@ -78,13 +80,16 @@ typedef enum kurer_error_category {
     X(EHANDSHAKE, -45, IO, "the peer closed the connection during the handshake")                  \
     X(EADDRINUSE, -46, IO, "address already in use")                                               \
     X(ECRLSTALE, -47, POLICY, "revocation list is past its next update")                           \
-    X(ELOCKED, -48, AGAIN, "the device home is open in another handle or process")
+    X(ELOCKED, -48, AGAIN, "the device home is open in another handle or process")                 \
+    X(ECLONED, -49, POLICY, "this device's identity is in use by another copy of this home")
 
 typedef enum kurer_err {
 #define KURER__ERR_ENUM(name, value, cat, msg) KURER_##name = (value),
     KURER_ERRORS(KURER__ERR_ENUM)
 #undef KURER__ERR_ENUM
 } kurer_err;
+
+KURER_ASSUME_NONNULL_BEGIN
 
 /* The message for an error code; never NULL. Unknown codes give "unknown error". */
 KURER_EXPORT const char *kurer_strerror(int err);
@@ -94,5 +99,7 @@ KURER_EXPORT const char *kurer_err_name(int err);
 KURER_EXPORT kurer_error_category kurer_err_category(int err);
 /* True if err is one of the codes above. Used when decoding error codes from the wire. */
 KURER_EXPORT int kurer_err_known(int err);
+
+KURER_ASSUME_NONNULL_END
 
 #endif

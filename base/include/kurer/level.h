@@ -5,6 +5,8 @@
 
 #include "kurer/error.h"
 
+KURER_ASSUME_NONNULL_BEGIN
+
 /* Only the levels the system is accredited for. SECRET (4) and TOP_SECRET (5) exist on the wire
  * only to be refused with KURER_ECLEARANCE. */
 typedef enum kurer_level {
@@ -22,5 +24,7 @@ KURER_EXPORT const char *kurer_level_name_da(int level);
  * YDERST HEMMELIGT) are KURER_ECLEARANCE; anything else is KURER_EINVAL (*out is then
  * KURER_LEVEL_UNCLASSIFIED). */
 KURER_EXPORT KURER_MUST_CHECK int kurer_level_parse(const char *s, kurer_level *out);
+
+KURER_ASSUME_NONNULL_END
 
 #endif

@@ -32,6 +32,8 @@
 #include "kurer/level.h"
 #include "kurer/sizes.h"
 
+KURER_ASSUME_NONNULL_BEGIN
+
 typedef struct kurer kurer;
 
 #define KURER_KEY_LEN 32 /* a raw store key, and the relay's X25519 key */
@@ -43,23 +45,23 @@ typedef struct kurer kurer;
 #define KURER_TEXT_MAX_S "63583"
 
 /* Wall-clock seconds. Tests and devices with a trusted time source may supply their own. */
-typedef int64_t (*kurer_clock_fn)(void *ud);
+typedef int64_t (*kurer_clock_fn)(void *KURER_NULLABLE ud);
 
 typedef struct kurer_create_options {
-    const char *home;         /* folder; made (0700) if missing, an existing one of ours set to
-                               * 0700 (KURER_EPERM if another user owns it); must not hold a
-                               * store yet */
-    const char *user;         /* user@authority */
-    uint32_t device_id;       /* 1..KURER_DEVICE_ID_MAX */
-    const char *display_name; /* may be NULL: the user name */
-    const char *relay;        /* HOST:PORT (IP literal or DNS name, kept as given) */
+    const char *home;   /* folder; made (0700) if missing, an existing one of ours set to
+                         * 0700 (KURER_EPERM if another user owns it); must not hold a
+                         * store yet */
+    const char *user;   /* user@authority */
+    uint32_t device_id; /* 1..KURER_DEVICE_ID_MAX */
+    const char *KURER_NULLABLE display_name; /* may be NULL: the user name */
+    const char *relay;                       /* HOST:PORT (IP literal or DNS name, kept as given) */
     uint8_t relay_key[KURER_KEY_LEN];
     const uint8_t *root; /* the pinned root certificate (SignedCertificate bytes) */
     size_t root_len;
-    uint32_t kdf_ops;     /* Argon2id passes; 0: default */
-    uint64_t kdf_mem;     /* Argon2id bytes; 0: default */
-    kurer_clock_fn clock; /* NULL: the system clock */
-    void *clock_ud;
+    uint32_t kdf_ops;                    /* Argon2id passes; 0: default */
+    uint64_t kdf_mem;                    /* Argon2id bytes; 0: default */
+    kurer_clock_fn KURER_NULLABLE clock; /* NULL: the system clock */
+    void *KURER_NULLABLE clock_ud;
 } kurer_create_options;
 
 /* Creates a device home: the store, a libsignal identity key, a Noise static key and a
@@ -68,29 +70,34 @@ typedef struct kurer_create_options {
  * keystore (pass NULL). On success *out is the open home (free with kurer_close).
  * KURER_EEXIST if the home has a store; KURER_ESUBJECT for a bad user; root errors from the
  * certificate checks (KURER_EROLE, KURER_EEXPIRED, ...). */
-KURER_EXPORT KURER_MUST_CHECK int kurer_create(const kurer_create_options *o, const char *pass,
-                                               size_t pass_len, const uint8_t *key, kurer **out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_create(const kurer_create_options *o,
+                                               const char *KURER_NULLABLE pass, size_t pass_len,
+                                               const uint8_t *KURER_NULLABLE key,
+                                               kurer *KURER_NULLABLE *KURER_NONNULL out);
 
 /* Opens an existing home with its passphrase (key NULL) or raw key (pass NULL). clock may be
  * NULL. KURER_EPASSPHRASE for a wrong passphrase or key (the files are left untouched),
  * KURER_ENOENT if there is no store, KURER_ELOCKED if the home is open in another handle of this
  * or another process (kurer_home_holder names it; nothing was read or asked). */
-KURER_EXPORT KURER_MUST_CHECK int kurer_open(const char *home, const char *pass, size_t pass_len,
-                                             const uint8_t *key, kurer_clock_fn clock,
-                                             void *clock_ud, kurer **out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_open(const char *home, const char *KURER_NULLABLE pass,
+                                             size_t pass_len, const uint8_t *KURER_NULLABLE key,
+                                             kurer_clock_fn KURER_NULLABLE clock,
+                                             void *KURER_NULLABLE clock_ud,
+                                             kurer *KURER_NULLABLE *KURER_NONNULL out);
 
 typedef struct kurer_open_options {
     const char *home;
-    const char *pass; /* a passphrase, or NULL with key */
+    const char *KURER_NULLABLE pass; /* a passphrase, or NULL with key */
     size_t pass_len;
-    const uint8_t *key; /* a raw 32-byte store key, or NULL with pass */
-    kurer_clock_fn clock;
-    void *clock_ud;
-    const char *holder; /* what HOME/.lock says holds the home, after the process id
-                         * (at most 63 bytes; NULL: the program's name) */
+    const uint8_t *KURER_NULLABLE key; /* a raw 32-byte store key, or NULL with pass */
+    kurer_clock_fn KURER_NULLABLE clock;
+    void *KURER_NULLABLE clock_ud;
+    const char *KURER_NULLABLE holder; /* what HOME/.lock says holds the home, after the process id
+                                        * (at most 63 bytes; NULL: the program's name) */
 } kurer_open_options;
 /* kurer_open with a name for the holder of the lock. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_open_with(const kurer_open_options *o, kurer **out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_open_with(const kurer_open_options *o,
+                                                  kurer *KURER_NULLABLE *KURER_NONNULL out);
 
 /* Who holds home open: 1 with *pid and holder (NUL-terminated, len bytes at most) if a handle
  * holds it, 0 if nobody does, or an error (KURER_ENOENT: no such folder). */
@@ -102,19 +109,19 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_home_holder(const char *home, long *pid,
  * memory and releases the home lock. NULL-safe. Not from a callback (the library thread), nor
  * inside a kurer_history or kurer_peer_devices callback: it refuses there, leaving the handle
  * open. No other call on the same handle may overlap it (or follow it). */
-KURER_EXPORT void kurer_close(kurer *k);
+KURER_EXPORT void kurer_close(kurer *KURER_NULLABLE k);
 
 /* Re-encrypts the store under a new passphrase (key NULL) or raw key (pass NULL). Crash-safe:
  * afterwards exactly one of the old and new secrets opens the store. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_passwd(kurer *k, const char *pass, size_t pass_len,
-                                               const uint8_t *key);
+KURER_EXPORT KURER_MUST_CHECK int kurer_passwd(kurer *k, const char *KURER_NULLABLE pass,
+                                               size_t pass_len, const uint8_t *KURER_NULLABLE key);
 
 /* Changes the relay this home connects to: relay is "HOST:PORT" (a DNS name is kept as typed
  * and resolved at every connect), relay_key the relay's X25519 key (NULL: keep the current
  * one). Closes the current connection, if any, and drops an attempt under way; the library
  * reconnects to the new address at the next request. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_set_relay(kurer *k, const char *relay,
-                                                  const uint8_t *relay_key);
+                                                  const uint8_t *KURER_NULLABLE relay_key);
 /* The relay address as configured (borrowed; valid until close or kurer_set_relay, which must not
  * run on another thread meanwhile). */
 KURER_EXPORT const char *kurer_relay_address(const kurer *k);
@@ -171,13 +178,14 @@ typedef struct kurer_refusal {
  * above a clearance or the ceiling) or the certificate error (KURER_EREVOKED, KURER_EEXPIRED,
  * KURER_ENOTFOUND: no device known), with *why (may be NULL) saying which. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_check_send(kurer *k, const char *to, int level,
-                                                   kurer_refusal *why);
+                                                   kurer_refusal *KURER_NULLABLE why);
 
 /* The receive-side policy for a message of level from from/device: 0 to show it, or
  * KURER_ECLEARANCE / a certificate error with *why: such a message is kept quarantined, never
  * shown. */
-KURER_EXPORT KURER_MUST_CHECK int
-kurer_check_receive(kurer *k, const char *from, uint32_t device_id, int level, kurer_refusal *why);
+KURER_EXPORT KURER_MUST_CHECK int kurer_check_receive(kurer *k, const char *from,
+                                                      uint32_t device_id, int level,
+                                                      kurer_refusal *KURER_NULLABLE why);
 
 typedef enum kurer_message_state {
     KURER_MESSAGE_RECEIVED = 0,
@@ -202,13 +210,13 @@ typedef struct kurer_message {
 
 /* Calls fn for each stored message, oldest first; with with != NULL only that peer's. The
  * message is valid during the call only. A non-zero return from fn stops and is returned. */
-typedef int (*kurer_message_fn)(void *ud, const kurer_message *m);
-KURER_EXPORT KURER_MUST_CHECK int kurer_history(kurer *k, const char *with, kurer_message_fn fn,
-                                                void *ud);
+typedef int (*kurer_message_fn)(void *KURER_NULLABLE ud, const kurer_message *m);
+KURER_EXPORT KURER_MUST_CHECK int kurer_history(kurer *k, const char *KURER_NULLABLE with,
+                                                kurer_message_fn fn, void *KURER_NULLABLE ud);
 
 /* The safety number with a peer device (60 digits and the NUL) from the certified keys. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_fingerprint(kurer *k, const char *user, uint32_t device_id,
-                                                    char text[64]);
+                                                    char text[KURER_NONNULL 64]);
 
 /* A device of a peer (or one of our own other devices) as the home holds it. */
 typedef struct kurer_peer_device {
@@ -233,14 +241,14 @@ typedef struct kurer_peer_device {
 
 /* Calls fn for each device of user the home holds a certificate for, lowest id first (the
  * struct is valid during the call only; a non-zero return stops and is returned). */
-typedef int (*kurer_peer_device_fn)(void *ud, const kurer_peer_device *d);
-KURER_EXPORT KURER_MUST_CHECK int kurer_peer_devices(kurer *k, const char *user,
-                                                     kurer_peer_device_fn fn, void *ud);
+typedef int (*kurer_peer_device_fn)(void *KURER_NULLABLE ud, const kurer_peer_device *d);
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_peer_devices(kurer *k, const char *user, kurer_peer_device_fn fn, void *KURER_NULLABLE ud);
 
 /* Calls fn once with this device's own certificate as the home holds it (status: verified
  * now against the root and revocation lists). KURER_ESTATE before the chain is imported. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_own_certificate(kurer *k, kurer_peer_device_fn fn,
-                                                        void *ud);
+                                                        void *KURER_NULLABLE ud);
 
 /* ---- the network half -------------------------------------------------------------------- */
 
@@ -267,21 +275,22 @@ typedef struct kurer_events {
      * returned, and marked messages are given again when the events are next set (after a
      * crash or a restart). The relay is told (ack) as soon as the commit is done, not after
      * this callback. */
-    void (*on_message)(void *ud, const kurer_message *m);
+    void (*KURER_NULLABLE on_message)(void *KURER_NULLABLE ud, const kurer_message *m);
     /* An envelope was dropped for good (acked without storing): err says why, for example
      * KURER_EREVOKED or KURER_EEXPIRED (the sender's certificate), KURER_EUNTRUSTED,
      * KURER_EDECRYPT; or held for later (KURER_ECRLSTALE: not acked, delivered again). */
-    void (*on_refused)(void *ud, const char *from, uint32_t device_id, int err);
-    void *ud;
+    void (*KURER_NULLABLE on_refused)(void *KURER_NULLABLE ud, const char *from, uint32_t device_id,
+                                      int err);
+    void *KURER_NULLABLE ud;
     /* The connection state changed; reason is why an attempt failed or a connection ended. */
-    void (*on_state)(void *ud, kurer_conn_state state, int reason);
+    void (*KURER_NULLABLE on_state)(void *KURER_NULLABLE ud, kurer_conn_state state, int reason);
     /* Everything the relay held for us when this connection was made has been given. */
-    void (*on_queue_empty)(void *ud);
+    void (*KURER_NULLABLE on_queue_empty)(void *KURER_NULLABLE ud);
 } kurer_events;
 
 /* Sets (copies) the event callbacks; NULL clears them. With on_message set, every stored
  * message not yet reported is given again (oldest first). */
-KURER_EXPORT void kurer_set_events(kurer *k, const kurer_events *ev);
+KURER_EXPORT void kurer_set_events(kurer *k, const kurer_events *KURER_NULLABLE ev);
 
 /* ---- the asynchronous calls ---- */
 
@@ -293,33 +302,40 @@ typedef struct kurer_result {
     size_t devices;     /* refresh: the number of devices the relay listed */
     kurer_refusal why;  /* whose certificate (or the ceiling) refused, where err says so */
 } kurer_result;
-typedef void (*kurer_done_fn)(void *ud, const kurer_result *r);
+typedef void (*kurer_done_fn)(void *KURER_NULLABLE ud, const kurer_result *r);
 
 /* Each returns 0 once the request is queued (its completion, done, may be NULL, runs exactly
  * once later), or an error at once for bad arguments (nothing queued then, done never runs).
  * timeout_ms bounds the whole request. Several requests may be in flight at once, from any
  * threads; a send does not wait behind another send or a delivery. The results are those of the
  * blocking calls below. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_connect_async(kurer *k, int timeout_ms, kurer_done_fn done,
-                                                      void *ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_connect_async(kurer *k, int timeout_ms,
+                                                      kurer_done_fn KURER_NULLABLE done,
+                                                      void *KURER_NULLABLE ud);
 KURER_EXPORT KURER_MUST_CHECK int kurer_send_async(kurer *k, const char *to, int level,
                                                    const char *text, int timeout_ms,
-                                                   kurer_done_fn done, void *ud);
+                                                   kurer_done_fn KURER_NULLABLE done,
+                                                   void *KURER_NULLABLE ud);
 KURER_EXPORT KURER_MUST_CHECK int kurer_queue_async(kurer *k, const char *to, int level,
                                                     const char *text, int timeout_ms,
-                                                    kurer_done_fn done, void *ud);
-KURER_EXPORT KURER_MUST_CHECK int
-kurer_send_queued_async(kurer *k, int64_t message_id, int timeout_ms, kurer_done_fn done, void *ud);
+                                                    kurer_done_fn KURER_NULLABLE done,
+                                                    void *KURER_NULLABLE ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_send_queued_async(kurer *k, int64_t message_id,
+                                                          int timeout_ms,
+                                                          kurer_done_fn KURER_NULLABLE done,
+                                                          void *KURER_NULLABLE ud);
 KURER_EXPORT KURER_MUST_CHECK int kurer_refresh_async(kurer *k, const char *user, int timeout_ms,
-                                                      kurer_done_fn done, void *ud);
-KURER_EXPORT KURER_MUST_CHECK int kurer_flush_async(kurer *k, int timeout_ms, kurer_done_fn done,
-                                                    void *ud);
+                                                      kurer_done_fn KURER_NULLABLE done,
+                                                      void *KURER_NULLABLE ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_flush_async(kurer *k, int timeout_ms,
+                                                    kurer_done_fn KURER_NULLABLE done,
+                                                    void *KURER_NULLABLE ud);
 /* Ends the wish to be connected and closes the connection (after what is committed is acked);
  * returns at once. */
 KURER_EXPORT void kurer_disconnect_async(kurer *k);
 /* The connection state now (*reason, may be NULL: why the last attempt failed or the last
  * connection ended). */
-KURER_EXPORT kurer_conn_state kurer_state(const kurer *k, int *reason);
+KURER_EXPORT kurer_conn_state kurer_state(const kurer *k, int *KURER_NULLABLE reason);
 
 /* ---- the blocking calls (wait for the asynchronous ones) ---- */
 
@@ -336,13 +352,13 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_connect(kurer *k, int timeout_ms);
 KURER_EXPORT int kurer_connected(const kurer *k);
 /* Acks what is committed, closes the connection (waiting at most 2.5 s) and ends the wish to
  * be connected. NULL-safe. */
-KURER_EXPORT void kurer_disconnect(kurer *k);
+KURER_EXPORT void kurer_disconnect(kurer *KURER_NULLABLE k);
 
 /* Asks the relay's directory for user's current devices, verifies each chain with the trust
  * store (our root, revocation lists, validity now) and keeps exactly the ones that verify;
  * *devices (may be NULL) is the number the relay listed (0: unknown user). Connects if needed. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_refresh(kurer *k, const char *user, int timeout_ms,
-                                                size_t *devices);
+                                                size_t *KURER_NULLABLE devices);
 
 /* Sends text at level to every current device of user to, and a sync copy to every other
  * device of our own user, in one request. Returns 0 once the relay has accepted it for every
@@ -359,21 +375,21 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_refresh(kurer *k, const char *user, int 
  * about (a hostile relay; docs/protocol.md): nothing of it was used, and a committed message
  * stays in the outbox the same way. why may be NULL. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_send(kurer *k, const char *to, int level, const char *text,
-                                             int timeout_ms, kurer_refusal *why);
+                                             int timeout_ms, kurer_refusal *KURER_NULLABLE why);
 /* (kurer_send and kurer_queue: text must be 1..KURER_TEXT_MAX bytes, KURER_EINVAL if empty,
  * KURER_ELIMIT if longer; KURER_EINVAL for to == our own user.) */
 /* The first half of kurer_send: everything up to and including the commit to the outbox, but
  * no SendRequest; *message_id (may be NULL) identifies the stored message. kurer_flush, or any
  * later connect, sends it. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_queue(kurer *k, const char *to, int level, const char *text,
-                                              int timeout_ms, kurer_refusal *why,
-                                              int64_t *message_id);
+                                              int timeout_ms, kurer_refusal *KURER_NULLABLE why,
+                                              int64_t *KURER_NULLABLE message_id);
 /* The second half of kurer_send for a message kurer_queue committed (message_id): connects
  * if needed and waits until the relay accepted it for every device. Same results as
  * kurer_send; on a transport error (KURER_ETIMEOUT, KURER_ECLOSED, ...)
  * the message stays in the outbox and goes with a later connect. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_send_queued(kurer *k, int64_t message_id, int timeout_ms,
-                                                    kurer_refusal *why);
+                                                    kurer_refusal *KURER_NULLABLE why);
 /* Sends everything in the outbox now (connecting if needed) and waits for the results. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_flush(kurer *k, int timeout_ms);
 /* Items waiting in the outbox (one per device and message), or a negative error. */
@@ -390,5 +406,25 @@ KURER_EXPORT int kurer_outbox_size(kurer *k);
  * application (KURER_ETIMEOUT if that did not happen in time); KURER_ECLOSED (or the relay's
  * reason, e.g. KURER_EREVOKED) if the connection ends. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_poll(kurer *k, int timeout_ms, unsigned flags);
+
+/* ---- backups (docs/client.md, "Backup and restore") ---- */
+
+/* Writes an encrypted copy of the open home to path (replaced atomically; mode 0600): the store
+ * exported under its own key, with the passphrase's KDF record (salt and Argon2id parameters,
+ * no secret), so that the backup opens with the home's passphrase (or raw key) and nothing
+ * else. Consistent: between the home's transactions (KURER_ESTATE inside one). Takes the home
+ * lock; the connection may stay up. KURER_EIO / KURER_ESTORAGE if it could not be written. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_backup(kurer *k, const char *path);
+/* Restores the backup at path into home, which must be empty or missing (KURER_EEXIST if it
+ * holds anything), with the passphrase (key NULL) of the backed-up home, or its raw key (pass
+ * NULL). Opening it is the check: KURER_EPASSPHRASE for a wrong secret, KURER_EMALFORMED for a
+ * file that is no home backup; on any error home is left empty. The restored home gets a new
+ * instance id: it takes the device over at the relay, and the copy it was made from is told
+ * KURER_ECLONED from then on (docs/protocol.md 1.1). Blocking; opens and closes the home. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_restore(const char *home, const char *path,
+                                                const char *KURER_NULLABLE pass, size_t pass_len,
+                                                const uint8_t *KURER_NULLABLE key);
+
+KURER_ASSUME_NONNULL_END
 
 #endif

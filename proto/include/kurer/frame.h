@@ -113,6 +113,8 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_envelope_encode(const kurer_envelope *en
 typedef struct kurer_handshake_init {
     uint32_t protocol_version;
     kurer_chain chain;
+    uint64_t instance_id;    /* this copy of the home (0: not sent; docs/protocol.md 1.1) */
+    uint64_t instance_count; /* connections this copy has begun, this one included */
 } kurer_handshake_init;
 
 KURER_EXPORT KURER_MUST_CHECK int kurer_handshake_init_decode(const uint8_t *data, size_t len,

@@ -548,6 +548,7 @@ static void test_ops_complete(void **state)
         (void (*)(void))o->take_prekeys,
         (void (*)(void))o->count_prekeys,
         (void (*)(void))o->put_crl,
+        (void (*)(void))o->backup,
         (void (*)(void))o->set_commit_delay,
         (void (*)(void))o->get_stats,
     };

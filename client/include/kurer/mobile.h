@@ -17,6 +17,8 @@
 
 #include "kurer/kurer.h"
 
+KURER_ASSUME_NONNULL_BEGIN
+
 /* Log levels of kurer_log_fn (the same as the library's own). */
 #define KURER_MOBILE_LOG_DEBUG 0
 #define KURER_MOBILE_LOG_INFO  1
@@ -26,11 +28,12 @@
 /* One log line: a JSON object (no newline), borrowed for the call. Lines never hold message
  * text, keys or passphrases. Called on whichever thread logs (the library thread, a worker, or
  * the caller's): keep it short and thread-safe (hand the line to the platform logger). */
-typedef void (*kurer_log_fn)(void *ud, int level, const char *line);
+typedef void (*kurer_log_fn)(void *KURER_NULLABLE ud, int level, const char *line);
 
 /* Process-wide (every handle): sends log lines at min_level and above to fn instead of stderr;
  * fn NULL restores stderr. Call it before opening handles; the last call wins. */
-KURER_EXPORT void kurer_set_log(kurer_log_fn fn, void *ud, int min_level);
+KURER_EXPORT void kurer_set_log(kurer_log_fn KURER_NULLABLE fn, void *KURER_NULLABLE ud,
+                                int min_level);
 
 /* Foreground (1, the default) or background (0). In the background the library keeps the
  * connection with sparse pings: at 80 % of the relay's idle timeout less a second (which the relay
@@ -47,7 +50,9 @@ KURER_EXPORT void kurer_network_changed(kurer *k);
  * message through on_message, as always), then disconnects, and calls done (may be NULL) with
  * r->err 0, or why it could not (KURER_ETIMEOUT after timeout_ms, a connection error). For an
  * app that is not kept connected in the background. 0 once queued, or an error at once. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_wake(kurer *k, int timeout_ms, kurer_done_fn done,
-                                             void *ud);
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_wake(kurer *k, int timeout_ms, kurer_done_fn KURER_NULLABLE done, void *KURER_NULLABLE ud);
+
+KURER_ASSUME_NONNULL_END
 
 #endif
