@@ -97,6 +97,8 @@ static const char *const allowed[] = {
     /* the store (SQLCipher: its database, WAL and journal; unlink at close) */
     "openat", "pread64", "pwrite64", "lseek", "fdatasync", "fsync" /* + */, "ftruncate",
     "fcntl", "newfstatat", "fstat" /* + */, "access" /* + */, "unlink",
+    /* the metrics page: open files (getdents64 of /proc/self/fd), CPU time */
+    "getdents64", "getrusage",
     /* online backup (SIGUSR1: the copy is renamed into place) */
     "rename", "renameat" /* + */, "renameat2" /* + */,
     /* threads, time, signals (uv_signal, SIGHUP), ids (sd_notify), memory (libsodium's
@@ -111,7 +113,7 @@ static const char *const allowed[] = {
     /* ASan and UBSan (the tests build with them): their reports (open, readlink of
      * /proc/self/exe, the maps), and LeakSanitizer's check at exit: a tracer task (clone,
      * prctl, sigaltstack) that lists the threads (getdents) and stops them with ptrace. */
-    "open", "getdents", "getdents64", "clone", "ptrace", "wait4", "prctl", "sigaltstack",
+    "open", "getdents", "clone", "ptrace", "wait4", "prctl", "sigaltstack",
     "getppid", "sched_getaffinity", "readlink", "mmap", "mprotect",
 #endif
 };
