@@ -50,7 +50,8 @@ symbols:
 	@tests/check_symbols.sh --update .
 
 # The release tree (build/), configured for PREFIX, installed under DESTDIR$(PREFIX): bin/kurer,
-# bin/kurer-admin, bin/kurer-relay, lib/libkurer.so*, include/kurer/, lib/pkgconfig/kurer.pc.
+# bin/kurer-admin, bin/kurer-relay, lib/libkurer.so*, include/kurer/, lib/pkgconfig/kurer.pc,
+# etc/kurer/relay.conf (the sysconfdir: /etc under /usr), lib/systemd/system/kurer-relay*.service.
 install: bootstrap
 	@cmake -S . -B $(BUILD) $(CMAKE_Q) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null

@@ -24,23 +24,26 @@
 
 static const char *USAGE =
     "usage: kurer-relay init --dir DIR [--config FILE]\n"
-    "       kurer-relay run --dir DIR --listen HOST:PORT --root ROOT.crt [--root ...]\n"
-    "                       [--store sqlite] [--metrics HOST:PORT [--metrics-public]]\n"
-    "                       [--config FILE] [--crl FILE ...]\n"
-    "                       [--log-level debug|info|warn|error|off]\n"
+    "       kurer-relay run [--config FILE] --dir DIR --listen HOST:PORT [--listen ...]\n"
+    "                       --root ROOT.crt [--root ...] [--crl FILE ...] [--store sqlite]\n"
+    "                       [--metrics HOST:PORT [--metrics-public]] [--user NAME]\n"
+    "                       [--log-level debug|info|warn|error|off] [--no-seccomp]\n"
+    "       kurer-relay check-config --config FILE [run's options]\n"
     "       kurer-relay backup --dir DIR --out FILE [--timeout SECONDS]\n"
     "       kurer-relay restore --dir NEWDIR --keys KEYDIR FILE\n"
     "       kurer-relay --version\n"
     "\n"
     "init  creates DIR with the relay's Noise static key (relay.key: a raw X25519 key, mode\n"
     "      0600, not sealed: protect the folder), the store key (store.key, mode 0600) and\n"
-    "      relay.pub; prints the public key in hex. With --config naming store = postgres,\n"
-    "      it also creates (or migrates) the schema in pg_conninfo's database.\n"
+    "      relay.pub; prints the public key in hex.\n"
     "run   serves until SIGTERM or SIGINT; SIGHUP reloads the --crl files. With port 0 it\n"
     "      prints the bound address as 'listening HOST:PORT'. HOST may be a host name. One\n"
     "      relay per DIR (it locks DIR/.lock). --metrics serves an unauthenticated page:\n"
     "      a non-loopback address is refused unless --metrics-public is given. See\n"
-    "      docs/relay.md.\n";
+    "      docs/relay.md. Every option is also a key of the --config file (--log-level is\n"
+    "      log_level); the command line overrides the file. Started as root, it needs a user\n"
+    "      to drop to (--user or 'user =').\n"
+    "check-config  checks FILE (and the files it names) without starting: 'FILE: ok'.\n";
 
 /* One relay per folder: an exclusive flock on DIR/.lock (0600, "PID"), held until exit. */
 static int lock_dir(const char *dir)
@@ -111,54 +114,120 @@ static int check_files(const char *dir)
     return 0;
 }
 
-/* A configuration error: which key, and whether it is unknown or out of range. */
-static void config_error(const char *path, int line)
-{
-    FILE *f = fopen(path, "r");
-    char buf[512], k[64] = "", v[64] = "";
-    int ln = 0;
-    uint64_t lo, hi;
-    if (f == NULL || line <= 0) {
-        fprintf(stderr, "kurer-relay: %s: %s\n", path, f == NULL ? strerror(errno) : "unreadable");
-        if (f != NULL)
-            fclose(f);
-        return;
-    }
-    while (fgets(buf, sizeof(buf), f) != NULL && ++ln < line)
-        ;
-    fclose(f);
-    char *l = buf;
-    while (*l == ' ' || *l == '\t')
-        l++;
-    l[strcspn(l, "\r\n")] = '\0';
-    if (ln != line || sscanf(l, "%63[a-z_] = %63s", k, v) != 2)
-        fprintf(stderr, "kurer-relay: %s:%d: '%s' is not 'key = value'\n", path, line, l);
-    else if (strcmp(k, "store") == 0 || strcmp(k, "pg_conninfo") == 0) /* never the value */
-        fprintf(stderr, "kurer-relay: %s:%d: %s\n", path, line,
-                k[0] == 's' ? "store is sqlite or postgres" : "pg_conninfo: 1023 bytes at most");
-    else if (kurer_relay_config_range(k, &lo, &hi) != 0)
-        fprintf(stderr, "kurer-relay: %s:%d: unknown key '%s' (see docs/relay.md)\n", path, line,
-                k);
-    else
-        fprintf(stderr, "kurer-relay: %s:%d: %s = %s is out of range (%llu..%llu)\n", path, line, k,
-                v, (unsigned long long)lo, (unsigned long long)hi);
-}
-
 #define V      KURER_OPT_VALUE
-#define NROOTS (sizeof(((kurer_relay_opts *)0)->roots) / sizeof(const char *))
-#define NCRLS  (sizeof(((kurer_relay_opts *)0)->crl_files) / sizeof(const char *))
+#define NMULTI KURER_RELAY_MULTI_MAX
 
 static const kurer_opt init_opts[] = {{"help", 0, 0}, {"dir", V, 0}, {"config", V, 0}};
 static const kurer_opt backup_opts[] = {
     {"help", 0, 0}, {"dir", V, 0}, {"out", V, 0}, {"timeout", V, 0}};
 static const kurer_opt restore_opts[] = {{"help", 0, 0}, {"dir", V, 0}, {"keys", V, 0}};
+/* run and check-config: every option is also a configuration key (docs/relay.md). */
 static const kurer_opt run_opts[] = {
-    {"help", 0, 0},    {"dir", V, 0},      {"listen", V, 0},  {"root", V, NROOTS},
-    {"crl", V, NCRLS}, {"store", V, 0},    {"metrics", V, 0}, {"metrics-public", 0, 0},
-    {"config", V, 0},  {"log-level", V, 0}};
+    {"help", 0, 0},     {"dir", V, 0},       {"listen", V, NMULTI}, {"root", V, NMULTI},
+    {"crl", V, NMULTI}, {"store", V, 0},     {"metrics", V, 0},     {"metrics-public", 0, 0},
+    {"config", V, 0},   {"log-level", V, 0}, {"user", V, 0},        {"no-seccomp", 0, 0}};
 
-/* --log-level, case-insensitive. */
-static int set_log_level(const char *v)
+/* The settings of run (and check-config): the file's, then the command line's over them (a
+ * repeatable option given replaces the file's values). 0, or the exit status after the
+ * problems were reported. *owned: free after the last use of o. */
+static int gather(const kurer_args *a, kurer_relay_opts *o, char **owned, unsigned flags)
+{
+    const char *config = kurer_args_value(a, "config");
+    char why[300], key[32];
+    int bad = 0;
+    kurer_relay_opts_default(o);
+    *owned = NULL;
+    if (config != NULL && kurer_relay_config_load(o, config, flags, stderr, owned) != 0)
+        return 2;
+    for (size_t i = 1; i < sizeof(run_opts) / sizeof(run_opts[0]); i++) {
+        const kurer_opt *opt = &run_opts[i];
+        size_t n = kurer_args_count(a, opt->name);
+        if (n == 0 || strcmp(opt->name, "config") == 0)
+            continue;
+        if (strcmp(opt->name, "no-seccomp") == 0) {
+            o->seccomp = 0;
+            continue;
+        }
+        snprintf(key, sizeof(key), "%s", opt->name);
+        for (char *c = key; *c != '\0'; c++)
+            *c = *c == '-' ? '_' : *c;
+        if (opt->max > 1) /* the command line's values replace the file's */
+            *(strcmp(key, "listen") == 0 ? &o->n_listen
+              : strcmp(key, "root") == 0 ? &o->n_roots
+                                         : &o->n_crls) = 0;
+        for (size_t j = 0; j < n; j++) {
+            const char *v = (opt->flags & V) ? kurer_args_nth(a, opt->name, j) : "yes";
+            if (kurer_relay_opts_set(o, key, v, flags, why, sizeof(why)) != 0) {
+                fprintf(stderr, "kurer-relay: --%s %s: %s\n", opt->name, v, why);
+                bad = 1;
+            }
+        }
+    }
+    return bad ? 2 : 0;
+}
+
+/* store = postgres: its connection string into the relay's configuration (a secret: copied
+ * into cfg, which the relay wipes once the store is open). 0, or 2 after a message. */
+static int apply_store(kurer_relay_opts *o)
+{
+    o->cfg.store_postgres = o->store != NULL && strcmp(o->store, "postgres") == 0;
+    if (!o->cfg.store_postgres)
+        return 0;
+    if (o->pg_conninfo == NULL || o->pg_conninfo[0] == '\0') {
+        fprintf(stderr, "kurer-relay: store = postgres needs pg_conninfo (docs/scale-out.md)\n");
+        return 2;
+    }
+    snprintf(o->cfg.pg_conninfo, sizeof(o->cfg.pg_conninfo), "%s", o->pg_conninfo);
+    return 0;
+}
+
+/* Frees the configuration file's bytes (they may hold pg_conninfo), wiped. */
+static void free_owned(char *owned, size_t len)
+{
+    if (owned != NULL) {
+        kurer_memzero(owned, len);
+        free(owned);
+    }
+}
+
+/* What run cannot do without, wherever it was given. */
+static int complete(const kurer_relay_opts *o, const char *config)
+{
+    const char *where = config != NULL ? config : "the command line";
+    if (o->dir == NULL) {
+        fprintf(stderr, "kurer-relay: --dir is required (or 'dir =' in --config; see --help)\n");
+        return 2;
+    }
+    if (o->n_listen == 0 || o->n_roots == 0) {
+        fprintf(stderr,
+                "kurer-relay: run needs --listen and at least one --root (or 'listen =' and "
+                "'root =' in --config): %s has %s\n",
+                where, o->n_listen == 0 ? "no listen address" : "no root");
+        return 2;
+    }
+    return 0;
+}
+
+/* A relay started as root binds and opens as root, then runs as o->user (docs/relay.md,
+ * "Privileges"); without a user to drop to it does not start. */
+static int root_ok(const kurer_relay_opts *o)
+{
+    const char *allow = getenv("KURER_RELAY_ALLOW_ROOT");
+    if (geteuid() != 0 || o->user != NULL)
+        return 0;
+    if (allow != NULL && strcmp(allow, "1") == 0) {
+        fprintf(stderr, "kurer-relay: warning: running as root (KURER_RELAY_ALLOW_ROOT=1: for "
+                        "test machines only)\n");
+        return 0;
+    }
+    fprintf(stderr, "kurer-relay: refusing to run as root without a user to drop to: set "
+                    "'user = NAME' in the configuration or give --user NAME (it binds and opens "
+                    "its files as root, then runs as NAME), or start it as that user\n");
+    return 1;
+}
+
+/* The log level (checked already), case-insensitive. */
+static void set_log_level(const char *v)
 {
     kurer_log_level lvl;
     char low[16];
@@ -166,83 +235,77 @@ static int set_log_level(const char *v)
     for (; v[n] != '\0' && n + 1 < sizeof(low); n++)
         low[n] = (char)tolower((unsigned char)v[n]);
     low[n] = '\0';
-    if (v[n] != '\0' || kurer_log_level_parse(low, &lvl) != 0) {
-        fprintf(stderr,
-                "kurer-relay: --log-level %s: unknown level (debug, info, warn, error, off)\n", v);
-        return 2;
-    }
-    kurer_log_set(stderr, lvl);
-    return 0;
+    if (kurer_log_level_parse(low, &lvl) == 0)
+        kurer_log_set(stderr, lvl);
 }
 
 static int cmd_init(const kurer_args *a)
 {
     const char *dir = kurer_args_value(a, "dir");
+    const char *config = kurer_args_value(a, "config");
     if (dir == NULL) {
         fprintf(stderr, "kurer-relay: --dir is required (see --help)\n");
         return 2;
     }
-    const char *config = kurer_args_value(a, "config");
-    kurer_relay_config cfg;
-    int line;
-    kurer_relay_config_default(&cfg);
-    if (config != NULL && kurer_relay_config_load(&cfg, config, &line) != 0) {
-        config_error(config, line);
-        return 2;
-    }
+    kurer_relay_opts o;
+    char *owned = NULL;
+    kurer_relay_opts_default(&o);
+    int rc = config != NULL && kurer_relay_config_load(&o, config, 0, stderr, &owned) != 0 ? 2 : 0;
+    if (rc == 0)
+        rc = apply_store(&o);
     /* store = postgres: creates or migrates the schema, also for a folder made before */
-    int rc = kurer_relay_init_store(&cfg);
-    kurer_memzero(&cfg, sizeof(cfg));
+    if (rc == 0)
+        rc = kurer_relay_init_store(&o.cfg);
+    kurer_memzero(&o.cfg, sizeof(o.cfg));
+    free_owned(owned, o.owned_len);
     return rc != 0 ? rc : kurer_relay_init(dir);
 }
 
 static int cmd_run(const kurer_args *a)
 {
     kurer_relay_opts o;
-    const char *store = kurer_args_value(a, "store");
+    char *owned;
+    int rc = gather(a, &o, &owned, 0);
+    if (rc == 0)
+        rc = complete(&o, kurer_args_value(a, "config"));
+    if (rc == 0)
+        rc = apply_store(&o);
+    if (rc == 0)
+        rc = root_ok(&o);
+    if (rc == 0 && o.log_level != NULL)
+        set_log_level(o.log_level);
+    if (rc == 0 && (check_files(o.dir) != 0 || lock_dir(o.dir) < 0))
+        rc = 1;
+    if (rc == 0) {
+        uv_loop_t *loop = uv_default_loop();
+        rc = kurer_relay_run(&o, loop) == 0 ? 0 : 1;
+        (void)uv_loop_close(loop);
+    }
+    kurer_memzero(o.cfg.pg_conninfo, sizeof(o.cfg.pg_conninfo));
+    free_owned(owned, o.owned_len);
+    return rc;
+}
+
+/* check-config: the file (and any options given with it) as run would take them, and the files
+ * and folder they name: "FILE: ok" (0), or every problem (1). Binds nothing, opens no store and
+ * reads no key. */
+static int cmd_check_config(const kurer_args *a)
+{
+    kurer_relay_opts o;
+    char *owned;
     const char *config = kurer_args_value(a, "config");
-    const char *level = kurer_args_value(a, "log-level");
-    int rc;
-    memset(&o, 0, sizeof(o));
-    kurer_relay_config_default(&o.cfg);
-    o.dir = kurer_args_value(a, "dir");
-    o.listen = kurer_args_value(a, "listen");
-    o.metrics = kurer_args_value(a, "metrics");
-    o.metrics_public = kurer_args_count(a, "metrics-public") > 0;
-    for (; o.n_roots < kurer_args_count(a, "root"); o.n_roots++)
-        o.roots[o.n_roots] = kurer_args_nth(a, "root", o.n_roots);
-    for (; o.n_crls < kurer_args_count(a, "crl"); o.n_crls++)
-        o.crl_files[o.n_crls] = kurer_args_nth(a, "crl", o.n_crls);
-    if (store != NULL && strcmp(store, "sqlite") != 0) {
-        fprintf(stderr,
-                "kurer-relay: --store %s: only sqlite (postgres: store = postgres in --config)\n",
-                store);
+    if (config == NULL) {
+        fprintf(stderr, "kurer-relay: check-config needs --config FILE (see --help)\n");
         return 2;
     }
-    if (level != NULL && (rc = set_log_level(level)) != 0)
-        return rc;
-    if (o.dir == NULL) {
-        fprintf(stderr, "kurer-relay: --dir is required (see --help)\n");
-        return 2;
-    }
-    if (o.listen == NULL || o.n_roots == 0) {
-        fprintf(stderr, "kurer-relay: run needs --listen and at least one --root\n");
-        return 2;
-    }
-    if (config != NULL) {
-        int line;
-        int err = kurer_relay_config_load(&o.cfg, config, &line);
-        if (err != 0) {
-            config_error(config, line);
-            return 2;
-        }
-    }
-    if (check_files(o.dir) != 0 || lock_dir(o.dir) < 0)
+    int rc = gather(a, &o, &owned, KURER_RELAY_CHECK_FILES);
+    if (rc == 0)
+        rc = complete(&o, config);
+    free_owned(owned, o.owned_len);
+    if (rc != 0)
         return 1;
-    uv_loop_t *loop = uv_default_loop();
-    rc = kurer_relay_run(&o, loop);
-    (void)uv_loop_close(loop);
-    return rc == 0 ? 0 : 1;
+    printf("%s: ok\n", config);
+    return 0;
 }
 
 static int cmd_backup(const kurer_args *a)
@@ -278,6 +341,9 @@ static const struct {
 } subcommands[] = {
     {"init", cmd_init, {init_opts, sizeof(init_opts) / sizeof(init_opts[0]), 0, 0, NULL}},
     {"run", cmd_run, {run_opts, sizeof(run_opts) / sizeof(run_opts[0]), 0, 0, NULL}},
+    {"check-config",
+     cmd_check_config,
+     {run_opts, sizeof(run_opts) / sizeof(run_opts[0]), 0, 0, NULL}},
     {"backup", cmd_backup, {backup_opts, sizeof(backup_opts) / sizeof(backup_opts[0]), 0, 0, NULL}},
     {"restore",
      cmd_restore,

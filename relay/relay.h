@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <uv.h>
 
@@ -42,26 +43,56 @@ typedef struct kurer_relay_config {
     /* the store (store_config.c parses these two: they are not numbers) */
     int store_postgres;     /* store = postgres (default: sqlite, the relay folder's relay.db) */
     char pg_conninfo[1024]; /* pg_conninfo: a libpq connection string (may hold a password) */
+#define KURER_RELAY_CONNINFO_MAX 1024
 } kurer_relay_config;
 
 void kurer_relay_config_default(kurer_relay_config *c);
-/* Reads key = value lines (# comments). Unknown keys and bad values are KURER_EINVAL with the
- * line number in *line. */
-KURER_MUST_CHECK int kurer_relay_config_load(kurer_relay_config *c, const char *path, int *line);
-/* The accepted range of a configuration key; KURER_ENOTFOUND for an unknown key. */
-KURER_MUST_CHECK int kurer_relay_config_range(const char *key, uint64_t *min, uint64_t *max);
 
+#define KURER_RELAY_MULTI_MAX 8 /* values of a repeatable setting (listen, root, crl) */
+
+/* Everything `kurer-relay run` is told: by the configuration file (docs/relay.md,
+ * "Configuration"), then by the command line, which overrides the file. */
 typedef struct kurer_relay_opts {
     const char *dir;
-    const char *listen;
+    const char *listen[KURER_RELAY_MULTI_MAX]; /* each a listener */
+    size_t n_listen;
     const char *metrics; /* NULL: none */
     int metrics_public;  /* serve metrics on a non-loopback address (unauthenticated) */
-    const char *roots[8];
+    const char *roots[KURER_RELAY_MULTI_MAX];
     size_t n_roots;
-    const char *crl_files[8];
+    const char *crl_files[KURER_RELAY_MULTI_MAX];
     size_t n_crls;
+    const char *store;       /* NULL, "sqlite" or "postgres" */
+    const char *pg_conninfo; /* store = postgres: the libpq connection string (a secret) */
+    const char *log_level;   /* NULL: info */
+    const char *user;        /* the user a relay started as root drops to (NULL: none) */
+    int seccomp;             /* install the system call allow-list after start-up (default 1) */
+    size_t owned_len;        /* the bytes of the configuration file the strings point into */
     kurer_relay_config cfg;
 } kurer_relay_opts;
+
+/* Defaults: cfg's, seccomp on, nothing else set. */
+void kurer_relay_opts_default(kurer_relay_opts *o);
+
+#define KURER_RELAY_CHECK_FILES 1u /* also: named files exist and are readable, dir is a folder */
+
+/* Reads the configuration file at path (`key = value` lines, # comments) into o, over what o
+ * holds. Every problem is reported on err as "kurer-relay: PATH:LINE: reason" (unknown key, bad
+ * value or unit, out of range, a key given twice) and the rest of the file is still read.
+ * Returns how many problems it reported (0: o is complete). o's strings then point into *owned
+ * (the file's bytes), which the caller frees (free) after its last use of o; *owned is set
+ * (maybe NULL) in every case. */
+KURER_MUST_CHECK int kurer_relay_config_load(kurer_relay_opts *o, const char *path, unsigned flags,
+                                             FILE *err, char **owned);
+/* Sets one key (the command line's options are keys: --log-level is log_level) as the file
+ * would, over o; a repeatable one gets one more value. o borrows value. 0, or an error with the
+ * reason in why (n bytes). */
+KURER_MUST_CHECK int kurer_relay_opts_set(kurer_relay_opts *o, const char *key, const char *value,
+                                          unsigned flags, char *why, size_t n);
+/* Parses one value of a key as the file would (units included): 0 with *out in the key's unit,
+ * KURER_ENOTFOUND for a key that is not numeric, KURER_EINVAL for a bad value, KURER_ELIMIT out
+ * of its range. For tests and check-config. */
+KURER_MUST_CHECK int kurer_relay_config_value(const char *key, const char *value, uint64_t *out);
 
 /* Serves on loop (the caller's: library code never takes uv_default_loop itself) until
  * SIGTERM/SIGINT; the caller closes the loop afterwards. Prints "listening HOST:PORT" on stdout

@@ -147,9 +147,12 @@ struct relay {
     kurer_net_static_key key; /* sk and its public key, borrowed by every connection */
     kurer_trust *trust;
     kurer_store *store;
-    uv_tcp_t server;
+    uv_tcp_t servers[KURER_RELAY_MULTI_MAX]; /* one listener per listen address */
+    size_t n_servers;                        /* initialised */
     uv_tcp_t metrics;
-    int have_server, have_metrics;
+    int have_metrics;
+    uv_timer_t watchdog; /* systemd's watchdog, when it asks for one (notify.c) */
+    int have_watchdog;
     struct mreq *mreqs; /* metrics requests in progress */
     uv_signal_t sigterm, sigint, sighup;
     uv_signal_t sigusr1; /* backup requests (backup.c) */
@@ -355,5 +358,22 @@ void kurer__backup_stop(relay *r);
 
 /* ---- server.c ---- */
 void kurer__arm_expiry(relay *r, int64_t not_after);
+
+/* ---- sandbox.c ---- */
+/* Started as root (and told a user): gives what the relay created in dir to user, then runs as
+ * user for good (groups, gid, uid), and checks that root cannot come back. Not root: nothing.
+ * 0, or an error reported on stderr. */
+int kurer__drop_privileges(const char *dir, const char *user);
+/* Installs the allow-list of the system calls the relay makes while it serves, on every thread
+ * (the store's writer too); any other call kills the process. 0, or an error reported on
+ * stderr. *n: the calls allowed. */
+int kurer__seccomp_install(size_t *n, int postgres);
+
+/* ---- notify.c ---- */
+/* systemd (sd_notify; nothing without NOTIFY_SOCKET): READY=1 with STATUS=, and WATCHDOG=1
+ * every half WATCHDOG_USEC from r->watchdog when systemd asks for it. */
+void kurer__notify_ready(relay *r, const char *status);
+/* STOPPING=1, and the watchdog timer closed. */
+void kurer__notify_stopping(relay *r);
 
 #endif

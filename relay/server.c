@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kurer/crypto.h"
 #include "kurer/log.h"
@@ -86,7 +87,9 @@ static void on_stop(uv_signal_t *s, int signum)
         return;
     r->stopping = 1;
     kurer_log(KURER_LOG_INFO, "relay", "shutdown", NULL, 0);
-    uv_close((uv_handle_t *)&r->server, NULL);
+    kurer__notify_stopping(r);
+    for (size_t i = 0; i < r->n_servers; i++)
+        uv_close((uv_handle_t *)&r->servers[i], NULL);
     if (r->have_metrics)
         uv_close((uv_handle_t *)&r->metrics, NULL);
     while (r->mreqs != NULL)
@@ -271,22 +274,25 @@ opened:
     return 0;
 }
 
-/* The listener and, with --metrics, the metrics listener (loopback only unless
+/* The listeners and, with --metrics, the metrics listener (loopback only unless
  * --metrics-public: the page needs no authentication and says who is connected how often). */
 static int listen_all(relay *r, const char **what, int *quiet)
 {
     const kurer_relay_opts *o = r->opts;
     struct sockaddr_storage addr;
     int err, uverr;
-    *what = o->listen;
-    if ((err = kurer_net_resolve(o->listen, &addr)) != 0)
-        return err;
-    uv_tcp_init(r->loop, &r->server);
-    r->server.data = r;
-    r->have_server = 1;
-    if ((uverr = uv_tcp_bind(&r->server, (struct sockaddr *)&addr, 0)) != 0 ||
-        (uverr = uv_listen((uv_stream_t *)&r->server, 511, kurer__on_connection)) != 0)
-        return kurer_net_uv_error(uverr);
+    for (size_t i = 0; i < o->n_listen; i++) {
+        uv_tcp_t *s = &r->servers[i];
+        *what = o->listen[i];
+        if ((err = kurer_net_resolve(o->listen[i], &addr)) != 0)
+            return err;
+        uv_tcp_init(r->loop, s);
+        s->data = r;
+        r->n_servers++;
+        if ((uverr = uv_tcp_bind(s, (struct sockaddr *)&addr, 0)) != 0 ||
+            (uverr = uv_listen((uv_stream_t *)s, 511, kurer__on_connection)) != 0)
+            return kurer_net_uv_error(uverr);
+    }
     if (o->metrics == NULL)
         return 0;
     *what = o->metrics;
@@ -309,27 +315,43 @@ static int listen_all(relay *r, const char **what, int *quiet)
     return 0;
 }
 
-/* "listening HOST:PORT" (and "metrics HOST:PORT") on stdout, for whoever started us. */
-static void print_bound(relay *r)
+/* HOST:PORT (or [HOST]:PORT) of a bound handle. */
+static void bound_name(uv_tcp_t *t, char *out, size_t n)
 {
     struct sockaddr_storage bound;
     int blen = sizeof(bound);
-    char host[64];
-    uv_tcp_getsockname(&r->server, (struct sockaddr *)&bound, &blen);
-    if (bound.ss_family == AF_INET) {
-        uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof(host));
-        printf("listening %s:%u\n", host,
-               (unsigned)ntohs(((struct sockaddr_in *)&bound)->sin_port));
-    } else {
+    char host[64] = "?";
+    unsigned port = 0;
+    uv_tcp_getsockname(t, (struct sockaddr *)&bound, &blen);
+    if (bound.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof(host));
-        printf("listening [%s]:%u\n", host,
-               (unsigned)ntohs(((struct sockaddr_in6 *)&bound)->sin6_port));
+        port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        snprintf(out, n, "[%s]:%u", host, port);
+        return;
+    }
+    uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof(host));
+    port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    snprintf(out, n, "%s:%u", host, port);
+}
+
+/* "listening HOST:PORT" per listener (and "metrics HOST:PORT") on stdout, for whoever started
+ * us; the same, one line, into status (for systemd). */
+static void print_bound(relay *r, char *status, size_t n)
+{
+    char name[80];
+    size_t used = 0;
+    status[0] = '\0';
+    for (size_t i = 0; i < r->n_servers; i++) {
+        bound_name(&r->servers[i], name, sizeof(name));
+        printf("listening %s\n", name);
+        if (used < n)
+            used += (size_t)snprintf(status + used, n - used, "%s%s", i ? " " : "listening ", name);
     }
     if (r->have_metrics) {
-        blen = sizeof(bound);
-        uv_tcp_getsockname(&r->metrics, (struct sockaddr *)&bound, &blen);
-        uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof(host));
-        printf("metrics %s:%u\n", host, (unsigned)ntohs(((struct sockaddr_in *)&bound)->sin_port));
+        bound_name(&r->metrics, name, sizeof(name));
+        printf("metrics %s\n", name);
+        if (used < n)
+            snprintf(status + used, n - used, ", metrics %s", name);
     }
     fflush(stdout);
 }
@@ -367,8 +389,8 @@ static void relay_free(relay *r)
 /* Closes the listeners opened before a failed start, and lets the loop finish the closes. */
 static void close_listeners(relay *r)
 {
-    if (r->have_server)
-        uv_close((uv_handle_t *)&r->server, NULL);
+    for (size_t i = 0; i < r->n_servers; i++)
+        uv_close((uv_handle_t *)&r->servers[i], NULL);
     if (r->have_metrics)
         uv_close((uv_handle_t *)&r->metrics, NULL);
     uv_run(r->loop, UV_RUN_NOWAIT);
@@ -379,6 +401,8 @@ int kurer_relay_run(const kurer_relay_opts *o, uv_loop_t *loop)
     relay r;
     int err, quiet = 0;
     const char *what = "crypto";
+    char status[512];
+    size_t n_allowed = 0;
     memset(&r, 0, sizeof(r));
     r.opts = o;
     r.cfg = o->cfg;
@@ -412,13 +436,29 @@ int kurer_relay_run(const kurer_relay_opts *o, uv_loop_t *loop)
         (err = listen_all(&r, &what, &quiet)) != 0)
         goto fail;
     start_handles(&r);
-    print_bound(&r);
+    /* Everything is open and bound: from here on the relay needs neither root nor any system
+     * call it does not make while serving (docs/relay.md, "Privileges and sandbox"). */
+    quiet = 1;
+    if ((err = kurer__drop_privileges(o->dir, o->user)) != 0 ||
+        (o->seccomp && (err = kurer__seccomp_install(&n_allowed, r.cfg.store_postgres)) != 0))
+        goto fail_started;
+    print_bound(&r, status, sizeof(status));
     kurer_log(KURER_LOG_INFO, "relay", "started",
-              (kurer_log_field[]){KURER_LOG_INT("directory_devices", r.n_dir)}, 1);
+              (kurer_log_field[]){KURER_LOG_INT("directory_devices", r.n_dir),
+                                  KURER_LOG_INT("uid", getuid()),
+                                  KURER_LOG_INT("seccomp_syscalls", n_allowed)},
+              3);
+    kurer__notify_ready(&r, status);
     uv_run(r.loop, UV_RUN_DEFAULT);
     kurer_log(KURER_LOG_INFO, "relay", "stopped", NULL, 0);
     relay_free(&r);
     return 0;
+fail_started:
+    /* Stop as a signal would: the handles close, the store commits and closes. */
+    on_stop(&r.sigterm, SIGTERM);
+    uv_run(r.loop, UV_RUN_DEFAULT);
+    relay_free(&r);
+    return err;
 fail:
     if (!quiet)
         fprintf(stderr, "kurer-relay: %s: %s\n", what, kurer_strerror(err));

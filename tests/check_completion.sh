@@ -129,7 +129,7 @@ expect "--log-level" kurer-relay kurer-relay run --log
 expect "warn" kurer-relay kurer-relay run --log-level w
 expect "homedir" kurer-relay kurer-relay run --dir home
 expect "homedir homefile" kurer-relay kurer-relay run --crl home
-expect "--root --crl --listen --store --metrics --metrics-public --config --log-level --help" \
+expect "--root --crl --listen --store --metrics --metrics-public --config --log-level --user --no-seccomp --help" \
     kurer-relay kurer-relay run --dir d --root r --
 
 drift_check "$2"

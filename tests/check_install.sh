@@ -35,6 +35,12 @@ for f in share/man/man1/kurer.1 share/man/man8/kurer-admin.8 share/man/man8/kure
     [ -f "$p/$f" ] || fail "$f was not installed"
 done
 
+# The relay's example configuration and its systemd units, as in the source tree.
+for f in etc/kurer/relay.conf:etc/relay.conf lib/systemd/system/kurer-relay.service:etc/systemd/kurer-relay.service \
+    lib/systemd/system/kurer-relay@.service:etc/systemd/kurer-relay@.service; do
+    cmp -s "$p/${f%%:*}" "$top/${f#*:}" || fail "${f%%:*} was not installed (or differs from ${f#*:})"
+done
+
 pc=$(find "$p" -name kurer.pc -path '*/pkgconfig/*')
 [ -n "$pc" ] || fail "no lib/pkgconfig/kurer.pc"
 pcdir=$(dirname "$pc")

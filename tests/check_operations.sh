@@ -57,7 +57,11 @@ for c in "${cmds[@]}"; do
         -e 's#127\.0\.0\.1:7443#127.0.0.1:0#g' -e 's#127\.0\.0\.1:9107#127.0.0.1:0#g')
     mkdir -p "$W/var/lib"
     echo "run  $n: $c"
-    if ! out=$(eval "$run" 2>&1); then
+    # In this shell, not a subshell: an `export` of the walk-through holds for what follows.
+    eval "$run" >"$W/cmd.out" 2>&1
+    st=$?
+    out=$(cat "$W/cmd.out")
+    if [ "$st" -ne 0 ]; then
         echo "FAIL: docs/operations.md command $n failed: $c"
         echo "$out" | sed 's/^/    /'
         exit 1

@@ -87,11 +87,22 @@ void write_file(const char *path, const void *data, size_t n)
 int try_start_relay_v(world *w, const char *const *extra, int n_extra)
 {
     char dir[300], root[300];
-    int pfd[2], with_metrics = 0;
     snprintf(dir, sizeof(dir), "%s/relay", w->dir);
     snprintf(root, sizeof(root), "%s/root.crt", w->dir);
-    for (int i = 0; i < n_extra; i++)
-        if (strcmp(extra[i], "--metrics") == 0)
+    const char *argv[24] = {KURER_RELAY_BIN, "run",    "--dir", dir,           "--listen",
+                            "127.0.0.1:0",   "--root", root,    "--log-level", "debug"};
+    int n = 10;
+    for (int i = 0; i < n_extra && n < 22; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    return try_start_relay_argv(w, argv);
+}
+
+int try_start_relay_argv(world *w, const char *const *argv)
+{
+    int pfd[2], with_metrics = 0;
+    for (int i = 0; argv[i] != NULL; i++)
+        if (strcmp(argv[i], "--metrics") == 0)
             with_metrics = 1;
     assert_int_equal(pipe(pfd), 0);
     pid_t pid = fork();
@@ -104,13 +115,7 @@ int try_start_relay_v(world *w, const char *const *extra, int n_extra)
         if (lfd >= 0)
             dup2(lfd, 2);
         close(pfd[0]);
-        const char *argv[24] = {KURER_RELAY_BIN, "run",    "--dir", dir,           "--listen",
-                                "127.0.0.1:0",   "--root", root,    "--log-level", "debug"};
-        int n = 10;
-        for (int i = 0; i < n_extra && n < 22; i++)
-            argv[n++] = extra[i];
-        argv[n] = NULL;
-        execv(KURER_RELAY_BIN, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(pfd[1]);

@@ -68,6 +68,9 @@ void start_relay_v(world *w, const char *const *extra, int n_extra);
 /* The same without asserting that it started: 0, or -1 if the relay exited (reaped) or printed no
  * "listening" line within 15 s (its stderr is in W/relay.log). */
 int try_start_relay_v(world *w, const char *const *extra, int n_extra);
+/* The same with the whole command line (argv[0] the binary, NULL-terminated; the metrics line is
+ * read when "--metrics" is among them); stdout read as above, stderr to W/relay.log. */
+int try_start_relay_argv(world *w, const char *const *argv);
 void start_relay(world *w, const char *extra1, const char *extra2);
 /* Sends sig and reaps the relay (SIGKILL after 10 s); returns its wait status, -1 if none. */
 int stop_relay(world *w, int sig);
