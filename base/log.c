@@ -46,25 +46,57 @@ static int put_str(kurer_buf *b, const char *s)
     return kurer_buf_put(b, s, strlen(s));
 }
 
+/* Formats the line into mem (2048 bytes); returns its length without the closing "}". */
+static size_t format_line(uint8_t *mem, size_t cap, kurer_log_level level, const char *component,
+                          const char *event, const kurer_log_field *fields, size_t nfields);
+
+void kurer_log_to(FILE *f, kurer_log_level level, const char *component, const char *event,
+                  const kurer_log_field *fields, size_t nfields)
+{
+    uint8_t mem[2048];
+    if (f == NULL || level < KURER_LOG_DEBUG || level >= KURER_LOG_OFF)
+        return;
+    size_t n = format_line(mem, sizeof(mem), level, component, event, fields, nfields);
+    mem[n] = '}';
+    mem[n + 1] = '\n';
+    fwrite(mem, 1, n + 2, f);
+    fflush(f);
+}
+
 void kurer_log(kurer_log_level level, const char *component, const char *event,
                const kurer_log_field *fields, size_t nfields)
 {
-    static const char *const names[] = {"debug", "info", "warn", "error"};
     uint8_t mem[2048];
+    if (level < log_min || level >= KURER_LOG_OFF)
+        return;
+    size_t n = format_line(mem, sizeof(mem), level, component, event, fields, nfields);
+    mem[n] = '}';
+    kurer_log_line_fn fn = log_fn;
+    if (fn != NULL) {
+        mem[n + 1] = '\0';
+        fn(log_fn_ud, level, (const char *)mem);
+        return;
+    }
+    mem[n + 1] = '\n';
+    fwrite(mem, 1, n + 2, log_sink != NULL ? log_sink : stderr);
+}
+
+static size_t format_line(uint8_t *mem, size_t cap, kurer_log_level level, const char *component,
+                          const char *event, const kurer_log_field *fields, size_t nfields)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
     char ts[40], num[32];
     kurer_buf b;
     struct timeval tv;
     struct tm tm;
     int rc;
 
-    if (level < log_min || level >= KURER_LOG_OFF)
-        return;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ldZ", (long)(tv.tv_usec / 1000));
 
-    kurer_buf_init_fixed(&b, mem, sizeof(mem) - 2); /* room for "}\n" */
+    kurer_buf_init_fixed(&b, mem, cap - 2); /* room for "}\n" */
     rc = put_str(&b, "{\"ts\":\"");
     rc = rc ? rc : put_str(&b, ts);
     rc = rc ? rc : put_str(&b, "\",\"level\":\"");
@@ -91,13 +123,5 @@ void kurer_log(kurer_log_level level, const char *component, const char *event,
                put_str(&b, "\",\"level\":\"error\",\"component\":\"log\","
                            "\"event\":\"log_line_too_long\""));
     }
-    mem[b.len] = '}';
-    kurer_log_line_fn fn = log_fn;
-    if (fn != NULL) {
-        mem[b.len + 1] = '\0';
-        fn(log_fn_ud, level, (const char *)mem);
-        return;
-    }
-    mem[b.len + 1] = '\n';
-    fwrite(mem, 1, b.len + 2, log_sink != NULL ? log_sink : stderr);
+    return b.len;
 }

@@ -64,14 +64,15 @@ typedef enum ktype {
     T_US,
     T_MS,
     T_S,
-    T_DIR,    /* a folder */
-    T_PATH,   /* a file the relay reads */
-    T_ADDR,   /* HOST:PORT */
-    T_BOOL,   /* yes/no, on/off, true/false, 1/0 */
-    T_LEVEL,  /* a log level */
-    T_STORE,  /* a store backend */
-    T_SECRET, /* a string never echoed in a message (pg_conninfo: may hold a password) */
-    T_USER,   /* a user name */
+    T_DIR,     /* a folder */
+    T_PATH,    /* a file the relay reads */
+    T_ADDR,    /* HOST:PORT */
+    T_BOOL,    /* yes/no, on/off, true/false, 1/0 */
+    T_LEVEL,   /* a log level */
+    T_STORE,   /* a store backend */
+    T_SECRET,  /* a string never echoed in a message (pg_conninfo: may hold a password) */
+    T_OUTFILE, /* a file the relay appends to (its folder must exist) */
+    T_USER,    /* a user name */
 } ktype;
 
 typedef struct key_def {
@@ -110,6 +111,7 @@ static const key_def keys[] = {
     S(pg_conninfo, SECRET, pg_conninfo),
     S(log_level, LEVEL, log_level),
     S(user, USER, user),
+    S(audit_log, OUTFILE, audit_log),
     S(seccomp, BOOL, seccomp),
     K(max_record, BYTES, 128, 65535),
     K(max_envelope, BYTES, 1, KURER_ENVELOPE_CONTENT_MAX),
@@ -296,6 +298,18 @@ static int check_setting(const key_def *kd, const char *v, unsigned flags, char 
     case T_STORE:
         if (strcmp(v, "sqlite") != 0 && strcmp(v, "postgres") != 0)
             return snprintf(why, n, "sqlite or postgres"), KURER_EINVAL;
+        return 0;
+    case T_OUTFILE:
+        if (flags & KURER_RELAY_CHECK_FILES) {
+            char folder[4096];
+            snprintf(folder, sizeof(folder), "%s", v);
+            char *slash = strrchr(folder, '/');
+            if (slash != NULL)
+                *slash = '\0';
+            const char *d = slash == NULL ? "." : folder[0] != '\0' ? folder : "/";
+            if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
+                return snprintf(why, n, "its folder does not exist"), KURER_EINVAL;
+        }
         return 0;
     case T_SECRET:
         if (strlen(v) >= KURER_RELAY_CONNINFO_MAX)

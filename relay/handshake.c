@@ -33,10 +33,10 @@ static void refuse(rconn *rc, int code)
     rc->close_counted = 1;
     char peer[64];
     kurer_conn_peer(rc->c, peer, sizeof(peer));
-    kurer_log(KURER_LOG_INFO, "relay", "handshake_refused",
-              (kurer_log_field[]){KURER_LOG_STR("peer", peer),
-                                  KURER_LOG_STR("reason", kurer_err_name(code))},
-              2);
+    kurer_log_field f[] = {KURER_LOG_STR("peer", peer),
+                           KURER_LOG_STR("reason", kurer_err_name(code))};
+    kurer_log(KURER_LOG_INFO, "relay", "handshake_refused", f, 2);
+    kurer__audit(rc->r, "refused", f, 2);
     if (kurer_handshake_accept_encode(&a, &b) != 0 ||
         kurer_conn_hs_reply(rc->c, 0, b.data, b.len, code) != 0)
         kurer_conn_close(rc->c, code);
@@ -124,10 +124,13 @@ void kurer__conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n)
     rconn *old = kurer__online(r, &rc->addr);
     int same = old != NULL && old->instance_id == rc->instance_id;
     if (kurer__instance_check(r, rc) != 0) {
-        kurer_log(KURER_LOG_WARN, "relay", "device_cloned",
-                  (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
-                                      KURER_LOG_INT("device", rc->addr.device_id)},
-                  2);
+        {
+            kurer_log_field f_[] = {KURER_LOG_STR("user", rc->addr.user),
+                                    KURER_LOG_INT("device", rc->addr.device_id),
+                                    KURER_LOG_STR("reason", "ECLONED")};
+            kurer_log(KURER_LOG_WARN, "relay", "device_cloned", f_, 2);
+            kurer__audit(r, "device_disconnected", f_, 3);
+        }
         if (old != NULL && old != rc && same) /* two copies of one instance: both are told */
             kurer__send_error(old, 0, KURER_ECLONED, 1);
         rc->accepted = 0;
@@ -161,11 +164,14 @@ void kurer__conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n)
     rc->hs_chain = NULL;
     rc->hs_chain_len = 0;
     kurer__arm_expiry(r, rc->v.not_after);
-    kurer_log(KURER_LOG_INFO, "relay", "device_connected",
-              (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
-                                  KURER_LOG_INT("device", rc->addr.device_id),
-                                  KURER_LOG_INT("queued", rc->queued)},
-              3);
+    char peer[64];
+    kurer_conn_peer(rc->c, peer, sizeof(peer));
+    kurer_log_field f[] = {KURER_LOG_STR("user", rc->addr.user),
+                           KURER_LOG_INT("device", rc->addr.device_id),
+                           KURER_LOG_INT("queued", rc->queued), KURER_LOG_STR("peer", peer),
+                           KURER_LOG_INT("serial", rc->v.serial)};
+    kurer_log(KURER_LOG_INFO, "relay", "device_connected", f, 3);
+    kurer__audit(r, "authenticated", f, 5);
     kurer__start_fetch(rc);
     rc->refs++;
     if (kurer_store_count_prekeys(r->store, &rc->addr, kurer__on_prekeys_counted, rc) != 0)

@@ -66,6 +66,7 @@ typedef struct kurer_relay_opts {
     const char *pg_conninfo; /* store = postgres: the libpq connection string (a secret) */
     const char *log_level;   /* NULL: info */
     const char *user;        /* the user a relay started as root drops to (NULL: none) */
+    const char *audit_log;   /* the audit log's file (NULL: none) */
     int seccomp;             /* install the system call allow-list after start-up (default 1) */
     size_t owned_len;        /* the bytes of the configuration file the strings point into */
     kurer_relay_config cfg;

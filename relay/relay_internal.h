@@ -5,10 +5,12 @@
 #define KURER_RELAY_INTERNAL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "kurer/cert.h"
 #include "kurer/frame.h"
+#include "kurer/log.h"
 #include "kurer/net.h"
 #include "htab.h"
 #include "ratelimit.h"
@@ -141,6 +143,7 @@ typedef struct rconn {
 
 struct relay {
     uv_loop_t *loop;
+    FILE *audit; /* audit_log (audit.c), or NULL */
     kurer_relay_config cfg;
     kurer_net_limits lim;
     uint8_t *sk;              /* guarded: the one copy of the static key */
@@ -368,6 +371,11 @@ int kurer__drop_privileges(const char *dir, const char *user);
  * (the store's writer too); any other call kills the process. 0, or an error reported on
  * stderr. *n: the calls allowed. */
 int kurer__seccomp_install(size_t *n, int postgres);
+
+/* audit.c: the audit log of security events (NULL path: none). */
+KURER_MUST_CHECK int kurer__audit_open(relay *r, const char *path);
+void kurer__audit_close(relay *r);
+void kurer__audit(relay *r, const char *event, const kurer_log_field *fields, size_t n);
 
 /* ---- notify.c ---- */
 /* systemd (sd_notify; nothing without NOTIFY_SOCKET): READY=1 with STATUS=, and WATCHDOG=1

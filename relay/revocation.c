@@ -188,11 +188,13 @@ static int accept_crl(relay *r, const uint8_t *data, size_t len, uint64_t versio
     if (err != 0)
         return err;
     r->crl_accepted++;
-    kurer_log(KURER_LOG_INFO, "relay", "crl_loaded",
-              (kurer_log_field[]){KURER_LOG_STR("issuer", crl.issuer),
-                                  KURER_LOG_INT("version", version),
-                                  KURER_LOG_STR("source", q != NULL ? "upload" : "file")},
-              3);
+    {
+        kurer_log_field f_[] = {KURER_LOG_STR("issuer", crl.issuer),
+                                KURER_LOG_INT("version", version),
+                                KURER_LOG_STR("source", q != NULL ? "upload" : "file")};
+        kurer_log(KURER_LOG_INFO, "relay", "crl_loaded", f_, 3);
+        kurer__audit(r, "revocation_applied", f_, 3);
+    }
     err = held_put(r, crl.issuer_key_id, version, data, len);
     if (err == 0)
         err = store_crl(r, &crl, data, len, q);
@@ -439,10 +441,13 @@ void kurer__disconnect_revoked(relay *r)
     for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
         if (rc->authed && rc->c != NULL && !kurer_conn_closing(rc->c) &&
             kurer_trust_chain_revoked(r->trust, &rc->v)) {
-            kurer_log(KURER_LOG_WARN, "relay", "revoked_disconnect",
-                      (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
-                                          KURER_LOG_INT("device", rc->addr.device_id)},
-                      2);
+            {
+                kurer_log_field f_[] = {KURER_LOG_STR("user", rc->addr.user),
+                                        KURER_LOG_INT("device", rc->addr.device_id),
+                                        KURER_LOG_STR("reason", "EREVOKED")};
+                kurer_log(KURER_LOG_WARN, "relay", "revoked_disconnect", f_, 2);
+                kurer__audit(r, "device_disconnected", f_, 3);
+            }
             kurer__send_error(rc, 0, KURER_EREVOKED, 1);
         }
 }
@@ -469,7 +474,9 @@ int kurer__load_crls(relay *r, int at_start)
                 return err;
             }
             kurer_log(KURER_LOG_WARN, "relay", "crl_reload_failed",
-                      (kurer_log_field[]){KURER_LOG_STR("error", kurer_err_name(err))}, 1);
+                      (kurer_log_field[]){KURER_LOG_STR("file", r->opts->crl_files[i]),
+                                          KURER_LOG_STR("error", kurer_err_name(err))},
+                      2);
             continue;
         }
     }
@@ -520,10 +527,13 @@ void kurer__disconnect_stale(relay *r)
     for (rconn *rc = r->conns; rc != NULL; rc = rc->next)
         if (rc->authed && rc->c != NULL && !kurer_conn_closing(rc->c) &&
             chain_lists_stale(r, &rc->v, now)) {
-            kurer_log(KURER_LOG_WARN, "relay", "stale_list_disconnect",
-                      (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
-                                          KURER_LOG_INT("device", rc->addr.device_id)},
-                      2);
+            {
+                kurer_log_field f_[] = {KURER_LOG_STR("user", rc->addr.user),
+                                        KURER_LOG_INT("device", rc->addr.device_id),
+                                        KURER_LOG_STR("reason", "ECRLSTALE")};
+                kurer_log(KURER_LOG_WARN, "relay", "stale_list_disconnect", f_, 2);
+                kurer__audit(r, "device_disconnected", f_, 3);
+            }
             kurer__send_error(rc, 0, KURER_ECRLSTALE, 1);
         }
 }

@@ -48,10 +48,13 @@ static void on_expiry(uv_timer_t *t)
             continue;
         if (now > rc->v.not_after) {
             r->conns_expired++;
-            kurer_log(KURER_LOG_INFO, "relay", "expired_disconnect",
-                      (kurer_log_field[]){KURER_LOG_STR("user", rc->addr.user),
-                                          KURER_LOG_INT("device", rc->addr.device_id)},
-                      2);
+            {
+                kurer_log_field f_[] = {KURER_LOG_STR("user", rc->addr.user),
+                                        KURER_LOG_INT("device", rc->addr.device_id),
+                                        KURER_LOG_STR("reason", "EEXPIRED")};
+                kurer_log(KURER_LOG_INFO, "relay", "expired_disconnect", f_, 2);
+                kurer__audit(r, "device_disconnected", f_, 3);
+            }
             kurer__send_error(rc, 0, KURER_EEXPIRED, 1);
         } else if (next == 0 || rc->v.not_after < next) {
             next = rc->v.not_after;
@@ -75,8 +78,10 @@ static void on_sweep(uv_timer_t *t)
 
 static void on_sighup(uv_signal_t *s, int signum)
 {
+    relay *r = s->data;
     (void)signum;
-    (void)kurer__load_crls(s->data, 0);
+    kurer__audit(r, "reload", (kurer_log_field[]){KURER_LOG_STR("what", "crl files")}, 1);
+    (void)kurer__load_crls(r, 0);
 }
 
 static void on_stop(uv_signal_t *s, int signum)
@@ -384,6 +389,7 @@ static void relay_free(relay *r)
     kurer__held_free(r);
     kurer_trust_free(r->trust);
     kurer_secure_free(r->sk);
+    kurer__audit_close(r);
 }
 
 /* Closes the listeners opened before a failed start, and lets the loop finish the closes. */
@@ -432,6 +438,11 @@ int kurer_relay_run(const kurer_relay_opts *o, uv_loop_t *loop)
         (err = kurer__addr_table_init(&r.addrs, ADDR_ENTRIES_MAX, r.cfg.handshake_rate)) != 0 ||
         (err = kurer__take_table_init(&r.takes, TAKE_ENTRIES_MAX)) != 0)
         goto fail;
+    what = "audit_log";
+    if ((err = kurer__audit_open(&r, o->audit_log)) != 0) {
+        quiet = 1;
+        goto fail;
+    }
     if ((err = load_roots(&r, &what)) != 0 || (err = open_store(&r, &what, &quiet)) != 0 ||
         (err = listen_all(&r, &what, &quiet)) != 0)
         goto fail;
@@ -443,14 +454,19 @@ int kurer_relay_run(const kurer_relay_opts *o, uv_loop_t *loop)
         (o->seccomp && (err = kurer__seccomp_install(&n_allowed, r.cfg.store_postgres)) != 0))
         goto fail_started;
     print_bound(&r, status, sizeof(status));
-    kurer_log(KURER_LOG_INFO, "relay", "started",
-              (kurer_log_field[]){KURER_LOG_INT("directory_devices", r.n_dir),
-                                  KURER_LOG_INT("uid", getuid()),
-                                  KURER_LOG_INT("seccomp_syscalls", n_allowed)},
-              3);
+    kurer_log_field started[] = {
+        KURER_LOG_STR("version", KURER__RELAY_VERSION),
+        KURER_LOG_STR("listen", status),
+        KURER_LOG_STR("store", r.cfg.store_postgres ? "postgres" : "sqlite"),
+        KURER_LOG_INT("directory_devices", r.n_dir),
+        KURER_LOG_INT("uid", getuid()),
+        KURER_LOG_INT("seccomp_syscalls", n_allowed)};
+    kurer_log(KURER_LOG_INFO, "relay", "started", started, 6);
+    kurer__audit(&r, "started", started, 6);
     kurer__notify_ready(&r, status);
     uv_run(r.loop, UV_RUN_DEFAULT);
     kurer_log(KURER_LOG_INFO, "relay", "stopped", NULL, 0);
+    kurer__audit(&r, "stopped", NULL, 0);
     relay_free(&r);
     return 0;
 fail_started:

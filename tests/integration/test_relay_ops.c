@@ -224,6 +224,50 @@ static void test_config_only(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* The audit log: its own file (0600), security events only: the start (version, listen
+ * addresses), a device authenticated, one refused (expired) with its reason, a reload, the stop;
+ * no line of the main log's routine (fetches, deliveries). */
+static void test_audit_log(void **state)
+{
+    world *w = *state;
+    char path[300], audit[300], extra[400];
+    snprintf(audit, sizeof(audit), "%s/audit.log", w->dir);
+    snprintf(extra, sizeof(extra), "audit_log = %s\n", audit);
+    full_conf(w, path, sizeof(path), extra);
+    const char *argv[] = {KURER_RELAY_BIN, "run", "--config", path, NULL};
+    start_argv(w, argv);
+    serves(w);
+    device old;
+    client cx;
+    make_device(w, &old, "gammel@mof", 1, 501, 0, 1, 0);
+    assert_int_equal(cl_connect(w, &cx, &old), KURER_EEXPIRED);
+    cl_free(&cx);
+    kill(w->relay, SIGHUP);
+    usleep(300 * 1000);
+    int st = stop_relay(w, SIGTERM);
+    assert_true(WIFEXITED(st));
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(kurer_file_read(audit, 1 << 20, &data, &len), 0);
+    char *t = calloc(1, len + 1);
+    assert_non_null(t);
+    memcpy(t, data, len);
+    free(data);
+    struct stat sb;
+    assert_int_equal(stat(audit, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_non_null(strstr(t, "\"component\":\"audit\",\"event\":\"started\",\"version\":\""));
+    assert_non_null(strstr(t, "\"listen\":\"listening 127.0.0.1:"));
+    assert_non_null(strstr(t, "\"event\":\"authenticated\",\"user\":\"anna@mof\""));
+    assert_non_null(strstr(t, "\"event\":\"refused\""));
+    assert_non_null(strstr(t, "\"reason\":\"EEXPIRED\""));
+    assert_non_null(strstr(t, "\"event\":\"reload\""));
+    assert_non_null(strstr(t, "\"event\":\"stopped\""));
+    assert_null(strstr(t, "fetch")); /* routine events stay in the main log */
+    assert_null(strstr(t, "deliver"));
+    free(t);
+}
+
 static void test_cmdline_overrides(void **state)
 {
     world *w = *state;
@@ -418,6 +462,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_check_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmdline_overrides, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seccomp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sd_notify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_root_refused, setup, teardown),

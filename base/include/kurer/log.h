@@ -44,6 +44,10 @@ KURER_EXPORT void kurer_log_set_fn(kurer_log_line_fn fn, void *ud, kurer_log_lev
 KURER_EXPORT kurer_log_level kurer_log_level_get(void);
 /* Parses "debug", "info", "warn", "error", "off". */
 KURER_EXPORT KURER_MUST_CHECK int kurer_log_level_parse(const char *s, kurer_log_level *out);
+/* The same line, to f (a log of its own, such as the relay's audit log), whatever the sink and
+ * level of the process-wide log. One fwrite and an fflush per line. */
+KURER_EXPORT void kurer_log_to(FILE *f, kurer_log_level level, const char *component,
+                               const char *event, const kurer_log_field *fields, size_t nfields);
 /* Writes {"ts":"…","level":"…","component":"…","event":"…", fields…} as one line. */
 KURER_EXPORT void kurer_log(kurer_log_level level, const char *component, const char *event,
                             const kurer_log_field *fields, size_t nfields);
