@@ -52,6 +52,9 @@ extern const char *g_relay; /* the open home's relay address, for messages */
 
 __attribute__((format(printf, 2, 3))) int refuse(int rc, const char *fmt, ...);
 __attribute__((format(printf, 1, 2))) int usage_error(const char *fmt, ...);
+/* 0 if v is a user name (USER@AUTHORITY); else a usage error naming what (an option or
+ * "verify"), which says so when only the case is wrong: names are lower case. */
+int user_arg(const char *what, const char *v);
 /* The reason recorded last ("" if none); clear_reason() forgets it (after saying it as a
  * warning, when the command goes on). */
 const char *reason(void);

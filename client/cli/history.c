@@ -39,8 +39,8 @@ int cmd_history(int argc, char **argv)
     if ((rc = need(&a, "home", &home)) != 0)
         return rc;
     with = opt(&a, "with");
-    if (with != NULL && kurer_user_check(with) != 0)
-        return usage_error("--with '%s' is not USER@AUTHORITY", with);
+    if (with != NULL && (rc = user_arg("--with", with)) != 0)
+        return rc;
     if ((rc = open_home(home, &k)) != 0)
         return rc;
     rc = kurer_history(k, with, history_row, (void *)(uintptr_t)kurer_own_user(k));

@@ -78,8 +78,8 @@ int cmd_init(int argc, char **argv)
         return rc;
     if (kurer_parse_u64(dev_s, KURER_DEVICE_ID_MAX, &dev) != 0 || dev == 0)
         return usage_error("--device must be a number from 1 to %u", KURER_DEVICE_ID_MAX);
-    if (kurer_user_check(user) != 0)
-        return usage_error("--user '%s' is not USER@AUTHORITY", user);
+    if ((rc = user_arg("--user", user)) != 0)
+        return rc;
     kurer_create_options o;
     memset(&o, 0, sizeof(o));
     if ((rc = relay_args(relay, key_s, o.relay_key)) != 0)

@@ -39,6 +39,22 @@ int usage_error(const char *fmt, ...)
     return RC_USAGE;
 }
 
+int user_arg(const char *what, const char *v)
+{
+    char lower[KURER_SUBJECT_MAX + 1];
+    size_t n = strlen(v);
+    if (kurer_user_check(v) == 0)
+        return 0;
+    if (n < sizeof(lower)) {
+        for (size_t i = 0; i <= n; i++)
+            lower[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] - 'A' + 'a' : v[i]);
+        if (kurer_user_check(lower) == 0)
+            return usage_error("%s '%s': user names are lower case (did you mean '%s'?)", what, v,
+                               lower);
+    }
+    return usage_error("%s '%s' is not USER@AUTHORITY", what, v);
+}
+
 const char *reason(void)
 {
     return g_err;

@@ -74,8 +74,8 @@ static int send_args(int argc, char **argv, const char **home, const char **to, 
         return rc;
     if (pos_wrong)
         return usage_error("send needs the text of the message as one argument (quote it)");
-    if (kurer_user_check(*to) != 0)
-        return usage_error("--to '%s' is not USER@AUTHORITY", *to);
+    if ((rc = user_arg("--to", *to)) != 0)
+        return rc;
     *text = a.pos[0];
     return text_check(*text);
 }

@@ -89,8 +89,8 @@ int cmd_verify(int argc, char **argv)
                            argv)) != 0 ||
         (rc = need(&a, "home", &home)) != 0)
         return rc;
-    if (kurer_user_check(a.pos[0]) != 0)
-        return usage_error("verify needs one USER@AUTHORITY");
+    if ((rc = user_arg("verify", a.pos[0])) != 0)
+        return rc;
     if ((rc = open_home(home, &k)) != 0)
         return rc;
     if (!flag(&a, "offline")) {

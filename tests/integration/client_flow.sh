@@ -148,6 +148,11 @@ first_contact)
     expect "verify" 0 "safety number" "$K" verify --home anna bob@sk.dk
     expect "unknown user" 1 "unknown user carl@sk.dk" \
         "$K" send --home anna --to carl@sk.dk "hello?"
+    # User names are lower case: a name that is only in the wrong case says so (exit 2).
+    expect "upper case refused, with the name meant" 2 \
+        "user names are lower case (did you mean 'bob@sk.dk'?)" \
+        "$K" send --home anna --to Bob@SK.dk "hello?"
+    expect "upper case in verify" 2 "user names are lower case" "$K" verify --home anna BOB@sk.dk
     expect "nothing new" 0 "" "$K" recv --home bob
     count "no second copy" 0 "Hej Bob" "$out"
     ;;
