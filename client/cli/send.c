@@ -27,20 +27,70 @@ static int text_check(const char *t)
     return 0;
 }
 
+/* Text read from standard input or a file (wiped and freed by cmd_send). */
+static char *g_read_text;
+static size_t g_read_len;
+
+/* Reads the message text from f (at most KURER_TEXT_MAX bytes; one final newline dropped). */
+static int read_text(FILE *f, const char *what)
+{
+    g_read_text = malloc(KURER_TEXT_MAX + 2);
+    if (g_read_text == NULL)
+        return refuse(KURER_ENOMEM, "out of memory");
+    size_t n = fread(g_read_text, 1, KURER_TEXT_MAX + 2, f);
+    g_read_len = KURER_TEXT_MAX + 2;
+    if (ferror(f))
+        return refuse(KURER_EIO, "cannot read the message from %s", what);
+    if (n > 0 && g_read_text[n - 1] == '\n')
+        n--;
+    if (n > KURER_TEXT_MAX)
+        return refuse(KURER_ELIMIT, "message too long: at most %d bytes (%s has more)",
+                      KURER_TEXT_MAX, what);
+    if (memchr(g_read_text, '\0', n) != NULL)
+        return refuse(KURER_EMALFORMED, "the message from %s holds a NUL byte", what);
+    g_read_text[n] = '\0';
+    return 0;
+}
+
+/* TEXT as given: "-" reads standard input; --file PATH reads that file instead. */
+static int text_source(const char *arg, const char *file, const char **text)
+{
+    int rc = 0;
+    if (file != NULL) {
+        FILE *f = fopen(file, "re");
+        if (f == NULL)
+            return refuse(KURER_ENOENT, "cannot open %s: %s", file, strerror(errno));
+        rc = read_text(f, file);
+        fclose(f);
+    } else if (strcmp(arg, "-") == 0) {
+        rc = read_text(stdin, "standard input");
+    } else {
+        *text = arg;
+        return 0;
+    }
+    if (rc == 0)
+        *text = g_read_text;
+    return rc;
+}
+
 static const char help_send[] =
-    "usage: kurer send --home H --to USER@AUTH [--level LEVEL] [--timeout S] [--json] TEXT\n"
+    "usage: kurer send --home H --to USER@AUTH [--level LEVEL] [--timeout S] [--json]\n"
+    "                  [--file PATH] TEXT\n"
     "\n"
     "Sends TEXT to every device of USER@AUTH (and a sync copy to your own other devices). Exits\n"
     "0 only once the relay has accepted it for every device; 1 with the reason if it was not\n"
     "queued (naming the certificate that refuses a classification level); 3 if it is queued\n"
     "in the outbox but the relay has not accepted it yet (cannot be reached, timed out): it\n"
     "will be sent on the next connection (kurer recv or kurer send); do not send it again.\n"
-    "TEXT must be valid UTF-8, not empty, and at most " KURER_TEXT_MAX_S " bytes. Sending to\n"
+    "TEXT must be valid UTF-8, not empty, and at most " KURER_TEXT_MAX_S " bytes; with TEXT '-'\n"
+    "it is read from standard input, with --file PATH from that file (one final newline is\n"
+    "dropped; a NUL byte is refused). Sending to\n"
     "yourself is refused: your other devices get sync copies of what you send.\n"
     "\n"
     "  --to USER@AUTH   the recipient\n"
     "  --level LEVEL    UNCLASSIFIED (default), RESTRICTED or CONFIDENTIAL\n"
     "  --timeout S      give up after S seconds (default 30)\n"
+    "  --file PATH      the message text from PATH (then no TEXT)\n"
     "  --json           print the result as one JSON object\n"
     "\n"
     "Test only: with " HOLD_ENV "=queued the command stops for good after the message is\n"
@@ -52,10 +102,12 @@ static int send_args(int argc, char **argv, const char **home, const char **to, 
                      int *timeout, const char **text)
 {
     static const kurer_opt opts[] = {{"help", 0, 0}, {"json", 0, 0},  {"home", V, 0},
-                                     {"to", V, 0},   {"level", V, 0}, {"timeout", V, 0}};
+                                     {"to", V, 0},   {"level", V, 0}, {"timeout", V, 0},
+                                     {"file", V, 0}};
     kurer_args a;
-    int rc = command_args(&a, opts, NOPTS(opts), 1, 1, "TEXT", help_send, argc, argv);
-    int pos_wrong = a.error == KURER_ARGS_TOO_MANY || a.error == KURER_ARGS_TOO_FEW;
+    int rc = command_args(&a, opts, NOPTS(opts), 0, 1, "TEXT", help_send, argc, argv);
+    int pos_wrong = a.error == KURER_ARGS_TOO_MANY || a.error == KURER_ARGS_TOO_FEW ||
+                    (rc == 0 && (a.npos == 1) == (opt(&a, "file") != NULL));
     if (rc != 0 && !pos_wrong)
         return rc;
     if (pos_wrong && flag(&a, "help")) {
@@ -73,10 +125,14 @@ static int send_args(int argc, char **argv, const char **home, const char **to, 
     if (opt(&a, "level") != NULL && (rc = parse_level(opt(&a, "level"), level)) != 0)
         return rc;
     if (pos_wrong)
-        return usage_error("send needs the text of the message as one argument (quote it)");
+        return usage_error(opt(&a, "file") != NULL && a.npos > 0
+                               ? "send takes the text from --file or as an argument, not both"
+                               : "send needs the text of the message as one argument (quote it), "
+                                 "'-' for standard input, or --file PATH");
     if ((rc = user_arg("--to", *to)) != 0)
         return rc;
-    *text = a.pos[0];
+    if ((rc = text_source(a.npos == 1 ? a.pos[0] : NULL, opt(&a, "file"), text)) != 0)
+        return rc;
     return text_check(*text);
 }
 
@@ -125,7 +181,20 @@ static int queued_only(int rc, const char *to, int level)
     return RC_QUEUED;
 }
 
+static int cmd_send_text(int argc, char **argv);
+
 int cmd_send(int argc, char **argv)
+{
+    int rc = cmd_send_text(argc, argv);
+    if (g_read_text != NULL) { /* the plaintext read from stdin or a file */
+        kurer_memzero(g_read_text, g_read_len);
+        free(g_read_text);
+        g_read_text = NULL;
+    }
+    return rc;
+}
+
+static int cmd_send_text(int argc, char **argv)
 {
     const char *home = NULL, *to = NULL, *text = NULL;
     int level = KURER_LEVEL_UNCLASSIFIED, timeout = NET_TIMEOUT, rc;

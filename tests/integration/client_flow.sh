@@ -153,6 +153,15 @@ first_contact)
         "user names are lower case (did you mean 'bob@sk.dk'?)" \
         "$K" send --home anna --to Bob@SK.dk "hello?"
     expect "upper case in verify" 2 "user names are lower case" "$K" verify --home anna BOB@sk.dk
+    # The text from standard input ('-') and from a file (one final newline dropped).
+    out=$(printf 'fra stdin\n' | "$K" send --home anna --to bob@sk.dk - 2>&1)
+    [[ "$out" == *sent* ]] && ok "send - (standard input)" || fail "send -: $out"
+    printf 'fra en fil\n' >msg.txt
+    expect "send --file" 0 "sent" "$K" send --home anna --to bob@sk.dk --file msg.txt
+    expect "both --file and TEXT" 2 "not both" "$K" send --home anna --to bob@sk.dk --file msg.txt x
+    expect "receive both" 0 "anna@fm.dk [UNCLASSIFIED] fra en fil" "$K" recv --home bob
+    [[ "$out" == *"anna@fm.dk [UNCLASSIFIED] fra stdin"* ]] && ok "the stdin one too" ||
+        fail "stdin message not received: $out"
     expect "nothing new" 0 "" "$K" recv --home bob
     count "no second copy" 0 "Hej Bob" "$out"
     ;;
