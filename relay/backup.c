@@ -256,7 +256,7 @@ static int backup_online(const char *dir, const char *out, long pid, int timeout
         uint8_t *data = NULL;
         size_t len = 0;
         if (kurer_file_read(res, 512, &data, &len) == 0) {
-            int mine = len > NONCE_HEX && memcmp(data, nonce, NONCE_HEX) == 0;
+            int mine = len > NONCE_HEX && kurer_ct_equal(data, nonce, NONCE_HEX);
             if (mine) {
                 char *what = (char *)data + NONCE_HEX + 1;
                 what[strcspn(what, "\n")] = '\0';

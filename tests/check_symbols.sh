@@ -28,19 +28,19 @@ node=KURER_1
 # kurer.h, mobile.h (the phone app's additions) and every kurer/ header they include,
 # transitively (the headers `make install` ships).
 public_headers() {
-    local -a todo=("$top/client/include/kurer/kurer.h" "$top/client/include/kurer/mobile.h")
+    local -a queue=("$top/client/include/kurer/kurer.h" "$top/client/include/kurer/mobile.h")
     local -A seen=()
     local h inc f
-    while [ ${#todo[@]} -gt 0 ]; do
-        h=${todo[0]}
-        todo=("${todo[@]:1}")
+    while [ ${#queue[@]} -gt 0 ]; do
+        h=${queue[0]}
+        queue=("${queue[@]:1}")
         [ -z "${seen[$h]:-}" ] || continue
         seen[$h]=1
         echo "$h"
         while IFS= read -r inc; do
             f=$(ls "$top"/*/include/kurer/"$inc" 2>/dev/null | head -1)
             [ -n "$f" ] || { echo "symbols: $h includes kurer/$inc, not found" >&2; exit 1; }
-            todo+=("$f")
+            queue+=("$f")
         done < <(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"kurer\/\([^"]*\)".*/\1/p' "$h")
     done
 }
