@@ -310,6 +310,19 @@ static void start_connect_locked(kurer__net *n)
     }
 }
 
+/* Under mu: the submitted requests join the workers' queue, in order. */
+static void hand_to_workers_locked(kurer__net *n)
+{
+    if (n->s_head == NULL)
+        return;
+    if (n->j_tail != NULL)
+        n->j_tail->next = n->s_head;
+    else
+        n->j_head = n->s_head;
+    n->j_tail = n->s_tail;
+    n->s_head = n->s_tail = NULL;
+}
+
 static void on_wake(uv_async_t *a)
 {
     kurer__net *n = a->data;
@@ -340,12 +353,7 @@ static void on_wake(uv_async_t *a)
     kurer_conn *to_close = n->close_requested && n->close_gen == n->gen ? n->conn : NULL;
     n->close_requested = 0;
     if (n->s_head != NULL) { /* requests: to the workers' queue */
-        if (n->j_tail != NULL)
-            n->j_tail->next = n->s_head;
-        else
-            n->j_head = n->s_head;
-        n->j_tail = n->s_tail;
-        n->s_head = n->s_tail = NULL;
+        hand_to_workers_locked(n);
         uv_cond_broadcast(&n->work_cond);
     }
     outq *o = n->o_head;
@@ -936,14 +944,7 @@ void kurer__net_stop(kurer *k)
     uv_mutex_lock(&n->mu);
     n->want = 0;
     n->stopping = 1;
-    if (n->s_head != NULL) { /* not handed out yet: the workers end them (KURER_ECLOSED) */
-        if (n->j_tail != NULL)
-            n->j_tail->next = n->s_head;
-        else
-            n->j_head = n->s_head;
-        n->j_tail = n->s_tail;
-        n->s_head = n->s_tail = NULL;
-    }
+    hand_to_workers_locked(n); /* not handed out yet: the workers end them (KURER_ECLOSED) */
     uv_cond_broadcast(&n->cond);
     uv_cond_broadcast(&n->sess_cond);
     uv_cond_broadcast(&n->work_cond);
