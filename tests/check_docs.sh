@@ -33,7 +33,7 @@ example=${KURER_EXAMPLE_CONF:-etc/relay.conf} # the test of this script points i
 conf_keys=$(sed -n 's/^#\{0,1\} *\([a-z_][a-z_]*\) = .*/\1/p' "$example" | sort -u)
 for k in $code_keys; do
     if ! grep -qx "$k" <<<"$conf_keys"; then
-        echo "$example: configuration key '$k' is missing (add '# $k = DEFAULT')"
+        echo "$example: configuration key '$k' is missing (add '# $k = <its default, or an example>')"
         bad=1
     fi
 done
