@@ -81,7 +81,10 @@ typedef enum kurer_error_category {
     X(EADDRINUSE, -46, IO, "address already in use")                                               \
     X(ECRLSTALE, -47, POLICY, "revocation list is past its next update")                           \
     X(ELOCKED, -48, AGAIN, "the device home is open in another handle or process")                 \
-    X(ECLONED, -49, POLICY, "this device's identity is in use by another copy of this home")
+    X(ECLONED, -49, POLICY, "this device's identity is in use by another copy of this home")       \
+    X(EREPLAY, -50, CRYPTO, "replayed: this frame was accepted before")                            \
+    X(ETOOOLD, -51, CRYPTO, "too old: the frame's counter is below the replay window")             \
+    X(EUNKNOWNKEY, -52, CRYPTO, "no key is held for the frame's key id")
 
 typedef enum kurer_err {
 #define KURER__ERR_ENUM(name, value, cat, msg) KURER_##name = (value),
