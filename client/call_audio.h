@@ -22,7 +22,7 @@
  *     that only the audio thread touches.
  *   transport thread: kurer__call_audio_encode_next (pops the ring, encodes) and
  *     kurer__call_audio_receive (parses, takes the mutex to put into the jitter buffer).
- *   any thread: kurer__call_audio_stats, kurer__call_audio_set_loss (atomics / the mutex).
+ *   any thread: kurer__call_audio_get_stats, kurer__call_audio_set_loss (atomics / the mutex).
  * Internal (kurer__*): not part of libkurer's API; the calls API exposes what it needs. */
 #ifndef KURER_CLIENT_CALL_AUDIO_H
 #define KURER_CLIENT_CALL_AUDIO_H
@@ -134,7 +134,7 @@ KURER_MUST_CHECK int kurer__call_audio_receive(kurer__call_audio *ca, const uint
  * reports; applied before the next frame is encoded. KURER_EINVAL out of range. */
 KURER_MUST_CHECK int kurer__call_audio_set_loss(kurer__call_audio *ca, int loss_perc);
 /* Any thread: a copy of the statistics. */
-void kurer__call_audio_stats(kurer__call_audio *ca, kurer__call_audio_stats *out);
+void kurer__call_audio_get_stats(kurer__call_audio *ca, kurer__call_audio_stats *out);
 
 /* ---- WAV files: 16-bit PCM, 48 kHz, mono (RIFF/WAVE, format 1 or extensible PCM) ---- */
 
