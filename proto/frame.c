@@ -320,9 +320,8 @@ static int client_from_pb(const Kurer__V1__ClientFrame *pb, kurer_client_frame *
         return kurer__bytes_fixed(&m->issuer_key_id, out->u.revocation_chunk_fetch.issuer_key_id,
                                   KURER_KEY_ID_LEN);
     }
-    default:
-        /* No body, or one newer than this version: protobuf-c keeps unknown fields aside. */
-        return KURER_EMALFORMED;
+    default: /* frame_media.c's, else none or a newer one (protobuf-c keeps those aside) */
+        return kurer__media_client_from_pb(pb, out);
     }
 }
 
@@ -500,10 +499,10 @@ static int client_to_pb(const kurer_client_frame *f, Kurer__V1__ClientFrame *pb,
         pb->revocation_chunk_fetch->offset = f->u.revocation_chunk_fetch.offset;
         pb->body_case = KURER__V1__CLIENT_FRAME__BODY_REVOCATION_CHUNK_FETCH;
         return 0;
-    case KURER_CLIENT_NONE:
+    default:
         break;
     }
-    return KURER_EMALFORMED;
+    return kurer__media_client_to_pb(f, pb, tmp);
 }
 
 static int client_verify(const uint8_t *data, size_t len)
@@ -744,7 +743,7 @@ static int server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_frame *
         return chunk_from_pb(m->offset, m->total, &m->data, &out->u.revocation_chunk, &out->mem);
     }
     default:
-        return KURER_EMALFORMED;
+        return kurer__media_server_from_pb(pb, out);
     }
 }
 
@@ -994,10 +993,10 @@ static int server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
         pb->body_case = KURER__V1__SERVER_FRAME__BODY_REVOCATION_CHUNK;
         return 0;
     }
-    case KURER_SERVER_NONE:
+    default:
         break;
     }
-    return KURER_EMALFORMED;
+    return kurer__media_server_to_pb(f, pb, tmp);
 }
 
 static int server_verify(const uint8_t *data, size_t len)

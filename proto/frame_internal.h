@@ -58,4 +58,13 @@ int kurer__envelope_to_pb(const kurer_envelope *e, Kurer__V1__Envelope *pb, kure
 int kurer__chain_from_pb(const Kurer__V1__CertificateChain *pb, kurer_chain *out);
 int kurer__chain_to_pb(const kurer_chain *c, Kurer__V1__CertificateChain **pb, kurer_arena *tmp);
 
+/* frame_media.c: the media relay's bodies, for every body frame.c does not know itself (an
+ * unknown or missing body: KURER_EMALFORMED). */
+int kurer__media_client_from_pb(const Kurer__V1__ClientFrame *pb, kurer_client_frame *out);
+int kurer__media_client_to_pb(const kurer_client_frame *f, Kurer__V1__ClientFrame *pb,
+                              kurer_arena *tmp);
+int kurer__media_server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_frame *out);
+int kurer__media_server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
+                              kurer_arena *tmp);
+
 #endif

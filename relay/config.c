@@ -47,6 +47,13 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->mailbox_sender_max = 2000;
     c->prekey_take_max = 10;
     c->prekey_take_window_s = 3600;
+    c->media_calls_per_device = 4;
+    c->media_calls_max = 10000;
+    c->media_leg_packet_rate = 100;
+    c->media_leg_byte_rate = 65536;
+    c->media_idle_timeout_ms = 60000;
+    c->media_keepalive_ms = 15000;
+    c->media_ticket_lifetime_s = 14400;
 }
 
 void kurer_relay_opts_default(kurer_relay_opts *o)
@@ -113,6 +120,7 @@ static const key_def keys[] = {
     S(user, USER, user),
     S(audit_log, OUTFILE, audit_log),
     S(seccomp, BOOL, seccomp),
+    S(media_listen, ADDR, media_listen),
     K(max_record, BYTES, 128, 65535),
     K(max_envelope, BYTES, 1, KURER_ENVELOPE_CONTENT_MAX),
     K(max_send_envelopes, NUM, 1, KURER_SEND_ENVELOPES_MAX),
@@ -140,6 +148,13 @@ static const key_def keys[] = {
     K(mailbox_sender_max, NUM, 0, 100000000),
     K(prekey_take_max, NUM, 0, 1000000),
     K(prekey_take_window_s, S, 1, 86400 * 30),
+    K(media_calls_per_device, NUM, 0, 1000),
+    K(media_calls_max, NUM, 0, 10000000),
+    K(media_leg_packet_rate, NUM, 0, 1000000),
+    K(media_leg_byte_rate, BYTES, 0, (uint64_t)1 << 30),
+    K(media_idle_timeout_ms, MS, 1000, 86400000),
+    K(media_keepalive_ms, MS, 100, 3600000),
+    K(media_ticket_lifetime_s, S, 1, 86400 * 7),
 };
 #undef K
 #undef S

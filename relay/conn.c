@@ -176,6 +176,7 @@ static const struct {
     {KURER_CLIENT_REVOCATIONS, kurer__handle_revocation_fetch, 0},
     {KURER_CLIENT_REVOCATION_CHUNK, kurer__handle_revocation_chunk, 1},
     {KURER_CLIENT_REVOCATION_CHUNK_FETCH, kurer__handle_revocation_chunk_fetch, 0},
+    {KURER_CLIENT_MEDIA_ALLOCATE, kurer__handle_media_allocate, 0},
 };
 
 #define N_DISPATCH (sizeof(dispatch) / sizeof(dispatch[0]))

@@ -214,6 +214,7 @@ char *kurer__metrics_text(relay *r)
                    &r->send_accept);
     len = put_hist(s, cap, len, "store_commit_seconds", "Duration of each store transaction.",
                    &v.st.commit_hist);
+    len = kurer__media_metrics(r, s, cap, len);
     len = put_process(s, cap, len);
     (void)len;
     return s;

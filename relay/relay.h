@@ -40,6 +40,14 @@ typedef struct kurer_relay_config {
     uint64_t mailbox_sender_max;      /* envelopes of one sender user in one mailbox (0: none) */
     uint64_t prekey_take_max;         /* one-time prekeys one device may take of one user... */
     uint64_t prekey_take_window_s;    /* ...per this many seconds (then: signed prekeys only) */
+    /* the media relay (docs/calls.md, "Limits") */
+    uint64_t media_calls_per_device;  /* calls one device may hold at once */
+    uint64_t media_calls_max;         /* calls, all devices together */
+    uint64_t media_leg_packet_rate;   /* datagrams per second one leg may send (burst 4x) */
+    uint64_t media_leg_byte_rate;     /* bytes per second one leg may send (burst 4x) */
+    uint64_t media_idle_timeout_ms;   /* a call without a datagram this long is closed */
+    uint64_t media_keepalive_ms;      /* clients send KEEPALIVE this often (told at allocation) */
+    uint64_t media_ticket_lifetime_s; /* a ticket binds (and re-binds) its leg this long */
     /* the store (store_config.c parses these two: they are not numbers) */
     int store_postgres;     /* store = postgres (default: sqlite, the relay folder's relay.db) */
     char pg_conninfo[1024]; /* pg_conninfo: a libpq connection string (may hold a password) */
@@ -62,13 +70,14 @@ typedef struct kurer_relay_opts {
     size_t n_roots;
     const char *crl_files[KURER_RELAY_MULTI_MAX];
     size_t n_crls;
-    const char *store;       /* NULL, "sqlite" or "postgres" */
-    const char *pg_conninfo; /* store = postgres: the libpq connection string (a secret) */
-    const char *log_level;   /* NULL: info */
-    const char *user;        /* the user a relay started as root drops to (NULL: none) */
-    const char *audit_log;   /* the audit log's file (NULL: none) */
-    int seccomp;             /* install the system call allow-list after start-up (default 1) */
-    size_t owned_len;        /* the bytes of the configuration file the strings point into */
+    const char *store;        /* NULL, "sqlite" or "postgres" */
+    const char *pg_conninfo;  /* store = postgres: the libpq connection string (a secret) */
+    const char *log_level;    /* NULL: info */
+    const char *user;         /* the user a relay started as root drops to (NULL: none) */
+    const char *audit_log;    /* the audit log's file (NULL: none) */
+    const char *media_listen; /* the media relay's UDP address (NULL: the first listen's) */
+    int seccomp;              /* install the system call allow-list after start-up (default 1) */
+    size_t owned_len;         /* the bytes of the configuration file the strings point into */
     kurer_relay_config cfg;
 } kurer_relay_opts;
 

@@ -186,6 +186,7 @@ struct relay {
     uv_timer_t expiry;   /* closes connections whose chain expires */
     int64_t next_expiry; /* unix seconds the expiry timer is set for (0: not set) */
     int timers;
+    struct kurer__media *media; /* the media relay (media.c) */
 };
 
 /* Entries of the source address and prekey-take tables: beyond them new addresses are refused
@@ -332,6 +333,20 @@ void kurer__handle_revocation_chunk_fetch(rconn *rc, const kurer_client_frame *f
 void kurer__disconnect_revoked(relay *r);
 int kurer__load_crls(relay *r, int at_start);
 void kurer__on_crl_loaded(void *arg, const uint8_t *list, size_t len);
+
+/* ---- media.c (and media_udp.c: docs/calls.md, "The media relay") ---- */
+/* The UDP socket on media_listen (default: the first listener's address), its poll handle and
+ * the idle sweep; the ticket secret, made for this process. 0, or an error (*what: of what). */
+int kurer__media_start(relay *r, const char **what);
+/* "HOST:PORT" of the media socket, or NULL if it is not bound. */
+const char *kurer__media_name(const relay *r);
+/* Closes the media handles (on stop, or after a failed start). */
+void kurer__media_stop(relay *r);
+/* Frees every call, the socket and the secret (once the loop has closed the handles). */
+void kurer__media_free(relay *r);
+void kurer__handle_media_allocate(rconn *rc, const kurer_client_frame *f);
+/* Appends the media metrics to s (cap bytes, len used); returns the new len. */
+size_t kurer__media_metrics(relay *r, char *s, size_t cap, size_t len);
 
 /* ---- handshake.c ---- */
 void kurer__conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n);

@@ -93,7 +93,7 @@ static const char *const allowed[] = {
     "epoll_wait", "epoll_pwait" /* + */, "epoll_ctl", "accept4", "read", "readv" /* + */,
     "write", "writev" /* + */, "shutdown", "close", "getpeername", "getsockname",
     "setsockopt" /* TCP_NODELAY; SO_SNDBUF for sd_notify's socket */, "getsockopt",
-    "sendmsg" /* sd_notify */,
+    "sendmsg" /* sd_notify */, "recvmmsg", "sendmmsg" /* the media relay */,
     /* the store (SQLCipher: its database, WAL and journal; unlink at close) */
     "openat", "pread64", "pwrite64", "lseek", "fdatasync", "fsync" /* + */, "ftruncate",
     "fcntl", "newfstatat", "fstat" /* + */, "access" /* + */, "unlink",
@@ -123,8 +123,8 @@ static const char *const allowed[] = {
  * connection to the server (a new one after a lost one, so socket of any family below), and
  * the resolver for a host name in pg_conninfo (UDP to the name server, /etc files). */
 static const char *const pg_allowed[] = {
-    "connect",  "poll",    "ppoll", "sendto", "recvfrom",
-    "sendmmsg", "recvmsg", "ioctl", "bind",   "uname",
+    "connect", "poll",  "ppoll", "sendto", "recvfrom",
+    "recvmsg", "ioctl", "bind",  "uname", /* sendmmsg: allowed above */
 };
 
 /* The calls allowed only with some arguments. */

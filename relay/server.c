@@ -106,6 +106,7 @@ static void on_stop(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sighup, NULL);
     kurer__backup_stop(r);
+    kurer__media_stop(r);
     uv_close((uv_handle_t *)&r->sweep, NULL);
     uv_close((uv_handle_t *)&r->expiry, NULL);
     /* Finish every submitted commit; late callbacks find their connections closed. */
@@ -356,7 +357,13 @@ static void print_bound(relay *r, char *status, size_t n)
         bound_name(&r->metrics, name, sizeof(name));
         printf("metrics %s\n", name);
         if (used < n)
-            snprintf(status + used, n - used, ", metrics %s", name);
+            used += (size_t)snprintf(status + used, n - used, ", metrics %s", name);
+    }
+    const char *media = kurer__media_name(r); /* after metrics: readers expect that order */
+    if (media != NULL) {
+        printf("media %s\n", media);
+        if (used < n)
+            snprintf(status + used, n - used, ", media %s", media);
     }
     fflush(stdout);
 }
@@ -387,6 +394,7 @@ static void relay_free(relay *r)
     kurer__addr_table_free(&r->addrs);
     kurer__take_table_free(&r->takes);
     kurer__held_free(r);
+    kurer__media_free(r);
     kurer_trust_free(r->trust);
     kurer_secure_free(r->sk);
     kurer__audit_close(r);
@@ -399,6 +407,7 @@ static void close_listeners(relay *r)
         uv_close((uv_handle_t *)&r->servers[i], NULL);
     if (r->have_metrics)
         uv_close((uv_handle_t *)&r->metrics, NULL);
+    kurer__media_stop(r);
     uv_run(r->loop, UV_RUN_NOWAIT);
 }
 
@@ -444,7 +453,7 @@ int kurer_relay_run(const kurer_relay_opts *o, uv_loop_t *loop)
         goto fail;
     }
     if ((err = load_roots(&r, &what)) != 0 || (err = open_store(&r, &what, &quiet)) != 0 ||
-        (err = listen_all(&r, &what, &quiet)) != 0)
+        (err = listen_all(&r, &what, &quiet)) != 0 || (err = kurer__media_start(&r, &what)) != 0)
         goto fail;
     start_handles(&r);
     /* Everything is open and bound: from here on the relay needs neither root nor any system

@@ -122,7 +122,7 @@ int try_start_relay_argv(world *w, const char *const *argv)
     char line[256] = {0};
     size_t len = 0;
     uint64_t end = kurer_time_mono_ms() + 15000;
-    int want_lines = with_metrics ? 2 : 1;
+    int want_lines = (with_metrics ? 2 : 1) + (w->want_media ? 1 : 0);
     for (;;) {
         int lines = 0;
         for (size_t i = 0; i < len; i++)
@@ -156,6 +156,15 @@ int try_start_relay_argv(world *w, const char *const *argv)
         assert_non_null(mnl);
         *mnl = '\0';
         assert_int_equal(kurer_net_parse_addr(m + strlen("metrics "), &w->maddr), 0);
+        nl = mnl;
+    }
+    if (w->want_media) { /* printed after the other addresses */
+        char *m = strstr(nl + 1, "media ");
+        assert_non_null(m);
+        char *mnl = strchr(m, '\n');
+        assert_non_null(mnl);
+        *mnl = '\0';
+        assert_int_equal(kurer_net_parse_addr(m + strlen("media "), &w->media), 0);
     }
     w->relay = pid;
     return 0;

@@ -46,6 +46,8 @@ typedef struct world {
     uint8_t relay_pk[32];
     struct sockaddr_storage addr;
     struct sockaddr_storage maddr; /* metrics, when started with --metrics */
+    int want_media;                /* set before a start: read the "media" line too */
+    struct sockaddr_storage media; /* the media relay's UDP address (want_media) */
 } world;
 
 /* A body valid from a day ago for a year, clearance RESTRICTED, display name "test". */

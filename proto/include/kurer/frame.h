@@ -155,6 +155,7 @@ typedef enum kurer_client_body {
     KURER_CLIENT_REVOCATIONS = 17,            /* a page of the index of lists held */
     KURER_CLIENT_REVOCATION_CHUNK = 18,       /* upload a chunk of a large list */
     KURER_CLIENT_REVOCATION_CHUNK_FETCH = 19, /* ask for a chunk of one held list */
+    KURER_CLIENT_MEDIA_ALLOCATE = 20,         /* a call on the relay's media relay (no fields) */
 } kurer_client_body;
 
 /* A chunk of a SignedRevocationList's bytes: data[0..len) sits at offset of total. Decoders
@@ -259,7 +260,21 @@ typedef enum kurer_server_body {
     KURER_SERVER_QUEUE_EMPTY = 17,      /* push: request_id 0 */
     KURER_SERVER_REVOCATION_INDEX = 19, /* answer, or push naming one new list */
     KURER_SERVER_REVOCATION_CHUNK = 20,
+    KURER_SERVER_MEDIA_ALLOCATION = 21, /* the answer to MediaAllocate */
 } kurer_server_body;
+
+/* A media relay call (docs/calls.md): its id, one ticket per leg (opaque to clients), the UDP
+ * port, how long the tickets bind a leg and how often a leg sends KEEPALIVE. */
+#define KURER_MEDIA_RELAY_TICKET_MAX                                                               \
+    64 /* (CallMessage.media_ticket may carry up to KURER_MEDIA_TICKET_MAX) */
+typedef struct kurer_media_allocation {
+    uint64_t call_id;
+    uint8_t ticket_a[KURER_MEDIA_RELAY_TICKET_MAX], ticket_b[KURER_MEDIA_RELAY_TICKET_MAX];
+    size_t ticket_a_len, ticket_b_len; /* 1..KURER_MEDIA_RELAY_TICKET_MAX each */
+    uint32_t udp_port;                 /* 1..65535 */
+    uint32_t ticket_ttl_ms;
+    uint32_t keepalive_ms;
+} kurer_media_allocation;
 
 typedef enum kurer_send_status {
     KURER_SEND_ACCEPTED = 1,
@@ -327,6 +342,7 @@ typedef struct kurer_server_frame {
             int more; /* more pages after the last key id */
         } revocation_index;
         kurer_revocation_chunk revocation_chunk;
+        kurer_media_allocation media_allocation; /* no heap */
     } u;
     kurer_arena mem; /* set by decode; encoders ignore it */
 } kurer_server_frame;
