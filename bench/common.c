@@ -150,8 +150,10 @@ static void mk_tmpdir(bench_server *s)
 
 /* Runs argv with stdout on a pipe and stderr on DIR/server.log; reads "listening H:P" and, if
  * want_metrics, "metrics H:P" lines. 0, or -1 if the server did not start (it is reaped). */
-static int spawn(bench_server *s, const char *const *argv, int want_metrics)
+/* want: 1 the "metrics" line too, 2 the "media" line too (printed after the others). */
+static int spawn(bench_server *s, const char *const *argv, int want)
 {
+    int want_metrics = want & 1, want_media = (want & 2) != 0;
     int pfd[2];
     char log[300];
     if (pipe(pfd) != 0)
@@ -172,10 +174,10 @@ static int spawn(bench_server *s, const char *const *argv, int want_metrics)
     close(pfd[1]);
     char buf[512] = {0};
     size_t len = 0;
-    int have_listen = 0, have_metrics = 0;
+    int have_listen = 0, have_metrics = 0, have_media = 0;
     uint64_t end = kurer_time_mono_ms() + 20000;
-    while ((!have_listen || (want_metrics && !have_metrics)) && kurer_time_mono_ms() < end &&
-           len < sizeof(buf) - 1) {
+    while ((!have_listen || (want_metrics && !have_metrics) || (want_media && !have_media)) &&
+           kurer_time_mono_ms() < end && len < sizeof(buf) - 1) {
         struct pollfd pf = {pfd[0], POLLIN, 0};
         if (poll(&pf, 1, 200) <= 0)
             continue;
@@ -197,11 +199,15 @@ static int spawn(bench_server *s, const char *const *argv, int want_metrics)
             if (kurer_net_parse_addr(start + 8, &s->maddr) != 0)
                 bench_die("bad metrics line: %s", start);
             have_metrics = 1;
+        } else if (strncmp(start, "media ", 6) == 0) {
+            if (kurer_net_parse_addr(start + 6, &s->media) != 0)
+                bench_die("bad media line: %s", start);
+            have_media = 1;
         }
         *line = '\n';
     }
     close(pfd[0]);
-    if (!have_listen || (want_metrics && !have_metrics)) {
+    if (!have_listen || (want_metrics && !have_metrics) || (want_media && !have_media)) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         fprintf(stderr, "bench: %s did not start (see %s)\n", argv[0], log);
@@ -209,6 +215,7 @@ static int spawn(bench_server *s, const char *const *argv, int want_metrics)
     }
     s->pid = pid;
     s->have_metrics = have_metrics;
+    s->have_media = have_media;
     return 0;
 }
 
@@ -275,7 +282,7 @@ int bench_relay_start_config(bench_server *s, const bench_pki *p, const char *co
                           "--log-level", "warn",      "--config",    conf,     NULL};
     if (config == NULL)
         argv[12] = NULL; /* no --config: the relay's defaults */
-    return spawn(s, argv, 1);
+    return spawn(s, argv, 1 | (config != NULL && strstr(config, "media_listen") != NULL ? 2 : 0));
 }
 
 void bench_relay_start(bench_server *s, const bench_pki *p)

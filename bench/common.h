@@ -55,6 +55,8 @@ typedef struct bench_server {
     struct sockaddr_storage addr;
     struct sockaddr_storage maddr;
     int have_metrics;
+    struct sockaddr_storage media; /* the media relay's UDP address (have_media) */
+    int have_media;                /* the config named media_listen: its "media" line was read */
     uint8_t pk[32];
 } bench_server;
 
