@@ -324,6 +324,7 @@ typedef struct figures {
 
 static void figures_of(const load *ld, figures *f)
 {
+    memset(f, 0, sizeof(*f));
     f->ok = ld->sent_window > 0 && ld->window_s > 0;
     if (!f->ok)
         return;
