@@ -138,6 +138,12 @@ static void call_free(kurer__media *m, media_call *c)
     htab_remove(&m->by_id, &c->node);
     list_unlink(m, c);
     m->n_calls--;
+    if (c->oprev != NULL)
+        c->oprev->onext = c->onext;
+    else
+        c->owner->calls = c->onext;
+    if (c->onext != NULL)
+        c->onext->oprev = c->oprev;
     if (--c->owner->n == 0) {
         htab_remove(&m->owners, &c->owner->node);
         free(c->owner);
@@ -176,6 +182,10 @@ static media_call *call_new(kurer__media *m, const kurer_device_address *a, uint
     }
     c->owner = o;
     o->n++;
+    c->onext = o->calls;
+    if (o->calls != NULL)
+        o->calls->oprev = c;
+    o->calls = c;
     htab_insert(&m->by_id, &c->node, htab_hash(&m->by_id, &c->id, sizeof(c->id)));
     c->last_ms = now;
     list_append(m, c);
@@ -229,6 +239,18 @@ static void on_sweep(uv_timer_t *t)
     while (m->oldest != NULL && now >= m->oldest->last_ms && now - m->oldest->last_ms >= idle) {
         call_free(m, m->oldest);
         m->closed_idle++;
+    }
+}
+
+void kurer__media_drop_device(relay *r, const kurer_device_address *a)
+{
+    kurer__media *m = r->media;
+    media_owner *o = m != NULL ? owner_get(m, a, 0) : NULL;
+    if (o == NULL)
+        return;
+    for (uint64_t n = o->n; n > 0; n--) { /* the last call_free frees o too */
+        call_free(m, o->calls);
+        m->closed_revoked++;
     }
 }
 
@@ -326,6 +348,9 @@ size_t kurer__media_metrics(relay *r, char *s, size_t cap, size_t len)
         {"media_calls_closed_idle_total", "counter",
          "Media relay calls closed after media_idle_timeout_ms without a datagram.",
          m->closed_idle},
+        {"media_calls_closed_revoked_total", "counter",
+         "Media relay calls closed because the device that allocated them was revoked.",
+         m->closed_revoked},
         {"media_datagrams_received_total", "counter", "Datagrams received on the media port.",
          m->received},
         {"media_datagrams_forwarded_total", "counter", "MEDIA datagrams forwarded to a leg.",

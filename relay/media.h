@@ -60,7 +60,8 @@ typedef struct media_leg {
 typedef struct media_owner {
     hnode node; /* in owners */
     uint32_t device_id;
-    uint64_t n; /* its calls */
+    uint64_t n;        /* its calls */
+    media_call *calls; /* the same, listed (onext) */
     char user[];
 } media_owner;
 
@@ -71,6 +72,7 @@ struct media_call {
     media_owner *owner;
     uint64_t last_ms;                 /* the last datagram of either leg (or the allocation) */
     struct media_call *older, *newer; /* by last_ms: the sweep closes from the oldest */
+    struct media_call *onext, *oprev; /* the owner's calls */
 };
 
 typedef struct kurer__media {
@@ -86,8 +88,8 @@ typedef struct kurer__media {
     uint16_t port;
     char name[80]; /* HOST:PORT bound */
     /* counters */
-    uint64_t allocated, closed_idle, refused_per_device, refused_total, forwarded, fwd_bytes,
-        received, binds, relocks, keepalives;
+    uint64_t allocated, closed_idle, closed_revoked, refused_per_device, refused_total, forwarded,
+        fwd_bytes, received, binds, relocks, keepalives;
     uint64_t drops[N_DROPS];
     /* one batch */
     struct mmsghdr rmsg[MEDIA_BATCH], smsg[MEDIA_BATCH];

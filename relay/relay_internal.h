@@ -345,6 +345,8 @@ void kurer__media_stop(relay *r);
 /* Frees every call, the socket and the secret (once the loop has closed the handles). */
 void kurer__media_free(relay *r);
 void kurer__handle_media_allocate(rconn *rc, const kurer_client_frame *f);
+/* Closes the calls device a allocated (it was revoked): both legs stop at once. */
+void kurer__media_drop_device(relay *r, const kurer_device_address *a);
 /* Appends the media metrics to s (cap bytes, len used); returns the new len. */
 size_t kurer__media_metrics(relay *r, char *s, size_t cap, size_t len);
 

@@ -448,6 +448,7 @@ void kurer__disconnect_revoked(relay *r)
                 kurer_log(KURER_LOG_WARN, "relay", "revoked_disconnect", f_, 2);
                 kurer__audit(r, "device_disconnected", f_, 3);
             }
+            kurer__media_drop_device(r, &rc->addr);
             kurer__send_error(rc, 0, KURER_EREVOKED, 1);
         }
 }

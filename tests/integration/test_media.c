@@ -346,6 +346,54 @@ static void test_call_caps(void **state)
     cl_free(&c3);
 }
 
+/* The calls of a device revoked while connected close with its connection: neither leg is
+ * forwarded any more. */
+static void test_revoked(void **state)
+{
+    world *w = *state;
+    device d, other;
+    client cd, co, nk;
+    kurer_media_allocation a, kept;
+    kurer_buf crl;
+    uint8_t dg[200];
+    uint64_t serial = 66;
+    g_keep_pushes = 1;
+    start_media_relay(w, "");
+    make_device(w, &d, "anna@mof", 1, 66, 0, 0, 0);
+    make_device(w, &other, "bob@mof", 1, 67, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cd, &d), 0);
+    assert_int_equal(cl_connect(w, &co, &other), 0);
+    assert_int_equal(media_allocate(&cd, &a), 0);
+    assert_int_equal(media_allocate(&co, &kept), 0);
+    int fa = media_socket(), fb = media_socket(), ka = media_socket(), kb = media_socket();
+    media_bind(w, fa, a.ticket_a, a.ticket_a_len, 0);
+    media_bind(w, fb, a.ticket_b, a.ticket_b_len, 1);
+    media_bind(w, ka, kept.ticket_a, kept.ticket_a_len, 0);
+    media_bind(w, kb, kept.ticket_b, kept.ticket_b_len, 1);
+    expect_through(w, fa, fb, 120, 1);
+    make_crl(w, 1, &serial, 1, NULL, &crl);
+    assert_int_equal(cl_connect_nk(w, &nk), 0);
+    assert_int_equal(upload_crl(&nk, &crl), 0);
+    kurer_buf_release(&crl);
+    cl_free(&nk);
+    expect_kicked(&cd, KURER_EREVOKED);
+    cl_free(&cd);
+    assert_int_equal(metric_now(w, "kurer_media_calls_closed_revoked_total"), 1);
+    assert_int_equal(metric_now(w, "kurer_media_calls"), 1);
+    media_frame(dg, 120, 2);
+    media_send(w, fa, dg, 120);
+    media_send(w, fb, dg, 120);
+    expect_dropped(w, "unlocked_address", 2);
+    assert_int_equal(media_drain(fa, 200), 0);
+    assert_int_equal(media_drain(fb, 0), 0);
+    expect_through(w, ka, kb, 120, 3); /* another device's call goes on */
+    close(fa);
+    close(fb);
+    close(ka);
+    close(kb);
+    cl_free(&co);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest all[] = {
@@ -355,6 +403,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoked, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
