@@ -23,6 +23,7 @@ static const struct {
      {"noise_ik_handshakes_per_s", "chain_verifications_per_s", "ratchet_encrypt_per_s",
       "ratchet_decrypt_per_s", "argon2id_ms", "cmd"}},
     {"store", {"commits_per_s", "open_ms", "bytes_per_message", "cmd"}},
+    {"sframe", {"protect_per_s", "unprotect_per_s", "aes_gcm_per_s", "ratio", "cmd"}},
     {"preauth_memory",
      {"kind", "connections", "rss_before_kib", "rss_after_kib", "bytes_per_conn", "kept",
       "handshaking", "refused_max_handshakes", "cmd"}},
