@@ -146,6 +146,22 @@ kurer_sframe_unprotect(kurer_sframe_recv *r, const uint8_t *metadata, size_t met
                        const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
                        size_t *out_len, kurer_sframe_header *h);
 
+/* What a receive context refused and accepted, for the transport's metrics: every
+ * kurer_sframe_unprotect counts once, by its result (malformed: KURER_ETRUNC or KURER_ELIMIT;
+ * calls with invalid arguments are not counted). */
+typedef struct kurer_sframe_recv_counts {
+    uint64_t accepted;
+    uint64_t malformed;
+    uint64_t unknown_key;
+    uint64_t too_old;
+    uint64_t replayed;
+    uint64_t bad_tag;
+} kurer_sframe_recv_counts;
+
+/* A copy of r's counts. */
+KURER_EXPORT void kurer_sframe_recv_get_counts(const kurer_sframe_recv *r,
+                                               kurer_sframe_recv_counts *out);
+
 /* ---- keys for a one-to-one call ---- */
 
 typedef enum kurer_sframe_direction {
