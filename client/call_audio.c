@@ -53,7 +53,7 @@ struct kurer__call_audio {
     uint64_t rx_seen;       /* bit i: rx_max_seq - i was received (duplicate detection) */
     double rx_transit_prev; /* RFC 3550 A.8 interarrival jitter, in samples */
     double rx_jitter;
-    uint64_t received, late, duplicate;
+    uint64_t received, late, duplicate, malformed;
 
     /* ---- audio thread: the decoder and the one-frame lookahead ---- */
     OpusDecoder *dec;
@@ -331,10 +331,14 @@ int kurer__call_audio_receive(kurer__call_audio *ca, const uint8_t *payload, siz
     if (ca == NULL)
         return KURER_EINVAL;
     rc = kurer__media_parse(payload, len, &m);
-    if (rc != 0)
+    if (rc == 0 && m.type != KURER__MEDIA_AUDIO)
+        rc = KURER_EINVAL;
+    if (rc != 0) {
+        pthread_mutex_lock(&ca->mu);
+        ca->malformed++;
+        pthread_mutex_unlock(&ca->mu);
         return rc;
-    if (m.type != KURER__MEDIA_AUDIO)
-        return KURER_EINVAL;
+    }
     memset(&p, 0, sizeof p);
     p.data = (char *)(uintptr_t)m.opus;
     p.len = (spx_uint32_t)m.opus_len;
@@ -457,6 +461,7 @@ void kurer__call_audio_get_stats(kurer__call_audio *ca, kurer__call_audio_stats 
     out->received = ca->received;
     out->late = ca->late;
     out->duplicate = ca->duplicate;
+    out->malformed = ca->malformed;
     if (ca->rx_started) {
         expected = (uint64_t)ca->rx_cycles + ca->rx_max_seq - ca->rx_base_seq + 1;
         out->lost = expected > ca->received + ca->late ? expected - ca->received - ca->late : 0;

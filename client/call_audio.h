@@ -91,6 +91,7 @@ typedef struct kurer__call_audio_stats {
     uint64_t played;          /* frames decoded from their own packet */
     uint64_t capture_dropped; /* capture frames dropped because the ring was full */
     double jitter_ms;         /* RFC 3550 interarrival jitter estimate */
+    uint64_t malformed;       /* payloads kurer__call_audio_receive refused */
 } kurer__call_audio_stats;
 
 typedef struct kurer__call_audio_config {
@@ -125,8 +126,8 @@ KURER_MUST_CHECK int kurer__call_audio_encode_next(kurer__call_audio *ca, uint8_
                                                    size_t *len);
 /* Transport thread: takes an audio payload that SFrame accepted; now_us is a monotonic clock in
  * microseconds (for the jitter estimate). 0, or the errors of kurer__media_parse, or
- * KURER_EINVAL for a payload that is not audio. Late and duplicate packets return 0 and are
- * counted, not buffered. */
+ * KURER_EINVAL for a payload that is not audio (both counted in malformed). Late and duplicate
+ * packets return 0 and are counted, not buffered. */
 KURER_MUST_CHECK int kurer__call_audio_receive(kurer__call_audio *ca, const uint8_t *payload,
                                                size_t len, uint64_t now_us);
 

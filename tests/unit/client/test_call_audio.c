@@ -240,6 +240,8 @@ static void test_late_duplicate(void **state)
     kurer__media_rtt_encode(rtt, KURER__MEDIA_RTT_REPLY, 1);
     assert_int_equal(kurer__call_audio_receive(rx, rtt, sizeof rtt, 0), KURER_EINVAL);
     assert_int_equal(kurer__call_audio_receive(rx, rtt, 3, 0), KURER_ETRUNC);
+    kurer__call_audio_get_stats(rx, &st);
+    assert_true(st.malformed == 2 && st.received == 39);
     kurer__call_audio_free(rx);
 }
 
