@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kurer/crypto.h"
 
@@ -137,6 +138,23 @@ static int encoder_new(kurer__call_audio *ca, int bitrate, int loss)
     return 0;
 }
 
+/* The engine's mutex. With priority inheritance where the platform has it: the app's audio
+ * thread usually runs at real-time priority and must not wait behind a transport thread that a
+ * middle-priority thread preempted while it held the mutex (priority inversion). */
+static int mutex_init(pthread_mutex_t *mu)
+{
+    pthread_mutexattr_t attr;
+    int rc;
+    if (pthread_mutexattr_init(&attr) != 0)
+        return -1;
+#if defined(_POSIX_THREAD_PRIO_INHERIT) && _POSIX_THREAD_PRIO_INHERIT > 0
+    (void)pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
+#endif
+    rc = pthread_mutex_init(mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return rc;
+}
+
 int kurer__call_audio_new(kurer__call_audio **out, const kurer__call_audio_config *cfg)
 {
     int bitrate = cfg != NULL && cfg->bitrate != 0 ? cfg->bitrate : KURER__AUDIO_BITRATE;
@@ -158,7 +176,7 @@ int kurer__call_audio_new(kurer__call_audio **out, const kurer__call_audio_confi
     atomic_init(&ca->fec_recovered, 0);
     atomic_init(&ca->played, 0);
     atomic_init(&ca->capture_dropped, 0);
-    if (pthread_mutex_init(&ca->mu, NULL) != 0) {
+    if (mutex_init(&ca->mu) != 0) {
         free(ca);
         return KURER_ENOMEM;
     }

@@ -18,8 +18,9 @@
  *     into a lock-free single-producer/single-consumer ring (C11 atomics; when the ring is full
  *     the frame is dropped and counted, never waited for); playback takes the engine mutex only
  *     to copy one packet out of the jitter buffer and to tick it (O(frame), no allocation, no
- *     system call besides an uncontended futex), and decodes outside the mutex with a decoder
- *     that only the audio thread touches.
+ *     system call unless the mutex is contended; it inherits priority where the platform has
+ *     PTHREAD_PRIO_INHERIT, so a preempted transport thread cannot hold the audio thread up),
+ *     and decodes outside the mutex with a decoder that only the audio thread touches.
  *   transport thread: kurer__call_audio_encode_next (pops the ring, encodes) and
  *     kurer__call_audio_receive (parses, takes the mutex to put into the jitter buffer).
  *   any thread: kurer__call_audio_get_stats, kurer__call_audio_set_loss (atomics / the mutex).
