@@ -1,6 +1,6 @@
 /* client/call_audio.c and client/call_wav.c: the call audio engine and the WAV files. One ctest
  * entry per case (client_call_audio_<case>). */
-#define _GNU_SOURCE /* M_PI, usleep, mkdtemp */
+#define _GNU_SOURCE /* M_PI, usleep, mkdtemp, memmem */
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -20,6 +20,7 @@
 
 #include "call_audio.h"
 #include "kurer/crypto.h"
+#include "kurer/sframe.h"
 
 #define FRAMES 250 /* five seconds */
 
@@ -341,6 +342,59 @@ static void test_threads(void **state)
     kurer__call_audio_free(t.ca);
 }
 
+/* The whole media path of one direction without the network: capture, encode, SFrame protect
+ * under the call's keys, unprotect on the other side, receive, play. The frames carry no byte
+ * run of the Opus packets, and what plays is still bit-exact with a plain decoder. */
+static void test_sframe_pipeline(void **state)
+{
+    uint8_t caller[32], callee[32], frame[KURER__MEDIA_MAX + KURER_SFRAME_MAX_OVERHEAD];
+    uint8_t back[KURER__MEDIA_MAX];
+    kurer_sframe_send *send, *unused_send;
+    kurer_sframe_recv *recv, *unused_recv;
+    kurer__call_audio *rx;
+    OpusDecoder *plain;
+    int16_t got[KURER__AUDIO_FRAME], want[KURER__AUDIO_FRAME];
+    int err, j = 0;
+    (void)state;
+    kurer_random(caller, sizeof caller);
+    kurer_random(callee, sizeof callee);
+    assert_int_equal(kurer_sframe_call_contexts(77, caller, callee, 1, &send, &unused_recv), 0);
+    assert_int_equal(kurer_sframe_call_contexts(77, caller, callee, 0, &unused_send, &recv), 0);
+    assert_int_equal(kurer__call_audio_new(&rx, NULL), 0);
+    plain = opus_decoder_create(KURER__AUDIO_RATE, 1, &err);
+    assert_non_null(plain);
+    for (int k = 0; k <= FRAMES; k++) {
+        if (k < FRAMES) {
+            size_t flen = 0, blen = 0;
+            assert_int_equal(kurer_sframe_protect(send, NULL, 0, payloads[k], lens[k], frame,
+                                                  sizeof frame, &flen),
+                             0);
+            /* No 8-byte run of the payload (header or Opus bytes) is on the wire. */
+            for (size_t o = 0; o + 8 <= lens[k]; o++)
+                assert_null(memmem(frame, flen, payloads[k] + o, 8));
+            assert_int_equal(
+                kurer_sframe_unprotect(recv, NULL, 0, frame, flen, back, sizeof back, &blen, NULL),
+                0);
+            assert_int_equal(kurer__call_audio_receive(rx, back, blen, 20000u * (unsigned)k), 0);
+        }
+        if (kurer__call_audio_playback(rx, got) == KURER__PLAY_SILENCE)
+            continue;
+        assert_int_equal(opus_decode(plain, payloads[j] + KURER__MEDIA_AUDIO_HDR,
+                                     (opus_int32)(lens[j] - KURER__MEDIA_AUDIO_HDR), want,
+                                     KURER__AUDIO_FRAME, 0),
+                         KURER__AUDIO_FRAME);
+        assert_memory_equal(got, want, sizeof got);
+        j++;
+    }
+    assert_int_equal(j, FRAMES);
+    opus_decoder_destroy(plain);
+    kurer__call_audio_free(rx);
+    kurer_sframe_send_free(send);
+    kurer_sframe_send_free(unused_send);
+    kurer_sframe_recv_free(recv);
+    kurer_sframe_recv_free(unused_recv);
+}
+
 /* ---- WAV ---- */
 
 static char dir[64];
@@ -523,11 +577,11 @@ static void test_wav_malformed(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_media_payload), cmocka_unit_test(test_roundtrip_exact),
-        cmocka_unit_test(test_lossy),         cmocka_unit_test(test_late_duplicate),
-        cmocka_unit_test(test_capture_ring),  cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_wav_roundtrip), cmocka_unit_test(test_wav_refusals),
-        cmocka_unit_test(test_wav_malformed),
+        cmocka_unit_test(test_media_payload),   cmocka_unit_test(test_roundtrip_exact),
+        cmocka_unit_test(test_lossy),           cmocka_unit_test(test_late_duplicate),
+        cmocka_unit_test(test_capture_ring),    cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_sframe_pipeline), cmocka_unit_test(test_wav_roundtrip),
+        cmocka_unit_test(test_wav_refusals),    cmocka_unit_test(test_wav_malformed),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
