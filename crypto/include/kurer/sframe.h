@@ -139,8 +139,8 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_sframe_recv_remove_key(kurer_sframe_recv
  *   KURER_EDECRYPT     the tag does not verify (a forged, damaged or mis-keyed frame)
  *   KURER_EINVAL       out_cap too small for the plaintext
  *   KURER_ECRYPTO      libcrypto failed
- * The replay window moves only for a frame whose tag verified; out holds nothing on error
- * (it is wiped). out must not overlap in. */
+ * The replay window moves only for a frame whose tag verified. On error no plaintext is left in
+ * out (what a failed open wrote is wiped) and *out_len is 0. out must not overlap in. */
 KURER_EXPORT KURER_MUST_CHECK int
 kurer_sframe_unprotect(kurer_sframe_recv *r, const uint8_t *metadata, size_t metadata_len,
                        const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
