@@ -26,6 +26,7 @@ static const struct {
     {"media_relay",
      {"calls", "pps", "loss", "cpu_s_per_mpkt", "coturn_pps", "coturn_loss",
       "coturn_cpu_s_per_mpkt", "cmd"}},
+    {"sframe", {"protect_per_s", "unprotect_per_s", "aes_gcm_per_s", "ratio", "cmd"}},
     {"preauth_memory",
      {"kind", "connections", "rss_before_kib", "rss_after_kib", "bytes_per_conn", "kept",
       "handshaking", "refused_max_handshakes", "cmd"}},

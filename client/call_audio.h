@@ -18,8 +18,9 @@
  *     into a lock-free single-producer/single-consumer ring (C11 atomics; when the ring is full
  *     the frame is dropped and counted, never waited for); playback takes the engine mutex only
  *     to copy one packet out of the jitter buffer and to tick it (O(frame), no allocation, no
- *     system call besides an uncontended futex), and decodes outside the mutex with a decoder
- *     that only the audio thread touches.
+ *     system call unless the mutex is contended; it inherits priority where the platform has
+ *     PTHREAD_PRIO_INHERIT, so a preempted transport thread cannot hold the audio thread up),
+ *     and decodes outside the mutex with a decoder that only the audio thread touches.
  *   transport thread: kurer__call_audio_encode_next (pops the ring, encodes) and
  *     kurer__call_audio_receive (parses, takes the mutex to put into the jitter buffer).
  *   any thread: kurer__call_audio_get_stats, kurer__call_audio_set_loss (atomics / the mutex).
@@ -91,6 +92,7 @@ typedef struct kurer__call_audio_stats {
     uint64_t played;          /* frames decoded from their own packet */
     uint64_t capture_dropped; /* capture frames dropped because the ring was full */
     double jitter_ms;         /* RFC 3550 interarrival jitter estimate */
+    uint64_t malformed;       /* payloads kurer__call_audio_receive refused */
 } kurer__call_audio_stats;
 
 typedef struct kurer__call_audio_config {
@@ -125,8 +127,8 @@ KURER_MUST_CHECK int kurer__call_audio_encode_next(kurer__call_audio *ca, uint8_
                                                    size_t *len);
 /* Transport thread: takes an audio payload that SFrame accepted; now_us is a monotonic clock in
  * microseconds (for the jitter estimate). 0, or the errors of kurer__media_parse, or
- * KURER_EINVAL for a payload that is not audio. Late and duplicate packets return 0 and are
- * counted, not buffered. */
+ * KURER_EINVAL for a payload that is not audio (both counted in malformed). Late and duplicate
+ * packets return 0 and are counted, not buffered. */
 KURER_MUST_CHECK int kurer__call_audio_receive(kurer__call_audio *ca, const uint8_t *payload,
                                                size_t len, uint64_t now_us);
 

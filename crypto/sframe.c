@@ -29,6 +29,7 @@ typedef struct recv_key {
 struct kurer_sframe_recv {
     recv_key keys[KURER_SFRAME_MAX_RECV_KEYS];
     size_t n;
+    kurer_sframe_recv_counts counts;
 };
 
 /* ---- header (RFC 9605 section 4.3) ---- */
@@ -301,20 +302,14 @@ static void window_accept(recv_key *k, uint64_t ctr)
     k->seen = 1;
 }
 
-int kurer_sframe_unprotect(kurer_sframe_recv *r, const uint8_t *metadata, size_t metadata_len,
-                           const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
-                           size_t *out_len, kurer_sframe_header *h)
+static int unprotect(kurer_sframe_recv *r, const uint8_t *metadata, size_t metadata_len,
+                     const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
+                     size_t *out_len, kurer_sframe_header *h)
 {
     kurer_sframe_header hdr;
     recv_key *k;
     size_t nt, ct_len;
     int rc;
-    if (h != NULL)
-        memset(h, 0, sizeof *h);
-    if (r == NULL || in == NULL || out == NULL || out_len == NULL ||
-        (metadata == NULL && metadata_len > 0))
-        return KURER_EINVAL;
-    *out_len = 0;
     if (in_len > KURER_SFRAME_MAX_FRAME || metadata_len > KURER_SFRAME_MAX_METADATA)
         return KURER_ELIMIT;
     rc = kurer_sframe_header_decode(in, in_len, &hdr);
@@ -341,6 +336,49 @@ int kurer_sframe_unprotect(kurer_sframe_recv *r, const uint8_t *metadata, size_t
     window_accept(k, hdr.ctr);
     *out_len = ct_len;
     return 0;
+}
+
+int kurer_sframe_unprotect(kurer_sframe_recv *r, const uint8_t *metadata, size_t metadata_len,
+                           const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
+                           size_t *out_len, kurer_sframe_header *h)
+{
+    int rc;
+    if (h != NULL)
+        memset(h, 0, sizeof *h);
+    if (r == NULL || in == NULL || out == NULL || out_len == NULL ||
+        (metadata == NULL && metadata_len > 0))
+        return KURER_EINVAL;
+    *out_len = 0;
+    rc = unprotect(r, metadata, metadata_len, in, in_len, out, out_cap, out_len, h);
+    switch (rc) {
+    case 0:
+        r->counts.accepted++;
+        break;
+    case KURER_ETRUNC:
+    case KURER_ELIMIT:
+        r->counts.malformed++;
+        break;
+    case KURER_EUNKNOWNKEY:
+        r->counts.unknown_key++;
+        break;
+    case KURER_ETOOOLD:
+        r->counts.too_old++;
+        break;
+    case KURER_EREPLAY:
+        r->counts.replayed++;
+        break;
+    case KURER_EDECRYPT:
+        r->counts.bad_tag++;
+        break;
+    default:
+        break;
+    }
+    return rc;
+}
+
+void kurer_sframe_recv_get_counts(const kurer_sframe_recv *r, kurer_sframe_recv_counts *out)
+{
+    *out = r->counts;
 }
 
 /* ---- keys for a one-to-one call ---- */

@@ -139,12 +139,28 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_sframe_recv_remove_key(kurer_sframe_recv
  *   KURER_EDECRYPT     the tag does not verify (a forged, damaged or mis-keyed frame)
  *   KURER_EINVAL       out_cap too small for the plaintext
  *   KURER_ECRYPTO      libcrypto failed
- * The replay window moves only for a frame whose tag verified; out holds nothing on error
- * (it is wiped). out must not overlap in. */
+ * The replay window moves only for a frame whose tag verified. On error no plaintext is left in
+ * out (what a failed open wrote is wiped) and *out_len is 0. out must not overlap in. */
 KURER_EXPORT KURER_MUST_CHECK int
 kurer_sframe_unprotect(kurer_sframe_recv *r, const uint8_t *metadata, size_t metadata_len,
                        const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
                        size_t *out_len, kurer_sframe_header *h);
+
+/* What a receive context refused and accepted, for the transport's metrics: every
+ * kurer_sframe_unprotect counts once, by its result (malformed: KURER_ETRUNC or KURER_ELIMIT;
+ * calls with invalid arguments are not counted). */
+typedef struct kurer_sframe_recv_counts {
+    uint64_t accepted;
+    uint64_t malformed;
+    uint64_t unknown_key;
+    uint64_t too_old;
+    uint64_t replayed;
+    uint64_t bad_tag;
+} kurer_sframe_recv_counts;
+
+/* A copy of r's counts. */
+KURER_EXPORT void kurer_sframe_recv_get_counts(const kurer_sframe_recv *r,
+                                               kurer_sframe_recv_counts *out);
 
 /* ---- keys for a one-to-one call ---- */
 

@@ -132,6 +132,10 @@ static void test_too_old(void **state)
     n = frame_at(&p, 1u << 20, f);
     assert_int_equal(unprotect(&p, f, n), 0);
     assert_int_equal(unprotect(&p, edge, en), KURER_ETOOOLD);
+    kurer_sframe_recv_counts cn;
+    kurer_sframe_recv_get_counts(p.r, &cn);
+    assert_true(cn.accepted == 3 && cn.too_old == 2 && cn.replayed == 1);
+    assert_true(cn.malformed == 0 && cn.unknown_key == 0 && cn.bad_tag == 0);
     /* A shift across word boundaries keeps the bits: accept ten in a row, jump by 70. */
     for (uint64_t c = 2000000; c < 2000010; c++) {
         n = frame_at(&p, c, f);
