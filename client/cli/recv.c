@@ -179,7 +179,10 @@ int cmd_recv(int argc, char **argv)
         return rc;
     const char *hold = getenv(HOLD_ENV);
     show_ctx c = {kurer_own_user(k), hold != NULL && strcmp(hold, "committed") == 0, 0};
-    kurer_events ev = {.on_message = on_message, .on_refused = on_refused, .ud = &c};
+    kurer_events ev = {.on_message = on_message,
+                       .on_refused = on_refused,
+                       .on_key_change = on_key_change,
+                       .ud = &c};
     kurer_set_events(k, &ev);
     if (wait > 0)
         rc = recv_wait(k, wait);

@@ -213,6 +213,9 @@ static int cmd_send_text(int argc, char **argv)
         return refuse(KURER_ESTATE,
                       "this device is not enrolled yet: import your certificate with kurer import");
     }
+    /* A peer's key change noticed on the way is said once (a line of its own). */
+    kurer_events ev = {.on_key_change = on_key_change};
+    kurer_set_events(k, &ev);
     memset(&why, 0, sizeof(why));
     int64_t id = 0;
     rc = kurer_queue(k, to, level, text, timeout * 1000, &why, &id);
