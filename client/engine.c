@@ -285,15 +285,20 @@ static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint6
         return ack_later(k, seq);
     }
     int rc = kurer__home_receive(k, e->id, from, dev, e->type, e->content, e->content_len, &state);
-    if (rc == KURER_ENOTFOUND || rc == KURER_EKEYMISMATCH) {
-        /* A sender we hold no (or an older) certificate for: ask the directory, verify, retry. */
+    if (rc == KURER_ENOTFOUND || rc == KURER_EKEYMISMATCH || rc == KURER_EREVOKED ||
+        rc == KURER_EEXPIRED) {
+        /* A sender we hold no certificate for, or one for another key or no longer valid (a
+         * re-enrolled device writes first): ask the directory, verify, retry. A device gone
+         * from it keeps the first reason (its certificate was revoked, not unknown). */
         const char *users[1] = {from};
         int lrc = lookup(k, users, 1, deadline, NULL);
         if (lrc != 0 && !permanent(lrc))
             return lrc;
-        if (lrc == 0)
-            rc = kurer__home_receive(k, e->id, from, dev, e->type, e->content, e->content_len,
-                                     &state);
+        if (lrc == 0) {
+            int rrc = kurer__home_receive(k, e->id, from, dev, e->type, e->content, e->content_len,
+                                          &state);
+            rc = rrc == KURER_ENOTFOUND && rc != KURER_ENOTFOUND ? rc : rrc;
+        }
     }
     if (rc == 0) {
         msg_copy c = {k, 0, 0};
