@@ -641,8 +641,14 @@ static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
             items_free(&l);
             return KURER_ENOMEM;
         }
-        for (size_t i = 0; i < l.n; i++)
+        /* Each names the certificate it was encrypted for: the relay answers STALE_DEVICES
+         * when its directory holds another (a key change this home has not seen yet). */
+        for (size_t i = 0; i < l.n; i++) {
             envs[i] = l.v[i].env;
+            if (kurer__store_peer_serial(k->st, envs[i].to.user, envs[i].to.device_id,
+                                         &envs[i].to_serial) != 0)
+                envs[i].to_serial = 0;
+        }
         kurer_client_frame f;
         kurer_server_frame *r = NULL;
         memset(&f, 0, sizeof(f));

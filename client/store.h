@@ -208,6 +208,10 @@ KURER_MUST_CHECK int kurer__store_key_change_stale_items(kurer__store *st, int64
                                                          char users[][KURER_SUBJECT_MAX + 1],
                                                          size_t max, size_t *n);
 
+/* The serial of the certificate held for a peer device, or KURER_ENOTFOUND. */
+KURER_MUST_CHECK int kurer__store_peer_serial(kurer__store *st, const char *user,
+                                              uint32_t device_id, uint64_t *serial);
+
 /* ---- counters (store_counters.c) ---- */
 
 KURER_MUST_CHECK int kurer__store_counter_get(kurer__store *st, const char *name, uint64_t *v);

@@ -227,3 +227,24 @@ int kurer__store_key_change_stale_items(kurer__store *st, int64_t message_rowid,
     }
     return step_done(s);
 }
+
+int kurer__store_peer_serial(kurer__store *st, const char *user, uint32_t device_id,
+                             uint64_t *serial)
+{
+    sqlite3_stmt *s = NULL;
+    *serial = 0;
+    int rc = prepare(st, "SELECT serial FROM peer_devices WHERE user = ? AND device_id = ?;", &s);
+    if (rc != 0)
+        return rc;
+    if ((sqlite3_bind_text(s, 1, user, -1, SQLITE_TRANSIENT) |
+         sqlite3_bind_int64(s, 2, device_id)) != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return KURER_ESTORAGE;
+    }
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW)
+        *serial = (uint64_t)sqlite3_column_int64(s, 0);
+    rc = r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? KURER_ENOTFOUND : failed(r);
+    sqlite3_finalize(s);
+    return rc;
+}
