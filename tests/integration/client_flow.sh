@@ -738,6 +738,13 @@ key_change)
     setup
     expect "first contact" 0 "sent" "$K" send --home anna --to bob@sk.dk "foer"
     expect "bob receives" 0 "anna@fm.dk [UNCLASSIFIED] foer" "$K" recv --home bob
+    # One message waits in anna's outbox, encrypted for the old key (the send was killed after
+    # its commit): it must reach the new device, encrypted again, not the old keys' ciphertext.
+    KURER_TEST_HOLD=queued "$K" send --home anna --to bob@sk.dk "i udbakken" >hold.out 2>&1 &
+    BG_PIDS+=($!)
+    wait_for hold.out "queued" 15 && ok "a send held after its outbox commit" || fail "no hold"
+    kill -9 "${BG_PIDS[-1]}"
+    wait "${BG_PIDS[-1]}" 2>/dev/null
     cp sk/crl sk-before.crl
     mv bob bob-old
     "$K" init --home bob --user bob@sk.dk --device 1 --relay "127.0.0.1:$PORT" \
@@ -758,6 +765,10 @@ key_change)
         "^bob@sk.dk device 1 has a new key: certificate $new_serial issued by sk.dk$" "$out"
     expect "the new device reads it" 0 "anna@fm.dk [UNCLASSIFIED] efter nyt certifikat" \
         "$K" recv --home bob
+    [[ "$out" == *"anna@fm.dk [UNCLASSIFIED] i udbakken"* ]] &&
+        ok "the message queued for the old key, encrypted again, read too" ||
+        fail "queued message not read by the new device: $out"
+    count "no message dropped" 0 "dropped a message" "$out"
     expect "next send" 0 "sent" "$K" send --home anna --to bob@sk.dk "igen"
     count "not told again on the next send" 0 "has a new key" "$out"
     expect "anna's recv" 0 "" "$K" recv --home anna
