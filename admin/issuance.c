@@ -59,6 +59,48 @@ static int check_keys(const kurer_issuelog *log, const kurer_log_entry *e,
     return 0;
 }
 
+static int revoked_in_log(const kurer_issuelog *log, uint64_t serial)
+{
+    for (size_t i = 0; i < log->n; i++)
+        if (log->entries[i].kind == KURER_LOGK_REVOKE && log->entries[i].serial == serial)
+            return 1;
+    return 0;
+}
+
+size_t kurer_issuance_current(const kurer_issuelog *log, const char *subject, uint32_t device_id,
+                              int64_t now, const kurer_log_entry **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < log->n; i++) {
+        const kurer_log_entry *p = &log->entries[i];
+        if (p->kind != KURER_LOGK_ISSUE || p->role != KURER_ROLE_DEVICE ||
+            p->device_id != device_id || strcmp(p->subject, subject) != 0 || p->not_after <= now ||
+            revoked_in_log(log, p->serial))
+            continue;
+        if (n < max)
+            out[n] = p;
+        n++;
+    }
+    return n;
+}
+
+/* One device id, one valid certificate (issuance.h): e is the probe entry of the request. */
+static int check_device(const kurer_issuelog *log, const kurer_log_entry *e, int replace,
+                        int64_t now, kurer_issuance_refusal *why)
+{
+    const kurer_log_entry *cur[1];
+    size_t n = kurer_issuance_current(log, e->subject, e->device_id, now, cur, 1);
+    if (n == 0)
+        return replace ? refuse(why, KURER_ISSUANCE_NOTHING_TO_REPLACE, KURER_ENOTFOUND) : 0;
+    if (replace)
+        return 0;
+    why->entry = cur[0];
+    if (kurer_ct_equal(cur[0]->key_fp, e->key_fp, 32) &&
+        kurer_ct_equal(cur[0]->noise_fp, e->noise_fp, 32))
+        return refuse(why, KURER_ISSUANCE_REPEATED, KURER_EEXIST);
+    return refuse(why, KURER_ISSUANCE_DEVICE_TAKEN, KURER_EEXIST);
+}
+
 int kurer_issuance_check(const kurer_cert *authority, const kurer_issuelog *log,
                          const kurer_csr *csr, const kurer_issuance_params *p,
                          kurer_cert_body *body, int *clamped, kurer_issuance_refusal *why)
@@ -98,7 +140,8 @@ int kurer_issuance_check(const kurer_cert *authority, const kurer_issuelog *log,
     memset(&probe, 0, sizeof(probe));
     probe.body = *body;
     kurer_log_entry_for_cert(&e, &probe, p->now);
-    if ((rc = check_keys(log, &e, why)) != 0) {
+    if ((rc = check_keys(log, &e, why)) != 0 ||
+        (rc = check_device(log, &e, p->replace, p->now, why)) != 0) {
         memset(body, 0, sizeof(*body));
         *clamped = 0;
     }

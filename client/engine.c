@@ -11,6 +11,7 @@
 #include "answer.h"
 #include "backup.h"
 #include "home.h"
+#include "keychange.h"
 #include "kurer/content.h"
 #include "kurer/crypto.h"
 #include "kurer/log.h"
@@ -22,79 +23,6 @@
 #define SEND_ATTEMPTS    4 /* stale device lists refreshed per message and flush */
 
 /* ---- directory, sessions, prekeys ---- */
-
-/* Makes the held devices of user exactly the current ones the relay lists that our trust store
- * accepts: each chain is verified now (kurer_trust_verify_chain; no trust on first use) and
- * kept; devices held before but no longer listed (or no longer valid) are forgotten. A chain
- * that names another user is ignored (never stored: the relay must not make us hold, and later
- * encrypt for, a device of someone we did not ask about); our own device is skipped. */
-static int sync_devices(kurer *k, const char *user, const kurer_chain *chains, size_t n_chains)
-{
-    uint32_t current[KURER_USER_DEVICES_MAX];
-    size_t n_cur = 0;
-    uint32_t *held = NULL;
-    size_t n_held = 0;
-    for (size_t i = 0; i < n_chains && n_cur < KURER_USER_DEVICES_MAX; i++) {
-        kurer_verified v;
-        if (!kurer__answer_chain_of(&chains[i], user)) {
-            /* Ignored, not refused: logged as a hostile answer all the same. */
-            (void)kurer__answer_hostile("devices", "foreign_chain", user);
-            continue;
-        }
-        int rc = kurer__session_peer_add(k->sess, &chains[i], &v);
-        if (rc == KURER_EINVAL)
-            continue; /* our own device */
-        if (rc != 0) {
-            kurer_log(KURER_LOG_WARN, "client", "peer_refused",
-                      (kurer_log_field[]){KURER_LOG_STR("user", user),
-                                          KURER_LOG_STR("reason", kurer_err_name(rc))},
-                      2);
-            continue;
-        }
-        if (strcmp(v.user, user) != 0)
-            continue; /* cannot happen: the verified leaf is the body checked above */
-        current[n_cur++] = v.device_id;
-    }
-    int rc = kurer__store_peer_devices(k->st, user, &held, &n_held);
-    for (size_t i = 0; rc == 0 && i < n_held; i++) {
-        int keep = 0;
-        for (size_t j = 0; j < n_cur; j++)
-            keep |= held[i] == current[j];
-        if (!keep)
-            rc = kurer__store_peer_device_delete(k->st, user, held[i]);
-    }
-    free(held);
-    return rc;
-}
-
-/* Whether user was looked up on this connection within KURER__DIR_FRESH_MS. */
-static int dir_fresh(const kurer *k, const char *user)
-{
-    uint64_t now = kurer_time_mono_ms();
-    for (size_t i = 0; i < KURER__DIR_CACHE; i++) {
-        const kurer__dir_seen *d = &k->ec.dir[i];
-        if (d->at_ms != 0 && now - d->at_ms < KURER__DIR_FRESH_MS && strcmp(d->user, user) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* Notes a lookup of user (in its old slot, an empty one, or the oldest). */
-static void dir_seen(kurer *k, const char *user)
-{
-    kurer__dir_seen *slot = &k->ec.dir[0];
-    for (size_t i = 0; i < KURER__DIR_CACHE; i++) {
-        kurer__dir_seen *d = &k->ec.dir[i];
-        if (d->at_ms != 0 && strcmp(d->user, user) == 0) {
-            slot = d;
-            break;
-        }
-        if (d->at_ms < slot->at_ms)
-            slot = d;
-    }
-    snprintf(slot->user, sizeof(slot->user), "%s", user);
-    slot->at_ms = kurer_time_mono_ms();
-}
 
 /* Looks users up in the directory and syncs their devices. *found (may be NULL) gets, per user,
  * the number of current devices listed (0: unknown to the relay). An answer naming a user not
@@ -123,12 +51,13 @@ static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t d
                 ud = &r->u.directory.users[i];
         if (found != NULL)
             found[u] = ud != NULL ? ud->n_devices : 0;
-        rc = sync_devices(k, users[u], ud != NULL ? ud->devices : NULL,
-                          ud != NULL ? ud->n_devices : 0);
+        rc = kurer__dir_sync(k, users[u], ud != NULL ? ud->devices : NULL,
+                             ud != NULL ? ud->n_devices : 0);
         if (rc == 0 && ud != NULL && ud->n_devices > 0)
-            dir_seen(k, users[u]);
+            kurer__dir_note(k, users[u]);
     }
     kurer__reply_free(r);
+    kurer__keychange_report(k, 0);
     return rc;
 }
 
@@ -173,6 +102,7 @@ static int ensure_sessions(kurer *k, const char *user, uint64_t deadline, kurer_
                       3);
     }
     kurer__reply_free(r);
+    kurer__keychange_report(k, 0); /* a bundle's chain may carry a new key */
     for (size_t i = 0; rc == 0 && i < n_need; i++) {
         int has = kurer__session_exists(k->sess, user, need[i]);
         if (has < 0) {
@@ -285,6 +215,7 @@ void kurer__engine_replay(kurer *k)
     if (rc != 0)
         kurer_log(KURER_LOG_WARN, "client", "replay_failed",
                   (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
+    kurer__keychange_report(k, 1);
 }
 
 int kurer__engine_unreported(kurer *k, int64_t rowid)
@@ -354,15 +285,20 @@ static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint6
         return ack_later(k, seq);
     }
     int rc = kurer__home_receive(k, e->id, from, dev, e->type, e->content, e->content_len, &state);
-    if (rc == KURER_ENOTFOUND || rc == KURER_EKEYMISMATCH) {
-        /* A sender we hold no (or an older) certificate for: ask the directory, verify, retry. */
+    if (rc == KURER_ENOTFOUND || rc == KURER_EKEYMISMATCH || rc == KURER_EREVOKED ||
+        rc == KURER_EEXPIRED) {
+        /* A sender we hold no certificate for, or one for another key or no longer valid (a
+         * re-enrolled device writes first): ask the directory, verify, retry. A device gone
+         * from it keeps the first reason (its certificate was revoked, not unknown). */
         const char *users[1] = {from};
         int lrc = lookup(k, users, 1, deadline, NULL);
         if (lrc != 0 && !permanent(lrc))
             return lrc;
-        if (lrc == 0)
-            rc = kurer__home_receive(k, e->id, from, dev, e->type, e->content, e->content_len,
-                                     &state);
+        if (lrc == 0) {
+            int rrc = kurer__home_receive(k, e->id, from, dev, e->type, e->content, e->content_len,
+                                          &state);
+            rc = rrc == KURER_ENOTFOUND && rc != KURER_ENOTFOUND ? rc : rrc;
+        }
     }
     if (rc == 0) {
         msg_copy c = {k, 0, 0};
@@ -666,6 +602,18 @@ static int send_message(kurer *k, int64_t message_rowid, uint64_t deadline, kure
     return rc;
 }
 
+/* Items encrypted for a key that has changed since (store.h, key_stale) go, and the message is
+ * encrypted again for the user's held devices, with the new sessions. */
+static int reencrypt_stale(kurer *k, int64_t message_rowid, uint64_t deadline, kurer_refusal *why)
+{
+    char users[2][KURER_SUBJECT_MAX + 1]; /* the recipient and ourselves (sync copies) */
+    size_t n = 0;
+    int rc = kurer__store_key_change_stale_items(k->st, message_rowid, users, 2, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = reencrypt(k, message_rowid, users[i], deadline, why);
+    return rc;
+}
+
 static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline, kurer_refusal *why)
 {
     int rc = 0;
@@ -673,7 +621,8 @@ static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
         item_list l;
         memset(&l, 0, sizeof(l));
         l.only_message = message_rowid;
-        if ((rc = kurer__store_outbox_each_due(k->st, INT64_MAX, collect_item, &l)) != 0 ||
+        if ((rc = reencrypt_stale(k, message_rowid, deadline, why)) != 0 ||
+            (rc = kurer__store_outbox_each_due(k->st, INT64_MAX, collect_item, &l)) != 0 ||
             l.n == 0) {
             items_free(&l);
             return rc;
@@ -692,8 +641,14 @@ static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
             items_free(&l);
             return KURER_ENOMEM;
         }
-        for (size_t i = 0; i < l.n; i++)
+        /* Each names the certificate it was encrypted for: the relay answers STALE_DEVICES
+         * when its directory holds another (a key change this home has not seen yet). */
+        for (size_t i = 0; i < l.n; i++) {
             envs[i] = l.v[i].env;
+            if (kurer__store_peer_serial(k->st, envs[i].to.user, envs[i].to.device_id,
+                                         &envs[i].to_serial) != 0)
+                envs[i].to_serial = 0;
+        }
         kurer_client_frame f;
         kurer_server_frame *r = NULL;
         memset(&f, 0, sizeof(f));
@@ -735,7 +690,7 @@ static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
                     rc = KURER_EUNKNOWNUSER;
             } else {
                 stale = 1;
-                rc = sync_devices(k, ur->user, ur->current.devices, ur->current.n_devices);
+                rc = kurer__dir_sync(k, ur->user, ur->current.devices, ur->current.n_devices);
                 if (rc == 0)
                     rc = reencrypt(k, message_rowid, ur->user, deadline, why);
             }
@@ -903,8 +858,11 @@ int kurer__engine_queue(kurer *k, const char *to, int level, const char *text, u
      * send's result as STALE and is synced then. */
     const char *users[2] = {to, k->own.user};
     size_t found[2] = {1, 1};
-    if ((!dir_fresh(k, to) || !dir_fresh(k, k->own.user)) &&
+    if ((!kurer__dir_fresh(k, to) || !kurer__dir_fresh(k, k->own.user)) &&
         (rc = lookup(k, users, 2, deadline, found)) != 0)
+        return rc;
+    /* No device left that may receive it, one given up on its certificate: name it. */
+    if ((rc = kurer__dir_refusal(k, to, why)) != 0)
         return rc;
     if (found[0] == 0) {
         if (why != NULL) {

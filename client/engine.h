@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "kurer/certmsg.h"
 #include "kurer/frame.h"
 #include "kurer/kurer.h"
 
@@ -20,13 +21,37 @@ typedef struct kurer__dir_seen {
     uint64_t at_ms; /* monotonic; 0: empty slot */
 } kurer__dir_seen;
 
+/* The last peer device given up on its certificate (directory.c). */
+typedef struct kurer__peer_refused {
+    char user[KURER_SUBJECT_MAX + 1];
+    uint32_t device_id;
+    int err; /* KURER_EREVOKED, KURER_EEXPIRED, ...; 0: none */
+} kurer__peer_refused;
+
 /* Per connection, under the home lock (reset by each set-up). */
 typedef struct kurer__econn {
     int prekeys_refilled; /* a PrekeysLow was answered on this connection */
     uint64_t *acks;       /* seqs committed, not yet acked (the session worker's) */
     size_t n_acks;
     kurer__dir_seen dir[KURER__DIR_CACHE];
+    kurer__peer_refused refused;
 } kurer__econn;
+
+/* directory.c: makes the held devices of user exactly the current ones the relay lists (a
+ * directory answer, or the current list of a STALE_DEVICES result) that our trust store accepts:
+ * each chain is verified now (no trust on first use) and kept, a new identity key for a held
+ * address recorded as a key change (session.h); devices held before but no longer listed (or
+ * no longer valid) are forgotten. A chain that names another user is ignored (never stored:
+ * the relay must not make us hold, and later encrypt for, a device of someone we did not ask
+ * about); our own device is skipped. A device given up on its certificate is remembered. */
+KURER_MUST_CHECK int kurer__dir_sync(kurer *k, const char *user, const kurer_chain *chains,
+                                     size_t n_chains);
+/* When no device of user is held and one was given up on its certificate on this connection:
+ * that certificate's error, with *why naming the device; else 0. */
+KURER_MUST_CHECK int kurer__dir_refusal(kurer *k, const char *user, kurer_refusal *why);
+/* Whether user was looked up on this connection within KURER__DIR_FRESH_MS; noting a lookup. */
+int kurer__dir_fresh(const kurer *k, const char *user);
+void kurer__dir_note(kurer *k, const char *user);
 
 /* Session worker, without the home lock: where to connect, the relay's key, and the first
  * handshake message (HandshakeInit with our chain; *hs to free). KURER_ESTATE before the own

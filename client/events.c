@@ -1,10 +1,12 @@
 /* The events of a handle (net.h): queued by the workers and the library thread, given to the
  * application on the library thread, in order; the unreported mark of a message is cleared once
  * its callback has returned. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
+#include "keychange.h"
 #include "kurer/crypto.h"
 #include "net_internal.h"
 
@@ -16,6 +18,7 @@ void kurer__event_free(event *e)
         kurer_memzero(e->text, e->text_len);
         free(e->text);
     }
+    free(e->key_change);
     free(e);
 }
 
@@ -69,6 +72,32 @@ void kurer__event_refused(kurer *k, const char *from, uint32_t device_id, int er
     event_push(k->net, e);
 }
 
+void kurer__event_key_change(kurer *k, const kurer_key_change *c)
+{
+    event *e = calloc(1, sizeof(*e));
+    ev_key_change *x = calloc(1, sizeof(*x));
+    if (e == NULL || x == NULL) {
+        free(e);
+        free(x);
+        return; /* still unreported in the store: given again at the next start */
+    }
+    e->kind = EV_KEY_CHANGE;
+    e->rowid = c->id;
+    x->kc = *c;
+    snprintf(x->user, sizeof(x->user), "%s", c->user);
+    snprintf(x->issuer, sizeof(x->issuer), "%s", c->issuer);
+    snprintf(x->old_issuer, sizeof(x->old_issuer), "%s", c->old_issuer);
+    snprintf(x->fp, sizeof(x->fp), "%s", c->key_fingerprint);
+    snprintf(x->old_fp, sizeof(x->old_fp), "%s", c->old_key_fingerprint);
+    x->kc.user = x->user;
+    x->kc.issuer = x->issuer;
+    x->kc.old_issuer = x->old_issuer;
+    x->kc.key_fingerprint = x->fp;
+    x->kc.old_key_fingerprint = x->old_fp;
+    e->key_change = x;
+    event_push(k->net, e);
+}
+
 void kurer__event_state_locked(kurer__net *n, kurer_conn_state s, int reason)
 {
     event *e = calloc(1, sizeof(*e));
@@ -115,6 +144,14 @@ void kurer__event_dispatch(kurer__net *n, event *e)
         if (ev.on_state != NULL)
             ev.on_state(ev.ud, e->state, e->err);
         break;
+    case EV_KEY_CHANGE:
+        /* Once: only while still unreported (a copy queued twice, or one told already by an
+         * earlier handle, is skipped), and marked once the callback has returned. */
+        if (ev.on_key_change != NULL && kurer__key_change_unreported(k, e->rowid) == 1) {
+            ev.on_key_change(ev.ud, &e->key_change->kc);
+            kurer__key_change_reported(k, e->rowid);
+        }
+        break;
     case EV_QUEUE_EMPTY:
         if (ev.on_queue_empty != NULL)
             ev.on_queue_empty(ev.ud);
@@ -136,8 +173,8 @@ void kurer_set_events(kurer *k, const kurer_events *ev)
         n->events = *ev;
     else
         memset(&n->events, 0, sizeof(n->events));
-    if (ev != NULL && ev->on_message != NULL) {
-        n->replay_requested = 1; /* messages stored but never reported */
+    if (ev != NULL && (ev->on_message != NULL || ev->on_key_change != NULL)) {
+        n->replay_requested = 1; /* messages and key changes stored but never reported */
         uv_cond_signal(&n->sess_cond);
     }
     uv_mutex_unlock(&n->mu);

@@ -731,12 +731,16 @@ int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kur
     if ((rc = kurer__store_begin(k->st)) != 0)
         goto out;
     rc = kurer__store_message_insert(k->st, &m);
+    /* A device that cannot be encrypted for is named: its certificate or session refused. */
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (strcmp(to, k->own.user) != 0 || devs[i] != k->own.device_id)
-            rc = kurer__home_encrypt_for(k, m.rowid, to, level, body, now_ms, to, devs[i]);
+        if ((strcmp(to, k->own.user) != 0 || devs[i] != k->own.device_id) &&
+            (rc = kurer__home_encrypt_for(k, m.rowid, to, level, body, now_ms, to, devs[i])) != 0)
+            refuse(why, KURER_REFUSED_BY_RECIPIENT, to, devs[i], 0);
     for (size_t i = 0; rc == 0 && i < n_own; i++)
-        if (own[i] != k->own.device_id)
-            rc = kurer__home_encrypt_for(k, m.rowid, to, level, body, now_ms, k->own.user, own[i]);
+        if (own[i] != k->own.device_id &&
+            (rc = kurer__home_encrypt_for(k, m.rowid, to, level, body, now_ms, k->own.user,
+                                          own[i])) != 0)
+            refuse(why, KURER_REFUSED_BY_RECIPIENT, k->own.user, own[i], 0);
     if (rc != 0) {
         kurer__store_rollback(k->st);
         goto out;

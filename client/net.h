@@ -70,6 +70,9 @@ void kurer__net_message_give(kurer *k, int64_t message_rowid);
 void kurer__event_message(kurer *k, const kurer_message *m, int64_t rowid, int replay);
 void kurer__event_refused(kurer *k, const char *from, uint32_t device_id, int err);
 void kurer__event_queue_empty(kurer *k, uint64_t gen);
+/* A key change to tell (keychange.c): c is copied; given only while its record is still
+ * unreported, and marked reported once on_key_change has returned. */
+void kurer__event_key_change(kurer *k, const kurer_key_change *c);
 
 /* The connection state (KURER_CONN_*) and the last failure (*reason, may be NULL). */
 int kurer__net_state(const kurer *k, int *reason);

@@ -42,7 +42,14 @@ typedef struct waiter {
     int done;
 } waiter;
 
-typedef enum ev_kind { EV_MESSAGE, EV_REFUSED, EV_QUEUE_EMPTY, EV_STATE } ev_kind;
+typedef enum ev_kind { EV_MESSAGE, EV_REFUSED, EV_QUEUE_EMPTY, EV_STATE, EV_KEY_CHANGE } ev_kind;
+
+/* A key change as an event: the strings of kc point into the arrays. */
+typedef struct ev_key_change {
+    kurer_key_change kc;
+    char user[KURER_SUBJECT_MAX + 1], issuer[KURER_SUBJECT_MAX + 1];
+    char old_issuer[KURER_SUBJECT_MAX + 1], fp[65], old_fp[65];
+} ev_key_change;
 
 typedef struct event {
     struct event *next;
@@ -56,7 +63,8 @@ typedef struct event {
     kurer_conn_state state;
     uint64_t gen;
     size_t text_len;
-    char *text; /* peer NUL body NUL: wiped when freed */
+    char *text;                /* peer NUL body NUL: wiped when freed */
+    ev_key_change *key_change; /* EV_KEY_CHANGE */
 } event;
 
 struct kurer__net {

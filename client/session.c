@@ -5,6 +5,7 @@
  * caller sees the real cause rather than libsignal's generic one. */
 #include "session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,7 @@ struct kurer__session {
     int store_err;
     int64_t stale_warned; /* the next_update last logged as stale (once each, not per check) */
     int stale_warned_refused;
+    int key_changed; /* a key change was recorded since kurer__session_take_key_changed */
 };
 
 static int64_t now_s(const kurer__session *s)
@@ -422,12 +424,15 @@ void kurer__session_free(kurer__session *s)
 /* Refuses to replace the certificate held for a device address with one issued earlier: a relay
  * (which hands out chains) must not be able to roll a peer back to an older certificate that was
  * superseded but never revoked, say one from before a clearance was lowered. "Earlier" is by
- * not_before, which stays meaningful across an authority's key rotation (serials restart). */
-static int peer_rollback_check(kurer__session *s, const kurer_verified *v, const kurer_chain *chain)
+ * not_before, which stays meaningful across an authority's key rotation (serials restart).
+ * *old_leaf gets the held certificate (role 0 when none is held, or it no longer decodes). */
+static int peer_rollback_check(kurer__session *s, const kurer_verified *v, const kurer_chain *chain,
+                               kurer_cert *old_leaf)
 {
     uint8_t *data = NULL;
     size_t len = 0;
     kurer_chain *old;
+    memset(old_leaf, 0, sizeof(*old_leaf));
     int rc = kurer__store_peer_device_get(s->st, v->user, v->device_id, &data, &len);
     if (rc == KURER_ENOTFOUND)
         return 0;
@@ -439,33 +444,88 @@ static int peer_rollback_check(kurer__session *s, const kurer_verified *v, const
         return KURER_ENOMEM;
     }
     /* A stored chain that no longer decodes is replaced, not trusted. */
-    if (kurer_chain_decode(data, len, old) == 0 &&
-        chain->certs[0].body.not_before < old->certs[0].body.not_before)
-        rc = KURER_ESTALE;
+    if (kurer_chain_decode(data, len, old) == 0) {
+        if (chain->certs[0].body.not_before < old->certs[0].body.not_before)
+            rc = KURER_ESTALE;
+        *old_leaf = old->certs[0];
+    }
     free(old);
     free(data);
+    return rc;
+}
+
+/* A new identity key for an address held before (re-enrolment): recorded, the old session and
+ * saved identity deleted (keychange in store.h), noted for the engine to report. */
+static int peer_key_change(kurer__session *s, const kurer_cert *old_leaf, const kurer_chain *chain)
+{
+    const kurer_cert_body *nb = &chain->certs[0].body, *ob = &old_leaf->body;
+    kurer__key_change c;
+    if (ob->role != KURER_ROLE_DEVICE ||
+        kurer_ct_equal(ob->identity_key, nb->identity_key, KURER_IDENTITY_KEY_LEN))
+        return 0; /* first sight, or a renewal of the same key: no key change */
+    memset(&c, 0, sizeof(c));
+    snprintf(c.user, sizeof(c.user), "%s", nb->subject);
+    c.device_id = nb->device_id;
+    c.serial = nb->serial;
+    snprintf(c.issuer, sizeof(c.issuer), "%s", chain->certs[1].body.subject);
+    memcpy(c.identity_key, nb->identity_key, KURER_IDENTITY_KEY_LEN);
+    c.old_serial = ob->serial;
+    const char *old_issuer = kurer_user_authority(ob->subject);
+    snprintf(c.old_issuer, sizeof(c.old_issuer), "%s", old_issuer != NULL ? old_issuer : "");
+    memcpy(c.old_identity_key, ob->identity_key, KURER_IDENTITY_KEY_LEN);
+    c.at = now_s(s);
+    int rc = kurer__store_key_change_add(s->st, &c);
+    if (rc == 0) {
+        s->key_changed = 1;
+        kurer_log(KURER_LOG_INFO, "session", "peer_key_changed",
+                  (kurer_log_field[]){KURER_LOG_STR("peer", c.user),
+                                      KURER_LOG_INT("device", c.device_id),
+                                      KURER_LOG_INT("serial", (int64_t)c.serial),
+                                      KURER_LOG_INT("old_serial", (int64_t)c.old_serial)},
+                  4);
+    }
     return rc;
 }
 
 int kurer__session_peer_add(kurer__session *s, const kurer_chain *chain, kurer_verified *out)
 {
     kurer_verified v;
+    kurer_cert *old_leaf;
     kurer_buf b;
     int rc = kurer_trust_verify_chain(s->trust, chain, now_s(s), &v);
     if (rc != 0)
         return rc;
     if (strcmp(v.user, s->own->user) == 0 && v.device_id == s->own->device_id)
         return KURER_EINVAL;
-    if ((rc = peer_rollback_check(s, &v, chain)) != 0)
+    if ((old_leaf = malloc(sizeof(*old_leaf))) == NULL)
+        return KURER_ENOMEM;
+    if ((rc = peer_rollback_check(s, &v, chain, old_leaf)) != 0 ||
+        (rc = kurer__store_begin(s->st)) != 0) {
+        free(old_leaf);
         return rc;
+    }
     kurer_buf_init(&b, KURER_CHAIN_BYTES_MAX);
     rc = kurer_chain_encode(chain, &b);
     if (rc == 0)
+        rc = peer_key_change(s, old_leaf, chain);
+    if (rc == 0)
         rc = kurer__store_peer_device_put(s->st, v.user, v.device_id, v.serial, b.data, b.len);
     kurer_buf_release(&b);
-    if (rc == 0 && out != NULL)
+    free(old_leaf);
+    if (rc != 0) {
+        kurer__store_rollback(s->st);
+        return rc;
+    }
+    if ((rc = kurer__store_commit(s->st)) == 0 && out != NULL)
         *out = v;
     return rc;
+}
+
+int kurer__session_take_key_changed(kurer__session *s)
+{
+    int changed = s->key_changed;
+    s->key_changed = 0;
+    return changed;
 }
 
 /* A revocation list past its next_update: warned about in the log, once per list version's

@@ -41,9 +41,14 @@ KURER_MUST_CHECK int kurer__session_new(kurer__store *st, const kurer__identity 
 void kurer__session_free(kurer__session *s);
 
 /* Verifies a peer's chain now, and stores it as that device's certificate. *out (may be NULL)
- * is what the chain says. The caller's own chain is refused (KURER_EINVAL). */
+ * is what the chain says. The caller's own chain is refused (KURER_EINVAL), one issued before
+ * the held one too (KURER_ESTALE: no rollback). A chain with another identity key than the held
+ * one is a key change: recorded with the chain, in one transaction, the old session deleted. */
 KURER_MUST_CHECK int kurer__session_peer_add(kurer__session *s, const kurer_chain *chain,
                                              kurer_verified *out);
+/* 1 if peer_add recorded a key change (a held address with a new identity key: store.h) since
+ * the last call, else 0; the note is cleared. */
+int kurer__session_take_key_changed(kurer__session *s);
 /* Loads the stored chain of user/device and verifies it now: KURER_ENOTFOUND if none is held,
  * else what kurer_trust_verify_chain says (KURER_EREVOKED, KURER_EEXPIRED, ...). */
 KURER_MUST_CHECK int kurer__session_peer_check(kurer__session *s, const char *user,

@@ -20,7 +20,7 @@
 #include "kurer/frame.h"
 #include "kurer/keys.h"
 
-#define KURER__STORE_SCHEMA_VERSION 2
+#define KURER__STORE_SCHEMA_VERSION 3
 /* The SQL of each step (store_schema.c); the array's size is the version. */
 extern const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION];
 #define KURER__STORE_DB      "store.db"
@@ -175,6 +175,42 @@ KURER_MUST_CHECK int kurer__store_crl_each(kurer__store *st, kurer__crl_fn fn, v
 /* The SQLCipher connection, for the store's files outside store.c (store_counters.c,
  * backup.c): same thread rules as the store. */
 struct sqlite3 *kurer__store_sqlite(kurer__store *st);
+
+/* ---- key changes (store_keychange.c) ---- */
+
+typedef struct kurer__key_change {
+    int64_t rowid;
+    char user[KURER_SUBJECT_MAX + 1];
+    uint32_t device_id;
+    uint64_t serial, old_serial;
+    char issuer[KURER_SUBJECT_MAX + 1], old_issuer[KURER_SUBJECT_MAX + 1];
+    uint8_t identity_key[KURER_IDENTITY_KEY_LEN], old_identity_key[KURER_IDENTITY_KEY_LEN];
+    int64_t at; /* Unix seconds */
+    int unreported;
+} kurer__key_change;
+
+/* Records c (rowid and unreported are set here) and retires what belonged to the old key: the
+ * session and the identity libsignal saved for the address are deleted, the device's outbox
+ * items are marked key_stale. One transaction (nested in the caller's). */
+KURER_MUST_CHECK int kurer__store_key_change_add(kurer__store *st, kurer__key_change *c);
+typedef int (*kurer__key_change_fn)(void *ud, const kurer__key_change *c);
+/* Each key change, oldest first: for user (NULL: all), only the unreported ones if asked. */
+KURER_MUST_CHECK int kurer__store_key_change_each(kurer__store *st, const char *user,
+                                                  int unreported_only, kurer__key_change_fn fn,
+                                                  void *ud);
+/* 1 if rowid is still unreported, 0 if not (or gone), negative on error; and the mark cleared. */
+int kurer__store_key_change_unreported(kurer__store *st, int64_t rowid);
+KURER_MUST_CHECK int kurer__store_key_change_reported(kurer__store *st, int64_t rowid);
+/* The outbox items of message_rowid marked key_stale (encrypted for a key that has changed
+ * since) are deleted; users[] gets each user whose items were (at most max, each once), *n how
+ * many. */
+KURER_MUST_CHECK int kurer__store_key_change_stale_items(kurer__store *st, int64_t message_rowid,
+                                                         char users[][KURER_SUBJECT_MAX + 1],
+                                                         size_t max, size_t *n);
+
+/* The serial of the certificate held for a peer device, or KURER_ENOTFOUND. */
+KURER_MUST_CHECK int kurer__store_peer_serial(kurer__store *st, const char *user,
+                                              uint32_t device_id, uint64_t *serial);
 
 /* ---- counters (store_counters.c) ---- */
 

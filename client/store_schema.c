@@ -58,4 +58,15 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
     /* v2: the unreported mark (received, not yet given to the application) */
     "ALTER TABLE messages ADD COLUMN unreported INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX messages_unreported ON messages (id) WHERE unreported = 1;",
+    /* v3: key changes (issue 16): a peer device's new identity key, the old one kept as history
+     * after its session is deleted; told to the application once (unreported until then).
+     * Outbox items encrypted for the old key are marked key_stale, to be encrypted again. */
+    "CREATE TABLE key_changes ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user TEXT NOT NULL, device_id INTEGER NOT NULL,"
+    "  serial INTEGER NOT NULL, issuer TEXT NOT NULL, identity_key BLOB NOT NULL,"
+    "  old_serial INTEGER NOT NULL, old_issuer TEXT NOT NULL, old_identity_key BLOB NOT NULL,"
+    "  at INTEGER NOT NULL, unreported INTEGER NOT NULL DEFAULT 1);"
+    "CREATE INDEX key_changes_user ON key_changes (user, device_id, id);"
+    "ALTER TABLE outbox ADD COLUMN key_stale INTEGER NOT NULL DEFAULT 0;",
 };

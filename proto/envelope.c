@@ -118,6 +118,7 @@ int kurer__envelope_from_pb(const Kurer__V1__Envelope *pb, int from_required, ku
         goto fail;
     }
     out->server_ts = pb->server_ts;
+    out->to_serial = pb->to_serial;
     /* Last, so that a refused envelope leaves nothing in mem. */
     if ((rc = kurer__arena_memdup(mem, pb->content.data, pb->content.len, &out->content)) != 0)
         goto fail;
@@ -154,6 +155,7 @@ int kurer__envelope_to_pb(const kurer_envelope *e, Kurer__V1__Envelope *pb, kure
     pb->content.data = (uint8_t *)e->content;
     pb->content.len = e->content_len;
     pb->server_ts = e->server_ts;
+    pb->to_serial = e->to_serial;
     return 0;
 }
 

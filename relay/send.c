@@ -285,6 +285,23 @@ kurer_send_status kurer__send_match(uint32_t *want, size_t nw, uint32_t *have, s
     return KURER_SEND_ACCEPTED;
 }
 
+/* Whether every envelope for user that names the certificate serial it was encrypted for names
+ * the one the directory holds for its device (a re-enrolled device has a new certificate and new
+ * keys: what was encrypted for the old ones must not be stored for the new device). */
+static int serials_current(const dir_user *du, const kurer_envelope *env, size_t n,
+                           const char *user)
+{
+    for (size_t j = 0; du != NULL && j < n; j++) {
+        if (env[j].to_serial == 0 || strcmp(env[j].to.user, user) != 0)
+            continue;
+        for (size_t d = 0; d < du->n; d++)
+            if (du->devs[d].device_id == env[j].to.device_id &&
+                du->devs[d].serial != env[j].to_serial)
+                return 0;
+    }
+    return 1;
+}
+
 /* One result per recipient user: the devices asked for must be exactly its current devices
  * (the sender's own device excepted). want and have hold n and have_cap ids. Adds the bytes of
  * STALE_DEVICES chains to *stale_bytes. 0 or KURER_ENOMEM. */
@@ -316,6 +333,8 @@ int kurer__send_classify(send_ctx *sc, const kurer_envelope *env, size_t n, uint
                 !(own && du->devs[d].device_id == rc->addr.device_id))
                 have[nh++] = du->devs[d].device_id;
         ur->status = kurer__send_match(want, nw, have, nh, own);
+        if (ur->status == KURER_SEND_ACCEPTED && !serials_current(du, env + i, n - i, user))
+            ur->status = KURER_SEND_STALE_DEVICES; /* a device's certificate changed */
         if (ur->status == KURER_SEND_UNKNOWN_USER) {
             kurer__count_reject(r, KURER_EUNKNOWNUSER);
         } else if (ur->status == KURER_SEND_STALE_DEVICES) {
@@ -341,6 +360,7 @@ static int encode_accepted(send_ctx *sc, const kurer_envelope *env, size_t n, ui
         if (ur == NULL || ur->status != KURER_SEND_ACCEPTED)
             continue;
         kurer_envelope e = env[i];
+        e.to_serial = 0; /* the sender's, for this check only */
         e.has_from = 1;
         e.from = rc->addr;
         e.server_ts = ts;

@@ -23,6 +23,7 @@ typedef enum pg_stmt {
     PG_HIGH,         /* $1 usr, $2 device: the device's last seq and its queue, one snapshot */
     PG_FETCH,        /* $1 usr, $2 device, $3 after, $4 limit */
     PG_DEVICE,       /* $1 usr, $2 device, $3 serial, $4 chain */
+    PG_OTK_RETIRE,   /* $1 usr, $2 device, $3 registration id: another home's one-time keys go */
     PG_SPK,          /* $1 usr, $2 device, $3 registration id, $4..$7 the signed prekey */
     PG_OTK,          /* $1 usr, $2 device, $3 id, $4 pub */
     PG_COUNT_OTK,    /* $1 usr, $2 device */

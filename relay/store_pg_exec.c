@@ -30,6 +30,9 @@ const char *const kurer__pg_sql[PG_N_STMTS] = {
     [PG_DEVICE] = "INSERT INTO devices(usr, device, serial, chain) VALUES($1, $2, $3, $4) "
                   "ON CONFLICT (usr, device) DO UPDATE SET serial = EXCLUDED.serial, "
                   "chain = EXCLUDED.chain",
+    [PG_OTK_RETIRE] = "DELETE FROM one_time_prekeys WHERE usr = $1 AND device = $2 AND EXISTS "
+                      "(SELECT 1 FROM prekey_devices WHERE usr = $1 AND device = $2 AND "
+                      "registration_id <> $3)",
     [PG_SPK] = "INSERT INTO prekey_devices(usr, device, registration_id, spk_id, spk_pub, "
                "spk_sig, spk_created) VALUES($1, $2, $3, $4, $5, $6, $7) "
                "ON CONFLICT (usr, device) DO UPDATE SET registration_id = "
@@ -83,6 +86,12 @@ static int exec_prekeys(pg_store *s, op *o)
     pg_params p;
     int64_t count;
     if (kurer__pg_cmd(s, "SAVEPOINT pk") != 0)
+        return KURER_ESTORAGE;
+    /* A device re-enrolled (a new home: another registration id) must not have the old home's
+     * one-time prekeys handed out for it: nobody holds their private halves any more. */
+    p_dev(&p, &o->dev);
+    kurer__pg_p_i64(&p, o->pk.registration_id);
+    if (run_cmd(s, PG_OTK_RETIRE, &p) != 0)
         return KURER_ESTORAGE;
     p_dev(&p, &o->dev);
     kurer__pg_p_i64(&p, o->pk.registration_id);

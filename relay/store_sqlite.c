@@ -239,16 +239,28 @@ out:
 
 static int exec_prekeys(sq_store *s, op *o)
 {
-    sqlite3_stmt *spk = NULL, *otk = NULL;
+    sqlite3_stmt *spk = NULL, *otk = NULL, *retire = NULL;
     const kurer_signed_prekey *p = &o->pk.signed_prekey;
     int rc = KURER_ESTORAGE;
-    if (sqlite3_prepare_v2(
+    /* A device re-enrolled (a new home: another registration id) must not have the old home's
+     * one-time prekeys handed out for it: nobody holds their private halves any more. */
+    if (sqlite3_prepare_v2(s->db,
+                           "DELETE FROM one_time_prekeys WHERE user=?1 AND device=?2 AND EXISTS "
+                           "(SELECT 1 FROM prekey_devices WHERE user=?1 AND device=?2 AND "
+                           "registration_id <> ?3)",
+                           -1, &retire, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(
             s->db, "INSERT OR REPLACE INTO prekey_devices VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1,
             &spk, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO one_time_prekeys VALUES(?1, ?2, ?3, ?4)",
                            -1, &otk, NULL) != SQLITE_OK)
         goto out;
     sqlite3_exec(s->db, "SAVEPOINT pk", NULL, NULL, NULL);
+    sqlite3_bind_text(retire, 1, o->dev.user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(retire, 2, o->dev.device_id);
+    sqlite3_bind_int64(retire, 3, o->pk.registration_id);
+    if (sqlite3_step(retire) != SQLITE_DONE)
+        goto undo;
     sqlite3_bind_text(spk, 1, o->dev.user, -1, SQLITE_STATIC);
     sqlite3_bind_int64(spk, 2, o->dev.device_id);
     sqlite3_bind_int64(spk, 3, o->pk.registration_id);
@@ -280,6 +292,7 @@ static int exec_prekeys(sq_store *s, op *o)
 undo:
     sqlite3_exec(s->db, "ROLLBACK TO pk; RELEASE pk", NULL, NULL, NULL);
 out:
+    sqlite3_finalize(retire);
     sqlite3_finalize(spk);
     sqlite3_finalize(otk);
     return rc;

@@ -183,4 +183,20 @@ int next_list(const kurer_crl *old, uint64_t serial, kurer_revocation_reason rea
 /* "revocation list of fm.dk is past its next update (DATE)" (of the root: "of root ID"). */
 void stale_line(const kurer_crl *l, char *out, size_t n);
 
+/* ---- replace.c: issue --replace, the device's current certificates superseded */
+#define REPLACE_MAX 8
+typedef struct replacement {
+    kurer_log_entry old[REPLACE_MAX]; /* the ISSUE entries of the certificates superseded */
+    size_t n;
+    kurer_crl old_list, new_list; /* the list built on, and the one written */
+} replacement;
+/* The current certificates of subject/device_id from is's log, and the list a revocation would
+ * build on (checked as revoke checks it). Nothing is written. */
+int replacement_prepare(issuer *is, const char *subject, uint32_t device_id, int64_t now,
+                        replacement *r);
+/* Every certificate of r onto one new list (the next version), reason superseded, written; then
+ * each REVOKE entry appended to the log. The key must be open. */
+int replacement_commit(issuer *is, replacement *r, int64_t now, uint64_t crl_days);
+void replacement_release(replacement *r);
+
 #endif

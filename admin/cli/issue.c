@@ -12,7 +12,8 @@
 
 const char help_issue[] =
     "usage: kurer-admin issue --authority AUTHDIR --csr FILE --out CERT [--clearance LEVEL]\n"
-    "                         [--days N] [--passphrase-env VAR] [--force] [--json]\n"
+    "                         [--days N] [--replace [--crl-days N]] [--passphrase-env VAR]\n"
+    "                         [--force] [--json]\n"
     "\n"
     "Checks a device's certificate request (its self-signature by the identity key it names,\n"
     "that its user is user@ID of this authority, its device id and keys, that its keys are not\n"
@@ -21,11 +22,22 @@ const char help_issue[] =
     "device needs: its certificate followed by the authority's. The issuance is recorded in\n"
     "AUTHDIR/issuance.log.\n"
     "\n"
+    "A device id holds one valid certificate at a time. While the log records a current one\n"
+    "(issued, not revoked, not expired) for the same user and device id, the request is\n"
+    "refused, naming that serial: the same keys again are the same request (no second\n"
+    "certificate is made), other keys are a re-enrolled device or a clash of device ids. With\n"
+    "--replace the current certificate is revoked as superseded (a new AUTHDIR/crl, as\n"
+    "kurer-admin revoke writes it: publish it) and the new one issued, in one step; --replace\n"
+    "with no current certificate is refused.\n"
+    "\n"
     "  --authority AUTHDIR   the authority's directory\n"
     "  --csr FILE            the device's request (made by the client)\n"
     "  --out CERT            where to write the chain (not replaced without --force)\n"
     "  --clearance LEVEL     the device's clearance (default: the authority's)\n"
     "  --days N              validity in days (default 365, never past the authority's)\n"
+    "  --replace             supersede the device's current certificate (re-enrolment with\n"
+    "                        new keys, or a renewal of the same keys)\n"
+    "  --crl-days N          with --replace: the new list's next update (default 30)\n"
     "  --passphrase-env VAR  the authority key's passphrase (default " DEFAULT_PASS ");\n"
     "                        unset: asked on the terminal\n"
     "  --force               replace CERT if it exists (never one of AUTHDIR's own files)\n"
@@ -109,6 +121,25 @@ static int issue_refused(int rc, const kurer_issuance_refusal *why, const char *
                       "the request's keys are already certified for %s device %u (serial "
                       "%llu): devices never share keys",
                       e->subject, e->device_id, (unsigned long long)e->serial);
+    case KURER_ISSUANCE_REPEATED:
+        return refuse(rc,
+                      "%s device %u already holds serial %llu for these keys (valid until %s): "
+                      "the request was issued before and no second certificate is made; "
+                      "--replace renews it",
+                      e->subject, e->device_id, (unsigned long long)e->serial,
+                      fmt_time(t, sizeof(t), e->not_after));
+    case KURER_ISSUANCE_DEVICE_TAKEN:
+        return refuse(rc,
+                      "%s device %u already holds serial %llu with other keys (valid until %s): "
+                      "if the device was re-enrolled, issue with --replace (serial %llu is then "
+                      "revoked as superseded); otherwise the request has the wrong device id",
+                      e->subject, e->device_id, (unsigned long long)e->serial,
+                      fmt_time(t, sizeof(t), e->not_after), (unsigned long long)e->serial);
+    case KURER_ISSUANCE_NOTHING_TO_REPLACE:
+        return refuse(rc,
+                      "--replace: %s device %u holds no current certificate to replace; issue "
+                      "without --replace (is the device id right?)",
+                      csr->body.subject, csr->body.device_id);
     case KURER_ISSUANCE_AUTHORITY:
         return validity_reason("the authority certificate", &is->cert, rc);
     default:
@@ -116,91 +147,153 @@ static int issue_refused(int rc, const kurer_issuance_refusal *why, const char *
     }
 }
 
+/* What was issued (and superseded), as lines or JSON members. */
+static void issue_report(const kurer_chain *chain, int clamped, const char *out_path,
+                         const replacement *rp, const issuer *is)
+{
+    const kurer_cert_body *body = &chain->certs[0].body;
+    char fp[65], t[32];
+    kurer_cert_fingerprint(&chain->certs[0], fp);
+    say("issued %s device %u\n", body->subject, body->device_id);
+    say("  serial       %llu\n", (unsigned long long)body->serial);
+    say("  clearance    %s (%s)\n", kurer_level_name((int)body->clearance),
+        kurer_level_name_da((int)body->clearance));
+    say("  valid until  %s%s\n", fmt_time(t, sizeof(t), body->not_after),
+        clamped ? " (the authority's expiry)" : "");
+    say("  fingerprint  %s\n", fp);
+    say("  chain        %s\n", out_path);
+    for (size_t i = 0; i < rp->n; i++)
+        say("  superseded   serial %llu (revoked, reason superseded)\n",
+            (unsigned long long)rp->old[i].serial);
+    if (rp->n > 0) {
+        say("  revocation list version %llu in %s, next update %s\n",
+            (unsigned long long)rp->new_list.version, is->crl_path,
+            fmt_time(t, sizeof(t), rp->new_list.next_update));
+        say("Publish the new list for the revocation to take effect.\n");
+    }
+    jstr("subject", body->subject);
+    jint("device_id", body->device_id);
+    ju64("serial", body->serial);
+    jstr("clearance", kurer_level_name((int)body->clearance));
+    jint("not_after", body->not_after);
+    jbool("clamped_to_authority", clamped);
+    jstr("fingerprint", fp);
+    jstr("out", out_path);
+    kurer_json_key(&g_j, "superseded");
+    kurer_json_begin_array(&g_j);
+    for (size_t i = 0; i < rp->n; i++)
+        kurer_json_uint(&g_j, rp->old[i].serial);
+    kurer_json_end_array(&g_j);
+    if (rp->n > 0) {
+        ju64("crl_version", rp->new_list.version);
+        jstr("crl", is->crl_path);
+    }
+}
+
+/* The options of issue. */
+typedef struct issue_args {
+    const char *dir, *csr_path, *out_path, *envname;
+    kurer_issuance_params p;
+    uint64_t crl_days;
+    int force;
+} issue_args;
+
+static int issue_parse(issue_args *ia, int argc, char **argv)
+{
+    static const kurer_opt opts[] = {
+        {"help", 0, 0},  {"json", 0, 0},      {"authority", V, 0}, {"csr", V, 0},
+        {"out", V, 0},   {"clearance", V, 0}, {"days", V, 0},      {"passphrase-env", V, 0},
+        {"force", 0, 0}, {"replace", 0, 0},   {"crl-days", V, 0}};
+    kurer_args a;
+    int rc;
+    memset(ia, 0, sizeof(*ia));
+    ia->p.now = kurer_time_unix();
+    ia->p.clearance = KURER_LEVEL_UNCLASSIFIED;
+    if ((rc = command_args(&a, opts, NOPTS(opts), 0, 0, NULL, help_issue, argc, argv)) != 0)
+        return rc;
+    if ((rc = need(&a, "authority", &ia->dir)) || (rc = need(&a, "csr", &ia->csr_path)) ||
+        (rc = need(&a, "out", &ia->out_path)) || (rc = opt_days(&a, "days", 365, &ia->p.days)) ||
+        (rc = opt_level(&a, "clearance", &ia->p.clearance, &ia->p.has_clearance)) ||
+        (rc = opt_days(&a, "crl-days", 30, &ia->crl_days)))
+        return rc;
+    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &ia->envname)) != 0)
+        return rc;
+    ia->force = flag(&a, "force");
+    ia->p.replace = flag(&a, "replace");
+    if (opt(&a, "crl-days") != NULL && !ia->p.replace)
+        return usage_error("--crl-days is for --replace (the list that revokes the old "
+                           "certificate)");
+    return 0;
+}
+
+/* Everything is checked: serial reserved (synced) before the certificate exists, the old
+ * certificates revoked (list and log) before the new one is written, then the chain and its
+ * log entry. A crash after the revocation leaves the device with no valid certificate (issue
+ * again without --replace), never with two. */
+static int issue_commit(issuer *is, const issue_args *ia, kurer_cert_body *body, replacement *rp,
+                        kurer_chain *chain)
+{
+    kurer_buf img;
+    kurer_log_entry e;
+    uint64_t serial;
+    int rc;
+    kurer_buf_init(&img, KURER_CHAIN_BYTES_MAX);
+    if ((rc = reserve_serial(is, &serial)) != 0)
+        goto out;
+    if ((rc = kurer_issuance_sign(body, serial, &is->key, &is->cert, ia->p.now, chain)) != 0 ||
+        (rc = kurer_chain_encode(chain, &img)) != 0) {
+        rc = refuse(rc, "the new certificate does not verify: %s", kurer_strerror(rc));
+        goto out;
+    }
+    if (rp->n > 0 && (rc = replacement_commit(is, rp, ia->p.now, ia->crl_days)) != 0)
+        goto out;
+    if ((rc = write_file(ia->out_path, img.data, img.len, 0644, ia->force)) != 0)
+        goto out;
+    kurer_log_entry_for_cert(&e, &chain->certs[0], ia->p.now);
+    rc = log_append(is, &e);
+out:
+    kurer_buf_release(&img);
+    return rc;
+}
+
 int cmd_issue(int argc, char **argv)
 {
-    int lockfd = -1;
-    static const kurer_opt opts[] = {
-        {"help", 0, 0}, {"json", 0, 0},      {"authority", V, 0}, {"csr", V, 0},
-        {"out", V, 0},  {"clearance", V, 0}, {"days", V, 0},      {"passphrase-env", V, 0},
-        {"force", 0, 0}};
-    kurer_args a;
-    const char *dir, *csr_path, *out_path, *envname;
-    kurer_level clearance = KURER_LEVEL_UNCLASSIFIED;
-    int given, force, rc, clamped = 0;
-    uint64_t days, serial;
-    int64_t now = kurer_time_unix();
+    int lockfd = -1, rc, clamped = 0;
+    issue_args ia;
     issuer is;
     kurer_csr csr;
     kurer_cert_body body;
     kurer_chain chain;
-    kurer_buf img;
-    kurer_log_entry e;
-    char fp[65], t[32];
+    kurer_issuance_refusal why;
+    replacement rp;
 
     memset(&is, 0, sizeof(is));
-    kurer_buf_init(&img, KURER_CHAIN_BYTES_MAX);
-    if ((rc = command_args(&a, opts, NOPTS(opts), 0, 0, NULL, help_issue, argc, argv)) != 0)
+    memset(&rp, 0, sizeof(rp));
+    if ((rc = issue_parse(&ia, argc, argv)) != 0)
         return rc;
-    if ((rc = need(&a, "authority", &dir)) || (rc = need(&a, "csr", &csr_path)) ||
-        (rc = need(&a, "out", &out_path)) || (rc = opt_days(&a, "days", 365, &days)) ||
-        (rc = opt_level(&a, "clearance", &clearance, &given)))
+    /* The lock is held from the first read of the log to the last write: the check that the
+     * device id is free and the issuance are one step. */
+    if ((rc = lock_existing(ia.dir, &lockfd)) != 0 ||
+        (rc = issuer_load(&is, ia.dir, 0, 1, ia.p.now)) != 0 ||
+        (rc = load_csr(ia.csr_path, &csr)) != 0)
         goto out;
-    if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &envname)) != 0)
-        goto out;
-    force = flag(&a, "force");
-
-    if ((rc = lock_existing(dir, &lockfd)) != 0 || (rc = issuer_load(&is, dir, 0, 1, now)) != 0)
-        goto out;
-    if ((rc = load_csr(csr_path, &csr)) != 0)
-        goto out;
-    {
-        kurer_issuance_params p = {now, days, clearance, given};
-        kurer_issuance_refusal why;
-        rc = kurer_issuance_check(&is.cert, &is.log, &csr, &p, &body, &clamped, &why);
-        if (rc != 0) {
-            rc = issue_refused(rc, &why, csr_path, &csr, &is, &p);
-            goto out;
-        }
-        clearance = body.clearance;
-    }
-    if ((rc = check_out_path(out_path)) != 0 || (rc = out_not_own_file(out_path, &is)) != 0 ||
-        (rc = must_not_exist(out_path, force, "--force replaces it")) != 0)
-        goto out;
-    if ((rc = issuer_open_key(&is, envname, NULL)) != 0)
-        goto out;
-
-    /* Everything is checked: reserve the serial (synced) before the certificate exists. */
-    if ((rc = reserve_serial(&is, &serial)) != 0)
-        goto out;
-    if ((rc = kurer_issuance_sign(&body, serial, &is.key, &is.cert, now, &chain)) != 0 ||
-        (rc = kurer_chain_encode(&chain, &img)) != 0) {
-        rc = refuse(rc, "the new certificate does not verify: %s", kurer_strerror(rc));
+    rc = kurer_issuance_check(&is.cert, &is.log, &csr, &ia.p, &body, &clamped, &why);
+    if (rc != 0) {
+        rc = issue_refused(rc, &why, ia.csr_path, &csr, &is, &ia.p);
         goto out;
     }
-    if ((rc = write_file(out_path, img.data, img.len, 0644, force)) != 0)
+    if (ia.p.replace &&
+        (rc = replacement_prepare(&is, body.subject, body.device_id, ia.p.now, &rp)) != 0)
         goto out;
-    kurer_log_entry_for_cert(&e, &chain.certs[0], now);
-    if ((rc = log_append(&is, &e)) != 0)
+    if ((rc = check_out_path(ia.out_path)) != 0 || (rc = out_not_own_file(ia.out_path, &is)) != 0 ||
+        (rc = must_not_exist(ia.out_path, ia.force, "--force replaces it")) != 0)
         goto out;
-    kurer_cert_fingerprint(&chain.certs[0], fp);
-    say("issued %s device %u\n", body.subject, body.device_id);
-    say("  serial       %llu\n", (unsigned long long)serial);
-    say("  clearance    %s (%s)\n", kurer_level_name((int)clearance),
-        kurer_level_name_da((int)clearance));
-    say("  valid until  %s%s\n", fmt_time(t, sizeof(t), body.not_after),
-        clamped ? " (the authority's expiry)" : "");
-    say("  fingerprint  %s\n", fp);
-    say("  chain        %s\n", out_path);
-    jstr("subject", body.subject);
-    jint("device_id", body.device_id);
-    ju64("serial", serial);
-    jstr("clearance", kurer_level_name((int)clearance));
-    jint("not_after", body.not_after);
-    jbool("clamped_to_authority", clamped);
-    jstr("fingerprint", fp);
-    jstr("out", out_path);
+    if ((rc = issuer_open_key(&is, ia.envname, NULL)) != 0 ||
+        (rc = issue_commit(&is, &ia, &body, &rp, &chain)) != 0)
+        goto out;
+    issue_report(&chain, clamped, ia.out_path, &rp, &is);
 out:
-    kurer_buf_release(&img);
+    replacement_release(&rp);
     issuer_release(&is);
     unlock_dir(&lockfd);
     return rc;

@@ -109,6 +109,12 @@ extern const char *g_lock_as; /* what the lock records: the command, or "recv --
  * nothing. */
 int open_home(const char *home, kurer **k);
 
+/* ---- keys.c: a peer's key change as one line ("bob@sk.dk device 2 has a new key:
+ * certificate 18 issued by sk.dk", after prefix), or a JSON line with --json; on_key_change is
+ * the kurer_events callback that says it (send, recv: each change once). */
+void show_key_change(const kurer_key_change *c, const char *prefix);
+void on_key_change(void *ud, const kurer_key_change *c);
+
 /* ---- recv.c: messages as lines (history.c prints them too) */
 void show_message(const char *me, const kurer_message *m);
 

@@ -231,10 +231,27 @@ int explain(int rc, const kurer_refusal *why, int level, const char *to)
         return refuse(rc, "refused: your own certificate is not valid: %s", kurer_strerror(rc));
     if (why->by == KURER_REFUSED_BY_RECIPIENT && rc == KURER_ENOTFOUND && why->device_id != 0)
         return refuse(rc, "%s%s has no usable prekeys (it has not connected yet)", why->user, dev);
+    if (why->by == KURER_REFUSED_BY_RECIPIENT && rc == KURER_EKEYMISMATCH)
+        return refuse(rc,
+                      "refused: the session with %s%s is for another key than its certificate "
+                      "names (the peer's key; nothing was sent)",
+                      why->user, dev);
     if (why->by == KURER_REFUSED_BY_RECIPIENT)
         return refuse(rc, "refused: the certificate of %s%s: %s", why->user, dev,
                       kurer_strerror(rc));
     return 0;
+}
+
+/* The relay refused this device's own handshake: its own certificate or key is at fault, not a
+ * peer's and not the relay's (a wrong relay key is EHANDSHAKE). */
+static int own_refused(int rc)
+{
+    if (rc == KURER_EKEYMISMATCH)
+        return refuse(rc,
+                      "the relay refused this device: its own Noise key does not match its own "
+                      "certificate (%s: the imported chain was issued for other keys)",
+                      kurer_strerror(rc));
+    return refuse(rc, "the relay refused this device's own certificate: %s", kurer_strerror(rc));
 }
 
 /* The connection failed or ended: what was committed stays for a later connection. */
@@ -278,7 +295,7 @@ int net_error(int rc, const char *doing)
     case KURER_EEXPIRED:
     case KURER_EUNTRUSTED:
     case KURER_EKEYMISMATCH:
-        return refuse(rc, "the relay refused this device: %s", kurer_strerror(rc));
+        return own_refused(rc);
     default:
         return refuse(rc, "%s: %s", doing, kurer_strerror(rc));
     }

@@ -114,7 +114,9 @@ static const char help_recv[] =
     "with --wait SECONDS it keeps receiving for that long, and reconnects (backoff 0.5 s\n"
     "doubling to 10 s) whenever the relay restarts or the connection drops, until the wait\n"
     "ends. While it waits it holds the home: other kurer commands on it are refused. Anything\n"
-    "left in the outbox is sent too.\n"
+    "left in the outbox is sent too. A peer device's key change (re-enrolment with new keys)\n"
+    "is said once, in a line of its own: USER device N has a new key: certificate SERIAL\n"
+    "issued by AUTHORITY.\n"
     "\n"
     "Test only: with " HOLD_ENV "=committed the command stops for good when the second message\n"
     "is given to it: committed, not printed (crash tests kill it there; the next recv prints "
@@ -179,7 +181,10 @@ int cmd_recv(int argc, char **argv)
         return rc;
     const char *hold = getenv(HOLD_ENV);
     show_ctx c = {kurer_own_user(k), hold != NULL && strcmp(hold, "committed") == 0, 0};
-    kurer_events ev = {.on_message = on_message, .on_refused = on_refused, .ud = &c};
+    kurer_events ev = {.on_message = on_message,
+                       .on_refused = on_refused,
+                       .on_key_change = on_key_change,
+                       .ud = &c};
     kurer_set_events(k, &ev);
     if (wait > 0)
         rc = recv_wait(k, wait);

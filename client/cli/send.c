@@ -86,12 +86,15 @@ static const char help_send[] =
     "it is read from standard input, with --file PATH from that file (one final newline is\n"
     "dropped; a NUL byte is refused). Sending to\n"
     "yourself is refused: your other devices get sync copies of what you send.\n"
+    "A recipient device re-enrolled with new keys is no failure: a line of its own says so,\n"
+    "once: USER device N has a new key: certificate SERIAL issued by AUTHORITY.\n"
     "\n"
     "  --to USER@AUTH   the recipient\n"
     "  --level LEVEL    UNCLASSIFIED (default), RESTRICTED or CONFIDENTIAL\n"
     "  --timeout S      give up after S seconds (default 30)\n"
     "  --file PATH      the message text from PATH (then no TEXT)\n"
-    "  --json           print the result as one JSON object\n"
+    "  --json           print the result as one JSON object (a key change comes first,\n"
+    "                   a line of its own with \"event\":\"key_change\")\n"
     "\n"
     "Test only: with " HOLD_ENV "=queued the command stops for good after the message is\n"
     "committed to the outbox and before anything is sent (crash tests kill it there); with\n"
@@ -213,6 +216,9 @@ static int cmd_send_text(int argc, char **argv)
         return refuse(KURER_ESTATE,
                       "this device is not enrolled yet: import your certificate with kurer import");
     }
+    /* A peer's key change noticed on the way is said once (a line of its own). */
+    kurer_events ev = {.on_key_change = on_key_change};
+    kurer_set_events(k, &ev);
     memset(&why, 0, sizeof(why));
     int64_t id = 0;
     rc = kurer_queue(k, to, level, text, timeout * 1000, &why, &id);

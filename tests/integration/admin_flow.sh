@@ -320,9 +320,10 @@ check show-chain 0 "certificate chain of 2" "$A" show alice.chain
 
 refused issue-wrong-passphrase fm "wrong passphrase for fm/authority.key" \
     env KURER_ADMIN_PASSPHRASE=not-the-fm-pass "$A" issue --authority fm --csr alice.csr \
-    --out x.chain
+    --out x.chain --replace
 refused issue-no-passphrase fm "no passphrase for fm/authority.key: set KURER_ADMIN_PASSPHRASE" \
-    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out x.chain
+    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out x.chain \
+    --replace
 refused issue-forged fm "forged.csr is not signed by the identity key it names" \
     FM issue --authority fm --csr forged.csr --out x.chain
 refused issue-other-authority fm "asks for bob@sk.dk, who is not a user of authority fm.dk" \
@@ -347,13 +348,15 @@ refused issue-wrong-kind-key fm "is a sealed key file, not a certificate request
 refused issue-wrong-kind-crl fm "fm/crl is a revocation list, not a certificate request" \
     FM issue --authority fm --csr fm/crl --out x.chain
 refused issue-no-overwrite fm "alice.chain already exists; --force replaces it" \
-    FM issue --authority fm --csr alice.csr --out alice.chain
+    FM issue --authority fm --csr alice.csr --out alice.chain --replace
 refused issue-not-an-authority root "root is not an authority directory" \
     FM issue --authority root --csr alice.csr --out x.chain
 refused issue-out-no-dir fm "cannot write nodir/x.chain: directory nodir does not exist" \
-    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out nodir/x.chain
+    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out nodir/x.chain \
+    --replace
 refused issue-out-is-dir fm "fm is a directory; --out needs a file name" \
-    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out fm
+    env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr --out fm \
+    --replace
 refused auth-name-control root "--name contains a control character" \
     env -u KURER_ADMIN_PASSPHRASE -u KURER_ADMIN_ROOT_PASSPHRASE "$A" authority init \
     --root root --dir x4 --id x4.dk --name $'Tab\there' --kdf-min
@@ -363,30 +366,71 @@ refused auth-dir-under-file root "afile exists and is not a directory" \
 for f in authority.key authority.crt crl issuance.log serial root.crt .lock; do
     refused "issue-out-own-$f" fm "is one of the authority's own files" \
         env -u KURER_ADMIN_PASSPHRASE "$A" issue --authority fm --csr alice.csr \
-        --out "./fm/../fm/$f" --force
+        --out "./fm/../fm/$f" --force --replace
 done
 ln -f fm/serial serial-link
 refused issue-out-own-hardlink fm "is one of the authority's own files" FM issue \
-    --authority fm --csr alice.csr --out serial-link --force
+    --authority fm --csr alice.csr --out serial-link --force --replace
 rm -f serial-link
 check no-partial-output 1 "" test -e x.chain
 check issue-pair1 0 "issued dave@fm.dk" FM issue --authority fm --csr pair1.csr --out dave.chain
 refused issue-key-reuse fm "already certified for dave@fm.dk device 1" \
     FM issue --authority fm --csr pair2.csr --out erin.chain
-check issue-force 0 "serial       3" FM issue --authority fm --csr alice.csr --out alice2.chain
-check reissue-force 0 "serial       4" FM issue --authority fm --csr alice.csr --out alice2.chain \
+"$H" csr alice2.csr alice@fm.dk 2 "Alice phone" || exit 1
+"$H" csr alice3.csr alice@fm.dk 3 "Alice tablet" || exit 1
+check issue-force 0 "serial       3" FM issue --authority fm --csr alice2.csr --out alice2.chain
+check reissue-force 0 "serial       4" FM issue --authority fm --csr alice3.csr --out alice2.chain \
     --force
+
+echo "== one device id, one valid certificate (issue --replace)"
+cp -a fm fm-rep
+"$H" csr hanna1.csr hanna@fm.dk 5 "Hanna laptop" || exit 1
+"$H" csr hanna2.csr hanna@fm.dk 5 "Hanna laptop, re-enrolled" || exit 1
+refused replace-none fm-rep "--replace: hanna@fm.dk device 5 holds no current certificate to replace" \
+    FM issue --authority fm-rep --csr hanna1.csr --out hanna1.chain --replace
+check replace-crl-days-alone 2 "--crl-days is for --replace" \
+    FM issue --authority fm-rep --csr hanna1.csr --out hanna1.chain --crl-days 5
+check replace-first 0 '"superseded":[]' \
+    FM issue --authority fm-rep --csr hanna1.csr --out hanna1.chain --json
+s1=$(sed -n 's/.*"serial":\([0-9]*\).*/\1/p' <<<"$out")
+refused replace-same-request fm-rep "hanna@fm.dk device 5 already holds serial $s1 for these keys" \
+    FM issue --authority fm-rep --csr hanna1.csr --out hanna1-again.chain
+has replace-same-request-hint "no second certificate is made; --replace renews it"
+check replace-same-request-no-file 1 "" test -e hanna1-again.chain
+refused replace-other-keys fm-rep "hanna@fm.dk device 5 already holds serial $s1 with other keys" \
+    FM issue --authority fm-rep --csr hanna2.csr --out hanna2.chain
+has replace-other-keys-hint "issue with --replace (serial $s1 is then revoked as superseded)"
+check replace-other-keys-replaced 0 "superseded   serial $s1 (revoked, reason superseded)" \
+    FM issue --authority fm-rep --csr hanna2.csr --out hanna2.chain --replace --crl-days 10
+has replace-publish "Publish the new list for the revocation to take effect."
+s2=$(sed -n 's/^  serial  *\([0-9]*\)$/\1/p' <<<"$out")
+check replace-old-revoked 1 "serial $s1 (reason superseded" \
+    "$A" verify --root root/root.crt --crl fm-rep/crl hanna1.chain
+check replace-new-valid 0 "valid DEVICE certificate (revocation checked" \
+    "$A" verify --root root/root.crt --crl fm-rep/crl hanna2.chain
+check replace-crl-lists-it 0 "superseded" "$A" show fm-rep/crl
+has replace-crl-serial "$s1"
+check replace-log 0 "REVOKE" "$A" log --authority fm-rep
+has replace-log-reason "superseded"
+refused replace-new-twice fm-rep "hanna@fm.dk device 5 already holds serial $s2 for these keys" \
+    FM issue --authority fm-rep --csr hanna2.csr --out hanna2-again.chain
+refused replace-old-keys-back fm-rep "already holds serial $s2 with other keys" \
+    FM issue --authority fm-rep --csr hanna1.csr --out hanna1-back.chain
+check replace-renew-json 0 "\"superseded\":[$s2]" \
+    FM issue --authority fm-rep --csr hanna2.csr --out hanna2-renewed.chain --replace --json
+check replace-renewed-only-one 1 "serial $s2 (reason superseded" \
+    "$A" verify --root root/root.crt --crl fm-rep/crl hanna2.chain
 
 echo "== file permissions and kinds"
 cp -a fm fm-perm && chmod 644 fm-perm/authority.key
 refused key-readable-by-others fm-perm "authority.key is accessible by others (mode 0644): chmod 600 it" \
-    FM issue --authority fm-perm --csr alice.csr --out x.chain
+    FM issue --authority fm-perm --csr alice.csr --out x.chain --replace
 chmod 600 fm-perm/authority.key && chmod 660 fm-perm/authority.key
 refused key-group-writable fm-perm "(mode 0660): chmod 600 it" \
     FM revoke --authority fm-perm --serial 1
 rm -f fm-perm/authority.key && mkdir fm-perm/authority.key
 refused key-is-dir fm-perm "authority.key is a directory, not a key file" \
-    FM issue --authority fm-perm --csr alice.csr --out x.chain
+    FM issue --authority fm-perm --csr alice.csr --out x.chain --replace
 refused csr-is-dir fm "fm is a directory, not a file" \
     FM issue --authority fm --csr fm --out x.chain
 check log-entry-singular 0 "issuance log of root root: 1 entry" "$A" log --root deep/a/b
@@ -446,7 +490,7 @@ refused issue-truncated-authority-crt fm-truncrt "fm-truncrt/authority.crt is no
 cp -a fm fm-wrongkey && cp sk/authority.key fm-wrongkey/authority.key
 refused issue-foreign-key fm-wrongkey "does not hold the key of" \
     env KURER_ADMIN_PASSPHRASE=$SKP "$A" issue --authority fm-wrongkey --csr alice.csr \
-    --out x.chain
+    --out x.chain --replace
 
 echo "== revocation"
 refused revoke-wrong-passphrase fm "wrong passphrase" env KURER_ADMIN_PASSPHRASE=nope-nope-nope \

@@ -353,6 +353,118 @@ static void test_relay_change(void **state)
         kurer_send(c->a.k, "bo@mof", KURER_LEVEL_UNCLASSIFIED, "efter skift", 20000, &why), 0);
 }
 
+/* ---- a key change on a connection that stays up ---- */
+
+typedef struct keyseen {
+    int changes;
+    uint64_t serial, old_serial;
+    char issuer[32], user[32];
+    uint32_t device;
+    int got_after, got_other;
+} keyseen;
+
+static keyseen g_keys;
+
+static int count_change(void *ud, const kurer_key_change *kc)
+{
+    int *n = ud;
+    (*n) += kc->serial == 12 && kc->old_serial == 11;
+    return 0;
+}
+
+static void on_key_change(void *ud, const kurer_key_change *kc)
+{
+    (void)ud;
+    pthread_mutex_lock(&g_ctx->mu);
+    g_keys.changes++;
+    g_keys.serial = kc->serial;
+    g_keys.old_serial = kc->old_serial;
+    g_keys.device = kc->device_id;
+    snprintf(g_keys.issuer, sizeof(g_keys.issuer), "%s", kc->issuer);
+    snprintf(g_keys.user, sizeof(g_keys.user), "%s", kc->user);
+    pthread_cond_broadcast(&g_ctx->cond);
+    pthread_mutex_unlock(&g_ctx->mu);
+}
+
+static void on_new_device_message(void *ud, const kurer_message *m)
+{
+    (void)ud;
+    pthread_mutex_lock(&g_ctx->mu);
+    if (!m->outgoing && strcmp(m->body, "efter ny noegle") == 0)
+        g_keys.got_after++;
+    else if (!m->outgoing)
+        g_keys.got_other++;
+    pthread_cond_broadcast(&g_ctx->cond);
+    pthread_mutex_unlock(&g_ctx->mu);
+}
+
+static int got_after(ctx *c)
+{
+    (void)c;
+    return g_keys.got_after > 0;
+}
+
+static int key_told(ctx *c)
+{
+    (void)c;
+    return g_keys.changes > 0;
+}
+
+/* bo's device 1 is re-enrolled (new keys, a new certificate, serial 12) while anna's connection
+ * stays up and her directory cache still holds bo from a send a moment ago: no lookup is made.
+ * Her envelope names the serial it was encrypted for (11); the relay holds 12 and answers
+ * STALE_DEVICES; anna verifies the new chain, drops the old session, builds a new one and sends
+ * again, and is told once. The new device reads it. */
+static void test_key_change_cached(void **state)
+{
+    ctx *c = *state;
+    char old_dir[320];
+    kurer_refusal why;
+    memset(&g_keys, 0, sizeof(g_keys));
+    kurer_events ev = {.on_key_change = on_key_change, .ud = &c->a, .on_state = on_state};
+    kurer_set_events(c->a.k, &ev);
+    assert_int_equal(kurer_connect(c->a.k, 20000), 0);
+    assert_int_equal(kurer_connect(c->b.k, 20000), 0);
+    assert_int_equal(kurer_send(c->a.k, "bo@mof", KURER_LEVEL_UNCLASSIFIED, "foer", 20000, &why),
+                     0);
+    kurer_close(c->b.k);
+    snprintf(old_dir, sizeof(old_dir), "%s.old", c->b.dir);
+    assert_int_equal(rename(c->b.dir, old_dir), 0);
+    memset(&c->b, 0, sizeof(c->b));
+    make_home(c->w, &c->b, "bo@mof", 12); /* new keys, same user and device id */
+    kurer_events bev = {.on_message = on_new_device_message, .ud = &c->b};
+    kurer_set_events(c->b.k, &bev);
+    assert_int_equal(kurer_connect(c->b.k, 20000), 0); /* the directory now has serial 12 */
+    assert_int_equal(kurer_state(c->a.k, NULL), KURER_CONN_ONLINE);
+    assert_int_equal(
+        kurer_send(c->a.k, "bo@mof", KURER_LEVEL_UNCLASSIFIED, "efter ny noegle", 20000, &why), 0);
+    assert_true(wait_for(c, key_told));
+    assert_true(wait_for(c, got_after));
+    pthread_mutex_lock(&c->mu);
+    assert_int_equal(g_keys.changes, 1);
+    assert_int_equal(g_keys.serial, 12);
+    assert_int_equal(g_keys.old_serial, 11);
+    assert_int_equal(g_keys.device, 1);
+    assert_string_equal(g_keys.issuer, "mof");
+    assert_string_equal(g_keys.user, "bo@mof");
+    assert_int_equal(g_keys.got_other, 0);
+    pthread_mutex_unlock(&c->mu);
+    /* Told once: not again on the next send, nor when the events are set again. */
+    assert_int_equal(kurer_send(c->a.k, "bo@mof", KURER_LEVEL_UNCLASSIFIED, "igen", 20000, &why),
+                     0);
+    kurer_set_events(c->a.k, &ev);
+    assert_int_equal(kurer_send(c->a.k, "bo@mof", KURER_LEVEL_UNCLASSIFIED, "og igen", 20000, &why),
+                     0);
+    kurer_disconnect(c->a.k); /* the events still queued are given before close returns */
+    pthread_mutex_lock(&c->mu);
+    assert_int_equal(g_keys.changes, 1);
+    pthread_mutex_unlock(&c->mu);
+    /* kurer_key_changes lists it. */
+    int listed = 0;
+    assert_int_equal(kurer_key_changes(c->a.k, "bo@mof", count_change, &listed), 0);
+    assert_int_equal(listed, 1);
+}
+
 /* ---- the phone's day (mobile.h) ---- */
 
 #define FLOW 300
@@ -542,6 +654,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_home_lock, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_relay_change, ctx_setup, ctx_teardown),
         cmocka_unit_test_setup_teardown(test_mobile_flow, ctx_setup, ctx_teardown),
+        cmocka_unit_test_setup_teardown(test_key_change_cached, ctx_setup, ctx_teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (argc > 1)

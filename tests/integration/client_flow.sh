@@ -731,6 +731,100 @@ messages)
     expect "json lines documented" 0 "JSON lines" "$K" history --help
     expect "recv json lines documented" 0 "JSON lines" "$K" recv --help
     ;;
+key_change)
+    # Bob's device 1 is re-enrolled: a new home with new keys, a new certificate for the same
+    # user and device id (kurer-admin issue --replace), and anna writes to it at once, without
+    # bob writing first. She is told once; the new device reads it; the old keys cannot.
+    setup
+    expect "first contact" 0 "sent" "$K" send --home anna --to bob@sk.dk "foer"
+    expect "bob receives" 0 "anna@fm.dk [UNCLASSIFIED] foer" "$K" recv --home bob
+    # One message waits in anna's outbox, encrypted for the old key (the send was killed after
+    # its commit): it must reach the new device, encrypted again, not the old keys' ciphertext.
+    KURER_TEST_HOLD=queued "$K" send --home anna --to bob@sk.dk "i udbakken" >hold.out 2>&1 &
+    BG_PIDS+=($!)
+    wait_for hold.out "queued" 15 && ok "a send held after its outbox commit" || fail "no hold"
+    kill -9 "${BG_PIDS[-1]}"
+    wait "${BG_PIDS[-1]}" 2>/dev/null
+    cp sk/crl sk-before.crl
+    mv bob bob-old
+    "$K" init --home bob --user bob@sk.dk --device 1 --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+    expect "issue without --replace refused" 1 "bob@sk.dk device 1 already holds serial" \
+        "$A" issue --authority sk --csr bob/device.csr --out bob.chain --force
+    expect "issue --replace" 0 '"superseded":[' \
+        "$A" issue --authority sk --csr bob/device.csr --out bob.chain --force --replace --json
+    new_serial=$(sed -n 's/.*"serial":\([0-9]*\).*/\1/p' <<<"$out")
+    old_serial=$(sed -n 's/.*"superseded":\[\([0-9]*\)\].*/\1/p' <<<"$out")
+    [ -n "$new_serial" ] && [ -n "$old_serial" ] && [ "$new_serial" != "$old_serial" ] &&
+        ok "new serial $new_serial supersedes $old_serial" || fail "serials: $out"
+    expect "the new device imports and connects" 0 "" "$K" import --home bob bob.chain
+    # anna still holds the old chain and the old session: the directory has the new one.
+    expect "anna sends at once" 0 "sent to bob@sk.dk" \
+        "$K" send --home anna --to bob@sk.dk "efter nyt certifikat"
+    count "told once, naming device, serial and issuer" 1 \
+        "^bob@sk.dk device 1 has a new key: certificate $new_serial issued by sk.dk$" "$out"
+    expect "the new device reads it" 0 "anna@fm.dk [UNCLASSIFIED] efter nyt certifikat" \
+        "$K" recv --home bob
+    [[ "$out" == *"anna@fm.dk [UNCLASSIFIED] i udbakken"* ]] &&
+        ok "the message queued for the old key, encrypted again, read too" ||
+        fail "queued message not read by the new device: $out"
+    count "no message dropped" 0 "dropped a message" "$out"
+    expect "next send" 0 "sent" "$K" send --home anna --to bob@sk.dk "igen"
+    count "not told again on the next send" 0 "has a new key" "$out"
+    expect "anna's recv" 0 "" "$K" recv --home anna
+    count "not told again by recv" 0 "has a new key" "$out"
+    expect "bob reads the second" 0 "igen" "$K" recv --home bob
+    expect "bob answers" 0 "sent" "$K" send --home bob --to anna@fm.dk "svar fra ny enhed"
+    expect "anna reads the answer" 0 "bob@sk.dk [UNCLASSIFIED] svar fra ny enhed" \
+        "$K" recv --home anna
+    expect "verify shows the new certificate" 0 "serial $new_serial" \
+        "$K" verify --home anna --offline bob@sk.dk
+    # The old keys cannot read what is sent now. A relay that has not heard of the revocation
+    # and forgot the new copy (restarted with the old list) delivers to the old home, which
+    # holds the old keys: the message does not decrypt there, its text is never shown.
+    expect "sent for the new key" 0 "sent" "$K" send --home anna --to bob@sk.dk "kun til ny"
+    stop_relay
+    cp sk/crl sk-after.crl && cp sk-before.crl sk/crl
+    start_relay
+    expect "the old keys cannot read it" 0 "dropped a message from anna@fm.dk device 1" \
+        "$K" recv --home bob-old
+    count "its text not shown" 0 "kun til ny" "$out"
+    cp sk-after.crl sk/crl
+    kill -HUP "$RELAY_PID"
+    sleep 0.5
+    expect "the old device is refused, naming its own certificate" 1 \
+        "the relay refused this device's own certificate: certificate revoked" \
+        "$K" recv --home bob-old
+    # Dave's device is re-enrolled and writes first: anna hears of the key change from his
+    # pre-key message, once, and reads it.
+    device dave dave@sk.dk 1 sk
+    expect "anna writes to dave" 0 "sent" "$K" send --home anna --to dave@sk.dk "hej dave"
+    expect "dave reads" 0 "hej dave" "$K" recv --home dave
+    rm -rf dave
+    "$K" init --home dave --user dave@sk.dk --device 1 --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+    "$A" issue --authority sk --csr dave/device.csr --out dave.chain --force --replace \
+        >/dev/null || exit 1
+    kill -HUP "$RELAY_PID"
+    "$K" import --home dave dave.chain >/dev/null || exit 1
+    expect "dave writes first" 0 "sent" "$K" send --home dave --to anna@fm.dk "ny noegle"
+    expect "anna reads it" 0 "dave@sk.dk [UNCLASSIFIED] ny noegle" "$K" recv --home anna
+    count "told once by recv" 1 "^dave@sk.dk device 1 has a new key: certificate" "$out"
+    expect "anna replies on the new session" 0 "sent" "$K" send --home anna --to dave@sk.dk "svar"
+    count "not told again" 0 "has a new key" "$out"
+    expect "dave reads the reply" 0 "anna@fm.dk [UNCLASSIFIED] svar" "$K" recv --home dave
+    expect "history lists both key changes" 0 "bob@sk.dk device 1 has a new key" \
+        "$K" history --home anna
+    # A peer revoked without a replacement: refused, naming the peer's device and the reason.
+    device carl carl@sk.dk 1 sk
+    expect "anna writes to carl" 0 "sent" "$K" send --home anna --to carl@sk.dk "hej carl"
+    "$A" revoke --authority sk --cert carl.chain --reason device-lost >/dev/null || exit 1
+    kill -HUP "$RELAY_PID"
+    sleep 0.5
+    expect "revoked peer refused by name" 1 \
+        "refused: the certificate of carl@sk.dk device 1: certificate revoked" \
+        "$K" send --home anna --to carl@sk.dk "efter spaerring"
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2

@@ -23,8 +23,15 @@
  *   - the clearance (by default the authority's) is not above the authority's;
  *   - its keys (identity or Noise) are not those of a certificate the log records as revoked
  *     for any reason but "superseded" (a lost device's or compromised key's holder is not the
- *     user, even for that very device), and not certified for another device (a device may
- *     get a new certificate for its own keys: a renewal).
+ *     user, even for that very device), and not certified for another device;
+ *   - one device id, one valid certificate: when the log records a current certificate for
+ *     the same user and device id (issued, not revoked, not expired), the request is refused
+ *     unless replace is set: with the same keys it is the same request again (REPEATED: the
+ *     existing serial is named, no second certificate is made), with other keys another
+ *     device would take the id (DEVICE_TAKEN). With replace the caller revokes the current
+ *     ones as superseded (kurer_issuance_current) before the new one is issued: a renewal of
+ *     the same keys or a re-enrolment with new ones. replace with no current certificate is
+ *     refused (NOTHING_TO_REPLACE): a mistyped device id must not pass unnoticed.
  * The validity is days from now (not before now - skew), cut to the authority's not_after.
  *
  * Nothing here does I/O or keeps state; all of it may run on any thread, on caller memory. */
@@ -46,27 +53,33 @@ typedef struct kurer_issuance_params {
     uint64_t days;         /* validity asked for: 1..36500 */
     kurer_level clearance; /* when has_clearance; else the authority's own */
     int has_clearance;
+    int replace; /* the device's current certificates are to be superseded by this one */
 } kurer_issuance_params;
 
 /* The rule that refused a request. */
 typedef enum kurer_issuance_rule {
     KURER_ISSUANCE_OK = 0,
-    KURER_ISSUANCE_AUTHORITY,   /* not an authority valid now: EROLE, EEXPIRED, ENOTYETVALID */
-    KURER_ISSUANCE_SIGNATURE,   /* not signed by its identity key: EBADSIG (EBADKEY: no key) */
-    KURER_ISSUANCE_SUBJECT,     /* not a user of this authority: ESUBJECT */
-    KURER_ISSUANCE_DEVICE_ID,   /* 0 or above KURER_DEVICE_ID_MAX: EINVAL */
-    KURER_ISSUANCE_DATE,        /* dated after now + skew: ENOTYETVALID */
-    KURER_ISSUANCE_NOISE_KEY,   /* zero, or the identity key again: EBADKEY */
-    KURER_ISSUANCE_CLEARANCE,   /* above the authority's: ECLEARANCE */
-    KURER_ISSUANCE_KEY_REVOKED, /* keys of a certificate revoked (not superseded): EREVOKED */
-    KURER_ISSUANCE_KEY_SHARED,  /* keys certified for another device: EDUPLICATE */
-    KURER_ISSUANCE_PARAMS,      /* days out of range: EINVAL */
+    KURER_ISSUANCE_AUTHORITY,    /* not an authority valid now: EROLE, EEXPIRED, ENOTYETVALID */
+    KURER_ISSUANCE_SIGNATURE,    /* not signed by its identity key: EBADSIG (EBADKEY: no key) */
+    KURER_ISSUANCE_SUBJECT,      /* not a user of this authority: ESUBJECT */
+    KURER_ISSUANCE_DEVICE_ID,    /* 0 or above KURER_DEVICE_ID_MAX: EINVAL */
+    KURER_ISSUANCE_DATE,         /* dated after now + skew: ENOTYETVALID */
+    KURER_ISSUANCE_NOISE_KEY,    /* zero, or the identity key again: EBADKEY */
+    KURER_ISSUANCE_CLEARANCE,    /* above the authority's: ECLEARANCE */
+    KURER_ISSUANCE_KEY_REVOKED,  /* keys of a certificate revoked (not superseded): EREVOKED */
+    KURER_ISSUANCE_KEY_SHARED,   /* keys certified for another device: EDUPLICATE */
+    KURER_ISSUANCE_PARAMS,       /* days out of range: EINVAL */
+    KURER_ISSUANCE_REPEATED,     /* the device holds a current certificate of these keys: EEXIST */
+    KURER_ISSUANCE_DEVICE_TAKEN, /* the device id holds a current certificate of other keys:
+                                  * EEXIST */
+    KURER_ISSUANCE_NOTHING_TO_REPLACE, /* replace, but no current certificate: ENOTFOUND */
 } kurer_issuance_rule;
 
 typedef struct kurer_issuance_refusal {
     kurer_issuance_rule rule;
-    /* KEY_REVOKED: the log's REVOKE entry; KEY_SHARED: the ISSUE entry of the other device.
-     * Points into the log. */
+    /* KEY_REVOKED: the log's REVOKE entry; KEY_SHARED: the ISSUE entry of the other device;
+     * REPEATED, DEVICE_TAKEN: the ISSUE entry of the device's current certificate. Points into
+     * the log. */
     const kurer_log_entry *entry;
 } kurer_issuance_refusal;
 
@@ -77,6 +90,13 @@ KURER_EXPORT KURER_MUST_CHECK int
 kurer_issuance_check(const kurer_cert *authority, const kurer_issuelog *log, const kurer_csr *csr,
                      const kurer_issuance_params *p, kurer_cert_body *body, int *clamped,
                      kurer_issuance_refusal *why);
+
+/* The ISSUE entries of log for subject/device_id that are current at now: a DEVICE
+ * certificate not expired and with no REVOKE entry. At most max pointers (into the log) go to
+ * out; the return value is how many there are (which may be more than max). */
+KURER_EXPORT size_t kurer_issuance_current(const kurer_issuelog *log, const char *subject,
+                                           uint32_t device_id, int64_t now,
+                                           const kurer_log_entry **out, size_t max);
 
 /* Step 3: *serial is st's next serial, and st is advanced past it with log's length recorded:
  * the state to write before signing. KURER_ELIMIT when serials are exhausted, KURER_ECORRUPT

@@ -250,6 +250,33 @@ kurer_peer_devices(kurer *k, const char *user, kurer_peer_device_fn fn, void *KU
 KURER_EXPORT KURER_MUST_CHECK int kurer_own_certificate(kurer *k, kurer_peer_device_fn fn,
                                                         void *KURER_NULLABLE ud);
 
+/* A peer device (or one of our own other devices) that now holds a new certificate with a new
+ * identity key: re-enrolled, its old certificate superseded or revoked. The new chain was
+ * verified as every chain is (root, validity, revocation; no trust on first use); the session
+ * with the old key was deleted (the old key is kept here, in the home's history of keys) and a
+ * new one is built from a fresh prekey bundle at the next send. Sending never fails because of
+ * it. The same address with a new certificate of the same key (a renewal) is no key change. */
+typedef struct kurer_key_change {
+    int64_t id;       /* the stored record, oldest first */
+    const char *user; /* user@authority */
+    uint32_t device_id;
+    uint64_t serial;     /* of the new certificate */
+    const char *issuer;  /* the authority id that issued it */
+    uint64_t old_serial; /* of the certificate it replaces */
+    const char *old_issuer;
+    const char *key_fingerprint;     /* BLAKE2b-256 of the new identity key, hex */
+    const char *old_key_fingerprint; /* of the old one */
+    int64_t at;                      /* when this home noticed it (Unix seconds) */
+} kurer_key_change;
+
+/* Calls fn for each key change this home has noticed, oldest first; with with != NULL only
+ * that user's. The struct is valid during the call only; a non-zero return from fn stops and
+ * is returned. Local (no network); any thread, like kurer_history. */
+typedef int (*kurer_key_change_fn)(void *KURER_NULLABLE ud, const kurer_key_change *c);
+KURER_EXPORT KURER_MUST_CHECK int kurer_key_changes(kurer *k, const char *KURER_NULLABLE with,
+                                                    kurer_key_change_fn fn,
+                                                    void *KURER_NULLABLE ud);
+
 /* ---- the network half -------------------------------------------------------------------- */
 
 /* The connection as the library sees it. After a lost connection (or a failed attempt) the
@@ -286,10 +313,17 @@ typedef struct kurer_events {
     void (*KURER_NULLABLE on_state)(void *KURER_NULLABLE ud, kurer_conn_state state, int reason);
     /* Everything the relay held for us when this connection was made has been given. */
     void (*KURER_NULLABLE on_queue_empty)(void *KURER_NULLABLE ud);
+    /* A peer device's key changed (kurer_key_change): tell the user, once. Noticed on a
+     * directory answer, a STALE_DEVICES send result, a prekey bundle or a pre-key message
+     * from the new key. Given at least once and, like on_message, marked told when this
+     * callback has returned: a change not yet told is given again when the events are next
+     * set; one told is never given again (kurer_key_changes still lists it). */
+    void (*KURER_NULLABLE on_key_change)(void *KURER_NULLABLE ud, const kurer_key_change *c);
 } kurer_events;
 
 /* Sets (copies) the event callbacks; NULL clears them. With on_message set, every stored
- * message not yet reported is given again (oldest first). */
+ * message not yet reported is given again (oldest first); with on_key_change set, every key
+ * change not yet told. */
 KURER_EXPORT void kurer_set_events(kurer *k, const kurer_events *KURER_NULLABLE ev);
 
 /* ---- the asynchronous calls ---- */

@@ -95,7 +95,9 @@ typedef struct kurer_envelope {
     kurer_envelope_type type;
     const uint8_t *content; /* 1..KURER_ENVELOPE_CONTENT_MAX bytes of ciphertext */
     size_t content_len;
-    int64_t server_ts; /* set by the relay, Unix milliseconds */
+    int64_t server_ts;  /* set by the relay, Unix milliseconds */
+    uint64_t to_serial; /* SendRequest: the recipient certificate's serial encrypted for (0: not
+                         * said); not stored or delivered by the relay */
 } kurer_envelope;
 
 /* Envelope bytes (as a relay stores them) -> *out. out->content points into *mem, which the

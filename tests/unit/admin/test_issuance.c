@@ -93,7 +93,7 @@ static void request(kurer_csr *csr, const char *subject, uint32_t device, const 
     assert_int_equal(kurer_csr_sign(&b, k->id_priv, csr), 0);
 }
 
-static const kurer_issuance_params defaults = {NOW, 365, KURER_LEVEL_UNCLASSIFIED, 0};
+static const kurer_issuance_params defaults = {NOW, 365, KURER_LEVEL_UNCLASSIFIED, 0, 0};
 
 static int check(const kurer_cert *issuer, const kurer_csr *csr, const kurer_issuance_params *p,
                  kurer_issuance_refusal *why)
@@ -158,7 +158,7 @@ static void test_issuable(void **state)
     assert_int_equal(clamped, 0);
     assert_memory_equal(body.identity_key, k.id_pub, 33);
     /* Longer than the authority: cut to its expiry. A lower clearance as asked. */
-    kurer_issuance_params p = {NOW, 400, KURER_LEVEL_UNCLASSIFIED, 1};
+    kurer_issuance_params p = {NOW, 400, KURER_LEVEL_UNCLASSIFIED, 1, 0};
     assert_int_equal(kurer_issuance_check(&auth, &log_, &csr, &p, &body, &clamped, &why), 0);
     assert_int_equal(body.not_after, auth.body.not_after);
     assert_int_equal(clamped, 1);
@@ -261,7 +261,7 @@ static void test_refuses_clearance(void **state)
     (void)state;
     new_keys(&k);
     request(&csr, "alice@fm.dk", 1, &k, NOW);
-    kurer_issuance_params p = {NOW, 365, KURER_LEVEL_CONFIDENTIAL, 1};
+    kurer_issuance_params p = {NOW, 365, KURER_LEVEL_CONFIDENTIAL, 1, 0};
     expect(check(&auth, &csr, &p, &why), KURER_ISSUANCE_CLEARANCE, KURER_ECLEARANCE, &why);
 }
 
@@ -274,8 +274,11 @@ static void test_refuses_revoked_keys(void **state)
     new_keys(&k);
     request(&csr, "carol@fm.dk", 1, &k, NOW);
     uint64_t serial = issue(&csr);
-    /* A renewal for the same device and keys is fine while the certificate stands. */
-    assert_int_equal(check(&auth, &csr, &defaults, &why), 0);
+    /* A renewal for the same device and keys is fine while the certificate stands (as a
+     * replacement: one device id, one valid certificate). */
+    kurer_issuance_params renew = defaults;
+    renew.replace = 1;
+    assert_int_equal(check(&auth, &csr, &renew, &why), 0);
     revoke_serial(serial, KURER_REASON_DEVICE_LOST);
     expect(check(&auth, &csr, &defaults, &why), KURER_ISSUANCE_KEY_REVOKED, KURER_EREVOKED, &why);
     assert_non_null(why.entry);
@@ -309,9 +312,55 @@ static void test_refuses_shared_keys(void **state)
     /* Another device of the same user is another device. */
     request(&csr, "dave@fm.dk", 2, &k, NOW);
     expect(check(&auth, &csr, &defaults, &why), KURER_ISSUANCE_KEY_SHARED, KURER_EDUPLICATE, &why);
-    /* The same device may have its own keys certified again. */
+    /* The same device may have its own keys certified again, replacing its certificate. */
     request(&csr, "dave@fm.dk", 1, &k, NOW);
-    assert_int_equal(check(&auth, &csr, &defaults, &why), 0);
+    kurer_issuance_params renew = defaults;
+    renew.replace = 1;
+    assert_int_equal(check(&auth, &csr, &renew, &why), 0);
+}
+
+/* One device id, one valid certificate: the same request twice, other keys for a device id in
+ * use, --replace, and --replace with nothing to replace. */
+static void test_device_id_taken(void **state)
+{
+    kurer_csr csr, again, other;
+    kurer_issuance_refusal why;
+    const kurer_log_entry *cur[2];
+    keys k, k2;
+    (void)state;
+    new_keys(&k);
+    new_keys(&k2);
+    request(&csr, "hugo@fm.dk", 4, &k, NOW);
+    kurer_issuance_params replace = defaults;
+    replace.replace = 1;
+    /* Nothing to replace yet. */
+    expect(check(&auth, &csr, &replace, &why), KURER_ISSUANCE_NOTHING_TO_REPLACE, KURER_ENOTFOUND,
+           &why);
+    uint64_t serial = issue(&csr);
+    assert_int_equal(kurer_issuance_current(&log_, "hugo@fm.dk", 4, NOW, cur, 2), 1);
+    assert_int_equal(cur[0]->serial, serial);
+    /* The same request again (or another request of the same keys): refused, naming it. */
+    request(&again, "hugo@fm.dk", 4, &k, NOW + 1);
+    expect(check(&auth, &csr, &defaults, &why), KURER_ISSUANCE_REPEATED, KURER_EEXIST, &why);
+    assert_int_equal(why.entry->serial, serial);
+    expect(check(&auth, &again, &defaults, &why), KURER_ISSUANCE_REPEATED, KURER_EEXIST, &why);
+    /* Other keys for the same device id: refused, naming it, unless replace. */
+    request(&other, "hugo@fm.dk", 4, &k2, NOW);
+    expect(check(&auth, &other, &defaults, &why), KURER_ISSUANCE_DEVICE_TAKEN, KURER_EEXIST, &why);
+    assert_int_equal(why.entry->serial, serial);
+    assert_int_equal(check(&auth, &other, &replace, &why), 0);
+    /* Another device id of the same user, or the same id of another user, is free. */
+    assert_int_equal(kurer_issuance_current(&log_, "hugo@fm.dk", 5, NOW, cur, 2), 0);
+    assert_int_equal(kurer_issuance_current(&log_, "hugh@fm.dk", 4, NOW, cur, 2), 0);
+    /* Revoked (as --replace does), the id is free again and the new keys issuable. */
+    revoke_serial(serial, KURER_REASON_SUPERSEDED);
+    assert_int_equal(kurer_issuance_current(&log_, "hugo@fm.dk", 4, NOW, cur, 2), 0);
+    assert_int_equal(check(&auth, &other, &defaults, &why), 0);
+    uint64_t second = issue(&other);
+    assert_int_equal(kurer_issuance_current(&log_, "hugo@fm.dk", 4, NOW, cur, 2), 1);
+    assert_int_equal(cur[0]->serial, second);
+    /* Expired certificates do not hold the id. */
+    assert_int_equal(kurer_issuance_current(&log_, "hugo@fm.dk", 4, NOW + 366 * DAY, cur, 2), 0);
 }
 
 static void test_reserve(void **state)
@@ -382,6 +431,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_refuses_clearance),
         cmocka_unit_test(test_refuses_revoked_keys),
         cmocka_unit_test(test_refuses_shared_keys),
+        cmocka_unit_test(test_device_id_taken),
         cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_sign),
     };

@@ -675,6 +675,94 @@ static void test_rollback(void **state)
     w->now -= DAY;
 }
 
+typedef struct changes {
+    int n;
+    kurer_key_change last;
+    char issuer[32];
+} changes;
+
+static int count_changes(void *ud, const kurer_key_change *c)
+{
+    changes *ch = ud;
+    ch->n++;
+    ch->last = *c;
+    snprintf(ch->issuer, sizeof(ch->issuer), "%s", c->issuer);
+    ch->last.issuer = ch->issuer;
+    ch->last.user = ch->last.old_issuer = ch->last.key_fingerprint = "";
+    ch->last.old_key_fingerprint = "";
+    return 0;
+}
+
+static int key_changes_of(dev *d, const char *user, changes *out)
+{
+    memset(out, 0, sizeof(*out));
+    assert_int_equal(kurer_key_changes(d->k, user, count_changes, out), 0);
+    return out->n;
+}
+
+/* Anna's device 1 is re-enrolled (a new home, new keys, a later certificate): Bob records one
+ * key change with both serials, deletes the old session, marks his queued item for her old key
+ * stale; a renewal of the same key is none; her old chain offered again is a rollback. */
+static void test_key_change(void **state)
+{
+    world *w = *state;
+    kurer__session *bs = kurer__home_session(w->bob.k);
+    kurer__store *bst = kurer__home_store(w->bob.k);
+    changes ch;
+    dev anna2;
+    char users[2][KURER_SUBJECT_MAX + 1];
+    size_t n = 0;
+    int64_t rowid = 0;
+    first_contact(w); /* Bob holds Anna's certificate and a session with her */
+    assert_int_equal(kurer__session_exists(bs, "anna@mof", 1), 1);
+    assert_int_equal(key_changes_of(&w->bob, NULL, &ch), 0);
+    assert_int_equal(
+        kurer__home_queue(w->bob.k, "anna@mof", KURER_LEVEL_RESTRICTED, "venter", NULL, &rowid), 0);
+    assert_int_equal(kurer__store_outbox_count(bst), 1);
+    memset(&anna2, 0, sizeof(anna2));
+    w->now += 60;
+    enrol_by(w, &anna2, "anna@mof", 1, KURER_LEVEL_CONFIDENTIAL, 900, &w->auth_key, &w->auth);
+    assert_int_equal(kurer_add_peer(w->bob.k, anna2.chain_bytes, anna2.chain_len), 0);
+    assert_int_equal(key_changes_of(&w->bob, "anna@mof", &ch), 1);
+    assert_int_equal(ch.last.device_id, 1);
+    assert_int_equal(ch.last.serial, 900);
+    assert_int_equal(ch.last.old_serial, w->anna.serial);
+    assert_string_equal(ch.issuer, "mof");
+    assert_int_equal(key_changes_of(&w->bob, "carl@mof", &ch), 0);
+    assert_int_equal(kurer__session_exists(bs, "anna@mof", 1), 0); /* the old session is gone */
+    assert_int_equal(kurer__session_take_key_changed(bs), 1);
+    assert_int_equal(kurer__session_take_key_changed(bs), 0);
+    /* The item encrypted for the old key goes at the next send. */
+    assert_int_equal(kurer__store_key_change_stale_items(bst, rowid, users, 2, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(users[0], "anna@mof");
+    assert_int_equal(kurer__store_outbox_count(bst), 0);
+    assert_int_equal(kurer__store_key_change_stale_items(bst, rowid, users, 2, &n), 0);
+    assert_int_equal(n, 0);
+    /* Unreported until told, once. */
+    key_changes_of(&w->bob, NULL, &ch);
+    assert_int_equal(kurer__store_key_change_unreported(bst, ch.last.id), 1);
+    assert_int_equal(kurer__store_key_change_reported(bst, ch.last.id), 0);
+    assert_int_equal(kurer__store_key_change_unreported(bst, ch.last.id), 0);
+    /* A renewal of the same key (a later certificate): no key change. */
+    kurer_chain renewed;
+    uint8_t bytes[KURER_CHAIN_BYTES_MAX];
+    kurer_buf buf;
+    w->now += 60;
+    issue(w, &anna2, KURER_LEVEL_CONFIDENTIAL, 901, &renewed);
+    kurer_buf_init_fixed(&buf, bytes, sizeof(bytes));
+    assert_int_equal(kurer_chain_encode(&renewed, &buf), 0);
+    assert_int_equal(kurer_add_peer(w->bob.k, bytes, buf.len), 0);
+    assert_int_equal(key_changes_of(&w->bob, NULL, &ch), 1);
+    assert_int_equal(kurer__session_take_key_changed(bs), 0);
+    /* Her old chain again (a relay replaying it): a rollback, refused; no key change. */
+    assert_int_equal(kurer_add_peer(w->bob.k, w->anna.chain_bytes, w->anna.chain_len),
+                     KURER_ESTALE);
+    assert_int_equal(key_changes_of(&w->bob, NULL, &ch), 1);
+    kurer_close(anna2.k);
+    rm_home(anna2.home);
+}
+
 /* Anna CONFIDENTIAL, Bob RESTRICTED. */
 static void test_classification_send(void **state)
 {
@@ -852,6 +940,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untrusted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_classification_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_classification_receive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsupported_content, setup, teardown),

@@ -572,18 +572,19 @@ static void test_directory(void **state)
     assert_int_equal(loaded_serial, 11);
 }
 
-static void upload(fx *f, const char *user, size_t n, uint64_t max, int expect)
+static void upload_as(fx *f, const char *user, uint32_t reg, uint32_t first, size_t n, uint64_t max,
+                      int expect)
 {
     kurer_store_prekeys p;
     kurer_one_time_prekey otk[8];
     memset(&p, 0, sizeof(p));
     memset(otk, 0, sizeof(otk));
     p.dev = addr(user, 1);
-    p.registration_id = 7;
+    p.registration_id = reg;
     p.signed_prekey.id = 1;
     p.signed_prekey.public_key[0] = 0x05;
     for (size_t i = 0; i < n; i++) {
-        otk[i].id = (uint32_t)i + 1;
+        otk[i].id = first + (uint32_t)i;
         otk[i].public_key[0] = 0x05;
         otk[i].public_key[1] = (uint8_t)i;
     }
@@ -594,6 +595,11 @@ static void upload(fx *f, const char *user, size_t n, uint64_t max, int expect)
     assert_int_equal(kurer_store_put_prekeys(f->s, &p, on_count, f), 0);
     wait_done(f, want);
     assert_int_equal(f->err, expect);
+}
+
+static void upload(fx *f, const char *user, size_t n, uint64_t max, int expect)
+{
+    upload_as(f, user, 7, 1, n, max, expect);
 }
 
 /* Each one-time prekey is handed out once, also to takes submitted together; n_one_time limits
@@ -634,6 +640,34 @@ static void test_prekeys_once(void **state)
     assert_int_equal(kurer_store_count_prekeys(f->s, &b, on_count, f), 0);
     wait_done(f, want);
     assert_int_equal(f->err, KURER_ENOTFOUND); /* nothing of it stored */
+}
+
+/* A device re-enrolled: its new home (another registration id) uploads, and the old home's
+ * one-time prekeys (ids the new one did not replace) are never handed out; the same home's
+ * refill keeps its pool. */
+static void test_prekeys_reenrolled(void **state)
+{
+    fx *f = *state;
+    kurer_device_address a = addr("ana@x", 1);
+    upload_as(f, "ana@x", 7, 1, 6, 0, 0); /* the old home: ids 1..6 */
+    assert_int_equal(f->count, 6);
+    upload_as(f, "ana@x", 7, 7, 2, 0, 0); /* its refill keeps them */
+    assert_int_equal(f->count, 8);
+    upload_as(f, "ana@x", 9, 1, 3, 0, 0); /* the new home: ids 1..3, registration id 9 */
+    assert_int_equal(f->count, 3);
+    for (int i = 0; i < 3; i++) {
+        int want = f->done + 1;
+        assert_int_equal(kurer_store_take_prekeys(f->s, &a, 1, 1, on_bundles, f), 0);
+        wait_done(f, want);
+        assert_int_equal(f->n_bundles, 1);
+        assert_true(f->bundles[0].has_one_time);
+        assert_int_equal(f->bundles[0].registration_id, 9);
+        assert_true(f->bundles[0].one_time.id <= 3);
+    }
+    int want = f->done + 1;
+    assert_int_equal(kurer_store_take_prekeys(f->s, &a, 1, 1, on_bundles, f), 0);
+    wait_done(f, want);
+    assert_false(f->bundles[0].has_one_time); /* none of the old home's */
 }
 
 static uint64_t crl_versions[4];
@@ -803,6 +837,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_put_ack_pairing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekeys_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prekeys_reenrolled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_v4, setup, teardown),
