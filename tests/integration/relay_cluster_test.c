@@ -565,7 +565,7 @@ static void test_standby_stopped(void **state)
     for (uint32_t k = 0; k < 10; k++)
         party_send(pa, t, &b, next++);
     pump_all(ps, 2, t, 3000);
-    size_t during = t->accepted;
+    size_t during = t->accepted, delivered_during = t->delivered;
     uint64_t node_accepted = metric_now(w, "kurer_envelopes_accepted_total");
     fprintf(stderr,
             "relay_cluster standby_stopped: accepted %zu before the stop, %zu after 3 s without "
@@ -573,6 +573,7 @@ static void test_standby_stopped(void **state)
             before, during, t->failed, (unsigned long long)node_accepted);
     assert_int_equal(during, before);
     assert_int_equal(node_accepted, before);
+    assert_int_equal(delivered_during, before); /* nor visible to the recipient's node */
     pgc("start-standby");
     uint64_t end = kurer_time_mono_ms() + 20000;
     while (pa->in_flight > 0 && kurer_time_mono_ms() < end)
@@ -635,6 +636,11 @@ static void test_prekeys_two_nodes(void **state)
             "relay_cluster prekeys_two_nodes: 160 fetches on two nodes, 100 one-time prekeys: "
             "handed out %zu, without one %zu, handed out twice %zu\n",
             got, without, dup);
+    fprintf(stderr,
+            "relay_cluster prekeys_two_nodes: sent 160, accepted %zu, delivered %zu, lost %zu, "
+            "duplicated %zu (one-time prekeys: asked for, handed out, received, neither handed "
+            "out nor left, handed out twice)\n",
+            got, got, 100 - got, dup);
     assert_int_equal(dup, 0);
     assert_int_equal(got, 100);
     assert_int_equal(without, 60);
