@@ -44,7 +44,8 @@ static void pgc(const char *cmd)
     if (pgc_try(cmd) != 0) {
         char line[400];
         snprintf(line, sizeof(line), "cat %s/cluster.log >&2", g_pg);
-        (void)system(line);
+        if (system(line) != 0)
+            fprintf(stderr, "no %s/cluster.log\n", g_pg);
         fail_msg("pg_cluster.sh %s failed", cmd);
     }
 }
@@ -74,18 +75,20 @@ static void start_node(world *nw, int i)
 /* A primary with its synchronous standby, and two nodes (same relay key, one folder each). */
 static void two_nodes(world *w, const char *extra)
 {
-    char cmd[900];
+    char cmd[2000];
     snprintf(g_pg, sizeof(g_pg), "/tmp/kurer-pgc-XXXXXX");
     assert_non_null(mkdtemp(g_pg));
     assert_int_equal(chmod(g_pg, 0755), 0);
     pgc("start");
     g_n1 = *w;
     g_n1.relay = 0;
-    snprintf(g_n1.dir, sizeof(g_n1.dir), "%s/n1", w->dir);
-    snprintf(cmd, sizeof(cmd),
-             "mkdir -p %s/relay && cp -p %s/relay/relay.key %s/relay/store.key "
-             "%s/relay/relay.pub %s/relay/ && cp %s/root.crt %s/",
-             g_n1.dir, w->dir, w->dir, w->dir, g_n1.dir, w->dir, g_n1.dir);
+    int n = snprintf(g_n1.dir, sizeof(g_n1.dir), "%s/n1", w->dir);
+    assert_true(n > 0 && (size_t)n < sizeof(g_n1.dir));
+    n = snprintf(cmd, sizeof(cmd),
+                 "mkdir -p %s/relay && cp -p %s/relay/relay.key %s/relay/store.key "
+                 "%s/relay/relay.pub %s/relay/ && cp %s/root.crt %s/",
+                 g_n1.dir, w->dir, w->dir, w->dir, g_n1.dir, w->dir, g_n1.dir);
+    assert_true(n > 0 && (size_t)n < sizeof(cmd));
     assert_int_equal(system(cmd), 0);
     write_conf(w, 0, extra);
     write_conf(&g_n1, 1, extra);
