@@ -1,14 +1,17 @@
 /* The listen connection of a relay node over PostgreSQL (cluster.h): non-blocking libpq on the
  * relay's loop, one uv_poll on the connection's socket, one query in flight at a time.
  *
- * States: WAIT (no connection; the tick starts one once the backoff has passed), CONNECTING
- * (PQconnectPoll, whose socket may change from one host of a multi-host string to the next: the
- * uv_poll is made again after every step), SETUP (synchronous_commit off for the session, the
+ * States: WAIT (no connection; the tick asks for one once the backoff has passed), CONNECTING
+ * (a small thread of its own, started before the relay serves, makes the connection with a
+ * blocking PQconnectdbParams and hands it to the loop through a uv_async: so a host name is
+ * resolved off the loop, and connect_timeout applies to each host of a multi-host string, which
+ * libpq's asynchronous connect does not do), SETUP (synchronous_commit off for the session, the
  * schema that names the channel), LISTEN, UP (notifications sent one query at a time, in queue
- * order). A failed step, a query or connect that takes longer than KURER__PGL_QUERY_MAX_MS, or
- * a silent connection that does not answer a ping loses the connection: WAIT again. */
+ * order). A failed step, a query that takes longer than KURER__PGL_QUERY_MAX_MS, or a silent
+ * connection that does not answer a ping loses the connection: WAIT again. */
 #include "cluster.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +58,14 @@ struct kurer_pgl {
     int busy; /* a query (or the connect) is in flight */
     uint64_t busy_since_ms, last_io_ms, retry_at_ms, backoff_ms;
     uv_timer_t tick;
+    /* the connector thread: asked (want) for a connection, it leaves it in made (done) */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int want, done, stop, thread_started;
+    PGconn *made;
+    uv_async_t async;
+    int open_handles; /* tick and async, until their closes complete */
     job *head, *tail;
     size_t n_jobs;
     char channel[KURER__PGL_CHANNEL_MAX + 1];
@@ -62,6 +73,12 @@ struct kurer_pgl {
 };
 
 static void on_poll(uv_poll_t *p, int status, int events);
+
+static void free_conninfo(kurer_pgl *l)
+{
+    kurer_memzero(l->conninfo, strlen(l->conninfo));
+    kurer_secure_free(l->conninfo);
+}
 
 static void log_pg(kurer_pgl *l, const char *event, const PGresult *r)
 {
@@ -157,22 +174,36 @@ static void lost(kurer_pgl *l, const char *why)
     l->retry_at_ms = kurer_time_mono_ms() + l->backoff_ms;
 }
 
-static void start_connect(kurer_pgl *l)
+static void *connector(void *arg)
 {
+    kurer_pgl *l = arg;
     const char *const keys[] = {"dbname", "fallback_application_name", NULL};
     const char *const vals[] = {l->conninfo, "kurer-relay", NULL};
-    l->conn = PQconnectStartParams(keys, vals, 1);
-    l->state = S_CONNECTING;
-    l->busy = 1;
-    l->busy_since_ms = kurer_time_mono_ms();
-    if (l->conn == NULL || PQstatus(l->conn) == CONNECTION_BAD) {
-        log_pg(l, "listen_connect_failed", NULL);
-        lost(l, "connect");
-        return;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (!l->want && !l->stop)
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (l->stop)
+            break;
+        l->want = 0;
+        pthread_mutex_unlock(&l->mu);
+        PGconn *c = PQconnectdbParams(keys, vals, 1);
+        pthread_mutex_lock(&l->mu);
+        l->made = c;
+        l->done = 1;
+        uv_async_send(&l->async);
     }
-    /* libpq: act as if PQconnectPoll had said PGRES_POLLING_WRITING */
-    if (watch(l, UV_WRITABLE, 1) != 0)
-        lost(l, "poll");
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static void start_connect(kurer_pgl *l)
+{
+    l->state = S_CONNECTING;
+    pthread_mutex_lock(&l->mu);
+    l->want = 1;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
 }
 
 /* Flushes what libpq holds; watches for writability while some remains. */
@@ -235,34 +266,33 @@ static void kick(kurer_pgl *l)
         lost(l, "send");
 }
 
-/* A connect step: the next socket state, or the connection made (setup follows). */
-static void step_connect(kurer_pgl *l)
+/* The connector made a connection (or failed): the setup follows on the loop. */
+static void on_connected(uv_async_t *h)
 {
-    int rc = 0;
-    switch (PQconnectPoll(l->conn)) {
-    case PGRES_POLLING_READING:
-        rc = watch(l, UV_READABLE, 1);
-        break;
-    case PGRES_POLLING_WRITING:
-        rc = watch(l, UV_WRITABLE, 1);
-        break;
-    case PGRES_POLLING_OK:
-        l->state = S_SETUP;
-        rc = watch(l, UV_READABLE, 1);
-        if (rc == 0 && PQsetnonblocking(l->conn, 1) != 0)
-            rc = KURER_ESTORAGE;
-        /* the session's notifications commit without waiting for a standby */
-        if (rc == 0)
-            rc = send_query(
-                l, PQsendQuery(l->conn, "SET synchronous_commit = off; SELECT current_schema()"));
-        break;
-    default:
-        log_pg(l, "listen_connect_failed", NULL);
-        rc = KURER_ESTORAGE;
-        break;
+    kurer_pgl *l = h->data;
+    pthread_mutex_lock(&l->mu);
+    PGconn *c = l->done ? l->made : NULL;
+    int done = l->done;
+    l->made = NULL;
+    l->done = 0;
+    pthread_mutex_unlock(&l->mu);
+    if (!done || l->state != S_CONNECTING) {
+        PQfinish(c);
+        return;
     }
-    if (rc != 0)
+    l->conn = c;
+    if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+        log_pg(l, "listen_connect_failed", NULL);
         lost(l, "connect");
+        return;
+    }
+    l->state = S_SETUP;
+    int rc = PQsetnonblocking(c, 1) == 0 ? watch(l, UV_READABLE, 1) : KURER_ESTORAGE;
+    /* the session's notifications commit without waiting for a standby */
+    if (rc == 0)
+        rc = send_query(l, PQsendQuery(c, "SET synchronous_commit = off; SELECT current_schema()"));
+    if (rc != 0)
+        lost(l, "setup");
 }
 
 /* The channel of the connection's schema: kurer_wake for public, else kurer_wake_SCHEMA (so
@@ -391,10 +421,6 @@ static void on_poll(uv_poll_t *p, int status, int events)
     kurer_pgl *l = p->data;
     if (l->conn == NULL || p != l->poll)
         return;
-    if (l->state == S_CONNECTING) {
-        step_connect(l);
-        return;
-    }
     int rc = status < 0 ? KURER_ESTORAGE : 0;
     if (rc == 0 && (events & UV_WRITABLE))
         rc = flush_out(l);
@@ -431,7 +457,8 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = kurer_time_mono_ms();
     if (l->state == S_WAIT && now >= l->retry_at_ms) {
         start_connect(l);
-    } else if (l->state != S_WAIT && l->busy && now - l->busy_since_ms > KURER__PGL_QUERY_MAX_MS) {
+    } else if (l->state > S_CONNECTING && l->busy &&
+               now - l->busy_since_ms > KURER__PGL_QUERY_MAX_MS) {
         kurer_log(KURER_LOG_WARN, "cluster", "listen_timeout", NULL, 0);
         lost(l, "timeout");
     } else if (l->state == S_UP && !l->busy && l->head == NULL && now - l->last_io_ms > PING_MS) {
@@ -459,8 +486,22 @@ int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
     l->arg = arg;
     l->fd = -1;
     l->state = S_WAIT;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    if (uv_async_init(loop, &l->async, on_connected) != 0) {
+        free_conninfo(l);
+        free(l);
+        return KURER_ENOMEM;
+    }
+    l->async.data = l;
     uv_timer_init(loop, &l->tick);
     l->tick.data = l;
+    l->open_handles = 2;
+    if (pthread_create(&l->thread, NULL, connector, l) != 0) {
+        kurer__pgl_close(l);
+        return KURER_ENOMEM;
+    }
+    l->thread_started = 1;
     uv_timer_start(&l->tick, on_tick, TICK_MS, TICK_MS);
     start_connect(l);
     *out = l;
@@ -470,8 +511,11 @@ int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
 static void free_pgl(uv_handle_t *h)
 {
     kurer_pgl *l = h->data;
-    kurer_memzero(l->conninfo, strlen(l->conninfo));
-    kurer_secure_free(l->conninfo);
+    if (--l->open_handles > 0)
+        return;
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free_conninfo(l);
     free(l);
 }
 
@@ -484,8 +528,19 @@ void kurer__pgl_close(kurer_pgl *l)
     l->conn = NULL;
     while (l->head != NULL)
         drop_job(l);
+    if (l->thread_started) { /* a connect in progress ends within its connect_timeout */
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_signal(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+        l->thread_started = 0;
+    }
+    PQfinish(l->made);
+    l->made = NULL;
     uv_timer_stop(&l->tick);
     uv_close((uv_handle_t *)&l->tick, free_pgl);
+    uv_close((uv_handle_t *)&l->async, free_pgl);
 }
 
 int kurer__pgl_up(const kurer_pgl *l)
