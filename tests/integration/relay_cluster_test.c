@@ -50,6 +50,16 @@ static void pgc(const char *cmd)
     }
 }
 
+/* Runs SQL on the primary (as postgres, in the database kurer). */
+static void pgc_sql(const char *sql)
+{
+    char cmd[1200];
+    int n = snprintf(cmd, sizeof(cmd), "%s sql %s \"%s\" >>%s/cluster.log 2>&1",
+                     KURER_PG_CLUSTER_SH, g_pg, sql, g_pg);
+    assert_true(n > 0 && (size_t)n < sizeof(cmd));
+    assert_int_equal(system(cmd), 0);
+}
+
 static void write_conf(world *nw, int i, const char *extra)
 {
     char path[400], base[700], text[1400];
@@ -391,7 +401,6 @@ static void test_two_nodes(void **state)
     /* they came by wake-ups: each node was woken for its own device */
     assert_true(metric_now(&g_n1, "kurer_cluster_wakeups_total") >= 20);
     assert_true(metric_now(w, "kurer_cluster_wakeups_total") >= 20);
-    assert_int_equal(metric_now(&g_n1, "kurer_cluster_polls_total"), 0);
 
     /* the newest connection wins across nodes: b connects to A; its connection on B is closed */
     party *pb2 = party_new(&b);
@@ -421,8 +430,18 @@ static void test_two_nodes(void **state)
     assert_int_equal(cl_connect(&g_n1, &pc->cl, &c), KURER_EREVOKED);
     cl_free(&pc->cl);
     pc->up = 0;
+    /* notifications anyone with a connection may send: refused, counted, nothing else */
+    pgc_sql("SELECT pg_notify('kurer_wake', 'x 0123456789abcdef 00.1'), "
+            "pg_notify('kurer_wake', 'w 0123456789abcdeg 626f406d6f66.1'), "
+            "pg_notify('kurer_wake', 'w 0123456789abcdef 626f406d6f6.1'), "
+            "pg_notify('kurer_wake', 'c 0123456789abcdef 1.626f406d6f66.99999999999'), "
+            "pg_notify('kurer_wake', 'd 0123456789abcdef 00.1'), "
+            "pg_notify('kurer_wake', 'r 0123456789abcdef 00.1')");
+    wait_metric(w, "kurer_cluster_notifications_rejected_total", 6);
+    wait_metric(&g_n1, "kurer_cluster_notifications_rejected_total", 6);
+    one_way(pa, pb2, t, 201, &lat); /* both nodes still serve */
     report("two_nodes", t);
-    assert_int_equal(t->accepted, 41);
+    assert_int_equal(t->accepted, 42);
     assert_int_equal(count_lost(t), 0);
     assert_int_equal(t->dup, 0);
     party_free(pa);
