@@ -54,6 +54,7 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->media_idle_timeout_ms = 60000;
     c->media_keepalive_ms = 15000;
     c->media_ticket_lifetime_s = 14400;
+    c->wake_poll_ms = 5000;
 }
 
 void kurer_relay_opts_default(kurer_relay_opts *o)
@@ -155,6 +156,7 @@ static const key_def keys[] = {
     K(media_idle_timeout_ms, MS, 1000, 86400000),
     K(media_keepalive_ms, MS, 100, 3600000),
     K(media_ticket_lifetime_s, S, 1, 86400 * 7),
+    K(wake_poll_ms, MS, 100, 3600000),
 };
 #undef K
 #undef S

@@ -102,6 +102,20 @@ out:
     free(h);
 }
 
+typedef struct dev_stored {
+    relay *r;
+    kurer_device_address addr;
+} dev_stored;
+
+/* A directory entry committed: the other nodes (store = postgres) read it from the store. */
+static void on_device_stored(void *arg, int err)
+{
+    dev_stored *x = arg;
+    if (err == 0)
+        kurer__cluster_device_stored(x->r, &x->addr);
+    free(x);
+}
+
 /* IK: the peer's first transport record decrypted, so it holds the device's keys (a replayed
  * message 1 never gets here). Only now does the connection count as the device's: it replaces
  * an older one, is registered in the directory, logged as connected and served. */
@@ -147,13 +161,21 @@ void kurer__conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n)
     kurer__preauth_done(rc);
     r->handshakes_ok++;
     kurer__online_set(r, rc);
+    kurer__cluster_connected(r, rc); /* and on the other nodes */
     /* Register (or refresh) the device in the directory. */
     dir_entry *e = kurer__dir_find(r, &rc->addr);
     int changed = e == NULL || e->serial != rc->v.serial;
     if (kurer__dir_put(r, &rc->addr, &rc->v, rc->hs_chain, rc->hs_chain_len) == 0 && changed) {
         kurer_store_device d = {rc->addr, rc->v.serial, rc->hs_chain, rc->hs_chain_len};
-        if (kurer_store_put_device(r->store, &d, NULL, NULL) != 0)
+        dev_stored *x = malloc(sizeof(*x));
+        if (x != NULL) {
+            x->r = r;
+            x->addr = rc->addr;
+        }
+        if (x == NULL || kurer_store_put_device(r->store, &d, on_device_stored, x) != 0) {
+            free(x);
             kurer_log(KURER_LOG_WARN, "relay", "directory_write_failed", NULL, 0);
+        }
     }
     if (kurer__instance_take(r, rc))
         kurer_log(KURER_LOG_WARN, "relay", "device_instance_replaced",

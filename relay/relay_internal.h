@@ -97,7 +97,23 @@ typedef struct dir_user {
     X(prekeys_low_pushed, "prekeys_low_pushed_total", "PrekeysLow pushes.")                        \
     X(crl_accepted, "revocation_lists_accepted_total",                                             \
       "Newer revocation lists taken (files, "                                                      \
-      "SIGHUP, uploads).")
+      "SIGHUP, uploads, other nodes).")                                                            \
+    X(cluster_wakeups_sent, "cluster_wakeups_sent_total",                                          \
+      "Devices named in wake-ups to the other nodes.")                                             \
+    X(cluster_wakeups, "cluster_wakeups_total",                                                    \
+      "Wake-ups from other nodes for devices connected here.")                                     \
+    X(cluster_replaced, "cluster_connections_replaced_total",                                      \
+      "Connections closed because their device connected to another node since.")                  \
+    X(cluster_lists, "cluster_revocation_lists_total",                                             \
+      "Revocation lists read from the store after another node stored them.")                      \
+    X(cluster_rejected, "cluster_notifications_rejected_total",                                    \
+      "Notifications on the wake channel that did not parse.")                                     \
+    X(cluster_dropped, "cluster_notifications_dropped_total",                                      \
+      "Wake-ups and list notices not sent: the listen connection's queue was full.")               \
+    X(cluster_polls, "cluster_polls_total",                                                        \
+      "Safety-net polls of every connected device's mailbox (wake_poll_ms).")                      \
+    X(cluster_listen_reconnects, "cluster_listen_reconnects_total",                                \
+      "Listen connections lost and made again.")
 
 typedef struct relay relay;
 
@@ -133,6 +149,10 @@ typedef struct rconn {
     /* delivery */
     uint64_t last_pushed;
     int fetching, dirty, caught_up, sent_empty;
+    /* several nodes (cluster.c): this connection's number in its "c" notification, and whether
+     * that came back (then a later one of another node replaces it) */
+    uint64_t cluster_gen;
+    int cluster_seen;
     /* rates, should the device have no directory entry (it always has one once authed) */
     kurer__bucket own[N_BUCKETS];
     /* a chunked revocation upload in progress (up_cap bytes counted in relay.upload_bytes) */
@@ -187,6 +207,12 @@ struct relay {
     int64_t next_expiry; /* unix seconds the expiry timer is set for (0: not set) */
     int timers;
     struct kurer__media *media; /* the media relay (media.c) */
+    /* several nodes over postgres (cluster.c): the listen connection, this node's id, the last
+     * connection number, the safety-net poll */
+    struct kurer_pgl *pgl;
+    char node_hex[17];
+    uint64_t cluster_gen;
+    uv_timer_t wake_poll;
 };
 
 /* Entries of the source address and prekey-take tables: beyond them new addresses are refused
@@ -349,6 +375,24 @@ void kurer__handle_media_allocate(rconn *rc, const kurer_client_frame *f);
 void kurer__media_drop_device(relay *r, const kurer_device_address *a);
 /* Appends the media metrics to s (cap bytes, len used); returns the new len. */
 size_t kurer__media_metrics(relay *r, char *s, size_t cap, size_t len);
+/* The version of the list in force for an issuer (0: none). */
+uint64_t kurer__crl_version(const relay *r, const uint8_t key_id[KURER_KEY_ID_LEN]);
+/* A list another node stored: verified, applied (disconnect, push), not stored again. */
+void kurer__crl_from_store(relay *r, const uint8_t *list, size_t len);
+
+/* ---- cluster.c (store = postgres: several nodes over one database) ---- */
+/* Opens the listen connection (it connects on the loop) and the poll timer; 0 or an error. */
+int kurer__cluster_open(relay *r, const char *conninfo);
+/* Closes both (NULL-safe, idempotent). */
+void kurer__cluster_close(relay *r);
+/* A put committed: wakes the nodes of its devices not connected here. */
+void kurer__cluster_committed(relay *r, const kurer_store_item *items, size_t n);
+/* rc authenticated here: the older connections of its device elsewhere close. */
+void kurer__cluster_connected(relay *r, rconn *rc);
+/* A directory entry was committed to the store: the other nodes read it. */
+void kurer__cluster_device_stored(relay *r, const kurer_device_address *a);
+/* A list was committed to the store: the other nodes read and apply it. */
+void kurer__cluster_list_stored(relay *r, const uint8_t key_id[KURER_KEY_ID_LEN], uint64_t version);
 
 /* ---- handshake.c ---- */
 void kurer__conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n);

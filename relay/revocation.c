@@ -129,6 +129,8 @@ static void on_crl_stored(void *arg, int err)
     size_t pos;
     if (err == 0 && held_find(x->r, x->key_id, &pos) && x->r->held[pos].version == x->version)
         x->r->held[pos].stored = 1;
+    if (err == 0) /* committed: the other nodes may read it now */
+        kurer__cluster_list_stored(x->r, x->key_id, x->version);
     if (err != 0)
         kurer_log(KURER_LOG_WARN, "relay", "crl_store_failed",
                   (kurer_log_field[]){KURER_LOG_STR("error", kurer_err_name(err))}, 1);
@@ -507,6 +509,45 @@ void kurer__on_crl_loaded(void *arg, const uint8_t *list, size_t len)
         KURER_LOG_INFO, "relay", "crl_loaded",
         (kurer_log_field[]){KURER_LOG_INT("version", version), KURER_LOG_STR("source", "store")},
         2);
+}
+
+uint64_t kurer__crl_version(const relay *r, const uint8_t key_id[KURER_KEY_ID_LEN])
+{
+    size_t pos;
+    return held_find(r, key_id, &pos) ? r->held[pos].version : 0;
+}
+
+/* Another node stored a list (its notification named it; cluster.c read it back): verified
+ * and applied as an upload here would be (disconnect, push), without storing it again. */
+void kurer__crl_from_store(relay *r, const uint8_t *list, size_t len)
+{
+    uint64_t version;
+    kurer_crl crl;
+    size_t pos;
+    int err = kurer_trust_add_crl(r->trust, list, len, &version);
+    if (err != 0) {
+        if (err != KURER_ESTALE)
+            kurer_log(KURER_LOG_WARN, "relay", "stored_crl_refused",
+                      (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(err))}, 1);
+        return;
+    }
+    if ((err = kurer_crl_decode(list, len, &crl)) != 0)
+        return; /* the trust store decoded it: cannot happen */
+    r->crl_accepted++;
+    r->cluster_lists++;
+    {
+        kurer_log_field f_[] = {KURER_LOG_STR("issuer", crl.issuer),
+                                KURER_LOG_INT("version", version), KURER_LOG_STR("source", "node")};
+        kurer_log(KURER_LOG_INFO, "relay", "crl_loaded", f_, 3);
+        kurer__audit(r, "revocation_applied", f_, 3);
+    }
+    if (held_put(r, crl.issuer_key_id, version, list, len) != 0)
+        kurer_log(KURER_LOG_WARN, "relay", "crl_not_served", NULL, 0);
+    else if (held_find(r, crl.issuer_key_id, &pos))
+        r->held[pos].stored = 1;
+    kurer__disconnect_revoked(r);
+    push_crl(r, crl.issuer_key_id);
+    kurer_crl_release(&crl);
 }
 
 /* Whether a list that covers v (its authority's or its root's) is past next_update + grace. */

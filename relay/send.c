@@ -91,6 +91,8 @@ static void on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t ca
     } else {
         send_accepted(sc, 0);
     }
+    if (err == 0) /* committed: the nodes of its devices connected elsewhere fetch */
+        kurer__cluster_committed(r, sc->items, sc->n_items);
     kurer__rconn_unref(sc->rc);
     kurer__send_ctx_free(sc);
 }

@@ -109,6 +109,7 @@ static void on_stop(uv_signal_t *s, int signum)
     kurer__media_stop(r);
     uv_close((uv_handle_t *)&r->sweep, NULL);
     uv_close((uv_handle_t *)&r->expiry, NULL);
+    kurer__cluster_close(r);
     /* Finish every submitted commit; late callbacks find their connections closed. */
     kurer_store_close(r->store);
     r->store = NULL;
@@ -246,6 +247,10 @@ static int open_store(relay *r, const char **what, int *quiet)
     if (r->cfg.store_postgres) { /* store = postgres: the key and relay.db are not used */
         *what = "store (postgres)";
         err = kurer_store_open_postgres(&r->store, r->loop, r->cfg.pg_conninfo);
+        if (err == 0) { /* the other nodes: wake-ups, connections, lists (cluster.c) */
+            *what = "cluster (postgres listen connection)";
+            err = kurer__cluster_open(r, r->cfg.pg_conninfo);
+        }
         kurer_memzero(r->cfg.pg_conninfo, sizeof(r->cfg.pg_conninfo)); /* the store has a copy */
         goto opened;
     }
@@ -408,6 +413,7 @@ static void close_listeners(relay *r)
     if (r->have_metrics)
         uv_close((uv_handle_t *)&r->metrics, NULL);
     kurer__media_stop(r);
+    kurer__cluster_close(r);
     uv_run(r->loop, UV_RUN_NOWAIT);
 }
 

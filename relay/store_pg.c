@@ -26,6 +26,7 @@ typedef kurer__op op;
 #define BACKOFF_MIN   50   /* ms before the first reconnect attempt after a failed one */
 #define BACKOFF_MAX   2000 /* ms: the longest wait between attempts */
 #define SQLSTATE_SIZE 6
+#define RESUBMIT_MS   10000 /* a round waits this long for a lost connection to come back */
 
 static _Thread_local char last_sqlstate[SQLSTATE_SIZE];
 
@@ -216,7 +217,7 @@ static int is_read(const op *o)
 
 /* The writes of a round in one transaction: 0, or KURER_ESTORAGE (rolled back). *retry: the
  * failure was a deadlock or a serialization failure, which a rerun may not meet. */
-static int run_writes(pg_store *s, op *round, uint64_t *count, int *retry)
+static int run_writes(pg_store *s, op *round, uint64_t *count, int *retry, int *commit_sent)
 {
     last_sqlstate[0] = '\0';
     int rc = kurer__pg_cmd(s, "BEGIN");
@@ -229,8 +230,10 @@ static int run_writes(pg_store *s, op *round, uint64_t *count, int *retry)
         if (o->err == KURER_ESTORAGE)
             rc = KURER_ESTORAGE;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        *commit_sent = 1; /* from here on a lost connection leaves the outcome unknown */
         rc = kurer__pg_cmd(s, "COMMIT");
+    }
     *retry = strcmp(last_sqlstate, "40P01") == 0 || strcmp(last_sqlstate, "40001") == 0;
     if (rc != 0 && s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK &&
         PQtransactionStatus(s->conn) != PQTRANS_IDLE)
@@ -239,20 +242,40 @@ static int run_writes(pg_store *s, op *round, uint64_t *count, int *retry)
 }
 
 /* One round: its writes in one transaction, then its reads. A failed transaction fails every
- * write of the round (none was committed; a put's sender is never told "accepted"). */
+ * write of the round (none was committed; a put's sender is never told "accepted").
+ *
+ * A lost connection (a server that crashed or was stopped, a failover) is made again, with the
+ * backoff of ensure_conn, for up to RESUBMIT_MS: a round whose connection was lost before its
+ * COMMIT was sent was not committed, and runs again whole on the new connection (which, with
+ * several hosts and target_session_attrs=read-write, is the new primary's). A round whose
+ * COMMIT was sent and not answered may have committed: it fails with ESTORAGE (its sender
+ * sends again; the recipient drops the duplicate by envelope id), never reported accepted. */
 static void run_round(pg_store *s, op *round)
 {
     uint64_t t0 = kurer_time_mono_ns(), count = 0;
+    uint64_t deadline = kurer_time_mono_ms() + RESUBMIT_MS;
     int rc = 0, has_write = 0;
     for (op *o = round; o != NULL; o = o->next)
         has_write |= !is_read(o);
-    for (int attempt = 0; attempt < ROUND_TRIES; attempt++) {
-        int retry = 0;
+    for (int attempt = 0; attempt < ROUND_TRIES;) {
+        int retry = 0, commit_sent = 0;
         count = 0;
-        if ((rc = ensure_conn(s)) != 0 || !has_write)
+        if ((rc = ensure_conn(s)) != 0) {
+            if (kurer_time_mono_ms() < deadline)
+                continue; /* ensure_conn waits out the backoff */
             break;
-        if ((rc = run_writes(s, round, &count, &retry)) == 0 || !retry)
+        }
+        if (!has_write)
             break;
+        if ((rc = run_writes(s, round, &count, &retry, &commit_sent)) == 0)
+            break;
+        if (!commit_sent && PQstatus(s->conn) != CONNECTION_OK && kurer_time_mono_ms() < deadline) {
+            kurer_log(KURER_LOG_WARN, "store", "round_resubmitted", NULL, 0);
+            continue; /* not committed: again, on a new connection */
+        }
+        if (!retry)
+            break;
+        attempt++;
         kurer_log(KURER_LOG_INFO, "store", "round_retried",
                   (kurer_log_field[]){KURER_LOG_STR("sqlstate", last_sqlstate)}, 1);
     }

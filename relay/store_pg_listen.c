@@ -1,0 +1,603 @@
+/* The listen connection of a relay node over PostgreSQL (cluster.h): non-blocking libpq on the
+ * relay's loop, one uv_poll on the connection's socket, one query in flight at a time.
+ *
+ * States: WAIT (no connection; the tick asks for one once the backoff has passed), CONNECTING
+ * (a small thread of its own, started before the relay serves, makes the connection with a
+ * blocking PQconnectdbParams and hands it to the loop through a uv_async: so a host name is
+ * resolved off the loop, and connect_timeout applies to each host of a multi-host string, which
+ * libpq's asynchronous connect does not do), SETUP (synchronous_commit off for the session, the
+ * schema that names the channel), LISTEN, UP (notifications sent one query at a time, in queue
+ * order). A failed step, a query that takes longer than KURER__PGL_QUERY_MAX_MS, or a silent
+ * connection that does not answer a ping loses the connection: WAIT again. */
+#include "cluster.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "kurer/certmsg.h"
+#include "kurer/crypto.h"
+#include "kurer/error.h"
+#include "kurer/log.h"
+#include "kurer/util.h"
+
+#define TICK_MS     100
+#define BACKOFF_MIN 50
+#define BACKOFF_MAX 2000
+#define PING_MS     5000 /* an idle connection is asked a question this often */
+#define PREFIX_MAX  32
+#define JOBS_MAX    (KURER__PGL_QUEUE_MAX / (KURER__PGL_PAYLOAD_MAX + 1))
+
+enum { S_WAIT, S_CONNECTING, S_SETUP, S_LISTEN, S_UP };
+enum { J_NOTIFY, J_LISTS, J_DEVICE, J_PING };
+
+typedef struct job {
+    struct job *next;
+    int kind;
+    int sent; /* its query is in flight: nothing more is appended */
+    int keep; /* survives a lost connection (else dropped then) */
+    int all;  /* J_LISTS: every list (else key_id's) */
+    uint8_t key_id[KURER_KEY_ID_LEN];
+    kurer_device_address dev; /* J_DEVICE */
+    size_t prefix_len, len;
+    char text[KURER__PGL_PAYLOAD_MAX + 1];
+} job;
+
+struct kurer_pgl {
+    uv_loop_t *loop;
+    char *conninfo; /* kurer_secure_alloc'd (it may hold a password) */
+    kurer_pgl_cbs cbs;
+    void *arg;
+    PGconn *conn;
+    uv_poll_t *poll; /* on fd, or NULL */
+    int fd;
+    int state;
+    int busy; /* a query (or the connect) is in flight */
+    uint64_t busy_since_ms, last_io_ms, retry_at_ms, backoff_ms;
+    uv_timer_t tick;
+    /* the connector thread: asked (want) for a connection, it leaves it in made (done) */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int want, done, stop, thread_started;
+    PGconn *made;
+    uv_async_t async;
+    int open_handles; /* tick and async, until their closes complete */
+    job *head, *tail;
+    size_t n_jobs;
+    char channel[KURER__PGL_CHANNEL_MAX + 1];
+    kurer_pgl_stats st;
+};
+
+static void on_poll(uv_poll_t *p, int status, int events);
+
+static void free_conninfo(kurer_pgl *l)
+{
+    kurer_memzero(l->conninfo, strlen(l->conninfo));
+    kurer_secure_free(l->conninfo);
+}
+
+static void log_pg(kurer_pgl *l, const char *event, const PGresult *r)
+{
+    const char *msg = r != NULL ? PQresultErrorMessage(r) : "";
+    if ((msg == NULL || msg[0] == '\0') && l->conn != NULL)
+        msg = PQerrorMessage(l->conn);
+    /* libpq's messages name the server and the role, never the password */
+    kurer_log(KURER_LOG_WARN, "cluster", event, (kurer_log_field[]){KURER_LOG_STR("error", msg)},
+              1);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void unwatch(kurer_pgl *l)
+{
+    if (l->poll != NULL) {
+        uv_poll_stop(l->poll);
+        uv_close((uv_handle_t *)l->poll, free_handle);
+        l->poll = NULL;
+    }
+    l->fd = -1;
+}
+
+/* Watches the connection's socket now for events; a new handle after every connect step, since
+ * libpq may have closed the old socket and opened another with the same number. */
+static int watch(kurer_pgl *l, int events, int rebind)
+{
+    int fd = PQsocket(l->conn);
+    if (rebind || fd != l->fd)
+        unwatch(l);
+    if (fd < 0)
+        return KURER_ESTORAGE;
+    if (l->poll == NULL) {
+        if ((l->poll = malloc(sizeof(*l->poll))) == NULL)
+            return KURER_ENOMEM;
+        if (uv_poll_init(l->loop, l->poll, fd) != 0) {
+            free(l->poll);
+            l->poll = NULL;
+            return KURER_ESTORAGE;
+        }
+        l->poll->data = l;
+        l->fd = fd;
+    }
+    return uv_poll_start(l->poll, events, on_poll) == 0 ? 0 : KURER_ESTORAGE;
+}
+
+static void drop_job(kurer_pgl *l)
+{
+    job *j = l->head;
+    l->head = j->next;
+    if (l->head == NULL)
+        l->tail = NULL;
+    l->n_jobs--;
+    l->st.queue_bytes -= j->len;
+    free(j);
+}
+
+/* The connection is gone (or never came): forget it, keep what must be sent, try again later. */
+static void lost(kurer_pgl *l, const char *why)
+{
+    if (l->state == S_UP)
+        kurer_log(KURER_LOG_WARN, "cluster", "listen_lost",
+                  (kurer_log_field[]){KURER_LOG_STR("reason", why)}, 1);
+    unwatch(l);
+    PQfinish(l->conn);
+    l->conn = NULL;
+    if (l->state >= S_SETUP)
+        l->st.reconnects++;
+    l->state = S_WAIT;
+    l->busy = 0;
+    /* what does not survive a loss is dropped; the rest is sent again (it may have gone out) */
+    job **pp = &l->head;
+    l->tail = NULL;
+    while (*pp != NULL) {
+        job *j = *pp;
+        j->sent = 0;
+        if (!j->keep) {
+            *pp = j->next;
+            l->n_jobs--;
+            l->st.queue_bytes -= j->len;
+            free(j);
+            continue;
+        }
+        l->tail = j;
+        pp = &j->next;
+    }
+    l->backoff_ms = l->backoff_ms == 0 ? BACKOFF_MIN : l->backoff_ms * 2;
+    if (l->backoff_ms > BACKOFF_MAX)
+        l->backoff_ms = BACKOFF_MAX;
+    l->retry_at_ms = kurer_time_mono_ms() + l->backoff_ms;
+}
+
+static void *connector(void *arg)
+{
+    kurer_pgl *l = arg;
+    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *const vals[] = {l->conninfo, "kurer-relay", NULL};
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (!l->want && !l->stop)
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (l->stop)
+            break;
+        l->want = 0;
+        pthread_mutex_unlock(&l->mu);
+        PGconn *c = PQconnectdbParams(keys, vals, 1);
+        pthread_mutex_lock(&l->mu);
+        l->made = c;
+        l->done = 1;
+        uv_async_send(&l->async);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static void start_connect(kurer_pgl *l)
+{
+    l->state = S_CONNECTING;
+    pthread_mutex_lock(&l->mu);
+    l->want = 1;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Flushes what libpq holds; watches for writability while some remains. */
+static int flush_out(kurer_pgl *l)
+{
+    int f = PQflush(l->conn);
+    if (f < 0)
+        return KURER_ESTORAGE;
+    return watch(l, f == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE, 0);
+}
+
+static int send_query(kurer_pgl *l, int ok)
+{
+    if (!ok) {
+        log_pg(l, "listen_send_failed", NULL);
+        return KURER_ESTORAGE;
+    }
+    l->busy = 1;
+    l->busy_since_ms = kurer_time_mono_ms();
+    return flush_out(l);
+}
+
+/* Sends the queue's first job if nothing is in flight. */
+static void kick(kurer_pgl *l)
+{
+    if (l->state != S_UP || l->busy || l->head == NULL)
+        return;
+    job *j = l->head;
+    int ok;
+    j->sent = 1;
+    if (j->kind == J_NOTIFY) {
+        const char *v[2] = {l->channel, j->text};
+        ok = PQsendQueryParams(l->conn, "SELECT pg_notify($1, $2)", 2, NULL, v, NULL, NULL, 0);
+    } else if (j->kind == J_LISTS && j->all) {
+        ok = PQsendQueryParams(l->conn, "SELECT list FROM crls", 0, NULL, NULL, NULL, NULL, 1);
+    } else if (j->kind == J_LISTS) {
+        const char *v[1] = {(const char *)j->key_id};
+        const int len[1] = {KURER_KEY_ID_LEN}, fmt[1] = {1};
+        ok = PQsendQueryParams(l->conn, "SELECT list FROM crls WHERE issuer_key_id = $1::bytea", 1,
+                               NULL, v, len, fmt, 1);
+    } else if (j->kind == J_DEVICE) {
+        uint8_t id[8] = {0,
+                         0,
+                         0,
+                         0,
+                         (uint8_t)(j->dev.device_id >> 24),
+                         (uint8_t)(j->dev.device_id >> 16),
+                         (uint8_t)(j->dev.device_id >> 8),
+                         (uint8_t)j->dev.device_id};
+        const char *v[2] = {j->dev.user, (const char *)id};
+        const int len[2] = {(int)strlen(j->dev.user), 8}, fmt[2] = {1, 1};
+        ok = PQsendQueryParams(l->conn,
+                               "SELECT serial, chain FROM devices WHERE usr = $1::bytea AND "
+                               "device = $2::int8",
+                               2, NULL, v, len, fmt, 1);
+    } else {
+        ok = PQsendQuery(l->conn, "SELECT 1");
+    }
+    if (send_query(l, ok) != 0)
+        lost(l, "send");
+}
+
+/* The connector made a connection (or failed): the setup follows on the loop. */
+static void on_connected(uv_async_t *h)
+{
+    kurer_pgl *l = h->data;
+    pthread_mutex_lock(&l->mu);
+    PGconn *c = l->done ? l->made : NULL;
+    int done = l->done;
+    l->made = NULL;
+    l->done = 0;
+    pthread_mutex_unlock(&l->mu);
+    if (!done || l->state != S_CONNECTING) {
+        PQfinish(c);
+        return;
+    }
+    l->conn = c;
+    if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+        log_pg(l, "listen_connect_failed", NULL);
+        lost(l, "connect");
+        return;
+    }
+    l->state = S_SETUP;
+    int rc = PQsetnonblocking(c, 1) == 0 ? watch(l, UV_READABLE, 1) : KURER_ESTORAGE;
+    /* the session's notifications commit without waiting for a standby */
+    if (rc == 0)
+        rc = send_query(l, PQsendQuery(c, "SET synchronous_commit = off; SELECT current_schema()"));
+    if (rc != 0)
+        lost(l, "setup");
+}
+
+/* The channel of the connection's schema: kurer_wake for public, else kurer_wake_SCHEMA (so
+ * that deployments in schemas of one database do not wake each other). */
+static int set_channel(kurer_pgl *l, const PGresult *r)
+{
+    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
+        return KURER_ESTORAGE;
+    const char *schema = PQgetvalue(r, 0, 0);
+    int n = strcmp(schema, "public") == 0
+                ? snprintf(l->channel, sizeof(l->channel), "kurer_wake")
+                : snprintf(l->channel, sizeof(l->channel), "kurer_wake_%s", schema);
+    if (n < 0 || (size_t)n >= sizeof(l->channel)) {
+        kurer_log(KURER_LOG_ERROR, "cluster", "schema_name_too_long", NULL, 0);
+        return KURER_ELIMIT;
+    }
+    return 0;
+}
+
+static int take_lists(kurer_pgl *l, const PGresult *r)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        size_t len = (size_t)PQgetlength(r, i, 0);
+        if (PQgetisnull(r, i, 0) || len == 0 || len > KURER_CRL_BYTES_MAX)
+            continue; /* not a list this relay wrote; the trust store checks the rest */
+        l->cbs.on_list(l->arg, (const uint8_t *)PQgetvalue(r, i, 0), len);
+    }
+    return 0;
+}
+
+static int take_device(kurer_pgl *l, const PGresult *r, const kurer_device_address *a)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        kurer_store_device d;
+        size_t len = (size_t)PQgetlength(r, i, 1);
+        if (PQgetisnull(r, i, 0) || PQgetlength(r, i, 0) != 8 || PQgetisnull(r, i, 1) || len == 0 ||
+            len > KURER_CHAIN_BYTES_MAX)
+            continue; /* not a row this relay wrote */
+        const uint8_t *b = (const uint8_t *)PQgetvalue(r, i, 0);
+        uint64_t serial = 0;
+        for (int k = 0; k < 8; k++)
+            serial = serial << 8 | b[k];
+        d.addr = *a;
+        d.serial = serial;
+        d.chain = (const uint8_t *)PQgetvalue(r, i, 1);
+        d.chain_len = len;
+        l->cbs.on_device(l->arg, &d);
+    }
+    return 0;
+}
+
+/* One result of the query in flight: 0, or an error that loses the connection. */
+static int on_result(kurer_pgl *l, const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok) {
+        log_pg(l, "listen_statement_failed", r);
+        /* a job's statement that failed (a read-only server, say): given up, not retried */
+        return l->state == S_UP ? 0 : KURER_ESTORAGE;
+    }
+    if (l->state == S_SETUP && st == PGRES_TUPLES_OK)
+        return set_channel(l, r);
+    if (l->state == S_UP && l->head != NULL && l->head->sent && l->head->kind == J_LISTS)
+        return take_lists(l, r);
+    if (l->state == S_UP && l->head != NULL && l->head->sent && l->head->kind == J_DEVICE)
+        return take_device(l, r, &l->head->dev);
+    return 0;
+}
+
+/* The query in flight is complete: the next step of the setup, or the next job. */
+static int on_done(kurer_pgl *l)
+{
+    l->busy = 0;
+    if (l->state == S_SETUP) {
+        char *id = PQescapeIdentifier(l->conn, l->channel, strlen(l->channel));
+        char sql[2 * KURER__PGL_CHANNEL_MAX + 16];
+        if (id == NULL || l->channel[0] == '\0')
+            return PQfreemem(id), KURER_ESTORAGE;
+        snprintf(sql, sizeof(sql), "LISTEN %s", id);
+        PQfreemem(id);
+        l->state = S_LISTEN;
+        return send_query(l, PQsendQuery(l->conn, sql));
+    }
+    if (l->state == S_LISTEN) {
+        l->state = S_UP;
+        l->backoff_ms = 0;
+        kurer_log(KURER_LOG_INFO, "cluster", "listening",
+                  (kurer_log_field[]){KURER_LOG_STR("channel", l->channel)}, 1);
+        l->cbs.on_up(l->arg);
+    } else if (l->head != NULL && l->head->sent) {
+        l->st.sent += l->head->kind == J_NOTIFY;
+        drop_job(l);
+    }
+    kick(l);
+    return 0;
+}
+
+/* Reads what arrived: results of the query in flight, then notifications. */
+static int read_input(kurer_pgl *l)
+{
+    if (!PQconsumeInput(l->conn))
+        return KURER_ESTORAGE;
+    l->last_io_ms = kurer_time_mono_ms();
+    while (l->busy && l->conn != NULL && !PQisBusy(l->conn)) {
+        PGresult *r = PQgetResult(l->conn);
+        int rc = r == NULL ? on_done(l) : on_result(l, r);
+        PQclear(r);
+        if (rc != 0)
+            return rc;
+        if (l->state == S_WAIT)
+            return 0; /* lost inside kick */
+    }
+    PGnotify *n;
+    while (l->conn != NULL && (n = PQnotifies(l->conn)) != NULL) {
+        l->st.received++;
+        if (n->extra != NULL)
+            l->cbs.on_notify(l->arg, n->extra, strlen(n->extra));
+        PQfreemem(n);
+    }
+    return 0;
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    kurer_pgl *l = p->data;
+    if (l->conn == NULL || p != l->poll)
+        return;
+    int rc = status < 0 ? KURER_ESTORAGE : 0;
+    if (rc == 0 && (events & UV_WRITABLE))
+        rc = flush_out(l);
+    if (rc == 0 && (events & UV_READABLE))
+        rc = read_input(l);
+    if (rc != 0) {
+        if (l->conn != NULL)
+            log_pg(l, "listen_read_failed", NULL);
+        lost(l, "read");
+    }
+}
+
+static job *job_new(kurer_pgl *l, int kind, int keep)
+{
+    if (l->n_jobs >= JOBS_MAX)
+        return NULL;
+    job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->kind = kind;
+    j->keep = keep;
+    if (l->tail != NULL)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+    l->n_jobs++;
+    return j;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    kurer_pgl *l = t->data;
+    uint64_t now = kurer_time_mono_ms();
+    if (l->state == S_WAIT && now >= l->retry_at_ms) {
+        start_connect(l);
+    } else if (l->state > S_CONNECTING && l->busy &&
+               now - l->busy_since_ms > KURER__PGL_QUERY_MAX_MS) {
+        kurer_log(KURER_LOG_WARN, "cluster", "listen_timeout", NULL, 0);
+        lost(l, "timeout");
+    } else if (l->state == S_UP && !l->busy && l->head == NULL && now - l->last_io_ms > PING_MS) {
+        l->last_io_ms = now;
+        if (job_new(l, J_PING, 0) != NULL)
+            kick(l); /* a dead server is noticed by the query's timeout */
+    }
+}
+
+int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
+                    const kurer_pgl_cbs *cbs, void *arg)
+{
+    *out = NULL;
+    kurer_pgl *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return KURER_ENOMEM;
+    size_t len = strlen(conninfo);
+    if ((l->conninfo = kurer_secure_alloc(len + 1)) == NULL) {
+        free(l);
+        return KURER_ENOMEM;
+    }
+    memcpy(l->conninfo, conninfo, len + 1);
+    l->loop = loop;
+    l->cbs = *cbs;
+    l->arg = arg;
+    l->fd = -1;
+    l->state = S_WAIT;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    if (uv_async_init(loop, &l->async, on_connected) != 0) {
+        free_conninfo(l);
+        free(l);
+        return KURER_ENOMEM;
+    }
+    l->async.data = l;
+    uv_timer_init(loop, &l->tick);
+    l->tick.data = l;
+    l->open_handles = 2;
+    if (pthread_create(&l->thread, NULL, connector, l) != 0) {
+        kurer__pgl_close(l);
+        return KURER_ENOMEM;
+    }
+    l->thread_started = 1;
+    uv_timer_start(&l->tick, on_tick, TICK_MS, TICK_MS);
+    start_connect(l);
+    *out = l;
+    return 0;
+}
+
+static void free_pgl(uv_handle_t *h)
+{
+    kurer_pgl *l = h->data;
+    if (--l->open_handles > 0)
+        return;
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free_conninfo(l);
+    free(l);
+}
+
+void kurer__pgl_close(kurer_pgl *l)
+{
+    if (l == NULL)
+        return;
+    unwatch(l);
+    PQfinish(l->conn);
+    l->conn = NULL;
+    while (l->head != NULL)
+        drop_job(l);
+    if (l->thread_started) { /* a connect in progress ends within its connect_timeout */
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_signal(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+        l->thread_started = 0;
+    }
+    PQfinish(l->made);
+    l->made = NULL;
+    uv_timer_stop(&l->tick);
+    uv_close((uv_handle_t *)&l->tick, free_pgl);
+    uv_close((uv_handle_t *)&l->async, free_pgl);
+}
+
+int kurer__pgl_up(const kurer_pgl *l)
+{
+    return l != NULL && l->state == S_UP;
+}
+
+int kurer__pgl_notify(kurer_pgl *l, const char *prefix, const char *token, int keep)
+{
+    size_t pl = strlen(prefix), tl = strlen(token);
+    if (pl == 0 || pl > PREFIX_MAX || pl + 1 + tl > KURER__PGL_PAYLOAD_MAX)
+        return KURER_EINVAL;
+    job *j = l->tail;
+    if (j != NULL && (j->sent || j->kind != J_NOTIFY || j->keep != keep || j->prefix_len != pl ||
+                      memcmp(j->text, prefix, pl) != 0 || j->len + 1 + tl > KURER__PGL_PAYLOAD_MAX))
+        j = NULL;
+    if (j == NULL) {
+        if ((j = job_new(l, J_NOTIFY, keep)) == NULL) {
+            l->st.dropped++;
+            return KURER_ELIMIT;
+        }
+        memcpy(j->text, prefix, pl);
+        j->prefix_len = j->len = pl;
+        l->st.queue_bytes += pl;
+    }
+    j->text[j->len] = ' ';
+    memcpy(j->text + j->len + 1, token, tl);
+    j->len += 1 + tl;
+    j->text[j->len] = '\0';
+    l->st.queue_bytes += 1 + tl;
+    kick(l);
+    return 0;
+}
+
+int kurer__pgl_load_lists(kurer_pgl *l, const uint8_t *key_id)
+{
+    job *j = job_new(l, J_LISTS, 1);
+    if (j == NULL)
+        return KURER_ELIMIT;
+    j->all = key_id == NULL;
+    if (key_id != NULL)
+        memcpy(j->key_id, key_id, KURER_KEY_ID_LEN);
+    kick(l);
+    return 0;
+}
+
+void kurer__pgl_stats(const kurer_pgl *l, kurer_pgl_stats *out)
+{
+    *out = l->st;
+}
+
+int kurer__pgl_load_device(kurer_pgl *l, const kurer_device_address *dev)
+{
+    job *j = job_new(l, J_DEVICE, 1);
+    if (j == NULL)
+        return KURER_ELIMIT;
+    j->dev = *dev;
+    kick(l);
+    return 0;
+}
