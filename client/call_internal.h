@@ -7,6 +7,7 @@
 
 #include "call.h"
 #include "kurer/frame.h"
+#include "net.h"
 
 #define SIGNAL_WAIT_MS 20000 /* one CallMessage or allocation, connecting included */
 

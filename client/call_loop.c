@@ -7,6 +7,7 @@
 
 #include "call_internal.h"
 #include "home.h"
+#include "kurer/crypto.h"
 #include "kurer/log.h"
 #include "kurer/util.h"
 #include "net_internal.h"
