@@ -143,6 +143,17 @@ static void maybe_answer(kurer *k, drive *d, uint64_t now)
     uv_mutex_unlock(&d->mu);
 }
 
+/* On stderr, so that --json keeps one object on stdout: the level holds for the whole call. */
+static void say_connected(drive *d)
+{
+    char who[KURER_TEXT_TERM_MAX(KURER_SUBJECT_MAX)];
+    uv_mutex_lock(&d->mu);
+    kurer_text_term(who, sizeof(who), d->peer);
+    int level = d->level;
+    uv_mutex_unlock(&d->mu);
+    fprintf(stderr, "kurer: call connected with %s [%s]\n", who, kurer_level_name(level));
+}
+
 /* The call runs: 20 ms steps until it ends, or until --seconds of connection (or --play and a
  * second) have passed, or the ring wait is over (wait_ms, 0: none). */
 static int run_call(kurer *k, drive *d, media_files *f, int seconds, uint64_t wait_ms)
@@ -164,8 +175,10 @@ static int run_call(kurer *k, drive *d, media_files *f, int seconds, uint64_t wa
         if (id == 0 && wait_ms != 0 && now - start >= wait_ms)
             return refuse(KURER_ETIMEOUT, "no call came within %llu s",
                           (unsigned long long)(wait_ms / 1000));
-        if (connected && connected_at == 0)
+        if (connected && connected_at == 0) {
             connected_at = now;
+            say_connected(d);
+        }
         int over = connected_at != 0 &&
                    (seconds > 0 ? now - connected_at >= (uint64_t)seconds * 1000
                                 : (!d->answer_mode && f->play_done &&
