@@ -28,12 +28,12 @@ void kurer__calls_kick(kurer__calls *c)
 
 /* ---- events ---- */
 
-void kurer__calls_event_locked(kurer__calls *c, kurer_call_event_kind kind, kurer_call_end end, int err,
-                         const kurer_refusal *why, uint64_t replaced_by)
+static cev *event_new(kurer__calls *c, kurer_call_event_kind kind, kurer_call_end end, int err,
+                      const kurer_refusal *why, uint64_t replaced_by)
 {
     cev *v = calloc(1, sizeof(*v));
     if (v == NULL)
-        return; /* the state still changes; the application misses one event */
+        return NULL; /* the state still changes; the application misses one event */
     v->e.kind = kind;
     v->e.call_id = c->cur.id;
     snprintf(v->peer, sizeof(v->peer), "%s", c->cur.peer);
@@ -45,11 +45,24 @@ void kurer__calls_event_locked(kurer__calls *c, kurer_call_event_kind kind, kure
     if (why != NULL)
         v->e.why = *why;
     v->e.replaced_by = replaced_by;
+    return v;
+}
+
+static void event_push_locked(kurer__calls *c, cev *v)
+{
+    if (v == NULL)
+        return;
     if (c->e_tail != NULL)
         c->e_tail->next = v;
     else
         c->e_head = v;
     c->e_tail = v;
+}
+
+void kurer__calls_event_locked(kurer__calls *c, kurer_call_event_kind kind, kurer_call_end end,
+                               int err, const kurer_refusal *why, uint64_t replaced_by)
+{
+    event_push_locked(c, event_new(c, kind, end, err, why, replaced_by));
 }
 
 void kurer__calls_dispatch(kurer__calls *c)
@@ -73,6 +86,7 @@ void kurer__calls_dispatch(kurer__calls *c)
 
 static void sjob_free(sjob *j)
 {
+    free(j->after);
     kurer_memzero(j, sizeof(*j)); /* the base key of an offer or answer */
     free(j);
 }
@@ -100,7 +114,8 @@ static void sjob_run(kurer *k, kurer__job *jb)
     }
     int check = j->kind == J_OFFER || j->kind == J_ANSWER;
     j->m.timestamp = (uint64_t)kurer__home_now(k) * 1000;
-    j->err = kurer__call_signal_send(k, j->user, &j->m, check, jb->deadline, &j->why, &j->n_devices);
+    j->err =
+        kurer__call_signal_send(k, j->user, &j->m, check, jb->deadline, &j->why, &j->n_devices);
     if (j->err != 0)
         kurer_log(KURER_LOG_WARN, "client", "call_signal_failed",
                   (kurer_log_field[]){KURER_LOG_INT("kind", j->m.kind),
@@ -116,6 +131,8 @@ static void sjob_done(kurer *k, kurer__job *jb)
     (void)k;
     int err = j->err != 0 ? j->err : jb->rc;
     uv_mutex_lock(&c->mu);
+    event_push_locked(c, j->after); /* the end of a call, told to the peer (or not: err) */
+    j->after = NULL;
     call *x = &c->cur;
     if (x->id == j->m.call_id && x->st != CS_NONE) {
         if (j->kind == J_OFFER && err != 0) {
@@ -124,16 +141,19 @@ static void sjob_done(kurer *k, kurer__job *jb)
             x->offered = j->n_devices;
             if (x->st == CS_OFFERING) {
                 x->st = CS_RINGING_OUT;
-                kurer__calls_event_locked(c, KURER_CALL_EV_RINGING, KURER_CALL_END_NONE, 0, NULL, 0);
+                kurer__calls_event_locked(c, KURER_CALL_EV_RINGING, KURER_CALL_END_NONE, 0, NULL,
+                                          0);
             }
         } else if (j->kind == J_ANSWER && x->st == CS_ANSWERING) {
             if (err != 0) {
-                kurer__calls_end_locked(c, KURER_CALL_EV_FAILED, KURER_CALL_END_NONE, err, &j->why, 0);
+                kurer__calls_end_locked(c, KURER_CALL_EV_FAILED, KURER_CALL_END_NONE, err, &j->why,
+                                        0);
             } else {
                 x->st = CS_MEDIA;
-                x->media_until = kurer_time_mono_ms() + kurer__calls_opt(c->opt.media_timeout_ms,
-                                                               KURER__CALL_MEDIA_MS);
-                kurer__calls_event_locked(c, KURER_CALL_EV_ANSWERED, KURER_CALL_END_NONE, 0, NULL, 0);
+                x->media_until = kurer_time_mono_ms() +
+                                 kurer__calls_opt(c->opt.media_timeout_ms, KURER__CALL_MEDIA_MS);
+                kurer__calls_event_locked(c, KURER_CALL_EV_ANSWERED, KURER_CALL_END_NONE, 0, NULL,
+                                          0);
             }
         }
     }
@@ -143,12 +163,12 @@ static void sjob_done(kurer *k, kurer__job *jb)
 }
 
 /* Under mu: queues a CallMessage of kind for user (the current call's id unless id != 0). */
-int kurer__calls_signal_locked(kurer__calls *c, job_kind kind, const char *user, uint64_t id,
-                         kurer_call_reason reason, uint32_t answered_device)
+static sjob *sjob_new_locked(kurer__calls *c, job_kind kind, const char *user, uint64_t id,
+                             kurer_call_reason reason, uint32_t answered_device)
 {
     sjob *j = calloc(1, sizeof(*j));
     if (j == NULL)
-        return KURER_ENOMEM;
+        return NULL;
     call *x = &c->cur;
     j->c = c;
     j->kind = kind;
@@ -176,6 +196,15 @@ int kurer__calls_signal_locked(kurer__calls *c, job_kind kind, const char *user,
         j->m.kind = KURER_CALL_BUSY;
         break;
     }
+    return j;
+}
+
+int kurer__calls_signal_locked(kurer__calls *c, job_kind kind, const char *user, uint64_t id,
+                               kurer_call_reason reason, uint32_t answered_device)
+{
+    sjob *j = sjob_new_locked(c, kind, user, id, reason, answered_device);
+    if (j == NULL)
+        return KURER_ENOMEM;
     int rc = kurer__net_submit(c->k, &j->job);
     if (rc != 0)
         sjob_free(j);
@@ -189,12 +218,10 @@ void kurer__calls_clear(call *x)
     kurer_memzero(x, sizeof(*x)); /* the base keys */
 }
 
-/* Under mu: the current call ends; the event says how. The media link stops in the next turn
- * of the library thread, which keeps its figures as the last call's. */
-void kurer__calls_end_locked(kurer__calls *c, kurer_call_event_kind kind, kurer_call_end end, int err,
-                       const kurer_refusal *why, uint64_t replaced_by)
+/* Under mu: the current call's figures and state go (the media link stops in the next turn
+ * of the library thread, which keeps its figures as the last call's). */
+static void finish_locked(kurer__calls *c, kurer_call_end end, int err)
 {
-    kurer__calls_event_locked(c, kind, end, err, why, replaced_by);
     uv_mutex_lock(&c->amu);
     if (c->link_call != c->cur.id) { /* never had media: empty figures */
         c->last_id = c->cur.id;
@@ -208,6 +235,31 @@ void kurer__calls_end_locked(kurer__calls *c, kurer_call_event_kind kind, kurer_
                                   KURER_LOG_STR("reason", kurer_err_name(err))},
               4);
     kurer__calls_clear(&c->cur);
+}
+
+void kurer__calls_end_locked(kurer__calls *c, kurer_call_event_kind kind, kurer_call_end end,
+                             int err, const kurer_refusal *why, uint64_t replaced_by)
+{
+    kurer__calls_event_locked(c, kind, end, err, why, replaced_by);
+    finish_locked(c, end, err);
+}
+
+void kurer__calls_end_telling_locked(kurer__calls *c, kurer_call_reason reason,
+                                     kurer_call_event_kind kind, kurer_call_end end, int err)
+{
+    cev *v = event_new(c, kind, end, err, NULL, 0);
+    sjob *j = sjob_new_locked(c, J_HANGUP, c->cur.peer, 0, reason, 0);
+    if (j != NULL) {
+        j->after = v;
+        if (kurer__net_submit(c->k, &j->job) == 0) {
+            v = NULL; /* given with the job's completion */
+        } else {
+            sjob_free(j); /* (which frees v) */
+            v = event_new(c, kind, end, err, NULL, 0);
+        }
+    }
+    event_push_locked(c, v);
+    finish_locked(c, end, err);
 }
 
 static int still_current(kurer__calls *c, uint64_t id)
@@ -268,7 +320,8 @@ int kurer_call_start(kurer *k, const char *user, int level, uint64_t *call_id)
     x->level = level;
     snprintf(x->peer, sizeof(x->peer), "%s", user);
     kurer__calls_new_key(x->key_caller);
-    x->ring_until = kurer_time_mono_ms() + kurer__calls_opt(c->opt.ring_timeout_ms, KURER__CALL_RING_MS);
+    x->ring_until =
+        kurer_time_mono_ms() + kurer__calls_opt(c->opt.ring_timeout_ms, KURER__CALL_RING_MS);
     int rc = kurer__calls_signal_locked(c, J_OFFER, user, 0, KURER_CALL_REASON_NONE, 0);
     if (rc == 0)
         *call_id = x->id;
@@ -301,7 +354,9 @@ int kurer_call_accept(kurer *k, uint64_t call_id)
     kurer__calls *c = k->calls;
     uv_mutex_lock(&c->mu);
     call *x = find_locked(c, call_id);
-    int rc = x == NULL ? KURER_ENOTFOUND : x->st != CS_RINGING_IN ? KURER_ESTATE : kurer__calls_answer_locked(c);
+    int rc = x == NULL                ? KURER_ENOTFOUND
+             : x->st != CS_RINGING_IN ? KURER_ESTATE
+                                      : kurer__calls_answer_locked(c);
     uv_mutex_unlock(&c->mu);
     kurer__calls_kick(c);
     return rc;
@@ -310,10 +365,8 @@ int kurer_call_accept(kurer *k, uint64_t call_id)
 /* Under mu: ends the current call from here, telling the peer why. */
 static int local_end_locked(kurer__calls *c, kurer_call_reason reason)
 {
-    call *x = &c->cur;
-    int rc = kurer__calls_signal_locked(c, J_HANGUP, x->peer, 0, reason, 0);
-    kurer__calls_end_locked(c, KURER_CALL_EV_ENDED, KURER_CALL_END_LOCAL_HANGUP, 0, NULL, 0);
-    return rc;
+    kurer__calls_end_telling_locked(c, reason, KURER_CALL_EV_ENDED, KURER_CALL_END_LOCAL_HANGUP, 0);
+    return 0;
 }
 
 int kurer_call_decline(kurer *k, uint64_t call_id)
@@ -323,9 +376,9 @@ int kurer_call_decline(kurer *k, uint64_t call_id)
     kurer__calls *c = k->calls;
     uv_mutex_lock(&c->mu);
     call *x = find_locked(c, call_id);
-    int rc = x == NULL                 ? KURER_ENOTFOUND
+    int rc = x == NULL                ? KURER_ENOTFOUND
              : x->st != CS_RINGING_IN ? KURER_ESTATE
-                                       : local_end_locked(c, KURER_CALL_REASON_DECLINED);
+                                      : local_end_locked(c, KURER_CALL_REASON_DECLINED);
     uv_mutex_unlock(&c->mu);
     kurer__calls_kick(c);
     return rc;
@@ -341,7 +394,7 @@ int kurer_call_hangup(kurer *k, uint64_t call_id)
     int rc = KURER_ENOTFOUND;
     if (x != NULL)
         rc = local_end_locked(c, x->st == CS_RINGING_IN ? KURER_CALL_REASON_DECLINED
-                                                         : KURER_CALL_REASON_NORMAL);
+                                                        : KURER_CALL_REASON_NORMAL);
     uv_mutex_unlock(&c->mu);
     kurer__calls_kick(c);
     return rc;

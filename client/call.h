@@ -53,9 +53,10 @@ void kurer__calls_on_message(kurer *k, const char *from, uint32_t device,
  * for a message, stale device lists followed). With check_level, first the send policy for
  * m->level (our certificate, the ceiling, every device of user; *why says whose refusal).
  * *n_devices: how many devices it went to. Home lock held; waits for the relay (deadline). */
-KURER_MUST_CHECK int kurer__call_signal_send(kurer *k, const char *user, const kurer_call_message *m,
-                                             int check_level, uint64_t deadline,
-                                             kurer_refusal *why, size_t *n_devices);
+KURER_MUST_CHECK int kurer__call_signal_send(kurer *k, const char *user,
+                                             const kurer_call_message *m, int check_level,
+                                             uint64_t deadline, kurer_refusal *why,
+                                             size_t *n_devices);
 
 /* What MediaAllocation gave (docs/calls.md). */
 typedef struct kurer__call_alloc {

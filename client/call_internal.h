@@ -13,11 +13,11 @@
 
 typedef enum cstate {
     CS_NONE = 0,
-    CS_OFFERING,   /* ours: allocating and sending the offer */
+    CS_OFFERING, /* ours: allocating and sending the offer */
     CS_RINGING_OUT,
     CS_RINGING_IN,
-    CS_ANSWERING,  /* ours to the peer's offer: the answer is being sent */
-    CS_MEDIA,      /* answered: the media link comes up */
+    CS_ANSWERING, /* ours to the peer's offer: the answer is being sent */
+    CS_MEDIA,     /* answered: the media link comes up */
     CS_CONNECTED,
 } cstate;
 
@@ -75,6 +75,7 @@ typedef struct sjob {
     kurer_refusal why;
     size_t n_devices;
     int err;
+    struct cev *after; /* an event given when the job is done (the end of a call) */
 } sjob;
 
 /* call.c */
@@ -83,8 +84,7 @@ uint32_t kurer__calls_opt(uint32_t v, uint32_t dflt); /* v, or dflt for 0 */
 void kurer__calls_kick(kurer__calls *c);
 /* Under mu: an event about the current call for the application. */
 void kurer__calls_event_locked(kurer__calls *c, kurer_call_event_kind kind, kurer_call_end end,
-                               int err, const kurer_refusal *why,
-                               uint64_t replaced_by);
+                               int err, const kurer_refusal *why, uint64_t replaced_by);
 /* Library thread: gives the queued events to on_call, without the lock. */
 void kurer__calls_dispatch(kurer__calls *c);
 /* Under mu: queues the CallMessage kind to every device of user, for the current call (id 0)
@@ -94,8 +94,12 @@ KURER_MUST_CHECK int kurer__calls_signal_locked(kurer__calls *c, job_kind kind, 
                                                 uint32_t answered_device);
 /* Under mu: the current call ends with this event; its state is wiped. */
 void kurer__calls_end_locked(kurer__calls *c, kurer_call_event_kind kind, kurer_call_end end,
-                             int err, const kurer_refusal *why,
-                             uint64_t replaced_by);
+                             int err, const kurer_refusal *why, uint64_t replaced_by);
+/* Under mu: the current call ends and the peer is told (HANGUP reason); the event comes when
+ * the HANGUP has gone out (or could not), so that an application that exits at the event does
+ * not cut it off. */
+void kurer__calls_end_telling_locked(kurer__calls *c, kurer_call_reason reason,
+                                     kurer_call_event_kind kind, kurer_call_end end, int err);
 void kurer__calls_clear(call *x);
 uint64_t kurer__calls_new_id(void);
 void kurer__calls_new_key(uint8_t key[KURER_SFRAME_CALL_KEY_LEN]);

@@ -16,12 +16,12 @@
 #define DG_MEDIA     0x03
 #define DG_KEEPALIVE 0x04
 
-#define TICK_MS          250   /* bind retries and the link's bookkeeping */
-#define BIND_TRIES       40    /* 10 s of BIND before the link gives up */
-#define PROBE_FAST_MS    250   /* RTT probes until the peer is heard, */
-#define PROBE_MS         2000  /* and then */
-#define KEEPALIVE_MS     15000 /* unless the relay says otherwise */
-#define DATAGRAM_MAX     2048  /* the largest we send or take (an Opus frame fits 1 + 1292) */
+#define TICK_MS       250   /* bind retries and the link's bookkeeping */
+#define BIND_TRIES    40    /* 10 s of BIND before the link gives up */
+#define PROBE_FAST_MS 250   /* RTT probes until the peer is heard, */
+#define PROBE_MS      2000  /* and then */
+#define KEEPALIVE_MS  15000 /* unless the relay says otherwise */
+#define DATAGRAM_MAX  2048  /* the largest we send or take (an Opus frame fits 1 + 1292) */
 
 struct kurer__call_link {
     uv_loop_t *loop;

@@ -32,10 +32,9 @@ static void link_failed(void *ud, int err)
 {
     kurer__calls *c = ud;
     uv_mutex_lock(&c->mu);
-    if (c->cur.st == CS_MEDIA || c->cur.st == CS_CONNECTED) {
-        (void)kurer__calls_signal_locked(c, J_HANGUP, c->cur.peer, 0, KURER_CALL_REASON_FAILED, 0);
-        kurer__calls_end_locked(c, KURER_CALL_EV_FAILED, KURER_CALL_END_NONE, err, NULL, 0);
-    }
+    if (c->cur.st == CS_MEDIA || c->cur.st == CS_CONNECTED)
+        kurer__calls_end_telling_locked(c, KURER_CALL_REASON_FAILED, KURER_CALL_EV_FAILED,
+                                        KURER_CALL_END_NONE, err);
     uv_mutex_unlock(&c->mu);
     kurer__calls_kick(c);
 }
@@ -95,8 +94,8 @@ static void link_start_locked(kurer__calls *c)
     if (rc == 0)
         rc = kurer__call_link_start(c->loop, &p, &cbs, &l);
     if (rc != 0) {
-        (void)kurer__calls_signal_locked(c, J_HANGUP, x->peer, 0, KURER_CALL_REASON_FAILED, 0);
-        kurer__calls_end_locked(c, KURER_CALL_EV_FAILED, KURER_CALL_END_NONE, rc, NULL, 0);
+        kurer__calls_end_telling_locked(c, KURER_CALL_REASON_FAILED, KURER_CALL_EV_FAILED,
+                                        KURER_CALL_END_NONE, rc);
         return;
     }
     uv_mutex_lock(&c->amu);
@@ -152,13 +151,13 @@ static void timer_fired(uv_timer_t *t)
     call *x = &c->cur;
     if (x->st != CS_NONE && x->ring_until != 0 && now >= x->ring_until) {
         if (x->outgoing)
-            (void)kurer__calls_signal_locked(c, J_HANGUP, x->peer, 0, KURER_CALL_REASON_TIMEOUT,
-                                             0);
-        kurer__calls_end_locked(c, KURER_CALL_EV_ENDED, KURER_CALL_END_TIMEOUT, 0, NULL, 0);
+            kurer__calls_end_telling_locked(c, KURER_CALL_REASON_TIMEOUT, KURER_CALL_EV_ENDED,
+                                            KURER_CALL_END_TIMEOUT, 0);
+        else
+            kurer__calls_end_locked(c, KURER_CALL_EV_ENDED, KURER_CALL_END_TIMEOUT, 0, NULL, 0);
     } else if (x->st == CS_MEDIA && x->media_until != 0 && now >= x->media_until) {
-        (void)kurer__calls_signal_locked(c, J_HANGUP, x->peer, 0, KURER_CALL_REASON_FAILED, 0);
-        kurer__calls_end_locked(c, KURER_CALL_EV_FAILED, KURER_CALL_END_NONE, KURER_ETIMEOUT, NULL,
-                                0);
+        kurer__calls_end_telling_locked(c, KURER_CALL_REASON_FAILED, KURER_CALL_EV_FAILED,
+                                        KURER_CALL_END_NONE, KURER_ETIMEOUT);
     }
     uv_mutex_unlock(&c->mu);
     turn(c);

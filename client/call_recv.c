@@ -39,7 +39,8 @@ static void ring_locked(kurer__calls *c, const char *from, uint32_t device,
     snprintf(x->peer, sizeof(x->peer), "%s", from);
     x->peer_device = device;
     memcpy(x->key_caller, m->sframe_key, KURER_SFRAME_CALL_KEY_LEN);
-    memcpy(x->ticket, m->media_ticket, m->media_ticket_len);
+    if (m->media_ticket_len > 0)
+        memcpy(x->ticket, m->media_ticket, m->media_ticket_len);
     x->ticket_len = m->media_ticket_len;
     x->udp_port = (uint16_t)m->media_port;
     x->ring_until = kurer_time_mono_ms() +
@@ -57,9 +58,8 @@ static int offer_refused(kurer *k, kurer__calls *c, const char *from, uint32_t d
     if (m->call_id == 0 || m->version != KURER_CALL_VERSION)
         return KURER_EUNSUPPORTED;
     uv_mutex_lock(&c->mu);
-    uint64_t window =
-        (uint64_t)kurer__calls_opt(c->opt.ring_timeout_ms, KURER__CALL_RING_MS) +
-        KURER__CALL_MISSED_SLACK;
+    uint64_t window = (uint64_t)kurer__calls_opt(c->opt.ring_timeout_ms, KURER__CALL_RING_MS) +
+                      KURER__CALL_MISSED_SLACK;
     uv_mutex_unlock(&c->mu);
     int64_t now_ms = kurer__home_now(k) * 1000;
     if (now_ms > 0 && m->timestamp < (uint64_t)now_ms && (uint64_t)now_ms - m->timestamp > window) {
@@ -129,8 +129,8 @@ static void on_answer_locked(kurer__calls *c, const char *from, uint32_t device,
         kurer_time_mono_ms() + kurer__calls_opt(c->opt.media_timeout_ms, KURER__CALL_MEDIA_MS);
     kurer__calls_event_locked(c, KURER_CALL_EV_ANSWERED, KURER_CALL_END_NONE, 0, NULL, 0);
     if (x->offered != 1) /* other devices ring: they stop (the answering one ignores it) */
-        (void)kurer__calls_signal_locked(c, J_HANGUP, from, 0,
-                                         KURER_CALL_REASON_ANSWERED_ELSEWHERE, device);
+        (void)kurer__calls_signal_locked(c, J_HANGUP, from, 0, KURER_CALL_REASON_ANSWERED_ELSEWHERE,
+                                         device);
 }
 
 static kurer_call_end end_of(kurer_call_reason r)
@@ -167,8 +167,8 @@ static void on_hangup_locked(kurer__calls *c, const kurer *k, const char *from, 
         m->answered_device == k->own.device_id)
         return; /* we are the device that answered */
     if (ringing_out && r == KURER_CALL_REASON_DECLINED && x->offered != 1)
-        (void)kurer__calls_signal_locked(c, J_HANGUP, from, 0,
-                                         KURER_CALL_REASON_DECLINED_ELSEWHERE, device);
+        (void)kurer__calls_signal_locked(c, J_HANGUP, from, 0, KURER_CALL_REASON_DECLINED_ELSEWHERE,
+                                         device);
     if (r == KURER_CALL_REASON_FAILED)
         kurer__calls_end_locked(c, KURER_CALL_EV_FAILED, KURER_CALL_END_NONE, KURER_ECLOSED, NULL,
                                 0);

@@ -768,7 +768,8 @@ static void keep_call(recv_ctx *r, const kurer_call_message *m)
 {
     r->has_call = 1;
     r->call = *m;
-    memcpy(r->ticket, m->media_ticket, m->media_ticket_len);
+    if (m->media_ticket_len > 0) /* (an offer's; at most KURER_MEDIA_TICKET_MAX, decoded) */
+        memcpy(r->ticket, m->media_ticket, m->media_ticket_len);
     r->call.media_ticket = r->ticket;
 }
 

@@ -14,9 +14,9 @@
 #include "kurer/text.h"
 #include "kurer/util.h"
 
-#define FRAME_NS   20000000L /* 20 ms */
-#define TAIL_MS    1000      /* kurer call: after --play ends, this long before hanging up */
-#define RING_WAIT  60        /* kurer answer: seconds to wait for a call, unless --wait */
+#define FRAME_NS  20000000L /* 20 ms */
+#define TAIL_MS   1000      /* kurer call: after --play ends, this long before hanging up */
+#define RING_WAIT 60        /* kurer answer: seconds to wait for a call, unless --wait */
 
 typedef struct drive {
     uv_mutex_t mu;
@@ -32,10 +32,16 @@ typedef struct drive {
 
 static const char *end_name(kurer_call_end e)
 {
-    static const char *const names[] = {"none",      "hangup",  "remote_hangup",
-                                        "declined",  "busy",    "answered_elsewhere",
-                                        "declined_elsewhere",   "timeout",
-                                        "glare",     "refused"};
+    static const char *const names[] = {"none",
+                                        "hangup",
+                                        "remote_hangup",
+                                        "declined",
+                                        "busy",
+                                        "answered_elsewhere",
+                                        "declined_elsewhere",
+                                        "timeout",
+                                        "glare",
+                                        "refused"};
     return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "unknown";
 }
 
@@ -113,12 +119,22 @@ static int step(kurer *k, uint64_t id, media_files *f)
     return 0;
 }
 
+/* The next 20 ms tick. Like a sound card after an underrun, a thread that was held up more
+ * than two frames starts its clock again instead of catching up in a burst (a burst of pulls
+ * would drain the jitter buffer faster than packets come). */
 static void next_tick(struct timespec *t)
 {
+    struct timespec now;
     t->tv_nsec += FRAME_NS;
     if (t->tv_nsec >= 1000000000L) {
         t->tv_nsec -= 1000000000L;
         t->tv_sec++;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t behind = ((int64_t)now.tv_sec - t->tv_sec) * 1000000000L + (now.tv_nsec - t->tv_nsec);
+    if (behind > 2 * FRAME_NS) {
+        *t = now;
+        return;
     }
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, t, NULL) != 0)
         ;
@@ -135,10 +151,10 @@ static void maybe_answer(kurer *k, drive *d, uint64_t now)
         return;
     int rc = d->decline ? kurer_call_decline(k, id) : kurer_call_accept(k, id);
     uv_mutex_lock(&d->mu);
-    d->incoming = 0;
-    if (rc == 0 && d->decline) {
-        d->done = 1;
-        d->end = KURER_CALL_END_LOCAL_HANGUP;
+    d->incoming = 0;           /* a decline ends with its ENDED event, once the caller was told */
+    if (rc != 0 && !d->done) { /* the call ended meanwhile (its event says how), or cannot be */
+        d->done = rc != KURER_ENOTFOUND;
+        d->err = rc;
     }
     uv_mutex_unlock(&d->mu);
 }
@@ -179,10 +195,10 @@ static int run_call(kurer *k, drive *d, media_files *f, int seconds, uint64_t wa
             connected_at = now;
             say_connected(d);
         }
-        int over = connected_at != 0 &&
-                   (seconds > 0 ? now - connected_at >= (uint64_t)seconds * 1000
-                                : (!d->answer_mode && f->play_done &&
-                                   now - f->play_ended_at >= TAIL_MS));
+        int over =
+            connected_at != 0 &&
+            (seconds > 0 ? now - connected_at >= (uint64_t)seconds * 1000
+                         : (!d->answer_mode && f->play_done && now - f->play_ended_at >= TAIL_MS));
         if (over && kurer_call_hangup(k, id) == 0)
             continue; /* the ENDED event comes on the library thread */
         if (connected && (rc = step(k, id, f)) != 0) {
@@ -321,10 +337,9 @@ static int drive_call(call_opts *o, drive *d)
 
 static int call_common(int argc, char **argv, int answer_mode)
 {
-    static const kurer_opt opts[] = {{"help", 0, 0},    {"json", 0, 0},   {"home", V, 0},
-                                     {"level", V, 0},   {"play", V, 0},   {"record", V, 0},
-                                     {"seconds", V, 0}, {"wait", V, 0},   {"delay", V, 0},
-                                     {"decline", 0, 0}};
+    static const kurer_opt opts[] = {
+        {"help", 0, 0},   {"json", 0, 0},    {"home", V, 0}, {"level", V, 0}, {"play", V, 0},
+        {"record", V, 0}, {"seconds", V, 0}, {"wait", V, 0}, {"delay", V, 0}, {"decline", 0, 0}};
     kurer_args a;
     call_opts o;
     drive d;

@@ -11,6 +11,7 @@
  *   shim LISTEN UPSTREAM LOSS JITTER SEED CAPTURE
  *                                        a UDP relay in the media path (call_shim.c)
  * Exit 0 on success, 1 when a check fails (with the figures on stdout), 2 on bad usage. */
+#define _GNU_SOURCE /* memmem */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +39,8 @@ int read_wav_any(const char *path, int16_t **pcm, size_t *n, uint32_t *rate)
         uint8_t c[8];
         if (fread(c, 1, 8, f) != 8)
             goto out;
-        uint32_t len = (uint32_t)c[4] | (uint32_t)c[5] << 8 | (uint32_t)c[6] << 16 |
-                       (uint32_t)c[7] << 24;
+        uint32_t len =
+            (uint32_t)c[4] | (uint32_t)c[5] << 8 | (uint32_t)c[6] << 16 | (uint32_t)c[7] << 24;
         if (memcmp(c, "fmt ", 4) == 0) {
             uint8_t fm[16];
             if (len < 16 || fread(fm, 1, 16, f) != 16 || fseek(f, (long)(len - 16), SEEK_CUR))
@@ -78,7 +79,7 @@ int write_wav(const char *path, const int16_t *pcm, size_t n)
 
 static int cmd_sweep(char **argv)
 {
-    double secs = atof(argv[0]), f0 = atof(argv[1]), f1 = atof(argv[2]);
+    double secs = atof(argv[1]), f0 = atof(argv[2]), f1 = atof(argv[3]);
     size_t n = (size_t)(secs * 48000);
     if (n == 0 || f0 <= 0 || f1 <= 0)
         return 2;
@@ -92,7 +93,7 @@ static int cmd_sweep(char **argv)
         double env = i < 2400 ? (double)i / 2400 : i > n - 2400 ? (double)(n - i) / 2400 : 1;
         pcm[i] = (int16_t)lrint(12000.0 * env * sin(phase));
     }
-    int rc = write_wav(argv[3], pcm, n);
+    int rc = write_wav(argv[0], pcm, n);
     free(pcm);
     return rc == 0 ? 0 : 1;
 }
@@ -149,7 +150,8 @@ static int cmd_reference(char **argv)
         uint8_t p[KURER__MEDIA_MAX];
         size_t len = 0;
         if (kurer__call_audio_capture(ca, in + i * FRAME) != 0 ||
-            kurer__call_audio_encode_next(ca, p, sizeof(p), &len) != 0 || len <= KURER__MEDIA_AUDIO_HDR)
+            kurer__call_audio_encode_next(ca, p, sizeof(p), &len) != 0 ||
+            len <= KURER__MEDIA_AUDIO_HDR)
             goto out;
         const uint8_t *op = p + KURER__MEDIA_AUDIO_HDR;
         int32_t olen = (int32_t)(len - KURER__MEDIA_AUDIO_HDR);

@@ -448,15 +448,15 @@ typedef enum kurer_call_event_kind {
 
 typedef enum kurer_call_end {
     KURER_CALL_END_NONE = 0,
-    KURER_CALL_END_LOCAL_HANGUP = 1,        /* kurer_call_hangup (or a decline here) */
-    KURER_CALL_END_REMOTE_HANGUP = 2,       /* the peer hung up (or cancelled its offer) */
-    KURER_CALL_END_DECLINED = 3,            /* the peer declined */
-    KURER_CALL_END_BUSY = 4,                /* every device of the peer is in a call */
-    KURER_CALL_END_ANSWERED_ELSEWHERE = 5,  /* another device of ours answered */
-    KURER_CALL_END_DECLINED_ELSEWHERE = 6,  /* another device of ours declined */
-    KURER_CALL_END_TIMEOUT = 7,             /* not answered in time */
-    KURER_CALL_END_GLARE = 8,               /* both called at once; replaced_by is the call kept */
-    KURER_CALL_END_REFUSED = 9,             /* the peer refused it (level, signalling version) */
+    KURER_CALL_END_LOCAL_HANGUP = 1,       /* kurer_call_hangup (or a decline here) */
+    KURER_CALL_END_REMOTE_HANGUP = 2,      /* the peer hung up (or cancelled its offer) */
+    KURER_CALL_END_DECLINED = 3,           /* the peer declined */
+    KURER_CALL_END_BUSY = 4,               /* every device of the peer is in a call */
+    KURER_CALL_END_ANSWERED_ELSEWHERE = 5, /* another device of ours answered */
+    KURER_CALL_END_DECLINED_ELSEWHERE = 6, /* another device of ours declined */
+    KURER_CALL_END_TIMEOUT = 7,            /* not answered in time */
+    KURER_CALL_END_GLARE = 8,              /* both called at once; replaced_by is the call kept */
+    KURER_CALL_END_REFUSED = 9,            /* the peer refused it (level, signalling version) */
 } kurer_call_end;
 
 typedef struct kurer_call_event {
