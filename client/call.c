@@ -97,6 +97,9 @@ static int still_current(kurer__calls *c, uint64_t id);
 static void sjob_run(kurer *k, kurer__job *jb)
 {
     sjob *j = (sjob *)jb;
+    /* Connected first (a call may start while the library is between connections). */
+    if ((j->err = kurer__net_wait_online(k, jb->deadline, 1)) != 0)
+        return;
     if (j->kind == J_OFFER) {
         kurer__call_alloc a;
         memset(&a, 0, sizeof(a));

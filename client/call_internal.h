@@ -88,10 +88,10 @@ void kurer__calls_event_locked(kurer__calls *c, kurer_call_event_kind kind, kure
 /* Library thread: gives the queued events to on_call, without the lock. */
 void kurer__calls_dispatch(kurer__calls *c);
 /* Under mu: queues the CallMessage kind to every device of user, for the current call (id 0)
- * or for call id. */
-KURER_MUST_CHECK int kurer__calls_signal_locked(kurer__calls *c, job_kind kind, const char *user,
-                                                uint64_t id, kurer_call_reason reason,
-                                                uint32_t answered_device);
+ * or for call id. 0, or why it could not be queued (then nothing goes out; callers that only
+ * tell the peer may ignore it: the peer's own timeouts end its side). */
+int kurer__calls_signal_locked(kurer__calls *c, job_kind kind, const char *user, uint64_t id,
+                               kurer_call_reason reason, uint32_t answered_device);
 /* Under mu: the current call ends with this event; its state is wiped. */
 void kurer__calls_end_locked(kurer__calls *c, kurer_call_event_kind kind, kurer_call_end end,
                              int err, const kurer_refusal *why, uint64_t replaced_by);

@@ -110,7 +110,10 @@ static int step(kurer *k, uint64_t id, media_files *f)
             f->play_ended_at = kurer_time_mono_ms();
         }
     }
-    (void)kurer_call_capture(k, id, pcm); /* dropped if the library is behind: counted */
+    /* KURER_ELIMIT: the library is behind and dropped the frame (counted; the peer conceals). */
+    int crc = kurer_call_capture(k, id, pcm);
+    if (crc != 0 && crc != KURER_ELIMIT && crc != KURER_ENOTFOUND)
+        return refuse(crc, "cannot hand audio to the call: %s", kurer_strerror(crc));
     if (kurer_call_playback(k, id, pcm) == 0 && f->record != NULL) {
         int rc = kurer__wav_write(f->record, pcm, KURER_CALL_SAMPLES);
         if (rc != 0)
@@ -177,7 +180,7 @@ static int run_call(kurer *k, drive *d, media_files *f, int seconds, uint64_t wa
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     uint64_t start = kurer_time_mono_ms(), connected_at = 0;
-    int rc = 0;
+    int rc = 0, hung = 0;
     for (;;) {
         uint64_t now = kurer_time_mono_ms();
         if (d->answer_mode)
@@ -199,10 +202,16 @@ static int run_call(kurer *k, drive *d, media_files *f, int seconds, uint64_t wa
             connected_at != 0 &&
             (seconds > 0 ? now - connected_at >= (uint64_t)seconds * 1000
                          : (!d->answer_mode && f->play_done && now - f->play_ended_at >= TAIL_MS));
-        if (over && kurer_call_hangup(k, id) == 0)
-            continue; /* the ENDED event comes on the library thread */
-        if (connected && (rc = step(k, id, f)) != 0) {
-            (void)kurer_call_hangup(k, id);
+        if (over && !hung) {
+            hung = 1; /* the ENDED event comes on the library thread, once the peer was told */
+            if ((rc = kurer_call_hangup(k, id)) != 0 && rc != KURER_ENOTFOUND)
+                return refuse(rc, "cannot hang up: %s", kurer_strerror(rc));
+            rc = 0;
+        }
+        if (connected && !hung && (rc = step(k, id, f)) != 0) {
+            int hrc = kurer_call_hangup(k, id);
+            if (hrc != 0 && hrc != KURER_ENOTFOUND)
+                fprintf(stderr, "kurer: cannot hang up: %s\n", kurer_strerror(hrc));
             return rc;
         }
         next_tick(&t);
@@ -239,7 +248,8 @@ static int report(kurer *k, drive *d)
 {
     kurer_call_stats s;
     memset(&s, 0, sizeof(s));
-    (void)kurer_call_get_stats(k, d->call_id, &s);
+    if (kurer_call_get_stats(k, d->call_id, &s) != 0)
+        memset(&s, 0, sizeof(s)); /* (a call that never had media: no figures) */
     int failed = d->err != 0;
     char who[KURER_TEXT_TERM_MAX(KURER_SUBJECT_MAX)];
     kurer_text_term(who, sizeof(who), d->peer);

@@ -230,7 +230,6 @@ static void test_classification(void **state)
 static void test_other_bodies(void **state)
 {
     uint64_t ts[] = {1, 2, 3};
-    uint8_t ticket[] = {1, 2, 3, 4};
     uint8_t dist[100];
     kurer_content c = {0}, d;
     (void)state;
@@ -253,6 +252,45 @@ static void test_other_bodies(void **state)
     assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
 
     memset(&c, 0, sizeof(c));
+    c.body = KURER_CONTENT_SYNC;
+    strcpy(c.u.sync.destination, "anna@ministry.example");
+    c.u.sync.timestamp = 5;
+    c.u.sync.message.body = "kopi";
+    c.u.sync.message.classification = KURER_LEVEL_CONFIDENTIAL;
+    content_rt(&c, &d, "content_sync");
+    assert_string_equal(d.u.sync.destination, "anna@ministry.example");
+    assert_string_equal(d.u.sync.message.body, "kopi");
+    assert_int_equal(d.u.sync.message.classification, KURER_LEVEL_CONFIDENTIAL);
+    kurer_content_release(&d);
+    strcpy(c.u.sync.destination, "anna");
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+
+    memset(&c, 0, sizeof(c));
+    memset(dist, 0x33, sizeof(dist));
+    c.body = KURER_CONTENT_SENDER_KEY;
+    memset(c.u.sender_key.group_id, 0x42, KURER_GROUP_ID_LEN);
+    c.u.sender_key.distribution = dist;
+    c.u.sender_key.distribution_len = sizeof(dist);
+    content_rt(&c, &d, "content_sender_key");
+    assert_int_equal(d.u.sender_key.distribution_len, sizeof(dist));
+    assert_memory_equal(d.u.sender_key.distribution, dist, sizeof(dist));
+    kurer_content_release(&d);
+    c.u.sender_key.distribution_len = 0;
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+    c.u.sender_key.distribution_len = KURER_SENDER_KEY_DIST_MAX + 1;
+    assert_int_equal(encode_rc(&c), KURER_ELIMIT);
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED); /* no body */
+}
+
+/* CallMessage (call signalling version 1, docs/protocol.md 4.5): what each kind must carry. */
+static void test_call_bodies(void **state)
+{
+    uint8_t ticket[] = {1, 2, 3, 4};
+    kurer_content c = {0}, d;
+    (void)state;
+
     c.body = KURER_CONTENT_CALL;
     c.u.call.call_id = 99;
     c.u.call.kind = KURER_CALL_OFFER;
@@ -318,38 +356,6 @@ static void test_other_bodies(void **state)
     c.u.call.media_ticket = ticket;
     c.u.call.media_ticket_len = KURER_MEDIA_TICKET_MAX + 1;
     assert_int_equal(encode_rc(&c), KURER_ELIMIT);
-
-    memset(&c, 0, sizeof(c));
-    c.body = KURER_CONTENT_SYNC;
-    strcpy(c.u.sync.destination, "anna@ministry.example");
-    c.u.sync.timestamp = 5;
-    c.u.sync.message.body = "kopi";
-    c.u.sync.message.classification = KURER_LEVEL_CONFIDENTIAL;
-    content_rt(&c, &d, "content_sync");
-    assert_string_equal(d.u.sync.destination, "anna@ministry.example");
-    assert_string_equal(d.u.sync.message.body, "kopi");
-    assert_int_equal(d.u.sync.message.classification, KURER_LEVEL_CONFIDENTIAL);
-    kurer_content_release(&d);
-    strcpy(c.u.sync.destination, "anna");
-    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
-
-    memset(&c, 0, sizeof(c));
-    memset(dist, 0x33, sizeof(dist));
-    c.body = KURER_CONTENT_SENDER_KEY;
-    memset(c.u.sender_key.group_id, 0x42, KURER_GROUP_ID_LEN);
-    c.u.sender_key.distribution = dist;
-    c.u.sender_key.distribution_len = sizeof(dist);
-    content_rt(&c, &d, "content_sender_key");
-    assert_int_equal(d.u.sender_key.distribution_len, sizeof(dist));
-    assert_memory_equal(d.u.sender_key.distribution, dist, sizeof(dist));
-    kurer_content_release(&d);
-    c.u.sender_key.distribution_len = 0;
-    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
-    c.u.sender_key.distribution_len = KURER_SENDER_KEY_DIST_MAX + 1;
-    assert_int_equal(encode_rc(&c), KURER_ELIMIT);
-
-    memset(&c, 0, sizeof(c));
-    assert_int_equal(encode_rc(&c), KURER_EMALFORMED); /* no body */
 }
 
 static void test_content_malformed(void **state)
@@ -451,9 +457,9 @@ static void test_padding(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_data_roundtrip), cmocka_unit_test(test_classification),
-        cmocka_unit_test(test_other_bodies),   cmocka_unit_test(test_content_malformed),
-        cmocka_unit_test(test_padding),
+        cmocka_unit_test(test_data_roundtrip),    cmocka_unit_test(test_classification),
+        cmocka_unit_test(test_other_bodies),      cmocka_unit_test(test_call_bodies),
+        cmocka_unit_test(test_content_malformed), cmocka_unit_test(test_padding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
