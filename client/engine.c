@@ -122,6 +122,17 @@ static int ensure_sessions(kurer *k, const char *user, uint64_t deadline, kurer_
     return rc;
 }
 
+int kurer__engine_devices(kurer *k, const char *user, int fresh, uint64_t deadline,
+                          kurer_refusal *why)
+{
+    const char *users[1] = {user};
+    size_t found = 1;
+    int rc = !fresh && dir_fresh(k, user) ? 0 : lookup(k, users, 1, deadline, &found);
+    if (rc == 0 && found == 0)
+        rc = KURER_EUNKNOWNUSER;
+    return rc != 0 ? rc : ensure_sessions(k, user, deadline, why);
+}
+
 /* Signed prekeys are rotated weekly; the previous ones are kept a month (docs/design.md). */
 #define SPK_ROTATE_S    ((int64_t)7 * 86400)
 #define SPK_KEEP_MS     ((int64_t)30 * 86400 * 1000)

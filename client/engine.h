@@ -83,6 +83,13 @@ int kurer__engine_fetch_lists(kurer *k, const kurer_revocation_info *infos, size
                               uint64_t deadline);
 void kurer__engine_sync_revocations(kurer *k, uint64_t deadline);
 
+/* The current devices of user with a session each (calls: call_signal.c): the directory is
+ * asked unless it was within KURER__DIR_FRESH_MS (fresh: ask anyway), chains verified, sessions
+ * built from bundles. KURER_EUNKNOWNUSER, or the errors of a send's preparation (why says
+ * which device has no bundle). */
+KURER_MUST_CHECK int kurer__engine_devices(kurer *k, const char *user, int fresh, uint64_t deadline,
+                                           kurer_refusal *why);
+
 /* Request workers. */
 KURER_MUST_CHECK int kurer__engine_refresh(kurer *k, const char *user, uint64_t deadline,
                                            size_t *devices);

@@ -1,5 +1,7 @@
 /* Device homes: creation, opening, certificates, the classification policy, history. */
 #include "home.h"
+
+#include "call.h"
 #include "net.h"
 
 #include <errno.h>
@@ -759,7 +761,21 @@ typedef struct recv_ctx {
     const uint8_t *id;
     int refused; /* content decrypted but not accepted: the reason */
     int state;
+    int has_call; /* a CallMessage: for the calls module once the ratchet step is committed */
+    kurer_call_message call;
+    uint8_t ticket[KURER_MEDIA_TICKET_MAX];
 } recv_ctx;
+
+/* A CallMessage is signalling, not a message: kept aside (never stored), handed on after the
+ * commit. */
+static void keep_call(recv_ctx *r, const kurer_call_message *m)
+{
+    r->has_call = 1;
+    r->call = *m;
+    if (m->media_ticket_len > 0) /* (an offer's; at most KURER_MEDIA_TICKET_MAX, decoded) */
+        memcpy(r->ticket, m->media_ticket, m->media_ticket_len);
+    r->call.media_ticket = r->ticket;
+}
 
 /* Inside the decrypting transaction. Returns 0 whenever the ratchet step should commit. */
 static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *pt, size_t n)
@@ -775,6 +791,11 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     }
     /* A sync copy is what one of our own other devices sent; from anyone else it is refused. */
     int is_sync = c.body == KURER_CONTENT_SYNC && strcmp(sender->user, r->k->own.user) == 0;
+    if (c.body == KURER_CONTENT_CALL) {
+        keep_call(r, &c.u.call);
+        kurer_content_release(&c);
+        return 0;
+    }
     if (c.body != KURER_CONTENT_DATA && !is_sync) {
         /* Receipts, calls and group keys are handled by later layers. */
         r->refused = KURER_EUNSUPPORTED;
@@ -839,6 +860,9 @@ int kurer__home_receive(kurer *k, const uint8_t id[KURER_ENVELOPE_ID_LEN], const
     int rc = kurer__session_decrypt(k->sess, id, from, device_id, type, ct, n, on_plaintext, &r);
     if (rc == 0 && r.refused != 0)
         rc = r.refused;
+    if (rc == 0 && r.has_call)
+        kurer__calls_on_message(k, from, device_id, &r.call);
+    kurer_memzero(&r.call, sizeof(r.call));
     if (rc == 0 && state != NULL)
         *state = r.state;
     return rc;

@@ -53,7 +53,8 @@ struct kurer {
     void *clock_ud;
     char home[KURER__HOME_PATH_MAX];
     char csr_path[KURER__HOME_PATH_MAX];
-    kurer__net *net; /* started by open, stopped by close */
+    kurer__net *net;            /* started by open, stopped by close */
+    struct kurer__calls *calls; /* call.h: made and freed with net */
     kurer__hlock hl;
     int lock_fd; /* HOME/.lock, flock'd while open (one handle per home) */
     kurer__econn ec;

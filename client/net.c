@@ -2,6 +2,7 @@
  * reconnects, requests routed by id, the workers, and the events to the application (net.h). */
 #include "net.h"
 
+#include "call.h"
 #include "net_internal.h"
 
 #include <stdatomic.h>
@@ -286,6 +287,7 @@ static void close_handles(kurer__net *n)
         kurer_conn_close(n->conn, 0);
         n->conn = NULL;
     }
+    kurer__calls_close_handles(n->k);
     uv_close((uv_handle_t *)&n->retry, NULL);
     uv_close((uv_handle_t *)&n->wake, NULL);
 }
@@ -800,6 +802,7 @@ void kurer__net_network_changed(kurer *k)
     }
     uv_mutex_unlock(&n->mu);
     uv_async_send(&n->wake);
+    kurer__calls_network_changed(k); /* the media link binds again */
 }
 
 void kurer__net_relay_changed(kurer *k)
@@ -919,11 +922,13 @@ int kurer__net_start(kurer *k)
     uv_timer_init(&n->loop, &n->retry);
     n->retry.data = n;
     k->net = n;
-    if (uv_thread_create(&n->lib, library_thread, n) != 0) {
+    if (kurer__calls_new(k, &n->loop) != 0 || uv_thread_create(&n->lib, library_thread, n) != 0) {
+        kurer__calls_close_handles(k);
         uv_close((uv_handle_t *)&n->wake, NULL);
         uv_close((uv_handle_t *)&n->retry, NULL);
         (void)uv_run(&n->loop, UV_RUN_DEFAULT);
         (void)uv_loop_close(&n->loop);
+        kurer__calls_free(k);
         k->net = NULL;
         free(n);
         return KURER_ENOMEM;
@@ -960,6 +965,7 @@ void kurer__net_stop(kurer *k)
     uv_thread_join(&n->lib);
     (void)uv_run(&n->loop, UV_RUN_DEFAULT);
     (void)uv_loop_close(&n->loop);
+    kurer__calls_free(k);
     while (n->p_head != NULL) {
         push *p = n->p_head;
         n->p_head = p->next;

@@ -108,11 +108,26 @@ static int call_from_pb(const Kurer__V1__CallMessage *pb, kurer_call_message *ou
     case KURER__V1__CALL_MESSAGE__KIND__ANSWER:
         if ((rc = kurer__bytes_fixed(&pb->sframe_key, out->sframe_key, KURER_SFRAME_KEY_LEN)) != 0)
             return rc;
+        if ((rc = level_from_pb((int)pb->level)) != 0)
+            return rc;
+        if (pb->reason != KURER__V1__CALL_MESSAGE__REASON__REASON_UNSPECIFIED)
+            return KURER_EMALFORMED;
+        /* An offer names the relay's media port and carries the callee leg's ticket. */
+        if ((pb->kind == KURER__V1__CALL_MESSAGE__KIND__OFFER) !=
+                (pb->media_port >= 1 && pb->media_port <= 65535) ||
+            (pb->kind == KURER__V1__CALL_MESSAGE__KIND__OFFER) != (pb->media_ticket.len > 0))
+            return KURER_EMALFORMED;
         out->has_sframe_key = 1;
         break;
     case KURER__V1__CALL_MESSAGE__KIND__HANGUP:
     case KURER__V1__CALL_MESSAGE__KIND__BUSY:
-        if (pb->sframe_key.len != 0)
+        if (pb->sframe_key.len != 0 || pb->level != 0 || pb->media_port != 0 ||
+            pb->media_ticket.len != 0)
+            return KURER_EMALFORMED;
+        if ((pb->kind == KURER__V1__CALL_MESSAGE__KIND__HANGUP) !=
+            (pb->reason != KURER__V1__CALL_MESSAGE__REASON__REASON_UNSPECIFIED))
+            return KURER_EMALFORMED; /* a hangup says why; a busy has no reason */
+        if ((int)pb->reason < 0 || (int)pb->reason > KURER_CALL_REASON_REFUSED)
             return KURER_EMALFORMED;
         break;
     default:
@@ -126,6 +141,12 @@ static int call_from_pb(const Kurer__V1__CallMessage *pb, kurer_call_message *ou
     out->media_ticket_len = pb->media_ticket.len;
     out->call_id = pb->call_id;
     out->kind = (kurer_call_kind)pb->kind;
+    out->level = (kurer_level)pb->level;
+    out->version = pb->version;
+    out->reason = (kurer_call_reason)pb->reason;
+    out->answered_device = pb->answered_device;
+    out->timestamp = pb->timestamp;
+    out->media_port = pb->media_port;
     return 0;
 }
 
@@ -344,6 +365,12 @@ static int content_to_pb(const kurer_content *c, Kurer__V1__Content *pb, kurer_a
         if (k->has_sframe_key)
             bin(&pb->call->sframe_key, k->sframe_key, KURER_SFRAME_KEY_LEN);
         bin(&pb->call->media_ticket, k->media_ticket, k->media_ticket_len);
+        pb->call->level = (Kurer__V1__Level)k->level;
+        pb->call->version = k->version;
+        pb->call->reason = (Kurer__V1__CallMessage__Reason)k->reason;
+        pb->call->answered_device = k->answered_device;
+        pb->call->timestamp = k->timestamp;
+        pb->call->media_port = k->media_port;
         pb->body_case = KURER__V1__CONTENT__BODY_CALL;
         return 0;
     }

@@ -44,6 +44,8 @@ int cmd_relay(int argc, char **argv);   /* relay.c */
 int cmd_whoami(int argc, char **argv);  /* whoami.c */
 int cmd_backup(int argc, char **argv);  /* backup.c */
 int cmd_restore(int argc, char **argv); /* backup.c */
+int cmd_call(int argc, char **argv);    /* call.c */
+int cmd_answer(int argc, char **argv);  /* call.c */
 
 /* ---- output.c: the result of the command */
 extern int g_json;

@@ -35,6 +35,8 @@ static const struct subcommand {
     {"whoami", cmd_whoami, "this device: user, keys, certificate, relay"},
     {"backup", cmd_backup, "write an encrypted copy of the home"},
     {"restore", cmd_restore, "make a home from a backup (a new instance of the device)"},
+    {"call", cmd_call, "call a user at a level, audio from and to WAV files"},
+    {"answer", cmd_answer, "wait for a call and answer it, audio from and to WAV files"},
 };
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 

@@ -459,6 +459,116 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_restore(const char *home, const char *pa
                                                 const char *KURER_NULLABLE pass, size_t pass_len,
                                                 const uint8_t *KURER_NULLABLE key);
 
+/* ---- calls (docs/calls.md) ----------------------------------------------------------------
+ *
+ * One-to-one voice calls: signalling in CallMessages over the Signal sessions, media (Opus,
+ * 48 kHz mono, 20 ms frames, SFrame-protected) over UDP through the relay's media relay. A call
+ * has a classification level like a message: refused unless our certificate, every device of
+ * the peer and the root's ceiling allow it (KURER_ECLEARANCE, with the refusal in the FAILED
+ * event). One call at a time: an offer that comes while a call exists is answered BUSY (except
+ * glare, docs/calls.md). Calls are not stored as messages.
+ *
+ * Calls are named by a call id (nonzero). Every function here returns at once (none waits for
+ * the network); progress comes as call events on the library thread. */
+
+typedef enum kurer_call_event_kind {
+    KURER_CALL_EV_INCOMING = 1,  /* an offer rings here: kurer_call_accept or kurer_call_decline */
+    KURER_CALL_EV_RINGING = 2,   /* our offer reached the relay for every device of the peer */
+    KURER_CALL_EV_ANSWERED = 3,  /* answered (by the peer, or by us): media is being set up */
+    KURER_CALL_EV_CONNECTED = 4, /* media flows both ways: hand in capture, pull playback */
+    KURER_CALL_EV_ENDED = 5,     /* ended normally (end says how); the call id is done */
+    KURER_CALL_EV_FAILED = 6,    /* ended by an error (err, and why for a refusal) */
+} kurer_call_event_kind;
+
+typedef enum kurer_call_end {
+    KURER_CALL_END_NONE = 0,
+    KURER_CALL_END_LOCAL_HANGUP = 1,       /* kurer_call_hangup (or a decline here) */
+    KURER_CALL_END_REMOTE_HANGUP = 2,      /* the peer hung up (or cancelled its offer) */
+    KURER_CALL_END_DECLINED = 3,           /* the peer declined */
+    KURER_CALL_END_BUSY = 4,               /* every device of the peer is in a call */
+    KURER_CALL_END_ANSWERED_ELSEWHERE = 5, /* another device of ours answered */
+    KURER_CALL_END_DECLINED_ELSEWHERE = 6, /* another device of ours declined */
+    KURER_CALL_END_TIMEOUT = 7,            /* not answered in time */
+    KURER_CALL_END_GLARE = 8,              /* both called at once; replaced_by is the call kept */
+    KURER_CALL_END_REFUSED = 9,            /* the peer refused it (level, signalling version) */
+} kurer_call_end;
+
+typedef struct kurer_call_event {
+    kurer_call_event_kind kind;
+    uint64_t call_id;
+    const char *peer;     /* user@authority */
+    uint32_t peer_device; /* the peer's device (0 while an outgoing call rings) */
+    int level;            /* kurer_level of the call: show it for the whole call */
+    int outgoing;         /* 1 if we called */
+    kurer_call_end end;   /* ENDED */
+    int err;              /* FAILED: why (KURER_ECLEARANCE, KURER_ETIMEOUT, KURER_ECLOSED, ...) */
+    kurer_refusal why;    /* FAILED with a policy refusal: whose certificate (or the ceiling) */
+    uint64_t replaced_by; /* ENDED with GLARE: the call that continues (an INCOMING follows) */
+} kurer_call_event;
+
+typedef struct kurer_call_events {
+    /* Library thread, in order; the event is valid during the call only. It may call the
+     * kurer_call_* functions. */
+    void (*KURER_NULLABLE on_call)(void *KURER_NULLABLE ud, const kurer_call_event *e);
+    void *KURER_NULLABLE ud;
+} kurer_call_events;
+
+/* Sets (copies) the call callbacks; NULL clears them. An offer that comes while no on_call is
+ * set is answered BUSY. */
+KURER_EXPORT void kurer_set_call_events(kurer *k, const kurer_call_events *KURER_NULLABLE ev);
+
+typedef struct kurer_call_options {
+    uint32_t ring_timeout_ms;  /* an offer unanswered this long ends TIMEOUT; 0: 45000 */
+    uint32_t media_timeout_ms; /* media not up this long after the answer, or nothing received
+                                * this long during the call: FAILED (KURER_ETIMEOUT); 0: 10000 */
+    uint32_t expected_loss;    /* percent, for the encoder's in-band FEC; 0: 10 */
+} kurer_call_options;
+/* Options for the calls started or answered from now on (copied); NULL restores the defaults. */
+KURER_EXPORT void kurer_call_configure(kurer *k, const kurer_call_options *KURER_NULLABLE o);
+
+/* Calls user at level: the relay allocates the media legs, an offer goes to every device of
+ * user; *call_id is the new call's. KURER_EBUSY if a call exists, KURER_EINVAL for a bad
+ * argument (our own user, a level out of range). Policy refusals come as FAILED. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_call_start(kurer *k, const char *user, int level,
+                                                   uint64_t *call_id);
+/* Answers the ringing call_id (INCOMING) / declines it (the caller hears DECLINED). Hangs up
+ * call_id in any state (the peer hears it; an offer of ours is cancelled). KURER_ENOTFOUND if
+ * no such call, KURER_ESTATE if it is not in a state for that. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_call_accept(kurer *k, uint64_t call_id);
+KURER_EXPORT KURER_MUST_CHECK int kurer_call_decline(kurer *k, uint64_t call_id);
+KURER_EXPORT KURER_MUST_CHECK int kurer_call_hangup(kurer *k, uint64_t call_id);
+
+#define KURER_CALL_RATE    48000 /* samples per second, mono, signed 16-bit */
+#define KURER_CALL_SAMPLES 960   /* per frame: 20 ms */
+
+/* The audio path, for the app's own audio thread: neither blocks on I/O nor on the library
+ * thread (each holds one short lock for a copy or a decode). capture hands in one frame of
+ * KURER_CALL_SAMPLES samples (encoded and sent by the library thread); frames handed in before
+ * CONNECTED are dropped. playback fills pcm with the next KURER_CALL_SAMPLES samples to play
+ * (decoded, concealed where packets are missing; silence before CONNECTED). Both return
+ * KURER_ENOTFOUND when call_id is not the current call; capture returns KURER_ELIMIT when
+ * the library thread is more than a few frames behind (the frame is dropped). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_call_capture(kurer *k, uint64_t call_id,
+                                                     const int16_t *pcm);
+KURER_EXPORT KURER_MUST_CHECK int kurer_call_playback(kurer *k, uint64_t call_id, int16_t *pcm);
+
+typedef struct kurer_call_stats {
+    uint64_t sent;          /* audio packets sent */
+    uint64_t received;      /* audio packets received (authentic) */
+    uint64_t lost;          /* packets never received */
+    uint64_t late;          /* received too late to be played */
+    uint64_t concealed;     /* frames played from loss concealment */
+    uint64_t fec_recovered; /* frames recovered from in-band FEC */
+    uint64_t rejected;      /* datagrams that failed SFrame (bad tag, replay, unknown key) */
+    uint32_t jitter_ms;     /* interarrival jitter */
+    uint32_t rtt_ms;        /* the last round trip time (timestamp echo), 0 before the first */
+    uint32_t duration_ms;   /* since CONNECTED */
+} kurer_call_stats;
+/* The statistics of call_id: the current call, or the last one that ended (kept until the
+ * next starts). KURER_ENOTFOUND otherwise. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_call_get_stats(kurer *k, uint64_t call_id,
+                                                       kurer_call_stats *out);
+
 KURER_ASSUME_NONNULL_END
 
 #endif

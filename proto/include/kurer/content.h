@@ -37,7 +37,7 @@
 #define KURER_QUOTE_TEXT_MAX         2048
 #define KURER_RECEIPT_TIMESTAMPS_MAX 256
 #define KURER_SFRAME_KEY_LEN         32
-#define KURER_MEDIA_TICKET_MAX       256
+#define KURER_MEDIA_TICKET_MAX       64
 #define KURER_SENDER_KEY_DIST_MAX    1024
 
 typedef struct kurer_attachment {
@@ -91,6 +91,21 @@ typedef enum kurer_call_kind {
     KURER_CALL_BUSY = 4,
 } kurer_call_kind;
 
+/* Why a call ended (HANGUP only); the values are the protobuf enum's. */
+typedef enum kurer_call_reason {
+    KURER_CALL_REASON_NONE = 0, /* never in a HANGUP */
+    KURER_CALL_REASON_NORMAL = 1,
+    KURER_CALL_REASON_DECLINED = 2,
+    KURER_CALL_REASON_ANSWERED_ELSEWHERE = 3,
+    KURER_CALL_REASON_DECLINED_ELSEWHERE = 4,
+    KURER_CALL_REASON_TIMEOUT = 5,
+    KURER_CALL_REASON_FAILED = 6,
+    KURER_CALL_REASON_GLARE = 7,
+    KURER_CALL_REASON_REFUSED = 8,
+} kurer_call_reason;
+
+#define KURER_CALL_VERSION 1 /* the call signalling version this code speaks */
+
 typedef struct kurer_call_message {
     uint64_t call_id;
     kurer_call_kind kind;
@@ -99,6 +114,14 @@ typedef struct kurer_call_message {
     uint8_t sframe_key[KURER_SFRAME_KEY_LEN]; /* secret: wipe when done */
     const uint8_t *media_ticket;              /* 0..KURER_MEDIA_TICKET_MAX bytes */
     size_t media_ticket_len;
+    /* OFFER and ANSWER: the level (required, 1..3; 4 and 5 ECLEARANCE) and the signalling
+     * version (any value is carried; the receiver judges it). HANGUP and BUSY: level 0. */
+    kurer_level level;
+    uint32_t version;
+    kurer_call_reason reason; /* HANGUP: required; others: NONE */
+    uint32_t answered_device; /* HANGUP ANSWERED_ELSEWHERE / DECLINED_ELSEWHERE */
+    uint64_t timestamp;       /* sender's clock, Unix ms */
+    uint32_t media_port;      /* OFFER: 1..65535 (required there); others: 0 */
 } kurer_call_message;
 
 typedef struct kurer_sync_sent {

@@ -230,7 +230,6 @@ static void test_classification(void **state)
 static void test_other_bodies(void **state)
 {
     uint64_t ts[] = {1, 2, 3};
-    uint8_t ticket[] = {1, 2, 3, 4};
     uint8_t dist[100];
     kurer_content c = {0}, d;
     (void)state;
@@ -251,34 +250,6 @@ static void test_other_bodies(void **state)
     c.u.receipt.n_timestamps = 1;
     c.u.receipt.type = (kurer_receipt_type)3;
     assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
-
-    memset(&c, 0, sizeof(c));
-    c.body = KURER_CONTENT_CALL;
-    c.u.call.call_id = 99;
-    c.u.call.kind = KURER_CALL_OFFER;
-    c.u.call.has_sframe_key = 1;
-    memset(c.u.call.sframe_key, 0x3c, KURER_SFRAME_KEY_LEN);
-    c.u.call.media_ticket = ticket;
-    c.u.call.media_ticket_len = sizeof(ticket);
-    content_rt(&c, &d, "content_call_offer");
-    assert_int_equal(d.u.call.call_id, 99);
-    assert_int_equal(d.u.call.has_sframe_key, 1);
-    assert_memory_equal(d.u.call.sframe_key, c.u.call.sframe_key, KURER_SFRAME_KEY_LEN);
-    assert_int_equal(d.u.call.media_ticket_len, sizeof(ticket));
-    kurer_content_release(&d);
-    c.u.call.has_sframe_key = 0; /* an offer needs its key */
-    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
-    c.u.call.kind = KURER_CALL_HANGUP;
-    content_rt(&c, &d, "content_call_hangup");
-    assert_int_equal(d.u.call.has_sframe_key, 0);
-    kurer_content_release(&d);
-    c.u.call.has_sframe_key = 1; /* a hangup carries none */
-    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
-    c.u.call.kind = (kurer_call_kind)5;
-    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
-    c.u.call.kind = KURER_CALL_ANSWER;
-    c.u.call.media_ticket_len = KURER_MEDIA_TICKET_MAX + 1;
-    assert_int_equal(encode_rc(&c), KURER_ELIMIT);
 
     memset(&c, 0, sizeof(c));
     c.body = KURER_CONTENT_SYNC;
@@ -311,6 +282,80 @@ static void test_other_bodies(void **state)
 
     memset(&c, 0, sizeof(c));
     assert_int_equal(encode_rc(&c), KURER_EMALFORMED); /* no body */
+}
+
+/* CallMessage (call signalling version 1, docs/protocol.md 4.5): what each kind must carry. */
+static void test_call_bodies(void **state)
+{
+    uint8_t ticket[] = {1, 2, 3, 4};
+    kurer_content c = {0}, d;
+    (void)state;
+
+    c.body = KURER_CONTENT_CALL;
+    c.u.call.call_id = 99;
+    c.u.call.kind = KURER_CALL_OFFER;
+    c.u.call.has_sframe_key = 1;
+    memset(c.u.call.sframe_key, 0x3c, KURER_SFRAME_KEY_LEN);
+    c.u.call.media_ticket = ticket;
+    c.u.call.media_ticket_len = sizeof(ticket);
+    c.u.call.version = KURER_CALL_VERSION;
+    c.u.call.timestamp = 1234;
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED); /* an offer names the media port */
+    c.u.call.media_port = 3479;
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED); /* an offer needs its level */
+    c.u.call.level = (kurer_level)4;
+    assert_int_equal(encode_rc(&c), KURER_ECLEARANCE);
+    c.u.call.level = KURER_LEVEL_RESTRICTED;
+    c.u.call.reason = KURER_CALL_REASON_NORMAL; /* only a hangup says why */
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+    c.u.call.reason = KURER_CALL_REASON_NONE;
+    content_rt(&c, &d, "content_call_offer");
+    assert_int_equal(d.u.call.call_id, 99);
+    assert_int_equal(d.u.call.level, KURER_LEVEL_RESTRICTED);
+    assert_int_equal(d.u.call.version, KURER_CALL_VERSION);
+    assert_int_equal(d.u.call.timestamp, 1234);
+    assert_int_equal(d.u.call.has_sframe_key, 1);
+    assert_memory_equal(d.u.call.sframe_key, c.u.call.sframe_key, KURER_SFRAME_KEY_LEN);
+    assert_int_equal(d.u.call.media_ticket_len, sizeof(ticket));
+    kurer_content_release(&d);
+    c.u.call.has_sframe_key = 0; /* an offer needs its key */
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+    c.u.call.kind = KURER_CALL_HANGUP;
+    c.u.call.level = 0;
+    c.u.call.reason = KURER_CALL_REASON_NORMAL;
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED); /* a hangup has no ticket, no port */
+    c.u.call.media_ticket_len = 0;
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+    c.u.call.media_port = 0;
+    c.u.call.reason = KURER_CALL_REASON_NONE;
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED); /* a hangup says why */
+    c.u.call.reason = KURER_CALL_REASON_ANSWERED_ELSEWHERE;
+    c.u.call.answered_device = 3;
+    content_rt(&c, &d, "content_call_hangup");
+    assert_int_equal(d.u.call.has_sframe_key, 0);
+    assert_int_equal(d.u.call.reason, KURER_CALL_REASON_ANSWERED_ELSEWHERE);
+    assert_int_equal(d.u.call.answered_device, 3);
+    kurer_content_release(&d);
+    c.u.call.reason = (kurer_call_reason)9;
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+    c.u.call.reason = KURER_CALL_REASON_NORMAL;
+    c.u.call.level = KURER_LEVEL_RESTRICTED; /* a hangup has no level */
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+    c.u.call.level = 0;
+    c.u.call.kind = KURER_CALL_BUSY; /* a busy has no reason */
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+    c.u.call.kind = KURER_CALL_HANGUP;
+    c.u.call.has_sframe_key = 1; /* a hangup carries none */
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+    c.u.call.kind = (kurer_call_kind)5;
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+    c.u.call.kind = KURER_CALL_OFFER;
+    c.u.call.reason = KURER_CALL_REASON_NONE;
+    c.u.call.level = KURER_LEVEL_RESTRICTED;
+    c.u.call.media_port = 3479;
+    c.u.call.media_ticket = ticket;
+    c.u.call.media_ticket_len = KURER_MEDIA_TICKET_MAX + 1;
+    assert_int_equal(encode_rc(&c), KURER_ELIMIT);
 }
 
 static void test_content_malformed(void **state)
@@ -412,9 +457,9 @@ static void test_padding(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_data_roundtrip), cmocka_unit_test(test_classification),
-        cmocka_unit_test(test_other_bodies),   cmocka_unit_test(test_content_malformed),
-        cmocka_unit_test(test_padding),
+        cmocka_unit_test(test_data_roundtrip),    cmocka_unit_test(test_classification),
+        cmocka_unit_test(test_other_bodies),      cmocka_unit_test(test_call_bodies),
+        cmocka_unit_test(test_content_malformed), cmocka_unit_test(test_padding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
