@@ -127,7 +127,7 @@ int kurer__engine_devices(kurer *k, const char *user, int fresh, uint64_t deadli
 {
     const char *users[1] = {user};
     size_t found = 1;
-    int rc = !fresh && dir_fresh(k, user) ? 0 : lookup(k, users, 1, deadline, &found);
+    int rc = !fresh && kurer__dir_fresh(k, user) ? 0 : lookup(k, users, 1, deadline, &found);
     if (rc == 0 && found == 0)
         rc = KURER_EUNKNOWNUSER;
     return rc != 0 ? rc : ensure_sessions(k, user, deadline, why);
