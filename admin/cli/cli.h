@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "kurer/args.h"
+#include "kurer/armor.h"
 #include "kurer/buf.h"
 #include "kurer/cert.h"
 #include "kurer/certmsg.h"
@@ -140,12 +141,19 @@ typedef enum file_kind {
 } file_kind;
 
 file_kind detect_kind(const uint8_t *d, size_t n);
+/* A file that may be binary or armoured text (kurer/armor.h), by its first line: read,
+ * dearmoured (at most max bytes then) and *armor set to its label (KURER_ARMOR_NONE for a
+ * binary file). */
+int read_input(const char *path, size_t max, uint8_t **d, size_t *n, kurer_armor_kind *armor);
+/* KURER_EARMORLABEL (refused) if an armoured file's label says another kind than it holds. */
+int armor_matches(const char *path, kurer_armor_kind armor, file_kind k);
 /* The reason for a file that did not decode as want: another kind, or damage. */
 int bad_file(const char *path, const uint8_t *d, size_t n, file_kind want, int rc);
 int load_cert(const char *path, kurer_cert *c);
 int load_chain_or_cert(const char *path, kurer_chain *ch, file_kind *kind);
 int load_crl(const char *path, kurer_crl *crl, uint8_t **raw, size_t *raw_len);
-int load_csr(const char *path, kurer_csr *csr);
+/* The request, and (raw not NULL) its binary bytes, malloc'd: for its fingerprint. */
+int load_csr(const char *path, kurer_csr *csr, uint8_t **raw, size_t *raw_len);
 int validity_reason(const char *what, const kurer_cert *c, int rc);
 
 /* ---- issuer.c: a root or authority directory, loaded and checked */

@@ -204,8 +204,14 @@ int cmd_publish(int argc, char **argv)
         return refuse(rc, "cannot resolve %s: %s", relay, kurer_strerror(rc));
     if ((rc = relay_key(key, pk)) != 0)
         return rc;
-    if ((rc = read_file(crl_path, FILE_MAX, &data, &len)) != 0)
+    kurer_armor_kind armor;
+    if ((rc = read_input(crl_path, FILE_MAX, &data, &len, &armor)) != 0)
         return rc;
+    if (armor != KURER_ARMOR_NONE && armor != KURER_ARMOR_CRL) {
+        free(data);
+        return refuse(KURER_EARMORLABEL, "%s is labelled %s, not REVOCATION LIST", crl_path,
+                      kurer_armor_label(armor));
+    }
     /* Decode here so that a wrong file is refused before anything goes on the wire. */
     rc = len > KURER_CRL_BYTES_MAX ? KURER_ELIMIT : kurer_crl_decode(data, len, &crl);
     if (rc != 0) {

@@ -105,6 +105,17 @@ void stale_text(const kurer_peer_device *d, char *out, size_t n);
 void own_keys(const kurer *k, char *idk, char fp[65], char nk[65]);
 int is_enrolled(kurer *k);
 
+/* ---- codes.c: the comparison code, the request's fingerprint and its QR code */
+typedef struct request_info {
+    char code[KURER_COMPARISON_CODE_LEN + 1];
+    char fingerprint[65]; /* "" when the home has no request file */
+    char qr[96];          /* the QR code's text, kurer/compare.h */
+} request_info;
+int request_codes(const kurer *k, request_info *r);
+/* The QR code on the terminal (only a terminal, not with --json) and, png not NULL, as PNG
+ * (refused if it exists, unless force). */
+int show_request_qr(const request_info *r, const char *png, int force);
+
 /* ---- open.c: one process per home */
 extern const char *g_lock_as; /* what the lock records: the command, or "recv --wait" */
 /* Opens home with its passphrase, under its lock; a wrong one is a clear error and changes

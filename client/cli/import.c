@@ -9,13 +9,15 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "kurer/armor.h"
 #include "kurer/crypto.h"
 #include "kurer/util.h"
 
 static const char help_import[] =
     "usage: kurer import --home H FILE... [--json]\n"
     "\n"
-    "Imports files from the administrator, each checked against the pinned root:\n"
+    "Imports files from the administrator, binary or armoured text (-----BEGIN KURER ...),\n"
+    "each checked against the pinned root:\n"
     "  - this device's issued chain (kurer-admin issue --out), or its device certificate and\n"
     "    the authority certificate as two files: the keys must be this device's;\n"
     "  - a peer device's chain: kept as that device's certificate;\n"
@@ -37,7 +39,8 @@ typedef struct import_ctx {
     const char *path[MAX_FILES];
     uint8_t *data[MAX_FILES];
     size_t len[MAX_FILES];
-    int own; /* this device's own chain or certificate was imported */
+    kurer_armor_kind armor[MAX_FILES]; /* the label of an armoured file */
+    int own;                           /* this device's own chain or certificate was imported */
     kurer_buf rows;
     kurer_json j;
 } import_ctx;
@@ -58,6 +61,31 @@ static void import_row(import_ctx *x, const char *file, const char *kind, const 
     kurer_json_end_object(&x->j);
 }
 
+/* File i as binary: armoured text decoded, its label kept to check against what it holds. */
+static int dearmor(import_ctx *x, size_t i)
+{
+    int rc = kurer_armor_unwrap(&x->data[i], &x->len[i], &x->armor[i]);
+    if (rc != 0)
+        return refuse(rc, "%s is not valid armoured text: %s", x->path[i], kurer_strerror(rc));
+    if (x->len[i] > FILE_MAX)
+        return refuse(KURER_ELIMIT, "%s is too large to be what it should be", x->path[i]);
+    if (x->armor[i] == KURER_ARMOR_REQUEST)
+        return refuse(KURER_EARMORLABEL,
+                      "%s is a certificate request: it goes to the administrator, who issues "
+                      "the chain to import",
+                      x->path[i]);
+    return 0;
+}
+
+/* KURER_EARMORLABEL if file i was armoured under another label than kind. */
+static int label_is(const import_ctx *x, size_t i, kurer_armor_kind kind)
+{
+    if (x->armor[i] == KURER_ARMOR_NONE || x->armor[i] == kind)
+        return 0;
+    return refuse(KURER_EARMORLABEL, "%s is labelled %s but holds a %s", x->path[i],
+                  kurer_armor_label(x->armor[i]), kurer_armor_label(kind));
+}
+
 /* Two files that are both certificates: this device's and its authority's. 1 if they were
  * (and *rc says how it went), 0 to try them as chains and lists. */
 static int import_pair(import_ctx *x, int *rc)
@@ -68,6 +96,9 @@ static int import_pair(import_ctx *x, int *rc)
     free(c);
     if (!two)
         return 0;
+    if ((*rc = label_is(x, 0, KURER_ARMOR_CERTIFICATE)) != 0 ||
+        (*rc = label_is(x, 1, KURER_ARMOR_CERTIFICATE)) != 0)
+        return 1;
     *rc = kurer_import_certs(x->k, x->data[0], x->len[0], x->data[1], x->len[1]);
     if (*rc != 0) {
         *rc =
@@ -126,6 +157,8 @@ static int import_file(import_ctx *x, size_t i)
         peer_dev = ch->certs[0].body.device_id;
     }
     free(ch);
+    if (is_chain && (rc = label_is(x, i, KURER_ARMOR_CHAIN)) != 0)
+        return rc;
     if (is_chain)
         return import_chain(x, i, peer, peer_dev);
     if (kurer_crl_decode(x->data[i], x->len[i], &crl) != 0)
@@ -134,6 +167,8 @@ static int import_file(import_ctx *x, size_t i)
     char issuer[sizeof(crl.issuer)];
     snprintf(issuer, sizeof(issuer), "%s", crl.issuer);
     kurer_crl_release(&crl);
+    if ((rc = label_is(x, i, KURER_ARMOR_CRL)) != 0)
+        return rc;
     rc = kurer_add_revocations(x->k, x->data[i], x->len[i]);
     if (rc == KURER_ESTALE) {
         import_row(x, path, "revocation_list", "not_newer", NULL, 0);
@@ -203,10 +238,12 @@ int cmd_import(int argc, char **argv)
     kurer_json_begin_array(&x.j);
     for (x.n = 0; x.n < a.npos; x.n++) {
         x.path[x.n] = a.pos[x.n];
-        if ((rc = kurer_file_read(a.pos[x.n], FILE_MAX, &x.data[x.n], &x.len[x.n])) != 0) {
+        if ((rc = kurer_file_read(a.pos[x.n], FILE_MAX * 2, &x.data[x.n], &x.len[x.n])) != 0) {
             rc = refuse(rc, "cannot read %s: %s", a.pos[x.n], kurer_strerror(rc));
             goto out;
         }
+        if ((rc = dearmor(&x, x.n)) != 0)
+            goto out;
     }
     if ((rc = open_home(home, &x.k)) != 0)
         goto out;

@@ -543,6 +543,66 @@ enrolment)
     chmod 0750 anna
     expect "an opened home is made 0700 too" 0 "set to 0700" "$K" whoami --home anna
     ;;
+armor)
+    # Enrolment by text (issue 16, item 5): the request as armoured text, the comparison code
+    # the administrator checks before signing, the chain back as text, the QR code as PNG;
+    # damaged, mislabelled and trailing text refused with their own errors.
+    pki
+    start_relay
+    expect "init writes the armoured request" 0 "comparison code" "$K" init --home anna \
+        --user anna@fm.dk --device 1 --relay "127.0.0.1:$PORT" --relay-key "$RELAY_KEY" \
+        --root root/root.crt --kdf-min --qr-png anna.png
+    code=$(printf '%s\n' "$out" | sed -n 's/^comparison code *//p')
+    [[ "$code" =~ ^[0-9]{4}\ [0-9]{4}\ [0-9]{4}$ ]] && ok "code is 12 digits" || fail "code '$code'"
+    head -1 anna/device.csr.txt | grep -qx -- "-----BEGIN KURER CERTIFICATE REQUEST-----" &&
+        ok "BEGIN line" || fail "device.csr.txt: $(head -2 anna/device.csr.txt)"
+    awk 'length($0) > 64 && !/^-----/ { bad = 1 } END { exit bad }' anna/device.csr.txt &&
+        ok "lines of at most 64" || fail "a line over 64"
+    [ "$(stat -c %a anna.png)" = 644 ] && head -c 8 anna.png | od -An -c | grep -q "P   N   G" &&
+        ok "QR PNG, mode 0644" || fail "anna.png: $(stat -c %a anna.png)"
+    expect "whoami shows the same code" 0 "comparison code  $code" "$K" whoami --home anna
+    expect "whoami json" 0 "\"comparison_code\":\"$code\"" "$K" whoami --home anna --json
+    expect "the PNG is not replaced" 1 "already exists" "$K" whoami --home anna --qr-png anna.png
+    expect "unless --force" 0 "comparison code" "$K" whoami --home anna --qr-png anna.png --force
+    expect "admin sees the text request" 0 "certificate request" "$A" show anna/device.csr.txt
+    expect "a misheard code issues nothing" 1 "nothing issued" "$A" issue --authority fm \
+        --csr anna/device.csr.txt --out anna.chain --code "1111 2222 3333"
+    [ ! -e anna.chain ] && ok "no chain written" || fail "anna.chain written"
+    expect "issue prints the code before it signs" 0 "comparison code      $code" "$A" issue \
+        --authority fm --csr anna/device.csr.txt --out anna.chain --armor --code "${code// /}"
+    head -1 anna.chain | grep -qx -- "-----BEGIN KURER CERTIFICATE CHAIN-----" &&
+        ok "armoured chain" || fail "anna.chain: $(head -1 anna.chain)"
+    expect "admin verifies the text chain" 0 "valid DEVICE certificate" "$A" verify \
+        --root root/root.crt anna.chain
+    # Damage: a changed character (checksum), junk after END, a line lost, a chain labelled
+    # as a request with a correct checksum (what it holds decides).
+    sed '2s/^\(.\)./\1A/;2s/^\(.\)AA/\1B/' anna.chain >damaged.chain
+    cmp -s damaged.chain anna.chain && fail "damage did nothing"
+    expect "damaged text" 1 "checksum does not match" "$K" import --home anna damaged.chain
+    { cat anna.chain; echo "-- sent from my phone"; } >junk.chain
+    expect "trailing junk" 1 "malformed armoured text" "$K" import --home anna junk.chain
+    sed '3d' anna.chain >short.chain
+    expect "a lost line" 1 "short.chain is not valid armoured text: armoured text is damaged" \
+        "$K" import --home anna short.chain
+    python3 - anna.chain relabel.chain <<'PY' || fail "relabel"
+import base64, hashlib, sys
+lines = open(sys.argv[1]).read().split("\n")
+data = base64.b64decode("".join(l for l in lines[1:] if l and not l.startswith(("=", "-"))))
+label = b"CERTIFICATE REQUEST"
+s = base64.b64encode(hashlib.blake2b(b"kurer armor v1\0" + label + b"\0" + data,
+                                     digest_size=32).digest()[:3]).decode()
+b = base64.b64encode(data).decode()
+body = "\n".join(b[i:i + 64] for i in range(0, len(b), 64))
+open(sys.argv[2], "w").write("-----BEGIN KURER CERTIFICATE REQUEST-----\n%s\n=%s\n"
+                             "-----END KURER CERTIFICATE REQUEST-----\n" % (body, s))
+PY
+    expect "mislabelled text" 1 "certificate request" "$K" import --home anna relabel.chain
+    expect "admin: mislabelled" 1 "labelled CERTIFICATE REQUEST but holds a certificate chain" \
+        "$A" show relabel.chain
+    expect "the armoured chain imports" 0 "imported this device's certificate chain" \
+        "$K" import --home anna anna.chain
+    expect "and the device is enrolled" 0 "valid, serial" "$K" whoami --home anna
+    ;;
 net_errors)
     # Each network failure has its own words and code.
     setup
