@@ -389,6 +389,11 @@ const char *kurer_relay_address(const kurer *k)
     return k->own.relay;
 }
 
+const uint8_t *kurer_relay_key(const kurer *k)
+{
+    return k->own.relay_key;
+}
+
 const char *kurer_own_user(const kurer *k)
 {
     return k->own.user;

@@ -400,6 +400,7 @@ static void relay_free(relay *r)
     kurer__take_table_free(&r->takes);
     kurer__held_free(r);
     kurer__media_free(r);
+    kurer__enrol_free(r);
     kurer_trust_free(r->trust);
     kurer_secure_free(r->sk);
     kurer__audit_close(r);

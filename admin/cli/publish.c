@@ -157,7 +157,7 @@ static void pub_timeout(uv_timer_t *t)
         kurer_conn_close(x->c, KURER_ETIMEOUT);
 }
 
-static int relay_key(const char *v, uint8_t pk[32])
+int relay_key_arg(const char *v, uint8_t pk[32])
 {
     char hex[65];
     if (strlen(v) != 64 || kurer_hex_decode(pk, 32, v) != 0) {
@@ -202,7 +202,7 @@ int cmd_publish(int argc, char **argv)
         return usage_error("--relay %s: expected HOST:PORT", relay);
     if ((rc = kurer_net_resolve(relay, &addr)) != 0)
         return refuse(rc, "cannot resolve %s: %s", relay, kurer_strerror(rc));
-    if ((rc = relay_key(key, pk)) != 0)
+    if ((rc = relay_key_arg(key, pk)) != 0)
         return rc;
     kurer_armor_kind armor;
     if ((rc = read_input(crl_path, FILE_MAX, &data, &len, &armor)) != 0)

@@ -15,6 +15,7 @@
 
 static const char help_import[] =
     "usage: kurer import --home H FILE... [--json]\n"
+    "       kurer import --home H --invite-status [--wait SECONDS] [--json]\n"
     "\n"
     "Imports files from the administrator, binary or armoured text (-----BEGIN KURER ...),\n"
     "each checked against the pinned root:\n"
@@ -25,6 +26,9 @@ static const char help_import[] =
     "After importing this device's own chain it connects to the relay once (up to 30 s), which\n"
     "uploads its prekeys: until a device has connected, nobody can send to it. It says whether\n"
     "that worked; if not, run kurer recv once the relay is reachable.\n"
+    "--invite-status: after kurer init --invite, asks the relay whether the administrator\n"
+    "has approved the request, and if so imports the chain it returned (then connects once);\n"
+    "--wait SECONDS asks every 2 s for up to that long. Exit 3 while it waits for approval.\n"
     "--json: {\"ok\":true,\"imported\":[{\"file\",\"kind\",\"result\",...}],\"enrolled\":...,\n"
     "\"connected\":...}; kind is own_chain, own_certificate, peer_chain or revocation_list.\n";
 
@@ -186,7 +190,7 @@ static int import_file(import_ctx *x, size_t i)
 
 /* Newly enrolled: connect once, so that the relay lists this device and holds its prekeys.
  * Until a device has connected, nobody can send to it. 0 if connected, else why not. */
-static int first_connect(kurer *k, const char *home)
+int first_connect(kurer *k, const char *home)
 {
     int cerr = kurer_connect(k, NET_TIMEOUT * 1000);
     if (cerr == 0) {
@@ -221,18 +225,51 @@ static void import_done(import_ctx *x, int cerr)
     jline_end(&o);
 }
 
+/* --invite-status: the chain of an online enrolment, from the relay. */
+static int import_invited(const kurer_args *a, const char *home)
+{
+    kurer *k = NULL;
+    int wait_s = 0, rc;
+    if (a->npos != 0)
+        return usage_error("--invite-status takes no FILE");
+    if ((rc = opt_seconds(a, "wait", 0, &wait_s)) != 0 || (rc = open_home(home, &k)) != 0)
+        return rc;
+    if (is_enrolled(k)) {
+        if (!g_json)
+            printf("this device is enrolled already\n");
+        kurer_close(k);
+        return 0;
+    }
+    rc = invite_wait(k, home, wait_s, RC_QUEUED);
+    if (rc == 0 && g_json) {
+        jline o;
+        jline_ok(&o);
+        kurer_json_kv_bool(&o.j, "enrolled", is_enrolled(k));
+        jline_end(&o);
+    }
+    kurer_close(k);
+    return rc;
+}
+
 int cmd_import(int argc, char **argv)
 {
-    static const kurer_opt opts[] = {{"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}};
+    static const kurer_opt opts[] = {
+        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"invite-status", 0, 0}, {"wait", V, 0}};
     kurer_args a;
     const char *home;
     import_ctx x;
     int rc, cerr = 0;
     memset(&x, 0, sizeof(x));
-    if ((rc = command_args(&a, opts, NOPTS(opts), 1, MAX_FILES, "FILE", help_import, argc, argv)) !=
+    if ((rc = command_args(&a, opts, NOPTS(opts), 0, MAX_FILES, "FILE", help_import, argc, argv)) !=
             0 ||
         (rc = need(&a, "home", &home)) != 0)
         return rc;
+    if (flag(&a, "invite-status"))
+        return import_invited(&a, home);
+    if (a.npos == 0)
+        return usage_error("no FILE given (or --invite-status)");
+    if (opt(&a, "wait") != NULL)
+        return usage_error("--wait goes with --invite-status");
     kurer_buf_init(&x.rows, KURER_BUF_HARD_MAX);
     kurer_json_init(&x.j, &x.rows);
     kurer_json_begin_array(&x.j);

@@ -17,7 +17,7 @@
 static const char help_init[] =
     "usage: kurer init --home H --user USER@AUTH --device N --relay HOST:PORT --relay-key KEY\n"
     "                  --root ROOT.crt [--name NAME] [--qr-png PATH [--force]] [--kdf-min]\n"
-    "                  [--json]\n"
+    "                  [--invite CODE [--wait SECONDS]] [--json]\n"
     "\n"
     "Creates a device home: the encrypted store, this device's keys, and the certificate\n"
     "request for the administrator, as H/device.csr (binary) and H/device.csr.txt (the same as\n"
@@ -39,6 +39,11 @@ static const char help_init[] =
     "  --name NAME        display name (default: the user)\n"
     "  --qr-png PATH      also write the QR code as a PNG file (mode 0644)\n"
     "  --force            replace an existing --qr-png file\n"
+    "  --invite CODE      online enrolment: send the request through the relay, bound to\n"
+    "                     this one-time invitation code from the administrator (kurer-admin\n"
+    "                     invite); it is checked before anything is created\n"
+    "  --wait SECONDS     with --invite: wait up to this long for the approval, then import\n"
+    "                     the chain (default 0: 'kurer import --invite-status' fetches it)\n"
     "  --kdf-min          the smallest Argon2id parameters accepted (for tests)\n"
     "  --json             print the result as one JSON object\n";
 
@@ -77,10 +82,10 @@ static int init_done(const kurer *k, const kurer_args *a)
 
 int cmd_init(int argc, char **argv)
 {
-    static const kurer_opt opts[] = {{"help", 0, 0},      {"json", 0, 0},   {"home", V, 0},
-                                     {"user", V, 0},      {"device", V, 0}, {"relay", V, 0},
-                                     {"relay-key", V, 0}, {"root", V, 0},   {"name", V, 0},
-                                     {"kdf-min", 0, 0},   {"qr-png", V, 0}, {"force", 0, 0}};
+    static const kurer_opt opts[] = {
+        {"help", 0, 0},   {"json", 0, 0},      {"home", V, 0},   {"user", V, 0}, {"device", V, 0},
+        {"relay", V, 0},  {"relay-key", V, 0}, {"root", V, 0},   {"name", V, 0}, {"kdf-min", 0, 0},
+        {"qr-png", V, 0}, {"force", 0, 0},     {"invite", V, 0}, {"wait", V, 0}};
     kurer_args a;
     const char *home, *user, *dev_s, *relay, *key_s, *root_path;
     uint64_t dev = 0;
@@ -95,6 +100,16 @@ int cmd_init(int argc, char **argv)
         return usage_error("--device must be a number from 1 to %u", KURER_DEVICE_ID_MAX);
     if ((rc = user_arg("--user", user)) != 0)
         return rc;
+    /* The code is checked before anything is created. */
+    char code[KURER_INVITE_CODE_LEN + 1];
+    kurer_invite_keys keys;
+    int wait_s = 0, invited = opt(&a, "invite") != NULL;
+    if (invited && (rc = invite_check_code(opt(&a, "invite"), code, &keys)) != 0)
+        return rc;
+    if ((rc = opt_seconds(&a, "wait", 0, &wait_s)) != 0)
+        return rc;
+    if (!invited && opt(&a, "wait") != NULL)
+        return usage_error("--wait goes with --invite");
     kurer_create_options o;
     memset(&o, 0, sizeof(o));
     if ((rc = relay_args(relay, key_s, o.relay_key)) != 0)
@@ -145,7 +160,14 @@ int cmd_init(int argc, char **argv)
     if ((before & 077) != 0)
         fprintf(stderr, "kurer: %s had mode %04o; set to 0700 (owner only)\n", home,
                 (unsigned)before);
-    rc = init_done(k, &a);
+    /* With --json and --invite, the one object comes once the relay has answered. */
+    rc = invited && g_json ? 0 : init_done(k, &a);
+    g_relay = kurer_relay_address(k);
+    if (rc == 0 && invited && (rc = invite_submit(k, home, &keys)) == 0)
+        rc = invite_wait(k, home, wait_s, 0);
+    if (rc == 0 && invited && g_json)
+        rc = init_done(k, &a);
+    kurer_memzero(&keys, sizeof(keys));
     kurer_close(k);
     return rc;
 }

@@ -125,6 +125,9 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_set_relay(kurer *k, const char *relay,
 /* The relay address as configured (borrowed; valid until close or kurer_set_relay, which must not
  * run on another thread meanwhile). */
 KURER_EXPORT const char *kurer_relay_address(const kurer *k);
+/* The relay's static public key (KURER_KEY_LEN bytes; borrowed until close or the next
+ * kurer_set_relay). */
+KURER_EXPORT const uint8_t *kurer_relay_key(const kurer *k);
 
 /* This device's user (user@authority) and device id (borrowed; valid until close). */
 KURER_EXPORT const char *kurer_own_user(const kurer *k);
