@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#include "kurer/armor.h"
 #include "kurer/cert.h"
 #include "kurer/frame.h"
 #include "kurer/log.h"
@@ -407,6 +408,12 @@ void kurer__cluster_connected(relay *r, rconn *rc);
 void kurer__cluster_device_stored(relay *r, const kurer_device_address *a);
 /* A list was committed to the store: the other nodes read and apply it. */
 void kurer__cluster_list_stored(relay *r, const uint8_t key_id[KURER_KEY_ID_LEN], uint64_t version);
+
+/* ---- input.c ---- */
+/* A file of at most max bytes, binary or armoured text labelled want (else
+ * KURER_EARMORLABEL); malloc'd. */
+int kurer__read_input(const char *path, size_t max, kurer_armor_kind want, uint8_t **d, size_t *n);
+
 /* ---- enrol.c: online enrolment over NK (docs/protocol.md 3.5) ---- */
 /* One EnrolRequest record of an enrolment session: answered by one EnrolReply. */
 void kurer__enrol_record(rconn *rc, const uint8_t *data, size_t n);

@@ -130,6 +130,20 @@ enrol_init() {
 admin_q() { # pending|approve|reject [ARG...]
     "$A" "$1" --authority fm --relay "127.0.0.1:$PORT" --relay-key "$RELAY_KEY" "${@:2}"
 }
+# armor_file LABEL IN OUT: IN as armoured text (docs/protocol.md 2.6), made by Python's base64
+# and hashlib, not by our code.
+armor_file() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import base64, hashlib, sys
+label, data = sys.argv[1].encode(), open(sys.argv[2], "rb").read()
+s = base64.b64encode(hashlib.blake2b(b"kurer armor v1\0" + label + b"\0" + data,
+                                     digest_size=32).digest()[:3]).decode()
+b = base64.b64encode(data).decode()
+body = "\n".join(b[i:i + 64] for i in range(0, len(b), 64))
+open(sys.argv[3], "w").write("-----BEGIN KURER %s-----\n%s\n=%s\n-----END KURER %s-----\n"
+                             % (sys.argv[1], body, s, sys.argv[1]))
+PY
+}
 # A code with a right check character that no authority made.
 unknown_code() {
     python3 -c '
@@ -575,12 +589,20 @@ enrolment)
 armor)
     # Enrolment by text (issue 16, item 5): the request as armoured text, the comparison code
     # the administrator checks before signing, the chain back as text, the QR code as PNG;
-    # damaged, mislabelled and trailing text refused with their own errors.
+    # damaged, mislabelled and trailing text refused with their own errors. The relay and init
+    # take the root and the list as text too (armoured here by Python, not by our code).
     pki
-    start_relay
+    armor_file "CERTIFICATE" root/root.crt root.txt
+    armor_file "REVOCATION LIST" fm/crl fm-crl.txt
+    : >relay.out
+    "$R" run --dir relay --listen 127.0.0.1:0 --root root.txt --crl fm-crl.txt >relay.out \
+        2>>relay.log &
+    RELAY_PID=$!
+    wait_for relay.out "listening" 15 || { echo "relay did not start on text files"; exit 1; }
+    PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' relay.out)
     expect "init writes the armoured request" 0 "comparison code" "$K" init --home anna \
         --user anna@fm.dk --device 1 --relay "127.0.0.1:$PORT" --relay-key "$RELAY_KEY" \
-        --root root/root.crt --kdf-min --qr-png anna.png
+        --root root.txt --kdf-min --qr-png anna.png
     code=$(printf '%s\n' "$out" | sed -n 's/^comparison code *//p')
     [[ "$code" =~ ^[0-9]{4}\ [0-9]{4}\ [0-9]{4}$ ]] && ok "code is 12 digits" || fail "code '$code'"
     head -1 anna/device.csr.txt | grep -qx -- "-----BEGIN KURER CERTIFICATE REQUEST-----" &&
@@ -613,18 +635,13 @@ armor)
     sed '3d' anna.chain >short.chain
     expect "a lost line" 1 "short.chain is not valid armoured text: armoured text is damaged" \
         "$K" import --home anna short.chain
-    python3 - anna.chain relabel.chain <<'PY' || fail "relabel"
-import base64, hashlib, sys
+    python3 - anna.chain anna.bin <<'PY' || fail "unarmour"
+import base64, sys
 lines = open(sys.argv[1]).read().split("\n")
-data = base64.b64decode("".join(l for l in lines[1:] if l and not l.startswith(("=", "-"))))
-label = b"CERTIFICATE REQUEST"
-s = base64.b64encode(hashlib.blake2b(b"kurer armor v1\0" + label + b"\0" + data,
-                                     digest_size=32).digest()[:3]).decode()
-b = base64.b64encode(data).decode()
-body = "\n".join(b[i:i + 64] for i in range(0, len(b), 64))
-open(sys.argv[2], "w").write("-----BEGIN KURER CERTIFICATE REQUEST-----\n%s\n=%s\n"
-                             "-----END KURER CERTIFICATE REQUEST-----\n" % (body, s))
+open(sys.argv[2], "wb").write(base64.b64decode(
+    "".join(l for l in lines[1:] if l and not l.startswith(("=", "-")))))
 PY
+    armor_file "CERTIFICATE REQUEST" anna.bin relabel.chain
     expect "mislabelled text" 1 "certificate request" "$K" import --home anna relabel.chain
     expect "admin: mislabelled" 1 "labelled CERTIFICATE REQUEST but holds a certificate chain" \
         "$A" show relabel.chain
