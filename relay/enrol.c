@@ -27,6 +27,10 @@
 #define INVITE_LIFE_MAX (30 * 86400) /* the longest an invitation may live */
 #define ENROL_ADDRS     1024         /* source addresses remembered (then: fail closed) */
 #define ENROL_WINDOW_MS ((uint64_t)60000)
+/* An unauthenticated session makes the relay hold one request at a time (about 20 KB with its
+ * store operation), and a few in all: a pending list of several pages, or a poll loop, opens
+ * new sessions. */
+#define ENROL_SESSION_MAX 16
 
 typedef struct enrol_addr {
     uint8_t ip[16];
@@ -88,6 +92,7 @@ static void reply_err(rconn *rc, const kurer_enrol_request *q, int err)
 
 static void op_done(enrol_op *o)
 {
+    o->rc->enrol_busy = 0;
     kurer__rconn_unref(o->rc);
     free(o);
 }
@@ -503,6 +508,14 @@ static void dispatch(enrol_op *o)
 
 void kurer__enrol_record(rconn *rc, const uint8_t *data, size_t n)
 {
+    if (rc->enrol_busy || rc->enrol_count >= ENROL_SESSION_MAX) {
+        /* a second request before the first is answered, or too many: the session ends */
+        int err = rc->enrol_busy ? KURER_EBUSY : KURER_ELIMIT;
+        kurer__count_reject(rc->r, err);
+        rc->close_counted = 1;
+        kurer_conn_close(rc->c, err);
+        return;
+    }
     enrol_op *o = calloc(1, sizeof(*o));
     if (o == NULL) {
         kurer_conn_close(rc->c, KURER_ENOMEM);
@@ -520,5 +533,7 @@ void kurer__enrol_record(rconn *rc, const uint8_t *data, size_t n)
     o->rc = rc;
     o->now = kurer_time_unix();
     rc->refs++;
+    rc->enrol_busy = 1;
+    rc->enrol_count++;
     dispatch(o);
 }

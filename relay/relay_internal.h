@@ -151,6 +151,8 @@ typedef struct rconn {
     int preauth;          /* counted in relay.n_preauth (handshake not finished) */
     int nk;               /* an unauthenticated NK session: revocation upload and fetch only */
     int enrol;            /* an NK enrolment session (enrol.c): EnrolRequests only */
+    int enrol_busy;       /* its one request in flight */
+    uint32_t enrol_count; /* requests it has made (at most ENROL_SESSION_MAX) */
     int close_counted;    /* the reason for our close is counted already: not again on close */
     int accepted;         /* IK: message 2 sent; waiting for the first record (authed then) */
     kurer__peer_addr *pa; /* its source address (pre-auth count), or NULL */

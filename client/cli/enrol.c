@@ -216,6 +216,10 @@ int invite_wait(kurer *k, const char *home, int wait_s, int queued_rc)
     }
     if (!g_json)
         printf("approved: imported this device's certificate chain\n");
+    /* enrolled: the invitation's id and verifier are of no more use */
+    char path[4096];
+    if (state_path(home, path, sizeof(path)) == 0)
+        (void)unlink(path);
     first_connect(k, home);
     return 0;
 }

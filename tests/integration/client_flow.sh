@@ -710,7 +710,7 @@ invite_refusals)
     printf 'invite_rate = 6\ninvite_failures_max = 2\n' >relay.conf
     : >relay.out
     "$R" run --config relay.conf --dir relay --listen 127.0.0.1:0 --root root/root.crt \
-        --crl fm/crl >relay.out 2>>relay.log &
+        --crl fm/crl --metrics 127.0.0.1:0 >relay.out 2>>relay.log &
     RELAY_PID=$!
     wait_for relay.out "listening" 15 || { echo "relay did not start"; exit 1; }
     PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' relay.out)
@@ -760,6 +760,16 @@ invite_refusals)
     invite anna@fm.dk 7
     expect "also for a good code now" 1 '"code":"ERATE"' enrol_init w6 anna@fm.dk 7 "$CODE" \
         --json
+    # counted: what was refused, why, and what was taken
+    metrics=$(curl -s "http://$(sed -n 's/^metrics //p' relay.out)/metrics")
+    for m in 'kurer_invite_attempts_rate_limited_total [1-9]' 'kurer_invites_registered_total 5' \
+        'kurer_enrol_requests_submitted_total 2' 'kurer_enrol_attempts_refused_total [1-9]' \
+        'kurer_rejections_total{reason="EINVITEMAC"} [1-9]' \
+        'kurer_rejections_total{reason="EINVITE"} 3' \
+        'kurer_rejections_total{reason="EINVITEUSED"} 1' \
+        'kurer_rejections_total{reason="EINVITEEXPIRED"} 1'; do
+        grep -q "^$m" <<<"$metrics" && ok "metric $m" || fail "metric $m not in: $(grep -i 'invite\|enrol' <<<"$metrics")"
+    done
     ;;
 net_errors)
     # Each network failure has its own words and code.
