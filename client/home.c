@@ -14,6 +14,8 @@
 #include "kurer/buf.h"
 #include "kurer/content.h"
 #include "kurer/crypto.h"
+#include "kurer/armor.h"
+#include "kurer/compare.h"
 #include "kurer/csr.h"
 #include "kurer/keys.h"
 #include "kurer/log.h"
@@ -121,6 +123,9 @@ static int home_alloc(const char *home, kurer_clock_fn clock, void *clock_ud, ku
     k->clock = clock;
     k->clock_ud = clock_ud;
     rc = kurer_path_join(k->csr_path, sizeof(k->csr_path), home, KURER__CSR_FILE);
+    if (rc == 0)
+        rc =
+            kurer_path_join(k->csr_text_path, sizeof(k->csr_text_path), home, KURER__CSR_TEXT_FILE);
     if (rc != 0) {
         uv_mutex_destroy(&k->hl.mu);
         free(k);
@@ -130,11 +135,12 @@ static int home_alloc(const char *home, kurer_clock_fn clock, void *clock_ud, ku
     return 0;
 }
 
+/* The request, binary (device.csr) and as armoured text for mail (device.csr.txt). */
 static int write_csr(kurer *k, const uint8_t *identity_priv)
 {
     kurer_csr_body body;
     kurer_csr *csr = malloc(sizeof(*csr));
-    kurer_buf b;
+    kurer_buf b, t;
     if (csr == NULL)
         return KURER_ENOMEM;
     memset(&body, 0, sizeof(body));
@@ -146,12 +152,18 @@ static int write_csr(kurer *k, const uint8_t *identity_priv)
     memcpy(body.noise_key, k->own.noise_pub, sizeof(body.noise_key));
     body.created_at = kurer__home_now(k);
     kurer_buf_init(&b, KURER_TBS_MAX * 2);
+    kurer_buf_init(&t, KURER_TBS_MAX * 4);
     int rc = kurer_csr_sign(&body, identity_priv, csr);
     if (rc == 0)
         rc = kurer_csr_encode(csr, &b);
     if (rc == 0)
+        rc = kurer_armor_encode(KURER_ARMOR_REQUEST, b.data, b.len, &t);
+    if (rc == 0)
         rc = kurer_file_write(k->csr_path, b.data, b.len, 0644, 1);
+    if (rc == 0)
+        rc = kurer_file_write(k->csr_text_path, t.data, t.len, 0644, 1);
     kurer_buf_release(&b);
+    kurer_buf_release(&t);
     free(csr);
     return rc;
 }
@@ -333,6 +345,11 @@ const uint8_t *kurer_own_noise_key(const kurer *k)
     return k->own.noise_pub;
 }
 
+void kurer_own_comparison_code(const kurer *k, char *out)
+{
+    kurer_comparison_code(k->own.identity_pub, out);
+}
+
 int kurer__home_own_certificate_unlocked(kurer *k, kurer_peer_device_fn fn, void *ud)
 {
     if (k == NULL || fn == NULL)
@@ -372,6 +389,11 @@ const char *kurer_relay_address(const kurer *k)
     return k->own.relay;
 }
 
+const uint8_t *kurer_relay_key(const kurer *k)
+{
+    return k->own.relay_key;
+}
+
 const char *kurer_own_user(const kurer *k)
 {
     return k->own.user;
@@ -385,6 +407,11 @@ uint32_t kurer_own_device(const kurer *k)
 const char *kurer_csr_path(const kurer *k)
 {
     return k->csr_path;
+}
+
+const char *kurer_csr_text_path(const kurer *k)
+{
+    return k->csr_text_path;
 }
 
 static int import_chain(kurer *k, const kurer_chain *chain)

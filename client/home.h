@@ -19,6 +19,7 @@
 
 #define KURER__HOME_PATH_MAX 4096
 #define KURER__CSR_FILE      "device.csr"
+#define KURER__CSR_TEXT_FILE "device.csr.txt" /* the same request as armoured text */
 
 /* The connection half (net.h): the library thread, its loop and the relay connection. */
 typedef struct kurer__net kurer__net;
@@ -53,6 +54,7 @@ struct kurer {
     void *clock_ud;
     char home[KURER__HOME_PATH_MAX];
     char csr_path[KURER__HOME_PATH_MAX];
+    char csr_text_path[KURER__HOME_PATH_MAX];
     kurer__net *net;            /* started by open, stopped by close */
     struct kurer__calls *calls; /* call.h: made and freed with net */
     kurer__hlock hl;

@@ -217,6 +217,10 @@ static void conn_on_record(kurer_conn *c, uint8_t *data, size_t n)
 {
     rconn *rc = kurer_conn_data(c);
     kurer_client_frame f;
+    if (rc->enrol) {
+        kurer__enrol_record(rc, data, n);
+        return;
+    }
     int err = kurer_client_frame_decode(data, n, &f);
     if (err != 0) {
         kurer__send_error(rc, 0, err, 1);

@@ -1,6 +1,7 @@
 /* Handshakes: IK (cheap checks first, the chain, the queue length in message 2; the
  * connection is the device's only once its first transport record decrypts) and NK (rate
  * limited per source address, unauthenticated for life). */
+#include "kurer/enrol.h"
 #include "relay_internal.h"
 
 #include <errno.h>
@@ -216,10 +217,12 @@ void kurer__conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
     relay *r = rc->r;
     kurer_handshake_init hi;
     if (p == KURER_NOISE_NK) {
-        /* docs/protocol.md 1.4: message 1 carries nothing; message 2 a HandshakeAccept. */
+        /* docs/protocol.md 1.4: message 1 carries nothing, or an EnrolHello that makes it an
+         * enrolment session (3.5); message 2 a HandshakeAccept. */
         kurer_handshake_accept a;
         kurer_buf b;
-        if (n != 0) {
+        int enrol = n != 0;
+        if (enrol && kurer_enrol_hello_decode(payload, n) != 0) {
             refuse(rc, KURER_EMALFORMED);
             return;
         }
@@ -244,8 +247,10 @@ void kurer__conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
          * max_preauth_per_address), its records stay under max_preauth_record and the
          * handshake deadline ends it (net/). */
         rc->nk = 1;
+        rc->enrol = enrol;
         r->n_nk++;
         r->nk_sessions++;
+        r->enrol_sessions += (uint64_t)enrol;
         return;
     }
     if (p != KURER_NOISE_IK || rs == NULL) {

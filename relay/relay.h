@@ -50,6 +50,8 @@ typedef struct kurer_relay_config {
     uint64_t media_ticket_lifetime_s; /* a ticket binds (and re-binds) its leg this long */
     uint64_t wake_poll_ms; /* store = postgres: every connected device's mailbox is looked into
                               this often, should a wake-up from another node be lost */
+    uint64_t invite_rate;  /* failed invitation attempts per minute per source address */
+    uint64_t invite_failures_max; /* wrong MACs one invitation takes before it is locked */
     /* the store (store_config.c parses these two: they are not numbers) */
     int store_postgres;     /* store = postgres (default: sqlite, the relay folder's relay.db) */
     char pg_conninfo[1024]; /* pg_conninfo: a libpq connection string (may hold a password) */

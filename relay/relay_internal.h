@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#include "kurer/armor.h"
 #include "kurer/cert.h"
 #include "kurer/frame.h"
 #include "kurer/log.h"
@@ -113,7 +114,19 @@ typedef struct dir_user {
     X(cluster_polls, "cluster_polls_total",                                                        \
       "Safety-net polls of every connected device's mailbox (wake_poll_ms).")                      \
     X(cluster_listen_reconnects, "cluster_listen_reconnects_total",                                \
-      "Listen connections lost and made again.")
+      "Listen connections lost and made again.")                                                   \
+    X(enrol_sessions, "enrol_sessions_total", "NK enrolment sessions opened (EnrolHello).")        \
+    X(invites_registered, "invites_registered_total", "Invitations stored for an authority.")      \
+    X(enrol_submitted, "enrol_requests_submitted_total",                                           \
+      "Certificate requests put in an approval "                                                   \
+      "queue (each invitation's first valid use).")                                                \
+    X(enrol_refused, "enrol_attempts_refused_total",                                               \
+      "Invitation uses and polls refused (reason in "                                              \
+      "rejections_total).")                                                                        \
+    X(invite_rate_limited, "invite_attempts_rate_limited_total",                                   \
+      "Invitation attempts refused by "                                                            \
+      "invite_rate or invite_failures_max.")                                                       \
+    X(enrol_decided, "enrol_decisions_total", "Requests approved or rejected by an authority.")
 
 typedef struct relay relay;
 
@@ -137,6 +150,9 @@ typedef struct rconn {
     int authed;
     int preauth;          /* counted in relay.n_preauth (handshake not finished) */
     int nk;               /* an unauthenticated NK session: revocation upload and fetch only */
+    int enrol;            /* an NK enrolment session (enrol.c): EnrolRequests only */
+    int enrol_busy;       /* its one request in flight */
+    uint32_t enrol_count; /* requests it has made (at most ENROL_SESSION_MAX) */
     int close_counted;    /* the reason for our close is counted already: not again on close */
     int accepted;         /* IK: message 2 sent; waiting for the first record (authed then) */
     kurer__peer_addr *pa; /* its source address (pre-auth count), or NULL */
@@ -202,9 +218,10 @@ struct relay {
     size_t n_held, cap_held;
     kurer__addr_table addrs;
     kurer__take_table takes;
-    uv_timer_t sweep;    /* forgets idle address and prekey-take entries */
-    uv_timer_t expiry;   /* closes connections whose chain expires */
-    int64_t next_expiry; /* unix seconds the expiry timer is set for (0: not set) */
+    struct enrol_addr *enrol_addrs; /* failed invitation attempts per address (enrol.c) */
+    uv_timer_t sweep;               /* forgets idle address and prekey-take entries */
+    uv_timer_t expiry;              /* closes connections whose chain expires */
+    int64_t next_expiry;            /* unix seconds the expiry timer is set for (0: not set) */
     int timers;
     struct kurer__media *media; /* the media relay (media.c) */
     /* several nodes over postgres (cluster.c): the listen connection, this node's id, the last
@@ -393,6 +410,16 @@ void kurer__cluster_connected(relay *r, rconn *rc);
 void kurer__cluster_device_stored(relay *r, const kurer_device_address *a);
 /* A list was committed to the store: the other nodes read and apply it. */
 void kurer__cluster_list_stored(relay *r, const uint8_t key_id[KURER_KEY_ID_LEN], uint64_t version);
+
+/* ---- input.c ---- */
+/* A file of at most max bytes, binary or armoured text labelled want (else
+ * KURER_EARMORLABEL); malloc'd. */
+int kurer__read_input(const char *path, size_t max, kurer_armor_kind want, uint8_t **d, size_t *n);
+
+/* ---- enrol.c: online enrolment over NK (docs/protocol.md 3.5) ---- */
+/* One EnrolRequest record of an enrolment session: answered by one EnrolReply. */
+void kurer__enrol_record(rconn *rc, const uint8_t *data, size_t n);
+void kurer__enrol_free(relay *r);
 
 /* ---- handshake.c ---- */
 void kurer__conn_on_established(kurer_conn *c, const uint8_t *payload, size_t n);

@@ -461,7 +461,8 @@ int kurer__load_crls(relay *r, int at_start)
         uint8_t *data;
         size_t len;
         uint64_t version;
-        int err = kurer_file_read(r->opts->crl_files[i], KURER_CRL_BYTES_MAX, &data, &len);
+        int err = kurer__read_input(r->opts->crl_files[i], KURER_CRL_BYTES_MAX, KURER_ARMOR_CRL,
+                                    &data, &len);
         if (err == 0) {
             err = kurer_trust_add_crl(r->trust, data, len, &version);
             if (err == 0 && accept_crl(r, data, len, version, NULL) != 0)

@@ -224,7 +224,8 @@ static int load_roots(relay *r, const char **what)
         size_t len;
         kurer_cert root;
         *what = r->opts->roots[i];
-        if ((err = kurer_file_read(r->opts->roots[i], KURER_CERT_MAX, &data, &len)) != 0)
+        if ((err = kurer__read_input(r->opts->roots[i], KURER_CERT_MAX, KURER_ARMOR_CERTIFICATE,
+                                     &data, &len)) != 0)
             return err;
         err = kurer_cert_decode(data, len, &root);
         free(data);
@@ -400,6 +401,7 @@ static void relay_free(relay *r)
     kurer__take_table_free(&r->takes);
     kurer__held_free(r);
     kurer__media_free(r);
+    kurer__enrol_free(r);
     kurer_trust_free(r->trust);
     kurer_secure_free(r->sk);
     kurer__audit_close(r);

@@ -47,6 +47,7 @@
 
 #include <uv.h>
 
+#include "kurer/enrol.h"
 #include "kurer/error.h"
 #include "hist.h"
 #include "kurer/frame.h"
@@ -169,6 +170,50 @@ typedef struct kurer_store_put_req {
     void *arg;
 } kurer_store_put_req;
 
+/* ---- invitations and enrolment requests (online enrolment: relay/enrol.c) ----------------- */
+
+/* One invitation and what became of it: registered OPEN by its authority, WAITING once a
+ * device's request came with the right MAC (single use: never OPEN again), APPROVED with the
+ * chain or REJECTED by the authority. The relay holds the code's verifier, never the code. */
+typedef struct kurer_store_invite {
+    uint8_t id[KURER_ENROL_ID_LEN];
+    uint8_t authority[KURER_KEY_ID_LEN]; /* key id of the authority that signed it */
+    char user[KURER_SUBJECT_MAX + 1];
+    uint32_t device_id;
+    uint8_t verifier[KURER_ENROL_MAC_LEN];
+    int64_t created_at, expires_at;           /* Unix seconds */
+    uint32_t failures;                        /* wrong MACs presented for it */
+    int state;                                /* kurer_enrol_state */
+    uint8_t request[KURER_ENROL_REQUEST_MAX]; /* WAITING and after */
+    size_t request_len;
+    uint8_t authority_mac[KURER_ENROL_MAC_LEN];
+    int64_t submitted_at;
+    uint8_t chain[KURER_CHAIN_BYTES_MAX]; /* APPROVED */
+    size_t chain_len;
+} kurer_store_invite;
+
+typedef enum kurer_store_invite_op {
+    KURER_INVITE_PUT = 1, /* a new invitation (inv: all but the request's fields); EEXIST */
+    KURER_INVITE_GET,     /* inv.id: one row, or KURER_ENOTFOUND */
+    KURER_INVITE_SUBMIT,  /* inv.id, request, authority_mac, submitted_at: OPEN -> WAITING,
+                           * else KURER_EINVITEUSED (also when it raced another submit) */
+    KURER_INVITE_FAIL,    /* inv.id: failures + 1 */
+    KURER_INVITE_LIST,    /* inv.authority's WAITING requests with id > after, by id, <= limit */
+    KURER_INVITE_DECIDE,  /* inv.id, state (APPROVED with chain, or REJECTED): WAITING -> it,
+                           * else KURER_ESTATE */
+} kurer_store_invite_op;
+
+typedef struct kurer_store_invite_req {
+    kurer_store_invite_op op;
+    kurer_store_invite inv;
+    int has_after; /* LIST */
+    uint8_t after[KURER_ENROL_ID_LEN];
+    size_t limit; /* LIST: at most KURER_ENROL_PAGE + 1 */
+} kurer_store_invite_req;
+
+/* rows: GET one, LIST up to limit, else none. */
+typedef void (*kurer_store_invite_cb)(void *arg, int err, const kurer_store_invite *rows, size_t n);
+
 /* ---- the operations table ----------------------------------------------------------------- */
 
 /* A backend: one entry per operation, each with the contract of the kurer_store_* function of
@@ -195,6 +240,8 @@ typedef struct kurer_store_ops {
     int (*put_crl)(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t version,
                    const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg);
     int (*backup)(kurer_store *s, const char *path, kurer_store_done_cb cb, void *arg);
+    int (*invite)(kurer_store *s, const kurer_store_invite_req *req, kurer_store_invite_cb cb,
+                  void *arg);
     void (*set_commit_delay)(kurer_store *s, uint64_t us);
     void (*get_stats)(kurer_store *s, kurer_store_stats *out);
 } kurer_store_ops;
@@ -341,6 +388,15 @@ KURER_MUST_CHECK static inline int kurer_store_backup(kurer_store *s, const char
                                                       kurer_store_done_cb cb, void *arg)
 {
     return s->ops->backup(s, path, cb, arg);
+}
+
+/* One invitation operation (kurer_store_invite_op), in the round's transaction: writes are
+ * durable when the callback runs; a read sees what the rounds before it committed. */
+KURER_MUST_CHECK static inline int kurer_store_invite_run(kurer_store *s,
+                                                          const kurer_store_invite_req *req,
+                                                          kurer_store_invite_cb cb, void *arg)
+{
+    return s->ops->invite(s, req, cb, arg);
 }
 
 /* A backend may hold submitted work up to us microseconds before it starts a transaction, to

@@ -31,6 +31,12 @@ typedef enum pg_stmt {
     PG_TAKE_OTK,     /* $1 usr, $2 device: deletes and returns one (SKIP LOCKED) */
     PG_HAS_SPK,      /* $1 usr, $2 device */
     PG_CRL,          /* $1 issuer key id, $2 version, $3 list */
+    PG_INV_PUT,      /* invitations (store_pg_invite.c): $1..$8 the new row */
+    PG_INV_GET,      /* $1 id */
+    PG_INV_SUBMIT,   /* $1 id, $2 request, $3 authority_mac, $4 submitted_at: OPEN -> WAITING */
+    PG_INV_FAIL,     /* $1 id */
+    PG_INV_LIST,     /* $1 authority, $2 after, $3 limit */
+    PG_INV_DECIDE,   /* $1 id, $2 state, $3 chain: WAITING -> state */
     PG_N_STMTS
 } pg_stmt;
 
@@ -85,6 +91,8 @@ int kurer__pg_exec_pipelined(pg_store *s, kurer__op *round);
 /* A prekey upload or take, inside the round's transaction after the pipelined part
  * (store_pg_exec.c): 0 or the op's error, or KURER_ESTORAGE when the transaction failed. */
 int kurer__pg_exec_write(pg_store *s, kurer__op *o);
+/* An invitation operation, the same way (store_pg_invite.c). */
+int kurer__pg_exec_invite(pg_store *s, kurer__op *o);
 /* The reads of a round (fetches, prekey counts), after its commit, pipelined too
  * (store_pg_pipe.c): sets each read's err (KURER_ESTORAGE for all when the pipeline failed). */
 void kurer__pg_exec_reads(pg_store *s, kurer__op *round);

@@ -52,6 +52,19 @@ const char *const kurer__pg_sql[PG_N_STMTS] = {
     [PG_CRL] = "INSERT INTO crls(issuer_key_id, version, list) VALUES($1, $2, $3) "
                "ON CONFLICT (issuer_key_id) DO UPDATE SET version = EXCLUDED.version, "
                "list = EXCLUDED.list WHERE crls.version < EXCLUDED.version",
+#define INV_COLS                                                                                   \
+    "id, authority, usr, device, verifier, created_at, expires_at, failures, state, request, "     \
+    "authority_mac, submitted_at, chain"
+    [PG_INV_PUT] = "INSERT INTO invites(id, authority, usr, device, verifier, created_at, "
+                   "expires_at, failures, state) VALUES($1, $2, $3, $4, $5, $6, $7, 0, $8) "
+                   "ON CONFLICT (id) DO NOTHING",
+    [PG_INV_GET] = "SELECT " INV_COLS " FROM invites WHERE id = $1",
+    [PG_INV_SUBMIT] = "UPDATE invites SET state = 2, request = $2, authority_mac = $3, "
+                      "submitted_at = $4 WHERE id = $1 AND state = 1",
+    [PG_INV_FAIL] = "UPDATE invites SET failures = failures + 1 WHERE id = $1",
+    [PG_INV_LIST] = "SELECT " INV_COLS " FROM invites WHERE authority = $1 AND state = 2 AND "
+                    "id > $2 ORDER BY id LIMIT $3",
+    [PG_INV_DECIDE] = "UPDATE invites SET state = $2, chain = $3 WHERE id = $1 AND state = 2",
 };
 
 static void p_dev(pg_params *p, const kurer_device_address *d)
@@ -195,6 +208,8 @@ int kurer__pg_exec_write(pg_store *s, op *o)
         return exec_prekeys(s, o);
     if (o->kind == KURER__OP_TAKE)
         return exec_take(s, o);
+    if (o->kind == KURER__OP_INVITE)
+        return kurer__pg_exec_invite(s, o);
     return 0; /* the others are pipelined; reads run after the commit */
 }
 

@@ -37,6 +37,13 @@ static const char *const MIGRATIONS[] = {
      "autovacuum_vacuum_threshold = 10000, autovacuum_vacuum_cost_delay = 0);"
      "ALTER TABLE device_seqs SET (autovacuum_vacuum_scale_factor = 0, "
      "autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0, fillfactor = 50);"),
+    /* 3: invitations for online enrolment (issue 16): the code's verifier, never the code; the
+     * request and the authority's decision in the same row (states: relay/store.h) */
+    ("CREATE TABLE invites(id bytea PRIMARY KEY, authority bytea NOT NULL, usr bytea NOT NULL, "
+     "device bigint NOT NULL, verifier bytea NOT NULL, created_at bigint NOT NULL, expires_at "
+     "bigint NOT NULL, failures bigint NOT NULL, state bigint NOT NULL, request bytea, "
+     "authority_mac bytea, submitted_at bigint, chain bytea);"
+     "CREATE INDEX invites_waiting ON invites(authority, state, id);"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 

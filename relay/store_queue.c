@@ -23,6 +23,8 @@ void kurer__op_free(op *o)
     free(o->otk);
     free(o->devs);
     free(o->bundles);
+    free(o->inv);
+    free(o->inv_rows);
     free(o);
 }
 
@@ -382,6 +384,9 @@ static void complete(op *o)
         if (o->cb.done != NULL)
             o->cb.done(o->arg, o->err);
         break;
+    case KURER__OP_INVITE:
+        o->cb.invite(o->arg, o->err, ok ? o->inv_rows : NULL, ok ? o->n_inv : 0);
+        break;
     }
 }
 
@@ -587,6 +592,27 @@ int kurer__storeq_backup(kurer_store *s, const char *path, kurer_store_done_cb c
     if (o == NULL)
         return KURER_ENOMEM;
     o->cb.done = cb;
+    kurer__storeq_submit(s->q, o);
+    return 0;
+}
+
+int kurer__storeq_invite(kurer_store *s, const kurer_store_invite_req *req,
+                         kurer_store_invite_cb cb, void *arg)
+{
+    if (req->op == KURER_INVITE_LIST && (req->limit == 0 || req->limit > KURER_ENROL_PAGE + 1))
+        return KURER_EINVAL;
+    op *o = op_new(KURER__OP_INVITE, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.invite = cb;
+    o->inv = malloc(sizeof(*o->inv));
+    /* room for what the operation may read back */
+    o->inv_rows = calloc(req->op == KURER_INVITE_LIST ? req->limit : 1, sizeof(*o->inv_rows));
+    if (o->inv == NULL || o->inv_rows == NULL) {
+        kurer__op_free(o);
+        return KURER_ENOMEM;
+    }
+    *o->inv = *req;
     kurer__storeq_submit(s->q, o);
     return 0;
 }

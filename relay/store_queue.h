@@ -28,7 +28,8 @@ typedef enum kurer__op_kind {
     KURER__OP_TAKE,
     KURER__OP_COUNT,
     KURER__OP_CRL,
-    KURER__OP_BACKUP /* blob: the output path (NUL-terminated); runs after a round's commit */
+    KURER__OP_BACKUP, /* blob: the output path (NUL-terminated); runs after a round's commit */
+    KURER__OP_INVITE  /* inv: the request; inv_rows out (a write and its reads, in the round) */
 } kurer__op_kind;
 
 /* One submitted operation: its inputs (copied at submission), its results, its callback. */
@@ -44,6 +45,7 @@ typedef struct kurer__op {
         kurer_store_done_cb done;
         kurer_store_count_cb count;
         kurer_store_bundles_cb bundles;
+        kurer_store_invite_cb invite;
     } cb;
     int err;
     /* inputs */
@@ -72,6 +74,10 @@ typedef struct kurer__op {
     size_t n_bundles;
     /* CRL in (after: the version) */
     uint8_t key_id[32];
+    /* INVITE in and out */
+    kurer_store_invite_req *inv;
+    kurer_store_invite *inv_rows;
+    size_t n_inv;
 } kurer__op;
 
 typedef struct kurer__storeq {
@@ -140,6 +146,8 @@ int kurer__storeq_count_prekeys(kurer_store *s, const kurer_device_address *dev,
 int kurer__storeq_put_crl(kurer_store *s, const uint8_t issuer_key_id[32], uint64_t version,
                           const uint8_t *list, size_t len, kurer_store_done_cb cb, void *arg);
 int kurer__storeq_backup(kurer_store *s, const char *path, kurer_store_done_cb cb, void *arg);
+int kurer__storeq_invite(kurer_store *s, const kurer_store_invite_req *req,
+                         kurer_store_invite_cb cb, void *arg);
 void kurer__storeq_set_commit_delay(kurer_store *s, uint64_t us);
 void kurer__storeq_get_stats(kurer_store *s, kurer_store_stats *out);
 

@@ -46,6 +46,13 @@ static const char *const MIGRATIONS[] = {
      "INSERT OR REPLACE INTO meta SELECT 'seq_epoch', max(ifnull((SELECT max(seq) FROM mailbox), "
      "0), ifnull((SELECT v FROM meta WHERE k = 'seq_reserved'), 0)) >> 40;"
      "DELETE FROM meta WHERE k = 'seq_reserved';"),
+    /* 6: invitations for online enrolment (issue 16): the code's verifier, never the code; the
+     * request and the authority's decision in the same row */
+    ("CREATE TABLE invites(id BLOB PRIMARY KEY, authority BLOB NOT NULL, user TEXT NOT NULL, "
+     "device INTEGER NOT NULL, verifier BLOB NOT NULL, created_at INTEGER NOT NULL, expires_at "
+     "INTEGER NOT NULL, failures INTEGER NOT NULL, state INTEGER NOT NULL, request BLOB, "
+     "authority_mac BLOB, submitted_at INTEGER, chain BLOB);"
+     "CREATE INDEX invites_waiting ON invites(authority, state, id);"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 

@@ -3,6 +3,7 @@
 #include "store.h"
 #include "store_queue.h"
 #include "store_sqlite.h"
+#include "store_sqlite_invite.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -459,6 +460,8 @@ static int exec_one(sq_store *s, op *o)
         return exec_take(s, o);
     case KURER__OP_CRL:
         return exec_crl(s, o);
+    case KURER__OP_INVITE:
+        return kurer__sq_exec_invite(s->db, o);
     case KURER__OP_FETCH:
     case KURER__OP_COUNT:
     case KURER__OP_BACKUP:
@@ -820,6 +823,7 @@ static const kurer_store_ops sqlite_ops = {
     .take_prekeys = kurer__storeq_take_prekeys,
     .count_prekeys = kurer__storeq_count_prekeys,
     .put_crl = kurer__storeq_put_crl,
+    .invite = kurer__storeq_invite,
     .backup = kurer__storeq_backup,
     .set_commit_delay = kurer__storeq_set_commit_delay,
     .get_stats = kurer__storeq_get_stats,

@@ -13,9 +13,11 @@
 #include <stdint.h>
 
 #include "kurer/args.h"
+#include "kurer/armor.h"
 #include "kurer/buf.h"
 #include "kurer/cert.h"
 #include "kurer/certmsg.h"
+#include "kurer/enrol.h"
 #include "kurer/error.h"
 #include "kurer/issuance.h"
 #include "kurer/issuelog.h"
@@ -140,12 +142,19 @@ typedef enum file_kind {
 } file_kind;
 
 file_kind detect_kind(const uint8_t *d, size_t n);
+/* A file that may be binary or armoured text (kurer/armor.h), by its first line: read,
+ * dearmoured (at most max bytes then) and *armor set to its label (KURER_ARMOR_NONE for a
+ * binary file). */
+int read_input(const char *path, size_t max, uint8_t **d, size_t *n, kurer_armor_kind *armor);
+/* KURER_EARMORLABEL (refused) if an armoured file's label says another kind than it holds. */
+int armor_matches(const char *path, kurer_armor_kind armor, file_kind k);
 /* The reason for a file that did not decode as want: another kind, or damage. */
 int bad_file(const char *path, const uint8_t *d, size_t n, file_kind want, int rc);
 int load_cert(const char *path, kurer_cert *c);
 int load_chain_or_cert(const char *path, kurer_chain *ch, file_kind *kind);
 int load_crl(const char *path, kurer_crl *crl, uint8_t **raw, size_t *raw_len);
-int load_csr(const char *path, kurer_csr *csr);
+/* The request, and (raw not NULL) its binary bytes, malloc'd: for its fingerprint. */
+int load_csr(const char *path, kurer_csr *csr, uint8_t **raw, size_t *raw_len);
 int validity_reason(const char *what, const kurer_cert *c, int rc);
 
 /* ---- issuer.c: a root or authority directory, loaded and checked */
@@ -198,5 +207,39 @@ int replacement_prepare(issuer *is, const char *subject, uint32_t device_id, int
  * each REVOKE entry appended to the log. The key must be open. */
 int replacement_commit(issuer *is, replacement *r, int64_t now, uint64_t crl_days);
 void replacement_release(replacement *r);
+/* ---- issue.c: the steps of an issuance, for issue and approve */
+/* kurer_issuance_check, its refusal said naming csr_name. */
+int issue_check(issuer *is, const kurer_csr *csr, const char *csr_name,
+                const kurer_issuance_params *p, kurer_cert_body *body, int *clamped);
+/* The serial reserved (synced), the certificate signed with is->key (opened) into chain. */
+int issue_sign(issuer *is, kurer_cert_body *body, int64_t now, kurer_chain *chain,
+               uint64_t *serial);
+/* Prints the request's comparison code and fingerprint; with want (--code), refuses another. */
+int show_codes(const kurer_csr *csr, const uint8_t *raw, size_t raw_len, const char *want);
+
+/* ---- invite.c, pending.c: online enrolment through the relay (docs/admin.md §3a) */
+int cmd_invite(int argc, char **argv);  /* invite.c */
+int cmd_pending(int argc, char **argv); /* pending.c */
+int cmd_approve(int argc, char **argv); /* pending.c */
+int cmd_reject(int argc, char **argv);  /* pending.c */
+extern const char help_invite[], help_pending[], help_approve[], help_reject[];
+/* --relay-key: 64 hex digits, or the path of a relay.pub (publish.c). */
+int relay_key_arg(const char *v, uint8_t pk[32]);
+/* AUTHDIR/invites/ID: what the authority keeps of an invitation (mode 0600): never the code,
+ * the key that checks a request's binding to it (kurer/invite.h). */
+typedef struct invite_record {
+    uint8_t id[KURER_ENROL_ID_LEN];
+    char user[KURER_SUBJECT_MAX + 1];
+    uint32_t device_id;
+    int64_t created_at, expires_at;
+    uint8_t mac_key[KURER_ENROL_MAC_LEN];
+} invite_record;
+int invite_record_write(const issuer *is, const invite_record *r);
+/* KURER_ENOENT if this authority made no such invitation; KURER_ECORRUPT for a damaged one. */
+int invite_record_read(const issuer *is, const uint8_t id[KURER_ENROL_ID_LEN], invite_record *r);
+/* AUTHDIR/invites/ID.chain: the chain issued for it (kept to send again). */
+int invite_chain_path(const issuer *is, const uint8_t id[KURER_ENROL_ID_LEN], char *out);
+/* The relay's verdict (rep->error) or the transport's failure (rc), said; 0 if neither. */
+int enrol_relay_refused(const char *relay, int rc, const kurer_enrol_reply *rep, const char *what);
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "kurer/armor.h"
 #include "kurer/csr.h"
 #include "kurer/text.h"
 #include "kurer/util.h"
@@ -35,6 +36,56 @@ int read_file(const char *path, size_t max, uint8_t **d, size_t *n)
     if (rc != 0)
         return refuse(rc, "cannot read %s: %s", path, kurer_strerror(rc));
     return 0;
+}
+
+static const char *kind_name(file_kind k);
+
+/* Armoured text is about a third larger than its bytes, and has its lines. */
+#define ARMORED_MAX(max) ((max) / 3 * 4 + (max) / 48 + 256)
+
+int read_input(const char *path, size_t max, uint8_t **d, size_t *n, kurer_armor_kind *armor)
+{
+    int rc;
+    *armor = KURER_ARMOR_NONE;
+    if ((rc = read_file(path, ARMORED_MAX(max), d, n)) != 0)
+        return rc;
+    if (kurer_armor_is(*d, *n))
+        rc = kurer_armor_unwrap(d, n, armor);
+    else if (*n > max)
+        rc = KURER_ELIMIT;
+    if (rc == 0 && *n > max)
+        rc = KURER_ELIMIT;
+    if (rc == 0)
+        return 0;
+    free(*d);
+    *d = NULL;
+    if (rc == KURER_ELIMIT)
+        return refuse(rc, "%s is too large to be what it should be", path);
+    return refuse(rc, "%s is not valid armoured text: %s", path, kurer_strerror(rc));
+}
+
+static kurer_armor_kind armor_of(file_kind k)
+{
+    switch (k) {
+    case FK_CERT:
+        return KURER_ARMOR_CERTIFICATE;
+    case FK_CHAIN:
+        return KURER_ARMOR_CHAIN;
+    case FK_CSR:
+        return KURER_ARMOR_REQUEST;
+    case FK_CRL:
+        return KURER_ARMOR_CRL;
+    default:
+        return KURER_ARMOR_NONE;
+    }
+}
+
+int armor_matches(const char *path, kurer_armor_kind armor, file_kind k)
+{
+    if (armor == KURER_ARMOR_NONE || armor == armor_of(k))
+        return 0;
+    return refuse(KURER_EARMORLABEL, "%s is labelled %s but holds %s", path,
+                  kurer_armor_label(armor), kind_name(k));
 }
 
 /* The refusal for a file that could not be written. */
@@ -353,11 +404,14 @@ int load_cert(const char *path, kurer_cert *c)
 {
     uint8_t *d;
     size_t n;
+    kurer_armor_kind armor;
     int rc;
-    if ((rc = read_file(path, KURER_CHAIN_BYTES_MAX, &d, &n)) != 0)
+    if ((rc = read_input(path, KURER_CHAIN_BYTES_MAX, &d, &n, &armor)) != 0)
         return rc;
     if ((rc = kurer_cert_decode(d, n, c)) != 0)
         rc = bad_file(path, d, n, FK_CERT, rc);
+    if (rc == 0)
+        rc = armor_matches(path, armor, FK_CERT);
     free(d);
     return rc;
 }
@@ -367,9 +421,10 @@ int load_chain_or_cert(const char *path, kurer_chain *ch, file_kind *kind)
 {
     uint8_t *d;
     size_t n;
+    kurer_armor_kind armor;
     int rc;
     memset(ch, 0, sizeof(*ch));
-    if ((rc = read_file(path, KURER_CHAIN_BYTES_MAX, &d, &n)) != 0)
+    if ((rc = read_input(path, KURER_CHAIN_BYTES_MAX, &d, &n, &armor)) != 0)
         return rc;
     if (kurer_chain_decode(d, n, ch) == 0) {
         *kind = FK_CHAIN;
@@ -379,6 +434,8 @@ int load_chain_or_cert(const char *path, kurer_chain *ch, file_kind *kind)
     } else {
         rc = bad_file(path, d, n, FK_CHAIN, rc);
     }
+    if (rc == 0)
+        rc = armor_matches(path, armor, *kind);
     free(d);
     return rc;
 }
@@ -387,12 +444,15 @@ int load_crl(const char *path, kurer_crl *crl, uint8_t **raw, size_t *raw_len)
 {
     uint8_t *d;
     size_t n;
+    kurer_armor_kind armor;
     int rc;
     memset(crl, 0, sizeof(*crl));
-    if ((rc = read_file(path, FILE_MAX, &d, &n)) != 0)
+    if ((rc = read_input(path, FILE_MAX, &d, &n, &armor)) != 0)
         return rc;
     if ((rc = kurer_crl_decode(d, n, crl)) != 0)
         rc = bad_file(path, d, n, FK_CRL, rc);
+    else if ((rc = armor_matches(path, armor, FK_CRL)) != 0)
+        kurer_crl_release(crl);
     if (rc == 0 && raw != NULL) {
         *raw = d;
         *raw_len = n;
@@ -402,16 +462,24 @@ int load_crl(const char *path, kurer_crl *crl, uint8_t **raw, size_t *raw_len)
     return rc;
 }
 
-int load_csr(const char *path, kurer_csr *csr)
+int load_csr(const char *path, kurer_csr *csr, uint8_t **raw, size_t *raw_len)
 {
     uint8_t *d;
     size_t n;
+    kurer_armor_kind armor;
     int rc;
-    if ((rc = read_file(path, KURER_CHAIN_BYTES_MAX, &d, &n)) != 0)
+    if ((rc = read_input(path, KURER_CHAIN_BYTES_MAX, &d, &n, &armor)) != 0)
         return rc;
     if ((rc = kurer_csr_decode(d, n, csr)) != 0)
         rc = bad_file(path, d, n, FK_CSR, rc);
-    free(d);
+    if (rc == 0)
+        rc = armor_matches(path, armor, FK_CSR);
+    if (rc == 0 && raw != NULL) {
+        *raw = d;
+        *raw_len = n;
+    } else {
+        free(d);
+    }
     return rc;
 }
 

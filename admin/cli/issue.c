@@ -7,20 +7,24 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "kurer/compare.h"
 #include "kurer/crypto.h"
 #include "kurer/util.h"
 
 const char help_issue[] =
     "usage: kurer-admin issue --authority AUTHDIR --csr FILE --out CERT [--clearance LEVEL]\n"
-    "                         [--days N] [--replace [--crl-days N]] [--passphrase-env VAR]\n"
-    "                         [--force] [--json]\n"
+    "                         [--days N] [--replace [--crl-days N]] [--code DIGITS] [--armor]\n"
+    "                         [--passphrase-env VAR] [--force] [--json]\n"
     "\n"
     "Checks a device's certificate request (its self-signature by the identity key it names,\n"
     "that its user is user@ID of this authority, its device id and keys, that its keys are not\n"
     "certified for another device and were not in a certificate revoked for any reason but\n"
     "superseded) and issues a DEVICE certificate. CERT receives the chain the\n"
     "device needs: its certificate followed by the authority's. The issuance is recorded in\n"
-    "AUTHDIR/issuance.log.\n"
+    "AUTHDIR/issuance.log. Before it asks for the passphrase and signs, it prints the request's\n"
+    "comparison code (12 digits, as kurer init and kurer whoami show them to the user) and\n"
+    "fingerprint: compare the code with the one the user reads to you. The request may be the\n"
+    "binary file or its armoured text.\n"
     "\n"
     "A device id holds one valid certificate at a time. While the log records a current one\n"
     "(issued, not revoked, not expired) for the same user and device id, the request is\n"
@@ -38,6 +42,10 @@ const char help_issue[] =
     "  --replace             supersede the device's current certificate (re-enrolment with\n"
     "                        new keys, or a renewal of the same keys)\n"
     "  --crl-days N          with --replace: the new list's next update (default 30)\n"
+    "  --code DIGITS         the comparison code the user read to you: refused unless the\n"
+    "                        request's is the same (spaces ignored)\n"
+    "  --armor               write CERT as armoured text (-----BEGIN KURER CERTIFICATE\n"
+    "                        CHAIN-----), for mail; kurer import reads either form\n"
     "  --passphrase-env VAR  the authority key's passphrase (default " DEFAULT_PASS ");\n"
     "                        unset: asked on the terminal\n"
     "  --force               replace CERT if it exists (never one of AUTHDIR's own files)\n"
@@ -193,9 +201,10 @@ static void issue_report(const kurer_chain *chain, int clamped, const char *out_
 /* The options of issue. */
 typedef struct issue_args {
     const char *dir, *csr_path, *out_path, *envname;
+    const char *code; /* --code: the comparison code the user read */
     kurer_issuance_params p;
     uint64_t crl_days;
-    int force;
+    int force, armor;
 } issue_args;
 
 static int issue_parse(issue_args *ia, int argc, char **argv)
@@ -203,7 +212,8 @@ static int issue_parse(issue_args *ia, int argc, char **argv)
     static const kurer_opt opts[] = {
         {"help", 0, 0},  {"json", 0, 0},      {"authority", V, 0}, {"csr", V, 0},
         {"out", V, 0},   {"clearance", V, 0}, {"days", V, 0},      {"passphrase-env", V, 0},
-        {"force", 0, 0}, {"replace", 0, 0},   {"crl-days", V, 0}};
+        {"force", 0, 0}, {"replace", 0, 0},   {"crl-days", V, 0},  {"code", V, 0},
+        {"armor", 0, 0}};
     kurer_args a;
     int rc;
     memset(ia, 0, sizeof(*ia));
@@ -219,11 +229,86 @@ static int issue_parse(issue_args *ia, int argc, char **argv)
     if ((rc = opt_env(&a, "passphrase-env", DEFAULT_PASS, &ia->envname)) != 0)
         return rc;
     ia->force = flag(&a, "force");
+    ia->armor = flag(&a, "armor");
+    ia->code = opt(&a, "code");
     ia->p.replace = flag(&a, "replace");
     if (opt(&a, "crl-days") != NULL && !ia->p.replace)
         return usage_error("--crl-days is for --replace (the list that revokes the old "
                            "certificate)");
     return 0;
+}
+
+int issue_check(issuer *is, const kurer_csr *csr, const char *csr_name,
+                const kurer_issuance_params *p, kurer_cert_body *body, int *clamped)
+{
+    kurer_issuance_refusal why;
+    int rc = kurer_issuance_check(&is->cert, &is->log, csr, p, body, clamped, &why);
+    return rc != 0 ? issue_refused(rc, &why, csr_name, csr, is, p) : 0;
+}
+
+int issue_sign(issuer *is, kurer_cert_body *body, int64_t now, kurer_chain *chain, uint64_t *serial)
+{
+    int rc;
+    /* Everything is checked: reserve the serial (synced) before the certificate exists. */
+    if ((rc = reserve_serial(is, serial)) != 0)
+        return rc;
+    if ((rc = kurer_issuance_sign(body, *serial, &is->key, &is->cert, now, chain)) != 0)
+        return refuse(rc, "the new certificate does not verify: %s", kurer_strerror(rc));
+    return 0;
+}
+
+/* The request's comparison code and fingerprint, said before anything is signed; with
+ * --code, the code the user read must be the request's. */
+int show_codes(const kurer_csr *csr, const uint8_t *raw, size_t raw_len, const char *want)
+{
+    char code[KURER_COMPARISON_CODE_LEN + 1], fp[65], qr[KURER_REQUEST_QR_LEN + 1];
+    char typed[KURER_COMPARISON_CODE_LEN + 1];
+    size_t k = 0;
+    kurer_comparison_code(csr->body.identity_key, code);
+    kurer_request_fingerprint(raw, raw_len, fp, qr);
+    say("request of %s device %u\n", csr->body.subject, csr->body.device_id);
+    say("  comparison code      %s  (the user's kurer whoami shows it: compare)\n", code);
+    say("  request fingerprint  %s\n", fp);
+    fflush(stdout);
+    jstr("comparison_code", code);
+    jstr("request_fingerprint", fp);
+    if (want == NULL)
+        return 0;
+    /* Digits in groups of four, whatever spacing the administrator typed. */
+    for (const char *p = want; *p; p++) {
+        if (*p == ' ' || *p == '-')
+            continue;
+        if (*p < '0' || *p > '9' || k == 12)
+            return usage_error("--code %s: expected 12 digits", want);
+        typed[k + k / 4] = *p;
+        if (k % 4 == 3 && k < 11)
+            typed[k + k / 4 + 1] = ' ';
+        k++;
+    }
+    if (k != 12)
+        return usage_error("--code %s: expected 12 digits", want);
+    typed[KURER_COMPARISON_CODE_LEN] = '\0';
+    if (strcmp(typed, code) != 0)
+        return refuse(KURER_EKEYMISMATCH,
+                      "the request's comparison code is %s, not %s: this is not the user's "
+                      "request (or a digit was misheard); nothing issued",
+                      code, typed);
+    return 0;
+}
+
+/* img (a chain) replaced by its armoured text. */
+static int armor_in_place(kurer_buf *img)
+{
+    kurer_buf t;
+    kurer_buf_init(&t, KURER_CHAIN_BYTES_MAX * 2);
+    int rc = kurer_armor_encode(KURER_ARMOR_CHAIN, img->data, img->len, &t);
+    if (rc == 0) {
+        kurer_buf_release(img);
+        *img = t;
+    } else {
+        kurer_buf_release(&t);
+    }
+    return rc;
 }
 
 /* Everything is checked: serial reserved (synced) before the certificate exists, the old
@@ -241,7 +326,8 @@ static int issue_commit(issuer *is, const issue_args *ia, kurer_cert_body *body,
     if ((rc = reserve_serial(is, &serial)) != 0)
         goto out;
     if ((rc = kurer_issuance_sign(body, serial, &is->key, &is->cert, ia->p.now, chain)) != 0 ||
-        (rc = kurer_chain_encode(chain, &img)) != 0) {
+        (rc = kurer_chain_encode(chain, &img)) != 0 ||
+        (ia->armor && (rc = armor_in_place(&img)) != 0)) {
         rc = refuse(rc, "the new certificate does not verify: %s", kurer_strerror(rc));
         goto out;
     }
@@ -266,6 +352,8 @@ int cmd_issue(int argc, char **argv)
     kurer_chain chain;
     kurer_issuance_refusal why;
     replacement rp;
+    uint8_t *raw = NULL;
+    size_t raw_len = 0;
 
     memset(&is, 0, sizeof(is));
     memset(&rp, 0, sizeof(rp));
@@ -275,7 +363,8 @@ int cmd_issue(int argc, char **argv)
      * device id is free and the issuance are one step. */
     if ((rc = lock_existing(ia.dir, &lockfd)) != 0 ||
         (rc = issuer_load(&is, ia.dir, 0, 1, ia.p.now)) != 0 ||
-        (rc = load_csr(ia.csr_path, &csr)) != 0)
+        (rc = load_csr(ia.csr_path, &csr, &raw, &raw_len)) != 0 ||
+        (rc = show_codes(&csr, raw, raw_len, ia.code)) != 0)
         goto out;
     rc = kurer_issuance_check(&is.cert, &is.log, &csr, &ia.p, &body, &clamped, &why);
     if (rc != 0) {
@@ -293,6 +382,7 @@ int cmd_issue(int argc, char **argv)
         goto out;
     issue_report(&chain, clamped, ia.out_path, &rp, &is);
 out:
+    free(raw);
     replacement_release(&rp);
     issuer_release(&is);
     unlock_dir(&lockfd);

@@ -41,6 +41,12 @@ static const struct subcommand {
     {"show", cmd_show, "print any Kurér certificate, request, list or key file", help_show},
     {"log", cmd_log, "print and verify an issuance log", help_log},
     {"publish", cmd_publish, "push a revocation list to a relay (Noise NK)", help_publish},
+    {"invite", cmd_invite, "make a one-time invitation code for online enrolment", help_invite},
+    {"pending", cmd_pending, "list the requests waiting in the approval queue on the relay",
+     help_pending},
+    {"approve", cmd_approve, "issue a waiting request's certificate and return it via the relay",
+     help_approve},
+    {"reject", cmd_reject, "reject a waiting request", help_reject},
 };
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 

@@ -157,7 +157,7 @@ static void pub_timeout(uv_timer_t *t)
         kurer_conn_close(x->c, KURER_ETIMEOUT);
 }
 
-static int relay_key(const char *v, uint8_t pk[32])
+int relay_key_arg(const char *v, uint8_t pk[32])
 {
     char hex[65];
     if (strlen(v) != 64 || kurer_hex_decode(pk, 32, v) != 0) {
@@ -202,10 +202,16 @@ int cmd_publish(int argc, char **argv)
         return usage_error("--relay %s: expected HOST:PORT", relay);
     if ((rc = kurer_net_resolve(relay, &addr)) != 0)
         return refuse(rc, "cannot resolve %s: %s", relay, kurer_strerror(rc));
-    if ((rc = relay_key(key, pk)) != 0)
+    if ((rc = relay_key_arg(key, pk)) != 0)
         return rc;
-    if ((rc = read_file(crl_path, FILE_MAX, &data, &len)) != 0)
+    kurer_armor_kind armor;
+    if ((rc = read_input(crl_path, FILE_MAX, &data, &len, &armor)) != 0)
         return rc;
+    if (armor != KURER_ARMOR_NONE && armor != KURER_ARMOR_CRL) {
+        free(data);
+        return refuse(KURER_EARMORLABEL, "%s is labelled %s, not REVOCATION LIST", crl_path,
+                      kurer_armor_label(armor));
+    }
     /* Decode here so that a wrong file is refused before anything goes on the wire. */
     rc = len > KURER_CRL_BYTES_MAX ? KURER_ELIMIT : kurer_crl_decode(data, len, &crl);
     if (rc != 0) {

@@ -245,13 +245,20 @@ int cmd_show(int argc, char **argv)
     kurer_args a;
     uint8_t *d = NULL;
     size_t n;
+    kurer_armor_kind armor;
     int rc;
     if ((rc = command_args(&a, opts, NOPTS(opts), 1, 1, "FILE", help_show, argc, argv)) != 0)
         return rc;
-    if ((rc = read_file(a.pos[0], FILE_MAX, &d, &n)) != 0)
+    if ((rc = read_input(a.pos[0], FILE_MAX, &d, &n, &armor)) != 0)
         return rc;
+    file_kind k = detect_kind(d, n);
+    if ((rc = armor_matches(a.pos[0], armor, k)) != 0) {
+        free(d);
+        return rc;
+    }
     jstr("file", a.pos[0]);
-    rc = show[detect_kind(d, n)](a.pos[0], d, n);
+    jbool("armored", armor != KURER_ARMOR_NONE);
+    rc = show[k](a.pos[0], d, n);
     free(d);
     return rc;
 }

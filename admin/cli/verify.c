@@ -324,6 +324,7 @@ int cmd_verify(int argc, char **argv)
     size_t n;
     int rc;
 
+    kurer_armor_kind armor;
     memset(&x, 0, sizeof(x));
     if ((rc = command_args(&a, opts, NOPTS(opts), 1, 1, "FILE", help_verify, argc, argv)) != 0 ||
         (rc = need(&a, "root", &x.root_path)) != 0)
@@ -335,7 +336,9 @@ int cmd_verify(int argc, char **argv)
     jstr("file", x.path);
     if ((rc = load_cert(x.root_path, &root)) != 0)
         return rc;
-    if ((rc = load_trust(&x, &a)) != 0 || (rc = read_file(x.path, FILE_MAX, &d, &n)) != 0)
+    if ((rc = load_trust(&x, &a)) != 0 ||
+        (rc = read_input(x.path, FILE_MAX, &d, &n, &armor)) != 0 ||
+        (rc = armor_matches(x.path, armor, detect_kind(d, n))) != 0)
         goto out;
     if (kurer_chain_decode(d, n, &ch) == 0 || kurer_cert_decode(d, n, &ch.certs[0]) == 0) {
         if (ch.n == 0)

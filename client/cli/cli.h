@@ -105,6 +105,30 @@ void stale_text(const kurer_peer_device *d, char *out, size_t n);
 void own_keys(const kurer *k, char *idk, char fp[65], char nk[65]);
 int is_enrolled(kurer *k);
 
+/* ---- codes.c: the comparison code, the request's fingerprint and its QR code */
+typedef struct request_info {
+    char code[KURER_COMPARISON_CODE_LEN + 1];
+    char fingerprint[65]; /* "" when the home has no request file */
+    char qr[96];          /* the QR code's text, kurer/compare.h */
+} request_info;
+int request_codes(const kurer *k, request_info *r);
+/* The QR code on the terminal (only a terminal, not with --json) and, png not NULL, as PNG
+ * (refused if it exists, unless force). */
+int show_request_qr(const request_info *r, const char *png, int force);
+
+/* ---- enrol.c: online enrolment by invitation */
+#include "kurer/invite.h"
+/* The code as typed, checked before anything is created (a usage error or ECHECKDIGIT). */
+int invite_check_code(const char *typed, char canon[KURER_INVITE_CODE_LEN + 1],
+                      kurer_invite_keys *keys);
+/* Sends this home's request through its relay, bound to the code (H/invite written first). */
+int invite_submit(kurer *k, const char *home, const kurer_invite_keys *keys);
+/* Asks the relay what became of the request, every 2 s for up to wait_s; imports the chain
+ * once approved (and connects once): 0; queued_rc while it waits; EREJECTED; ... */
+int invite_wait(kurer *k, const char *home, int wait_s, int queued_rc);
+/* import.c: the first connection after enrolment (prekeys); 0 or why not (said). */
+int first_connect(kurer *k, const char *home);
+
 /* ---- open.c: one process per home */
 extern const char *g_lock_as; /* what the lock records: the command, or "recv --wait" */
 /* Opens home with its passphrase, under its lock; a wrong one is a clear error and changes

@@ -13,10 +13,13 @@
 #include "kurer/util.h"
 
 static const char help_whoami[] =
-    "usage: kurer whoami --home H [--json]\n"
+    "usage: kurer whoami --home H [--qr-png PATH [--force]] [--json]\n"
     "\n"
-    "Shows this device: user, device id, identity key (as 'kurer-admin show' prints it for the\n"
+    "Shows this device: user, device id, the comparison code (12 digits, as kurer-admin issue\n"
+    "prints them for the request), identity key (as 'kurer-admin show' prints it for the\n"
     "request) and its fingerprint (BLAKE2b-256, as 'kurer-admin log' prints it), Noise key,\n"
+    "the request's fingerprint (and on a terminal its QR code; --qr-png PATH writes it as\n"
+    "PNG, --force replacing PATH),\n"
     "the certificate (serial, clearance, validity, status now) or that it is not enrolled yet,\n"
     "and the relay. Works offline.\n";
 
@@ -64,10 +67,12 @@ static int whoami_cert(void *ud, const kurer_peer_device *d)
 
 int cmd_whoami(int argc, char **argv)
 {
-    static const kurer_opt opts[] = {{"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}};
+    static const kurer_opt opts[] = {
+        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"qr-png", V, 0}, {"force", 0, 0}};
     kurer_args a;
     const char *home;
     kurer *k = NULL;
+    request_info r;
     int rc;
     if ((rc = command_args(&a, opts, NOPTS(opts), 0, 0, NULL, help_whoami, argc, argv)) != 0)
         return rc;
@@ -77,6 +82,7 @@ int cmd_whoami(int argc, char **argv)
         return rc;
     char idk[2 * KURER_IDENTITY_KEY_LEN + 1], fp[65], nk[65];
     own_keys(k, idk, fp, nk);
+    request_codes(k, &r);
     whoami_ctx w;
     memset(&w, 0, sizeof(w));
     kurer_buf_init(&w.json, 4096);
@@ -92,6 +98,8 @@ int cmd_whoami(int argc, char **argv)
         jline_ok(&o);
         kurer_json_kv_str(&o.j, "user", kurer_own_user(k));
         kurer_json_kv_uint(&o.j, "device", kurer_own_device(k));
+        kurer_json_kv_str(&o.j, "comparison_code", r.code);
+        kurer_json_kv_str(&o.j, "request_fingerprint", r.fingerprint);
         kurer_json_kv_str(&o.j, "identity_key", idk);
         kurer_json_kv_str(&o.j, "key_fingerprint", fp);
         kurer_json_kv_str(&o.j, "noise_key", nk);
@@ -106,7 +114,10 @@ int cmd_whoami(int argc, char **argv)
     } else {
         printf("user             %s\n", kurer_own_user(k));
         printf("device           %u\n", kurer_own_device(k));
+        printf("comparison code  %s\n", r.code);
         printf("identity key     %s\nkey fingerprint  %s\nnoise key        %s\n", idk, fp, nk);
+        if (r.fingerprint[0])
+            printf("request          fingerprint %s\n", r.fingerprint);
         if (w.have)
             printf("certificate      %s\n", w.line);
         else
@@ -115,7 +126,8 @@ int cmd_whoami(int argc, char **argv)
                    kurer_csr_path(k));
         printf("relay            %s\n", kurer_relay_address(k));
     }
+    rc = show_request_qr(&r, opt(&a, "qr-png"), flag(&a, "force"));
     kurer_buf_release(&w.json);
     kurer_close(k);
-    return 0;
+    return rc;
 }

@@ -16,6 +16,7 @@ A=$(realpath "$3")
 R=$(realpath "$4")
 H=$(realpath "$5")
 CHAT=${6:+$(realpath "$6")} # examples/chat.c, on libkurer.so (case example)
+TAMPER=$CHAT                # or enrol_tamper.c (cases invite, invite_refusals)
 W=$(mktemp -d /tmp/kurer-client-test-XXXXXX)
 RELAY_PID=
 BG_PIDS=()
@@ -110,6 +111,48 @@ device() {
         ${5:+--clearance $5} >/dev/null || exit 1
     "$K" import --home "$1" "$1.chain" >/dev/null || exit 1
     "$K" recv --home "$1" >/dev/null || exit 1
+}
+
+# Online enrolment (cases invite, invite_refusals): an invitation of fm for USER DEVICE
+# [EXPIRES], its code in $CODE.
+invite() {
+    local o
+    o=$("$A" invite --authority fm --user "$1" --device "$2" --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" ${3:+--expires $3} --json) || { echo "invite: $o"; exit 1; }
+    CODE=$(printf '%s' "$o" | sed -n 's/.*"code":"\([^"]*\)".*/\1/p')
+    INVITE_ID=$(printf '%s' "$o" | sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p')
+}
+# enrol_init HOME USER DEVICE CODE [OPTION...]: kurer init --invite
+enrol_init() {
+    "$K" init --home "$1" --user "$2" --device "$3" --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min --invite "$4" "${@:5}"
+}
+admin_q() { # pending|approve|reject [ARG...]
+    "$A" "$1" --authority fm --relay "127.0.0.1:$PORT" --relay-key "$RELAY_KEY" "${@:2}"
+}
+# armor_file LABEL IN OUT: IN as armoured text (docs/protocol.md 2.6), made by Python's base64
+# and hashlib, not by our code.
+armor_file() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import base64, hashlib, sys
+label, data = sys.argv[1].encode(), open(sys.argv[2], "rb").read()
+s = base64.b64encode(hashlib.blake2b(b"kurer armor v1\0" + label + b"\0" + data,
+                                     digest_size=32).digest()[:3]).decode()
+b = base64.b64encode(data).decode()
+body = "\n".join(b[i:i + 64] for i in range(0, len(b), 64))
+open(sys.argv[3], "w").write("-----BEGIN KURER %s-----\n%s\n=%s\n-----END KURER %s-----\n"
+                             % (sys.argv[1], body, s, sys.argv[1]))
+PY
+}
+# A code with a right check character that no authority made.
+unknown_code() {
+    python3 -c '
+import hashlib, os
+a = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+s = os.urandom(10); b = int.from_bytes(s, "big")
+d = "".join(a[(b >> (75 - 5 * i)) & 31] for i in range(16))
+c = a[hashlib.blake2b(b"kurer invite check v1\0" + s, digest_size=32).digest()[0] & 31]
+print("-".join([d[0:4], d[4:8], d[8:12], d[12:16], c]))'
 }
 
 setup() {
@@ -542,6 +585,191 @@ enrolment)
     expect "whoami json" 0 '"enrolled":true' "$K" whoami --home anna --json
     chmod 0750 anna
     expect "an opened home is made 0700 too" 0 "set to 0700" "$K" whoami --home anna
+    ;;
+armor)
+    # Enrolment by text (issue 16, item 5): the request as armoured text, the comparison code
+    # the administrator checks before signing, the chain back as text, the QR code as PNG;
+    # damaged, mislabelled and trailing text refused with their own errors. The relay and init
+    # take the root and the list as text too (armoured here by Python, not by our code).
+    pki
+    armor_file "CERTIFICATE" root/root.crt root.txt
+    armor_file "REVOCATION LIST" fm/crl fm-crl.txt
+    : >relay.out
+    "$R" run --dir relay --listen 127.0.0.1:0 --root root.txt --crl fm-crl.txt >relay.out \
+        2>>relay.log &
+    RELAY_PID=$!
+    wait_for relay.out "listening" 15 || { echo "relay did not start on text files"; exit 1; }
+    PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' relay.out)
+    expect "init writes the armoured request" 0 "comparison code" "$K" init --home anna \
+        --user anna@fm.dk --device 1 --relay "127.0.0.1:$PORT" --relay-key "$RELAY_KEY" \
+        --root root.txt --kdf-min --qr-png anna.png
+    code=$(printf '%s\n' "$out" | sed -n 's/^comparison code *//p')
+    [[ "$code" =~ ^[0-9]{4}\ [0-9]{4}\ [0-9]{4}$ ]] && ok "code is 12 digits" || fail "code '$code'"
+    head -1 anna/device.csr.txt | grep -qx -- "-----BEGIN KURER CERTIFICATE REQUEST-----" &&
+        ok "BEGIN line" || fail "device.csr.txt: $(head -2 anna/device.csr.txt)"
+    awk 'length($0) > 64 && !/^-----/ { bad = 1 } END { exit bad }' anna/device.csr.txt &&
+        ok "lines of at most 64" || fail "a line over 64"
+    [ "$(stat -c %a anna.png)" = 644 ] && head -c 8 anna.png | od -An -c | grep -q "P   N   G" &&
+        ok "QR PNG, mode 0644" || fail "anna.png: $(stat -c %a anna.png)"
+    expect "whoami shows the same code" 0 "comparison code  $code" "$K" whoami --home anna
+    expect "whoami json" 0 "\"comparison_code\":\"$code\"" "$K" whoami --home anna --json
+    expect "the PNG is not replaced" 1 "already exists" "$K" whoami --home anna --qr-png anna.png
+    expect "unless --force" 0 "comparison code" "$K" whoami --home anna --qr-png anna.png --force
+    expect "admin sees the text request" 0 "certificate request" "$A" show anna/device.csr.txt
+    expect "a misheard code issues nothing" 1 "nothing issued" "$A" issue --authority fm \
+        --csr anna/device.csr.txt --out anna.chain --code "1111 2222 3333"
+    [ ! -e anna.chain ] && ok "no chain written" || fail "anna.chain written"
+    expect "issue prints the code before it signs" 0 "comparison code      $code" "$A" issue \
+        --authority fm --csr anna/device.csr.txt --out anna.chain --armor --code "${code// /}"
+    head -1 anna.chain | grep -qx -- "-----BEGIN KURER CERTIFICATE CHAIN-----" &&
+        ok "armoured chain" || fail "anna.chain: $(head -1 anna.chain)"
+    expect "admin verifies the text chain" 0 "valid DEVICE certificate" "$A" verify \
+        --root root/root.crt anna.chain
+    # Damage: a changed character (checksum), junk after END, a line lost, a chain labelled
+    # as a request with a correct checksum (what it holds decides).
+    sed '2s/^\(.\)./\1A/;2s/^\(.\)AA/\1B/' anna.chain >damaged.chain
+    cmp -s damaged.chain anna.chain && fail "damage did nothing"
+    expect "damaged text" 1 "checksum does not match" "$K" import --home anna damaged.chain
+    { cat anna.chain; echo "-- sent from my phone"; } >junk.chain
+    expect "trailing junk" 1 "malformed armoured text" "$K" import --home anna junk.chain
+    sed '3d' anna.chain >short.chain
+    expect "a lost line" 1 "short.chain is not valid armoured text: armoured text is damaged" \
+        "$K" import --home anna short.chain
+    python3 - anna.chain anna.bin <<'PY' || fail "unarmour"
+import base64, sys
+lines = open(sys.argv[1]).read().split("\n")
+open(sys.argv[2], "wb").write(base64.b64decode(
+    "".join(l for l in lines[1:] if l and not l.startswith(("=", "-")))))
+PY
+    armor_file "CERTIFICATE REQUEST" anna.bin relabel.chain
+    expect "mislabelled text" 1 "certificate request" "$K" import --home anna relabel.chain
+    expect "admin: mislabelled" 1 "labelled CERTIFICATE REQUEST but holds a certificate chain" \
+        "$A" show relabel.chain
+    expect "the armoured chain imports" 0 "imported this device's certificate chain" \
+        "$K" import --home anna anna.chain
+    expect "and the device is enrolled" 0 "valid, serial" "$K" whoami --home anna
+    ;;
+invite)
+    # Online enrolment end to end (issue 16, item 5): invite -> init --invite (waiting) ->
+    # pending -> approve -> the device imports its chain and sends a message; the later
+    # import --invite-status path; a rejection.
+    pki
+    start_relay
+    device bob bob@sk.dk 1 sk
+    invite anna@fm.dk 1
+    [[ "$CODE" =~ ^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}-[0-9A-HJKMNP-TV-Z]$ ]] &&
+        ok "code: 16 base32 characters and a check character" || fail "code '$CODE'"
+    ! grep -rq -- "$CODE" fm/invites && ok "the authority keeps no code" || fail "code in fm/invites"
+    [ "$(stat -c %a "fm/invites/$INVITE_ID")" = 600 ] && ok "record 0600" || fail "record mode"
+    enrol_init anna anna@fm.dk 1 "$CODE" --wait 60 >anna.out 2>&1 &
+    init_pid=$!
+    BG_PIDS+=("$init_pid")
+    for ((i = 0; i < 100; i++)); do
+        out=$(admin_q pending 2>&1)
+        [[ "$out" == *"bound to this authority's invitation"* ]] && break
+        sleep 0.2
+    done
+    [[ "$out" == *"anna@fm.dk device 1"* && "$out" == *"1 request waiting"* ]] &&
+        ok "pending lists the request" || fail "pending: $out"
+    code=$(sed -n 's/^comparison code *//p' anna.out)
+    [[ -n "$code" && "$out" == *"comparison code  $code"* ]] &&
+        ok "pending shows the device's comparison code" || fail "code '$code' not in: $out"
+    expect "pending json" 0 '"bound":true' admin_q pending --json
+    expect "approve" 0 "approved anna@fm.dk device 1" admin_q approve "${INVITE_ID:0:8}" \
+        --code "$code" --clearance RESTRICTED
+    wait "$init_pid"
+    st=$?
+    [ "$st" = 0 ] && grep -q "approved: imported this device's certificate chain" anna.out &&
+        ok "the waiting init imported its chain" || { fail "init exit $st:"; cat anna.out; }
+    expect "anna is enrolled" 0 "cleared for RESTRICTED" "$K" whoami --home anna
+    expect "anna sends" 0 "sent" "$K" send --home anna --to bob@sk.dk "hej fra en ny enhed"
+    expect "bob receives it" 0 "hej fra en ny enhed" "$K" recv --home bob
+    expect "the queue is empty" 0 "0 requests waiting" admin_q pending
+    expect "approve again: nothing waits" 1 "no waiting request" admin_q approve \
+        "${INVITE_ID:0:8}"
+    # The other way: init returns at once, import --invite-status fetches the chain later.
+    invite anna@fm.dk 2
+    expect "init without --wait" 0 "not approved yet" enrol_init anna2 anna@fm.dk 2 "$CODE"
+    expect "status: still waiting" 3 "not approved yet" "$K" import --home anna2 --invite-status
+    expect "approve 2" 0 "approved" admin_q approve "$INVITE_ID"
+    expect "status: imported" 0 "imported this device's certificate chain" "$K" import \
+        --home anna2 --invite-status
+    expect "anna2 enrolled" 0 "valid, serial" "$K" whoami --home anna2
+    # A rejection reaches the device as EREJECTED.
+    invite anna@fm.dk 3
+    enrol_init anna3 anna@fm.dk 3 "$CODE" >/dev/null 2>&1 || fail "init anna3"
+    expect "reject" 0 "rejected anna@fm.dk device 3" admin_q reject "${INVITE_ID:0:10}"
+    expect "the device is told" 1 '"code":"EREJECTED"' "$K" import --home anna3 \
+        --invite-status --json
+    ;;
+invite_refusals)
+    # Every refusal with its typed error: a mistyped, a wrong, a reused and an expired code, a
+    # request altered on the way to the relay (refused by the relay) and one swapped by a relay
+    # (refused by the authority), another device than invited, and the rate limit.
+    pki
+    printf 'invite_rate = 6\ninvite_failures_max = 2\n' >relay.conf
+    : >relay.out
+    "$R" run --config relay.conf --dir relay --listen 127.0.0.1:0 --root root/root.crt \
+        --crl fm/crl --metrics 127.0.0.1:0 >relay.out 2>>relay.log &
+    RELAY_PID=$!
+    wait_for relay.out "listening" 15 || { echo "relay did not start"; exit 1; }
+    PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' relay.out)
+    invite anna@fm.dk 1
+    good=$CODE
+    expect "a mistyped code creates nothing" 1 "mistyped" enrol_init m anna@fm.dk 1 \
+        "${good:0:20}$([ "${good:20}" = 0 ] && echo 1 || echo 0)"
+    [ ! -e m ] && ok "no home left" || fail "home m created"
+    expect "another device than invited" 1 '"code":"ESUBJECT"' enrol_init d anna@fm.dk 2 \
+        "$good" --json
+    # flip: altered after its MACs: the relay refuses it and the invitation stays unused
+    # (failed attempts from this address: 1)
+    "$K" init --home t --user anna@fm.dk --device 1 --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+    expect "altered on the way: refused by the relay" 0 "EINVITEMAC" "$TAMPER" flip \
+        "127.0.0.1:$PORT" "$RELAY_KEY" "$good" t/device.csr
+    expect "the invitation still works" 0 "waiting for the administrator" enrol_init anna \
+        anna@fm.dk 1 "$good"
+    expect "a reused code" 1 '"code":"EINVITEUSED"' enrol_init r anna@fm.dk 1 "$good" --json
+    # swap: a relay's own request (it can make the relay MAC): taken, but not bound
+    invite anna@fm.dk 5
+    "$K" init --home s --user anna@fm.dk --device 5 --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+    "$K" init --home s2 --user anna@fm.dk --device 5 --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
+    expect "a swapped request reaches the queue" 0 "OK" "$TAMPER" swap "127.0.0.1:$PORT" \
+        "$RELAY_KEY" "$CODE" s/device.csr s2/device.csr
+    expect "pending says it is not bound" 0 "NOT BOUND: altered on the way" admin_q pending
+    expect "approve refuses it" 1 '"code":"EINVITEMAC"' admin_q approve "$INVITE_ID" --json
+    count "nothing issued" 0 "device 5" "$("$A" log --authority fm 2>&1)"
+    # an invitation takes invite_failures_max (2) wrong MACs, then it is locked (failures: 3)
+    invite anna@fm.dk 6
+    "$TAMPER" flip "127.0.0.1:$PORT" "$RELAY_KEY" "$CODE" t/device.csr >/dev/null
+    "$TAMPER" flip "127.0.0.1:$PORT" "$RELAY_KEY" "$CODE" t/device.csr >/dev/null
+    expect "a locked invitation" 1 '"code":"ERATE"' enrol_init l anna@fm.dk 6 "$CODE" --json
+    invite anna@fm.dk 4 1s
+    sleep 2.2
+    expect "an expired code" 1 '"code":"EINVITEEXPIRED"' enrol_init e anna@fm.dk 4 "$CODE" --json
+    # wrong codes: each counted against this address (failures: 4, 5, 6); over invite_rate (6)
+    # a minute every attempt from it is refused with ERATE
+    for i in 1 2 3; do
+        expect "wrong code $i" 1 '"code":"EINVITE"' enrol_init "w$i" anna@fm.dk 1 \
+            "$(unknown_code)" --json
+    done
+    expect "rate limit after 6 failures" 1 '"code":"ERATE"' enrol_init w5 anna@fm.dk 1 \
+        "$(unknown_code)" --json
+    invite anna@fm.dk 7
+    expect "also for a good code now" 1 '"code":"ERATE"' enrol_init w6 anna@fm.dk 7 "$CODE" \
+        --json
+    # counted: what was refused, why, and what was taken
+    metrics=$(curl -s "http://$(sed -n 's/^metrics //p' relay.out)/metrics")
+    for m in 'kurer_invite_attempts_rate_limited_total [1-9]' 'kurer_invites_registered_total 5' \
+        'kurer_enrol_requests_submitted_total 2' 'kurer_enrol_attempts_refused_total [1-9]' \
+        'kurer_rejections_total{reason="EINVITEMAC"} [1-9]' \
+        'kurer_rejections_total{reason="EINVITE"} 3' \
+        'kurer_rejections_total{reason="EINVITEUSED"} 1' \
+        'kurer_rejections_total{reason="EINVITEEXPIRED"} 1'; do
+        grep -q "^$m" <<<"$metrics" && ok "metric $m" || fail "metric $m not in: $(grep -i 'invite\|enrol' <<<"$metrics")"
+    done
     ;;
 net_errors)
     # Each network failure has its own words and code.

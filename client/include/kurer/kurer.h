@@ -125,6 +125,9 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_set_relay(kurer *k, const char *relay,
 /* The relay address as configured (borrowed; valid until close or kurer_set_relay, which must not
  * run on another thread meanwhile). */
 KURER_EXPORT const char *kurer_relay_address(const kurer *k);
+/* The relay's static public key (KURER_KEY_LEN bytes; borrowed until close or the next
+ * kurer_set_relay). */
+KURER_EXPORT const uint8_t *kurer_relay_key(const kurer *k);
 
 /* This device's user (user@authority) and device id (borrowed; valid until close). */
 KURER_EXPORT const char *kurer_own_user(const kurer *k);
@@ -134,9 +137,20 @@ KURER_EXPORT uint32_t kurer_own_device(const kurer *k);
  * request: what the administrator compares) and Noise key (32 bytes). Borrowed until close. */
 KURER_EXPORT const uint8_t *kurer_own_identity_key(const kurer *k);
 KURER_EXPORT const uint8_t *kurer_own_noise_key(const kurer *k);
+/* This device's comparison code: 12 digits in three groups ("0417 9921 3380"), derived from the
+ * identity key (BLAKE2b-256 with the label "kurer comparison code v1", docs/protocol.md), that
+ * the user reads to the administrator, whose kurer-admin issue and pending print it for the
+ * request. out receives KURER_COMPARISON_CODE_LEN characters and a NUL. */
+#ifndef KURER_COMPARISON_CODE_LEN
+#define KURER_COMPARISON_CODE_LEN 14
+#endif
+KURER_EXPORT void kurer_own_comparison_code(const kurer *k, char *out);
 
 /* The path of the certificate request written at creation (borrowed; valid until close). */
 KURER_EXPORT const char *kurer_csr_path(const kurer *k);
+/* The same request as armoured text ("-----BEGIN KURER CERTIFICATE REQUEST-----", for mail and
+ * chat), written beside it (borrowed; valid until close). */
+KURER_EXPORT const char *kurer_csr_text_path(const kurer *k);
 
 /* Imports this device's issued chain (CertificateChain bytes, or the device certificate and
  * its authority's certificate as SignedCertificate bytes): checks it against the pinned root

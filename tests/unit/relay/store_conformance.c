@@ -532,6 +532,7 @@ static void test_ops_complete(void **state)
         (void (*)(void))o->count_prekeys,
         (void (*)(void))o->put_crl,
         (void (*)(void))o->backup,
+        (void (*)(void))o->invite,
         (void (*)(void))o->set_commit_delay,
         (void (*)(void))o->get_stats,
     };
@@ -715,10 +716,11 @@ static void test_migration(void **state)
         /* postgres (one schema version so far, nothing older to migrate): a database of a
          * newer relay is refused, and opens again once it is this relay's version */
         fx_close(f);
-        pg_sql(f->dir, "UPDATE kurer_schema SET version = 99");
+        pg_sql(f->dir, "CREATE TABLE was AS SELECT version FROM kurer_schema;"
+                       "UPDATE kurer_schema SET version = 99");
         assert_int_equal(f->be->open(&f->s, &f->loop, f->dir, f->key), KURER_EVERSION);
         f->s = NULL;
-        pg_sql(f->dir, "UPDATE kurer_schema SET version = 1");
+        pg_sql(f->dir, "UPDATE kurer_schema SET version = (SELECT version FROM was)");
         fx_open(f);
         assert_int_equal(put_one(f, "ana@x", 1, "bo@x", 'a', NULL, NULL), 0);
         return;
@@ -849,6 +851,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_round, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invites, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -72,5 +72,7 @@ void test_two_nodes(void **state);
 void test_reconnect(void **state);
 void test_big_round(void **state);
 void test_pipeline_error(void **state);
+/* ---- invitations (store_conformance_invites.c) */
+void test_invites(void **state);
 
 #endif
