@@ -39,7 +39,7 @@ struct kurer__call_link {
     unsigned bind_tries;
     uint64_t last_keepalive, last_probe, last_heard, started; /* monotonic ms */
     atomic_uint_fast64_t rejected, send_dropped;
-    atomic_uint rtt_ms;
+    atomic_uint rtt_us;
     uint8_t in[DATAGRAM_MAX];
     uint8_t out[DATAGRAM_MAX];
 };
@@ -110,7 +110,7 @@ static void on_payload(kurer__call_link *l, const uint8_t *p, size_t n)
     } else if (m.type == KURER__MEDIA_RTT_REPLY) {
         uint64_t now = now_us();
         if (m.clock_us <= now && now - m.clock_us < 60u * 1000 * 1000)
-            atomic_store(&l->rtt_ms, (unsigned)((now - m.clock_us) / 1000u));
+            atomic_store(&l->rtt_us, (unsigned)(now - m.clock_us));
     }
     l->last_heard = kurer_time_mono_ms();
     if (!l->heard) {
@@ -314,5 +314,5 @@ void kurer__call_link_stats(kurer__call_link *l, kurer_call_stats *out)
     out->fec_recovered = a.fec_recovered;
     out->jitter_ms = (uint32_t)(a.jitter_ms + 0.5);
     out->rejected = atomic_load(&l->rejected);
-    out->rtt_ms = atomic_load(&l->rtt_ms);
+    out->rtt_us = atomic_load(&l->rtt_us);
 }

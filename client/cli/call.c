@@ -238,7 +238,7 @@ static void stats_json(const drive *d, const kurer_call_stats *s, int failed)
     kurer_json_kv_uint(&o.j, "fec_recovered", s->fec_recovered);
     kurer_json_kv_uint(&o.j, "rejected", s->rejected);
     kurer_json_kv_uint(&o.j, "jitter_ms", s->jitter_ms);
-    kurer_json_kv_uint(&o.j, "rtt_ms", s->rtt_ms);
+    kurer_json_kv_uint(&o.j, "rtt_us", s->rtt_us);
     jline_end(&o);
 }
 
@@ -260,11 +260,11 @@ static int report(kurer *k, drive *d)
             printf("call with %s [%s] ended (%s) after %.1f s\n", who, kurer_level_name(d->level),
                    end_name(d->end), s.duration_ms / 1000.0);
             printf("sent %llu received %llu lost %llu late %llu concealed %llu fec %llu "
-                   "rejected %llu jitter %u ms rtt %u ms\n",
+                   "rejected %llu jitter %u ms rtt %.1f ms\n",
                    (unsigned long long)s.sent, (unsigned long long)s.received,
                    (unsigned long long)s.lost, (unsigned long long)s.late,
                    (unsigned long long)s.concealed, (unsigned long long)s.fec_recovered,
-                   (unsigned long long)s.rejected, s.jitter_ms, s.rtt_ms);
+                   (unsigned long long)s.rejected, s.jitter_ms, s.rtt_us / 1000.0);
             fflush(stdout);
         }
         return 0;

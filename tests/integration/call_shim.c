@@ -24,7 +24,7 @@
 
 #include "call_tool.h"
 
-#define CLIENTS 8
+#define CLIENTS 64
 #define HELD    4096
 #define DG_MAX  2048
 

@@ -575,7 +575,8 @@ typedef struct kurer_call_stats {
     uint64_t fec_recovered; /* frames recovered from in-band FEC */
     uint64_t rejected;      /* datagrams that failed SFrame (bad tag, replay, unknown key) */
     uint32_t jitter_ms;     /* interarrival jitter */
-    uint32_t rtt_ms;        /* the last round trip time (timestamp echo), 0 before the first */
+    uint32_t rtt_us;        /* the last round trip time (timestamp echo), microseconds; 0 before
+                             * the first echo */
     uint32_t duration_ms;   /* since CONNECTED */
 } kurer_call_stats;
 /* The statistics of call_id: the current call, or the last one that ended (kept until the
