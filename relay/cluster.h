@@ -36,13 +36,15 @@ typedef struct kurer_pgl_cbs {
     void (*on_list)(void *arg, const uint8_t *list, size_t len);
     /* A stored directory entry read by kurer__pgl_load_device. */
     void (*on_device)(void *arg, const kurer_store_device *d);
-    /* The connection is up and listening (at start and after every reconnect): notifications
-     * sent meanwhile may have been missed. */
+    /* The connection is up and listening again after a loss: notifications sent meanwhile may
+     * have been missed. */
     void (*on_up)(void *arg);
 } kurer_pgl_cbs;
 
-/* Starts connecting (it returns at once; on_up runs once it listens). The connection string is
- * copied into wiped memory. 0 or KURER_ENOMEM. */
+/* Connects and LISTENs (blocking: before the relay serves, and before it loads what others
+ * may store meanwhile), then runs on the loop; on_up runs after every reconnect, not for this
+ * first connection. The connection string is copied into wiped memory. 0, KURER_ENOMEM, or
+ * KURER_ESTORAGE (no connection, logged). */
 int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
                     const kurer_pgl_cbs *cbs, void *arg);
 /* Closes the connection and its handles (their closes complete on the loop) and frees l. */
@@ -59,7 +61,8 @@ int kurer__pgl_notify(kurer_pgl *l, const char *prefix, const char *token, int k
  * hands each to on_list. 0, KURER_ELIMIT (queue full) or KURER_ENOMEM. */
 int kurer__pgl_load_lists(kurer_pgl *l, const uint8_t *key_id);
 
-/* Reads a device's stored directory entry and hands it to on_device (nothing if none). */
+/* Reads a device's stored directory entry (dev NULL: every entry) and hands each to
+ * on_device. */
 int kurer__pgl_load_device(kurer_pgl *l, const kurer_device_address *dev);
 
 typedef struct kurer_pgl_stats {

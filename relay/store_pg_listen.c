@@ -178,7 +178,7 @@ static void *connector(void *arg)
 {
     kurer_pgl *l = arg;
     const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {l->conninfo, "kurer-relay", NULL};
+    const char *const vals[] = {l->conninfo, "kurer-relay-listen", NULL};
     pthread_mutex_lock(&l->mu);
     for (;;) {
         while (!l->want && !l->stop)
@@ -244,20 +244,18 @@ static void kick(kurer_pgl *l)
         const int len[1] = {KURER_KEY_ID_LEN}, fmt[1] = {1};
         ok = PQsendQueryParams(l->conn, "SELECT list FROM crls WHERE issuer_key_id = $1::bytea", 1,
                                NULL, v, len, fmt, 1);
+    } else if (j->kind == J_DEVICE && j->all) {
+        ok = PQsendQueryParams(l->conn, "SELECT usr, device, serial, chain FROM devices", 0, NULL,
+                               NULL, NULL, NULL, 1);
     } else if (j->kind == J_DEVICE) {
-        uint8_t id[8] = {0,
-                         0,
-                         0,
-                         0,
-                         (uint8_t)(j->dev.device_id >> 24),
-                         (uint8_t)(j->dev.device_id >> 16),
-                         (uint8_t)(j->dev.device_id >> 8),
-                         (uint8_t)j->dev.device_id};
+        uint8_t id[8] = {0};
+        for (int k = 0; k < 4; k++)
+            id[4 + k] = (uint8_t)(j->dev.device_id >> (24 - 8 * k));
         const char *v[2] = {j->dev.user, (const char *)id};
         const int len[2] = {(int)strlen(j->dev.user), 8}, fmt[2] = {1, 1};
         ok = PQsendQueryParams(l->conn,
-                               "SELECT serial, chain FROM devices WHERE usr = $1::bytea AND "
-                               "device = $2::int8",
+                               "SELECT usr, device, serial, chain FROM devices WHERE usr = "
+                               "$1::bytea AND device = $2::int8",
                                2, NULL, v, len, fmt, 1);
     } else {
         ok = PQsendQuery(l->conn, "SELECT 1");
@@ -323,21 +321,33 @@ static int take_lists(kurer_pgl *l, const PGresult *r)
     return 0;
 }
 
-static int take_device(kurer_pgl *l, const PGresult *r, const kurer_device_address *a)
+static uint64_t be64(const PGresult *r, int row, int col)
+{
+    const uint8_t *b = (const uint8_t *)PQgetvalue(r, row, col);
+    uint64_t v = 0;
+    for (int k = 0; k < 8; k++)
+        v = v << 8 | b[k];
+    return v;
+}
+
+/* Rows of (usr, device, serial, chain): each checked for shape here, its chain verified by the
+ * relay (on_device) as at start-up. */
+static int take_devices(kurer_pgl *l, const PGresult *r)
 {
     for (int i = 0; i < PQntuples(r); i++) {
         kurer_store_device d;
-        size_t len = (size_t)PQgetlength(r, i, 1);
-        if (PQgetisnull(r, i, 0) || PQgetlength(r, i, 0) != 8 || PQgetisnull(r, i, 1) || len == 0 ||
-            len > KURER_CHAIN_BYTES_MAX)
+        size_t ul = (size_t)PQgetlength(r, i, 0), len = (size_t)PQgetlength(r, i, 3);
+        const char *u = PQgetvalue(r, i, 0);
+        memset(&d, 0, sizeof(d));
+        if (PQgetisnull(r, i, 0) || ul == 0 || ul >= sizeof(d.addr.user) ||
+            memchr(u, '\0', ul) != NULL || PQgetisnull(r, i, 1) || PQgetlength(r, i, 1) != 8 ||
+            PQgetisnull(r, i, 2) || PQgetlength(r, i, 2) != 8 || PQgetisnull(r, i, 3) || len == 0 ||
+            len > KURER_CHAIN_BYTES_MAX || be64(r, i, 1) > UINT32_MAX)
             continue; /* not a row this relay wrote */
-        const uint8_t *b = (const uint8_t *)PQgetvalue(r, i, 0);
-        uint64_t serial = 0;
-        for (int k = 0; k < 8; k++)
-            serial = serial << 8 | b[k];
-        d.addr = *a;
-        d.serial = serial;
-        d.chain = (const uint8_t *)PQgetvalue(r, i, 1);
+        memcpy(d.addr.user, u, ul);
+        d.addr.device_id = (uint32_t)be64(r, i, 1);
+        d.serial = be64(r, i, 2);
+        d.chain = (const uint8_t *)PQgetvalue(r, i, 3);
         d.chain_len = len;
         l->cbs.on_device(l->arg, &d);
     }
@@ -359,7 +369,7 @@ static int on_result(kurer_pgl *l, const PGresult *r)
     if (l->state == S_UP && l->head != NULL && l->head->sent && l->head->kind == J_LISTS)
         return take_lists(l, r);
     if (l->state == S_UP && l->head != NULL && l->head->sent && l->head->kind == J_DEVICE)
-        return take_device(l, r, &l->head->dev);
+        return take_devices(l, r);
     return 0;
 }
 
@@ -468,6 +478,54 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
+/* A blocking command of the first connection: 0, or KURER_ESTORAGE (logged). */
+static int first_cmd(kurer_pgl *l, const char *sql, int (*take)(kurer_pgl *, const PGresult *))
+{
+    PGresult *r = PQexec(l->conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : KURER_ESTORAGE;
+    if (rc != 0)
+        log_pg(l, "listen_setup_failed", r);
+    else if (take != NULL)
+        rc = take(l, r);
+    PQclear(r);
+    return rc;
+}
+
+/* The first connection, made and set up before the relay loads the directory and the lists:
+ * whatever another node stores after that is announced to this one. */
+static int first_connect(kurer_pgl *l)
+{
+    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *const vals[] = {l->conninfo, "kurer-relay-listen", NULL};
+    char sql[2 * KURER__PGL_CHANNEL_MAX + 16];
+    l->conn = PQconnectdbParams(keys, vals, 1);
+    if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK) {
+        log_pg(l, "listen_connect_failed", NULL);
+        return KURER_ESTORAGE;
+    }
+    int rc = first_cmd(l, "SET synchronous_commit = off", NULL);
+    if (rc == 0)
+        rc = first_cmd(l, "SELECT current_schema()", set_channel);
+    char *id = rc == 0 ? PQescapeIdentifier(l->conn, l->channel, strlen(l->channel)) : NULL;
+    if (rc == 0 && id == NULL)
+        rc = KURER_ESTORAGE;
+    if (rc == 0) {
+        snprintf(sql, sizeof(sql), "LISTEN %s", id);
+        rc = first_cmd(l, sql, NULL);
+    }
+    PQfreemem(id);
+    if (rc == 0 && (PQsetnonblocking(l->conn, 1) != 0 || watch(l, UV_READABLE, 1) != 0))
+        rc = KURER_ESTORAGE;
+    if (rc != 0)
+        return rc;
+    l->state = S_UP;
+    l->last_io_ms = kurer_time_mono_ms();
+    kurer_log(KURER_LOG_INFO, "cluster", "listening",
+              (kurer_log_field[]){KURER_LOG_STR("channel", l->channel)}, 1);
+    return 0;
+}
+
 int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
                     const kurer_pgl_cbs *cbs, void *arg)
 {
@@ -502,8 +560,12 @@ int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
         return KURER_ENOMEM;
     }
     l->thread_started = 1;
+    int rc = first_connect(l);
+    if (rc != 0) {
+        kurer__pgl_close(l);
+        return rc;
+    }
     uv_timer_start(&l->tick, on_tick, TICK_MS, TICK_MS);
-    start_connect(l);
     *out = l;
     return 0;
 }
@@ -597,7 +659,9 @@ int kurer__pgl_load_device(kurer_pgl *l, const kurer_device_address *dev)
     job *j = job_new(l, J_DEVICE, 1);
     if (j == NULL)
         return KURER_ELIMIT;
-    j->dev = *dev;
+    j->all = dev == NULL;
+    if (dev != NULL)
+        j->dev = *dev;
     kick(l);
     return 0;
 }
