@@ -51,18 +51,20 @@ int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
 void kurer__pgl_close(kurer_pgl *l);
 /* Whether the connection listens now. */
 int kurer__pgl_up(const kurer_pgl *l);
-/* Queues a token under a prefix (both printable ASCII, no NUL; prefix + ' ' + token within
+/* Queues a token under a prefix (both printable ASCII, no NUL, the token not empty and without
+ * a space; prefix + ' ' + token within
  * KURER__PGL_PAYLOAD_MAX): appended to the last notification of that prefix (and keep) not sent
  * yet, else a new one. keep 0: dropped if the connection is lost before it went out (on_up then
  * says what to send again). 0, KURER_EINVAL (too long), KURER_ELIMIT (the queue is full:
  * dropped). */
 int kurer__pgl_notify(kurer_pgl *l, const char *prefix, const char *token, int keep);
 /* Reads the stored revocation list of an issuer (key_id, 32 bytes), or every list (NULL), and
- * hands each to on_list. 0, KURER_ELIMIT (queue full) or KURER_ENOMEM. */
+ * hands each to on_list. Beyond 4096 reads waiting, one read of every list replaces them (so
+ * none is missed). 0 or KURER_ENOMEM. */
 int kurer__pgl_load_lists(kurer_pgl *l, const uint8_t *key_id);
 
 /* Reads a device's stored directory entry (dev NULL: every entry) and hands each to
- * on_device. */
+ * on_device; bounded as kurer__pgl_load_lists. 0 or KURER_ENOMEM. */
 int kurer__pgl_load_device(kurer_pgl *l, const kurer_device_address *dev);
 
 typedef struct kurer_pgl_stats {
@@ -71,6 +73,7 @@ typedef struct kurer_pgl_stats {
     uint64_t dropped;     /* tokens dropped: the queue was full */
     uint64_t reconnects;  /* connections made again after a loss */
     uint64_t queue_bytes; /* waiting now */
+    int backend_pid;      /* the server process of the connection (0: none now) */
 } kurer_pgl_stats;
 
 void kurer__pgl_stats(const kurer_pgl *l, kurer_pgl_stats *out);

@@ -29,7 +29,8 @@
 #define BACKOFF_MAX 2000
 #define PING_MS     5000 /* an idle connection is asked a question this often */
 #define PREFIX_MAX  32
-#define JOBS_MAX    (KURER__PGL_QUEUE_MAX / (KURER__PGL_PAYLOAD_MAX + 1))
+#define JOBS_MAX    (KURER__PGL_QUEUE_MAX / (KURER__PGL_PAYLOAD_MAX + 1)) /* notifications */
+#define LOADS_MAX   4096 /* reads of single entries waiting; beyond, one read of them all */
 
 enum { S_WAIT, S_CONNECTING, S_SETUP, S_LISTEN, S_UP };
 enum { J_NOTIFY, J_LISTS, J_DEVICE, J_PING };
@@ -43,7 +44,7 @@ typedef struct job {
     uint8_t key_id[KURER_KEY_ID_LEN];
     kurer_device_address dev; /* J_DEVICE */
     size_t prefix_len, len;
-    char text[KURER__PGL_PAYLOAD_MAX + 1];
+    char *text; /* J_NOTIFY: KURER__PGL_PAYLOAD_MAX + 1 bytes */
 } job;
 
 struct kurer_pgl {
@@ -67,7 +68,7 @@ struct kurer_pgl {
     uv_async_t async;
     int open_handles; /* tick and async, until their closes complete */
     job *head, *tail;
-    size_t n_jobs;
+    size_t n_jobs, n_loads; /* notifications, and reads (J_LISTS, J_DEVICE), queued */
     char channel[KURER__PGL_CHANNEL_MAX + 1];
     kurer_pgl_stats st;
 };
@@ -128,15 +129,24 @@ static int watch(kurer_pgl *l, int events, int rebind)
     return uv_poll_start(l->poll, events, on_poll) == 0 ? 0 : KURER_ESTORAGE;
 }
 
+static void free_job(kurer_pgl *l, job *j)
+{
+    if (j->kind == J_NOTIFY || j->kind == J_PING)
+        l->n_jobs--;
+    else
+        l->n_loads--;
+    l->st.queue_bytes -= j->len;
+    free(j->text);
+    free(j);
+}
+
 static void drop_job(kurer_pgl *l)
 {
     job *j = l->head;
     l->head = j->next;
     if (l->head == NULL)
         l->tail = NULL;
-    l->n_jobs--;
-    l->st.queue_bytes -= j->len;
-    free(j);
+    free_job(l, j);
 }
 
 /* The connection is gone (or never came): forget it, keep what must be sent, try again later. */
@@ -160,9 +170,7 @@ static void lost(kurer_pgl *l, const char *why)
         j->sent = 0;
         if (!j->keep) {
             *pp = j->next;
-            l->n_jobs--;
-            l->st.queue_bytes -= j->len;
-            free(j);
+            free_job(l, j);
             continue;
         }
         l->tail = j;
@@ -443,22 +451,58 @@ static void on_poll(uv_poll_t *p, int status, int events)
     }
 }
 
-static job *job_new(kurer_pgl *l, int kind, int keep)
+/* A new job at the queue's end; NULL when its kind's bound is reached (or no memory). A read of
+ * every entry (all) is never refused by the bound: it is what an overflow of reads turns into. */
+static job *job_new(kurer_pgl *l, int kind, int keep, int all)
 {
-    if (l->n_jobs >= JOBS_MAX)
+    int notify = kind == J_NOTIFY || kind == J_PING;
+    if (notify ? l->n_jobs >= JOBS_MAX : l->n_loads >= LOADS_MAX && !all)
         return NULL;
     job *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return NULL;
+    if (kind == J_NOTIFY && (j->text = malloc(KURER__PGL_PAYLOAD_MAX + 1)) == NULL) {
+        free(j);
+        return NULL;
+    }
     j->kind = kind;
     j->keep = keep;
+    j->all = all;
     if (l->tail != NULL)
         l->tail->next = j;
     else
         l->head = j;
     l->tail = j;
-    l->n_jobs++;
+    if (notify)
+        l->n_jobs++;
+    else
+        l->n_loads++;
     return j;
+}
+
+/* A read of every entry of this kind waiting (not sent yet): a read of one is part of it. */
+static int all_pending(const kurer_pgl *l, int kind)
+{
+    for (const job *j = l->head; j != NULL; j = j->next)
+        if (j->kind == kind && j->all && !j->sent)
+            return 1;
+    return 0;
+}
+
+/* Queues a read: of one entry, or (key NULL, or too many reads waiting) of every entry. */
+static int queue_load(kurer_pgl *l, int kind, const void *key)
+{
+    if (all_pending(l, kind))
+        return 0;
+    job *j = key != NULL ? job_new(l, kind, 1, 0) : NULL;
+    if (j == NULL && (j = job_new(l, kind, 1, 1)) == NULL)
+        return KURER_ENOMEM;
+    if (!j->all && kind == J_LISTS)
+        memcpy(j->key_id, key, KURER_KEY_ID_LEN);
+    else if (!j->all)
+        j->dev = *(const kurer_device_address *)key;
+    kick(l);
+    return 0;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -473,7 +517,7 @@ static void on_tick(uv_timer_t *t)
         lost(l, "timeout");
     } else if (l->state == S_UP && !l->busy && l->head == NULL && now - l->last_io_ms > PING_MS) {
         l->last_io_ms = now;
-        if (job_new(l, J_PING, 0) != NULL)
+        if (job_new(l, J_PING, 0, 0) != NULL)
             kick(l); /* a dead server is noticed by the query's timeout */
     }
 }
@@ -613,14 +657,15 @@ int kurer__pgl_up(const kurer_pgl *l)
 int kurer__pgl_notify(kurer_pgl *l, const char *prefix, const char *token, int keep)
 {
     size_t pl = strlen(prefix), tl = strlen(token);
-    if (pl == 0 || pl > PREFIX_MAX || pl + 1 + tl > KURER__PGL_PAYLOAD_MAX)
+    if (pl == 0 || tl == 0 || pl > PREFIX_MAX || pl + 1 + tl > KURER__PGL_PAYLOAD_MAX ||
+        memchr(token, ' ', tl) != NULL)
         return KURER_EINVAL;
     job *j = l->tail;
     if (j != NULL && (j->sent || j->kind != J_NOTIFY || j->keep != keep || j->prefix_len != pl ||
                       memcmp(j->text, prefix, pl) != 0 || j->len + 1 + tl > KURER__PGL_PAYLOAD_MAX))
         j = NULL;
     if (j == NULL) {
-        if ((j = job_new(l, J_NOTIFY, keep)) == NULL) {
+        if ((j = job_new(l, J_NOTIFY, keep, 0)) == NULL) {
             l->st.dropped++;
             return KURER_ELIMIT;
         }
@@ -639,29 +684,16 @@ int kurer__pgl_notify(kurer_pgl *l, const char *prefix, const char *token, int k
 
 int kurer__pgl_load_lists(kurer_pgl *l, const uint8_t *key_id)
 {
-    job *j = job_new(l, J_LISTS, 1);
-    if (j == NULL)
-        return KURER_ELIMIT;
-    j->all = key_id == NULL;
-    if (key_id != NULL)
-        memcpy(j->key_id, key_id, KURER_KEY_ID_LEN);
-    kick(l);
-    return 0;
+    return queue_load(l, J_LISTS, key_id);
 }
 
 void kurer__pgl_stats(const kurer_pgl *l, kurer_pgl_stats *out)
 {
     *out = l->st;
+    out->backend_pid = l->conn != NULL ? PQbackendPID(l->conn) : 0;
 }
 
 int kurer__pgl_load_device(kurer_pgl *l, const kurer_device_address *dev)
 {
-    job *j = job_new(l, J_DEVICE, 1);
-    if (j == NULL)
-        return KURER_ELIMIT;
-    j->all = dev == NULL;
-    if (dev != NULL)
-        j->dev = *dev;
-    kick(l);
-    return 0;
+    return queue_load(l, J_DEVICE, dev);
 }
