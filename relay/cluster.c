@@ -246,8 +246,8 @@ static void publish_connect(relay *r, rconn *rc)
         rc->cluster_seen = 1;
 }
 
-/* Connected again (or for the first time): what was said meanwhile may be lost. Every device
- * connected here looks into its mailbox, the lists are read again, and the connections here are
+/* Connected again: what was said meanwhile may be lost. Every device connected here looks into
+ * its mailbox, the lists and the directory are read again, and the connections here are
  * announced again, so that a device connected on two nodes meanwhile ends up on one. */
 static void on_up(void *arg)
 {
@@ -255,8 +255,8 @@ static void on_up(void *arg)
     kurer_pgl_stats st;
     kurer__pgl_stats(r->pgl, &st);
     r->cluster_listen_reconnects = st.reconnects;
-    if (kurer__pgl_load_lists(r->pgl, NULL) != 0)
-        kurer_log(KURER_LOG_WARN, "cluster", "list_not_loaded", NULL, 0);
+    if (kurer__pgl_load_lists(r->pgl, NULL) != 0 || kurer__pgl_load_device(r->pgl, NULL) != 0)
+        kurer_log(KURER_LOG_WARN, "cluster", "reload_not_queued", NULL, 0);
     for (rconn *rc = r->conns; rc != NULL; rc = rc->next) {
         if (!rc->authed || rc->c == NULL || kurer_conn_closing(rc->c))
             continue;

@@ -36,30 +36,35 @@ typedef struct kurer_pgl_cbs {
     void (*on_list)(void *arg, const uint8_t *list, size_t len);
     /* A stored directory entry read by kurer__pgl_load_device. */
     void (*on_device)(void *arg, const kurer_store_device *d);
-    /* The connection is up and listening (at start and after every reconnect): notifications
-     * sent meanwhile may have been missed. */
+    /* The connection is up and listening again after a loss: notifications sent meanwhile may
+     * have been missed. */
     void (*on_up)(void *arg);
 } kurer_pgl_cbs;
 
-/* Starts connecting (it returns at once; on_up runs once it listens). The connection string is
- * copied into wiped memory. 0 or KURER_ENOMEM. */
+/* Connects and LISTENs (blocking: before the relay serves, and before it loads what others
+ * may store meanwhile), then runs on the loop; on_up runs after every reconnect, not for this
+ * first connection. The connection string is copied into wiped memory. 0, KURER_ENOMEM, or
+ * KURER_ESTORAGE (no connection, logged). */
 int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
                     const kurer_pgl_cbs *cbs, void *arg);
 /* Closes the connection and its handles (their closes complete on the loop) and frees l. */
 void kurer__pgl_close(kurer_pgl *l);
 /* Whether the connection listens now. */
 int kurer__pgl_up(const kurer_pgl *l);
-/* Queues a token under a prefix (both printable ASCII, no NUL; prefix + ' ' + token within
+/* Queues a token under a prefix (both printable ASCII, no NUL, the token not empty and without
+ * a space; prefix + ' ' + token within
  * KURER__PGL_PAYLOAD_MAX): appended to the last notification of that prefix (and keep) not sent
  * yet, else a new one. keep 0: dropped if the connection is lost before it went out (on_up then
  * says what to send again). 0, KURER_EINVAL (too long), KURER_ELIMIT (the queue is full:
  * dropped). */
 int kurer__pgl_notify(kurer_pgl *l, const char *prefix, const char *token, int keep);
 /* Reads the stored revocation list of an issuer (key_id, 32 bytes), or every list (NULL), and
- * hands each to on_list. 0, KURER_ELIMIT (queue full) or KURER_ENOMEM. */
+ * hands each to on_list. Beyond 4096 reads waiting, one read of every list replaces them (so
+ * none is missed). 0 or KURER_ENOMEM. */
 int kurer__pgl_load_lists(kurer_pgl *l, const uint8_t *key_id);
 
-/* Reads a device's stored directory entry and hands it to on_device (nothing if none). */
+/* Reads a device's stored directory entry (dev NULL: every entry) and hands each to
+ * on_device; bounded as kurer__pgl_load_lists. 0 or KURER_ENOMEM. */
 int kurer__pgl_load_device(kurer_pgl *l, const kurer_device_address *dev);
 
 typedef struct kurer_pgl_stats {
@@ -68,6 +73,7 @@ typedef struct kurer_pgl_stats {
     uint64_t dropped;     /* tokens dropped: the queue was full */
     uint64_t reconnects;  /* connections made again after a loss */
     uint64_t queue_bytes; /* waiting now */
+    int backend_pid;      /* the server process of the connection (0: none now) */
 } kurer_pgl_stats;
 
 void kurer__pgl_stats(const kurer_pgl *l, kurer_pgl_stats *out);

@@ -29,7 +29,8 @@
 #define BACKOFF_MAX 2000
 #define PING_MS     5000 /* an idle connection is asked a question this often */
 #define PREFIX_MAX  32
-#define JOBS_MAX    (KURER__PGL_QUEUE_MAX / (KURER__PGL_PAYLOAD_MAX + 1))
+#define JOBS_MAX    (KURER__PGL_QUEUE_MAX / (KURER__PGL_PAYLOAD_MAX + 1)) /* notifications */
+#define LOADS_MAX   4096 /* reads of single entries waiting; beyond, one read of them all */
 
 enum { S_WAIT, S_CONNECTING, S_SETUP, S_LISTEN, S_UP };
 enum { J_NOTIFY, J_LISTS, J_DEVICE, J_PING };
@@ -43,7 +44,7 @@ typedef struct job {
     uint8_t key_id[KURER_KEY_ID_LEN];
     kurer_device_address dev; /* J_DEVICE */
     size_t prefix_len, len;
-    char text[KURER__PGL_PAYLOAD_MAX + 1];
+    char *text; /* J_NOTIFY: KURER__PGL_PAYLOAD_MAX + 1 bytes */
 } job;
 
 struct kurer_pgl {
@@ -67,7 +68,7 @@ struct kurer_pgl {
     uv_async_t async;
     int open_handles; /* tick and async, until their closes complete */
     job *head, *tail;
-    size_t n_jobs;
+    size_t n_jobs, n_loads; /* notifications, and reads (J_LISTS, J_DEVICE), queued */
     char channel[KURER__PGL_CHANNEL_MAX + 1];
     kurer_pgl_stats st;
 };
@@ -128,15 +129,24 @@ static int watch(kurer_pgl *l, int events, int rebind)
     return uv_poll_start(l->poll, events, on_poll) == 0 ? 0 : KURER_ESTORAGE;
 }
 
+static void free_job(kurer_pgl *l, job *j)
+{
+    if (j->kind == J_NOTIFY || j->kind == J_PING)
+        l->n_jobs--;
+    else
+        l->n_loads--;
+    l->st.queue_bytes -= j->len;
+    free(j->text);
+    free(j);
+}
+
 static void drop_job(kurer_pgl *l)
 {
     job *j = l->head;
     l->head = j->next;
     if (l->head == NULL)
         l->tail = NULL;
-    l->n_jobs--;
-    l->st.queue_bytes -= j->len;
-    free(j);
+    free_job(l, j);
 }
 
 /* The connection is gone (or never came): forget it, keep what must be sent, try again later. */
@@ -160,9 +170,7 @@ static void lost(kurer_pgl *l, const char *why)
         j->sent = 0;
         if (!j->keep) {
             *pp = j->next;
-            l->n_jobs--;
-            l->st.queue_bytes -= j->len;
-            free(j);
+            free_job(l, j);
             continue;
         }
         l->tail = j;
@@ -178,7 +186,7 @@ static void *connector(void *arg)
 {
     kurer_pgl *l = arg;
     const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {l->conninfo, "kurer-relay", NULL};
+    const char *const vals[] = {l->conninfo, "kurer-relay-listen", NULL};
     pthread_mutex_lock(&l->mu);
     for (;;) {
         while (!l->want && !l->stop)
@@ -244,20 +252,18 @@ static void kick(kurer_pgl *l)
         const int len[1] = {KURER_KEY_ID_LEN}, fmt[1] = {1};
         ok = PQsendQueryParams(l->conn, "SELECT list FROM crls WHERE issuer_key_id = $1::bytea", 1,
                                NULL, v, len, fmt, 1);
+    } else if (j->kind == J_DEVICE && j->all) {
+        ok = PQsendQueryParams(l->conn, "SELECT usr, device, serial, chain FROM devices", 0, NULL,
+                               NULL, NULL, NULL, 1);
     } else if (j->kind == J_DEVICE) {
-        uint8_t id[8] = {0,
-                         0,
-                         0,
-                         0,
-                         (uint8_t)(j->dev.device_id >> 24),
-                         (uint8_t)(j->dev.device_id >> 16),
-                         (uint8_t)(j->dev.device_id >> 8),
-                         (uint8_t)j->dev.device_id};
+        uint8_t id[8] = {0};
+        for (int k = 0; k < 4; k++)
+            id[4 + k] = (uint8_t)(j->dev.device_id >> (24 - 8 * k));
         const char *v[2] = {j->dev.user, (const char *)id};
         const int len[2] = {(int)strlen(j->dev.user), 8}, fmt[2] = {1, 1};
         ok = PQsendQueryParams(l->conn,
-                               "SELECT serial, chain FROM devices WHERE usr = $1::bytea AND "
-                               "device = $2::int8",
+                               "SELECT usr, device, serial, chain FROM devices WHERE usr = "
+                               "$1::bytea AND device = $2::int8",
                                2, NULL, v, len, fmt, 1);
     } else {
         ok = PQsendQuery(l->conn, "SELECT 1");
@@ -323,21 +329,33 @@ static int take_lists(kurer_pgl *l, const PGresult *r)
     return 0;
 }
 
-static int take_device(kurer_pgl *l, const PGresult *r, const kurer_device_address *a)
+static uint64_t be64(const PGresult *r, int row, int col)
+{
+    const uint8_t *b = (const uint8_t *)PQgetvalue(r, row, col);
+    uint64_t v = 0;
+    for (int k = 0; k < 8; k++)
+        v = v << 8 | b[k];
+    return v;
+}
+
+/* Rows of (usr, device, serial, chain): each checked for shape here, its chain verified by the
+ * relay (on_device) as at start-up. */
+static int take_devices(kurer_pgl *l, const PGresult *r)
 {
     for (int i = 0; i < PQntuples(r); i++) {
         kurer_store_device d;
-        size_t len = (size_t)PQgetlength(r, i, 1);
-        if (PQgetisnull(r, i, 0) || PQgetlength(r, i, 0) != 8 || PQgetisnull(r, i, 1) || len == 0 ||
-            len > KURER_CHAIN_BYTES_MAX)
+        size_t ul = (size_t)PQgetlength(r, i, 0), len = (size_t)PQgetlength(r, i, 3);
+        const char *u = PQgetvalue(r, i, 0);
+        memset(&d, 0, sizeof(d));
+        if (PQgetisnull(r, i, 0) || ul == 0 || ul >= sizeof(d.addr.user) ||
+            memchr(u, '\0', ul) != NULL || PQgetisnull(r, i, 1) || PQgetlength(r, i, 1) != 8 ||
+            PQgetisnull(r, i, 2) || PQgetlength(r, i, 2) != 8 || PQgetisnull(r, i, 3) || len == 0 ||
+            len > KURER_CHAIN_BYTES_MAX || be64(r, i, 1) > UINT32_MAX)
             continue; /* not a row this relay wrote */
-        const uint8_t *b = (const uint8_t *)PQgetvalue(r, i, 0);
-        uint64_t serial = 0;
-        for (int k = 0; k < 8; k++)
-            serial = serial << 8 | b[k];
-        d.addr = *a;
-        d.serial = serial;
-        d.chain = (const uint8_t *)PQgetvalue(r, i, 1);
+        memcpy(d.addr.user, u, ul);
+        d.addr.device_id = (uint32_t)be64(r, i, 1);
+        d.serial = be64(r, i, 2);
+        d.chain = (const uint8_t *)PQgetvalue(r, i, 3);
         d.chain_len = len;
         l->cbs.on_device(l->arg, &d);
     }
@@ -359,7 +377,7 @@ static int on_result(kurer_pgl *l, const PGresult *r)
     if (l->state == S_UP && l->head != NULL && l->head->sent && l->head->kind == J_LISTS)
         return take_lists(l, r);
     if (l->state == S_UP && l->head != NULL && l->head->sent && l->head->kind == J_DEVICE)
-        return take_device(l, r, &l->head->dev);
+        return take_devices(l, r);
     return 0;
 }
 
@@ -433,22 +451,58 @@ static void on_poll(uv_poll_t *p, int status, int events)
     }
 }
 
-static job *job_new(kurer_pgl *l, int kind, int keep)
+/* A new job at the queue's end; NULL when its kind's bound is reached (or no memory). A read of
+ * every entry (all) is never refused by the bound: it is what an overflow of reads turns into. */
+static job *job_new(kurer_pgl *l, int kind, int keep, int all)
 {
-    if (l->n_jobs >= JOBS_MAX)
+    int notify = kind == J_NOTIFY || kind == J_PING;
+    if (notify ? l->n_jobs >= JOBS_MAX : l->n_loads >= LOADS_MAX && !all)
         return NULL;
     job *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return NULL;
+    if (kind == J_NOTIFY && (j->text = malloc(KURER__PGL_PAYLOAD_MAX + 1)) == NULL) {
+        free(j);
+        return NULL;
+    }
     j->kind = kind;
     j->keep = keep;
+    j->all = all;
     if (l->tail != NULL)
         l->tail->next = j;
     else
         l->head = j;
     l->tail = j;
-    l->n_jobs++;
+    if (notify)
+        l->n_jobs++;
+    else
+        l->n_loads++;
     return j;
+}
+
+/* A read of every entry of this kind waiting (not sent yet): a read of one is part of it. */
+static int all_pending(const kurer_pgl *l, int kind)
+{
+    for (const job *j = l->head; j != NULL; j = j->next)
+        if (j->kind == kind && j->all && !j->sent)
+            return 1;
+    return 0;
+}
+
+/* Queues a read: of one entry, or (key NULL, or too many reads waiting) of every entry. */
+static int queue_load(kurer_pgl *l, int kind, const void *key)
+{
+    if (all_pending(l, kind))
+        return 0;
+    job *j = key != NULL ? job_new(l, kind, 1, 0) : NULL;
+    if (j == NULL && (j = job_new(l, kind, 1, 1)) == NULL)
+        return KURER_ENOMEM;
+    if (!j->all && kind == J_LISTS)
+        memcpy(j->key_id, key, KURER_KEY_ID_LEN);
+    else if (!j->all)
+        j->dev = *(const kurer_device_address *)key;
+    kick(l);
+    return 0;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -463,9 +517,57 @@ static void on_tick(uv_timer_t *t)
         lost(l, "timeout");
     } else if (l->state == S_UP && !l->busy && l->head == NULL && now - l->last_io_ms > PING_MS) {
         l->last_io_ms = now;
-        if (job_new(l, J_PING, 0) != NULL)
+        if (job_new(l, J_PING, 0, 0) != NULL)
             kick(l); /* a dead server is noticed by the query's timeout */
     }
+}
+
+/* A blocking command of the first connection: 0, or KURER_ESTORAGE (logged). */
+static int first_cmd(kurer_pgl *l, const char *sql, int (*take)(kurer_pgl *, const PGresult *))
+{
+    PGresult *r = PQexec(l->conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : KURER_ESTORAGE;
+    if (rc != 0)
+        log_pg(l, "listen_setup_failed", r);
+    else if (take != NULL)
+        rc = take(l, r);
+    PQclear(r);
+    return rc;
+}
+
+/* The first connection, made and set up before the relay loads the directory and the lists:
+ * whatever another node stores after that is announced to this one. */
+static int first_connect(kurer_pgl *l)
+{
+    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *const vals[] = {l->conninfo, "kurer-relay-listen", NULL};
+    char sql[2 * KURER__PGL_CHANNEL_MAX + 16];
+    l->conn = PQconnectdbParams(keys, vals, 1);
+    if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK) {
+        log_pg(l, "listen_connect_failed", NULL);
+        return KURER_ESTORAGE;
+    }
+    int rc = first_cmd(l, "SET synchronous_commit = off", NULL);
+    if (rc == 0)
+        rc = first_cmd(l, "SELECT current_schema()", set_channel);
+    char *id = rc == 0 ? PQescapeIdentifier(l->conn, l->channel, strlen(l->channel)) : NULL;
+    if (rc == 0 && id == NULL)
+        rc = KURER_ESTORAGE;
+    if (rc == 0) {
+        snprintf(sql, sizeof(sql), "LISTEN %s", id);
+        rc = first_cmd(l, sql, NULL);
+    }
+    PQfreemem(id);
+    if (rc == 0 && (PQsetnonblocking(l->conn, 1) != 0 || watch(l, UV_READABLE, 1) != 0))
+        rc = KURER_ESTORAGE;
+    if (rc != 0)
+        return rc;
+    l->state = S_UP;
+    l->last_io_ms = kurer_time_mono_ms();
+    kurer_log(KURER_LOG_INFO, "cluster", "listening",
+              (kurer_log_field[]){KURER_LOG_STR("channel", l->channel)}, 1);
+    return 0;
 }
 
 int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
@@ -502,8 +604,12 @@ int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
         return KURER_ENOMEM;
     }
     l->thread_started = 1;
+    int rc = first_connect(l);
+    if (rc != 0) {
+        kurer__pgl_close(l);
+        return rc;
+    }
     uv_timer_start(&l->tick, on_tick, TICK_MS, TICK_MS);
-    start_connect(l);
     *out = l;
     return 0;
 }
@@ -551,14 +657,15 @@ int kurer__pgl_up(const kurer_pgl *l)
 int kurer__pgl_notify(kurer_pgl *l, const char *prefix, const char *token, int keep)
 {
     size_t pl = strlen(prefix), tl = strlen(token);
-    if (pl == 0 || pl > PREFIX_MAX || pl + 1 + tl > KURER__PGL_PAYLOAD_MAX)
+    if (pl == 0 || tl == 0 || pl > PREFIX_MAX || pl + 1 + tl > KURER__PGL_PAYLOAD_MAX ||
+        memchr(token, ' ', tl) != NULL)
         return KURER_EINVAL;
     job *j = l->tail;
     if (j != NULL && (j->sent || j->kind != J_NOTIFY || j->keep != keep || j->prefix_len != pl ||
                       memcmp(j->text, prefix, pl) != 0 || j->len + 1 + tl > KURER__PGL_PAYLOAD_MAX))
         j = NULL;
     if (j == NULL) {
-        if ((j = job_new(l, J_NOTIFY, keep)) == NULL) {
+        if ((j = job_new(l, J_NOTIFY, keep, 0)) == NULL) {
             l->st.dropped++;
             return KURER_ELIMIT;
         }
@@ -577,27 +684,16 @@ int kurer__pgl_notify(kurer_pgl *l, const char *prefix, const char *token, int k
 
 int kurer__pgl_load_lists(kurer_pgl *l, const uint8_t *key_id)
 {
-    job *j = job_new(l, J_LISTS, 1);
-    if (j == NULL)
-        return KURER_ELIMIT;
-    j->all = key_id == NULL;
-    if (key_id != NULL)
-        memcpy(j->key_id, key_id, KURER_KEY_ID_LEN);
-    kick(l);
-    return 0;
+    return queue_load(l, J_LISTS, key_id);
 }
 
 void kurer__pgl_stats(const kurer_pgl *l, kurer_pgl_stats *out)
 {
     *out = l->st;
+    out->backend_pid = l->conn != NULL ? PQbackendPID(l->conn) : 0;
 }
 
 int kurer__pgl_load_device(kurer_pgl *l, const kurer_device_address *dev)
 {
-    job *j = job_new(l, J_DEVICE, 1);
-    if (j == NULL)
-        return KURER_ELIMIT;
-    j->dev = *dev;
-    kick(l);
-    return 0;
+    return queue_load(l, J_DEVICE, dev);
 }

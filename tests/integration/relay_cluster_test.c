@@ -69,9 +69,11 @@ static void write_conf(world *nw, int i, const char *extra)
     assert_non_null(fgets(base, sizeof(base), fp));
     fclose(fp);
     base[strcspn(base, "\n")] = '\0';
+    /* wake_poll_ms is POLL_MS unless extra says otherwise (a key may be given once) */
+    int poll_given = extra != NULL && strstr(extra, "wake_poll_ms") != NULL;
     int n =
-        snprintf(text, sizeof(text), "store = postgres\npg_conninfo = %s\nwake_poll_ms = %d\n%s",
-                 base, POLL_MS, extra != NULL ? extra : "");
+        snprintf(text, sizeof(text), "store = postgres\npg_conninfo = %s\n%s%d\n%s", base,
+                 poll_given ? "# not " : "wake_poll_ms = ", POLL_MS, extra != NULL ? extra : "");
     snprintf(g_conf[i], sizeof(g_conf[i]), "%s/node.conf", nw->dir);
     write_file(g_conf[i], text, (size_t)n);
 }
@@ -451,6 +453,110 @@ static void test_two_nodes(void **state)
     free(t);
 }
 
+/* The listen connections are lost (the server ends them) while envelopes flow from A to B:
+ * each node connects again, sends what waited and polls at once, so nothing is late for long
+ * and nothing is lost. */
+static void test_listen_lost(void **state)
+{
+    world *w = *state;
+    device a, b;
+    tally *t = calloc(1, sizeof(*t));
+    two_nodes(w, NULL);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    party *pa = party_new(&a), *pb = party_new(&b);
+    party_connect(pa, w);
+    party_connect(pb, &g_n1);
+    wait_metric(w, "kurer_directory_devices", 2);
+    wait_metric(&g_n1, "kurer_directory_devices", 2);
+    party *ps[2] = {pa, pb};
+    uint64_t worst = 0;
+    for (uint32_t k = 0; k < 3; k++) {
+        pgc_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name "
+                "= 'kurer-relay-listen'");
+        uint64_t lat;
+        one_way(pa, pb, t, k, &lat); /* sent while the listen connections come back */
+        worst = lat > worst ? lat : worst;
+        wait_metric(w, "kurer_cluster_listen_reconnects_total", k + 1);
+        wait_metric(&g_n1, "kurer_cluster_listen_reconnects_total", k + 1);
+    }
+    drain_until_delivered(ps, 2, t, 5000);
+    fprintf(stderr,
+            "relay_cluster listen_lost: three losses of both listen connections, the slowest "
+            "delivery meanwhile %llu ms (poll interval %d ms)\n",
+            (unsigned long long)(worst / 1000), POLL_MS);
+    report("listen_lost", t);
+    assert_true(worst / 1000 < POLL_MS);
+    assert_int_equal(t->accepted, 3);
+    assert_int_equal(count_lost(t), 0);
+    assert_int_equal(t->dup, 0);
+    party_free(pa);
+    party_free(pb);
+    free(t);
+}
+
+/* The first value SQL returns on the primary (psql -t -A), into out. */
+static void pgc_query(const char *sql, char *out, size_t cap)
+{
+    char cmd[1200];
+    int n = snprintf(cmd, sizeof(cmd), "%s sql %s \"%s\"", KURER_PG_CLUSTER_SH, g_pg, sql);
+    assert_true(n > 0 && (size_t)n < sizeof(cmd));
+    FILE *fp = popen(cmd, "r");
+    assert_non_null(fp);
+    out[0] = '\0';
+    if (fgets(out, (int)cap, fp) == NULL)
+        out[0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    assert_int_equal(pclose(fp), 0);
+}
+
+/* A wake-up that never arrives (the listen connections hang: their server processes are
+ * stopped, so A's notification does not go out and B would not receive one) is made up for by
+ * B's poll: the envelope arrives within wake_poll_ms (here 1 s). */
+static void test_poll_safety_net(void **state)
+{
+    world *w = *state;
+    device a, b;
+    char pid[32];
+    tally *t = calloc(1, sizeof(*t));
+    two_nodes(w, "wake_poll_ms = 1s\n");
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    party *pa = party_new(&a), *pb = party_new(&b);
+    party_connect(pa, w);
+    party_connect(pb, &g_n1);
+    wait_metric(w, "kurer_directory_devices", 2);
+    wait_metric(&g_n1, "kurer_directory_devices", 2);
+    uint64_t lat;
+    one_way(pa, pb, t, 0, &lat); /* woken */
+    int pids[2];
+    pgc_query("SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name "
+              "= 'kurer-relay-listen'",
+              pid, sizeof(pid));
+    assert_int_equal(sscanf(pid, "%d %d", &pids[0], &pids[1]), 2);
+    uint64_t woken = metric_now(&g_n1, "kurer_cluster_wakeups_total");
+    uint64_t polls = metric_now(&g_n1, "kurer_cluster_polls_total");
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(kill(pids[i], SIGSTOP), 0);
+    one_way(pa, pb, t, 1, &lat);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(kill(pids[i], SIGCONT), 0);
+    fprintf(stderr,
+            "relay_cluster poll_safety_net: with the listen connections hung, delivered by the "
+            "poll in %llu ms (wake_poll_ms 1000)\n",
+            (unsigned long long)(lat / 1000));
+    report("poll_safety_net", t);
+    assert_true(lat / 1000 <= 1500);
+    assert_int_equal(metric_now(&g_n1, "kurer_cluster_wakeups_total"), woken);
+    assert_true(metric_now(&g_n1, "kurer_cluster_polls_total") > polls);
+    assert_int_equal(t->accepted, 2);
+    assert_int_equal(count_lost(t), 0);
+    assert_int_equal(t->dup, 0);
+    party_free(pa);
+    party_free(pb);
+    free(t);
+}
+
 /* Senders keep WINDOW envelopes in flight from s to r until `total` were sent. */
 static void load(party **ps, size_t n, party *s, party *r, tally *t, uint32_t *next, uint32_t until)
 {
@@ -530,7 +636,8 @@ static void test_kill_primary(void **state)
     size_t accepted_before = t->accepted;
     pgc("kill-primary");
     uint64_t t0 = kurer_time_mono_ms();
-    load(ps, 2, pa, pb, t, &next, 150 + WINDOW); /* these wait for a primary */
+    for (int k = 0; k < 8; k++) /* these wait for a primary */
+        party_send(pa, t, &b, next++);
     pump_all(ps, 2, t, 500);
     pgc("promote");
     uint64_t promoted = kurer_time_mono_ms() - t0;
@@ -677,6 +784,8 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_two_nodes, setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_listen_lost, setup, cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_poll_safety_net, setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_kill_node, setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_kill_primary, setup, cluster_teardown),
         cmocka_unit_test_setup_teardown(test_standby_stopped, setup, cluster_teardown),
