@@ -84,7 +84,8 @@ typedef enum kurer_error_category {
     X(ECLONED, -49, POLICY, "this device's identity is in use by another copy of this home")       \
     X(EREPLAY, -50, CRYPTO, "replayed: this frame was accepted before")                            \
     X(ETOOOLD, -51, CRYPTO, "too old: the frame's counter is below the replay window")             \
-    X(EUNKNOWNKEY, -52, CRYPTO, "no key is held for the frame's key id")
+    X(EUNKNOWNKEY, -52, CRYPTO, "no key is held for the frame's key id")                           \
+    X(ECANCELLED, -53, USAGE, "cancelled by the user")
 
 typedef enum kurer_err {
 #define KURER__ERR_ENUM(name, value, cat, msg) KURER_##name = (value),
