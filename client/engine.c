@@ -611,6 +611,39 @@ static int reencrypt_stale(kurer *k, int64_t message_rowid, uint64_t deadline, k
     return rc;
 }
 
+/* What the relay answered, per user: accepted (items done), unknown (the message FAILED), or a
+ * stale device list (synced, the message encrypted for the new devices; *stale set). */
+static int apply_results(kurer *k, int64_t message_rowid, const item_list *l,
+                         const kurer_server_frame *r, uint64_t deadline, kurer_refusal *why,
+                         int *stale)
+{
+    int rc = 0;
+    for (size_t u = 0; rc == 0 && u < r->u.send_result.n; u++) {
+        const kurer_user_result *ur = &r->u.send_result.users[u];
+        if (ur->status == KURER_SEND_ACCEPTED) {
+            rc = kurer__store_message_accepted(k->st, message_rowid); /* not cancellable */
+            for (size_t i = 0; rc == 0 && i < l->n; i++)
+                if (strcmp(l->v[i].env.to.user, ur->user) == 0)
+                    rc = kurer__store_outbox_done(k->st, l->v[i].rowid);
+        } else if (ur->status == KURER_SEND_UNKNOWN_USER) {
+            if (why != NULL) {
+                memset(why, 0, sizeof(*why));
+                why->by = KURER_REFUSED_BY_RECIPIENT;
+                snprintf(why->user, sizeof(why->user), "%s", ur->user);
+            }
+            rc = kurer__outbox_fail(k, message_rowid, KURER_EUNKNOWNUSER, why);
+            if (rc == 0)
+                rc = KURER_EUNKNOWNUSER;
+        } else {
+            *stale = 1;
+            rc = kurer__dir_sync(k, ur->user, ur->current.devices, ur->current.n_devices);
+            if (rc == 0)
+                rc = reencrypt(k, message_rowid, ur->user, deadline, why);
+        }
+    }
+    return rc;
+}
+
 static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline, kurer_refusal *why)
 {
     int rc = 0;
@@ -678,29 +711,7 @@ static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
             return rc;
         }
         int stale = 0;
-        for (size_t u = 0; rc == 0 && u < r->u.send_result.n; u++) {
-            const kurer_user_result *ur = &r->u.send_result.users[u];
-            if (ur->status == KURER_SEND_ACCEPTED) {
-                rc = kurer__store_message_accepted(k->st, message_rowid); /* not cancellable */
-                for (size_t i = 0; rc == 0 && i < l.n; i++)
-                    if (strcmp(l.v[i].env.to.user, ur->user) == 0)
-                        rc = kurer__store_outbox_done(k->st, l.v[i].rowid);
-            } else if (ur->status == KURER_SEND_UNKNOWN_USER) {
-                if (why != NULL) {
-                    memset(why, 0, sizeof(*why));
-                    why->by = KURER_REFUSED_BY_RECIPIENT;
-                    snprintf(why->user, sizeof(why->user), "%s", ur->user);
-                }
-                rc = kurer__outbox_fail(k, message_rowid, KURER_EUNKNOWNUSER, why);
-                if (rc == 0)
-                    rc = KURER_EUNKNOWNUSER;
-            } else {
-                stale = 1;
-                rc = kurer__dir_sync(k, ur->user, ur->current.devices, ur->current.n_devices);
-                if (rc == 0)
-                    rc = reencrypt(k, message_rowid, ur->user, deadline, why);
-            }
-        }
+        rc = apply_results(k, message_rowid, &l, r, deadline, why, &stale);
         kurer__reply_free(r);
         items_free(&l);
         if (rc != 0 || !stale)
