@@ -18,8 +18,9 @@
 #include "kurer/net.h"
 #include "kurer/util.h"
 #include "net.h"
+#include "outbox.h"
 
-#define PREKEYS_UPLOADED "prekeys_uploaded"
+#define PREKEYS_UPLOADED KURER__COUNTER_PREKEYS_UPLOADED
 #define SEND_ATTEMPTS    4 /* stale device lists refreshed per message and flush */
 
 /* ---- directory, sessions, prekeys ---- */
@@ -136,7 +137,7 @@ int kurer__engine_devices(kurer *k, const char *user, int fresh, uint64_t deadli
 /* Signed prekeys are rotated weekly; the previous ones are kept a month (docs/design.md). */
 #define SPK_ROTATE_S    ((int64_t)7 * 86400)
 #define SPK_KEEP_MS     ((int64_t)30 * 86400 * 1000)
-#define SPK_UPLOADED_AT "spk_uploaded_at"
+#define SPK_UPLOADED_AT KURER__COUNTER_SPK_UPLOADED_AT
 
 /* Uploads a new signed prekey and n_one_time one-time prekeys (0: a rotation only). */
 static int upload_prekeys_n(kurer *k, size_t n_one_time, uint64_t deadline)
@@ -549,21 +550,6 @@ out:
     return rc;
 }
 
-static int fail_message(kurer *k, int64_t message_rowid, int reason)
-{
-    int rc = kurer__store_begin(k->st);
-    if (rc != 0)
-        return rc;
-    rc = kurer__store_outbox_drop(k->st, message_rowid, NULL, 0);
-    if (rc == 0)
-        rc = kurer__store_message_set_state(k->st, message_rowid, KURER__MSG_FAILED, reason);
-    if (rc != 0) {
-        kurer__store_rollback(k->st);
-        return rc;
-    }
-    return kurer__store_commit(k->st);
-}
-
 /* The send policy again for every item of l, now: an item can wait in the outbox (backoff, a
  * crash, a lost connection) while a certificate expires or is revoked, and the ciphertext must
  * not go to a device that no longer holds a valid certificate allowing the level. An item for
@@ -625,6 +611,39 @@ static int reencrypt_stale(kurer *k, int64_t message_rowid, uint64_t deadline, k
     return rc;
 }
 
+/* What the relay answered, per user: accepted (items done), unknown (the message FAILED), or a
+ * stale device list (synced, the message encrypted for the new devices; *stale set). */
+static int apply_results(kurer *k, int64_t message_rowid, const item_list *l,
+                         const kurer_server_frame *r, uint64_t deadline, kurer_refusal *why,
+                         int *stale)
+{
+    int rc = 0;
+    for (size_t u = 0; rc == 0 && u < r->u.send_result.n; u++) {
+        const kurer_user_result *ur = &r->u.send_result.users[u];
+        if (ur->status == KURER_SEND_ACCEPTED) {
+            rc = kurer__store_message_accepted(k->st, message_rowid); /* not cancellable */
+            for (size_t i = 0; rc == 0 && i < l->n; i++)
+                if (strcmp(l->v[i].env.to.user, ur->user) == 0)
+                    rc = kurer__store_outbox_done(k->st, l->v[i].rowid);
+        } else if (ur->status == KURER_SEND_UNKNOWN_USER) {
+            if (why != NULL) {
+                memset(why, 0, sizeof(*why));
+                why->by = KURER_REFUSED_BY_RECIPIENT;
+                snprintf(why->user, sizeof(why->user), "%s", ur->user);
+            }
+            rc = kurer__outbox_fail(k, message_rowid, KURER_EUNKNOWNUSER, why);
+            if (rc == 0)
+                rc = KURER_EUNKNOWNUSER;
+        } else {
+            *stale = 1;
+            rc = kurer__dir_sync(k, ur->user, ur->current.devices, ur->current.n_devices);
+            if (rc == 0)
+                rc = reencrypt(k, message_rowid, ur->user, deadline, why);
+        }
+    }
+    return rc;
+}
+
 static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline, kurer_refusal *why)
 {
     int rc = 0;
@@ -644,7 +663,7 @@ static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
                 return rc;
             kurer_log(KURER_LOG_WARN, "client", "send_refused",
                       (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
-            int frc = fail_message(k, message_rowid, rc);
+            int frc = kurer__outbox_fail(k, message_rowid, rc, why);
             return frc != 0 ? frc : rc;
         }
         kurer_envelope *envs = calloc(l.n, sizeof(*envs));
@@ -672,6 +691,14 @@ static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
         if (rc == 0)
             rc = kurer__answer_send_result(k->own.user, envs, l.n, r);
         free(envs);
+        if (kurer__outbox_send_permanent(rc)) {
+            /* Too large for one request (a device added since it was queued) or refused by
+             * the relay's limits: the same bytes can never go. FAILED, not retried. */
+            int frc = kurer__outbox_fail_size(k, message_rowid, rc, l.n, why);
+            kurer__reply_free(r);
+            items_free(&l);
+            return frc != 0 ? frc : rc;
+        }
         if (rc != 0) {
             /* Not sent (or not known to be), or an answer we refuse: try again later, with
              * backoff. The message stays in the outbox; nothing of the answer was acted on. */
@@ -684,28 +711,7 @@ static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
             return rc;
         }
         int stale = 0;
-        for (size_t u = 0; rc == 0 && u < r->u.send_result.n; u++) {
-            const kurer_user_result *ur = &r->u.send_result.users[u];
-            if (ur->status == KURER_SEND_ACCEPTED) {
-                for (size_t i = 0; rc == 0 && i < l.n; i++)
-                    if (strcmp(l.v[i].env.to.user, ur->user) == 0)
-                        rc = kurer__store_outbox_done(k->st, l.v[i].rowid);
-            } else if (ur->status == KURER_SEND_UNKNOWN_USER) {
-                if (why != NULL) {
-                    memset(why, 0, sizeof(*why));
-                    why->by = KURER_REFUSED_BY_RECIPIENT;
-                    snprintf(why->user, sizeof(why->user), "%s", ur->user);
-                }
-                rc = fail_message(k, message_rowid, KURER_EUNKNOWNUSER);
-                if (rc == 0)
-                    rc = KURER_EUNKNOWNUSER;
-            } else {
-                stale = 1;
-                rc = kurer__dir_sync(k, ur->user, ur->current.devices, ur->current.n_devices);
-                if (rc == 0)
-                    rc = reencrypt(k, message_rowid, ur->user, deadline, why);
-            }
-        }
+        rc = apply_results(k, message_rowid, &l, r, deadline, why, &stale);
         kurer__reply_free(r);
         items_free(&l);
         if (rc != 0 || !stale)
@@ -757,7 +763,9 @@ static int flush_outbox(kurer *k, int64_t due_ms, uint64_t deadline)
     memset(&m, 0, sizeof(m));
     int rc = kurer__store_outbox_each_due(k->st, due_ms, collect_message, &m);
     for (size_t i = 0; rc == 0 && i < m.n; i++) {
-        int src = send_message(k, m.v[i], deadline, NULL);
+        kurer_refusal why; /* kept with a message that fails */
+        memset(&why, 0, sizeof(why));
+        int src = send_message(k, m.v[i], deadline, &why);
         if (src == KURER_ECLOSED || src == KURER_ETIMEOUT || src == KURER_ENOMEM ||
             src == KURER_ESTORAGE)
             rc = src;
@@ -862,13 +870,22 @@ int kurer__engine_queue(kurer *k, const char *to, int level, const char *text, u
             *why = pre;
         return rc;
     }
+    /* The relay out of reach: composed offline with the devices held (outbox.c). */
     if ((rc = kurer__net_wait_online(k, deadline, 0)) != 0)
+        return kurer__outbox_queue_offline(k, rc, to, level, text, why, message_id);
+    if ((rc = kurer__engine_prepare(k, to, deadline, why)) != 0)
         return rc;
+    return kurer__home_queue(k, to, level, text, why, message_id);
+}
+
+int kurer__engine_prepare(kurer *k, const char *to, uint64_t deadline, kurer_refusal *why)
+{
     /* The directory is asked once per connection and minute per user (a burst of sends does not
      * become a burst of lookups, which the relay meters): what changed since comes back in the
      * send's result as STALE and is synced then. */
     const char *users[2] = {to, k->own.user};
     size_t found[2] = {1, 1};
+    int rc;
     if ((!kurer__dir_fresh(k, to) || !kurer__dir_fresh(k, k->own.user)) &&
         (rc = lookup(k, users, 2, deadline, found)) != 0)
         return rc;
@@ -882,10 +899,9 @@ int kurer__engine_queue(kurer *k, const char *to, int level, const char *text, u
         }
         return KURER_EUNKNOWNUSER;
     }
-    if ((rc = ensure_sessions(k, to, deadline, why)) != 0 ||
-        (rc = ensure_sessions(k, k->own.user, deadline, why)) != 0)
+    if ((rc = ensure_sessions(k, to, deadline, why)) != 0)
         return rc;
-    return kurer__home_queue(k, to, level, text, why, message_id);
+    return ensure_sessions(k, k->own.user, deadline, why);
 }
 
 static int message_state(kurer *k, int64_t message_id, int *state, int *reason)

@@ -11,6 +11,11 @@
 #include "kurer/frame.h"
 #include "kurer/kurer.h"
 
+/* Counters of the store the engine keeps (kurer rekey resets them): the first prekey upload
+ * was made; when the signed prekey was last rotated. */
+#define KURER__COUNTER_PREKEYS_UPLOADED "prekeys_uploaded"
+#define KURER__COUNTER_SPK_UPLOADED_AT  "spk_uploaded_at"
+
 /* The directory cache: users looked up on this connection, and when (a send within
  * KURER__DIR_FRESH_MS of a lookup asks nothing; a device added since comes back as STALE in the
  * send's result, which syncs it). */
@@ -96,6 +101,11 @@ KURER_MUST_CHECK int kurer__engine_refresh(kurer *k, const char *user, uint64_t 
 KURER_MUST_CHECK int kurer__engine_queue(kurer *k, const char *to, int level, const char *text,
                                          uint64_t deadline, kurer_refusal *why,
                                          int64_t *message_id);
+/* The network half of a queue: to and our own user looked up (unless fresh), sessions built
+ * for their devices without one. KURER_EUNKNOWNUSER (why->user) if the relay knows no device
+ * of to. */
+KURER_MUST_CHECK int kurer__engine_prepare(kurer *k, const char *to, uint64_t deadline,
+                                           kurer_refusal *why);
 KURER_MUST_CHECK int kurer__engine_send_queued(kurer *k, int64_t message_id, uint64_t deadline,
                                                kurer_refusal *why);
 KURER_MUST_CHECK int kurer__engine_flush(kurer *k, uint64_t deadline);

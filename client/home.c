@@ -3,6 +3,7 @@
 
 #include "call.h"
 #include "net.h"
+#include "outbox.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -136,7 +137,7 @@ static int home_alloc(const char *home, kurer_clock_fn clock, void *clock_ud, ku
 }
 
 /* The request, binary (device.csr) and as armoured text for mail (device.csr.txt). */
-static int write_csr(kurer *k, const uint8_t *identity_priv)
+int kurer__home_write_csr(kurer *k, const uint8_t *identity_priv)
 {
     kurer_csr_body body;
     kurer_csr *csr = malloc(sizeof(*csr));
@@ -168,8 +169,23 @@ static int write_csr(kurer *k, const uint8_t *identity_priv)
     return rc;
 }
 
+static int create_home(const kurer_create_options *o, const char *pass, size_t pass_len,
+                       const uint8_t *key, kurer **out);
+
 int kurer_create(const kurer_create_options *o, const char *pass, size_t pass_len,
                  const uint8_t *key, kurer **out)
+{
+    kurer__home_undo u;
+    *out = NULL;
+    kurer__home_undo_begin(&u, o != NULL ? o->home : NULL);
+    int rc = create_home(o, pass, pass_len, key, out);
+    if (rc != 0) /* (the failed handle is closed by now: its files can go) */
+        kurer__home_undo_run(&u);
+    return rc;
+}
+
+static int create_home(const kurer_create_options *o, const char *pass, size_t pass_len,
+                       const uint8_t *key, kurer **out)
 {
     *out = NULL;
     if (o == NULL || (pass == NULL) == (key == NULL) || o->user == NULL || o->relay == NULL ||
@@ -252,7 +268,7 @@ int kurer_create(const kurer_create_options *o, const char *pass, size_t pass_le
     if (rc != 0)
         goto out;
     k->own = id; /* copied fields; home_start loads the stored identity again */
-    rc = write_csr(k, id.identity_priv);
+    rc = kurer__home_write_csr(k, id.identity_priv);
     memset(&k->own, 0, sizeof(k->own));
     if (rc == 0)
         rc = home_start(k);
@@ -742,6 +758,11 @@ int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kur
     if ((rc = kurer__store_peer_devices(k->st, to, &devs, &n)) != 0)
         return rc;
     if (strcmp(to, k->own.user) != 0 && (rc = check_own_devices(k, level, &own, &n_own, why)) != 0)
+        goto out;
+    size_t others = 0; /* the size for every device it goes to, before anything is stored */
+    for (size_t i = 0; i < n_own; i++)
+        others += own[i] != k->own.device_id;
+    if ((rc = kurer__outbox_size_check(to, n, others, strlen(body), why)) != 0)
         goto out;
 
     int64_t now_ms = kurer__home_now(k) * 1000;

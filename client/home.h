@@ -99,6 +99,23 @@ KURER_MUST_CHECK int kurer__home_receive(kurer *k, const uint8_t id[KURER_ENVELO
                                          kurer_envelope_type type, const uint8_t *ct, size_t n,
                                          int *state);
 
+/* Writes HOME/device.csr for k->own (user, device, name, identity and Noise keys), signed
+ * with identity_priv (replaced atomically). */
+KURER_MUST_CHECK int kurer__home_write_csr(kurer *k, const uint8_t *identity_priv);
+
+/* home_undo.c: what kurer_create made in the home, removed again when it fails (files it
+ * writes that were not there before; the folder itself if it made it; the mode of a folder
+ * that existed). begin before anything is made; run after the failed handle is closed. */
+#define KURER__UNDO_NAMES 10
+typedef struct kurer__home_undo {
+    char home[KURER__HOME_PATH_MAX];
+    int armed, made_dir;
+    unsigned mode;
+    unsigned char had[KURER__UNDO_NAMES];
+} kurer__home_undo;
+void kurer__home_undo_begin(kurer__home_undo *u, const char *home);
+void kurer__home_undo_run(const kurer__home_undo *u);
+
 /* The public home calls without the home lock (home_api.c takes it around each). */
 int kurer__home_passwd_unlocked(kurer *k, const char *pass, size_t pass_len, const uint8_t *key);
 int kurer__home_set_relay_unlocked(kurer *k, const char *relay, const uint8_t *relay_key);

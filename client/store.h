@@ -20,7 +20,7 @@
 #include "kurer/frame.h"
 #include "kurer/keys.h"
 
-#define KURER__STORE_SCHEMA_VERSION 3
+#define KURER__STORE_SCHEMA_VERSION 4
 /* The SQL of each step (store_schema.c); the array's size is the version. */
 extern const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION];
 #define KURER__STORE_DB      "store.db"
@@ -306,5 +306,65 @@ KURER_MUST_CHECK int kurer__store_outbox_retry_later(kurer__store *st, int64_t r
 /* The relay accepted it: removes the item; when it was the message's last, marks it SENT. */
 KURER_MUST_CHECK int kurer__store_outbox_done(kurer__store *st, int64_t rowid);
 int kurer__store_outbox_count(kurer__store *st);
+
+/* ---- the outbox as the user sees it, contacts, conversations (store_views.c, schema v4) ---- */
+
+/* An outgoing message still open: PENDING, or FAILED (other than cancelled by the user). */
+typedef struct kurer__open_msg {
+    int64_t rowid;
+    char to[KURER_SUBJECT_MAX + 1];
+    int level, state, reason;
+    int refusal_by; /* kurer_refusal_by of the refusal that failed it */
+    char refusal_user[KURER_SUBJECT_MAX + 1];
+    uint32_t refusal_device;
+    int refusal_limit; /* a level, or (ELIMIT) the most bytes of text allowed */
+    int accepted;      /* the relay accepted it for at least one user */
+    int64_t created_at;
+    uint32_t items, attempts; /* outbox items left; the most attempts among them */
+    int64_t next_attempt_at;  /* the earliest, Unix ms; 0 without items */
+} kurer__open_msg;
+typedef int (*kurer__open_msg_fn)(void *ud, const kurer__open_msg *m);
+/* Open messages oldest first (only: one message's row id; 0 for all). */
+KURER_MUST_CHECK int kurer__store_outbox_messages(kurer__store *st, int64_t only,
+                                                  kurer__open_msg_fn fn, void *ud);
+/* Records who refused a message (with its state FAILED, set apart). */
+KURER_MUST_CHECK int kurer__store_message_refusal(kurer__store *st, int64_t rowid, int by,
+                                                  const char *user, uint32_t device, int limit);
+/* The relay accepted the message for one of its users. */
+KURER_MUST_CHECK int kurer__store_message_accepted(kurer__store *st, int64_t rowid);
+/* Every item of the message due at now (Unix ms), its backoff forgotten. */
+KURER_MUST_CHECK int kurer__store_outbox_due_now(kurer__store *st, int64_t message_rowid,
+                                                 int64_t now);
+
+typedef struct kurer__conv {
+    char peer[KURER_SUBJECT_MAX + 1];
+    int64_t last_at; /* the newest message's time on our clock, Unix ms */
+    uint64_t total, received, quarantined, sent, pending, failed;
+} kurer__conv;
+typedef int (*kurer__conv_fn)(void *ud, const kurer__conv *c);
+/* Per peer, the most recent conversation first. */
+KURER_MUST_CHECK int kurer__store_conversations(kurer__store *st, kurer__conv_fn fn, void *ud);
+
+typedef struct kurer__contact {
+    char user[KURER_SUBJECT_MAX + 1];
+    uint32_t devices; /* certificates held */
+    int64_t last_at;  /* the newest message either way, Unix ms; 0 if none */
+    uint64_t messages;
+} kurer__contact;
+typedef int (*kurer__contact_fn)(void *ud, const kurer__contact *c);
+/* Users held (certificates) or written with, but own, by name. */
+KURER_MUST_CHECK int kurer__store_contacts(kurer__store *st, const char *own, kurer__contact_fn fn,
+                                           void *ud);
+
+/* kurer rekey (store_views.c): the identity row gets new keys (identity, Noise) and
+ * registration id, and loses its chain (the new request must be issued and imported); the
+ * signed prekeys made with the old identity key go. One-time prekeys stay: they are bound to no
+ * identity, and the relay may still hand out ones uploaded before. */
+KURER_MUST_CHECK int kurer__store_identity_rekey(kurer__store *st, const kurer__identity *id);
+
+/* Moves every libsignal session into archived_sessions, under the identity key (len bytes)
+ * they were made with; *archived is how many (one transaction). */
+KURER_MUST_CHECK int kurer__store_sessions_archive(kurer__store *st, const uint8_t *identity_pub,
+                                                   size_t len, int64_t now, int *archived);
 
 #endif

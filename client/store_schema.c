@@ -69,4 +69,17 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
     "  at INTEGER NOT NULL, unreported INTEGER NOT NULL DEFAULT 1);"
     "CREATE INDEX key_changes_user ON key_changes (user, device_id, id);"
     "ALTER TABLE outbox ADD COLUMN key_stale INTEGER NOT NULL DEFAULT 0;",
+    /* v4: the outbox as the user sees it (issue 16): who refused a FAILED message and why
+     * (the kurer_refusal: by, user, device, limit), whether the relay accepted any of it
+     * already (then it can no longer be cancelled), and the sessions of an identity given up
+     * by kurer rekey, kept archived rather than deleted. */
+    "ALTER TABLE messages ADD COLUMN refusal_by INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN refusal_user TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE messages ADD COLUMN refusal_device INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN refusal_limit INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN accepted INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX messages_outgoing_open ON messages (id) WHERE direction = 1 AND state IN (2, 4);"
+    "CREATE TABLE archived_sessions ("
+    "  id INTEGER PRIMARY KEY, identity_pub BLOB NOT NULL, name TEXT NOT NULL,"
+    "  device_id INTEGER NOT NULL, record BLOB NOT NULL, archived_at INTEGER NOT NULL);",
 };

@@ -33,19 +33,23 @@
 #define NET_TIMEOUT  30 /* seconds, default for connect and send */
 
 /* ---- the commands */
-int cmd_init(int argc, char **argv);    /* init.c */
-int cmd_import(int argc, char **argv);  /* import.c */
-int cmd_send(int argc, char **argv);    /* send.c */
-int cmd_recv(int argc, char **argv);    /* recv.c */
-int cmd_history(int argc, char **argv); /* history.c */
-int cmd_verify(int argc, char **argv);  /* verify.c */
-int cmd_passwd(int argc, char **argv);  /* passwd.c */
-int cmd_relay(int argc, char **argv);   /* relay.c */
-int cmd_whoami(int argc, char **argv);  /* whoami.c */
-int cmd_backup(int argc, char **argv);  /* backup.c */
-int cmd_restore(int argc, char **argv); /* backup.c */
-int cmd_call(int argc, char **argv);    /* call.c */
-int cmd_answer(int argc, char **argv);  /* call.c */
+int cmd_init(int argc, char **argv);          /* init.c */
+int cmd_import(int argc, char **argv);        /* import.c */
+int cmd_send(int argc, char **argv);          /* send.c */
+int cmd_recv(int argc, char **argv);          /* recv.c */
+int cmd_history(int argc, char **argv);       /* history.c */
+int cmd_verify(int argc, char **argv);        /* verify.c */
+int cmd_passwd(int argc, char **argv);        /* passwd.c */
+int cmd_relay(int argc, char **argv);         /* relay.c */
+int cmd_whoami(int argc, char **argv);        /* whoami.c */
+int cmd_backup(int argc, char **argv);        /* backup.c */
+int cmd_restore(int argc, char **argv);       /* backup.c */
+int cmd_call(int argc, char **argv);          /* call.c */
+int cmd_answer(int argc, char **argv);        /* call.c */
+int cmd_outbox(int argc, char **argv);        /* outbox.c */
+int cmd_contacts(int argc, char **argv);      /* contacts.c */
+int cmd_conversations(int argc, char **argv); /* contacts.c */
+int cmd_rekey(int argc, char **argv);         /* rekey.c */
 
 /* ---- output.c: the result of the command */
 extern int g_json;
@@ -95,6 +99,8 @@ int get_passphrase(const char *envname, const char *what, int is_new, kurer_secr
 
 /* Why a send was refused, naming the certificate (0 if why says nothing). */
 int explain(int rc, const kurer_refusal *why, int level, const char *to);
+/* The same words into out (n bytes); 0 (out "") if why says nothing. */
+int describe(int rc, const kurer_refusal *why, int level, const char *to, char *out, size_t n);
 /* 1 if rc is the connection failing or ending: what was committed stays for later. */
 int transport_error(int rc);
 /* A network failure, said as such; returns rc. */

@@ -37,6 +37,10 @@ static const struct subcommand {
     {"restore", cmd_restore, "make a home from a backup (a new instance of the device)"},
     {"call", cmd_call, "call a user at a level, audio from and to WAV files"},
     {"answer", cmd_answer, "wait for a call and answer it, audio from and to WAV files"},
+    {"outbox", cmd_outbox, "list, retry or cancel messages the relay has not accepted"},
+    {"contacts", cmd_contacts, "users this home knows, with their devices and last contact"},
+    {"conversations", cmd_conversations, "per peer: last message and counts"},
+    {"rekey", cmd_rekey, "new device keys and certificate request (the history kept)"},
 };
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 
@@ -49,22 +53,23 @@ static void help_main(FILE *f)
           "commands:\n",
           f);
     for (size_t i = 0; i < NSUB; i++)
-        fprintf(f, "  %-10s%s\n", subcommands[i].name, subcommands[i].description);
-    fputs(
-        "\n"
-        "Every command takes --home, --help and --json. The passphrase comes from " PASS_ENV "\n"
-        "or a no-echo prompt on the terminal; it is never printed or logged. KURER_LOG_LEVEL\n"
-        "(debug, info, warn, error; default error) sets the library's log on stderr.\n"
-        "Options take their value as --name VALUE or --name=VALUE; a value never starts\n"
-        "with -- (after a lone --, everything is an argument).\n"
-        "Exit status: 0 success, 1 refused or failed (reason on stderr), 2 usage error,\n"
-        "3 (send) queued in the outbox, not yet accepted by the relay: it goes out with the next\n"
-        "kurer recv or kurer send on this home (do not send it again).\n"
-        "\n"
-        "One process per home: every command locks H/.lock. A command waits up to 30 s\n"
-        "(" LOCK_ENV "=SECONDS) for another one on the same home, and is refused at once while\n"
-        "`kurer recv --wait` holds it.\n",
-        f);
+        fprintf(f, "  %-15s %s\n", subcommands[i].name, subcommands[i].description);
+    fputs("\n"
+          "Every command takes --home, --help and --json. The passphrase comes from " PASS_ENV "\n"
+          "or a no-echo prompt on the terminal; it is never printed or logged. KURER_LOG_LEVEL\n"
+          "(debug, info, warn, error; default error) sets the library's log on stderr.\n"
+          "Options take their value as --name VALUE or --name=VALUE; a value never starts\n"
+          "with -- (after a lone --, everything is an argument).\n"
+          "Exit status: 0 success, 1 refused or failed (reason on stderr), 2 usage error,\n"
+          "3 (send) queued in the outbox, not yet accepted by the relay (also outbox retry; with\n"
+          "the relay out of reach, a message to someone written to before is composed offline):\n"
+          "it goes out with the next kurer recv or kurer send on this home (do not send it again;\n"
+          "kurer outbox lists it).\n"
+          "\n"
+          "One process per home: every command locks H/.lock. A command waits up to 30 s\n"
+          "(" LOCK_ENV "=SECONDS) for another one on the same home, and is refused at once while\n"
+          "`kurer recv --wait` holds it.\n",
+          f);
 }
 
 int main(int argc, char **argv)

@@ -201,45 +201,71 @@ const char *fmt_ms(char *buf, size_t n, int64_t ms)
     return buf;
 }
 
-int explain(int rc, const kurer_refusal *why, int level, const char *to)
+int describe(int rc, const kurer_refusal *why, int level, const char *to, char *out, size_t n)
 {
     const char *lv = level > 0 ? kurer_level_name(level) : "this level";
     char dev[32] = "";
+    out[0] = '\0';
     if (why->device_id != 0)
         snprintf(dev, sizeof(dev), " device %u", why->device_id);
     if (rc == KURER_ECLEARANCE) {
         switch (why->by) {
         case KURER_REFUSED_BY_CEILING:
-            return refuse(rc, "refused: %s is above the root's ceiling (%s)", lv,
-                          kurer_level_name(why->limit));
+            snprintf(out, n, "refused: %s is above the root's ceiling (%s)", lv,
+                     kurer_level_name(why->limit));
+            break;
         case KURER_REFUSED_BY_SENDER:
-            return refuse(rc, "refused: %s is above your own certificate's clearance (%s)", lv,
-                          kurer_level_name(why->limit));
+            snprintf(out, n, "refused: %s is above your own certificate's clearance (%s)", lv,
+                     kurer_level_name(why->limit));
+            break;
         case KURER_REFUSED_BY_RECIPIENT:
-            return refuse(rc, "refused: %s is above the clearance of %s%s (%s)", lv, why->user, dev,
-                          kurer_level_name(why->limit));
+            snprintf(out, n, "refused: %s is above the clearance of %s%s (%s)", lv, why->user, dev,
+                     kurer_level_name(why->limit));
+            break;
         default:
-            return refuse(rc, "refused: %s is not allowed", lv);
+            snprintf(out, n, "refused: %s is not allowed", lv);
         }
+    } else if (rc == KURER_ELIMIT && why->device_id != 0) {
+        /* One request carries an envelope per device: the limit shrinks with their number. */
+        if (why->limit > 0)
+            snprintf(out, n,
+                     "message too large for %u devices (the recipient's and your own other "
+                     "devices): at most %d bytes of text",
+                     why->device_id, why->limit);
+        else
+            snprintf(out, n, "message for too many devices (%u): no text fits one request",
+                     why->device_id);
+    } else if (rc == KURER_EUNKNOWNUSER) {
+        snprintf(out, n,
+                 "unknown user %s: it has no enrolled device that has connected to the relay yet",
+                 why->user[0] ? why->user : to);
+    } else if (rc == KURER_ECANCELLED) {
+        snprintf(out, n, "cancelled");
+    } else if (rc == KURER_EKEYMISMATCH && why->by == KURER_REFUSED_BY_SENDER) {
+        snprintf(out, n,
+                 "this device's keys were replaced (kurer rekey) after it was queued: kurer "
+                 "outbox retry sends it anew once the new certificate is imported");
+    } else if (why->by == KURER_REFUSED_BY_SENDER) {
+        snprintf(out, n, "refused: your own certificate is not valid: %s", kurer_strerror(rc));
+    } else if (why->by == KURER_REFUSED_BY_RECIPIENT && rc == KURER_ENOTFOUND &&
+               why->device_id != 0) {
+        snprintf(out, n, "%s%s has no usable prekeys (it has not connected yet)", why->user, dev);
+    } else if (why->by == KURER_REFUSED_BY_RECIPIENT && rc == KURER_EKEYMISMATCH) {
+        snprintf(out, n,
+                 "refused: the session with %s%s is for another key than its certificate names "
+                 "(the peer's key; nothing was sent)",
+                 why->user, dev);
+    } else if (why->by == KURER_REFUSED_BY_RECIPIENT) {
+        snprintf(out, n, "refused: the certificate of %s%s: %s", why->user, dev,
+                 kurer_strerror(rc));
     }
-    if (rc == KURER_EUNKNOWNUSER)
-        return refuse(rc,
-                      "unknown user %s: it has no enrolled device that has connected to the "
-                      "relay yet",
-                      why->user[0] ? why->user : to);
-    if (why->by == KURER_REFUSED_BY_SENDER)
-        return refuse(rc, "refused: your own certificate is not valid: %s", kurer_strerror(rc));
-    if (why->by == KURER_REFUSED_BY_RECIPIENT && rc == KURER_ENOTFOUND && why->device_id != 0)
-        return refuse(rc, "%s%s has no usable prekeys (it has not connected yet)", why->user, dev);
-    if (why->by == KURER_REFUSED_BY_RECIPIENT && rc == KURER_EKEYMISMATCH)
-        return refuse(rc,
-                      "refused: the session with %s%s is for another key than its certificate "
-                      "names (the peer's key; nothing was sent)",
-                      why->user, dev);
-    if (why->by == KURER_REFUSED_BY_RECIPIENT)
-        return refuse(rc, "refused: the certificate of %s%s: %s", why->user, dev,
-                      kurer_strerror(rc));
-    return 0;
+    return out[0] != '\0';
+}
+
+int explain(int rc, const kurer_refusal *why, int level, const char *to)
+{
+    char t[512];
+    return describe(rc, why, level, to, t, sizeof(t)) ? refuse(rc, "%s", t) : 0;
 }
 
 /* The relay refused this device's own handshake: its own certificate or key is at fault, not a

@@ -84,8 +84,13 @@ static const char help_send[] =
     "will be sent on the next connection (kurer recv or kurer send); do not send it again.\n"
     "TEXT must be valid UTF-8, not empty, and at most " KURER_TEXT_MAX_S " bytes; with TEXT '-'\n"
     "it is read from standard input, with --file PATH from that file (one final newline is\n"
-    "dropped; a NUL byte is refused). Sending to\n"
-    "yourself is refused: your other devices get sync copies of what you send.\n"
+    "dropped; a NUL byte is refused). One request carries the message for every device (the\n"
+    "recipient's and your own other devices), so the limit shrinks with their number (two\n"
+    "devices: about half); a text too large for them is refused before it is queued, saying\n"
+    "the limit. Sending to yourself is refused: your other devices get sync copies.\n"
+    "With the relay out of reach, a message to someone this device has written to before is\n"
+    "queued for the devices it knows (exit 3); a first message needs the relay. kurer outbox\n"
+    "lists what waits, retries and cancels.\n"
     "A recipient device re-enrolled with new keys is no failure: a line of its own says so,\n"
     "once: USER device N has a new key: certificate SERIAL issued by AUTHORITY.\n"
     "\n"
@@ -161,7 +166,7 @@ static void test_hold(void)
 
 /* Committed to the outbox, not accepted: it goes out with the next connection. Saying "not
  * sent" here makes people send it again. */
-static int queued_only(int rc, const char *to, int level)
+static int queued_only(int rc, const char *to, int level, int64_t id)
 {
     net_error(rc, "not yet accepted by the relay");
     if (g_json) {
@@ -170,6 +175,7 @@ static int queued_only(int rc, const char *to, int level)
         kurer_json_kv_bool(&o.j, "ok", 0);
         kurer_json_kv_str(&o.j, "command", "send");
         kurer_json_kv_bool(&o.j, "queued", 1);
+        kurer_json_kv_int(&o.j, "message_id", id);
         kurer_json_kv_str(&o.j, "to", to);
         kurer_json_kv_str(&o.j, "level", kurer_level_name(level));
         kurer_json_kv_str(&o.j, "error", reason());
@@ -178,10 +184,23 @@ static int queued_only(int rc, const char *to, int level)
     }
     fprintf(stderr,
             "kurer: queued, not yet accepted by the relay (%s): it will be sent on the next "
-            "connection (kurer recv or kurer send)\n",
-            reason());
+            "connection (kurer recv or kurer send); kurer outbox lists it as message %lld\n",
+            reason(), (long long)id);
     clear_reason();
     return RC_QUEUED;
+}
+
+/* The relay out of reach and no session with the recipient: composing offline needs the
+ * devices' keys, which only the relay has (docs/client.md, "Offline compose"). */
+static void never_written(int rc, const char *to)
+{
+    net_error(rc, "not queued");
+    char net[512];
+    snprintf(net, sizeof(net), "%s", reason());
+    refuse(rc,
+           "%s; %s has not been written to from this device yet, and a first message needs the "
+           "relay (for its devices' keys): nothing was queued",
+           net, to);
 }
 
 static int cmd_send_text(int argc, char **argv);
@@ -229,12 +248,15 @@ static int cmd_send_text(int argc, char **argv)
     }
     if (rc != 0) {
         if (queued && transport_error(rc))
-            rc = queued_only(rc, to, level);
+            rc = queued_only(rc, to, level, id);
+        else if (transport_error(rc) && why.by == KURER_REFUSED_BY_RECIPIENT)
+            never_written(rc, to);
         else if (explain(rc, &why, level, to) == 0)
             net_error(rc, "not sent");
     } else if (g_json) {
         jline o;
         jline_ok(&o);
+        kurer_json_kv_int(&o.j, "message_id", id);
         kurer_json_kv_str(&o.j, "to", to);
         kurer_json_kv_str(&o.j, "level", kurer_level_name(level));
         jline_end(&o);

@@ -84,7 +84,7 @@ typedef enum kurer_error_category {
     X(ECLONED, -49, POLICY, "this device's identity is in use by another copy of this home")       \
     X(EREPLAY, -50, CRYPTO, "replayed: this frame was accepted before")                            \
     X(ETOOOLD, -51, CRYPTO, "too old: the frame's counter is below the replay window")             \
-    X(EUNKNOWNKEY, -52, CRYPTO, "no key is held for the frame's key id") \
+    X(EUNKNOWNKEY, -52, CRYPTO, "no key is held for the frame's key id")                           \
     X(EARMOR, -53, PROTO, "malformed armoured text")                                               \
     X(EARMORLABEL, -54, PROTO, "armoured text has an unknown or mismatched label")                 \
     X(EARMORSUM, -55, PROTO, "armoured text is damaged: its checksum does not match")              \
@@ -93,7 +93,8 @@ typedef enum kurer_error_category {
     X(EINVITEUSED, -58, POLICY, "the invitation has already been used")                            \
     X(EINVITEEXPIRED, -59, POLICY, "the invitation has expired")                                   \
     X(EINVITEMAC, -60, CRYPTO, "the request is not bound to the invitation code (altered?)")       \
-    X(EREJECTED, -61, POLICY, "the administrator rejected the request")
+    X(EREJECTED, -61, POLICY, "the administrator rejected the request")                            \
+    X(ECANCELLED, -62, USAGE, "cancelled by the user")
 
 typedef enum kurer_err {
 #define KURER__ERR_ENUM(name, value, cat, msg) KURER_##name = (value),

@@ -172,6 +172,21 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_add_peer(kurer *k, const uint8_t *chain,
  * chains it covers fail with KURER_ECRLSTALE until a newer one is added. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_add_revocations(kurer *k, const uint8_t *data, size_t len);
 
+/* New keys for this device (after its certificate was revoked, or on demand): a new identity
+ * key, Noise key and registration id, and a new certificate request at kurer_csr_path (same
+ * user, device id and name) for the administrator to issue. The history stays. The sessions
+ * made with the old identity key are archived in the store, not used again; messages waiting
+ * in the outbox were encrypted with them and become FAILED (reason KURER_EKEYMISMATCH, by
+ * SENDER; kurer_outbox_retry sends them anew once the new chain is imported). The own chain is
+ * forgotten: until the new one is imported (kurer_import_chain, which checks it holds the new
+ * keys) the device is not enrolled, and the connection made with the old keys is closed. The
+ * next connection after the import uploads a signed prekey made with the new key. A home
+ * call; *sessions_archived and *messages_failed (may be NULL) say how many. Call it with no
+ * send of this handle in flight (a send waiting for the relay's answer when the keys change
+ * may still be accepted with the old envelopes after its message was marked FAILED). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_rekey(kurer *k, size_t *KURER_NULLABLE sessions_archived,
+                                              size_t *KURER_NULLABLE messages_failed);
+
 /* Who stands in the way of a level. */
 typedef enum kurer_refusal_by {
     KURER_REFUSED_BY_NONE = 0,
@@ -442,6 +457,101 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_send_queued(kurer *k, int64_t message_id
 KURER_EXPORT KURER_MUST_CHECK int kurer_flush(kurer *k, int timeout_ms);
 /* Items waiting in the outbox (one per device and message), or a negative error. */
 KURER_EXPORT int kurer_outbox_size(kurer *k);
+
+/* ---- the outbox (docs/client.md, "The outbox") ---- */
+
+/* The longest text (bytes) that can go to n devices at once (the recipient's and our own other
+ * devices: one SendRequest carries an envelope for each, and it must fit one record):
+ * KURER_TEXT_MAX for one device, about half of it for two; 0 if no text fits (n is 0, or too
+ * many devices). kurer_queue and kurer_send refuse a longer text with KURER_ELIMIT, why->limit
+ * set to this and why->device_id to n, before anything is committed. */
+KURER_EXPORT size_t kurer_text_limit(size_t n_devices);
+
+/* An outgoing message still in the outbox, as kurer_outbox_list gives it (valid during the
+ * call only). */
+typedef struct kurer_outbox_entry {
+    int64_t message_id; /* for kurer_outbox_retry / kurer_outbox_cancel (and the history) */
+    const char *to;
+    int level;
+    kurer_message_state state; /* PENDING (retried with backoff) or FAILED (retried no more) */
+    int reason;                /* FAILED: why (KURER_ELIMIT, KURER_EUNKNOWNUSER, KURER_EREVOKED,
+                                * KURER_ECLEARANCE, ...); PENDING: 0 */
+    kurer_refusal why;         /* FAILED: whose certificate, or (KURER_ELIMIT) limit = the most
+                                * bytes allowed and device_id = the number of devices */
+    int64_t created_at;        /* Unix ms */
+    uint32_t devices;          /* envelopes still waiting (one per device) */
+    uint32_t attempts;         /* failed attempts so far */
+    int64_t next_attempt_at;   /* Unix ms; 0 without envelopes */
+    int accepted;              /* 1 if the relay accepted it for a user already: not cancellable */
+} kurer_outbox_entry;
+typedef int (*kurer_outbox_fn)(void *KURER_NULLABLE ud, const kurer_outbox_entry *e);
+
+/* A home call: fn for each outgoing message that is PENDING or FAILED (not cancelled), oldest
+ * first. A non-zero return from fn stops and is returned. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_outbox_list(kurer *k, kurer_outbox_fn fn,
+                                                    void *KURER_NULLABLE ud);
+/* The same as a request (for an event loop that must not wait for the home lock): a worker
+ * reads the list; on the library thread fn is called for each entry (a non-zero return stops
+ * the calls), then done (may be NULL) with r->err (0, or why the list could not be read; fn
+ * was not called then). Immediate errors: KURER_EINVAL, KURER_ECLOSED, KURER_ENOMEM (neither fn
+ * nor done runs). fn's entry is valid during the call only. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_outbox_list_async(kurer *k, kurer_outbox_fn fn,
+                                                          void *KURER_NULLABLE ud,
+                                                          kurer_done_fn KURER_NULLABLE done,
+                                                          void *KURER_NULLABLE done_ud);
+
+/* Sends message_id again now. A PENDING one: its backoff is forgotten and it is sent (as
+ * kurer_send_queued). A FAILED one: checked again as a new send would be (the recipient's and
+ * our devices looked up when the relay can be reached, the classification policy, the size
+ * for the devices now), encrypted anew for every device, made PENDING and sent. Results as
+ * kurer_send_queued (0: accepted; a transport error: it stays PENDING). KURER_ENOTFOUND: no
+ * such outgoing message; KURER_ESTATE: it was accepted already (SENT); KURER_ECANCELLED: it
+ * was cancelled (for good). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_outbox_retry_async(kurer *k, int64_t message_id,
+                                                           int timeout_ms,
+                                                           kurer_done_fn KURER_NULLABLE done,
+                                                           void *KURER_NULLABLE ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_outbox_retry(kurer *k, int64_t message_id, int timeout_ms,
+                                                     kurer_refusal *KURER_NULLABLE why);
+/* Takes message_id out of the outbox for good: its envelopes are deleted and it stays in the
+ * history as FAILED with reason KURER_ECANCELLED. Waits (up to timeout_ms) for a send of the
+ * same message that runs. KURER_ESTATE if the relay has accepted it for any recipient already
+ * (SENT, or accepted for one user and not yet for the other): what the relay holds cannot be
+ * called back; KURER_ENOTFOUND if there is no such outgoing message. No network. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_outbox_cancel_async(kurer *k, int64_t message_id,
+                                                            int timeout_ms,
+                                                            kurer_done_fn KURER_NULLABLE done,
+                                                            void *KURER_NULLABLE ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_outbox_cancel(kurer *k, int64_t message_id, int timeout_ms);
+
+/* ---- contacts and conversations (home calls) ---- */
+
+typedef struct kurer_contact {
+    const char *user;     /* a user we hold certificates of, or have messages with; not us */
+    uint32_t devices;     /* device certificates held (kurer_peer_devices lists them) */
+    int64_t last_contact; /* the newest message either way, Unix ms on our clock; 0 if none */
+    uint64_t messages;
+} kurer_contact;
+typedef int (*kurer_contact_fn)(void *KURER_NULLABLE ud, const kurer_contact *c);
+/* fn for each contact, by name (valid during the call only; a non-zero return stops). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_contacts(kurer *k, kurer_contact_fn fn,
+                                                 void *KURER_NULLABLE ud);
+
+typedef struct kurer_conversation {
+    const char *peer;
+    int64_t last_at;      /* the newest message, Unix ms on our clock */
+    uint64_t messages;    /* all, both ways (sync copies of our other devices' included) */
+    uint64_t received;    /* from the peer (quarantined ones included) */
+    uint64_t quarantined; /* of those, not shown */
+    uint64_t sent;        /* to the peer, accepted by the relay */
+    uint64_t pending;     /* to the peer, in the outbox */
+    uint64_t failed;      /* to the peer, failed or cancelled */
+} kurer_conversation;
+typedef int (*kurer_conversation_fn)(void *KURER_NULLABLE ud, const kurer_conversation *c);
+/* fn for each peer with messages, the most recent first. The store does not know what the
+ * user has read, so there is no unread count. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_conversations(kurer *k, kurer_conversation_fn fn,
+                                                      void *KURER_NULLABLE ud);
 
 #define KURER_POLL_UNTIL_EMPTY 1u /* return once the relay's queue is drained (QueueEmpty) */
 
