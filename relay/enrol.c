@@ -223,7 +223,7 @@ static void do_invite(enrol_op *o)
 {
     const kurer_enrol_invitation *i = &o->req.invite;
     kurer_cert c;
-    kurer_store_invite *v;
+    kurer_store_invite *v = NULL;
     const char *auth = kurer_user_authority(i->user);
     int rc = authority_ok(o->rc->r, i->authority, i->authority_len, o->now, &c, o->authority);
     /* the authority invites its own users only, for a bounded time from now */
@@ -234,9 +234,12 @@ static void do_invite(enrol_op *o)
         rc = i->expires_at <= o->now ? KURER_EINVITEEXPIRED : KURER_EINVAL;
     if (rc == 0)
         rc = kurer_invite_verify(i, c.body.signing_key);
-    if (rc == 0 && (v = calloc(1, sizeof(*v))) == NULL)
-        rc = KURER_ENOMEM;
+    if (rc == 0) {
+        v = calloc(1, sizeof(*v));
+        rc = v == NULL ? KURER_ENOMEM : 0;
+    }
     if (rc != 0) {
+        free(v);
         reply_err(o->rc, &o->req, rc);
         op_done(o);
         return;
