@@ -151,7 +151,7 @@ static void on_state(void *ud, kurer_conn_state st, int why)
                      why != 0 ? kurer_err_name(why) : ""));
 }
 
-static void on_key_change(void *ud, const kurer_key_change *c)
+static void notify_key_change(void *ud, const kurer_key_change *c)
 {
     json_t *j = rpc_key_change_json(c);
     if (j != NULL)
@@ -169,7 +169,7 @@ void daemon_events(daemon_srv *s)
                        .on_refused = on_refused,
                        .on_state = on_state,
                        .on_queue_empty = on_queue_empty,
-                       .on_key_change = s->key_subs > 0 ? on_key_change : NULL,
+                       .on_key_change = s->key_subs > 0 ? notify_key_change : NULL,
                        .ud = s};
     kurer_set_events(s->k, &ev);
 }
