@@ -55,6 +55,8 @@ extern const rpc_method rpc_messages_methods[]; /* rpc_messages.c: send, history
 extern const rpc_method rpc_device_methods[];   /* rpc_device.c: whoami, verify, status */
 extern const rpc_method rpc_conn_methods[];     /* daemon_conn.c: subscribe, unsubscribe */
 extern const rpc_method rpc_home_methods[];     /* rpc_home.c: backup */
+extern const rpc_method rpc_day_methods[];      /* rpc_day.c: outbox, outbox_retry, outbox_cancel,
+                                                   contacts, conversations */
 /* rpc_table.c: the method called name, or NULL. */
 const rpc_method *rpc_find(const char *name);
 

@@ -8,6 +8,7 @@ static const rpc_method *const groups[] = {
     rpc_device_methods,   /* whoami, verify, status */
     rpc_conn_methods,     /* subscribe, unsubscribe */
     rpc_home_methods,     /* backup */
+    rpc_day_methods,      /* outbox, outbox_retry, outbox_cancel, contacts, conversations */
 };
 
 const rpc_method *rpc_find(const char *name)

@@ -153,6 +153,22 @@ def conversation(anna_path, bob_path):
           and r["error"]["data"]["name"] == "EINVAL", r)
     r = anna.call("flush_outbox", {"timeout": 30}, 60)
     check("flush_outbox", r.get("result") == {"outbox": 0}, r)
+    r = anna.call("outbox", {})
+    check("outbox", r.get("result") == {"outbox": [], "truncated": False}, r)
+    r = anna.call("outbox_cancel", {"message_id": 999999})
+    check("outbox_cancel of nothing", error_code(r) == -32000
+          and r["error"]["data"]["name"] == "ENOTFOUND", r)
+    r = anna.call("outbox_retry", {"message_id": 1})
+    check("outbox_retry of an accepted one", error_code(r) == -32000
+          and r["error"]["data"]["name"] == "ESTATE", r)
+    r = anna.call("contacts", {})
+    cs = r["result"]["contacts"]
+    check("contacts", [c["user"] for c in cs] == ["bob@sk.dk"] and cs[0]["devices"] == 1
+          and cs[0]["messages"] >= 2, r)
+    r = anna.call("conversations", {})
+    cv = r["result"]["conversations"]
+    check("conversations", len(cv) == 1 and cv[0]["peer"] == "bob@sk.dk"
+          and cv[0]["received"] == 1 and cv[0]["sent"] >= 1, r)
     r = bob.call("unsubscribe", {})
     check("unsubscribe", r.get("result") == {}, r)
     anna.close()
