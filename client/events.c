@@ -109,6 +109,21 @@ void kurer__event_state_locked(kurer__net *n, kurer_conn_state s, int reason)
     event_push_locked(n, e);
 }
 
+void kurer__event_replayed(kurer *k, uint64_t seq)
+{
+    event *e = calloc(1, sizeof(*e));
+    if (e == NULL) { /* the waiter sees it at its deadline; the messages were queued */
+        uv_mutex_lock(&k->net->mu);
+        k->net->marks.replayed_seq = seq;
+        uv_cond_broadcast(&k->net->cond);
+        uv_mutex_unlock(&k->net->mu);
+        return;
+    }
+    e->kind = EV_REPLAYED;
+    e->gen = seq;
+    event_push(k->net, e);
+}
+
 void kurer__event_queue_empty(kurer *k, uint64_t gen)
 {
     event *e = calloc(1, sizeof(*e));
@@ -160,6 +175,13 @@ void kurer__event_dispatch(kurer__net *n, event *e)
         uv_cond_broadcast(&n->cond);
         uv_mutex_unlock(&n->mu);
         break;
+    case EV_REPLAYED: /* after every message of that replay (events are given in order) */
+        uv_mutex_lock(&n->mu);
+        if (e->gen > n->marks.replayed_seq)
+            n->marks.replayed_seq = e->gen;
+        uv_cond_broadcast(&n->cond);
+        uv_mutex_unlock(&n->mu);
+        break;
     }
 }
 
@@ -175,7 +197,28 @@ void kurer_set_events(kurer *k, const kurer_events *ev)
         memset(&n->events, 0, sizeof(n->events));
     if (ev != NULL && (ev->on_message != NULL || ev->on_key_change != NULL)) {
         n->replay_requested = 1; /* messages and key changes stored but never reported */
+        n->replay_seq++;
         uv_cond_signal(&n->sess_cond);
     }
     uv_mutex_unlock(&n->mu);
+}
+
+int kurer_replay_wait(kurer *k, int timeout_ms)
+{
+    if (k == NULL || k->net == NULL || timeout_ms < 0)
+        return KURER_EINVAL;
+    kurer__net *n = k->net;
+    uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)timeout_ms;
+    int rc = 0;
+    uv_mutex_lock(&n->mu);
+    uint64_t want = n->replay_seq;
+    while (n->marks.replayed_seq < want && !n->stopping && rc == 0) {
+        uint64_t now = uv_hrtime() / 1000000;
+        if (now >= deadline || uv_cond_timedwait(&n->cond, &n->mu, (deadline - now) * 1000000) != 0)
+            rc = n->marks.replayed_seq < want ? KURER_ETIMEOUT : 0;
+    }
+    if (rc == 0 && n->marks.replayed_seq < want)
+        rc = KURER_ECLOSED;
+    uv_mutex_unlock(&n->mu);
+    return rc;
 }

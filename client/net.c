@@ -535,10 +535,12 @@ static void session_thread(void *arg)
             uv_mutex_lock(&n->mu);
         } else if (n->replay_requested) {
             n->replay_requested = 0;
+            uint64_t seq = n->replay_seq;
             uv_mutex_unlock(&n->mu);
             kurer__hlock_take(k);
             kurer__engine_replay(k);
             kurer__hlock_give(k);
+            kurer__event_replayed(k, seq);
             uv_mutex_lock(&n->mu);
         } else if (now_ms() >= next_tick) {
             next_tick = now_ms() + TICK_MS;

@@ -101,7 +101,8 @@ typedef struct kurer__net_marks {
     uint64_t lost;            /* set-up connections that ended */
     uint64_t queue_empty_gen; /* the connection whose QueueEmpty was delivered */
     int online;
-    int closed_rc; /* why the last connection ended */
+    int closed_rc;         /* why the last connection ended */
+    uint64_t replayed_seq; /* the last replay whose messages were all given */
 } kurer__net_marks;
 
 #endif

@@ -42,7 +42,14 @@ typedef struct waiter {
     int done;
 } waiter;
 
-typedef enum ev_kind { EV_MESSAGE, EV_REFUSED, EV_QUEUE_EMPTY, EV_STATE, EV_KEY_CHANGE } ev_kind;
+typedef enum ev_kind {
+    EV_MESSAGE,
+    EV_REFUSED,
+    EV_QUEUE_EMPTY,
+    EV_STATE,
+    EV_KEY_CHANGE,
+    EV_REPLAYED
+} ev_kind;
 
 /* A key change as an event: the strings of kc point into the arrays. */
 typedef struct ev_key_change {
@@ -108,6 +115,7 @@ struct kurer__net {
     /* the session worker's input */
     push *p_head, *p_tail;
     int attempt_requested, replay_requested, sess_busy;
+    uint64_t replay_seq; /* replays asked for (kurer_set_events with on_message) */
 
     /* jobs */
     kurer__job *s_head, *s_tail; /* submitted, not yet handed to the workers by the loop */
@@ -128,5 +136,7 @@ void kurer__event_free(event *e);
 /* Under the net mutex: queues a connection state change for the application (in the order the
  * changes happened). */
 void kurer__event_state_locked(kurer__net *n, kurer_conn_state s, int reason);
+/* Session worker: the replay asked for as seq has queued all its messages (kurer_replay_wait). */
+void kurer__event_replayed(kurer *k, uint64_t seq);
 
 #endif

@@ -37,7 +37,8 @@ done
 
 # The relay's example configuration and its systemd units, as in the source tree.
 for f in etc/kurer/relay.conf:etc/relay.conf lib/systemd/system/kurer-relay.service:etc/systemd/kurer-relay.service \
-    lib/systemd/system/kurer-relay@.service:etc/systemd/kurer-relay@.service; do
+    lib/systemd/system/kurer-relay@.service:etc/systemd/kurer-relay@.service \
+    lib/systemd/user/kurer-daemon@.service:etc/systemd/user/kurer-daemon@.service; do
     cmp -s "$p/${f%%:*}" "$top/${f#*:}" || fail "${f%%:*} was not installed (or differs from ${f#*:})"
 done
 

@@ -42,6 +42,22 @@ for unit in "${units[@]}"; do
     fi
 done
 
+# The client's user unit (etc/systemd/user/): systemd-analyze verify --user finds nothing to say.
+# (No exposure score: a user service cannot use the namespaces that make the system ones score
+# low, and it needs the user's home and the network.)
+user_unit=$top/etc/systemd/user/kurer-daemon@.service
+mkdir -m 0700 "$tmp/run"
+sed "s|/usr/bin/kurer |$(dirname "$(dirname "$bin")")/client/kurer |" "$user_unit" \
+    >"$tmp/kurer-daemon@example.service"
+if ! vout=$(XDG_RUNTIME_DIR=$tmp/run systemd-analyze verify --user --man=no \
+    "$tmp/kurer-daemon@example.service" 2>&1) || [ -n "$vout" ]; then
+    echo "systemd: kurer-daemon@.service: systemd-analyze verify --user:"
+    echo "$vout"
+    bad=1
+else
+    echo "systemd: kurer-daemon@.service: verify --user finds nothing"
+fi
+
 # The template is the service with %i in its name, configuration and state folder.
 sed -e '1,/^\[Unit\]/d' "${units[0]}" |
     sed -e 's|^Description=Kurer relay |&%i |' -e 's|/etc/kurer/relay.conf|/etc/kurer/%i.conf|g' \

@@ -50,6 +50,7 @@ int cmd_outbox(int argc, char **argv);        /* outbox.c */
 int cmd_contacts(int argc, char **argv);      /* contacts.c */
 int cmd_conversations(int argc, char **argv); /* contacts.c */
 int cmd_rekey(int argc, char **argv);         /* rekey.c */
+int cmd_daemon(int argc, char **argv);        /* daemon.c */
 
 /* ---- output.c: the result of the command */
 extern int g_json;
@@ -134,6 +135,9 @@ int invite_submit(kurer *k, const char *home, const kurer_invite_keys *keys);
 int invite_wait(kurer *k, const char *home, int wait_s, int queued_rc);
 /* import.c: the first connection after enrolment (prekeys); 0 or why not (said). */
 int first_connect(kurer *k, const char *home);
+
+/* Message text: valid UTF-8, not empty, at most KURER_TEXT_MAX bytes (rpc_messages.c). */
+int text_check(const char *t);
 
 /* ---- open.c: one process per home */
 extern const char *g_lock_as; /* what the lock records: the command, or "recv --wait" */

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "rpc.h"
 #include "kurer/crypto.h"
 #include "kurer/util.h"
 
@@ -23,54 +23,25 @@ static const char help_history[] =
     "  <time> --- <user> device <N> has a new key: certificate <serial> issued by <authority>\n"
     "(with --json an object with \"event\":\"key_change\").\n";
 
-/* The key changes, to be shown among the messages where they happened. */
+/* The key changes (the method's first page has them all), shown among the messages where
+ * they happened. */
 typedef struct change_list {
-    kurer_key_change *v;
-    char (*strings)[4][KURER_SUBJECT_MAX + 1]; /* user, issuer, old issuer, fingerprint */
-    size_t n, cap, next;
+    json_t *v; /* array, or NULL */
+    size_t next;
 } change_list;
-
-typedef struct history_ctx {
-    const char *me;
-    change_list changes;
-} history_ctx;
-
-static int keep_change(void *ud, const kurer_key_change *c)
-{
-    change_list *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        kurer_key_change *v = realloc(l->v, cap * sizeof(*v));
-        if (v == NULL)
-            return KURER_ENOMEM;
-        l->v = v;
-        void *st = realloc(l->strings, cap * sizeof(*l->strings));
-        if (st == NULL)
-            return KURER_ENOMEM;
-        l->strings = st;
-        l->cap = cap;
-    }
-    char(*s)[KURER_SUBJECT_MAX + 1] = l->strings[l->n];
-    snprintf(s[0], sizeof(s[0]), "%s", c->user);
-    snprintf(s[1], sizeof(s[1]), "%s", c->issuer);
-    snprintf(s[2], sizeof(s[2]), "%s", c->old_issuer);
-    snprintf(s[3], sizeof(s[3]), "%s", c->key_fingerprint);
-    l->v[l->n] = *c;
-    l->n++;
-    return 0;
-}
 
 /* The key changes noticed before ms (Unix ms; INT64_MAX: all the rest). */
 static void changes_until(change_list *l, int64_t ms)
 {
-    for (; l->next < l->n && l->v[l->next].at * 1000 <= ms; l->next++) {
-        kurer_key_change c = l->v[l->next];
-        char(*s)[KURER_SUBJECT_MAX + 1] = l->strings[l->next];
+    for (; l->next < json_array_size(l->v); l->next++) {
+        kurer_key_change c;
+        if (rpc_key_change_from(json_array_get(l->v, l->next), &c) != 0) {
+            clear_reason();
+            continue;
+        }
+        if (c.at * 1000 > ms)
+            break;
         char t[64], prefix[80];
-        c.user = s[0];
-        c.issuer = s[1];
-        c.old_issuer = s[2];
-        c.key_fingerprint = s[3];
         c.old_key_fingerprint = "";
         fmt_ms(t, sizeof(t), c.at * 1000);
         snprintf(prefix, sizeof(prefix), "%s --- ", t);
@@ -78,11 +49,31 @@ static void changes_until(change_list *l, int64_t ms)
     }
 }
 
-static int history_row(void *ud, const kurer_message *m)
+/* Prints one page of the method history's result; 0 with *next (-1 after the last page). */
+static int history_page(json_t *res, change_list *changes, long long *next)
 {
-    history_ctx *h = ud;
-    changes_until(&h->changes, m->received_at);
-    show_message(h->me, m);
+    const char *me = json_string_value(json_object_get(res, "me"));
+    json_t *msgs = json_object_get(res, "messages"), *j;
+    size_t i;
+    if (me == NULL || !json_is_array(msgs))
+        return refuse(KURER_EMALFORMED, "cannot read the history: a malformed answer");
+    if (changes->v == NULL && json_is_array(json_object_get(res, "key_changes")))
+        changes->v = json_incref(json_object_get(res, "key_changes"));
+    json_array_foreach(msgs, i, j)
+    {
+        kurer_message m;
+        char *raw = NULL;
+        int rc = rpc_message_from(j, &m, &raw);
+        if (rc == 0) {
+            changes_until(changes, m.received_at);
+            show_message(me, &m);
+        }
+        rpc_free_wiped(raw, raw != NULL ? strlen(raw) + 1 : 0);
+        if (rc != 0)
+            return rc;
+    }
+    json_t *n = json_object_get(res, "next");
+    *next = json_is_integer(n) ? json_integer_value(n) : -1;
     return 0;
 }
 
@@ -92,7 +83,6 @@ int cmd_history(int argc, char **argv)
         {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"with", V, 0}};
     kurer_args a;
     const char *home, *with;
-    kurer *k = NULL;
     int rc;
     if ((rc = command_args(&a, opts, NOPTS(opts), 0, 0, NULL, help_history, argc, argv)) != 0)
         return rc;
@@ -101,20 +91,24 @@ int cmd_history(int argc, char **argv)
     with = opt(&a, "with");
     if (with != NULL && (rc = user_arg("--with", with)) != 0)
         return rc;
-    if ((rc = open_home(home, &k)) != 0)
+    cli_target t;
+    if ((rc = cli_open(home, &t)) != 0)
         return rc;
-    history_ctx h;
-    memset(&h, 0, sizeof(h));
-    h.me = kurer_own_user(k);
-    rc = kurer_key_changes(k, with, keep_change, &h.changes);
+    change_list changes = {NULL, 0};
+    long long next = 0;
+    while (rc == 0 && next >= 0) { /* a page at a time: the daemon's answers stay bounded */
+        json_t *params = json_pack("{s:I}", "offset", (json_int_t)next), *res = NULL;
+        if (params != NULL && with != NULL)
+            json_object_set_new(params, "with", json_string(with));
+        rc = params != NULL ? cli_run(&t, "history", params, &res)
+                            : refuse(KURER_ENOMEM, "out of memory");
+        if (rc == 0)
+            rc = history_page(res, &changes, &next);
+        json_decref(res);
+    }
     if (rc == 0)
-        rc = kurer_history(k, with, history_row, &h);
-    if (rc == 0)
-        changes_until(&h.changes, INT64_MAX);
-    if (rc != 0)
-        refuse(rc, "cannot read the history: %s", kurer_strerror(rc));
-    free(h.changes.v);
-    free(h.changes.strings);
-    kurer_close(k);
+        changes_until(&changes, INT64_MAX);
+    json_decref(changes.v);
+    cli_close(&t);
     return rc;
 }

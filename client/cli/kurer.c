@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"
+#include "rpc.h"
 #include "kurer/crypto.h"
 #include "kurer/log.h"
 
@@ -41,6 +41,7 @@ static const struct subcommand {
     {"contacts", cmd_contacts, "users this home knows, with their devices and last contact"},
     {"conversations", cmd_conversations, "per peer: last message and counts"},
     {"rekey", cmd_rekey, "new device keys and certificate request (the history kept)"},
+    {"daemon", cmd_daemon, "hold the home and serve JSON-RPC 2.0 on a Unix socket"},
 };
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 
@@ -68,7 +69,9 @@ static void help_main(FILE *f)
           "\n"
           "One process per home: every command locks H/.lock. A command waits up to 30 s\n"
           "(" LOCK_ENV "=SECONDS) for another one on the same home, and is refused at once while\n"
-          "`kurer recv --wait` holds it.\n",
+          "`kurer recv --wait` holds it. While `kurer daemon` holds it, send, history, recv,\n"
+          "verify, whoami and backup go through the daemon (same output and exit status, no\n"
+          "passphrase); the other commands are refused.\n",
           f);
 }
 
@@ -99,6 +102,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "kurer: cannot start the crypto library: %s\n", kurer_strerror(rc));
         return EXIT_REFUSED;
     }
+    rpc_init();
     for (size_t i = 0; i < NSUB; i++)
         if (strcmp(argv[1], subcommands[i].name) == 0) {
             g_command = subcommands[i].name;

@@ -36,6 +36,11 @@ static int lock_check(lock_wait *w)
         return 0; /* free, or no home: kurer_open says so */
     if (cmd[0] == '\0')
         snprintf(cmd, sizeof(cmd), "kurer");
+    if (strcmp(cmd, "daemon") == 0)
+        return refuse(KURER_ELOCKED,
+                      "%s is held by `kurer daemon` (pid %ld): kurer %s needs the home itself; "
+                      "stop the daemon and try again",
+                      w->home, pid, g_command);
     if (strcmp(cmd, "recv --wait") == 0)
         return refuse(KURER_ELOCKED,
                       "%s is in use by `kurer recv --wait` (pid %ld): one process per home; "

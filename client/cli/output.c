@@ -16,8 +16,9 @@ int g_json;
 const char *g_command = "";
 const char *g_relay = "the relay";
 
-static char g_err[1024];
-static int g_err_code;
+/* Thread-local: the daemon runs methods on several threads at once (rpc.h). */
+static _Thread_local char g_err[1024];
+static _Thread_local int g_err_code;
 
 int refuse(int rc, const char *fmt, ...)
 {

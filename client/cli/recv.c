@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "rpc.h"
 #include "kurer/crypto.h"
 #include "kurer/text.h"
 #include "kurer/util.h"
@@ -116,7 +116,8 @@ static const char help_recv[] =
     "ends. While it waits it holds the home: other kurer commands on it are refused. Anything\n"
     "left in the outbox is sent too. A peer device's key change (re-enrolment with new keys)\n"
     "is said once, in a line of its own: USER device N has a new key: certificate SERIAL\n"
-    "issued by AUTHORITY.\n"
+    "issued by AUTHORITY. When kurer daemon holds the home, recv is a subscription to it\n"
+    "instead (the same lines and exit status), and other commands work beside it.\n"
     "\n"
     "Test only: with " HOLD_ENV "=committed the command stops for good when the second message\n"
     "is given to it: committed, not printed (crash tests kill it there; the next recv prints "
@@ -177,8 +178,15 @@ int cmd_recv(int argc, char **argv)
         return rc;
     if (wait > 0)
         g_lock_as = "recv --wait"; /* others are refused at once, not made to wait */
-    if ((rc = open_home(home, &k)) != 0)
+    cli_target t;
+    if ((rc = cli_open(home, &t)) != 0)
         return rc;
+    if (t.k == NULL) { /* a daemon holds the home: its subscription (recv_daemon.c) */
+        rc = recv_daemon(&t, wait);
+        cli_close(&t);
+        return rc;
+    }
+    k = t.k;
     const char *hold = getenv(HOLD_ENV);
     show_ctx c = {kurer_own_user(k), hold != NULL && strcmp(hold, "committed") == 0, 0};
     kurer_events ev = {.on_message = on_message,

@@ -8,24 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "rpc.h"
 #include "kurer/crypto.h"
 #include "kurer/text.h"
 #include "kurer/util.h"
-
-/* Message text: valid UTF-8, not empty, at most KURER_TEXT_MAX bytes. */
-static int text_check(const char *t)
-{
-    size_t n = strlen(t);
-    if (n == 0)
-        return refuse(KURER_EINVAL, "the message text is empty");
-    if (n > KURER_TEXT_MAX)
-        return refuse(KURER_ELIMIT, "message too long: at most %d bytes (this one has %zu)",
-                      KURER_TEXT_MAX, n);
-    if (kurer_utf8_check(t) != 0)
-        return refuse(KURER_EMALFORMED, "message text is not valid UTF-8");
-    return 0;
-}
 
 /* Text read from standard input or a file (wiped and freed by cmd_send). */
 static char *g_read_text;
@@ -144,31 +130,12 @@ static int send_args(int argc, char **argv, const char **home, const char **to, 
     return text_check(*text);
 }
 
-/* KURER_TEST_HOLD=queued or queued-stop: stopped after the outbox commit (tests). */
-static void test_hold(void)
-{
-    const char *hold = getenv(HOLD_ENV);
-    if (hold != NULL && strcmp(hold, "queued") == 0) {
-        printf("queued\n");
-        fflush(stdout);
-        fprintf(stderr, "kurer: holding after the outbox commit (test)\n");
-        for (;;)
-            pause();
-    }
-    if (hold != NULL && strcmp(hold, "queued-stop") == 0) {
-        /* Stopped after the commit (SIGSTOP) so that a test can take the relay away before
-         * the send; SIGCONT goes on. */
-        printf("queued\n");
-        fflush(stdout);
-        raise(SIGSTOP);
-    }
-}
-
 /* Committed to the outbox, not accepted: it goes out with the next connection. Saying "not
- * sent" here makes people send it again. */
-static int queued_only(int rc, const char *to, int level, int64_t id)
+ * sent" here makes people send it again. data is the error's (name: why; message_id). */
+static int queued_only(json_t *data, const char *to, int level)
 {
-    net_error(rc, "not yet accepted by the relay");
+    const char *name = json_string_value(json_object_get(data, "name"));
+    long long id = (long long)json_integer_value(json_object_get(data, "message_id"));
     if (g_json) {
         jline o;
         jline_begin(&o);
@@ -179,28 +146,15 @@ static int queued_only(int rc, const char *to, int level, int64_t id)
         kurer_json_kv_str(&o.j, "to", to);
         kurer_json_kv_str(&o.j, "level", kurer_level_name(level));
         kurer_json_kv_str(&o.j, "error", reason());
-        kurer_json_kv_str(&o.j, "code", kurer_err_name(rc));
+        kurer_json_kv_str(&o.j, "code", name != NULL ? name : "ETIMEOUT");
         jline_end(&o);
     }
     fprintf(stderr,
             "kurer: queued, not yet accepted by the relay (%s): it will be sent on the next "
             "connection (kurer recv or kurer send); kurer outbox lists it as message %lld\n",
-            reason(), (long long)id);
+            reason(), id);
     clear_reason();
     return RC_QUEUED;
-}
-
-/* The relay out of reach and no session with the recipient: composing offline needs the
- * devices' keys, which only the relay has (docs/client.md, "Offline compose"). */
-static void never_written(int rc, const char *to)
-{
-    net_error(rc, "not queued");
-    char net[512];
-    snprintf(net, sizeof(net), "%s", reason());
-    refuse(rc,
-           "%s; %s has not been written to from this device yet, and a first message needs the "
-           "relay (for its devices' keys): nothing was queued",
-           net, to);
 }
 
 static int cmd_send_text(int argc, char **argv);
@@ -216,54 +170,43 @@ int cmd_send(int argc, char **argv)
     return rc;
 }
 
+/* The method send (rpc_messages.c), here or in the daemon; its result printed. A peer's key
+ * change noticed on the way is said once, a line of its own (key_changes_said). */
 static int cmd_send_text(int argc, char **argv)
 {
     const char *home = NULL, *to = NULL, *text = NULL;
     int level = KURER_LEVEL_UNCLASSIFIED, timeout = NET_TIMEOUT, rc;
-    kurer *k = NULL;
-    kurer_refusal why;
-    if ((rc = send_args(argc, argv, &home, &to, &level, &timeout, &text)) != 0 ||
-        (rc = open_home(home, &k)) != 0)
+    if ((rc = send_args(argc, argv, &home, &to, &level, &timeout, &text)) != 0)
         return rc;
-    if (strcmp(to, kurer_own_user(k)) == 0) {
-        kurer_close(k);
-        return refuse(KURER_EINVAL,
-                      "you cannot send to yourself; your other devices get sync copies");
+    json_t *params = json_pack("{s:s,s:s,s:s,s:i}", "to", to, "level", kurer_level_name(level),
+                               "text", text, "timeout", timeout);
+    cli_target t;
+    if (params == NULL)
+        return refuse(KURER_ENOMEM, "out of memory");
+    if ((rc = cli_open(home, &t)) != 0) {
+        json_decref(params);
+        return rc;
     }
-    if (!is_enrolled(k)) {
-        kurer_close(k);
-        return refuse(KURER_ESTATE,
-                      "this device is not enrolled yet: import your certificate with kurer import");
-    }
-    /* A peer's key change noticed on the way is said once (a line of its own). */
-    kurer_events ev = {.on_key_change = on_key_change};
-    kurer_set_events(k, &ev);
-    memset(&why, 0, sizeof(why));
-    int64_t id = 0;
-    rc = kurer_queue(k, to, level, text, timeout * 1000, &why, &id);
-    int queued = rc == 0;
-    if (queued) {
-        test_hold();
-        rc = kurer_send_queued(k, id, timeout * 1000, &why);
-    }
-    if (rc != 0) {
-        if (queued && transport_error(rc))
-            rc = queued_only(rc, to, level, id);
-        else if (transport_error(rc) && why.by == KURER_REFUSED_BY_RECIPIENT)
-            never_written(rc, to);
-        else if (explain(rc, &why, level, to) == 0)
-            net_error(rc, "not sent");
-    } else if (g_json) {
+    json_t *res = NULL;
+    rc = key_changes_said(&t);
+    if (rc == 0)
+        rc = cli_run(&t, "send", params, &res);
+    else
+        json_decref(params);
+    cli_close(&t);
+    if (rc == RC_QUEUED) {
+        rc = queued_only(res, to, level);
+    } else if (rc == 0 && g_json) {
         jline o;
         jline_ok(&o);
-        kurer_json_kv_int(&o.j, "message_id", id);
+        kurer_json_kv_int(&o.j, "message_id",
+                          json_integer_value(json_object_get(res, "message_id")));
         kurer_json_kv_str(&o.j, "to", to);
         kurer_json_kv_str(&o.j, "level", kurer_level_name(level));
         jline_end(&o);
-    } else {
+    } else if (rc == 0) {
         printf("sent to %s [%s]\n", to, kurer_level_name(level));
     }
-    kurer_disconnect(k);
-    kurer_close(k);
+    json_decref(res);
     return rc;
 }

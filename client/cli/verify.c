@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "rpc.h"
 #include "kurer/crypto.h"
 #include "kurer/util.h"
 
@@ -25,65 +25,64 @@ static const char help_verify[] =
     "(status ECRLSTALE, 'revocation list is past its next update') until the relay hands out\n"
     "a newer list. JSON: \"crl_stale\" and \"crl_next_update\".\n";
 
-typedef struct verify_ctx {
-    kurer *k;
-    int n;
-    jline o; /* with --json: the result, printed once every device is in it */
-} verify_ctx;
-
-static int verify_row(void *ud, const kurer_peer_device *d)
+static const char *str(json_t *o, const char *key)
 {
-    verify_ctx *v = ud;
-    char fp[64] = "", nb[64], na[64], stale[256], sd[64];
-    int frc = kurer_fingerprint(v->k, d->user, d->device_id, fp);
-    stale_text(d, stale, sizeof(stale));
-    kurer_time_format(sd, sizeof(sd), d->crl_stale_since);
-    kurer_time_format(nb, sizeof(nb), d->not_before);
-    kurer_time_format(na, sizeof(na), d->not_after);
-    if (g_json) {
-        kurer_json *j = &v->o.j;
-        kurer_json_begin_object(j);
-        kurer_json_kv_uint(j, "device", d->device_id);
-        kurer_json_kv_str(j, "fingerprint", frc == 0 ? fp : "");
-        kurer_json_kv_uint(j, "serial", d->serial);
-        kurer_json_kv_str(j, "clearance", d->clearance ? kurer_level_name(d->clearance) : "");
-        kurer_json_kv_str(j, "authority", d->authority);
-        kurer_json_kv_str(j, "not_before", nb);
-        kurer_json_kv_str(j, "not_after", na);
-        kurer_json_kv_str(j, "certificate", d->cert_fingerprint);
-        kurer_json_kv_str(j, "status", d->status == 0 ? "valid" : kurer_err_name(d->status));
-        kurer_json_kv_bool(j, "crl_stale", stale[0] != '\0');
-        kurer_json_kv_str(j, "crl_next_update", stale[0] ? sd : "");
-        kurer_json_end_object(j);
-    } else {
-        printf("device %u\n", d->device_id);
-        if (frc == 0) {
-            printf("  safety number  ");
-            for (int i = 0; i < 60; i += 5)
-                printf("%.5s%s", fp + i, i == 25 ? "\n                 " : " ");
-            printf("\n");
-        }
-        printf("  certificate    serial %llu, authority %s, %s\n", (unsigned long long)d->serial,
-               d->authority, d->status == 0 ? "valid" : kurer_strerror(d->status));
-        if (d->clearance)
-            printf("  clearance      %s\n", kurer_level_name(d->clearance));
-        printf("  valid          %s to %s\n  fingerprint    %s\n", nb, na, d->cert_fingerprint);
-        if (stale[0])
-            printf("  warning        %s: %s\n", stale,
-                   d->status == 0 ? "revocations made since may be missing"
-                                  : "refused until a newer list arrives");
-    }
-    v->n++;
-    return 0;
+    const char *v = json_string_value(json_object_get(o, key));
+    return v != NULL ? v : "";
 }
 
+static uint64_t num(json_t *o, const char *key)
+{
+    return (uint64_t)json_integer_value(json_object_get(o, key));
+}
+
+static void device_json(kurer_json *j, json_t *d)
+{
+    kurer_json_begin_object(j);
+    kurer_json_kv_uint(j, "device", num(d, "device"));
+    kurer_json_kv_str(j, "fingerprint", str(d, "safety_number"));
+    kurer_json_kv_uint(j, "serial", num(d, "serial"));
+    kurer_json_kv_str(j, "clearance", str(d, "clearance"));
+    kurer_json_kv_str(j, "authority", str(d, "authority"));
+    kurer_json_kv_str(j, "not_before", str(d, "not_before"));
+    kurer_json_kv_str(j, "not_after", str(d, "not_after"));
+    kurer_json_kv_str(j, "certificate", str(d, "fingerprint"));
+    kurer_json_kv_str(j, "status", str(d, "status"));
+    kurer_json_kv_bool(j, "crl_stale", json_is_true(json_object_get(d, "crl_stale")));
+    kurer_json_kv_str(j, "crl_next_update", str(d, "crl_next_update"));
+    kurer_json_end_object(j);
+}
+
+static void device_text(json_t *d)
+{
+    const char *fp = str(d, "safety_number"), *warning = str(d, "crl_warning");
+    int valid = strcmp(str(d, "status"), "valid") == 0;
+    printf("device %llu\n", (unsigned long long)num(d, "device"));
+    if (strlen(fp) == 60) {
+        printf("  safety number  ");
+        for (int i = 0; i < 60; i += 5)
+            printf("%.5s%s", fp + i, i == 25 ? "\n                 " : " ");
+        printf("\n");
+    }
+    printf("  certificate    serial %llu, authority %s, %s\n", (unsigned long long)num(d, "serial"),
+           str(d, "authority"), str(d, "status_text"));
+    if (str(d, "clearance")[0])
+        printf("  clearance      %s\n", str(d, "clearance"));
+    printf("  valid          %s to %s\n  fingerprint    %s\n", str(d, "not_before"),
+           str(d, "not_after"), str(d, "fingerprint"));
+    if (warning[0])
+        printf("  warning        %s: %s\n", warning,
+               valid ? "revocations made since may be missing"
+                     : "refused until a newer list arrives");
+}
+
+/* The method verify (rpc_device.c), here or in the daemon; its result printed. */
 int cmd_verify(int argc, char **argv)
 {
     static const kurer_opt opts[] = {
         {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"offline", 0, 0}};
     kurer_args a;
     const char *home;
-    kurer *k = NULL;
     int rc;
     if ((rc = command_args(&a, opts, NOPTS(opts), 1, 1, "USER@AUTHORITY", help_verify, argc,
                            argv)) != 0 ||
@@ -91,40 +90,37 @@ int cmd_verify(int argc, char **argv)
         return rc;
     if ((rc = user_arg("verify", a.pos[0])) != 0)
         return rc;
-    if ((rc = open_home(home, &k)) != 0)
+    json_t *r = NULL,
+           *params = json_pack("{s:s,s:b}", "user", a.pos[0], "offline", flag(&a, "offline"));
+    if (params == NULL)
+        return refuse(KURER_ENOMEM, "out of memory");
+    if ((rc = cli_call(home, "verify", params, &r)) != 0) {
+        json_decref(r);
         return rc;
-    if (!flag(&a, "offline")) {
-        rc = kurer_refresh(k, a.pos[0], NET_TIMEOUT * 1000, NULL);
-        if (rc != 0) {
-            net_error(rc, "could not ask the relay");
-            fprintf(stderr, "kurer: %s; showing what this home holds\n", reason());
-            clear_reason();
-        }
-        kurer_disconnect(k);
     }
-    verify_ctx v;
-    memset(&v, 0, sizeof(v));
-    v.k = k;
+    if (json_object_get(r, "refresh_error") != NULL)
+        fprintf(stderr, "kurer: %s; showing what this home holds\n", str(r, "refresh_error"));
+    json_t *devs = json_object_get(r, "devices"), *d;
+    size_t i;
     if (g_json) {
-        /* One object, printed only when it is whole: a refusal is the error object instead. */
-        jline_ok(&v.o);
-        kurer_json_kv_str(&v.o.j, "user", a.pos[0]);
-        kurer_json_key(&v.o.j, "devices");
-        kurer_json_begin_array(&v.o.j);
+        jline o;
+        jline_ok(&o);
+        kurer_json_kv_str(&o.j, "user", a.pos[0]);
+        kurer_json_key(&o.j, "devices");
+        kurer_json_begin_array(&o.j);
+        json_array_foreach(devs, i, d)
+        {
+            device_json(&o.j, d);
+        }
+        kurer_json_end_array(&o.j);
+        jline_end(&o);
     } else {
         printf("%s\n", a.pos[0]);
+        json_array_foreach(devs, i, d)
+        {
+            device_text(d);
+        }
     }
-    rc = kurer_peer_devices(k, a.pos[0], verify_row, &v);
-    if (rc == 0 && v.n == 0)
-        rc = refuse(KURER_ENOTFOUND, "no device of %s is known", a.pos[0]);
-    else if (rc != 0)
-        refuse(rc, "cannot list the devices: %s", kurer_strerror(rc));
-    if (g_json && rc == 0) {
-        kurer_json_end_array(&v.o.j);
-        jline_end(&v.o);
-    } else if (g_json) {
-        kurer_buf_release(&v.o.b);
-    }
-    kurer_close(k);
-    return rc;
+    json_decref(r);
+    return 0;
 }

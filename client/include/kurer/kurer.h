@@ -354,6 +354,12 @@ typedef struct kurer_events {
  * message not yet reported is given again (oldest first); with on_key_change set, every key
  * change not yet told. */
 KURER_EXPORT void kurer_set_events(kurer *k, const kurer_events *KURER_NULLABLE ev);
+/* Waits until the replay the last kurer_set_events with on_message (or on_key_change) asked
+ * for has run: every message (key change) that was marked unreported then has been given to its
+ * callback (or was reported by then). 0 at once if no replay was asked for; KURER_ETIMEOUT after
+ * timeout_ms; KURER_ECLOSED if the handle is closing. Not from a callback (it waits for the library
+ * thread). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_replay_wait(kurer *k, int timeout_ms);
 
 /* ---- the asynchronous calls ---- */
 
