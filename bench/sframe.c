@@ -161,7 +161,7 @@ static void teardown(ctx *c)
 
 int main(int argc, char **argv)
 {
-    double seconds = 6, p[64], u[64], g[64];
+    double seconds = 6, p[64] = {0}, u[64] = {0}, g[64] = {0};
     int rounds = 12, smoke = 0;
     size_t size = 160;
     ctx c;
