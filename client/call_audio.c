@@ -195,6 +195,13 @@ int kurer__call_audio_new(kurer__call_audio **out, const kurer__call_audio_confi
         if (ca->jb == NULL)
             rc = KURER_ENOMEM;
     }
+    if (rc == 0) {
+        /* The frames the prefill holds beyond the one the first get takes are the margin the
+         * buffer keeps: it neither drops them as excess delay nor builds them up again by
+         * insertions. */
+        spx_int32_t margin = (KURER__AUDIO_PREFILL - 1) * KURER__AUDIO_FRAME;
+        jitter_buffer_ctl(ca->jb, JITTER_BUFFER_SET_MARGIN, &margin);
+    }
     if (rc != 0) {
         kurer__call_audio_free(ca);
         return rc;
@@ -395,6 +402,14 @@ static int has_fec(const uint8_t *pkt, size_t len)
     return (frames[0][0] >> 6) & 1;
 }
 
+/* Whether playback may start: KURER__AUDIO_PREFILL packets were buffered. (The jitter buffer's
+ * own count, JITTER_BUFFER_GET_AVAILABLE_COUNT, compares timestamps with a pointer that means
+ * nothing before the first get.) Under mu. */
+static int prefilled(const kurer__call_audio *ca)
+{
+    return ca->received >= KURER__AUDIO_PREFILL;
+}
+
 static kurer__play_kind play(kurer__call_audio *ca, int16_t pcm[KURER__AUDIO_FRAME])
 {
     const play_slot *cur = &ca->pending, *nxt = &ca->next;
@@ -429,7 +444,7 @@ kurer__play_kind kurer__call_audio_playback(kurer__call_audio *ca, int16_t pcm[K
     p.data = (char *)ca->get_buf;
     p.len = sizeof ca->get_buf;
     pthread_mutex_lock(&ca->mu);
-    if (!ca->rx_started) {
+    if (!ca->jb_synced && !prefilled(ca)) {
         pthread_mutex_unlock(&ca->mu);
         memset(pcm, 0, KURER__AUDIO_FRAME * sizeof pcm[0]);
         return KURER__PLAY_SILENCE;

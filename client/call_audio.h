@@ -10,7 +10,10 @@
  * is already buffered, the frame rebuilt from the next packet's FEC data
  * (opus_decode(..., decode_fec=1)); or else Opus packet-loss concealment (opus_decode(NULL)).
  * To have "the next packet" at hand the engine plays one frame behind the jitter buffer's
- * output: 20 ms of added delay buys FEC recovery of every single lost packet.
+ * output: 20 ms of added delay buys FEC recovery of every single lost packet. Playback starts
+ * once KURER__AUDIO_PREFILL packets arrived, and the jitter buffer keeps all but one of them as
+ * its margin: 40 ms in which a stall of either side or a burst of network delay makes nothing
+ * late (the jitter buffer grows its delay beyond that when packets do come late).
  *
  * Threads: three roles, each a single thread at a time.
  *   audio thread (the app's): kurer__call_audio_capture and kurer__call_audio_playback. Neither
@@ -39,6 +42,10 @@
 #define KURER__AUDIO_RING      16   /* capture frames buffered between audio and transport */
 #define KURER__AUDIO_BITRATE   32000
 #define KURER__AUDIO_LOSS_PERC 10 /* expected loss the encoder plans FEC for, unless told */
+/* Packets buffered before playback starts; all but the first stay as the margin the jitter
+ * buffer keeps from then on: 40 ms of cushion against a stall of either side's threads or a
+ * burst of network delay, before a frame is late. */
+#define KURER__AUDIO_PREFILL 3
 
 /* The media payload inside an SFrame frame (docs/calls.md): one type byte, then
  *   audio:               sequence number (16 bits) | timestamp in samples (32 bits) | Opus packet

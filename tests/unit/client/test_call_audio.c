@@ -112,7 +112,7 @@ static void test_media_payload(void **state)
 }
 
 /* At 0 % loss the engine plays exactly what a plain Opus decoder makes of the same packets:
- * after one frame of silence (the FEC lookahead), every frame decoded, bit for bit. */
+ * after the prefill and the FEC lookahead (silence), every frame decoded, bit for bit. */
 static void test_roundtrip_exact(void **state)
 {
     kurer__call_audio *rx;
@@ -125,7 +125,7 @@ static void test_roundtrip_exact(void **state)
     assert_non_null(plain);
     assert_int_equal(kurer__call_audio_new(&rx, NULL), 0);
     assert_int_equal(kurer__call_audio_playback(rx, got), KURER__PLAY_SILENCE);
-    for (k = 0; k <= FRAMES; k++) {
+    for (k = 0; k < FRAMES + KURER__AUDIO_PREFILL; k++) {
         kurer__play_kind kind;
         if (k < FRAMES)
             assert_int_equal(
@@ -144,7 +144,7 @@ static void test_roundtrip_exact(void **state)
         assert_memory_equal(got, want, sizeof got);
         j++;
     }
-    assert_int_equal(silence, 1);
+    assert_int_equal(silence, KURER__AUDIO_PREFILL); /* the prefill, then the FEC lookahead */
     assert_int_equal(j, FRAMES);
     kurer__call_audio_get_stats(rx, &st);
     assert_true(st.received == FRAMES && st.played == FRAMES);
@@ -174,7 +174,7 @@ static void test_lossy(void **state)
     int dropped = 0, singles = 0, fec = 0, plc = 0, with_lbrr = 0;
     (void)state;
     assert_int_equal(kurer__call_audio_new(&rx, NULL), 0);
-    for (int k = 0; k <= FRAMES; k++) {
+    for (int k = 0; k < FRAMES + KURER__AUDIO_PREFILL; k++) {
         int burst = k >= 100 && k < 103;
         int single = k >= 20 && k % 10 == 5 && !(k >= 95 && k < 110);
         if (k < FRAMES && !burst && !single)
@@ -208,6 +208,41 @@ static void test_lossy(void **state)
     assert_true(st.fec_recovered == (uint64_t)with_lbrr);
     assert_true(with_lbrr * 4 >= (singles + 1) * 3);
     assert_true(st.concealed >= 2);
+    kurer__call_audio_free(rx);
+}
+
+/* The prefill's cushion: a sender that stalls for 40 ms (two packets held, then sent with the
+ * third) and a receiver whose audio thread stalls for 40 ms (three pulls at once afterwards)
+ * lose nothing: no frame late, none concealed, everything played. */
+static void test_stall(void **state)
+{
+    kurer__call_audio *rx;
+    int16_t pcm[KURER__AUDIO_FRAME];
+    kurer__call_audio_stats st;
+    (void)state;
+    assert_int_equal(kurer__call_audio_new(&rx, NULL), 0);
+    for (int k = 0; k < FRAMES + KURER__AUDIO_PREFILL; k++) {
+        int held = (k >= 100 && k < 102) || (k >= 150 && k < 152);
+        if (k < FRAMES && !held)
+            for (int i = (k == 102 || k == 152) ? k - 2 : k; i <= k; i++)
+                assert_int_equal(
+                    kurer__call_audio_receive(rx, payloads[i], lens[i], 20000u * (unsigned)k), 0);
+        if (k == 102) { /* two packets 40 and 20 ms late: RFC 3550's estimate jumps */
+            kurer__call_audio_get_stats(rx, &st);
+            assert_true(st.jitter_ms > 3.0);
+        }
+        if (k >= 200 && k < 202)
+            continue; /* the audio thread stalls */
+        for (int pulls = k == 202 ? 3 : 1; pulls > 0; pulls--)
+            (void)kurer__call_audio_playback(rx, pcm);
+    }
+    kurer__call_audio_get_stats(rx, &st);
+    print_message("played %llu late %llu concealed %llu jitter %.1f ms\n",
+                  (unsigned long long)st.played, (unsigned long long)st.late,
+                  (unsigned long long)st.concealed, st.jitter_ms);
+    assert_true(st.late == 0 && st.concealed == 0 && st.fec_recovered == 0);
+    assert_true(st.played == FRAMES && st.received == FRAMES && st.lost == 0);
+    assert_true(st.jitter_ms < 0.5); /* and decays once arrivals are regular again */
     kurer__call_audio_free(rx);
 }
 
@@ -363,7 +398,7 @@ static void test_sframe_pipeline(void **state)
     assert_int_equal(kurer__call_audio_new(&rx, NULL), 0);
     plain = opus_decoder_create(KURER__AUDIO_RATE, 1, &err);
     assert_non_null(plain);
-    for (int k = 0; k <= FRAMES; k++) {
+    for (int k = 0; k < FRAMES + KURER__AUDIO_PREFILL; k++) {
         if (k < FRAMES) {
             size_t flen = 0, blen = 0;
             assert_int_equal(kurer_sframe_protect(send, NULL, 0, payloads[k], lens[k], frame,
@@ -577,11 +612,12 @@ static void test_wav_malformed(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_media_payload),   cmocka_unit_test(test_roundtrip_exact),
-        cmocka_unit_test(test_lossy),           cmocka_unit_test(test_late_duplicate),
-        cmocka_unit_test(test_capture_ring),    cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_sframe_pipeline), cmocka_unit_test(test_wav_roundtrip),
-        cmocka_unit_test(test_wav_refusals),    cmocka_unit_test(test_wav_malformed),
+        cmocka_unit_test(test_media_payload),  cmocka_unit_test(test_roundtrip_exact),
+        cmocka_unit_test(test_lossy),          cmocka_unit_test(test_stall),
+        cmocka_unit_test(test_late_duplicate), cmocka_unit_test(test_capture_ring),
+        cmocka_unit_test(test_threads),        cmocka_unit_test(test_sframe_pipeline),
+        cmocka_unit_test(test_wav_roundtrip),  cmocka_unit_test(test_wav_refusals),
+        cmocka_unit_test(test_wav_malformed),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
