@@ -239,6 +239,19 @@ two_devices)
     finished anna 60 0 "ended (hangup)"
     finished bob 30 0 "remote_hangup"
     ;;
+busy)
+    # A device in a call answers a second offer BUSY; the second caller hears it.
+    setup
+    device carl carl@sk.dk 3 sk
+    bg bob "$K" answer --home bob --wait 60
+    sleep 1
+    bg anna "$K" call --home anna bob@sk.dk --level UNCLASSIFIED --seconds 8
+    wait_for anna.out "connected" 60 || fail "anna's call did not connect: $(cat anna.out)"
+    bg carl "$K" call --home carl bob@sk.dk --level UNCLASSIFIED
+    finished carl 40 1 "busy"
+    finished anna 60 0 "ended (hangup)"
+    finished bob 30 0 "ended (remote_hangup)"
+    ;;
 glare)
     # Both call each other at once: one call survives on both sides (the lower call id).
     setup
