@@ -440,8 +440,15 @@ int kurer_call_capture(kurer *k, uint64_t call_id, const int16_t *pcm)
         rc = c->connected_at != 0 ? kurer__call_audio_capture(kurer__call_link_audio(c->link), pcm)
                                   : 0; /* before CONNECTED: dropped */
     uv_mutex_unlock(&c->amu);
-    if (rc == 0)
+    if (rc == 0) {
         kurer__calls_kick(c); /* the library thread encodes and sends it */
+    } else if (rc == KURER_ENOTFOUND) {
+        /* Not the live link: dropped for a call that is being set up, else not found. */
+        uv_mutex_lock(&c->mu);
+        if (find_locked(c, call_id) != NULL)
+            rc = 0;
+        uv_mutex_unlock(&c->mu);
+    }
     return rc;
 }
 

@@ -21,11 +21,13 @@
 #define PROBE_FAST_MS 250   /* RTT probes until the peer is heard, */
 #define PROBE_MS      2000  /* and then */
 #define KEEPALIVE_MS  15000 /* unless the relay says otherwise */
+#define QUIET_MS      1000  /* the peer silent this long: BIND again (a NAT may have moved us) */
 #define DATAGRAM_MAX  2048  /* the largest we send or take (an Opus frame fits 1 + 1292) */
 
 struct kurer__call_link {
     uv_loop_t *loop;
-    uv_udp_t sock;
+    uv_udp_t *sock; /* its own allocation: a network change replaces it */
+    struct sockaddr_storage relay;
     uv_timer_t tick;
     int open_handles;
     kurer__call_link_cbs cbs;
@@ -53,7 +55,7 @@ static void send_raw(kurer__call_link *l, const uint8_t *p, size_t n)
 {
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
     /* Never queued: a datagram the socket cannot take now is dropped (audio is late anyway). */
-    if (uv_udp_try_send(&l->sock, &b, 1, NULL) < 0)
+    if (uv_udp_try_send(l->sock, &b, 1, NULL) < 0)
         atomic_fetch_add(&l->send_dropped, 1);
 }
 
@@ -89,7 +91,7 @@ static void fail(kurer__call_link *l, int err)
     if (l->stopped)
         return;
     l->stopped = 1; /* once */
-    uv_udp_recv_stop(&l->sock);
+    uv_udp_recv_stop(l->sock);
     uv_timer_stop(&l->tick);
     l->cbs.failed(l->cbs.ud, err);
 }
@@ -183,6 +185,14 @@ static void on_tick(uv_timer_t *t)
         fail(l, KURER_ETIMEOUT); /* the peer or the relay is gone */
         return;
     }
+    if (l->heard && now - l->last_heard >= QUIET_MS) {
+        /* A NAT that gave the flow a new port (which the platform does not report) makes the
+         * relay drop what we send: BIND again, until BOUND (the ticket re-locks the leg). */
+        l->bound = 0;
+        l->bind_tries = 0;
+        send_bind(l);
+        return;
+    }
     if (now - l->last_probe >= (l->heard ? PROBE_MS : PROBE_FAST_MS)) {
         l->last_probe = now;
         send_rtt(l, KURER__MEDIA_RTT_PROBE, now_us());
@@ -198,10 +208,32 @@ static void on_tick(uv_timer_t *t)
 static void on_closed(uv_handle_t *h)
 {
     kurer__call_link *l = h->data;
+    if (h->type == UV_UDP)
+        free(h); /* (the timer is part of the link) */
     if (--l->open_handles == 0) {
         kurer_memzero(l, sizeof(*l));
         free(l);
     }
+}
+
+/* A socket connected to the relay's media port, receiving. 0 or KURER_EIO / KURER_ENOMEM
+ * (nothing left open but a handle being closed). */
+static int open_socket(kurer__call_link *l)
+{
+    uv_udp_t *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return KURER_ENOMEM;
+    uv_udp_init(l->loop, u);
+    u->data = l;
+    l->open_handles++;
+    /* Connected: the kernel drops datagrams from anyone but the relay's media port. */
+    if (uv_udp_connect(u, (const struct sockaddr *)&l->relay) != 0 ||
+        uv_udp_recv_start(u, on_alloc, on_recv) != 0) {
+        uv_close((uv_handle_t *)u, on_closed);
+        return KURER_EIO;
+    }
+    l->sock = u;
+    return 0;
 }
 
 static int contexts(kurer__call_link *l, const kurer__call_link_params *p)
@@ -247,15 +279,13 @@ int kurer__call_link_start(uv_loop_t *loop, const kurer__call_link_params *p,
         free(l);
         return rc;
     }
-    uv_udp_init(loop, &l->sock);
+    l->relay = p->relay;
     uv_timer_init(loop, &l->tick);
-    l->sock.data = l->tick.data = l;
-    l->open_handles = 2;
-    /* Connected: the kernel drops datagrams from anyone but the relay's media port. */
-    if (uv_udp_connect(&l->sock, (const struct sockaddr *)&p->relay) != 0 ||
-        uv_udp_recv_start(&l->sock, on_alloc, on_recv) != 0) {
+    l->tick.data = l;
+    l->open_handles = 1;
+    if ((rc = open_socket(l)) != 0) {
         kurer__call_link_stop(l);
-        return KURER_EIO;
+        return rc;
     }
     send_bind(l);
     uv_timer_start(&l->tick, on_tick, TICK_MS, TICK_MS);
@@ -269,14 +299,28 @@ void kurer__call_link_stop(kurer__call_link *l)
         return;
     l->stopped = 1;
     release(l); /* the base keys' descendants wiped now */
-    uv_close((uv_handle_t *)&l->sock, on_closed);
+    if (l->sock != NULL)
+        uv_close((uv_handle_t *)l->sock, on_closed);
+    l->sock = NULL;
     uv_close((uv_handle_t *)&l->tick, on_closed);
 }
 
+/* A new socket (after a network change the old one may be bound to an address that is gone),
+ * and BIND from it: the relay locks the leg to the new address (the ticket is valid for
+ * hours). */
 void kurer__call_link_rebind(kurer__call_link *l)
 {
     if (l->stopped)
         return;
+    uv_close((uv_handle_t *)l->sock, on_closed);
+    l->sock = NULL;
+    int rc = open_socket(l);
+    if (rc != 0) {
+        l->stopped = 1;
+        uv_timer_stop(&l->tick);
+        l->cbs.failed(l->cbs.ud, rc);
+        return;
+    }
     l->bound = 0;
     l->bind_tries = 0;
     send_bind(l);

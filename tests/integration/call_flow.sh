@@ -85,8 +85,14 @@ stat() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1.out" | tail -1; }
 # work: where the test may (as root), they, the relay and the shim (the media path) run at a
 # higher priority than the builds and tests that share this machine, so that the 20 ms clock of
 # the call is the call's, not the load's.
+# Real-time round robin at the lowest real-time priority where allowed (the kernel keeps 5 % of
+# every second for other work: sched_rt_runtime_us), else a better nice value, else nothing.
 PRIO=()
-nice -n -10 true 2>/dev/null && PRIO=(nice -n -10)
+if chrt -r 1 true 2>/dev/null; then
+    PRIO=(chrt -r 1)
+elif nice -n -10 true 2>/dev/null; then
+    PRIO=(nice -n -10)
+fi
 
 pki() {
     KURER_ADMIN_PASSPHRASE=$KURER_ADMIN_ROOT_PASSPHRASE "$A" root init --dir root --name Rigsrod --kdf-min >/dev/null || exit 1
@@ -232,6 +238,19 @@ two_devices)
     finished bob2 40 1 "answered_elsewhere"
     finished anna 60 0 "ended (hangup)"
     finished bob 30 0 "remote_hangup"
+    ;;
+busy)
+    # A device in a call answers a second offer BUSY; the second caller hears it.
+    setup
+    device carl carl@sk.dk 3 sk
+    bg bob "$K" answer --home bob --wait 60
+    sleep 1
+    bg anna "$K" call --home anna bob@sk.dk --level UNCLASSIFIED --seconds 8
+    wait_for anna.out "connected" 60 || fail "anna's call did not connect: $(cat anna.out)"
+    bg carl "$K" call --home carl bob@sk.dk --level UNCLASSIFIED
+    finished carl 40 1 "busy"
+    finished anna 60 0 "ended (hangup)"
+    finished bob 30 0 "ended (remote_hangup)"
     ;;
 glare)
     # Both call each other at once: one call survives on both sides (the lower call id).
