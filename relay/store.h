@@ -269,7 +269,9 @@ KURER_MUST_CHECK int kurer_store_open_sqlite(kurer_store **out, uv_loop_t *loop,
  * thread. Blocking: call before serving. KURER_ESTORAGE when it cannot connect or the schema
  * cannot be made current. The string may hold a password: it is kept in wiped memory and never
  * logged. Seqs are reported after the commit (on_seqs runs just before on_done; hold_us is
- * ignored): docs/scale-out.md. */
+ * ignored). A lost connection is made again (a multi-host string follows a failover) and the
+ * round it met is run again, or found committed, never reported accepted before it is:
+ * docs/scale-out.md, "Failover". */
 KURER_MUST_CHECK int kurer_store_open_postgres(kurer_store **out, uv_loop_t *loop,
                                                const char *conninfo);
 /* Creates or migrates the postgres backend's schema and returns (kurer-relay init). */

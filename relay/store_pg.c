@@ -233,14 +233,53 @@ static int run_writes(pg_store *s, op *round, uint64_t *count, int *retry, int *
             rc = KURER_ESTORAGE;
     }
     if (rc == 0) {
+        /* the round's number goes into its own transaction, in the COMMIT's round trip */
+        char sql[200];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO kurer_rounds(node, round) VALUES (%lld, %llu) ON CONFLICT (node) "
+                 "DO UPDATE SET round = excluded.round, updated_at = now(); COMMIT",
+                 (long long)s->node, (unsigned long long)++s->round);
         *commit_sent = 1; /* from here on a lost connection leaves the outcome unknown */
-        rc = kurer__pg_cmd(s, "COMMIT");
+        rc = kurer__pg_cmd(s, sql);
     }
     *retry = strcmp(last_sqlstate, "40P01") == 0 || strcmp(last_sqlstate, "40001") == 0;
     if (rc != 0 && s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK &&
         PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         (void)kurer__pg_cmd(s, "ROLLBACK");
     return rc;
+}
+
+/* After a connection lost with the round's COMMIT in flight: 0 if it committed (its number is
+ * in kurer_rounds) and is as durable as a commit is (this transaction writes the row again, and
+ * its own commit, later in the WAL, returns only once a synchronous standby has flushed it, and
+ * so everything before it); 1 if it did not commit; KURER_ESTORAGE if that cannot be known now.
+ * FOR UPDATE waits for the round's transaction, should it still be running on a live server. */
+static int resolve_round(pg_store *s, uint64_t deadline)
+{
+    char sql[160];
+    while (ensure_conn(s) != 0)
+        if (kurer_time_mono_ms() >= deadline)
+            return KURER_ESTORAGE;
+    if (kurer__pg_cmd(s, "BEGIN; SET LOCAL lock_timeout = '10s'") != 0)
+        return KURER_ESTORAGE;
+    snprintf(sql, sizeof(sql), "SELECT round FROM kurer_rounds WHERE node = %lld FOR UPDATE",
+             (long long)s->node);
+    PGresult *r = PQexec(s->conn, sql);
+    int found = PQresultStatus(r) == PGRES_TUPLES_OK;
+    int committed = found && PQntuples(r) == 1 &&
+                    strtoull(PQgetvalue(r, 0, 0), NULL, 10) == (unsigned long long)s->round;
+    PQclear(r);
+    snprintf(sql, sizeof(sql),
+             "UPDATE kurer_rounds SET updated_at = now() WHERE node = %lld; COMMIT",
+             (long long)s->node);
+    if (!found || kurer__pg_cmd(s, sql) != 0) {
+        if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+            (void)kurer__pg_cmd(s, "ROLLBACK");
+        return KURER_ESTORAGE;
+    }
+    kurer_log(KURER_LOG_WARN, "store", committed ? "round_committed" : "round_not_committed", NULL,
+              0);
+    return committed ? 0 : 1;
 }
 
 /* One round: its writes in one transaction, then its reads. A failed transaction fails every
@@ -271,6 +310,13 @@ static void run_round(pg_store *s, op *round)
             break;
         if ((rc = run_writes(s, round, &count, &retry, &commit_sent)) == 0)
             break;
+        if (commit_sent && PQstatus(s->conn) != CONNECTION_OK) {
+            int outcome = resolve_round(s, deadline);
+            if (outcome == 1 && kurer_time_mono_ms() < deadline)
+                continue; /* not committed: again, on the new connection */
+            rc = outcome == 0 ? 0 : KURER_ESTORAGE;
+            break;
+        }
         if (!commit_sent && PQstatus(s->conn) != CONNECTION_OK && kurer_time_mono_ms() < deadline) {
             kurer_log(KURER_LOG_WARN, "store", "round_resubmitted", NULL, 0);
             continue; /* not committed: again, on a new connection */
@@ -454,6 +500,21 @@ static const kurer_store_ops pg_ops = {
 
 /* ---- constructors ------------------------------------------------------------------------- */
 
+/* This writer's row in kurer_rounds (a random node id per open); rows of writers gone for a
+ * week are removed. */
+static int register_node(pg_store *s)
+{
+    char sql[200];
+    uint64_t id;
+    kurer_random(&id, sizeof(id));
+    s->node = (int64_t)(id >> 1); /* positive */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO kurer_rounds(node, round) VALUES (%lld, 0) ON CONFLICT DO NOTHING; "
+             "DELETE FROM kurer_rounds WHERE updated_at < now() - interval '7 days'",
+             (long long)s->node);
+    return kurer__pg_cmd(s, sql);
+}
+
 int kurer_store_init_postgres(const char *conninfo)
 {
     PGconn *c = connect_db(conninfo);
@@ -484,6 +545,8 @@ int kurer_store_open_postgres(kurer_store **out, uv_loop_t *loop, const char *co
         rc = kurer__pg_migrate(s->conn);
     if (rc == 0)
         rc = prepare_all(s);
+    if (rc == 0)
+        rc = register_node(s);
     int queue = rc == 0; /* the queue is initialised (and so frees s) */
     if (queue && (rc = kurer__storeq_init(&s->q, &s->base, loop)) == 0) {
         s->q.no_pairing = 1; /* seqs come with the commit: nothing to pair at submission */

@@ -49,6 +49,8 @@ typedef struct pg_store {
     pthread_t thread;
     int thread_started;
     uint64_t reconnects; /* connections lost and made again */
+    int64_t node;        /* this writer's row in kurer_rounds (random, per open) */
+    uint64_t round;      /* the number of its last transaction of writes, written in it */
     uint64_t backoff_ms; /* before the next reconnect attempt */
 } pg_store;
 

@@ -44,6 +44,10 @@ static const char *const MIGRATIONS[] = {
      "bigint NOT NULL, failures bigint NOT NULL, state bigint NOT NULL, request bytea, "
      "authority_mac bytea, submitted_at bigint, chain bytea);"
      "CREATE INDEX invites_waiting ON invites(authority, state, id);"),
+    /* 4: each writer's last round, written in the round's transaction: after a connection lost
+     * while its COMMIT was in flight, the writer reads it to learn whether the round committed */
+    ("CREATE TABLE IF NOT EXISTS kurer_rounds(node bigint PRIMARY KEY, round bigint NOT NULL, "
+     "updated_at timestamptz NOT NULL DEFAULT now());"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
