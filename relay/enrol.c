@@ -1,4 +1,4 @@
-/* Online enrolment (docs/protocol.md 3.5): an NK session opened with an EnrolHello carries
+/* Online enrolment (docs/protocol.md 3.6): an NK session opened with an EnrolHello carries
  * EnrolRequests, each answered by one EnrolReply.
  *
  *   invite  an authority registers an invitation (signed by its key, under a certificate that
