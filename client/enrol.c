@@ -9,6 +9,7 @@
 
 #include "enrol.h"
 #include "home.h"
+#include "kurer/compare.h"
 #include "kurer/crypto.h"
 #include "kurer/enrol_call.h"
 #include "kurer/invite.h"
@@ -23,6 +24,17 @@ _Static_assert(KURER_ENROL_STATE_OPEN == KURER_ENROL_OPEN &&
                    KURER_ENROL_STATE_APPROVED == KURER_ENROL_APPROVED &&
                    KURER_ENROL_STATE_REJECTED == KURER_ENROL_REJECTED,
                "kurer.h's states are enrol.h's");
+
+/* What the user reads to the administrator (kurer/compare.h), and the relay enrolment talks to. */
+void kurer_own_comparison_code(const kurer *k, char *out)
+{
+    kurer_comparison_code(k->own.identity_pub, out);
+}
+
+const uint8_t *kurer_relay_key(const kurer *k)
+{
+    return k->own.relay_key;
+}
 
 static int state_path(const kurer *k, char *out, size_t n)
 {
