@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "enrol.h"
 #include "home.h"
 #include "kurer/crypto.h"
 #include "kurer/log.h"
@@ -18,7 +19,9 @@ typedef enum req_kind {
     REQ_SEND_QUEUED,
     REQ_REFRESH,
     REQ_FLUSH,
-    REQ_WAKE
+    REQ_WAKE,
+    REQ_ENROL_SUBMIT, /* text: the invitation code */
+    REQ_ENROL_POLL
 } req_kind;
 
 typedef struct req {
@@ -70,6 +73,12 @@ static void req_run(kurer *k, kurer__job *j)
         if (o->err == 0)
             o->err = kurer__net_wait_received(k, j->deadline, 1);
         kurer__net_disconnect(k, kurer_time_mono_ms() + 2500);
+        break;
+    case REQ_ENROL_SUBMIT:
+        o->err = kurer__enrol_submit(k, r->text, j->deadline);
+        break;
+    case REQ_ENROL_POLL:
+        o->err = kurer__enrol_poll(k, j->deadline, &o->enrol_state);
         break;
     }
 }
@@ -335,6 +344,72 @@ static int run_blocking(kurer *k, req *r, kurer_result *res)
     uv_cond_destroy(&r->cond);
     uv_mutex_destroy(&r->mu);
     req_free(r);
+    return rc;
+}
+
+/* ---- online enrolment ---- */
+
+static int enrol_req(kurer *k, req_kind kind, const char *code, int timeout_ms, req **out)
+{
+    req *r = NULL;
+    int rc = k == NULL ? KURER_EINVAL : 0;
+    if (rc == 0 && enrolled(k) == 0)
+        rc = KURER_ESTATE; /* enrolled already */
+    if (rc == 0 && kind == REQ_ENROL_SUBMIT && (code == NULL || strlen(code) > 64))
+        rc = KURER_EINVAL;
+    if (rc == 0)
+        rc = req_new(k, kind, timeout_ms, &r);
+    if (rc == 0 && code != NULL) {
+        r->text_len = strlen(code) + 1;
+        if ((r->text = malloc(r->text_len)) == NULL) {
+            req_free(r);
+            return KURER_ENOMEM;
+        }
+        memcpy(r->text, code, r->text_len);
+    }
+    if (rc == 0)
+        *out = r;
+    return rc;
+}
+
+int kurer_enrol_submit_async(kurer *k, const char *code, int timeout_ms, kurer_done_fn done,
+                             void *ud)
+{
+    req *r = NULL;
+    int rc = enrol_req(k, REQ_ENROL_SUBMIT, code, timeout_ms, &r);
+    return rc != 0 ? rc : submit(k, r, done, ud);
+}
+
+int kurer_enrol_poll_async(kurer *k, int timeout_ms, kurer_done_fn done, void *ud)
+{
+    req *r = NULL;
+    int rc = enrol_req(k, REQ_ENROL_POLL, NULL, timeout_ms, &r);
+    return rc != 0 ? rc : submit(k, r, done, ud);
+}
+
+int kurer_enrol_submit(kurer *k, const char *code, int timeout_ms)
+{
+    req *r = NULL;
+    if (!may_block(k))
+        return k == NULL ? KURER_EINVAL : KURER_ESTATE;
+    int rc = enrol_req(k, REQ_ENROL_SUBMIT, code, timeout_ms, &r);
+    return rc != 0 ? rc : run_blocking(k, r, NULL);
+}
+
+int kurer_enrol_poll(kurer *k, int timeout_ms, int *state)
+{
+    req *r = NULL;
+    kurer_result res;
+    if (state != NULL)
+        *state = 0;
+    if (!may_block(k))
+        return k == NULL ? KURER_EINVAL : KURER_ESTATE;
+    int rc = enrol_req(k, REQ_ENROL_POLL, NULL, timeout_ms, &r);
+    if (rc == 0) {
+        rc = run_blocking(k, r, &res);
+        if (state != NULL)
+            *state = res.enrol_state;
+    }
     return rc;
 }
 

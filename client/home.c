@@ -327,11 +327,6 @@ const uint8_t *kurer_own_noise_key(const kurer *k)
     return k->own.noise_pub;
 }
 
-void kurer_own_comparison_code(const kurer *k, char *out)
-{
-    kurer_comparison_code(k->own.identity_pub, out);
-}
-
 int kurer__home_own_certificate_unlocked(kurer *k, kurer_peer_device_fn fn, void *ud)
 {
     if (k == NULL || fn == NULL)
@@ -369,11 +364,6 @@ int kurer__home_own_certificate_unlocked(kurer *k, kurer_peer_device_fn fn, void
 const char *kurer_relay_address(const kurer *k)
 {
     return k->own.relay;
-}
-
-const uint8_t *kurer_relay_key(const kurer *k)
-{
-    return k->own.relay_key;
 }
 
 const char *kurer_own_user(const kurer *k)

@@ -1,4 +1,4 @@
-/* Online enrolment (docs/protocol.md 3.5): an NK session opened with an EnrolHello carries
+/* Online enrolment (docs/protocol.md 3.6): an NK session opened with an EnrolHello carries
  * EnrolRequests, each answered by one EnrolReply.
  *
  *   invite  an authority registers an invitation (signed by its key, under a certificate that
@@ -56,19 +56,24 @@ void kurer__enrol_free(relay *r)
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
-static void send_reply(rconn *rc, const kurer_enrol_reply *rep)
+/* Sends rep; 0, or KURER_ELIMIT when it does not fit a record (nothing sent then). */
+static int send_reply(rconn *rc, const kurer_enrol_reply *rep)
 {
     kurer_buf b;
+    int err = 0;
     if (rc->c == NULL || kurer_conn_closing(rc->c))
-        return;
+        return 0;
     kurer_buf_init(&b, KURER_ENROL_RECORD_MAX);
-    if (kurer_enrol_reply_encode(rep, &b) == 0 &&
-        b.len + KURER_NOISE_TAGLEN <= rc->r->lim.max_record &&
-        kurer_conn_send(rc->c, b.data, b.len) != 0) {
+    if ((err = kurer_enrol_reply_encode(rep, &b)) == 0 &&
+        b.len + KURER_NOISE_TAGLEN > rc->r->lim.max_record)
+        err = KURER_ELIMIT;
+    if (err == 0 && kurer_conn_send(rc->c, b.data, b.len) != 0) {
+        /* the peer does not read what we send */
         rc->close_counted = 1;
         kurer_conn_close(rc->c, KURER_ELIMIT);
     }
     kurer_buf_release(&b);
+    return err;
 }
 
 /* The answer for err: counted as a rejection (and as a refused attempt for submit and poll). */
@@ -81,12 +86,13 @@ static void reply_err(rconn *rc, const kurer_enrol_request *q, int err)
             rc->r->enrol_refused++;
     }
     if (rep == NULL) {
-        kurer_conn_close(rc->c, KURER_ENOMEM);
+        if (rc->c != NULL)
+            kurer_conn_close(rc->c, KURER_ENOMEM);
         return;
     }
     rep->request_id = q->request_id;
     rep->error = err;
-    send_reply(rc, rep);
+    (void)send_reply(rc, rep); /* an error alone always fits */
     free(rep);
 }
 
@@ -314,7 +320,8 @@ static void poll_reply(enrol_op *o, const kurer_store_invite *row)
         memcpy(rep->chain, row->chain, row->chain_len);
         rep->chain_len = row->chain_len;
     }
-    send_reply(o->rc, rep);
+    if (send_reply(o->rc, rep) != 0)
+        reply_err(o->rc, &o->req, KURER_ELIMIT); /* a chain too large for a record */
     free(rep);
 }
 
@@ -471,7 +478,11 @@ static void after_list(void *arg, int err, const kurer_store_invite *rows, size_
         p->submitted_at = rows[i].submitted_at;
         p->expires_at = rows[i].expires_at;
     }
-    send_reply(o->rc, rep);
+    /* Large requests: fewer a page (the cursor is the last one sent), never none. */
+    while (send_reply(o->rc, rep) != 0 && rep->n_pending > 1) {
+        rep->n_pending--;
+        rep->more = 1;
+    }
     free(rep);
     op_done(o);
 }

@@ -218,7 +218,7 @@ void kurer__conn_on_hs(kurer_conn *c, kurer_noise_pattern p, const uint8_t *rs,
     kurer_handshake_init hi;
     if (p == KURER_NOISE_NK) {
         /* docs/protocol.md 1.4: message 1 carries nothing, or an EnrolHello that makes it an
-         * enrolment session (3.5); message 2 a HandshakeAccept. */
+         * enrolment session (3.6); message 2 a HandshakeAccept. */
         kurer_handshake_accept a;
         kurer_buf b;
         int enrol = n != 0;

@@ -416,7 +416,7 @@ void kurer__cluster_list_stored(relay *r, const uint8_t key_id[KURER_KEY_ID_LEN]
  * KURER_EARMORLABEL); malloc'd. */
 int kurer__read_input(const char *path, size_t max, kurer_armor_kind want, uint8_t **d, size_t *n);
 
-/* ---- enrol.c: online enrolment over NK (docs/protocol.md 3.5) ---- */
+/* ---- enrol.c: online enrolment over NK (docs/protocol.md 3.6) ---- */
 /* One EnrolRequest record of an enrolment session: answered by one EnrolReply. */
 void kurer__enrol_record(rconn *rc, const uint8_t *data, size_t n);
 void kurer__enrol_free(relay *r);

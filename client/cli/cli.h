@@ -125,11 +125,12 @@ int show_request_qr(const request_info *r, const char *png, int force);
 
 /* ---- enrol.c: online enrolment by invitation */
 #include "kurer/invite.h"
-/* The code as typed, checked before anything is created (a usage error or ECHECKDIGIT). */
+/* The code as typed, checked before anything is created (a usage error or ECHECKDIGIT); canon
+ * its canonical form (keys are wiped: the library derives them). */
 int invite_check_code(const char *typed, char canon[KURER_INVITE_CODE_LEN + 1],
                       kurer_invite_keys *keys);
-/* Sends this home's request through its relay, bound to the code (H/invite written first). */
-int invite_submit(kurer *k, const char *home, const kurer_invite_keys *keys);
+/* Sends this home's request through its relay, bound to the code (kurer_enrol_submit). */
+int invite_submit(kurer *k, const char *code);
 /* Asks the relay what became of the request, every 2 s for up to wait_s; imports the chain
  * once approved (and connects once): 0; queued_rc while it waits; EREJECTED; ... */
 int invite_wait(kurer *k, const char *home, int wait_s, int queued_rc);

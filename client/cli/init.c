@@ -163,11 +163,11 @@ int cmd_init(int argc, char **argv)
     /* With --json and --invite, the one object comes once the relay has answered. */
     rc = invited && g_json ? 0 : init_done(k, &a);
     g_relay = kurer_relay_address(k);
-    if (rc == 0 && invited && (rc = invite_submit(k, home, &keys)) == 0)
+    if (rc == 0 && invited && (rc = invite_submit(k, code)) == 0)
         rc = invite_wait(k, home, wait_s, 0);
     if (rc == 0 && invited && g_json)
         rc = init_done(k, &a);
-    kurer_memzero(&keys, sizeof(keys));
+    kurer_memzero(code, sizeof(code));
     kurer_close(k);
     return rc;
 }

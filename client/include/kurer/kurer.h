@@ -370,6 +370,7 @@ typedef struct kurer_result {
     int64_t message_id; /* send, queue, send_queued: the stored message (0 if none) */
     size_t devices;     /* refresh: the number of devices the relay listed */
     kurer_refusal why;  /* whose certificate (or the ceiling) refused, where err says so */
+    int enrol_state;    /* enrol_poll: KURER_ENROL_STATE_* (0 if the relay did not say) */
 } kurer_result;
 typedef void (*kurer_done_fn)(void *KURER_NULLABLE ud, const kurer_result *r);
 
@@ -406,6 +407,16 @@ KURER_EXPORT void kurer_disconnect_async(kurer *k);
  * connection ended). */
 KURER_EXPORT kurer_conn_state kurer_state(const kurer *k, int *KURER_NULLABLE reason);
 
+/* Online enrolment (docs/client.md, "Online enrolment"): see kurer_enrol_submit and
+ * kurer_enrol_poll below; KURER_ESTATE once the home is enrolled. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_enrol_submit_async(kurer *k, const char *code,
+                                                           int timeout_ms,
+                                                           kurer_done_fn KURER_NULLABLE done,
+                                                           void *KURER_NULLABLE ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_enrol_poll_async(kurer *k, int timeout_ms,
+                                                         kurer_done_fn KURER_NULLABLE done,
+                                                         void *KURER_NULLABLE ud);
+
 /* ---- the blocking calls (wait for the asynchronous ones) ---- */
 
 /* Connects to the home's relay (Noise IK to the relay key configured at creation, our chain in
@@ -422,6 +433,28 @@ KURER_EXPORT int kurer_connected(const kurer *k);
 /* Acks what is committed, closes the connection (waiting at most 2.5 s) and ends the wish to
  * be connected. NULL-safe. */
 KURER_EXPORT void kurer_disconnect(kurer *KURER_NULLABLE k);
+
+/* Online enrolment by invitation (docs/protocol.md 3.6): the states of the home's request. */
+#define KURER_ENROL_STATE_OPEN     1 /* the relay has the invitation but no request for it */
+#define KURER_ENROL_STATE_WAITING  2 /* the request waits for the administrator */
+#define KURER_ENROL_STATE_APPROVED 3 /* approved: the chain is imported */
+#define KURER_ENROL_STATE_REJECTED 4
+/* Sends this home's certificate request to its relay over a Noise NK enrolment session, bound
+ * to the one-time invitation code from the administrator (kurer-admin invite), into the
+ * authority's approval queue. HOME/invite (mode 0600) keeps the invitation's id and verifier
+ * for kurer_enrol_poll, never the code. Errors: KURER_EINVAL or KURER_ECHECKDIGIT (not a code,
+ * or mistyped: nothing sent), the relay's KURER_EINVITE (no such invitation: a wrong code),
+ * KURER_EINVITEUSED, KURER_EINVITEEXPIRED, KURER_EINVITEMAC, KURER_ESUBJECT (another user or
+ * device than invited), KURER_ERATE (too many failures from this address, or for this
+ * invitation), transport errors (KURER_EHANDSHAKE: a wrong relay key); KURER_ESTATE if enrolled. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_enrol_submit(kurer *k, const char *code, int timeout_ms);
+/* Asks the relay once what became of the request: *state (may be NULL) KURER_ENROL_STATE_*.
+ * Approved: the chain the relay returns is imported as kurer_import_chain would (checked
+ * against the pinned root and this device's keys) and HOME/invite removed; returns 0 then and
+ * while it waits. KURER_EREJECTED if the administrator rejected it; KURER_ENOENT if no request
+ * was sent from this home; the relay's and the transport's errors as for kurer_enrol_submit. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_enrol_poll(kurer *k, int timeout_ms,
+                                                   int *KURER_NULLABLE state);
 
 /* Asks the relay's directory for user's current devices, verifies each chain with the trust
  * store (our root, revocation lists, validity now) and keeps exactly the ones that verify;

@@ -1,4 +1,4 @@
-/* One-time invitation codes for online enrolment (docs/protocol.md 3.5).
+/* One-time invitation codes for online enrolment (docs/protocol.md 3.6).
  *
  * A code is 80 random bits written as 16 characters of Crockford's base32 (0-9 and A-Z without
  * I, L, O, U) and one check character, in groups: "7QXM-2PA9-RTDH-4WEZ-K". Typing is forgiving:

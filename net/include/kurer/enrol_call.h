@@ -1,4 +1,4 @@
-/* One online-enrolment request to a relay (docs/protocol.md 3.5), for the command-line tools:
+/* One online-enrolment request to a relay (docs/protocol.md 3.6), for the command-line tools:
  * a Noise NK session opened with an EnrolHello, the request, its reply, closed. Blocking: it
  * runs a libuv loop of its own; not for a thread that already runs one. */
 #ifndef KURER_ENROL_CALL_H

@@ -1,5 +1,5 @@
 /* Online enrolment messages (proto/enrol.proto) as validated plain structs: what a device or an
- * administrator and the relay say in a Noise NK enrolment session (docs/protocol.md 3.5).
+ * administrator and the relay say in a Noise NK enrolment session (docs/protocol.md 3.6).
  *
  * Every field is bounded and held in the struct itself (no arena, nothing to release). Decoders
  * check the length before unpacking and every field's size; a struct the decoder would refuse
