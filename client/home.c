@@ -135,22 +135,7 @@ static int home_alloc(const char *home, kurer_clock_fn clock, void *clock_ud, ku
     return 0;
 }
 
-static int create_home(const kurer_create_options *o, const char *pass, size_t pass_len,
-                       const uint8_t *key, kurer **out);
-
-int kurer_create(const kurer_create_options *o, const char *pass, size_t pass_len,
-                 const uint8_t *key, kurer **out)
-{
-    kurer__home_undo u;
-    *out = NULL;
-    kurer__home_undo_begin(&u, o != NULL ? o->home : NULL);
-    int rc = create_home(o, pass, pass_len, key, out);
-    if (rc != 0) /* (the failed handle is closed by now: its files can go) */
-        kurer__home_undo_run(&u);
-    return rc;
-}
-
-static int create_home(const kurer_create_options *o, const char *pass, size_t pass_len,
+int kurer__home_create(const kurer_create_options *o, const char *pass, size_t pass_len,
                        const uint8_t *key, kurer **out)
 {
     *out = NULL;

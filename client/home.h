@@ -114,6 +114,9 @@ typedef struct kurer__home_undo {
     unsigned char had[KURER__UNDO_NAMES];
 } kurer__home_undo;
 void kurer__home_undo_begin(kurer__home_undo *u, const char *home);
+/* kurer_create's work (home.c), without the undo around it (home_undo.c). */
+KURER_MUST_CHECK int kurer__home_create(const kurer_create_options *o, const char *pass,
+                                        size_t pass_len, const uint8_t *key, kurer **out);
 void kurer__home_undo_run(const kurer__home_undo *u);
 
 /* The public home calls without the home lock (home_api.c takes it around each). */

@@ -1,7 +1,8 @@
 /* What kurer_create made, undone when it fails (home.h): a failed creation leaves the folder as
  * it was. Only the files creation makes are considered, and only those that were not there
  * before; a folder that existed keeps everything else (and gets its mode back), a folder made
- * by the creation is removed once empty. */
+ * by the creation is removed once empty. kurer_create (kurer.h) is kurer__home_create (home.c)
+ * between the two. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,4 +64,16 @@ void kurer__home_undo_run(const kurer__home_undo *u)
         (void)rmdir(u->home); /* fails, and keeps it, if anyone else put a file there */
     else if ((st.st_mode & 07777) != u->mode)
         (void)chmod(u->home, u->mode);
+}
+
+int kurer_create(const kurer_create_options *o, const char *pass, size_t pass_len,
+                 const uint8_t *key, kurer **out)
+{
+    kurer__home_undo u;
+    *out = NULL;
+    kurer__home_undo_begin(&u, o != NULL ? o->home : NULL);
+    int rc = kurer__home_create(o, pass, pass_len, key, out);
+    if (rc != 0) /* (the failed handle is closed by now: its files can go) */
+        kurer__home_undo_run(&u);
+    return rc;
 }

@@ -138,9 +138,8 @@ outbox_revoked)
     id=$(json_id "$out")
     expect "again" 0 "" "$K" recv --home anna
     expect "not retried" 0 '"attempts":0' "$K" outbox --home anna --json
-    # (The relay no longer lists bob's device: "unknown user" today, the certificate named
-    # once the directory refusals of branch keys are in.)
-    expect "retry refused again" 1 "bob@sk.dk" "$K" outbox --home anna retry "$id"
+    expect "retry refused again, naming the certificate" 1 "certificate revoked" \
+        "$K" outbox --home anna retry "$id"
     expect "still failed" 0 '"state":"failed"' "$K" outbox --home anna --json
     ;;
 outbox_retry_cancel)
@@ -349,9 +348,12 @@ rekey)
     "$A" issue --authority fm --csr anna/device.csr --out anna.chain2 --clearance CONFIDENTIAL \
         >/dev/null || exit 1
     expect "import the new chain" 0 "prekeys uploaded" "$K" import --home anna anna.chain2
-    # Works again: with a user who never held the old keys both ways. (A peer who held them,
-    # bob, takes the new certificate when the key-change handling of branch keys lands: issue
-    # 16, item 2.)
+    # Works again: with a peer who held the old keys (bob: the key change, issue 16 item 2) and
+    # with one who never did (dave), both ways.
+    expect "to bob with the new keys" 0 "sent" "$K" send --home anna --to bob@sk.dk "neu an bob"
+    expect "bob reads it" 0 "anna@fm.dk [UNCLASSIFIED] neu an bob" "$K" recv --home bob
+    expect "bob answers" 0 "sent" "$K" send --home bob --to anna@fm.dk "bob antwortet"
+    expect "anna reads bob" 0 "bob@sk.dk [UNCLASSIFIED] bob antwortet" "$K" recv --home anna
     device dave dave@sk.dk 1 sk
     expect "send with the new keys" 0 "sent" "$K" send --home anna --to dave@sk.dk "efter rekey"
     expect "dave reads it" 0 "anna@fm.dk [UNCLASSIFIED] efter rekey" "$K" recv --home dave
@@ -361,6 +363,7 @@ rekey)
     expect "the failed one is encrypted anew and accepted" 0 "sent to bob@sk.dk" \
         "$K" outbox --home anna retry "$id"
     expect "the outbox is empty" 0 "the outbox is empty" "$K" outbox --home anna
+    expect "bob reads the retried one" 0 "anna@fm.dk [UNCLASSIFIED] held" "$K" recv --home bob
     expect "history: the old and the new" 0 "foer rekey" "$K" history --home anna
     [[ "$out" == *"svar foer"* && "$out" == *"efter rekey"* && "$out" == *"svar efter"* ]] &&
         ok "all kept" || fail "history: $out"
