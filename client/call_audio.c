@@ -372,8 +372,10 @@ int kurer__call_audio_receive(kurer__call_audio *ca, const uint8_t *payload, siz
     p.sequence = m.seq;
     pthread_mutex_lock(&ca->mu);
     if (ca->jb_synced && (int32_t)(m.ts - ca->jb_pointer) < 0) {
-        /* Its frame was played (or concealed) already. */
+        /* Its frame was played (or concealed) already. The jitter buffer still sees it: how late
+         * packets come is what makes it grow its delay (it keeps nothing this late). */
         ca->late++;
+        jitter_buffer_put(ca->jb, &p);
     } else if (!rx_sequence(ca, m.seq)) {
         ca->duplicate++;
     } else {

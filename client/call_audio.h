@@ -135,7 +135,8 @@ KURER_MUST_CHECK int kurer__call_audio_encode_next(kurer__call_audio *ca, uint8_
 /* Transport thread: takes an audio payload that SFrame accepted; now_us is a monotonic clock in
  * microseconds (for the jitter estimate). 0, or the errors of kurer__media_parse, or
  * KURER_EINVAL for a payload that is not audio (both counted in malformed). Late and duplicate
- * packets return 0 and are counted, not buffered. */
+ * packets return 0 and are counted, not played (a late one still tells the jitter buffer how
+ * late packets come, so that it grows its delay). */
 KURER_MUST_CHECK int kurer__call_audio_receive(kurer__call_audio *ca, const uint8_t *payload,
                                                size_t len, uint64_t now_us);
 
