@@ -312,11 +312,20 @@ int kurer_call_start(kurer *k, const char *user, int level, uint64_t *call_id)
         return KURER_EINVAL;
     kurer__calls *c = k->calls;
     uv_mutex_lock(&c->mu);
-    if (c->cur.st != CS_NONE) {
+    call *x = &c->cur;
+    if (x->st == CS_RINGING_IN && x->level == level && strcmp(x->peer, user) == 0) {
+        /* Glare seen from here: user's offer came first. Both want the call: answer it. */
+        int rc = kurer__calls_answer_locked(c);
+        if (rc == 0)
+            *call_id = x->id;
+        uv_mutex_unlock(&c->mu);
+        kurer__calls_kick(c);
+        return rc;
+    }
+    if (x->st != CS_NONE) {
         uv_mutex_unlock(&c->mu);
         return KURER_EBUSY;
     }
-    call *x = &c->cur;
     x->id = kurer__calls_new_id();
     x->st = CS_OFFERING;
     x->outgoing = 1;

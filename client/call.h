@@ -42,6 +42,9 @@ void kurer__calls_close_handles(kurer *k);
 void kurer__calls_free(kurer *k);
 /* kurer_network_changed: the media link binds again from its new address. */
 void kurer__calls_network_changed(kurer *k);
+/* Copies m into *dst, its ticket into ticket (dst->media_ticket points there). */
+void kurer__calls_copy(kurer_call_message *dst, uint8_t ticket[KURER_MEDIA_TICKET_MAX],
+                       const kurer_call_message *m);
 /* Session worker, home lock held: a CallMessage that decrypted from from/device (its chain
  * verified by the session layer). */
 void kurer__calls_on_message(kurer *k, const char *from, uint32_t device,

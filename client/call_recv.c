@@ -176,6 +176,15 @@ static void on_hangup_locked(kurer__calls *c, const kurer *k, const char *from, 
         kurer__calls_end_locked(c, KURER_CALL_EV_ENDED, end_of(r), 0, NULL, 0);
 }
 
+void kurer__calls_copy(kurer_call_message *dst, uint8_t ticket[KURER_MEDIA_TICKET_MAX],
+                       const kurer_call_message *m)
+{
+    *dst = *m;
+    if (m->media_ticket_len > 0) /* (an offer's: at most KURER_MEDIA_TICKET_MAX, decoded) */
+        memcpy(ticket, m->media_ticket, m->media_ticket_len);
+    dst->media_ticket = ticket;
+}
+
 void kurer__calls_on_message(kurer *k, const char *from, uint32_t device,
                              const kurer_call_message *m)
 {

@@ -755,17 +755,6 @@ typedef struct recv_ctx {
     uint8_t ticket[KURER_MEDIA_TICKET_MAX];
 } recv_ctx;
 
-/* A CallMessage is signalling, not a message: kept aside (never stored), handed on after the
- * commit. */
-static void keep_call(recv_ctx *r, const kurer_call_message *m)
-{
-    r->has_call = 1;
-    r->call = *m;
-    if (m->media_ticket_len > 0) /* (an offer's; at most KURER_MEDIA_TICKET_MAX, decoded) */
-        memcpy(r->ticket, m->media_ticket, m->media_ticket_len);
-    r->call.media_ticket = r->ticket;
-}
-
 /* Inside the decrypting transaction. Returns 0 whenever the ratchet step should commit. */
 static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *pt, size_t n)
 {
@@ -781,7 +770,9 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     /* A sync copy is what one of our own other devices sent; from anyone else it is refused. */
     int is_sync = c.body == KURER_CONTENT_SYNC && strcmp(sender->user, r->k->own.user) == 0;
     if (c.body == KURER_CONTENT_CALL) {
-        keep_call(r, &c.u.call);
+        /* Signalling, not a message: kept aside (never stored), handed on after the commit. */
+        r->has_call = 1;
+        kurer__calls_copy(&r->call, r->ticket, &c.u.call);
         kurer_content_release(&c);
         return 0;
     }

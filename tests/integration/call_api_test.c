@@ -277,6 +277,34 @@ static void test_api(void **state)
     assert_int_equal(p->a.ringing, 1);
     assert_int_equal(p->b.incoming, 1);
     assert_int_equal(p->a.wrong_thread + p->b.wrong_thread, 0);
+
+    /* bo calls anna; while it rings at anna (who does not accept on her own), anna calls bo at
+     * the same level: that answers bo's call (both wanted it) instead of a second call. */
+    pthread_mutex_lock(&p->a.mu);
+    p->a.connected = p->a.ended = 0;
+    pthread_mutex_unlock(&p->a.mu);
+    pthread_mutex_lock(&p->b.mu);
+    p->b.connected = p->b.ended = 0;
+    p->b.accept = 0;
+    pthread_mutex_unlock(&p->b.mu);
+    uint64_t bid = 0, aid = 0;
+    assert_int_equal(kurer_call_start(p->b.k, "anna@mof", KURER_LEVEL_RESTRICTED, &bid), 0);
+    for (unsigned n = 0; n < 1500 && get(&p->a, &p->a.incoming) < 1; n++)
+        usleep(20000);
+    assert_int_equal(get(&p->a, &p->a.incoming), 1);
+    assert_int_equal(kurer_call_start(p->a.k, "bo@mof", KURER_LEVEL_RESTRICTED, &aid), 0);
+    assert_true(aid == bid);
+    for (unsigned n = 0; n < 1500; n++) {
+        if (get(&p->a, &p->a.connected) && get(&p->b, &p->b.connected))
+            break;
+        audio_step(p, aid, bid, n);
+    }
+    assert_int_equal(get(&p->a, &p->a.connected), 1);
+    assert_int_equal(get(&p->b, &p->b.connected), 1);
+    assert_int_equal(kurer_call_hangup(p->b.k, bid), 0);
+    for (unsigned n = 0; n < 500 && !(get(&p->a, &p->a.ended) && get(&p->b, &p->b.ended)); n++)
+        usleep(20000);
+    assert_int_equal(get(&p->a, &p->a.ended) + get(&p->b, &p->b.ended), 2);
 }
 
 int main(int argc, char **argv)

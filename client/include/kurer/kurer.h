@@ -690,8 +690,10 @@ typedef struct kurer_call_options {
 KURER_EXPORT void kurer_call_configure(kurer *k, const kurer_call_options *KURER_NULLABLE o);
 
 /* Calls user at level: the relay allocates the media legs, an offer goes to every device of
- * user; *call_id is the new call's. KURER_EBUSY if a call exists, KURER_EINVAL for a bad
- * argument (our own user, a level out of range). Policy refusals come as FAILED. */
+ * user; *call_id is the new call's. If an offer of user at the same level rings here, it is
+ * answered instead (both wanted the call, as in glare) and *call_id is that call's.
+ * KURER_EBUSY if another call exists, KURER_EINVAL for a bad argument (our own user, a level
+ * out of range). Policy refusals come as FAILED. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_call_start(kurer *k, const char *user, int level,
                                                    uint64_t *call_id);
 /* Answers the ringing call_id (INCOMING) / declines it (the caller hears DECLINED). Hangs up
