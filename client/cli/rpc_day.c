@@ -55,6 +55,36 @@ static int conversation_row(void *ud, const kurer_conversation *c)
                              (json_int_t)c->pending, "failed", (json_int_t)c->failed));
 }
 
+static int device_row(void *ud, const kurer_peer_device *d)
+{
+    json_t *j = json_pack(
+        "{s:I,s:I,s:s,s:s,s:s}", "device", (json_int_t)d->device_id, "serial",
+        (json_int_t)d->serial, "clearance", d->clearance ? kurer_level_name(d->clearance) : "",
+        "authority", d->authority, "status", d->status == 0 ? "valid" : kurer_err_name(d->status));
+    return j != NULL && json_array_append_new(ud, j) == 0 ? 0 : KURER_ENOMEM;
+}
+
+/* Each contact's device certificates, as kurer contacts shows them (after the list: not from
+ * inside kurer_contacts' callback). */
+static int contact_devices(kurer *k, json_t *contacts)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(contacts, i, c)
+    {
+        json_t *d = json_array();
+        int rc = d != NULL ? kurer_peer_devices(k, json_string_value(json_object_get(c, "user")),
+                                                device_row, d)
+                           : KURER_ENOMEM;
+        if (rc != 0) {
+            json_decref(d);
+            return rc;
+        }
+        json_object_set_new(c, "certificates", d);
+    }
+    return 0;
+}
+
 static const char *const no_params[] = {NULL};
 
 /* One list: {key: [...], truncated}. */
@@ -69,6 +99,8 @@ static int list(rpc_ctx *c, json_t *params, json_t **result, const char *key, in
     rc = which == 0   ? kurer_outbox_list(c->k, outbox_row, &l)
          : which == 1 ? kurer_contacts(c->k, contact_row, &l)
                       : kurer_conversations(c->k, conversation_row, &l);
+    if (rc >= 0 && which == 1)
+        rc = contact_devices(c->k, l.v);
     if (rc < 0) {
         json_decref(l.v);
         return refuse(rc, "cannot read the %s: %s", key, kurer_strerror(rc));
@@ -84,7 +116,8 @@ static int m_outbox(rpc_ctx *c, json_t *params, json_t **result)
     return list(c, params, result, "outbox", 0);
 }
 
-/* contacts {}: {contacts: [{user, devices, last_contact, messages}], truncated}. */
+/* contacts {}: {contacts: [{user, devices, last_contact, messages, certificates: [{device,
+ * serial, clearance, authority, status}]}], truncated}. */
 static int m_contacts(rpc_ctx *c, json_t *params, json_t **result)
 {
     return list(c, params, result, "contacts", 1);

@@ -164,7 +164,7 @@ def conversation(anna_path, bob_path):
     r = anna.call("contacts", {})
     cs = r["result"]["contacts"]
     check("contacts", [c["user"] for c in cs] == ["bob@sk.dk"] and cs[0]["devices"] == 1
-          and cs[0]["messages"] >= 2, r)
+          and cs[0]["messages"] >= 2 and cs[0]["certificates"][0]["status"] == "valid", r)
     r = anna.call("conversations", {})
     cv = r["result"]["conversations"]
     check("conversations", len(cv) == 1 and cv[0]["peer"] == "bob@sk.dk"
