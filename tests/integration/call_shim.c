@@ -233,27 +233,27 @@ int call_tool_shim(char **argv)
 
 /* ---- segmental SNR ---- */
 
-#define SEG 960
+#define SEG   960        /* 20 ms */
+#define BLOCK (SEG * 25) /* 0.5 s aligned on its own */
+#define TRACK 1920       /* a block's lag within two frames of the last block's */
 
-static double seg_snr(const int16_t *rec, size_t nr, const int16_t *sent, size_t ns, size_t lag,
-                      size_t *segs)
+/* SNR of 20 ms segments of sent[s0..s0+len) against rec at lag, into *sum and *segs. */
+static void seg_snr(const int16_t *rec, size_t nr, const int16_t *sent, size_t s0, size_t len,
+                    size_t lag, double *sum, size_t *segs)
 {
-    double sum = 0;
-    *segs = 0;
-    for (size_t s0 = 0; s0 + SEG <= ns && s0 + lag + SEG <= nr; s0 += SEG) {
+    for (size_t s = s0; s + SEG <= s0 + len && s + lag + SEG <= nr; s += SEG) {
         double es = 0, ee = 0;
         for (size_t i = 0; i < SEG; i++) {
-            double x = sent[s0 + i], y = rec[s0 + lag + i];
+            double x = sent[s + i], y = rec[s + lag + i];
             es += x * x;
             ee += (x - y) * (x - y);
         }
         if (es < SEG * 100.0 * 100.0)
             continue; /* silence in what was sent */
         double db = 10 * log10(es / (ee > 1 ? ee : 1));
-        sum += db < -10 ? -10 : db > 35 ? 35 : db;
+        *sum += db < -10 ? -10 : db > 35 ? 35 : db;
         (*segs)++;
     }
-    return *segs > 0 ? sum / (double)*segs : -100;
 }
 
 static size_t onset(const int16_t *p, size_t n)
@@ -264,18 +264,19 @@ static size_t onset(const int16_t *p, size_t n)
     return 0;
 }
 
-/* The lag (in samples) at which rec best matches sent: the onsets' difference, refined by
- * correlation over a second within 20 ms of it. */
-static size_t best_lag(const int16_t *rec, size_t nr, const int16_t *sent, size_t ns)
+/* The lag in [lo, hi] at which rec best matches sent[s0..s0+len) (normalised correlation). */
+static size_t best_lag(const int16_t *rec, size_t nr, const int16_t *sent, size_t s0, size_t len,
+                       size_t lo, size_t hi)
 {
-    size_t a = onset(rec, nr), b = onset(sent, ns);
-    size_t guess = a > b ? a - b : 0, best = guess;
-    size_t lo = guess > 960 ? guess - 960 : 0, span = 48000;
+    size_t best = lo;
     double best_c = -1e300;
-    for (size_t lag = lo; lag <= guess + 960; lag++) {
-        double c = 0;
-        for (size_t i = b; i < b + span && i < ns && lag + i < nr; i += 2)
+    for (size_t lag = lo; lag <= hi && s0 + lag + len <= nr; lag++) {
+        double c = 0, e = 1;
+        for (size_t i = s0; i < s0 + len; i += 4) {
             c += (double)sent[i] * rec[lag + i];
+            e += (double)rec[lag + i] * rec[lag + i];
+        }
+        c /= sqrt(e);
         if (c > best_c) {
             best_c = c;
             best = lag;
@@ -284,20 +285,30 @@ static size_t best_lag(const int16_t *rec, size_t nr, const int16_t *sent, size_
     return best;
 }
 
+/* Each half second of what was sent is aligned on its own, within two frames of the last: the
+ * jitter buffer may grow or shrink its delay by whole frames during the call, and one lag for
+ * the whole recording would count every segment after such a change as noise. */
 int call_tool_segsnr(char **argv)
 {
     int16_t *rec = NULL, *sent = NULL;
     size_t nr = 0, ns = 0, segs = 0;
     uint32_t r1 = 0, r2 = 0;
-    double min_db = atof(argv[2]);
+    double min_db = atof(argv[2]), sum = 0;
     if (read_wav_any(argv[0], &rec, &nr, &r1) != 0 || read_wav_any(argv[1], &sent, &ns, &r2) != 0) {
         printf("segsnr: cannot read the files\n");
         return 1;
     }
-    size_t lag = best_lag(rec, nr, sent, ns);
-    double snr = seg_snr(rec, nr, sent, ns, lag, &segs);
-    printf("segsnr: %.2f dB over %zu segments (lag %zu samples), budget >= %.2f dB\n", snr, segs,
-           lag, min_db);
+    size_t a = onset(rec, nr), b = onset(sent, ns);
+    size_t lag = a > b ? a - b : 0, lag_min = (size_t)-1, lag_max = 0;
+    for (size_t s0 = 0; s0 + BLOCK <= ns; s0 += BLOCK) {
+        lag = best_lag(rec, nr, sent, s0, BLOCK, lag > TRACK ? lag - TRACK : 0, lag + TRACK);
+        lag_min = lag < lag_min ? lag : lag_min;
+        lag_max = lag > lag_max ? lag : lag_max;
+        seg_snr(rec, nr, sent, s0, BLOCK, lag, &sum, &segs);
+    }
+    double snr = segs > 0 ? sum / (double)segs : -100;
+    printf("segsnr: %.2f dB over %zu segments (lag %zu..%zu samples), budget >= %.2f dB\n", snr,
+           segs, lag_min, lag_max, min_db);
     free(rec);
     free(sent);
     return segs > 10 && snr >= min_db ? 0 : 1;
