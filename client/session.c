@@ -421,58 +421,25 @@ void kurer__session_free(kurer__session *s)
 
 /* ---- peers ---- */
 
-/* Refuses to replace the certificate held for a device address with one issued earlier: a relay
- * (which hands out chains) must not be able to roll a peer back to an older certificate that was
- * superseded but never revoked, say one from before a clearance was lowered. "Earlier" is by
- * not_before, which stays meaningful across an authority's key rotation (serials restart).
- * *old_leaf gets the held certificate (role 0 when none is held, or it no longer decodes). */
-static int peer_rollback_check(kurer__session *s, const kurer_verified *v, const kurer_chain *chain,
-                               kurer_cert *old_leaf)
+/* A new identity key for an address seen before (re-enrolment), against its mark: recorded, the
+ * old session and saved identity deleted (keychange in store.h), noted for the engine to
+ * report. Told once: the mark then holds the new key. */
+static int peer_key_change(kurer__session *s, const kurer__peer_mark *m, const kurer_chain *chain)
 {
-    uint8_t *data = NULL;
-    size_t len = 0;
-    kurer_chain *old;
-    memset(old_leaf, 0, sizeof(*old_leaf));
-    int rc = kurer__store_peer_device_get(s->st, v->user, v->device_id, &data, &len);
-    if (rc == KURER_ENOTFOUND)
-        return 0;
-    if (rc != 0)
-        return rc;
-    old = malloc(sizeof(*old));
-    if (old == NULL) {
-        free(data);
-        return KURER_ENOMEM;
-    }
-    /* A stored chain that no longer decodes is replaced, not trusted. */
-    if (kurer_chain_decode(data, len, old) == 0) {
-        if (chain->certs[0].body.not_before < old->certs[0].body.not_before)
-            rc = KURER_ESTALE;
-        *old_leaf = old->certs[0];
-    }
-    free(old);
-    free(data);
-    return rc;
-}
-
-/* A new identity key for an address held before (re-enrolment): recorded, the old session and
- * saved identity deleted (keychange in store.h), noted for the engine to report. */
-static int peer_key_change(kurer__session *s, const kurer_cert *old_leaf, const kurer_chain *chain)
-{
-    const kurer_cert_body *nb = &chain->certs[0].body, *ob = &old_leaf->body;
+    const kurer_cert_body *nb = &chain->certs[0].body;
     kurer__key_change c;
-    if (ob->role != KURER_ROLE_DEVICE ||
-        kurer_ct_equal(ob->identity_key, nb->identity_key, KURER_IDENTITY_KEY_LEN))
-        return 0; /* first sight, or a renewal of the same key: no key change */
+    if (kurer_ct_equal(m->identity_key, nb->identity_key, KURER_IDENTITY_KEY_LEN))
+        return 0; /* a renewal of the same key, or the same certificate again: no key change */
     memset(&c, 0, sizeof(c));
     snprintf(c.user, sizeof(c.user), "%s", nb->subject);
     c.device_id = nb->device_id;
     c.serial = nb->serial;
     snprintf(c.issuer, sizeof(c.issuer), "%s", chain->certs[1].body.subject);
     memcpy(c.identity_key, nb->identity_key, KURER_IDENTITY_KEY_LEN);
-    c.old_serial = ob->serial;
-    const char *old_issuer = kurer_user_authority(ob->subject);
+    c.old_serial = m->serial;
+    const char *old_issuer = kurer_user_authority(nb->subject);
     snprintf(c.old_issuer, sizeof(c.old_issuer), "%s", old_issuer != NULL ? old_issuer : "");
-    memcpy(c.old_identity_key, ob->identity_key, KURER_IDENTITY_KEY_LEN);
+    memcpy(c.old_identity_key, m->identity_key, KURER_IDENTITY_KEY_LEN);
     c.at = now_s(s);
     int rc = kurer__store_key_change_add(s->st, &c);
     if (rc == 0) {
@@ -487,32 +454,54 @@ static int peer_key_change(kurer__session *s, const kurer_cert *old_leaf, const 
     return rc;
 }
 
+/* In the caller's transaction: the key change (if any) against the mark, the chain held, the
+ * mark raised to this certificate. */
+static int peer_store(kurer__session *s, const kurer_verified *v, const kurer_chain *chain,
+                      const kurer__peer_mark *old, int have)
+{
+    const kurer_cert_body *nb = &chain->certs[0].body;
+    kurer__peer_mark m;
+    kurer_buf b;
+    int rc = have ? peer_key_change(s, old, chain) : 0;
+    if (rc != 0)
+        return rc;
+    kurer_buf_init(&b, KURER_CHAIN_BYTES_MAX);
+    rc = kurer_chain_encode(chain, &b);
+    if (rc == 0)
+        rc = kurer__store_peer_device_put(s->st, v->user, v->device_id, v->serial, b.data, b.len);
+    kurer_buf_release(&b);
+    m.not_before = nb->not_before;
+    m.serial = nb->serial;
+    memcpy(m.identity_key, nb->identity_key, KURER_IDENTITY_KEY_LEN);
+    if (rc == 0)
+        rc = kurer__store_peer_mark_put(s->st, v->user, v->device_id, &m, now_s(s));
+    return rc;
+}
+
 int kurer__session_peer_add(kurer__session *s, const kurer_chain *chain, kurer_verified *out)
 {
     kurer_verified v;
-    kurer_cert *old_leaf;
-    kurer_buf b;
+    kurer__peer_mark mark;
+    int have = 0;
     int rc = kurer_trust_verify_chain(s->trust, chain, now_s(s), &v);
     if (rc != 0)
         return rc;
     if (strcmp(v.user, s->own->user) == 0 && v.device_id == s->own->device_id)
         return KURER_EINVAL;
-    if ((old_leaf = malloc(sizeof(*old_leaf))) == NULL)
-        return KURER_ENOMEM;
-    if ((rc = peer_rollback_check(s, &v, chain, old_leaf)) != 0 ||
-        (rc = kurer__store_begin(s->st)) != 0) {
-        free(old_leaf);
+    if ((rc = kurer__store_peer_mark_of(s->st, v.user, v.device_id, &mark, &have)) != 0)
+        return rc;
+    if (have && (rc = kurer__peer_mark_check(&mark, &chain->certs[0].body)) != 0) {
+        kurer_log(KURER_LOG_WARN, "session", "peer_rollback",
+                  (kurer_log_field[]){KURER_LOG_STR("peer", v.user),
+                                      KURER_LOG_INT("device", v.device_id),
+                                      KURER_LOG_INT("serial", (int64_t)v.serial),
+                                      KURER_LOG_INT("mark_serial", (int64_t)mark.serial)},
+                  4);
         return rc;
     }
-    kurer_buf_init(&b, KURER_CHAIN_BYTES_MAX);
-    rc = kurer_chain_encode(chain, &b);
-    if (rc == 0)
-        rc = peer_key_change(s, old_leaf, chain);
-    if (rc == 0)
-        rc = kurer__store_peer_device_put(s->st, v.user, v.device_id, v.serial, b.data, b.len);
-    kurer_buf_release(&b);
-    free(old_leaf);
-    if (rc != 0) {
+    if ((rc = kurer__store_begin(s->st)) != 0)
+        return rc;
+    if ((rc = peer_store(s, &v, chain, &mark, have)) != 0) {
         kurer__store_rollback(s->st);
         return rc;
     }

@@ -20,7 +20,7 @@
 #include "kurer/frame.h"
 #include "kurer/keys.h"
 
-#define KURER__STORE_SCHEMA_VERSION 4
+#define KURER__STORE_SCHEMA_VERSION 5
 /* The SQL of each step (store_schema.c); the array's size is the version. */
 extern const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION];
 #define KURER__STORE_DB      "store.db"
@@ -159,7 +159,8 @@ KURER_MUST_CHECK int kurer__store_peer_device_put(kurer__store *st, const char *
 KURER_MUST_CHECK int kurer__store_peer_device_get(kurer__store *st, const char *user,
                                                   uint32_t device_id, uint8_t **chain,
                                                   size_t *chain_len);
-/* Forgets a peer device: its certificate, saved identity key and session (one transaction). */
+/* Forgets a peer device: its certificate, saved identity key and session (one transaction);
+ * its mark (peer_marks) stays. */
 KURER_MUST_CHECK int kurer__store_peer_device_delete(kurer__store *st, const char *user,
                                                      uint32_t device_id);
 /* Device ids held for user (malloc'ed). */
@@ -175,6 +176,37 @@ KURER_MUST_CHECK int kurer__store_crl_each(kurer__store *st, kurer__crl_fn fn, v
 /* The SQLCipher connection, for the store's files outside store.c (store_counters.c,
  * backup.c): same thread rules as the store. */
 struct sqlite3 *kurer__store_sqlite(kurer__store *st);
+
+/* ---- peer devices' high-water marks (store_marks.c) ---- */
+
+/* The newest certificate ever accepted for a peer device address: kept when the device is
+ * forgotten (kurer__store_peer_device_delete), so that a relay that leaves a device out of one
+ * answer cannot make the next chain for it look like a first sight. */
+typedef struct kurer__peer_mark {
+    int64_t not_before;
+    uint64_t serial;
+    uint8_t identity_key[KURER_IDENTITY_KEY_LEN];
+} kurer__peer_mark;
+
+/* The mark of (user, device_id), or KURER_ENOTFOUND. */
+KURER_MUST_CHECK int kurer__store_peer_mark_get(kurer__store *st, const char *user,
+                                                uint32_t device_id, kurer__peer_mark *m);
+/* Sets the mark of (user, device_id) to m (the caller has checked that m is not older). */
+KURER_MUST_CHECK int kurer__store_peer_mark_put(kurer__store *st, const char *user,
+                                                uint32_t device_id, const kurer__peer_mark *m,
+                                                int64_t now);
+/* The mark of (user, device_id) as the peer checks take it: the peer_marks row, or for a home
+ * from before schema v5 the chain held (peer_devices) standing in for it; *have = 0 (and 0
+ * returned) when there is neither: a first sight. */
+KURER_MUST_CHECK int kurer__store_peer_mark_of(kurer__store *st, const char *user,
+                                               uint32_t device_id, kurer__peer_mark *m, int *have);
+/* KURER_ESTALE if a certificate nb for the address is older than its mark m: not_before
+ * earlier (it stays meaningful across an authority's key rotation, when serials restart), or the
+ * same not_before and a lower serial, or both the same and another identity key (two
+ * certificates cannot both be the newest); 0 if nb is the marked one or newer. A relay must not
+ * be able to roll a peer back to a certificate superseded but never revoked (a re-enrolment, a
+ * clearance lowered), not by leaving the device out of an answer first either. */
+KURER_MUST_CHECK int kurer__peer_mark_check(const kurer__peer_mark *m, const kurer_cert_body *nb);
 
 /* ---- key changes (store_keychange.c) ---- */
 

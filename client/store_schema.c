@@ -82,4 +82,13 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
     "CREATE TABLE archived_sessions ("
     "  id INTEGER PRIMARY KEY, identity_pub BLOB NOT NULL, name TEXT NOT NULL,"
     "  device_id INTEGER NOT NULL, record BLOB NOT NULL, archived_at INTEGER NOT NULL);",
+    /* v5: the high-water mark of each peer device (issue 16, H2): the newest certificate ever
+     * accepted for the address (not_before, then serial) and the identity key it bound. Never
+     * deleted, not when a directory answer leaves the device out either (peer_devices goes,
+     * with its session): rollback and key change are judged against it. Homes from v4 have
+     * none until a chain arrives; the held chain stands in for it until then. */
+    "CREATE TABLE peer_marks ("
+    "  user TEXT NOT NULL, device_id INTEGER NOT NULL,"
+    "  not_before INTEGER NOT NULL, serial INTEGER NOT NULL, identity_key BLOB NOT NULL,"
+    "  updated_at INTEGER NOT NULL, PRIMARY KEY (user, device_id));",
 };
