@@ -285,7 +285,7 @@ int bench_relay_start_config(bench_server *s, const bench_pki *p, const char *co
     return spawn(s, argv, 1 | (config != NULL && strstr(config, "media_listen") != NULL ? 2 : 0));
 }
 
-void bench_relay_start(bench_server *s, const bench_pki *p)
+void bench_relay_start_extra(bench_server *s, const bench_pki *p, const char *extra)
 {
     /* A relay from before issue 9 (KURER_BENCH_RELAY) refuses keys it does not know; it has
      * neither those bounds nor those rates, so leaving them out measures the same thing. */
@@ -301,8 +301,17 @@ void bench_relay_start(bench_server *s, const bench_pki *p)
               "send_rate = 0\nmailbox_max = 1000000\nmailbox_sender_max = 0\n"
               "max_preauth_per_address = 1000000\nhandshake_rate = 0\nping_rate = 0\n"
               "lookup_rate = 0\n";
-    if (bench_relay_start_config(s, p, conf) != 0)
+    char text[4096];
+    int n = snprintf(text, sizeof(text), "%s%s", conf, extra != NULL ? extra : "");
+    if (n < 0 || (size_t)n >= sizeof(text))
+        bench_die("relay config too long");
+    if (bench_relay_start_config(s, p, text) != 0)
         bench_die("the relay did not start");
+}
+
+void bench_relay_start(bench_server *s, const bench_pki *p)
+{
+    bench_relay_start_extra(s, p, NULL);
 }
 
 void bench_fwd_start(bench_server *s, int durable)
@@ -313,6 +322,15 @@ void bench_fwd_start(bench_server *s, int durable)
     snprintf(db, sizeof(db), "%s/fwd.db", s->dir);
     const char *argv[] = {KURER_BENCH_FWD_BIN,          "--listen", "127.0.0.1:0",
                           durable ? "--durable" : NULL, db,         NULL};
+    if (spawn(s, argv, 0) != 0)
+        bench_die("the forwarder did not start");
+}
+
+void bench_fwd_start_pg(bench_server *s, const char *conninfo)
+{
+    memset(s, 0, sizeof(*s));
+    mk_tmpdir(s);
+    const char *argv[] = {KURER_BENCH_FWD_BIN, "--listen", "127.0.0.1:0", "--pg", conninfo, NULL};
     if (spawn(s, argv, 0) != 0)
         bench_die("the forwarder did not start");
 }

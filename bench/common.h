@@ -75,8 +75,12 @@ int bench_relay_start_config(bench_server *s, const bench_pki *p, const char *co
  * rate limit does not cap a benchmark, mailbox_max large; on a relay that knows them, no
  * per-address bound, ping_rate and lookup_rate 0); exits if the relay does not start. */
 void bench_relay_start(bench_server *s, const bench_pki *p);
+/* The same with extra config lines appended (e.g. `store = postgres`). */
+void bench_relay_start_extra(bench_server *s, const bench_pki *p, const char *extra);
 /* The reference forwarder (bench_fwd) on 127.0.0.1:0; durable: with SQLite in dir. */
 void bench_fwd_start(bench_server *s, int durable);
+/* bench_fwd --pg CONNINFO (pg_limit): its writer inserts into the relay's PostgreSQL schema. */
+void bench_fwd_start_pg(bench_server *s, const char *conninfo);
 /* SIGKILL (the figures are taken; nothing to shut down gracefully), reap, remove the folder. */
 void bench_server_stop(bench_server *s);
 

@@ -1,6 +1,6 @@
 /* bench_fwd: the reference servers of forward_limit and durable_limit (docs: bench/README.md).
  *
- *   bench_fwd --listen HOST:PORT [--durable DB]
+ *   bench_fwd --listen HOST:PORT [--durable DB | --pg CONNINFO]
  *
  * The plain protocol of plain.h, no crypto, no validation beyond the framing. Devices say who
  * they are ('H'); a send ('S') to a device is forwarded to it ('D') and answered ('A').
@@ -9,6 +9,8 @@
  * everything queued since its last commit in one transaction (group commit); the answer and the
  * forward go out after that commit, and the row is deleted (in a later transaction) once the
  * recipient acks it. Without --durable the forward and the answer go out at once.
+ * With --pg, the same writer thread inserts into the relay's PostgreSQL schema instead
+ * (fwd_pg.c: pg_limit).
  * Prints "listening HOST:PORT"; runs until killed. */
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 #include <netinet/in.h>
 #include <uv.h>
 
+#include "fwd.h"
 #include "kurer/net.h"
 #include "plain.h"
 
@@ -29,16 +32,6 @@ typedef struct client {
     uint32_t id;
     int hello;
 } client;
-
-typedef struct op {
-    int del;
-    uint64_t seq;
-    uint32_t to, from;
-    client *sender; /* for the answer (NULL for deletes) */
-    uint64_t req;
-    uint8_t *content;
-    size_t len;
-} op;
 
 typedef struct oplist {
     op *v;
@@ -49,7 +42,7 @@ static uv_loop_t *loop;
 static client **byid;
 static size_t byid_cap;
 static uint64_t next_seq = 1;
-static int durable;
+static int durable, use_pg;
 static sqlite3 *db;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -107,13 +100,37 @@ static void on_done(uv_async_t *h)
     free(l.v);
 }
 
+static sqlite3_stmt *ins, *del;
+
+static void sqlite_commit(op *v, size_t n)
+{
+    int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+        op *o = &v[i];
+        sqlite3_stmt *st = o->del ? del : ins;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)o->seq);
+        if (!o->del) {
+            sqlite3_bind_int64(st, 2, o->to);
+            sqlite3_bind_blob(st, 3, o->content, (int)o->len, SQLITE_STATIC);
+        }
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        sqlite3_reset(st);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "bench_fwd: commit: %s\n", sqlite3_errmsg(db));
+        exit(1);
+    }
+}
+
 static void *writer(void *arg)
 {
     (void)arg;
-    sqlite3_stmt *ins, *del;
-    if (sqlite3_prepare_v2(db, "INSERT INTO mbox(seq, rcpt, env) VALUES (?, ?, ?)", -1, &ins,
-                           NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "DELETE FROM mbox WHERE seq = ?", -1, &del, NULL) != SQLITE_OK) {
+    if (!use_pg &&
+        (sqlite3_prepare_v2(db, "INSERT INTO mbox(seq, rcpt, env) VALUES (?, ?, ?)", -1, &ins,
+                            NULL) != SQLITE_OK ||
+         sqlite3_prepare_v2(db, "DELETE FROM mbox WHERE seq = ?", -1, &del, NULL) != SQLITE_OK)) {
         fprintf(stderr, "bench_fwd: prepare: %s\n", sqlite3_errmsg(db));
         exit(1);
     }
@@ -125,24 +142,10 @@ static void *writer(void *arg)
         l = queued;
         memset(&queued, 0, sizeof(queued));
         pthread_mutex_unlock(&mu);
-        int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-        for (size_t i = 0; rc == SQLITE_OK && i < l.n; i++) {
-            op *o = &l.v[i];
-            sqlite3_stmt *st = o->del ? del : ins;
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)o->seq);
-            if (!o->del) {
-                sqlite3_bind_int64(st, 2, o->to);
-                sqlite3_bind_blob(st, 3, o->content, (int)o->len, SQLITE_STATIC);
-            }
-            rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-            sqlite3_reset(st);
-        }
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-            fprintf(stderr, "bench_fwd: commit: %s\n", sqlite3_errmsg(db));
-            exit(1);
-        }
+        if (use_pg)
+            fwd_pg_commit(l.v, l.n);
+        else
+            sqlite_commit(l.v, l.n);
         pthread_mutex_lock(&mu);
         for (size_t i = 0; i < l.n; i++)
             oplist_push(&done, &l.v[i]);
@@ -215,6 +218,7 @@ static void on_record(pconn *pc, const uint8_t *p, size_t n)
                 op o;
                 memset(&o, 0, sizeof(o));
                 o.del = 1;
+                o.to = c->id;
                 o.seq = plain_get_u64(p + 1 + 8 * i);
                 oplist_push(&queued, &o);
             }
@@ -263,19 +267,23 @@ int main(int argc, char **argv)
             listen = argv[++i];
         else if (strcmp(argv[i], "--durable") == 0 && i + 1 < argc)
             durable = 1, dbpath = argv[++i];
+        else if (strcmp(argv[i], "--pg") == 0 && i + 1 < argc)
+            durable = use_pg = 1, dbpath = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_fwd --listen HOST:PORT [--durable DB]\n");
+            fprintf(stderr, "usage: bench_fwd --listen HOST:PORT [--durable DB | --pg CONNINFO]\n");
             return 2;
         }
     }
     if (listen == NULL) {
-        fprintf(stderr, "usage: bench_fwd --listen HOST:PORT [--durable DB]\n");
+        fprintf(stderr, "usage: bench_fwd --listen HOST:PORT [--durable DB | --pg CONNINFO]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
     plain_loop_init(loop);
-    if (durable) {
+    if (use_pg)
+        fwd_pg_open(dbpath);
+    if (durable && !use_pg) {
         if (sqlite3_open(dbpath, &db) != SQLITE_OK ||
             sqlite3_exec(db,
                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
@@ -285,6 +293,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_fwd: %s: %s\n", dbpath, sqlite3_errmsg(db));
             return 1;
         }
+    }
+    if (durable) {
         uv_async_init(loop, &done_async, on_done);
         pthread_t t;
         if (pthread_create(&t, NULL, writer, NULL) != 0)

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <uv.h>
 
 #include "common.h"
@@ -33,8 +35,12 @@
 #define RING        8192
 #define ACKQ        64
 
-enum target { T_FORWARD, T_DURABLE, T_RELAY };
-static const char *target_name[] = {"forward_limit", "durable_limit", "relay_throughput"};
+enum target { T_FORWARD, T_DURABLE, T_RELAY, T_PG_LIMIT };
+static const char *target_name[] = {"forward_limit", "durable_limit", "relay_throughput",
+                                    "pg_limit"};
+
+/* --backend postgres: the cluster's connection string (NULL: sqlite, one relay) */
+static const char *g_pg;
 
 typedef struct gen gen;
 
@@ -63,7 +69,8 @@ struct gen {
     uint32_t window;
     double rate;        /* 0: closed loop */
     bench_device *devs; /* 2S: receivers first */
-    bench_server *srv;
+    bench_server *srv;  /* nodes of them */
+    int nodes;
     dev *d;
     size_t n_up, n_closed, n_connecting, next_connect;
     int running, measuring, draining;
@@ -428,9 +435,11 @@ static void connect_more(gen *g)
         int err;
         if (g->t == T_RELAY) {
             bench_device *bd = &g->devs[d->idx];
-            err =
-                kurer_conn_connect(&d->kc, &g->loop, (struct sockaddr *)&g->srv->addr, NULL, &kcbs,
-                                   KURER_NOISE_IK, bd->sk, g->srv->pk, bd->hello, bd->hello_len, d);
+            /* receiver i on node i % 2, its sender on the other node: every envelope crosses */
+            bench_server *sv =
+                &g->srv[(d->sender ? d->to + 1 : (uint32_t)d->idx) % (uint32_t)g->nodes];
+            err = kurer_conn_connect(&d->kc, &g->loop, (struct sockaddr *)&sv->addr, NULL, &kcbs,
+                                     KURER_NOISE_IK, bd->sk, sv->pk, bd->hello, bd->hello_len, d);
         } else {
             err = pconn_connect(&d->pc, &g->loop, (struct sockaddr *)&g->srv->addr, &pcbs, d);
         }
@@ -452,6 +461,15 @@ static void close_all(gen *g)
             pconn_close(&d->pc);
         }
     }
+}
+
+/* CPU seconds of the relay nodes (0 for the reference servers) */
+static double relay_cpu(const gen *g)
+{
+    double cpu = 0;
+    for (int i = 0; g->t == T_RELAY && i < g->nodes; i++)
+        cpu += bench_proc_cpu_s(g->srv[i].pid);
+    return cpu;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -479,13 +497,12 @@ static void on_tick(uv_timer_t *t)
     if (g->running && !g->measuring && g->t_meas == 0 && el >= g->warm_s) {
         g->measuring = 1;
         g->t_meas = now;
-        if (g->t == T_RELAY)
-            g->cpu0 = bench_proc_cpu_s(g->srv->pid);
+        g->cpu0 = relay_cpu(g);
     }
     if (g->measuring && el >= g->warm_s + g->meas_s) {
         g->measuring = 0;
         g->t_end_meas = now;
-        g->cpu1 = g->t == T_RELAY ? bench_proc_cpu_s(g->srv->pid) : 0;
+        g->cpu1 = relay_cpu(g);
         g->running = 0;
         g->draining = 1;
     }
@@ -512,68 +529,39 @@ typedef struct result {
     double batch_p50, batch_p90, batch_max, env_per_commit;
 } result;
 
-static void run(enum target t, size_t S, uint32_t window, double rate, double warm, double meas,
-                bench_pki *pki, result *res)
+/* The servers of one run: the reference forwarder, pg_limit's, or the relay node(s). */
+static void servers_start(gen *g, bench_pki *pki)
 {
-    gen *g = calloc(1, sizeof(*g));
-    bench_server srv;
-    sampler smp;
-    if (g == NULL)
-        abort();
-    memset(res, 0, sizeof(*res));
-    g->t = t;
-    g->S = S;
-    g->window = window;
-    g->rate = rate;
-    g->warm_s = warm;
-    g->meas_s = meas;
-    g->srv = &srv;
-    memset(g->content, 0xab, sizeof(g->content));
-    g->d = calloc(2 * S, sizeof(dev));
-    if (g->d == NULL)
+    size_t S = g->S;
+    if (g->t != T_RELAY) {
+        if (g->t == T_PG_LIMIT)
+            bench_fwd_start_pg(&g->srv[0], g_pg);
+        else
+            bench_fwd_start(&g->srv[0], g->t == T_DURABLE);
+        return;
+    }
+    g->devs = calloc(2 * S, sizeof(bench_device));
+    if (g->devs == NULL)
         abort();
     for (size_t i = 0; i < 2 * S; i++) {
-        g->d[i].g = g;
-        g->d[i].idx = (int)i;
-        g->d[i].sender = i >= S;
-        g->d[i].to = (uint32_t)(i - S);
-        g->d[i].next_req = 1;
+        char user[64];
+        snprintf(user, sizeof(user), "d%zu@mof", i);
+        bench_device_make(pki, &g->devs[i], user, 1000 + i);
     }
-    if (t == T_RELAY) {
-        g->devs = calloc(2 * S, sizeof(bench_device));
-        if (g->devs == NULL)
-            abort();
-        for (size_t i = 0; i < 2 * S; i++) {
-            char user[64];
-            snprintf(user, sizeof(user), "d%zu@mof", i);
-            bench_device_make(pki, &g->devs[i], user, 1000 + i);
-        }
-        bench_relay_start(&srv, pki);
-    } else {
-        bench_fwd_start(&srv, t == T_DURABLE);
+    if (g_pg == NULL) {
+        bench_relay_start(&g->srv[0], pki);
+        return;
     }
-    if (uv_loop_init(&g->loop) != 0)
-        bench_die("uv_loop_init");
-    plain_loop_init(&g->loop);
-    uv_timer_init(&g->loop, &g->tick);
-    g->tick.data = g;
-    uv_timer_start(&g->tick, on_tick, 1, 1);
-    uv_check_init(&g->loop, &g->check);
-    g->check.data = g;
-    uv_check_start(&g->check, on_check);
-    memset(&smp, 0, sizeof(smp));
-    if (t == T_RELAY && srv.have_metrics) {
-        smp.addr = srv.maddr;
-        smp.commits0 = -1;
-        if (pthread_create(&smp.th, NULL, sampler_main, &smp) != 0)
-            bench_die("pthread_create");
-    }
-    connect_more(g);
-    uv_run(&g->loop, UV_RUN_DEFAULT);
-    if (t == T_RELAY && srv.have_metrics) {
-        atomic_store(&smp.stop, 1);
-        pthread_join(smp.th, NULL);
-    }
+    char extra[1200];
+    int n = snprintf(extra, sizeof(extra), "store = postgres\npg_conninfo = %s\n", g_pg);
+    if (n < 0 || (size_t)n >= sizeof(extra))
+        bench_die("conninfo too long");
+    for (int i = 0; i < g->nodes; i++)
+        bench_relay_start_extra(&g->srv[i], pki, extra);
+}
+
+static void take_figures(gen *g, const sampler *smp, result *res)
+{
     double span = (double)(g->t_end_meas - g->t_meas) / 1e9;
     if (span <= 0)
         span = 1e-9;
@@ -587,23 +575,84 @@ static void run(enum target t, size_t S, uint32_t window, double rate, double wa
     res->p99_deliver = bench_hist_ms(&g->h_deliver, 0.99);
     res->p999_deliver = bench_hist_ms(&g->h_deliver, 0.999);
     res->errors = g->errors;
-    if (t == T_RELAY) {
-        res->cpu_per_100k =
-            g->m_accepted ? (g->cpu1 - g->cpu0) / (double)g->m_accepted * 100000.0 : 0;
-        if (smp.ok && smp.batches.n > 0) {
-            res->have_batches = 1;
-            res->batch_p50 = bench_hist_ms(&smp.batches, 0.5) * 1000;
-            res->batch_p90 = bench_hist_ms(&smp.batches, 0.9) * 1000;
-            res->batch_max = (double)smp.batches.max;
-            res->env_per_commit = smp.commits1 > smp.commits0
-                                      ? (double)g->accepted / (smp.commits1 - smp.commits0)
-                                      : 0;
-        }
+    if (g->t != T_RELAY)
+        return;
+    res->cpu_per_100k = g->m_accepted ? (g->cpu1 - g->cpu0) / (double)g->m_accepted * 100000.0 : 0;
+    bench_hist all;
+    double commits = 0;
+    int ok = 1;
+    memset(&all, 0, sizeof(all));
+    for (int i = 0; i < g->nodes; i++) {
+        ok = ok && smp[i].ok;
+        bench_hist_merge(&all, &smp[i].batches);
+        commits += smp[i].commits1 - smp[i].commits0;
     }
+    if (ok && all.n > 0) {
+        res->have_batches = 1;
+        res->batch_p50 = bench_hist_ms(&all, 0.5) * 1000;
+        res->batch_p90 = bench_hist_ms(&all, 0.9) * 1000;
+        res->batch_max = (double)all.max;
+        res->env_per_commit = commits > 0 ? (double)g->accepted / commits : 0;
+    }
+}
+
+static void run(enum target t, size_t S, uint32_t window, double rate, double warm, double meas,
+                bench_pki *pki, result *res)
+{
+    gen *g = calloc(1, sizeof(*g));
+    bench_server srv[2];
+    sampler smp[2];
+    if (g == NULL)
+        abort();
+    memset(res, 0, sizeof(*res));
+    memset(smp, 0, sizeof(smp));
+    g->t = t;
+    g->S = S;
+    g->window = window;
+    g->rate = rate;
+    g->warm_s = warm;
+    g->meas_s = meas;
+    g->srv = srv;
+    g->nodes = t == T_RELAY && g_pg != NULL ? 2 : 1;
+    memset(g->content, 0xab, sizeof(g->content));
+    g->d = calloc(2 * S, sizeof(dev));
+    if (g->d == NULL)
+        abort();
+    for (size_t i = 0; i < 2 * S; i++) {
+        g->d[i].g = g;
+        g->d[i].idx = (int)i;
+        g->d[i].sender = i >= S;
+        g->d[i].to = (uint32_t)(i - S);
+        g->d[i].next_req = 1;
+    }
+    servers_start(g, pki);
+    if (uv_loop_init(&g->loop) != 0)
+        bench_die("uv_loop_init");
+    plain_loop_init(&g->loop);
+    uv_timer_init(&g->loop, &g->tick);
+    g->tick.data = g;
+    uv_timer_start(&g->tick, on_tick, 1, 1);
+    uv_check_init(&g->loop, &g->check);
+    g->check.data = g;
+    uv_check_start(&g->check, on_check);
+    for (int i = 0; t == T_RELAY && i < g->nodes && srv[i].have_metrics; i++) {
+        smp[i].addr = srv[i].maddr;
+        smp[i].commits0 = -1;
+        if (pthread_create(&smp[i].th, NULL, sampler_main, &smp[i]) != 0)
+            bench_die("pthread_create");
+    }
+    connect_more(g);
+    uv_run(&g->loop, UV_RUN_DEFAULT);
+    for (int i = 0; t == T_RELAY && i < g->nodes && srv[i].have_metrics; i++) {
+        atomic_store(&smp[i].stop, 1);
+        pthread_join(smp[i].th, NULL);
+    }
+    take_figures(g, smp, res);
     plain_loop_close(&g->loop);
     if (uv_loop_close(&g->loop) != 0)
         fprintf(stderr, "bench: loop not closed\n");
-    bench_server_stop(&srv);
+    for (int i = 0; i < g->nodes; i++)
+        bench_server_stop(&srv[i]);
     for (size_t i = 0; i < 2 * S; i++)
         free(g->d[i].acks);
     if (g->devs != NULL) {
@@ -615,35 +664,70 @@ static void run(enum target t, size_t S, uint32_t window, double rate, double wa
     free(g);
 }
 
+/* The figures every line has (after "bench" and what comes before "senders"). */
+static void put_common(bench_json *j, size_t S, const result *r)
+{
+    bench_json_int(j, "senders", S);
+    bench_json_num(j, "envelopes_per_s", r->accepted_s);
+    bench_json_num(j, "delivered_per_s", r->delivered_s);
+    bench_json_num(j, "acked_per_s", r->acked_s);
+    bench_json_num(j, "p50_accept_ms", r->p50_accept);
+    bench_json_num(j, "p99_accept_ms", r->p99_accept);
+    bench_json_num(j, "p999_accept_ms", r->p999_accept);
+    bench_json_num(j, "p50_deliver_ms", r->p50_deliver);
+    bench_json_num(j, "p99_deliver_ms", r->p99_deliver);
+    bench_json_num(j, "p999_deliver_ms", r->p999_deliver);
+}
+
+static void put_batches(bench_json *j, const result *r)
+{
+    if (r->have_batches) {
+        bench_json_num(j, "commit_batch_p50", r->batch_p50);
+        bench_json_num(j, "commit_batch_p90", r->batch_p90);
+        bench_json_num(j, "commit_batch_max", r->batch_max);
+        bench_json_num(j, "envelopes_per_commit", r->env_per_commit);
+        bench_json_str(j, "commit_batch_source",
+                       "sampled kurer_store_commit_batch gauge (last commit), every 10 ms");
+    } else {
+        bench_json_str(j, "commit_batch_source", "unavailable");
+    }
+}
+
+/* --backend postgres: relay_throughput of two nodes, or pg_limit (lim == NULL) */
+static void print_pg_line(size_t S, const result *r, const result *lim, int argc, char **argv)
+{
+    bench_json j;
+    bench_json_begin(&j, lim != NULL ? "relay_throughput" : "pg_limit");
+    bench_json_str(&j, "backend", "postgres");
+    if (lim != NULL)
+        bench_json_int(&j, "nodes", 2);
+    put_common(&j, S, r);
+    if (lim != NULL) {
+        bench_json_num(&j, "ratio_to_pg_limit",
+                       lim->accepted_s > 0 ? r->accepted_s / lim->accepted_s : 0);
+        bench_json_num(&j, "relay_cpu_s_per_100k", r->cpu_per_100k);
+        put_batches(&j, r);
+        bench_json_str(&j, "mode", "closed_loop");
+    }
+    bench_json_str(&j, "cluster", "primary + synchronous standby (ANY 1), synchronous_commit on");
+    bench_json_int(&j, "errors", r->errors);
+    bench_json_int(&j, "content_bytes", CONTENT_LEN);
+    bench_json_end(&j, argc, argv);
+}
+
 static void print_line(const char *name, size_t S, const result *r, double ratio_fwd,
                        double ratio_dur, double offered, int argc, char **argv)
 {
     bench_json j;
     bench_json_begin(&j, name);
-    bench_json_int(&j, "senders", S);
-    bench_json_num(&j, "envelopes_per_s", r->accepted_s);
-    bench_json_num(&j, "delivered_per_s", r->delivered_s);
-    bench_json_num(&j, "acked_per_s", r->acked_s);
-    bench_json_num(&j, "p50_accept_ms", r->p50_accept);
-    bench_json_num(&j, "p99_accept_ms", r->p99_accept);
-    bench_json_num(&j, "p999_accept_ms", r->p999_accept);
-    bench_json_num(&j, "p50_deliver_ms", r->p50_deliver);
-    bench_json_num(&j, "p99_deliver_ms", r->p99_deliver);
-    bench_json_num(&j, "p999_deliver_ms", r->p999_deliver);
+    if (strcmp(name, "relay_throughput") == 0)
+        bench_json_str(&j, "backend", "sqlite");
+    put_common(&j, S, r);
     if (strcmp(name, "relay_throughput") == 0) {
         bench_json_num(&j, "ratio_to_limit", ratio_fwd);
         bench_json_num(&j, "ratio_to_durable", ratio_dur);
         bench_json_num(&j, "relay_cpu_s_per_100k", r->cpu_per_100k);
-        if (r->have_batches) {
-            bench_json_num(&j, "commit_batch_p50", r->batch_p50);
-            bench_json_num(&j, "commit_batch_p90", r->batch_p90);
-            bench_json_num(&j, "commit_batch_max", r->batch_max);
-            bench_json_num(&j, "envelopes_per_commit", r->env_per_commit);
-            bench_json_str(&j, "commit_batch_source",
-                           "sampled kurer_store_commit_batch gauge (last commit), every 10 ms");
-        } else {
-            bench_json_str(&j, "commit_batch_source", "unavailable");
-        }
+        put_batches(&j, r);
         bench_json_str(&j, "mode", offered > 0 ? "open_loop" : "closed_loop");
         if (offered > 0)
             bench_json_num(&j, "offered_per_s", offered);
@@ -653,16 +737,74 @@ static void print_line(const char *name, size_t S, const result *r, double ratio
     bench_json_end(&j, argc, argv);
 }
 
+/* tests/pg/pg_cluster.sh COMMAND DIR [SQL]; its output goes to stderr. */
+static int pgc(const char *cmd, const char *dir, const char *sql)
+{
+    char line[1400];
+    int n = snprintf(line, sizeof(line), "%s %s %s %s%s%s >&2", KURER_PG_CLUSTER_SH, cmd, dir,
+                     sql != NULL ? "\"" : "", sql != NULL ? sql : "", sql != NULL ? "\"" : "");
+    if (n < 0 || (size_t)n >= sizeof(line))
+        bench_die("pg_cluster command too long");
+    return system(line);
+}
+
+/* --backend postgres: one primary with its synchronous standby for the whole run; for each S
+ * two relay nodes over it, then pg_limit against the same cluster (the tables emptied after
+ * each run). */
+static void pg_series(const size_t *senders, size_t n_senders, uint32_t window, double warm,
+                      double meas, bench_pki *pki, int argc, char **argv)
+{
+    char dir[] = "/tmp/kurer-bench-pg-XXXXXX", path[64], conninfo[1024];
+    if (mkdtemp(dir) == NULL || chmod(dir, 0755) != 0)
+        bench_die("mkdtemp");
+    if (pgc("start", dir, NULL) != 0)
+        bench_die("pg_cluster.sh start failed");
+    snprintf(path, sizeof(path), "%s/conninfo", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fgets(conninfo, sizeof(conninfo), f) == NULL)
+        bench_die("no %s", path);
+    fclose(f);
+    conninfo[strcspn(conninfo, "\n")] = '\0';
+    g_pg = conninfo;
+    result rel[8], lim[8];
+    for (size_t k = 0; k < n_senders; k++) {
+        run(T_RELAY, senders[k], window, 0, warm, meas, pki, &rel[k]);
+        if (pgc("sql", dir, "TRUNCATE mailbox, device_seqs") != 0)
+            bench_die("truncate failed");
+        run(T_PG_LIMIT, senders[k], window, 0, warm, meas, pki, &lim[k]);
+        if (pgc("sql", dir, "TRUNCATE mailbox, device_seqs") != 0)
+            bench_die("truncate failed");
+        print_pg_line(senders[k], &lim[k], NULL, argc, argv);
+        print_pg_line(senders[k], &rel[k], &lim[k], argc, argv);
+    }
+    pgc("stop", dir, NULL);
+    rmdir(dir);
+    g_pg = NULL;
+    printf("# relay_throughput, postgres (2 nodes, primary + synchronous standby; 1 KiB, window "
+           "%u, %.1f s each)\n",
+           window, meas);
+    printf("# %6s %12s %12s %9s %9s %12s %10s %10s\n", "S", "pg_limit/s", "relay/s", "x_pg",
+           "p99acc_ms", "cpu_s/100k", "batch_p50", "env/commit");
+    for (size_t k = 0; k < n_senders; k++)
+        printf("# %6zu %12.0f %12.0f %9.3f %9.2f %12.2f %10.0f %10.1f\n", senders[k],
+               lim[k].accepted_s, rel[k].accepted_s,
+               lim[k].accepted_s > 0 ? rel[k].accepted_s / lim[k].accepted_s : 0, rel[k].p99_accept,
+               rel[k].cpu_per_100k, rel[k].batch_p50, rel[k].env_per_commit);
+}
+
 int main(int argc, char **argv)
 {
     size_t senders[8] = {1, 10, 100, 1000};
     size_t n_senders = 4, half_at = 100;
     uint32_t window = 8;
     double meas = 5, warm = 1;
-    int smoke = 0;
+    int smoke = 0, postgres = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--smoke") == 0) {
             smoke = 1;
+        } else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc &&
+                   (strcmp(argv[i + 1], "sqlite") == 0 || strcmp(argv[i + 1], "postgres") == 0)) {
+            postgres = strcmp(argv[++i], "postgres") == 0;
         } else if (strcmp(argv[i], "--senders") == 0 && i + 1 < argc) {
             n_senders = 0;
             for (char *p = argv[++i]; *p && n_senders < 8;) {
@@ -677,8 +819,9 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--half-load") == 0 && i + 1 < argc) {
             half_at = strtoul(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: bench_relay [--smoke] [--senders 1,10,100,1000] [--seconds D] "
-                            "[--window W] [--half-load S]\n");
+            fprintf(stderr, "usage: bench_relay [--smoke] [--backend sqlite|postgres] "
+                            "[--senders 1,10,100,1000] [--seconds D] [--window W] "
+                            "[--half-load S]\n");
             return 2;
         }
     }
@@ -693,6 +836,13 @@ int main(int argc, char **argv)
     uint64_t nofile = bench_raise_nofile();
     bench_pki pki;
     bench_pki_init(&pki);
+    if (postgres) {
+        if (4 * senders[n_senders - 1] + 64 > nofile)
+            bench_die("S=%zu needs more open files", senders[n_senders - 1]);
+        pg_series(senders, n_senders, window, warm, meas, &pki, argc, argv);
+        bench_pki_free(&pki);
+        return 0;
+    }
     result fwd[8], dur[8], rel[8], half;
     double half_offered = 0;
     int have_half = 0;
