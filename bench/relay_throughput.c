@@ -761,8 +761,12 @@ static void pg_series(const size_t *senders, size_t n_senders, uint32_t window, 
         bench_die("pg_cluster.sh start failed");
     snprintf(path, sizeof(path), "%s/conninfo", dir);
     FILE *f = fopen(path, "r");
-    if (f == NULL || fgets(conninfo, sizeof(conninfo), f) == NULL)
+    if (f == NULL) {
         bench_die("no %s", path);
+        return; /* not reached (cppcheck does not see _Noreturn) */
+    }
+    if (fgets(conninfo, sizeof(conninfo), f) == NULL)
+        bench_die("empty %s", path);
     fclose(f);
     conninfo[strcspn(conninfo, "\n")] = '\0';
     g_pg = conninfo;
