@@ -539,6 +539,9 @@ static void test_poll_safety_net(void **state)
     for (int i = 0; i < 2; i++)
         assert_int_equal(kill(pids[i], SIGSTOP), 0);
     one_way(pa, pb, t, 1, &lat);
+    /* read before the listen connections go on: then the notification they held back is
+     * delivered (late, and harmless: the envelope was delivered by the poll already) */
+    uint64_t woken_after = metric_now(&g_n1, "kurer_cluster_wakeups_total");
     for (int i = 0; i < 2; i++)
         assert_int_equal(kill(pids[i], SIGCONT), 0);
     fprintf(stderr,
@@ -547,7 +550,7 @@ static void test_poll_safety_net(void **state)
             (unsigned long long)(lat / 1000));
     report("poll_safety_net", t);
     assert_true(lat / 1000 <= 1500);
-    assert_int_equal(metric_now(&g_n1, "kurer_cluster_wakeups_total"), woken);
+    assert_int_equal(woken_after, woken);
     assert_true(metric_now(&g_n1, "kurer_cluster_polls_total") > polls);
     assert_int_equal(t->accepted, 2);
     assert_int_equal(count_lost(t), 0);
