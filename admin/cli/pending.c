@@ -20,12 +20,13 @@ const char help_pending[] =
     "                           [--passphrase-env VAR] [--json]\n"
     "\n"
     "Lists the certificate requests waiting in this authority's approval queue on the relay:\n"
-    "for each its id, the user and device the request itself names, when it came, the comparison "
-    "code of its identity key (ask\n"
-    "the user to read theirs: kurer init and kurer whoami show it) and whether it is bound to\n"
-    "one of this authority's invitations (its MAC under the key AUTHDIR/invites/ keeps: a\n"
-    "request swapped by the relay or anyone between is not). The relay is shown a signature by\n"
-    "the authority key over the request and the time.\n";
+    "for each its id, the user and device the request itself names (what approve would sign,\n"
+    "not what the relay says), when it came, the comparison code of its identity key (ask the\n"
+    "user to read theirs: kurer init and kurer whoami show it) and whether it is bound to one\n"
+    "of this authority's invitations (its MAC under the key AUTHDIR/invites/ keeps, and the\n"
+    "user and device the invitation was made for: a request swapped by the relay or anyone\n"
+    "between is not). The relay is shown a signature by the authority key over the request\n"
+    "and the time.\n";
 
 const char help_approve[] =
     "usage: kurer-admin approve --authority AUTHDIR --relay HOST:PORT --relay-key KEY ID\n"
@@ -106,19 +107,39 @@ static int queue_call(queue_ctx *x, const char *what)
     return enrol_relay_refused(x->relay, rc, x->rep, what);
 }
 
+/* The subject and device a request names (its own, never the relay's claim about it). */
+static int request_of(const kurer_enrol_pending *p, kurer_csr *csr)
+{
+    int rc = kurer_csr_decode(p->request, p->request_len, csr);
+    if (rc != 0)
+        memset(csr, 0, sizeof(*csr));
+    return rc;
+}
+
+/* Whether what the request names is what we invited: rec is our own record, the only word on
+ * the user and device that counts (the relay's listing can say anything). */
+static int names_invited(const invite_record *rec, const char *subject, uint32_t device_id)
+{
+    return strcmp(rec->user, subject) == 0 && rec->device_id == device_id ? 0 : KURER_ESUBJECT;
+}
+
 /* Whether p is bound to one of our invitations: 0, KURER_ENOENT (we made none with its id),
- * KURER_EINVITEMAC (its MAC is not under that invitation's key), KURER_ESUBJECT (the relay
- * says another user or device than we invited). */
-static int binding(const queue_ctx *x, const kurer_enrol_pending *p, invite_record *rec)
+ * KURER_EINVITEMAC (its MAC is not under that invitation's key), KURER_EMALFORMED (not a
+ * certificate request), KURER_ESUBJECT (the request names another user or device than we
+ * invited, whatever the relay says). The request decoded into csr. */
+static int binding(const queue_ctx *x, const kurer_enrol_pending *p, invite_record *rec,
+                   kurer_csr *csr)
 {
     uint8_t mac[KURER_ENROL_MAC_LEN];
     int rc = invite_record_read(&x->is, p->id, rec);
+    if (request_of(p, csr) != 0 && rc == 0)
+        rc = KURER_EMALFORMED;
     if (rc != 0)
         return rc;
     kurer_invite_authority_mac(rec->mac_key, p->id, p->request, p->request_len, mac);
     rc = kurer_ct_equal(mac, p->authority_mac, sizeof(mac)) ? 0 : KURER_EINVITEMAC;
-    if (rc == 0 && (strcmp(rec->user, p->user) != 0 || rec->device_id != p->device_id))
-        rc = KURER_ESUBJECT;
+    if (rc == 0)
+        rc = names_invited(rec, csr->body.subject, csr->body.device_id);
     kurer_memzero(mac, sizeof(mac));
     return rc;
 }
@@ -132,8 +153,10 @@ static const char *binding_text(int b)
         return "NOT BOUND: no invitation of this authority has its id";
     case KURER_EINVITEMAC:
         return "NOT BOUND: altered on the way (its MAC is not under the invitation's key)";
+    case KURER_EMALFORMED:
+        return "NOT BOUND: not a certificate request";
     case KURER_ESUBJECT:
-        return "NOT BOUND: another user or device than the invitation's";
+        return "NOT BOUND: it names another user or device than the invitation's";
     default:
         return "NOT BOUND: the invitation record is damaged";
     }
@@ -145,21 +168,22 @@ static void show_pending(const queue_ctx *x, const kurer_enrol_pending *p)
     char fp[65] = "", qr[KURER_REQUEST_QR_LEN + 1], t[32];
     kurer_csr csr;
     invite_record rec;
-    int b = binding(x, p, &rec);
+    int b = binding(x, p, &rec, &csr);
     kurer_memzero(&rec, sizeof(rec));
     kurer_hex_encode(id, p->id, KURER_ENROL_ID_LEN);
-    if (kurer_csr_decode(p->request, p->request_len, &csr) == 0)
+    if (b != KURER_EMALFORMED && csr.body.subject[0] != '\0')
         kurer_comparison_code(csr.body.identity_key, code);
     kurer_request_fingerprint(p->request, p->request_len, fp, qr);
-    say("%.16s  %s device %u, since %s\n", id, p->user, p->device_id,
-        fmt_time(t, sizeof(t), p->submitted_at));
+    /* the request's own subject and device: what approve would sign */
+    say("%.16s  %s device %u, since %s\n", id, csr.body.subject[0] ? csr.body.subject : "?",
+        csr.body.device_id, fmt_time(t, sizeof(t), p->submitted_at));
     say("    comparison code  %s\n", code);
     say("    fingerprint      %s\n", fp);
     say("    %s\n", binding_text(b));
     kurer_json_begin_object(&g_j);
     kurer_json_kv_str(&g_j, "id", id);
-    kurer_json_kv_str(&g_j, "user", p->user);
-    kurer_json_kv_uint(&g_j, "device_id", p->device_id);
+    kurer_json_kv_str(&g_j, "user", csr.body.subject);
+    kurer_json_kv_uint(&g_j, "device_id", csr.body.device_id);
     kurer_json_kv_int(&g_j, "submitted_at", p->submitted_at);
     kurer_json_kv_str(&g_j, "comparison_code", code);
     kurer_json_kv_str(&g_j, "request_fingerprint", fp);
@@ -277,9 +301,10 @@ static int decide(queue_ctx *x, const kurer_enrol_pending *p, const kurer_chain 
     return queue_call(x, chain != NULL ? "the approval" : "the rejection");
 }
 
-/* The chain for p: the one issued before (a retry), or a new certificate. */
-static int chain_for(queue_ctx *x, const kurer_enrol_pending *p, const kurer_args *a,
-                     kurer_chain *chain)
+/* The chain for p: the one issued before (a retry), or a new certificate; either only for the
+ * user and device of rec, our invitation. */
+static int chain_for(queue_ctx *x, const kurer_enrol_pending *p, const invite_record *rec,
+                     const kurer_args *a, kurer_chain *chain)
 {
     char path[PATH_MAX_LEN];
     kurer_issuance_params prm;
@@ -296,7 +321,11 @@ static int chain_for(queue_ctx *x, const kurer_enrol_pending *p, const kurer_arg
     if (kurer_file_read(path, KURER_CHAIN_BYTES_MAX, &d, &n) == 0) {
         rc = kurer_chain_decode(d, n, chain);
         free(d);
-        return rc != 0 ? refuse(rc, "%s is damaged: %s", path, kurer_strerror(rc)) : 0;
+        if (rc != 0)
+            return refuse(rc, "%s is damaged: %s", path, kurer_strerror(rc));
+        if (names_invited(rec, chain->certs[0].body.subject, chain->certs[0].body.device_id))
+            return refuse(KURER_ESUBJECT, "%s is for another user or device than invited", path);
+        return 0;
     }
     memset(&prm, 0, sizeof(prm));
     prm.now = kurer_time_unix();
@@ -307,9 +336,18 @@ static int chain_for(queue_ctx *x, const kurer_enrol_pending *p, const kurer_arg
     prm.has_clearance = given;
     if ((rc = kurer_csr_decode(p->request, p->request_len, &csr)) != 0)
         return refuse(rc, "the request is not a certificate request: %s", kurer_strerror(rc));
+    if (names_invited(rec, csr.body.subject, csr.body.device_id) != 0)
+        return refuse(KURER_ESUBJECT,
+                      "the request names %s device %u, the invitation %s device "
+                      "%u; nothing issued",
+                      csr.body.subject, csr.body.device_id, rec->user, rec->device_id);
     if ((rc = show_codes(&csr, p->request, p->request_len, opt(a, "code"))) != 0 ||
-        (rc = issue_check(&x->is, &csr, "the request", &prm, &body, &clamped)) != 0 ||
-        (rc = issue_sign(&x->is, &body, prm.now, chain, &serial)) != 0)
+        (rc = issue_check(&x->is, &csr, "the request", &prm, &body, &clamped)) != 0)
+        return rc;
+    if (names_invited(rec, body.subject, body.device_id) != 0)
+        return refuse(KURER_ESUBJECT, "the certificate would not be the invitation's; nothing "
+                                      "issued");
+    if ((rc = issue_sign(&x->is, &body, prm.now, chain, &serial)) != 0)
         return rc;
     kurer_buf_init(&img, KURER_CHAIN_BYTES_MAX);
     if ((rc = kurer_chain_encode(chain, &img)) == 0)
@@ -337,26 +375,31 @@ static int decide_cmd(int argc, char **argv, int approve)
     find_ctx f;
     invite_record rec;
     kurer_chain chain;
+    kurer_csr csr;
     int rc, b;
     memset(&x, 0, sizeof(x));
+    memset(&rec, 0, sizeof(rec));
     x.lockfd = -1;
     if ((rc = command_args(&a, opts, NOPTS(opts) - (approve ? 0 : 3), 1, 1, "ID",
                            approve ? help_approve : help_reject, argc, argv)) != 0 ||
         (rc = queue_open(&x, &a)) != 0 || (rc = find(&x, a.pos[0], &f)) != 0)
         goto out;
-    jstr("user", f.hit.user);
-    jint("device_id", f.hit.device_id);
-    if (approve && (b = binding(&x, &f.hit, &rec)) != 0) {
+    /* the request's own subject and device, never the relay's listing of them */
+    (void)request_of(&f.hit, &csr);
+    jstr("user", csr.body.subject);
+    jint("device_id", csr.body.device_id);
+    if (approve && (b = binding(&x, &f.hit, &rec, &csr)) != 0) {
         rc = refuse(b == KURER_ENOENT ? KURER_EINVITE : b, "request %s: %s; nothing issued",
                     a.pos[0], binding_text(b));
         goto out;
     }
-    if (approve && (rc = chain_for(&x, &f.hit, &a, &chain)) != 0)
+    if (approve && (rc = chain_for(&x, &f.hit, &rec, &a, &chain)) != 0)
         goto out;
     if ((rc = decide(&x, &f.hit, approve ? &chain : NULL)) != 0)
         goto out;
-    say("%s %s device %u: the device fetches %s\n", approve ? "approved" : "rejected", f.hit.user,
-        f.hit.device_id, approve ? "its chain from the relay" : "the rejection");
+    say("%s %s device %u: the device fetches %s\n", approve ? "approved" : "rejected",
+        csr.body.subject[0] ? csr.body.subject : "?", csr.body.device_id,
+        approve ? "its chain from the relay" : "the rejection");
 out:
     kurer_memzero(&rec, sizeof(rec));
     queue_close(&x);

@@ -17,6 +17,7 @@ R=$(realpath "$4")
 H=$(realpath "$5")
 CHAT=${6:+$(realpath "$6")} # examples/chat.c, on libkurer.so (case example)
 TAMPER=$CHAT                # or enrol_tamper.c (cases invite, invite_refusals)
+STORE_EDIT=$CHAT            # or relay_store_edit.c (case invite_hostile_relay)
 W=$(mktemp -d /tmp/kurer-client-test-XXXXXX)
 RELAY_PID=
 BG_PIDS=()
@@ -773,6 +774,38 @@ invite_refusals)
         'kurer_rejections_total{reason="EINVITEEXPIRED"} 1'; do
         grep -q "^$m" <<<"$metrics" && ok "metric $m" || fail "metric $m not in: $(grep -i 'invite\|enrol' <<<"$metrics")"
     done
+    ;;
+invite_hostile_relay)
+    # A code for anna@fm.dk device 8 used for a request for chief@fm.dk device 7 (both MACs
+    # right: the code's holder can make them), let through by a relay that skips its own check
+    # and lists it as the invitation's user and device (here: its store rewritten while it is
+    # stopped, relay_store_edit.c). pending shows what the request names and that it is not
+    # bound; approve refuses it (ESUBJECT) and issues nothing.
+    pki
+    start_relay
+    invite anna@fm.dk 8
+    stop_relay
+    "$STORE_EDIT" relay "$INVITE_ID" chief@fm.dk 7 || fail "store edit to chief"
+    start_relay
+    expect "the relay takes a request for chief" 0 "not approved yet" enrol_init c chief@fm.dk \
+        7 "$CODE"
+    stop_relay
+    "$STORE_EDIT" relay "$INVITE_ID" anna@fm.dk 8 || fail "store edit back to anna"
+    start_relay
+    expect "pending shows the request's own user and device" 0 "chief@fm.dk device 7" \
+        admin_q pending
+    count "never the relay's" 0 "anna@fm.dk device 8" "$out"
+    [[ "$out" == *"NOT BOUND: it names another user or device than the invitation's"* ]] &&
+        ok "pending says it is not bound" || fail "pending: $out"
+    expect "pending json" 0 '"not_bound":"ESUBJECT"' admin_q pending --json
+    expect "approve refuses it" 1 '"code":"ESUBJECT"' admin_q approve "$INVITE_ID" --json
+    count "nothing issued" 0 "chief@fm.dk" "$("$A" log --authority fm 2>&1)"
+    [ ! -e "fm/invites/$INVITE_ID.chain" ] && ok "no chain kept" || fail "a chain was kept"
+    # the honest path through the same relay still works
+    invite anna@fm.dk 9
+    enrol_init a9 anna@fm.dk 9 "$CODE" >/dev/null 2>&1 || fail "init a9"
+    expect "a bound request is approved" 0 "approved anna@fm.dk device 9" admin_q approve \
+        "$INVITE_ID"
     ;;
 net_errors)
     # Each network failure has its own words and code.
