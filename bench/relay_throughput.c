@@ -74,7 +74,7 @@ struct gen {
     dev *d;
     size_t n_up, n_closed, n_connecting, next_connect;
     int running, measuring, draining;
-    uint64_t t_start, t_meas, t_end_meas;
+    uint64_t t_start, t_meas, t_end_meas, t_up;
     uint64_t sent, accepted, delivered, acked, errors;
     uint64_t m_accepted, m_delivered, m_acked; /* within the window */
     bench_hist h_accept, h_deliver;
@@ -476,7 +476,12 @@ static void on_tick(uv_timer_t *t)
 {
     gen *g = t->data;
     uint64_t now = bench_now_ns();
-    if (!g->running && !g->draining && g->n_up == 2 * g->S) {
+    if (!g->running && !g->draining && g->n_up == 2 * g->S && g->t_up == 0)
+        g->t_up = now;
+    /* Over two nodes a receiver's directory row is its node's to commit and the other node's to
+     * learn: the senders start 1 s after every device is up, not at once. */
+    if (!g->running && !g->draining && g->t_up != 0 &&
+        now - g->t_up >= (g->nodes > 1 ? 1000000000ull : 0)) {
         g->running = 1;
         g->t_start = now;
         for (size_t i = g->S; i < 2 * g->S; i++)
