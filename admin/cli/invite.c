@@ -36,7 +36,8 @@ const char help_invite[] =
     "  --relay-key KEY       its public key: 64 hex digits, or the path of relay.pub\n"
     "  --expires DURATION    how long the code is good for: N with s, m, h or d (default 24h,\n"
     "                        at most 30d)\n"
-    "  --qr-png PATH         also write the code's QR code as PNG (mode 0644)\n"
+    "  --qr-png PATH         also write the code's QR code as PNG (mode 0600: it is the\n"
+    "                        code; a symbolic link at PATH is refused)\n"
     "  --force               replace an existing --qr-png file\n"
     "  --passphrase-env VAR  the authority key's passphrase (default " DEFAULT_PASS ")\n"
     "  --json                print the result as one JSON object (with the code)\n";
@@ -189,7 +190,7 @@ static int show_code(const char *code, const kurer_args *a)
 {
     const char *png = opt(a, "qr-png");
     int rc;
-    if (png != NULL && (rc = kurer_qr_png(code, png, flag(a, "force"))) != 0)
+    if (png != NULL && (rc = kurer_qr_png(code, png, 0600, flag(a, "force"))) != 0)
         return rc == KURER_EEXIST ? refuse(rc, "%s already exists (--force replaces it)", png)
                                   : refuse(rc, "cannot write %s: %s", png, kurer_strerror(rc));
     if (!g_json && isatty(STDOUT_FILENO)) {

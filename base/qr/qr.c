@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define SGR_ON  "\033[30;47m"
 #define SGR_OFF "\033[0m"
@@ -109,11 +110,18 @@ out:
     return rc;
 }
 
-int kurer_qr_png(const char *text, const char *path, int overwrite)
+int kurer_qr_png(const char *text, const char *path, unsigned mode, int overwrite)
 {
     uint8_t *m;
     size_t w;
     kurer_buf b;
+    struct stat st;
+    if ((mode & ~0777u) != 0 || (mode & 0600u) != 0600u)
+        return KURER_EINVAL;
+    /* a link is refused, never followed or replaced (the writer itself writes a new file
+     * beside it and moves it in place: nothing is written through a link either way) */
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+        return KURER_EPERM;
     int rc = kurer_qr_modules(text, &m, &w);
     if (rc != 0)
         return rc;
@@ -121,7 +129,7 @@ int kurer_qr_png(const char *text, const char *path, int overwrite)
     rc = encode_png(m, w, &b);
     free(m);
     if (rc == 0)
-        rc = kurer_file_write(path, b.data, b.len, 0644, overwrite);
+        rc = kurer_file_write(path, b.data, b.len, mode, overwrite);
     kurer_buf_release(&b);
     return rc;
 }

@@ -30,7 +30,7 @@ int show_request_qr(const request_info *r, const char *png, int force)
     if (r->qr[0] == '\0')
         return png != NULL ? refuse(KURER_ENOENT, "this home has no certificate request") : 0;
     if (png != NULL) {
-        rc = kurer_qr_png(r->qr, png, force);
+        rc = kurer_qr_png(r->qr, png, 0644, force) /* a fingerprint, no secret */;
         if (rc == KURER_EEXIST)
             return refuse(rc, "%s already exists (--force replaces it)", png);
         if (rc != 0)

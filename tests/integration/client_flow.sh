@@ -665,6 +665,15 @@ invite)
         ok "code: 16 base32 characters and a check character" || fail "code '$CODE'"
     ! grep -rq -- "$CODE" fm/invites && ok "the authority keeps no code" || fail "code in fm/invites"
     [ "$(stat -c %a "fm/invites/$INVITE_ID")" = 600 ] && ok "record 0600" || fail "record mode"
+    # the QR code of a code is the code: 0600, and never written through a link
+    "$A" invite --authority fm --user anna@fm.dk --device 11 --relay "127.0.0.1:$PORT" \
+        --relay-key "$RELAY_KEY" --qr-png code.png >/dev/null || fail "invite --qr-png"
+    [ "$(stat -c %a code.png)" = 600 ] && ok "invitation QR PNG 0600" || fail "QR PNG mode"
+    ln -s elsewhere.png link.png
+    expect "a link as --qr-png is refused" 1 "EPERM" "$A" invite --authority fm --user \
+        anna@fm.dk --device 12 --relay "127.0.0.1:$PORT" --relay-key "$RELAY_KEY" --qr-png \
+        link.png --force --json
+    [ ! -e elsewhere.png ] && ok "nothing written through the link" || fail "written via link"
     enrol_init anna anna@fm.dk 1 "$CODE" --wait 60 >anna.out 2>&1 &
     init_pid=$!
     BG_PIDS+=("$init_pid")

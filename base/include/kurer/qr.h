@@ -26,8 +26,11 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_qr_modules(const char *text, uint8_t **m
                                                    size_t *size);
 /* Appends text's QR code for a terminal to out (UTF-8 lines, each ending in a reset and \n). */
 KURER_EXPORT KURER_MUST_CHECK int kurer_qr_terminal(const char *text, kurer_buf *out);
-/* Writes text's QR code as a PNG (8-bit greyscale, KURER_QR_PNG_SCALE pixels a module) to path,
- * mode 0644, atomically; an existing file is KURER_EEXIST unless overwrite. */
-KURER_EXPORT KURER_MUST_CHECK int kurer_qr_png(const char *text, const char *path, int overwrite);
+/* Writes text's QR code as a PNG (8-bit greyscale, KURER_QR_PNG_SCALE pixels a module) to path
+ * with mode (0600 for a secret such as an invitation code, 0644 for a fingerprint; KURER_EINVAL
+ * for other bits or one the owner cannot read and write), atomically; an existing file is
+ * KURER_EEXIST unless overwrite, a symbolic link at path KURER_EPERM (never followed). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_qr_png(const char *text, const char *path, unsigned mode,
+                                               int overwrite);
 
 #endif

@@ -71,8 +71,8 @@ static void test_png(void **state)
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
-    assert_int_equal(kurer_qr_png(text, path, 0), KURER_EEXIST);
-    assert_int_equal(kurer_qr_png(text, path, 1), 0);
+    assert_int_equal(kurer_qr_png(text, path, 0644, 0), KURER_EEXIST);
+    assert_int_equal(kurer_qr_png(text, path, 0644, 1), 0);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0644);
     assert_int_equal(kurer_qr_modules(text, &m, &w), 0);
@@ -97,6 +97,33 @@ static void test_png(void **state)
     unlink(path);
 }
 
+/* A secret (an invitation code) is written 0600, whatever the umask lets through, and never
+ * through or over a symbolic link, with or without overwrite. */
+static void test_png_secret(void **state)
+{
+    char dir[] = "/tmp/kurer-qr-XXXXXX", path[64], target[64], link[64];
+    struct stat st;
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/code.png", dir);
+    snprintf(target, sizeof(target), "%s/target", dir);
+    snprintf(link, sizeof(link), "%s/link.png", dir);
+    mode_t old = umask(0);
+    assert_int_equal(kurer_qr_png(text, path, 0600, 0), 0);
+    umask(old);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(symlink(target, link), 0); /* dangling: would create target */
+    assert_int_equal(kurer_qr_png(text, link, 0600, 0), KURER_EPERM);
+    assert_int_equal(kurer_qr_png(text, link, 0600, 1), KURER_EPERM);
+    assert_int_equal(lstat(target, &st), -1);
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    unlink(link);
+    unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_refusals(void **state)
 {
     uint8_t *m = (uint8_t *)1;
@@ -109,12 +136,15 @@ static void test_refusals(void **state)
     memset(big, 'A', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     assert_int_equal(kurer_qr_modules(big, &m, &w), KURER_EINVAL);
-    assert_int_equal(kurer_qr_png(text, "/nonexistent-dir/x.png", 0), KURER_ENOENT);
+    assert_int_equal(kurer_qr_png(text, "/nonexistent-dir/x.png", 0600, 0), KURER_ENOENT);
+    assert_int_equal(kurer_qr_png(text, "/tmp/kurer-qr-mode.png", 0400, 0), KURER_EINVAL);
+    assert_int_equal(kurer_qr_png(text, "/tmp/kurer-qr-mode.png", 01600, 0), KURER_EINVAL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_terminal), cmocka_unit_test(test_png),
+                                       cmocka_unit_test(test_png_secret),
                                        cmocka_unit_test(test_refusals)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
