@@ -10,6 +10,7 @@
 #include "kurer/log.h"
 #include "kurer/mobile.h"
 #include "kurer/util.h"
+#include "job_wait.h"
 #include "net.h"
 
 typedef enum req_kind {
@@ -34,10 +35,7 @@ typedef struct req {
     kurer_result res;
     kurer_done_fn done;
     void *ud;
-    /* the blocking layer's: the caller waits on these until finished */
-    int blocking, finished;
-    uv_mutex_t mu;
-    uv_cond_t cond;
+    kurer__job_waiter wait; /* the blocking layer's */
 } req;
 
 static void req_run(kurer *k, kurer__job *j)
@@ -99,13 +97,8 @@ static void req_done(kurer *k, kurer__job *j)
     (void)k;
     if (j->rc != 0 && r->res.err == 0)
         r->res.err = j->rc; /* never run (the handle closed) */
-    if (r->blocking) {
-        uv_mutex_lock(&r->mu);
-        r->finished = 1;
-        uv_cond_signal(&r->cond);
-        uv_mutex_unlock(&r->mu);
+    if (kurer__job_waiter_wake(&r->wait))
         return; /* the waiting caller frees it */
-    }
     if (r->done != NULL)
         r->done(r->ud, &r->res);
     req_free(r);
@@ -321,28 +314,12 @@ static int may_block(kurer *k)
  * deadline). Returns the result's error; *res (may be NULL) gets the result. */
 static int run_blocking(kurer *k, req *r, kurer_result *res)
 {
-    r->blocking = 1;
-    if (uv_mutex_init(&r->mu) != 0) {
-        req_free(r);
-        return KURER_ENOMEM;
-    }
-    if (uv_cond_init(&r->cond) != 0) {
-        uv_mutex_destroy(&r->mu);
-        req_free(r);
-        return KURER_ENOMEM;
-    }
-    int rc = kurer__net_submit(k, &r->job);
+    int rc = kurer__job_wait(k, &r->job, &r->wait);
     if (rc == 0) {
-        uv_mutex_lock(&r->mu);
-        while (!r->finished)
-            uv_cond_wait(&r->cond, &r->mu);
-        uv_mutex_unlock(&r->mu);
         rc = r->res.err;
         if (res != NULL)
             *res = r->res;
     }
-    uv_cond_destroy(&r->cond);
-    uv_mutex_destroy(&r->mu);
     req_free(r);
     return rc;
 }

@@ -6,6 +6,7 @@
 
 #include "home.h"
 #include "kurer/util.h"
+#include "job_wait.h"
 #include "net.h"
 #include "outbox.h"
 
@@ -196,9 +197,7 @@ typedef struct oreq {
     kurer_result res;
     kurer_done_fn done;
     void *ud;
-    int blocking, finished; /* the blocking wrapper waits on these */
-    uv_mutex_t mu;
-    uv_cond_t cond;
+    kurer__job_waiter wait; /* the blocking wrapper's */
 } oreq;
 
 static void oreq_run(kurer *k, kurer__job *j)
@@ -215,13 +214,8 @@ static void oreq_done(kurer *k, kurer__job *j)
     (void)k;
     if (j->rc != 0 && r->res.err == 0)
         r->res.err = j->rc; /* never run (the handle closed) */
-    if (r->blocking) {
-        uv_mutex_lock(&r->mu);
-        r->finished = 1;
-        uv_cond_signal(&r->cond);
-        uv_mutex_unlock(&r->mu);
+    if (kurer__job_waiter_wake(&r->wait))
         return; /* the waiting caller frees it */
-    }
     if (r->done != NULL)
         r->done(r->ud, &r->res);
     free(r);
@@ -272,27 +266,11 @@ static int oreq_blocking(kurer *k, int cancel, int64_t message_id, int timeout_m
     int rc = oreq_new(k, cancel, message_id, timeout_ms, &r);
     if (rc != 0)
         return rc;
-    r->blocking = 1;
-    if (uv_mutex_init(&r->mu) != 0) {
-        free(r);
-        return KURER_ENOMEM;
-    }
-    if (uv_cond_init(&r->cond) != 0) {
-        uv_mutex_destroy(&r->mu);
-        free(r);
-        return KURER_ENOMEM;
-    }
-    if ((rc = kurer__net_submit(k, &r->job)) == 0) {
-        uv_mutex_lock(&r->mu);
-        while (!r->finished)
-            uv_cond_wait(&r->cond, &r->mu);
-        uv_mutex_unlock(&r->mu);
+    if ((rc = kurer__job_wait(k, &r->job, &r->wait)) == 0) {
         rc = r->res.err;
         if (why != NULL)
             *why = r->res.why;
     }
-    uv_cond_destroy(&r->cond);
-    uv_mutex_destroy(&r->mu);
     free(r);
     return rc;
 }
