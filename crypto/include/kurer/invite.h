@@ -27,7 +27,8 @@
 #include "kurer/keys.h"
 
 #define KURER_INVITE_SECRET_LEN 10 /* 80 bits */
-#define KURER_INVITE_CODE_LEN   21 /* "XXXX-XXXX-XXXX-XXXX-C" */
+#define KURER_INVITE_CODE_LEN                                                                      \
+    21 /* four groups of four base32 characters, a check character, "-" between */
 
 typedef struct kurer_invite_keys {
     uint8_t id[KURER_ENROL_ID_LEN];
