@@ -139,6 +139,34 @@ int kurer__store_group_changes_each(kurer__store *st, const uint8_t gid[KURER_GR
                change_row, &c, B(gid, KURER_GROUP_ID_LEN));
 }
 
+int kurer__store_fatal(int rc)
+{
+    return rc == KURER_ENOMEM || rc == KURER_ESTORAGE || rc == KURER_EIO || rc == KURER_EBUSY ||
+           rc == KURER_ECORRUPT;
+}
+
+typedef struct result_ctx {
+    int *applied, *reason;
+} result_ctx;
+
+static int result_row(void *ud, sqlite3_stmt *s)
+{
+    result_ctx *c = ud;
+    *c->applied = sqlite3_column_int(s, 0);
+    *c->reason = sqlite3_column_int(s, 1);
+    return 1;
+}
+
+int kurer__store_group_change_result(kurer__store *st, const uint8_t gid[KURER_GROUP_ID_LEN],
+                                     const uint8_t hash[KURER__GROUP_HASH_LEN], int *applied,
+                                     int *reason)
+{
+    result_ctx c = {applied, reason};
+    int rc = RUN(st, "SELECT applied, reason FROM group_changes WHERE group_id = ? AND hash = ?;",
+                 result_row, &c, B(gid, KURER_GROUP_ID_LEN), B(hash, KURER__GROUP_HASH_LEN));
+    return rc == 1 ? 0 : rc == 0 ? KURER_ENOTFOUND : rc;
+}
+
 int kurer__store_group_change_mark(kurer__store *st, int64_t rowid, int applied, int reason)
 {
     return RUN(st, "UPDATE group_changes SET applied = ?, reason = ? WHERE id = ?;", NULL, NULL,
@@ -377,6 +405,29 @@ int kurer__store_group_message_get(kurer__store *st, int64_t rowid, uint8_t gid[
 {
     gm_ctx c = {gid, kind};
     int rc = RUN(st, "SELECT group_id, kind FROM group_messages WHERE message_id = ?;", gm_row, &c,
+                 I(rowid));
+    return rc == 1 ? 0 : rc == 0 ? KURER_ENOTFOUND : rc;
+}
+
+int kurer__store_group_message_set_ct(kurer__store *st, int64_t rowid, const uint8_t *ct, size_t n)
+{
+    return RUN(st, "UPDATE group_messages SET ciphertext = ? WHERE message_id = ?;", NULL, NULL,
+               B(ct, n), I(rowid));
+}
+
+static int ct_row(void *ud, sqlite3_stmt *s)
+{
+    const void *p = sqlite3_column_blob(s, 0);
+    int n = sqlite3_column_bytes(s, 0);
+    if (p == NULL || n <= 0)
+        return KURER_ENOTFOUND;
+    int rc = kurer_buf_put(ud, p, (size_t)n);
+    return rc != 0 ? rc : 1;
+}
+
+int kurer__store_group_message_ct(kurer__store *st, int64_t rowid, kurer_buf *ct)
+{
+    int rc = RUN(st, "SELECT ciphertext FROM group_messages WHERE message_id = ?;", ct_row, ct,
                  I(rowid));
     return rc == 1 ? 0 : rc == 0 ? KURER_ENOTFOUND : rc;
 }

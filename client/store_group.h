@@ -34,6 +34,14 @@ KURER_MUST_CHECK int kurer__store_group_changes_each(kurer__store *st,
                                                      kurer__group_row_fn fn, void *ud);
 /* How many changes of gid are held (0: an unknown group), or a negative error. */
 int kurer__store_group_change_count(kurer__store *st, const uint8_t gid[KURER_GROUP_ID_LEN]);
+/* What the last fold made of the change with this hash (KURER_ENOTFOUND if not held). */
+KURER_MUST_CHECK int kurer__store_group_change_result(kurer__store *st,
+                                                      const uint8_t gid[KURER_GROUP_ID_LEN],
+                                                      const uint8_t hash[KURER__GROUP_HASH_LEN],
+                                                      int *applied, int *reason);
+/* Errors of the store itself (not a verdict on a change): KURER_ENOMEM, _ESTORAGE, _EIO,
+ * _EBUSY, _ECORRUPT. */
+int kurer__store_fatal(int rc);
 KURER_MUST_CHECK int kurer__store_group_change_mark(kurer__store *st, int64_t rowid, int applied,
                                                     int reason);
 
@@ -92,5 +100,9 @@ KURER_MUST_CHECK int kurer__store_group_message_put(kurer__store *st, int64_t ro
                                                     int kind);
 KURER_MUST_CHECK int kurer__store_group_message_get(kurer__store *st, int64_t rowid,
                                                     uint8_t gid[KURER_GROUP_ID_LEN], int *kind);
+/* The sender-key ciphertext of a message we sent to a group: set once, read back into ct. */
+KURER_MUST_CHECK int kurer__store_group_message_set_ct(kurer__store *st, int64_t rowid,
+                                                       const uint8_t *ct, size_t n);
+KURER_MUST_CHECK int kurer__store_group_message_ct(kurer__store *st, int64_t rowid, kurer_buf *ct);
 
 #endif

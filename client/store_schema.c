@@ -95,7 +95,8 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
      * input, kept to fold again when a late or concurrent one arrives) and what the fold made
      * of each; the folded state (groups, group_members); our own current sender key per group
      * (its libsignal key id, age and use) and the member devices that have had it; which
-     * stored messages belong to a group (kind 0 a message, 1 a change we sent). */
+     * stored messages belong to a group (kind 0 a message, 1 a change we sent), with the one
+     * sender-key ciphertext of a message we sent (for devices a stale answer adds). */
     "CREATE TABLE group_changes ("
     "  id INTEGER PRIMARY KEY, group_id BLOB NOT NULL, hash BLOB NOT NULL,"
     "  change BLOB NOT NULL, signature BLOB NOT NULL, signer_chain BLOB NOT NULL,"
@@ -115,5 +116,5 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
     "  key_id INTEGER NOT NULL, PRIMARY KEY (group_id, user, device_id));"
     "CREATE TABLE group_messages ("
     "  message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,"
-    "  group_id BLOB NOT NULL, kind INTEGER NOT NULL);",
+    "  group_id BLOB NOT NULL, kind INTEGER NOT NULL, ciphertext BLOB);",
 };

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# group_<case> (issue 11): groups through the real kurer, kurer-admin and kurer-relay on
+# 127.0.0.1 (port 0), with the helpers of client_flow.sh (sourced); every wait is bounded.
+#
+# usage: group_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER
+set -uo pipefail
+if [ -z "${CLIENT_FLOW_DETACHED:-}" ]; then
+    export CLIENT_FLOW_DETACHED=1
+    exec setsid -w "$0" "$@" </dev/null
+fi
+CLIENT_FLOW_LIB=1
+# shellcheck source=client_flow.sh
+source "$(dirname "$(realpath "$0")")/client_flow.sh" "$@"
+
+# gid OUTPUT: the group id printed by kurer group create
+gid() { printf '%s\n' "$1" | sed -n 's/^created group .* \([0-9a-f]\{64\}\)$/\1/p'; }
+
+# info HOME ID FIELD: one field of kurer group info --json (python3 reads the JSON)
+info() {
+    "$K" group --home "$1" --json info "$2" 2>&1 |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); f=sys.argv[1]; print(" ".join(m["user"] for m in d["members"]) if f == "users" else " ".join(d["admins"]) if f == "admins" else d.get(f))' "$3"
+}
+
+# same NAME FIELD ID HOME...: every home shows the same value of FIELD for group ID
+same() {
+    local name=$1 field=$2 id=$3 first="" v h
+    shift 3
+    for h in "$@"; do
+        v=$(info "$h" "$id" "$field")
+        if [ -z "$v" ] || [ "$v" = None ]; then
+            fail "$name: no $field from $h"
+            return
+        elif [ -z "$first" ]; then
+            first=$v
+        elif [ "$v" != "$first" ]; then
+            fail "$name: $h has $field $v, ${1} has $first"
+            return
+        fi
+    done
+    ok "$name ($field $first)"
+}
+
+group_setup() {
+    pki
+    start_relay
+    device anna anna@fm.dk 1 fm CONFIDENTIAL
+    device anna2 anna@fm.dk 2 fm CONFIDENTIAL
+    device bob bob@sk.dk 1 sk
+    device carl carl@fm.dk 1 fm CONFIDENTIAL
+}
+
+case $CASE in
+text)
+    # Three users, anna with two devices: everyone reads everyone.
+    group_setup
+    expect "create" 0 "created group krisestab" "$K" group --home anna create krisestab \
+        bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    [ -n "$ID" ] || fail "no group id in: $out"
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "bob sees the group" 0 "krisestab" "$K" group --home bob list
+    expect "carl sees the members" 0 "bob@sk.dk" "$K" group --home carl info "${ID:0:8}"
+    expect "anna sends" 0 "sent to group $ID" "$K" send --home anna --group "$ID" "moede kl 10"
+    for h in anna2 bob carl; do
+        expect "$h reads anna" 0 "anna@fm.dk in group ${ID:0:16} [UNCLASSIFIED] moede kl 10" \
+            "$K" recv --home "$h"
+    done
+    expect "bob answers" 0 "sent to group" "$K" send --home bob --group "${ID:0:10}" "jeg kommer"
+    for h in anna anna2 carl; do
+        expect "$h reads bob" 0 "bob@sk.dk in group ${ID:0:16} [UNCLASSIFIED] jeg kommer" \
+            "$K" recv --home "$h"
+    done
+    expect "a second message needs no new key" 0 "sent to group" "$K" send --home anna \
+        --group "$ID" "dagsorden"
+    expect "carl reads it" 0 "dagsorden" "$K" recv --home carl
+    expect "history shows the group" 0 "-> group ${ID:0:16} [UNCLASSIFIED] moede kl 10" \
+        "$K" history --home anna
+    expect "history json names the group" 0 "\"group\":\"$ID\"" "$K" history --home bob --json
+    same "all agree" revision "$ID" anna anna2 bob carl
+    same "all agree" users "$ID" anna anna2 bob carl
+    same "all agree" admins "$ID" anna anna2 bob carl
+    ;;
+ceiling)
+    # bob (RESTRICTED) lowers the ceiling: a CONFIDENTIAL send is refused naming him; carl
+    # (CONFIDENTIAL) quarantines nothing at or below his clearance.
+    group_setup
+    expect "create" 0 "created group" "$K" group --home anna create udvalg bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    expect "info shows the ceiling" 0 "ceiling RESTRICTED" "$K" group --home anna info "$ID"
+    expect "named" 0 "ceiling set by bob@sk.dk device 1" "$K" group --home anna info "$ID"
+    expect "confidential refused" 1 "above the group's ceiling: the clearance of member bob@sk.dk device 1 is RESTRICTED" \
+        "$K" send --home anna --group "$ID" --level CONFIDENTIAL "hemmeligt"
+    expect "typed error" 1 '"code":"ECLEARANCE"' "$K" send --home anna --group "$ID" \
+        --level CONFIDENTIAL --json "hemmeligt"
+    expect "restricted goes" 0 "sent to group" "$K" send --home anna --group "$ID" \
+        --level RESTRICTED "til tjenestebrug"
+    expect "carl reads it" 0 "[RESTRICTED] til tjenestebrug" "$K" recv --home carl
+    expect "nothing quarantined" 0 "" "$K" history --home carl
+    count "no quarantine" 0 "quarantined" "$out"
+    count "nothing confidential went out" 0 "hemmeligt" "$out"
+    # Without bob the ceiling is carl's and anna's: CONFIDENTIAL.
+    expect "remove bob" 0 "remove: done" "$K" group --home anna remove "$ID" bob@sk.dk
+    expect "ceiling recomputed" 0 "ceiling CONFIDENTIAL" "$K" group --home anna info "$ID"
+    expect "confidential now goes" 0 "sent to group" "$K" send --home anna --group "$ID" \
+        --level CONFIDENTIAL "fortroligt"
+    expect "carl reads it" 0 "[CONFIDENTIAL] fortroligt" "$K" recv --home carl
+    ;;
+membership)
+    # A member added later does not get what was sent before; a member removed gets nothing
+    # sent after, and every sender changes its key.
+    group_setup
+    expect "create" 0 "created group" "$K" group --home anna create sag bob@sk.dk
+    ID=$(gid "$out")
+    "$K" recv --home bob >/dev/null
+    expect "before carl" 0 "sent to group" "$K" send --home anna --group "$ID" "foer carl"
+    expect "add carl" 0 "add: done" "$K" group --home anna add "$ID" carl@fm.dk
+    "$K" recv --home carl >/dev/null
+    expect "carl is in" 0 "sag" "$K" group --home carl list
+    expect "after carl" 0 "sent to group" "$K" send --home anna --group "$ID" "efter carl"
+    expect "carl reads the later one" 0 "efter carl" "$K" recv --home carl
+    expect "carl's history" 0 "" "$K" history --home carl
+    count "carl has not the earlier one" 0 "foer carl" "$out"
+    expect "bob reads both" 0 "efter carl" "$K" recv --home bob
+    expect "bob's history" 0 "foer carl" "$K" history --home bob
+    expect "remove bob" 0 "remove: done" "$K" group --home anna remove "$ID" bob@sk.dk
+    expect "after bob" 0 "sent to group" "$K" send --home anna --group "$ID" "uden bob"
+    expect "carl reads it" 0 "uden bob" "$K" recv --home carl
+    "$K" recv --home bob >bob.out 2>&1
+    count "bob reads nothing after his removal" 0 "uden bob" "$(cat bob.out)"
+    expect "bob sees he is out" 0 "" "$K" group --home bob --json info "$ID"
+    count "bob is no member" 1 '"member":false' "$out"
+    expect "bob cannot send" 1 "not a member" "$K" send --home bob --group "$ID" "hallo?"
+    ;;
+concurrent)
+    # Two admins change the group at once (both on the same revision): every device agrees.
+    group_setup
+    expect "create" 0 "created group" "$K" group --home anna create cell bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "promote bob" 0 "done" "$K" group --home anna group_promote "$ID" bob@sk.dk
+    ;;
+*)
+    echo "unknown case $CASE"
+    exit 2
+    ;;
+esac
+[ "$failed" -eq 0 ] || exit 1
