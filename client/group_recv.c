@@ -8,6 +8,7 @@
 #include "kurer/crypto.h"
 #include "kurer/log.h"
 #include "kurer/signal.h"
+#include "group_send.h"
 #include "session_group.h"
 #include "store_group.h"
 
@@ -159,11 +160,65 @@ out:
     return rc;
 }
 
+/* The members our own ADDs (built on c's base revision or later) brought in: c's signer may
+ * not have known them, so they get c from us. */
+typedef struct fwd_ctx {
+    kurer *k;
+    const kurer_group_change *c;
+    const kurer__group_state *s;
+    const char *users[KURER__GROUP_MEMBERS_MAX];
+    size_t n;
+} fwd_ctx;
+
+static int fwd_row(void *ud, const kurer__group_row *r)
+{
+    fwd_ctx *f = ud;
+    kurer_group_change a;
+    if (!r->applied || kurer_group_change_decode(r->change, r->change_len, &a) != 0)
+        return 0;
+    if (a.kind == KURER_GROUP_ADD && a.base_revision >= f->c->base_revision &&
+        strcmp(a.signer.user, f->k->own.user) == 0)
+        for (size_t i = 0; i < a.n_users && f->n < KURER__GROUP_MEMBERS_MAX; i++) {
+            const kurer__group_member *m = kurer__group_member_find(f->s, a.users[i]);
+            int seen = strcmp(a.users[i], f->c->signer.user) == 0;
+            for (size_t j = 0; !seen && j < f->n; j++)
+                seen = strcmp(f->users[j], a.users[i]) == 0;
+            if (m != NULL && !seen)
+                f->users[f->n++] = m->user;
+        }
+    kurer_group_change_release(&a);
+    return 0;
+}
+
 int kurer__group_on_control(kurer *k, const kurer_verified *sender, const kurer_group_control *gc)
 {
     int applied = 0;
+    kurer_group_change c;
+    kurer__group_state s;
     (void)sender; /* the change's own signer is what counts, whoever passed it on */
     int rc = kurer__group_take_change(k, gc, &applied);
+    if (rc != 0 || !applied)
+        return kurer__store_fatal(rc) ? rc : 0;
+    if (kurer_group_change_decode(gc->change, gc->change_len, &c) != 0)
+        return 0;
+    if (strcmp(c.signer.user, k->own.user) != 0 &&
+        (rc = kurer__store_group_get(k->st, c.group_id, &s)) == 0) {
+        fwd_ctx *f = calloc(1, sizeof(*f));
+        rc = f == NULL ? KURER_ENOMEM : 0;
+        if (rc == 0) {
+            f->k = k;
+            f->c = &c;
+            f->s = &s;
+            rc = kurer__store_group_changes_each(k->st, c.group_id, fwd_row, f);
+        }
+        if (rc == 0 && f->n > 0)
+            rc = kurer__group_forward(k, c.group_id, gc, f->users, f->n);
+        free(f);
+        kurer__group_state_release(&s);
+    }
+    kurer_group_change_release(&c);
+    if (rc == KURER_EUNKNOWNGROUP)
+        rc = 0;
     return kurer__store_fatal(rc) ? rc : 0;
 }
 

@@ -249,6 +249,39 @@ out:
     return rc;
 }
 
+int kurer__group_forward(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN],
+                         const kurer_group_control *gc, const char *const *users_in, size_t n)
+{
+    kurer_content content;
+    kurer_buf pt;
+    int64_t rowid = 0;
+    size_t items = 0;
+    memset(&content, 0, sizeof(content));
+    content.body = KURER_CONTENT_GROUP_CONTROL;
+    content.u.group_control = *gc;
+    kurer_buf_init_secret(&pt, KURER_CONTENT_PADDED_MAX);
+    int rc = pad_content(&content, &pt);
+    if (rc == 0)
+        rc = insert_message(k, gid, KURER__GROUP_MSG_CHANGE, KURER_LEVEL_UNCLASSIFIED, "", &rowid);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint32_t *devs = NULL;
+        size_t nd = 0;
+        if ((rc = kurer__store_peer_devices(k->st, users_in[i], &devs, &nd)) != 0)
+            break;
+        for (size_t d = 0; rc == 0 && d < nd; d++) {
+            if (kurer__session_exists(k->sess, users_in[i], devs[d]) != 1)
+                continue; /* never written to: it gets the whole log when it is */
+            rc = enqueue(k, rowid, users_in[i], devs[d], &pt, KURER_ENVELOPE_MESSAGE);
+            items++;
+        }
+        free(devs);
+    }
+    if (rc == 0 && items == 0)
+        rc = kurer__store_message_set_state(k->st, rowid, KURER__MSG_SENT, 0);
+    kurer_buf_release(&pt);
+    return rc;
+}
+
 /* The users a change goes to: every member now, those it names (added or removed), ours. */
 static int change_users(kurer *k, const kurer__group_state *s, const kurer_group_change *c,
                         users *u)

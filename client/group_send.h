@@ -35,6 +35,12 @@ KURER_MUST_CHECK int kurer__group_change(kurer *k, const uint8_t gid[KURER_GROUP
 KURER_MUST_CHECK int kurer__group_send(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int level,
                                        const char *text, uint64_t deadline, kurer_refusal *why,
                                        int64_t *message_id);
+/* Inside a receiving transaction: gc (a change received and applied) queued, as a change of
+ * ours would be, for the devices of users (held devices with a session; no network): members
+ * we added concurrently with it, whom its signer could not know. Sent with the outbox. */
+KURER_MUST_CHECK int kurer__group_forward(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN],
+                                          const kurer_group_control *gc, const char *const *users,
+                                          size_t n);
 /* engine.c: a relay's stale device list for user on a group message (1 if message_rowid is
  * one: *rc says how its items for user were made anew; 0 if it is not a group message). */
 int kurer__group_reencrypt(kurer *k, int64_t message_rowid, const char *user, uint64_t deadline,

@@ -116,7 +116,7 @@ expect "root.crt" kurer kurer init --root roo
 expect "--to --group --level --timeout --json --help --file" kurer kurer send --home h --
 expect "homedir homefile" kurer kurer restore --home n home
 expect "create" kurer kurer group --home h cr
-expect "list leave" kurer kurer group --home h l
+expect "leave list" kurer kurer group --home h l
 expect "issue" kurer-admin kurer-admin is
 expect "issue" kurer-admin kurer-admin --json is
 expect "init revoke" kurer-admin kurer-admin root ""

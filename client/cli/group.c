@@ -10,6 +10,7 @@ static const char help_group[] =
     "usage: kurer group --home H [--timeout S] [--json] create NAME [MEMBER...]\n"
     "       kurer group --home H [--timeout S] [--json] add ID MEMBER...\n"
     "       kurer group --home H [--timeout S] [--json] remove ID MEMBER...\n"
+    "       kurer group --home H [--timeout S] [--json] promote ID MEMBER...\n"
     "       kurer group --home H [--timeout S] [--json] leave ID\n"
     "       kurer group --home H [--json] list\n"
     "       kurer group --home H [--json] info ID\n"
@@ -17,7 +18,8 @@ static const char help_group[] =
     "Groups belong to their members, not to the relay: every change is signed by an admin,\n"
     "names the revision it builds on and goes to every device of every member over the\n"
     "end-to-end sessions. create makes a group with you as its admin and MEMBER... (user@auth)\n"
-    "in it, and prints its id; add and remove (admins only) change who is in it; leave takes\n"
+    "in it, and prints its id; add and remove (admins only) change who is in it, promote\n"
+    "(admins only) makes members admins; leave takes\n"
     "you out (at most 14 members per command). ID is the group's id in hex, or a prefix of\n"
     "at least 4 digits that only one\n"
     "group has. A member added cannot read what was sent before; after a removal every sender\n"
@@ -105,6 +107,7 @@ static int group_params(const kurer_args *a, int timeout, const char **method, j
         {"create", "group.create", 1, KURER_ARGS_POS_MAX - 1},
         {"add", "group.add", 2, KURER_ARGS_POS_MAX - 1},
         {"remove", "group.remove", 2, KURER_ARGS_POS_MAX - 1},
+        {"promote", "group.promote", 2, KURER_ARGS_POS_MAX - 1},
         {"leave", "group.leave", 1, 1},
         {"list", "group.list", 0, 0},
         {"info", "group.info", 1, 1},
@@ -115,12 +118,13 @@ static int group_params(const kurer_args *a, int timeout, const char **method, j
         if (strcmp(act, acts[i].action) == 0)
             break;
     if (i == sizeof(acts) / sizeof(acts[0]))
-        return usage_error("unknown group action '%s' (create, add, remove, leave, list, info)",
+        return usage_error("unknown group action '%s' (create, add, remove, promote, leave, list, "
+                           "info)",
                            act);
     if (n < acts[i].min || n > acts[i].max)
         return usage_error("wrong arguments for group %s (kurer group --help)", act);
     *method = acts[i].method;
-    if (i == 4) {
+    if (i == 5) {
         *params = json_object();
         return *params != NULL ? 0 : refuse(KURER_ENOMEM, "out of memory");
     }
@@ -140,11 +144,11 @@ static int group_params(const kurer_args *a, int timeout, const char **method, j
         }
         json_array_append_new(members, json_string(a->pos[j]));
     }
-    if (i <= 2)
+    if (i <= 3)
         json_object_set_new(p, "members", members);
     else
         json_decref(members);
-    if (i <= 3)
+    if (i <= 4)
         json_object_set_new(p, "timeout", json_integer(timeout));
     *params = p;
     return 0;

@@ -1,4 +1,5 @@
-/* Methods on groups: group.create, group.add, group.remove, group.leave, group.list, group.info
+/* Methods on groups: group.create, group.add, group.remove, group.promote, group.leave,
+ * group.list, group.info
  * (docs/client.md, "kurer daemon"); a group message is the method send with a group. They run
  * in the daemon and in a command that opens the home itself; group.c prints their results. */
 #include <stdio.h>
@@ -93,7 +94,8 @@ static int change(rpc_ctx *c, json_t *params, json_t **result, kurer_group_op op
     return *result != NULL ? 0 : refuse(KURER_ENOMEM, "out of memory");
 }
 
-/* group.add / group.remove {group, members, timeout}, group.leave {group, timeout}: {group} */
+/* group.add / group.remove / group.promote {group, members, timeout}, group.leave {group,
+ * timeout}: {group} */
 static int m_add(rpc_ctx *c, json_t *params, json_t **result)
 {
     return change(c, params, result, KURER_GROUP_OP_ADD);
@@ -102,6 +104,11 @@ static int m_add(rpc_ctx *c, json_t *params, json_t **result)
 static int m_remove(rpc_ctx *c, json_t *params, json_t **result)
 {
     return change(c, params, result, KURER_GROUP_OP_REMOVE);
+}
+
+static int m_promote(rpc_ctx *c, json_t *params, json_t **result)
+{
+    return change(c, params, result, KURER_GROUP_OP_PROMOTE);
 }
 
 static int m_leave(rpc_ctx *c, json_t *params, json_t **result)
@@ -219,11 +226,8 @@ int rpc_group_send(rpc_ctx *c, const char *group, int level, const char *text, l
 }
 
 const rpc_method rpc_group_methods[] = {
-    {"group.create", m_create},
-    {"group.add", m_add},
-    {"group.remove", m_remove},
-    {"group.leave", m_leave},
-    {"group.list", m_list},
-    {"group.info", m_info},
-    {NULL, NULL},
+    {"group.create", m_create}, {"group.add", m_add},
+    {"group.remove", m_remove}, {"group.promote", m_promote},
+    {"group.leave", m_leave},   {"group.list", m_list},
+    {"group.info", m_info},     {NULL, NULL},
 };

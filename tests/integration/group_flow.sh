@@ -134,10 +134,26 @@ membership)
 concurrent)
     # Two admins change the group at once (both on the same revision): every device agrees.
     group_setup
+    device dave dave@fm.dk 1 fm CONFIDENTIAL
     expect "create" 0 "created group" "$K" group --home anna create cell bob@sk.dk carl@fm.dk
     ID=$(gid "$out")
     for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
-    expect "promote bob" 0 "done" "$K" group --home anna group_promote "$ID" bob@sk.dk
+    expect "promote bob" 0 "promote: done" "$K" group --home anna promote "$ID" bob@sk.dk
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "both on revision 2" 0 "revision 2" "$K" group --home bob info "$ID"
+    # Neither has seen the other's change when it makes its own.
+    expect "anna adds dave" 0 "add: done" "$K" group --home anna add "$ID" dave@fm.dk
+    expect "bob removes carl" 0 "remove: done" "$K" group --home bob remove "$ID" carl@fm.dk
+    for round in 1 2; do
+        for h in anna anna2 bob carl dave; do "$K" recv --home "$h" >/dev/null; done
+    done
+    same "every device" revision "$ID" anna anna2 bob carl dave
+    same "every device" users "$ID" anna anna2 bob carl dave
+    same "every device" admins "$ID" anna anna2 bob carl dave
+    expect "one revision for both" 0 "revision 3" "$K" group --home dave info "$ID"
+    expect "dave in, carl out" 0 "anna@fm.dk bob@sk.dk dave@fm.dk" info anna "$ID" users
+    expect "the group still works" 0 "sent to group" "$K" send --home bob --group "$ID" "alle enige"
+    expect "dave reads bob" 0 "alle enige" "$K" recv --home dave
     ;;
 *)
     echo "unknown case $CASE"
