@@ -2,7 +2,7 @@
 # group_<case> (issue 11): groups through the real kurer, kurer-admin and kurer-relay on
 # 127.0.0.1 (port 0), with the helpers of client_flow.sh (sourced); every wait is bounded.
 #
-# usage: group_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER
+# usage: group_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER GROUP_HELPER
 set -uo pipefail
 if [ -z "${CLIENT_FLOW_DETACHED:-}" ]; then
     export CLIENT_FLOW_DETACHED=1
@@ -11,6 +11,7 @@ fi
 CLIENT_FLOW_LIB=1
 # shellcheck source=client_flow.sh
 source "$(dirname "$(realpath "$0")")/client_flow.sh" "$@"
+GH=${CHAT:-} # (client_flow.sh's sixth argument) tests/integration/group_helper.c
 
 # gid OUTPUT: the group id printed by kurer group create
 gid() { printf '%s\n' "$1" | sed -n 's/^created group .* \([0-9a-f]\{64\}\)$/\1/p'; }
@@ -118,6 +119,10 @@ membership)
     expect "carl is in" 0 "sag" "$K" group --home carl list
     expect "after carl" 0 "sent to group" "$K" send --home anna --group "$ID" "efter carl"
     expect "carl reads the later one" 0 "efter carl" "$K" recv --home carl
+    # The envelope of the earlier message, as the relay stored it for bob, given to carl.
+    expect "the earlier envelope does not decrypt for carl" 0 "refused" "$GH" try-decrypt anna \
+        "foer carl" carl
+    count "not decrypted" 0 "^decrypted" "$out"
     expect "carl's history" 0 "" "$K" history --home carl
     count "carl has not the earlier one" 0 "foer carl" "$out"
     expect "bob reads both" 0 "efter carl" "$K" recv --home bob
@@ -125,6 +130,16 @@ membership)
     expect "remove bob" 0 "remove: done" "$K" group --home anna remove "$ID" bob@sk.dk
     expect "after bob" 0 "sent to group" "$K" send --home anna --group "$ID" "uden bob"
     expect "carl reads it" 0 "uden bob" "$K" recv --home carl
+    expect "again after bob" 0 "sent to group" "$K" send --home anna --group "$ID" "stadig uden bob"
+    # The envelope carl is sent, captured and delivered to a member's device, decrypts (so
+    # that the checks below could fail) ...
+    expect "a captured envelope decrypts for a member" 0 "decrypted" "$GH" try-decrypt anna \
+        "stadig uden bob" carl
+    # ... and delivered to bob's device, does not: anna's key changed after the removal.
+    for t in "uden bob" "stadig uden bob"; do
+        expect "'$t' does not decrypt for bob" 0 "refused EUNKNOWNGROUP" "$GH" \
+            try-decrypt anna "$t" bob
+    done
     "$K" recv --home bob >bob.out 2>&1
     count "bob reads nothing after his removal" 0 "uden bob" "$(cat bob.out)"
     expect "bob sees he is out" 0 "" "$K" group --home bob --json info "$ID"
@@ -154,6 +169,30 @@ concurrent)
     expect "dave in, carl out" 0 "anna@fm.dk bob@sk.dk dave@fm.dk" info anna "$ID" users
     expect "the group still works" 0 "sent to group" "$K" send --home bob --group "$ID" "alle enige"
     expect "dave reads bob" 0 "alle enige" "$K" recv --home dave
+    ;;
+forged)
+    # Changes signed by a non-admin, unsigned, badly signed, or for an unknown group: ignored
+    # everywhere, counted.
+    group_setup
+    expect "create" 0 "created group" "$K" group --home anna create cell bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    for h in bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "bob (no admin) is refused here" 1 "not an admin" "$K" group --home bob add "$ID" \
+        dave@fm.dk
+    # bob's sessions with carl's device (a group message), then the forgeries.
+    expect "bob writes" 0 "sent to group" "$K" send --home bob --group "$ID" "hej"
+    for mode in nonadmin unsigned badsig unknown; do
+        expect "forged: $mode" 0 "" "$GH" forge bob "$ID" "$mode" carl@fm.dk
+    done
+    expect "carl reads bob's message" 0 "hej" "$K" recv --home carl
+    expect "carl ignores them" 0 "revision 1" "$K" group --home carl info "$ID"
+    count "no eve" 0 "eve@fm.dk" "$out"
+    expect "all four counted" 0 "changes ignored on this home: 4" "$K" group --home carl info "$ID"
+    same "carl and anna agree" users "$ID" anna carl
+    expect "a real change still applies" 0 "promote: done" "$K" group --home anna promote "$ID" \
+        carl@fm.dk
+    "$K" recv --home carl >/dev/null
+    expect "carl has it" 0 "revision 2" "$K" group --home carl info "$ID"
     ;;
 *)
     echo "unknown case $CASE"
