@@ -255,3 +255,90 @@ int kurer__fanout_server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFra
     pb->body_case = KURER__V1__SERVER_FRAME__BODY_FANOUT_RESULT;
     return 0;
 }
+
+/* ---- the stored form of a fan-out's envelope ---------------------------------------------- */
+
+/* An envelope's encoding starts with its id (tag, length 16, the bytes) and then its `to`
+ * (protobuf-c packs fields in number order): the shared form leaves `to` out. */
+#define FO_ID_FIELD 18
+#define FO_TO_TAG   0x12
+
+static size_t fo_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* A varint at p[0..len): its value and size, or 0 if it is cut off or too long. */
+static size_t fo_varint_read(const uint8_t *p, size_t len, uint64_t *v)
+{
+    *v = 0;
+    for (size_t i = 0; i < len && i < 10; i++) {
+        *v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if ((p[i] & 0x80) == 0)
+            return i + 1;
+    }
+    return 0;
+}
+
+int kurer_fanout_shared_encode(const kurer_envelope *env, kurer_buf *out)
+{
+    kurer_buf b;
+    uint64_t l;
+    int rc;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    if ((rc = kurer_envelope_encode(env, &b)) != 0)
+        goto out;
+    rc = KURER_EMALFORMED;
+    if (b.len < FO_ID_FIELD + 2 || b.data[0] != 0x0a || b.data[1] != KURER_ENVELOPE_ID_LEN ||
+        b.data[FO_ID_FIELD] != FO_TO_TAG)
+        goto out;
+    size_t vn = fo_varint_read(b.data + FO_ID_FIELD + 1, b.len - FO_ID_FIELD - 1, &l);
+    size_t rest = FO_ID_FIELD + 1 + vn + (size_t)l;
+    if (vn == 0 || l > b.len || rest > b.len)
+        goto out;
+    size_t before = out->len;
+    if ((rc = kurer_buf_put(out, b.data, FO_ID_FIELD)) != 0 ||
+        (rc = kurer_buf_put(out, b.data + rest, b.len - rest)) != 0)
+        out->len = before;
+out:
+    kurer_buf_release(&b);
+    return rc;
+}
+
+int kurer_fanout_envelope(const uint8_t *shared, size_t len, const kurer_device_address *to,
+                          kurer_buf *out)
+{
+    uint8_t field[8 + KURER_SUBJECT_MAX + 8];
+    size_t ulen = strnlen(to->user, KURER_SUBJECT_MAX + 1), n = 0;
+    if (shared == NULL || len < FO_ID_FIELD || shared[0] != 0x0a ||
+        shared[1] != KURER_ENVELOPE_ID_LEN || ulen == 0 || ulen > KURER_SUBJECT_MAX ||
+        to->device_id == 0 || to->device_id > KURER_DEVICE_ID_MAX)
+        return KURER_EMALFORMED;
+    uint8_t addr[4 + KURER_SUBJECT_MAX + 8];
+    size_t an = 0;
+    addr[an++] = 0x0a; /* DeviceAddress.user */
+    an += fo_varint(addr + an, ulen);
+    memcpy(addr + an, to->user, ulen);
+    an += ulen;
+    addr[an++] = 0x10; /* DeviceAddress.device_id */
+    an += fo_varint(addr + an, to->device_id);
+    field[n++] = FO_TO_TAG;
+    n += fo_varint(field + n, an);
+    memcpy(field + n, addr, an);
+    n += an;
+    if (len + n > KURER_FRAME_MAX)
+        return KURER_ELIMIT;
+    size_t before = out->len;
+    int rc;
+    if ((rc = kurer_buf_put(out, shared, FO_ID_FIELD)) != 0 ||
+        (rc = kurer_buf_put(out, field, n)) != 0 ||
+        (rc = kurer_buf_put(out, shared + FO_ID_FIELD, len - FO_ID_FIELD)) != 0)
+        out->len = before; /* nothing appended on failure */
+    return rc;
+}

@@ -111,6 +111,16 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_envelope_decode(const uint8_t *data, siz
                                                         kurer_envelope *out, kurer_arena *mem);
 KURER_EXPORT KURER_MUST_CHECK int kurer_envelope_encode(const kurer_envelope *env, kurer_buf *out);
 
+/* A fan-out's envelope as a relay stores it once for all its recipients: env's encoding
+ * (kurer_envelope_encode, so env->to must be valid) without its `to` field, appended to out.
+ * kurer_fanout_envelope gives one recipient's envelope back: shared with `to` put in its place,
+ * the bytes kurer_envelope_encode gives for the envelope with that `to` (appended to out).
+ * KURER_EMALFORMED for shared bytes not made by kurer_fanout_shared_encode; KURER_ELIMIT when
+ * the result would pass KURER_FRAME_MAX. Not exported (the relay's). */
+KURER_MUST_CHECK int kurer_fanout_shared_encode(const kurer_envelope *env, kurer_buf *out);
+KURER_MUST_CHECK int kurer_fanout_envelope(const uint8_t *shared, size_t len,
+                                           const kurer_device_address *to, kurer_buf *out);
+
 /* ---- Handshake payloads ------------------------------------------------------------------- */
 
 /* First Noise IK payload, initiator -> relay. protocol_version must be KURER_PROTOCOL_VERSION

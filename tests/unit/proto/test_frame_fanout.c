@@ -272,12 +272,63 @@ static void test_result_round_trip(void **state)
     kurer_buf_release(&b);
 }
 
+/* The stored form: the shared bytes with one recipient's `to` put back are exactly the
+ * envelope's own encoding, for short and long names and ids. */
+static void test_shared_form(void **state)
+{
+    (void)state;
+    static const char *const users[] = {"a@b.example", "anna.berg@ministry.example"};
+    static const uint32_t ids[] = {1, 127, 128, 300000, KURER_DEVICE_ID_MAX};
+    char longname[KURER_SUBJECT_MAX + 1]; /* 123 bytes: a two-byte length for its address */
+    memset(longname, 'x', 64);
+    longname[64] = '@';
+    memset(longname + 65, 'a', 50);
+    strcpy(longname + 115, ".example");
+    kurer_envelope e;
+    memset(&e, 0, sizeof(e));
+    memset(e.id, 0x42, sizeof(e.id));
+    strcpy(e.to.user, "first@b.example");
+    e.to.device_id = 1;
+    e.has_from = 1;
+    strcpy(e.from.user, "sender@b.example");
+    e.from.device_id = 2;
+    e.type = KURER_ENVELOPE_SENDER_KEY;
+    e.content = content;
+    e.content_len = 1000;
+    e.server_ts = 1800000000123;
+    kurer_buf shared;
+    kurer_buf_init(&shared, KURER_FRAME_MAX);
+    assert_int_equal(kurer_fanout_shared_encode(&e, &shared), 0);
+    for (size_t u = 0; u < 3; u++)
+        for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+            kurer_buf want, got;
+            kurer_buf_init(&want, KURER_FRAME_MAX);
+            kurer_buf_init(&got, KURER_FRAME_MAX);
+            strcpy(e.to.user, u < 2 ? users[u] : longname);
+            e.to.device_id = ids[i];
+            assert_int_equal(kurer_envelope_encode(&e, &want), 0);
+            assert_int_equal(kurer_fanout_envelope(shared.data, shared.len, &e.to, &got), 0);
+            assert_int_equal(got.len, want.len);
+            assert_memory_equal(got.data, want.data, want.len);
+            kurer_buf_release(&want);
+            kurer_buf_release(&got);
+        }
+    kurer_buf got;
+    kurer_buf_init(&got, KURER_FRAME_MAX);
+    assert_int_equal(kurer_fanout_envelope(shared.data, 10, &e.to, &got), KURER_EMALFORMED);
+    e.to.device_id = 0;
+    assert_int_equal(kurer_fanout_envelope(shared.data, shared.len, &e.to, &got), KURER_EMALFORMED);
+    assert_int_equal(got.len, 0);
+    kurer_buf_release(&got);
+    kurer_buf_release(&shared);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_round_trip),   cmocka_unit_test(test_send_hostile),
         cmocka_unit_test(test_send_too_many),     cmocka_unit_test(test_send_id_length),
-        cmocka_unit_test(test_result_round_trip),
+        cmocka_unit_test(test_result_round_trip), cmocka_unit_test(test_shared_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
