@@ -377,6 +377,9 @@ static int pg_put_fanout(kurer_store *base, const kurer_store_put_req *req, cons
         return KURER_ENOMEM;
     o->hold_until_ns = 0; /* as pg_put */
     o->seqs_cb = req->on_seqs;
+    /* the payload's id: random, 63 bits (a collision fails the round, never mixes payloads) */
+    kurer_random(&o->serial, sizeof(o->serial));
+    o->serial = (o->serial >> 1) | 1;
     kurer__storeq_submit(&s->q, o);
     return 0;
 }

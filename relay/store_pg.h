@@ -37,8 +37,8 @@ typedef enum pg_stmt {
     PG_INV_FAIL,      /* $1 id */
     PG_INV_LIST,      /* $1 authority, $2 after, $3 limit */
     PG_INV_DECIDE,    /* $1 id, $2 state, $3 chain: WAITING -> state */
-    PG_PAYLOAD,       /* fan-out: $1 sender, $2 references, $3 the shared bytes */
-    PG_PUT_REF,       /* $1 usr, $2 device, $3 sender: a reference to the payload just stored */
+    PG_PAYLOAD,       /* fan-out: $1 id, $2 sender, $3 references, $4 the shared bytes */
+    PG_PUT_REF,       /* $1 usr, $2 device, $3 sender, $4 the payload's id: a reference */
     PG_DROP_PAYLOADS, /* the payloads whose last reference was acked */
     PG_N_STMTS
 } pg_stmt;

@@ -72,12 +72,11 @@ const char *const kurer__pg_sql[PG_N_STMTS] = {
     [PG_INV_DECIDE] = "UPDATE invites SET state = $2, chain = $3 WHERE id = $1 AND state = 2",
     /* fan-out: the shared bytes once, then a mailbox row per device that names them (its env
      * empty), with the device's next seq as for PG_PUT */
-    [PG_PAYLOAD] = "INSERT INTO fanout_payloads(sender, refs, env) VALUES($1, $2, $3)",
+    [PG_PAYLOAD] = "INSERT INTO fanout_payloads(id, sender, refs, env) VALUES($1, $2, $3, $4)",
     [PG_PUT_REF] = "WITH s AS (INSERT INTO device_seqs(usr, device, last) VALUES($1, $2, 1) "
                    "ON CONFLICT (usr, device) DO UPDATE SET last = device_seqs.last + 1 "
                    "RETURNING last) INSERT INTO mailbox(usr, device, seq, sender, env, payload) "
-                   "SELECT $1, $2, last, $3, ''::bytea, currval('fanout_payloads_id_seq') "
-                   "FROM s RETURNING seq",
+                   "SELECT $1, $2, last, $3, ''::bytea, $4 FROM s RETURNING seq",
     [PG_DROP_PAYLOADS] = "DELETE FROM fanout_payloads WHERE refs <= 0",
 };
 

@@ -209,6 +209,7 @@ static void send_writes(pgpipe *pp, op *round)
         case KURER__OP_PUT:
             if (o->fanout && o->err == 0 && o->n > 0) {
                 p.n = 0;
+                kurer__pg_p_i64(&p, (int64_t)o->serial); /* the payload's id */
                 kurer__pg_p_str(&p, o->items[0].from.user);
                 kurer__pg_p_i64(&p, (int64_t)o->n);
                 kurer__pg_p_bytes(&p, o->blob, o->blob_len);
@@ -219,6 +220,8 @@ static void send_writes(pgpipe *pp, op *round)
                 kurer__pg_p_str(&p, o->items[i].from.user);
                 if (!o->fanout)
                     kurer__pg_p_bytes(&p, o->items[i].env, o->items[i].len);
+                else
+                    kurer__pg_p_i64(&p, (int64_t)o->serial);
                 send_stmt(pp, o->fanout ? PG_PUT_REF : PG_PUT, &p, o, i, W_PUT);
             }
             break;

@@ -58,8 +58,9 @@ typedef struct kurer__op {
     kurer_store_seqs_cb seqs_cb; /* PUT: run at completion, before cb, if set and it succeeded */
     uint8_t *skip;               /* PUT, ACK: per item, cancelled against its pair */
     size_t n_cancel;             /* PUT: items not written */
-    int fanout;                  /* PUT: a fan-out (blob: the shared bytes; items' env unused) */
-    uint8_t *blob;               /* PUT envelopes, DEVICE chain, CRL list */
+    int fanout;    /* PUT: a fan-out (blob: the shared bytes; items' env unused; postgres: serial
+                    * is the payload's id) */
+    uint8_t *blob; /* PUT envelopes, DEVICE chain, CRL list */
     size_t blob_len;
     /* FETCH out */
     kurer_store_row *rows;
