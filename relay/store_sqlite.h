@@ -30,6 +30,7 @@ int kurer__sqlite_export(sqlite3 *db, const char *path);
  * bytes a device. Statements prepared once; writer thread only. */
 typedef struct kurer__sq_fanout {
     sqlite3 *db;
+    int any; /* the store holds (or held, this run) a reference: else nothing to look up */
     sqlite3_stmt *num_get, *num_add, *payload_add, *ref_add, *count, *count_sender, *fetch,
         *ref_find, *ref_del, *unref, *drop;
 } kurer__sq_fanout;

@@ -32,7 +32,15 @@ int kurer__sq_fanout_prepare(sqlite3 *db, kurer__sq_fanout *f)
     for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
         if (sqlite3_prepare_v2(db, q[i], -1, st[i], NULL) != SQLITE_OK)
             return KURER_ESTORAGE;
-    return 0;
+    /* a store that never had a fan-out costs the envelopes' hot path no lookups */
+    sqlite3_stmt *any = NULL;
+    int r = sqlite3_prepare_v2(db, "SELECT EXISTS(SELECT 1 FROM fanout_refs)", -1, &any, NULL);
+    if (r == SQLITE_OK && sqlite3_step(any) == SQLITE_ROW)
+        f->any = sqlite3_column_int(any, 0);
+    else
+        r = SQLITE_ERROR;
+    sqlite3_finalize(any);
+    return r == SQLITE_OK ? 0 : KURER_ESTORAGE;
 }
 
 void kurer__sq_fanout_finalize(kurer__sq_fanout *f)
@@ -83,8 +91,10 @@ int kurer__sq_fanout_count(kurer__sq_fanout *f, const char *user, uint32_t devic
                            const char *sender, uint64_t *out)
 {
     int64_t num, n = 0;
-    int rc = kurer__sq_fanout_devnum(f, user, device, 0, &num);
     *out = 0;
+    if (!f->any)
+        return 0;
+    int rc = kurer__sq_fanout_devnum(f, user, device, 0, &num);
     if (rc != 0 || num == 0)
         return rc;
     sqlite3_stmt *st = sender != NULL ? f->count_sender : f->count;
@@ -104,6 +114,7 @@ int kurer__sq_fanout_put(kurer__sq_fanout *f, const kurer__op *o)
         refs += !o->skip[i];
     if (refs == 0)
         return 0; /* every reference met its ack: nothing to write */
+    f->any = 1;   /* (kept if the transaction fails: lookups then find nothing) */
     sqlite3_bind_text(f->payload_add, 1, o->items[0].from.user, -1, SQLITE_STATIC);
     sqlite3_bind_int64(f->payload_add, 2, refs);
     sqlite3_bind_blob(f->payload_add, 3, o->blob, (int)o->blob_len, SQLITE_STATIC);
@@ -129,8 +140,10 @@ int kurer__sq_fanout_fetch(kurer__sq_fanout *f, const char *user, uint32_t devic
                            uint64_t limit, kurer_store_row **rows, size_t *n, size_t *cap)
 {
     int64_t num;
-    int rc = kurer__sq_fanout_devnum(f, user, device, 0, &num), r;
     kurer_device_address to;
+    if (!f->any)
+        return 0;
+    int rc = kurer__sq_fanout_devnum(f, user, device, 0, &num), r;
     if (rc != 0 || num == 0)
         return rc;
     memset(&to, 0, sizeof(to));
@@ -178,6 +191,8 @@ int kurer__sq_fanout_fetch(kurer__sq_fanout *f, const char *user, uint32_t devic
 int kurer__sq_fanout_ack(kurer__sq_fanout *f, const char *user, uint32_t device, uint64_t seq)
 {
     int64_t num, payload;
+    if (!f->any)
+        return 0;
     int rc = kurer__sq_fanout_devnum(f, user, device, 0, &num);
     if (rc != 0 || num == 0)
         return rc;
