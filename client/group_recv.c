@@ -327,5 +327,5 @@ int kurer__group_message_tag(kurer *k, int64_t rowid, char hex[KURER__GROUP_HEX_
     if (kurer__store_group_message_get(k->st, rowid, gid, &kind) != 0)
         return 0;
     kurer__group_hex(gid, hex);
-    return kind == KURER__GROUP_MSG_CHANGE;
+    return kind == KURER__GROUP_MSG_CHANGE || kind == KURER__GROUP_MSG_KEY;
 }

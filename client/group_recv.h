@@ -46,8 +46,8 @@ KURER_MUST_CHECK int kurer__group_receive(kurer *k, const uint8_t id[KURER_ENVEL
                                           size_t n, kurer__plaintext_fn fn, void *ud,
                                           uint8_t gid[KURER_GROUP_ID_LEN]);
 
-/* The group of stored message rowid: hex gets its id ("" if none); 1 if it is a change we
- * sent (not a message: history leaves it out), else 0. */
+/* The group of stored message rowid: hex gets its id ("" if none); 1 if it is a change or a key
+ * distribution we sent (not a message: history leaves it out), else 0. */
 int kurer__group_message_tag(kurer *k, int64_t rowid, char hex[KURER__GROUP_HEX_LEN + 1]);
 
 #endif

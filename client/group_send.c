@@ -467,11 +467,38 @@ static int own_key(kurer *k, const kurer__group_state *s, kurer__group_own_key *
     return 0;
 }
 
-/* The member devices (ours but this one), with our key where they have not had it, and the
- * one ciphertext. */
+/* Our key to every device of user if one of them has not had it (a send names all of a user's
+ * current devices), into the key message (made on first need: *key_rowid). */
+static int queue_key(kurer *k, const kurer__group_state *s, const char *user, const uint32_t *devs,
+                     size_t nd, const kurer__group_own_key *key, const kurer_buf *pt,
+                     int64_t *key_rowid)
+{
+    int need = 0, rc = 0;
+    for (size_t d = 0; !need && d < nd; d++) {
+        if (strcmp(user, k->own.user) == 0 && devs[d] == k->own.device_id)
+            continue;
+        int has = kurer__store_group_shared_has(k->st, s->id, user, devs[d], key->key_id);
+        if (has < 0)
+            return has;
+        need = has == 0;
+    }
+    if (need && *key_rowid == 0)
+        rc =
+            insert_message(k, s->id, KURER__GROUP_MSG_KEY, KURER_LEVEL_UNCLASSIFIED, "", key_rowid);
+    for (size_t d = 0; need && rc == 0 && d < nd; d++) {
+        if (strcmp(user, k->own.user) == 0 && devs[d] == k->own.device_id)
+            continue;
+        if ((rc = enqueue(k, *key_rowid, user, devs[d], pt, KURER_ENVELOPE_MESSAGE)) == 0)
+            rc = kurer__store_group_shared_add(k->st, s->id, user, devs[d], key->key_id);
+    }
+    return rc;
+}
+
+/* The member devices (ours but this one): our key where they have not had it, and the one
+ * ciphertext. */
 static int queue_message(kurer *k, int64_t rowid, const kurer__group_state *s,
                          const kurer__group_own_key *key, const kurer_buf *dist,
-                         const kurer_buf *ct, size_t *items)
+                         const kurer_buf *ct, size_t *items, int64_t *key_rowid)
 {
     kurer_content c;
     kurer_buf pt;
@@ -488,17 +515,11 @@ static int queue_message(kurer *k, int64_t rowid, const kurer__group_state *s,
         size_t nd = 0;
         if ((rc = kurer__store_peer_devices(k->st, user, &devs, &nd)) != 0)
             break;
+        rc = queue_key(k, s, user, devs, nd, key, &pt, key_rowid);
         for (size_t d = 0; rc == 0 && d < nd; d++) {
             if (strcmp(user, k->own.user) == 0 && devs[d] == k->own.device_id)
                 continue;
-            int has = kurer__store_group_shared_has(k->st, s->id, user, devs[d], key->key_id);
-            if (has < 0)
-                rc = has;
-            else if (has == 0 &&
-                     (rc = enqueue(k, rowid, user, devs[d], &pt, KURER_ENVELOPE_MESSAGE)) == 0)
-                rc = kurer__store_group_shared_add(k->st, s->id, user, devs[d], key->key_id);
-            if (rc == 0)
-                rc = enqueue(k, rowid, user, devs[d], ct, KURER_ENVELOPE_SENDER_KEY);
+            rc = enqueue(k, rowid, user, devs[d], ct, KURER_ENVELOPE_SENDER_KEY);
             (*items)++;
         }
         free(devs);
@@ -534,7 +555,7 @@ static int group_policy(kurer *k, const kurer__group_state *s, int level, kurer_
 }
 
 static int commit_message(kurer *k, const kurer__group_state *s, int level, const char *text,
-                          int64_t *rowid)
+                          int64_t *rowid, int64_t *key_rowid)
 {
     kurer__group_own_key key;
     kurer_buf dist, pt, ct;
@@ -561,7 +582,7 @@ static int commit_message(kurer *k, const kurer__group_state *s, int level, cons
     if (rc == 0)
         rc = kurer__store_group_message_set_ct(k->st, *rowid, ct.data, ct.len);
     if (rc == 0)
-        rc = queue_message(k, *rowid, s, &key, &dist, &ct, &items);
+        rc = queue_message(k, *rowid, s, &key, &dist, &ct, &items, key_rowid);
     key.messages++;
     if (rc == 0)
         rc = kurer__store_group_own_key_put(k->st, s->id, &key);
@@ -583,7 +604,7 @@ int kurer__group_send(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int level
 {
     kurer__group_state s;
     users u;
-    int64_t rowid = 0;
+    int64_t rowid = 0, key_rowid = 0;
     size_t n_devices = 0;
     if (text == NULL || text[0] == '\0')
         return KURER_EINVAL;
@@ -603,14 +624,15 @@ int kurer__group_send(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int level
     if (rc == 0 && strlen(text) > kurer_text_limit(2 * (n_devices > 0 ? n_devices : 1)))
         rc = KURER_ELIMIT;
     if (rc == 0)
-        rc = commit_message(k, &s, level, text, &rowid);
+        rc = commit_message(k, &s, level, text, &rowid, &key_rowid);
     users_free(&u);
     kurer__group_state_release(&s);
     if (rc == 0 && message_id != NULL)
         *message_id = rowid;
-    /* The send itself: the engine's path today; a relay fan-out request would go here. */
+    /* The send itself: our key where needed, then the one ciphertext through the relay's
+     * fan-out (group_fanout.c). */
     if (rc == 0)
-        rc = kurer__engine_send_queued(k, rowid, deadline, why);
+        rc = kurer__group_fanout(k, key_rowid, rowid, deadline, why);
     return rc;
 }
 
@@ -678,7 +700,8 @@ int kurer__group_reencrypt(kurer *k, int64_t message_rowid, const char *user, ui
             if (kind == KURER__GROUP_MSG_CHANGE) {
                 log_ctx c = {k, message_rowid, user, held[j], &pt};
                 rc = kurer__store_group_changes_each(k->st, gid, send_logged, &c);
-            } else if ((rc = kurer__store_group_message_ct(k->st, message_rowid, &ct)) == 0 &&
+            } else if ((kind != KURER__GROUP_MSG_DATA ||
+                        (rc = kurer__store_group_message_ct(k->st, message_rowid, &ct)) == 0) &&
                        (rc = kurer__store_group_own_key_get(k->st, gid, &key)) == 0) {
                 kurer_buf_reset(&dist);
                 uint32_t id = 0;
@@ -695,7 +718,8 @@ int kurer__group_reencrypt(kurer *k, int64_t message_rowid, const char *user, ui
                 if (rc == 0 && (rc = pad_content(&c, &pt)) == 0 &&
                     (rc = enqueue(k, message_rowid, user, held[j], &pt, KURER_ENVELOPE_MESSAGE)) ==
                         0 &&
-                    (rc = kurer__store_group_shared_add(k->st, gid, user, held[j], id)) == 0)
+                    (rc = kurer__store_group_shared_add(k->st, gid, user, held[j], id)) == 0 &&
+                    kind == KURER__GROUP_MSG_DATA)
                     rc = enqueue(k, message_rowid, user, held[j], &ct, KURER_ENVELOPE_SENDER_KEY);
                 kurer_buf_reset(&ct);
             }

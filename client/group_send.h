@@ -35,6 +35,12 @@ KURER_MUST_CHECK int kurer__group_change(kurer *k, const uint8_t gid[KURER_GROUP
 KURER_MUST_CHECK int kurer__group_send(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int level,
                                        const char *text, uint64_t deadline, kurer_refusal *why,
                                        int64_t *message_id);
+/* group_fanout.c: sends message key_rowid (our sender key to the devices that need it, 0: none)
+ * as an ordinary send, then message rowid's one ciphertext through the relay's fan-out; what is
+ * left (a stale list, a fan-out failure) goes through the engine's path. Results as
+ * kurer__engine_send_queued for rowid. */
+KURER_MUST_CHECK int kurer__group_fanout(kurer *k, int64_t key_rowid, int64_t rowid,
+                                         uint64_t deadline, kurer_refusal *why);
 /* Inside a receiving transaction: gc (a change received and applied) queued, as a change of
  * ours would be, for the devices of users (held devices with a session; no network): members
  * we added concurrently with it, whom its signer could not know. Sent with the outbox. */

@@ -94,6 +94,7 @@ KURER_MUST_CHECK int kurer__store_group_shared_each(kurer__store *st,
 enum {
     KURER__GROUP_MSG_DATA = 0,
     KURER__GROUP_MSG_CHANGE = 1,
+    KURER__GROUP_MSG_KEY = 2, /* our sender key to the devices that need it (before a message) */
 };
 KURER_MUST_CHECK int kurer__store_group_message_put(kurer__store *st, int64_t rowid,
                                                     const uint8_t gid[KURER_GROUP_ID_LEN],

@@ -71,8 +71,9 @@ text)
         expect "$h reads bob" 0 "bob@sk.dk in group ${ID:0:16} [UNCLASSIFIED] jeg kommer" \
             "$K" recv --home "$h"
     done
-    expect "a second message needs no new key" 0 "sent to group" "$K" send --home anna \
-        --group "$ID" "dagsorden"
+    expect "a second message needs no new key" 0 "sent to group" env KURER_LOG_LEVEL=info \
+        "$K" send --home anna --group "$ID" "dagsorden"
+    count "the one ciphertext went through the relay's fan-out" 0 "group_fanout_fallback" "$out"
     expect "carl reads it" 0 "dagsorden" "$K" recv --home carl
     expect "history shows the group" 0 "-> group ${ID:0:16} [UNCLASSIFIED] moede kl 10" \
         "$K" history --home anna
