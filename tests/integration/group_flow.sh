@@ -171,6 +171,31 @@ concurrent)
     expect "the group still works" 0 "sent to group" "$K" send --home bob --group "$ID" "alle enige"
     expect "dave reads bob" 0 "alle enige" "$K" recv --home dave
     ;;
+daemon)
+    # With kurer daemon holding anna's home, the group commands and send --group run in it
+    # (the home's lock would refuse them otherwise), with the same output.
+    group_setup
+    "$K" daemon --home anna >anna.daemon.out 2>anna.daemon.err &
+    BG_PIDS+=("$!")
+    wait_for anna.daemon.err "daemon for" 15 || { fail "no daemon"; cat anna.daemon.err; exit 1; }
+    expect "create through the daemon" 0 "created group raad" "$K" group --home anna create raad \
+        bob@sk.dk
+    ID=$(gid "$out")
+    "$K" recv --home bob >/dev/null
+    expect "send through the daemon" 0 "sent to group $ID" "$K" send --home anna --group "$ID" \
+        "via daemon"
+    expect "bob reads it" 0 "anna@fm.dk in group ${ID:0:16} [UNCLASSIFIED] via daemon" "$K" recv \
+        --home bob
+    expect "add through the daemon" 0 "add: done" "$K" group --home anna add "$ID" carl@fm.dk
+    expect "info through the daemon" 0 "carl@fm.dk" "$K" group --home anna info "$ID"
+    expect "list through the daemon" 0 "raad  revision 2" "$K" group --home anna list
+    expect "refusal through the daemon" 1 "above the group's ceiling" "$K" send --home anna \
+        --group "$ID" --level CONFIDENTIAL "nej"
+    expect "bob may not remove" 1 "not an admin" "$K" group --home bob remove "$ID" carl@fm.dk
+    expect "leave through the daemon" 0 "leave: done" "$K" group --home anna leave "$ID"
+    "$K" recv --home bob >/dev/null
+    expect "bob sees anna gone" 0 "bob@sk.dk carl@fm.dk" info bob "$ID" users
+    ;;
 forged)
     # Changes signed by a non-admin, unsigned, badly signed, or for an unknown group: ignored
     # everywhere, counted.
