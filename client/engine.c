@@ -10,6 +10,8 @@
 
 #include "answer.h"
 #include "backup.h"
+#include "group_recv.h"
+#include "group_send.h"
 #include "home.h"
 #include "keychange.h"
 #include "kurer/content.h"
@@ -216,6 +218,7 @@ static int emit_message(void *ud, const kurer__msg *m)
     out.received_at = m->received_at;
     out.state = (kurer_message_state)m->state;
     out.reason = m->reason;
+    (void)kurer__group_message_tag(c->k, m->rowid, out.group);
     kurer__event_message(c->k, &out, m->rowid, c->replay);
     return 0;
 }
@@ -493,6 +496,9 @@ static int reencrypt(kurer *k, int64_t message_rowid, const char *user, uint64_t
     memset(&mi, 0, sizeof(mi));
     memset(&old, 0, sizeof(old));
     old.only_message = message_rowid;
+    int grc = 0;
+    if (kurer__group_reencrypt(k, message_rowid, user, deadline, why, &grc))
+        return grc; /* a group message: its items are made per group member device */
     int rc = ensure_sessions(k, user, deadline, why);
     if (rc == 0)
         rc = kurer__store_message_find(k->st, message_rowid, NULL, copy_info, &mi);

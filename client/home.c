@@ -2,6 +2,8 @@
 #include "home.h"
 
 #include "call.h"
+#include "group_recv.h"
+#include "store_group.h"
 #include "net.h"
 #include "outbox.h"
 
@@ -750,7 +752,9 @@ typedef struct recv_ctx {
     const uint8_t *id;
     int refused; /* content decrypted but not accepted: the reason */
     int state;
-    int has_call; /* a CallMessage: for the calls module once the ratchet step is committed */
+    int has_call;  /* a CallMessage: for the calls module once the ratchet step is committed */
+    int via_group; /* a sender-key envelope of group (set by kurer__group_receive) */
+    uint8_t group[KURER_GROUP_ID_LEN];
     kurer_call_message call;
     uint8_t ticket[KURER_MEDIA_TICKET_MAX];
 } recv_ctx;
@@ -776,11 +780,31 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
         kurer_content_release(&c);
         return 0;
     }
-    if (c.body != KURER_CONTENT_DATA && !is_sync) {
-        /* Receipts, calls and group keys are handled by later layers. */
-        r->refused = KURER_EUNSUPPORTED;
+    if (c.body == KURER_CONTENT_GROUP_CONTROL || c.body == KURER_CONTENT_SENDER_KEY) {
+        /* Group state and keys (group_recv.c), committed with the ratchet step. */
+        rc = c.body == KURER_CONTENT_GROUP_CONTROL
+                 ? kurer__group_on_control(r->k, sender, &c.u.group_control)
+                 : kurer__group_on_distribution(r->k, sender, &c.u.sender_key);
+        kurer_content_release(&c);
+        if (rc != 0 && !kurer__store_fatal(rc))
+            r->refused = rc;
+        return kurer__store_fatal(rc) ? rc : 0;
+    }
+    /* A sender-key envelope carries a group message, and only that; a group message comes only
+     * that way. */
+    int group_ok =
+        c.body == KURER_CONTENT_DATA && c.u.data.has_group == r->via_group &&
+        (!r->via_group || memcmp(c.u.data.group.group_id, r->group, KURER_GROUP_ID_LEN) == 0);
+    if ((c.body != KURER_CONTENT_DATA && !is_sync) || (r->via_group && !group_ok)) {
+        /* Receipts are handled by later layers. */
+        r->refused = r->via_group ? KURER_EMALFORMED : KURER_EUNSUPPORTED;
         kurer_content_release(&c);
         return 0;
+    }
+    if (r->via_group && (rc = kurer__group_data_check(r->k, sender, r->group)) != 0) {
+        r->refused = rc; /* not a member (or no longer): not stored */
+        kurer_content_release(&c);
+        return kurer__store_fatal(rc) ? rc : 0;
     }
     const kurer_data_message *dm = is_sync ? &c.u.sync.message : &c.u.data;
     kurer__msg m;
@@ -806,7 +830,8 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     int why = kurer_check_receive(r->k, sender->user, sender->device_id, m.level, NULL);
     /* What this client cannot honour is not shown as something else: a group message is not a
      * direct one, a message meant to disappear must not be kept, attachments would be lost. */
-    if (why == 0 && (dm->has_group || dm->n_attachments > 0 || dm->expire_timer != 0))
+    if (why == 0 &&
+        ((dm->has_group && !r->via_group) || dm->n_attachments > 0 || dm->expire_timer != 0))
         why = KURER_EUNSUPPORTED;
     if (why == 0) {
         m.state = is_sync ? KURER__MSG_SENT : KURER__MSG_RECEIVED;
@@ -827,6 +852,8 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     }
     m.unreported = 1; /* given to the application at least once (engine.c) */
     rc = kurer__store_message_insert(r->k->st, &m);
+    if (rc == 0 && r->via_group)
+        rc = kurer__store_group_message_put(r->k->st, m.rowid, r->group, KURER__GROUP_MSG_DATA);
     kurer_content_release(&c);
     r->state = m.state;
     return rc;
@@ -837,7 +864,13 @@ int kurer__home_receive(kurer *k, const uint8_t id[KURER_ENVELOPE_ID_LEN], const
                         int *state)
 {
     recv_ctx r = {.k = k, .id = id, .refused = 0, .state = -1};
-    int rc = kurer__session_decrypt(k->sess, id, from, device_id, type, ct, n, on_plaintext, &r);
+    int rc;
+    if (type == KURER_ENVELOPE_SENDER_KEY) {
+        r.via_group = 1;
+        rc = kurer__group_receive(k, id, from, device_id, ct, n, on_plaintext, &r, r.group);
+    } else {
+        rc = kurer__session_decrypt(k->sess, id, from, device_id, type, ct, n, on_plaintext, &r);
+    }
     if (rc == 0 && r.refused != 0)
         rc = r.refused;
     if (rc == 0 && r.has_call)
@@ -851,6 +884,7 @@ int kurer__home_receive(kurer *k, const uint8_t id[KURER_ENVELOPE_ID_LEN], const
 /* ---- history, fingerprints ---- */
 
 typedef struct history_ctx {
+    kurer *k;
     kurer_message_fn fn;
     void *ud;
 } history_ctx;
@@ -871,6 +905,8 @@ static int history_row(void *ud, const kurer__msg *m)
     out.received_at = m->received_at;
     out.state = (kurer_message_state)m->state;
     out.reason = m->reason;
+    if (kurer__group_message_tag(h->k, m->rowid, out.group))
+        return 0; /* a group change we sent: not a message */
     return h->fn(h->ud, &out);
 }
 
@@ -878,7 +914,7 @@ int kurer__home_history_unlocked(kurer *k, const char *with, kurer_message_fn fn
 {
     if (k == NULL || fn == NULL)
         return KURER_EINVAL;
-    history_ctx h = {fn, ud};
+    history_ctx h = {k, fn, ud};
     return kurer__store_message_each(k->st, with, history_row, &h);
 }
 

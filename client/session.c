@@ -4,6 +4,7 @@
  * callback, the kurer error is kept in s->store_err and libsignal gets SG_ERR_KURER_STORE, so the
  * caller sees the real cause rather than libsignal's generic one. */
 #include "session.h"
+#include "session_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,30 +25,12 @@
 #include "kurer/signal.h"
 #include "kurer/util.h"
 
-#define SG_ERR_KURER_STORE (-10100)  /* a store call failed: see s->store_err */
-#define PREKEY_ID_MAX      0xFFFFFFu /* libsignal's Medium.MAX_VALUE */
-
-struct kurer__session {
-    kurer__store *st;
-    const kurer__identity *own;
-    const kurer_trust *trust;
-    kurer__clock_fn clock;
-    void *clock_ud;
-    kurer_signal_ctx *kctx;
-    signal_context *ctx;
-    signal_protocol_store_context *store;
-    int store_err;
-    int64_t stale_warned; /* the next_update last logged as stale (once each, not per check) */
-    int stale_warned_refused;
-    int key_changed; /* a key change was recorded since kurer__session_take_key_changed */
-};
-
 static int64_t now_s(const kurer__session *s)
 {
     return s->clock != NULL ? s->clock(s->clock_ud) : kurer_time_unix();
 }
 
-static int sg_to_kurer(const kurer__session *s, int sg)
+int kurer__sg_to_kurer(const kurer__session *s, int sg)
 {
     switch (sg) {
     case 0:
@@ -627,7 +610,7 @@ int kurer__session_generate_prekeys(kurer__session *s, size_t n, kurer__prekeys 
         goto out;
     }
     SIGNAL_UNREF(pair);
-    if ((rc = sg_to_kurer(s, signal_protocol_signed_pre_key_store_key(s->store, spk))) != 0)
+    if ((rc = kurer__sg_to_kurer(s, signal_protocol_signed_pre_key_store_key(s->store, spk))) != 0)
         goto out;
     SIGNAL_UNREF(spk);
 
@@ -646,7 +629,7 @@ int kurer__session_generate_prekeys(kurer__session *s, size_t n, kurer__prekeys 
             goto out;
         }
         SIGNAL_UNREF(pair);
-        if ((rc = sg_to_kurer(s, signal_protocol_pre_key_store_key(s->store, pk))) != 0)
+        if ((rc = kurer__sg_to_kurer(s, signal_protocol_pre_key_store_key(s->store, pk))) != 0)
             goto out;
         SIGNAL_UNREF(pk);
         out->n_one_time = i + 1;
@@ -711,14 +694,14 @@ int kurer__session_process_bundle(kurer__session *s, const kurer_prekey_bundle *
         &bundle, b->registration_id, (int)v.device_id, b->has_one_time ? b->one_time.id : 0, opk,
         b->signed_prekey.id, spk, b->signed_prekey.signature, KURER_PREKEY_SIG_LEN, identity);
     if (rc != 0) {
-        rc = sg_to_kurer(s, rc);
+        rc = kurer__sg_to_kurer(s, rc);
         goto out;
     }
     if ((rc = session_builder_create(&builder, s->store, &addr, s->ctx)) != 0) {
-        rc = sg_to_kurer(s, rc);
+        rc = kurer__sg_to_kurer(s, rc);
         goto out;
     }
-    rc = sg_to_kurer(s, session_builder_process_pre_key_bundle(builder, bundle));
+    rc = kurer__sg_to_kurer(s, session_builder_process_pre_key_bundle(builder, bundle));
 out:
     session_builder_free(builder);
     if (bundle != NULL)
@@ -742,7 +725,7 @@ int kurer__session_exists(kurer__session *s, const char *user, uint32_t device_i
     make_addr(&addr, user, device_id);
     s->store_err = 0;
     int rc = signal_protocol_session_contains_session(s->store, &addr);
-    return rc < 0 ? sg_to_kurer(s, rc) : rc;
+    return rc < 0 ? kurer__sg_to_kurer(s, rc) : rc;
 }
 
 /* The session with addr names the certified identity key. */
@@ -751,7 +734,7 @@ static int session_identity_check(kurer__session *s, const signal_protocol_addre
 {
     session_record *record = NULL;
     signal_buffer *b = NULL;
-    int rc = sg_to_kurer(s, signal_protocol_session_load_session(s->store, &record, addr));
+    int rc = kurer__sg_to_kurer(s, signal_protocol_session_load_session(s->store, &record, addr));
     if (rc != 0)
         return rc;
     session_state *state = session_record_get_state(record);
@@ -790,10 +773,10 @@ int kurer__session_encrypt(kurer__session *s, const char *user, uint32_t device_
         return rc;
     s->store_err = 0;
     if ((rc = session_cipher_create(&cipher, s->store, &addr, s->ctx)) != 0) {
-        rc = sg_to_kurer(s, rc);
+        rc = kurer__sg_to_kurer(s, rc);
         goto out;
     }
-    if ((rc = sg_to_kurer(s, session_cipher_encrypt(cipher, pt, n, &msg))) != 0)
+    if ((rc = kurer__sg_to_kurer(s, session_cipher_encrypt(cipher, pt, n, &msg))) != 0)
         goto out;
     signal_buffer *ser = ciphertext_message_get_serialized(msg);
     switch (ciphertext_message_get_type(msg)) {
@@ -874,14 +857,14 @@ int kurer__session_decrypt(kurer__session *s, const uint8_t envelope_id[KURER_EN
         goto out;
     s->store_err = 0;
     if ((rc = session_cipher_create(&cipher, s->store, &addr, s->ctx)) != 0) {
-        rc = sg_to_kurer(s, rc);
+        rc = kurer__sg_to_kurer(s, rc);
         goto rollback;
     }
     if (pkm != NULL)
         rc = session_cipher_decrypt_pre_key_signal_message(cipher, pkm, NULL, &pt);
     else
         rc = session_cipher_decrypt_signal_message(cipher, sm, NULL, &pt);
-    if ((rc = sg_to_kurer(s, rc)) != 0)
+    if ((rc = kurer__sg_to_kurer(s, rc)) != 0)
         goto rollback;
     if ((rc = session_identity_check(s, &addr, v.identity_key)) != 0)
         goto rollback;

@@ -91,4 +91,30 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
     "  user TEXT NOT NULL, device_id INTEGER NOT NULL,"
     "  not_before INTEGER NOT NULL, serial INTEGER NOT NULL, identity_key BLOB NOT NULL,"
     "  updated_at INTEGER NOT NULL, PRIMARY KEY (user, device_id));",
+    /* v6: groups (issue 11, docs/protocol.md 4.7). Every verified change held (the fold's
+     * input, kept to fold again when a late or concurrent one arrives) and what the fold made
+     * of each; the folded state (groups, group_members); our own current sender key per group
+     * (its libsignal key id, age and use) and the member devices that have had it; which
+     * stored messages belong to a group (kind 0 a message, 1 a change we sent), with the one
+     * sender-key ciphertext of a message we sent (for devices a stale answer adds). */
+    "CREATE TABLE group_changes ("
+    "  id INTEGER PRIMARY KEY, group_id BLOB NOT NULL, hash BLOB NOT NULL,"
+    "  change BLOB NOT NULL, signature BLOB NOT NULL, signer_chain BLOB NOT NULL,"
+    "  applied INTEGER NOT NULL DEFAULT 0, reason INTEGER NOT NULL DEFAULT 0,"
+    "  received_at INTEGER NOT NULL, UNIQUE (group_id, hash));"
+    "CREATE TABLE groups ("
+    "  group_id BLOB PRIMARY KEY CHECK (length(group_id) = 32), name TEXT NOT NULL,"
+    "  revision INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE TABLE group_members ("
+    "  group_id BLOB NOT NULL REFERENCES groups (group_id) ON DELETE CASCADE,"
+    "  user TEXT NOT NULL, admin INTEGER NOT NULL, PRIMARY KEY (group_id, user));"
+    "CREATE TABLE group_own_keys ("
+    "  group_id BLOB PRIMARY KEY, key_id INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    "  messages INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE group_key_shared ("
+    "  group_id BLOB NOT NULL, user TEXT NOT NULL, device_id INTEGER NOT NULL,"
+    "  key_id INTEGER NOT NULL, PRIMARY KEY (group_id, user, device_id));"
+    "CREATE TABLE group_messages ("
+    "  message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,"
+    "  group_id BLOB NOT NULL, kind INTEGER NOT NULL, ciphertext BLOB);",
 };

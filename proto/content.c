@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "content_internal.h"
 #include "frame_internal.h"
 #include "kurer/content.h"
 
@@ -199,6 +200,9 @@ static int content_from_pb(const Kurer__V1__Content *pb, kurer_content *out)
     case KURER__V1__CONTENT__BODY_SENDER_KEY:
         out->body = KURER_CONTENT_SENDER_KEY;
         return sender_key_from_pb(pb->sender_key, &out->u.sender_key, &out->mem);
+    case KURER__V1__CONTENT__BODY_GROUP_CONTROL:
+        out->body = KURER_CONTENT_GROUP_CONTROL;
+        return kurer__group_control_from_pb(pb->group_control, &out->u.group_control, &out->mem);
     default:
         return KURER_EMALFORMED;
     }
@@ -399,6 +403,10 @@ static int content_to_pb(const kurer_content *c, Kurer__V1__Content *pb, kurer_a
         pb->body_case = KURER__V1__CONTENT__BODY_SENDER_KEY;
         return 0;
     }
+    case KURER_CONTENT_GROUP_CONTROL:
+        TMP_MSG(tmp, Kurer__V1__GroupControl, KURER__V1__GROUP_CONTROL__INIT, pb->group_control);
+        pb->body_case = KURER__V1__CONTENT__BODY_GROUP_CONTROL;
+        return kurer__group_control_to_pb(&c->u.group_control, pb->group_control);
     case KURER_CONTENT_NONE:
         break;
     }

@@ -552,7 +552,7 @@ static int user_devices_from_pb(const Kurer__V1__UserDevices *pb, kurer_user_dev
     return 0;
 }
 
-static int send_result_from_pb(const Kurer__V1__SendResult *pb, kurer_server_frame *out)
+int kurer__send_result_from_pb(const Kurer__V1__SendResult *pb, kurer_server_frame *out)
 {
     kurer_user_result *res;
     void *p;
@@ -705,7 +705,7 @@ static int server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_frame *
         return 0;
     case KURER__V1__SERVER_FRAME__BODY_SEND_RESULT:
         out->body = KURER_SERVER_SEND_RESULT;
-        return send_result_from_pb(pb->send_result, out);
+        return kurer__send_result_from_pb(pb->send_result, out);
     case KURER__V1__SERVER_FRAME__BODY_DELIVER:
         out->body = KURER_SERVER_DELIVER;
         out->u.deliver.seq = pb->deliver->seq;
@@ -803,7 +803,7 @@ static int user_devices_to_pb(const kurer_user_devices *u, Kurer__V1__UserDevice
     return 0;
 }
 
-static int send_result_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
+int kurer__send_result_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
                              kurer_arena *tmp)
 {
     Kurer__V1__UserResult *res;
@@ -902,7 +902,7 @@ static int server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
         return 0;
     case KURER_SERVER_SEND_RESULT:
         pb->body_case = KURER__V1__SERVER_FRAME__BODY_SEND_RESULT;
-        return send_result_to_pb(f, pb, tmp);
+        return kurer__send_result_to_pb(f, pb, tmp);
     case KURER_SERVER_DELIVER:
         TMP_MSG(tmp, Kurer__V1__Deliver, KURER__V1__DELIVER__INIT, pb->deliver);
         TMP_MSG(tmp, Kurer__V1__Envelope, KURER__V1__ENVELOPE__INIT, pb->deliver->envelope);

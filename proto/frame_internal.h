@@ -67,4 +67,20 @@ int kurer__media_server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_f
 int kurer__media_server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
                               kurer_arena *tmp);
 
+/* frame.c's SendResult conversion, for the fan-out result's per-user results (frame_fanout.c):
+ * from_pb fills out->u.send_result (arena out->mem); to_pb sets pb->send_result from
+ * f->u.send_result. */
+int kurer__send_result_from_pb(const Kurer__V1__SendResult *pb, kurer_server_frame *out);
+int kurer__send_result_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
+                             kurer_arena *tmp);
+
+/* frame_fanout.c: FanoutSend and FanoutResult, reached from frame_media.c for every body that
+ * is not the media relay's (anything else: KURER_EMALFORMED). */
+int kurer__fanout_client_from_pb(const Kurer__V1__ClientFrame *pb, kurer_client_frame *out);
+int kurer__fanout_client_to_pb(const kurer_client_frame *f, Kurer__V1__ClientFrame *pb,
+                               kurer_arena *tmp);
+int kurer__fanout_server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_frame *out);
+int kurer__fanout_server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
+                               kurer_arena *tmp);
+
 #endif

@@ -177,6 +177,7 @@ static const struct {
     {KURER_CLIENT_REVOCATION_CHUNK, kurer__handle_revocation_chunk, 1},
     {KURER_CLIENT_REVOCATION_CHUNK_FETCH, kurer__handle_revocation_chunk_fetch, 0},
     {KURER_CLIENT_MEDIA_ALLOCATE, kurer__handle_media_allocate, 0},
+    {KURER_CLIENT_FANOUT, kurer__handle_fanout, 0},
 };
 
 #define N_DISPATCH (sizeof(dispatch) / sizeof(dispatch[0]))
@@ -268,6 +269,7 @@ static void conn_on_close(kurer_conn *c, int err)
         r->n_nk--;
     rc->c = NULL;
     kurer__upload_drop(rc); /* before kurer__preauth_done: it counts against the source address */
+    kurer__fanout_drop(rc);
     kurer__preauth_done(rc);
     free(rc->hs_chain);
     rc->hs_chain = NULL;

@@ -78,6 +78,12 @@ typedef struct dir_user {
       "Envelopes never written: put and ack "                                                      \
       "met in the store.")                                                                         \
     X(sends_rate_limited, "sends_rate_limited_total", "Send requests over send_rate.")             \
+    X(fanouts_refused, "fanout_sends_refused_total",                                               \
+      "Fan-out sends refused whole (reason in rejections_total).")                                 \
+    X(fanouts_accepted, "fanout_sends_accepted_total",                                             \
+      "Fan-out sends answered (their users' results in the answer).")                              \
+    X(fanout_refs, "fanout_references_total",                                                      \
+      "Fan-out references submitted to the store (one per accepted recipient device).")            \
     X(send_results_too_large, "send_results_too_large_total",                                      \
       "Send requests refused because "                                                             \
       "their answer would not fit a record.")                                                      \
@@ -175,6 +181,7 @@ typedef struct rconn {
     uint8_t *up;
     size_t up_len, up_total, up_cap;
     uint64_t up_started_ms;
+    struct fanout_asm *fo; /* a fan-out send whose final part has not come (fanout.c) */
 } rconn;
 
 struct relay {
@@ -273,6 +280,12 @@ typedef struct send_ctx {
     size_t n_env;
     int64_t ts;
     uint64_t started_us; /* when the request arrived (uv_hrtime), for kurer_send_accept_seconds */
+    /* a fan-out (fanout.c): the shared bytes every item's envelope is made of (items carry no
+     * bytes), and its answer instead of a SendResult */
+    uint8_t *shared;
+    size_t shared_len;
+    void (*reply)(struct send_ctx *sc);
+    uint8_t fanout_id[KURER_ENVELOPE_ID_LEN];
 } send_ctx;
 
 typedef struct req_ctx {
@@ -355,6 +368,19 @@ int kurer__send_classify(send_ctx *sc, const kurer_envelope *env, size_t n, uint
  * chain bytes its STALE_DEVICES results carry. */
 int kurer__send_result_fits(send_ctx *sc, size_t stale_bytes);
 void kurer__handle_ack(rconn *rc, const kurer_client_frame *f);
+/* A put's callbacks (kurer_store_put_req) for a send_ctx: on_seqs pushes what may go out before
+ * the commit, on_put answers once the items are durable (committed or acked early). */
+void kurer__send_on_seqs(void *arg, const uint64_t *seqs, const uint64_t *prev, size_t n);
+void kurer__send_on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled);
+/* Whether the item's device is connected and may get it before the commit. */
+int kurer__send_deliverable_now(relay *r, const kurer_store_item *it);
+
+/* ---- fanout.c (docs/protocol.md 3.7) ---- */
+/* One part of a fan-out send: held per connection until the final part, which is checked,
+ * stored once (kurer_store_put_fanout) and answered with a FanoutResult. */
+void kurer__handle_fanout(rconn *rc, const kurer_client_frame *f);
+/* Drops the connection's unfinished fan-out (at close). */
+void kurer__fanout_drop(rconn *rc);
 
 /* ---- prekeys.c ---- */
 void kurer__on_prekeys_counted(void *arg, int err, uint64_t count);

@@ -42,12 +42,17 @@ void kurer__send_ctx_free(send_ctx *sc)
     free(sc->seqs);
     free(sc->offs);
     free(sc->pend);
+    free(sc->shared);
     kurer_buf_release(&sc->envs);
     free(sc);
 }
 
 static void reply_send(send_ctx *sc)
 {
+    if (sc->reply != NULL) {
+        sc->reply(sc); /* a fan-out's answer (fanout.c) */
+        return;
+    }
     kurer_server_frame f;
     memset(&f, 0, sizeof(f));
     f.request_id = sc->request_id;
@@ -75,7 +80,7 @@ static void send_accepted(send_ctx *sc, int by_ack)
     reply_send(sc);
 }
 
-static void on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
+void kurer__send_on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
 {
     send_ctx *sc = arg;
     relay *r = sc->rc->r;
@@ -125,7 +130,7 @@ static int can_push(rconn *to)
     return to->caught_up && !to->fetching && !kurer_conn_congested(to->c);
 }
 
-static int deliverable_now(relay *r, const kurer_store_item *it)
+int kurer__send_deliverable_now(relay *r, const kurer_store_item *it)
 {
     rconn *to = kurer__online(r, &it->to);
     return to != NULL && can_push(to);
@@ -135,6 +140,16 @@ static int deliverable_now(relay *r, const kurer_store_item *it)
  * while kurer__handle_send runs, else from the stored bytes. */
 static int push_item(send_ctx *sc, rconn *to, size_t k, uint64_t seq)
 {
+    if (sc->env == NULL && sc->shared != NULL) {
+        /* a fan-out: its shared bytes with this device's `to` */
+        kurer_buf b;
+        kurer_buf_init(&b, KURER_FRAME_MAX);
+        int err = kurer_fanout_envelope(sc->shared, sc->shared_len, &sc->items[k].to, &b);
+        if (err == 0)
+            err = kurer__push(to, seq, b.data, b.len);
+        kurer_buf_release(&b);
+        return err;
+    }
     if (sc->env == NULL)
         return kurer__push(to, seq, sc->items[k].env, sc->items[k].len);
     size_t j = 0;
@@ -154,7 +169,7 @@ static int push_item(send_ctx *sc, rconn *to, size_t k, uint64_t seq)
  * device is connected, caught up, and has pushed the seq the store assigned to it just before
  * (so nothing lower can be missing) goes out at once, listed as pending; the other connected
  * devices fetch (their fetch, submitted after the put, finds it). */
-static void on_seqs(void *arg, const uint64_t *seqs, const uint64_t *prev, size_t n)
+void kurer__send_on_seqs(void *arg, const uint64_t *seqs, const uint64_t *prev, size_t n)
 {
     send_ctx *sc = arg;
     relay *r = sc->rc->r;
@@ -449,13 +464,13 @@ void kurer__handle_send(rconn *rc, const kurer_client_frame *f)
          * acks (ack_hold_us), and write nothing if they all come in time. */
         int all_early = r->cfg.ack_hold_us > 0;
         for (size_t i = 0; i < sc->n_items && all_early; i++)
-            all_early = deliverable_now(r, &sc->items[i]);
+            all_early = kurer__send_deliverable_now(r, &sc->items[i]);
         kurer_store_put_req req = {sc->items,
                                    sc->n_items,
                                    {r->cfg.mailbox_max, r->cfg.mailbox_sender_max},
                                    all_early ? r->cfg.ack_hold_us : 0,
-                                   on_seqs,
-                                   on_put,
+                                   kurer__send_on_seqs,
+                                   kurer__send_on_put,
                                    sc};
         sc->env = env;
         sc->accepted = accepted;

@@ -225,6 +225,8 @@ typedef struct kurer_store_ops {
     int (*load_directory)(kurer_store *s, kurer_store_device_cb cb, void *arg);
     int (*load_crls)(kurer_store *s, kurer_store_crl_cb cb, void *arg);
     int (*put)(kurer_store *s, const kurer_store_put_req *req);
+    int (*put_fanout)(kurer_store *s, const kurer_store_put_req *req, const uint8_t *shared,
+                      size_t shared_len);
     int (*fetch)(kurer_store *s, const kurer_device_address *dev, uint64_t after, size_t limit,
                  kurer_store_fetch_cb cb, void *arg);
     int (*ack)(kurer_store *s, const kurer_device_address *dev, const uint64_t *seqs, size_t n,
@@ -313,6 +315,23 @@ KURER_MUST_CHECK static inline int kurer_store_load_crls(kurer_store *s, kurer_s
 KURER_MUST_CHECK static inline int kurer_store_put(kurer_store *s, const kurer_store_put_req *req)
 {
     return s->ops->put(s, req);
+}
+
+/* A fan-out put (docs/relay.md, "Fan-out"): shared (kurer_fanout_shared_encode: an envelope
+ * without its `to`, with from and server_ts set by the relay), stored
+ * once, and for each of the n items (to, from; env unused) a reference in the device's mailbox
+ * with its own seq. Everything else is a put's: the same seqs and on_seqs, the same limits
+ * counted per device (a reference is one envelope of the mailbox, of from's user), one
+ * transaction with whatever else is pending, acks that meet their item cancel it (the shared
+ * bytes are written only if one item is not cancelled). fetch returns a reference as the whole
+ * envelope (the shared bytes with the device's `to`: what kurer_envelope_encode would give);
+ * ack removes it, and the shared bytes go with the last reference acked. shared_len 1..
+ * KURER_FRAME_MAX, else KURER_EINVAL (the callback never runs). */
+KURER_MUST_CHECK static inline int kurer_store_put_fanout(kurer_store *s,
+                                                          const kurer_store_put_req *req,
+                                                          const uint8_t *shared, size_t shared_len)
+{
+    return s->ops->put_fanout(s, req, shared, shared_len);
 }
 
 /* Up to limit envelopes of a device with seq > after, oldest first (limit 0: the count only). */

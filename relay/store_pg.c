@@ -366,6 +366,24 @@ static int pg_put(kurer_store *base, const kurer_store_put_req *req)
     return 0;
 }
 
+static int pg_put_fanout(kurer_store *base, const kurer_store_put_req *req, const uint8_t *shared,
+                         size_t shared_len)
+{
+    pg_store *s = (pg_store *)base;
+    if (shared == NULL || shared_len == 0 || shared_len > KURER_FRAME_MAX)
+        return KURER_EINVAL;
+    op *o = kurer__storeq_fanout_new(req, shared, shared_len);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->hold_until_ns = 0; /* as pg_put */
+    o->seqs_cb = req->on_seqs;
+    /* the payload's id: random, 63 bits (a collision fails the round, never mixes payloads) */
+    kurer_random(&o->serial, sizeof(o->serial));
+    o->serial = (o->serial >> 1) | 1;
+    kurer__storeq_submit(&s->q, o);
+    return 0;
+}
+
 static int pg_fetch(kurer_store *base, const kurer_device_address *dev, uint64_t after,
                     size_t limit, kurer_store_fetch_cb cb, void *arg)
 {
@@ -485,6 +503,7 @@ static const kurer_store_ops pg_ops = {
     .load_directory = pg_load_directory,
     .load_crls = pg_load_crls,
     .put = pg_put,
+    .put_fanout = pg_put_fanout,
     .fetch = pg_fetch,
     .ack = kurer__storeq_ack,
     .put_device = kurer__storeq_put_device,

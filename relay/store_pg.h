@@ -15,28 +15,31 @@
 
 /* The prepared statements of the hot path (prepared at every (re)connect). */
 typedef enum pg_stmt {
-    PG_COUNT,        /* $1 usr, $2 device: envelopes queued */
-    PG_COUNT_SENDER, /* ... $3 sender */
-    PG_PUT,          /* $1 usr, $2 device, $3 sender, $4 env: the next seq (row lock until the
-                      * commit) and the row, in one statement; returns the seq */
-    PG_DELETE,       /* $1 usr, $2 device, $3 seq */
-    PG_HIGH,         /* $1 usr, $2 device: the device's last seq and its queue, one snapshot */
-    PG_FETCH,        /* $1 usr, $2 device, $3 after, $4 limit */
-    PG_DEVICE,       /* $1 usr, $2 device, $3 serial, $4 chain */
-    PG_OTK_RETIRE,   /* $1 usr, $2 device, $3 registration id: another home's one-time keys go */
-    PG_SPK,          /* $1 usr, $2 device, $3 registration id, $4..$7 the signed prekey */
-    PG_OTK,          /* $1 usr, $2 device, $3 id, $4 pub */
-    PG_COUNT_OTK,    /* $1 usr, $2 device */
-    PG_GET_SPK,      /* $1 usr, $2 device */
-    PG_TAKE_OTK,     /* $1 usr, $2 device: deletes and returns one (SKIP LOCKED) */
-    PG_HAS_SPK,      /* $1 usr, $2 device */
-    PG_CRL,          /* $1 issuer key id, $2 version, $3 list */
-    PG_INV_PUT,      /* invitations (store_pg_invite.c): $1..$8 the new row */
-    PG_INV_GET,      /* $1 id */
-    PG_INV_SUBMIT,   /* $1 id, $2 request, $3 authority_mac, $4 submitted_at: OPEN -> WAITING */
-    PG_INV_FAIL,     /* $1 id */
-    PG_INV_LIST,     /* $1 authority, $2 after, $3 limit */
-    PG_INV_DECIDE,   /* $1 id, $2 state, $3 chain: WAITING -> state */
+    PG_COUNT,         /* $1 usr, $2 device: envelopes queued */
+    PG_COUNT_SENDER,  /* ... $3 sender */
+    PG_PUT,           /* $1 usr, $2 device, $3 sender, $4 env: the next seq (row lock until the
+                       * commit) and the row, in one statement; returns the seq */
+    PG_DELETE,        /* $1 usr, $2 device, $3 seq */
+    PG_HIGH,          /* $1 usr, $2 device: the device's last seq and its queue, one snapshot */
+    PG_FETCH,         /* $1 usr, $2 device, $3 after, $4 limit */
+    PG_DEVICE,        /* $1 usr, $2 device, $3 serial, $4 chain */
+    PG_OTK_RETIRE,    /* $1 usr, $2 device, $3 registration id: another home's one-time keys go */
+    PG_SPK,           /* $1 usr, $2 device, $3 registration id, $4..$7 the signed prekey */
+    PG_OTK,           /* $1 usr, $2 device, $3 id, $4 pub */
+    PG_COUNT_OTK,     /* $1 usr, $2 device */
+    PG_GET_SPK,       /* $1 usr, $2 device */
+    PG_TAKE_OTK,      /* $1 usr, $2 device: deletes and returns one (SKIP LOCKED) */
+    PG_HAS_SPK,       /* $1 usr, $2 device */
+    PG_CRL,           /* $1 issuer key id, $2 version, $3 list */
+    PG_INV_PUT,       /* invitations (store_pg_invite.c): $1..$8 the new row */
+    PG_INV_GET,       /* $1 id */
+    PG_INV_SUBMIT,    /* $1 id, $2 request, $3 authority_mac, $4 submitted_at: OPEN -> WAITING */
+    PG_INV_FAIL,      /* $1 id */
+    PG_INV_LIST,      /* $1 authority, $2 after, $3 limit */
+    PG_INV_DECIDE,    /* $1 id, $2 state, $3 chain: WAITING -> state */
+    PG_PAYLOAD,       /* fan-out: $1 id, $2 sender, $3 references, $4 the shared bytes */
+    PG_PUT_REF,       /* $1 usr, $2 device, $3 sender, $4 the payload's id: a reference */
+    PG_DROP_PAYLOADS, /* the payloads whose last reference was acked */
     PG_N_STMTS
 } pg_stmt;
 

@@ -22,11 +22,16 @@ const char *const kurer__pg_sql[PG_N_STMTS] = {
                "ON CONFLICT (usr, device) DO UPDATE SET last = device_seqs.last + 1 "
                "RETURNING last) INSERT INTO mailbox(usr, device, seq, sender, env) "
                "SELECT $1, $2, last, $3, $4 FROM s RETURNING seq",
-    [PG_DELETE] = "DELETE FROM mailbox WHERE usr = $1 AND device = $2 AND seq = $3",
+    /* a fan-out reference takes one off its payload's count (the row lock orders the acks of
+     * several nodes); PG_DROP_PAYLOADS deletes those at 0 */
+    [PG_DELETE] = "WITH d AS (DELETE FROM mailbox WHERE usr = $1 AND device = $2 AND seq = $3 "
+                  "RETURNING payload) UPDATE fanout_payloads p SET refs = p.refs - 1 FROM d "
+                  "WHERE p.id = d.payload",
     [PG_HIGH] = "SELECT coalesce((SELECT last FROM device_seqs WHERE usr = $1 AND device = $2), "
                 "0), (SELECT count(*) FROM mailbox WHERE usr = $1 AND device = $2)",
-    [PG_FETCH] = "SELECT seq, env FROM mailbox WHERE usr = $1 AND device = $2 AND seq > $3 "
-                 "ORDER BY seq LIMIT $4",
+    [PG_FETCH] = "SELECT m.seq, coalesce(p.env, m.env), (m.payload IS NOT NULL)::int::int8 FROM "
+                 "mailbox m LEFT JOIN fanout_payloads p ON p.id = m.payload WHERE m.usr = $1 "
+                 "AND m.device = $2 AND m.seq > $3 ORDER BY m.seq LIMIT $4",
     [PG_DEVICE] = "INSERT INTO devices(usr, device, serial, chain) VALUES($1, $2, $3, $4) "
                   "ON CONFLICT (usr, device) DO UPDATE SET serial = EXCLUDED.serial, "
                   "chain = EXCLUDED.chain",
@@ -65,6 +70,14 @@ const char *const kurer__pg_sql[PG_N_STMTS] = {
     [PG_INV_LIST] = "SELECT " INV_COLS " FROM invites WHERE authority = $1 AND state = 2 AND "
                     "id > $2 ORDER BY id LIMIT $3",
     [PG_INV_DECIDE] = "UPDATE invites SET state = $2, chain = $3 WHERE id = $1 AND state = 2",
+    /* fan-out: the shared bytes once, then a mailbox row per device that names them (its env
+     * empty), with the device's next seq as for PG_PUT */
+    [PG_PAYLOAD] = "INSERT INTO fanout_payloads(id, sender, refs, env) VALUES($1, $2, $3, $4)",
+    [PG_PUT_REF] = "WITH s AS (INSERT INTO device_seqs(usr, device, last) VALUES($1, $2, 1) "
+                   "ON CONFLICT (usr, device) DO UPDATE SET last = device_seqs.last + 1 "
+                   "RETURNING last) INSERT INTO mailbox(usr, device, seq, sender, env, payload) "
+                   "SELECT $1, $2, last, $3, ''::bytea, $4 FROM s RETURNING seq",
+    [PG_DROP_PAYLOADS] = "DELETE FROM fanout_payloads WHERE refs <= 0",
 };
 
 static void p_dev(pg_params *p, const kurer_device_address *d)
@@ -215,6 +228,18 @@ int kurer__pg_exec_write(pg_store *s, op *o)
 
 /* ---- reads (after the round's commit; their statements: store_pg_pipe.c) ----------------- */
 
+/* A fan-out reference's row: its payload's bytes with the device's `to` (malloc'ed). */
+static int ref_envelope(const op *o, const uint8_t *shared, size_t len, uint8_t **out,
+                        size_t *out_len)
+{
+    kurer_buf b;
+    kurer_buf_init(&b, KURER_FRAME_MAX);
+    int rc = kurer_fanout_envelope(shared, len, &o->dev, &b);
+    *out = rc == 0 ? kurer_buf_steal(&b, out_len) : NULL;
+    kurer_buf_release(&b);
+    return rc != 0 ? KURER_ECORRUPT : *out != NULL ? 0 : KURER_ENOMEM;
+}
+
 int kurer__pg_take_rows(op *o, const PGresult *r)
 {
     int n = PQntuples(r);
@@ -222,14 +247,21 @@ int kurer__pg_take_rows(op *o, const PGresult *r)
     if (o->rows == NULL)
         return KURER_ENOMEM;
     for (int i = 0; i < n; i++) {
-        int64_t seq;
+        int64_t seq, ref;
         size_t len = (size_t)PQgetlength(r, i, 1);
-        if (kurer__pg_i64(r, i, 0, &seq) != 0 || PQgetisnull(r, i, 1))
+        if (kurer__pg_i64(r, i, 0, &seq) != 0 || kurer__pg_i64(r, i, 2, &ref) != 0 ||
+            PQgetisnull(r, i, 1))
             return KURER_ECORRUPT;
-        uint8_t *copy = malloc(len ? len : 1);
-        if (copy == NULL)
+        uint8_t *copy = NULL;
+        if (ref) {
+            int rc = ref_envelope(o, (const uint8_t *)PQgetvalue(r, i, 1), len, &copy, &len);
+            if (rc != 0)
+                return rc;
+        } else if ((copy = malloc(len ? len : 1)) != NULL) {
+            memcpy(copy, PQgetvalue(r, i, 1), len);
+        } else {
             return KURER_ENOMEM;
-        memcpy(copy, PQgetvalue(r, i, 1), len);
+        }
         o->rows[o->n_rows].seq = (uint64_t)seq;
         o->rows[o->n_rows].env = copy;
         o->rows[o->n_rows].len = len;

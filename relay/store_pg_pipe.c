@@ -207,11 +207,22 @@ static void send_writes(pgpipe *pp, op *round)
     for (op *o = round; o != NULL && !pp->failed; o = o->next) {
         switch (o->kind) {
         case KURER__OP_PUT:
+            if (o->fanout && o->err == 0 && o->n > 0) {
+                p.n = 0;
+                kurer__pg_p_i64(&p, (int64_t)o->serial); /* the payload's id */
+                kurer__pg_p_str(&p, o->items[0].from.user);
+                kurer__pg_p_i64(&p, (int64_t)o->n);
+                kurer__pg_p_bytes(&p, o->blob, o->blob_len);
+                send_stmt(pp, PG_PAYLOAD, &p, o, 0, W_DONE);
+            }
             for (size_t i = 0; i < o->n && o->err == 0; i++) {
                 p_dev(&p, &o->items[i].to);
                 kurer__pg_p_str(&p, o->items[i].from.user);
-                kurer__pg_p_bytes(&p, o->items[i].env, o->items[i].len);
-                send_stmt(pp, PG_PUT, &p, o, i, W_PUT);
+                if (!o->fanout)
+                    kurer__pg_p_bytes(&p, o->items[i].env, o->items[i].len);
+                else
+                    kurer__pg_p_i64(&p, (int64_t)o->serial);
+                send_stmt(pp, o->fanout ? PG_PUT_REF : PG_PUT, &p, o, i, W_PUT);
             }
             break;
         case KURER__OP_ACK:
@@ -222,6 +233,8 @@ static void send_writes(pgpipe *pp, op *round)
                 kurer__pg_p_i64(&p, (int64_t)o->seqs[i]);
                 send_stmt(pp, PG_DELETE, &p, o, i, W_DONE);
             }
+            p.n = 0; /* the payloads these acks took the last reference of */
+            send_stmt(pp, PG_DROP_PAYLOADS, &p, o, 0, W_DONE);
             break;
         case KURER__OP_DEVICE:
             p_dev(&p, &o->dev);

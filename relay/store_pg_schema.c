@@ -48,6 +48,13 @@ static const char *const MIGRATIONS[] = {
      * while its COMMIT was in flight, the writer reads it to learn whether the round committed */
     ("CREATE TABLE IF NOT EXISTS kurer_rounds(node bigint PRIMARY KEY, round bigint NOT NULL, "
      "updated_at timestamptz NOT NULL DEFAULT now());"),
+    /* 5: fan-out (issue 11): the shared bytes once with the count of their references (the id
+     * is the writer's, random: no sequence, so the relay role needs no grant on one); a
+     * reference is a mailbox row (its env empty) naming them */
+    ("CREATE TABLE fanout_payloads(id bigint PRIMARY KEY, sender bytea NOT NULL, refs bigint "
+     "NOT NULL, env bytea NOT NULL);"
+     "CREATE INDEX fanout_payloads_done ON fanout_payloads(id) WHERE refs <= 0;"
+     "ALTER TABLE mailbox ADD COLUMN payload bigint;"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 

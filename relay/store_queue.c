@@ -454,6 +454,37 @@ op *kurer__storeq_put_new(const kurer_store_put_req *req)
     return o;
 }
 
+op *kurer__storeq_fanout_new(const kurer_store_put_req *req, const uint8_t *shared,
+                             size_t shared_len)
+{
+    kurer_store_put_req r = *req;
+    if (shared == NULL || shared_len == 0 || shared_len > KURER_FRAME_MAX)
+        return NULL;
+    kurer_store_item *items = calloc(req->n ? req->n : 1, sizeof(*items));
+    if (items == NULL)
+        return NULL;
+    for (size_t i = 0; i < req->n; i++) {
+        items[i].to = req->items[i].to;
+        items[i].from = req->items[i].from;
+    }
+    r.items = items; /* no bytes per item: the blob is the shared bytes */
+    op *o = kurer__storeq_put_new(&r);
+    free(items);
+    if (o == NULL)
+        return NULL;
+    free(o->blob);
+    if ((o->blob = malloc(shared_len)) == NULL) {
+        kurer__op_free(o);
+        return NULL;
+    }
+    memcpy(o->blob, shared, shared_len);
+    o->blob_len = shared_len;
+    o->fanout = 1;
+    for (size_t i = 0; i < o->n; i++)
+        o->items[i].env = NULL;
+    return o;
+}
+
 op *kurer__storeq_fetch_new(const kurer_device_address *dev, uint64_t after, size_t limit,
                             kurer_store_fetch_cb cb, void *arg)
 {

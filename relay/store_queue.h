@@ -58,7 +58,9 @@ typedef struct kurer__op {
     kurer_store_seqs_cb seqs_cb; /* PUT: run at completion, before cb, if set and it succeeded */
     uint8_t *skip;               /* PUT, ACK: per item, cancelled against its pair */
     size_t n_cancel;             /* PUT: items not written */
-    uint8_t *blob;               /* PUT envelopes, DEVICE chain, CRL list */
+    int fanout;    /* PUT: a fan-out (blob: the shared bytes; items' env unused; postgres: serial
+                    * is the payload's id) */
+    uint8_t *blob; /* PUT envelopes, DEVICE chain, CRL list */
     size_t blob_len;
     /* FETCH out */
     kurer_store_row *rows;
@@ -125,6 +127,10 @@ void kurer__storeq_exclusive_end(kurer__storeq *q);
 /* The loop's side. A put record (copies of the request; seqs and prev allocated, for the backend
  * to fill), submitted with kurer__storeq_submit. NULL when out of memory. */
 kurer__op *kurer__storeq_put_new(const kurer_store_put_req *req);
+/* The same for kurer_store_put_fanout (fanout set, the shared bytes in blob); NULL when out of
+ * memory or shared is empty or over KURER_FRAME_MAX. */
+kurer__op *kurer__storeq_fanout_new(const kurer_store_put_req *req, const uint8_t *shared,
+                                    size_t shared_len);
 void kurer__storeq_submit(kurer__storeq *q, kurer__op *o);
 void kurer__op_free(kurer__op *o);
 

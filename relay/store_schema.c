@@ -53,6 +53,16 @@ static const char *const MIGRATIONS[] = {
      "INTEGER NOT NULL, failures INTEGER NOT NULL, state INTEGER NOT NULL, request BLOB, "
      "authority_mac BLOB, submitted_at INTEGER, chain BLOB);"
      "CREATE INDEX invites_waiting ON invites(authority, state, id);"),
+    /* 7: fan-out (issue 11): one row of shared bytes per send with the references left, and a
+     * small reference per recipient device, keyed by the device's number (given to each device
+     * of the directory) and its seq (docs/relay.md, "Fan-out") */
+    ("CREATE TABLE devnums(num INTEGER PRIMARY KEY, user TEXT NOT NULL, device INTEGER NOT NULL, "
+     "UNIQUE(user, device));"
+     "INSERT INTO devnums(user, device) SELECT user, device FROM devices;"
+     "CREATE TABLE fanout_payloads(id INTEGER PRIMARY KEY, sender TEXT NOT NULL, refs INTEGER "
+     "NOT NULL, env BLOB NOT NULL);"
+     "CREATE TABLE fanout_refs(dev INTEGER NOT NULL, seq INTEGER NOT NULL, payload INTEGER NOT "
+     "NULL, PRIMARY KEY(dev, seq)) WITHOUT ROWID;"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 

@@ -41,7 +41,8 @@ typedef struct sq_store {
     pthread_t thread;
     /* statements of the hot path, prepared once (writer thread only) */
     sqlite3_stmt *st_count, *st_count_sender, *st_insert, *st_delete, *st_fetch;
-    htab seqs; /* seq_ctr by device (loop thread) */
+    kurer__sq_fanout fo; /* fan-out puts (store_sqlite_fanout.c) */
+    htab seqs;           /* seq_ctr by device (loop thread) */
     seq_ctr *all_seqs;
     uint64_t epoch; /* this run's, E: seqs above E << EPOCH_SHIFT */
     /* The epoch is durable (written at open, or by the first commit since). Until then on_seqs
@@ -67,8 +68,11 @@ static int over(const op *o, size_t i, uint64_t count, uint64_t max, int by_send
     return count + mine > max;
 }
 
-static int count_rows(sqlite3_stmt *st, const kurer_store_item *it, int by_sender, uint64_t *count)
+/* What the mailbox holds for the key: its envelopes and its fan-out references. */
+static int count_rows(sq_store *s, sqlite3_stmt *st, const kurer_store_item *it, int by_sender,
+                      uint64_t *count)
 {
+    uint64_t refs = 0;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, it->to.user, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, it->to.device_id);
@@ -77,7 +81,11 @@ static int count_rows(sqlite3_stmt *st, const kurer_store_item *it, int by_sende
     int r = sqlite3_step(st);
     *count = r == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
-    return r == SQLITE_ROW ? 0 : KURER_ESTORAGE;
+    if (r != SQLITE_ROW || kurer__sq_fanout_count(&s->fo, it->to.user, it->to.device_id,
+                                                  by_sender ? it->from.user : NULL, &refs) != 0)
+        return KURER_ESTORAGE;
+    *count += refs;
+    return 0;
 }
 
 static int exec_put(sq_store *s, op *o)
@@ -89,7 +97,7 @@ static int exec_put(sq_store *s, op *o)
         if (o->skip[i])
             continue; /* delivered and acked already: never in the mailbox */
         if (o->mailbox_max > 0) {
-            if (count_rows(s->st_count, &o->items[i], 0, &count) != 0)
+            if (count_rows(s, s->st_count, &o->items[i], 0, &count) != 0)
                 goto out;
             if (over(o, i, count, o->mailbox_max, 0)) {
                 s->q.refused_full++;
@@ -99,7 +107,7 @@ static int exec_put(sq_store *s, op *o)
         }
         /* Each sender (user) has a share of the mailbox: one cannot fill it for everyone. */
         if (o->sender_max > 0) {
-            if (count_rows(s->st_count_sender, &o->items[i], 1, &count) != 0)
+            if (count_rows(s, s->st_count_sender, &o->items[i], 1, &count) != 0)
                 goto out;
             if (over(o, i, count, o->sender_max, 1)) {
                 s->q.refused_share++;
@@ -109,7 +117,11 @@ static int exec_put(sq_store *s, op *o)
         }
     }
     sqlite3_exec(s->db, "SAVEPOINT put", NULL, NULL, NULL);
-    for (size_t i = 0; i < o->n; i++) {
+    if (o->fanout && kurer__sq_fanout_put(&s->fo, o) != 0) {
+        sqlite3_exec(s->db, "ROLLBACK TO put; RELEASE put", NULL, NULL, NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < o->n && !o->fanout; i++) {
         if (o->skip[i])
             continue;
         sqlite3_reset(ins);
@@ -132,6 +144,25 @@ out:
     return rc;
 }
 
+static int cmp_row(const void *a, const void *b)
+{
+    const kurer_store_row *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The device's fan-out references joined to the rows read: in seq order, the first limit. */
+static int merge_refs(sq_store *s, op *o, size_t *cap)
+{
+    size_t before = o->n_rows;
+    int rc = kurer__sq_fanout_fetch(&s->fo, o->dev.user, o->dev.device_id, o->after, o->limit,
+                                    &o->rows, &o->n_rows, cap);
+    if (o->n_rows > before)
+        qsort(o->rows, o->n_rows, sizeof(*o->rows), cmp_row);
+    while (o->n_rows > o->limit)
+        free((void *)o->rows[--o->n_rows].env);
+    return rc;
+}
+
 static int exec_fetch(sq_store *s, op *o)
 {
     sqlite3_stmt *st = s->st_count;
@@ -144,6 +175,10 @@ static int exec_fetch(sq_store *s, op *o)
         goto out;
     o->total = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
+    uint64_t refs = 0;
+    if (kurer__sq_fanout_count(&s->fo, o->dev.user, o->dev.device_id, NULL, &refs) != 0)
+        goto out;
+    o->total += refs;
     if (o->limit == 0) {
         rc = 0; /* the count only */
         goto out;
@@ -178,6 +213,8 @@ static int exec_fetch(sq_store *s, op *o)
         o->n_rows++;
     }
     rc = r == SQLITE_DONE ? 0 : KURER_ESTORAGE;
+    if (rc == 0 && refs > 0)
+        rc = merge_refs(s, o, &cap);
 out:
     sqlite3_reset(st);
     return rc;
@@ -195,6 +232,10 @@ static int exec_ack(sq_store *s, op *o)
         sqlite3_bind_text(st, 2, o->dev.user, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, o->dev.device_id);
         if (sqlite3_step(st) != SQLITE_DONE)
+            goto out;
+        /* not an envelope of its own: perhaps a fan-out reference */
+        if (sqlite3_changes(s->db) == 0 &&
+            kurer__sq_fanout_ack(&s->fo, o->dev.user, o->dev.device_id, o->seqs[i]) != 0)
             goto out;
     }
     rc = 0;
@@ -214,6 +255,9 @@ static int exec_device(sq_store *s, op *o)
     sqlite3_bind_int64(st, 3, (sqlite3_int64)o->serial);
     sqlite3_bind_blob(st, 4, o->blob, (int)o->blob_len, SQLITE_STATIC);
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : KURER_ESTORAGE;
+    int64_t num; /* the number fan-out references name the device by */
+    if (rc == 0)
+        rc = kurer__sq_fanout_devnum(&s->fo, o->dev.user, o->dev.device_id, 1, &num);
 out:
     sqlite3_finalize(st);
     return rc;
@@ -593,12 +637,8 @@ static void seqs_free(sq_store *s)
 }
 
 /* Seqs at submission: the device's next, in item order (loop thread). */
-static int sq_put(kurer_store *base, const kurer_store_put_req *req)
+static int put_op(sq_store *s, op *o, const kurer_store_put_req *req)
 {
-    sq_store *s = (sq_store *)base;
-    op *o = kurer__storeq_put_new(req);
-    if (o == NULL)
-        return KURER_ENOMEM;
     for (size_t i = 0; i < o->n; i++) {
         seq_ctr *c = seq_get(s, &o->items[i].to);
         if (c == NULL) {
@@ -618,6 +658,21 @@ static int sq_put(kurer_store *base, const kurer_store_put_req *req)
     if (req->on_seqs != NULL)
         req->on_seqs(req->arg, o->seqs, o->prev, o->n);
     return 0;
+}
+
+static int sq_put(kurer_store *base, const kurer_store_put_req *req)
+{
+    op *o = kurer__storeq_put_new(req);
+    return o != NULL ? put_op((sq_store *)base, o, req) : KURER_ENOMEM;
+}
+
+static int sq_put_fanout(kurer_store *base, const kurer_store_put_req *req, const uint8_t *shared,
+                         size_t shared_len)
+{
+    if (shared == NULL || shared_len == 0 || shared_len > KURER_FRAME_MAX)
+        return KURER_EINVAL;
+    op *o = kurer__storeq_fanout_new(req, shared, shared_len);
+    return o != NULL ? put_op((sq_store *)base, o, req) : KURER_ENOMEM;
 }
 
 /* The device's counter as the fetch is submitted: every put submitted before it (all of its
@@ -644,6 +699,7 @@ static void finalize_stmts(sq_store *s)
     sqlite3_finalize(s->st_insert);
     sqlite3_finalize(s->st_delete);
     sqlite3_finalize(s->st_fetch);
+    kurer__sq_fanout_finalize(&s->fo);
     s->st_count = s->st_count_sender = s->st_insert = s->st_delete = s->st_fetch = NULL;
 }
 
@@ -661,7 +717,7 @@ static int prepare_stmts(sq_store *s)
     for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
         if (sqlite3_prepare_v2(s->db, q[i], -1, st[i], NULL) != SQLITE_OK)
             return KURER_ESTORAGE;
-    return 0;
+    return kurer__sq_fanout_prepare(s->db, &s->fo);
 }
 
 /* The connection: SQLCipher, the key, exclusive locking, WAL, the schema. */
@@ -816,6 +872,7 @@ static const kurer_store_ops sqlite_ops = {
     .load_directory = sq_load_directory,
     .load_crls = sq_load_crls,
     .put = sq_put,
+    .put_fanout = sq_put_fanout,
     .fetch = sq_fetch,
     .ack = kurer__storeq_ack,
     .put_device = kurer__storeq_put_device,

@@ -51,6 +51,7 @@ int cmd_contacts(int argc, char **argv);      /* contacts.c */
 int cmd_conversations(int argc, char **argv); /* contacts.c */
 int cmd_rekey(int argc, char **argv);         /* rekey.c */
 int cmd_daemon(int argc, char **argv);        /* daemon.c */
+int cmd_group(int argc, char **argv);         /* group.c */
 
 /* ---- output.c: the result of the command */
 extern int g_json;

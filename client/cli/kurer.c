@@ -27,6 +27,7 @@ static const struct subcommand {
     {"import", cmd_import,
      "import the issued certificate chain (or a peer's chain, or a revocation list)"},
     {"send", cmd_send, "send a message with a classification level"},
+    {"group", cmd_group, "create, change, list and show groups"},
     {"recv", cmd_recv, "receive new messages"},
     {"history", cmd_history, "print stored messages"},
     {"verify", cmd_verify, "safety numbers and certificates of a user's devices"},

@@ -47,6 +47,8 @@ static void message_json(const char *me, const kurer_message *m, const char *t)
         kurer_json_kv_str(&o.j, "to", m->peer);
     else
         kurer_json_kv_uint(&o.j, "device", m->peer_device);
+    if (m->group[0] != '\0')
+        kurer_json_kv_str(&o.j, "group", m->group);
     kurer_json_kv_str(&o.j, "level", kurer_level_name(m->level));
     kurer_json_kv_str(&o.j, "state", state_name(m->state));
     if (m->state == KURER_MESSAGE_QUARANTINED || m->state == KURER_MESSAGE_FAILED)
@@ -66,7 +68,11 @@ void show_message(const char *me, const kurer_message *m)
         message_json(me, m, t);
         return;
     }
-    if (m->outgoing)
+    if (m->group[0] != '\0' && m->outgoing)
+        printf("%s %s -> group %.16s [%s] ", t, me, m->group, level);
+    else if (m->group[0] != '\0')
+        printf("%s %s in group %.16s [%s] ", t, m->peer, m->group, level);
+    else if (m->outgoing)
         printf("%s %s -> %s [%s] ", t, me, m->peer, level);
     else
         printf("%s %s [%s] ", t, m->peer, level);

@@ -57,6 +57,12 @@ extern const rpc_method rpc_conn_methods[];     /* daemon_conn.c: subscribe, uns
 extern const rpc_method rpc_home_methods[];     /* rpc_home.c: backup */
 extern const rpc_method rpc_day_methods[];      /* rpc_day.c: outbox, outbox_retry, outbox_cancel,
                                                    contacts, conversations */
+extern const rpc_method rpc_group_methods[];    /* rpc_group.c: group.create, group.add,
+                                                   group.remove, group.leave, group.list,
+                                                   group.info */
+/* rpc_group.c: send with a group (a part of the method send). */
+int rpc_group_send(rpc_ctx *c, const char *group, int level, const char *text, long long timeout,
+                   json_t **result);
 /* rpc_table.c: the method called name, or NULL. */
 const rpc_method *rpc_find(const char *name);
 

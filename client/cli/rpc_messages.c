@@ -58,21 +58,29 @@ static void never_written(int rc, const char *to)
            net, to);
 }
 
-static const char *const send_params[] = {"to", "level", "text", "timeout", NULL};
+static const char *const send_params[] = {"to", "group", "level", "text", "timeout", NULL};
 
-/* send {to, level, text, timeout}: {to, level} once the relay accepted it for every device;
- * RC_QUEUED (data: queued, to, level, name, message_id) when it is committed but not accepted. */
+/* send {to | group, level, text, timeout}: {to, level} (or {group, level}) once the relay
+ * accepted it for every device; RC_QUEUED (data: queued, to or group, level, name, message_id)
+ * when it is committed but not accepted. */
 static int m_send(rpc_ctx *c, json_t *params, json_t **result)
 {
-    const char *to, *lvs, *text;
+    const char *to, *group, *lvs, *text;
     long long timeout;
     int level = KURER_LEVEL_UNCLASSIFIED, rc;
-    if ((rc = rpc_only(params, send_params)) || (rc = rpc_str(params, "to", 1, &to)) ||
+    if ((rc = rpc_only(params, send_params)) || (rc = rpc_str(params, "group", 0, &group)) ||
+        (rc = rpc_str(params, "to", group == NULL, &to)) ||
         (rc = rpc_str(params, "level", 0, &lvs)) || (rc = rpc_str(params, "text", 1, &text)) ||
         (rc = rpc_int(params, "timeout", 86400, NET_TIMEOUT, &timeout)))
         return rc;
-    if ((lvs != NULL && (rc = parse_level(lvs, &level)) != 0) || (rc = user_arg("to", to)) != 0 ||
-        (rc = text_check(text)) != 0)
+    if ((group != NULL) == (to != NULL))
+        return usage_error("send takes either 'to' or 'group'");
+    if ((lvs != NULL && (rc = parse_level(lvs, &level)) != 0) || (rc = text_check(text)) != 0)
+        return rc;
+    if (group != NULL)
+        return is_enrolled(c->k) ? rpc_group_send(c, group, level, text, timeout, result)
+                                 : refuse(KURER_ESTATE, "this device is not enrolled yet");
+    if ((rc = user_arg("to", to)) != 0)
         return rc;
     if (strcmp(to, kurer_own_user(c->k)) == 0)
         return refuse(KURER_EINVAL,

@@ -9,6 +9,8 @@ static const rpc_method *const groups[] = {
     rpc_conn_methods,     /* subscribe, unsubscribe */
     rpc_home_methods,     /* backup */
     rpc_day_methods,      /* outbox, outbox_retry, outbox_cancel, contacts, conversations */
+    rpc_group_methods,    /* group.create, group.add, group.remove, group.leave, group.list,
+                             group.info */
 };
 
 const rpc_method *rpc_find(const char *name)

@@ -147,6 +147,8 @@ json_t *rpc_message_json(const kurer_message *m)
         return NULL;
     if (m->reason != 0)
         json_object_set_new(o, "reason", json_string(kurer_err_name(m->reason)));
+    if (m->group[0] != '\0')
+        json_object_set_new(o, "group", json_string(m->group));
     if (m->state == KURER_MESSAGE_QUARANTINED)
         return o;
     json_t *t = json_string(m->body);
@@ -178,16 +180,16 @@ json_t *rpc_message_json(const kurer_message *m)
 int rpc_message_from(json_t *j, kurer_message *m, char **raw_body)
 {
     const char *id = NULL, *peer = NULL, *level = NULL, *state = NULL, *reason = NULL, *text = NULL,
-               *hex = NULL;
+               *hex = NULL, *group = NULL;
     json_int_t dev = 0, sent = 0, recvd = 0;
     int out = 0;
     memset(m, 0, sizeof(*m));
     *raw_body = NULL;
     if (!json_is_object(j) ||
-        json_unpack(j, "{s:s,s:b,s:s,s:I,s:s,s:s,s:I,s:I,s?s,s?s,s?s}", "id", &id, "outgoing", &out,
-                    "peer", &peer, "device", &dev, "level", &level, "state", &state, "sent_at",
-                    &sent, "received_at", &recvd, "reason", &reason, "text", &text, "text_hex",
-                    &hex) != 0 ||
+        json_unpack(j, "{s:s,s:b,s:s,s:I,s:s,s:s,s:I,s:I,s?s,s?s,s?s,s?s}", "id", &id, "outgoing",
+                    &out, "peer", &peer, "device", &dev, "level", &level, "state", &state,
+                    "sent_at", &sent, "received_at", &recvd, "reason", &reason, "text", &text,
+                    "text_hex", &hex, "group", &group) != 0 ||
         strlen(id) != 32 || kurer_hex_decode(m->id, sizeof(m->id), id) != 0)
         return usage_error("the daemon sent a malformed message");
     kurer_level lv;
@@ -205,6 +207,8 @@ int rpc_message_from(json_t *j, kurer_message *m, char **raw_body)
     m->received_at = recvd;
     m->reason = reason != NULL ? rpc_err_code(reason) : 0;
     m->body = text != NULL ? text : "";
+    if (group != NULL && strlen(group) == KURER_GROUP_HEX_MAX)
+        memcpy(m->group, group, KURER_GROUP_HEX_MAX + 1);
     if (hex != NULL && strlen(hex) % 2 == 0) {
         size_t n = strlen(hex) / 2;
         *raw_body = malloc(n + 1);

@@ -60,8 +60,8 @@ static int text_source(const char *arg, const char *file, const char **text)
 }
 
 static const char help_send[] =
-    "usage: kurer send --home H --to USER@AUTH [--level LEVEL] [--timeout S] [--json]\n"
-    "                  [--file PATH] TEXT\n"
+    "usage: kurer send --home H (--to USER@AUTH | --group ID) [--level LEVEL] [--timeout S]\n"
+    "                  [--json] [--file PATH] TEXT\n"
     "\n"
     "Sends TEXT to every device of USER@AUTH (and a sync copy to your own other devices). Exits\n"
     "0 only once the relay has accepted it for every device; 1 with the reason if it was not\n"
@@ -81,6 +81,9 @@ static const char help_send[] =
     "once: USER device N has a new key: certificate SERIAL issued by AUTHORITY.\n"
     "\n"
     "  --to USER@AUTH   the recipient\n"
+    "  --group ID       instead: every member device of group ID (kurer group), one\n"
+    "                   ciphertext under your sender key; refused above the group's ceiling,\n"
+    "                   naming the member whose certificate refuses\n"
     "  --level LEVEL    UNCLASSIFIED (default), RESTRICTED or CONFIDENTIAL\n"
     "  --timeout S      give up after S seconds (default 30)\n"
     "  --file PATH      the message text from PATH (then no TEXT)\n"
@@ -93,11 +96,11 @@ static const char help_send[] =
 
 /* The options and the text; usage errors say what was meant. */
 static int send_args(int argc, char **argv, const char **home, const char **to, int *level,
-                     int *timeout, const char **text)
+                     int *timeout, const char **text, const char **group)
 {
-    static const kurer_opt opts[] = {{"help", 0, 0}, {"json", 0, 0},  {"home", V, 0},
-                                     {"to", V, 0},   {"level", V, 0}, {"timeout", V, 0},
-                                     {"file", V, 0}};
+    static const kurer_opt opts[] = {{"help", 0, 0},    {"json", 0, 0},  {"home", V, 0},
+                                     {"to", V, 0},      {"group", V, 0}, {"level", V, 0},
+                                     {"timeout", V, 0}, {"file", V, 0}};
     kurer_args a;
     int rc = command_args(&a, opts, NOPTS(opts), 0, 1, "TEXT", help_send, argc, argv);
     int pos_wrong = a.error == KURER_ARGS_TOO_MANY || a.error == KURER_ARGS_TOO_FEW ||
@@ -111,7 +114,12 @@ static int send_args(int argc, char **argv, const char **home, const char **to, 
     if ((rc = need(&a, "home", home)) || (rc = opt_seconds(&a, "timeout", NET_TIMEOUT, timeout)))
         return rc;
     *to = opt(&a, "to");
-    if (*to == NULL || **to == '\0')
+    *group = opt(&a, "group");
+    if (*group != NULL && *to != NULL)
+        return usage_error("send goes --to a user or to a --group, not both");
+    if (*group != NULL && **group == '\0')
+        return usage_error("--group needs the group's id (kurer group list)");
+    if (*group == NULL && (*to == NULL || **to == '\0'))
         return usage_error("missing --to USER@AUTH%s",
                            a.npos >= 1 && kurer_user_check(a.pos[0]) == 0
                                ? " (the recipient goes after --to; the text is the one argument)"
@@ -123,7 +131,7 @@ static int send_args(int argc, char **argv, const char **home, const char **to, 
                                ? "send takes the text from --file or as an argument, not both"
                                : "send needs the text of the message as one argument (quote it), "
                                  "'-' for standard input, or --file PATH");
-    if ((rc = user_arg("--to", *to)) != 0)
+    if (*group == NULL && (rc = user_arg("--to", *to)) != 0)
         return rc;
     if ((rc = text_source(a.npos == 1 ? a.pos[0] : NULL, opt(&a, "file"), text)) != 0)
         return rc;
@@ -174,12 +182,15 @@ int cmd_send(int argc, char **argv)
  * change noticed on the way is said once, a line of its own (key_changes_said). */
 static int cmd_send_text(int argc, char **argv)
 {
-    const char *home = NULL, *to = NULL, *text = NULL;
+    const char *home = NULL, *to = NULL, *text = NULL, *group = NULL;
     int level = KURER_LEVEL_UNCLASSIFIED, timeout = NET_TIMEOUT, rc;
-    if ((rc = send_args(argc, argv, &home, &to, &level, &timeout, &text)) != 0)
+    if ((rc = send_args(argc, argv, &home, &to, &level, &timeout, &text, &group)) != 0)
         return rc;
-    json_t *params = json_pack("{s:s,s:s,s:s,s:i}", "to", to, "level", kurer_level_name(level),
-                               "text", text, "timeout", timeout);
+    json_t *params =
+        json_pack("{s:s,s:s,s:s,s:i}", group != NULL ? "group" : "to", group != NULL ? group : to,
+                  "level", kurer_level_name(level), "text", text, "timeout", timeout);
+    if (group != NULL)
+        to = group; /* what the lines below name */
     cli_target t;
     if (params == NULL)
         return refuse(KURER_ENOMEM, "out of memory");
@@ -201,11 +212,11 @@ static int cmd_send_text(int argc, char **argv)
         jline_ok(&o);
         kurer_json_kv_int(&o.j, "message_id",
                           json_integer_value(json_object_get(res, "message_id")));
-        kurer_json_kv_str(&o.j, "to", to);
+        kurer_json_kv_str(&o.j, group != NULL ? "group" : "to", to);
         kurer_json_kv_str(&o.j, "level", kurer_level_name(level));
         jline_end(&o);
     } else if (rc == 0) {
-        printf("sent to %s [%s]\n", to, kurer_level_name(level));
+        printf("sent to %s%s [%s]\n", group != NULL ? "group " : "", to, kurer_level_name(level));
     }
     json_decref(res);
     return rc;

@@ -1,7 +1,9 @@
 /* libFuzzer target for the frame decode layer: every input goes through the client-frame,
  * server-frame, Content (plain and padded), handshake and envelope decoders. Whatever a decoder
  * accepts must encode again and decode to the same bytes: the decoded structs are exactly what
- * the encoders take, so a struct the decoder produced and the encoder refuses is a bug. */
+ * the encoders take, so a struct the decoder produced and the encoder refuses is a bug. A
+ * decoded envelope also goes through a fan-out's stored form (kurer_fanout_shared_encode) and
+ * back (kurer_fanout_envelope), which must give its own encoding again. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -73,10 +75,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kurer_buf_release(&b);
     }
     if (kurer_envelope_decode(data, size, &env, &mem) == 0) {
-        kurer_buf b;
+        kurer_buf b, shared, back;
         kurer_buf_init(&b, KURER_FRAME_MAX);
+        kurer_buf_init(&shared, KURER_FRAME_MAX);
+        kurer_buf_init(&back, KURER_FRAME_MAX);
         if (kurer_envelope_encode(&env, &b) != 0)
             abort();
+        /* a fan-out's stored form: the envelope without its `to`, and back with it, is exactly
+         * the envelope's own encoding */
+        if (kurer_fanout_shared_encode(&env, &shared) != 0 ||
+            kurer_fanout_envelope(shared.data, shared.len, &env.to, &back) != 0 ||
+            back.len != b.len || memcmp(back.data, b.data, b.len) != 0)
+            abort();
+        kurer_buf_release(&b);
+        kurer_buf_release(&shared);
+        kurer_buf_release(&back);
+    }
+    { /* the stored form read back: any bytes, refused or well-formed, never out of bounds */
+        kurer_buf b;
+        kurer_device_address to = {"fuzz@test.example", 1};
+        kurer_buf_init(&b, KURER_FRAME_MAX);
+        (void)kurer_fanout_envelope(data, size, &to, &b);
         kurer_buf_release(&b);
     }
     kurer_arena_release(&mem);

@@ -94,7 +94,11 @@ typedef enum kurer_error_category {
     X(EINVITEEXPIRED, -59, POLICY, "the invitation has expired")                                   \
     X(EINVITEMAC, -60, CRYPTO, "the request is not bound to the invitation code (altered?)")       \
     X(EREJECTED, -61, POLICY, "the administrator rejected the request")                            \
-    X(ECANCELLED, -62, USAGE, "cancelled by the user")
+    X(ECANCELLED, -62, USAGE, "cancelled by the user")                                             \
+    X(EUNKNOWNGROUP, -69, USAGE, "no such group")                                                  \
+    X(ENOTMEMBER, -70, POLICY, "not a member of the group")                                        \
+    X(ENOTADMIN, -71, POLICY, "not an admin of the group at the revision the change builds on")    \
+    X(EGROUPGAP, -72, AGAIN, "the group change builds on a revision not held yet")
 
 typedef enum kurer_err {
 #define KURER__ERR_ENUM(name, value, cat, msg) KURER_##name = (value),

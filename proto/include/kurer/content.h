@@ -39,6 +39,14 @@
 #define KURER_SFRAME_KEY_LEN         32
 #define KURER_MEDIA_TICKET_MAX       64
 #define KURER_SENDER_KEY_DIST_MAX    1024
+#define KURER_GROUP_NAME_MAX         128
+#define KURER_GROUP_CHANGE_USERS_MAX 256   /* users named by one change */
+#define KURER_GROUP_CHANGE_MAX       24576 /* a serialized GroupChange */
+#define KURER_GROUP_CHAIN_MAX        8192  /* the signer's CertificateChain */
+#define KURER_GROUP_SIG_LEN          64
+/* What a group change's signature covers: this context (with its NUL), then the change bytes. */
+#define KURER_GROUP_SIG_CONTEXT     "kurer group change v1"
+#define KURER_GROUP_SIG_CONTEXT_LEN 22
 
 typedef struct kurer_attachment {
     uint8_t blob_id[KURER_BLOB_ID_LEN];
@@ -136,6 +144,53 @@ typedef struct kurer_sender_key_distribution {
     size_t distribution_len;
 } kurer_sender_key_distribution;
 
+/* Group changes (docs/protocol.md 4.7); the values are the protobuf enum's. */
+typedef enum kurer_group_change_kind {
+    KURER_GROUP_CREATE = 1,
+    KURER_GROUP_ADD = 2,
+    KURER_GROUP_REMOVE = 3,
+    KURER_GROUP_LEAVE = 4,
+    KURER_GROUP_PROMOTE = 5,
+    KURER_GROUP_RENAME = 6,
+    KURER_GROUP_SET_TIMER = 7,
+} kurer_group_change_kind;
+
+/* A decoded GroupChange. Decoding checks the form only: a 32-byte id, a known kind, a valid
+ * signer address, users that are valid user names, each once, and the fields each kind needs
+ * (CREATE: base 0 and a name; ADD, REMOVE, PROMOTE: at least one user; RENAME: a name; LEAVE:
+ * no users). Whether the signer may make it is the group state machine's question. */
+typedef struct kurer_group_change {
+    uint8_t group_id[KURER_GROUP_ID_LEN];
+    uint32_t base_revision;
+    kurer_group_change_kind kind;
+    kurer_device_address signer;
+    const char *const *users; /* 0..KURER_GROUP_CHANGE_USERS_MAX */
+    size_t n_users;
+    const char *name; /* 0..KURER_GROUP_NAME_MAX bytes, never NULL */
+    uint64_t timestamp;
+    uint32_t expire_timer;
+    kurer_arena mem; /* set by decode; the encoder ignores it */
+} kurer_group_change;
+
+/* The GroupControl content: the change's bytes as signed, the signature (absent: has_signature
+ * 0, which the receiver counts as a forgery) and the signer's chain. */
+typedef struct kurer_group_control {
+    const uint8_t *change; /* 1..KURER_GROUP_CHANGE_MAX bytes */
+    size_t change_len;
+    int has_signature;
+    uint8_t signature[KURER_GROUP_SIG_LEN];
+    const uint8_t *signer_chain; /* 0..KURER_GROUP_CHAIN_MAX bytes */
+    size_t signer_chain_len;
+} kurer_group_control;
+
+/* Serialized GroupChange <-> kurer_group_change (same model as kurer_content). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_group_change_decode(const uint8_t *data, size_t len,
+                                                            kurer_group_change *out);
+KURER_EXPORT KURER_MUST_CHECK int kurer_group_change_encode(const kurer_group_change *c,
+                                                            kurer_buf *out);
+/* Frees the arena and zeroes *c. NULL-safe. */
+KURER_EXPORT void kurer_group_change_release(kurer_group_change *c);
+
 /* The values are the protobuf field numbers of the oneof. */
 typedef enum kurer_content_body {
     KURER_CONTENT_NONE = 0, /* never in valid content */
@@ -144,6 +199,7 @@ typedef enum kurer_content_body {
     KURER_CONTENT_CALL = 3,
     KURER_CONTENT_SYNC = 4, /* a SyncMessage with its Sent part (required) */
     KURER_CONTENT_SENDER_KEY = 5,
+    KURER_CONTENT_GROUP_CONTROL = 6,
 } kurer_content_body;
 
 typedef struct kurer_content {
@@ -154,6 +210,7 @@ typedef struct kurer_content {
         kurer_call_message call;
         kurer_sync_sent sync;
         kurer_sender_key_distribution sender_key;
+        kurer_group_control group_control;
     } u;
     kurer_arena mem; /* set by decode; encoders ignore it */
 } kurer_content;

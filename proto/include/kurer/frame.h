@@ -55,8 +55,12 @@
  * record bound (max_preauth_record, at least 4608), since NK sessions never authenticate. */
 #define KURER_REVOCATION_UPLOAD_CHUNK 4096
 #define KURER_ERROR_MESSAGE_MAX       256 /* bytes of Error.message */
-#define KURER_PREKEY_PUBLIC_LEN       33  /* 0x05 || X25519 */
-#define KURER_PREKEY_SIG_LEN          64  /* XEdDSA */
+/* Fan-out sends (docs/protocol.md 3.7): recipient devices of one send, all parts together (and
+ * so users too: each has one device at least), and the parts one send may take. */
+#define KURER_FANOUT_DEVICES_MAX 4000
+#define KURER_FANOUT_PARTS_MAX   64
+#define KURER_PREKEY_PUBLIC_LEN  33 /* 0x05 || X25519 */
+#define KURER_PREKEY_SIG_LEN     64 /* XEdDSA */
 /* Everything one decoded message may allocate (a guard: valid input stays far below it). */
 #define KURER_ARENA_MAX ((size_t)16 * 1024 * 1024)
 
@@ -106,6 +110,16 @@ typedef struct kurer_envelope {
 KURER_EXPORT KURER_MUST_CHECK int kurer_envelope_decode(const uint8_t *data, size_t len,
                                                         kurer_envelope *out, kurer_arena *mem);
 KURER_EXPORT KURER_MUST_CHECK int kurer_envelope_encode(const kurer_envelope *env, kurer_buf *out);
+
+/* A fan-out's envelope as a relay stores it once for all its recipients: env's encoding
+ * (kurer_envelope_encode, so env->to must be valid) without its `to` field, appended to out.
+ * kurer_fanout_envelope gives one recipient's envelope back: shared with `to` put in its place,
+ * the bytes kurer_envelope_encode gives for the envelope with that `to` (appended to out).
+ * KURER_EMALFORMED for shared bytes not made by kurer_fanout_shared_encode; KURER_ELIMIT when
+ * the result would pass KURER_FRAME_MAX. Not exported (the relay's). */
+KURER_MUST_CHECK int kurer_fanout_shared_encode(const kurer_envelope *env, kurer_buf *out);
+KURER_MUST_CHECK int kurer_fanout_envelope(const uint8_t *shared, size_t len,
+                                           const kurer_device_address *to, kurer_buf *out);
 
 /* ---- Handshake payloads ------------------------------------------------------------------- */
 
@@ -158,7 +172,38 @@ typedef enum kurer_client_body {
     KURER_CLIENT_REVOCATION_CHUNK = 18,       /* upload a chunk of a large list */
     KURER_CLIENT_REVOCATION_CHUNK_FETCH = 19, /* ask for a chunk of one held list */
     KURER_CLIENT_MEDIA_ALLOCATE = 20,         /* a call on the relay's media relay (no fields) */
+    KURER_CLIENT_FANOUT = 21,                 /* one part of a fan-out send */
 } kurer_client_body;
+
+/* A recipient device of a fan-out: its id, and the serial of its certificate the content was
+ * encrypted for (0: not said; as kurer_envelope.to_serial). */
+typedef struct kurer_fanout_device {
+    uint32_t device_id; /* 1..KURER_DEVICE_ID_MAX */
+    uint64_t serial;
+} kurer_fanout_device;
+
+typedef struct kurer_fanout_user {
+    const char *user;                   /* user@authority */
+    const kurer_fanout_device *devices; /* 1..KURER_USER_DEVICES_MAX, no device id twice */
+    size_t n_devices;
+} kurer_fanout_user;
+
+/* One part of a fan-out send. Part 0 carries type (KURER_ENVELOPE_SENDER_KEY only) and content
+ * (1..KURER_ENVELOPE_CONTENT_MAX bytes); later parts carry neither (type 0, no content). Every
+ * part but a non-final part 0 names 1 or more users; a part names at most
+ * KURER_FANOUT_DEVICES_MAX devices, no user twice; part < KURER_FANOUT_PARTS_MAX. What spans
+ * parts (a user in two parts, the total of devices, the order of parts) is the relay's to
+ * check. */
+typedef struct kurer_fanout_send {
+    uint8_t id[KURER_ENVELOPE_ID_LEN];
+    uint32_t part;
+    kurer_envelope_type type; /* part 0 only (0 in later parts) */
+    const uint8_t *content;   /* part 0 only */
+    size_t content_len;
+    const kurer_fanout_user *users;
+    size_t n_users;
+    int final;
+} kurer_fanout_send;
 
 /* A chunk of a SignedRevocationList's bytes: data[0..len) sits at offset of total. Decoders
  * check 1 <= len <= KURER_REVOCATION_CHUNK_MAX, total <= KURER_CRL_BYTES_MAX and
@@ -235,6 +280,7 @@ typedef struct kurer_client_frame {
             uint64_t version; /* 0: whatever is held */
             uint32_t offset;
         } revocation_chunk_fetch;
+        kurer_fanout_send fanout;
     } u;
     kurer_arena mem; /* set by decode; encoders ignore it */
 } kurer_client_frame;
@@ -263,6 +309,7 @@ typedef enum kurer_server_body {
     KURER_SERVER_REVOCATION_INDEX = 19, /* answer, or push naming one new list */
     KURER_SERVER_REVOCATION_CHUNK = 20,
     KURER_SERVER_MEDIA_ALLOCATION = 21, /* the answer to MediaAllocate */
+    KURER_SERVER_FANOUT_RESULT = 22,    /* the answer to a fan-out send's final part */
 } kurer_server_body;
 
 /* A media relay call (docs/calls.md): its id, one ticket per leg (opaque to clients), the UDP
@@ -345,6 +392,17 @@ typedef struct kurer_server_frame {
         } revocation_index;
         kurer_revocation_chunk revocation_chunk;
         kurer_media_allocation media_allocation; /* no heap */
+        /* The users of a fan-out whose status is not ACCEPTED (each as in send_result, at most
+         * KURER_FANOUT_DEVICES_MAX, no user twice); every other user of the send is accepted
+         * (accepted says how many). lists_omitted: some STALE_DEVICES results come with an
+         * empty current list (they did not fit the record): look those users up. */
+        struct {
+            const kurer_user_result *refused;
+            size_t n_refused;
+            uint8_t id[KURER_ENVELOPE_ID_LEN];
+            uint32_t accepted;
+            int lists_omitted;
+        } fanout_result;
     } u;
     kurer_arena mem; /* set by decode; encoders ignore it */
 } kurer_server_frame;

@@ -524,6 +524,7 @@ static void test_ops_complete(void **state)
         (void (*)(void))o->load_directory,
         (void (*)(void))o->load_crls,
         (void (*)(void))o->put,
+        (void (*)(void))o->put_fanout,
         (void (*)(void))o->fetch,
         (void (*)(void))o->ack,
         (void (*)(void))o->put_device,
@@ -852,6 +853,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_big_round, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invites, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

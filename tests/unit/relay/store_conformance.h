@@ -72,6 +72,8 @@ void test_two_nodes(void **state);
 void test_reconnect(void **state);
 void test_big_round(void **state);
 void test_pipeline_error(void **state);
+/* ---- fan-out puts (store_conformance_fanout.c) */
+void test_fanout(void **state);
 /* ---- invitations (store_conformance_invites.c) */
 void test_invites(void **state);
 

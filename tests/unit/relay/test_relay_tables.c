@@ -263,7 +263,7 @@ void test_htab_remove_iterating(void **state)
     htab_free(&t);
 }
 
-/* The table has exactly one row per kind the decoder knows (frame.h: 10..19) and none for any
+/* The table has exactly one row per kind the decoder knows (frame.h: 10..21) and none for any
  * other value; a kind without a row is EUNSUPPORTED whatever the session; on an NK session only
  * the two uploads pass (docs/protocol.md 1.4), the rest is EPERM. IK connections reach dispatch
  * only once authenticated (net calls on_established first), so they may send every kind. */
@@ -272,7 +272,7 @@ void test_dispatch_table(void **state)
     (void)state;
     for (int b = -1; b < 256; b++) {
         kurer_client_body body = (kurer_client_body)b;
-        int known = b >= KURER_CLIENT_SEND && b <= KURER_CLIENT_MEDIA_ALLOCATE;
+        int known = b >= KURER_CLIENT_SEND && b <= KURER_CLIENT_FANOUT;
         int upload = b == KURER_CLIENT_REVOCATION || b == KURER_CLIENT_REVOCATION_CHUNK;
         assert_int_equal(kurer__dispatch_rows(body), known ? 1 : 0);
         assert_int_equal(kurer__dispatch_check(body, 0), known ? 0 : KURER_EUNSUPPORTED);
@@ -281,5 +281,5 @@ void test_dispatch_table(void **state)
                                                                   : KURER_EPERM);
         assert_int_equal(kurer__dispatch_allowed(body, 1), known && upload);
     }
-    assert_int_equal(KURER_CLIENT_MEDIA_ALLOCATE - KURER_CLIENT_SEND + 1, 11);
+    assert_int_equal(KURER_CLIENT_FANOUT - KURER_CLIENT_SEND + 1, 12);
 }

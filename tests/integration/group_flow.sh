@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# group_<case> (issue 11): groups through the real kurer, kurer-admin and kurer-relay on
+# 127.0.0.1 (port 0), with the helpers of client_flow.sh (sourced); every wait is bounded.
+#
+# usage: group_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER GROUP_HELPER
+set -uo pipefail
+if [ -z "${CLIENT_FLOW_DETACHED:-}" ]; then
+    export CLIENT_FLOW_DETACHED=1
+    exec setsid -w "$0" "$@" </dev/null
+fi
+CLIENT_FLOW_LIB=1
+# shellcheck source=client_flow.sh
+source "$(dirname "$(realpath "$0")")/client_flow.sh" "$@"
+GH=${CHAT:-} # (client_flow.sh's sixth argument) tests/integration/group_helper.c
+
+# gid OUTPUT: the group id printed by kurer group create
+gid() { printf '%s\n' "$1" | sed -n 's/^created group .* \([0-9a-f]\{64\}\)$/\1/p'; }
+
+# info HOME ID FIELD: one field of kurer group info --json (python3 reads the JSON)
+info() {
+    "$K" group --home "$1" --json info "$2" 2>&1 |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); f=sys.argv[1]; print(" ".join(m["user"] for m in d["members"]) if f == "users" else " ".join(d["admins"]) if f == "admins" else d.get(f))' "$3"
+}
+
+# same NAME FIELD ID HOME...: every home shows the same value of FIELD for group ID
+same() {
+    local name=$1 field=$2 id=$3 first="" v h
+    shift 3
+    for h in "$@"; do
+        v=$(info "$h" "$id" "$field")
+        if [ -z "$v" ] || [ "$v" = None ]; then
+            fail "$name: no $field from $h"
+            return
+        elif [ -z "$first" ]; then
+            first=$v
+        elif [ "$v" != "$first" ]; then
+            fail "$name: $h has $field $v, ${1} has $first"
+            return
+        fi
+    done
+    ok "$name ($field $first)"
+}
+
+group_setup() {
+    pki
+    start_relay
+    device anna anna@fm.dk 1 fm CONFIDENTIAL
+    device anna2 anna@fm.dk 2 fm CONFIDENTIAL
+    device bob bob@sk.dk 1 sk
+    device carl carl@fm.dk 1 fm CONFIDENTIAL
+}
+
+case $CASE in
+text)
+    # Three users, anna with two devices: everyone reads everyone.
+    group_setup
+    expect "create" 0 "created group krisestab" "$K" group --home anna create krisestab \
+        bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    [ -n "$ID" ] || fail "no group id in: $out"
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "bob sees the group" 0 "krisestab" "$K" group --home bob list
+    expect "carl sees the members" 0 "bob@sk.dk" "$K" group --home carl info "${ID:0:8}"
+    expect "anna sends" 0 "sent to group $ID" "$K" send --home anna --group "$ID" "moede kl 10"
+    for h in anna2 bob carl; do
+        expect "$h reads anna" 0 "anna@fm.dk in group ${ID:0:16} [UNCLASSIFIED] moede kl 10" \
+            "$K" recv --home "$h"
+    done
+    expect "bob answers" 0 "sent to group" "$K" send --home bob --group "${ID:0:10}" "jeg kommer"
+    for h in anna anna2 carl; do
+        expect "$h reads bob" 0 "bob@sk.dk in group ${ID:0:16} [UNCLASSIFIED] jeg kommer" \
+            "$K" recv --home "$h"
+    done
+    expect "a second message needs no new key" 0 "sent to group" env KURER_LOG_LEVEL=info \
+        "$K" send --home anna --group "$ID" "dagsorden"
+    count "the one ciphertext went through the relay's fan-out" 0 "group_fanout_fallback" "$out"
+    expect "carl reads it" 0 "dagsorden" "$K" recv --home carl
+    expect "history shows the group" 0 "-> group ${ID:0:16} [UNCLASSIFIED] moede kl 10" \
+        "$K" history --home anna
+    expect "history json names the group" 0 "\"group\":\"$ID\"" "$K" history --home bob --json
+    same "all agree" revision "$ID" anna anna2 bob carl
+    same "all agree" users "$ID" anna anna2 bob carl
+    same "all agree" admins "$ID" anna anna2 bob carl
+    ;;
+ceiling)
+    # bob (RESTRICTED) lowers the ceiling: a CONFIDENTIAL send is refused naming him; carl
+    # (CONFIDENTIAL) quarantines nothing at or below his clearance.
+    group_setup
+    expect "create" 0 "created group" "$K" group --home anna create udvalg bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    expect "info shows the ceiling" 0 "ceiling RESTRICTED" "$K" group --home anna info "$ID"
+    expect "named" 0 "ceiling set by bob@sk.dk device 1" "$K" group --home anna info "$ID"
+    expect "confidential refused" 1 "above the group's ceiling: the clearance of member bob@sk.dk device 1 is RESTRICTED" \
+        "$K" send --home anna --group "$ID" --level CONFIDENTIAL "hemmeligt"
+    expect "typed error" 1 '"code":"ECLEARANCE"' "$K" send --home anna --group "$ID" \
+        --level CONFIDENTIAL --json "hemmeligt"
+    expect "restricted goes" 0 "sent to group" "$K" send --home anna --group "$ID" \
+        --level RESTRICTED "til tjenestebrug"
+    expect "carl reads it" 0 "[RESTRICTED] til tjenestebrug" "$K" recv --home carl
+    expect "nothing quarantined" 0 "" "$K" history --home carl
+    count "no quarantine" 0 "quarantined" "$out"
+    count "nothing confidential went out" 0 "hemmeligt" "$out"
+    # Without bob the ceiling is carl's and anna's: CONFIDENTIAL.
+    expect "remove bob" 0 "remove: done" "$K" group --home anna remove "$ID" bob@sk.dk
+    expect "ceiling recomputed" 0 "ceiling CONFIDENTIAL" "$K" group --home anna info "$ID"
+    expect "confidential now goes" 0 "sent to group" "$K" send --home anna --group "$ID" \
+        --level CONFIDENTIAL "fortroligt"
+    expect "carl reads it" 0 "[CONFIDENTIAL] fortroligt" "$K" recv --home carl
+    ;;
+membership)
+    # A member added later does not get what was sent before; a member removed gets nothing
+    # sent after, and every sender changes its key.
+    group_setup
+    expect "create" 0 "created group" "$K" group --home anna create sag bob@sk.dk
+    ID=$(gid "$out")
+    "$K" recv --home bob >/dev/null
+    expect "before carl" 0 "sent to group" "$K" send --home anna --group "$ID" "foer carl"
+    expect "add carl" 0 "add: done" "$K" group --home anna add "$ID" carl@fm.dk
+    "$K" recv --home carl >/dev/null
+    expect "carl is in" 0 "sag" "$K" group --home carl list
+    expect "after carl" 0 "sent to group" "$K" send --home anna --group "$ID" "efter carl"
+    expect "carl reads the later one" 0 "efter carl" "$K" recv --home carl
+    # The envelope of the earlier message, as the relay stored it for bob, given to carl.
+    expect "the earlier envelope does not decrypt for carl" 0 "refused" "$GH" try-decrypt anna \
+        "foer carl" carl
+    count "not decrypted" 0 "^decrypted" "$out"
+    expect "carl's history" 0 "" "$K" history --home carl
+    count "carl has not the earlier one" 0 "foer carl" "$out"
+    expect "bob reads both" 0 "efter carl" "$K" recv --home bob
+    expect "bob's history" 0 "foer carl" "$K" history --home bob
+    expect "remove bob" 0 "remove: done" "$K" group --home anna remove "$ID" bob@sk.dk
+    expect "after bob" 0 "sent to group" "$K" send --home anna --group "$ID" "uden bob"
+    expect "carl reads it" 0 "uden bob" "$K" recv --home carl
+    expect "again after bob" 0 "sent to group" "$K" send --home anna --group "$ID" "stadig uden bob"
+    # The envelope carl is sent, captured and delivered to a member's device, decrypts (so
+    # that the checks below could fail) ...
+    expect "a captured envelope decrypts for a member" 0 "decrypted" "$GH" try-decrypt anna \
+        "stadig uden bob" carl
+    # ... and delivered to bob's device, does not: anna's key changed after the removal.
+    for t in "uden bob" "stadig uden bob"; do
+        expect "'$t' does not decrypt for bob" 0 "refused EUNKNOWNGROUP" "$GH" \
+            try-decrypt anna "$t" bob
+    done
+    "$K" recv --home bob >bob.out 2>&1
+    count "bob reads nothing after his removal" 0 "uden bob" "$(cat bob.out)"
+    expect "bob sees he is out" 0 "" "$K" group --home bob --json info "$ID"
+    count "bob is no member" 1 '"member":false' "$out"
+    expect "bob cannot send" 1 "not a member" "$K" send --home bob --group "$ID" "hallo?"
+    ;;
+concurrent)
+    # Two admins change the group at once (both on the same revision): every device agrees.
+    group_setup
+    device dave dave@fm.dk 1 fm CONFIDENTIAL
+    expect "create" 0 "created group" "$K" group --home anna create cell bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "promote bob" 0 "promote: done" "$K" group --home anna promote "$ID" bob@sk.dk
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "both on revision 2" 0 "revision 2" "$K" group --home bob info "$ID"
+    # Neither has seen the other's change when it makes its own.
+    expect "anna adds dave" 0 "add: done" "$K" group --home anna add "$ID" dave@fm.dk
+    expect "bob removes carl" 0 "remove: done" "$K" group --home bob remove "$ID" carl@fm.dk
+    for round in 1 2; do
+        for h in anna anna2 bob carl dave; do "$K" recv --home "$h" >/dev/null; done
+    done
+    same "every device" revision "$ID" anna anna2 bob carl dave
+    same "every device" users "$ID" anna anna2 bob carl dave
+    same "every device" admins "$ID" anna anna2 bob carl dave
+    expect "one revision for both" 0 "revision 3" "$K" group --home dave info "$ID"
+    expect "dave in, carl out" 0 "anna@fm.dk bob@sk.dk dave@fm.dk" info anna "$ID" users
+    expect "the group still works" 0 "sent to group" "$K" send --home bob --group "$ID" "alle enige"
+    expect "dave reads bob" 0 "alle enige" "$K" recv --home dave
+    ;;
+daemon)
+    # With kurer daemon holding anna's home, the group commands and send --group run in it
+    # (the home's lock would refuse them otherwise), with the same output.
+    group_setup
+    "$K" daemon --home anna >anna.daemon.out 2>anna.daemon.err &
+    BG_PIDS+=("$!")
+    wait_for anna.daemon.err "daemon for" 15 || { fail "no daemon"; cat anna.daemon.err; exit 1; }
+    expect "create through the daemon" 0 "created group raad" "$K" group --home anna create raad \
+        bob@sk.dk
+    ID=$(gid "$out")
+    "$K" recv --home bob >/dev/null
+    expect "send through the daemon" 0 "sent to group $ID" "$K" send --home anna --group "$ID" \
+        "via daemon"
+    expect "bob reads it" 0 "anna@fm.dk in group ${ID:0:16} [UNCLASSIFIED] via daemon" "$K" recv \
+        --home bob
+    expect "add through the daemon" 0 "add: done" "$K" group --home anna add "$ID" carl@fm.dk
+    expect "info through the daemon" 0 "carl@fm.dk" "$K" group --home anna info "$ID"
+    expect "list through the daemon" 0 "raad  revision 2" "$K" group --home anna list
+    expect "refusal through the daemon" 1 "above the group's ceiling" "$K" send --home anna \
+        --group "$ID" --level CONFIDENTIAL "nej"
+    expect "bob may not remove" 1 "not an admin" "$K" group --home bob remove "$ID" carl@fm.dk
+    expect "leave through the daemon" 0 "leave: done" "$K" group --home anna leave "$ID"
+    "$K" recv --home bob >/dev/null
+    expect "bob sees anna gone" 0 "bob@sk.dk carl@fm.dk" info bob "$ID" users
+    ;;
+forged)
+    # Changes signed by a non-admin, unsigned, badly signed, or for an unknown group: ignored
+    # everywhere, counted.
+    group_setup
+    expect "create" 0 "created group" "$K" group --home anna create cell bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    for h in bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "bob (no admin) is refused here" 1 "not an admin" "$K" group --home bob add "$ID" \
+        dave@fm.dk
+    # bob's sessions with carl's device (a group message), then the forgeries.
+    expect "bob writes" 0 "sent to group" "$K" send --home bob --group "$ID" "hej"
+    for mode in nonadmin unsigned badsig unknown; do
+        expect "forged: $mode" 0 "" "$GH" forge bob "$ID" "$mode" carl@fm.dk
+    done
+    expect "carl reads bob's message" 0 "hej" "$K" recv --home carl
+    expect "carl ignores them" 0 "revision 1" "$K" group --home carl info "$ID"
+    count "no eve" 0 "eve@fm.dk" "$out"
+    expect "all four counted" 0 "changes ignored on this home: 4" "$K" group --home carl info "$ID"
+    same "carl and anna agree" users "$ID" anna carl
+    expect "a real change still applies" 0 "promote: done" "$K" group --home anna promote "$ID" \
+        carl@fm.dk
+    "$K" recv --home carl >/dev/null
+    expect "carl has it" 0 "revision 2" "$K" group --home carl info "$ID"
+    ;;
+*)
+    echo "unknown case $CASE"
+    exit 2
+    ;;
+esac
+[ "$failed" -eq 0 ] || exit 1
