@@ -70,8 +70,9 @@ static void help_main(FILE *f)
           "One process per home: every command locks H/.lock. A command waits up to 30 s\n"
           "(" LOCK_ENV "=SECONDS) for another one on the same home, and is refused at once while\n"
           "`kurer recv --wait` holds it. While `kurer daemon` holds it, send, history, recv,\n"
-          "verify, whoami and backup go through the daemon (same output and exit status, no\n"
-          "passphrase); the other commands are refused.\n",
+          "verify, whoami, backup, outbox, contacts, conversations, import and rekey go through\n"
+          "the daemon (same output and exit status, no passphrase); init, passwd, relay,\n"
+          "restore, call and answer are refused (stop the daemon first).\n",
           f);
 }
 

@@ -57,6 +57,7 @@ extern const rpc_method rpc_conn_methods[];     /* daemon_conn.c: subscribe, uns
 extern const rpc_method rpc_home_methods[];     /* rpc_home.c: backup */
 extern const rpc_method rpc_day_methods[];      /* rpc_day.c: outbox, outbox_retry, outbox_cancel,
                                                    contacts, conversations */
+extern const rpc_method rpc_keys_methods[];     /* rpc_keys.c: rekey, import */
 /* rpc_table.c: the method called name, or NULL. */
 const rpc_method *rpc_find(const char *name);
 

@@ -706,8 +706,10 @@ invite)
     expect "status: still waiting" 3 "not approved yet" "$K" import --home anna2 --invite-status
     expect "approve 2" 0 "approved" admin_q approve "$INVITE_ID"
     # Someone who learnt the id (not the code) polls with wrong proofs, more often than
-    # invite_failures_max (5): refused each time, and the device still gets its chain.
+    # invite_failures_max (5): refused each time, and the device still gets its chain (paced:
+    # every poll is an NK handshake, nk_rate 4 a second from one address).
     for i in 1 2 3 4 5 6; do
+        sleep 0.5
         expect "a wrong poll proof $i" 0 "EINVITEMAC" "$TAMPER" poll "127.0.0.1:$PORT" \
             "$RELAY_KEY" "$CODE"
     done
