@@ -10,6 +10,7 @@ static const rpc_method *const groups[] = {
     rpc_home_methods,     /* backup */
     rpc_day_methods,      /* outbox, outbox_retry, outbox_cancel, contacts, conversations */
     rpc_keys_methods,     /* rekey, import */
+    rpc_call_methods,     /* call, answer */
 };
 
 const rpc_method *rpc_find(const char *name)

@@ -355,8 +355,7 @@ case_socket() {
         "$K" daemon --home anna --socket "$W/other.sock"
     expect "import goes through the daemon" 0 "kept as a peer certificate" \
         "$K" import --home anna bob.chain
-    expect "call is refused while the daemon holds the home" 1 "stop the daemon" \
-        "$K" call --home anna bob@sk.dk --level UNCLASSIFIED
+    expect "restore onto it is refused" 1 "" "$K" restore --home anna backup.none
     expect "passwd is refused" 1 "held by \`kurer daemon\`" "$K" passwd --home anna
     stop_daemon anna
     [ "$DST" -eq 0 ] && ok "SIGTERM: exit 0" || fail "exit $DST"
