@@ -10,9 +10,12 @@
  *   decide  ... and approves (with the chain it issued on its own machine) or rejects.
  *
  * The relay never learns a code: it holds the verifier, from which neither the code nor the
- * authority's MAC key can be derived. Failed attempts are counted per source address (more
- * than invite_rate a minute: ERATE for every attempt from it until the minute is over) and per
- * invitation (invite_failures_max wrong MACs lock it). */
+ * authority's MAC key can be derived. Refused submits and polls are counted per source address
+ * (an IPv6 address per /64; more than invite_rate a minute: ERATE for every attempt from it until
+ * the minute is over; a full table evicts the address whose minute began first) and wrong MACs
+ * of a submit per invitation (invite_failures_max lock it for submits; polls are never locked
+ * out by others' wrong proofs, so that a third party who knows an id cannot keep an approved
+ * device from its chain). Logs and the audit name an invitation by a short prefix of its id. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,22 +24,15 @@
 #include "kurer/enrol.h"
 #include "kurer/invite.h"
 #include "kurer/util.h"
+#include "enrol_rate.h"
 #include "relay_internal.h"
 
-#define ADMIN_SKEW_S    300          /* an administrator's proof: this close to our clock */
-#define INVITE_LIFE_MAX (30 * 86400) /* the longest an invitation may live */
-#define ENROL_ADDRS     1024         /* source addresses remembered (then: fail closed) */
-#define ENROL_WINDOW_MS ((uint64_t)60000)
+#define ADMIN_SKEW_S 300 /* an administrator's proof: this close to our clock */
+#define LOG_ID_BYTES 4   /* of an invitation's id in logs and the audit (8 hex digits) */
 /* An unauthenticated session makes the relay hold one request at a time (about 20 KB with its
  * store operation), and a few in all: a pending list of several pages, or a poll loop, opens
  * new sessions. */
 #define ENROL_SESSION_MAX 16
-
-typedef struct enrol_addr {
-    uint8_t ip[16];
-    uint64_t window_ms; /* start of its minute (0: a free slot) */
-    uint64_t failed;    /* failed attempts in it */
-} enrol_addr;
 
 /* One request in flight: the connection (held), the request, and for two-step requests what
  * the first step read. */
@@ -53,6 +49,8 @@ void kurer__enrol_free(relay *r)
     free(r->enrol_addrs);
     r->enrol_addrs = NULL;
 }
+
+static void addr_failed(relay *r, const rconn *rc);
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
@@ -82,8 +80,10 @@ static void reply_err(rconn *rc, const kurer_enrol_request *q, int err)
     kurer_enrol_reply *rep = calloc(1, sizeof(*rep));
     if (err != 0) {
         kurer__count_reject(rc->r, err);
-        if (q->body == KURER_ENROL_SUBMIT || q->body == KURER_ENROL_POLL)
+        if (q->body == KURER_ENROL_SUBMIT || q->body == KURER_ENROL_POLL) {
             rc->r->enrol_refused++;
+            addr_failed(rc->r, rc); /* every refusal, not only wrong codes and MACs */
+        }
     }
     if (rep == NULL) {
         if (rc->c != NULL)
@@ -105,50 +105,30 @@ static void op_done(enrol_op *o)
 
 /* ---- failed attempts per source address ---------------------------------------------------- */
 
-static enrol_addr *addr_slot(relay *r, const rconn *rc, uint64_t now_ms)
+static const uint8_t *addr_of(const rconn *rc)
 {
     static const uint8_t none[16] = {0};
-    const uint8_t *ip = rc->pa != NULL ? rc->pa->ip : none;
-    enrol_addr *free_slot = NULL;
-    if (r->enrol_addrs == NULL &&
-        (r->enrol_addrs = calloc(ENROL_ADDRS, sizeof(enrol_addr))) == NULL)
-        return NULL;
-    for (size_t i = 0; i < ENROL_ADDRS; i++) {
-        enrol_addr *a = &r->enrol_addrs[i];
-        if (a->window_ms != 0 && memcmp(a->ip, ip, 16) == 0)
-            return a;
-        if (free_slot == NULL && (a->window_ms == 0 || now_ms - a->window_ms >= ENROL_WINDOW_MS))
-            free_slot = a;
-    }
-    if (free_slot != NULL) {
-        memcpy(free_slot->ip, ip, 16);
-        free_slot->window_ms = now_ms;
-        free_slot->failed = 0;
-    }
-    return free_slot; /* NULL: every slot is a live address: refused (fail closed) */
+    return rc->pa != NULL ? rc->pa->ip : none;
 }
 
-/* 1 if this address may try (under invite_rate failures this minute). */
+/* 1 if this address may try (under invite_rate refusals this minute). */
 static int addr_may_try(relay *r, const rconn *rc)
 {
-    uint64_t now = kurer_time_mono_ms();
     if (r->cfg.invite_rate == 0)
         return 1;
-    enrol_addr *a = addr_slot(r, rc, now);
-    if (a == NULL)
-        return 0;
-    if (now - a->window_ms >= ENROL_WINDOW_MS) {
-        a->window_ms = now;
-        a->failed = 0;
-    }
-    return a->failed < r->cfg.invite_rate;
+    if (r->enrol_addrs == NULL &&
+        (r->enrol_addrs = calloc(KURER__ENROL_ADDRS, sizeof(kurer__enrol_addr))) == NULL)
+        return 0; /* no memory for the table: refused (fail closed) */
+    return kurer__enrol_rate_may_try(r->enrol_addrs, KURER__ENROL_ADDRS, addr_of(rc),
+                                     r->cfg.invite_rate, kurer_time_mono_ms());
 }
 
+/* A refused submit or poll, charged to its address (whatever the reason). */
 static void addr_failed(relay *r, const rconn *rc)
 {
-    enrol_addr *a = r->cfg.invite_rate != 0 ? addr_slot(r, rc, kurer_time_mono_ms()) : NULL;
-    if (a != NULL)
-        a->failed++;
+    if (r->cfg.invite_rate != 0 && r->enrol_addrs != NULL)
+        kurer__enrol_rate_failed(r->enrol_addrs, KURER__ENROL_ADDRS, addr_of(rc),
+                                 kurer_time_mono_ms());
 }
 
 /* ---- submitting operations to the store ---------------------------------------------------- */
@@ -235,9 +215,8 @@ static void do_invite(enrol_op *o)
     /* the authority invites its own users only, for a bounded time from now */
     if (rc == 0 && (auth == NULL || strcmp(auth, c.body.subject) != 0))
         rc = KURER_ESUBJECT;
-    if (rc == 0 && (i->expires_at <= o->now || i->expires_at - i->created_at > INVITE_LIFE_MAX ||
-                    i->created_at > o->now + ADMIN_SKEW_S))
-        rc = i->expires_at <= o->now ? KURER_EINVITEEXPIRED : KURER_EINVAL;
+    if (rc == 0)
+        rc = kurer__invite_times_check(i->created_at, i->expires_at, o->now);
     if (rc == 0)
         rc = kurer_invite_verify(i, c.body.signing_key);
     if (rc == 0) {
@@ -282,25 +261,25 @@ static int device_check(enrol_op *o, const kurer_store_invite *row)
     const kurer_enrol_request *q = &o->req;
     relay *r = o->rc->r;
     uint8_t mac[KURER_ENROL_MAC_LEN];
+    if (q->body == KURER_ENROL_POLL) {
+        /* A wrong proof is the asker's failure (its address is charged), never the
+         * invitation's: whoever guessed an id must not lock the device out of its chain. */
+        kurer_invite_poll_proof(row->verifier, row->id, mac);
+        return kurer_ct_equal(mac, q->mac, sizeof(mac)) ? 0 : KURER_EINVITEMAC;
+    }
     if (row->failures >= r->cfg.invite_failures_max) {
         r->invite_rate_limited++;
         return KURER_ERATE;
     }
-    if (q->body == KURER_ENROL_SUBMIT)
-        kurer_invite_relay_mac(row->verifier, row->id, q->request, q->request_len, mac);
-    else
-        kurer_invite_poll_proof(row->verifier, row->id, mac);
+    kurer_invite_relay_mac(row->verifier, row->id, q->request, q->request_len, mac);
     if (!kurer_ct_equal(mac, q->mac, sizeof(mac))) {
-        addr_failed(r, o->rc);
         o->wrong_mac = 1;
         store_id_op(o, KURER_INVITE_FAIL, after_write);
         return 1; /* answered when the failure is stored */
     }
-    if (q->body == KURER_ENROL_POLL)
-        return 0;
     if (row->state != KURER_ENROL_OPEN)
         return KURER_EINVITEUSED;
-    if (row->expires_at < o->now)
+    if (kurer__invite_expired(row->expires_at, o->now))
         return KURER_EINVITEEXPIRED;
     return request_fits(q, row);
 }
@@ -314,7 +293,7 @@ static void poll_reply(enrol_op *o, const kurer_store_invite *row)
     }
     rep->request_id = o->req.request_id;
     rep->state = (kurer_enrol_state)row->state;
-    if (row->state == KURER_ENROL_OPEN && row->expires_at < o->now)
+    if (row->state == KURER_ENROL_OPEN && kurer__invite_expired(row->expires_at, o->now))
         rep->error = KURER_EINVITEEXPIRED;
     if (row->state == KURER_ENROL_APPROVED) {
         memcpy(rep->chain, row->chain, row->chain_len);
@@ -389,10 +368,8 @@ static void after_get(void *arg, int err, const kurer_store_invite *rows, size_t
     const kurer_enrol_request *q = &o->req;
     if (err == 0 && n != 1)
         err = KURER_ESTORAGE;
-    if (err == KURER_ENOTFOUND && q->body != KURER_ENROL_DECIDE) {
-        addr_failed(o->rc->r, o->rc); /* a wrong code: its id names nothing */
-        err = KURER_EINVITE;
-    }
+    if (err == KURER_ENOTFOUND && q->body != KURER_ENROL_DECIDE)
+        err = KURER_EINVITE; /* a wrong code: its id names nothing */
     if (err == 0 && q->body == KURER_ENROL_DECIDE)
         err = decide_check(o, &rows[0]);
     else if (err == 0 && (err = device_check(o, &rows[0])) == 1)
@@ -415,9 +392,9 @@ static void after_get(void *arg, int err, const kurer_store_invite *rows, size_t
 
 static void audit_op(enrol_op *o, const char *event)
 {
-    char id[2 * KURER_ENROL_ID_LEN + 1];
+    char id[2 * LOG_ID_BYTES + 1]; /* a prefix: the id is half of what a guesser needs */
     kurer_hex_encode(id, o->req.body == KURER_ENROL_INVITE ? o->req.invite.id : o->req.id,
-                     KURER_ENROL_ID_LEN);
+                     LOG_ID_BYTES);
     kurer_log_field f[] = {KURER_LOG_STR("invite", id)};
     kurer__audit(o->rc->r, event, f, 1);
     kurer_log(KURER_LOG_INFO, "relay", event, f, 1);

@@ -225,10 +225,10 @@ struct relay {
     size_t n_held, cap_held;
     kurer__addr_table addrs;
     kurer__take_table takes;
-    struct enrol_addr *enrol_addrs; /* failed invitation attempts per address (enrol.c) */
-    uv_timer_t sweep;               /* forgets idle address and prekey-take entries */
-    uv_timer_t expiry;              /* closes connections whose chain expires */
-    int64_t next_expiry;            /* unix seconds the expiry timer is set for (0: not set) */
+    struct kurer__enrol_addr *enrol_addrs; /* refused enrolment attempts per address (enrol.c) */
+    uv_timer_t sweep;                      /* forgets idle address and prekey-take entries */
+    uv_timer_t expiry;                     /* closes connections whose chain expires */
+    int64_t next_expiry; /* unix seconds the expiry timer is set for (0: not set) */
     int timers;
     struct kurer__media *media; /* the media relay (media.c) */
     /* several nodes over postgres (cluster.c): the listen connection, this node's id, the last

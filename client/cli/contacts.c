@@ -1,10 +1,11 @@
 /* kurer contacts (who one holds certificates of or has written with, with their devices) and
- * kurer conversations (per peer: the last message and the counts). */
+ * kurer conversations (per peer: the last message and the counts): the methods contacts and
+ * conversations (rpc_day.c), here or in the daemon, and their results printed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "rpc.h"
 
 static const char help_contacts[] =
     "usage: kurer contacts --home H [--json]\n"
@@ -23,183 +24,155 @@ static const char help_conversations[] =
     "most recent conversation first; kurer history --with USER shows one. The home does not\n"
     "record what has been read, so there is no unread count.\n";
 
-typedef struct contact_list {
-    kurer_contact *v; /* user strings copied */
-    size_t n, cap;
-} contact_list;
-
-static int collect(void *ud, const kurer_contact *c)
+static const char *str_of(json_t *o, const char *k)
 {
-    contact_list *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        kurer_contact *nv = realloc(l->v, cap * sizeof(*nv));
-        if (nv == NULL)
-            return KURER_ENOMEM;
-        l->v = nv;
-        l->cap = cap;
-    }
-    char *u = strdup(c->user);
-    if (u == NULL)
-        return KURER_ENOMEM;
-    l->v[l->n] = *c;
-    l->v[l->n++].user = u;
-    return 0;
+    const char *v = json_string_value(json_object_get(o, k));
+    return v != NULL ? v : "";
 }
 
-static void list_free(contact_list *l)
+static unsigned long long num_of(json_t *o, const char *k)
 {
-    for (size_t i = 0; i < l->n; i++)
-        free((char *)(uintptr_t)l->v[i].user);
-    free(l->v);
+    json_int_t v = json_integer_value(json_object_get(o, k));
+    return v > 0 ? (unsigned long long)v : 0;
 }
 
-static int device_row(void *ud, const kurer_peer_device *d)
+static void device_row(kurer_json *j, json_t *d)
 {
-    kurer_json *j = ud;
-    const char *clear = d->clearance ? kurer_level_name(d->clearance) : "-";
-    const char *status = d->status == 0 ? "valid" : kurer_err_name(d->status);
+    const char *clear = str_of(d, "clearance");
     if (j == NULL) {
-        printf("  device %-4u %-13s serial %-6llu %s\n", d->device_id, clear,
-               (unsigned long long)d->serial, status);
-        return 0;
+        printf("  device %-4llu %-13s serial %-6llu %s\n", num_of(d, "device"),
+               clear[0] ? clear : "-", num_of(d, "serial"), str_of(d, "status"));
+        return;
     }
     kurer_json_begin_object(j);
-    kurer_json_kv_uint(j, "device", d->device_id);
-    kurer_json_kv_uint(j, "serial", d->serial);
-    kurer_json_kv_str(j, "clearance", d->clearance ? kurer_level_name(d->clearance) : "");
-    kurer_json_kv_str(j, "authority", d->authority);
-    kurer_json_kv_str(j, "status", status);
+    kurer_json_kv_uint(j, "device", num_of(d, "device"));
+    kurer_json_kv_uint(j, "serial", num_of(d, "serial"));
+    kurer_json_kv_str(j, "clearance", clear);
+    kurer_json_kv_str(j, "authority", str_of(d, "authority"));
+    kurer_json_kv_str(j, "status", str_of(d, "status"));
     kurer_json_end_object(j);
-    return 0;
 }
 
-static int show_contacts(kurer *k, const contact_list *l)
+static void show_contacts(json_t *v)
 {
     jline o;
-    int rc = 0;
     char t[64];
+    size_t i, n;
+    json_t *c, *d;
     if (g_json) {
         jline_ok(&o);
         kurer_json_key(&o.j, "contacts");
         kurer_json_begin_array(&o.j);
-    } else if (l->n == 0) {
+    } else if (json_array_size(v) == 0) {
         printf("no contacts yet\n");
     }
-    for (size_t i = 0; rc == 0 && i < l->n; i++) {
-        const kurer_contact *c = &l->v[i];
-        const char *last = c->last_contact != 0 ? fmt_ms(t, sizeof(t), c->last_contact) : "";
+    json_array_foreach(v, i, c)
+    {
+        long long at = (long long)json_integer_value(json_object_get(c, "last_contact"));
+        const char *last = at != 0 ? fmt_ms(t, sizeof(t), at) : "";
+        json_t *certs = json_object_get(c, "certificates");
+        unsigned long long msgs = num_of(c, "messages"), devs = num_of(c, "devices");
         if (g_json) {
             kurer_json_begin_object(&o.j);
-            kurer_json_kv_str(&o.j, "user", c->user);
+            kurer_json_kv_str(&o.j, "user", str_of(c, "user"));
             kurer_json_kv_str(&o.j, "last_contact", last);
-            kurer_json_kv_uint(&o.j, "messages", c->messages);
+            kurer_json_kv_uint(&o.j, "messages", msgs);
             kurer_json_key(&o.j, "devices");
             kurer_json_begin_array(&o.j);
-            rc = kurer_peer_devices(k, c->user, device_row, &o.j);
+            json_array_foreach(certs, n, d)
+            {
+                device_row(&o.j, d);
+            }
             kurer_json_end_array(&o.j);
             kurer_json_end_object(&o.j);
         } else {
-            printf("%s  last contact %s  %llu message%s  %u device%s\n", c->user,
-                   last[0] ? last : "never", (unsigned long long)c->messages,
-                   c->messages == 1 ? "" : "s", c->devices, c->devices == 1 ? "" : "s");
-            rc = kurer_peer_devices(k, c->user, device_row, NULL);
+            printf("%s  last contact %s  %llu message%s  %llu device%s\n", str_of(c, "user"),
+                   last[0] ? last : "never", msgs, msgs == 1 ? "" : "s", devs,
+                   devs == 1 ? "" : "s");
+            json_array_foreach(certs, n, d)
+            {
+                device_row(NULL, d);
+            }
         }
     }
     if (g_json) {
         kurer_json_end_array(&o.j);
-        if (rc == 0)
-            jline_end(&o);
-        else
-            kurer_buf_release(&o.b);
+        jline_end(&o);
     }
-    return rc;
 }
 
-static int open_for(int argc, char **argv, const char *help, kurer **k)
+static void show_conversations(json_t *v)
+{
+    jline o;
+    char t[64];
+    size_t i;
+    json_t *c;
+    static const char *const counts[] = {"messages", "received", "quarantined",
+                                         "sent",     "pending",  "failed"};
+    if (g_json) {
+        jline_ok(&o);
+        kurer_json_key(&o.j, "conversations");
+        kurer_json_begin_array(&o.j);
+    } else if (json_array_size(v) == 0) {
+        printf("no conversations yet\n");
+    }
+    json_array_foreach(v, i, c)
+    {
+        fmt_ms(t, sizeof(t), (int64_t)json_integer_value(json_object_get(c, "last_at")));
+        if (g_json) {
+            kurer_json_begin_object(&o.j);
+            kurer_json_kv_str(&o.j, "peer", str_of(c, "peer"));
+            kurer_json_kv_str(&o.j, "last_at", t);
+            for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++)
+                kurer_json_kv_uint(&o.j, counts[k], num_of(c, counts[k]));
+            kurer_json_end_object(&o.j);
+            continue;
+        }
+        unsigned long long m = num_of(c, "messages");
+        printf("%s  last %s  %llu message%s: %llu received (%llu quarantined), %llu sent, %llu "
+               "pending, %llu failed\n",
+               str_of(c, "peer"), t, m, m == 1 ? "" : "s", num_of(c, "received"),
+               num_of(c, "quarantined"), num_of(c, "sent"), num_of(c, "pending"),
+               num_of(c, "failed"));
+    }
+    if (g_json) {
+        kurer_json_end_array(&o.j);
+        jline_end(&o);
+    }
+}
+
+/* The method called like the command, through the daemon or on the home; its list shown. */
+static int list_command(int argc, char **argv, const char *help, const char *method)
 {
     static const kurer_opt opts[] = {{"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}};
     kurer_args a;
     const char *home;
+    json_t *res = NULL;
     int rc;
     if ((rc = command_args(&a, opts, NOPTS(opts), 0, 0, NULL, help, argc, argv)) != 0 ||
-        (rc = need(&a, "home", &home)) != 0)
+        (rc = need(&a, "home", &home)) != 0 || (rc = cli_call(home, method, json_object(), &res)))
         return rc;
-    return open_home(home, k);
+    json_t *v = json_object_get(res, method);
+    if (!json_is_array(v)) {
+        json_decref(res);
+        return refuse(KURER_EMALFORMED, "cannot read the %s: a malformed answer", method);
+    }
+    if (strcmp(method, "contacts") == 0)
+        show_contacts(v);
+    else
+        show_conversations(v);
+    if (json_is_true(json_object_get(res, "truncated")))
+        fprintf(stderr, "kurer: there are more: the first %zu are shown\n", json_array_size(v));
+    json_decref(res);
+    return 0;
 }
 
 int cmd_contacts(int argc, char **argv)
 {
-    kurer *k = NULL;
-    contact_list l;
-    memset(&l, 0, sizeof(l));
-    int rc = open_for(argc, argv, help_contacts, &k);
-    if (rc != 0)
-        return rc;
-    if ((rc = kurer_contacts(k, collect, &l)) == 0)
-        rc = show_contacts(k, &l);
-    if (rc != 0)
-        refuse(rc, "cannot read the contacts: %s", kurer_strerror(rc));
-    list_free(&l);
-    kurer_close(k);
-    return rc;
-}
-
-static int conversation_row(void *ud, const kurer_conversation *c)
-{
-    char t[64];
-    size_t *n = ud;
-    fmt_ms(t, sizeof(t), c->last_at);
-    (*n)++;
-    if (g_json)
-        return 0;
-    printf("%s  last %s  %llu message%s: %llu received (%llu quarantined), %llu sent, %llu "
-           "pending, %llu failed\n",
-           c->peer, t, (unsigned long long)c->messages, c->messages == 1 ? "" : "s",
-           (unsigned long long)c->received, (unsigned long long)c->quarantined,
-           (unsigned long long)c->sent, (unsigned long long)c->pending,
-           (unsigned long long)c->failed);
-    return 0;
-}
-
-static int conversation_json(void *ud, const kurer_conversation *c)
-{
-    kurer_json *j = ud;
-    char t[64];
-    kurer_json_begin_object(j);
-    kurer_json_kv_str(j, "peer", c->peer);
-    kurer_json_kv_str(j, "last_at", fmt_ms(t, sizeof(t), c->last_at));
-    kurer_json_kv_uint(j, "messages", c->messages);
-    kurer_json_kv_uint(j, "received", c->received);
-    kurer_json_kv_uint(j, "quarantined", c->quarantined);
-    kurer_json_kv_uint(j, "sent", c->sent);
-    kurer_json_kv_uint(j, "pending", c->pending);
-    kurer_json_kv_uint(j, "failed", c->failed);
-    kurer_json_end_object(j);
-    return 0;
+    return list_command(argc, argv, help_contacts, "contacts");
 }
 
 int cmd_conversations(int argc, char **argv)
 {
-    kurer *k = NULL;
-    size_t n = 0;
-    int rc = open_for(argc, argv, help_conversations, &k);
-    if (rc != 0)
-        return rc;
-    rc = kurer_conversations(k, conversation_row, &n);
-    if (rc == 0 && g_json) {
-        jline o;
-        jline_ok(&o);
-        kurer_json_key(&o.j, "conversations");
-        kurer_json_begin_array(&o.j);
-        rc = kurer_conversations(k, conversation_json, &o.j);
-        kurer_json_end_array(&o.j);
-        jline_end(&o);
-    } else if (rc == 0 && n == 0) {
-        printf("no conversations yet\n");
-    }
-    if (rc != 0)
-        refuse(rc, "cannot read the conversations: %s", kurer_strerror(rc));
-    kurer_close(k);
-    return rc;
+    return list_command(argc, argv, help_conversations, "conversations");
 }

@@ -3,6 +3,7 @@
  * the main thread (daemon_post), which owns the connections. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -34,9 +35,36 @@ void daemon_submit(daemon_srv *s, djob *j)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* A worker's method tells its caller something while it runs: a notification line to that
+ * connection alone (dropped if it has gone). */
+static void notify_caller(rpc_ctx *c, const char *method, json_t *params)
+{
+    daemon_srv *s = c->notify_ud;
+    json_t *n = json_pack("{s:s,s:s,s:o}", "jsonrpc", "2.0", "method", method, "params", params);
+    dline *l = calloc(1, sizeof(*l));
+    if (n == NULL || l == NULL || rpc_dump_line(n, &l->text, &l->len) != 0) {
+        json_decref(n);
+        free(l);
+        return;
+    }
+    json_decref(n);
+    l->conn = c->conn;
+    daemon_post(s, l);
+}
+
+int daemon_stopping(const daemon_srv *s)
+{
+    if (s == NULL)
+        return 0;
+    pthread_mutex_lock((pthread_mutex_t *)&s->mu);
+    int st = s->stopping;
+    pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
+    return st;
+}
+
 static void run_job(daemon_srv *s, djob *j)
 {
-    rpc_ctx c = {s->k, 0, NULL, s};
+    rpc_ctx c = {s->k, 0, NULL, s, notify_caller, s, j->conn};
     dline *l = calloc(1, sizeof(*l));
     char *text = NULL;
     size_t len = 0;
@@ -94,6 +122,11 @@ void daemon_workers_stop(daemon_srv *s)
     s->stopping = 1;
     pthread_cond_broadcast(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
+    /* A call sees the stop within a frame and hangs up: up to 2 s for the peer to be told. */
+    for (int i = 0; i < 100 && rpc_call_running(); i++) {
+        struct timespec d = {0, 20 * 1000 * 1000};
+        nanosleep(&d, NULL);
+    }
     /* What the workers wait for ends now: the session worker acks what is committed, then the
      * connection closes (kurer_disconnect, at most 2.5 s), and a send still waiting ends with
      * its message in the outbox, sent by the next process that connects. */

@@ -71,8 +71,10 @@ static void help_main(FILE *f)
           "One process per home: every command locks H/.lock. A command waits up to 30 s\n"
           "(" LOCK_ENV "=SECONDS) for another one on the same home, and is refused at once while\n"
           "`kurer recv --wait` holds it. While `kurer daemon` holds it, send, history, recv,\n"
-          "verify, whoami and backup go through the daemon (same output and exit status, no\n"
-          "passphrase); the other commands are refused.\n",
+          "verify, whoami, backup, outbox, contacts, conversations, import, rekey, call and\n"
+          "answer go through the daemon (same output and exit status, no passphrase; a call is\n"
+          "then made by the daemon); init, passwd, relay and restore are refused (stop the\n"
+          "daemon first).\n",
           f);
 }
 

@@ -1,11 +1,13 @@
-/* kurer outbox: what waits to be sent (or failed for good), and retry or cancel of one. */
+/* kurer outbox: what waits to be sent (or failed for good), and retry or cancel of one: the
+ * methods outbox, outbox_retry and outbox_cancel (rpc_day.c), here or in the daemon, and their
+ * results printed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
 #include "kurer/util.h"
+#include "rpc.h"
 
 static const char help_outbox[] =
     "usage: kurer outbox --home H [--json]\n"
@@ -26,11 +28,6 @@ static const char help_outbox[] =
     "  --timeout S   give up after S seconds (default 30)\n"
     "  --json        print the result as one JSON object\n";
 
-static const char *state_word(kurer_message_state s)
-{
-    return s == KURER_MESSAGE_PENDING ? "pending" : "failed";
-}
-
 static void fmt_age(char *out, size_t n, int64_t created_ms)
 {
     int64_t s = (int64_t)time(NULL) - created_ms / 1000;
@@ -46,103 +43,120 @@ static void fmt_age(char *out, size_t n, int64_t created_ms)
         snprintf(out, n, "%lldd", (long long)(s / 86400));
 }
 
-/* Why a message failed, in words ("" when it did not). */
-static void entry_reason(const kurer_outbox_entry *e, char *out, size_t n)
+/* One entry of the method's result (the strings point into it). */
+typedef struct entry {
+    long long id, created_at, devices, attempts, next_attempt_at, limit;
+    const char *to, *level, *state, *why, *code;
+    int accepted, failed;
+} entry;
+
+static const char *str_of(json_t *o, const char *k)
 {
-    out[0] = '\0';
-    if (e->state != KURER_MESSAGE_FAILED)
-        return;
-    if (!describe(e->reason, &e->why, e->level, e->to, out, n))
-        snprintf(out, n, "%s", kurer_strerror(e->reason));
+    const char *v = json_string_value(json_object_get(o, k));
+    return v != NULL ? v : "";
 }
 
-static void entry_json(kurer_json *j, const kurer_outbox_entry *e)
+static long long int_of(json_t *o, const char *k)
 {
-    char t[64], why[512];
-    entry_reason(e, why, sizeof(why));
+    return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static void entry_from(json_t *o, entry *e)
+{
+    e->id = int_of(o, "message_id");
+    e->created_at = int_of(o, "created_at");
+    e->devices = int_of(o, "devices");
+    e->attempts = int_of(o, "attempts");
+    e->next_attempt_at = int_of(o, "next_attempt_at");
+    e->limit = int_of(o, "limit");
+    e->to = str_of(o, "to");
+    e->level = str_of(o, "level");
+    e->state = str_of(o, "state");
+    e->why = str_of(o, "why");
+    e->code = str_of(o, "reason");
+    e->accepted = json_is_true(json_object_get(o, "accepted"));
+    e->failed = strcmp(e->state, "failed") == 0;
+}
+
+static void entry_json(kurer_json *j, const entry *e)
+{
+    char t[64];
     kurer_json_begin_object(j);
-    kurer_json_kv_int(j, "id", e->message_id);
+    kurer_json_kv_int(j, "id", e->id);
     kurer_json_kv_str(j, "to", e->to);
-    kurer_json_kv_str(j, "level", kurer_level_name(e->level));
-    kurer_json_kv_str(j, "state", state_word(e->state));
-    if (e->state == KURER_MESSAGE_FAILED) {
-        kurer_json_kv_str(j, "reason", why);
-        kurer_json_kv_str(j, "code", kurer_err_name(e->reason));
-        if (e->reason == KURER_ELIMIT && e->why.limit > 0)
-            kurer_json_kv_int(j, "limit", e->why.limit);
+    kurer_json_kv_str(j, "level", e->level);
+    kurer_json_kv_str(j, "state", e->state);
+    if (e->failed) {
+        kurer_json_kv_str(j, "reason", e->why);
+        kurer_json_kv_str(j, "code", e->code);
+        if (strcmp(e->code, "ELIMIT") == 0 && e->limit > 0)
+            kurer_json_kv_int(j, "limit", e->limit);
     }
     kurer_json_kv_str(j, "created_at", fmt_ms(t, sizeof(t), e->created_at));
     kurer_json_kv_int(j, "age_s", (int64_t)time(NULL) - e->created_at / 1000);
-    kurer_json_kv_uint(j, "devices", e->devices);
-    kurer_json_kv_uint(j, "attempts", e->attempts);
+    kurer_json_kv_uint(j, "devices", (uint64_t)e->devices);
+    kurer_json_kv_uint(j, "attempts", (uint64_t)e->attempts);
     if (e->next_attempt_at != 0)
         kurer_json_kv_str(j, "next_attempt_at", fmt_ms(t, sizeof(t), e->next_attempt_at));
     kurer_json_kv_bool(j, "accepted", e->accepted);
     kurer_json_end_object(j);
 }
 
-static int list_row(void *ud, const kurer_outbox_entry *e)
+static void entry_line(size_t i, const entry *e)
 {
-    size_t *n = ud;
     char age[32], why[512];
-    if (g_json)
-        return 0;
-    if ((*n)++ == 0)
+    if (i == 0)
         printf("%-6s %-28s %-13s %-8s %-5s %s\n", "ID", "TO", "LEVEL", "STATE", "AGE", "REASON");
     fmt_age(age, sizeof(age), e->created_at);
-    entry_reason(e, why, sizeof(why));
-    if (e->state == KURER_MESSAGE_PENDING)
-        snprintf(why, sizeof(why), "%u device%s, %u attempt%s", e->devices,
+    if (e->failed)
+        snprintf(why, sizeof(why), "%s", e->why);
+    else
+        snprintf(why, sizeof(why), "%lld device%s, %lld attempt%s", e->devices,
                  e->devices == 1 ? "" : "s", e->attempts, e->attempts == 1 ? "" : "s");
-    printf("%-6lld %-28s %-13s %-8s %-5s %s\n", (long long)e->message_id, e->to,
-           kurer_level_name(e->level), state_word(e->state), age, why);
-    return 0;
+    printf("%-6lld %-28s %-13s %-8s %-5s %s\n", e->id, e->to, e->level, e->state, age, why);
 }
 
-static int json_row(void *ud, const kurer_outbox_entry *e)
+static int list(cli_target *t)
 {
-    entry_json(ud, e);
-    return 0;
-}
-
-static int list(kurer *k)
-{
-    size_t n = 0;
-    int rc = kurer_outbox_list(k, list_row, &n);
-    if (rc == 0 && g_json) {
-        jline o;
-        jline_ok(&o);
-        kurer_json_key(&o.j, "messages");
-        kurer_json_begin_array(&o.j);
-        rc = kurer_outbox_list(k, json_row, &o.j);
-        kurer_json_end_array(&o.j);
-        jline_end(&o);
-    } else if (rc == 0 && n == 0) {
+    json_t *res = NULL;
+    int rc = cli_run(t, "outbox", json_object(), &res);
+    json_t *v = json_object_get(res, "outbox"), *o;
+    size_t i;
+    if (rc == 0 && !json_is_array(v))
+        rc = refuse(KURER_EMALFORMED, "cannot read the outbox: a malformed answer");
+    if (rc != 0) {
+        json_decref(res);
+        return rc;
+    }
+    jline out;
+    if (g_json) {
+        jline_ok(&out);
+        kurer_json_key(&out.j, "messages");
+        kurer_json_begin_array(&out.j);
+    }
+    json_array_foreach(v, i, o)
+    {
+        entry e;
+        entry_from(o, &e);
+        if (g_json)
+            entry_json(&out.j, &e);
+        else
+            entry_line(i, &e);
+    }
+    if (g_json) {
+        kurer_json_end_array(&out.j);
+        jline_end(&out);
+    } else if (json_array_size(v) == 0) {
         printf("the outbox is empty\n");
     }
-    return rc != 0 ? refuse(rc, "cannot read the outbox: %s", kurer_strerror(rc)) : 0;
+    if (json_is_true(json_object_get(res, "truncated")))
+        fprintf(stderr, "kurer: the outbox holds more: the oldest %zu are shown\n",
+                json_array_size(v));
+    json_decref(res);
+    return 0;
 }
 
-typedef struct find_ctx {
-    int64_t id;
-    int found;
-    kurer_outbox_entry e;
-    char to[KURER_SUBJECT_MAX + 1];
-} find_ctx;
-
-static int find_row(void *ud, const kurer_outbox_entry *e)
-{
-    find_ctx *f = ud;
-    if (e->message_id != f->id)
-        return 0;
-    f->found = 1;
-    f->e = *e;
-    snprintf(f->to, sizeof(f->to), "%s", e->to);
-    f->e.to = f->to;
-    return 1;
-}
-
-static void done_json(const char *action, int64_t id, const char *to)
+static void done_json(const char *action, long long id, const char *to)
 {
     jline o;
     jline_ok(&o);
@@ -152,73 +166,32 @@ static void done_json(const char *action, int64_t id, const char *to)
     jline_end(&o);
 }
 
-static int retry(kurer *k, const find_ctx *f, int timeout)
+static int act(cli_target *t, const char *action, const char *id_s, int timeout)
 {
-    kurer_refusal why;
-    int rc = kurer_outbox_retry(k, f->id, timeout * 1000, &why);
-    kurer_disconnect(k);
-    if (rc == 0) {
-        if (g_json)
-            done_json("retry", f->id, f->to);
-        else
-            printf("sent to %s [%s] (message %lld)\n", f->to, kurer_level_name(f->e.level),
-                   (long long)f->id);
-        return 0;
-    }
-    if (transport_error(rc)) {
-        net_error(rc, "retry");
-        fprintf(stderr, "kurer: message %lld still queued (%s): it goes with the next connection\n",
-                (long long)f->id, reason());
-        clear_reason();
-        return RC_QUEUED;
-    }
-    if (explain(rc, &why, f->e.level, f->to) == 0)
-        net_error(rc, "not sent");
-    return rc;
-}
-
-static int cancel(kurer *k, const find_ctx *f, int timeout)
-{
-    int rc = kurer_outbox_cancel(k, f->id, timeout * 1000);
-    if (rc == KURER_ESTATE)
-        return refuse(rc,
-                      "message %lld was accepted by the relay already (for at least one "
-                      "recipient): it cannot be cancelled",
-                      (long long)f->id);
-    if (rc != 0)
-        return refuse(rc, "cannot cancel message %lld: %s", (long long)f->id, kurer_strerror(rc));
-    if (g_json)
-        done_json("cancel", f->id, f->to);
-    else
-        printf("cancelled message %lld to %s: it will not be sent\n", (long long)f->id, f->to);
-    return 0;
-}
-
-static int act(kurer *k, const char *action, const char *id_s, int timeout)
-{
-    find_ctx f;
     uint64_t id = 0;
-    memset(&f, 0, sizeof(f));
+    int retry = strcmp(action, "retry") == 0;
     if (kurer_parse_u64(id_s, INT64_MAX, &id) != 0 || id == 0)
         return usage_error("%s needs a message id from kurer outbox (a number), not '%s'", action,
                            id_s);
-    f.id = (int64_t)id;
-    int rc = kurer_outbox_list(k, find_row, &f);
-    if (rc != 0 && rc != 1)
-        return refuse(rc, "cannot read the outbox: %s", kurer_strerror(rc));
-    if (!f.found) {
-        /* Not open: the library says whether it was accepted (KURER_ESTATE) or never was. */
-        rc = strcmp(action, "retry") == 0 ? kurer_outbox_retry(k, f.id, timeout * 1000, NULL)
-                                          : kurer_outbox_cancel(k, f.id, timeout * 1000);
-        if (rc == KURER_ESTATE)
-            return refuse(rc, "message %s was accepted by the relay already: it cannot be %s", id_s,
-                          strcmp(action, "retry") == 0 ? "sent again" : "cancelled");
-        if (rc == 0 || rc == KURER_ECANCELLED) /* cancelled before: nothing left to do */
-            return refuse(KURER_ECANCELLED, "message %s was cancelled", id_s);
-        return refuse(KURER_ENOTFOUND, "no message %s in the outbox (kurer outbox lists them)",
-                      id_s);
+    json_t *res = NULL;
+    int rc =
+        cli_run(t, retry ? "outbox_retry" : "outbox_cancel",
+                json_pack("{s:I,s:i}", "message_id", (json_int_t)id, "timeout", timeout), &res);
+    const char *to = str_of(res, "to");
+    if (rc == RC_QUEUED) {
+        fprintf(stderr, "kurer: message %llu still queued (%s): it goes with the next connection\n",
+                (unsigned long long)id, reason());
+        clear_reason();
+    } else if (rc == 0 && g_json) {
+        done_json(action, (long long)id, to);
+    } else if (rc == 0 && retry) {
+        printf("sent to %s [%s] (message %llu)\n", to, str_of(res, "level"),
+               (unsigned long long)id);
+    } else if (rc == 0) {
+        printf("cancelled message %llu to %s: it will not be sent\n", (unsigned long long)id, to);
     }
-    return strcmp(action, "retry") == 0 ? retry(k, &f, timeout) : cancel(k, &f, timeout);
+    json_decref(res);
+    return rc;
 }
 
 int cmd_outbox(int argc, char **argv)
@@ -227,7 +200,6 @@ int cmd_outbox(int argc, char **argv)
         {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"timeout", V, 0}};
     kurer_args a;
     const char *home;
-    kurer *k = NULL;
     int rc, timeout = NET_TIMEOUT;
     if ((rc = command_args(&a, opts, NOPTS(opts), 0, 2, "ACTION ID", help_outbox, argc, argv)) != 0)
         return rc;
@@ -238,9 +210,14 @@ int cmd_outbox(int argc, char **argv)
         return usage_error("unknown outbox action '%s' (retry ID or cancel ID)", a.pos[0]);
     if (a.npos == 1)
         return usage_error("%s needs the message id (kurer outbox lists them)", a.pos[0]);
-    if ((rc = open_home(home, &k)) != 0)
+    uint64_t id = 0;
+    if (a.npos == 2 && (kurer_parse_u64(a.pos[1], INT64_MAX, &id) != 0 || id == 0))
+        return usage_error("%s needs a message id from kurer outbox (a number), not '%s'", a.pos[0],
+                           a.pos[1]);
+    cli_target t;
+    if ((rc = cli_open(home, &t)) != 0)
         return rc;
-    rc = a.npos == 0 ? list(k) : act(k, a.pos[0], a.pos[1], timeout);
-    kurer_close(k);
+    rc = a.npos == 0 ? list(&t) : act(&t, a.pos[0], a.pos[1], timeout);
+    cli_close(&t);
     return rc;
 }

@@ -216,6 +216,16 @@ int cli_open(const char *home, cli_target *t)
     return open_home(home, &t->k);
 }
 
+/* A method run here tells the command directly what the daemon would send as a
+ * notification. */
+static void local_notify(rpc_ctx *c, const char *method, json_t *params)
+{
+    cli_target *t = c->notify_ud;
+    if (t->on_note != NULL)
+        t->on_note(t->ud, method, params);
+    json_decref(params);
+}
+
 int cli_run(cli_target *t, const char *method, json_t *params, json_t **result)
 {
     *result = NULL;
@@ -225,7 +235,7 @@ int cli_run(cli_target *t, const char *method, json_t *params, json_t **result)
         return remote_call(t->fd, method, params, wait_s * 1000, t->on_note, t->ud, result);
     }
     const rpc_method *m = rpc_find(method);
-    rpc_ctx c = {t->k, 1, NULL, NULL};
+    rpc_ctx c = {t->k, 1, NULL, NULL, local_notify, t, 0};
     int rc = m != NULL && m->fn != NULL ? m->fn(&c, params, result)
                                         : refuse(KURER_EINVAL, "no method %s here", method);
     json_decref(params);

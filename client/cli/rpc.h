@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cli.h"
 
@@ -34,12 +35,19 @@
 
 struct daemon_srv;
 
-typedef struct rpc_ctx {
+typedef struct rpc_ctx rpc_ctx;
+/* A notification to whoever called the method, while it runs (params taken). */
+typedef void (*rpc_notify_fn)(rpc_ctx *c, const char *method, json_t *params);
+
+struct rpc_ctx {
     kurer *k;
     int local;    /* 1: run by a command in its own process (its test holds apply) */
     json_t *data; /* on failure: members for the error's data (the method sets it; owned) */
     const struct daemon_srv *srv; /* the daemon running it, or NULL */
-} rpc_ctx;
+    rpc_notify_fn notify;         /* may be NULL: nobody to tell */
+    void *notify_ud;              /* the command's target (local), or the daemon's */
+    uint64_t conn;                /* the daemon's connection that asked (0: local) */
+};
 
 /* 0 with *result (a new reference), or a failure as above. params is an object (borrowed). */
 typedef int (*rpc_fn)(rpc_ctx *c, json_t *params, json_t **result);
@@ -63,11 +71,17 @@ extern const rpc_method rpc_group_methods[];    /* rpc_group.c: group.create, gr
 /* rpc_group.c: send with a group (a part of the method send). */
 int rpc_group_send(rpc_ctx *c, const char *group, int level, const char *text, long long timeout,
                    json_t **result);
+extern const rpc_method rpc_keys_methods[];     /* rpc_keys.c: rekey, import */
+extern const rpc_method rpc_call_methods[];     /* rpc_call.c: call, answer */
+/* rpc_call.c: 1 while a call runs in this process (the daemon lets it hang up at a stop). */
+int rpc_call_running(void);
 /* rpc_table.c: the method called name, or NULL. */
 const rpc_method *rpc_find(const char *name);
 
 /* daemon_work.c: the daemon's counters (status), into the object into. */
 void daemon_counters(const struct daemon_srv *s, json_t *into);
+/* 1 once the daemon is stopping (a long method, a call, ends then); 0 for NULL. */
+int daemon_stopping(const struct daemon_srv *s);
 
 /* ---- rpc_request.c: one request line */
 typedef struct rpc_request {

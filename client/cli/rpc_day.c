@@ -1,5 +1,6 @@
 /* Methods on the outbox, contacts and conversations (issue 16, items 4 and 6): outbox,
  * outbox_retry, outbox_cancel, contacts, conversations (docs/client.md, "kurer daemon"). */
+#include <stdio.h>
 #include <string.h>
 
 #include "rpc.h"
@@ -34,8 +35,15 @@ static int outbox_row(void *ud, const kurer_outbox_entry *e)
                   "created_at", (json_int_t)e->created_at, "devices", (json_int_t)e->devices,
                   "attempts", (json_int_t)e->attempts, "next_attempt_at",
                   (json_int_t)e->next_attempt_at, "accepted", e->accepted);
-    if (j != NULL && e->reason != 0)
+    if (j != NULL && e->state == KURER_MESSAGE_FAILED) {
+        char why[512];
+        if (!describe(e->reason, &e->why, e->level, e->to, why, sizeof(why)))
+            snprintf(why, sizeof(why), "%s", kurer_strerror(e->reason));
         json_object_set_new(j, "reason", json_string(kurer_err_name(e->reason)));
+        json_object_set_new(j, "why", json_string(why));
+        if (e->reason == KURER_ELIMIT && e->why.limit > 0)
+            json_object_set_new(j, "limit", json_integer((json_int_t)e->why.limit));
+    }
     return add(ud, j);
 }
 
@@ -144,56 +152,93 @@ static int message_param(json_t *params, long long *id, long long *timeout)
     return 0;
 }
 
-/* outbox_retry {message_id, timeout}: {message_id} once the relay accepted it; -32001 when it
- * stays pending (a transport error); -32000 when it is refused again. */
+/* The outbox entry of a message (its recipient and level, for the words of a refusal). */
+typedef struct find_ctx {
+    int64_t id;
+    int found;
+    int level;
+    char to[KURER_SUBJECT_MAX + 1];
+} find_ctx;
+
+static int find_row(void *ud, const kurer_outbox_entry *e)
+{
+    find_ctx *f = ud;
+    if (e->message_id != f->id)
+        return 0;
+    f->found = 1;
+    f->level = e->level;
+    snprintf(f->to, sizeof(f->to), "%s", e->to);
+    return 1;
+}
+
+/* Finds id in the outbox (0 with f->found), or says why a message that is not there cannot
+ * be retried or cancelled (what the library says of it: accepted, cancelled, never was). */
+static int find_open(kurer *k, long long id, int retry, int timeout_ms, find_ctx *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->id = id;
+    int rc = kurer_outbox_list(k, find_row, f);
+    if (rc != 0 && rc != 1)
+        return refuse(rc, "cannot read the outbox: %s", kurer_strerror(rc));
+    if (f->found)
+        return 0;
+    rc = retry ? kurer_outbox_retry(k, id, timeout_ms, NULL)
+               : kurer_outbox_cancel(k, id, timeout_ms);
+    if (rc == KURER_ESTATE)
+        return refuse(rc, "message %lld was accepted by the relay already: it cannot be %s", id,
+                      retry ? "sent again" : "cancelled");
+    if (rc == 0 || rc == KURER_ECANCELLED) /* cancelled before: nothing left to do */
+        return refuse(KURER_ECANCELLED, "message %lld was cancelled", id);
+    return refuse(KURER_ENOTFOUND, "no message %lld in the outbox (kurer outbox lists them)", id);
+}
+
+/* outbox_retry {message_id, timeout}: {message_id, to, level} once the relay accepted it;
+ * -32001 when it stays pending (a transport error); -32000 when it is refused again, or is not
+ * in the outbox (ENOTFOUND; ESTATE accepted already; ECANCELLED). */
 static int m_outbox_retry(rpc_ctx *c, json_t *params, json_t **result)
 {
     long long id, timeout;
+    find_ctx f;
     int rc = message_param(params, &id, &timeout);
-    if (rc != 0)
+    if (rc != 0 || (rc = find_open(c->k, id, 1, (int)timeout * 1000, &f)) != 0)
         return rc;
     kurer_refusal why;
     memset(&why, 0, sizeof(why));
     rc = kurer_outbox_retry(c->k, id, (int)timeout * 1000, &why);
     if (rc == 0) {
-        *result = json_pack("{s:I}", "message_id", (json_int_t)id);
+        *result = json_pack("{s:I,s:s,s:s}", "message_id", (json_int_t)id, "to", f.to, "level",
+                            kurer_level_name(f.level));
         return *result != NULL ? 0 : refuse(KURER_ENOMEM, "out of memory");
     }
     if (transport_error(rc)) {
-        net_error(rc, "not yet accepted by the relay");
-        c->data = json_pack("{s:b,s:s,s:I}", "queued", 1, "name", kurer_err_name(rc), "message_id",
-                            (json_int_t)id);
+        net_error(rc, "retry");
+        c->data = json_pack("{s:b,s:s,s:I,s:s}", "queued", 1, "name", kurer_err_name(rc),
+                            "message_id", (json_int_t)id, "to", f.to);
         return RC_QUEUED;
     }
-    if (rc == KURER_ENOTFOUND)
-        return refuse(rc, "no outgoing message %lld", id);
-    if (rc == KURER_ESTATE)
-        return refuse(rc, "message %lld was accepted by the relay already", id);
-    if (rc == KURER_ECANCELLED)
-        return refuse(rc, "message %lld was cancelled", id);
-    if (explain(rc, &why, 0, "") == 0)
-        refuse(rc, "message %lld not sent: %s", id, kurer_strerror(rc));
+    if (explain(rc, &why, f.level, f.to) == 0)
+        net_error(rc, "not sent");
     return rc;
 }
 
-/* outbox_cancel {message_id, timeout}: {message_id} once it is out of the outbox for good. */
+/* outbox_cancel {message_id, timeout}: {message_id, to} once it is out of the outbox for good;
+ * -32000 ESTATE once the relay accepted it for anyone, ENOTFOUND, ECANCELLED. */
 static int m_outbox_cancel(rpc_ctx *c, json_t *params, json_t **result)
 {
     long long id, timeout;
+    find_ctx f;
     int rc = message_param(params, &id, &timeout);
-    if (rc != 0)
+    if (rc != 0 || (rc = find_open(c->k, id, 0, (int)timeout * 1000, &f)) != 0)
         return rc;
     rc = kurer_outbox_cancel(c->k, id, (int)timeout * 1000);
-    if (rc == KURER_ENOTFOUND)
-        return refuse(rc, "no outgoing message %lld", id);
     if (rc == KURER_ESTATE)
         return refuse(rc,
-                      "message %lld was accepted by the relay already: it cannot be called "
-                      "back",
+                      "message %lld was accepted by the relay already (for at least one "
+                      "recipient): it cannot be cancelled",
                       id);
     if (rc != 0)
-        return refuse(rc, "message %lld not cancelled: %s", id, kurer_strerror(rc));
-    *result = json_pack("{s:I}", "message_id", (json_int_t)id);
+        return refuse(rc, "cannot cancel message %lld: %s", id, kurer_strerror(rc));
+    *result = json_pack("{s:I,s:s}", "message_id", (json_int_t)id, "to", f.to);
     return *result != NULL ? 0 : refuse(KURER_ENOMEM, "out of memory");
 }
 

@@ -11,6 +11,8 @@ static const rpc_method *const groups[] = {
     rpc_day_methods,      /* outbox, outbox_retry, outbox_cancel, contacts, conversations */
     rpc_group_methods,    /* group.create, group.add, group.remove, group.leave, group.list,
                              group.info */
+    rpc_keys_methods,     /* rekey, import */
+    rpc_call_methods,     /* call, answer */
 };
 
 const rpc_method *rpc_find(const char *name)

@@ -306,6 +306,67 @@ relay_killed)
     finished anna 40 1 "failed\|timed out\|closed"
     finished bob 40 1 "failed\|timed out\|closed"
     ;;
+daemon)
+    # kurer call and kurer answer while a daemon holds each home: the daemons own the calls
+    # (they read and write the WAV files), the commands print what they print without one.
+    setup
+    mkdir -m 0700 run
+    export XDG_RUNTIME_DIR=$W/run
+    # the refusals first, without a daemon and with one: the same words and status
+    "$K" call --home anna bob@sk.dk --level CONFIDENTIAL >ref.1 2>&1
+    echo $? >>ref.1
+    "$K" call --home anna bob@sk.dk --level UNCLASSIFIED --play missing.wav >miss.1 2>&1
+    echo $? >>miss.1
+    for h in anna bob; do
+        "${PRIO[@]}" "$K" daemon --home "$h" >"$h.daemon.out" 2>"$h.daemon.err" &
+        BG_PIDS+=($!)
+        eval "DPID_$h=$!"
+        wait_for "$h.daemon.err" "daemon for" 15 || { fail "no daemon for $h"; exit 1; }
+    done
+    unset KURER_PASSPHRASE # the daemons hold the homes: the commands need none
+    "$K" call --home anna bob@sk.dk --level CONFIDENTIAL >ref.2 2>&1
+    echo $? >>ref.2
+    "$K" call --home anna bob@sk.dk --level UNCLASSIFIED --play missing.wav >miss.2 2>&1
+    echo $? >>miss.2
+    cmp -s ref.1 ref.2 && ok "a refused call: the same with a daemon ($(head -1 ref.2))" ||
+        fail "refusal differs: $(cat ref.1) / $(cat ref.2)"
+    cmp -s miss.1 miss.2 && ok "a missing --play file: the same with a daemon" ||
+        fail "missing file differs: $(cat miss.1) / $(cat miss.2)"
+    bg bob "${PRIO[@]}" "$K" answer --home bob --play bob.wav --record bob.rec.wav --wait 60 --json
+    sleep 2
+    bg anna "${PRIO[@]}" "$K" call --home anna bob@sk.dk --level RESTRICTED --play anna.wav \
+        --record anna.rec.wav --json
+    wait_for anna.out "kurer: call connected with bob@sk.dk \[RESTRICTED\]" 60 &&
+        ok "the caller is told the call connected" || fail "not told: $(cat anna.out)"
+    "$K" call --home anna bob@sk.dk --level UNCLASSIFIED >busy.out 2>&1
+    [ $? -eq 1 ] && grep -q "a call is running on this home already" busy.out &&
+        ok "a second call on the same home is refused while one runs" || fail "$(cat busy.out)"
+    finished anna 90 0 '"end":"hangup"'
+    finished bob 30 0 '"end":"remote_hangup"'
+    grep -q "kurer: call connected with anna@fm.dk \[RESTRICTED\]" bob.out &&
+        ok "the answering side is told too" || fail "bob: $(cat bob.out)"
+    [ "$(stat bob received)" -gt 100 ] && [ "$(stat anna received)" -gt 100 ] &&
+        ok "media both ways through the daemons" || fail "$(cat anna.out) / $(cat bob.out)"
+    # 15 dB: call_loss's budget (the daemons' loops share the machine with the test)
+    out=$("$T" segsnr bob.rec.wav anna.wav 15) && ok "bob's daemon recorded anna: $out" ||
+        fail "bob's recording: $out"
+    out=$("$T" segsnr anna.rec.wav bob.wav 15) && ok "anna's daemon recorded bob: $out" ||
+        fail "anna's recording: $out"
+    # a daemon stopped during a call ends it: the command is answered, the daemon exits 0
+    rm -f anna.rc bob.rc
+    bg bob "$K" answer --home bob --wait 60
+    sleep 2
+    bg anna "$K" call --home anna bob@sk.dk --level UNCLASSIFIED --seconds 120
+    wait_for anna.out "connected" 60 || fail "the call did not connect: $(cat anna.out)"
+    kill -TERM "$DPID_anna"
+    wait "$DPID_anna"
+    st=$?
+    [ "$st" -eq 0 ] && ok "the daemon stops during a call: exit 0" || fail "daemon exit $st"
+    finished anna 30 1 "the daemon stopped during the call\|the daemon stopped before it answered"
+    finished bob 40 0 "remote_hangup"
+    kill -TERM "$DPID_bob"
+    wait "$DPID_bob"
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2

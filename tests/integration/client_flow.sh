@@ -705,6 +705,14 @@ invite)
     expect "init without --wait" 0 "not approved yet" enrol_init anna2 anna@fm.dk 2 "$CODE"
     expect "status: still waiting" 3 "not approved yet" "$K" import --home anna2 --invite-status
     expect "approve 2" 0 "approved" admin_q approve "$INVITE_ID"
+    # Someone who learnt the id (not the code) polls with wrong proofs, more often than
+    # invite_failures_max (5): refused each time, and the device still gets its chain (paced:
+    # every poll is an NK handshake, nk_rate 4 a second from one address).
+    for i in 1 2 3 4 5 6; do
+        sleep 0.5
+        expect "a wrong poll proof $i" 0 "EINVITEMAC" "$TAMPER" poll "127.0.0.1:$PORT" \
+            "$RELAY_KEY" "$CODE"
+    done
     expect "status: imported" 0 "imported this device's certificate chain" "$K" import \
         --home anna2 --invite-status
     expect "anna2 enrolled" 0 "valid, serial" "$K" whoami --home anna2
@@ -714,13 +722,18 @@ invite)
     expect "reject" 0 "rejected anna@fm.dk device 3" admin_q reject "${INVITE_ID:0:10}"
     expect "the device is told" 1 '"code":"EREJECTED"' "$K" import --home anna3 \
         --invite-status --json
+    # the relay's log names an invitation by a prefix of its id, never by the whole id
+    grep -q "${INVITE_ID:0:8}" relay.log && ok "the log names the invitation by its prefix" ||
+        fail "no ${INVITE_ID:0:8} in relay.log"
+    ! grep -q "$INVITE_ID" relay.log && ok "the whole id is not logged" || fail "the id is logged"
     ;;
 invite_refusals)
     # Every refusal with its typed error: a mistyped, a wrong, a reused and an expired code, a
     # request altered on the way to the relay (refused by the relay) and one swapped by a relay
-    # (refused by the authority), another device than invited, and the rate limit.
+    # (refused by the authority), another device than invited, and the rate limit. Every
+    # refused submit or poll is charged to the address (here 127.0.0.1), whatever the reason.
     pki
-    printf 'invite_rate = 6\ninvite_failures_max = 2\n' >relay.conf
+    printf 'invite_rate = 10\ninvite_failures_max = 2\n' >relay.conf
     : >relay.out
     "$R" run --config relay.conf --dir relay --listen 127.0.0.1:0 --root root/root.crt \
         --crl fm/crl --metrics 127.0.0.1:0 >relay.out 2>>relay.log &
@@ -732,17 +745,17 @@ invite_refusals)
     expect "a mistyped code creates nothing" 1 "mistyped" enrol_init m anna@fm.dk 1 \
         "${good:0:20}$([ "${good:20}" = 0 ] && echo 1 || echo 0)"
     [ ! -e m ] && ok "no home left" || fail "home m created"
+    # (refused attempts from this address: 1)
     expect "another device than invited" 1 '"code":"ESUBJECT"' enrol_init d anna@fm.dk 2 \
         "$good" --json
-    # flip: altered after its MACs: the relay refuses it and the invitation stays unused
-    # (failed attempts from this address: 1)
+    # flip: altered after its MACs: the relay refuses it and the invitation stays unused (2)
     "$K" init --home t --user anna@fm.dk --device 1 --relay "127.0.0.1:$PORT" \
         --relay-key "$RELAY_KEY" --root root/root.crt --kdf-min >/dev/null || exit 1
     expect "altered on the way: refused by the relay" 0 "EINVITEMAC" "$TAMPER" flip \
         "127.0.0.1:$PORT" "$RELAY_KEY" "$good" t/device.csr
     expect "the invitation still works" 0 "waiting for the administrator" enrol_init anna \
         anna@fm.dk 1 "$good"
-    expect "a reused code" 1 '"code":"EINVITEUSED"' enrol_init r anna@fm.dk 1 "$good" --json
+    expect "a reused code" 1 '"code":"EINVITEUSED"' enrol_init r anna@fm.dk 1 "$good" --json # 3
     # swap: a relay's own request (it can make the relay MAC): taken, but not bound
     invite anna@fm.dk 5
     "$K" init --home s --user anna@fm.dk --device 5 --relay "127.0.0.1:$PORT" \
@@ -754,21 +767,22 @@ invite_refusals)
     expect "pending says it is not bound" 0 "NOT BOUND: altered on the way" admin_q pending
     expect "approve refuses it" 1 '"code":"EINVITEMAC"' admin_q approve "$INVITE_ID" --json
     count "nothing issued" 0 "device 5" "$("$A" log --authority fm 2>&1)"
-    # an invitation takes invite_failures_max (2) wrong MACs, then it is locked (failures: 3)
+    # an invitation takes invite_failures_max (2) wrong MACs, then it is locked (4, 5, 6)
     invite anna@fm.dk 6
     "$TAMPER" flip "127.0.0.1:$PORT" "$RELAY_KEY" "$CODE" t/device.csr >/dev/null
     "$TAMPER" flip "127.0.0.1:$PORT" "$RELAY_KEY" "$CODE" t/device.csr >/dev/null
     expect "a locked invitation" 1 '"code":"ERATE"' enrol_init l anna@fm.dk 6 "$CODE" --json
     invite anna@fm.dk 4 1s
     sleep 2.2
-    expect "an expired code" 1 '"code":"EINVITEEXPIRED"' enrol_init e anna@fm.dk 4 "$CODE" --json
-    # wrong codes: each counted against this address (failures: 4, 5, 6); over invite_rate (6)
-    # a minute every attempt from it is refused with ERATE
+    expect "an expired code" 1 '"code":"EINVITEEXPIRED"' enrol_init e anna@fm.dk 4 "$CODE" \
+        --json # 7
+    # wrong codes: each counted against this address (8, 9, 10); at invite_rate (10) a
+    # minute every attempt from it is refused with ERATE
     for i in 1 2 3; do
         expect "wrong code $i" 1 '"code":"EINVITE"' enrol_init "w$i" anna@fm.dk 1 \
             "$(unknown_code)" --json
     done
-    expect "rate limit after 6 failures" 1 '"code":"ERATE"' enrol_init w5 anna@fm.dk 1 \
+    expect "rate limit after 10 refusals" 1 '"code":"ERATE"' enrol_init w5 anna@fm.dk 1 \
         "$(unknown_code)" --json
     invite anna@fm.dk 7
     expect "also for a good code now" 1 '"code":"ERATE"' enrol_init w6 anna@fm.dk 7 "$CODE" \

@@ -11,6 +11,9 @@
 #   relay_down   with the relay gone, send and history the same with and without a daemon;
 #                a send waiting for a relay that does not answer is answered when the daemon stops
 #   relay_restart  the relay restarts during recv --wait through the daemon
+#   same_day     outbox (list, retry, cancel), contacts, conversations, import and rekey print the
+#                same and exit the same with and without a daemon; then a rekey and the import of
+#                the new chain through the daemon, which connects with the new keys
 #
 # usage: daemon_flow.sh CASE KURER KURER_ADMIN KURER_RELAY PYTHON3 CLIENT_HELPER
 set -uo pipefail
@@ -220,6 +223,92 @@ case_same_output() {
     stop_daemon bob
 }
 
+day_commands() { # N
+    run outbox "$1" "$K" outbox --home anna
+    run outbox_json "$1" "$K" outbox --home anna --json
+    run outbox_cancel_none "$1" "$K" outbox --home anna cancel 999999
+    run outbox_retry_sent "$1" "$K" outbox --home anna retry 1
+    run outbox_retry_json "$1" "$K" outbox --home anna retry 1 --json
+    run outbox_bad_id "$1" "$K" outbox --home anna cancel x
+    run contacts "$1" "$K" contacts --home anna
+    run contacts_json "$1" "$K" contacts --home anna --json
+    run conversations "$1" "$K" conversations --home anna
+    run conversations_json "$1" "$K" conversations --home anna --json
+    run conversations_empty "$1" "$K" conversations --home carl
+    run import_peer "$1" "$K" import --home anna bob.chain
+    run import_peer_json "$1" "$K" import --home anna --json bob.chain
+    run import_crl "$1" "$K" import --home anna sk/crl
+    run import_two "$1" "$K" import --home anna bob.chain nowhere.chain
+    run import_request "$1" "$K" import --home anna anna.csr.asc
+    run import_status "$1" "$K" import --home anna --invite-status
+    run rekey_valid "$1" "$K" rekey --home anna
+    run rekey_valid_json "$1" "$K" rekey --home anna --json
+}
+
+case_same_day() {
+    setup
+    device carl carl@fm.dk fm
+    "$K" send --home anna --to bob@sk.dk "to bob" >/dev/null || fail "send"
+    "$K" recv --home bob >/dev/null || fail "recv"
+    "$K" send --home bob --to anna@fm.dk "to anna" >/dev/null || fail "send back"
+    "$K" recv --home anna >/dev/null || fail "recv back"
+    "$K" import --home anna sk/crl >/dev/null # held from now on: "not newer" both rounds
+    # the request as armoured text (docs/protocol.md 2.6), made by Python, not by our code
+    "$PY" - anna/device.csr anna.csr.asc <<'PY'
+import base64, hashlib, sys
+label, data = b"CERTIFICATE REQUEST", open(sys.argv[1], "rb").read()
+s = base64.b64encode(hashlib.blake2b(b"kurer armor v1\0" + label + b"\0" + data,
+                                     digest_size=32).digest()[:3]).decode()
+b = base64.b64encode(data).decode()
+body = "\n".join(b[i:i + 64] for i in range(0, len(b), 64))
+open(sys.argv[2], "w").write("-----BEGIN KURER CERTIFICATE REQUEST-----\n%s\n=%s\n"
+                             "-----END KURER CERTIFICATE REQUEST-----\n" % (body, s))
+PY
+    day_commands 1
+    start_daemon anna || return
+    start_daemon carl || return
+    day_commands 2
+    for c in outbox outbox_json outbox_cancel_none outbox_retry_sent outbox_retry_json \
+        outbox_bad_id contacts contacts_json conversations conversations_json conversations_empty \
+        import_peer import_peer_json import_crl import_two import_request import_status \
+        rekey_valid rekey_valid_json; do
+        same "$c"
+    done
+    grep -q "bob@sk.dk  last contact" contacts.2.out && ok "contacts through the daemon list bob" ||
+        fail "contacts: $(cat contacts.2.out contacts.2.err)"
+    # A message composed with the relay gone: listed, retried and cancelled through the daemon
+    kill -TERM "$RELAY_PID"
+    wait "$RELAY_PID" 2>/dev/null
+    expect "composed while the relay is down: queued" 3 "queued" \
+        "$K" send --home anna --to bob@sk.dk --timeout 5 "held back"
+    expect "the daemon's outbox lists it" 0 "pending" "$K" outbox --home anna
+    local id
+    id=$("$K" outbox --home anna --json | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
+    expect "retry through the daemon: still queued" 3 "message $id still queued" \
+        "$K" outbox --home anna retry "$id" --timeout 3
+    expect "cancel through the daemon" 0 "cancelled message $id to bob@sk.dk" \
+        "$K" outbox --home anna cancel "$id"
+    expect "the outbox is empty" 0 "the outbox is empty" "$K" outbox --home anna
+    "$R" run --dir relay --listen "127.0.0.1:$PORT" --root root/root.crt --crl fm/crl \
+        --crl sk/crl >relay.out 2>>relay.log &
+    RELAY_PID=$!
+    wait_for relay.out "listening" 15 || { fail "relay did not start again"; return; }
+    # Re-enrolment through the daemon: rekey --force, issue --replace, import; it connects
+    expect "rekey --force through the daemon" 0 "New keys for anna@fm.dk device 1" \
+        "$K" rekey --home anna --force
+    expect "sending now says why not" 1 "" "$K" send --home anna --to bob@sk.dk "too early"
+    "$A" issue --authority fm --csr anna/device.csr --out anna.chain2 --replace >/dev/null ||
+        fail "issue --replace"
+    expect "import the new chain through the daemon" 0 "prekeys uploaded" \
+        "$K" import --home anna anna.chain2
+    expect "the daemon sends with the new keys" 0 "sent to bob@sk.dk" \
+        "$K" send --home anna --to bob@sk.dk "with new keys"
+    expect "bob is told of the key change and reads it" 0 "with new keys" "$K" recv --home bob
+    stop_daemon anna
+    [ "$DST" -eq 0 ] && ok "the daemon stops cleanly" || fail "exit $DST: $(tail anna.daemon.err)"
+    stop_daemon carl
+}
+
 case_recv_send() {
     setup
     start_daemon bob || return
@@ -264,8 +353,9 @@ case_socket() {
     [ "$(stat -c %a "$XDG_RUNTIME_DIR/kurer")" = 700 ] && ok "its folder is 0700" || fail "folder"
     expect "a second daemon on the home is refused" 1 "held by \`kurer daemon\`" \
         "$K" daemon --home anna --socket "$W/other.sock"
-    expect "import is refused while the daemon holds the home" 1 "needs the home itself" \
+    expect "import goes through the daemon" 0 "kept as a peer certificate" \
         "$K" import --home anna bob.chain
+    expect "restore onto it is refused" 1 "" "$K" restore --home anna backup.none
     expect "passwd is refused" 1 "held by \`kurer daemon\`" "$K" passwd --home anna
     stop_daemon anna
     [ "$DST" -eq 0 ] && ok "SIGTERM: exit 0" || fail "exit $DST"

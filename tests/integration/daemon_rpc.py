@@ -169,6 +169,32 @@ def conversation(anna_path, bob_path):
     cv = r["result"]["conversations"]
     check("conversations", len(cv) == 1 and cv[0]["peer"] == "bob@sk.dk"
           and cv[0]["received"] == 1 and cv[0]["sent"] >= 1, r)
+    r = anna.call("outbox_retry", {"message_id": 1, "timeout": 5})
+    check("outbox_retry's words", "accepted by the relay already" in
+          r.get("error", {}).get("message", ""), r)
+    r = anna.call("rekey", {})
+    check("rekey of a valid certificate refused", error_code(r) == -32000
+          and r["error"]["data"]["name"] == "ESTATE" and "--force" in r["error"]["message"], r)
+    r = anna.call("rekey", {"force": "yes"})
+    check("rekey: force is a boolean", error_code(r) == -32602, r)
+    chain = os.path.abspath("bob.chain")
+    r = anna.call("import", {"files": [{"path": chain, "name": "bob.chain"}]}, 60)
+    res = r.get("result", {})
+    check("import of a peer's chain", res.get("imported") == [
+        {"file": "bob.chain", "kind": "peer_chain", "result": "imported", "user": "bob@sk.dk",
+         "device": 1}] and res.get("enrolled") is True
+          and res.get("lines") == ["bob.chain: kept as a peer certificate (bob@sk.dk device 1)"]
+          and "connected" not in res, r)
+    r = anna.call("import", {"files": [{"path": "bob.chain"}]})
+    check("import: a relative path refused", error_code(r) == -32602, r)
+    r = anna.call("import", {"files": []})
+    check("import: no files refused", error_code(r) == -32602, r)
+    r = anna.call("import", {"files": [{"path": chain, "evil": 1}]})
+    check("import: an unknown member refused", error_code(r) == -32602, r)
+    r = anna.call("import", {"files": [{"path": chain + ".missing", "name": "x.chain"}]})
+    check("import: a file that is not there", error_code(r) == -32000
+          and "cannot read x.chain" in r["error"]["message"]
+          and r["error"]["data"].get("lines") == [], r)
     r = bob.call("unsubscribe", {})
     check("unsubscribe", r.get("result") == {}, r)
     anna.close()

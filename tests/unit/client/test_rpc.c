@@ -145,7 +145,7 @@ static int fake(rpc_ctx *c, json_t *params, json_t **result)
 static json_t *respond(int how, json_t *id)
 {
     rpc_method m = {"fake", fake};
-    rpc_ctx c = {NULL, 0, NULL, NULL};
+    rpc_ctx c = {NULL, 0, NULL, NULL, NULL, NULL, 0};
     char *line = NULL;
     size_t len = 0;
     json_t *params = json_object();

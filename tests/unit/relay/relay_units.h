@@ -36,6 +36,12 @@ void test_bucket_per_device(void **state);
 void test_addr_table(void **state);
 void test_take(void **state);
 
+/* test_relay_enrol.c: online enrolment's guards (relay/enrol_rate.c) */
+void test_enrol_rate_full(void **state);
+void test_enrol_rate_v6(void **state);
+void test_invite_times(void **state);
+void test_invite_expiry(void **state);
+
 /* test_relay_tables.c: the hash table and the dispatch table */
 void test_htab(void **state);
 void test_htab_growth(void **state);
