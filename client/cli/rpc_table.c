@@ -9,6 +9,7 @@ static const rpc_method *const groups[] = {
     rpc_conn_methods,     /* subscribe, unsubscribe */
     rpc_home_methods,     /* backup */
     rpc_day_methods,      /* outbox, outbox_retry, outbox_cancel, contacts, conversations */
+    rpc_receipt_methods,  /* read, timer */
 };
 
 const rpc_method *rpc_find(const char *name)

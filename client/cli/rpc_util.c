@@ -149,6 +149,10 @@ json_t *rpc_message_json(const kurer_message *m)
         json_object_set_new(o, "reason", json_string(kurer_err_name(m->reason)));
     if (m->state == KURER_MESSAGE_QUARANTINED)
         return o;
+    if (rpc_receipts_json(m, o) != 0) {
+        json_decref(o);
+        return NULL;
+    }
     json_t *t = json_string(m->body);
     if (t == NULL) {
         /* Not UTF-8 (a peer's bytes are stored as sent): the text with U+FFFD for each bad
@@ -205,6 +209,8 @@ int rpc_message_from(json_t *j, kurer_message *m, char **raw_body)
     m->received_at = recvd;
     m->reason = reason != NULL ? rpc_err_code(reason) : 0;
     m->body = text != NULL ? text : "";
+    if (rpc_receipts_from(j, m) != 0)
+        return usage_error("the daemon sent malformed receipts");
     if (hex != NULL && strlen(hex) % 2 == 0) {
         size_t n = strlen(hex) / 2;
         *raw_body = malloc(n + 1);
