@@ -45,16 +45,13 @@ static void timer_run(kurer *k, rreq *r)
     o->err = kurer__net_wait_online(k, r->job.deadline, 0);
     if (o->err == 0)
         o->err = kurer__engine_prepare(k, r->peer, r->job.deadline, &o->why);
-    if (o->err == 0 && (o->err = kurer__store_begin(k->st)) == 0) {
+    /* The notice is queued first (the policy checks run inside its own transaction), then the
+     * timer set: a notice in the outbox goes out whatever happens next. */
+    if (o->err == 0)
+        o->err = kurer__home_queue_ex(k, r->peer, KURER_LEVEL_UNCLASSIFIED, "", &x, &o->why,
+                                      &o->message_id);
+    if (o->err == 0)
         o->err = kurer__store_timer_set(k->st, r->peer, r->seconds, kurer__home_now(k) * 1000);
-        if (o->err == 0)
-            o->err = kurer__home_queue_ex(k, r->peer, KURER_LEVEL_UNCLASSIFIED, "", &x, &o->why,
-                                          &o->message_id);
-        if (o->err != 0)
-            kurer__store_rollback(k->st);
-        else
-            o->err = kurer__store_commit(k->st);
-    }
     if (o->err == 0)
         o->err = kurer__engine_send_queued(k, o->message_id, r->job.deadline, &o->why);
 }

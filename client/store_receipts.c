@@ -357,9 +357,8 @@ int kurer__store_timer_set(kurer__store *st, const char *conversation, uint32_t 
 {
     sqlite3_stmt *s = NULL;
     int rc = prepare(st,
-                     "INSERT INTO timers (conversation, seconds, updated_at) VALUES (?, ?, ?) "
-                     "ON CONFLICT (conversation) DO UPDATE SET seconds = excluded.seconds, "
-                     "updated_at = excluded.updated_at;",
+                     "INSERT OR REPLACE INTO timers (conversation, seconds, updated_at) "
+                     "VALUES (?, ?, ?);",
                      &s);
     if (rc != 0)
         return rc;
