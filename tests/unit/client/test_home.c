@@ -793,8 +793,10 @@ static void test_classification_send(void **state)
     assert_int_equal(why.by, KURER_REFUSED_BY_RECIPIENT);
 }
 
-/* Group context, attachments or an expiry timer: this client cannot honour them, so such a
- * message is quarantined (kept as "it came", never shown as a plain direct message). */
+/* Group context, attachments or a timer above the longest (KURER_TIMER_MAX): this client
+ * cannot honour them, so such a message is quarantined (kept as "it came", never shown as a
+ * plain direct message). A timer within bounds is honoured (client_store_receipts,
+ * client_receipts_expiry). */
 static void test_unsupported_content(void **state)
 {
     world *w = *state;
@@ -814,7 +816,7 @@ static void test_unsupported_content(void **state)
             c.u.data.has_group = 1;
             memset(c.u.data.group.group_id, 7, sizeof(c.u.data.group.group_id));
         } else if (variant == 1) {
-            c.u.data.expire_timer = 3600;
+            c.u.data.expire_timer = KURER_TIMER_MAX + 1;
         } else {
             memset(&att, 1, sizeof(att));
             att.size = 10;
