@@ -41,6 +41,56 @@ in_store() {
     rm -f pages.bin
 }
 
+
+# start_daemon HOME: kurer daemon in the background until it says where it serves (DSOCK)
+start_daemon() {
+    "$K" daemon --home "$1" >"$1.daemon.out" 2>"$1.daemon.err" &
+    BG_PIDS+=($!)
+    wait_for "$1.daemon.err" "daemon for" 15 || { echo "daemon for $1 did not start"; exit 1; }
+    DSOCK=$(sed -n 's/^kurer: daemon for .* on \(.*\) (pid [0-9]*)$/\1/p' "$1.daemon.err")
+}
+
+# A JSON-RPC client of the daemon from docs/client.md alone (Python's standard library):
+# subscribes to receipts, then makes the calls given as JSON lines on stdin and prints each
+# response and the receipt notifications (until two came, or 30 s) as JSON lines.
+cat >rpc.py <<'PY'
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(30)
+s.connect(sys.argv[1])
+buf, n = b"", 0
+def send(method, params):
+    global n
+    n += 1
+    s.sendall((json.dumps({"jsonrpc": "2.0", "id": n, "method": method, "params": params}) + "\n").encode())
+def line(deadline):
+    global buf
+    while b"\n" not in buf:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        c = s.recv(65536)
+        if not c:
+            return None
+        buf += c
+    raw, buf = buf.split(b"\n", 1)
+    return json.loads(raw)
+send("subscribe", {"events": ["receipt"]})
+deadline = time.monotonic() + 30
+print(json.dumps(line(deadline)), flush=True)
+for req in sys.stdin:
+    r = json.loads(req)
+    send(r["method"], r["params"])
+notes = 0
+while notes < int(sys.argv[2]) and time.monotonic() < deadline:
+    try:
+        m = line(deadline)
+    except socket.timeout:
+        break
+    if m is None:
+        break
+    print(json.dumps(m), flush=True)
+    notes += "id" not in m
+PY
+
 case $CASE in
 receipts)
     setup
@@ -116,6 +166,41 @@ expiry)
         "bliver staaende"
     expect "kept without a timer" 0 "bliver staaende" "$K" recv --home bob
     count "no timer" 0 "disappears" "$out"
+    ;;
+daemon)
+    # The same through kurer daemon: the commands run its methods read and timer, and a
+    # JSON-RPC client subscribed to receipt hears both receipts of anna's message.
+    setup
+    start_daemon anna
+    ASOCK=$DSOCK
+    start_daemon bob
+    printf '%s\n' '{"method":"read","params":{"all":true,"sent_at":[1]}}' \
+        '{"method":"timer","params":{"peer":"bob@sk.dk"}}' |
+        timeout 60 python3 rpc.py "$ASOCK" 2 >notes.out 2>&1 &
+    BG_PIDS+=($!)
+    RPC_PID=$!
+    wait_for notes.out '"subscription"' 15 || fail "no subscription"
+    expect "send through the daemon" 0 "sent to bob@sk.dk" "$K" send --home anna --to bob@sk.dk \
+        "via daemonen"
+    for ((i = 0; i < 100; i++)); do
+        "$K" history --home bob 2>/dev/null | grep -q "via daemonen" && break
+        sleep 0.1
+    done
+    expect "bob reads through his daemon" 0 "marked 1 message read" "$K" read --home bob \
+        anna@fm.dk --all
+    wait "$RPC_PID"
+    out=$(cat notes.out)
+    count "both sent_at and all: invalid params" 1 '"id": 2, "error": {"code": -32602' "$out"
+    count "timer without seconds: invalid params" 1 '"id": 3, "error": {"code": -32602' "$out"
+    count "a delivered receipt notified" 1 '"method": "receipt".*"type": "delivered"' "$out"
+    count "a read receipt notified" 1 '"method": "receipt".*"type": "read"' "$out"
+    count "from bob device 1" 2 '"user": "bob@sk.dk", "device": 1' "$out"
+    expect "history through the daemon" 0 "via daemonen (delivered to 1 device, read on 1)" \
+        "$K" history --home anna
+    expect "timer through the daemon" 0 "disappearing messages with bob@sk.dk: 3600 s" \
+        "$K" timer --home anna bob@sk.dk 1h
+    expect "bob's daemon took the notice" 0 "disappearing messages on: 1h" \
+        "$K" history --home bob
     ;;
 *)
     echo "unknown case $CASE"
