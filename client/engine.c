@@ -844,7 +844,7 @@ int kurer__engine_setup(kurer *k, uint64_t deadline)
 
 void kurer__engine_tick(kurer *k, uint64_t deadline, int online)
 {
-    kurer__expire_now(k);
+    kurer__expire_due(k);
     if (!online)
         return;
     kurer__receipts_flush(k, deadline);

@@ -904,7 +904,8 @@ static int history_row(void *ud, const kurer__msg *m)
     kurer__receipt_rows rows;
     memset(&rows, 0, sizeof(rows));
     int rc = kurer__receipt_fill(h->k, m->rowid, &out, &rows);
-    if (rc == 0)
+    /* Past its countdown: gone, whether or not the tick has deleted it yet. */
+    if (rc == 0 && (out.expires_at == 0 || out.expires_at > kurer__home_now(h->k) * 1000))
         rc = h->fn(h->ud, &out);
     kurer__receipt_rows_free(&rows);
     return rc;

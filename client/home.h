@@ -60,6 +60,7 @@ struct kurer {
     kurer__hlock hl;
     int lock_fd; /* HOME/.lock, flock'd while open (one handle per home) */
     kurer__econn ec;
+    int64_t expiry_next_ms; /* receipt.h: the earliest countdown's end (Unix ms; 0: look) */
 };
 
 kurer__session *kurer__home_session(kurer *k);

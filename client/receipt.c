@@ -40,6 +40,8 @@ int kurer__receipt_received(kurer *k, const kurer_verified *sender, const kurer_
                                           sender->device_id, (int)r->type, now_ms(k), &matched);
         if (rc != 0)
             return rc;
+        if (matched > 0 && direction == KURER__DIR_IN && r->type == KURER_RECEIPT_READ)
+            kurer__expiry_changed(k); /* a countdown may have started */
         if (matched > 0) {
             kurer_receipt_info info;
             memset(&info, 0, sizeof(info));
@@ -67,6 +69,8 @@ int kurer__receipt_stored(kurer *k, const kurer__msg *m, const kurer_data_messag
     if (is_sync && !dm->timer_change && dm->expire_timer > 0)
         x.expires_at = now_ms(k) + (int64_t)dm->expire_timer * 1000;
     int rc = 0;
+    if (x.expires_at != 0)
+        kurer__expiry_changed(k);
     if (x.expire_timer != 0 || x.kind != KURER__KIND_TEXT)
         rc = kurer__store_message_set_extra(k->st, m->rowid, &x);
     if (rc == 0 && dm->timer_change)
@@ -88,6 +92,8 @@ int kurer__receipt_queue_extra(kurer *k, int64_t rowid, const char *to,
         x = *notice;
     else if ((rc = kurer__store_timer_get(k->st, to, &x.expire_timer)) == 0 && x.expire_timer > 0)
         x.expires_at = now_ms + (int64_t)x.expire_timer * 1000;
+    if (x.expires_at != 0)
+        kurer__expiry_changed(k);
     return rc != 0 || (x.expire_timer == 0 && x.kind == KURER__KIND_TEXT)
                ? rc
                : kurer__store_message_set_extra(k->st, rowid, &x);
@@ -201,10 +207,25 @@ void kurer__expire_now(kurer *k)
 {
     size_t n = 0;
     int rc = kurer__store_expire(k->st, now_ms(k), &n);
-    if (rc != 0)
+    if (rc == 0)
+        rc = kurer__store_expiry_next(k->st, &k->expiry_next_ms);
+    if (rc != 0) {
+        k->expiry_next_ms = 0; /* look again at the next tick */
         kurer_log(KURER_LOG_WARN, "client", "expiry_failed",
                   (kurer_log_field[]){KURER_LOG_STR("reason", kurer_err_name(rc))}, 1);
-    else if (n > 0)
+    } else if (n > 0) {
         kurer_log(KURER_LOG_INFO, "client", "messages_expired",
                   (kurer_log_field[]){KURER_LOG_INT("messages", (int64_t)n)}, 1);
+    }
+}
+
+void kurer__expire_due(kurer *k)
+{
+    if (now_ms(k) >= k->expiry_next_ms)
+        kurer__expire_now(k);
+}
+
+void kurer__expiry_changed(kurer *k)
+{
+    k->expiry_next_ms = 0;
 }

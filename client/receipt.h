@@ -55,7 +55,11 @@ void kurer__receipt_rows_free(kurer__receipt_rows *rows);
 #define KURER__RECEIPT_BACKOFF_MS 30000
 void kurer__receipts_flush(kurer *k, uint64_t deadline);
 
-/* Deletes the messages whose countdown has ended now (k's clock). */
+/* Deletes the messages whose countdown has ended now (k's clock), and notes when the next one
+ * ends. _due does it only when that time has come (the tick: no store access otherwise);
+ * _changed says a countdown may have started (look at the next tick). */
 void kurer__expire_now(kurer *k);
+void kurer__expire_due(kurer *k);
+void kurer__expiry_changed(kurer *k);
 
 #endif

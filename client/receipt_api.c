@@ -30,6 +30,7 @@ static void read_run(kurer *k, rreq *r)
 {
     r->res.err = kurer__store_mark_read(k->st, r->has_peer ? r->peer : NULL, r->ts, r->n,
                                         kurer__home_now(k) * 1000, &r->res.marked);
+    kurer__expiry_changed(k);
     /* Marked is done; the receipts go now if the relay answers in time, else later. */
     if (r->res.err == 0 && r->res.marked > 0 && kurer__net_wait_online(k, r->job.deadline, 0) == 0)
         kurer__receipts_flush(k, r->job.deadline);

@@ -475,5 +475,7 @@ KURER_MUST_CHECK int kurer__store_timer_set(kurer__store *st, const char *conver
  * so that no earlier page image with the text stays in store.db-wal. *deleted (may be NULL)
  * how many. */
 KURER_MUST_CHECK int kurer__store_expire(kurer__store *st, int64_t now_ms, size_t *deleted);
+/* The earliest end of a countdown still running (Unix ms), or INT64_MAX when none runs. */
+KURER_MUST_CHECK int kurer__store_expiry_next(kurer__store *st, int64_t *at);
 
 #endif

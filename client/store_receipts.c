@@ -396,3 +396,16 @@ int kurer__store_expire(kurer__store *st, int64_t now_ms, size_t *deleted)
         *deleted = (size_t)n;
     return rc;
 }
+
+int kurer__store_expiry_next(kurer__store *st, int64_t *at)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = prepare(st, "SELECT min(expires_at) FROM messages WHERE expires_at > 0;", &s);
+    if (rc != 0)
+        return rc;
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW)
+        *at = sqlite3_column_type(s, 0) == SQLITE_NULL ? INT64_MAX : sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return r == SQLITE_ROW ? 0 : failed(r);
+}
