@@ -839,6 +839,11 @@ static void test_unsupported_content(void **state)
         assert_int_equal(st, KURER_MESSAGE_QUARANTINED);
         seen s = history(&w->bob, "anna@mof");
         assert_string_equal(s.last, "");
+        kurer__receipt_out owed[4]; /* a quarantined message owes no receipt: first_contact's */
+        size_t n_owed = 9;          /* one message is all bob owes one for */
+        assert_int_equal(kurer__store_receipts_owed(kurer__home_store(w->bob.k), owed, 4, &n_owed),
+                         0);
+        assert_int_equal(n_owed, 1);
         kurer_buf_release(&pt);
         kurer_buf_release(&ct);
     }
