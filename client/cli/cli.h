@@ -162,5 +162,7 @@ void receipts_text(const kurer_message *m);
 
 void receipts_json(jline *o, const kurer_message *m);
 void receipts_devices(const kurer_message *m);
+/* 30s, 10m, 1h, 2d: seconds in the largest unit that divides them. */
+void fmt_duration(char *out, size_t n, uint32_t s);
 
 #endif

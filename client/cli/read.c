@@ -156,7 +156,9 @@ int cmd_timer(int argc, char **argv)
     } else if (secs == 0) {
         printf("disappearing messages off with %s\n", a.pos[0]);
     } else {
-        printf("disappearing messages with %s: %u s after reading\n", a.pos[0], (unsigned)secs);
+        char d[32];
+        fmt_duration(d, sizeof(d), secs);
+        printf("disappearing messages with %s: %s after reading\n", a.pos[0], d);
     }
     json_decref(r);
     return 0;

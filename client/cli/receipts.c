@@ -5,7 +5,7 @@
 #include "cli.h"
 #include "kurer/text.h"
 
-static void duration(char *out, size_t n, uint32_t s)
+void fmt_duration(char *out, size_t n, uint32_t s)
 {
     if (s % 86400 == 0)
         snprintf(out, n, "%ud", (unsigned)(s / 86400));
@@ -22,7 +22,7 @@ void receipts_text(const kurer_message *m)
     char d[32];
     if (m->timer_change) {
         if (m->expire_timer > 0) {
-            duration(d, sizeof(d), m->expire_timer);
+            fmt_duration(d, sizeof(d), m->expire_timer);
             printf(": %s", d);
         }
         return;
@@ -39,7 +39,7 @@ void receipts_text(const kurer_message *m)
         printf(" (read)");
     }
     if (m->expire_timer > 0) {
-        duration(d, sizeof(d), m->expire_timer);
+        fmt_duration(d, sizeof(d), m->expire_timer);
         if (m->expires_at > 0) {
             char t[64];
             fmt_ms(t, sizeof(t), m->expires_at);

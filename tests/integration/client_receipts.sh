@@ -125,7 +125,7 @@ receipts)
 expiry)
     setup
     device bob2 bob@sk.dk 2 sk
-    expect "timer set" 0 "disappearing messages with bob@sk.dk: 3 s" \
+    expect "timer set" 0 "disappearing messages with bob@sk.dk: 3s after reading" \
         "$K" timer --home anna bob@sk.dk 3s
     expect "bob gets the notice" 0 "disappearing messages on" "$K" recv --home bob
     expect "bob2 gets the notice" 0 "disappearing messages on" "$K" recv --home bob2
@@ -197,7 +197,7 @@ daemon)
     count "from bob device 1" 2 '"user": "bob@sk.dk", "device": 1' "$out"
     expect "history through the daemon" 0 "via daemonen (delivered to 1 device, read on 1)" \
         "$K" history --home anna
-    expect "timer through the daemon" 0 "disappearing messages with bob@sk.dk: 3600 s" \
+    expect "timer through the daemon" 0 "disappearing messages with bob@sk.dk: 1h after reading" \
         "$K" timer --home anna bob@sk.dk 1h
     expect "bob's daemon took the notice" 0 "disappearing messages on: 1h" \
         "$K" history --home bob
