@@ -21,6 +21,7 @@
 #include "kurer/util.h"
 #include "net.h"
 #include "outbox.h"
+#include "receipt.h"
 
 #define PREKEYS_UPLOADED KURER__COUNTER_PREKEYS_UPLOADED
 #define SEND_ATTEMPTS    4 /* stale device lists refreshed per message and flush */
@@ -219,6 +220,8 @@ static int emit_message(void *ud, const kurer__msg *m)
     out.state = (kurer_message_state)m->state;
     out.reason = m->reason;
     (void)kurer__group_message_tag(c->k, m->rowid, out.group);
+    if (kurer__receipt_fill(c->k, m->rowid, &out, NULL) != 0)
+        out.expire_timer = 0; /* the message itself is given all the same */
     kurer__event_message(c->k, &out, m->rowid, c->replay);
     return 0;
 }
@@ -376,6 +379,8 @@ void kurer__engine_push(kurer *k, const kurer_server_frame *f, uint64_t gen, uin
         }
         break;
     case KURER_SERVER_QUEUE_EMPTY:
+        kurer__engine_acks(k); /* what came is committed: acked before the receipts go */
+        kurer__receipts_flush(k, deadline);
         kurer__event_queue_empty(k, gen);
         break;
     case KURER_SERVER_REVOCATION_INDEX:
@@ -838,11 +843,17 @@ int kurer__engine_setup(kurer *k, uint64_t deadline)
      * a lost connection), whatever its backoff said. */
     if (rc == 0)
         rc = flush_outbox(k, INT64_MAX, deadline);
+    if (rc == 0)
+        kurer__receipts_flush(k, deadline);
     return rc;
 }
 
-void kurer__engine_tick(kurer *k, uint64_t deadline)
+void kurer__engine_tick(kurer *k, uint64_t deadline, int online)
 {
+    kurer__expire_due(k);
+    if (!online)
+        return;
+    kurer__receipts_flush(k, deadline);
     int rc = flush_outbox(k, kurer__home_now(k) * 1000, deadline);
     if (rc != 0 && rc != KURER_ECLOSED)
         kurer_log(KURER_LOG_WARN, "client", "outbox_retry_failed",

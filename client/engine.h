@@ -40,6 +40,7 @@ typedef struct kurer__econn {
     size_t n_acks;
     kurer__dir_seen dir[KURER__DIR_CACHE];
     kurer__peer_refused refused;
+    uint64_t receipts_next_ms; /* monotonic: no receipt flush before (receipt.h) */
 } kurer__econn;
 
 /* directory.c: makes the held devices of user exactly the current ones the relay lists (a
@@ -72,8 +73,9 @@ KURER_MUST_CHECK int kurer__engine_setup(kurer *k, uint64_t deadline);
 void kurer__engine_push(kurer *k, const kurer_server_frame *f, uint64_t gen, uint64_t deadline);
 /* Acks what was committed (sent at once, the answer not awaited). */
 void kurer__engine_acks(kurer *k);
-/* Sends the outbox items whose backoff has passed. */
-void kurer__engine_tick(kurer *k, uint64_t deadline);
+/* Deletes the messages whose countdown has ended and, when online, sends the outbox items
+ * whose backoff has passed and the receipts owed. */
+void kurer__engine_tick(kurer *k, uint64_t deadline, int online);
 /* Reports again every stored message the application has not taken yet. */
 void kurer__engine_replay(kurer *k);
 /* Library thread (takes the home lock itself): whether message rowid is still unreported (1, 0,

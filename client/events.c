@@ -98,6 +98,20 @@ void kurer__event_key_change(kurer *k, const kurer_key_change *c)
     event_push(k->net, e);
 }
 
+void kurer__event_receipt(kurer *k, const kurer_receipt_info *r)
+{
+    event *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return; /* the receipt is stored: kurer_history shows it */
+    e->kind = EV_RECEIPT;
+    e->receipt = *r;
+    snprintf(e->from, sizeof(e->from), "%s", r->user);
+    snprintf(e->peer, sizeof(e->peer), "%s", r->peer);
+    e->receipt.user = e->from;
+    e->receipt.peer = e->peer;
+    event_push(k->net, e);
+}
+
 void kurer__event_state_locked(kurer__net *n, kurer_conn_state s, int reason)
 {
     event *e = calloc(1, sizeof(*e));
@@ -150,6 +164,10 @@ void kurer__event_dispatch(kurer__net *n, event *e)
             ev.on_message(ev.ud, &e->m);
             kurer__engine_reported(k, e->rowid);
         }
+        break;
+    case EV_RECEIPT:
+        if (ev.on_receipt != NULL)
+            ev.on_receipt(ev.ud, &e->receipt);
         break;
     case EV_REFUSED:
         if (ev.on_refused != NULL)

@@ -6,6 +6,7 @@
 #include "store_group.h"
 #include "net.h"
 #include "outbox.h"
+#include "receipt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -101,6 +102,8 @@ static int home_start(kurer *k)
         rc = kurer__store_crl_each(k->st, load_crl, k);
     if (rc == 0)
         rc = kurer__session_new(k->st, &k->own, k->trust, home_clock, k, &k->sess);
+    if (rc == 0)
+        kurer__expire_now(k); /* what ran out while the home was closed goes first */
     free(root);
     return rc;
 }
@@ -610,7 +613,8 @@ int kurer__home_check_device(kurer *k, int level, const char *user, uint32_t dev
 /* The padded Content for one device: the DataMessage itself for the recipient's devices, a
  * SyncMessage carrying it for our own other devices. */
 static int message_content(const kurer *k, const char *to, int level, const char *body,
-                           int64_t sent_at, const char *for_user, kurer_buf *pt)
+                           int64_t sent_at, const char *for_user, const kurer__msg_extra *x,
+                           kurer_buf *pt)
 {
     kurer_content c;
     memset(&c, 0, sizeof(c));
@@ -627,6 +631,8 @@ static int message_content(const kurer *k, const char *to, int level, const char
     dm->body = body;
     dm->classification = (kurer_level)level;
     dm->timestamp = (uint64_t)sent_at;
+    dm->expire_timer = x->expire_timer;
+    dm->timer_change = x->kind == KURER__KIND_TIMER;
     kurer_buf_reset(pt);
     return kurer_content_encode_padded(&c, pt);
 }
@@ -640,9 +646,14 @@ int kurer__home_encrypt_for(kurer *k, int64_t message_rowid, const char *to, int
      * anyone else, whoever asks (a relay's answer must not widen the audience). */
     if (strcmp(user, to) != 0 && strcmp(user, k->own.user) != 0)
         return KURER_EINVAL;
+    kurer__msg_extra x;
+    memset(&x, 0, sizeof(x));
+    int rc = kurer__store_message_extra(k->st, message_rowid, &x);
+    if (rc != 0)
+        return rc;
     kurer_buf_init_secret(&pt, KURER_CONTENT_PADDED_MAX);
     kurer_buf_init(&ct, KURER__CIPHERTEXT_MAX);
-    int rc = message_content(k, to, level, body, sent_at, user, &pt);
+    rc = message_content(k, to, level, body, sent_at, user, &x, &pt);
     if (rc == 0)
         rc = kurer__session_encrypt(k->sess, user, device, pt.data, pt.len, &ct, &type);
     if (rc == 0) {
@@ -691,6 +702,12 @@ static int check_own_devices(kurer *k, int level, uint32_t **devs, size_t *n, ku
 int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kurer_refusal *why,
                       int64_t *rowid)
 {
+    return kurer__home_queue_ex(k, to, level, body, NULL, why, rowid);
+}
+
+int kurer__home_queue_ex(kurer *k, const char *to, int level, const char *body,
+                         const kurer__msg_extra *notice, kurer_refusal *why, int64_t *rowid)
+{
     uint32_t *devs = NULL, *own = NULL;
     size_t n = 0, n_own = 0;
     if (body == NULL)
@@ -724,6 +741,8 @@ int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kur
     if ((rc = kurer__store_begin(k->st)) != 0)
         goto out;
     rc = kurer__store_message_insert(k->st, &m);
+    if (rc == 0)
+        rc = kurer__receipt_queue_extra(k, m.rowid, to, notice, now_ms);
     /* A device that cannot be encrypted for is named: its certificate or session refused. */
     for (size_t i = 0; rc == 0 && i < n; i++)
         if ((strcmp(to, k->own.user) != 0 || devs[i] != k->own.device_id) &&
@@ -790,13 +809,21 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
             r->refused = rc;
         return kurer__store_fatal(rc) ? rc : 0;
     }
+    if (!r->via_group && (c.body == KURER_CONTENT_RECEIPT || c.body == KURER_CONTENT_SYNC_RECEIPT)) {
+        /* Recorded on the messages it names (receipt.c); never stored as one, never receipted. */
+        rc = kurer__receipt_received(r->k, sender, &c);
+        kurer_content_release(&c);
+        if (rc == KURER_EUNSUPPORTED)
+            r->refused = rc;
+        return rc == KURER_EUNSUPPORTED ? 0 : rc;
+    }
     /* A sender-key envelope carries a group message, and only that; a group message comes only
      * that way. */
     int group_ok =
         c.body == KURER_CONTENT_DATA && c.u.data.has_group == r->via_group &&
         (!r->via_group || memcmp(c.u.data.group.group_id, r->group, KURER_GROUP_ID_LEN) == 0);
     if ((c.body != KURER_CONTENT_DATA && !is_sync) || (r->via_group && !group_ok)) {
-        /* Receipts are handled by later layers. */
+        /* Calls are handled by later layers. */
         r->refused = r->via_group ? KURER_EMALFORMED : KURER_EUNSUPPORTED;
         kurer_content_release(&c);
         return 0;
@@ -829,9 +856,9 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     m.received_at = kurer__home_now(r->k) * 1000;
     int why = kurer_check_receive(r->k, sender->user, sender->device_id, m.level, NULL);
     /* What this client cannot honour is not shown as something else: a group message is not a
-     * direct one, a message meant to disappear must not be kept, attachments would be lost. */
-    if (why == 0 &&
-        ((dm->has_group && !r->via_group) || dm->n_attachments > 0 || dm->expire_timer != 0))
+     * direct one, attachments would be lost. A timer above the longest is not honoured. */
+    if (why == 0 && ((dm->has_group && !r->via_group) || dm->n_attachments > 0 ||
+                     dm->expire_timer > KURER_TIMER_MAX))
         why = KURER_EUNSUPPORTED;
     if (why == 0) {
         m.state = is_sync ? KURER__MSG_SENT : KURER__MSG_RECEIVED;
@@ -854,6 +881,8 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     rc = kurer__store_message_insert(r->k->st, &m);
     if (rc == 0 && r->via_group)
         rc = kurer__store_group_message_put(r->k->st, m.rowid, r->group, KURER__GROUP_MSG_DATA);
+    if (rc == 0) /* its timer; the DELIVERED receipt it owes, committed with it */
+        rc = kurer__receipt_stored(r->k, &m, dm, is_sync);
     kurer_content_release(&c);
     r->state = m.state;
     return rc;
@@ -907,7 +936,14 @@ static int history_row(void *ud, const kurer__msg *m)
     out.reason = m->reason;
     if (kurer__group_message_tag(h->k, m->rowid, out.group))
         return 0; /* a group change we sent: not a message */
-    return h->fn(h->ud, &out);
+    kurer__receipt_rows rows;
+    memset(&rows, 0, sizeof(rows));
+    int rc = kurer__receipt_fill(h->k, m->rowid, &out, &rows);
+    /* Past its countdown: gone, whether or not the tick has deleted it yet. */
+    if (rc == 0 && (out.expires_at == 0 || out.expires_at > kurer__home_now(h->k) * 1000))
+        rc = h->fn(h->ud, &out);
+    kurer__receipt_rows_free(&rows);
+    return rc;
 }
 
 int kurer__home_history_unlocked(kurer *k, const char *with, kurer_message_fn fn, void *ud)

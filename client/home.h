@@ -60,6 +60,7 @@ struct kurer {
     kurer__hlock hl;
     int lock_fd; /* HOME/.lock, flock'd while open (one handle per home) */
     kurer__econn ec;
+    int64_t expiry_next_ms; /* receipt.h: the earliest countdown's end (Unix ms; 0: look) */
 };
 
 kurer__session *kurer__home_session(kurer *k);
@@ -73,6 +74,11 @@ int64_t kurer__home_now(const kurer *k);
  * fetches its bundle first). *rowid (may be NULL) is the message's row. */
 KURER_MUST_CHECK int kurer__home_queue(kurer *k, const char *to, int level, const char *body,
                                        kurer_refusal *why, int64_t *rowid);
+/* The same for a notice (timer change: its kind and timer from notice) or, notice NULL, a text
+ * message that takes the conversation's timer (its countdown starts now). */
+KURER_MUST_CHECK int kurer__home_queue_ex(kurer *k, const char *to, int level, const char *body,
+                                          const kurer__msg_extra *notice, kurer_refusal *why,
+                                          int64_t *rowid);
 
 /* The send policy for one outbox envelope, checked again whenever it is sent (an item may wait
  * in the outbox across restarts while certificates expire or are revoked): 0 if our own

@@ -546,11 +546,9 @@ static void session_thread(void *arg)
             next_tick = now_ms() + TICK_MS;
             int online = n->phase == PHASE_ONLINE;
             uv_mutex_unlock(&n->mu);
-            if (online) {
-                kurer__hlock_take(k);
-                kurer__engine_tick(k, now_ms() + SETUP_WAIT_MS);
-                kurer__hlock_give(k);
-            }
+            kurer__hlock_take(k);
+            kurer__engine_tick(k, now_ms() + SETUP_WAIT_MS, online);
+            kurer__hlock_give(k);
             uv_mutex_lock(&n->mu);
         } else {
             n->sess_busy = 0;

@@ -73,6 +73,7 @@ void kurer__event_queue_empty(kurer *k, uint64_t gen);
 /* A key change to tell (keychange.c): c is copied; given only while its record is still
  * unreported, and marked reported once on_key_change has returned. */
 void kurer__event_key_change(kurer *k, const kurer_key_change *c);
+void kurer__event_receipt(kurer *k, const kurer_receipt_info *r);
 
 /* The connection state (KURER_CONN_*) and the last failure (*reason, may be NULL). */
 int kurer__net_state(const kurer *k, int *reason);

@@ -48,7 +48,8 @@ typedef enum ev_kind {
     EV_QUEUE_EMPTY,
     EV_STATE,
     EV_KEY_CHANGE,
-    EV_REPLAYED
+    EV_REPLAYED,
+    EV_RECEIPT
 } ev_kind;
 
 /* A key change as an event: the strings of kc point into the arrays. */
@@ -70,8 +71,10 @@ typedef struct event {
     kurer_conn_state state;
     uint64_t gen;
     size_t text_len;
-    char *text;                /* peer NUL body NUL: wiped when freed */
-    ev_key_change *key_change; /* EV_KEY_CHANGE */
+    char *text;                 /* peer NUL body NUL: wiped when freed */
+    ev_key_change *key_change;  /* EV_KEY_CHANGE */
+    kurer_receipt_info receipt; /* EV_RECEIPT: user is from, peer is peer */
+    char peer[KURER_SUBJECT_MAX + 1];
 } event;
 
 struct kurer__net {

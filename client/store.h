@@ -20,7 +20,7 @@
 #include "kurer/frame.h"
 #include "kurer/keys.h"
 
-#define KURER__STORE_SCHEMA_VERSION 6
+#define KURER__STORE_SCHEMA_VERSION 7
 /* The SQL of each step (store_schema.c); the array's size is the version. */
 extern const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION];
 #define KURER__STORE_DB      "store.db"
@@ -398,5 +398,84 @@ KURER_MUST_CHECK int kurer__store_identity_rekey(kurer__store *st, const kurer__
  * they were made with; *archived is how many (one transaction). */
 KURER_MUST_CHECK int kurer__store_sessions_archive(kurer__store *st, const uint8_t *identity_pub,
                                                    size_t len, int64_t now, int *archived);
+
+/* ---- receipts and disappearing messages (store_receipts.c, schema v6) ---- */
+
+enum {
+    KURER__RECEIPT_DELIVERED = 1, /* the values of kurer_receipt_type (content.h) */
+    KURER__RECEIPT_READ = 2,
+};
+enum {
+    KURER__KIND_TEXT = 0,
+    KURER__KIND_TIMER = 1, /* a timer-change notice: expire_timer is the conversation's new one */
+};
+
+/* What schema v6 added to a message row. */
+typedef struct kurer__msg_extra {
+    uint32_t expire_timer; /* seconds; 0: never */
+    int64_t expires_at;    /* Unix ms; 0: not counting down */
+    int64_t read_at;       /* Unix ms; 0: unread (incoming) */
+    int kind;              /* KURER__KIND_* */
+} kurer__msg_extra;
+
+KURER_MUST_CHECK int kurer__store_message_extra(kurer__store *st, int64_t rowid,
+                                                kurer__msg_extra *x);
+/* Sets the row's timer, kind and countdown (expires_at 0: not started). */
+KURER_MUST_CHECK int kurer__store_message_set_extra(kurer__store *st, int64_t rowid,
+                                                    const kurer__msg_extra *x);
+
+/* A receipt of type from user/device for the messages with (direction, peer, sent_at): for
+ * each, a row (kept once per device and type); *matched (may be NULL) how many messages. Only
+ * messages in state RECEIVED or SENT/PENDING of kind text are receipted (never quarantined
+ * ones, never notices). A READ receipt on an incoming message (from one of our own devices)
+ * also marks it read and starts its countdown. */
+KURER_MUST_CHECK int kurer__store_receipt_add(kurer__store *st, int direction, const char *peer,
+                                              int64_t sent_at, const char *user, uint32_t device,
+                                              int type, int64_t now_ms, size_t *matched);
+
+typedef struct kurer__receipt_row {
+    const char *user;
+    uint32_t device_id;
+    int type;
+    int64_t at; /* Unix ms, ours */
+} kurer__receipt_row;
+typedef int (*kurer__receipt_fn)(void *ud, const kurer__receipt_row *r);
+/* The receipts of one message, by user, device, type. */
+KURER_MUST_CHECK int kurer__store_receipt_each(kurer__store *st, int64_t rowid,
+                                               kurer__receipt_fn fn, void *ud);
+
+/* Incoming text messages read now: those of peer (NULL: every peer) with a sent_at in ts
+ * (n 0: all unread ones). read_at set, the countdown of a message with a timer started, and
+ * a READ receipt owed to its sender (receipts_out). *marked (may be NULL) how many. */
+KURER_MUST_CHECK int kurer__store_mark_read(kurer__store *st, const char *peer, const int64_t *ts,
+                                            size_t n, int64_t now_ms, size_t *marked);
+
+/* Receipts owed: queued (once per peer, type and message), listed, and done. */
+KURER_MUST_CHECK int kurer__store_receipt_queue(kurer__store *st, const char *peer, int type,
+                                                int64_t sent_at, int64_t now_ms);
+typedef struct kurer__receipt_out {
+    int64_t id;
+    char peer[KURER_SUBJECT_MAX + 1];
+    int type;
+    int64_t sent_at;
+} kurer__receipt_out;
+/* At most max owed receipts, oldest first, into v; *n how many. */
+KURER_MUST_CHECK int kurer__store_receipts_owed(kurer__store *st, kurer__receipt_out *v, size_t max,
+                                                size_t *n);
+KURER_MUST_CHECK int kurer__store_receipt_done(kurer__store *st, int64_t id);
+
+/* A conversation's timer (seconds; 0 when none was set). */
+KURER_MUST_CHECK int kurer__store_timer_get(kurer__store *st, const char *conversation,
+                                            uint32_t *seconds);
+KURER_MUST_CHECK int kurer__store_timer_set(kurer__store *st, const char *conversation,
+                                            uint32_t seconds, int64_t now_ms);
+
+/* Deletes every message whose countdown has ended (expires_at <= now_ms), with its receipts
+ * and outbox items (secure_delete overwrites them), then checkpoints the WAL and truncates it
+ * so that no earlier page image with the text stays in store.db-wal. *deleted (may be NULL)
+ * how many. */
+KURER_MUST_CHECK int kurer__store_expire(kurer__store *st, int64_t now_ms, size_t *deleted);
+/* The earliest end of a countdown still running (Unix ms), or INT64_MAX when none runs. */
+KURER_MUST_CHECK int kurer__store_expiry_next(kurer__store *st, int64_t *at);
 
 #endif

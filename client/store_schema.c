@@ -117,4 +117,26 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
     "CREATE TABLE group_messages ("
     "  message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,"
     "  group_id BLOB NOT NULL, kind INTEGER NOT NULL, ciphertext BLOB);",
+    /* v7: receipts and disappearing messages (issue 11, items 6 and 7). A message's timer
+     * (seconds; 0: never) and when it goes (Unix ms; 0: the countdown has not started), when
+     * it was read here (incoming), and whether it is a timer-change notice (kind 1). Receipts
+     * per message and device that sent one (type 1 delivered, 2 read); the receipts this
+     * device owes (sent at the next connection); each conversation's timer. */
+    "ALTER TABLE messages ADD COLUMN expire_timer INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN read_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX messages_expiry ON messages (expires_at) WHERE expires_at > 0;"
+    "CREATE INDEX messages_peer_sent ON messages (peer, sent_at);"
+    "CREATE TABLE receipts ("
+    "  message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,"
+    "  user TEXT NOT NULL, device_id INTEGER NOT NULL,"
+    "  type INTEGER NOT NULL CHECK (type IN (1, 2)), at INTEGER NOT NULL,"
+    "  PRIMARY KEY (message_id, user, device_id, type));"
+    "CREATE TABLE receipts_out ("
+    "  id INTEGER PRIMARY KEY, peer TEXT NOT NULL,"
+    "  type INTEGER NOT NULL CHECK (type IN (1, 2)), sent_at INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL, UNIQUE (peer, type, sent_at));"
+    "CREATE TABLE timers ("
+    "  conversation TEXT PRIMARY KEY, seconds INTEGER NOT NULL, updated_at INTEGER NOT NULL);",
 };

@@ -50,6 +50,9 @@ static int data_from_pb(const Kurer__V1__DataMessage *pb, kurer_data_message *ou
     out->classification = (kurer_level)pb->classification;
     out->timestamp = pb->timestamp;
     out->expire_timer = pb->expire_timer;
+    out->timer_change = pb->timer_change != 0;
+    if (out->timer_change && (pb->body[0] != '\0' || pb->n_attachments > 0))
+        return KURER_EMALFORMED; /* a notice carries nothing else */
     if ((rc = kurer__arena_strdup(mem, pb->body, KURER_CONTENT_MAX, &out->body)) != 0)
         return rc;
     if (pb->n_attachments > KURER_ATTACHMENTS_MAX)
@@ -151,18 +154,37 @@ static int call_from_pb(const Kurer__V1__CallMessage *pb, kurer_call_message *ou
     return 0;
 }
 
-static int sync_from_pb(const Kurer__V1__SyncMessage *pb, kurer_sync_sent *out, kurer_arena *mem)
+static int destination_from_pb(const char *d, char out[KURER_SUBJECT_MAX + 1])
 {
+    if (d == NULL)
+        return KURER_EMALFORMED;
+    size_t n = strnlen(d, KURER_SUBJECT_MAX + 1);
+    if (n > KURER_SUBJECT_MAX || kurer_user_check(d) != 0)
+        return KURER_EMALFORMED;
+    memcpy(out, d, n);
+    return 0;
+}
+
+/* A SyncMessage carries exactly one of its parts. */
+static int sync_from_pb(const Kurer__V1__SyncMessage *pb, kurer_content *out)
+{
+    int rc;
+    if ((pb->sent == NULL) == (pb->receipt == NULL))
+        return KURER_EMALFORMED;
+    if (pb->receipt != NULL) {
+        const Kurer__V1__SyncMessage__ReceiptSent *r = pb->receipt;
+        out->body = KURER_CONTENT_SYNC_RECEIPT;
+        if (r->receipt == NULL ||
+            (rc = destination_from_pb(r->destination, out->u.sync_receipt.destination)) != 0)
+            return KURER_EMALFORMED;
+        return receipt_from_pb(r->receipt, &out->u.sync_receipt.receipt, &out->mem);
+    }
     const Kurer__V1__SyncMessage__Sent *s = pb->sent;
-    size_t n;
-    if (s == NULL || s->destination == NULL)
-        return KURER_EMALFORMED;
-    n = strnlen(s->destination, KURER_SUBJECT_MAX + 1);
-    if (n > KURER_SUBJECT_MAX || kurer_user_check(s->destination) != 0)
-        return KURER_EMALFORMED;
-    memcpy(out->destination, s->destination, n);
-    out->timestamp = s->timestamp;
-    return data_from_pb(s->message, &out->message, mem);
+    out->body = KURER_CONTENT_SYNC;
+    if ((rc = destination_from_pb(s->destination, out->u.sync.destination)) != 0)
+        return rc;
+    out->u.sync.timestamp = s->timestamp;
+    return data_from_pb(s->message, &out->u.sync.message, &out->mem);
 }
 
 static int sender_key_from_pb(const Kurer__V1__SenderKeyDistribution *pb,
@@ -195,8 +217,7 @@ static int content_from_pb(const Kurer__V1__Content *pb, kurer_content *out)
         out->body = KURER_CONTENT_CALL;
         return call_from_pb(pb->call, &out->u.call, &out->mem);
     case KURER__V1__CONTENT__BODY_SYNC:
-        out->body = KURER_CONTENT_SYNC;
-        return sync_from_pb(pb->sync, &out->u.sync, &out->mem);
+        return sync_from_pb(pb->sync, out);
     case KURER__V1__CONTENT__BODY_SENDER_KEY:
         out->body = KURER_CONTENT_SENDER_KEY;
         return sender_key_from_pb(pb->sender_key, &out->u.sender_key, &out->mem);
@@ -298,6 +319,7 @@ static int data_to_pb(const kurer_data_message *d, Kurer__V1__DataMessage **out,
     m->classification = (Kurer__V1__Level)d->classification;
     m->timestamp = d->timestamp;
     m->expire_timer = d->expire_timer;
+    m->timer_change = d->timer_change != 0;
     if ((rc = kurer__arena_calloc(tmp, d->n_attachments, sizeof(*att), &p)) != 0)
         return rc;
     att = p;
@@ -339,6 +361,20 @@ static int data_to_pb(const kurer_data_message *d, Kurer__V1__DataMessage **out,
     return 0;
 }
 
+static int receipt_to_pb(const kurer_receipt *r, Kurer__V1__Receipt **out, kurer_arena *tmp)
+{
+    int rc;
+    if (r->n_timestamps > KURER_RECEIPT_TIMESTAMPS_MAX)
+        return KURER_ELIMIT;
+    if (r->n_timestamps > 0 && r->timestamps == NULL)
+        return KURER_EINVAL;
+    TMP_MSG(tmp, Kurer__V1__Receipt, KURER__V1__RECEIPT__INIT, *out);
+    (*out)->type = (Kurer__V1__Receipt__Type)r->type;
+    (*out)->timestamps = (uint64_t *)r->timestamps;
+    (*out)->n_timestamps = r->n_timestamps;
+    return 0;
+}
+
 static int content_to_pb(const kurer_content *c, Kurer__V1__Content *pb, kurer_arena *tmp)
 {
     int rc;
@@ -347,16 +383,19 @@ static int content_to_pb(const kurer_content *c, Kurer__V1__Content *pb, kurer_a
         pb->body_case = KURER__V1__CONTENT__BODY_DATA;
         return data_to_pb(&c->u.data, &pb->data, tmp);
     case KURER_CONTENT_RECEIPT:
-        if (c->u.receipt.n_timestamps > KURER_RECEIPT_TIMESTAMPS_MAX)
-            return KURER_ELIMIT;
-        if (c->u.receipt.n_timestamps > 0 && c->u.receipt.timestamps == NULL)
-            return KURER_EINVAL;
-        TMP_MSG(tmp, Kurer__V1__Receipt, KURER__V1__RECEIPT__INIT, pb->receipt);
-        pb->receipt->type = (Kurer__V1__Receipt__Type)c->u.receipt.type;
-        pb->receipt->timestamps = (uint64_t *)c->u.receipt.timestamps;
-        pb->receipt->n_timestamps = c->u.receipt.n_timestamps;
         pb->body_case = KURER__V1__CONTENT__BODY_RECEIPT;
-        return 0;
+        return receipt_to_pb(&c->u.receipt, &pb->receipt, tmp);
+    case KURER_CONTENT_SYNC_RECEIPT: {
+        const kurer_sync_receipt *s = &c->u.sync_receipt;
+        if ((rc = kurer__fixed_str_ok(s->destination, sizeof(s->destination))) != 0)
+            return rc;
+        TMP_MSG(tmp, Kurer__V1__SyncMessage, KURER__V1__SYNC_MESSAGE__INIT, pb->sync);
+        TMP_MSG(tmp, Kurer__V1__SyncMessage__ReceiptSent,
+                KURER__V1__SYNC_MESSAGE__RECEIPT_SENT__INIT, pb->sync->receipt);
+        pb->sync->receipt->destination = (char *)s->destination;
+        pb->body_case = KURER__V1__CONTENT__BODY_SYNC;
+        return receipt_to_pb(&s->receipt, &pb->sync->receipt->receipt, tmp);
+    }
     case KURER_CONTENT_CALL: {
         const kurer_call_message *k = &c->u.call;
         if (k->media_ticket_len > KURER_MEDIA_TICKET_MAX)

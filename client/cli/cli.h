@@ -38,6 +38,8 @@ int cmd_import(int argc, char **argv);        /* import.c */
 int cmd_send(int argc, char **argv);          /* send.c */
 int cmd_recv(int argc, char **argv);          /* recv.c */
 int cmd_history(int argc, char **argv);       /* history.c */
+int cmd_read(int argc, char **argv);          /* read.c */
+int cmd_timer(int argc, char **argv);         /* read.c */
 int cmd_verify(int argc, char **argv);        /* verify.c */
 int cmd_passwd(int argc, char **argv);        /* passwd.c */
 int cmd_relay(int argc, char **argv);         /* relay.c */
@@ -155,5 +157,13 @@ void on_key_change(void *ud, const kurer_key_change *c);
 
 /* ---- recv.c: messages as lines (history.c prints them too) */
 void show_message(const char *me, const kurer_message *m);
+/* receipts.c: a message's timer and receipts after its line (" (delivered to 2 devices, read
+ * on 1; disappears 1h after reading)"), as JSON members, and (history --verbose) per device. */
+void receipts_text(const kurer_message *m);
+
+void receipts_json(jline *o, const kurer_message *m);
+void receipts_devices(const kurer_message *m);
+/* 30s, 10m, 1h, 2d: seconds in the largest unit that divides them. */
+void fmt_duration(char *out, size_t n, uint32_t s);
 
 #endif

@@ -26,7 +26,8 @@ enum {
     SUB_STATE = 4,
     SUB_QUEUE_EMPTY = 8,
     SUB_KEY_CHANGE = 16,
-    SUB_ALL = 31,
+    SUB_RECEIPT = 32,
+    SUB_ALL = 63,
 };
 
 /* A line for the main thread: a response to connection conn (inflight is then one less), or

@@ -124,11 +124,9 @@ static void conn_error(daemon_srv *s, dconn *c, json_t *id, int code, const char
 static const struct {
     const char *name;
     unsigned bit;
-} kinds[] = {{"message", SUB_MESSAGE},
-             {"refused", SUB_REFUSED},
-             {"state", SUB_STATE},
-             {"queue_empty", SUB_QUEUE_EMPTY},
-             {"key_change", SUB_KEY_CHANGE}};
+} kinds[] = {{"message", SUB_MESSAGE},       {"refused", SUB_REFUSED},
+             {"state", SUB_STATE},           {"queue_empty", SUB_QUEUE_EMPTY},
+             {"key_change", SUB_KEY_CHANGE}, {"receipt", SUB_RECEIPT}};
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 /* subscribe {events: [kinds]} (all when absent): {subscription, events, me}. */
@@ -150,7 +148,8 @@ static int subscribe(daemon_srv *s, dconn *c, json_t *params, json_t **result)
         while (k < NKINDS && (!json_is_string(v) || strcmp(json_string_value(v), kinds[k].name)))
             k++;
         if (k == NKINDS)
-            return usage_error("unknown event (message, refused, state, queue_empty, key_change)");
+            return usage_error(
+                "unknown event (message, refused, state, queue_empty, key_change, receipt)");
         want |= kinds[k].bit;
     }
     json_t *list = json_array();

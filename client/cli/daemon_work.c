@@ -191,6 +191,14 @@ static void notify_key_change(void *ud, const kurer_key_change *c)
         notify(ud, SUB_KEY_CHANGE, "key_change", j);
 }
 
+static void on_receipt(void *ud, const kurer_receipt_info *r)
+{
+    notify(ud, SUB_RECEIPT, "receipt",
+           json_pack("{s:s,s:s,s:I,s:s,s:I,s:b}", "peer", r->peer, "user", r->user, "device",
+                     (json_int_t)r->device_id, "type", r->read ? "read" : "delivered", "sent_at",
+                     (json_int_t)r->sent_at, "outgoing", r->outgoing));
+}
+
 static void on_queue_empty(void *ud)
 {
     notify(ud, SUB_QUEUE_EMPTY, "queue_empty", json_object());
@@ -203,6 +211,7 @@ void daemon_events(daemon_srv *s)
                        .on_state = on_state,
                        .on_queue_empty = on_queue_empty,
                        .on_key_change = s->key_subs > 0 ? notify_key_change : NULL,
+                       .on_receipt = on_receipt,
                        .ud = s};
     kurer_set_events(s->k, &ev);
 }

@@ -13,7 +13,7 @@
 #include "kurer/util.h"
 
 static const char help_history[] =
-    "usage: kurer history --home H [--with USER@AUTH] [--json]\n"
+    "usage: kurer history --home H [--with USER@AUTH] [--verbose] [--json]\n"
     "\n"
     "Prints the stored messages, oldest first, each with its level (quarantined ones without\n"
     "their text). Outgoing messages show where they went and, until the relay accepted them,\n"
@@ -21,7 +21,11 @@ static const char help_history[] =
     "line (time, sent_at, from, device or to, level, state, text, reason), not one array.\n"
     "A peer device's key change is shown where it happened, as a line of its own:\n"
     "  <time> --- <user> device <N> has a new key: certificate <serial> issued by <authority>\n"
-    "(with --json an object with \"event\":\"key_change\").\n";
+    "(with --json an object with \"event\":\"key_change\").\n"
+    "Receipts follow an outgoing message: (delivered to N devices, read on M); a received one\n"
+    "read here or on another of your devices says (read); one with a disappearing timer says\n"
+    "when it goes. --verbose adds, under each message, its SENT_AT (for kurer read) and each\n"
+    "device that sent a receipt, with the times.\n";
 
 /* The key changes (the method's first page has them all), shown among the messages where
  * they happened. */
@@ -50,7 +54,7 @@ static void changes_until(change_list *l, int64_t ms)
 }
 
 /* Prints one page of the method history's result; 0 with *next (-1 after the last page). */
-static int history_page(json_t *res, change_list *changes, long long *next)
+static int history_page(json_t *res, change_list *changes, long long *next, int verbose)
 {
     const char *me = json_string_value(json_object_get(res, "me"));
     json_t *msgs = json_object_get(res, "messages"), *j;
@@ -67,6 +71,8 @@ static int history_page(json_t *res, change_list *changes, long long *next)
         if (rc == 0) {
             changes_until(changes, m.received_at);
             show_message(me, &m);
+            if (verbose)
+                receipts_devices(&m);
         }
         rpc_free_wiped(raw, raw != NULL ? strlen(raw) + 1 : 0);
         if (rc != 0)
@@ -80,7 +86,7 @@ static int history_page(json_t *res, change_list *changes, long long *next)
 int cmd_history(int argc, char **argv)
 {
     static const kurer_opt opts[] = {
-        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"with", V, 0}};
+        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"with", V, 0}, {"verbose", 0, 0}};
     kurer_args a;
     const char *home, *with;
     int rc;
@@ -103,7 +109,7 @@ int cmd_history(int argc, char **argv)
         rc = params != NULL ? cli_run(&t, "history", params, &res)
                             : refuse(KURER_ENOMEM, "out of memory");
         if (rc == 0)
-            rc = history_page(res, &changes, &next);
+            rc = history_page(res, &changes, &next, flag(&a, "verbose"));
         json_decref(res);
     }
     if (rc == 0)

@@ -30,6 +30,8 @@ static const struct subcommand {
     {"group", cmd_group, "create, change, list and show groups"},
     {"recv", cmd_recv, "receive new messages"},
     {"history", cmd_history, "print stored messages"},
+    {"read", cmd_read, "mark received messages read (read receipts)"},
+    {"timer", cmd_timer, "set a conversation's disappearing-message timer"},
     {"verify", cmd_verify, "safety numbers and certificates of a user's devices"},
     {"passwd", cmd_passwd, "change the home's passphrase"},
     {"relay", cmd_relay, "show or change the home's relay address and key"},

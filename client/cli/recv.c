@@ -55,6 +55,7 @@ static void message_json(const char *me, const kurer_message *m, const char *t)
         kurer_json_kv_str(&o.j, "reason", kurer_err_name(m->reason));
     if (m->state != KURER_MESSAGE_QUARANTINED)
         kurer_json_kv_str(&o.j, "text", m->body);
+    receipts_json(&o, m);
     jline_end(&o);
 }
 
@@ -76,12 +77,15 @@ void show_message(const char *me, const kurer_message *m)
         printf("%s %s -> %s [%s] ", t, me, m->peer, level);
     else
         printf("%s %s [%s] ", t, m->peer, level);
-    if (m->state == KURER_MESSAGE_QUARANTINED)
+    if (m->timer_change)
+        printf("--- disappearing messages %s", m->expire_timer > 0 ? "on" : "off");
+    else if (m->state == KURER_MESSAGE_QUARANTINED)
         printf("(quarantined: %s; not shown)", kurer_strerror(m->reason));
     else
         (void)kurer_text_fput_term(stdout, m->body);
     if (m->outgoing && m->state != KURER_MESSAGE_SENT)
         printf(" (%s)", state_name(m->state));
+    receipts_text(m);
     printf("\n");
     fflush(stdout);
 }

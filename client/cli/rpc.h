@@ -75,6 +75,7 @@ extern const rpc_method rpc_keys_methods[];     /* rpc_keys.c: rekey, import */
 extern const rpc_method rpc_call_methods[];     /* rpc_call.c: call, answer */
 /* rpc_call.c: 1 while a call runs in this process (the daemon lets it hang up at a stop). */
 int rpc_call_running(void);
+extern const rpc_method rpc_receipt_methods[];  /* rpc_receipts.c: read, timer */
 /* rpc_table.c: the method called name, or NULL. */
 const rpc_method *rpc_find(const char *name);
 
@@ -113,6 +114,10 @@ int rpc_err_code(const char *name);
 json_t *rpc_message_json(const kurer_message *m);
 /* Back: *m points into j (valid while j is); body is the raw text. RC_USAGE if malformed. */
 int rpc_message_from(json_t *j, kurer_message *m, char **raw_body);
+/* rpc_receipts.c: a message's timer and receipts as members of o (docs/client.md), and back
+ * into m (pointers into j; m->receipts into a thread-local array valid until the next call). */
+int rpc_receipts_json(const kurer_message *m, json_t *o);
+int rpc_receipts_from(json_t *j, kurer_message *m);
 /* A key change as JSON (docs/client.md), and back (the strings point into j). */
 json_t *rpc_key_change_json(const kurer_key_change *c);
 int rpc_key_change_from(json_t *j, kurer_key_change *c);

@@ -13,6 +13,7 @@ static const rpc_method *const groups[] = {
                              group.info */
     rpc_keys_methods,     /* rekey, import */
     rpc_call_methods,     /* call, answer */
+    rpc_receipt_methods,  /* read, timer */
 };
 
 const rpc_method *rpc_find(const char *name)

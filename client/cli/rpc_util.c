@@ -151,6 +151,10 @@ json_t *rpc_message_json(const kurer_message *m)
         json_object_set_new(o, "group", json_string(m->group));
     if (m->state == KURER_MESSAGE_QUARANTINED)
         return o;
+    if (rpc_receipts_json(m, o) != 0) {
+        json_decref(o);
+        return NULL;
+    }
     json_t *t = json_string(m->body);
     if (t == NULL) {
         /* Not UTF-8 (a peer's bytes are stored as sent): the text with U+FFFD for each bad
@@ -209,6 +213,8 @@ int rpc_message_from(json_t *j, kurer_message *m, char **raw_body)
     m->body = text != NULL ? text : "";
     if (group != NULL && strlen(group) == KURER_GROUP_HEX_MAX)
         memcpy(m->group, group, KURER_GROUP_HEX_MAX + 1);
+    if (rpc_receipts_from(j, m) != 0)
+        return usage_error("the daemon sent malformed receipts");
     if (hex != NULL && strlen(hex) % 2 == 0) {
         size_t n = strlen(hex) / 2;
         *raw_body = malloc(n + 1);

@@ -240,7 +240,29 @@ typedef struct kurer_message {
     /* A group message: the group's id in hex (64 digits); "" for a one-to-one message. An
      * outgoing group message names our own user as peer. */
     char group[KURER_GROUP_HEX_MAX + 1];
+    /* Disappearing messages (docs/client.md, "Receipts and disappearing messages"). */
+    uint32_t expire_timer; /* seconds the message lives once read (sent, for ours); 0: kept */
+    int64_t expires_at;    /* Unix ms when it is deleted; 0: its countdown has not started */
+    int64_t read_at;       /* incoming: read on this device or another of ours (Unix ms); 0 */
+    int timer_change;      /* 1: a notice, no text: the conversation's timer is expire_timer */
+    /* Receipts. For an outgoing message: the recipient devices that have it (a delivered or a
+     * read receipt: read implies delivered) and that have shown it, and the same counted per
+     * user (for a group, members). For an incoming one: our own devices that told the others
+     * (their sync copies). kurer_history fills receipts (one entry per device, by user and
+     * device id); events leave it NULL. */
+    uint32_t delivered_devices, read_devices;
+    uint32_t delivered_users, read_users;
+    const struct kurer_message_receipt *KURER_NULLABLE receipts;
+    size_t n_receipts;
 } kurer_message;
+
+/* One device's receipts of a message. */
+typedef struct kurer_message_receipt {
+    const char *user; /* user@authority */
+    uint32_t device_id;
+    int64_t delivered_at; /* Unix ms (our clock) its delivered receipt came; 0: none */
+    int64_t read_at;      /* its read receipt; 0: not read there */
+} kurer_message_receipt;
 
 /* Calls fn for each stored message, oldest first; with with != NULL only that peer's. The
  * message is valid during the call only. A non-zero return from fn stops and is returned. */
@@ -325,6 +347,16 @@ typedef enum kurer_conn_state {
     KURER_CONN_WAITING = 3,    /* lost or failed; the next attempt after the backoff */
 } kurer_conn_state;
 
+/* A receipt as on_receipt gives it. */
+typedef struct kurer_receipt_info {
+    const char *peer;   /* the conversation: whom the message went to, or came from */
+    const char *user;   /* who sent the receipt: peer, or our own user (a sync copy) */
+    uint32_t device_id; /* the device that sent it */
+    int read;           /* 1: read, 0: delivered */
+    int64_t sent_at;    /* the message's sent_at (the sender's clock, Unix ms) */
+    int outgoing;       /* 1: for a message we sent; 0: one we received */
+} kurer_receipt_info;
+
 /* What the library reports (all optional; ud is passed back). Every callback runs on the
  * library thread, one at a time, in order. Pointers are valid during the call only. A callback
  * may call any function of this header except the blocking network calls and kurer_close. */
@@ -353,6 +385,9 @@ typedef struct kurer_events {
      * callback has returned: a change not yet told is given again when the events are next
      * set; one told is never given again (kurer_key_changes still lists it). */
     void (*KURER_NULLABLE on_key_change)(void *KURER_NULLABLE ud, const kurer_key_change *c);
+    /* A receipt was committed (kurer_receipt_info), once per message it names: a peer's device
+     * has our message or has shown it, or one of our own other devices told that peer. */
+    void (*KURER_NULLABLE on_receipt)(void *KURER_NULLABLE ud, const kurer_receipt_info *r);
 } kurer_events;
 
 /* Sets (copies) the event callbacks; NULL clears them. With on_message set, every stored
@@ -377,6 +412,7 @@ typedef struct kurer_result {
     kurer_refusal why;  /* whose certificate (or the ceiling) refused, where err says so */
     int enrol_state;    /* enrol_poll: KURER_ENROL_STATE_* (0 if the relay did not say) */
     char group[KURER_GROUP_HEX_MAX + 1]; /* group create: the new group's id in hex */
+    size_t marked;      /* read: the messages marked read */
 } kurer_result;
 typedef void (*kurer_done_fn)(void *KURER_NULLABLE ud, const kurer_result *r);
 
@@ -829,6 +865,38 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_group_list(kurer *k, kurer_group_fn fn,
                                                    void *KURER_NULLABLE ud);
 KURER_EXPORT KURER_MUST_CHECK int kurer_group_get(kurer *k, const char *group, kurer_group_fn fn,
                                                   void *KURER_NULLABLE ud);
+/* ---- receipts and disappearing messages (docs/client.md) ---- */
+
+/* Marks incoming messages read on this device: those of peer (NULL: of every peer) whose
+ * sent_at (the sender's clock, as kurer_history gives it) is one of the n in sent_at, or with
+ * n 0 every unread one. Each starts its countdown if it has a timer, and owes its sender a read
+ * receipt, sent with a copy to our own other devices (which mark it read too). The marks are
+ * committed first; the receipts then go within timeout_ms or, if the relay cannot be reached,
+ * at the next connection (still 0: the messages are read). Never for quarantined messages.
+ * The result's marked says how many were marked. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_read_async(kurer *k, const char *KURER_NULLABLE peer,
+                                                   const int64_t *KURER_NULLABLE sent_at, size_t n,
+                                                   int timeout_ms,
+                                                   kurer_done_fn KURER_NULLABLE done,
+                                                   void *KURER_NULLABLE ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_read(kurer *k, const char *KURER_NULLABLE peer,
+                                             const int64_t *KURER_NULLABLE sent_at, size_t n,
+                                             int timeout_ms, size_t *KURER_NULLABLE marked);
+/* The longest timer, seconds (four weeks). */
+#define KURER_TIMER_MAX (28 * 86400)
+/* Sets the conversation's disappearing-message timer (seconds, 1..KURER_TIMER_MAX; 0: off)
+ * and sends the change to peer's devices and our own other devices (a notice every device
+ * honours: later messages of either side carry it). Needs the relay (the notice is sent like a
+ * message: result and refusals as kurer_send; message_id is the notice's row). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_set_timer_async(kurer *k, const char *peer,
+                                                        uint32_t seconds, int timeout_ms,
+                                                        kurer_done_fn KURER_NULLABLE done,
+                                                        void *KURER_NULLABLE ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_set_timer(kurer *k, const char *peer, uint32_t seconds,
+                                                  int timeout_ms,
+                                                  kurer_refusal *KURER_NULLABLE why);
+/* The conversation's timer now (seconds; 0: off). A home call. */
+KURER_EXPORT KURER_MUST_CHECK int kurer_timer(kurer *k, const char *peer, uint32_t *seconds);
 
 KURER_ASSUME_NONNULL_END
 

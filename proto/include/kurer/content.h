@@ -77,6 +77,7 @@ typedef struct kurer_data_message {
     int has_group;
     kurer_group_context group;
     uint32_t expire_timer; /* seconds, 0: never */
+    int timer_change;      /* a timer-change notice: expire_timer is the new timer (4.8) */
     int has_quote;
     kurer_quote quote;
 } kurer_data_message;
@@ -137,6 +138,12 @@ typedef struct kurer_sync_sent {
     uint64_t timestamp;
     kurer_data_message message;
 } kurer_sync_sent;
+
+/* A receipt one of our devices sent to destination, copied to our other devices. */
+typedef struct kurer_sync_receipt {
+    char destination[KURER_SUBJECT_MAX + 1]; /* user@authority */
+    kurer_receipt receipt;
+} kurer_sync_receipt;
 
 typedef struct kurer_sender_key_distribution {
     uint8_t group_id[KURER_GROUP_ID_LEN];
@@ -200,6 +207,8 @@ typedef enum kurer_content_body {
     KURER_CONTENT_SYNC = 4, /* a SyncMessage with its Sent part (required) */
     KURER_CONTENT_SENDER_KEY = 5,
     KURER_CONTENT_GROUP_CONTROL = 6,
+    /* Not a oneof number: a SyncMessage (4) with its ReceiptSent part (2). */
+    KURER_CONTENT_SYNC_RECEIPT = 0x402,
 } kurer_content_body;
 
 typedef struct kurer_content {
@@ -209,6 +218,7 @@ typedef struct kurer_content {
         kurer_receipt receipt;
         kurer_call_message call;
         kurer_sync_sent sync;
+        kurer_sync_receipt sync_receipt;
         kurer_sender_key_distribution sender_key;
         kurer_group_control group_control;
     } u;

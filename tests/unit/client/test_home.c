@@ -793,8 +793,10 @@ static void test_classification_send(void **state)
     assert_int_equal(why.by, KURER_REFUSED_BY_RECIPIENT);
 }
 
-/* Group context, attachments or an expiry timer: this client cannot honour them, so such a
- * message is quarantined (kept as "it came", never shown as a plain direct message). */
+/* Group context, attachments or a timer above the longest (KURER_TIMER_MAX): this client
+ * cannot honour them, so such a message is quarantined (kept as "it came", never shown as a
+ * plain direct message). A timer within bounds is honoured (client_store_receipts,
+ * client_receipts_expiry). */
 static void test_unsupported_content(void **state)
 {
     world *w = *state;
@@ -814,7 +816,7 @@ static void test_unsupported_content(void **state)
             c.u.data.has_group = 1;
             memset(c.u.data.group.group_id, 7, sizeof(c.u.data.group.group_id));
         } else if (variant == 1) {
-            c.u.data.expire_timer = 3600;
+            c.u.data.expire_timer = KURER_TIMER_MAX + 1;
         } else {
             memset(&att, 1, sizeof(att));
             att.size = 10;
@@ -837,6 +839,11 @@ static void test_unsupported_content(void **state)
         assert_int_equal(st, KURER_MESSAGE_QUARANTINED);
         seen s = history(&w->bob, "anna@mof");
         assert_string_equal(s.last, "");
+        kurer__receipt_out owed[4]; /* a quarantined message owes no receipt: first_contact's */
+        size_t n_owed = 9;          /* one message is all bob owes one for */
+        assert_int_equal(kurer__store_receipts_owed(kurer__home_store(w->bob.k), owed, 4, &n_owed),
+                         0);
+        assert_int_equal(n_owed, 1);
         kurer_buf_release(&pt);
         kurer_buf_release(&ct);
     }

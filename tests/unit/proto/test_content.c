@@ -454,12 +454,51 @@ static void test_padding(void **state)
     kurer_buf_release(&p);
 }
 
+/* Issue 11, items 6 and 7: a receipt's copy for our own devices (SyncMessage.ReceiptSent) and
+ * the timer-change notice (DataMessage.timer_change). */
+static void test_receipt_sync_and_timer(void **state)
+{
+    uint64_t ts[] = {1796422365000, 1796422365001};
+    kurer_content c = {0}, d;
+    (void)state;
+    c.body = KURER_CONTENT_SYNC_RECEIPT;
+    strcpy(c.u.sync_receipt.destination, "anna@ministry.example");
+    c.u.sync_receipt.receipt.type = KURER_RECEIPT_READ;
+    c.u.sync_receipt.receipt.timestamps = ts;
+    c.u.sync_receipt.receipt.n_timestamps = 2;
+    content_rt(&c, &d, "content_sync_receipt");
+    assert_string_equal(d.u.sync_receipt.destination, "anna@ministry.example");
+    assert_int_equal(d.u.sync_receipt.receipt.type, KURER_RECEIPT_READ);
+    assert_int_equal(d.u.sync_receipt.receipt.n_timestamps, 2);
+    assert_memory_equal(d.u.sync_receipt.receipt.timestamps, ts, sizeof(ts));
+    kurer_content_release(&d);
+    c.u.sync_receipt.receipt.n_timestamps = 0;
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+    c.u.sync_receipt.receipt.n_timestamps = 1;
+    strcpy(c.u.sync_receipt.destination, "anna");
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+
+    memset(&c, 0, sizeof(c));
+    c.body = KURER_CONTENT_DATA;
+    c.u.data.body = "";
+    c.u.data.classification = KURER_LEVEL_UNCLASSIFIED;
+    c.u.data.timer_change = 1;
+    c.u.data.expire_timer = 3600;
+    content_rt(&c, &d, "content_timer_change");
+    assert_int_equal(d.u.data.timer_change, 1);
+    assert_int_equal(d.u.data.expire_timer, 3600);
+    kurer_content_release(&d);
+    c.u.data.body = "a notice carries no text";
+    assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_data_roundtrip),    cmocka_unit_test(test_classification),
-        cmocka_unit_test(test_other_bodies),      cmocka_unit_test(test_call_bodies),
-        cmocka_unit_test(test_content_malformed), cmocka_unit_test(test_padding),
+        cmocka_unit_test(test_data_roundtrip),         cmocka_unit_test(test_classification),
+        cmocka_unit_test(test_other_bodies),           cmocka_unit_test(test_call_bodies),
+        cmocka_unit_test(test_content_malformed),      cmocka_unit_test(test_padding),
+        cmocka_unit_test(test_receipt_sync_and_timer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
