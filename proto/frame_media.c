@@ -1,6 +1,6 @@
 /* The media relay's frames (docs/protocol.md, "Media relay"): MediaAllocate and
  * MediaAllocation, kept apart from frame.c, which hands every body it does not know to these
- * functions. */
+ * functions; what is not theirs goes on to frame_blob.c. */
 #include <string.h>
 
 #include "frame_internal.h"
@@ -8,7 +8,7 @@
 int kurer__media_client_from_pb(const Kurer__V1__ClientFrame *pb, kurer_client_frame *out)
 {
     if (pb->body_case != KURER__V1__CLIENT_FRAME__BODY_MEDIA_ALLOCATE)
-        return KURER_EMALFORMED; /* no body, or one newer than this version */
+        return kurer__blob_client_from_pb(pb, out); /* else none, or newer than this version */
     out->body = KURER_CLIENT_MEDIA_ALLOCATE;
     return 0;
 }
@@ -20,7 +20,7 @@ int kurer__media_client_to_pb(const kurer_client_frame *f, Kurer__V1__ClientFram
     void *p;
     int rc;
     if (f->body != KURER_CLIENT_MEDIA_ALLOCATE)
-        return KURER_EMALFORMED;
+        return kurer__blob_client_to_pb(f, pb, tmp);
     if ((rc = kurer__arena_calloc(tmp, 1, sizeof(init), &p)) != 0)
         return rc;
     memcpy(p, &init, sizeof(init));
@@ -46,7 +46,7 @@ int kurer__media_server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_f
     kurer_media_allocation *a = &out->u.media_allocation;
     int rc;
     if (pb->body_case != KURER__V1__SERVER_FRAME__BODY_MEDIA_ALLOCATION)
-        return KURER_EMALFORMED;
+        return kurer__blob_server_from_pb(pb, out);
     if (pb->request_id == 0) /* an answer names its request */
         return KURER_EMALFORMED;
     out->body = KURER_SERVER_MEDIA_ALLOCATION;
@@ -70,7 +70,7 @@ int kurer__media_server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFram
     void *p;
     int rc;
     if (f->body != KURER_SERVER_MEDIA_ALLOCATION)
-        return KURER_EMALFORMED;
+        return kurer__blob_server_to_pb(f, pb, tmp);
     if (a->ticket_a_len > KURER_MEDIA_RELAY_TICKET_MAX ||
         a->ticket_b_len > KURER_MEDIA_RELAY_TICKET_MAX)
         return KURER_ELIMIT;

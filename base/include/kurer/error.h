@@ -94,7 +94,11 @@ typedef enum kurer_error_category {
     X(EINVITEEXPIRED, -59, POLICY, "the invitation has expired")                                   \
     X(EINVITEMAC, -60, CRYPTO, "the request is not bound to the invitation code (altered?)")       \
     X(EREJECTED, -61, POLICY, "the administrator rejected the request")                            \
-    X(ECANCELLED, -62, USAGE, "cancelled by the user")
+    X(ECANCELLED, -62, USAGE, "cancelled by the user")                                             \
+    X(EBLOBTAG, -65, CRYPTO, "an attachment chunk failed authentication (altered or reordered)")   \
+    X(EBLOBTRUNC, -66, CRYPTO, "an attachment is truncated: its final chunk is missing")           \
+    X(EBLOBDIGEST, -67, CRYPTO, "an attachment's digest does not match its pointer")               \
+    X(EQUOTA, -68, POLICY, "the device's blob storage quota is used up")
 
 typedef enum kurer_err {
 #define KURER__ERR_ENUM(name, value, cat, msg) KURER_##name = (value),
