@@ -48,6 +48,16 @@ static const char *const MIGRATIONS[] = {
      * while its COMMIT was in flight, the writer reads it to learn whether the round committed */
     ("CREATE TABLE IF NOT EXISTS kurer_rounds(node bigint PRIMARY KEY, round bigint NOT NULL, "
      "updated_at timestamptz NOT NULL DEFAULT now());"),
+    /* 5: blobs (sealed attachments, docs/protocol.md 3.8): one row per blob with its owner
+     * device, declared size, bytes received and expiry; its bytes as chunks keyed by offset */
+    ("CREATE TABLE blobs(id bytea PRIMARY KEY, usr bytea NOT NULL, device bigint NOT NULL, "
+     "size bigint NOT NULL, received bigint NOT NULL, complete bigint NOT NULL, "
+     "created_at bigint NOT NULL, expires_at bigint NOT NULL);"
+     "CREATE INDEX blobs_owner ON blobs(usr, device);"
+     "CREATE INDEX blobs_expiry ON blobs(expires_at);"
+     "CREATE TABLE blob_chunks(id bytea NOT NULL REFERENCES blobs(id) ON DELETE CASCADE, "
+     "off bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY(id, off));"
+     "ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
