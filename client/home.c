@@ -608,7 +608,8 @@ int kurer__home_check_device(kurer *k, int level, const char *user, uint32_t dev
 /* The padded Content for one device: the DataMessage itself for the recipient's devices, a
  * SyncMessage carrying it for our own other devices. */
 static int message_content(const kurer *k, const char *to, int level, const char *body,
-                           int64_t sent_at, const char *for_user, kurer_buf *pt)
+                           int64_t sent_at, const char *for_user, const kurer_attachment *atts,
+                           size_t n_atts, kurer_buf *pt)
 {
     kurer_content c;
     memset(&c, 0, sizeof(c));
@@ -625,6 +626,8 @@ static int message_content(const kurer *k, const char *to, int level, const char
     dm->body = body;
     dm->classification = (kurer_level)level;
     dm->timestamp = (uint64_t)sent_at;
+    dm->attachments = atts;
+    dm->n_attachments = n_atts;
     kurer_buf_reset(pt);
     return kurer_content_encode_padded(&c, pt);
 }
@@ -638,9 +641,19 @@ int kurer__home_encrypt_for(kurer *k, int64_t message_rowid, const char *to, int
      * anyone else, whoever asks (a relay's answer must not widen the audience). */
     if (strcmp(user, to) != 0 && strcmp(user, k->own.user) != 0)
         return KURER_EINVAL;
+    kurer__attach_row *rows = NULL;
+    size_t n_rows = 0;
+    kurer_attachment atts[KURER_ATTACHMENTS_MAX];
+    int rc = kurer__store_attach_load(k->st, message_rowid, &rows, &n_rows);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n_rows; i++)
+        atts[i] = rows[i].a;
     kurer_buf_init_secret(&pt, KURER_CONTENT_PADDED_MAX);
     kurer_buf_init(&ct, KURER__CIPHERTEXT_MAX);
-    int rc = message_content(k, to, level, body, sent_at, user, &pt);
+    rc = message_content(k, to, level, body, sent_at, user, atts, n_rows, &pt);
+    kurer_memzero(atts, sizeof(atts));
+    kurer__attach_rows_free(rows, n_rows);
     if (rc == 0)
         rc = kurer__session_encrypt(k->sess, user, device, pt.data, pt.len, &ct, &type);
     if (rc == 0) {
@@ -689,9 +702,25 @@ static int check_own_devices(kurer *k, int level, uint32_t **devs, size_t *n, ku
 int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kurer_refusal *why,
                       int64_t *rowid)
 {
+    return kurer__home_queue_atts(k, to, level, body, NULL, 0, why, rowid);
+}
+
+/* What n attachment pointers add to a Content: their fixed fields with tags, and names. */
+static size_t atts_size(const kurer_attachment *atts, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += 112 + strlen(atts[i].content_type) + strlen(atts[i].file_name);
+    return bytes;
+}
+
+int kurer__home_queue_atts(kurer *k, const char *to, int level, const char *body,
+                           const kurer_attachment *atts, size_t n_atts, kurer_refusal *why,
+                           int64_t *rowid)
+{
     uint32_t *devs = NULL, *own = NULL;
     size_t n = 0, n_own = 0;
-    if (body == NULL)
+    if (body == NULL || n_atts > KURER_ATTACHMENTS_MAX || (n_atts > 0 && atts == NULL))
         return KURER_EINVAL;
     int rc = kurer_check_send(k, to, level, why);
     if (rc != 0)
@@ -703,7 +732,8 @@ int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kur
     size_t others = 0; /* the size for every device it goes to, before anything is stored */
     for (size_t i = 0; i < n_own; i++)
         others += own[i] != k->own.device_id;
-    if ((rc = kurer__outbox_size_check(to, n, others, strlen(body), why)) != 0)
+    if ((rc = kurer__outbox_size_check(to, n, others, strlen(body) + atts_size(atts, n_atts),
+                                       why)) != 0)
         goto out;
 
     int64_t now_ms = kurer__home_now(k) * 1000;
@@ -722,6 +752,8 @@ int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kur
     if ((rc = kurer__store_begin(k->st)) != 0)
         goto out;
     rc = kurer__store_message_insert(k->st, &m);
+    if (rc == 0)
+        rc = kurer__store_attach_put(k->st, m.rowid, atts, n_atts);
     /* A device that cannot be encrypted for is named: its certificate or session refused. */
     for (size_t i = 0; rc == 0 && i < n; i++)
         if ((strcmp(to, k->own.user) != 0 || devs[i] != k->own.device_id) &&
@@ -805,8 +837,9 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     m.received_at = kurer__home_now(r->k) * 1000;
     int why = kurer_check_receive(r->k, sender->user, sender->device_id, m.level, NULL);
     /* What this client cannot honour is not shown as something else: a group message is not a
-     * direct one, a message meant to disappear must not be kept, attachments would be lost. */
-    if (why == 0 && (dm->has_group || dm->n_attachments > 0 || dm->expire_timer != 0))
+     * direct one, a message meant to disappear must not be kept. Attachments are kept (their
+     * pointers, with the message; the blobs are fetched when asked: kurer_attachment_save). */
+    if (why == 0 && (dm->has_group || dm->expire_timer != 0))
         why = KURER_EUNSUPPORTED;
     if (why == 0) {
         m.state = is_sync ? KURER__MSG_SENT : KURER__MSG_RECEIVED;
@@ -827,6 +860,8 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     }
     m.unreported = 1; /* given to the application at least once (engine.c) */
     rc = kurer__store_message_insert(r->k->st, &m);
+    if (rc == 0 && m.state != KURER__MSG_QUARANTINED)
+        rc = kurer__store_attach_put(r->k->st, m.rowid, dm->attachments, dm->n_attachments);
     kurer_content_release(&c);
     r->state = m.state;
     return rc;

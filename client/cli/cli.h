@@ -154,5 +154,8 @@ void on_key_change(void *ud, const kurer_key_change *c);
 
 /* ---- recv.c: messages as lines (history.c prints them too) */
 void show_message(const char *me, const kurer_message *m);
+/* One attachment of the message shown last: its (untrusted) name in safe form, its size and,
+ * once saved, where (saved: "" if not); with --json an object "event":"attachment". */
+void show_attachment(const char *name, uint64_t size, const char *content_type, const char *saved);
 
 #endif

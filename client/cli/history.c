@@ -21,7 +21,11 @@ static const char help_history[] =
     "line (time, sent_at, from, device or to, level, state, text, reason), not one array.\n"
     "A peer device's key change is shown where it happened, as a line of its own:\n"
     "  <time> --- <user> device <N> has a new key: certificate <serial> issued by <authority>\n"
-    "(with --json an object with \"event\":\"key_change\").\n";
+    "(with --json an object with \"event\":\"key_change\"). Each attachment of a message\n"
+    "follows it as a line of its own, its name (the sender's, shown safely) and size, and\n"
+    "where kurer recv --save-dir saved it:\n"
+    "    attachment: <name> (<size> bytes) [saved <path>]\n"
+    "(with --json an object with \"event\":\"attachment\").\n";
 
 /* The key changes (the method's first page has them all), shown among the messages where
  * they happened. */
@@ -49,6 +53,22 @@ static void changes_until(change_list *l, int64_t ms)
     }
 }
 
+/* The message's "attachments" (the method's), each a line after it. */
+static void show_attachments_of(json_t *msg)
+{
+    json_t *arr = json_object_get(msg, "attachments"), *a;
+    size_t i;
+    json_array_foreach(arr, i, a)
+    {
+        const char *name = json_string_value(json_object_get(a, "name"));
+        const char *type = json_string_value(json_object_get(a, "content_type"));
+        const char *saved = json_string_value(json_object_get(a, "saved"));
+        json_int_t size = json_integer_value(json_object_get(a, "size"));
+        show_attachment(name != NULL ? name : "", size > 0 ? (uint64_t)size : 0,
+                        type != NULL ? type : "", saved != NULL ? saved : "");
+    }
+}
+
 /* Prints one page of the method history's result; 0 with *next (-1 after the last page). */
 static int history_page(json_t *res, change_list *changes, long long *next)
 {
@@ -67,6 +87,7 @@ static int history_page(json_t *res, change_list *changes, long long *next)
         if (rc == 0) {
             changes_until(changes, m.received_at);
             show_message(me, &m);
+            show_attachments_of(j);
         }
         rpc_free_wiped(raw, raw != NULL ? strlen(raw) + 1 : 0);
         if (rc != 0)
