@@ -155,6 +155,18 @@ expiry)
     [ -z "$(ls -A in)" ] && ok "nothing saved" || fail "files in the folder: $(ls -A in)"
     expect "the message itself is there" 0 "snart vaek" "$K" history --home bob
     ;;
+api)
+    # The same through the asynchronous C API alone: kurer_send_files_async, then on_message,
+    # kurer_message_attachments and kurer_attachment_save_async on the other side.
+    setup_conf
+    random 200000 api.bin
+    expect "kurer_send_files_async" 0 "sent" "$TOOL" api-send anna bob@sk.dk api.bin
+    mkdir in
+    expect "kurer_attachment_save_async" 0 "saved in/api.bin" "$TOOL" api-save bob in
+    cmp -s api.bin in/api.bin && ok "identical bytes" || fail "the saved file differs"
+    expect "history shows it saved" 0 "attachment: api.bin (200000 bytes) saved in/api.bin" \
+        "$K" history --home bob
+    ;;
 hostile_names)
     # A sender's file names are untrusted: each is saved inside the folder, under a safe name,
     # never over a file there, and nothing is written anywhere else.

@@ -8,8 +8,16 @@
  *                                       the second sealed chunk flipped), drop (the second
  *                                       sealed chunk taken out), swap (the first two
  *                                       exchanged)
+ *   attach_tool api-send HOME TO FILE   FILE sent through the asynchronous API alone
+ *                                       (kurer_send_files_async), as an application would
+ *   attach_tool api-save HOME DIR       every new message received (on_message), and each of
+ *                                       its attachments saved in DIR through
+ *                                       kurer_message_attachments and
+ *                                       kurer_attachment_save_async; prints "saved PATH" or
+ *                                       "refused NAME"
  * Exits 0 when done. */
 #define SQLITE_HAS_CODEC 1 /* declares sqlite3_key (SQLCipher) */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +215,127 @@ static int cmd_tamper(char **argv)
     return rc;
 }
 
+/* ---- the asynchronous API ---- */
+
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, err;
+    char path[4200];
+    uint8_t ids[64][16];
+    size_t n_ids;
+} waiter;
+
+static waiter g_w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, "", {{0}}, 0};
+
+static void on_done(void *ud, const kurer_result *r)
+{
+    waiter *w = ud;
+    pthread_mutex_lock(&w->mu);
+    w->err = r->err;
+    snprintf(w->path, sizeof(w->path), "%s", r->path != NULL ? r->path : "");
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int wait_done(waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    w->done = 0;
+    int err = w->err;
+    pthread_mutex_unlock(&w->mu);
+    return err;
+}
+
+static int open_home(const char *home, kurer **k)
+{
+    const char *pass = getenv("KURER_PASSPHRASE");
+    int rc = kurer_open(home, pass, pass != NULL ? strlen(pass) : 0, NULL, NULL, NULL, k);
+    if (rc != 0)
+        fprintf(stderr, "attach_tool: open: %s\n", kurer_strerror(rc));
+    return rc;
+}
+
+static int cmd_api_send(char **argv)
+{
+    kurer *k = NULL;
+    if (open_home(argv[0], &k) != 0)
+        return 1;
+    const char *paths[1] = {argv[2]};
+    int rc = kurer_send_files_async(k, argv[1], 1, "via the API", paths, 1, 60000, on_done, &g_w);
+    if (rc == 0)
+        rc = wait_done(&g_w);
+    kurer_disconnect(k);
+    kurer_close(k);
+    if (rc != 0)
+        fprintf(stderr, "attach_tool: api-send: %s\n", kurer_strerror(rc));
+    else
+        printf("sent\n");
+    return rc == 0 ? 0 : 1;
+}
+
+static void on_message(void *ud, const kurer_message *m)
+{
+    waiter *w = ud;
+    pthread_mutex_lock(&w->mu);
+    if (!m->outgoing && w->n_ids < sizeof(w->ids) / sizeof(w->ids[0]))
+        memcpy(w->ids[w->n_ids++], m->id, 16);
+    pthread_mutex_unlock(&w->mu);
+}
+
+typedef struct att_idx {
+    size_t idx[32];
+    char name[32][256];
+    size_t n;
+} att_idx;
+
+static int note_att(void *ud, const kurer_attachment_info *a)
+{
+    att_idx *l = ud;
+    if (l->n < 32) {
+        l->idx[l->n] = a->index;
+        snprintf(l->name[l->n++], 256, "%s", a->file_name);
+    }
+    return 0;
+}
+
+static int cmd_api_save(char **argv)
+{
+    kurer *k = NULL;
+    int failed = 0;
+    if (open_home(argv[0], &k) != 0)
+        return 1;
+    kurer_events ev = {.on_message = on_message, .ud = &g_w};
+    kurer_set_events(k, &ev);
+    int rc = kurer_poll(k, 30000, KURER_POLL_UNTIL_EMPTY);
+    for (size_t i = 0; rc == 0 && i < g_w.n_ids; i++) {
+        att_idx l;
+        l.n = 0;
+        if ((rc = kurer_message_attachments(k, g_w.ids[i], note_att, &l)) != 0)
+            break;
+        for (size_t j = 0; j < l.n; j++) {
+            int err =
+                kurer_attachment_save_async(k, g_w.ids[i], l.idx[j], argv[1], 60000, on_done, &g_w);
+            if (err == 0)
+                err = wait_done(&g_w);
+            if (err == 0) {
+                printf("saved %s\n", g_w.path);
+            } else {
+                printf("refused %s: %s\n", l.name[j], kurer_err_name(err));
+                failed = 1;
+            }
+        }
+    }
+    kurer_disconnect(k);
+    kurer_close(k);
+    if (rc != 0)
+        fprintf(stderr, "attach_tool: api-save: %s\n", kurer_strerror(rc));
+    return rc != 0 || failed;
+}
+
 int main(int argc, char **argv)
 {
     if (kurer_crypto_init() != 0)
@@ -215,6 +344,11 @@ int main(int argc, char **argv)
         return cmd_send(argv + 2);
     if (argc == 4 && strcmp(argv[1], "tamper") == 0)
         return cmd_tamper(argv + 2);
-    fprintf(stderr, "usage: attach_tool send HOME TO NAME FILE | tamper RELAYDIR byte|drop|swap\n");
+    if (argc == 5 && strcmp(argv[1], "api-send") == 0)
+        return cmd_api_send(argv + 2);
+    if (argc == 4 && strcmp(argv[1], "api-save") == 0)
+        return cmd_api_save(argv + 2);
+    fprintf(stderr, "usage: attach_tool send HOME TO NAME FILE | tamper RELAYDIR byte|drop|swap "
+                    "| api-send HOME TO FILE | api-save HOME DIR\n");
     return 2;
 }
