@@ -614,7 +614,7 @@ int kurer__home_check_device(kurer *k, int level, const char *user, uint32_t dev
  * SyncMessage carrying it for our own other devices. */
 static int message_content(const kurer *k, const char *to, int level, const char *body,
                            int64_t sent_at, const char *for_user, const kurer__msg_extra *x,
-                           kurer_buf *pt)
+                           const kurer_attachment *atts, size_t n_atts, kurer_buf *pt)
 {
     kurer_content c;
     memset(&c, 0, sizeof(c));
@@ -633,6 +633,8 @@ static int message_content(const kurer *k, const char *to, int level, const char
     dm->timestamp = (uint64_t)sent_at;
     dm->expire_timer = x->expire_timer;
     dm->timer_change = x->kind == KURER__KIND_TIMER;
+    dm->attachments = atts;
+    dm->n_attachments = n_atts;
     kurer_buf_reset(pt);
     return kurer_content_encode_padded(&c, pt);
 }
@@ -651,9 +653,18 @@ int kurer__home_encrypt_for(kurer *k, int64_t message_rowid, const char *to, int
     int rc = kurer__store_message_extra(k->st, message_rowid, &x);
     if (rc != 0)
         return rc;
+    kurer__attach_row *rows = NULL;
+    size_t n_rows = 0;
+    kurer_attachment atts[KURER_ATTACHMENTS_MAX];
+    if ((rc = kurer__store_attach_load(k->st, message_rowid, &rows, &n_rows)) != 0)
+        return rc;
+    for (size_t i = 0; i < n_rows; i++)
+        atts[i] = rows[i].a;
     kurer_buf_init_secret(&pt, KURER_CONTENT_PADDED_MAX);
     kurer_buf_init(&ct, KURER__CIPHERTEXT_MAX);
-    rc = message_content(k, to, level, body, sent_at, user, &x, &pt);
+    rc = message_content(k, to, level, body, sent_at, user, &x, atts, n_rows, &pt);
+    kurer_memzero(atts, sizeof(atts));
+    kurer__attach_rows_free(rows, n_rows);
     if (rc == 0)
         rc = kurer__session_encrypt(k->sess, user, device, pt.data, pt.len, &ct, &type);
     if (rc == 0) {
@@ -699,18 +710,47 @@ static int check_own_devices(kurer *k, int level, uint32_t **devs, size_t *n, ku
     return rc;
 }
 
+static int queue_message(kurer *k, const char *to, int level, const char *body,
+                         const kurer__msg_extra *notice, const kurer_attachment *atts,
+                         size_t n_atts, kurer_refusal *why, int64_t *rowid);
+
 int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kurer_refusal *why,
                       int64_t *rowid)
 {
-    return kurer__home_queue_ex(k, to, level, body, NULL, why, rowid);
+    return queue_message(k, to, level, body, NULL, NULL, 0, why, rowid);
 }
 
 int kurer__home_queue_ex(kurer *k, const char *to, int level, const char *body,
                          const kurer__msg_extra *notice, kurer_refusal *why, int64_t *rowid)
 {
+    return queue_message(k, to, level, body, notice, NULL, 0, why, rowid);
+}
+
+int kurer__home_queue_atts(kurer *k, const char *to, int level, const char *body,
+                           const kurer_attachment *atts, size_t n_atts, kurer_refusal *why,
+                           int64_t *rowid)
+{
+    return queue_message(k, to, level, body, NULL, atts, n_atts, why, rowid);
+}
+
+/* What n attachment pointers add to a Content: their fixed fields with tags, and names. */
+static size_t atts_size(const kurer_attachment *atts, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += 112 + strlen(atts[i].content_type) + strlen(atts[i].file_name);
+    return bytes;
+}
+
+/* The three above: a text message (notice NULL), a notice, or a message with attachments,
+ * stored with what it carries in one transaction. */
+static int queue_message(kurer *k, const char *to, int level, const char *body,
+                         const kurer__msg_extra *notice, const kurer_attachment *atts,
+                         size_t n_atts, kurer_refusal *why, int64_t *rowid)
+{
     uint32_t *devs = NULL, *own = NULL;
     size_t n = 0, n_own = 0;
-    if (body == NULL)
+    if (body == NULL || n_atts > KURER_ATTACHMENTS_MAX || (n_atts > 0 && atts == NULL))
         return KURER_EINVAL;
     int rc = kurer_check_send(k, to, level, why);
     if (rc != 0)
@@ -722,7 +762,8 @@ int kurer__home_queue_ex(kurer *k, const char *to, int level, const char *body,
     size_t others = 0; /* the size for every device it goes to, before anything is stored */
     for (size_t i = 0; i < n_own; i++)
         others += own[i] != k->own.device_id;
-    if ((rc = kurer__outbox_size_check(to, n, others, strlen(body), why)) != 0)
+    if ((rc = kurer__outbox_size_check(to, n, others, strlen(body) + atts_size(atts, n_atts),
+                                       why)) != 0)
         goto out;
 
     int64_t now_ms = kurer__home_now(k) * 1000;
@@ -743,6 +784,8 @@ int kurer__home_queue_ex(kurer *k, const char *to, int level, const char *body,
     rc = kurer__store_message_insert(k->st, &m);
     if (rc == 0)
         rc = kurer__receipt_queue_extra(k, m.rowid, to, notice, now_ms);
+    if (rc == 0)
+        rc = kurer__store_attach_put(k->st, m.rowid, atts, n_atts);
     /* A device that cannot be encrypted for is named: its certificate or session refused. */
     for (size_t i = 0; rc == 0 && i < n; i++)
         if ((strcmp(to, k->own.user) != 0 || devs[i] != k->own.device_id) &&
@@ -856,9 +899,9 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     m.received_at = kurer__home_now(r->k) * 1000;
     int why = kurer_check_receive(r->k, sender->user, sender->device_id, m.level, NULL);
     /* What this client cannot honour is not shown as something else: a group message is not a
-     * direct one, attachments would be lost. A timer above the longest is not honoured. */
-    if (why == 0 && ((dm->has_group && !r->via_group) || dm->n_attachments > 0 ||
-                     dm->expire_timer > KURER_TIMER_MAX))
+     * direct one, and a timer above the longest is not honoured. Attachments are kept (their pointers, with the message; the blobs are fetched when asked:
+     * kurer_attachment_save). */
+    if (why == 0 && ((dm->has_group && !r->via_group) || dm->expire_timer > KURER_TIMER_MAX))
         why = KURER_EUNSUPPORTED;
     if (why == 0) {
         m.state = is_sync ? KURER__MSG_SENT : KURER__MSG_RECEIVED;
@@ -883,6 +926,8 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
         rc = kurer__store_group_message_put(r->k->st, m.rowid, r->group, KURER__GROUP_MSG_DATA);
     if (rc == 0) /* its timer; the DELIVERED receipt it owes, committed with it */
         rc = kurer__receipt_stored(r->k, &m, dm, is_sync);
+    if (rc == 0 && m.state != KURER__MSG_QUARANTINED)
+        rc = kurer__store_attach_put(r->k->st, m.rowid, dm->attachments, dm->n_attachments);
     kurer_content_release(&c);
     r->state = m.state;
     return rc;

@@ -79,6 +79,12 @@ KURER_MUST_CHECK int kurer__home_queue(kurer *k, const char *to, int level, cons
 KURER_MUST_CHECK int kurer__home_queue_ex(kurer *k, const char *to, int level, const char *body,
                                           const kurer__msg_extra *notice, kurer_refusal *why,
                                           int64_t *rowid);
+/* kurer__home_queue with n attachment pointers (0..KURER_ATTACHMENTS_MAX, their blobs
+ * uploaded) stored with the message in the same transaction; every device's Content carries
+ * them. body may be "" when n > 0. */
+KURER_MUST_CHECK int kurer__home_queue_atts(kurer *k, const char *to, int level, const char *body,
+                                            const kurer_attachment *atts, size_t n,
+                                            kurer_refusal *why, int64_t *rowid);
 
 /* The send policy for one outbox envelope, checked again whenever it is sent (an item may wait
  * in the outbox across restarts while certificates expire or are revoked): 0 if our own
@@ -87,10 +93,10 @@ KURER_MUST_CHECK int kurer__home_queue_ex(kurer *k, const char *to, int level, c
 KURER_MUST_CHECK int kurer__home_check_device(kurer *k, int level, const char *user,
                                               uint32_t device, kurer_refusal *why);
 
-/* Encrypts message message_rowid (to, level, body, sent_at) for user/device (the recipient's
- * device, or one of our own for a sync copy) and adds the outbox item. Inside the caller's
- * transaction, if any. KURER_ESTATE without a session; KURER_EINVAL if user is neither to nor
- * our own user. */
+/* Encrypts message message_rowid (to, level, body, sent_at, and its stored attachments) for
+ * user/device (the recipient's device, or one of our own for a sync copy) and adds the outbox item.
+ * Inside the caller's transaction, if any. KURER_ESTATE without a session; KURER_EINVAL if user is
+ * neither to nor our own user. */
 KURER_MUST_CHECK int kurer__home_encrypt_for(kurer *k, int64_t message_rowid, const char *to,
                                              int level, const char *body, int64_t sent_at,
                                              const char *user, uint32_t device);

@@ -16,11 +16,12 @@
 #include <stdint.h>
 
 #include "kurer/certmsg.h"
+#include "kurer/content.h"
 #include "kurer/error.h"
 #include "kurer/frame.h"
 #include "kurer/keys.h"
 
-#define KURER__STORE_SCHEMA_VERSION 7
+#define KURER__STORE_SCHEMA_VERSION 8
 /* The SQL of each step (store_schema.c); the array's size is the version. */
 extern const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION];
 #define KURER__STORE_DB      "store.db"
@@ -243,6 +244,35 @@ KURER_MUST_CHECK int kurer__store_key_change_stale_items(kurer__store *st, int64
 /* The serial of the certificate held for a peer device, or KURER_ENOTFOUND. */
 KURER_MUST_CHECK int kurer__store_peer_serial(kurer__store *st, const char *user,
                                               uint32_t device_id, uint64_t *serial);
+
+/* ---- attachments (store_attach.c, schema v6) ---- */
+
+#define KURER__SAVED_PATH_MAX 4096
+
+/* One AttachmentPointer of a message (the one sent, or the one received), its index in the
+ * message, and where it was saved ("" until then). a's strings point into the row. */
+typedef struct kurer__attach_row {
+    int64_t message_rowid;
+    size_t idx;
+    kurer_attachment a;
+    char content_type[KURER_CONTENT_TYPE_MAX + 1];
+    char file_name[KURER_FILE_NAME_MAX + 1];
+    char saved_path[KURER__SAVED_PATH_MAX + 1];
+} kurer__attach_row;
+
+/* Stores a message's n pointers (indexes 0..n-1), in the caller's transaction. */
+KURER_MUST_CHECK int kurer__store_attach_put(kurer__store *st, int64_t message_rowid,
+                                             const kurer_attachment *a, size_t n);
+/* The message's pointers in index order: *rows (malloc'ed, n of them; none: NULL and 0), freed
+ * with kurer__attach_rows_free, which wipes the keys. */
+KURER_MUST_CHECK int kurer__store_attach_load(kurer__store *st, int64_t message_rowid,
+                                              kurer__attach_row **rows, size_t *n);
+void kurer__attach_rows_free(kurer__attach_row *rows, size_t n);
+/* How many pointers the message has, or a negative error. */
+int kurer__store_attach_count(kurer__store *st, int64_t message_rowid);
+/* Records where attachment idx of the message was saved. KURER_ENOTFOUND if it has none. */
+KURER_MUST_CHECK int kurer__store_attach_saved(kurer__store *st, int64_t message_rowid, size_t idx,
+                                               const char *path);
 
 /* ---- counters (store_counters.c) ---- */
 

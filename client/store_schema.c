@@ -139,4 +139,13 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
     "  created_at INTEGER NOT NULL, UNIQUE (peer, type, sent_at));"
     "CREATE TABLE timers ("
     "  conversation TEXT PRIMARY KEY, seconds INTEGER NOT NULL, updated_at INTEGER NOT NULL);",
+    /* v8: attachments (issue 11, item 5): each message's AttachmentPointers in order (the key
+     * stays in the encrypted store: it opens the blob), and where a received one was saved */
+    "CREATE TABLE attachments ("
+    "  message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL, blob_id BLOB NOT NULL CHECK (length(blob_id) = 16),"
+    "  key BLOB NOT NULL CHECK (length(key) = 32), size INTEGER NOT NULL,"
+    "  digest BLOB NOT NULL CHECK (length(digest) = 32), content_type TEXT NOT NULL,"
+    "  file_name TEXT NOT NULL, saved_path TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (message, idx));",
 };

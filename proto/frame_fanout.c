@@ -1,6 +1,6 @@
 /* Fan-out sends (docs/protocol.md 3.7): FanoutSend, one part of a send of one shared ciphertext
  * to many devices, and FanoutResult, the answer to its final part. Reached from frame_media.c
- * for every body that is not the media relay's. The rules that span parts (order, a user in two
+ * for every body that is not the media relay's; what is not its own goes on to frame_blob.c. The rules that span parts (order, a user in two
  * parts, the total of devices) are the relay's; a part is checked here on its own. */
 #include <string.h>
 
@@ -81,7 +81,7 @@ int kurer__fanout_client_from_pb(const Kurer__V1__ClientFrame *pb, kurer_client_
     kurer_fanout_send *fs = &out->u.fanout;
     int rc;
     if (pb->body_case != KURER__V1__CLIENT_FRAME__BODY_FANOUT)
-        return KURER_EMALFORMED; /* no body, or one newer than this version */
+        return kurer__blob_client_from_pb(pb, out); /* frame_blob.c's, else none or newer */
     out->body = KURER_CLIENT_FANOUT;
     if ((rc = kurer__bytes_fixed(&m->id, fs->id, KURER_ENVELOPE_ID_LEN)) != 0)
         return rc;
@@ -162,7 +162,7 @@ int kurer__fanout_client_to_pb(const kurer_client_frame *f, Kurer__V1__ClientFra
     void *p;
     int rc;
     if (f->body != KURER_CLIENT_FANOUT)
-        return KURER_EMALFORMED;
+        return kurer__blob_client_to_pb(f, pb, tmp);
     if (fs->n_users > KURER_FANOUT_DEVICES_MAX || fs->content_len > KURER_ENVELOPE_CONTENT_MAX)
         return KURER_ELIMIT;
     if ((fs->n_users > 0 && fs->users == NULL) || (fs->content_len > 0 && fs->content == NULL))
@@ -195,7 +195,7 @@ int kurer__fanout_server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_
     Kurer__V1__SendResult sr = KURER__V1__SEND_RESULT__INIT;
     int rc;
     if (pb->body_case != KURER__V1__SERVER_FRAME__BODY_FANOUT_RESULT)
-        return KURER_EMALFORMED;
+        return kurer__blob_server_from_pb(pb, out);
     if (pb->request_id == 0) /* an answer names its request */
         return KURER_EMALFORMED;
     out->body = KURER_SERVER_FANOUT_RESULT;
@@ -235,7 +235,7 @@ int kurer__fanout_server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFra
     void *p;
     int rc;
     if (f->body != KURER_SERVER_FANOUT_RESULT)
-        return KURER_EMALFORMED; /* no body, or one this build does not know */
+        return kurer__blob_server_to_pb(f, pb, tmp);
     memset(&sf, 0, sizeof(sf));
     sf.body = KURER_SERVER_SEND_RESULT;
     sf.u.send_result.users = f->u.fanout_result.refused;

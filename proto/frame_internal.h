@@ -83,4 +83,13 @@ int kurer__fanout_server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_
 int kurer__fanout_server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
                                kurer_arena *tmp);
 
+/* frame_blob.c: the blob bodies (docs/protocol.md 3.8), for every body frame_media.c does not
+ * know (an unknown or missing body: KURER_EMALFORMED). */
+int kurer__blob_client_from_pb(const Kurer__V1__ClientFrame *pb, kurer_client_frame *out);
+int kurer__blob_client_to_pb(const kurer_client_frame *f, Kurer__V1__ClientFrame *pb,
+                             kurer_arena *tmp);
+int kurer__blob_server_from_pb(const Kurer__V1__ServerFrame *pb, kurer_server_frame *out);
+int kurer__blob_server_to_pb(const kurer_server_frame *f, Kurer__V1__ServerFrame *pb,
+                             kurer_arena *tmp);
+
 #endif

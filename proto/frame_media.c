@@ -1,6 +1,6 @@
 /* The media relay's frames (docs/protocol.md, "Media relay"): MediaAllocate and
  * MediaAllocation, kept apart from frame.c, which hands every body it does not know to these
- * functions; they hand what is not theirs on to frame_fanout.c. */
+ * functions; they hand what is not theirs on to frame_fanout.c, and it to frame_blob.c. */
 #include <string.h>
 
 #include "frame_internal.h"

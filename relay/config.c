@@ -57,6 +57,11 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->wake_poll_ms = 5000;
     c->invite_rate = 10;
     c->invite_failures_max = 5;
+    c->blob_max_size = (uint64_t)100 << 20;
+    c->blob_quota = (uint64_t)1 << 30;
+    c->blob_expiry_s = 30 * 86400;
+    c->blob_incomplete_expiry_s = 86400;
+    c->blob_sweep_ms = 600000;
 }
 
 void kurer_relay_opts_default(kurer_relay_opts *o)
@@ -161,6 +166,11 @@ static const key_def keys[] = {
     K(wake_poll_ms, MS, 100, 3600000),
     K(invite_rate, NUM, 0, 1000000),
     K(invite_failures_max, NUM, 1, 1000000),
+    K(blob_max_size, BYTES, 1, KURER_BLOB_SIZE_MAX),
+    K(blob_quota, BYTES, 0, (uint64_t)1 << 44),
+    K(blob_expiry_s, S, 1, 86400 * 3650),
+    K(blob_incomplete_expiry_s, S, 1, 86400 * 365),
+    K(blob_sweep_ms, MS, 100, 86400000),
 };
 #undef K
 #undef S

@@ -178,6 +178,10 @@ static const struct {
     {KURER_CLIENT_REVOCATION_CHUNK_FETCH, kurer__handle_revocation_chunk_fetch, 0},
     {KURER_CLIENT_MEDIA_ALLOCATE, kurer__handle_media_allocate, 0},
     {KURER_CLIENT_FANOUT, kurer__handle_fanout, 0},
+    {KURER_CLIENT_BLOB_START, kurer__handle_blob_start, 0},
+    {KURER_CLIENT_BLOB_CHUNK, kurer__handle_blob_chunk, 0},
+    {KURER_CLIENT_BLOB_FINISH, kurer__handle_blob_finish, 0},
+    {KURER_CLIENT_BLOB_DOWNLOAD, kurer__handle_blob_download, 0},
 };
 
 #define N_DISPATCH (sizeof(dispatch) / sizeof(dispatch[0]))

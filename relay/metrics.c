@@ -215,6 +215,7 @@ char *kurer__metrics_text(relay *r)
     len = put_hist(s, cap, len, "store_commit_seconds", "Duration of each store transaction.",
                    &v.st.commit_hist);
     len = kurer__media_metrics(r, s, cap, len);
+    len = kurer__blob_metrics(r, s, cap, len);
     len = put_process(s, cap, len);
     (void)len;
     return s;

@@ -52,6 +52,12 @@ typedef struct kurer_relay_config {
                               this often, should a wake-up from another node be lost */
     uint64_t invite_rate;  /* failed invitation attempts per minute per source address */
     uint64_t invite_failures_max; /* wrong MACs one invitation takes before it is locked */
+    /* blobs (docs/relay.md, "Blobs") */
+    uint64_t blob_max_size;            /* sealed bytes of one blob */
+    uint64_t blob_quota;               /* bytes of live blobs one device has uploaded (0: none) */
+    uint64_t blob_expiry_s;            /* a finished blob is deleted this long after its upload */
+    uint64_t blob_incomplete_expiry_s; /* an unfinished upload is deleted this long after start */
+    uint64_t blob_sweep_ms;            /* expired blobs are looked for this often */
     /* the store (store_config.c parses these two: they are not numbers) */
     int store_postgres;     /* store = postgres (default: sqlite, the relay folder's relay.db) */
     char pg_conninfo[1024]; /* pg_conninfo: a libpq connection string (may hold a password) */

@@ -18,7 +18,7 @@
 #include "relay.h"
 #include "store.h"
 
-#define NERR 64 /* counters per error code: index -code */
+#define NERR 80 /* counters per error code: index -code (above the lowest code) */
 
 /* The directory: per user (a hash table entry), its devices. The chain is kept encoded (a
  * decoded kurer_chain is 4.6 KB; the bytes are a few hundred) and decoded when an answer needs
@@ -237,6 +237,12 @@ struct relay {
     char node_hex[17];
     uint64_t cluster_gen;
     uv_timer_t wake_poll;
+    /* blobs (blobs.c): the expiry sweep and the counters kurer__blob_metrics renders */
+    uv_timer_t blob_sweep;
+    int have_blob_sweep, blob_sweeping;
+    uint64_t blob_uploads, blob_upload_bytes, blob_download_bytes;
+    uint64_t blob_refused[3]; /* too large, quota, bad offset */
+    uint64_t blobs_expired, blob_expired_bytes, blob_bytes_stored;
 };
 
 /* Entries of the source address and prekey-take tables: beyond them new addresses are refused
@@ -422,6 +428,17 @@ size_t kurer__media_metrics(relay *r, char *s, size_t cap, size_t len);
 uint64_t kurer__crl_version(const relay *r, const uint8_t key_id[KURER_KEY_ID_LEN]);
 /* A list another node stored: verified, applied (disconnect, push), not stored again. */
 void kurer__crl_from_store(relay *r, const uint8_t *list, size_t len);
+
+/* ---- blobs.c (docs/protocol.md 3.8) ---- */
+void kurer__handle_blob_start(rconn *rc, const kurer_client_frame *f);
+void kurer__handle_blob_chunk(rconn *rc, const kurer_client_frame *f);
+void kurer__handle_blob_finish(rconn *rc, const kurer_client_frame *f);
+void kurer__handle_blob_download(rconn *rc, const kurer_client_frame *f);
+/* The expiry sweep's timer: a sweep at once, then every blob_sweep_ms; closed on stop. */
+void kurer__blobs_start(relay *r);
+void kurer__blobs_stop(relay *r);
+/* Appends the blob metrics to s (cap bytes, len used); returns the new len. */
+size_t kurer__blob_metrics(relay *r, char *s, size_t cap, size_t len);
 
 /* ---- cluster.c (store = postgres: several nodes over one database) ---- */
 /* Opens the listen connection (it connects on the loop) and the poll timer; 0 or an error. */

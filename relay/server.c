@@ -109,6 +109,7 @@ static void on_stop(uv_signal_t *s, int signum)
     kurer__media_stop(r);
     uv_close((uv_handle_t *)&r->sweep, NULL);
     uv_close((uv_handle_t *)&r->expiry, NULL);
+    kurer__blobs_stop(r);
     kurer__cluster_close(r);
     /* Finish every submitted commit; late callbacks find their connections closed. */
     kurer_store_close(r->store);
@@ -390,6 +391,7 @@ static void start_handles(relay *r)
     r->sweep.data = r->expiry.data = r;
     r->timers = 1;
     uv_timer_start(&r->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    kurer__blobs_start(r);
 }
 
 static void relay_free(relay *r)

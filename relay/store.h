@@ -1,4 +1,4 @@
-/* The relay store: mailboxes, the device directory, prekeys and revocation lists behind one
+/* The relay store: mailboxes, the device directory, prekeys, revocation lists and blobs behind one
  * asynchronous interface: an operations table (kurer_store_ops) that each backend fills, with one
  * constructor per backend (kurer_store_open_sqlite, kurer_store_open_postgres). The kurer_store_*
  * functions below dispatch through it. What does not depend on the backend (operations as queued
@@ -214,6 +214,55 @@ typedef struct kurer_store_invite_req {
 /* rows: GET one, LIST up to limit, else none. */
 typedef void (*kurer_store_invite_cb)(void *arg, int err, const kurer_store_invite *rows, size_t n);
 
+/* ---- blobs (sealed attachments: relay/blobs.c, docs/protocol.md 3.8) ---------------------- */
+
+/* One row per blob: its owner device (the uploader), the declared size, the bytes received (the
+ * chunks are stored in order, so they form a prefix of the blob), whether the upload finished,
+ * and when the blob is to be deleted (an unfinished upload: soon; a finished blob: the expiry).
+ * Each operation runs in a round's transaction: a write is durable when its callback runs. */
+typedef enum kurer_store_blob_op {
+    KURER_BLOB_CREATE = 1, /* id, owner, size, now, expires_at; EEXIST for a used id; EQUOTA if
+                            * the owner's live blobs (expires_at > now) and this one would
+                            * declare more than quota bytes (0: no bound) */
+    KURER_BLOB_STATE,      /* id, owner, now: the row (ENOTFOUND: none of this owner, or gone) */
+    KURER_BLOB_APPEND,     /* id, owner, offset, data, now: stores the chunk; ESTATE if offset is
+                            * not the bytes received or the upload is finished, ELIMIT past the
+                            * declared size, ENOTFOUND as for STATE */
+    KURER_BLOB_FINISH,     /* id, owner, now, expires_at: marks it finished with that expiry;
+                            * ESTATE if bytes are missing; a finished one again: its row as is */
+    KURER_BLOB_READ,       /* id, offset, length, now: up to length bytes from offset of a
+                            * finished, unexpired blob of anyone (ENOTFOUND otherwise); offset at
+                            * or past the end: ELIMIT */
+    KURER_BLOB_SWEEP,      /* now: deletes every blob with expires_at <= now, with its chunks */
+} kurer_store_blob_op;
+
+typedef struct kurer_store_blob_req {
+    kurer_store_blob_op op;
+    uint8_t id[KURER_BLOB_ID_LEN];
+    kurer_device_address owner;
+    uint64_t size;   /* CREATE */
+    uint64_t offset; /* APPEND, READ */
+    uint64_t quota;  /* CREATE */
+    uint32_t length; /* READ: 1..KURER_BLOB_CHUNK_MAX */
+    int64_t now;     /* Unix seconds */
+    int64_t expires_at;
+    const uint8_t *data; /* APPEND: 1..KURER_BLOB_CHUNK_MAX bytes (copied at submission) */
+    size_t len;
+} kurer_store_blob_req;
+
+typedef struct kurer_store_blob_res {
+    uint64_t size, received; /* CREATE, STATE, APPEND, FINISH, READ (size) */
+    int complete;
+    int64_t expires_at;
+    const uint8_t *data; /* READ */
+    size_t len;
+    uint64_t swept, swept_bytes; /* SWEEP: blobs deleted, their bytes received */
+    uint64_t live_bytes;         /* SWEEP: bytes received of the blobs left */
+} kurer_store_blob_res;
+
+/* res is NULL unless err is 0. */
+typedef void (*kurer_store_blob_cb)(void *arg, int err, const kurer_store_blob_res *res);
+
 /* ---- the operations table ----------------------------------------------------------------- */
 
 /* A backend: one entry per operation, each with the contract of the kurer_store_* function of
@@ -244,6 +293,7 @@ typedef struct kurer_store_ops {
     int (*backup)(kurer_store *s, const char *path, kurer_store_done_cb cb, void *arg);
     int (*invite)(kurer_store *s, const kurer_store_invite_req *req, kurer_store_invite_cb cb,
                   void *arg);
+    int (*blob)(kurer_store *s, const kurer_store_blob_req *req, kurer_store_blob_cb cb, void *arg);
     void (*set_commit_delay)(kurer_store *s, uint64_t us);
     void (*get_stats)(kurer_store *s, kurer_store_stats *out);
 } kurer_store_ops;
@@ -418,6 +468,15 @@ KURER_MUST_CHECK static inline int kurer_store_invite_run(kurer_store *s,
                                                           kurer_store_invite_cb cb, void *arg)
 {
     return s->ops->invite(s, req, cb, arg);
+}
+
+/* One blob operation (kurer_store_blob_op), in the round's transaction: writes are durable when
+ * the callback runs. KURER_EINVAL at once for a chunk or length out of its bounds. */
+KURER_MUST_CHECK static inline int kurer_store_blob_run(kurer_store *s,
+                                                        const kurer_store_blob_req *req,
+                                                        kurer_store_blob_cb cb, void *arg)
+{
+    return s->ops->blob(s, req, cb, arg);
 }
 
 /* A backend may hold submitted work up to us microseconds before it starts a transaction, to

@@ -226,7 +226,7 @@ static int run_writes(pg_store *s, op *round, uint64_t *count, int *retry, int *
         rc = kurer__pg_exec_pipelined(s, round); /* puts, acks, directory, lists */
     for (op *o = round; o != NULL; o = o->next, (*count)++) {
         if (rc != 0 || (o->kind != KURER__OP_PREKEYS && o->kind != KURER__OP_TAKE &&
-                        o->kind != KURER__OP_INVITE))
+                        o->kind != KURER__OP_INVITE && o->kind != KURER__OP_BLOB))
             continue;
         o->err = kurer__pg_exec_write(s, o); /* these read before they write */
         if (o->err == KURER_ESTORAGE)
@@ -512,6 +512,7 @@ static const kurer_store_ops pg_ops = {
     .count_prekeys = kurer__storeq_count_prekeys,
     .put_crl = kurer__storeq_put_crl,
     .invite = kurer__storeq_invite,
+    .blob = kurer__storeq_blob,
     .set_commit_delay = kurer__storeq_set_commit_delay,
     .backup = pg_backup,
     .get_stats = kurer__storeq_get_stats,

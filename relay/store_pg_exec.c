@@ -78,6 +78,22 @@ const char *const kurer__pg_sql[PG_N_STMTS] = {
                    "RETURNING last) INSERT INTO mailbox(usr, device, seq, sender, env, payload) "
                    "SELECT $1, $2, last, $3, ''::bytea, $4 FROM s RETURNING seq",
     [PG_DROP_PAYLOADS] = "DELETE FROM fanout_payloads WHERE refs <= 0",
+    [PG_BLOB_QUOTA] = "SELECT coalesce(sum(size), 0)::int8 FROM blobs WHERE usr = $1 AND "
+                      "device = $2 AND expires_at > $3",
+    [PG_BLOB_CREATE] = "INSERT INTO blobs(id, usr, device, size, received, complete, created_at, "
+                       "expires_at) VALUES($1, $2, $3, $4, 0, 0, $5, $6) ON CONFLICT (id) DO "
+                       "NOTHING",
+    [PG_BLOB_LOAD] = "SELECT size, received, complete, expires_at, usr, device FROM blobs WHERE "
+                     "id = $1 AND expires_at > $2 FOR UPDATE",
+    [PG_BLOB_CHUNK] = "INSERT INTO blob_chunks(id, off, data) VALUES($1, $2, $3)",
+    [PG_BLOB_GROW] = "UPDATE blobs SET received = received + $2 WHERE id = $1",
+    [PG_BLOB_FINISH] = "UPDATE blobs SET complete = 1, expires_at = $2 WHERE id = $1",
+    [PG_BLOB_READ] = "SELECT off, data FROM blob_chunks WHERE id = $1 AND off < $3 AND "
+                     "off + octet_length(data) > $2 ORDER BY off",
+    [PG_BLOB_SWEPT] = "SELECT count(*)::int8, coalesce(sum(received), 0)::int8 FROM blobs WHERE "
+                      "expires_at <= $1",
+    [PG_BLOB_SWEEP] = "DELETE FROM blobs WHERE expires_at <= $1",
+    [PG_BLOB_LIVE] = "SELECT coalesce(sum(received), 0)::int8 FROM blobs",
 };
 
 static void p_dev(pg_params *p, const kurer_device_address *d)
@@ -223,6 +239,8 @@ int kurer__pg_exec_write(pg_store *s, op *o)
         return exec_take(s, o);
     if (o->kind == KURER__OP_INVITE)
         return kurer__pg_exec_invite(s, o);
+    if (o->kind == KURER__OP_BLOB)
+        return kurer__pg_exec_blob(s, o);
     return 0; /* the others are pipelined; reads run after the commit */
 }
 

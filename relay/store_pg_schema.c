@@ -55,6 +55,16 @@ static const char *const MIGRATIONS[] = {
      "NOT NULL, env bytea NOT NULL);"
      "CREATE INDEX fanout_payloads_done ON fanout_payloads(id) WHERE refs <= 0;"
      "ALTER TABLE mailbox ADD COLUMN payload bigint;"),
+    /* 6: blobs (sealed attachments, docs/protocol.md 3.8): one row per blob with its owner
+     * device, declared size, bytes received and expiry; its bytes as chunks keyed by offset */
+    ("CREATE TABLE blobs(id bytea PRIMARY KEY, usr bytea NOT NULL, device bigint NOT NULL, "
+     "size bigint NOT NULL, received bigint NOT NULL, complete bigint NOT NULL, "
+     "created_at bigint NOT NULL, expires_at bigint NOT NULL);"
+     "CREATE INDEX blobs_owner ON blobs(usr, device);"
+     "CREATE INDEX blobs_expiry ON blobs(expires_at);"
+     "CREATE TABLE blob_chunks(id bytea NOT NULL REFERENCES blobs(id) ON DELETE CASCADE, "
+     "off bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY(id, off));"
+     "ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 

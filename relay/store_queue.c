@@ -25,6 +25,8 @@ void kurer__op_free(op *o)
     free(o->bundles);
     free(o->inv);
     free(o->inv_rows);
+    free(o->breq);
+    free(o->blob_out);
     free(o);
 }
 
@@ -387,6 +389,10 @@ static void complete(op *o)
     case KURER__OP_INVITE:
         o->cb.invite(o->arg, o->err, ok ? o->inv_rows : NULL, ok ? o->n_inv : 0);
         break;
+    case KURER__OP_BLOB:
+        o->bres.data = o->blob_out;
+        o->cb.blob(o->arg, o->err, ok ? &o->bres : NULL);
+        break;
     }
 }
 
@@ -644,6 +650,30 @@ int kurer__storeq_invite(kurer_store *s, const kurer_store_invite_req *req,
         return KURER_ENOMEM;
     }
     *o->inv = *req;
+    kurer__storeq_submit(s->q, o);
+    return 0;
+}
+
+int kurer__storeq_blob(kurer_store *s, const kurer_store_blob_req *req, kurer_store_blob_cb cb,
+                       void *arg)
+{
+    if ((req->op == KURER_BLOB_APPEND && (req->len == 0 || req->len > KURER_BLOB_CHUNK_MAX)) ||
+        (req->op == KURER_BLOB_READ && (req->length == 0 || req->length > KURER_BLOB_CHUNK_MAX)))
+        return KURER_EINVAL;
+    op *o = req->op == KURER_BLOB_APPEND ? op_with_blob(KURER__OP_BLOB, req->data, req->len, arg)
+                                         : op_new(KURER__OP_BLOB, arg);
+    if (o == NULL)
+        return KURER_ENOMEM;
+    o->cb.blob = cb;
+    o->breq = malloc(sizeof(*o->breq));
+    if (req->op == KURER_BLOB_READ)
+        o->blob_out = malloc(req->length);
+    if (o->breq == NULL || (req->op == KURER_BLOB_READ && o->blob_out == NULL)) {
+        kurer__op_free(o);
+        return KURER_ENOMEM;
+    }
+    *o->breq = *req;
+    o->breq->data = o->blob; /* the copy */
     kurer__storeq_submit(s->q, o);
     return 0;
 }

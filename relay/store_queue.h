@@ -29,7 +29,8 @@ typedef enum kurer__op_kind {
     KURER__OP_COUNT,
     KURER__OP_CRL,
     KURER__OP_BACKUP, /* blob: the output path (NUL-terminated); runs after a round's commit */
-    KURER__OP_INVITE  /* inv: the request; inv_rows out (a write and its reads, in the round) */
+    KURER__OP_INVITE, /* inv: the request; inv_rows out (a write and its reads, in the round) */
+    KURER__OP_BLOB    /* breq: the request (data in blob); bres out (READ: data in blob_out) */
 } kurer__op_kind;
 
 /* One submitted operation: its inputs (copied at submission), its results, its callback. */
@@ -46,6 +47,7 @@ typedef struct kurer__op {
         kurer_store_count_cb count;
         kurer_store_bundles_cb bundles;
         kurer_store_invite_cb invite;
+        kurer_store_blob_cb blob;
     } cb;
     int err;
     /* inputs */
@@ -80,6 +82,10 @@ typedef struct kurer__op {
     kurer_store_invite_req *inv;
     kurer_store_invite *inv_rows;
     size_t n_inv;
+    /* BLOB in and out */
+    kurer_store_blob_req *breq;
+    kurer_store_blob_res bres;
+    uint8_t *blob_out;
 } kurer__op;
 
 typedef struct kurer__storeq {
@@ -154,6 +160,8 @@ int kurer__storeq_put_crl(kurer_store *s, const uint8_t issuer_key_id[32], uint6
 int kurer__storeq_backup(kurer_store *s, const char *path, kurer_store_done_cb cb, void *arg);
 int kurer__storeq_invite(kurer_store *s, const kurer_store_invite_req *req,
                          kurer_store_invite_cb cb, void *arg);
+int kurer__storeq_blob(kurer_store *s, const kurer_store_blob_req *req, kurer_store_blob_cb cb,
+                       void *arg);
 void kurer__storeq_set_commit_delay(kurer_store *s, uint64_t us);
 void kurer__storeq_get_stats(kurer_store *s, kurer_store_stats *out);
 

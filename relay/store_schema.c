@@ -63,6 +63,15 @@ static const char *const MIGRATIONS[] = {
      "NOT NULL, env BLOB NOT NULL);"
      "CREATE TABLE fanout_refs(dev INTEGER NOT NULL, seq INTEGER NOT NULL, payload INTEGER NOT "
      "NULL, PRIMARY KEY(dev, seq)) WITHOUT ROWID;"),
+    /* 8: blobs (sealed attachments, docs/protocol.md 3.8): one row per blob with its owner
+     * device, declared size, bytes received and expiry; its bytes as chunks keyed by offset */
+    ("CREATE TABLE blobs(id BLOB PRIMARY KEY, user TEXT NOT NULL, device INTEGER NOT NULL, "
+     "size INTEGER NOT NULL, received INTEGER NOT NULL, complete INTEGER NOT NULL, "
+     "created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+     "CREATE INDEX blobs_owner ON blobs(user, device);"
+     "CREATE INDEX blobs_expiry ON blobs(expires_at);"
+     "CREATE TABLE blob_chunks(id BLOB NOT NULL, off INTEGER NOT NULL, data BLOB NOT NULL, "
+     "PRIMARY KEY(id, off));"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 

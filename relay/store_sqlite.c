@@ -506,6 +506,8 @@ static int exec_one(sq_store *s, op *o)
         return exec_crl(s, o);
     case KURER__OP_INVITE:
         return kurer__sq_exec_invite(s->db, o);
+    case KURER__OP_BLOB:
+        return kurer__sq_exec_blob(s->db, o);
     case KURER__OP_FETCH:
     case KURER__OP_COUNT:
     case KURER__OP_BACKUP:
@@ -881,6 +883,7 @@ static const kurer_store_ops sqlite_ops = {
     .count_prekeys = kurer__storeq_count_prekeys,
     .put_crl = kurer__storeq_put_crl,
     .invite = kurer__storeq_invite,
+    .blob = kurer__storeq_blob,
     .backup = kurer__storeq_backup,
     .set_commit_delay = kurer__storeq_set_commit_delay,
     .get_stats = kurer__storeq_get_stats,

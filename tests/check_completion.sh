@@ -113,7 +113,7 @@ expect "RESTRICTED" kurer kurer send --home h --level = R
 expect "homedir" kurer kurer init --home home
 expect "homedir" kurer kurer recv --home = home
 expect "root.crt" kurer kurer init --root roo
-expect "--to --group --level --timeout --json --help --file" kurer kurer send --home h --
+expect "--to --group --level --timeout --json --help --file --text-file" kurer kurer send --home h --
 expect "homedir homefile" kurer kurer restore --home n home
 expect "create" kurer kurer group --home h cr
 expect "leave list" kurer kurer group --home h l

@@ -165,5 +165,8 @@ void receipts_json(jline *o, const kurer_message *m);
 void receipts_devices(const kurer_message *m);
 /* 30s, 10m, 1h, 2d: seconds in the largest unit that divides them. */
 void fmt_duration(char *out, size_t n, uint32_t s);
+/* One attachment of the message shown last: its (untrusted) name in safe form, its size and,
+ * once saved, where (saved: "" if not); with --json an object "event":"attachment". */
+void show_attachment(const char *name, uint64_t size, const char *content_type, const char *saved);
 
 #endif

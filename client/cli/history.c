@@ -25,7 +25,11 @@ static const char help_history[] =
     "Receipts follow an outgoing message: (delivered to N devices, read on M); a received one\n"
     "read here or on another of your devices says (read); one with a disappearing timer says\n"
     "when it goes. --verbose adds, under each message, its SENT_AT (for kurer read) and each\n"
-    "device that sent a receipt, with the times.\n";
+    "device that sent a receipt, with the times.\n"
+    "Each attachment of a message follows it as a line of its own, its name (the sender's,\n"
+    "shown safely) and size, and where kurer recv --save-dir saved it:\n"
+    "    attachment: <name> (<size> bytes) [saved <path>]\n"
+    "(with --json an object with \"event\":\"attachment\").\n";
 
 /* The key changes (the method's first page has them all), shown among the messages where
  * they happened. */
@@ -53,6 +57,22 @@ static void changes_until(change_list *l, int64_t ms)
     }
 }
 
+/* The message's "attachments" (the method's), each a line after it. */
+static void show_attachments_of(json_t *msg)
+{
+    json_t *arr = json_object_get(msg, "attachments"), *a;
+    size_t i;
+    json_array_foreach(arr, i, a)
+    {
+        const char *name = json_string_value(json_object_get(a, "name"));
+        const char *type = json_string_value(json_object_get(a, "content_type"));
+        const char *saved = json_string_value(json_object_get(a, "saved"));
+        json_int_t size = json_integer_value(json_object_get(a, "size"));
+        show_attachment(name != NULL ? name : "", size > 0 ? (uint64_t)size : 0,
+                        type != NULL ? type : "", saved != NULL ? saved : "");
+    }
+}
+
 /* Prints one page of the method history's result; 0 with *next (-1 after the last page). */
 static int history_page(json_t *res, change_list *changes, long long *next, int verbose)
 {
@@ -73,6 +93,7 @@ static int history_page(json_t *res, change_list *changes, long long *next, int 
             show_message(me, &m);
             if (verbose)
                 receipts_devices(&m);
+            show_attachments_of(j);
         }
         rpc_free_wiped(raw, raw != NULL ? strlen(raw) + 1 : 0);
         if (rc != 0)

@@ -90,9 +90,55 @@ void show_message(const char *me, const kurer_message *m)
     fflush(stdout);
 }
 
+void show_attachment(const char *name, uint64_t size, const char *content_type, const char *saved)
+{
+    if (g_json) {
+        jline o;
+        jline_begin(&o);
+        kurer_json_kv_str(&o.j, "event", "attachment");
+        kurer_json_kv_str(&o.j, "name", name);
+        kurer_json_kv_uint(&o.j, "size", size);
+        kurer_json_kv_str(&o.j, "content_type", content_type);
+        if (saved[0] != '\0')
+            kurer_json_kv_str(&o.j, "saved", saved);
+        jline_end(&o);
+        return;
+    }
+    printf("    attachment: ");
+    (void)kurer_text_fput_term(stdout, name);
+    printf(" (%llu bytes)", (unsigned long long)size);
+    if (saved[0] != '\0') {
+        printf(" saved ");
+        (void)kurer_text_fput_term(stdout, saved);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+/* Envelope ids of the messages shown that may carry attachments (recv --save-dir). */
+#define SAVE_MAX 4096
+typedef struct save_list {
+    uint8_t (*ids)[16];
+    size_t n, cap;
+} save_list;
+
+static save_list g_save;
+
 static void on_message(void *ud, const kurer_message *m)
 {
     show_ctx *c = ud;
+    if (m->state != KURER_MESSAGE_QUARANTINED && g_save.n < SAVE_MAX) {
+        if (g_save.n == g_save.cap) {
+            size_t cap = g_save.cap ? g_save.cap * 2 : 64;
+            void *p = realloc(g_save.ids, cap * sizeof(*g_save.ids));
+            if (p != NULL) {
+                g_save.ids = p;
+                g_save.cap = cap;
+            }
+        }
+        if (g_save.n < g_save.cap)
+            memcpy(g_save.ids[g_save.n++], m->id, 16);
+    }
     if (c->hold && c->shown > 0) {
         /* Test-only (KURER_TEST_HOLD=committed): this message is committed (and maybe acked),
          * the first one was shown and marked reported, this one is not. A test kills the
@@ -114,7 +160,7 @@ static void on_refused(void *ud, const char *from, uint32_t device_id, int err)
 }
 
 static const char help_recv[] =
-    "usage: kurer recv --home H [--wait SECONDS] [--json]\n"
+    "usage: kurer recv --home H [--wait SECONDS] [--save-dir DIR] [--json]\n"
     "\n"
     "Connects, receives every new message and prints one line each:\n"
     "  <time> <from> [<LEVEL>] <text>\n"
@@ -128,6 +174,15 @@ static const char help_recv[] =
     "is said once, in a line of its own: USER device N has a new key: certificate SERIAL\n"
     "issued by AUTHORITY. When kurer daemon holds the home, recv is a subscription to it\n"
     "instead (the same lines and exit status), and other commands work beside it.\n"
+    "The attachments of the messages received follow them, a line each: attachment: NAME\n"
+    "(SIZE bytes). With --save-dir DIR (an existing folder) each is downloaded once the\n"
+    "messages are in, checked (its digest and every chunk; one altered, missing or reordered\n"
+    "is refused and nothing of it kept) and saved in DIR with mode 0600, never over an existing\n"
+    "file (NAME-1.EXT, NAME-2.EXT, ...) and never outside DIR: the sender's file name loses\n"
+    "its directories, and one that starts with '.', holds a control character or a backslash,\n"
+    "is not UTF-8 or is longer than 200 bytes is saved as 'attachment'. The line then ends\n"
+    "with 'saved PATH'. A refused attachment is said on standard error and the exit status is\n"
+    "1. Not while kurer daemon holds the home (the daemon's subscription saves nothing).\n"
     "\n"
     "Test only: with " HOLD_ENV "=committed the command stops for good when the second message\n"
     "is given to it: committed, not printed (crash tests kill it there; the next recv prints "
@@ -174,23 +229,103 @@ static int recv_wait(kurer *k, int wait)
     }
 }
 
+/* An attachment as listed (kurer_message_attachments), copied: the save runs after the
+ * listing, which holds the home. */
+typedef struct att_copy {
+    size_t index;
+    uint64_t size;
+    char name[256], type[129], saved[4097];
+} att_copy;
+
+typedef struct att_list {
+    att_copy a[32];
+    size_t n;
+} att_list;
+
+static int copy_att(void *ud, const kurer_attachment_info *a)
+{
+    att_list *l = ud;
+    if (l->n == sizeof(l->a) / sizeof(l->a[0]))
+        return 0;
+    att_copy *c = &l->a[l->n++];
+    c->index = a->index;
+    c->size = a->size;
+    snprintf(c->name, sizeof(c->name), "%s", a->file_name);
+    snprintf(c->type, sizeof(c->type), "%s", a->content_type);
+    snprintf(c->saved, sizeof(c->saved), "%s", a->saved_path);
+    return 0;
+}
+
+/* One attachment of a received message, downloaded, checked and saved (or refused). */
+static int save_one(kurer *k, const uint8_t *id, const att_copy *a, const char *dir)
+{
+    char path[4200];
+    if (dir == NULL || a->saved[0] != '\0') { /* not asked, or saved before */
+        show_attachment(a->name, a->size, a->type, a->saved);
+        return 0;
+    }
+    int rc =
+        kurer_attachment_save(k, id, a->index, dir, NET_TIMEOUT * 1000 * 10, path, sizeof(path));
+    if (rc == 0) {
+        show_attachment(a->name, a->size, a->type, path);
+        return 0;
+    }
+    char name[KURER_TEXT_TERM_MAX(255)];
+    fprintf(stderr, "kurer: attachment %s (%llu bytes) not saved: %s (%s)\n",
+            kurer_text_term(name, sizeof(name), a->name), (unsigned long long)a->size,
+            kurer_strerror(rc), kurer_err_name(rc));
+    return rc;
+}
+
+/* The attachments of the messages shown, saved in dir (NULL: only listed). 0, or the last
+ * refusal. */
+static int save_attachments(kurer *k, const char *dir)
+{
+    int failed = 0;
+    att_list *l = malloc(sizeof(*l));
+    if (l == NULL)
+        return KURER_ENOMEM;
+    for (size_t i = 0; i < g_save.n; i++) {
+        l->n = 0;
+        int rc = kurer_message_attachments(k, g_save.ids[i], copy_att, l);
+        if (rc != 0 && rc != KURER_ENOTFOUND)
+            failed = rc;
+        for (size_t j = 0; rc == 0 && j < l->n; j++)
+            if ((rc = save_one(k, g_save.ids[i], &l->a[j], dir)) != 0)
+                failed = rc;
+    }
+    free(l);
+    free(g_save.ids);
+    memset(&g_save, 0, sizeof(g_save));
+    return failed;
+}
+
 int cmd_recv(int argc, char **argv)
 {
     static const kurer_opt opts[] = {
-        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"wait", V, 0}};
+        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"wait", V, 0}, {"save-dir", V, 0}};
     kurer_args a;
-    const char *home;
+    const char *home, *save_dir;
     int wait = 0, rc;
     kurer *k = NULL;
     if ((rc = command_args(&a, opts, NOPTS(opts), 0, 0, NULL, help_recv, argc, argv)) != 0)
         return rc;
     if ((rc = need(&a, "home", &home)) || (rc = opt_seconds(&a, "wait", 0, &wait)))
         return rc;
+    save_dir = opt(&a, "save-dir");
+    struct stat sb;
+    if (save_dir != NULL && (stat(save_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        return refuse(KURER_ENOENT, "--save-dir %s: not a folder", save_dir);
     if (wait > 0)
         g_lock_as = "recv --wait"; /* others are refused at once, not made to wait */
     cli_target t;
     if ((rc = cli_open(home, &t)) != 0)
         return rc;
+    if (t.k == NULL && save_dir != NULL) {
+        cli_close(&t);
+        return refuse(KURER_EBUSY, "--save-dir needs the home: kurer daemon holds it (stop it, "
+                                   "or save without it)");
+    }
     if (t.k == NULL) { /* a daemon holds the home: its subscription (recv_daemon.c) */
         rc = recv_daemon(&t, wait);
         cli_close(&t);
@@ -210,6 +345,10 @@ int cmd_recv(int argc, char **argv)
         rc = kurer_poll(k, NET_TIMEOUT * 1000, KURER_POLL_UNTIL_EMPTY);
     if (rc != 0)
         net_error(rc, "receiving stopped");
+    if (rc == 0 && (rc = save_attachments(k, save_dir)) != 0)
+        refuse(rc, "an attachment was not saved");
+    free(g_save.ids);
+    memset(&g_save, 0, sizeof(g_save));
     kurer_disconnect(k);
     kurer_close(k);
     return rc;

@@ -58,24 +58,72 @@ static void never_written(int rc, const char *to)
            net, to);
 }
 
-static const char *const send_params[] = {"to", "group", "level", "text", "timeout", NULL};
+#define SEND_FILES_MAX 32 /* attachments per message (docs/protocol.md 4.3) */
 
-/* send {to | group, level, text, timeout}: {to, level} (or {group, level}) once the relay
- * accepted it for every device; RC_QUEUED (data: queued, to or group, level, name, message_id)
- * when it is committed but not accepted. */
+static const char *const send_params[] = {"to",      "group", "level", "text",
+                                           "timeout", "files", NULL};
+
+/* params.files: 0..32 paths of files to attach (absolute: the daemon's folder is not the
+ * caller's). */
+static int send_files(json_t *params, const char **paths, size_t *n)
+{
+    json_t *files = json_object_get(params, "files"), *v;
+    size_t i;
+    *n = 0;
+    if (files == NULL)
+        return 0;
+    if (!json_is_array(files) || json_array_size(files) == 0 ||
+        json_array_size(files) > SEND_FILES_MAX)
+        return refuse(KURER_EINVAL, "files must be an array of 1..32 absolute paths");
+    json_array_foreach(files, i, v)
+    {
+        const char *p = json_string_value(v);
+        if (p == NULL || p[0] != '/')
+            return refuse(KURER_EINVAL, "files must be an array of 1..32 absolute paths");
+        paths[(*n)++] = p;
+    }
+    return 0;
+}
+
+/* What a refused attachment is called (the file's path as given). */
+static int file_refused(int rc, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (rc == KURER_EQUOTA)
+        return refuse(rc, "the relay refused the files: this device's blob quota there is used up");
+    if (rc == KURER_ELIMIT)
+        return refuse(rc, "the relay refused a file: larger than its blob_max_size");
+    if (rc == KURER_ENOENT || rc == KURER_EPERM || rc == KURER_EIO)
+        return refuse(rc, "cannot read a file to attach: %s", kurer_strerror(rc));
+    if (rc == KURER_EINVAL)
+        return refuse(rc, "cannot attach a file: not a regular file, or its name is not UTF-8 or "
+                          "longer than 255 bytes");
+    return 0;
+}
+
+/* send {to | group, level, text, timeout, files}: {to, level} (or {group, level}) once the
+ * relay accepted it for every device; RC_QUEUED (data: queued, to or group, level, name,
+ * message_id) when it is committed but not accepted. files: one-to-one only. */
 static int m_send(rpc_ctx *c, json_t *params, json_t **result)
 {
-    const char *to, *group, *lvs, *text;
+    const char *to, *group, *lvs, *text, *paths[SEND_FILES_MAX];
     long long timeout;
+    size_t n_files = 0;
     int level = KURER_LEVEL_UNCLASSIFIED, rc;
     if ((rc = rpc_only(params, send_params)) || (rc = rpc_str(params, "group", 0, &group)) ||
         (rc = rpc_str(params, "to", group == NULL, &to)) ||
         (rc = rpc_str(params, "level", 0, &lvs)) || (rc = rpc_str(params, "text", 1, &text)) ||
-        (rc = rpc_int(params, "timeout", 86400, NET_TIMEOUT, &timeout)))
+        (rc = rpc_int(params, "timeout", 86400, NET_TIMEOUT, &timeout)) ||
+        (rc = send_files(params, paths, &n_files)))
         return rc;
     if ((group != NULL) == (to != NULL))
         return usage_error("send takes either 'to' or 'group'");
-    if ((lvs != NULL && (rc = parse_level(lvs, &level)) != 0) || (rc = text_check(text)) != 0)
+    if (group != NULL && n_files > 0)
+        return refuse(KURER_EUNSUPPORTED, "files cannot be sent to a group yet: send them to each "
+                                          "member, or the text alone to the group");
+    if ((lvs != NULL && (rc = parse_level(lvs, &level)) != 0) ||
+        ((n_files == 0 || text[0] != '\0') && (rc = text_check(text)) != 0))
         return rc;
     if (group != NULL)
         return is_enrolled(c->k) ? rpc_group_send(c, group, level, text, timeout, result)
@@ -91,7 +139,11 @@ static int m_send(rpc_ctx *c, json_t *params, json_t **result)
     kurer_refusal why;
     memset(&why, 0, sizeof(why));
     int64_t id = 0;
-    rc = kurer_queue(c->k, to, level, text, (int)timeout * 1000, &why, &id);
+    rc = n_files > 0 ? kurer_queue_files(c->k, to, level, text, paths, n_files, (int)timeout * 1000,
+                                         &why, &id)
+                     : kurer_queue(c->k, to, level, text, (int)timeout * 1000, &why, &id);
+    if (rc != 0 && file_refused(rc, n_files) != 0)
+        return rc;
     int queued = rc == 0;
     if (queued) {
         if (c->local)
@@ -122,7 +174,32 @@ typedef struct page {
     long long skip, limit;
     size_t bytes;
     int more;
+    kurer *k;
 } page;
+
+static int att_json(void *ud, const kurer_attachment_info *a)
+{
+    json_t *o = json_pack("{s:s,s:I,s:s,s:s}", "name", a->file_name, "size", (json_int_t)a->size,
+                          "content_type", a->content_type, "saved", a->saved_path);
+    return o != NULL && json_array_append_new(ud, o) == 0 ? 0 : KURER_ENOMEM;
+}
+
+/* A message's attachments (name, size, content_type, saved) as its "attachments" array. */
+static int add_attachments(kurer *k, const kurer_message *m, json_t *j, size_t *bytes)
+{
+    json_t *arr = json_array();
+    if (arr == NULL)
+        return KURER_ENOMEM;
+    int rc = kurer_message_attachments(k, m->id, att_json, arr);
+    if (rc == 0 && json_array_size(arr) > 0) {
+        *bytes += json_array_size(arr) * (6 * 255 + 4096 + 200);
+        if (json_object_set_new(j, "attachments", arr) != 0)
+            rc = KURER_ENOMEM;
+        return rc;
+    }
+    json_decref(arr);
+    return rc;
+}
 
 static int page_row(void *ud, const kurer_message *m)
 {
@@ -138,7 +215,12 @@ static int page_row(void *ud, const kurer_message *m)
         return 1;
     }
     json_t *j = rpc_message_json(m);
-    if (j == NULL || json_array_append_new(p->messages, j) != 0)
+    int rc = j != NULL ? add_attachments(p->k, m, j, &size) : KURER_ENOMEM;
+    if (rc != 0) {
+        json_decref(j);
+        return rc;
+    }
+    if (json_array_append_new(p->messages, j) != 0)
         return KURER_ENOMEM;
     p->bytes += size;
     return 0;
@@ -166,7 +248,7 @@ static int m_history(rpc_ctx *c, json_t *params, json_t **result)
         return rc;
     if (with != NULL && (rc = user_arg("with", with)) != 0)
         return rc;
-    page p = {json_array(), offset, limit > 0 ? limit : 1, 0, 0};
+    page p = {json_array(), offset, limit > 0 ? limit : 1, 0, 0, c->k};
     if (p.messages == NULL)
         return refuse(KURER_ENOMEM, "out of memory");
     rc = kurer_history(c->k, with, page_row, &p);

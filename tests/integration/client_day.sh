@@ -48,15 +48,15 @@ outbox_limit)
     text $((LIMIT2 + 1)) over.txt
     expect "too large for two devices" 1 \
         "message too large for 2 devices (the recipient's and your own other devices): at most $LIMIT2 bytes" \
-        "$K" send --home anna --to bob@sk.dk --file over.txt
+        "$K" send --home anna --to bob@sk.dk --text-file over.txt
     expect "json says ELIMIT" 1 '"code":"ELIMIT"' "$K" send --home anna --to bob@sk.dk \
-        --file over.txt --json
+        --text-file over.txt --json
     expect "nothing queued" 0 "the outbox is empty" "$K" outbox --home anna
     expect "nothing in the history" 0 "" "$K" history --home anna
     count "no message stored" 0 "aaaa" "$out"
     text "$LIMIT2" at.txt
     expect "at the limit it goes" 0 "sent to bob@sk.dk" "$K" send --home anna --to bob@sk.dk \
-        --file at.txt
+        --text-file at.txt
     expect "bob device 1" 0 "anna@fm.dk" "$K" recv --home bob
     count "the whole text on device 1" 1 "a\{$LIMIT2\}" "$out"
     expect "bob device 2" 0 "anna@fm.dk" "$K" recv --home bob2
@@ -65,13 +65,13 @@ outbox_limit)
     device carl carl@sk.dk 1 sk
     text 63583 max.txt
     expect "one device: 63583 bytes" 0 "sent to carl@sk.dk" "$K" send --home anna \
-        --to carl@sk.dk --file max.txt
+        --to carl@sk.dk --text-file max.txt
     # Our own other devices count too: carl's one and anna's second.
     device anna2 anna@fm.dk 2 fm CONFIDENTIAL
     expect "own second device counted" 1 "message too large for 2 devices" \
-        "$K" send --home anna --to carl@sk.dk --file over.txt
+        "$K" send --home anna --to carl@sk.dk --text-file over.txt
     expect "at the limit: carl and the sync copy" 0 "sent to carl@sk.dk" \
-        "$K" send --home anna --to carl@sk.dk --file at.txt
+        "$K" send --home anna --to carl@sk.dk --text-file at.txt
     expect "anna2's sync copy" 0 "anna@fm.dk -> carl@sk.dk" "$K" recv --home anna2
     count "whole" 1 "a\{$LIMIT2\}" "$out"
     ;;
@@ -80,7 +80,7 @@ outbox_failed)
     # two, refused for good: FAILED with its reason, never retried; retry checks it again.
     setup
     text 40000 big.txt
-    KURER_TEST_HOLD=queued "$K" send --home anna --to bob@sk.dk --file big.txt >hold.out 2>&1 &
+    KURER_TEST_HOLD=queued "$K" send --home anna --to bob@sk.dk --text-file big.txt >hold.out 2>&1 &
     BG_PIDS+=($!)
     wait_for hold.out "queued" 15 && ok "held after the outbox commit" || fail "never held"
     kill -9 "${BG_PIDS[-1]}"

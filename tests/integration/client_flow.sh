@@ -204,8 +204,8 @@ first_contact)
     out=$(printf 'fra stdin\n' | "$K" send --home anna --to bob@sk.dk - 2>&1)
     [[ "$out" == *sent* ]] && ok "send - (standard input)" || fail "send -: $out"
     printf 'fra en fil\n' >msg.txt
-    expect "send --file" 0 "sent" "$K" send --home anna --to bob@sk.dk --file msg.txt
-    expect "both --file and TEXT" 2 "not both" "$K" send --home anna --to bob@sk.dk --file msg.txt x
+    expect "send --text-file" 0 "sent" "$K" send --home anna --to bob@sk.dk --text-file msg.txt
+    expect "both --text-file and TEXT" 2 "not both" "$K" send --home anna --to bob@sk.dk --text-file msg.txt x
     expect "receive both" 0 "anna@fm.dk [UNCLASSIFIED] fra en fil" "$K" recv --home bob
     [[ "$out" == *"anna@fm.dk [UNCLASSIFIED] fra stdin"* ]] && ok "the stdin one too" ||
         fail "stdin message not received: $out"

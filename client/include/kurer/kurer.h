@@ -413,6 +413,7 @@ typedef struct kurer_result {
     int enrol_state;    /* enrol_poll: KURER_ENROL_STATE_* (0 if the relay did not say) */
     char group[KURER_GROUP_HEX_MAX + 1]; /* group create: the new group's id in hex */
     size_t marked;      /* read: the messages marked read */
+    const char *KURER_NULLABLE path; /* attachment_save: the file written (else NULL) */
 } kurer_result;
 typedef void (*kurer_done_fn)(void *KURER_NULLABLE ud, const kurer_result *r);
 
@@ -538,6 +539,74 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_send_queued(kurer *k, int64_t message_id
 KURER_EXPORT KURER_MUST_CHECK int kurer_flush(kurer *k, int timeout_ms);
 /* Items waiting in the outbox (one per device and message), or a negative error. */
 KURER_EXPORT int kurer_outbox_size(kurer *k);
+
+/* ---- attachments (docs/client.md, "Attachments") ---- */
+
+/* One attachment of a stored message. file_name is the sender's, untrusted: show it as text,
+ * never use it as a path (kurer_attachment_save makes a safe name of it). */
+typedef struct kurer_attachment_info {
+    size_t index;             /* its place in the message, from 0 */
+    const char *file_name;    /* 0..255 bytes of UTF-8 as the sender named it */
+    const char *content_type; /* 0..128 bytes, the sender's */
+    uint64_t size;            /* plaintext bytes */
+    const char *saved_path;   /* where kurer_attachment_save wrote it, or "" */
+} kurer_attachment_info;
+typedef int (*kurer_attachment_fn)(void *KURER_NULLABLE ud, const kurer_attachment_info *a);
+/* Calls fn for each attachment of the stored message whose envelope id is id (kurer_message.id),
+ * in order; valid during the call only. A non-zero return from fn stops and is returned.
+ * KURER_ENOTFOUND if no such message is stored (a message without attachments: 0, no call). */
+KURER_EXPORT KURER_MUST_CHECK int kurer_message_attachments(kurer *k,
+                                                            const uint8_t id[KURER_NONNULL 16],
+                                                            kurer_attachment_fn fn,
+                                                            void *KURER_NULLABLE ud);
+
+/* Sends text (may be "" with files) and n_paths files (1..32) to every device of to, like
+ * kurer_send: each file is sealed on this device under a random key of its own
+ * (XChaCha20-Poly1305 in 64 KiB chunks) and uploaded to the relay once, whatever the number of
+ * devices, resuming after a lost connection or a relay restart; then the message carries each
+ * file's pointer (blob id, key, size, digest, content type, file name: the last part of its
+ * path). Needs the relay (nothing is committed without it). Results as kurer_send, and: a file
+ * that cannot be read (KURER_ENOENT, KURER_EPERM, KURER_EIO), not a regular file or a name that
+ * is not UTF-8 or over 255 bytes (KURER_EINVAL), over the relay's blob_max_size (KURER_ELIMIT),
+ * over this device's quota there (KURER_EQUOTA). The paths are copied. */
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_send_files_async(kurer *k, const char *to, int level, const char *text,
+                       const char *KURER_NONNULL const *KURER_NONNULL paths, size_t n_paths,
+                       int timeout_ms, kurer_done_fn KURER_NULLABLE done, void *KURER_NULLABLE ud);
+/* The first half of kurer_send_files_async, as kurer_queue_async is of kurer_send_async:
+ * sealed, uploaded and committed to the outbox (r->message_id), not sent. */
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_queue_files_async(kurer *k, const char *to, int level, const char *text,
+                        const char *KURER_NONNULL const *KURER_NONNULL paths, size_t n_paths,
+                        int timeout_ms, kurer_done_fn KURER_NULLABLE done, void *KURER_NULLABLE ud);
+/* Blocking forms (not on the library thread). */
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_send_files(kurer *k, const char *to, int level, const char *text,
+                 const char *KURER_NONNULL const *KURER_NONNULL paths, size_t n_paths,
+                 int timeout_ms, kurer_refusal *KURER_NULLABLE why);
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_queue_files(kurer *k, const char *to, int level, const char *text,
+                  const char *KURER_NONNULL const *KURER_NONNULL paths, size_t n_paths,
+                  int timeout_ms, kurer_refusal *KURER_NULLABLE why,
+                  int64_t *KURER_NULLABLE message_id);
+
+/* Downloads attachment index of the stored message id from the relay, checks it (its digest,
+ * every chunk's tag, that it ends with its final chunk and has its size) and saves it in the
+ * folder dir under the safe form of its name (docs/client.md, "Attachments": directories
+ * dropped; "attachment" instead of a name that begins with '.', holds a control character or a
+ * backslash, is not UTF-8 or is over 200 bytes), never over an existing file (a suffix -1, -2,
+ * ... before the extension), mode 0600; r->path is the file. Nothing is left in dir when it
+ * fails: KURER_EBLOBDIGEST, KURER_EBLOBTAG, KURER_EBLOBTRUNC, KURER_ETRAILING (the blob is not
+ * what the sender sealed), KURER_ENOTFOUND (no such message or attachment, or the relay no
+ * longer has the blob: expired), KURER_ENOENT (dir is not a folder), transport errors. */
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_attachment_save_async(kurer *k, const uint8_t id[KURER_NONNULL 16], size_t index,
+                            const char *dir, int timeout_ms, kurer_done_fn KURER_NULLABLE done,
+                            void *KURER_NULLABLE ud);
+/* Blocking form: path (cap bytes, may be NULL) gets the file written. */
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_attachment_save(kurer *k, const uint8_t id[KURER_NONNULL 16], size_t index, const char *dir,
+                      int timeout_ms, char *KURER_NULLABLE path, size_t cap);
 
 /* ---- the outbox (docs/client.md, "The outbox") ---- */
 

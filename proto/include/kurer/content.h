@@ -28,7 +28,6 @@
      KURER_PAD_BLOCK)                                               /* 63840 */
 #define KURER_CONTENT_MAX            (KURER_CONTENT_PADDED_MAX - 1) /* serialized Content */
 #define KURER_ATTACHMENTS_MAX        32
-#define KURER_BLOB_ID_LEN            16
 #define KURER_ATTACHMENT_KEY_LEN     32
 #define KURER_ATTACHMENT_DIGEST_LEN  32
 #define KURER_CONTENT_TYPE_MAX       128

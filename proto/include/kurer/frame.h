@@ -61,6 +61,12 @@
 #define KURER_FANOUT_PARTS_MAX   64
 #define KURER_PREKEY_PUBLIC_LEN  33 /* 0x05 || X25519 */
 #define KURER_PREKEY_SIG_LEN     64 /* XEdDSA */
+/* Blobs (docs/protocol.md 3.8): a blob's id, the largest chunk one frame carries (with room for
+ * the rest of a BlobData frame in KURER_FRAME_MAX), and the largest blob the protocol can name
+ * (a relay's blob_max_size is lower). */
+#define KURER_BLOB_ID_LEN    16
+#define KURER_BLOB_CHUNK_MAX 65280
+#define KURER_BLOB_SIZE_MAX  ((uint64_t)1 << 32)
 /* Everything one decoded message may allocate (a guard: valid input stays far below it). */
 #define KURER_ARENA_MAX ((size_t)16 * 1024 * 1024)
 
@@ -173,6 +179,10 @@ typedef enum kurer_client_body {
     KURER_CLIENT_REVOCATION_CHUNK_FETCH = 19, /* ask for a chunk of one held list */
     KURER_CLIENT_MEDIA_ALLOCATE = 20,         /* a call on the relay's media relay (no fields) */
     KURER_CLIENT_FANOUT = 21,                 /* one part of a fan-out send */
+    KURER_CLIENT_BLOB_START = 22,             /* start (or resume) a blob upload */
+    KURER_CLIENT_BLOB_CHUNK = 23,             /* a chunk of an upload at its offset */
+    KURER_CLIENT_BLOB_FINISH = 24,            /* the upload is complete */
+    KURER_CLIENT_BLOB_DOWNLOAD = 25,          /* a range of a finished blob */
 } kurer_client_body;
 
 /* A recipient device of a fan-out: its id, and the serial of its certificate the content was
@@ -204,6 +214,33 @@ typedef struct kurer_fanout_send {
     size_t n_users;
     int final;
 } kurer_fanout_send;
+
+/* BlobUploadStart: size 1..KURER_BLOB_SIZE_MAX (0: KURER_EMALFORMED, above: KURER_ELIMIT);
+ * has_id: resume that upload (the id is 16 bytes or absent, else KURER_EMALFORMED). */
+typedef struct kurer_blob_start {
+    uint64_t size;
+    int has_id;
+    uint8_t blob_id[KURER_BLOB_ID_LEN];
+} kurer_blob_start;
+
+/* A chunk of a blob: BlobUploadChunk (size unused) and BlobData (size: the whole blob's).
+ * Decoders check 1 <= len <= KURER_BLOB_CHUNK_MAX (0: KURER_EMALFORMED, over: KURER_ELIMIT),
+ * offset + len <= KURER_BLOB_SIZE_MAX (KURER_ELIMIT) and, for BlobData, 1 <= size and
+ * offset + len <= size (KURER_EMALFORMED). */
+typedef struct kurer_blob_chunk {
+    uint8_t blob_id[KURER_BLOB_ID_LEN];
+    uint64_t size;
+    uint64_t offset;
+    const uint8_t *data;
+    size_t len;
+} kurer_blob_chunk;
+
+/* BlobDownload: length 1..KURER_BLOB_CHUNK_MAX (0: KURER_EMALFORMED, over: KURER_ELIMIT). */
+typedef struct kurer_blob_download {
+    uint8_t blob_id[KURER_BLOB_ID_LEN];
+    uint64_t offset;
+    uint32_t length;
+} kurer_blob_download;
 
 /* A chunk of a SignedRevocationList's bytes: data[0..len) sits at offset of total. Decoders
  * check 1 <= len <= KURER_REVOCATION_CHUNK_MAX, total <= KURER_CRL_BYTES_MAX and
@@ -281,6 +318,12 @@ typedef struct kurer_client_frame {
             uint32_t offset;
         } revocation_chunk_fetch;
         kurer_fanout_send fanout;
+        kurer_blob_start blob_start;
+        kurer_blob_chunk blob_chunk; /* blob_id, offset, data, len */
+        struct {
+            uint8_t blob_id[KURER_BLOB_ID_LEN];
+        } blob_finish;
+        kurer_blob_download blob_download;
     } u;
     kurer_arena mem; /* set by decode; encoders ignore it */
 } kurer_client_frame;
@@ -310,7 +353,25 @@ typedef enum kurer_server_body {
     KURER_SERVER_REVOCATION_CHUNK = 20,
     KURER_SERVER_MEDIA_ALLOCATION = 21, /* the answer to MediaAllocate */
     KURER_SERVER_FANOUT_RESULT = 22,    /* the answer to a fan-out send's final part */
+    KURER_SERVER_BLOB_STATE = 23,       /* BlobUploadStart and BlobUploadChunk answered */
+    KURER_SERVER_BLOB_STORED = 24,      /* BlobUploadFinish answered */
+    KURER_SERVER_BLOB_DATA = 25,        /* BlobDownload answered */
 } kurer_server_body;
+
+/* Where an upload stands: offset (<= size, else KURER_EMALFORMED) bytes are held durably;
+ * chunk_max 1..KURER_BLOB_CHUNK_MAX is the largest chunk the relay takes. */
+typedef struct kurer_blob_state {
+    uint8_t blob_id[KURER_BLOB_ID_LEN];
+    uint64_t size;
+    uint64_t offset;
+    uint32_t chunk_max;
+} kurer_blob_state;
+
+typedef struct kurer_blob_stored {
+    uint8_t blob_id[KURER_BLOB_ID_LEN];
+    uint64_t size;
+    int64_t expires_at; /* Unix seconds */
+} kurer_blob_stored;
 
 /* A media relay call (docs/calls.md): its id, one ticket per leg (opaque to clients), the UDP
  * port, how long the tickets bind a leg and how often a leg sends KEEPALIVE. */
@@ -403,6 +464,9 @@ typedef struct kurer_server_frame {
             uint32_t accepted;
             int lists_omitted;
         } fanout_result;
+        kurer_blob_state blob_state;             /* no heap */
+        kurer_blob_stored blob_stored;           /* no heap */
+        kurer_blob_chunk blob_data;              /* data in the arena */
     } u;
     kurer_arena mem; /* set by decode; encoders ignore it */
 } kurer_server_frame;

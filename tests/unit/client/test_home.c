@@ -793,10 +793,20 @@ static void test_classification_send(void **state)
     assert_int_equal(why.by, KURER_REFUSED_BY_RECIPIENT);
 }
 
-/* Group context, attachments or a timer above the longest (KURER_TIMER_MAX): this client
- * cannot honour them, so such a message is quarantined (kept as "it came", never shown as a
- * plain direct message). A timer within bounds is honoured (client_store_receipts,
- * client_receipts_expiry). */
+/* Group context outside a sender-key envelope or a timer above the longest (KURER_TIMER_MAX):
+ * this client cannot honour them, so such a message is quarantined (kept as "it came", never
+ * shown as a plain direct message) and owes no receipt. A timer within bounds is honoured
+ * (client_store_receipts, client_receipts_expiry). Attachments it can: that message is
+ * received, its pointer stored with it, and it owes its delivered receipt. */
+static int count_att(void *ud, const kurer_attachment_info *a)
+{
+    assert_string_equal(a->file_name, "x.txt");
+    assert_int_equal(a->size, 10);
+    assert_string_equal(a->saved_path, "");
+    (*(size_t *)ud)++;
+    return 0;
+}
+
 static void test_unsupported_content(void **state)
 {
     world *w = *state;
@@ -836,14 +846,23 @@ static void test_unsupported_content(void **state)
         int st = -1;
         assert_int_equal(
             kurer__home_receive(w->bob.k, id, "anna@mof", 1, type, ct.data, ct.len, &st), 0);
-        assert_int_equal(st, KURER_MESSAGE_QUARANTINED);
         seen s = history(&w->bob, "anna@mof");
-        assert_string_equal(s.last, "");
-        kurer__receipt_out owed[4]; /* a quarantined message owes no receipt: first_contact's */
-        size_t n_owed = 9;          /* one message is all bob owes one for */
+        kurer__receipt_out owed[4]; /* first_contact's, and the received one's */
+        size_t n_owed = 9;
         assert_int_equal(kurer__store_receipts_owed(kurer__home_store(w->bob.k), owed, 4, &n_owed),
                          0);
-        assert_int_equal(n_owed, 1);
+        if (variant < 2) {
+            assert_int_equal(st, KURER_MESSAGE_QUARANTINED);
+            assert_string_equal(s.last, "");
+            assert_int_equal(n_owed, 1);
+        } else {
+            assert_int_equal(st, KURER_MESSAGE_RECEIVED);
+            assert_string_equal(s.last, "not for this client");
+            assert_int_equal(n_owed, 2);
+            size_t n = 0;
+            assert_int_equal(kurer_message_attachments(w->bob.k, id, count_att, &n), 0);
+            assert_int_equal(n, 1);
+        }
         kurer_buf_release(&pt);
         kurer_buf_release(&ct);
     }

@@ -534,6 +534,7 @@ static void test_ops_complete(void **state)
         (void (*)(void))o->put_crl,
         (void (*)(void))o->backup,
         (void (*)(void))o->invite,
+        (void (*)(void))o->blob,
         (void (*)(void))o->set_commit_delay,
         (void (*)(void))o->get_stats,
     };
@@ -854,6 +855,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pipeline_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invites, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fanout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blob_sweep, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

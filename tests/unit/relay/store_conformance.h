@@ -76,5 +76,8 @@ void test_pipeline_error(void **state);
 void test_fanout(void **state);
 /* ---- invitations (store_conformance_invites.c) */
 void test_invites(void **state);
+/* ---- blobs (store_conformance_blobs.c) */
+void test_blobs(void **state);
+void test_blob_sweep(void **state);
 
 #endif

@@ -272,7 +272,7 @@ void test_dispatch_table(void **state)
     (void)state;
     for (int b = -1; b < 256; b++) {
         kurer_client_body body = (kurer_client_body)b;
-        int known = b >= KURER_CLIENT_SEND && b <= KURER_CLIENT_FANOUT;
+        int known = b >= KURER_CLIENT_SEND && b <= KURER_CLIENT_BLOB_DOWNLOAD;
         int upload = b == KURER_CLIENT_REVOCATION || b == KURER_CLIENT_REVOCATION_CHUNK;
         assert_int_equal(kurer__dispatch_rows(body), known ? 1 : 0);
         assert_int_equal(kurer__dispatch_check(body, 0), known ? 0 : KURER_EUNSUPPORTED);
@@ -281,5 +281,5 @@ void test_dispatch_table(void **state)
                                                                   : KURER_EPERM);
         assert_int_equal(kurer__dispatch_allowed(body, 1), known && upload);
     }
-    assert_int_equal(KURER_CLIENT_FANOUT - KURER_CLIENT_SEND + 1, 12);
+    assert_int_equal(KURER_CLIENT_BLOB_DOWNLOAD - KURER_CLIENT_SEND + 1, 16);
 }
