@@ -464,8 +464,8 @@ int kurer__home_add_revocations_unlocked(kurer *k, const uint8_t *data, size_t l
 
 /* ---- classification policy ---- */
 
-static void refuse(kurer_refusal *why, kurer_refusal_by by, const char *user, uint32_t dev,
-                   int limit)
+void kurer__home_refuse(kurer_refusal *why, kurer_refusal_by by, const char *user, uint32_t dev,
+                        int limit)
 {
     if (why == NULL)
         return;
@@ -504,36 +504,36 @@ int kurer__home_check_send_unlocked(kurer *k, const char *to, int level, kurer_r
     kurer_verified me, peer;
     uint32_t *devs = NULL;
     size_t n = 0;
-    refuse(why, KURER_REFUSED_BY_NONE, NULL, 0, 0);
+    kurer__home_refuse(why, KURER_REFUSED_BY_NONE, NULL, 0, 0);
     if (k == NULL || to == NULL)
         return KURER_EINVAL;
     int rc = level_ok(level);
     if (rc != 0)
         return rc;
     if ((rc = own_verified(k, &me)) != 0) {
-        refuse(why, KURER_REFUSED_BY_SENDER, k->own.user, k->own.device_id, 0);
+        kurer__home_refuse(why, KURER_REFUSED_BY_SENDER, k->own.user, k->own.device_id, 0);
         return rc;
     }
     if (level > (int)me.ceiling) {
-        refuse(why, KURER_REFUSED_BY_CEILING, NULL, 0, (int)me.ceiling);
+        kurer__home_refuse(why, KURER_REFUSED_BY_CEILING, NULL, 0, (int)me.ceiling);
         return KURER_ECLEARANCE;
     }
     if (level > (int)me.clearance) {
-        refuse(why, KURER_REFUSED_BY_SENDER, me.user, me.device_id, (int)me.clearance);
+        kurer__home_refuse(why, KURER_REFUSED_BY_SENDER, me.user, me.device_id, (int)me.clearance);
         return KURER_ECLEARANCE;
     }
     if ((rc = kurer__store_peer_devices(k->st, to, &devs, &n)) != 0)
         return rc;
     if (n == 0) {
-        refuse(why, KURER_REFUSED_BY_RECIPIENT, to, 0, 0);
+        kurer__home_refuse(why, KURER_REFUSED_BY_RECIPIENT, to, 0, 0);
         rc = KURER_ENOTFOUND;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = kurer__session_peer_check(k->sess, to, devs[i], &peer);
         if (rc != 0) {
-            refuse(why, KURER_REFUSED_BY_RECIPIENT, to, devs[i], 0);
+            kurer__home_refuse(why, KURER_REFUSED_BY_RECIPIENT, to, devs[i], 0);
         } else if (level > (int)peer.clearance) {
-            refuse(why, KURER_REFUSED_BY_RECIPIENT, to, devs[i], (int)peer.clearance);
+            kurer__home_refuse(why, KURER_REFUSED_BY_RECIPIENT, to, devs[i], (int)peer.clearance);
             rc = KURER_ECLEARANCE;
         }
     }
@@ -545,31 +545,32 @@ int kurer__home_check_receive_unlocked(kurer *k, const char *from, uint32_t devi
                                        kurer_refusal *why)
 {
     kurer_verified me, peer;
-    refuse(why, KURER_REFUSED_BY_NONE, NULL, 0, 0);
+    kurer__home_refuse(why, KURER_REFUSED_BY_NONE, NULL, 0, 0);
     if (k == NULL || from == NULL)
         return KURER_EINVAL;
     int rc = level_ok(level);
     if (rc != 0)
         return rc;
     if ((rc = kurer__session_peer_check(k->sess, from, device_id, &peer)) != 0) {
-        refuse(why, KURER_REFUSED_BY_SENDER, from, device_id, 0);
+        kurer__home_refuse(why, KURER_REFUSED_BY_SENDER, from, device_id, 0);
         return rc;
     }
     if (level > (int)peer.ceiling) {
-        refuse(why, KURER_REFUSED_BY_CEILING, NULL, 0, (int)peer.ceiling);
+        kurer__home_refuse(why, KURER_REFUSED_BY_CEILING, NULL, 0, (int)peer.ceiling);
         return KURER_ECLEARANCE;
     }
     if (level > (int)peer.clearance) {
-        refuse(why, KURER_REFUSED_BY_SENDER, from, device_id, (int)peer.clearance);
+        kurer__home_refuse(why, KURER_REFUSED_BY_SENDER, from, device_id, (int)peer.clearance);
         return KURER_ECLEARANCE;
     }
     /* Without a valid certificate of our own we do not know our clearance: quarantine. */
     if ((rc = own_verified(k, &me)) != 0) {
-        refuse(why, KURER_REFUSED_BY_RECIPIENT, k->own.user, k->own.device_id, 0);
+        kurer__home_refuse(why, KURER_REFUSED_BY_RECIPIENT, k->own.user, k->own.device_id, 0);
         return rc;
     }
     if (level > (int)me.clearance) {
-        refuse(why, KURER_REFUSED_BY_RECIPIENT, me.user, me.device_id, (int)me.clearance);
+        kurer__home_refuse(why, KURER_REFUSED_BY_RECIPIENT, me.user, me.device_id,
+                           (int)me.clearance);
         return KURER_ECLEARANCE;
     }
     return 0;
@@ -581,233 +582,34 @@ int kurer__home_check_device(kurer *k, int level, const char *user, uint32_t dev
                              kurer_refusal *why)
 {
     kurer_verified me, peer;
-    refuse(why, KURER_REFUSED_BY_NONE, NULL, 0, 0);
+    kurer__home_refuse(why, KURER_REFUSED_BY_NONE, NULL, 0, 0);
     int rc = level_ok(level);
     if (rc != 0)
         return rc;
     if ((rc = own_verified(k, &me)) != 0) {
-        refuse(why, KURER_REFUSED_BY_SENDER, k->own.user, k->own.device_id, 0);
+        kurer__home_refuse(why, KURER_REFUSED_BY_SENDER, k->own.user, k->own.device_id, 0);
         return rc;
     }
     if (level > (int)me.ceiling) {
-        refuse(why, KURER_REFUSED_BY_CEILING, NULL, 0, (int)me.ceiling);
+        kurer__home_refuse(why, KURER_REFUSED_BY_CEILING, NULL, 0, (int)me.ceiling);
         return KURER_ECLEARANCE;
     }
     if (level > (int)me.clearance) {
-        refuse(why, KURER_REFUSED_BY_SENDER, me.user, me.device_id, (int)me.clearance);
+        kurer__home_refuse(why, KURER_REFUSED_BY_SENDER, me.user, me.device_id, (int)me.clearance);
         return KURER_ECLEARANCE;
     }
     if ((rc = kurer__session_peer_check(k->sess, user, device, &peer)) != 0) {
-        refuse(why, KURER_REFUSED_BY_RECIPIENT, user, device, 0);
+        kurer__home_refuse(why, KURER_REFUSED_BY_RECIPIENT, user, device, 0);
         return rc;
     }
     if (level > (int)peer.clearance) {
-        refuse(why, KURER_REFUSED_BY_RECIPIENT, user, device, (int)peer.clearance);
+        kurer__home_refuse(why, KURER_REFUSED_BY_RECIPIENT, user, device, (int)peer.clearance);
         return KURER_ECLEARANCE;
     }
     return 0;
 }
 
-/* ---- the engine's send and receive halves ---- */
-
-/* The padded Content for one device: the DataMessage itself for the recipient's devices, a
- * SyncMessage carrying it for our own other devices. */
-static int message_content(const kurer *k, const char *to, int level, const char *body,
-                           int64_t sent_at, const char *for_user, const kurer__msg_extra *x,
-                           const kurer_attachment *atts, size_t n_atts, kurer_buf *pt)
-{
-    kurer_content c;
-    memset(&c, 0, sizeof(c));
-    kurer_data_message *dm;
-    if (strcmp(for_user, k->own.user) == 0 && strcmp(to, k->own.user) != 0) {
-        c.body = KURER_CONTENT_SYNC;
-        snprintf(c.u.sync.destination, sizeof(c.u.sync.destination), "%s", to);
-        c.u.sync.timestamp = (uint64_t)sent_at;
-        dm = &c.u.sync.message;
-    } else {
-        c.body = KURER_CONTENT_DATA;
-        dm = &c.u.data;
-    }
-    dm->body = body;
-    dm->classification = (kurer_level)level;
-    dm->timestamp = (uint64_t)sent_at;
-    dm->expire_timer = x->expire_timer;
-    dm->timer_change = x->kind == KURER__KIND_TIMER;
-    dm->attachments = atts;
-    dm->n_attachments = n_atts;
-    kurer_buf_reset(pt);
-    return kurer_content_encode_padded(&c, pt);
-}
-
-int kurer__home_encrypt_for(kurer *k, int64_t message_rowid, const char *to, int level,
-                            const char *body, int64_t sent_at, const char *user, uint32_t device)
-{
-    kurer_buf pt, ct;
-    kurer_envelope_type type;
-    /* A message for to is encrypted for to's devices and, as sync copies, for ours: never for
-     * anyone else, whoever asks (a relay's answer must not widen the audience). */
-    if (strcmp(user, to) != 0 && strcmp(user, k->own.user) != 0)
-        return KURER_EINVAL;
-    kurer__msg_extra x;
-    memset(&x, 0, sizeof(x));
-    int rc = kurer__store_message_extra(k->st, message_rowid, &x);
-    if (rc != 0)
-        return rc;
-    kurer__attach_row *rows = NULL;
-    size_t n_rows = 0;
-    kurer_attachment atts[KURER_ATTACHMENTS_MAX];
-    if ((rc = kurer__store_attach_load(k->st, message_rowid, &rows, &n_rows)) != 0)
-        return rc;
-    for (size_t i = 0; i < n_rows; i++)
-        atts[i] = rows[i].a;
-    kurer_buf_init_secret(&pt, KURER_CONTENT_PADDED_MAX);
-    kurer_buf_init(&ct, KURER__CIPHERTEXT_MAX);
-    rc = message_content(k, to, level, body, sent_at, user, &x, atts, n_rows, &pt);
-    kurer_memzero(atts, sizeof(atts));
-    kurer__attach_rows_free(rows, n_rows);
-    if (rc == 0)
-        rc = kurer__session_encrypt(k->sess, user, device, pt.data, pt.len, &ct, &type);
-    if (rc == 0) {
-        kurer__outbox_item it;
-        memset(&it, 0, sizeof(it));
-        it.message_rowid = message_rowid;
-        kurer_random(it.envelope_id, sizeof(it.envelope_id));
-        snprintf(it.to_user, sizeof(it.to_user), "%s", user);
-        it.to_device = device;
-        it.type = (int)type;
-        it.content = ct.data;
-        it.content_len = ct.len;
-        it.next_attempt_at = kurer__home_now(k) * 1000;
-        rc = kurer__store_outbox_add(k->st, &it);
-    }
-    kurer_buf_release(&pt);
-    kurer_buf_release(&ct);
-    return rc;
-}
-
-/* Our own other devices (held as peers): each must have a valid certificate that allows the
- * level, like a recipient's. */
-static int check_own_devices(kurer *k, int level, uint32_t **devs, size_t *n, kurer_refusal *why)
-{
-    kurer_verified v;
-    int rc = kurer__store_peer_devices(k->st, k->own.user, devs, n);
-    for (size_t i = 0; rc == 0 && i < *n; i++) {
-        if ((*devs)[i] == k->own.device_id)
-            continue;
-        rc = kurer__session_peer_check(k->sess, k->own.user, (*devs)[i], &v);
-        if (rc != 0) {
-            refuse(why, KURER_REFUSED_BY_RECIPIENT, k->own.user, (*devs)[i], 0);
-        } else if (level > (int)v.clearance) {
-            refuse(why, KURER_REFUSED_BY_RECIPIENT, k->own.user, (*devs)[i], (int)v.clearance);
-            rc = KURER_ECLEARANCE;
-        }
-    }
-    if (rc != 0) {
-        free(*devs);
-        *devs = NULL;
-        *n = 0;
-    }
-    return rc;
-}
-
-static int queue_message(kurer *k, const char *to, int level, const char *body,
-                         const kurer__msg_extra *notice, const kurer_attachment *atts,
-                         size_t n_atts, kurer_refusal *why, int64_t *rowid);
-
-int kurer__home_queue(kurer *k, const char *to, int level, const char *body, kurer_refusal *why,
-                      int64_t *rowid)
-{
-    return queue_message(k, to, level, body, NULL, NULL, 0, why, rowid);
-}
-
-int kurer__home_queue_ex(kurer *k, const char *to, int level, const char *body,
-                         const kurer__msg_extra *notice, kurer_refusal *why, int64_t *rowid)
-{
-    return queue_message(k, to, level, body, notice, NULL, 0, why, rowid);
-}
-
-int kurer__home_queue_atts(kurer *k, const char *to, int level, const char *body,
-                           const kurer_attachment *atts, size_t n_atts, kurer_refusal *why,
-                           int64_t *rowid)
-{
-    return queue_message(k, to, level, body, NULL, atts, n_atts, why, rowid);
-}
-
-/* What n attachment pointers add to a Content: their fixed fields with tags, and names. */
-static size_t atts_size(const kurer_attachment *atts, size_t n)
-{
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += 112 + strlen(atts[i].content_type) + strlen(atts[i].file_name);
-    return bytes;
-}
-
-/* The three above: a text message (notice NULL), a notice, or a message with attachments,
- * stored with what it carries in one transaction. */
-static int queue_message(kurer *k, const char *to, int level, const char *body,
-                         const kurer__msg_extra *notice, const kurer_attachment *atts,
-                         size_t n_atts, kurer_refusal *why, int64_t *rowid)
-{
-    uint32_t *devs = NULL, *own = NULL;
-    size_t n = 0, n_own = 0;
-    if (body == NULL || n_atts > KURER_ATTACHMENTS_MAX || (n_atts > 0 && atts == NULL))
-        return KURER_EINVAL;
-    int rc = kurer_check_send(k, to, level, why);
-    if (rc != 0)
-        return rc;
-    if ((rc = kurer__store_peer_devices(k->st, to, &devs, &n)) != 0)
-        return rc;
-    if (strcmp(to, k->own.user) != 0 && (rc = check_own_devices(k, level, &own, &n_own, why)) != 0)
-        goto out;
-    size_t others = 0; /* the size for every device it goes to, before anything is stored */
-    for (size_t i = 0; i < n_own; i++)
-        others += own[i] != k->own.device_id;
-    if ((rc = kurer__outbox_size_check(to, n, others, strlen(body) + atts_size(atts, n_atts),
-                                       why)) != 0)
-        goto out;
-
-    int64_t now_ms = kurer__home_now(k) * 1000;
-    kurer__msg m;
-    memset(&m, 0, sizeof(m));
-    kurer_random(m.envelope_id, sizeof(m.envelope_id));
-    m.direction = KURER__DIR_OUT;
-    snprintf(m.peer, sizeof(m.peer), "%s", to);
-    m.level = level;
-    m.body = body;
-    m.body_len = strlen(body);
-    m.sent_at = now_ms;
-    m.received_at = now_ms;
-    m.state = KURER__MSG_PENDING;
-
-    if ((rc = kurer__store_begin(k->st)) != 0)
-        goto out;
-    rc = kurer__store_message_insert(k->st, &m);
-    if (rc == 0)
-        rc = kurer__receipt_queue_extra(k, m.rowid, to, notice, now_ms);
-    if (rc == 0)
-        rc = kurer__store_attach_put(k->st, m.rowid, atts, n_atts);
-    /* A device that cannot be encrypted for is named: its certificate or session refused. */
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if ((strcmp(to, k->own.user) != 0 || devs[i] != k->own.device_id) &&
-            (rc = kurer__home_encrypt_for(k, m.rowid, to, level, body, now_ms, to, devs[i])) != 0)
-            refuse(why, KURER_REFUSED_BY_RECIPIENT, to, devs[i], 0);
-    for (size_t i = 0; rc == 0 && i < n_own; i++)
-        if (own[i] != k->own.device_id &&
-            (rc = kurer__home_encrypt_for(k, m.rowid, to, level, body, now_ms, k->own.user,
-                                          own[i])) != 0)
-            refuse(why, KURER_REFUSED_BY_RECIPIENT, k->own.user, own[i], 0);
-    if (rc != 0) {
-        kurer__store_rollback(k->st);
-        goto out;
-    }
-    rc = kurer__store_commit(k->st);
-    if (rc == 0 && rowid != NULL)
-        *rowid = m.rowid;
-out:
-    free(devs);
-    free(own);
-    return rc;
-}
+/* ---- the engine's receive half (the send half: home_queue.c) ---- */
 
 typedef struct recv_ctx {
     kurer *k;
@@ -820,6 +622,21 @@ typedef struct recv_ctx {
     kurer_call_message call;
     uint8_t ticket[KURER_MEDIA_TICKET_MAX];
 } recv_ctx;
+
+/* The received message's row and what goes with it, in the decrypting transaction: its group,
+ * its timer and the DELIVERED receipt it owes, its attachment pointers. */
+static int store_received(recv_ctx *r, kurer__msg *m, const kurer_data_message *dm, int is_sync)
+{
+    m->unreported = 1; /* given to the application at least once (engine.c) */
+    int rc = kurer__store_message_insert(r->k->st, m);
+    if (rc == 0 && r->via_group)
+        rc = kurer__store_group_message_put(r->k->st, m->rowid, r->group, KURER__GROUP_MSG_DATA);
+    if (rc == 0)
+        rc = kurer__receipt_stored(r->k, m, dm, is_sync);
+    if (rc == 0 && m->state != KURER__MSG_QUARANTINED)
+        rc = kurer__store_attach_put(r->k->st, m->rowid, dm->attachments, dm->n_attachments);
+    return rc;
+}
 
 /* Inside the decrypting transaction. Returns 0 whenever the ratchet step should commit. */
 static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *pt, size_t n)
@@ -852,7 +669,8 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
             r->refused = rc;
         return kurer__store_fatal(rc) ? rc : 0;
     }
-    if (!r->via_group && (c.body == KURER_CONTENT_RECEIPT || c.body == KURER_CONTENT_SYNC_RECEIPT)) {
+    if (!r->via_group &&
+        (c.body == KURER_CONTENT_RECEIPT || c.body == KURER_CONTENT_SYNC_RECEIPT)) {
         /* Recorded on the messages it names (receipt.c); never stored as one, never receipted. */
         rc = kurer__receipt_received(r->k, sender, &c);
         kurer_content_release(&c);
@@ -866,8 +684,7 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
         c.body == KURER_CONTENT_DATA && c.u.data.has_group == r->via_group &&
         (!r->via_group || memcmp(c.u.data.group.group_id, r->group, KURER_GROUP_ID_LEN) == 0);
     if ((c.body != KURER_CONTENT_DATA && !is_sync) || (r->via_group && !group_ok)) {
-        /* Calls are handled by later layers. */
-        r->refused = r->via_group ? KURER_EMALFORMED : KURER_EUNSUPPORTED;
+        r->refused = r->via_group ? KURER_EMALFORMED : KURER_EUNSUPPORTED; /* a newer kind */
         kurer_content_release(&c);
         return 0;
     }
@@ -899,8 +716,8 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
     m.received_at = kurer__home_now(r->k) * 1000;
     int why = kurer_check_receive(r->k, sender->user, sender->device_id, m.level, NULL);
     /* What this client cannot honour is not shown as something else: a group message is not a
-     * direct one, and a timer above the longest is not honoured. Attachments are kept (their pointers, with the message; the blobs are fetched when asked:
-     * kurer_attachment_save). */
+     * direct one, and a timer above the longest is not honoured. Attachments are kept (their
+     * pointers, with the message; the blobs are fetched when asked: kurer_attachment_save). */
     if (why == 0 && ((dm->has_group && !r->via_group) || dm->expire_timer > KURER_TIMER_MAX))
         why = KURER_EUNSUPPORTED;
     if (why == 0) {
@@ -920,14 +737,7 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
                                       KURER_LOG_STR("reason", kurer_err_name(why))},
                   4);
     }
-    m.unreported = 1; /* given to the application at least once (engine.c) */
-    rc = kurer__store_message_insert(r->k->st, &m);
-    if (rc == 0 && r->via_group)
-        rc = kurer__store_group_message_put(r->k->st, m.rowid, r->group, KURER__GROUP_MSG_DATA);
-    if (rc == 0) /* its timer; the DELIVERED receipt it owes, committed with it */
-        rc = kurer__receipt_stored(r->k, &m, dm, is_sync);
-    if (rc == 0 && m.state != KURER__MSG_QUARANTINED)
-        rc = kurer__store_attach_put(r->k->st, m.rowid, dm->attachments, dm->n_attachments);
+    rc = store_received(r, &m, dm, is_sync);
     kurer_content_release(&c);
     r->state = m.state;
     return rc;

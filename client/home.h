@@ -67,6 +67,9 @@ kurer__session *kurer__home_session(kurer *k);
 kurer__store *kurer__home_store(kurer *k);
 int64_t kurer__home_now(const kurer *k);
 
+/* Fills why (may be NULL) with who refused and why (home.c's policy checks, home_queue.c). */
+void kurer__home_refuse(kurer_refusal *why, kurer_refusal_by by, const char *user, uint32_t dev,
+                        int limit);
 /* The send path's lower half: checks the policy (kurer_check_send), then in one transaction
  * stores the message as PENDING and, for every device of to that the home holds a certificate
  * for (and a sync copy for each of our own other devices held), an outbox envelope with the padded

@@ -1,7 +1,8 @@
 /* Fan-out sends (docs/protocol.md 3.7): FanoutSend, one part of a send of one shared ciphertext
  * to many devices, and FanoutResult, the answer to its final part. Reached from frame_media.c
- * for every body that is not the media relay's; what is not its own goes on to frame_blob.c. The rules that span parts (order, a user in two
- * parts, the total of devices) are the relay's; a part is checked here on its own. */
+ * for every body that is not the media relay's; what is not its own goes on to frame_blob.c. The
+ * rules that span parts (order, a user in two parts, the total of devices) are the relay's; a part
+ * is checked here on its own. */
 #include <string.h>
 
 #include "frame_internal.h"

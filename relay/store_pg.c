@@ -105,10 +105,11 @@ static void keep_sqlstate(const PGresult *r)
 
 const char *kurer__pg_stmt_name(pg_stmt st)
 {
-    static const char *const names[] = {"k0",  "k1",  "k2",  "k3",  "k4",  "k5",  "k6",  "k7",
-                                        "k8",  "k9",  "k10", "k11", "k12", "k13", "k14", "k15",
-                                        "k16", "k17", "k18", "k19", "k20", "k21", "k22", "k23",
-                                        "k24", "k25", "k26", "k27", "k28", "k29", "k30", "k31"};
+    static const char *const names[] = {
+        "k0",  "k1",  "k2",  "k3",  "k4",  "k5",  "k6",  "k7",  "k8",  "k9",  "k10", "k11",
+        "k12", "k13", "k14", "k15", "k16", "k17", "k18", "k19", "k20", "k21", "k22", "k23",
+        "k24", "k25", "k26", "k27", "k28", "k29", "k30", "k31", "k32", "k33", "k34", "k35",
+        "k36", "k37", "k38", "k39", "k40", "k41", "k42", "k43", "k44", "k45", "k46", "k47"};
     _Static_assert(PG_N_STMTS <= sizeof(names) / sizeof(names[0]), "a name per statement");
     return names[st];
 }

@@ -40,16 +40,16 @@ typedef enum pg_stmt {
     PG_PAYLOAD,       /* fan-out: $1 id, $2 sender, $3 references, $4 the shared bytes */
     PG_PUT_REF,       /* $1 usr, $2 device, $3 sender, $4 the payload's id: a reference */
     PG_DROP_PAYLOADS, /* the payloads whose last reference was acked */
-    PG_BLOB_QUOTA,   /* blobs (store_pg_blob.c): $1 usr, $2 device, $3 now: bytes declared */
-    PG_BLOB_CREATE,  /* $1 id, $2 usr, $3 device, $4 size, $5 now, $6 expires_at */
-    PG_BLOB_LOAD,    /* $1 id, $2 now: the row, locked until the commit */
-    PG_BLOB_CHUNK,   /* $1 id, $2 off, $3 data */
-    PG_BLOB_GROW,    /* $1 id, $2 bytes more received */
-    PG_BLOB_FINISH,  /* $1 id, $2 expires_at */
-    PG_BLOB_READ,    /* $1 id, $2 from, $3 to: the chunks overlapping [from, to) */
-    PG_BLOB_SWEPT,   /* $1 now: how many blobs, and their bytes, are expired */
-    PG_BLOB_SWEEP,   /* $1 now: deletes them (the chunks go with them) */
-    PG_BLOB_LIVE,    /* bytes received of every blob */
+    PG_BLOB_QUOTA,    /* blobs (store_pg_blob.c): $1 usr, $2 device, $3 now: bytes declared */
+    PG_BLOB_CREATE,   /* $1 id, $2 usr, $3 device, $4 size, $5 now, $6 expires_at */
+    PG_BLOB_LOAD,     /* $1 id, $2 now: the row, locked until the commit */
+    PG_BLOB_CHUNK,    /* $1 id, $2 off, $3 data */
+    PG_BLOB_GROW,     /* $1 id, $2 bytes more received */
+    PG_BLOB_FINISH,   /* $1 id, $2 expires_at */
+    PG_BLOB_READ,     /* $1 id, $2 from, $3 to: the chunks overlapping [from, to) */
+    PG_BLOB_SWEPT,    /* $1 now: how many blobs, and their bytes, are expired */
+    PG_BLOB_SWEEP,    /* $1 now: deletes them (the chunks go with them) */
+    PG_BLOB_LIVE,     /* bytes received of every blob */
     PG_N_STMTS
 } pg_stmt;
 

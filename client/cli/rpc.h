@@ -71,11 +71,11 @@ extern const rpc_method rpc_group_methods[];    /* rpc_group.c: group.create, gr
 /* rpc_group.c: send with a group (a part of the method send). */
 int rpc_group_send(rpc_ctx *c, const char *group, int level, const char *text, long long timeout,
                    json_t **result);
-extern const rpc_method rpc_keys_methods[];     /* rpc_keys.c: rekey, import */
-extern const rpc_method rpc_call_methods[];     /* rpc_call.c: call, answer */
+extern const rpc_method rpc_keys_methods[]; /* rpc_keys.c: rekey, import */
+extern const rpc_method rpc_call_methods[]; /* rpc_call.c: call, answer */
 /* rpc_call.c: 1 while a call runs in this process (the daemon lets it hang up at a stop). */
 int rpc_call_running(void);
-extern const rpc_method rpc_receipt_methods[];  /* rpc_receipts.c: read, timer */
+extern const rpc_method rpc_receipt_methods[]; /* rpc_receipts.c: read, timer */
 /* rpc_table.c: the method called name, or NULL. */
 const rpc_method *rpc_find(const char *name);
 

@@ -60,8 +60,7 @@ static void never_written(int rc, const char *to)
 
 #define SEND_FILES_MAX 32 /* attachments per message (docs/protocol.md 4.3) */
 
-static const char *const send_params[] = {"to",      "group", "level", "text",
-                                           "timeout", "files", NULL};
+static const char *const send_params[] = {"to", "group", "level", "text", "timeout", "files", NULL};
 
 /* params.files: 0..32 paths of files to attach (absolute: the daemon's folder is not the
  * caller's). */

@@ -123,9 +123,10 @@ static int file_args(const kurer_args *a)
 static int send_args(int argc, char **argv, const char **home, const char **to, int *level,
                      int *timeout, const char **text, const char **group)
 {
-    static const kurer_opt opts[] = {{"help", 0, 0},      {"json", 0, 0},     {"home", V, 0},
-                                     {"to", V, 0},        {"group", V, 0},    {"level", V, 0},
-                                     {"timeout", V, 0},   {"text-file", V, 0}, {"file", V, FILES_MAX}};
+    static const kurer_opt opts[] = {
+        {"help", 0, 0},    {"json", 0, 0},      {"home", V, 0},
+        {"to", V, 0},      {"group", V, 0},     {"level", V, 0},
+        {"timeout", V, 0}, {"text-file", V, 0}, {"file", V, FILES_MAX}};
     kurer_args a;
     int rc = command_args(&a, opts, NOPTS(opts), 0, 1, "TEXT", help_send, argc, argv);
     int files = rc == 0 && kurer_args_count(&a, "file") > 0;

@@ -104,6 +104,22 @@ static void enrol(world *w, const device *d)
     cl_free(&c);
 }
 
+/* Runs job on k's worker (kurer__fanout_send there) and waits for it to end. */
+static void run_job(kurer *k, fanout_job *job)
+{
+    pthread_mutex_init(&job->mu, NULL);
+    pthread_cond_init(&job->cond, NULL);
+    job->job.run = job_run;
+    job->job.done = job_done;
+    job->job.deadline = kurer_time_mono_ms() + 30000;
+    assert_int_equal(kurer__net_submit(k, &job->job), 0);
+    pthread_mutex_lock(&job->mu);
+    while (!job->finished)
+        pthread_cond_wait(&job->cond, &job->mu);
+    pthread_mutex_unlock(&job->mu);
+    assert_int_equal(job->job.rc, 0);
+}
+
 static void test_send(void **state)
 {
     world *w = *state;
@@ -156,22 +172,12 @@ static void test_send(void **state)
 
     fanout_job job;
     memset(&job, 0, sizeof(job));
-    pthread_mutex_init(&job.mu, NULL);
-    pthread_cond_init(&job.cond, NULL);
-    job.job.run = job_run;
-    job.job.done = job_done;
-    job.job.deadline = kurer_time_mono_ms() + 30000;
     job.id = id;
     job.content = content;
     job.content_len = sizeof(content);
     job.users = users;
     job.n_users = USERS;
-    assert_int_equal(kurer__net_submit(k, &job.job), 0);
-    pthread_mutex_lock(&job.mu);
-    while (!job.finished)
-        pthread_cond_wait(&job.cond, &job.mu);
-    pthread_mutex_unlock(&job.mu);
-    assert_int_equal(job.job.rc, 0);
+    run_job(k, &job);
     kurer__fanout_results *res = &job.res;
     assert_int_equal(res->n, USERS);
     assert_int_equal(res->accepted, USERS - 2);

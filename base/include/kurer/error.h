@@ -98,7 +98,7 @@ typedef enum kurer_error_category {
     X(EBLOBTAG, -65, CRYPTO, "an attachment chunk failed authentication (altered or reordered)")   \
     X(EBLOBTRUNC, -66, CRYPTO, "an attachment is truncated: its final chunk is missing")           \
     X(EBLOBDIGEST, -67, CRYPTO, "an attachment's digest does not match its pointer")               \
-    X(EQUOTA, -68, POLICY, "the device's blob storage quota is used up") \
+    X(EQUOTA, -68, POLICY, "the device's blob storage quota is used up")                           \
     X(EUNKNOWNGROUP, -69, USAGE, "no such group")                                                  \
     X(ENOTMEMBER, -70, POLICY, "not a member of the group")                                        \
     X(ENOTADMIN, -71, POLICY, "not an admin of the group at the revision the change builds on")    \

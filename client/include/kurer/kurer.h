@@ -412,8 +412,8 @@ typedef struct kurer_result {
     kurer_refusal why;  /* whose certificate (or the ceiling) refused, where err says so */
     int enrol_state;    /* enrol_poll: KURER_ENROL_STATE_* (0 if the relay did not say) */
     char group[KURER_GROUP_HEX_MAX + 1]; /* group create: the new group's id in hex */
-    size_t marked;      /* read: the messages marked read */
-    const char *KURER_NULLABLE path; /* attachment_save: the file written (else NULL) */
+    size_t marked;                       /* read: the messages marked read */
+    const char *KURER_NULLABLE path;     /* attachment_save: the file written (else NULL) */
 } kurer_result;
 typedef void (*kurer_done_fn)(void *KURER_NULLABLE ud, const kurer_result *r);
 

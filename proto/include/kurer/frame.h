@@ -464,9 +464,9 @@ typedef struct kurer_server_frame {
             uint32_t accepted;
             int lists_omitted;
         } fanout_result;
-        kurer_blob_state blob_state;             /* no heap */
-        kurer_blob_stored blob_stored;           /* no heap */
-        kurer_blob_chunk blob_data;              /* data in the arena */
+        kurer_blob_state blob_state;   /* no heap */
+        kurer_blob_stored blob_stored; /* no heap */
+        kurer_blob_chunk blob_data;    /* data in the arena */
     } u;
     kurer_arena mem; /* set by decode; encoders ignore it */
 } kurer_server_frame;
