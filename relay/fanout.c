@@ -243,6 +243,20 @@ static int shared_bytes(send_ctx *sc, const kurer_envelope *first)
     return err != 0 ? err : sc->shared != NULL ? 0 : KURER_ENOMEM;
 }
 
+/* The put's completion: as a send's (send.c answers), and a refusal by the store (a mailbox
+ * bound, a failed commit) counted as the fan-out's. */
+static void fanout_on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
+{
+    send_ctx *sc = arg;
+    if (err == 0)
+        sc->rc->r->fanout_refs += sc->n_items;
+    else if (!sc->replied) {
+        sc->rc->r->fanouts_refused++;
+        kurer__count_reject(sc->rc->r, err);
+    }
+    kurer__send_on_put(arg, err, seqs, n, cancelled);
+}
+
 /* The final part came: checks, stores and (from the put's completion) answers the send. */
 static int finish(rconn *rc, uint64_t request_id)
 {
@@ -282,9 +296,8 @@ static int finish(rconn *rc, uint64_t request_id)
                                    {r->cfg.mailbox_max, r->cfg.mailbox_sender_max},
                                    all_early ? r->cfg.ack_hold_us : 0,
                                    kurer__send_on_seqs,
-                                   kurer__send_on_put,
+                                   fanout_on_put,
                                    sc};
-        r->fanout_refs += sc->n_items;
         rc->refs++;
         if ((err = kurer_store_put_fanout(r->store, &req, sc->shared, sc->shared_len)) == 0)
             return 0; /* on_put answers */

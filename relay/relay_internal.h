@@ -83,7 +83,7 @@ typedef struct dir_user {
     X(fanouts_accepted, "fanout_sends_accepted_total",                                             \
       "Fan-out sends answered (their users' results in the answer).")                              \
     X(fanout_refs, "fanout_references_total",                                                      \
-      "Fan-out references submitted to the store (one per accepted recipient device).")            \
+      "Fan-out references made durable (stored, or acked first), one per recipient device.")       \
     X(send_results_too_large, "send_results_too_large_total",                                      \
       "Send requests refused because "                                                             \
       "their answer would not fit a record.")                                                      \

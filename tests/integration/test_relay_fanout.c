@@ -3,8 +3,8 @@
  *    offline, an unknown user and a device whose certificate serial is stale: every recipient
  *    gets an ordinary Deliver of a SENDER_KEY envelope, the results are per user, and the shared
  *    bytes are deleted with the last ack (read from the stopped relay's own store);
- *  - refused: parts out of order, a user in two parts and too many devices are refused whole
- *    with their typed errors and counted;
+ *  - refused: parts out of order, a user in two parts, too many devices and a full mailbox are
+ *    refused whole with their typed errors and counted;
  *  - bound: 1,000 users with one device each; after one fan-out send the store holds at most the
  *    payload plus 64 bytes per device more than before (the figures are printed). */
 #define SQLITE_HAS_CODEC 1 /* declares sqlite3_key (SQLCipher) */
@@ -233,8 +233,12 @@ static void test_refused(void **state)
     static kurer_fanout_user many[KURER_FANOUT_DEVICES_MAX / KURER_USER_DEVICES_MAX];
     static char names[KURER_FANOUT_DEVICES_MAX / KURER_USER_DEVICES_MAX][24];
     uint8_t id[16] = {1}, other[16] = {2};
-    const char *extra[] = {"--metrics", "127.0.0.1:0"};
-    start_relay_v(w, extra, 2);
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "mailbox_max = 1\n";
+    write_file(cfg, conf, strlen(conf));
+    const char *extra[] = {"--metrics", "127.0.0.1:0", "--config", cfg};
+    start_relay_v(w, extra, 4);
     make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
     make_device(w, &bo, "bo@mof", 1, 11, 0, 0, 0);
     enrol(w, &bo);
@@ -279,12 +283,16 @@ static void test_refused(void **state)
     assert_int_equal(send_part(&ca, &q, &r), KURER_SERVER_FANOUT_RESULT);
     assert_int_equal(r.u.fanout_result.accepted, 1);
     kurer_server_frame_release(&r);
+    /* bo's mailbox (mailbox_max 1) is full now: the store refuses the next one */
+    assert_int_equal(send_part(&ca, &q, &r), KURER_ELIMIT);
+    kurer_server_frame_release(&r);
     cl_free(&ca);
     char *page = scrape(w);
-    assert_int_equal(metric(page, "kurer_fanout_sends_refused_total"), 4);
+    assert_int_equal(metric(page, "kurer_fanout_sends_refused_total"), 5);
+    assert_int_equal(metric(page, "kurer_mailbox_full_refused_total"), 1);
     assert_int_equal(metric(page, "kurer_fanout_sends_accepted_total"), 1);
     assert_int_equal(metric(page, "kurer_fanout_references_total"), 1);
-    printf("fanout refused: 4 sends refused whole, counted\n");
+    printf("fanout refused: 5 sends refused whole, counted\n");
     free(page);
 }
 
