@@ -286,6 +286,8 @@ typedef struct send_ctx {
     size_t shared_len;
     void (*reply)(struct send_ctx *sc);
     uint8_t fanout_id[KURER_ENVELOPE_ID_LEN];
+    int grouped; /* the envelopes come grouped by user, each user once (a fan-out's): the
+                  * classification looks no further than a user's own run */
 } send_ctx;
 
 typedef struct req_ctx {
