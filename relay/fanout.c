@@ -63,10 +63,6 @@ static int asm_add(fanout_asm *a, const kurer_fanout_send *fs)
         devs += fs->users[i].n_devices;
     if (a->n_devs + devs > KURER_FANOUT_DEVICES_MAX)
         return KURER_ELIMIT;
-    for (size_t i = 0; i < fs->n_users; i++)
-        for (size_t j = 0; j < a->n_users; j++)
-            if (strcmp(a->users[j], fs->users[i].user) == 0)
-                return KURER_EDUPLICATE; /* one user in two parts */
     char **nu = realloc(a->users, (a->n_users + fs->n_users + 1) * sizeof(*nu));
     if (nu == NULL)
         return KURER_ENOMEM;
@@ -85,6 +81,28 @@ static int asm_add(fanout_asm *a, const kurer_fanout_send *fs)
         a->n_users++;
     }
     return 0;
+}
+
+static int cmp_name(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Each user once in the whole send (a part's own users are checked by the decoder): sorted
+ * copies of the names, n log n. 0, KURER_EDUPLICATE or KURER_ENOMEM. */
+static int users_unique(const fanout_asm *a)
+{
+    char **v = malloc((a->n_users + 1) * sizeof(*v));
+    int err = 0;
+    if (v == NULL)
+        return KURER_ENOMEM;
+    memcpy(v, a->users, a->n_users * sizeof(*v));
+    qsort(v, a->n_users, sizeof(*v), cmp_name);
+    for (size_t i = 1; i < a->n_users && err == 0; i++)
+        if (strcmp(v[i - 1], v[i]) == 0)
+            err = KURER_EDUPLICATE; /* one user in two parts */
+    free(v);
+    return err;
 }
 
 /* Takes one part into the connection's send: 0 (held), or the error that refuses it. */
@@ -112,7 +130,8 @@ static int take_part(rconn *rc, const kurer_fanout_send *fs)
         return KURER_EMALFORMED; /* out of order, or of another send */
     }
     rc->fo->next_part = fs->part + 1;
-    return asm_add(rc->fo, fs);
+    int err = asm_add(rc->fo, fs);
+    return err == 0 && fs->final ? users_unique(rc->fo) : err;
 }
 
 /* The answer: the users not accepted; accepted ones are counted. Lists of STALE_DEVICES users
@@ -211,16 +230,18 @@ static int classify(send_ctx *sc, const kurer_envelope *env, size_t n)
     kurer_buf_release(&b);
     if (err == KURER_ELIMIT)
         r->send_results_too_large++;
-    for (size_t i = 0; err == 0 && i < n; i++) {
-        for (size_t k = 0; k < sc->n_results; k++)
-            if (sc->results[k].status == KURER_SEND_ACCEPTED &&
-                strcmp(sc->results[k].user, env[i].to.user) == 0) {
-                sc->items[sc->n_items].to = env[i].to;
-                sc->items[sc->n_items].from = sc->rc->addr;
-                sc->pend[sc->n_items].idx = sc->n_items;
-                sc->n_items++;
-                break;
-            }
+    /* the results are in the order of the users (the envelopes are grouped by user) */
+    for (size_t i = 0, k = 0; err == 0 && i < n; i++) {
+        if (i > 0 && strcmp(env[i - 1].to.user, env[i].to.user) != 0)
+            k++;
+        if (k >= sc->n_results || strcmp(sc->results[k].user, env[i].to.user) != 0)
+            return KURER_EINTERNAL; /* cannot be: classify makes one result per run */
+        if (sc->results[k].status != KURER_SEND_ACCEPTED)
+            continue;
+        sc->items[sc->n_items].to = env[i].to;
+        sc->items[sc->n_items].from = sc->rc->addr;
+        sc->pend[sc->n_items].idx = sc->n_items;
+        sc->n_items++;
     }
     sc->undurable = sc->n_items;
     return err;
@@ -243,6 +264,20 @@ static int shared_bytes(send_ctx *sc, const kurer_envelope *first)
     return err != 0 ? err : sc->shared != NULL ? 0 : KURER_ENOMEM;
 }
 
+/* The put's completion: as a send's (send.c answers), and a refusal by the store (a mailbox
+ * bound, a failed commit) counted as the fan-out's. */
+static void fanout_on_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
+{
+    send_ctx *sc = arg;
+    if (err == 0)
+        sc->rc->r->fanout_refs += sc->n_items;
+    else if (!sc->replied) {
+        sc->rc->r->fanouts_refused++;
+        kurer__count_reject(sc->rc->r, err);
+    }
+    kurer__send_on_put(arg, err, seqs, n, cancelled);
+}
+
 /* The final part came: checks, stores and (from the put's completion) answers the send. */
 static int finish(rconn *rc, uint64_t request_id)
 {
@@ -262,6 +297,7 @@ static int finish(rconn *rc, uint64_t request_id)
     }
     memcpy(sc->fanout_id, a->id, sizeof(a->id));
     sc->reply = fanout_reply;
+    sc->grouped = 1; /* as_envelopes: each user's devices in one run, each user once */
     sc->ts = kurer_time_unix() * 1000;
     int err = classify(sc, env, a->n_devs);
     if (err == 0 && sc->n_items > 0)
@@ -282,9 +318,8 @@ static int finish(rconn *rc, uint64_t request_id)
                                    {r->cfg.mailbox_max, r->cfg.mailbox_sender_max},
                                    all_early ? r->cfg.ack_hold_us : 0,
                                    kurer__send_on_seqs,
-                                   kurer__send_on_put,
+                                   fanout_on_put,
                                    sc};
-        r->fanout_refs += sc->n_items;
         rc->refs++;
         if ((err = kurer_store_put_fanout(r->store, &req, sc->shared, sc->shared_len)) == 0)
             return 0; /* on_put answers */

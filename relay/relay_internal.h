@@ -83,7 +83,7 @@ typedef struct dir_user {
     X(fanouts_accepted, "fanout_sends_accepted_total",                                             \
       "Fan-out sends answered (their users' results in the answer).")                              \
     X(fanout_refs, "fanout_references_total",                                                      \
-      "Fan-out references submitted to the store (one per accepted recipient device).")            \
+      "Fan-out references made durable (stored, or acked first), one per recipient device.")       \
     X(send_results_too_large, "send_results_too_large_total",                                      \
       "Send requests refused because "                                                             \
       "their answer would not fit a record.")                                                      \
@@ -292,6 +292,8 @@ typedef struct send_ctx {
     size_t shared_len;
     void (*reply)(struct send_ctx *sc);
     uint8_t fanout_id[KURER_ENVELOPE_ID_LEN];
+    int grouped; /* the envelopes come grouped by user, each user once (a fan-out's): the
+                  * classification looks no further than a user's own run */
 } send_ctx;
 
 typedef struct req_ctx {

@@ -331,7 +331,9 @@ int kurer__send_classify(send_ctx *sc, const kurer_envelope *env, size_t n, uint
     for (size_t i = 0; i < n; i++) {
         const char *user = env[i].to.user;
         int seen = 0;
-        for (size_t k = 0; k < sc->n_results; k++)
+        if (sc->grouped) /* a user's envelopes in one run, each user once: linear */
+            seen = i > 0 && strcmp(env[i - 1].to.user, user) == 0;
+        for (size_t k = 0; !sc->grouped && k < sc->n_results; k++)
             if (strcmp(sc->results[k].user, user) == 0)
                 seen = 1;
         if (seen)
@@ -339,10 +341,14 @@ int kurer__send_classify(send_ctx *sc, const kurer_envelope *env, size_t n, uint
         kurer_user_result *ur = &sc->results[sc->n_results++];
         if ((ur->user = strdup(user)) == NULL)
             return KURER_ENOMEM;
-        size_t nw = 0, nh = 0;
+        size_t nw = 0, nh = 0, run = n - i;
         for (size_t j = i; j < n; j++)
             if (strcmp(env[j].to.user, user) == 0)
                 want[nw++] = env[j].to.device_id;
+            else if (sc->grouped)
+                break;
+        if (sc->grouped)
+            run = nw;
         dir_user *du = kurer__dir_user_find(r, user);
         int own = strcmp(user, rc->addr.user) == 0;
         for (size_t d = 0; du != NULL && d < du->n; d++)
@@ -350,7 +356,7 @@ int kurer__send_classify(send_ctx *sc, const kurer_envelope *env, size_t n, uint
                 !(own && du->devs[d].device_id == rc->addr.device_id))
                 have[nh++] = du->devs[d].device_id;
         ur->status = kurer__send_match(want, nw, have, nh, own);
-        if (ur->status == KURER_SEND_ACCEPTED && !serials_current(du, env + i, n - i, user))
+        if (ur->status == KURER_SEND_ACCEPTED && !serials_current(du, env + i, run, user))
             ur->status = KURER_SEND_STALE_DEVICES; /* a device's certificate changed */
         if (ur->status == KURER_SEND_UNKNOWN_USER) {
             kurer__count_reject(r, KURER_EUNKNOWNUSER);

@@ -97,27 +97,33 @@ static void job_done(kurer *k, kurer__job *j)
     pthread_mutex_unlock(&f->mu);
 }
 
-static void enrol(world *w, const device *d)
+/* Runs kurer__fanout_send on one of k's workers and waits for it (job->job.rc, job->res). */
+static void run_fanout(kurer *k, fanout_job *job, const uint8_t *id, const uint8_t *content,
+                       size_t len, const kurer_fanout_user *users, size_t n)
 {
-    client c;
-    assert_int_equal(cl_connect(w, &c, d), 0);
-    cl_free(&c);
-}
-
-/* Runs job on k's worker (kurer__fanout_send there) and waits for it to end. */
-static void run_job(kurer *k, fanout_job *job)
-{
+    memset(job, 0, sizeof(*job));
     pthread_mutex_init(&job->mu, NULL);
     pthread_cond_init(&job->cond, NULL);
     job->job.run = job_run;
     job->job.done = job_done;
     job->job.deadline = kurer_time_mono_ms() + 30000;
+    job->id = id;
+    job->content = content;
+    job->content_len = len;
+    job->users = users;
+    job->n_users = n;
     assert_int_equal(kurer__net_submit(k, &job->job), 0);
     pthread_mutex_lock(&job->mu);
     while (!job->finished)
         pthread_cond_wait(&job->cond, &job->mu);
     pthread_mutex_unlock(&job->mu);
-    assert_int_equal(job->job.rc, 0);
+}
+
+static void enrol(world *w, const device *d)
+{
+    client c;
+    assert_int_equal(cl_connect(w, &c, d), 0);
+    cl_free(&c);
 }
 
 static void test_send(void **state)
@@ -171,13 +177,8 @@ static void test_send(void **state)
     assert_int_equal(kurer_connect(k, 20000), 0);
 
     fanout_job job;
-    memset(&job, 0, sizeof(job));
-    job.id = id;
-    job.content = content;
-    job.content_len = sizeof(content);
-    job.users = users;
-    job.n_users = USERS;
-    run_job(k, &job);
+    run_fanout(k, &job, id, content, sizeof(content), users, USERS);
+    assert_int_equal(job.job.rc, 0);
     kurer__fanout_results *res = &job.res;
     assert_int_equal(res->n, USERS);
     assert_int_equal(res->accepted, USERS - 2);

@@ -217,10 +217,83 @@ static void test_offline_ack_restart(void **state)
     assert_int_equal(dup, 0);
 }
 
+/* A fan-out send over the postgres store, with the relay role's grants only: one payload row,
+ * a mailbox row per device, an ordinary Deliver online and after a restart, the payload gone
+ * with the last ack. */
+static void test_fanout(void **state)
+{
+    world *w = *state;
+    char conf[300], n_rows[32];
+    device a, b, c;
+    client ca, cb, cc;
+    kurer_server_frame f;
+    uint8_t id[16], content[500];
+    pg_world(w, conf, sizeof(conf));
+    start_pg(w, conf);
+    kurer_random(id, sizeof(id));
+    memset(content, 0x5a, sizeof(content));
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    make_device(w, &c, "cy@mof", 1, 12, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cc, &c), 0); /* cy registers, goes away */
+    cl_free(&cc);
+    assert_int_equal(cl_connect(w, &cb, &b), 0); /* bo stays online */
+    expect_body(&cb, &f, KURER_SERVER_QUEUE_EMPTY);
+    kurer_server_frame_release(&f);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    kurer_fanout_device db = {1, 11}, dc = {1, 12};
+    kurer_fanout_user users[2] = {{"bo@mof", &db, 1}, {"cy@mof", &dc, 1}};
+    kurer_client_frame q;
+    memset(&q, 0, sizeof(q));
+    q.body = KURER_CLIENT_FANOUT;
+    memcpy(q.u.fanout.id, id, 16);
+    q.u.fanout.type = KURER_ENVELOPE_SENDER_KEY;
+    q.u.fanout.content = content;
+    q.u.fanout.content_len = sizeof(content);
+    q.u.fanout.users = users;
+    q.u.fanout.n_users = 2;
+    q.u.fanout.final = 1;
+    wait_answer(&ca, cl_send(&ca, &q), &f);
+    assert_int_equal(f.body, KURER_SERVER_FANOUT_RESULT);
+    assert_int_equal(f.u.fanout_result.accepted, 2);
+    kurer_server_frame_release(&f);
+    cl_free(&ca);
+    owner_sql("SELECT count(*) FROM fanout_payloads", n_rows, sizeof(n_rows));
+    assert_string_equal(n_rows, "1");
+    expect_body(&cb, &f, KURER_SERVER_DELIVER);
+    assert_memory_equal(f.u.deliver.envelope.id, id, 16);
+    assert_int_equal(f.u.deliver.envelope.type, KURER_ENVELOPE_SENDER_KEY);
+    assert_string_equal(f.u.deliver.envelope.to.user, "bo@mof");
+    uint64_t seq = f.u.deliver.seq;
+    kurer_server_frame_release(&f);
+    send_ack(&cb, &seq, 1);
+    cl_free(&cb);
+    stop_relay(w, SIGTERM);
+    start_pg(w, conf);
+    assert_int_equal(cl_connect(w, &cc, &c), 0);
+    assert_int_equal(cc.acc.queued, 1);
+    expect_body(&cc, &f, KURER_SERVER_DELIVER);
+    assert_memory_equal(f.u.deliver.envelope.id, id, 16);
+    assert_string_equal(f.u.deliver.envelope.to.user, "cy@mof");
+    assert_string_equal(f.u.deliver.envelope.from.user, "anna@mof");
+    assert_memory_equal(f.u.deliver.envelope.content, content, sizeof(content));
+    seq = f.u.deliver.seq;
+    kurer_server_frame_release(&f);
+    send_ack(&cc, &seq, 1);
+    cl_free(&cc);
+    owner_sql("SELECT count(*) FROM fanout_payloads", n_rows, sizeof(n_rows));
+    assert_string_equal(n_rows, "0"); /* with the last ack */
+    owner_sql("SELECT count(*) FROM mailbox", n_rows, sizeof(n_rows));
+    assert_string_equal(n_rows, "0");
+    fprintf(stderr, "relay_pg fanout: 2 devices, payload stored once, deleted with the last "
+                    "ack\n");
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_offline_ack_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -201,9 +201,10 @@ typedef struct kurer_fanout_user {
 /* One part of a fan-out send. Part 0 carries type (KURER_ENVELOPE_SENDER_KEY only) and content
  * (1..KURER_ENVELOPE_CONTENT_MAX bytes); later parts carry neither (type 0, no content). Every
  * part but a non-final part 0 names 1 or more users; a part names at most
- * KURER_FANOUT_DEVICES_MAX devices, no user twice; part < KURER_FANOUT_PARTS_MAX. What spans
- * parts (a user in two parts, the total of devices, the order of parts) is the relay's to
- * check. */
+ * KURER_FANOUT_DEVICES_MAX devices, no user twice; part < KURER_FANOUT_PARTS_MAX. Decoding
+ * refuses a user or a device of a user named twice with KURER_EDUPLICATE (other rules: as for
+ * every frame, KURER_EMALFORMED or KURER_ELIMIT). What spans parts (a user in two parts, the
+ * total of devices, the order of parts) is the relay's to check. */
 typedef struct kurer_fanout_send {
     uint8_t id[KURER_ENVELOPE_ID_LEN];
     uint32_t part;
