@@ -144,6 +144,13 @@ int cmd_daemon(int argc, char **argv)
     rc = daemon_run(&s, path);
     kurer_disconnect(s.k);
     kurer_close(s.k);
+    /* An event the library thread gave while the daemon stopped (the connection's last state,
+     * a receipt) was posted after the drain: nobody reads it now. */
+    for (dline *l = s.l_head, *next; l != NULL; l = next) {
+        next = l->next;
+        rpc_free_wiped(l->text, l->len);
+        free(l);
+    }
     close(s.wake[0]);
     close(s.wake[1]);
     pthread_cond_destroy(&s.work_cv);

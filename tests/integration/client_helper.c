@@ -35,8 +35,13 @@ static int rogue_send(const char *home, const char *to, int level, const char *t
     if ((rc = kurer_send(k, to, KURER_LEVEL_UNCLASSIFIED, "(test setup)", 20000, NULL)) != 0)
         goto out;
     kurer__store *st = kurer__home_store(k);
-    if ((rc = kurer__store_peer_devices(st, to, &devs, &n)) != 0)
+    /* The handle's own threads work on the store too (deliveries, receipts owed, the outbox):
+     * the home lock, as every worker holds it, while this touches the store and libsignal. */
+    kurer__hlock_take(k);
+    if ((rc = kurer__store_peer_devices(st, to, &devs, &n)) != 0) {
+        kurer__hlock_give(k);
         goto out;
+    }
     kurer__msg m;
     memset(&m, 0, sizeof(m));
     kurer_random(m.envelope_id, sizeof(m.envelope_id));
@@ -49,16 +54,17 @@ static int rogue_send(const char *home, const char *to, int level, const char *t
     m.body_len = strlen(text);
     m.sent_at = m.received_at = kurer__home_now(k) * 1000;
     m.state = KURER__MSG_PENDING;
-    if ((rc = kurer__store_begin(st)) != 0)
-        goto out;
-    rc = kurer__store_message_insert(st, &m);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = kurer__home_encrypt_for(k, m.rowid, to, level, text, m.sent_at, to, devs[i]);
-    if (rc != 0) {
-        kurer__store_rollback(st);
-        goto out;
+    if ((rc = kurer__store_begin(st)) == 0) {
+        rc = kurer__store_message_insert(st, &m);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = kurer__home_encrypt_for(k, m.rowid, to, level, text, m.sent_at, to, devs[i]);
+        if (rc != 0)
+            kurer__store_rollback(st);
+        else
+            rc = kurer__store_commit(st);
     }
-    if ((rc = kurer__store_commit(st)) == 0)
+    kurer__hlock_give(k);
+    if (rc == 0)
         rc = kurer_flush(k, 20000);
 out:
     free(devs);
