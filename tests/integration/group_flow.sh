@@ -171,6 +171,33 @@ concurrent)
     expect "the group still works" 0 "sent to group" "$K" send --home bob --group "$ID" "alle enige"
     expect "dave reads bob" 0 "alle enige" "$K" recv --home dave
     ;;
+device_revoked)
+    # A member's device revoked: the others' senders change their key before the next send, so
+    # the revoked device reads nothing sent after; the member's other device still does, and
+    # the group's info no longer lists the device.
+    group_setup
+    expect "create" 0 "created group" "$K" group --home anna create cell bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "bob writes" 0 "sent to group" "$K" send --home bob --group "$ID" "foer"
+    expect "anna2 reads it" 0 "foer" "$K" recv --home anna2
+    "$A" revoke --authority fm --cert anna2.chain --reason device-lost >/dev/null || exit 1
+    kill -HUP "$RELAY_PID"
+    sleep 0.5
+    expect "bob holds the list" 0 "revocation list imported" "$K" import --home bob fm/crl
+    expect "bob's info drops the device" 0 "anna@fm.dk (admin)  devices 1" "$K" group --home bob \
+        info "$ID"
+    expect "bob writes again" 0 "sent to group" "$K" send --home bob --group "$ID" "efter"
+    expect "anna device 1 reads it" 0 "efter" "$K" recv --home anna
+    expect "carl reads it" 0 "efter" "$K" recv --home carl
+    expect "bob writes a third" 0 "sent to group" "$K" send --home bob --group "$ID" "igen"
+    expect "a captured envelope decrypts for carl's device" 0 "decrypted" "$GH" try-decrypt bob \
+        "igen" carl
+    for t in efter igen; do
+        expect "'$t' not for the revoked device (bob's key changed)" 0 "refused EUNKNOWNGROUP" \
+            "$GH" try-decrypt bob "$t" anna2
+    done
+    ;;
 daemon)
     # With kurer daemon holding anna's home, the group commands and send --group run in it
     # (the home's lock would refuse them otherwise), with the same output.
