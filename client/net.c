@@ -22,7 +22,7 @@ static uint64_t now_ms(void)
 }
 
 /* Waits on c until deadline (monotonic ms); 0 when woken, KURER_ETIMEOUT at the deadline. */
-static int timed_wait(uv_cond_t *c, uv_mutex_t *m, uint64_t deadline)
+int kurer__net_timed_wait(uv_cond_t *c, uv_mutex_t *m, uint64_t deadline)
 {
     uint64_t now = now_ms();
     if (now >= deadline)
@@ -460,7 +460,7 @@ static void attempt(kurer__net *n)
         n->connect_pending = 1;
         uv_async_send(&n->wake);
         while (!n->established && n->closed_gen != gen && !n->stopping &&
-               timed_wait(&n->cond, &n->mu, deadline) == 0)
+               kurer__net_timed_wait(&n->cond, &n->mu, deadline) == 0)
             ;
         if (!n->established) {
             rc = n->closed_gen == gen && n->closed_rc != 0 ? n->closed_rc : KURER_ETIMEOUT;
@@ -553,7 +553,7 @@ static void session_thread(void *arg)
         } else {
             n->sess_busy = 0;
             uv_cond_broadcast(&n->cond);
-            (void)timed_wait(&n->sess_cond, &n->mu, next_tick);
+            (void)kurer__net_timed_wait(&n->sess_cond, &n->mu, next_tick);
         }
     }
     uv_mutex_unlock(&n->mu);
@@ -641,7 +641,7 @@ int kurer__net_message_take(kurer *k, int64_t message_rowid, uint64_t deadline)
             busy |= n->busy_msgs[i] == message_rowid;
         if ((!busy && n->n_busy < WORKERS + 1) || n->stopping)
             break;
-        if ((rc = timed_wait(&n->cond, &n->mu, deadline)) != 0)
+        if ((rc = kurer__net_timed_wait(&n->cond, &n->mu, deadline)) != 0)
             break;
     }
     if (rc == 0 && n->stopping)
@@ -668,7 +668,7 @@ void kurer__net_message_give(kurer *k, int64_t message_rowid)
 
 /* ---- requests on the wire ---- */
 
-static int enqueue_frame_locked(kurer__net *n, kurer_client_frame *f)
+int kurer__net_enqueue_locked(kurer__net *n, kurer_client_frame *f)
 {
     if (n->conn == NULL || !n->established || n->stopping)
         return n->closed_rc != 0 ? n->closed_rc : KURER_ECLOSED;
@@ -699,7 +699,7 @@ int kurer__send_nowait(kurer *k, kurer_client_frame *f)
     kurer__net *n = k->net;
     uv_mutex_lock(&n->mu);
     f->request_id = ++n->next_id;
-    int rc = enqueue_frame_locked(n, f);
+    int rc = kurer__net_enqueue_locked(n, f);
     uv_mutex_unlock(&n->mu);
     return rc;
 }
@@ -712,7 +712,7 @@ int kurer__rpc(kurer *k, kurer_client_frame *f, uint64_t deadline, kurer_server_
     *out = NULL;
     uv_mutex_lock(&n->mu);
     f->request_id = w.id = ++n->next_id;
-    int rc = enqueue_frame_locked(n, f);
+    int rc = kurer__net_enqueue_locked(n, f);
     if (rc != 0) {
         uv_mutex_unlock(&n->mu);
         return rc;
@@ -722,7 +722,7 @@ int kurer__rpc(kurer *k, kurer_client_frame *f, uint64_t deadline, kurer_server_
     uv_mutex_unlock(&n->mu);
     int depth = kurer__hlock_release(k);
     uv_mutex_lock(&n->mu);
-    while (!w.done && !n->stopping && timed_wait(&n->cond, &n->mu, deadline) == 0)
+    while (!w.done && !n->stopping && kurer__net_timed_wait(&n->cond, &n->mu, deadline) == 0)
         ;
     if (!w.done) {
         for (waiter **pw = &n->pending; *pw != NULL; pw = &(*pw)->next)
@@ -841,7 +841,7 @@ int kurer__net_wait_online(kurer *k, uint64_t deadline, int kick)
     int rc = 0;
     while (rc == 0 && n->phase != PHASE_ONLINE && !n->stopping &&
            !(n->marks.attempts_done > attempts0 && n->phase != PHASE_ATTEMPT))
-        rc = timed_wait(&n->cond, &n->mu, deadline);
+        rc = kurer__net_timed_wait(&n->cond, &n->mu, deadline);
     if (n->phase == PHASE_ONLINE)
         rc = 0;
     else if (n->stopping)
@@ -862,7 +862,7 @@ int kurer__net_wait_received(kurer *k, uint64_t deadline, int until_empty)
     int rc = 0;
     while (rc == 0 && n->marks.lost == lost0 && n->phase == PHASE_ONLINE && !n->stopping &&
            !(until_empty && n->marks.queue_empty_gen == gen))
-        rc = timed_wait(&n->cond, &n->mu, deadline);
+        rc = kurer__net_timed_wait(&n->cond, &n->mu, deadline);
     if (until_empty && n->marks.queue_empty_gen == gen)
         rc = 0;
     else if (n->marks.lost != lost0 || n->phase != PHASE_ONLINE || n->stopping)
@@ -881,11 +881,11 @@ void kurer__net_disconnect(kurer *k, uint64_t deadline)
     uv_mutex_lock(&n->mu);
     /* What the session worker holds is committed and acked first (or the wait ends). */
     while ((n->p_head != NULL || n->sess_busy) && n->conn != NULL &&
-           timed_wait(&n->cond, &n->mu, deadline) == 0)
+           kurer__net_timed_wait(&n->cond, &n->mu, deadline) == 0)
         ;
     want_locked(n, 0, 0);
     while ((n->conn != NULL || n->phase == PHASE_ATTEMPT) &&
-           timed_wait(&n->cond, &n->mu, deadline) == 0)
+           kurer__net_timed_wait(&n->cond, &n->mu, deadline) == 0)
         ;
     uv_mutex_unlock(&n->mu);
     kurer__hlock_reacquire(k, depth);

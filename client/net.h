@@ -39,6 +39,11 @@ int kurer__net_on_library_thread(const kurer *k);
 KURER_MUST_CHECK int kurer__rpc(kurer *k, kurer_client_frame *f, uint64_t deadline,
                                 kurer_server_frame **out);
 void kurer__reply_free(kurer_server_frame *r);
+/* kurer__rpc for n frames at once (net_batch.c): all are sent, in order, before the first answer
+ * is waited for. For each i, rcs[i] is what kurer__rpc would return for f[i] and out[i] its
+ * answer (or NULL); returns 0, or KURER_ENOMEM (nothing sent). */
+KURER_MUST_CHECK int kurer__rpc_batch(kurer *k, kurer_client_frame *f, size_t n, uint64_t deadline,
+                                      kurer_server_frame **out, int *rcs);
 /* Sends f without waiting for its answer (acks). */
 KURER_MUST_CHECK int kurer__send_nowait(kurer *k, kurer_client_frame *f);
 

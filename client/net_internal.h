@@ -133,6 +133,12 @@ struct kurer__net {
     kurer__net_marks marks;
 };
 
+/* net.c, for net_batch.c: waits on c until deadline (monotonic ms; 0 when woken,
+ * KURER_ETIMEOUT at the deadline); under the net mutex, encodes f and queues it for the
+ * connection (KURER_ECLOSED or why it ended when there is none). */
+int kurer__net_timed_wait(uv_cond_t *c, uv_mutex_t *m, uint64_t deadline);
+int kurer__net_enqueue_locked(kurer__net *n, kurer_client_frame *f);
+
 /* Library thread: gives one event to the application (events.c), then frees it. */
 void kurer__event_dispatch(kurer__net *n, event *e);
 void kurer__event_free(event *e);
