@@ -97,6 +97,7 @@ static int daemon_run(daemon_srv *s, const char *path)
     daemon_workers_stop(s);
     daemon_drain(s);
     kurer_set_events(s->k, NULL);
+    daemon_lines_free(s);
     kurer_log(KURER_LOG_INFO, "daemon", "stopped", NULL, 0);
     return rc;
 }
@@ -144,6 +145,7 @@ int cmd_daemon(int argc, char **argv)
     rc = daemon_run(&s, path);
     kurer_disconnect(s.k);
     kurer_close(s.k);
+    daemon_lines_free(&s); /* an event posted while the library thread ended */
     close(s.wake[0]);
     close(s.wake[1]);
     pthread_cond_destroy(&s.work_cv);
