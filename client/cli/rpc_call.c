@@ -244,7 +244,8 @@ static int run_call(rpc_ctx *c, drive *d, media_files *f, int seconds, uint64_t 
             rc = 0;
         }
         if (connected && !hung && (rc = step(k, id, f)) != 0) {
-            (void)kurer_call_hangup(k, id);
+            int hrc = kurer_call_hangup(k, id); /* the step's failure is what is said */
+            (void)hrc;
             return rc;
         }
         next_tick(&t);
