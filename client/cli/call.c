@@ -73,7 +73,11 @@ static void report(json_t *r)
     if (g_json) {
         jline o;
         jline_ok(&o);
-        kurer_json_kv_uint(&o.j, "call_id", num(r, "call_id"));
+        uint64_t id = 0;
+        const char *ids = json_string_value(json_object_get(r, "call_id"));
+        if (ids == NULL || kurer_parse_u64(ids, UINT64_MAX, &id) != 0)
+            id = 0;
+        kurer_json_kv_uint(&o.j, "call_id", id);
         kurer_json_kv_str(&o.j, "peer", peer != NULL ? peer : "");
         kurer_json_kv_str(&o.j, "level", level != NULL ? level : "");
         kurer_json_kv_str(&o.j, "end", end != NULL ? end : "");

@@ -97,6 +97,7 @@ static int daemon_run(daemon_srv *s, const char *path)
     daemon_workers_stop(s);
     daemon_drain(s);
     kurer_set_events(s->k, NULL);
+    daemon_lines_free(s);
     kurer_log(KURER_LOG_INFO, "daemon", "stopped", NULL, 0);
     return rc;
 }
@@ -144,13 +145,7 @@ int cmd_daemon(int argc, char **argv)
     rc = daemon_run(&s, path);
     kurer_disconnect(s.k);
     kurer_close(s.k);
-    /* An event the library thread gave while the daemon stopped (the connection's last state,
-     * a receipt) was posted after the drain: nobody reads it now. */
-    for (dline *l = s.l_head, *next; l != NULL; l = next) {
-        next = l->next;
-        rpc_free_wiped(l->text, l->len);
-        free(l);
-    }
+    daemon_lines_free(&s); /* an event posted while the library thread ended */
     close(s.wake[0]);
     close(s.wake[1]);
     pthread_cond_destroy(&s.work_cv);

@@ -84,6 +84,9 @@ int daemon_workers_start(daemon_srv *s);
 void daemon_workers_stop(daemon_srv *s);
 /* Queues a job for the workers (takes it). */
 void daemon_submit(daemon_srv *s, djob *j);
+/* Frees the lines nobody will write any more: after the drain, once the library's events are
+ * off (an event of the connection's closing may come after the drain). */
+void daemon_lines_free(daemon_srv *s);
 /* Queues a line for the main thread (takes it) and wakes it. */
 void daemon_post(daemon_srv *s, dline *l);
 /* The events the library is asked for: on_message (on_key_change) only while someone

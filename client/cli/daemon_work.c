@@ -23,6 +23,20 @@ void daemon_post(daemon_srv *s, dline *l)
     (void)w;
 }
 
+void daemon_lines_free(daemon_srv *s)
+{
+    pthread_mutex_lock(&s->mu);
+    dline *l = s->l_head;
+    s->l_head = s->l_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (l != NULL) {
+        dline *next = l->next;
+        rpc_free_wiped(l->text, l->len);
+        free(l);
+        l = next;
+    }
+}
+
 void daemon_submit(daemon_srv *s, djob *j)
 {
     pthread_mutex_lock(&s->mu);

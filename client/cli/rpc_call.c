@@ -244,7 +244,8 @@ static int run_call(rpc_ctx *c, drive *d, media_files *f, int seconds, uint64_t 
             rc = 0;
         }
         if (connected && !hung && (rc = step(k, id, f)) != 0) {
-            (void)kurer_call_hangup(k, id);
+            int hrc = kurer_call_hangup(k, id); /* the step's failure is what is said */
+            (void)hrc;
             return rc;
         }
         next_tick(&t);
@@ -263,14 +264,16 @@ static int report(kurer *k, drive *d, json_t **result)
     char who[KURER_TEXT_TERM_MAX(KURER_SUBJECT_MAX)];
     kurer_text_term(who, sizeof(who), d->peer);
     if (d->err == 0 && (d->connected || d->end == KURER_CALL_END_LOCAL_HANGUP)) {
-        *result = json_pack(
-            "{s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "call_id",
-            (json_int_t)d->call_id, "peer", d->peer, "level", kurer_level_name(d->level), "end",
-            end_name(d->end), "duration_ms", (json_int_t)s.duration_ms, "sent", (json_int_t)s.sent,
-            "received", (json_int_t)s.received, "lost", (json_int_t)s.lost, "late",
-            (json_int_t)s.late, "concealed", (json_int_t)s.concealed, "fec_recovered",
-            (json_int_t)s.fec_recovered, "rejected", (json_int_t)s.rejected, "jitter_ms",
-            (json_int_t)s.jitter_ms, "rtt_us", (json_int_t)s.rtt_us);
+        char id[24]; /* a string: 64 bits are more than JSON numbers hold exactly */
+        snprintf(id, sizeof(id), "%llu", (unsigned long long)d->call_id);
+        *result =
+            json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "call_id", id,
+                      "peer", d->peer, "level", kurer_level_name(d->level), "end", end_name(d->end),
+                      "duration_ms", (json_int_t)s.duration_ms, "sent", (json_int_t)s.sent,
+                      "received", (json_int_t)s.received, "lost", (json_int_t)s.lost, "late",
+                      (json_int_t)s.late, "concealed", (json_int_t)s.concealed, "fec_recovered",
+                      (json_int_t)s.fec_recovered, "rejected", (json_int_t)s.rejected, "jitter_ms",
+                      (json_int_t)s.jitter_ms, "rtt_us", (json_int_t)s.rtt_us);
         return *result != NULL ? 0 : refuse(KURER_ENOMEM, "out of memory");
     }
     if (d->err != 0) {
@@ -369,8 +372,8 @@ static const char *const call_params[] = {
 
 /* call {user, level, play?, record?, play_name?, record_name?, seconds?, timeout?}: calls user
  * at level; once it connects, a call_connected {peer, level} notification; the result when
- * it ends: {call_id, peer, level, end, duration_ms, sent, received, lost, late, concealed,
- * fec_recovered, rejected, jitter_ms, rtt_us}. */
+ * it ends: {call_id (decimal string), peer, level, end, duration_ms, sent, received, lost, late,
+ * concealed, fec_recovered, rejected, jitter_ms, rtt_us}. */
 static int m_call(rpc_ctx *c, json_t *params, json_t **result)
 {
     call_opts o;

@@ -134,7 +134,9 @@ static int m_send(rpc_ctx *c, json_t *params, json_t **result)
                       "you cannot send to yourself; your other devices get sync copies");
     if (!is_enrolled(c->k))
         return refuse(KURER_ESTATE,
-                      "this device is not enrolled yet: import your certificate with kurer import");
+                      "this device is not enrolled yet: import your certificate with kurer import "
+                      "(the chain issued for %s; after kurer rekey, the new one)",
+                      kurer_csr_path(c->k));
     kurer_refusal why;
     memset(&why, 0, sizeof(why));
     int64_t id = 0;
@@ -155,7 +157,7 @@ static int m_send(rpc_ctx *c, json_t *params, json_t **result)
         return *result != NULL ? 0 : refuse(KURER_ENOMEM, "out of memory");
     }
     if (queued && transport_error(rc)) {
-        net_error(rc, "not yet accepted by the relay");
+        net_error(rc, "sending");
         c->data = json_pack("{s:b,s:s,s:s,s:s,s:I}", "queued", 1, "to", to, "level",
                             kurer_level_name(level), "name", kurer_err_name(rc), "message_id",
                             (json_int_t)id);
