@@ -150,6 +150,18 @@ static int prepare_one(kurer *k, const char *path, const char *given, uint64_t d
     return rc;
 }
 
+int kurer__attach_upload(kurer *k, const char *const *paths, const char *const *given, size_t n,
+                         uint64_t deadline, kurer_attachment *atts,
+                         char (*names)[KURER_FILE_NAME_MAX + 1])
+{
+    int rc = 0;
+    memset(atts, 0, n * sizeof(*atts));
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = prepare_one(k, paths[i], given != NULL ? given[i] : NULL, deadline, &atts[i], names[i],
+                         KURER_FILE_NAME_MAX + 1);
+    return rc;
+}
+
 int kurer__attach_queue(kurer *k, const char *to, int level, const char *text,
                         const char *const *paths, size_t n, uint64_t deadline, kurer_refusal *why,
                         int64_t *message_id)
@@ -176,12 +188,10 @@ int kurer__attach_queue_named(kurer *k, const char *to, int level, const char *t
     }
     if ((names = calloc(n, sizeof(*names))) == NULL)
         return KURER_ENOMEM;
-    memset(atts, 0, sizeof(atts));
     if ((rc = kurer__net_wait_online(k, deadline, 0)) == 0)
         rc = kurer__engine_prepare(k, to, deadline, why);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = prepare_one(k, paths[i], given != NULL ? given[i] : NULL, deadline, &atts[i], names[i],
-                         sizeof(names[i]));
+    if (rc == 0)
+        rc = kurer__attach_upload(k, paths, given, n, deadline, atts, names);
     if (rc == 0)
         rc = kurer__home_queue_atts(k, to, level, text, atts, n, why, message_id);
     kurer_memzero(atts, sizeof(atts));

@@ -21,6 +21,15 @@ KURER_MUST_CHECK int kurer__attach_queue(kurer *k, const char *to, int level, co
                                          const char *const *paths, size_t n, uint64_t deadline,
                                          kurer_refusal *why, int64_t *message_id);
 
+/* Seals and uploads n files (1..KURER_ATTACHMENTS_MAX; given[i] the name a message gives
+ * paths[i], given NULL: the last part of the path): atts[i] their pointers, whose names point
+ * into names[i]. Needs the relay; errors as kurer__attach_queue's. For a group message, which
+ * uploads each file once for every member device. */
+KURER_MUST_CHECK int kurer__attach_upload(kurer *k, const char *const *paths,
+                                          const char *const *given, size_t n, uint64_t deadline,
+                                          kurer_attachment *atts,
+                                          char (*names)[KURER_FILE_NAME_MAX + 1]);
+
 /* kurer__attach_queue with the names the message gives the files (names[i] instead of the last
  * part of paths[i]; names NULL: those). For tests that play a hostile sender. */
 KURER_MUST_CHECK int kurer__attach_queue_named(kurer *k, const char *to, int level,

@@ -30,6 +30,8 @@ typedef struct greq {
     int level;
     char *text; /* a copy of the plaintext, wiped when the request ends */
     size_t text_len;
+    char **paths; /* send: copies of the files' paths */
+    size_t n_paths;
     kurer_result res;
     kurer_done_fn done;
     void *ud;
@@ -42,6 +44,9 @@ static void greq_free(greq *r)
         kurer_memzero(r->text, r->text_len);
         free(r->text);
     }
+    for (size_t i = 0; i < r->n_paths; i++)
+        free(r->paths[i]);
+    free(r->paths);
     free(r->users);
     free(r);
 }
@@ -67,8 +72,8 @@ static int greq_run_locked(kurer *k, greq *r, uint64_t deadline)
         return kurer__group_change(k, gid, (kurer_group_change_kind)r->op, u, r->n_users, r->name,
                                    deadline, &r->res.why);
     case GREQ_SEND:
-        return kurer__group_send(k, gid, r->level, r->text, deadline, &r->res.why,
-                                 &r->res.message_id);
+        return kurer__group_send_files(k, gid, r->level, r->text, (const char *const *)r->paths,
+                                       r->n_paths, deadline, &r->res.why, &r->res.message_id);
     }
     return KURER_EINVAL;
 }
@@ -181,22 +186,43 @@ static int change_args(kurer_group_op op, size_t n, const char *name)
     return KURER_EINVAL;
 }
 
-static int send_args(const char *text, int level)
+static int send_args(const char *text, int level, const char *const *paths, size_t n)
 {
-    if (text == NULL || text[0] == '\0' || level < KURER_LEVEL_UNCLASSIFIED ||
-        level > KURER_LEVEL_CONFIDENTIAL)
+    if (text == NULL || (text[0] == '\0' && n == 0) || level < KURER_LEVEL_UNCLASSIFIED ||
+        level > KURER_LEVEL_CONFIDENTIAL || n > KURER_ATTACHMENTS_MAX || (n > 0 && paths == NULL))
         return KURER_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (paths[i] == NULL || paths[i][0] == '\0')
+            return KURER_EINVAL;
     return strlen(text) > KURER_TEXT_MAX ? KURER_ELIMIT : 0;
 }
 
-static int send_new(kurer *k, const char *group, int level, const char *text, int timeout_ms,
-                    greq **r)
+static int copy_paths(greq *r, const char *const *paths, size_t n)
 {
-    int rc = send_args(text, level);
+    if (n == 0)
+        return 0;
+    if ((r->paths = calloc(n, sizeof(*r->paths))) == NULL)
+        return KURER_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if ((r->paths[i] = strdup(paths[i])) == NULL)
+            return KURER_ENOMEM;
+        r->n_paths = i + 1;
+    }
+    return 0;
+}
+
+static int send_new(kurer *k, const char *group, int level, const char *text,
+                    const char *const *paths, size_t n, int timeout_ms, greq **r)
+{
+    int rc = send_args(text, level, paths, n);
     if (rc == 0)
         rc = greq_new(k, GREQ_SEND, group, NULL, NULL, 0, timeout_ms, r);
     if (rc != 0)
         return rc;
+    if ((rc = copy_paths(*r, paths, n)) != 0) {
+        greq_free(*r);
+        return rc;
+    }
     (*r)->level = level;
     (*r)->text_len = strlen(text);
     if (((*r)->text = malloc((*r)->text_len + 1)) == NULL) {
@@ -235,7 +261,16 @@ int kurer_group_send_async(kurer *k, const char *group, int level, const char *t
                            kurer_done_fn done, void *ud)
 {
     greq *r = NULL;
-    int rc = send_new(k, group, level, text, timeout_ms, &r);
+    int rc = send_new(k, group, level, text, NULL, 0, timeout_ms, &r);
+    return rc != 0 ? rc : greq_submit(k, r, done, ud);
+}
+
+int kurer_group_send_files_async(kurer *k, const char *group, int level, const char *text,
+                                 const char *const *paths, size_t n, int timeout_ms,
+                                 kurer_done_fn done, void *ud)
+{
+    greq *r = NULL;
+    int rc = send_new(k, group, level, text, paths, n, timeout_ms, &r);
     return rc != 0 ? rc : greq_submit(k, r, done, ud);
 }
 
@@ -283,12 +318,19 @@ int kurer_group_update(kurer *k, const char *group, kurer_group_op op, const cha
 int kurer_group_send(kurer *k, const char *group, int level, const char *text, int timeout_ms,
                      kurer_refusal *why, int64_t *message_id)
 {
+    return kurer_group_send_files(k, group, level, text, NULL, 0, timeout_ms, why, message_id);
+}
+
+int kurer_group_send_files(kurer *k, const char *group, int level, const char *text,
+                           const char *const *paths, size_t n, int timeout_ms, kurer_refusal *why,
+                           int64_t *message_id)
+{
     greq *r = NULL;
     kurer_result res;
     memset(&res, 0, sizeof(res));
     if (why != NULL)
         memset(why, 0, sizeof(*why));
-    int rc = send_new(k, group, level, text, timeout_ms, &r);
+    int rc = send_new(k, group, level, text, paths, n, timeout_ms, &r);
     if (rc != 0)
         return rc;
     rc = greq_wait(k, r, &res);

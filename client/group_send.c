@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attach.h"
 #include "group_recv.h"
+#include "home.h"
 #include "kurer/crypto.h"
 #include "kurer/log.h"
 #include "kurer/signal.h"
@@ -555,7 +557,8 @@ static int group_policy(kurer *k, const kurer__group_state *s, int level, kurer_
 }
 
 static int commit_message(kurer *k, const kurer__group_state *s, int level, const char *text,
-                          int64_t *rowid, int64_t *key_rowid)
+                          const kurer_attachment *atts, size_t n_atts, int64_t *rowid,
+                          int64_t *key_rowid)
 {
     kurer__group_own_key key;
     kurer_buf dist, pt, ct;
@@ -572,6 +575,8 @@ static int commit_message(kurer *k, const kurer__group_state *s, int level, cons
     c.u.data.has_group = 1;
     memcpy(c.u.data.group.group_id, s->id, KURER_GROUP_ID_LEN);
     c.u.data.group.revision = s->revision;
+    c.u.data.attachments = atts;
+    c.u.data.n_attachments = n_atts;
     int rc = kurer__store_begin(k->st);
     if (rc != 0)
         goto out;
@@ -579,6 +584,8 @@ static int commit_message(kurer *k, const kurer__group_state *s, int level, cons
         rc = kurer__session_group_encrypt(k->sess, s->id, pt.data, pt.len, &ct);
     if (rc == 0)
         rc = insert_message(k, s->id, KURER__GROUP_MSG_DATA, level, text, rowid);
+    if (rc == 0)
+        rc = kurer__store_attach_put(k->st, *rowid, atts, n_atts);
     if (rc == 0)
         rc = kurer__store_group_message_set_ct(k->st, *rowid, ct.data, ct.len);
     if (rc == 0)
@@ -602,15 +609,29 @@ out:
 int kurer__group_send(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int level, const char *text,
                       uint64_t deadline, kurer_refusal *why, int64_t *message_id)
 {
+    return kurer__group_send_files(k, gid, level, text, NULL, 0, deadline, why, message_id);
+}
+
+int kurer__group_send_files(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int level,
+                            const char *text, const char *const *paths, size_t n_files,
+                            uint64_t deadline, kurer_refusal *why, int64_t *message_id)
+{
+    kurer_attachment atts[KURER_ATTACHMENTS_MAX];
+    char(*names)[KURER_FILE_NAME_MAX + 1] = NULL;
     kurer__group_state s;
     users u;
     int64_t rowid = 0, key_rowid = 0;
     size_t n_devices = 0;
-    if (text == NULL || text[0] == '\0')
+    if (text == NULL || (text[0] == '\0' && n_files == 0) || n_files > KURER_ATTACHMENTS_MAX ||
+        (n_files > 0 && paths == NULL))
         return KURER_EINVAL;
+    if (n_files > 0 && (names = calloc(n_files, sizeof(*names))) == NULL)
+        return KURER_ENOMEM;
     int rc = kurer__store_group_get(k->st, gid, &s);
-    if (rc != 0)
+    if (rc != 0) {
+        free(names);
         return rc;
+    }
     memset(&u, 0, sizeof(u));
     if (kurer__group_member_find(&s, k->own.user) == NULL)
         rc = KURER_ENOTMEMBER;
@@ -620,11 +641,18 @@ int kurer__group_send(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int level
         rc = prepare(k, &u, 1, deadline, why);
     if (rc == 0)
         rc = group_policy(k, &s, level, why, &n_devices);
+    /* Each file uploaded once, for every member device, before anything is committed. */
+    if (rc == 0 && n_files > 0)
+        rc = kurer__attach_upload(k, paths, NULL, n_files, deadline, atts, names);
     /* One request carries every envelope (and our key to the devices that need it). */
-    if (rc == 0 && strlen(text) > kurer_text_limit(2 * (n_devices > 0 ? n_devices : 1)))
+    if (rc == 0 && strlen(text) + kurer__home_atts_size(atts, n_files) >
+                       kurer_text_limit(2 * (n_devices > 0 ? n_devices : 1)))
         rc = KURER_ELIMIT;
     if (rc == 0)
-        rc = commit_message(k, &s, level, text, &rowid, &key_rowid);
+        rc = commit_message(k, &s, level, text, atts, n_files, &rowid, &key_rowid);
+    if (n_files > 0)
+        kurer_memzero(atts, n_files * sizeof(atts[0]));
+    free(names);
     users_free(&u);
     kurer__group_state_release(&s);
     if (rc == 0 && message_id != NULL)

@@ -35,6 +35,13 @@ KURER_MUST_CHECK int kurer__group_change(kurer *k, const uint8_t gid[KURER_GROUP
 KURER_MUST_CHECK int kurer__group_send(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int level,
                                        const char *text, uint64_t deadline, kurer_refusal *why,
                                        int64_t *message_id);
+/* kurer__group_send with n files (0..KURER_ATTACHMENTS_MAX; text may be "" when n > 0): each
+ * sealed and uploaded once, after the policy checks and before the message is committed, its
+ * pointer in the one ciphertext every member device gets. */
+KURER_MUST_CHECK int kurer__group_send_files(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN],
+                                             int level, const char *text, const char *const *paths,
+                                             size_t n, uint64_t deadline, kurer_refusal *why,
+                                             int64_t *message_id);
 /* group_fanout.c: sends message key_rowid (our sender key to the devices that need it, 0: none)
  * as an ordinary send, then message rowid's one ciphertext through the relay's fan-out; what is
  * left (a stale list, a fan-out failure) goes through the engine's path. Results as

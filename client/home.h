@@ -67,6 +67,8 @@ kurer__session *kurer__home_session(kurer *k);
 kurer__store *kurer__home_store(kurer *k);
 int64_t kurer__home_now(const kurer *k);
 
+/* What n attachment pointers add to a Content: their fixed fields with tags, and names. */
+size_t kurer__home_atts_size(const kurer_attachment *atts, size_t n);
 /* Fills why (may be NULL) with who refused and why (home.c's policy checks, home_queue.c). */
 void kurer__home_refuse(kurer_refusal *why, kurer_refusal_by by, const char *user, uint32_t dev,
                         int limit);

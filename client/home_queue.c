@@ -140,7 +140,7 @@ int kurer__home_queue_atts(kurer *k, const char *to, int level, const char *body
 }
 
 /* What n attachment pointers add to a Content: their fixed fields with tags, and names. */
-static size_t atts_size(const kurer_attachment *atts, size_t n)
+size_t kurer__home_atts_size(const kurer_attachment *atts, size_t n)
 {
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
@@ -168,8 +168,8 @@ static int queue_message(kurer *k, const char *to, int level, const char *body,
     size_t others = 0; /* the size for every device it goes to, before anything is stored */
     for (size_t i = 0; i < n_own; i++)
         others += own[i] != k->own.device_id;
-    if ((rc = kurer__outbox_size_check(to, n, others, strlen(body) + atts_size(atts, n_atts),
-                                       why)) != 0)
+    if ((rc = kurer__outbox_size_check(
+             to, n, others, strlen(body) + kurer__home_atts_size(atts, n_atts), why)) != 0)
         goto out;
 
     int64_t now_ms = kurer__home_now(k) * 1000;

@@ -69,8 +69,10 @@ extern const rpc_method rpc_group_methods[];    /* rpc_group.c: group.create, gr
                                                    group.remove, group.leave, group.list,
                                                    group.info */
 /* rpc_group.c: send with a group (a part of the method send). */
-int rpc_group_send(rpc_ctx *c, const char *group, int level, const char *text, long long timeout,
-                   json_t **result);
+int rpc_group_send(rpc_ctx *c, const char *group, int level, const char *text,
+                   const char *const *paths, size_t n_files, long long timeout, json_t **result);
+/* rpc_messages.c: a refusal of the files of a send said in words (0 if rc is not about them). */
+int file_refused(int rc, size_t n);
 extern const rpc_method rpc_keys_methods[]; /* rpc_keys.c: rekey, import */
 extern const rpc_method rpc_call_methods[]; /* rpc_call.c: call, answer */
 /* rpc_call.c: 1 while a call runs in this process (the daemon lets it hang up at a stop). */

@@ -197,13 +197,16 @@ static int m_info(rpc_ctx *c, json_t *params, json_t **result)
     return 0;
 }
 
-int rpc_group_send(rpc_ctx *c, const char *group, int level, const char *text, long long timeout,
-                   json_t **result)
+int rpc_group_send(rpc_ctx *c, const char *group, int level, const char *text,
+                   const char *const *paths, size_t n_files, long long timeout, json_t **result)
 {
     kurer_refusal why;
     int64_t id = 0;
     memset(&why, 0, sizeof(why));
-    int rc = kurer_group_send(c->k, group, level, text, (int)timeout * 1000, &why, &id);
+    int rc = kurer_group_send_files(c->k, group, level, text, paths, n_files, (int)timeout * 1000,
+                                    &why, &id);
+    if (rc != 0 && rc != KURER_ECLEARANCE && file_refused(rc, n_files) != 0)
+        return rc;
     if (rc == 0) {
         *result = json_pack("{s:s,s:s,s:I}", "group", group, "level", kurer_level_name(level),
                             "message_id", (json_int_t)id);

@@ -85,7 +85,7 @@ static int send_files(json_t *params, const char **paths, size_t *n)
 }
 
 /* What a refused attachment is called (the file's path as given). */
-static int file_refused(int rc, size_t n)
+int file_refused(int rc, size_t n)
 {
     if (n == 0)
         return 0;
@@ -103,7 +103,7 @@ static int file_refused(int rc, size_t n)
 
 /* send {to | group, level, text, timeout, files}: {to, level} (or {group, level}) once the
  * relay accepted it for every device; RC_QUEUED (data: queued, to or group, level, name,
- * message_id) when it is committed but not accepted. files: one-to-one only. */
+ * message_id) when it is committed but not accepted. */
 static int m_send(rpc_ctx *c, json_t *params, json_t **result)
 {
     const char *to, *group, *lvs, *text, *paths[SEND_FILES_MAX];
@@ -118,15 +118,13 @@ static int m_send(rpc_ctx *c, json_t *params, json_t **result)
         return rc;
     if ((group != NULL) == (to != NULL))
         return usage_error("send takes either 'to' or 'group'");
-    if (group != NULL && n_files > 0)
-        return refuse(KURER_EUNSUPPORTED, "files cannot be sent to a group yet: send them to each "
-                                          "member, or the text alone to the group");
     if ((lvs != NULL && (rc = parse_level(lvs, &level)) != 0) ||
         ((n_files == 0 || text[0] != '\0') && (rc = text_check(text)) != 0))
         return rc;
     if (group != NULL)
-        return is_enrolled(c->k) ? rpc_group_send(c, group, level, text, timeout, result)
-                                 : refuse(KURER_ESTATE, "this device is not enrolled yet");
+        return is_enrolled(c->k)
+                   ? rpc_group_send(c, group, level, text, paths, n_files, timeout, result)
+                   : refuse(KURER_ESTATE, "this device is not enrolled yet");
     if ((rc = user_arg("to", to)) != 0)
         return rc;
     if (strcmp(to, kurer_own_user(c->k)) == 0)

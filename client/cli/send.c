@@ -87,10 +87,11 @@ static const char help_send[] =
     "  --to USER@AUTH     the recipient\n"
     "  --group ID         instead: every member device of group ID (kurer group), one\n"
     "                     ciphertext under your sender key; refused above the group's\n"
-    "                     ceiling, naming the member whose certificate refuses (text only)\n"
+    "                     ceiling, naming the member whose certificate refuses; a file is\n"
+    "                     uploaded once for every member device\n"
     "  --level LEVEL      UNCLASSIFIED (default), RESTRICTED or CONFIDENTIAL\n"
     "  --timeout S        give up after S seconds (default 30)\n"
-    "  --file PATH        attach the file PATH (repeatable, up to 32; not with --group)\n"
+    "  --file PATH        attach the file PATH (repeatable, up to 32)\n"
     "  --text-file PATH   the message text from PATH (then no TEXT)\n"
     "  --json             print the result as one JSON object (a key change comes first,\n"
     "                     a line of its own with \"event\":\"key_change\")\n"
@@ -161,8 +162,6 @@ static int send_args(int argc, char **argv, const char **home, const char **to, 
                                : "send needs the text of the message as one argument (quote it), "
                                  "'-' for standard input, --text-file PATH, or a --file PATH to "
                                  "attach");
-    if (*group != NULL && files)
-        return usage_error("files cannot be sent to a group yet: send them --to each member");
     if ((*group == NULL && (rc = user_arg("--to", *to)) != 0) || (rc = file_args(&a)) != 0)
         return rc;
     if (files && a.npos == 0 && !from_file) {
@@ -264,8 +263,8 @@ static int cmd_send_text(int argc, char **argv)
         kurer_json_kv_str(&o.j, "level", kurer_level_name(level));
         jline_end(&o);
     } else if (rc == 0 && g_n_files > 0) {
-        printf("sent to %s [%s] with %zu file%s\n", to, kurer_level_name(level), g_n_files,
-               g_n_files == 1 ? "" : "s");
+        printf("sent to %s%s [%s] with %zu file%s\n", group != NULL ? "group " : "", to,
+               kurer_level_name(level), g_n_files, g_n_files == 1 ? "" : "s");
     } else if (rc == 0) {
         printf("sent to %s%s [%s]\n", group != NULL ? "group " : "", to, kurer_level_name(level));
     }

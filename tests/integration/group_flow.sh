@@ -81,6 +81,18 @@ text)
     same "all agree" revision "$ID" anna anna2 bob carl
     same "all agree" users "$ID" anna anna2 bob carl
     same "all agree" admins "$ID" anna anna2 bob carl
+    # A file to the group: uploaded once (one blob on the relay), saved by every member device.
+    head -c 300000 /dev/urandom >bilag.bin
+    expect "a file to the group" 0 "sent to group $ID [UNCLASSIFIED] with 1 file" \
+        env KURER_LOG_LEVEL=info "$K" send --home anna --group "$ID" --file bilag.bin "bilag"
+    count "uploaded once" 1 "attachment_uploaded" "$out"
+    for h in anna2 bob carl; do
+        mkdir -p "files-$h"
+        expect "$h saves it" 0 "attachment: bilag.bin (300000 bytes) saved" \
+            "$K" recv --home "$h" --save-dir "files-$h"
+        cmp -s bilag.bin "files-$h/bilag.bin" && ok "$h has the same bytes" ||
+            fail "$h: the saved file differs"
+    done
     ;;
 ceiling)
     # bob (RESTRICTED) lowers the ceiling: a CONFIDENTIAL send is refused naming him; carl

@@ -902,6 +902,20 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_group_send(kurer *k, const char *group, 
                                                    const char *text, int timeout_ms,
                                                    kurer_refusal *KURER_NULLABLE why,
                                                    int64_t *KURER_NULLABLE message_id);
+/* A group message with n files (0..KURER_ATTACHMENTS_MAX paths, copied; text may be "" when
+ * n > 0): each file sealed and uploaded once, after the checks above and before the message is
+ * committed, and its pointer carried in the one ciphertext every member device gets. Errors as
+ * kurer_group_send's and, for the files, kurer_send_files's. */
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_group_send_files_async(kurer *k, const char *group, int level, const char *text,
+                             const char *KURER_NONNULL const *KURER_NULLABLE paths, size_t n,
+                             int timeout_ms, kurer_done_fn KURER_NULLABLE done,
+                             void *KURER_NULLABLE ud);
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_group_send_files(kurer *k, const char *group, int level, const char *text,
+                       const char *KURER_NONNULL const *KURER_NULLABLE paths, size_t n,
+                       int timeout_ms, kurer_refusal *KURER_NULLABLE why,
+                       int64_t *KURER_NULLABLE message_id);
 
 typedef struct kurer_group_member {
     const char *user;
