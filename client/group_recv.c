@@ -319,6 +319,20 @@ out:
     return rc;
 }
 
+int kurer__group_message_members(kurer *k, int64_t rowid, const uint8_t gid[KURER_GROUP_ID_LEN])
+{
+    kurer__group_state s;
+    int rc = kurer__store_group_get(k->st, gid, &s);
+    if (rc != 0)
+        return rc;
+    uint32_t n = 0;
+    for (size_t i = 0; i < s.n_members; i++)
+        if (strcmp(s.members[i].user, k->own.user) != 0)
+            n++;
+    kurer__group_state_release(&s);
+    return kurer__store_group_message_set_members(k->st, rowid, n);
+}
+
 int kurer__group_message_tag(kurer *k, int64_t rowid, char hex[KURER__GROUP_HEX_LEN + 1])
 {
     uint8_t gid[KURER_GROUP_ID_LEN];

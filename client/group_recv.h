@@ -12,6 +12,9 @@
 /* Counter of the group changes ignored (forged: a bad or missing signature, a signer that may
  * not make the change, an unknown group), in the store's counters. */
 #define KURER__COUNTER_GROUP_IGNORED "group_changes_ignored"
+/* Counter of the group receipts ignored: sent by a user who is not a member of the group the
+ * receipt names (or for a group not known here). */
+#define KURER__COUNTER_GROUP_RECEIPTS_IGNORED "group_receipts_ignored"
 
 /* Folds every held change of gid again and stores the state (inside the caller's transaction);
  * *s (may be NULL) gets it, to release. */
@@ -45,6 +48,11 @@ KURER_MUST_CHECK int kurer__group_receive(kurer *k, const uint8_t id[KURER_ENVEL
                                           const char *from, uint32_t device_id, const uint8_t *ct,
                                           size_t n, kurer__plaintext_fn fn, void *ud,
                                           uint8_t gid[KURER_GROUP_ID_LEN]);
+
+/* Our group message rowid of gid: how many members besides us the group has now (when it is
+ * sent, or comes from our other device), what its receipts are counted against. */
+KURER_MUST_CHECK int kurer__group_message_members(kurer *k, int64_t rowid,
+                                                  const uint8_t gid[KURER_GROUP_ID_LEN]);
 
 /* The group of stored message rowid: hex gets its id ("" if none); 1 if it is a change or a key
  * distribution we sent (not a message: history leaves it out), else 0. */

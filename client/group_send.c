@@ -587,6 +587,8 @@ static int commit_message(kurer *k, const kurer__group_state *s, int level, cons
     if (rc == 0)
         rc = kurer__store_attach_put(k->st, *rowid, atts, n_atts);
     if (rc == 0)
+        rc = kurer__group_message_members(k, *rowid, s->id);
+    if (rc == 0)
         rc = kurer__store_group_message_set_ct(k->st, *rowid, ct.data, ct.len);
     if (rc == 0)
         rc = queue_message(k, *rowid, s, &key, &dist, &ct, &items, key_rowid);

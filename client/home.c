@@ -771,6 +771,8 @@ typedef struct history_ctx {
     kurer *k;
     kurer_message_fn fn;
     void *ud;
+    int direct;        /* one-to-one messages only (history with a peer) */
+    const char *group; /* a group's only: its hex id */
 } history_ctx;
 
 static int history_row(void *ud, const kurer__msg *m)
@@ -791,6 +793,9 @@ static int history_row(void *ud, const kurer__msg *m)
     out.reason = m->reason;
     if (kurer__group_message_tag(h->k, m->rowid, out.group))
         return 0; /* a group change we sent: not a message */
+    if ((h->direct && out.group[0] != '\0') ||
+        (h->group != NULL && strcmp(out.group, h->group) != 0))
+        return 0; /* another conversation */
     kurer__receipt_rows rows;
     memset(&rows, 0, sizeof(rows));
     int rc = kurer__receipt_fill(h->k, m->rowid, &out, &rows);
@@ -805,8 +810,22 @@ int kurer__home_history_unlocked(kurer *k, const char *with, kurer_message_fn fn
 {
     if (k == NULL || fn == NULL)
         return KURER_EINVAL;
-    history_ctx h = {k, fn, ud};
+    history_ctx h = {k, fn, ud, with != NULL, NULL};
     return kurer__store_message_each(k->st, with, history_row, &h);
+}
+
+int kurer__home_history_group_unlocked(kurer *k, const char *group, kurer_message_fn fn, void *ud)
+{
+    uint8_t gid[KURER_GROUP_ID_LEN];
+    char hex[KURER__GROUP_HEX_LEN + 1];
+    if (k == NULL || group == NULL || fn == NULL)
+        return KURER_EINVAL;
+    int rc = kurer__store_group_resolve(k->st, group, gid);
+    if (rc != 0)
+        return rc;
+    kurer__group_hex(gid, hex);
+    history_ctx h = {k, fn, ud, 0, hex};
+    return kurer__store_message_each(k->st, NULL, history_row, &h);
 }
 
 int kurer__home_fingerprint_unlocked(kurer *k, const char *user, uint32_t device_id, char text[64])

@@ -149,6 +149,7 @@ int kurer__home_check_send_unlocked(kurer *k, const char *to, int level, kurer_r
 int kurer__home_check_receive_unlocked(kurer *k, const char *from, uint32_t device_id, int level,
                                        kurer_refusal *why);
 int kurer__home_history_unlocked(kurer *k, const char *with, kurer_message_fn fn, void *ud);
+int kurer__home_history_group_unlocked(kurer *k, const char *group, kurer_message_fn fn, void *ud);
 int kurer__home_fingerprint_unlocked(kurer *k, const char *user, uint32_t device_id, char text[64]);
 int kurer__home_peer_devices_unlocked(kurer *k, const char *user, kurer_peer_device_fn fn,
                                       void *ud);

@@ -66,6 +66,11 @@ int kurer_history(kurer *k, const char *with, kurer_message_fn fn, void *ud)
     LOCKED(k, kurer__home_history_unlocked(k, with, fn, ud));
 }
 
+int kurer_history_group(kurer *k, const char *group, kurer_message_fn fn, void *ud)
+{
+    LOCKED(k, kurer__home_history_group_unlocked(k, group, fn, ud));
+}
+
 int kurer_fingerprint(kurer *k, const char *user, uint32_t device_id, char text[64])
 {
     LOCKED(k, kurer__home_fingerprint_unlocked(k, user, device_id, text));

@@ -5,13 +5,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group_recv.h"
 #include "home.h"
 #include "kurer/log.h"
 #include "net.h"
+#include "store_group.h"
 
 static int64_t now_ms(kurer *k)
 {
     return kurer__home_now(k) * 1000;
+}
+
+/* A group's receipt from sender, who is not a member of it (or the group is not known here):
+ * counted and logged, never recorded. */
+static int group_receipt_ignored(kurer *k, const kurer_verified *sender, const kurer_receipt *r,
+                                 int why)
+{
+    uint64_t n = 0;
+    int rc = kurer__store_counter_get(k->st, KURER__COUNTER_GROUP_RECEIPTS_IGNORED, &n);
+    if (rc == 0)
+        rc = kurer__store_counter_set(k->st, KURER__COUNTER_GROUP_RECEIPTS_IGNORED, n + 1);
+    char hex[KURER__GROUP_HEX_LEN + 1];
+    kurer__group_hex(r->group_id, hex);
+    hex[8] = '\0'; /* enough to tell groups apart in a log */
+    kurer_log(KURER_LOG_WARN, "client", "group_receipt_ignored",
+              (kurer_log_field[]){KURER_LOG_STR("group", hex), KURER_LOG_STR("peer", sender->user),
+                                  KURER_LOG_INT("device", sender->device_id),
+                                  KURER_LOG_STR("reason", kurer_err_name(why))},
+              4);
+    return kurer__store_fatal(rc) ? rc : 0;
 }
 
 int kurer__receipt_received(kurer *k, const kurer_verified *sender, const kurer_content *c)
@@ -33,11 +55,22 @@ int kurer__receipt_received(kurer *k, const kurer_verified *sender, const kurer_
         peer = sender->user;
         direction = KURER__DIR_OUT;
     }
+    /* A group's receipt counts only from a member of the group (here, now). */
+    int why = r->has_group && !own ? kurer__group_data_check(k, sender, r->group_id) : 0;
+    if (why != 0)
+        return kurer__store_fatal(why) ? why : group_receipt_ignored(k, sender, r, why);
     for (size_t i = 0; i < r->n_timestamps; i++) {
         int64_t ts = r->timestamps[i] > INT64_MAX ? INT64_MAX : (int64_t)r->timestamps[i];
         size_t matched = 0;
-        int rc = kurer__store_receipt_add(k->st, direction, peer, ts, sender->user,
-                                          sender->device_id, (int)r->type, now_ms(k), &matched);
+        /* A group's messages are matched by who sent them: ours (on any of our devices) for a
+         * member's receipt, the destination's for our own device's copy. */
+        int rc =
+            r->has_group
+                ? kurer__store_receipt_add_group(k->st, r->group_id, own ? peer : k->own.user, own,
+                                                 ts, sender->user, sender->device_id, (int)r->type,
+                                                 now_ms(k), &matched)
+                : kurer__store_receipt_add(k->st, direction, peer, ts, sender->user,
+                                           sender->device_id, (int)r->type, now_ms(k), &matched);
         if (rc != 0)
             return rc;
         if (matched > 0 && direction == KURER__DIR_IN && r->type == KURER_RECEIPT_READ)
@@ -51,6 +84,8 @@ int kurer__receipt_received(kurer *k, const kurer_verified *sender, const kurer_
             info.read = r->type == KURER_RECEIPT_READ;
             info.sent_at = ts;
             info.outgoing = direction == KURER__DIR_OUT;
+            if (r->has_group)
+                kurer__group_hex(r->group_id, info.group);
             kurer__event_receipt(k, &info);
         }
     }
@@ -76,8 +111,11 @@ int kurer__receipt_stored(kurer *k, const kurer__msg *m, const kurer_data_messag
     if (rc == 0 && dm->timer_change)
         rc = kurer__store_timer_set(k->st, m->peer, dm->expire_timer, now_ms(k));
     if (rc == 0 && !is_sync && !dm->timer_change && strcmp(m->peer, k->own.user) != 0)
-        rc = kurer__store_receipt_queue(k->st, m->peer, KURER__RECEIPT_DELIVERED, m->sent_at,
-                                        now_ms(k));
+        rc = kurer__store_receipt_queue_group(k->st, m->peer, KURER__RECEIPT_DELIVERED, m->sent_at,
+                                              dm->has_group ? dm->group.group_id : NULL, now_ms(k));
+    /* Our own group message, from our other device: counted against the members it went to. */
+    if (rc == 0 && dm->has_group && strcmp(m->peer, k->own.user) == 0)
+        rc = kurer__group_message_members(k, m->rowid, dm->group.group_id);
     return rc;
 }
 
@@ -192,7 +230,8 @@ int kurer__receipt_fill(kurer *k, int64_t rowid, kurer_message *out, kurer__rece
     memset(&f, 0, sizeof(f));
     f.out = out;
     f.rows = rows;
-    if ((rc = kurer__store_receipt_each(k->st, rowid, fill_row, &f)) != 0)
+    if ((rc = kurer__store_receipt_each(k->st, rowid, fill_row, &f)) != 0 ||
+        (rc = kurer__store_group_message_members(k->st, rowid, &out->group_members)) != 0)
         return rc;
     if (rows != NULL) {
         for (size_t i = 0; i < rows->n; i++)

@@ -9,6 +9,7 @@
 #include "kurer/util.h"
 #include "net.h"
 #include "receipt.h"
+#include "store_group.h"
 
 #define READ_MAX 4096 /* sent_at values in one read request */
 
@@ -17,6 +18,8 @@ typedef struct rreq {
     int timer;      /* 1: set the timer; 0: read */
     char peer[KURER_SUBJECT_MAX + 1];
     int has_peer;
+    char group[KURER_GROUP_HEX_MAX + 1]; /* read: a group's messages (has_group) */
+    int has_group;
     int64_t *ts;
     size_t n;
     uint32_t seconds;
@@ -28,8 +31,12 @@ typedef struct rreq {
 
 static void read_run(kurer *k, rreq *r)
 {
-    r->res.err = kurer__store_mark_read(k->st, r->has_peer ? r->peer : NULL, r->ts, r->n,
-                                        kurer__home_now(k) * 1000, &r->res.marked);
+    uint8_t gid[KURER_GROUP_ID_LEN];
+    r->res.err = r->has_group ? kurer__store_group_resolve(k->st, r->group, gid) : 0;
+    if (r->res.err == 0)
+        r->res.err = kurer__store_mark_read_in(k->st, r->has_peer ? r->peer : NULL,
+                                               r->has_group ? gid : NULL, r->ts, r->n,
+                                               kurer__home_now(k) * 1000, &r->res.marked);
     kurer__expiry_changed(k);
     /* Marked is done; the receipts go now if the relay answers in time, else later. */
     if (r->res.err == 0 && r->res.marked > 0 && kurer__net_wait_online(k, r->job.deadline, 0) == 0)
@@ -173,6 +180,38 @@ int kurer_read(kurer *k, const char *peer, const int64_t *sent_at, size_t n, int
     rreq *r = NULL;
     kurer_result res;
     int rc = read_new(k, peer, sent_at, n, timeout_ms, &r);
+    if (rc == 0 && (rc = blocking(k, r, &res)) == 0 && marked != NULL)
+        *marked = res.marked;
+    return rc;
+}
+
+static int read_group_new(kurer *k, const char *group, const int64_t *sent_at, size_t n,
+                          int timeout_ms, rreq **out)
+{
+    if (group == NULL || strlen(group) > KURER_GROUP_HEX_MAX)
+        return KURER_EINVAL;
+    int rc = read_new(k, NULL, sent_at, n, timeout_ms, out);
+    if (rc == 0) {
+        memcpy((*out)->group, group, strlen(group) + 1);
+        (*out)->has_group = 1;
+    }
+    return rc;
+}
+
+int kurer_read_group_async(kurer *k, const char *group, const int64_t *sent_at, size_t n,
+                           int timeout_ms, kurer_done_fn done, void *ud)
+{
+    rreq *r = NULL;
+    int rc = read_group_new(k, group, sent_at, n, timeout_ms, &r);
+    return rc != 0 ? rc : submit(k, r, done, ud);
+}
+
+int kurer_read_group(kurer *k, const char *group, const int64_t *sent_at, size_t n, int timeout_ms,
+                     size_t *marked)
+{
+    rreq *r = NULL;
+    kurer_result res;
+    int rc = read_group_new(k, group, sent_at, n, timeout_ms, &r);
     if (rc == 0 && (rc = blocking(k, r, &res)) == 0 && marked != NULL)
         *marked = res.marked;
     return rc;

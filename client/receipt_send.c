@@ -78,10 +78,11 @@ static int add_user(kurer *k, env_list *l, const kurer_content *c, const char *u
     return rc;
 }
 
-/* One receipt for peer: *done set when the relay accepted it for the peer, or named the peer
- * unknown (then it can never go). */
-static int send_one(kurer *k, const char *peer, int type, const uint64_t *ts, size_t n,
-                    uint64_t deadline, int *done)
+/* One receipt for peer (for its messages in group gid, or one-to-one when gid is NULL): *done
+ * set when the relay accepted it for the peer, or named the peer unknown (then it can never
+ * go). */
+static int send_one(kurer *k, const char *peer, int type, const uint8_t *gid, const uint64_t *ts,
+                    size_t n, uint64_t deadline, int *done)
 {
     kurer_content c, sync;
     env_list *l = calloc(1, sizeof(*l));
@@ -102,6 +103,10 @@ static int send_one(kurer *k, const char *peer, int type, const uint64_t *ts, si
     c.u.receipt.type = (kurer_receipt_type)type;
     c.u.receipt.timestamps = ts;
     c.u.receipt.n_timestamps = n;
+    if (gid != NULL) {
+        c.u.receipt.has_group = 1;
+        memcpy(c.u.receipt.group_id, gid, KURER_GROUP_ID_LEN);
+    }
     memset(&sync, 0, sizeof(sync));
     sync.body = KURER_CONTENT_SYNC_RECEIPT;
     snprintf(sync.u.sync_receipt.destination, sizeof(sync.u.sync_receipt.destination), "%s", peer);
@@ -140,7 +145,7 @@ static int send_one(kurer *k, const char *peer, int type, const uint64_t *ts, si
     return rc;
 }
 
-/* The owed rows v[from..to) share peer and type. */
+/* The owed rows v[from..to) share peer, type and group. */
 static int send_group(kurer *k, const kurer__receipt_out *v, size_t from, size_t to,
                       uint64_t deadline)
 {
@@ -152,7 +157,8 @@ static int send_group(kurer *k, const kurer__receipt_out *v, size_t from, size_t
     } else {
         for (size_t i = from; i < to; i++)
             ts[n++] = (uint64_t)(v[i].sent_at < 0 ? 0 : v[i].sent_at);
-        rc = send_one(k, v[from].peer, v[from].type, ts, n, deadline, &done);
+        rc = send_one(k, v[from].peer, v[from].type, v[from].has_group ? v[from].group_id : NULL,
+                      ts, n, deadline, &done);
     }
     if (rc == 0 && done) {
         if ((rc = kurer__store_begin(k->st)) != 0)
@@ -177,7 +183,8 @@ void kurer__receipts_flush(kurer *k, uint64_t deadline)
     for (size_t i = 0; rc == 0 && i < n;) {
         size_t j = i + 1;
         while (j < n && j - i < KURER_RECEIPT_TIMESTAMPS_MAX && v[j].type == v[i].type &&
-               strcmp(v[j].peer, v[i].peer) == 0)
+               strcmp(v[j].peer, v[i].peer) == 0 && v[j].has_group == v[i].has_group &&
+               memcmp(v[j].group_id, v[i].group_id, KURER_GROUP_ID_LEN) == 0)
             j++;
         rc = send_group(k, v, i, j, deadline);
         i = j;

@@ -21,7 +21,7 @@
 #include "kurer/frame.h"
 #include "kurer/keys.h"
 
-#define KURER__STORE_SCHEMA_VERSION 8
+#define KURER__STORE_SCHEMA_VERSION 9
 /* The SQL of each step (store_schema.c); the array's size is the version. */
 extern const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION];
 #define KURER__STORE_DB      "store.db"
@@ -462,6 +462,14 @@ KURER_MUST_CHECK int kurer__store_message_set_extra(kurer__store *st, int64_t ro
 KURER_MUST_CHECK int kurer__store_receipt_add(kurer__store *st, int direction, const char *peer,
                                               int64_t sent_at, const char *user, uint32_t device,
                                               int type, int64_t now_ms, size_t *matched);
+/* The same for the messages of group gid that peer sent at sent_at (one of our devices' for a
+ * member's receipt; an incoming one for our own device's copy, own 1: a READ one marks it read
+ * here). One-to-one receipts (above) never match a group's messages. */
+KURER_MUST_CHECK int kurer__store_receipt_add_group(kurer__store *st,
+                                                    const uint8_t gid[KURER_GROUP_ID_LEN],
+                                                    const char *peer, int own, int64_t sent_at,
+                                                    const char *user, uint32_t device, int type,
+                                                    int64_t now_ms, size_t *matched);
 
 typedef struct kurer__receipt_row {
     const char *user;
@@ -479,17 +487,28 @@ KURER_MUST_CHECK int kurer__store_receipt_each(kurer__store *st, int64_t rowid,
  * a READ receipt owed to its sender (receipts_out). *marked (may be NULL) how many. */
 KURER_MUST_CHECK int kurer__store_mark_read(kurer__store *st, const char *peer, const int64_t *ts,
                                             size_t n, int64_t now_ms, size_t *marked);
+/* The same with the conversation chosen: peer's one-to-one messages (gid NULL), group gid's
+ * messages (peer NULL), or every message (both NULL). A group message's receipt names gid. */
+KURER_MUST_CHECK int kurer__store_mark_read_in(kurer__store *st, const char *peer,
+                                               const uint8_t *gid, const int64_t *ts, size_t n,
+                                               int64_t now_ms, size_t *marked);
 
 /* Receipts owed: queued (once per peer, type and message), listed, and done. */
 KURER_MUST_CHECK int kurer__store_receipt_queue(kurer__store *st, const char *peer, int type,
                                                 int64_t sent_at, int64_t now_ms);
+/* The same for a message of group gid (NULL: a one-to-one message). */
+KURER_MUST_CHECK int kurer__store_receipt_queue_group(kurer__store *st, const char *peer, int type,
+                                                      int64_t sent_at, const uint8_t *gid,
+                                                      int64_t now_ms);
 typedef struct kurer__receipt_out {
     int64_t id;
     char peer[KURER_SUBJECT_MAX + 1];
     int type;
     int64_t sent_at;
+    int has_group; /* for a message of group group_id */
+    uint8_t group_id[KURER_GROUP_ID_LEN];
 } kurer__receipt_out;
-/* At most max owed receipts, oldest first, into v; *n how many. */
+/* At most max owed receipts, by peer, type and group, into v; *n how many. */
 KURER_MUST_CHECK int kurer__store_receipts_owed(kurer__store *st, kurer__receipt_out *v, size_t max,
                                                 size_t *n);
 KURER_MUST_CHECK int kurer__store_receipt_done(kurer__store *st, int64_t id);

@@ -431,3 +431,24 @@ int kurer__store_group_message_ct(kurer__store *st, int64_t rowid, kurer_buf *ct
                  I(rowid));
     return rc == 1 ? 0 : rc == 0 ? KURER_ENOTFOUND : rc;
 }
+
+int kurer__store_group_message_set_members(kurer__store *st, int64_t rowid, uint32_t members)
+{
+    return RUN(st, "UPDATE group_messages SET members = ? WHERE message_id = ?;", NULL, NULL,
+               I(members), I(rowid));
+}
+
+static int members_row(void *ud, sqlite3_stmt *s)
+{
+    int64_t v = sqlite3_column_int64(s, 0);
+    *(uint32_t *)ud = v < 0 || v > UINT32_MAX ? 0 : (uint32_t)v;
+    return 1;
+}
+
+int kurer__store_group_message_members(kurer__store *st, int64_t rowid, uint32_t *members)
+{
+    *members = 0;
+    int rc = RUN(st, "SELECT members FROM group_messages WHERE message_id = ? AND kind = 0;",
+                 members_row, members, I(rowid));
+    return rc == 1 ? 0 : rc;
+}

@@ -101,6 +101,11 @@ KURER_MUST_CHECK int kurer__store_group_message_put(kurer__store *st, int64_t ro
                                                     int kind);
 KURER_MUST_CHECK int kurer__store_group_message_get(kurer__store *st, int64_t rowid,
                                                     uint8_t gid[KURER_GROUP_ID_LEN], int *kind);
+/* How many members besides its sender a group message went to (0: not known). */
+KURER_MUST_CHECK int kurer__store_group_message_set_members(kurer__store *st, int64_t rowid,
+                                                            uint32_t members);
+KURER_MUST_CHECK int kurer__store_group_message_members(kurer__store *st, int64_t rowid,
+                                                        uint32_t *members);
 /* The sender-key ciphertext of a message we sent to a group: set once, read back into ct. */
 KURER_MUST_CHECK int kurer__store_group_message_set_ct(kurer__store *st, int64_t rowid,
                                                        const uint8_t *ct, size_t n);

@@ -91,20 +91,29 @@ static int set_read(kurer__store *st, int64_t rowid, int64_t now_ms)
 
 #define MATCH_MAX 64 /* messages one receipt timestamp may name (same peer, same millisecond) */
 
-/* The text messages (not quarantined) with direction, peer and sent_at. */
-static int matching(kurer__store *st, int direction, const char *peer, int64_t sent_at,
-                    int64_t ids[MATCH_MAX], size_t *n)
+/* The text messages (not quarantined) with direction, peer and sent_at, outside any group; or
+ * (gid non-NULL) those of group gid with peer and sent_at, in either direction (our own
+ * messages are outgoing on the device that sent them, incoming on our others). */
+static int matching(kurer__store *st, const uint8_t *gid, int direction, const char *peer,
+                    int64_t sent_at, int64_t ids[MATCH_MAX], size_t *n)
 {
     sqlite3_stmt *s = NULL;
     *n = 0;
     int rc = prepare(st,
-                     "SELECT id FROM messages WHERE peer = ? AND sent_at = ? AND direction = ? "
-                     "AND kind = 0 AND state <> 1 ORDER BY id LIMIT 64;",
+                     gid == NULL ? "SELECT id FROM messages WHERE peer = ?1 AND sent_at = ?2 AND "
+                                   "direction = ?3 AND kind = 0 AND state <> 1 AND id NOT IN "
+                                   "(SELECT message_id FROM group_messages) ORDER BY id LIMIT 64;"
+                                 : "SELECT id FROM messages WHERE peer = ?1 AND sent_at = ?2 AND "
+                                   "kind = 0 AND state <> 1 AND id IN (SELECT message_id FROM "
+                                   "group_messages WHERE group_id = ?4 AND kind = 0) "
+                                   "ORDER BY id LIMIT 64;",
                      &s);
     if (rc != 0)
         return rc;
     if ((sqlite3_bind_text(s, 1, peer, -1, SQLITE_TRANSIENT) | sqlite3_bind_int64(s, 2, sent_at) |
-         sqlite3_bind_int(s, 3, direction)) != SQLITE_OK)
+         (gid == NULL ? sqlite3_bind_int(s, 3, direction)
+                      : sqlite3_bind_blob(s, 4, gid, KURER_GROUP_ID_LEN, SQLITE_TRANSIENT))) !=
+        SQLITE_OK)
         return bind_fail(s);
     int r;
     while ((r = sqlite3_step(s)) == SQLITE_ROW && *n < MATCH_MAX)
@@ -130,23 +139,39 @@ static int receipt_row(kurer__store *st, int64_t rowid, const char *user, uint32
     return step_done(s);
 }
 
-int kurer__store_receipt_add(kurer__store *st, int direction, const char *peer, int64_t sent_at,
-                             const char *user, uint32_t device, int type, int64_t now_ms,
-                             size_t *matched)
+/* A receipt on the matching messages; mark: a READ one marks them read here too. */
+static int receipt_add(kurer__store *st, const uint8_t *gid, int direction, int mark,
+                       const char *peer, int64_t sent_at, const char *user, uint32_t device,
+                       int type, int64_t now_ms, size_t *matched)
 {
     int64_t ids[MATCH_MAX];
     size_t n = 0;
     if (type != KURER__RECEIPT_DELIVERED && type != KURER__RECEIPT_READ)
         return KURER_EINVAL;
-    int rc = matching(st, direction, peer, sent_at, ids, &n);
+    int rc = matching(st, gid, direction, peer, sent_at, ids, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = receipt_row(st, ids[i], user, device, type, now_ms);
-        if (rc == 0 && direction == KURER__DIR_IN && type == KURER__RECEIPT_READ)
+        if (rc == 0 && mark && type == KURER__RECEIPT_READ)
             rc = set_read(st, ids[i], now_ms);
     }
     if (rc == 0 && matched != NULL)
         *matched = n;
     return rc;
+}
+
+int kurer__store_receipt_add(kurer__store *st, int direction, const char *peer, int64_t sent_at,
+                             const char *user, uint32_t device, int type, int64_t now_ms,
+                             size_t *matched)
+{
+    return receipt_add(st, NULL, direction, direction == KURER__DIR_IN, peer, sent_at, user, device,
+                       type, now_ms, matched);
+}
+
+int kurer__store_receipt_add_group(kurer__store *st, const uint8_t gid[KURER_GROUP_ID_LEN],
+                                   const char *peer, int own, int64_t sent_at, const char *user,
+                                   uint32_t device, int type, int64_t now_ms, size_t *matched)
+{
+    return receipt_add(st, gid, 0, own, peer, sent_at, user, device, type, now_ms, matched);
 }
 
 int kurer__store_receipt_each(kurer__store *st, int64_t rowid, kurer__receipt_fn fn, void *ud)
@@ -178,15 +203,23 @@ int kurer__store_receipt_each(kurer__store *st, int64_t rowid, kurer__receipt_fn
 int kurer__store_receipt_queue(kurer__store *st, const char *peer, int type, int64_t sent_at,
                                int64_t now_ms)
 {
+    return kurer__store_receipt_queue_group(st, peer, type, sent_at, NULL, now_ms);
+}
+
+int kurer__store_receipt_queue_group(kurer__store *st, const char *peer, int type, int64_t sent_at,
+                                     const uint8_t *gid, int64_t now_ms)
+{
     sqlite3_stmt *s = NULL;
     int rc = prepare(st,
-                     "INSERT OR IGNORE INTO receipts_out (peer, type, sent_at, created_at) "
-                     "VALUES (?, ?, ?, ?);",
+                     "INSERT OR IGNORE INTO receipts_out (peer, type, sent_at, created_at, "
+                     "group_id) VALUES (?, ?, ?, ?, ?);",
                      &s);
     if (rc != 0)
         return rc;
     if ((sqlite3_bind_text(s, 1, peer, -1, SQLITE_TRANSIENT) | sqlite3_bind_int(s, 2, type) |
-         sqlite3_bind_int64(s, 3, sent_at) | sqlite3_bind_int64(s, 4, now_ms)) != SQLITE_OK)
+         sqlite3_bind_int64(s, 3, sent_at) | sqlite3_bind_int64(s, 4, now_ms) |
+         sqlite3_bind_blob(s, 5, gid != NULL ? (const void *)gid : "",
+                           gid != NULL ? KURER_GROUP_ID_LEN : 0, SQLITE_TRANSIENT)) != SQLITE_OK)
         return bind_fail(s);
     return step_done(s);
 }
@@ -195,6 +228,8 @@ typedef struct unread {
     int64_t id;
     char peer[KURER_SUBJECT_MAX + 1];
     int64_t sent_at;
+    int has_group;
+    uint8_t group_id[KURER_GROUP_ID_LEN];
 } unread;
 
 static int wanted(const unread *u, const int64_t *ts, size_t n)
@@ -212,27 +247,32 @@ static int read_one(kurer__store *st, const unread *u, int64_t now_ms)
 {
     int rc = set_read(st, u->id, now_ms);
     if (rc == 0)
-        rc = kurer__store_receipt_queue(st, u->peer, KURER__RECEIPT_READ, u->sent_at, now_ms);
+        rc = kurer__store_receipt_queue_group(st, u->peer, KURER__RECEIPT_READ, u->sent_at,
+                                              u->has_group ? u->group_id : NULL, now_ms);
     return rc;
 }
 
-/* The unread incoming text messages (of peer, or of everyone), into *v (malloc'ed). */
-static int unread_list(kurer__store *st, const char *peer, unread **v, size_t *n)
+/* The unread incoming text messages (of peer one-to-one, of group gid, or of everyone), with
+ * the group of each, into *v (malloc'ed). */
+static int unread_list(kurer__store *st, const char *peer, const uint8_t *gid, unread **v,
+                       size_t *n)
 {
     sqlite3_stmt *s = NULL;
     size_t cap = 0;
     *v = NULL;
     *n = 0;
     int rc = prepare(st,
-                     peer != NULL ? "SELECT id, peer, sent_at FROM messages WHERE direction = 0 "
-                                    "AND state = 0 AND kind = 0 AND read_at = 0 AND peer = ? "
-                                    "ORDER BY id;"
-                                  : "SELECT id, peer, sent_at FROM messages WHERE direction = 0 "
-                                    "AND state = 0 AND kind = 0 AND read_at = 0 ORDER BY id;",
+                     "SELECT m.id, m.peer, m.sent_at, g.group_id FROM messages m LEFT JOIN "
+                     "group_messages g ON g.message_id = m.id WHERE m.direction = 0 AND "
+                     "m.state = 0 AND m.kind = 0 AND m.read_at = 0 AND (?1 IS NULL OR "
+                     "(m.peer = ?1 AND g.message_id IS NULL)) AND (?2 IS NULL OR "
+                     "g.group_id = ?2) ORDER BY m.id;",
                      &s);
     if (rc != 0)
         return rc;
-    if (peer != NULL && sqlite3_bind_text(s, 1, peer, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+    if ((sqlite3_bind_text(s, 1, peer, -1, SQLITE_TRANSIENT) |
+         (gid != NULL ? sqlite3_bind_blob(s, 2, gid, KURER_GROUP_ID_LEN, SQLITE_TRANSIENT)
+                      : sqlite3_bind_null(s, 2))) != SQLITE_OK)
         return bind_fail(s);
     int r = SQLITE_DONE;
     while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW) {
@@ -257,6 +297,14 @@ static int unread_list(kurer__store *st, const char *peer, unread **v, size_t *n
         }
         memcpy(u->peer, p, (size_t)len);
         u->sent_at = sqlite3_column_int64(s, 2);
+        if (sqlite3_column_type(s, 3) != SQLITE_NULL) {
+            if (sqlite3_column_bytes(s, 3) != KURER_GROUP_ID_LEN) {
+                rc = KURER_ECORRUPT;
+                break;
+            }
+            memcpy(u->group_id, sqlite3_column_blob(s, 3), KURER_GROUP_ID_LEN);
+            u->has_group = 1;
+        }
         (*n)++;
     }
     if (rc == 0 && r != SQLITE_DONE)
@@ -273,12 +321,18 @@ static int unread_list(kurer__store *st, const char *peer, unread **v, size_t *n
 int kurer__store_mark_read(kurer__store *st, const char *peer, const int64_t *ts, size_t n,
                            int64_t now_ms, size_t *marked)
 {
+    return kurer__store_mark_read_in(st, peer, NULL, ts, n, now_ms, marked);
+}
+
+int kurer__store_mark_read_in(kurer__store *st, const char *peer, const uint8_t *gid,
+                              const int64_t *ts, size_t n, int64_t now_ms, size_t *marked)
+{
     unread *v = NULL;
     size_t nv = 0, count = 0;
     int rc = kurer__store_begin(st);
     if (rc != 0)
         return rc;
-    rc = unread_list(st, peer, &v, &nv);
+    rc = unread_list(st, peer, gid, &v, &nv);
     for (size_t i = 0; rc == 0 && i < nv; i++)
         if (wanted(&v[i], ts, n)) {
             rc = read_one(st, &v[i], now_ms);
@@ -298,8 +352,10 @@ int kurer__store_receipts_owed(kurer__store *st, kurer__receipt_out *v, size_t m
 {
     sqlite3_stmt *s = NULL;
     *n = 0;
-    int rc = prepare(
-        st, "SELECT id, peer, type, sent_at FROM receipts_out ORDER BY peer, type, id;", &s);
+    int rc = prepare(st,
+                     "SELECT id, peer, type, sent_at, group_id FROM receipts_out "
+                     "ORDER BY peer, type, group_id, id;",
+                     &s);
     if (rc != 0)
         return rc;
     int r = SQLITE_DONE;
@@ -316,6 +372,15 @@ int kurer__store_receipts_owed(kurer__store *st, kurer__receipt_out *v, size_t m
         memcpy(o->peer, p, (size_t)len);
         o->type = sqlite3_column_int(s, 2);
         o->sent_at = sqlite3_column_int64(s, 3);
+        int glen = sqlite3_column_bytes(s, 4);
+        if (glen != 0 && glen != KURER_GROUP_ID_LEN) {
+            rc = KURER_ECORRUPT;
+            break;
+        }
+        if (glen == KURER_GROUP_ID_LEN) {
+            memcpy(o->group_id, sqlite3_column_blob(s, 4), KURER_GROUP_ID_LEN);
+            o->has_group = 1;
+        }
         (*n)++;
     }
     if (rc == 0 && r != SQLITE_DONE && r != SQLITE_ROW)

@@ -148,4 +148,18 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
     "  digest BLOB NOT NULL CHECK (length(digest) = 32), content_type TEXT NOT NULL,"
     "  file_name TEXT NOT NULL, saved_path TEXT NOT NULL DEFAULT '',"
     "  PRIMARY KEY (message, idx));",
+    /* v9: group receipts (issue 11, item 6): a receipt owed names the group of the messages it
+     * is for (empty for one-to-one ones), so it is kept apart from a one-to-one receipt for the
+     * same peer and time; a group message keeps how many members besides its sender the group
+     * had when it was sent (what its receipts are counted against). */
+    "CREATE TABLE receipts_out_v9 ("
+    "  id INTEGER PRIMARY KEY, peer TEXT NOT NULL,"
+    "  type INTEGER NOT NULL CHECK (type IN (1, 2)), sent_at INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL, group_id BLOB NOT NULL DEFAULT x'',"
+    "  UNIQUE (peer, type, sent_at, group_id));"
+    "INSERT INTO receipts_out_v9 (id, peer, type, sent_at, created_at)"
+    "  SELECT id, peer, type, sent_at, created_at FROM receipts_out;"
+    "DROP TABLE receipts_out;"
+    "ALTER TABLE receipts_out_v9 RENAME TO receipts_out;"
+    "ALTER TABLE group_messages ADD COLUMN members INTEGER NOT NULL DEFAULT 0;",
 };

@@ -101,6 +101,11 @@ static int receipt_from_pb(const Kurer__V1__Receipt *pb, kurer_receipt *out, kur
     out->type = (kurer_receipt_type)pb->type;
     out->timestamps = (const uint64_t *)(const void *)ts;
     out->n_timestamps = pb->n_timestamps;
+    if (pb->group_id.len > 0) {
+        if ((rc = kurer__bytes_fixed(&pb->group_id, out->group_id, KURER_GROUP_ID_LEN)) != 0)
+            return rc;
+        out->has_group = 1;
+    }
     return 0;
 }
 
@@ -372,6 +377,8 @@ static int receipt_to_pb(const kurer_receipt *r, Kurer__V1__Receipt **out, kurer
     (*out)->type = (Kurer__V1__Receipt__Type)r->type;
     (*out)->timestamps = (uint64_t *)r->timestamps;
     (*out)->n_timestamps = r->n_timestamps;
+    if (r->has_group)
+        bin(&(*out)->group_id, r->group_id, KURER_GROUP_ID_LEN);
     return 0;
 }
 

@@ -207,10 +207,12 @@ static void notify_key_change(void *ud, const kurer_key_change *c)
 
 static void on_receipt(void *ud, const kurer_receipt_info *r)
 {
-    notify(ud, SUB_RECEIPT, "receipt",
-           json_pack("{s:s,s:s,s:I,s:s,s:I,s:b}", "peer", r->peer, "user", r->user, "device",
-                     (json_int_t)r->device_id, "type", r->read ? "read" : "delivered", "sent_at",
-                     (json_int_t)r->sent_at, "outgoing", r->outgoing));
+    json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:I,s:b}", "peer", r->peer, "user", r->user, "device",
+                          (json_int_t)r->device_id, "type", r->read ? "read" : "delivered",
+                          "sent_at", (json_int_t)r->sent_at, "outgoing", r->outgoing);
+    if (j != NULL && r->group[0] != '\0') /* for a message of that group */
+        json_object_set_new(j, "group", json_string(r->group));
+    notify(ud, SUB_RECEIPT, "receipt", j);
 }
 
 static void on_queue_empty(void *ud)

@@ -13,19 +13,23 @@
 #include "kurer/util.h"
 
 static const char help_history[] =
-    "usage: kurer history --home H [--with USER@AUTH] [--verbose] [--json]\n"
+    "usage: kurer history --home H [--with USER@AUTH | --group ID] [--verbose] [--json]\n"
     "\n"
     "Prints the stored messages, oldest first, each with its level (quarantined ones without\n"
-    "their text). Outgoing messages show where they went and, until the relay accepted them,\n"
-    "their state (pending, failed). --json prints JSON lines: one object per message, one per\n"
-    "line (time, sent_at, from, device or to, level, state, text, reason), not one array.\n"
+    "their text): all of them, the one-to-one conversation with USER@AUTH (--with), or the\n"
+    "messages of group ID (--group, as kurer send --group takes it). Outgoing messages show\n"
+    "where they went and, until the relay accepted them, their state (pending, failed). --json\n"
+    "prints JSON lines: one object per message, one per line (time, sent_at, from, device or to,\n"
+    "level, state, text, reason), not one array.\n"
     "A peer device's key change is shown where it happened, as a line of its own:\n"
     "  <time> --- <user> device <N> has a new key: certificate <serial> issued by <authority>\n"
     "(with --json an object with \"event\":\"key_change\").\n"
-    "Receipts follow an outgoing message: (delivered to N devices, read on M); a received one\n"
-    "read here or on another of your devices says (read); one with a disappearing timer says\n"
-    "when it goes. --verbose adds, under each message, its SENT_AT (for kurer read) and each\n"
-    "device that sent a receipt, with the times.\n"
+    "Receipts follow an outgoing message: (delivered to N devices, read on M); a group message\n"
+    "of yours (sent here or by another of your devices): (delivered to N of M members, read by\n"
+    "K), M the members besides you when it was sent. A received one read here or on another of\n"
+    "your devices says (read); one with a disappearing timer says when it goes. --verbose adds,\n"
+    "under each message, its SENT_AT (for kurer read) and each device that sent a receipt, with\n"
+    "the times.\n"
     "Each attachment of a message follows it as a line of its own, its name (the sender's,\n"
     "shown safely) and size, and where kurer recv --save-dir saved it:\n"
     "    attachment: <name> (<size> bytes) [saved <path>]\n"
@@ -106,10 +110,10 @@ static int history_page(json_t *res, change_list *changes, long long *next, int 
 
 int cmd_history(int argc, char **argv)
 {
-    static const kurer_opt opts[] = {
-        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"with", V, 0}, {"verbose", 0, 0}};
+    static const kurer_opt opts[] = {{"help", 0, 0}, {"json", 0, 0},    {"home", V, 0},
+                                     {"with", V, 0}, {"verbose", 0, 0}, {"group", V, 0}};
     kurer_args a;
-    const char *home, *with;
+    const char *home, *with, *group;
     int rc;
     if ((rc = command_args(&a, opts, NOPTS(opts), 0, 0, NULL, help_history, argc, argv)) != 0)
         return rc;
@@ -118,6 +122,8 @@ int cmd_history(int argc, char **argv)
     with = opt(&a, "with");
     if (with != NULL && (rc = user_arg("--with", with)) != 0)
         return rc;
+    if ((group = opt(&a, "group")) != NULL && (with != NULL || *group == '\0'))
+        return usage_error("--group needs the group's id (kurer group list), and no --with");
     cli_target t;
     if ((rc = cli_open(home, &t)) != 0)
         return rc;
@@ -127,6 +133,8 @@ int cmd_history(int argc, char **argv)
         json_t *params = json_pack("{s:I}", "offset", (json_int_t)next), *res = NULL;
         if (params != NULL && with != NULL)
             json_object_set_new(params, "with", json_string(with));
+        if (params != NULL && group != NULL)
+            json_object_set_new(params, "group", json_string(group));
         rc = params != NULL ? cli_run(&t, "history", params, &res)
                             : refuse(KURER_ENOMEM, "out of memory");
         if (rc == 0)

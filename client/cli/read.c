@@ -8,21 +8,24 @@
 #include "kurer/util.h"
 
 static const char help_read[] =
-    "usage: kurer read --home H [PEER] [--all | SENT_AT...] [--timeout SECONDS] [--json]\n"
+    "usage: kurer read --home H [PEER | --group ID] [--all | SENT_AT...] [--timeout SECONDS]\n"
+    "                  [--json]\n"
     "\n"
-    "Marks received messages read on this device: PEER's messages sent at SENT_AT (Unix ms, as\n"
-    "kurer history --verbose or --json shows them), every unread one of PEER (--all), or\n"
-    "every unread message of everyone (--all without PEER). Each starts its countdown if it\n"
-    "has a disappearing timer, and its sender gets a read receipt; your other devices get a\n"
-    "copy and mark it read too. The marks are kept at once; the receipts go now, or with the\n"
-    "next connection when the relay cannot be reached. Prints how many were marked.\n";
+    "Marks received messages read on this device: PEER's one-to-one messages sent at SENT_AT\n"
+    "(Unix ms, as kurer history --verbose or --json shows them), every unread one of PEER\n"
+    "(--all), the messages of group ID (--group, as kurer send --group takes it) sent at\n"
+    "SENT_AT or every unread one of it (--all), or every unread message of everyone and every\n"
+    "group (--all alone). Each starts its countdown if it has a disappearing timer, and its\n"
+    "sender gets a read receipt (for a group message, naming the group); your other devices\n"
+    "get a copy and mark it read too. The marks are kept at once; the receipts go now, or with\n"
+    "the next connection when the relay cannot be reached. Prints how many were marked.\n";
 
 int cmd_read(int argc, char **argv)
 {
-    static const kurer_opt opts[] = {
-        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"all", 0, 0}, {"timeout", V, 0}};
+    static const kurer_opt opts[] = {{"help", 0, 0}, {"json", 0, 0},    {"home", V, 0},
+                                     {"all", 0, 0},  {"timeout", V, 0}, {"group", V, 0}};
     kurer_args a;
-    const char *home;
+    const char *home, *group;
     int rc, timeout = NET_TIMEOUT;
     if ((rc = command_args(&a, opts, NOPTS(opts), 0, 4097, "[PEER] [SENT_AT...]", help_read, argc,
                            argv)) != 0)
@@ -34,7 +37,13 @@ int cmd_read(int argc, char **argv)
     json_t *params = json_pack("{s:I}", "timeout", (json_int_t)timeout);
     if (params == NULL)
         return refuse(KURER_ENOMEM, "out of memory");
-    if (a.npos > 0 && strchr(a.pos[0], '@') != NULL) {
+    if ((group = opt(&a, "group")) != NULL) {
+        if (*group == '\0' || (a.npos > 0 && strchr(a.pos[0], '@') != NULL)) {
+            json_decref(params);
+            return usage_error("--group needs the group's id (kurer group list), and no PEER");
+        }
+        json_object_set_new(params, "group", json_string(group));
+    } else if (a.npos > 0 && strchr(a.pos[0], '@') != NULL) {
         if ((rc = user_arg("read", a.pos[0])) != 0) {
             json_decref(params);
             return rc;
@@ -46,9 +55,9 @@ int cmd_read(int argc, char **argv)
         json_decref(params);
         return usage_error("read needs the messages' SENT_AT times or --all (not both)");
     }
-    if (a.npos > first && first == 0) {
+    if (a.npos > first && first == 0 && group == NULL) {
         json_decref(params);
-        return usage_error("read SENT_AT... needs the PEER whose messages they are");
+        return usage_error("read SENT_AT... needs the PEER or the --group whose messages they are");
     }
     if (flag(&a, "all"))
         json_object_set_new(params, "all", json_true());

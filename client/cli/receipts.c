@@ -27,7 +27,14 @@ void receipts_text(const kurer_message *m)
         }
         return;
     }
-    if (m->outgoing && m->delivered_devices > 0) {
+    if (m->group_members > 0 && m->delivered_devices > 0) {
+        /* Our group message (sent here or by another of our devices): counted per member. */
+        printf(" (delivered to %u of %u member%s", (unsigned)m->delivered_users,
+               (unsigned)m->group_members, m->group_members == 1 ? "" : "s");
+        if (m->read_users > 0)
+            printf(", read by %u", (unsigned)m->read_users);
+        printf(")");
+    } else if (m->outgoing && m->delivered_devices > 0) {
         printf(" (delivered to %u device%s", (unsigned)m->delivered_devices,
                m->delivered_devices == 1 ? "" : "s");
         if (m->delivered_users > 1)
@@ -60,6 +67,8 @@ void receipts_json(jline *o, const kurer_message *m)
         kurer_json_kv_bool(&o->j, "timer_change", 1);
     if (m->read_at != 0)
         kurer_json_kv_int(&o->j, "read_at", m->read_at);
+    if (m->group_members > 0)
+        kurer_json_kv_uint(&o->j, "members", m->group_members);
     if (m->delivered_devices == 0)
         return;
     kurer_json_kv_uint(&o->j, "delivered_devices", m->delivered_devices);

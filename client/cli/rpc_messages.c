@@ -231,28 +231,37 @@ static int keep_change(void *ud, const kurer_key_change *kc)
     return j != NULL && json_array_append_new(ud, j) == 0 ? 0 : KURER_ENOMEM;
 }
 
-static const char *const history_params[] = {"with", "offset", "limit", NULL};
+static const char *const history_params[] = {"with", "group", "offset", "limit", NULL};
 
-/* history {with, offset, limit}: {me, messages, next, key_changes}: oldest first, a page at a
- * time (at most limit messages and about RPC_PAGE_BYTES); next is the offset of the next page,
- * or null; the first page (offset 0) carries every key change too. */
+/* history {with | group, offset, limit}: {me, messages, next, key_changes}: oldest first, a
+ * page at a time (at most limit messages and about RPC_PAGE_BYTES); next is the offset of the
+ * next page, or null; the first page (offset 0) carries the key changes too (with a group:
+ * none). with: the one-to-one conversation only; group: that group's messages only. */
 static int m_history(rpc_ctx *c, json_t *params, json_t **result)
 {
-    const char *with;
+    const char *with, *group;
     long long offset, limit;
     int rc;
     if ((rc = rpc_only(params, history_params)) || (rc = rpc_str(params, "with", 0, &with)) ||
+        (rc = rpc_str(params, "group", 0, &group)) ||
         (rc = rpc_int(params, "offset", 1LL << 40, 0, &offset)) ||
         (rc = rpc_int(params, "limit", 1000, 1000, &limit)))
         return rc;
     if (with != NULL && (rc = user_arg("with", with)) != 0)
         return rc;
+    if (with != NULL && group != NULL)
+        return usage_error("history takes either 'with' or 'group', not both");
     page p = {json_array(), offset, limit > 0 ? limit : 1, 0, 0, c->k};
     if (p.messages == NULL)
         return refuse(KURER_ENOMEM, "out of memory");
-    rc = kurer_history(c->k, with, page_row, &p);
+    rc = group != NULL ? kurer_history_group(c->k, group, page_row, &p)
+                       : kurer_history(c->k, with, page_row, &p);
     if (rc < 0) {
         json_decref(p.messages);
+        if (rc == KURER_EUNKNOWNGROUP)
+            return refuse(rc, "no group %s on this home (kurer group list)", group);
+        if (rc == KURER_EINVAL && group != NULL)
+            return refuse(rc, "%s names no single group: give more of its id", group);
         return refuse(rc, "cannot read the history: %s", kurer_strerror(rc));
     }
     json_t *next =
@@ -264,7 +273,9 @@ static int m_history(rpc_ctx *c, json_t *params, json_t **result)
     if (offset > 0)
         return 0;
     json_t *changes = json_array(); /* on the first page: every key change, oldest first */
-    rc = changes != NULL ? kurer_key_changes(c->k, with, keep_change, changes) : KURER_ENOMEM;
+    rc = changes == NULL ? KURER_ENOMEM
+         : group != NULL ? 0
+                         : kurer_key_changes(c->k, with, keep_change, changes);
     if (rc != 0) {
         json_decref(changes);
         json_decref(*result);

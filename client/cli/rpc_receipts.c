@@ -21,6 +21,8 @@ int rpc_receipts_json(const kurer_message *m, json_t *o)
         bad |= json_object_set_new(o, "timer_change", json_true());
     if (m->read_at != 0)
         bad |= json_object_set_new(o, "read_at", json_integer(m->read_at));
+    if (m->group_members > 0)
+        bad |= json_object_set_new(o, "members", json_integer(m->group_members));
     if (m->delivered_devices == 0)
         return bad ? KURER_ENOMEM : 0;
     json_t *devs = json_array();
@@ -55,6 +57,10 @@ int rpc_receipts_from(json_t *j, kurer_message *m)
     m->expires_at = json_integer_value(json_object_get(j, "expires_at"));
     m->read_at = json_integer_value(json_object_get(j, "read_at"));
     m->timer_change = json_is_true(json_object_get(j, "timer_change"));
+    json_int_t members = json_integer_value(json_object_get(j, "members"));
+    if (members < 0 || members > UINT32_MAX)
+        return KURER_EMALFORMED;
+    m->group_members = (uint32_t)members;
     json_t *r = json_object_get(j, "receipts");
     if (r == NULL)
         return 0;
@@ -92,21 +98,24 @@ int rpc_receipts_from(json_t *j, kurer_message *m)
     return 0;
 }
 
-static const char *const read_params[] = {"peer", "sent_at", "all", "timeout", NULL};
+static const char *const read_params[] = {"peer", "group", "sent_at", "all", "timeout", NULL};
 
-/* read {peer, sent_at: [ms...], all, timeout}: {marked}. peer and all: every unread message of
- * peer; all alone: of every peer; peer and sent_at: those. */
+/* read {peer | group, sent_at: [ms...], all, timeout}: {marked}. peer and all: every unread
+ * one-to-one message of peer; group and all: every unread message of the group; all alone:
+ * every unread message; peer or group and sent_at: those. */
 static int m_read(rpc_ctx *c, json_t *params, json_t **result)
 {
-    const char *peer = NULL;
+    const char *peer = NULL, *group = NULL;
     long long timeout;
     int all = 0, rc;
     if ((rc = rpc_only(params, read_params)) || (rc = rpc_str(params, "peer", 0, &peer)) ||
-        (rc = rpc_bool(params, "all", 0, &all)) ||
+        (rc = rpc_str(params, "group", 0, &group)) || (rc = rpc_bool(params, "all", 0, &all)) ||
         (rc = rpc_int(params, "timeout", 86400, NET_TIMEOUT, &timeout)))
         return rc;
     if (peer != NULL && (rc = user_arg("peer", peer)) != 0)
         return rc;
+    if (peer != NULL && group != NULL)
+        return usage_error("read takes either 'peer' or 'group', not both");
     json_t *ts = json_object_get(params, "sent_at");
     size_t n = json_is_array(ts) ? json_array_size(ts) : 0;
     if (ts != NULL && (!json_is_array(ts) || n == 0 || n > READ_TS_MAX))
@@ -114,8 +123,8 @@ static int m_read(rpc_ctx *c, json_t *params, json_t **result)
                            READ_TS_MAX);
     if ((ts != NULL) == all)
         return usage_error("read needs 'sent_at' (the messages' times) or 'all', not both");
-    if (ts != NULL && peer == NULL)
-        return usage_error("read with 'sent_at' needs 'peer' (whose messages)");
+    if (ts != NULL && peer == NULL && group == NULL)
+        return usage_error("read with 'sent_at' needs 'peer' or 'group' (whose messages)");
     int64_t *v = n > 0 ? calloc(n, sizeof(*v)) : NULL;
     if (n > 0 && v == NULL)
         return refuse(KURER_ENOMEM, "out of memory");
@@ -128,8 +137,13 @@ static int m_read(rpc_ctx *c, json_t *params, json_t **result)
         v[i] = json_integer_value(t);
     }
     size_t marked = 0;
-    rc = kurer_read(c->k, peer, v, n, (int)timeout * 1000, &marked);
+    rc = group != NULL ? kurer_read_group(c->k, group, v, n, (int)timeout * 1000, &marked)
+                       : kurer_read(c->k, peer, v, n, (int)timeout * 1000, &marked);
     free(v);
+    if (rc == KURER_EUNKNOWNGROUP)
+        return refuse(rc, "no group %s on this home (kurer group list)", group);
+    if (rc == KURER_EINVAL && group != NULL)
+        return refuse(rc, "%s names no single group: give more of its id", group);
     if (rc != 0)
         return refuse(rc, "cannot mark messages read: %s", kurer_strerror(rc));
     *result = json_pack("{s:I}", "marked", (json_int_t)marked);

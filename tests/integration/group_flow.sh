@@ -259,6 +259,56 @@ forged)
     "$K" recv --home carl >/dev/null
     expect "carl has it" 0 "revision 2" "$K" group --home carl info "$ID"
     ;;
+receipts)
+    # Receipts of a group message: each member device tells the sender pairwise, naming the
+    # group; the sender counts members (of those it went to) and so does its other device; a
+    # receipt from a non-member naming the group is ignored and logged.
+    group_setup
+    device dave dave@sk.dk 1 sk
+    expect "create" 0 "created group" "$K" group --home anna create krisestab bob@sk.dk \
+        carl@fm.dk
+    ID=$(gid "$out")
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "anna sends" 0 "sent to group $ID" "$K" send --home anna --group "$ID" "moede kl 10"
+    for h in anna2 bob carl; do
+        expect "$h has it" 0 "moede kl 10" "$K" recv --home "$h"
+    done
+    expect "bob reads the group" 0 "marked 1 message read" "$K" read --home bob --group "${ID:0:10}" \
+        --all
+    expect "nothing more to read" 0 "marked 0 messages read" "$K" read --home bob --group "$ID" --all
+    expect "carl's history names no receipts of his own" 0 "moede kl 10" "$K" history --home carl \
+        --group "$ID"
+    expect "anna takes the receipts" 0 "" "$K" recv --home anna
+    expect "anna's history counts members" 0 \
+        "-> group ${ID:0:16} [UNCLASSIFIED] moede kl 10 (delivered to 2 of 2 members, read by 1)" \
+        "$K" history --home anna --group "$ID"
+    expect "per device" 0 "bob@sk.dk device 1: delivered" "$K" history --home anna --group "$ID" \
+        --verbose
+    count "bob's device read it" 1 "bob@sk.dk device 1: delivered .* read " "$out"
+    count "carl's device did not" 1 "carl@fm.dk device 1: delivered [^r]*$" "$out"
+    expect "json fields" 0 '"members":2' "$K" history --home anna --group "$ID" --json
+    count "delivered users" 1 '"delivered_users":2' "$out"
+    count "read users" 1 '"read_users":1' "$out"
+    expect "anna2 takes them too" 0 "" "$K" recv --home anna2
+    expect "anna2's history the same" 0 \
+        "anna@fm.dk in group ${ID:0:16} [UNCLASSIFIED] moede kl 10 (delivered to 2 of 2 members, read by 1)" \
+        "$K" history --home anna2 --group "$ID"
+    # history --with is the one-to-one conversation only; --group the group's messages only.
+    expect "with bob: no group message" 0 "" "$K" history --home bob --with anna@fm.dk
+    count "not in --with" 0 "moede kl 10" "$out"
+    expect "no such group" 1 "no group abcdef" "$K" history --home anna --group abcdef
+    # dave is no member: his receipt naming the group, for anna's message, is not counted.
+    SENT=$("$K" history --home anna --group "$ID" --json | sed -n 's/.*"sent_at":\([0-9]*\).*/\1/p')
+    [ -n "$SENT" ] || fail "no sent_at in anna's history"
+    expect "dave sends a receipt naming the group" 0 "" "$GH" forge-receipt dave "$ID" "$SENT" \
+        anna@fm.dk
+    expect "anna ignores it" 0 "" env KURER_LOG_LEVEL=warn "$K" recv --home anna
+    count "logged" 1 "group_receipt_ignored" "$out"
+    expect "still 2 of 2" 0 "(delivered to 2 of 2 members, read by 1)" "$K" history --home anna \
+        --group "$ID"
+    expect "no dave" 0 "" "$K" history --home anna --group "$ID" --verbose
+    count "dave not listed" 0 "dave@sk.dk" "$out"
+    ;;
 *)
     echo "unknown case $CASE"
     exit 2

@@ -11,7 +11,12 @@
  *       takes the sender-key ciphertext of the group message TEXT that SENDER_HOME sent (as
  *       the relay stored it for every member device) and gives it to TARGET_HOME's device as
  *       if the relay had delivered it to that device, under a fresh envelope id: prints
- *       "decrypted" or "refused NAME". Passphrases from KURER_PASSPHRASE. */
+ *       "decrypted" or "refused NAME".
+ *
+ *   group_helper forge-receipt HOME GROUP_ID SENT_AT USER
+ *       sends, from HOME's device (not a member of the group), a DELIVERED receipt naming group
+ *       GROUP_ID (64 hex digits) for the message USER sent at SENT_AT (Unix ms), pairwise to
+ *       USER's devices, as a member's device would. Passphrases from KURER_PASSPHRASE. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +29,7 @@
 #include "kurer/kurer.h"
 #include "kurer/signal.h"
 #include "kurer/util.h"
+#include "store.h"
 #include "store_group.h"
 
 static int open_home(const char *home, kurer **k)
@@ -148,6 +154,27 @@ static int try_decrypt(const char *sender_home, const char *text, const char *ta
     return rc;
 }
 
+static int forge_receipt(const char *home, const char *group, const char *sent_at, const char *user)
+{
+    kurer *k = NULL;
+    uint8_t gid[KURER_GROUP_ID_LEN];
+    uint64_t ts = 0;
+    if (kurer__group_unhex(group, gid) != 0 || kurer_parse_u64(sent_at, INT64_MAX, &ts) != 0)
+        return KURER_EINVAL;
+    int rc = open_home(home, &k);
+    if (rc != 0)
+        return rc;
+    kurer__hlock_take(k);
+    rc = kurer__store_receipt_queue_group(kurer__home_store(k), user, KURER__RECEIPT_DELIVERED,
+                                          (int64_t)ts, gid, kurer_time_unix() * 1000);
+    kurer__hlock_give(k);
+    if (rc == 0) /* the receipts owed go when the relay's queue is empty */
+        rc = kurer_poll(k, 20000, KURER_POLL_UNTIL_EMPTY);
+    kurer_disconnect(k);
+    kurer_close(k);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (kurer_crypto_init() != 0)
@@ -157,9 +184,12 @@ int main(int argc, char **argv)
         rc = forge(argv[2], argv[3], argv[4], argv[5]);
     else if (argc == 5 && strcmp(argv[1], "try-decrypt") == 0)
         rc = try_decrypt(argv[2], argv[3], argv[4]);
+    else if (argc == 6 && strcmp(argv[1], "forge-receipt") == 0)
+        rc = forge_receipt(argv[2], argv[3], argv[4], argv[5]);
     if (rc == -1) {
         fprintf(stderr, "usage: group_helper forge HOME GROUP MODE USER\n"
-                        "       group_helper try-decrypt SENDER_HOME TEXT TARGET_HOME\n");
+                        "       group_helper try-decrypt SENDER_HOME TEXT TARGET_HOME\n"
+                        "       group_helper forge-receipt HOME GROUP_ID SENT_AT USER\n");
         return 2;
     }
     if (rc != 0)

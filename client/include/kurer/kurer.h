@@ -254,6 +254,9 @@ typedef struct kurer_message {
     uint32_t delivered_users, read_users;
     const struct kurer_message_receipt *KURER_NULLABLE receipts;
     size_t n_receipts;
+    /* A group message our user sent (here or on another of our devices): the members besides
+     * us when it was sent, what delivered_users and read_users count against; else 0. */
+    uint32_t group_members;
 } kurer_message;
 
 /* One device's receipts of a message. */
@@ -264,11 +267,14 @@ typedef struct kurer_message_receipt {
     int64_t read_at;      /* its read receipt; 0: not read there */
 } kurer_message_receipt;
 
-/* Calls fn for each stored message, oldest first; with with != NULL only that peer's. The
- * message is valid during the call only. A non-zero return from fn stops and is returned. */
+/* Calls fn for each stored message, oldest first; with with != NULL only the one-to-one ones
+ * with that peer. The message is valid during the call only. A non-zero return from fn stops
+ * and is returned. _group: the messages of one group (named as for kurer_group_get). */
 typedef int (*kurer_message_fn)(void *KURER_NULLABLE ud, const kurer_message *m);
 KURER_EXPORT KURER_MUST_CHECK int kurer_history(kurer *k, const char *KURER_NULLABLE with,
                                                 kurer_message_fn fn, void *KURER_NULLABLE ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_history_group(kurer *k, const char *group,
+                                                      kurer_message_fn fn, void *KURER_NULLABLE ud);
 
 /* The safety number with a peer device (60 digits and the NUL) from the certified keys. */
 KURER_EXPORT KURER_MUST_CHECK int kurer_fingerprint(kurer *k, const char *user, uint32_t device_id,
@@ -355,6 +361,7 @@ typedef struct kurer_receipt_info {
     int read;           /* 1: read, 0: delivered */
     int64_t sent_at;    /* the message's sent_at (the sender's clock, Unix ms) */
     int outgoing;       /* 1: for a message we sent; 0: one we received */
+    char group[KURER_GROUP_HEX_MAX + 1]; /* a group message: the group's id in hex; else "" */
 } kurer_receipt_info;
 
 /* What the library reports (all optional; ud is passed back). Every callback runs on the
@@ -950,7 +957,7 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_group_get(kurer *k, const char *group, k
                                                   void *KURER_NULLABLE ud);
 /* ---- receipts and disappearing messages (docs/client.md) ---- */
 
-/* Marks incoming messages read on this device: those of peer (NULL: of every peer) whose
+/* Marks incoming messages read on this device: those of peer (one-to-one; NULL: all) whose
  * sent_at (the sender's clock, as kurer_history gives it) is one of the n in sent_at, or with
  * n 0 every unread one. Each starts its countdown if it has a timer, and owes its sender a read
  * receipt, sent with a copy to our own other devices (which mark it read too). The marks are
@@ -965,6 +972,13 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_read_async(kurer *k, const char *KURER_N
 KURER_EXPORT KURER_MUST_CHECK int kurer_read(kurer *k, const char *KURER_NULLABLE peer,
                                              const int64_t *KURER_NULLABLE sent_at, size_t n,
                                              int timeout_ms, size_t *KURER_NULLABLE marked);
+/* The same for one group's messages (named as for kurer_group_get): receipts name the group. */
+KURER_EXPORT KURER_MUST_CHECK int
+kurer_read_group_async(kurer *k, const char *group, const int64_t *KURER_NULLABLE sent_at, size_t n,
+                       int timeout_ms, kurer_done_fn KURER_NULLABLE done, void *KURER_NULLABLE ud);
+KURER_EXPORT KURER_MUST_CHECK int kurer_read_group(kurer *k, const char *group,
+                                                   const int64_t *KURER_NULLABLE sent_at, size_t n,
+                                                   int timeout_ms, size_t *KURER_NULLABLE marked);
 /* The longest timer, seconds (four weeks). */
 #define KURER_TIMER_MAX (28 * 86400)
 /* Sets the conversation's disappearing-message timer (seconds, 1..KURER_TIMER_MAX; 0: off)

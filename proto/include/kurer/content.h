@@ -90,6 +90,8 @@ typedef struct kurer_receipt {
     kurer_receipt_type type;
     const uint64_t *timestamps; /* 1..KURER_RECEIPT_TIMESTAMPS_MAX */
     size_t n_timestamps;
+    int has_group; /* the timestamps name messages of this group (sent by the receipt's peer) */
+    uint8_t group_id[KURER_GROUP_ID_LEN];
 } kurer_receipt;
 
 typedef enum kurer_call_kind {

@@ -242,7 +242,16 @@ static void test_other_bodies(void **state)
     assert_int_equal(d.u.receipt.type, KURER_RECEIPT_READ);
     assert_int_equal(d.u.receipt.n_timestamps, 3);
     assert_memory_equal(d.u.receipt.timestamps, ts, sizeof(ts));
+    assert_int_equal(d.u.receipt.has_group, 0);
     kurer_content_release(&d);
+    /* A group's receipt names the group. */
+    c.u.receipt.has_group = 1;
+    memset(c.u.receipt.group_id, 0x5a, KURER_GROUP_ID_LEN);
+    content_rt(&c, &d, "content_receipt_group");
+    assert_int_equal(d.u.receipt.has_group, 1);
+    assert_memory_equal(d.u.receipt.group_id, c.u.receipt.group_id, KURER_GROUP_ID_LEN);
+    kurer_content_release(&d);
+    c.u.receipt.has_group = 0;
     c.u.receipt.n_timestamps = 0;
     assert_int_equal(encode_rc(&c), KURER_EMALFORMED);
     c.u.receipt.n_timestamps = KURER_RECEIPT_TIMESTAMPS_MAX + 1;
