@@ -289,10 +289,17 @@ receipts)
     expect "json fields" 0 '"members":2' "$K" history --home anna --group "$ID" --json
     count "delivered users" 1 '"delivered_users":2' "$out"
     count "read users" 1 '"read_users":1' "$out"
+    # anna2 through its daemon (the methods receive and history with a group).
+    "$K" daemon --home anna2 >anna2.daemon.out 2>anna2.daemon.err &
+    BG_PIDS+=("$!")
+    wait_for anna2.daemon.err "daemon for" 15 || { fail "no daemon"; cat anna2.daemon.err; exit 1; }
     expect "anna2 takes them too" 0 "" "$K" recv --home anna2
     expect "anna2's history the same" 0 \
         "anna@fm.dk in group ${ID:0:16} [UNCLASSIFIED] moede kl 10 (delivered to 2 of 2 members, read by 1)" \
-        "$K" history --home anna2 --group "$ID"
+        "$K" history --home anna2 --group "${ID:0:8}"
+    expect "anna2's json through the daemon" 0 '"members":2' "$K" history --home anna2 --group \
+        "$ID" --json
+    count "read users there" 1 '"read_users":1' "$out"
     # history --with is the one-to-one conversation only; --group the group's messages only.
     expect "with bob: no group message" 0 "" "$K" history --home bob --with anna@fm.dk
     count "not in --with" 0 "moede kl 10" "$out"
