@@ -217,8 +217,8 @@ kill_node)
     cluster_setup
     for h in anna anna2 bob carl; do daemon_start "$h"; done
     (for i in $(seq 1 15); do
+        [ "$i" = 6 ] && echo go >kill.now
         sendg anna "k-anna-$i"
-        [ "$i" = 5 ] && echo go >kill.now
     done) &
     SENDERS+=("$!")
     (for i in $(seq 1 15); do sendg bob "k-bob-$i"; done) &
