@@ -22,10 +22,10 @@ if [ -z "${CLIENT_FLOW_DETACHED:-}" ]; then
     exec setsid -w "$0" "$@" </dev/null
 fi
 CLIENT_FLOW_LIB=1
+BAL="$(dirname "$(realpath "$0")")/tcp_balancer.py" # before client_flow.sh changes folder
+PGC=$(realpath "${6:?usage: cluster_group.sh CASE K A R H PG_CLUSTER_SH}")
 # shellcheck source=client_flow.sh
 source "$(dirname "$(realpath "$0")")/client_flow.sh" "$@"
-PGC=$(realpath "${CHAT:?usage: cluster_group.sh CASE K A R H PG_CLUSTER_SH}")
-BAL="$(dirname "$(realpath "$0")")/tcp_balancer.py"
 PG=$(mktemp -d /tmp/kurer-pgc-XXXXXX)
 chmod 0755 "$PG"
 mkdir -m 0700 run
@@ -104,6 +104,8 @@ cluster_setup() {
     [ -n "$ID" ] || { echo "no group id in: $out"; exit 1; }
     for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
     : >sent.txt
+    echo "relay_cluster_group: the servers, both nodes, four devices and the group set up in" \
+        "$((($(date +%s%N) - T0) / 1000000)) ms"
 }
 
 # sendg HOME TEXT: a group text; "HOME TEXT accepted|failed" appended to sent.txt
