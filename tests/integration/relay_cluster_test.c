@@ -31,11 +31,18 @@ static char g_conf[2][400];
 
 /* ---- the database and the nodes ------------------------------------------------------------- */
 
+/* The cluster's script: tests/pg/pg_cluster.sh, or what KURER_PG_CLUSTER_SH names (the case
+ * relay_cluster_patroni: tests/pg/patroni_cluster.sh, same commands, Patroni promotes). */
+static const char *cluster_sh(void)
+{
+    const char *s = getenv("KURER_PG_CLUSTER_SH");
+    return s != NULL && s[0] != '\0' ? s : KURER_PG_CLUSTER_SH;
+}
+
 static int pgc_try(const char *cmd)
 {
     char line[900];
-    snprintf(line, sizeof(line), "%s %s %s >>%s/cluster.log 2>&1", KURER_PG_CLUSTER_SH, cmd, g_pg,
-             g_pg);
+    snprintf(line, sizeof(line), "%s %s %s >>%s/cluster.log 2>&1", cluster_sh(), cmd, g_pg, g_pg);
     return system(line);
 }
 
@@ -54,8 +61,8 @@ static void pgc(const char *cmd)
 static void pgc_sql(const char *sql)
 {
     char cmd[1200];
-    int n = snprintf(cmd, sizeof(cmd), "%s sql %s \"%s\" >>%s/cluster.log 2>&1",
-                     KURER_PG_CLUSTER_SH, g_pg, sql, g_pg);
+    int n = snprintf(cmd, sizeof(cmd), "%s sql %s \"%s\" >>%s/cluster.log 2>&1", cluster_sh(), g_pg,
+                     sql, g_pg);
     assert_true(n > 0 && (size_t)n < sizeof(cmd));
     assert_int_equal(system(cmd), 0);
 }
@@ -499,7 +506,7 @@ static void test_listen_lost(void **state)
 static void pgc_query(const char *sql, char *out, size_t cap)
 {
     char cmd[1200];
-    int n = snprintf(cmd, sizeof(cmd), "%s sql %s \"%s\"", KURER_PG_CLUSTER_SH, g_pg, sql);
+    int n = snprintf(cmd, sizeof(cmd), "%s sql %s \"%s\"", cluster_sh(), g_pg, sql);
     assert_true(n > 0 && (size_t)n < sizeof(cmd));
     FILE *fp = popen(cmd, "r");
     assert_non_null(fp);
@@ -643,7 +650,8 @@ static void test_kill_primary(void **state)
         party_send(pa, t, &b, next++);
     pump_all(ps, 2, t, 500);
     pgc("promote");
-    uint64_t promoted = kurer_time_mono_ms() - t0;
+    uint64_t promoted = kurer_time_mono_ms() - t0, followed = 0;
+    size_t accepted_promoted = t->accepted;
     for (int i = 0; i < 2; i++) { /* a node may have closed a connection meanwhile */
         reconnect_if_closed(pa, w, t);
         reconnect_if_closed(pb, &g_n1, t);
@@ -652,6 +660,8 @@ static void test_kill_primary(void **state)
         load(ps, 2, pa, pb, t, &next, next + 1);
         reconnect_if_closed(pa, w, t);
         reconnect_if_closed(pb, &g_n1, t);
+        if (followed == 0 && t->accepted > accepted_promoted)
+            followed = kurer_time_mono_ms() - t0;
     }
     uint64_t end = kurer_time_mono_ms() + 20000;
     while ((pa->in_flight > 0 || count_lost(t) > 0) && kurer_time_mono_ms() < end) {
@@ -659,10 +669,12 @@ static void test_kill_primary(void **state)
         reconnect_if_closed(pb, &g_n1, t);
     }
     drain_until_delivered(ps, 2, t, 5000);
+    const char *script = strrchr(cluster_sh(), '/');
     fprintf(stderr,
-            "relay_cluster kill_primary: accepted %zu before the kill; standby promoted "
-            "%llu ms after it\n",
-            accepted_before, (unsigned long long)promoted);
+            "relay_cluster kill_primary (%s): accepted %zu before the kill; standby promoted "
+            "%llu ms after it, the first envelope accepted after that %llu ms after it\n",
+            script != NULL ? script + 1 : cluster_sh(), accepted_before,
+            (unsigned long long)promoted, (unsigned long long)followed);
     report("kill_primary", t);
     assert_true(t->accepted > accepted_before + 100); /* the nodes followed */
     assert_int_equal(count_lost(t), 0);
