@@ -136,7 +136,7 @@ tally() {
         [ "$state" = accepted ] && acc=$((acc + 1)) || notacc=$((notacc + 1))
         for h in "$@"; do
             [ "$h" = "$sender" ] && continue
-            n=$(grep -c -E -- "in group ${ID:0:16} \\[UNCLASSIFIED\\] $text\$" "rx-$h" 2>/dev/null)
+            n=$(grep -c -E -- "in group ${ID:0:16} \\[UNCLASSIFIED\\] $text( \\(delivered [^)]*\\))?$" "rx-$h" 2>/dev/null)
             [ "$n" -ge 1 ] && del=$((del + 1))
             [ "$n" -gt 1 ] && dup=$((dup + n - 1))
             if [ "$n" -eq 0 ] && [ "$state" = accepted ]; then
@@ -163,7 +163,7 @@ wait_shown() {
             [ "$state" = accepted ] || continue
             for h in "$@"; do
                 [ "$h" = "$sender" ] && continue
-                grep -q -E -- "in group ${ID:0:16} \\[UNCLASSIFIED\\] $text\$" "rx-$h" 2>/dev/null ||
+                grep -q -E -- "in group ${ID:0:16} \\[UNCLASSIFIED\\] $text( \\(delivered [^)]*\\))?$" "rx-$h" 2>/dev/null ||
                     missing=$((missing + 1))
             done
         done <sent.txt
