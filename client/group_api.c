@@ -11,12 +11,15 @@
 #include "kurer/crypto.h"
 #include "kurer/util.h"
 #include "net.h"
+#include "receipt.h"
 #include "store_group.h"
 
 typedef enum greq_kind {
     GREQ_CREATE,
     GREQ_CHANGE,
     GREQ_SEND,
+    GREQ_TIMER,
+    GREQ_READ,
 } greq_kind;
 
 typedef struct greq {
@@ -28,6 +31,9 @@ typedef struct greq {
     char (*users)[KURER_SUBJECT_MAX + 1];
     size_t n_users;
     int level;
+    uint32_t seconds; /* timer */
+    int64_t *ts;      /* read: the sent_at values (n_ts; none: every unread message) */
+    size_t n_ts;
     char *text; /* a copy of the plaintext, wiped when the request ends */
     size_t text_len;
     char **paths; /* send: copies of the files' paths */
@@ -47,8 +53,75 @@ static void greq_free(greq *r)
     for (size_t i = 0; i < r->n_paths; i++)
         free(r->paths[i]);
     free(r->paths);
+    free(r->ts);
     free(r->users);
     free(r);
+}
+
+/* ---- read ---- */
+
+typedef struct read_pair {
+    char peer[KURER_SUBJECT_MAX + 1];
+    int64_t sent_at;
+} read_pair;
+
+typedef struct read_ctx {
+    const greq *r;
+    read_pair *v;
+    size_t n, cap;
+} read_ctx;
+
+static int read_collect(void *ud, const char *peer, int64_t sent_at)
+{
+    read_ctx *c = ud;
+    int want = c->r->n_ts == 0;
+    for (size_t i = 0; !want && i < c->r->n_ts; i++)
+        want = c->r->ts[i] == sent_at;
+    if (!want)
+        return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        read_pair *nv = realloc(c->v, cap * sizeof(*nv));
+        if (nv == NULL)
+            return KURER_ENOMEM;
+        c->v = nv;
+        c->cap = cap;
+    }
+    snprintf(c->v[c->n].peer, sizeof(c->v[c->n].peer), "%s", peer);
+    c->v[c->n++].sent_at = sent_at;
+    return 0;
+}
+
+static int pair_cmp(const void *a, const void *b)
+{
+    return strcmp(((const read_pair *)a)->peer, ((const read_pair *)b)->peer);
+}
+
+/* The group's unread messages wanted, marked read per sender (a read mark and its receipt name
+ * a message by its sender and sent_at), then the receipts sent if the relay answers in time. */
+static int read_run(kurer *k, greq *r, const uint8_t gid[KURER_GROUP_ID_LEN], uint64_t deadline)
+{
+    read_ctx c = {r, NULL, 0, 0};
+    int64_t *ts = NULL;
+    int rc = kurer__store_group_unread_each(k->st, gid, read_collect, &c);
+    if (rc == 0 && c.n > 0 && (ts = malloc(c.n * sizeof(*ts))) == NULL)
+        rc = KURER_ENOMEM;
+    if (rc == 0)
+        qsort(c.v, c.n, sizeof(*c.v), pair_cmp);
+    for (size_t i = 0; rc == 0 && i < c.n;) {
+        size_t j = i, m = 0, marked = 0;
+        for (; j < c.n && strcmp(c.v[j].peer, c.v[i].peer) == 0; j++)
+            ts[m++] = c.v[j].sent_at;
+        rc = kurer__store_mark_read(k->st, c.v[i].peer, ts, m, kurer__home_now(k) * 1000, &marked);
+        r->res.marked += marked;
+        i = j;
+    }
+    free(ts);
+    free(c.v);
+    kurer__expiry_changed(k);
+    if (rc == 0 && r->res.marked > 0 && kurer__net_wait_online(k, deadline, 0) == 0)
+        kurer__receipts_flush(k, deadline);
+    return rc;
 }
 
 static int greq_run_locked(kurer *k, greq *r, uint64_t deadline)
@@ -60,6 +133,8 @@ static int greq_run_locked(kurer *k, greq *r, uint64_t deadline)
     int rc = 0;
     if (r->kind != GREQ_CREATE && (rc = kurer__store_group_resolve(k->st, r->group, gid)) != 0)
         return rc;
+    if (r->kind == GREQ_READ)
+        return read_run(k, r, gid, deadline); /* marked offline too */
     if ((rc = kurer__net_wait_online(k, deadline, 0)) != 0)
         return rc;
     switch (r->kind) {
@@ -71,6 +146,10 @@ static int greq_run_locked(kurer *k, greq *r, uint64_t deadline)
     case GREQ_CHANGE:
         return kurer__group_change(k, gid, (kurer_group_change_kind)r->op, u, r->n_users, r->name,
                                    deadline, &r->res.why);
+    case GREQ_TIMER:
+        return kurer__group_set_timer(k, gid, r->seconds, deadline, &r->res.why);
+    case GREQ_READ:
+        break;
     case GREQ_SEND:
         return kurer__group_send_files(k, gid, r->level, r->text, (const char *const *)r->paths,
                                        r->n_paths, deadline, &r->res.why, &r->res.message_id);
@@ -274,6 +353,85 @@ int kurer_group_send_files_async(kurer *k, const char *group, int level, const c
     return rc != 0 ? rc : greq_submit(k, r, done, ud);
 }
 
+static int timer_new(kurer *k, const char *group, uint32_t seconds, int timeout_ms, greq **r)
+{
+    int rc = seconds <= KURER_TIMER_MAX ? 0 : KURER_EINVAL;
+    if (rc == 0)
+        rc = greq_new(k, GREQ_TIMER, group, NULL, NULL, 0, timeout_ms, r);
+    if (rc == 0)
+        (*r)->seconds = seconds;
+    return rc;
+}
+
+int kurer_group_set_timer_async(kurer *k, const char *group, uint32_t seconds, int timeout_ms,
+                                kurer_done_fn done, void *ud)
+{
+    greq *r = NULL;
+    int rc = timer_new(k, group, seconds, timeout_ms, &r);
+    return rc != 0 ? rc : greq_submit(k, r, done, ud);
+}
+
+int kurer_group_set_timer(kurer *k, const char *group, uint32_t seconds, int timeout_ms,
+                          kurer_refusal *why)
+{
+    greq *r = NULL;
+    kurer_result res;
+    memset(&res, 0, sizeof(res));
+    if (why != NULL)
+        memset(why, 0, sizeof(*why));
+    int rc = timer_new(k, group, seconds, timeout_ms, &r);
+    if (rc != 0)
+        return rc;
+    rc = greq_wait(k, r, &res);
+    if (why != NULL)
+        *why = res.why;
+    return rc;
+}
+
+#define READ_MAX 4096 /* sent_at values in one read request, as kurer_read's */
+
+static int read_new(kurer *k, const char *group, const int64_t *sent_at, size_t n, int timeout_ms,
+                    greq **r)
+{
+    if (n > READ_MAX || (n > 0 && sent_at == NULL))
+        return KURER_EINVAL;
+    int rc = greq_new(k, GREQ_READ, group, NULL, NULL, 0, timeout_ms, r);
+    if (rc != 0 || n == 0)
+        return rc;
+    if (((*r)->ts = malloc(n * sizeof(*sent_at))) == NULL) {
+        greq_free(*r);
+        return KURER_ENOMEM;
+    }
+    memcpy((*r)->ts, sent_at, n * sizeof(*sent_at));
+    (*r)->n_ts = n;
+    return 0;
+}
+
+int kurer_group_read_async(kurer *k, const char *group, const int64_t *sent_at, size_t n,
+                           int timeout_ms, kurer_done_fn done, void *ud)
+{
+    greq *r = NULL;
+    int rc = read_new(k, group, sent_at, n, timeout_ms, &r);
+    return rc != 0 ? rc : greq_submit(k, r, done, ud);
+}
+
+int kurer_group_read(kurer *k, const char *group, const int64_t *sent_at, size_t n, int timeout_ms,
+                     size_t *marked)
+{
+    greq *r = NULL;
+    kurer_result res;
+    memset(&res, 0, sizeof(res));
+    if (marked != NULL)
+        *marked = 0;
+    int rc = read_new(k, group, sent_at, n, timeout_ms, &r);
+    if (rc != 0)
+        return rc;
+    rc = greq_wait(k, r, &res);
+    if (marked != NULL)
+        *marked = res.marked;
+    return rc;
+}
+
 int kurer_group_create(kurer *k, const char *name, const char *const *users, size_t n,
                        int timeout_ms, char *id, kurer_refusal *why)
 {
@@ -354,6 +512,7 @@ static int info_of(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], kurer_group_
     kurer_hex_encode(g.id, gid, KURER_GROUP_ID_LEN);
     g.name = s.name;
     g.revision = s.revision;
+    g.expire_timer = s.expire_timer;
     kurer_group_member *m = calloc(s.n_members ? s.n_members : 1, sizeof(*m));
     uint32_t **devs = calloc(s.n_members ? s.n_members : 1, sizeof(*devs));
     if (m == NULL || devs == NULL)

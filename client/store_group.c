@@ -181,8 +181,11 @@ int kurer__store_group_put(kurer__store *st, const kurer__group_state *s, int64_
         RUN(st, "DELETE FROM groups WHERE group_id = ?;", NULL, NULL, B(s->id, KURER_GROUP_ID_LEN));
     if (rc != 0 || !s->exists)
         return rc;
-    rc = RUN(st, "INSERT INTO groups (group_id, name, revision, updated_at) VALUES (?, ?, ?, ?);",
-             NULL, NULL, B(s->id, KURER_GROUP_ID_LEN), T(s->name), I(s->revision), I(now));
+    rc = RUN(st,
+             "INSERT INTO groups (group_id, name, revision, updated_at, expire_timer) "
+             "VALUES (?, ?, ?, ?, ?);",
+             NULL, NULL, B(s->id, KURER_GROUP_ID_LEN), T(s->name), I(s->revision), I(now),
+             I(s->expire_timer));
     for (size_t i = 0; rc == 0 && i < s->n_members; i++)
         rc = RUN(st, "INSERT INTO group_members (group_id, user, admin) VALUES (?, ?, ?);", NULL,
                  NULL, B(s->id, KURER_GROUP_ID_LEN), T(s->members[i].user), I(s->members[i].admin));
@@ -197,6 +200,10 @@ static int group_row(void *ud, sqlite3_stmt *s)
         return KURER_ECORRUPT;
     snprintf(g->name, sizeof(g->name), "%s", (const char *)name);
     g->revision = (uint32_t)sqlite3_column_int64(s, 1);
+    int64_t t = sqlite3_column_int64(s, 2);
+    if (t < 0 || t > KURER__GROUP_TIMER_MAX)
+        return KURER_ECORRUPT;
+    g->expire_timer = (uint32_t)t;
     g->exists = 1;
     return 0;
 }
@@ -226,8 +233,8 @@ int kurer__store_group_get(kurer__store *st, const uint8_t gid[KURER_GROUP_ID_LE
 {
     memset(s, 0, sizeof(*s));
     memcpy(s->id, gid, KURER_GROUP_ID_LEN);
-    int rc = RUN(st, "SELECT name, revision FROM groups WHERE group_id = ?;", group_row, s,
-                 B(gid, KURER_GROUP_ID_LEN));
+    int rc = RUN(st, "SELECT name, revision, expire_timer FROM groups WHERE group_id = ?;",
+                 group_row, s, B(gid, KURER_GROUP_ID_LEN));
     if (rc == 0 && !s->exists)
         rc = KURER_EUNKNOWNGROUP;
     if (rc == 0)
@@ -284,6 +291,32 @@ int kurer__store_group_resolve(kurer__store *st, const char *prefix,
         return KURER_EINVAL;
     memcpy(gid, c.found, KURER_GROUP_ID_LEN);
     return 0;
+}
+
+typedef struct unread_ctx {
+    kurer__group_unread_fn fn;
+    void *ud;
+} unread_ctx;
+
+static int unread_row(void *ud, sqlite3_stmt *s)
+{
+    unread_ctx *c = ud;
+    const unsigned char *peer = sqlite3_column_text(s, 0);
+    if (peer == NULL || strlen((const char *)peer) > KURER_SUBJECT_MAX)
+        return KURER_ECORRUPT;
+    return c->fn(c->ud, (const char *)peer, sqlite3_column_int64(s, 1));
+}
+
+int kurer__store_group_unread_each(kurer__store *st, const uint8_t gid[KURER_GROUP_ID_LEN],
+                                   kurer__group_unread_fn fn, void *ud)
+{
+    unread_ctx c = {fn, ud};
+    return RUN(st,
+               "SELECT m.peer, m.sent_at FROM messages m JOIN group_messages g"
+               " ON g.message_id = m.id WHERE g.group_id = ? AND g.kind = ? AND m.direction = ?"
+               " AND m.state = ? AND m.kind = ? AND m.read_at = 0 ORDER BY m.id;",
+               unread_row, &c, B(gid, KURER_GROUP_ID_LEN), I(KURER__GROUP_MSG_DATA),
+               I(KURER__DIR_IN), I(KURER__MSG_RECEIVED), I(KURER__KIND_TEXT));
 }
 
 /* ---- our own sender keys, and who has had them ---- */

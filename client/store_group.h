@@ -59,6 +59,13 @@ KURER_MUST_CHECK int kurer__store_group_each(kurer__store *st, kurer__group_id_f
 KURER_MUST_CHECK int kurer__store_group_resolve(kurer__store *st, const char *prefix,
                                                 uint8_t gid[KURER_GROUP_ID_LEN]);
 
+/* Each unread message received in gid (not quarantined), oldest first: its sender and
+ * sent_at (the key a read mark and a read receipt name it by). */
+typedef int (*kurer__group_unread_fn)(void *ud, const char *peer, int64_t sent_at);
+KURER_MUST_CHECK int kurer__store_group_unread_each(kurer__store *st,
+                                                    const uint8_t gid[KURER_GROUP_ID_LEN],
+                                                    kurer__group_unread_fn fn, void *ud);
+
 /* Our own current sender key for gid: KURER_ENOTFOUND without one. */
 typedef struct kurer__group_own_key {
     uint32_t key_id;

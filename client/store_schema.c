@@ -148,4 +148,7 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
     "  digest BLOB NOT NULL CHECK (length(digest) = 32), content_type TEXT NOT NULL,"
     "  file_name TEXT NOT NULL, saved_path TEXT NOT NULL DEFAULT '',"
     "  PRIMARY KEY (message, idx));",
+    /* v9: a group's disappearing-message timer (seconds; 0: off), folded from its SET_TIMER
+     * changes (docs/protocol.md 4.7) */
+    "ALTER TABLE groups ADD COLUMN expire_timer INTEGER NOT NULL DEFAULT 0;",
 };

@@ -92,17 +92,18 @@ int rpc_receipts_from(json_t *j, kurer_message *m)
     return 0;
 }
 
-static const char *const read_params[] = {"peer", "sent_at", "all", "timeout", NULL};
+static const char *const read_params[] = {"peer", "group", "sent_at", "all", "timeout", NULL};
 
 /* read {peer, sent_at: [ms...], all, timeout}: {marked}. peer and all: every unread message of
- * peer; all alone: of every peer; peer and sent_at: those. */
+ * peer; all alone: of every peer; peer and sent_at: those. group instead of peer: the messages
+ * received in that group. */
 static int m_read(rpc_ctx *c, json_t *params, json_t **result)
 {
-    const char *peer = NULL;
+    const char *peer = NULL, *group = NULL;
     long long timeout;
     int all = 0, rc;
     if ((rc = rpc_only(params, read_params)) || (rc = rpc_str(params, "peer", 0, &peer)) ||
-        (rc = rpc_bool(params, "all", 0, &all)) ||
+        (rc = rpc_str(params, "group", 0, &group)) || (rc = rpc_bool(params, "all", 0, &all)) ||
         (rc = rpc_int(params, "timeout", 86400, NET_TIMEOUT, &timeout)))
         return rc;
     if (peer != NULL && (rc = user_arg("peer", peer)) != 0)
@@ -114,8 +115,10 @@ static int m_read(rpc_ctx *c, json_t *params, json_t **result)
                            READ_TS_MAX);
     if ((ts != NULL) == all)
         return usage_error("read needs 'sent_at' (the messages' times) or 'all', not both");
-    if (ts != NULL && peer == NULL)
-        return usage_error("read with 'sent_at' needs 'peer' (whose messages)");
+    if (peer != NULL && group != NULL)
+        return usage_error("read takes 'peer' or 'group', not both");
+    if (ts != NULL && peer == NULL && group == NULL)
+        return usage_error("read with 'sent_at' needs 'peer' (whose messages) or 'group'");
     int64_t *v = n > 0 ? calloc(n, sizeof(*v)) : NULL;
     if (n > 0 && v == NULL)
         return refuse(KURER_ENOMEM, "out of memory");
@@ -128,29 +131,37 @@ static int m_read(rpc_ctx *c, json_t *params, json_t **result)
         v[i] = json_integer_value(t);
     }
     size_t marked = 0;
-    rc = kurer_read(c->k, peer, v, n, (int)timeout * 1000, &marked);
+    rc = group != NULL ? kurer_group_read(c->k, group, v, n, (int)timeout * 1000, &marked)
+                       : kurer_read(c->k, peer, v, n, (int)timeout * 1000, &marked);
     free(v);
+    if (rc == KURER_EUNKNOWNGROUP)
+        return refuse(rc, "no group %s on this home (kurer group list)", group);
     if (rc != 0)
         return refuse(rc, "cannot mark messages read: %s", kurer_strerror(rc));
     *result = json_pack("{s:I}", "marked", (json_int_t)marked);
     return *result != NULL ? 0 : refuse(KURER_ENOMEM, "out of memory");
 }
 
-static const char *const timer_params[] = {"peer", "seconds", "timeout", NULL};
+static const char *const timer_params[] = {"peer", "group", "seconds", "timeout", NULL};
 
-/* timer {peer, seconds, timeout}: {peer, seconds} once the relay accepted the change for every
- * device; RC_QUEUED when it is set and waits in the outbox. seconds 0: off. */
+/* timer {peer | group, seconds, timeout}: {peer | group, seconds} once the relay accepted the
+ * change for every device; RC_QUEUED when it is set and waits in the outbox. seconds 0: off. */
 static int m_timer(rpc_ctx *c, json_t *params, json_t **result)
 {
-    const char *peer = NULL;
+    const char *peer = NULL, *group = NULL;
     long long seconds, timeout;
     int rc;
-    if ((rc = rpc_only(params, timer_params)) || (rc = rpc_str(params, "peer", 1, &peer)) ||
+    if ((rc = rpc_only(params, timer_params)) || (rc = rpc_str(params, "peer", 0, &peer)) ||
+        (rc = rpc_str(params, "group", 0, &group)) ||
         (rc = rpc_int(params, "seconds", KURER_TIMER_MAX, -1, &seconds)) ||
         (rc = rpc_int(params, "timeout", 86400, NET_TIMEOUT, &timeout)))
         return rc;
     if (seconds < 0)
         return usage_error("missing parameter 'seconds' (0..%d; 0: off)", KURER_TIMER_MAX);
+    if ((peer == NULL) == (group == NULL))
+        return usage_error("timer needs 'peer' or 'group' (one of them)");
+    if (group != NULL)
+        return rpc_group_timer(c, group, (uint32_t)seconds, timeout, result);
     if ((rc = user_arg("peer", peer)) != 0)
         return rc;
     if (strcmp(peer, kurer_own_user(c->k)) == 0)

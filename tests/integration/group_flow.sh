@@ -2,7 +2,7 @@
 # group_<case> (issue 11): groups through the real kurer, kurer-admin and kurer-relay on
 # 127.0.0.1 (port 0), with the helpers of client_flow.sh (sourced); every wait is bounded.
 #
-# usage: group_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER GROUP_HELPER
+# usage: group_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER GROUP_HELPER STORE_PAGES
 set -uo pipefail
 if [ -z "${CLIENT_FLOW_DETACHED:-}" ]; then
     export CLIENT_FLOW_DETACHED=1
@@ -12,6 +12,23 @@ CLIENT_FLOW_LIB=1
 # shellcheck source=client_flow.sh
 source "$(dirname "$(realpath "$0")")/client_flow.sh" "$@"
 GH=${CHAT:-} # (client_flow.sh's sixth argument) tests/integration/group_helper.c
+PAGES=${7:-} # tests/integration/store_pages.c (client_receipts.sh says how the store is read)
+
+# in_store NAME N HOME WORD: the decrypted pages of HOME's store hold WORD N times (0 or more)
+in_store() {
+    local n
+    if ! "$PAGES" "$3" pages.bin >/dev/null; then
+        fail "$1: store_pages could not read $3"
+        return
+    fi
+    n=$(grep -a -o -- "$4" pages.bin | wc -l)
+    if { [ "$2" -eq 0 ] && [ "$n" -ne 0 ]; } || { [ "$2" -ne 0 ] && [ "$n" -eq 0 ]; }; then
+        fail "$1: '$4' found $n times in the decrypted pages of $3"
+    else
+        ok "$1"
+    fi
+    rm -f pages.bin
+}
 
 # gid OUTPUT: the group id printed by kurer group create
 gid() { printf '%s\n' "$1" | sed -n 's/^created group .* \([0-9a-f]\{64\}\)$/\1/p'; }
@@ -231,6 +248,10 @@ daemon)
     expect "refusal through the daemon" 1 "above the group's ceiling" "$K" send --home anna \
         --group "$ID" --level CONFIDENTIAL "nej"
     expect "bob may not remove" 1 "not an admin" "$K" group --home bob remove "$ID" carl@fm.dk
+    expect "timer through the daemon" 0 "disappearing messages in group $ID: 1h after reading" \
+        "$K" timer --home anna --group "${ID:0:8}" 1h
+    expect "the timer in the info" 0 "disappearing messages: 1h after reading" "$K" group \
+        --home anna info "$ID"
     expect "leave through the daemon" 0 "leave: done" "$K" group --home anna leave "$ID"
     "$K" recv --home bob >/dev/null
     expect "bob sees anna gone" 0 "bob@sk.dk carl@fm.dk" info bob "$ID" users
@@ -258,6 +279,76 @@ forged)
         carl@fm.dk
     "$K" recv --home carl >/dev/null
     expect "carl has it" 0 "revision 2" "$K" group --home carl info "$ID"
+    ;;
+timer)
+    # A group's disappearing-message timer: set by an admin (a signed change), honoured by every
+    # member device; a non-admin's SET_TIMER ignored everywhere; off stops it for later messages.
+    group_setup
+    expect "create" 0 "created group" "$K" group --home anna create cell bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "bob (no admin) is refused here" 1 "not an admin" "$K" timer --home bob --group "$ID" 1s
+    # bob's sessions with every member device (a group message), then his forged SET_TIMER.
+    expect "bob writes" 0 "sent to group" "$K" send --home bob --group "$ID" "hej"
+    for u in anna@fm.dk carl@fm.dk; do
+        expect "forged timer to $u" 0 "" "$GH" forge bob "$ID" timer "$u"
+    done
+    for h in anna anna2 carl; do "$K" recv --home "$h" >/dev/null; done
+    same "the forged timer ignored" expire_timer "$ID" anna anna2 bob carl
+    expect "no timer" 0 "0" info carl "$ID" expire_timer
+    for h in anna2 carl; do
+        expect "counted on $h" 0 "changes ignored on this home: 1" "$K" group --home "$h" info "$ID"
+    done
+    expect "anna sets the timer" 0 "disappearing messages in group $ID: 3s after reading" \
+        "$K" timer --home anna --group "$ID" 3s
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    same "every device" expire_timer "$ID" anna anna2 bob carl
+    expect "3 seconds" 0 "3" info bob "$ID" expire_timer
+    expect "info shows it" 0 "disappearing messages: 3s after reading" "$K" group --home carl \
+        info "$ID"
+    same "every device" revision "$ID" anna anna2 bob carl
+    printf 'bilag\n' >zebra-bilag.txt
+    expect "anna sends" 0 "sent to group $ID" "$K" send --home anna --group "$ID" \
+        --file zebra-bilag.txt "kodeord zebra-4711"
+    expect "anna's copy counts down" 0 "kodeord zebra-4711 (disappears" "$K" history --home anna
+    for h in anna2 bob carl; do
+        expect "$h receives, the timer kept" 0 "zebra-4711 (disappears" "$K" recv --home "$h"
+        in_store "the words are in $h's decrypted pages" 1 "$h" "zebra-"
+    done
+    expect "bob reads" 0 "marked 1 message read" "$K" read --home bob anna@fm.dk --all
+    expect "carl reads (bob's and anna's)" 0 "marked 2 messages read" "$K" read --home carl \
+        --group "${ID:0:8}" --all
+    # bob's recv runs on while his countdown ends: the engine's tick deletes the message while
+    # it holds the home, and the WAL is left empty.
+    "$K" recv --home bob --wait 7 >bob.out 2>&1 &
+    BG_PIDS+=($!)
+    sleep 1
+    in_store "bob live, before the expiry" 1 bob "zebra-"
+    sleep 4
+    in_store "bob live (file and WAL), after the expiry" 0 bob "zebra-"
+    if [ -s bob/store.db-wal ]; then
+        fail "bob's WAL holds $(stat -c %s bob/store.db-wal) bytes after the expiry"
+    else
+        ok "bob's WAL truncated after the expiry"
+    fi
+    wait "${BG_PIDS[-1]}"
+    for h in anna anna2 bob carl; do
+        expect "gone from $h's history" 0 "" "$K" history --home "$h"
+        count "no zebra for $h" 0 "zebra-" "$out"
+        in_store "not in $h's decrypted pages" 0 "$h" "zebra-"
+    done
+    expect "timer off" 0 "disappearing messages off in group $ID" "$K" timer --home anna \
+        --group "$ID" off
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    same "every device" expire_timer "$ID" anna anna2 bob carl
+    expect "anna sends again" 0 "sent to group" "$K" send --home anna --group "$ID" "efter off"
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "bob reads" 0 "marked 1 message read" "$K" read --home bob anna@fm.dk --all
+    sleep 3.5
+    for h in anna anna2 bob carl; do
+        expect "kept on $h" 0 "efter off" "$K" history --home "$h"
+        count "no countdown on $h" 0 "efter off (disappears" "$out"
+    done
     ;;
 *)
     echo "unknown case $CASE"
