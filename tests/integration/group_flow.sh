@@ -249,6 +249,13 @@ daemon)
         "via daemon"
     expect "bob reads it" 0 "anna@fm.dk in group ${ID:0:16} [UNCLASSIFIED] via daemon" "$K" recv \
         --home bob
+    expect "bob answers" 0 "sent to group" "$K" send --home bob --group "$ID" "svar"
+    for _ in $(seq 1 50); do
+        "$K" history --home anna 2>/dev/null | grep -q "svar" && break
+        sleep 0.2
+    done
+    expect "read --group through the daemon" 0 "marked 1 message read" "$K" read --home anna \
+        --group "$ID" --all
     expect "add through the daemon" 0 "add: done" "$K" group --home anna add "$ID" carl@fm.dk
     expect "info through the daemon" 0 "carl@fm.dk" "$K" group --home anna info "$ID"
     expect "list through the daemon" 0 "raad  revision 2" "$K" group --home anna list
