@@ -20,6 +20,7 @@
 #define KURER__GROUP_CHANGES_MAX 4096 /* changes held per group (the fold's input) */
 #define KURER__GROUP_HASH_LEN    32
 #define KURER__GROUP_HEX_LEN     (2 * KURER_GROUP_ID_LEN)
+#define KURER__GROUP_TIMER_MAX   (28 * 86400) /* kurer.h's KURER_TIMER_MAX */
 
 typedef struct kurer__group_member {
     char user[KURER_SUBJECT_MAX + 1];
@@ -34,6 +35,7 @@ typedef struct kurer__group_state {
     int exists; /* a CREATE was applied */
     uint32_t revision;
     char name[KURER_GROUP_NAME_MAX + 1];
+    uint32_t expire_timer;        /* the disappearing-message timer, seconds (SET_TIMER); 0: off */
     kurer__group_member *members; /* sorted by user, n_members of them (malloc'ed) */
     size_t n_members;
     size_t applied, ignored, pending; /* what the fold made of its input */
@@ -60,9 +62,9 @@ int kurer__group_entry_cmp(const kurer__group_entry *a, const kurer__group_entry
  * c's base revision (every change with a lower base applied) and S the state so far:
  *   - c's base above S's revision: not applied (EGROUPGAP), nor is anything after it;
  *   - CREATE: S must not exist yet; the signer and the users become members, the signer admin;
- *   - ADD, REMOVE, PROMOTE, RENAME: the signer's user an admin in P;
+ *   - ADD, REMOVE, PROMOTE, RENAME, SET_TIMER: the signer's user an admin in P (SET_TIMER's
+ *     timer at most KURER__GROUP_TIMER_MAX, else ELIMIT);
  *   - LEAVE: the signer's user a member in P;
- *   - SET_TIMER: not applied here (EUNSUPPORTED);
  * and an applied change makes S's revision c's base + 1, so concurrent changes (one base) make
  * one revision together. 0, or KURER_ENOMEM / KURER_EINVAL. */
 KURER_MUST_CHECK int kurer__group_fold(const uint8_t id[KURER_GROUP_ID_LEN], kurer__group_entry *e,

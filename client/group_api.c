@@ -11,12 +11,14 @@
 #include "kurer/crypto.h"
 #include "kurer/util.h"
 #include "net.h"
+#include "receipt.h"
 #include "store_group.h"
 
 typedef enum greq_kind {
     GREQ_CREATE,
     GREQ_CHANGE,
     GREQ_SEND,
+    GREQ_TIMER,
 } greq_kind;
 
 typedef struct greq {
@@ -28,7 +30,8 @@ typedef struct greq {
     char (*users)[KURER_SUBJECT_MAX + 1];
     size_t n_users;
     int level;
-    char *text; /* a copy of the plaintext, wiped when the request ends */
+    uint32_t seconds; /* timer */
+    char *text;       /* a copy of the plaintext, wiped when the request ends */
     size_t text_len;
     char **paths; /* send: copies of the files' paths */
     size_t n_paths;
@@ -71,6 +74,8 @@ static int greq_run_locked(kurer *k, greq *r, uint64_t deadline)
     case GREQ_CHANGE:
         return kurer__group_change(k, gid, (kurer_group_change_kind)r->op, u, r->n_users, r->name,
                                    deadline, &r->res.why);
+    case GREQ_TIMER:
+        return kurer__group_set_timer(k, gid, r->seconds, deadline, &r->res.why);
     case GREQ_SEND:
         return kurer__group_send_files(k, gid, r->level, r->text, (const char *const *)r->paths,
                                        r->n_paths, deadline, &r->res.why, &r->res.message_id);
@@ -274,6 +279,41 @@ int kurer_group_send_files_async(kurer *k, const char *group, int level, const c
     return rc != 0 ? rc : greq_submit(k, r, done, ud);
 }
 
+static int timer_new(kurer *k, const char *group, uint32_t seconds, int timeout_ms, greq **r)
+{
+    int rc = seconds <= KURER_TIMER_MAX ? 0 : KURER_EINVAL;
+    if (rc == 0)
+        rc = greq_new(k, GREQ_TIMER, group, NULL, NULL, 0, timeout_ms, r);
+    if (rc == 0)
+        (*r)->seconds = seconds;
+    return rc;
+}
+
+int kurer_group_set_timer_async(kurer *k, const char *group, uint32_t seconds, int timeout_ms,
+                                kurer_done_fn done, void *ud)
+{
+    greq *r = NULL;
+    int rc = timer_new(k, group, seconds, timeout_ms, &r);
+    return rc != 0 ? rc : greq_submit(k, r, done, ud);
+}
+
+int kurer_group_set_timer(kurer *k, const char *group, uint32_t seconds, int timeout_ms,
+                          kurer_refusal *why)
+{
+    greq *r = NULL;
+    kurer_result res;
+    memset(&res, 0, sizeof(res));
+    if (why != NULL)
+        memset(why, 0, sizeof(*why));
+    int rc = timer_new(k, group, seconds, timeout_ms, &r);
+    if (rc != 0)
+        return rc;
+    rc = greq_wait(k, r, &res);
+    if (why != NULL)
+        *why = res.why;
+    return rc;
+}
+
 int kurer_group_create(kurer *k, const char *name, const char *const *users, size_t n,
                        int timeout_ms, char *id, kurer_refusal *why)
 {
@@ -354,6 +394,7 @@ static int info_of(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], kurer_group_
     kurer_hex_encode(g.id, gid, KURER_GROUP_ID_LEN);
     g.name = s.name;
     g.revision = s.revision;
+    g.expire_timer = s.expire_timer;
     kurer_group_member *m = calloc(s.n_members ? s.n_members : 1, sizeof(*m));
     uint32_t **devs = calloc(s.n_members ? s.n_members : 1, sizeof(*devs));
     if (m == NULL || devs == NULL)

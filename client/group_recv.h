@@ -53,6 +53,14 @@ KURER_MUST_CHECK int kurer__group_receive(kurer *k, const uint8_t id[KURER_ENVEL
  * sent, or comes from our other device), what its receipts are counted against. */
 KURER_MUST_CHECK int kurer__group_message_members(kurer *k, int64_t rowid,
                                                   const uint8_t gid[KURER_GROUP_ID_LEN]);
+/* Disappearing group messages (group_timer.c; docs/protocol.md 4.7), in the caller's
+ * transaction. Ours just inserted (row rowid): the group's timer, counting down from now.
+ * Received (row m->rowid, from dm, of group gid): the timer dm carries or else the group's;
+ * counting down from now for one our own other device sent, else from when it is read. */
+KURER_MUST_CHECK int kurer__group_timer_start(kurer *k, int64_t rowid, uint32_t seconds);
+KURER_MUST_CHECK int kurer__group_timer_stored(kurer *k, const kurer__msg *m,
+                                               const kurer_data_message *dm,
+                                               const uint8_t gid[KURER_GROUP_ID_LEN]);
 
 /* The group of stored message rowid: hex gets its id ("" if none); 1 if it is a change or a key
  * distribution we sent (not a message: history leaves it out), else 0. */

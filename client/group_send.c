@@ -368,6 +368,28 @@ int kurer__group_change(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN],
     return rc;
 }
 
+int kurer__group_set_timer(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], uint32_t seconds,
+                           uint64_t deadline, kurer_refusal *why)
+{
+    kurer__group_state s;
+    kurer_group_change c;
+    if (seconds > KURER__GROUP_TIMER_MAX)
+        return KURER_EINVAL;
+    int rc = kurer__store_group_get(k->st, gid, &s);
+    if (rc != 0)
+        return rc;
+    if ((rc = may_change(k, &s, KURER_GROUP_SET_TIMER)) == 0) {
+        memset(&c, 0, sizeof(c));
+        memcpy(c.group_id, gid, KURER_GROUP_ID_LEN);
+        c.kind = KURER_GROUP_SET_TIMER;
+        c.name = "";
+        c.expire_timer = seconds;
+        rc = run_change(k, &c, &s, deadline, why);
+    }
+    kurer__group_state_release(&s);
+    return rc;
+}
+
 /* ---- messages ---- */
 
 int kurer__group_ceiling(kurer *k, const kurer__group_state *s, int *level, kurer_refusal *who)
@@ -577,6 +599,7 @@ static int commit_message(kurer *k, const kurer__group_state *s, int level, cons
     c.u.data.group.revision = s->revision;
     c.u.data.attachments = atts;
     c.u.data.n_attachments = n_atts;
+    c.u.data.expire_timer = s->expire_timer; /* the group's: every member device honours it */
     int rc = kurer__store_begin(k->st);
     if (rc != 0)
         goto out;
@@ -588,6 +611,8 @@ static int commit_message(kurer *k, const kurer__group_state *s, int level, cons
         rc = kurer__store_attach_put(k->st, *rowid, atts, n_atts);
     if (rc == 0)
         rc = kurer__group_message_members(k, *rowid, s->id);
+    if (rc == 0)
+        rc = kurer__group_timer_start(k, *rowid, s->expire_timer);
     if (rc == 0)
         rc = kurer__store_group_message_set_ct(k->st, *rowid, ct.data, ct.len);
     if (rc == 0)

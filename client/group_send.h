@@ -27,6 +27,11 @@ KURER_MUST_CHECK int kurer__group_change(kurer *k, const uint8_t gid[KURER_GROUP
                                          kurer_group_change_kind kind, const char *const *users,
                                          size_t n, const char *name, uint64_t deadline,
                                          kurer_refusal *why);
+/* SET_TIMER (seconds 0..KURER__GROUP_TIMER_MAX; 0: off), as kurer__group_change: signed,
+ * applied here and sent to every device of every member; admins only. */
+KURER_MUST_CHECK int kurer__group_set_timer(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN],
+                                            uint32_t seconds, uint64_t deadline,
+                                            kurer_refusal *why);
 /* A group message: policy against every member device's certificate (the group's ceiling:
  * KURER_ECLEARANCE with why naming the member device that refuses), our sender key rotated if
  * due, distributed to the member devices that have not had it, the text encrypted once with it

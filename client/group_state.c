@@ -137,8 +137,6 @@ static int apply(kurer__group_state *s, const kurer_group_change *c, size_t *cap
             return KURER_ENOTMEMBER;
         remove_user(s, c->signer.user);
         return 0;
-    case KURER_GROUP_SET_TIMER:
-        return KURER_EUNSUPPORTED;
     default:
         break;
     }
@@ -164,6 +162,11 @@ static int apply(kurer__group_state *s, const kurer_group_change *c, size_t *cap
         return 0;
     case KURER_GROUP_RENAME:
         snprintf(s->name, sizeof(s->name), "%s", c->name);
+        return 0;
+    case KURER_GROUP_SET_TIMER:
+        if (c->expire_timer > KURER__GROUP_TIMER_MAX)
+            return KURER_ELIMIT;
+        s->expire_timer = c->expire_timer;
         return 0;
     default:
         return KURER_EUNSUPPORTED;

@@ -633,6 +633,8 @@ static int store_received(recv_ctx *r, kurer__msg *m, const kurer_data_message *
         rc = kurer__store_group_message_put(r->k->st, m->rowid, r->group, KURER__GROUP_MSG_DATA);
     if (rc == 0)
         rc = kurer__receipt_stored(r->k, m, dm, is_sync);
+    if (rc == 0 && r->via_group)
+        rc = kurer__group_timer_stored(r->k, m, dm, r->group);
     if (rc == 0 && m->state != KURER__MSG_QUARANTINED)
         rc = kurer__store_attach_put(r->k->st, m->rowid, dm->attachments, dm->n_attachments);
     return rc;
@@ -678,11 +680,11 @@ static int on_plaintext(void *ud, const kurer_verified *sender, const uint8_t *p
             r->refused = rc;
         return rc == KURER_EUNSUPPORTED ? 0 : rc;
     }
-    /* A sender-key envelope carries a group message, and only that; a group message comes only
-     * that way. */
+    /* Sender-key envelopes carry group messages (no timer notice), and only they carry them. */
     int group_ok =
         c.body == KURER_CONTENT_DATA && c.u.data.has_group == r->via_group &&
-        (!r->via_group || memcmp(c.u.data.group.group_id, r->group, KURER_GROUP_ID_LEN) == 0);
+        (!r->via_group || (!c.u.data.timer_change &&
+                           !memcmp(c.u.data.group.group_id, r->group, KURER_GROUP_ID_LEN)));
     if ((c.body != KURER_CONTENT_DATA && !is_sync) || (r->via_group && !group_ok)) {
         r->refused = r->via_group ? KURER_EMALFORMED : KURER_EUNSUPPORTED; /* a newer kind */
         kurer_content_release(&c);

@@ -21,7 +21,7 @@
 #include "kurer/frame.h"
 #include "kurer/keys.h"
 
-#define KURER__STORE_SCHEMA_VERSION 9
+#define KURER__STORE_SCHEMA_VERSION 10
 /* The SQL of each step (store_schema.c); the array's size is the version. */
 extern const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION];
 #define KURER__STORE_DB      "store.db"

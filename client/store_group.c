@@ -181,8 +181,11 @@ int kurer__store_group_put(kurer__store *st, const kurer__group_state *s, int64_
         RUN(st, "DELETE FROM groups WHERE group_id = ?;", NULL, NULL, B(s->id, KURER_GROUP_ID_LEN));
     if (rc != 0 || !s->exists)
         return rc;
-    rc = RUN(st, "INSERT INTO groups (group_id, name, revision, updated_at) VALUES (?, ?, ?, ?);",
-             NULL, NULL, B(s->id, KURER_GROUP_ID_LEN), T(s->name), I(s->revision), I(now));
+    rc = RUN(st,
+             "INSERT INTO groups (group_id, name, revision, updated_at, expire_timer) "
+             "VALUES (?, ?, ?, ?, ?);",
+             NULL, NULL, B(s->id, KURER_GROUP_ID_LEN), T(s->name), I(s->revision), I(now),
+             I(s->expire_timer));
     for (size_t i = 0; rc == 0 && i < s->n_members; i++)
         rc = RUN(st, "INSERT INTO group_members (group_id, user, admin) VALUES (?, ?, ?);", NULL,
                  NULL, B(s->id, KURER_GROUP_ID_LEN), T(s->members[i].user), I(s->members[i].admin));
@@ -197,6 +200,10 @@ static int group_row(void *ud, sqlite3_stmt *s)
         return KURER_ECORRUPT;
     snprintf(g->name, sizeof(g->name), "%s", (const char *)name);
     g->revision = (uint32_t)sqlite3_column_int64(s, 1);
+    int64_t t = sqlite3_column_int64(s, 2);
+    if (t < 0 || t > KURER__GROUP_TIMER_MAX)
+        return KURER_ECORRUPT;
+    g->expire_timer = (uint32_t)t;
     g->exists = 1;
     return 0;
 }
@@ -226,8 +233,8 @@ int kurer__store_group_get(kurer__store *st, const uint8_t gid[KURER_GROUP_ID_LE
 {
     memset(s, 0, sizeof(*s));
     memcpy(s->id, gid, KURER_GROUP_ID_LEN);
-    int rc = RUN(st, "SELECT name, revision FROM groups WHERE group_id = ?;", group_row, s,
-                 B(gid, KURER_GROUP_ID_LEN));
+    int rc = RUN(st, "SELECT name, revision, expire_timer FROM groups WHERE group_id = ?;",
+                 group_row, s, B(gid, KURER_GROUP_ID_LEN));
     if (rc == 0 && !s->exists)
         rc = KURER_EUNKNOWNGROUP;
     if (rc == 0)

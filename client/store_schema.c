@@ -162,4 +162,7 @@ const char *const kurer__store_migrations[KURER__STORE_SCHEMA_VERSION] = {
     "DROP TABLE receipts_out;"
     "ALTER TABLE receipts_out_v9 RENAME TO receipts_out;"
     "ALTER TABLE group_messages ADD COLUMN members INTEGER NOT NULL DEFAULT 0;",
+    /* v10: a group's disappearing-message timer (seconds; 0: off), folded from its SET_TIMER
+     * changes (docs/protocol.md 4.7) */
+    "ALTER TABLE groups ADD COLUMN expire_timer INTEGER NOT NULL DEFAULT 0;",
 };

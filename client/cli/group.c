@@ -27,7 +27,8 @@ static const char help_group[] =
     "list shows each group (id, name, revision, members); info one group: its members with\n"
     "their devices, the admins, the revision and its ceiling: the highest level a message to\n"
     "it may have, the lowest clearance among the members' current device certificates (and\n"
-    "the root's), naming the member that sets it. kurer send --group ID TEXT sends to it.\n"
+    "the root's), naming the member that sets it, and its disappearing-message timer\n"
+    "(kurer timer --group ID). kurer send --group ID TEXT sends to it.\n"
     "\n"
     "  --timeout S      give up after S seconds (default 30)\n"
     "  --json           print the result as one JSON object\n";
@@ -64,6 +65,14 @@ static void print_info(json_t *g, int full)
                (long long)json_integer_value(json_object_get(by, "device")));
     else if (who != NULL && strcmp(who, "none") != 0)
         printf("  ceiling set by the %s\n", who);
+    json_int_t timer = json_integer_value(json_object_get(g, "expire_timer"));
+    if (timer > 0) {
+        char d[32];
+        fmt_duration(d, sizeof(d), (uint32_t)timer);
+        printf("  disappearing messages: %s after reading\n", d);
+    } else {
+        printf("  disappearing messages: off\n");
+    }
     for (size_t i = 0; i < json_array_size(members); i++) {
         json_t *m = json_array_get(members, i), *devs = json_object_get(m, "devices");
         printf("  %s%s  devices", json_string_value(json_object_get(m, "user")),

@@ -122,36 +122,45 @@ static int parse_duration(const char *s, uint32_t *out)
 
 static const char help_timer[] =
     "usage: kurer timer --home H PEER DURATION|off [--timeout SECONDS] [--json]\n"
+    "       kurer timer --home H --group ID DURATION|off [--timeout SECONDS] [--json]\n"
     "\n"
     "Sets the disappearing-message timer of the conversation with PEER (DURATION: 30s, 10m,\n"
     "1h, 2d, 1w or a number of seconds; at most 4 weeks) or turns it off, and sends the change\n"
     "to PEER's devices and your other devices, which all honour it. From then on each message\n"
     "of the conversation is deleted from every device's store and history that long after it\n"
     "was read on a recipient's device, or sent on the sender's. Exits 3 when the change is set\n"
-    "but waits in the outbox for the relay.\n";
+    "but waits in the outbox for the relay. With --group, the timer of group ID (its id in\n"
+    "hex or a unique prefix of at least 4 digits): a signed change, like a rename, that only\n"
+    "the group's admins may make, sent to every device of every member; kurer group info\n"
+    "shows it.\n";
 
 int cmd_timer(int argc, char **argv)
 {
     static const kurer_opt opts[] = {
-        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"timeout", V, 0}};
+        {"help", 0, 0}, {"json", 0, 0}, {"home", V, 0}, {"timeout", V, 0}, {"group", V, 0}};
     kurer_args a;
-    const char *home;
+    const char *home, *group;
     int rc, timeout = NET_TIMEOUT;
     uint32_t secs = 0;
-    if ((rc = command_args(&a, opts, NOPTS(opts), 2, 2, "PEER DURATION", help_timer, argc, argv)) !=
+    if ((rc = command_args(&a, opts, NOPTS(opts), 1, 2, "PEER DURATION", help_timer, argc, argv)) !=
         0)
         return rc;
+    group = opt(&a, "group");
+    if (a.npos != (group != NULL ? 1u : 2u))
+        return usage_error(group != NULL ? "timer --group ID takes one DURATION (or off)"
+                                         : "timer needs PEER and DURATION (or --group ID)");
+    const char *who = group != NULL ? group : a.pos[0], *dur = a.pos[a.npos - 1];
     if ((rc = need(&a, "home", &home)) != 0 ||
         (rc = opt_seconds(&a, "timeout", NET_TIMEOUT, &timeout)) != 0 ||
-        (rc = user_arg("timer", a.pos[0])) != 0)
+        (group == NULL && (rc = user_arg("timer", who)) != 0))
         return rc;
-    if (parse_duration(a.pos[1], &secs) != 0)
+    if (parse_duration(dur, &secs) != 0)
         return usage_error("'%s' is not a duration (30s, 10m, 1h, 2d, 1w, seconds, or off; at "
                            "most 4 weeks)",
-                           a.pos[1]);
+                           dur);
     json_t *r = NULL;
-    json_t *params = json_pack("{s:s,s:I,s:I}", "peer", a.pos[0], "seconds", (json_int_t)secs,
-                               "timeout", (json_int_t)timeout);
+    json_t *params = json_pack("{s:s,s:I,s:I}", group != NULL ? "group" : "peer", who, "seconds",
+                               (json_int_t)secs, "timeout", (json_int_t)timeout);
     if ((rc = cli_call(home, "timer", params, &r)) != 0) {
         json_decref(r);
         return rc;
@@ -159,15 +168,19 @@ int cmd_timer(int argc, char **argv)
     if (g_json) {
         jline o;
         jline_ok(&o);
-        kurer_json_kv_str(&o.j, "peer", a.pos[0]);
+        kurer_json_kv_str(&o.j, group != NULL ? "group" : "peer",
+                          group != NULL ? json_string_value(json_object_get(r, "group")) : who);
         kurer_json_kv_int(&o.j, "seconds", secs);
         jline_end(&o);
     } else if (secs == 0) {
-        printf("disappearing messages off with %s\n", a.pos[0]);
+        printf("disappearing messages off %s %s\n", group != NULL ? "in group" : "with",
+               group != NULL ? json_string_value(json_object_get(r, "group")) : who);
     } else {
         char d[32];
         fmt_duration(d, sizeof(d), secs);
-        printf("disappearing messages with %s: %s after reading\n", a.pos[0], d);
+        printf("disappearing messages %s %s: %s after reading\n",
+               group != NULL ? "in group" : "with",
+               group != NULL ? json_string_value(json_object_get(r, "group")) : who, d);
     }
     json_decref(r);
     return 0;

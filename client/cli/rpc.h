@@ -71,6 +71,10 @@ extern const rpc_method rpc_group_methods[];    /* rpc_group.c: group.create, gr
 /* rpc_group.c: send with a group (a part of the method send). */
 int rpc_group_send(rpc_ctx *c, const char *group, int level, const char *text,
                    const char *const *paths, size_t n_files, long long timeout, json_t **result);
+/* rpc_group.c: timer with a group (a part of the method timer): {group (the whole id), seconds};
+ * RC_QUEUED when set here and the change waits in the outbox. */
+int rpc_group_timer(rpc_ctx *c, const char *group, uint32_t seconds, long long timeout,
+                    json_t **result);
 /* rpc_messages.c: a refusal of the files of a send said in words (0 if rc is not about them). */
 int file_refused(int rc, size_t n);
 extern const rpc_method rpc_keys_methods[]; /* rpc_keys.c: rekey, import */

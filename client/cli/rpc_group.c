@@ -139,13 +139,13 @@ static json_t *info_json(const kurer_group_info *g)
             json_array_append_new(admins, json_string(g->members[i].user));
     }
     if (members != NULL && admins != NULL)
-        o = json_pack("{s:s,s:s,s:I,s:b,s:b,s:O,s:O,s:s,s:{s:s,s:s,s:I},s:I}", "group", g->id,
+        o = json_pack("{s:s,s:s,s:I,s:b,s:b,s:O,s:O,s:s,s:{s:s,s:s,s:I},s:I,s:I}", "group", g->id,
                       "name", g->name, "revision", (json_int_t)g->revision, "member", g->member,
                       "admin", g->admin, "members", members, "admins", admins, "ceiling",
                       g->ceiling > 0 ? kurer_level_name(g->ceiling) : "none", "ceiling_by", "by",
                       by_name(g->ceiling_by.by), "user", g->ceiling_by.user, "device",
                       (json_int_t)g->ceiling_by.device_id, "changes_ignored",
-                      (json_int_t)g->changes_ignored);
+                      (json_int_t)g->changes_ignored, "expire_timer", (json_int_t)g->expire_timer);
     json_decref(members);
     json_decref(admins);
     return o;
@@ -195,6 +195,41 @@ static int m_info(rpc_ctx *c, json_t *params, json_t **result)
     if ((rc = kurer_group_get(c->k, group, keep_one, result)) != 0)
         return group_refused(rc, NULL, 0, group);
     return 0;
+}
+
+typedef struct gtimer_ctx {
+    char id[KURER_GROUP_HEX_MAX + 1];
+    uint32_t seconds;
+} gtimer_ctx;
+
+static int gtimer_info(void *ud, const kurer_group_info *g)
+{
+    gtimer_ctx *t = ud;
+    memcpy(t->id, g->id, sizeof(t->id));
+    t->seconds = g->expire_timer;
+    return 0;
+}
+
+int rpc_group_timer(rpc_ctx *c, const char *group, uint32_t seconds, long long timeout,
+                    json_t **result)
+{
+    kurer_refusal why;
+    gtimer_ctx t;
+    memset(&t, 0, sizeof(t));
+    int rc = kurer_group_set_timer(c->k, group, seconds, (int)timeout * 1000, &why);
+    int got = kurer_group_get(c->k, group, gtimer_info, &t);
+    if (rc != 0 && transport_error(rc) && got == 0 && t.seconds == seconds) {
+        net_error(rc, "the group's timer is set and the change not yet accepted by the relay");
+        c->data =
+            json_pack("{s:b,s:s,s:s}", "queued", 1, "name", kurer_err_name(rc), "group", t.id);
+        return RC_QUEUED;
+    }
+    if (rc != 0)
+        return group_refused(rc, &why, 0, group);
+    if (got != 0)
+        return group_refused(got, NULL, 0, group);
+    *result = json_pack("{s:s,s:I}", "group", t.id, "seconds", (json_int_t)seconds);
+    return *result != NULL ? 0 : refuse(KURER_ENOMEM, "out of memory");
 }
 
 int rpc_group_send(rpc_ctx *c, const char *group, int level, const char *text,

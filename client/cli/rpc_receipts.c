@@ -123,6 +123,8 @@ static int m_read(rpc_ctx *c, json_t *params, json_t **result)
                            READ_TS_MAX);
     if ((ts != NULL) == all)
         return usage_error("read needs 'sent_at' (the messages' times) or 'all', not both");
+    if (peer != NULL && group != NULL)
+        return usage_error("read takes 'peer' or 'group', not both");
     if (ts != NULL && peer == NULL && group == NULL)
         return usage_error("read with 'sent_at' needs 'peer' or 'group' (whose messages)");
     int64_t *v = n > 0 ? calloc(n, sizeof(*v)) : NULL;
@@ -150,21 +152,26 @@ static int m_read(rpc_ctx *c, json_t *params, json_t **result)
     return *result != NULL ? 0 : refuse(KURER_ENOMEM, "out of memory");
 }
 
-static const char *const timer_params[] = {"peer", "seconds", "timeout", NULL};
+static const char *const timer_params[] = {"peer", "group", "seconds", "timeout", NULL};
 
-/* timer {peer, seconds, timeout}: {peer, seconds} once the relay accepted the change for every
- * device; RC_QUEUED when it is set and waits in the outbox. seconds 0: off. */
+/* timer {peer | group, seconds, timeout}: {peer | group, seconds} once the relay accepted the
+ * change for every device; RC_QUEUED when it is set and waits in the outbox. seconds 0: off. */
 static int m_timer(rpc_ctx *c, json_t *params, json_t **result)
 {
-    const char *peer = NULL;
+    const char *peer = NULL, *group = NULL;
     long long seconds, timeout;
     int rc;
-    if ((rc = rpc_only(params, timer_params)) || (rc = rpc_str(params, "peer", 1, &peer)) ||
+    if ((rc = rpc_only(params, timer_params)) || (rc = rpc_str(params, "peer", 0, &peer)) ||
+        (rc = rpc_str(params, "group", 0, &group)) ||
         (rc = rpc_int(params, "seconds", KURER_TIMER_MAX, -1, &seconds)) ||
         (rc = rpc_int(params, "timeout", 86400, NET_TIMEOUT, &timeout)))
         return rc;
     if (seconds < 0)
         return usage_error("missing parameter 'seconds' (0..%d; 0: off)", KURER_TIMER_MAX);
+    if ((peer == NULL) == (group == NULL))
+        return usage_error("timer needs 'peer' or 'group' (one of them)");
+    if (group != NULL)
+        return rpc_group_timer(c, group, (uint32_t)seconds, timeout, result);
     if ((rc = user_arg("peer", peer)) != 0)
         return rc;
     if (strcmp(peer, kurer_own_user(c->k)) == 0)

@@ -2,7 +2,7 @@
 # group_<case> (issue 11): groups through the real kurer, kurer-admin and kurer-relay on
 # 127.0.0.1 (port 0), with the helpers of client_flow.sh (sourced); every wait is bounded.
 #
-# usage: group_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER GROUP_HELPER
+# usage: group_flow.sh CASE KURER KURER_ADMIN KURER_RELAY CLIENT_HELPER GROUP_HELPER STORE_PAGES
 set -uo pipefail
 if [ -z "${CLIENT_FLOW_DETACHED:-}" ]; then
     export CLIENT_FLOW_DETACHED=1
@@ -12,6 +12,23 @@ CLIENT_FLOW_LIB=1
 # shellcheck source=client_flow.sh
 source "$(dirname "$(realpath "$0")")/client_flow.sh" "$@"
 GH=${CHAT:-} # (client_flow.sh's sixth argument) tests/integration/group_helper.c
+PAGES=${7:-} # tests/integration/store_pages.c (client_receipts.sh says how the store is read)
+
+# in_store NAME N HOME WORD: the decrypted pages of HOME's store hold WORD N times (0 or more)
+in_store() {
+    local n
+    if ! "$PAGES" "$3" pages.bin >/dev/null; then
+        fail "$1: store_pages could not read $3"
+        return
+    fi
+    n=$(grep -a -o -- "$4" pages.bin | wc -l)
+    if { [ "$2" -eq 0 ] && [ "$n" -ne 0 ]; } || { [ "$2" -ne 0 ] && [ "$n" -eq 0 ]; }; then
+        fail "$1: '$4' found $n times in the decrypted pages of $3"
+    else
+        ok "$1"
+    fi
+    rm -f pages.bin
+}
 
 # gid OUTPUT: the group id printed by kurer group create
 gid() { printf '%s\n' "$1" | sed -n 's/^created group .* \([0-9a-f]\{64\}\)$/\1/p'; }
@@ -39,6 +56,13 @@ same() {
         fi
     done
     ok "$name ($field $first)"
+}
+
+# timer_is NAME HOME ID SECONDS: HOME's state of group ID has that disappearing-message timer
+timer_is() {
+    local v
+    v=$(info "$2" "$3" expire_timer)
+    [ "$v" = "$4" ] && ok "$1" || fail "$1: expire_timer $v, want $4"
 }
 
 group_setup() {
@@ -225,12 +249,23 @@ daemon)
         "via daemon"
     expect "bob reads it" 0 "anna@fm.dk in group ${ID:0:16} [UNCLASSIFIED] via daemon" "$K" recv \
         --home bob
+    expect "bob answers" 0 "sent to group" "$K" send --home bob --group "$ID" "svar"
+    for _ in $(seq 1 50); do
+        "$K" history --home anna 2>/dev/null | grep -q "svar" && break
+        sleep 0.2
+    done
+    expect "read --group through the daemon" 0 "marked 1 message read" "$K" read --home anna \
+        --group "$ID" --all
     expect "add through the daemon" 0 "add: done" "$K" group --home anna add "$ID" carl@fm.dk
     expect "info through the daemon" 0 "carl@fm.dk" "$K" group --home anna info "$ID"
     expect "list through the daemon" 0 "raad  revision 2" "$K" group --home anna list
     expect "refusal through the daemon" 1 "above the group's ceiling" "$K" send --home anna \
         --group "$ID" --level CONFIDENTIAL "nej"
     expect "bob may not remove" 1 "not an admin" "$K" group --home bob remove "$ID" carl@fm.dk
+    expect "timer through the daemon" 0 "disappearing messages in group $ID: 1h after reading" \
+        "$K" timer --home anna --group "${ID:0:8}" 1h
+    expect "the timer in the info" 0 "disappearing messages: 1h after reading" "$K" group \
+        --home anna info "$ID"
     expect "leave through the daemon" 0 "leave: done" "$K" group --home anna leave "$ID"
     "$K" recv --home bob >/dev/null
     expect "bob sees anna gone" 0 "bob@sk.dk carl@fm.dk" info bob "$ID" users
@@ -315,6 +350,77 @@ receipts)
         --group "$ID"
     expect "no dave" 0 "" "$K" history --home anna --group "$ID" --verbose
     count "dave not listed" 0 "dave@sk.dk" "$out"
+    ;;
+timer)
+    # A group's disappearing-message timer: set by an admin (a signed change), honoured by every
+    # member device; a non-admin's SET_TIMER ignored everywhere; off stops it for later messages.
+    group_setup
+    expect "create" 0 "created group" "$K" group --home anna create cell bob@sk.dk carl@fm.dk
+    ID=$(gid "$out")
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "bob (no admin) is refused here" 1 "not an admin" "$K" timer --home bob --group "$ID" 1s
+    # bob's sessions with every member device (a group message), then his forged SET_TIMER.
+    expect "bob writes" 0 "sent to group" "$K" send --home bob --group "$ID" "hej"
+    for u in anna@fm.dk carl@fm.dk; do
+        expect "forged timer to $u" 0 "" "$GH" forge bob "$ID" timer "$u"
+    done
+    for h in anna anna2 carl; do "$K" recv --home "$h" >/dev/null; done
+    for h in anna anna2 bob carl; do
+        timer_is "the forged timer ignored on $h" "$h" "$ID" 0
+    done
+    for h in anna2 carl; do
+        expect "counted on $h" 0 "changes ignored on this home: 1" "$K" group --home "$h" info "$ID"
+    done
+    expect "anna sets the timer" 0 "disappearing messages in group $ID: 3s after reading" \
+        "$K" timer --home anna --group "$ID" 3s
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    for h in anna anna2 bob; do
+        timer_is "the timer on $h" "$h" "$ID" 3
+    done
+    expect "info shows it on carl" 0 "disappearing messages: 3s after reading" "$K" group \
+        --home carl info "$ID"
+    printf 'bilag\n' >zebra-bilag.txt
+    expect "anna sends" 0 "sent to group $ID" "$K" send --home anna --group "$ID" \
+        --file zebra-bilag.txt "kodeord zebra-4711"
+    expect "anna's copy counts down" 0 "kodeord zebra-4711 (disappears" "$K" history --home anna
+    for h in anna2 bob carl; do
+        expect "$h receives, the timer kept" 0 "zebra-4711 (disappears" "$K" recv --home "$h"
+    done
+    in_store "the words are in anna2's decrypted pages" 1 anna2 "zebra-"
+    expect "bob reads" 0 "marked 1 message read" "$K" read --home bob --group "$ID" --all
+    expect "carl reads (bob's and anna's)" 0 "marked 2 messages read" "$K" read --home carl \
+        --group "${ID:0:8}" --all
+    # bob's recv runs on while his countdown ends: the engine's tick deletes the message while
+    # it holds the home, and the WAL is left empty.
+    "$K" recv --home bob --wait 7 >bob.out 2>&1 &
+    BG_PIDS+=($!)
+    sleep 1
+    in_store "bob live, before the expiry" 1 bob "zebra-"
+    sleep 4
+    in_store "bob live (file and WAL), after the expiry" 0 bob "zebra-"
+    if [ -s bob/store.db-wal ]; then
+        fail "bob's WAL holds $(stat -c %s bob/store.db-wal) bytes after the expiry"
+    else
+        ok "bob's WAL truncated after the expiry"
+    fi
+    wait "${BG_PIDS[-1]}"
+    for h in anna anna2 bob carl; do
+        expect "gone from $h's history" 0 "" "$K" history --home "$h"
+        count "no zebra for $h" 0 "zebra-" "$out"
+        in_store "not in $h's decrypted pages" 0 "$h" "zebra-"
+    done
+    expect "timer off" 0 "disappearing messages off in group $ID" "$K" timer --home anna \
+        --group "$ID" off
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    timer_is "off on bob" bob "$ID" 0
+    expect "anna sends again" 0 "sent to group" "$K" send --home anna --group "$ID" "efter off"
+    for h in anna2 bob carl; do "$K" recv --home "$h" >/dev/null; done
+    expect "bob reads" 0 "marked 1 message read" "$K" read --home bob --group "$ID" --all
+    sleep 3.5
+    for h in anna anna2 bob carl; do
+        expect "kept on $h" 0 "efter off" "$K" history --home "$h"
+        count "no countdown on $h" 0 "efter off (disappears" "$out"
+    done
     ;;
 *)
     echo "unknown case $CASE"

@@ -5,7 +5,8 @@
  *       over the pairwise sessions to every device of USER (sessions already built): MODE
  *       nonadmin (an ADD of eve@fm.dk, properly signed by HOME's device, without the local
  *       admin check), unsigned (the same without a signature), badsig (the signature of
- *       another change), unknown (signed, for a group id nobody holds).
+ *       another change), unknown (signed, for a group id nobody holds), timer (a SET_TIMER
+ *       of 1 second, properly signed by HOME's device, without the local admin check).
  *
  *   group_helper try-decrypt SENDER_HOME TEXT TARGET_HOME
  *       takes the sender-key ciphertext of the group message TEXT that SENDER_HOME sent (as
@@ -70,6 +71,12 @@ static int forge(const char *home, const char *group, const char *mode, const ch
     c.timestamp = (uint64_t)kurer_time_unix() * 1000;
     if (strcmp(mode, "unknown") == 0)
         kurer_random(c.group_id, sizeof(c.group_id));
+    if (strcmp(mode, "timer") == 0) {
+        c.kind = KURER_GROUP_SET_TIMER;
+        c.users = NULL;
+        c.n_users = 0;
+        c.expire_timer = 1;
+    }
     if ((rc = kurer_group_change_encode(&c, &ch)) != 0 ||
         (rc = kurer__group_signed_bytes(ch.data, ch.len, &tbs)) != 0)
         goto out;

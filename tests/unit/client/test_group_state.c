@@ -26,8 +26,8 @@ typedef struct log {
 static const uint8_t GID[KURER_GROUP_ID_LEN] = {1, 2, 3, 4, 5, 6, 7, 8};
 
 /* Encodes a change, decodes it back (as a receiver would) and appends it with its hash. */
-static void add(log_t *l, kurer_group_change_kind kind, uint32_t base, const char *signer,
-                const char *name, const char **users, size_t n_users)
+static void add_timer(log_t *l, kurer_group_change_kind kind, uint32_t base, const char *signer,
+                      const char *name, const char **users, size_t n_users, uint32_t timer)
 {
     kurer_group_change c;
     memset(&c, 0, sizeof(c));
@@ -40,6 +40,7 @@ static void add(log_t *l, kurer_group_change_kind kind, uint32_t base, const cha
     c.n_users = n_users;
     c.name = name;
     c.timestamp = 1000 + l->n; /* distinct bytes for distinct changes */
+    c.expire_timer = timer;
     kurer_buf b;
     kurer_buf_init(&b, KURER_GROUP_CHANGE_MAX);
     assert_int_equal(kurer_group_change_encode(&c, &b), 0);
@@ -49,6 +50,12 @@ static void add(log_t *l, kurer_group_change_kind kind, uint32_t base, const cha
     l->e[l->n].change = &l->ch[l->n];
     l->n++;
     kurer_buf_release(&b);
+}
+
+static void add(log_t *l, kurer_group_change_kind kind, uint32_t base, const char *signer,
+                const char *name, const char **users, size_t n_users)
+{
+    add_timer(l, kind, base, signer, name, users, n_users, 0);
 }
 
 static void log_free(log_t *l)
@@ -131,6 +138,38 @@ static void test_forged(void **state)
     for (size_t i = 0; i < l.n; i++)
         if (!l.e[i].applied && l.e[i].change->kind == KURER_GROUP_CREATE)
             assert_int_equal(l.e[i].why, KURER_EEXIST);
+    kurer__group_state_release(&s);
+    log_free(&l);
+}
+
+/* SET_TIMER: admins only, like RENAME; at most four weeks; 0 turns it off; part of the state. */
+static void test_timer(void **state)
+{
+    (void)state;
+    log_t l = {0};
+    kurer__group_state s;
+    add(&l, KURER_GROUP_CREATE, 0, "al@ministry", "cell", BC, 2);
+    add_timer(&l, KURER_GROUP_SET_TIMER, 1, "bo@ministry", "", NULL, 0, 5); /* not an admin */
+    add_timer(&l, KURER_GROUP_SET_TIMER, 1, "al@ministry", "", NULL, 0, 28 * 86400 + 1);
+    assert_int_equal(kurer__group_fold(GID, l.e, l.n, &s), 0);
+    assert_int_equal(s.expire_timer, 0);
+    assert_int_equal(s.revision, 1);
+    for (size_t i = 1; i < l.n; i++) /* the fold sorted them: bo's and al's, in either order */
+        assert_int_equal(l.e[i].why, strcmp(l.e[i].change->signer.user, "bo@ministry") == 0
+                                         ? KURER_ENOTADMIN
+                                         : KURER_ELIMIT);
+    kurer__group_state_release(&s);
+    add_timer(&l, KURER_GROUP_SET_TIMER, 1, "al@ministry", "", NULL, 0, 3600);
+    assert_int_equal(kurer__group_fold(GID, l.e, l.n, &s), 0);
+    assert_int_equal(s.expire_timer, 3600);
+    assert_int_equal(s.revision, 2);
+    kurer__group_state_release(&s);
+    add_timer(&l, KURER_GROUP_SET_TIMER, 2, "al@ministry", "", NULL, 0, 0);
+    assert_int_equal(kurer__group_fold(GID, l.e, l.n, &s), 0);
+    assert_int_equal(s.expire_timer, 0);
+    assert_int_equal(s.revision, 3);
+    assert_int_equal(s.applied, 3);
+    assert_int_equal(s.ignored, 2);
     kurer__group_state_release(&s);
     log_free(&l);
 }
@@ -284,6 +323,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_lifecycle),  cmocka_unit_test(test_forged),
         cmocka_unit_test(test_concurrent), cmocka_unit_test(test_admin_at_base),
         cmocka_unit_test(test_gap),        cmocka_unit_test(test_wire),
+        cmocka_unit_test(test_timer),
     };
     assert_int_equal(kurer_crypto_init(), 0);
     if (argc > 1)
