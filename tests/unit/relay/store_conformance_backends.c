@@ -68,7 +68,7 @@ int pg_open(kurer_store **out, uv_loop_t *loop, const char *dir, const uint8_t k
     char conninfo[700];
     (void)key; /* the database's own access control; envelopes are end-to-end encrypted */
     pg_conninfo(dir, conninfo, sizeof(conninfo));
-    return kurer_store_open_postgres(out, loop, conninfo);
+    return kurer_store_open_postgres(out, loop, conninfo, 2);
 }
 
 /* Runs SQL in the case's schema (a test's own changes, e.g. a newer schema version). */
