@@ -289,36 +289,6 @@ static void test_fanout(void **state)
                     "ack\n");
 }
 
-/* A send whose answer is read later (wait_send). */
-static uint64_t send_later(client *cl, const device *to, uint32_t n)
-{
-    kurer_client_frame f;
-    kurer_envelope e;
-    uint8_t content[40];
-    memset(&f, 0, sizeof(f));
-    make_env(&e, to, n, content);
-    f.body = KURER_CLIENT_SEND;
-    f.u.send.envelopes = &e;
-    f.u.send.n = 1;
-    return cl_send(cl, &f);
-}
-
-static int wait_send(client *cl, uint64_t rid, uint64_t ms)
-{
-    kurer_server_frame r;
-    for (;;) {
-        if (cl_next(cl, &r, ms) != 1)
-            return -1; /* no answer within ms */
-        if (r.request_id == rid)
-            break;
-        kurer_server_frame_release(&r);
-    }
-    int status =
-        r.body == KURER_SERVER_SEND_RESULT ? (int)r.u.send_result.users[0].status : r.u.error.code;
-    kurer_server_frame_release(&r);
-    return status;
-}
-
 /* The store's pool at work: a round whose COMMIT waits (as for a slow standby's flush: here a
  * deferred trigger on bo's rows waits for an advisory lock the test holds) does not hold up the
  * next one, which commits on another connection meanwhile; the waiting send is answered only
@@ -354,9 +324,9 @@ static void test_pool(void **state)
     PGresult *r = PQexec(lock, "SELECT pg_advisory_lock(4242)");
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     PQclear(r);
-    uint64_t rid = send_later(&ca, &b, 0); /* its COMMIT waits for the lock */
+    uint64_t rid = send_start(&ca, &b, 0, NULL); /* its COMMIT waits for the lock */
     sent++;
-    assert_int_equal(wait_send(&ca, rid, 300), -1); /* not answered: not committed */
+    assert_int_equal(send_wait(&ca, rid, 300), -1); /* not answered: not committed */
     sent++;
     accepted += send_one(&ca2, &c, 1, NULL) == KURER_SEND_ACCEPTED; /* another connection */
     owner_sql("SELECT count(*) FROM mailbox", n_rows, sizeof(n_rows));
@@ -365,7 +335,7 @@ static void test_pool(void **state)
     r = PQexec(lock, "SELECT pg_advisory_unlock(4242)");
     PQclear(r);
     PQfinish(lock);
-    accepted += wait_send(&ca, rid, 10000) == KURER_SEND_ACCEPTED;
+    accepted += send_wait(&ca, rid, 10000) == KURER_SEND_ACCEPTED;
     cl_free(&ca);
     cl_free(&ca2);
     uint64_t seqs[4];
