@@ -102,7 +102,6 @@ typedef struct pg_store {
     uv_loop_t *loop;
     char *conninfo; /* kurer_secure_alloc'd (it may hold a password): wiped at close */
     struct pg_pool *pool;
-    uint64_t reconnects; /* connections lost and made again */
 } pg_store;
 
 /* Binary parameters of one statement (at most 8). */

@@ -220,10 +220,8 @@ static int step_take(pg_conn *c, op *o, int stage)
     free(o->bundles); /* a retried round starts over */
     o->n_bundles = 0;
     o->bundles = calloc(o->n ? o->n : 1, sizeof(*o->bundles));
-    if (o->bundles == NULL)
-        return o->err = KURER_ENOMEM, 0;
-    o->err = 0;
-    for (size_t i = 0, k = 0; i < o->n; k += 2 + (i < o->limit), i++) {
+    o->err = o->bundles == NULL ? KURER_ENOMEM : 0;
+    for (size_t i = 0, k = 0; o->bundles != NULL && i < o->n; k += i < o->limit ? 3 : 2, i++) {
         kurer_store_bundle *b = &o->bundles[o->n_bundles];
         memset(b, 0, sizeof(*b));
         int rc = take_one(c, k, i < o->limit, b);

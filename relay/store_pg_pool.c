@@ -65,6 +65,7 @@ typedef struct pg_pool {
 
 static void on_io(uv_poll_t *p, int status, int events);
 static void lost(pg_conn *c);
+static void drop_conn(pg_conn *c);
 static void on_batch(pg_conn *c);
 
 /* ---- batches ------------------------------------------------------------------------------ */
@@ -519,6 +520,10 @@ static void on_batch(pg_conn *c)
 static void give_up(pg_conn *c)
 {
     kurer_log(KURER_LOG_WARN, "store", "round_failed_no_connection", NULL, 0);
+    if (c->conn != NULL) { /* close's deadline: what is in flight on it is dropped */
+        drop_conn(c);
+        c->state = C_DOWN;
+    }
     c->rc = KURER_ESTORAGE;
     kurer__pg_fail_reads(c->round);
     finish_round(c);
@@ -568,10 +573,8 @@ static void drop_conn(pg_conn *c)
  * with its reads failed). */
 static void lost(pg_conn *c)
 {
-    if (c->state == C_UP) {
-        c->s->reconnects++;
+    if (c->state == C_UP)
         kurer_log(KURER_LOG_WARN, "store", "connection_lost", NULL, 0);
-    }
     drop_conn(c);
     schedule_retry(c);
     if (c->round == NULL)

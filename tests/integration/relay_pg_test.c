@@ -347,8 +347,11 @@ static void test_pool(void **state)
     receive(&cc, 1, seqs + 1, seen, 4);
     cl_free(&cc);
     delivered = seen[0] + seen[1];
-    size_t lost = (seen[0] == 0) + (seen[1] == 0);
-    size_t dup = (seen[0] > 1) + (seen[1] > 1);
+    size_t lost = 0, dup = 0;
+    for (int i = 0; i < 2; i++) {
+        lost += seen[i] == 0;
+        dup += seen[i] > 1;
+    }
     fprintf(stderr,
             "relay_pg pool: rounds in flight at most %llu; sent %zu, accepted %zu, delivered %zu, "
             "lost %zu, duplicated %zu\n",

@@ -84,6 +84,24 @@ void pg_sql(const char *dir, const char *sql)
     PQfinish(c);
 }
 
+void *pg_hold(const char *dir, const char *sql)
+{
+    char conninfo[700];
+    pg_conninfo(dir, conninfo, sizeof(conninfo));
+    PGconn *c = PQconnectdb(conninfo);
+    PGresult *res = PQexec(c, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("postgres: %s", PQerrorMessage(c));
+    PQclear(res);
+    return c;
+}
+
+void pg_release(void *conn, const char *sql)
+{
+    PQclear(PQexec(conn, sql));
+    PQfinish(conn);
+}
+
 void pg_kill_connections(const char *dir)
 {
     char path[300], schema[40] = "", sql[200];
