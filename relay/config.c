@@ -55,6 +55,7 @@ void kurer_relay_config_default(kurer_relay_config *c)
     c->media_keepalive_ms = 15000;
     c->media_ticket_lifetime_s = 14400;
     c->wake_poll_ms = 5000;
+    c->pg_pool = 4;
     c->invite_rate = 10;
     c->invite_failures_max = 5;
     c->blob_max_size = (uint64_t)100 << 20;
@@ -164,6 +165,7 @@ static const key_def keys[] = {
     K(media_keepalive_ms, MS, 100, 3600000),
     K(media_ticket_lifetime_s, S, 1, 86400 * 7),
     K(wake_poll_ms, MS, 100, 3600000),
+    K(pg_pool, NUM, 1, 16),
     K(invite_rate, NUM, 0, 1000000),
     K(invite_failures_max, NUM, 1, 1000000),
     K(blob_max_size, BYTES, 1, KURER_BLOB_SIZE_MAX),

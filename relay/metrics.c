@@ -66,6 +66,10 @@ static uint64_t g_batch(const view *v)
 {
     return v->st.last_batch;
 }
+static uint64_t g_in_flight(const view *v)
+{
+    return v->st.rounds_in_flight_max;
+}
 static uint64_t g_queue(const view *v)
 {
     return v->st.queued_ops;
@@ -95,6 +99,9 @@ static const struct {
     {"store_commits_total", "counter", "Store transactions committed.", g_commits},
     {"store_commit_batch", "gauge", "Operations in the last store transaction.", g_batch},
     {"store_queue_depth", "gauge", "Store operations submitted, not completed.", g_queue},
+    {"store_rounds_in_flight_max", "gauge",
+     "Store transactions running at once, at most since start (postgres: up to pg_pool).",
+     g_in_flight},
     {"mailbox_full_refused_total", "counter", "Sends refused: a mailbox at mailbox_max.", g_full},
     {"mailbox_share_refused_total", "counter",
      "Sends refused: a sender at its share of a mailbox (mailbox_sender_max).", g_share},

@@ -50,6 +50,7 @@ typedef struct kurer_relay_config {
     uint64_t media_ticket_lifetime_s; /* a ticket binds (and re-binds) its leg this long */
     uint64_t wake_poll_ms; /* store = postgres: every connected device's mailbox is looked into
                               this often, should a wake-up from another node be lost */
+    uint64_t pg_pool;      /* store = postgres: connections of the store's pool (rounds at once) */
     uint64_t invite_rate;  /* failed invitation attempts per minute per source address */
     uint64_t invite_failures_max; /* wrong MACs one invitation takes before it is locked */
     /* blobs (docs/relay.md, "Blobs") */

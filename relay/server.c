@@ -248,7 +248,8 @@ static int open_store(relay *r, const char **what, int *quiet)
     int err;
     if (r->cfg.store_postgres) { /* store = postgres: the key and relay.db are not used */
         *what = "store (postgres)";
-        err = kurer_store_open_postgres(&r->store, r->loop, r->cfg.pg_conninfo);
+        err = kurer_store_open_postgres(&r->store, r->loop, r->cfg.pg_conninfo,
+                                        (size_t)r->cfg.pg_pool);
         if (err == 0) { /* the other nodes: wake-ups, connections, lists (cluster.c) */
             *what = "cluster (postgres listen connection)";
             err = kurer__cluster_open(r, r->cfg.pg_conninfo);

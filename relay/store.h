@@ -108,10 +108,12 @@ typedef struct kurer_store_stats {
     uint64_t commits;
     uint64_t last_batch; /* operations in the last transaction */
     uint64_t last_commit_us;
-    kurer__hist commit_hist; /* every transaction's duration */
-    uint64_t queued_ops;     /* submitted, not yet completed */
-    uint64_t refused_full;   /* puts refused: a mailbox at mailbox_max */
-    uint64_t refused_share;  /* puts refused: a sender at its share (sender_max) */
+    kurer__hist commit_hist;       /* every transaction's duration */
+    uint64_t queued_ops;           /* submitted, not yet completed */
+    uint64_t refused_full;         /* puts refused: a mailbox at mailbox_max */
+    uint64_t refused_share;        /* puts refused: a sender at its share (sender_max) */
+    uint64_t rounds_in_flight_max; /* transactions running at once, at most so far (postgres:
+                                      up to pg_pool; sqlite: 1) */
 } kurer_store_stats;
 
 /* ---- prekeys and revocation lists: their types ------------------------------------------ */
@@ -317,15 +319,16 @@ KURER_MUST_CHECK int kurer_store_open_sqlite(kurer_store **out, uv_loop_t *loop,
 
 /* Connects to PostgreSQL with a libpq connection string (for several hosts with
  * target_session_attrs=read-write, the primary), brings the schema up to date when it is older
- * and the role may (KURER_EVERSION for a database of a newer relay), and starts the writer
- * thread. Blocking: call before serving. KURER_ESTORAGE when it cannot connect or the schema
- * cannot be made current. The string may hold a password: it is kept in wiped memory and never
- * logged. Seqs are reported after the commit (on_seqs runs just before on_done; hold_us is
+ * and the role may (KURER_EVERSION for a database of a newer relay), and opens a pool of pool
+ * connections (1..16, else KURER_EINVAL) that run the store's transactions on the loop, one
+ * each at a time. Blocking: call before serving. KURER_ESTORAGE when it cannot connect or the
+ * schema cannot be made current. The string may hold a password: it is kept in wiped memory and
+ * never logged. Seqs are reported after the commit (on_seqs runs just before on_done; hold_us is
  * ignored). A lost connection is made again (a multi-host string follows a failover) and the
  * round it met is run again, or found committed, never reported accepted before it is:
  * docs/scale-out.md, "Failover". */
 KURER_MUST_CHECK int kurer_store_open_postgres(kurer_store **out, uv_loop_t *loop,
-                                               const char *conninfo);
+                                               const char *conninfo, size_t pool);
 /* Creates or migrates the postgres backend's schema and returns (kurer-relay init). */
 KURER_MUST_CHECK int kurer_store_init_postgres(const char *conninfo);
 

@@ -1,15 +1,17 @@
-/* The postgres backend's private pieces shared between its files (relay/ only): store_pg.c (the
- * connection, the writer thread, rounds, loaders, the operations table), store_pg_exec.c (the
- * operations as SQL) and store_pg_schema.c (migrations). */
+/* The postgres backend's private pieces shared between its files (relay/ only): store_pg.c
+ * (parameters, loaders, the operations table, the constructors), store_pg_pool.c (the pool of
+ * connections on the loop, rounds, batches), store_pg_pipe.c (a round's pipelined statements),
+ * store_pg_exec.c, store_pg_invite.c and store_pg_blob.c (the operations as SQL) and
+ * store_pg_schema.c (migrations). */
 #ifndef KURER_RELAY_STORE_PG_H
 #define KURER_RELAY_STORE_PG_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
 
+#include "pg_loop.h"
 #include "store.h"
 #include "store_queue.h"
 
@@ -53,18 +55,53 @@ typedef enum pg_stmt {
     PG_N_STMTS
 } pg_stmt;
 
+#define KURER__PG_POOL_MAX 16 /* pg_pool's bound */
+
+/* One statement of a batch: what its result is for, and the result once it came. */
+typedef struct pg_slot {
+    kurer__op *o;
+    size_t i;
+    int what;
+    PGresult *r;
+} pg_slot;
+
+struct pg_store;
+struct pg_pool;
+
+/* One connection of the pool (store_pg_pool.c): non-blocking, in pipeline mode, its socket in a
+ * uv_poll; it runs one round at a time, a batch of statements (up to a sync point) at a time. */
+typedef struct pg_conn {
+    struct pg_store *s;
+    struct pg_pool *pool;
+    PGconn *conn; /* NULL while down */
+    kurer__pg_watch w;
+    kurer__pg_connector k; /* reconnects */
+    uv_timer_t retry;      /* the backoff before the next attempt */
+    int state;             /* C_DOWN, C_CONNECTING, C_UP (store_pg_pool.c) */
+    uint64_t backoff_ms;
+    int64_t node;      /* its row in kurer_rounds (random, per open) */
+    uint64_t round_no; /* the number of its last transaction of writes, written in it */
+    /* the batch being queued (slots) and the last one completed (done, with its results) */
+    pg_slot *slots, *done;
+    size_t n, cap, n_done, cap_done, got;
+    int syncing; /* the batch's sync point is sent, its results awaited */
+    int broken;  /* libpq refused a statement: the connection is lost at the batch's end */
+    int noted;   /* the batch's first failure was logged */
+    char sqlstate[6];
+    /* the round it runs (NULL: idle) */
+    kurer__op *round, *cur; /* cur: the operation of P_SEQ */
+    int phase, stage, attempt, commit_sent, resolving, rc;
+    int wrote;         /* the round's writes were executed (their row locks held) or failed */
+    uint64_t round_id; /* its place in dispatch order */
+    uint64_t t0_ns, deadline_ms, count;
+} pg_conn;
+
 typedef struct pg_store {
     kurer_store base;
     kurer__storeq q;
-    PGconn *conn;   /* the writer thread's (and a start-up loader's, while it holds the queue) */
+    uv_loop_t *loop;
     char *conninfo; /* kurer_secure_alloc'd (it may hold a password): wiped at close */
-    int prepared;   /* the statements exist on this connection */
-    pthread_t thread;
-    int thread_started;
-    uint64_t reconnects; /* connections lost and made again */
-    int64_t node;        /* this writer's row in kurer_rounds (random, per open) */
-    uint64_t round;      /* the number of its last transaction of writes, written in it */
-    uint64_t backoff_ms; /* before the next reconnect attempt */
+    struct pg_pool *pool;
 } pg_store;
 
 /* Binary parameters of one statement (at most 8). */
@@ -79,11 +116,20 @@ typedef struct pg_params {
 void kurer__pg_p_bytes(pg_params *p, const void *data, size_t len);
 void kurer__pg_p_str(pg_params *p, const char *s); /* a C string, as bytea */
 void kurer__pg_p_i64(pg_params *p, int64_t v);
-/* Runs a prepared statement with binary results: the result, or NULL after logging (the caller
- * then treats the round as failed). want: PGRES_TUPLES_OK or PGRES_COMMAND_OK. */
-PGresult *kurer__pg_run(pg_store *s, pg_stmt st, const pg_params *p, ExecStatusType want);
-/* A plain command (BEGIN, COMMIT, SAVEPOINT...): 0 or KURER_ESTORAGE (logged). */
-int kurer__pg_cmd(pg_store *s, const char *sql);
+/* Queues a prepared statement in the connection's batch (binary parameters and results), its
+ * result for (o, i, what): 0, or KURER_ESTORAGE when libpq refused it (the connection is then
+ * treated as lost). The k-th statement queued is the batch's slot k. */
+int kurer__pg_send(pg_conn *c, pg_stmt st, const pg_params *p, kurer__op *o, size_t i, int what);
+/* The same for a command without parameters (BEGIN, SAVEPOINT...). */
+int kurer__pg_send_sql(pg_conn *c, const char *sql);
+/* The k-th result of the batch completed last, if its status is want; NULL otherwise (the
+ * first failure of a batch is logged and its SQLSTATE kept for the round's retry decision). */
+const PGresult *kurer__pg_res(pg_conn *c, size_t k, ExecStatusType want);
+/* The statements a connection prepares at every (re)connect (blocking: start-up, or the
+ * connector thread): 0 or KURER_ESTORAGE (logged). */
+int kurer__pg_prepare_all(PGconn *c);
+/* Logs a failed result (r NULL: the connection's message). */
+void kurer__pg_log(PGconn *c, const char *event, const PGresult *r);
 /* An int8 column of a binary result; KURER_ECORRUPT if it is not 8 bytes. */
 int kurer__pg_i64(const PGresult *r, int row, int col, int64_t *out);
 /* Copies a bytea column of exactly len bytes; KURER_ECORRUPT otherwise. */
@@ -96,27 +142,42 @@ int kurer__pg_user(const PGresult *r, int row, int col, char *out, size_t cap);
 extern const char *const kurer__pg_sql[PG_N_STMTS];
 /* The statement's name on the connection. */
 const char *kurer__pg_stmt_name(pg_stmt st);
-/* Logs a failed result and keeps its SQLSTATE for the round's retry decision. */
-void kurer__pg_note_error(pg_store *s, const PGresult *r);
-/* The puts, acks, directory entries and revocation lists of a round, inside its transaction, in
- * pipeline mode (store_pg_pipe.c): a few round trips per round, not per statement. Sets each
- * op's err (KURER_ELIMIT for a put over a limit); 0, or KURER_ESTORAGE when the transaction
- * failed (the round is then rolled back). */
-int kurer__pg_exec_pipelined(pg_store *s, kurer__op *round);
-/* A prekey upload or take, inside the round's transaction after the pipelined part
- * (store_pg_exec.c): 0 or the op's error, or KURER_ESTORAGE when the transaction failed. */
-int kurer__pg_exec_write(pg_store *s, kurer__op *o);
-/* An invitation operation, the same way (store_pg_invite.c). */
-int kurer__pg_exec_invite(pg_store *s, kurer__op *o);
-/* A blob operation, the same way (store_pg_blob.c). */
-int kurer__pg_exec_blob(pg_store *s, kurer__op *o);
-/* The reads of a round (fetches, prekey counts), after its commit, pipelined too
- * (store_pg_pipe.c): sets each read's err (KURER_ESTORAGE for all when the pipeline failed). */
-void kurer__pg_exec_reads(pg_store *s, kurer__op *round);
+
+/* A round's pipelined statements (store_pg_pipe.c), each part a batch of its own: the mailbox
+ * counts of its puts with limits (after BEGIN), then its puts, acks, directory entries and
+ * lists; after the commit its reads. kurer__pg_take_batch reads the results into their ops
+ * (0, or KURER_ESTORAGE when a statement failed: the transaction is lost); kurer__pg_decide
+ * applies the limits between the two parts (KURER_ELIMIT into a put over one). send_reads
+ * returns whether it queued any. */
+void kurer__pg_send_counts(pg_conn *c, kurer__op *round);
+void kurer__pg_decide(pg_conn *c, kurer__op *round);
+int kurer__pg_send_writes(pg_conn *c, kurer__op *round); /* 0 or KURER_ENOMEM */
+int kurer__pg_send_reads(pg_conn *c, kurer__op *round);
+int kurer__pg_take_batch(pg_conn *c);
+/* Fails a round's reads (KURER_ESTORAGE, rows freed). */
+void kurer__pg_fail_reads(kurer__op *round);
+
+/* The operations that read before they write (prekey uploads and takes, invitations, blobs),
+ * inside the round's transaction after its pipelined part, one after the other, each in steps:
+ * stage 0 queues its first statements, stage k > 0 reads the results of stage k - 1's
+ * (kurer__pg_res) and queues more, or ends. Returns the next stage (statements queued), 0 when
+ * done (o->err set: 0 or the op's own error), or KURER_ESTORAGE when the transaction failed. */
+int kurer__pg_step(pg_conn *c, kurer__op *o, int stage);
+int kurer__pg_step_invite(pg_conn *c, kurer__op *o, int stage); /* store_pg_invite.c */
+int kurer__pg_step_blob(pg_conn *c, kurer__op *o, int stage);   /* store_pg_blob.c */
 /* A fetch's rows, and its high mark and queue length, from their results (store_pg_exec.c):
  * 0, KURER_ENOMEM, or KURER_ECORRUPT for a row this relay did not write. */
 int kurer__pg_take_rows(kurer__op *o, const PGresult *r);
 int kurer__pg_take_high(kurer__op *o, const PGresult *r);
+
+/* The pool (store_pg_pool.c): n connections made now (blocking, start-up), each with its row in
+ * kurer_rounds; 0 or KURER_ESTORAGE / KURER_ENOMEM (then nothing is left open). */
+int kurer__pg_pool_open(pg_store *s, size_t n);
+/* Rounds to idle connections (the queue's on_submit, and after every round). */
+void kurer__pg_dispatch(pg_store *s);
+/* Runs what is submitted and in flight to its end (blocking, on the loop thread), then closes
+ * the connections; their handles close on the loop. */
+void kurer__pg_pool_close(pg_store *s);
 
 /* Brings the schema up to date (store_pg_schema.c): 0, KURER_EVERSION for a database of a newer
  * relay, KURER_ESTORAGE (a role without the rights to create it: `kurer-relay init`). */

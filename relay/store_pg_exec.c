@@ -1,6 +1,7 @@
 /* The postgres backend's operations as SQL (store_pg.h): each write runs inside its round's
- * transaction, reads after its commit. Parameters and results are binary; a device's user is a
- * bytea (its bytes as the relay has them, whatever their encoding). */
+ * transaction, reads after its commit; prekey uploads and takes in steps (kurer__pg_step).
+ * Parameters and results are binary; a device's user is a bytea (its bytes as the relay has them,
+ * whatever their encoding). */
 #include "store_pg.h"
 
 #include <stdlib.h>
@@ -49,9 +50,12 @@ const char *const kurer__pg_sql[PG_N_STMTS] = {
     [PG_GET_SPK] = "SELECT registration_id, spk_id, spk_pub, spk_sig, spk_created FROM "
                    "prekey_devices WHERE usr = $1 AND device = $2",
     /* Handed out once, also to several nodes at once: a prekey another transaction holds is
-     * skipped, not waited for, and the one taken is gone when the transaction commits. */
+     * skipped, not waited for, and the one taken is gone when the transaction commits. Only
+     * for a device with a signed prekey (a bundle), as the statement is queued with its
+     * PG_GET_SPK, before that one's result is known. */
     [PG_TAKE_OTK] = "DELETE FROM one_time_prekeys WHERE (usr, device, id) = (SELECT usr, device, "
-                    "id FROM one_time_prekeys WHERE usr = $1 AND device = $2 ORDER BY id "
+                    "id FROM one_time_prekeys WHERE usr = $1 AND device = $2 AND EXISTS (SELECT "
+                    "1 FROM prekey_devices WHERE usr = $1 AND device = $2) ORDER BY id "
                     "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, pub",
     [PG_HAS_SPK] = "SELECT 1::int8 FROM prekey_devices WHERE usr = $1 AND device = $2",
     [PG_CRL] = "INSERT INTO crls(issuer_key_id, version, list) VALUES($1, $2, $3) "
@@ -103,144 +107,151 @@ static void p_dev(pg_params *p, const kurer_device_address *d)
     kurer__pg_p_i64(p, d->device_id);
 }
 
-/* A query of one int8 in its first row (0 rows: KURER_ENOTFOUND). */
-static int one_i64(pg_store *s, pg_stmt st, const pg_params *p, int64_t *out)
+/* One int8 in the first row of the k-th result: 0, KURER_ENOTFOUND (no row), KURER_ECORRUPT, or
+ * KURER_ESTORAGE (the statement failed). */
+static int one_i64(pg_conn *c, size_t k, int64_t *out)
 {
-    PGresult *r = kurer__pg_run(s, st, p, PGRES_TUPLES_OK);
+    const PGresult *r = kurer__pg_res(c, k, PGRES_TUPLES_OK);
     if (r == NULL)
         return KURER_ESTORAGE;
-    int rc = PQntuples(r) < 1 ? KURER_ENOTFOUND : kurer__pg_i64(r, 0, 0, out);
-    PQclear(r);
-    return rc;
+    return PQntuples(r) < 1 ? KURER_ENOTFOUND : kurer__pg_i64(r, 0, 0, out);
 }
 
-static int run_cmd(pg_store *s, pg_stmt st, const pg_params *p)
-{
-    PGresult *r = kurer__pg_run(s, st, p, PGRES_COMMAND_OK);
-    PQclear(r);
-    return r != NULL ? 0 : KURER_ESTORAGE;
-}
-
-/* An upload over the pool bound is taken back whole (a savepoint). */
-static int exec_prekeys(pg_store *s, op *o)
+/* An upload over the pool bound is taken back whole (a savepoint). Stage 0 queues it all with
+ * the pool's count after it, stage 1 keeps or takes back, stage 2 ends. */
+static int step_prekeys(pg_conn *c, op *o, int stage)
 {
     const kurer_signed_prekey *k = &o->pk.signed_prekey;
     pg_params p;
     int64_t count;
-    if (kurer__pg_cmd(s, "SAVEPOINT pk") != 0)
-        return KURER_ESTORAGE;
-    /* A device re-enrolled (a new home: another registration id) must not have the old home's
-     * one-time prekeys handed out for it: nobody holds their private halves any more. */
-    p_dev(&p, &o->dev);
-    kurer__pg_p_i64(&p, o->pk.registration_id);
-    if (run_cmd(s, PG_OTK_RETIRE, &p) != 0)
-        return KURER_ESTORAGE;
-    p_dev(&p, &o->dev);
-    kurer__pg_p_i64(&p, o->pk.registration_id);
-    kurer__pg_p_i64(&p, k->id);
-    kurer__pg_p_bytes(&p, k->public_key, KURER_PREKEY_PUBLIC_LEN);
-    kurer__pg_p_bytes(&p, k->signature, KURER_PREKEY_SIG_LEN);
-    kurer__pg_p_i64(&p, k->created_at);
-    if (run_cmd(s, PG_SPK, &p) != 0)
-        return KURER_ESTORAGE;
-    for (size_t i = 0; i < o->pk.n_one_time; i++) {
+    if (stage == 0) {
+        (void)kurer__pg_send_sql(c, "SAVEPOINT pk");
+        /* A device re-enrolled (a new home: another registration id) must not have the old
+         * home's one-time prekeys handed out for it: nobody holds their private halves. */
         p_dev(&p, &o->dev);
-        kurer__pg_p_i64(&p, o->otk[i].id);
-        kurer__pg_p_bytes(&p, o->otk[i].public_key, KURER_PREKEY_PUBLIC_LEN);
-        if (run_cmd(s, PG_OTK, &p) != 0)
-            return KURER_ESTORAGE;
+        kurer__pg_p_i64(&p, o->pk.registration_id);
+        (void)kurer__pg_send(c, PG_OTK_RETIRE, &p, o, 0, 0);
+        p_dev(&p, &o->dev);
+        kurer__pg_p_i64(&p, o->pk.registration_id);
+        kurer__pg_p_i64(&p, k->id);
+        kurer__pg_p_bytes(&p, k->public_key, KURER_PREKEY_PUBLIC_LEN);
+        kurer__pg_p_bytes(&p, k->signature, KURER_PREKEY_SIG_LEN);
+        kurer__pg_p_i64(&p, k->created_at);
+        (void)kurer__pg_send(c, PG_SPK, &p, o, 0, 0);
+        for (size_t i = 0; i < o->pk.n_one_time; i++) {
+            p_dev(&p, &o->dev);
+            kurer__pg_p_i64(&p, o->otk[i].id);
+            kurer__pg_p_bytes(&p, o->otk[i].public_key, KURER_PREKEY_PUBLIC_LEN);
+            (void)kurer__pg_send(c, PG_OTK, &p, o, 0, 0);
+        }
+        p_dev(&p, &o->dev);
+        (void)kurer__pg_send(c, PG_COUNT_OTK, &p, o, 0, 0);
+        return 1;
     }
-    p_dev(&p, &o->dev);
-    if (one_i64(s, PG_COUNT_OTK, &p, &count) != 0)
+    if (stage == 2)
+        return kurer__pg_res(c, 0, PGRES_COMMAND_OK) != NULL ? 0 : KURER_ESTORAGE;
+    if (c->n_done < 4) /* SAVEPOINT, RETIRE, SPK, the one-time prekeys, the count */
+        return KURER_ESTORAGE;
+    size_t last = c->n_done - 1;
+    for (size_t i = 0; i < last; i++)
+        if (kurer__pg_res(c, i, PGRES_COMMAND_OK) == NULL)
+            return KURER_ESTORAGE;
+    if (one_i64(c, last, &count) != 0)
         return KURER_ESTORAGE;
     o->total = (uint64_t)count;
+    o->err = 0;
     if (o->pk.max_one_time > 0 && o->total > o->pk.max_one_time) {
         /* over the pool bound (ids already held are replaced, not added): nothing is kept */
-        if (kurer__pg_cmd(s, "ROLLBACK TO SAVEPOINT pk") != 0)
-            return KURER_ESTORAGE;
-        return KURER_ELIMIT;
+        o->err = KURER_ELIMIT;
+        (void)kurer__pg_send_sql(c, "ROLLBACK TO SAVEPOINT pk");
+    } else {
+        (void)kurer__pg_send_sql(c, "RELEASE SAVEPOINT pk");
     }
-    return kurer__pg_cmd(s, "RELEASE SAVEPOINT pk");
+    return 2;
 }
 
-/* One device's bundle: its signed prekey and, if one_time, a one-time prekey (deleted). 0,
- * KURER_ENOTFOUND (never uploaded), or a round error. */
-static int take_one(pg_store *s, const kurer_device_address *d, int one_time, kurer_store_bundle *b)
+/* One device's bundle from its results at k (PG_GET_SPK, then PG_TAKE_OTK if one_time, then
+ * PG_COUNT_OTK): 0, KURER_ENOTFOUND (never uploaded), KURER_ECORRUPT or KURER_ESTORAGE. */
+static int take_one(pg_conn *c, size_t k, int one_time, kurer_store_bundle *b)
 {
-    pg_params p;
     int64_t v[3], count;
-    p_dev(&p, d);
-    PGresult *r = kurer__pg_run(s, PG_GET_SPK, &p, PGRES_TUPLES_OK);
-    if (r == NULL)
+    const PGresult *r = kurer__pg_res(c, k, PGRES_TUPLES_OK);
+    const PGresult *t = one_time ? kurer__pg_res(c, k + 1, PGRES_TUPLES_OK) : NULL;
+    if (r == NULL || (one_time && t == NULL))
         return KURER_ESTORAGE;
-    int rc = PQntuples(r) < 1 ? KURER_ENOTFOUND : 0;
-    if (rc == 0 &&
-        (kurer__pg_i64(r, 0, 0, &v[0]) != 0 || kurer__pg_i64(r, 0, 1, &v[1]) != 0 ||
-         kurer__pg_i64(r, 0, 4, &v[2]) != 0 ||
-         kurer__pg_copy(r, 0, 2, b->signed_prekey.public_key, KURER_PREKEY_PUBLIC_LEN) != 0 ||
-         kurer__pg_copy(r, 0, 3, b->signed_prekey.signature, KURER_PREKEY_SIG_LEN) != 0))
-        rc = KURER_ECORRUPT;
-    PQclear(r);
-    if (rc != 0)
-        return rc;
-    b->dev = *d;
+    int rc = one_i64(c, k + 1 + (size_t)one_time, &count);
+    if (rc == KURER_ESTORAGE || PQntuples(r) < 1)
+        return rc == KURER_ESTORAGE ? rc : KURER_ENOTFOUND;
+    if (rc != 0 || kurer__pg_i64(r, 0, 0, &v[0]) != 0 || kurer__pg_i64(r, 0, 1, &v[1]) != 0 ||
+        kurer__pg_i64(r, 0, 4, &v[2]) != 0 ||
+        kurer__pg_copy(r, 0, 2, b->signed_prekey.public_key, KURER_PREKEY_PUBLIC_LEN) != 0 ||
+        kurer__pg_copy(r, 0, 3, b->signed_prekey.signature, KURER_PREKEY_SIG_LEN) != 0)
+        return KURER_ECORRUPT;
     b->registration_id = (uint32_t)v[0];
     b->signed_prekey.id = (uint32_t)v[1];
     b->signed_prekey.created_at = v[2];
-    if (one_time) {
-        if ((r = kurer__pg_run(s, PG_TAKE_OTK, &p, PGRES_TUPLES_OK)) == NULL)
-            return KURER_ESTORAGE;
-        if (PQntuples(r) == 1) {
-            if (kurer__pg_i64(r, 0, 0, &v[0]) != 0 ||
-                kurer__pg_copy(r, 0, 1, b->one_time.public_key, KURER_PREKEY_PUBLIC_LEN) != 0)
-                rc = KURER_ECORRUPT;
-            b->one_time.id = (uint32_t)v[0];
-            b->has_one_time = 1;
-        }
-        PQclear(r);
-        if (rc != 0)
-            return rc;
+    if (t != NULL && PQntuples(t) == 1) {
+        if (kurer__pg_i64(t, 0, 0, &v[0]) != 0 ||
+            kurer__pg_copy(t, 0, 1, b->one_time.public_key, KURER_PREKEY_PUBLIC_LEN) != 0)
+            return KURER_ECORRUPT;
+        b->one_time.id = (uint32_t)v[0];
+        b->has_one_time = 1;
     }
-    if (one_i64(s, PG_COUNT_OTK, &p, &count) != 0)
-        return KURER_ESTORAGE;
     b->remaining = (uint64_t)count;
     return 0;
 }
 
-static int exec_take(pg_store *s, op *o)
+/* Every device's statements in one batch (stage 0), their bundles from the results (stage 1).
+ * Only the first o->limit devices may get a one-time prekey (the per-taker bound). */
+static int step_take(pg_conn *c, op *o, int stage)
 {
+    pg_params p;
+    if (stage == 0) {
+        for (size_t i = 0; i < o->n; i++) {
+            p_dev(&p, &o->devs[i]);
+            (void)kurer__pg_send(c, PG_GET_SPK, &p, o, i, 0);
+            if (i < o->limit)
+                (void)kurer__pg_send(c, PG_TAKE_OTK, &p, o, i, 0);
+            (void)kurer__pg_send(c, PG_COUNT_OTK, &p, o, i, 0);
+        }
+        if (o->n > 0)
+            return 1;
+    }
     free(o->bundles); /* a retried round starts over */
     o->n_bundles = 0;
     o->bundles = calloc(o->n ? o->n : 1, sizeof(*o->bundles));
-    if (o->bundles == NULL)
-        return KURER_ENOMEM;
-    for (size_t i = 0; i < o->n; i++) {
+    o->err = o->bundles == NULL ? KURER_ENOMEM : 0;
+    for (size_t i = 0, k = 0; o->bundles != NULL && i < o->n; k += i < o->limit ? 3 : 2, i++) {
         kurer_store_bundle *b = &o->bundles[o->n_bundles];
-        /* Only the first o->limit devices may get a one-time prekey (the per-taker bound). */
-        int rc = take_one(s, &o->devs[i], i < o->limit, b);
+        memset(b, 0, sizeof(*b));
+        int rc = take_one(c, k, i < o->limit, b);
         if (rc == KURER_ENOTFOUND) {
             memset(b, 0, sizeof(*b));
             continue; /* never uploaded: no bundle */
         }
+        if (rc == KURER_ESTORAGE)
+            return rc;
         if (rc != 0) {
             o->n_bundles = 0;
-            return rc;
+            o->err = rc;
+            return 0;
         }
+        b->dev = o->devs[i];
         o->n_bundles++;
     }
     return 0;
 }
 
-int kurer__pg_exec_write(pg_store *s, op *o)
+int kurer__pg_step(pg_conn *c, op *o, int stage)
 {
     if (o->kind == KURER__OP_PREKEYS)
-        return exec_prekeys(s, o);
+        return step_prekeys(c, o, stage);
     if (o->kind == KURER__OP_TAKE)
-        return exec_take(s, o);
+        return step_take(c, o, stage);
     if (o->kind == KURER__OP_INVITE)
-        return kurer__pg_exec_invite(s, o);
+        return kurer__pg_step_invite(c, o, stage);
     if (o->kind == KURER__OP_BLOB)
-        return kurer__pg_exec_blob(s, o);
+        return kurer__pg_step_blob(c, o, stage);
     return 0; /* the others are pipelined; reads run after the commit */
 }
 

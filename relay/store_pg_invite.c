@@ -1,5 +1,6 @@
 /* The postgres backend's invitations (store.h, "invitations and enrolment requests"), inside
- * the round's transaction after its pipelined part, as prekey uploads are. */
+ * the round's transaction after its pipelined part, as prekey uploads are: one statement each
+ * (stage 0), its result read at stage 1 (kurer__pg_step). */
 #include "store_pg.h"
 
 #include <stdlib.h>
@@ -58,9 +59,9 @@ static int row_in(const PGresult *r, int i, kurer_store_invite *v)
     return 0;
 }
 
-static int read_rows(pg_store *s, pg_stmt st, const pg_params *p, op *o, size_t cap)
+static int read_rows(pg_conn *c, op *o, size_t cap)
 {
-    PGresult *r = kurer__pg_run(s, st, p, PGRES_TUPLES_OK);
+    const PGresult *r = kurer__pg_res(c, 0, PGRES_TUPLES_OK);
     int rc = 0;
     if (r == NULL)
         return KURER_ESTORAGE;
@@ -69,27 +70,24 @@ static int read_rows(pg_store *s, pg_stmt st, const pg_params *p, op *o, size_t 
     for (size_t i = 0; i < n && i < cap && rc == 0; i++)
         if ((rc = row_in(r, (int)i, &o->inv_rows[i])) == 0)
             o->n_inv++;
-    PQclear(r);
     return rc;
 }
 
 /* A command that must change one row (else none). */
-static int change_one(pg_store *s, pg_stmt st, const pg_params *p, int none)
+static int change_one(pg_conn *c, int none)
 {
-    PGresult *r = kurer__pg_run(s, st, p, PGRES_COMMAND_OK);
+    const PGresult *r = kurer__pg_res(c, 0, PGRES_COMMAND_OK);
     if (r == NULL)
         return KURER_ESTORAGE;
-    int rc = strcmp(PQcmdTuples(r), "1") == 0 ? 0 : none;
-    PQclear(r);
-    return rc;
+    return strcmp(PQcmdTuples((PGresult *)r), "1") == 0 ? 0 : none;
 }
 
-int kurer__pg_exec_invite(pg_store *s, op *o)
+/* The statement of the request (stage 0). */
+static int send_invite(pg_conn *c, op *o)
 {
     const kurer_store_invite_req *q = o->inv;
     const kurer_store_invite *v = &q->inv;
     pg_params p;
-    int rc;
     p.n = 0;
     kurer__pg_p_bytes(&p, q->op == KURER_INVITE_LIST ? v->authority : v->id,
                       q->op == KURER_INVITE_LIST ? sizeof(v->authority) : sizeof(v->id));
@@ -102,25 +100,58 @@ int kurer__pg_exec_invite(pg_store *s, op *o)
         kurer__pg_p_i64(&p, v->created_at);
         kurer__pg_p_i64(&p, v->expires_at);
         kurer__pg_p_i64(&p, KURER_ENROL_OPEN);
-        return change_one(s, PG_INV_PUT, &p, KURER_EEXIST);
+        return kurer__pg_send(c, PG_INV_PUT, &p, o, 0, 0);
     case KURER_INVITE_GET:
-        rc = read_rows(s, PG_INV_GET, &p, o, 1);
-        return rc == 0 && o->n_inv == 0 ? KURER_ENOTFOUND : rc;
+        return kurer__pg_send(c, PG_INV_GET, &p, o, 0, 0);
     case KURER_INVITE_SUBMIT:
         kurer__pg_p_bytes(&p, v->request, v->request_len);
         kurer__pg_p_bytes(&p, v->authority_mac, sizeof(v->authority_mac));
         kurer__pg_p_i64(&p, v->submitted_at);
-        return change_one(s, PG_INV_SUBMIT, &p, KURER_EINVITEUSED);
+        return kurer__pg_send(c, PG_INV_SUBMIT, &p, o, 0, 0);
     case KURER_INVITE_FAIL:
-        return change_one(s, PG_INV_FAIL, &p, KURER_ENOTFOUND);
+        return kurer__pg_send(c, PG_INV_FAIL, &p, o, 0, 0);
     case KURER_INVITE_LIST:
         kurer__pg_p_bytes(&p, q->after, q->has_after ? sizeof(q->after) : 0);
         kurer__pg_p_i64(&p, (int64_t)q->limit);
-        return read_rows(s, PG_INV_LIST, &p, o, q->limit);
+        return kurer__pg_send(c, PG_INV_LIST, &p, o, 0, 0);
     case KURER_INVITE_DECIDE:
         kurer__pg_p_i64(&p, v->state);
         kurer__pg_p_bytes(&p, v->chain, v->chain_len);
-        return change_one(s, PG_INV_DECIDE, &p, KURER_ESTATE);
+        return kurer__pg_send(c, PG_INV_DECIDE, &p, o, 0, 0);
     }
     return KURER_EINVAL;
+}
+
+/* Its result (stage 1): the op's error, or KURER_ESTORAGE. */
+static int take_invite(pg_conn *c, op *o)
+{
+    const kurer_store_invite_req *q = o->inv;
+    int rc;
+    switch (q->op) {
+    case KURER_INVITE_PUT:
+        return change_one(c, KURER_EEXIST);
+    case KURER_INVITE_GET:
+        rc = read_rows(c, o, 1);
+        return rc == 0 && o->n_inv == 0 ? KURER_ENOTFOUND : rc;
+    case KURER_INVITE_SUBMIT:
+        return change_one(c, KURER_EINVITEUSED);
+    case KURER_INVITE_FAIL:
+        return change_one(c, KURER_ENOTFOUND);
+    case KURER_INVITE_LIST:
+        return read_rows(c, o, q->limit);
+    case KURER_INVITE_DECIDE:
+        return change_one(c, KURER_ESTATE);
+    }
+    return KURER_EINVAL;
+}
+
+int kurer__pg_step_invite(pg_conn *c, op *o, int stage)
+{
+    int rc = stage == 0 ? send_invite(c, o) : take_invite(c, o);
+    if (stage == 0 && rc == 0)
+        return 1;
+    if (rc == KURER_ESTORAGE)
+        return rc;
+    o->err = rc;
+    return 0;
 }

@@ -2,16 +2,13 @@
  * relay's loop, one uv_poll on the connection's socket, one query in flight at a time.
  *
  * States: WAIT (no connection; the tick asks for one once the backoff has passed), CONNECTING
- * (a small thread of its own, started before the relay serves, makes the connection with a
- * blocking PQconnectdbParams and hands it to the loop through a uv_async: so a host name is
- * resolved off the loop, and connect_timeout applies to each host of a multi-host string, which
- * libpq's asynchronous connect does not do), SETUP (synchronous_commit off for the session, the
- * schema that names the channel), LISTEN, UP (notifications sent one query at a time, in queue
- * order). A failed step, a query that takes longer than KURER__PGL_QUERY_MAX_MS, or a silent
- * connection that does not answer a ping loses the connection: WAIT again. */
+ * (the connector thread of pg_loop.h, started before the relay serves, makes it), SETUP
+ * (synchronous_commit off for the session, the schema that names the channel), LISTEN, UP
+ * (notifications sent one query at a time, in queue order). A failed step, a query that takes
+ * longer than KURER__PGL_QUERY_MAX_MS, or a silent connection that does not answer a ping loses the
+ * connection: WAIT again. */
 #include "cluster.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +20,8 @@
 #include "kurer/error.h"
 #include "kurer/log.h"
 #include "kurer/util.h"
+
+#include "pg_loop.h"
 
 #define TICK_MS     100
 #define BACKOFF_MIN 50
@@ -53,20 +52,13 @@ struct kurer_pgl {
     kurer_pgl_cbs cbs;
     void *arg;
     PGconn *conn;
-    uv_poll_t *poll; /* on fd, or NULL */
-    int fd;
+    kurer__pg_watch w;
     int state;
     int busy; /* a query (or the connect) is in flight */
     uint64_t busy_since_ms, last_io_ms, retry_at_ms, backoff_ms;
     uv_timer_t tick;
-    /* the connector thread: asked (want) for a connection, it leaves it in made (done) */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int want, done, stop, thread_started;
-    PGconn *made;
-    uv_async_t async;
-    int open_handles; /* tick and async, until their closes complete */
+    kurer__pg_connector k;
+    int open_handles; /* tick and the connector's async, until their closes complete */
     job *head, *tail;
     size_t n_jobs, n_loads; /* notifications, and reads (J_LISTS, J_DEVICE), queued */
     char channel[KURER__PGL_CHANNEL_MAX + 1];
@@ -91,42 +83,9 @@ static void log_pg(kurer_pgl *l, const char *event, const PGresult *r)
               1);
 }
 
-static void free_handle(uv_handle_t *h)
-{
-    free(h);
-}
-
 static void unwatch(kurer_pgl *l)
 {
-    if (l->poll != NULL) {
-        uv_poll_stop(l->poll);
-        uv_close((uv_handle_t *)l->poll, free_handle);
-        l->poll = NULL;
-    }
-    l->fd = -1;
-}
-
-/* Watches the connection's socket now for events; a new handle after every connect step, since
- * libpq may have closed the old socket and opened another with the same number. */
-static int watch(kurer_pgl *l, int events, int rebind)
-{
-    int fd = PQsocket(l->conn);
-    if (rebind || fd != l->fd)
-        unwatch(l);
-    if (fd < 0)
-        return KURER_ESTORAGE;
-    if (l->poll == NULL) {
-        if ((l->poll = malloc(sizeof(*l->poll))) == NULL)
-            return KURER_ENOMEM;
-        if (uv_poll_init(l->loop, l->poll, fd) != 0) {
-            free(l->poll);
-            l->poll = NULL;
-            return KURER_ESTORAGE;
-        }
-        l->poll->data = l;
-        l->fd = fd;
-    }
-    return uv_poll_start(l->poll, events, on_poll) == 0 ? 0 : KURER_ESTORAGE;
+    kurer__pg_unwatch(&l->w);
 }
 
 static void free_job(kurer_pgl *l, job *j)
@@ -182,45 +141,16 @@ static void lost(kurer_pgl *l, const char *why)
     l->retry_at_ms = kurer_time_mono_ms() + l->backoff_ms;
 }
 
-static void *connector(void *arg)
-{
-    kurer_pgl *l = arg;
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {l->conninfo, "kurer-relay-listen", NULL};
-    pthread_mutex_lock(&l->mu);
-    for (;;) {
-        while (!l->want && !l->stop)
-            pthread_cond_wait(&l->cv, &l->mu);
-        if (l->stop)
-            break;
-        l->want = 0;
-        pthread_mutex_unlock(&l->mu);
-        PGconn *c = PQconnectdbParams(keys, vals, 1);
-        pthread_mutex_lock(&l->mu);
-        l->made = c;
-        l->done = 1;
-        uv_async_send(&l->async);
-    }
-    pthread_mutex_unlock(&l->mu);
-    return NULL;
-}
-
 static void start_connect(kurer_pgl *l)
 {
     l->state = S_CONNECTING;
-    pthread_mutex_lock(&l->mu);
-    l->want = 1;
-    pthread_cond_signal(&l->cv);
-    pthread_mutex_unlock(&l->mu);
+    kurer__pg_connector_want(&l->k);
 }
 
 /* Flushes what libpq holds; watches for writability while some remains. */
 static int flush_out(kurer_pgl *l)
 {
-    int f = PQflush(l->conn);
-    if (f < 0)
-        return KURER_ESTORAGE;
-    return watch(l, f == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE, 0);
+    return kurer__pg_flush(&l->w, l->loop, l->conn, on_poll, l);
 }
 
 static int send_query(kurer_pgl *l, int ok)
@@ -273,16 +203,10 @@ static void kick(kurer_pgl *l)
 }
 
 /* The connector made a connection (or failed): the setup follows on the loop. */
-static void on_connected(uv_async_t *h)
+static void on_connected(void *arg, PGconn *c)
 {
-    kurer_pgl *l = h->data;
-    pthread_mutex_lock(&l->mu);
-    PGconn *c = l->done ? l->made : NULL;
-    int done = l->done;
-    l->made = NULL;
-    l->done = 0;
-    pthread_mutex_unlock(&l->mu);
-    if (!done || l->state != S_CONNECTING) {
+    kurer_pgl *l = arg;
+    if (l->state != S_CONNECTING) {
         PQfinish(c);
         return;
     }
@@ -293,7 +217,9 @@ static void on_connected(uv_async_t *h)
         return;
     }
     l->state = S_SETUP;
-    int rc = PQsetnonblocking(c, 1) == 0 ? watch(l, UV_READABLE, 1) : KURER_ESTORAGE;
+    int rc = PQsetnonblocking(c, 1) == 0
+                 ? kurer__pg_poll(&l->w, l->loop, c, UV_READABLE, 1, on_poll, l)
+                 : KURER_ESTORAGE;
     /* the session's notifications commit without waiting for a standby */
     if (rc == 0)
         rc = send_query(l, PQsendQuery(c, "SET synchronous_commit = off; SELECT current_schema()"));
@@ -437,7 +363,7 @@ static int read_input(kurer_pgl *l)
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     kurer_pgl *l = p->data;
-    if (l->conn == NULL || p != l->poll)
+    if (l->conn == NULL || p != l->w.poll)
         return;
     int rc = status < 0 ? KURER_ESTORAGE : 0;
     if (rc == 0 && (events & UV_WRITABLE))
@@ -540,14 +466,9 @@ static int first_cmd(kurer_pgl *l, const char *sql, int (*take)(kurer_pgl *, con
  * whatever another node stores after that is announced to this one. */
 static int first_connect(kurer_pgl *l)
 {
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {l->conninfo, "kurer-relay-listen", NULL};
     char sql[2 * KURER__PGL_CHANNEL_MAX + 16];
-    l->conn = PQconnectdbParams(keys, vals, 1);
-    if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK) {
-        log_pg(l, "listen_connect_failed", NULL);
+    if ((l->conn = kurer__pg_connect(l->conninfo, "kurer-relay-listen", "cluster")) == NULL)
         return KURER_ESTORAGE;
-    }
     int rc = first_cmd(l, "SET synchronous_commit = off", NULL);
     if (rc == 0)
         rc = first_cmd(l, "SELECT current_schema()", set_channel);
@@ -559,7 +480,8 @@ static int first_connect(kurer_pgl *l)
         rc = first_cmd(l, sql, NULL);
     }
     PQfreemem(id);
-    if (rc == 0 && (PQsetnonblocking(l->conn, 1) != 0 || watch(l, UV_READABLE, 1) != 0))
+    if (rc == 0 && (PQsetnonblocking(l->conn, 1) != 0 ||
+                    kurer__pg_poll(&l->w, l->loop, l->conn, UV_READABLE, 1, on_poll, l) != 0))
         rc = KURER_ESTORAGE;
     if (rc != 0)
         return rc;
@@ -586,25 +508,15 @@ int kurer__pgl_open(kurer_pgl **out, uv_loop_t *loop, const char *conninfo,
     l->loop = loop;
     l->cbs = *cbs;
     l->arg = arg;
-    l->fd = -1;
+    kurer__pg_watch_init(&l->w);
     l->state = S_WAIT;
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
-    if (uv_async_init(loop, &l->async, on_connected) != 0) {
-        free_conninfo(l);
-        free(l);
-        return KURER_ENOMEM;
-    }
-    l->async.data = l;
     uv_timer_init(loop, &l->tick);
     l->tick.data = l;
     l->open_handles = 2;
-    if (pthread_create(&l->thread, NULL, connector, l) != 0) {
-        kurer__pgl_close(l);
-        return KURER_ENOMEM;
-    }
-    l->thread_started = 1;
-    int rc = first_connect(l);
+    int rc = kurer__pg_connector_init(&l->k, loop, l->conninfo, "kurer-relay-listen", NULL,
+                                      on_connected, l);
+    if (rc == 0)
+        rc = first_connect(l);
     if (rc != 0) {
         kurer__pgl_close(l);
         return rc;
@@ -619,8 +531,6 @@ static void free_pgl(uv_handle_t *h)
     kurer_pgl *l = h->data;
     if (--l->open_handles > 0)
         return;
-    pthread_mutex_destroy(&l->mu);
-    pthread_cond_destroy(&l->cv);
     free_conninfo(l);
     free(l);
 }
@@ -634,19 +544,9 @@ void kurer__pgl_close(kurer_pgl *l)
     l->conn = NULL;
     while (l->head != NULL)
         drop_job(l);
-    if (l->thread_started) { /* a connect in progress ends within its connect_timeout */
-        pthread_mutex_lock(&l->mu);
-        l->stop = 1;
-        pthread_cond_signal(&l->cv);
-        pthread_mutex_unlock(&l->mu);
-        pthread_join(l->thread, NULL);
-        l->thread_started = 0;
-    }
-    PQfinish(l->made);
-    l->made = NULL;
     uv_timer_stop(&l->tick);
     uv_close((uv_handle_t *)&l->tick, free_pgl);
-    uv_close((uv_handle_t *)&l->async, free_pgl);
+    kurer__pg_connector_close(&l->k, free_pgl); /* a connect in progress ends first */
 }
 
 int kurer__pgl_up(const kurer_pgl *l)

@@ -1,15 +1,18 @@
 /* The postgres backend's pipelined statements (store_pg.h): the puts, acks, directory entries
  * and revocation lists of a round, and after its commit its reads, go to the server in libpq's
- * pipeline mode, without waiting for
- * each statement's result, in chunks of CHUNK statements (a sync point each, so that neither
- * side's socket buffer fills with results nobody reads: the connection is in blocking mode).
+ * pipeline mode, a batch each (one sync point), without waiting for each statement's result:
+ * their results are read into their ops when the batch is complete (kurer__pg_take_batch).
  *
  * Two phases, because a put's limits decide whether it is written at all and nothing in a
  * pipeline can wait for a result: first the mailbox counts of every put that has limits, then
  * the writes. A put's count is the mailbox's at the start of the round plus the items of the
  * puts before it in the round that were accepted (acks of the same round are not subtracted:
  * a limit may bite a round early, never late). During the first phase a put's seqs and prev
- * arrays hold its counts; the second phase writes the seqs there. */
+ * arrays hold its counts; the second phase writes the seqs there.
+ *
+ * The puts of a round take their devices' counter rows in one order (user, device), whatever
+ * the order of submission (one device's puts keep theirs): two rounds on two connections of the
+ * pool (or of two nodes) that store for the same devices wait for each other, never deadlock. */
 #include "store_pg.h"
 
 #include <stdlib.h>
@@ -19,26 +22,10 @@
 
 typedef kurer__op op;
 
-#define CHUNK 256 /* statements per sync point */
-
 enum { W_COUNT = 1, W_COUNT_SENDER, W_PUT, W_DONE, W_HIGH, W_ROWS, W_HAS, W_OTK };
 
-typedef struct slot {
-    op *o;
-    size_t i;
-    int what;
-} slot;
-
-typedef struct pgpipe {
-    pg_store *s;
-    slot slots[CHUNK];
-    size_t n;
-    int failed; /* the transaction is lost: nothing more is sent */
-    int broken; /* the pipeline's state is unknown: the connection is dropped */
-} pgpipe;
-
 /* A read's result into its op (an op's own error, not the pipeline's). */
-static void take_read(const slot *sl, PGresult *r)
+static void take_read(const pg_slot *sl, const PGresult *r)
 {
     op *o = sl->o;
     int rc = 0;
@@ -52,27 +39,23 @@ static void take_read(const slot *sl, PGresult *r)
         o->err = rc;
 }
 
-/* One statement's result into its op. */
-static void take_result(pgpipe *pp, const slot *sl, PGresult *r)
+/* One statement's result into its op: 0, or KURER_ESTORAGE. */
+static int take_result(pg_conn *c, size_t k)
 {
+    const pg_slot *sl = &c->done[k];
     int64_t v;
-    ExecStatusType want = sl->what == W_DONE ? PGRES_COMMAND_OK : PGRES_TUPLES_OK;
-    if (PQresultStatus(r) != want) {
-        if (!pp->failed && PQresultStatus(r) != PGRES_PIPELINE_ABORTED)
-            kurer__pg_note_error(pp->s, r);
-        pp->failed = 1;
-        return;
-    }
-    if (sl->what == W_DONE)
-        return;
+    int cmd = sl->o == NULL || sl->what == W_DONE; /* BEGIN, or a write without rows */
+    const PGresult *r = kurer__pg_res(c, k, cmd ? PGRES_COMMAND_OK : PGRES_TUPLES_OK);
+    if (r == NULL)
+        return KURER_ESTORAGE;
+    if (cmd)
+        return 0;
     if (sl->what == W_HIGH || sl->what == W_ROWS || sl->what == W_HAS) {
         take_read(sl, r);
-        return;
+        return 0;
     }
-    if (PQntuples(r) != 1 || kurer__pg_i64(r, 0, 0, &v) != 0) {
-        pp->failed = 1;
-        return;
-    }
+    if (PQntuples(r) != 1 || kurer__pg_i64(r, 0, 0, &v) != 0)
+        return KURER_ESTORAGE;
     if (sl->what == W_COUNT)
         sl->o->seqs[sl->i] = (uint64_t)v;
     else if (sl->what == W_COUNT_SENDER)
@@ -80,57 +63,25 @@ static void take_result(pgpipe *pp, const slot *sl, PGresult *r)
     else if (sl->what == W_OTK)
         sl->o->total = (uint64_t)v;
     else if (sl->what == W_PUT) {
-        if (v < 1) {
-            pp->failed = 1;
-            return;
-        }
+        if (v < 1)
+            return KURER_ESTORAGE;
         sl->o->seqs[sl->i] = (uint64_t)v;
         sl->o->prev[sl->i] = (uint64_t)v - 1; /* the counter moves by one, under its row lock */
     }
+    return 0;
 }
 
-/* Sends the sync point and reads the chunk's results, then the sync's. */
-static void flush(pgpipe *pp)
+int kurer__pg_take_batch(pg_conn *c)
 {
-    PGconn *c = pp->s->conn;
-    if (pp->n == 0 || pp->broken)
-        return;
-    if (!PQpipelineSync(c)) {
-        pp->failed = pp->broken = 1;
-        return;
-    }
-    for (size_t k = 0; k < pp->n && !pp->broken; k++) {
-        PGresult *r = PQgetResult(c);
-        if (r == NULL) {
-            pp->failed = pp->broken = 1; /* a lost connection: no more results */
-            break;
-        }
-        take_result(pp, &pp->slots[k], r);
-        PQclear(r);
-        while ((r = PQgetResult(c)) != NULL) /* the NULL that ends each statement's results */
-            PQclear(r);
-    }
-    pp->n = 0;
-    if (pp->broken)
-        return;
-    PGresult *r = PQgetResult(c);
-    if (PQresultStatus(r) != PGRES_PIPELINE_SYNC)
-        pp->failed = pp->broken = 1;
-    PQclear(r);
+    int rc = 0;
+    for (size_t k = 0; k < c->n_done && rc == 0; k++)
+        rc = take_result(c, k);
+    return rc;
 }
 
-static void send_stmt(pgpipe *pp, pg_stmt st, const pg_params *p, op *o, size_t i, int what)
+static void send_stmt(pg_conn *c, pg_stmt st, const pg_params *p, op *o, size_t i, int what)
 {
-    if (pp->failed)
-        return;
-    if (!PQsendQueryPrepared(pp->s->conn, kurer__pg_stmt_name(st), p->n, p->v, p->len, p->fmt, 1)) {
-        kurer__pg_note_error(pp->s, NULL);
-        pp->failed = pp->broken = 1;
-        return;
-    }
-    pp->slots[pp->n++] = (slot){o, i, what};
-    if (pp->n == CHUNK)
-        flush(pp);
+    (void)kurer__pg_send(c, st, p, o, i, what); /* a refusal loses the connection */
 }
 
 static void p_dev(pg_params *p, const kurer_device_address *d)
@@ -178,7 +129,7 @@ static int decide(pg_store *s, const op *round, const op *o)
     return 0;
 }
 
-static void send_counts(pgpipe *pp, op *round)
+void kurer__pg_send_counts(pg_conn *c, op *round)
 {
     pg_params p;
     for (op *o = round; o != NULL; o = o->next) {
@@ -189,58 +140,106 @@ static void send_counts(pgpipe *pp, op *round)
             o->seqs[i] = o->prev[i] = 0;
             if (o->mailbox_max > 0) {
                 p_dev(&p, &o->items[i].to);
-                send_stmt(pp, PG_COUNT, &p, o, i, W_COUNT);
+                send_stmt(c, PG_COUNT, &p, o, i, W_COUNT);
             }
             if (o->sender_max > 0) {
                 p_dev(&p, &o->items[i].to);
                 kurer__pg_p_str(&p, o->items[i].from.user);
-                send_stmt(pp, PG_COUNT_SENDER, &p, o, i, W_COUNT_SENDER);
+                send_stmt(c, PG_COUNT_SENDER, &p, o, i, W_COUNT_SENDER);
             }
         }
     }
 }
 
-/* The writes, in submission order. */
-static void send_writes(pgpipe *pp, op *round)
+/* An item of a put, in the order its counter row is taken. */
+typedef struct put_ref {
+    op *o;
+    size_t i, at; /* at: its place in the round (one device's puts keep their order) */
+} put_ref;
+
+static int cmp_put(const void *a, const void *b)
+{
+    const put_ref *x = a, *y = b;
+    const kurer_device_address *p = &x->o->items[x->i].to, *q = &y->o->items[y->i].to;
+    int u = strcmp(p->user, q->user);
+    if (u != 0)
+        return u;
+    if (p->device_id != q->device_id)
+        return p->device_id < q->device_id ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+static void send_put(pg_conn *c, op *o, size_t i)
 {
     pg_params p;
-    for (op *o = round; o != NULL && !pp->failed; o = o->next) {
+    p_dev(&p, &o->items[i].to);
+    kurer__pg_p_str(&p, o->items[i].from.user);
+    if (!o->fanout)
+        kurer__pg_p_bytes(&p, o->items[i].env, o->items[i].len);
+    else
+        kurer__pg_p_i64(&p, (int64_t)o->serial);
+    send_stmt(c, o->fanout ? PG_PUT_REF : PG_PUT, &p, o, i, W_PUT);
+}
+
+/* The puts accepted, their payloads first, then their items in counter row order. 0 or
+ * KURER_ENOMEM (the round fails). */
+static int send_puts(pg_conn *c, op *round)
+{
+    pg_params p;
+    size_t n = 0, at = 0;
+    for (op *o = round; o != NULL; o = o->next)
+        if (o->kind == KURER__OP_PUT && o->err == 0 && o->n > 0) {
+            n += o->n;
+            if (!o->fanout)
+                continue;
+            p.n = 0;
+            kurer__pg_p_i64(&p, (int64_t)o->serial); /* the payload's id */
+            kurer__pg_p_str(&p, o->items[0].from.user);
+            kurer__pg_p_i64(&p, (int64_t)o->n);
+            kurer__pg_p_bytes(&p, o->blob, o->blob_len);
+            send_stmt(c, PG_PAYLOAD, &p, o, 0, W_DONE);
+        }
+    if (n == 0)
+        return 0;
+    put_ref *refs = malloc(n * sizeof(*refs));
+    if (refs == NULL)
+        return KURER_ENOMEM;
+    n = 0;
+    for (op *o = round; o != NULL; o = o->next)
+        if (o->kind == KURER__OP_PUT && o->err == 0)
+            for (size_t i = 0; i < o->n; i++)
+                refs[n++] = (put_ref){o, i, at++};
+    qsort(refs, n, sizeof(*refs), cmp_put);
+    for (size_t k = 0; k < n; k++)
+        send_put(c, refs[k].o, refs[k].i);
+    free(refs);
+    return 0;
+}
+
+/* The writes: the puts (send_puts), then the rest in submission order. */
+int kurer__pg_send_writes(pg_conn *c, op *round)
+{
+    pg_params p;
+    if (send_puts(c, round) != 0)
+        return KURER_ENOMEM;
+    for (op *o = round; o != NULL; o = o->next) {
         switch (o->kind) {
-        case KURER__OP_PUT:
-            if (o->fanout && o->err == 0 && o->n > 0) {
-                p.n = 0;
-                kurer__pg_p_i64(&p, (int64_t)o->serial); /* the payload's id */
-                kurer__pg_p_str(&p, o->items[0].from.user);
-                kurer__pg_p_i64(&p, (int64_t)o->n);
-                kurer__pg_p_bytes(&p, o->blob, o->blob_len);
-                send_stmt(pp, PG_PAYLOAD, &p, o, 0, W_DONE);
-            }
-            for (size_t i = 0; i < o->n && o->err == 0; i++) {
-                p_dev(&p, &o->items[i].to);
-                kurer__pg_p_str(&p, o->items[i].from.user);
-                if (!o->fanout)
-                    kurer__pg_p_bytes(&p, o->items[i].env, o->items[i].len);
-                else
-                    kurer__pg_p_i64(&p, (int64_t)o->serial);
-                send_stmt(pp, o->fanout ? PG_PUT_REF : PG_PUT, &p, o, i, W_PUT);
-            }
-            break;
         case KURER__OP_ACK:
             for (size_t i = 0; i < o->n; i++) {
                 if (o->seqs[i] > INT64_MAX)
                     continue; /* no such seq */
                 p_dev(&p, &o->dev);
                 kurer__pg_p_i64(&p, (int64_t)o->seqs[i]);
-                send_stmt(pp, PG_DELETE, &p, o, i, W_DONE);
+                send_stmt(c, PG_DELETE, &p, o, i, W_DONE);
             }
             p.n = 0; /* the payloads these acks took the last reference of */
-            send_stmt(pp, PG_DROP_PAYLOADS, &p, o, 0, W_DONE);
+            send_stmt(c, PG_DROP_PAYLOADS, &p, o, 0, W_DONE);
             break;
         case KURER__OP_DEVICE:
             p_dev(&p, &o->dev);
             kurer__pg_p_i64(&p, (int64_t)o->serial);
             kurer__pg_p_bytes(&p, o->blob, o->blob_len);
-            send_stmt(pp, PG_DEVICE, &p, o, 0, W_DONE);
+            send_stmt(c, PG_DEVICE, &p, o, 0, W_DONE);
             break;
         case KURER__OP_CRL:
             if (o->after > INT64_MAX) {
@@ -251,96 +250,61 @@ static void send_writes(pgpipe *pp, op *round)
             kurer__pg_p_bytes(&p, o->key_id, 32);
             kurer__pg_p_i64(&p, (int64_t)o->after);
             kurer__pg_p_bytes(&p, o->blob, o->blob_len);
-            send_stmt(pp, PG_CRL, &p, o, 0, W_DONE);
+            send_stmt(c, PG_CRL, &p, o, 0, W_DONE);
             break;
         default:
             break; /* prekeys and takes: after the pipeline; reads: after the commit */
         }
     }
+    return 0;
 }
 
-/* Leaves pipeline mode; a pipeline in an unknown state drops the connection (the next round
- * connects again). 0 or KURER_ESTORAGE. */
-static int finish(pgpipe *pp)
+void kurer__pg_decide(pg_conn *c, op *round)
 {
-    pg_store *s = pp->s;
-    if (pp->broken || !PQexitPipelineMode(s->conn)) {
-        PQfinish(s->conn);
-        s->conn = NULL;
-        s->prepared = 0;
-        return KURER_ESTORAGE;
-    }
-    return pp->failed ? KURER_ESTORAGE : 0;
-}
-
-int kurer__pg_exec_pipelined(pg_store *s, op *round)
-{
-    pgpipe pp; /* on the writer thread's stack */
-    memset(&pp, 0, sizeof(pp));
-    pp.s = s;
-    if (!PQenterPipelineMode(s->conn)) {
-        kurer__pg_note_error(s, NULL);
-        return KURER_ESTORAGE;
-    }
-    send_counts(&pp, round);
-    flush(&pp);
-    for (op *o = round; o != NULL && !pp.failed; o = o->next)
+    for (op *o = round; o != NULL; o = o->next)
         if (o->kind == KURER__OP_PUT)
-            o->err = decide(s, round, o);
-    send_writes(&pp, round);
-    flush(&pp);
-    return finish(&pp);
+            o->err = decide(c->s, round, o);
 }
 
 /* Each fetch: the device's high mark and queue length, then its rows (one statement after the
  * other, each its own snapshot: every seq up to the high mark was committed when it was read,
  * since commit order is seq order, so the rows read next hold all of them still stored). Each
  * count: whether the device ever uploaded, then its pool. */
-static void send_reads(pgpipe *pp, op *round)
+int kurer__pg_send_reads(pg_conn *c, op *round)
 {
     pg_params p;
+    int any = 0;
     for (op *o = round; o != NULL; o = o->next) {
+        any |= o->kind == KURER__OP_FETCH || o->kind == KURER__OP_COUNT;
         if (o->kind == KURER__OP_FETCH) {
             o->err = 0;
             p_dev(&p, &o->dev);
-            send_stmt(pp, PG_HIGH, &p, o, 0, W_HIGH);
+            send_stmt(c, PG_HIGH, &p, o, 0, W_HIGH);
             if (o->limit == 0)
                 continue; /* the count only */
             kurer__pg_p_i64(&p, o->after > INT64_MAX ? INT64_MAX : (int64_t)o->after);
             kurer__pg_p_i64(&p, o->limit > INT64_MAX ? INT64_MAX : (int64_t)o->limit);
-            send_stmt(pp, PG_FETCH, &p, o, 0, W_ROWS);
+            send_stmt(c, PG_FETCH, &p, o, 0, W_ROWS);
         } else if (o->kind == KURER__OP_COUNT) {
             o->err = 0;
             p_dev(&p, &o->dev);
-            send_stmt(pp, PG_HAS_SPK, &p, o, 0, W_HAS);
-            send_stmt(pp, PG_COUNT_OTK, &p, o, 0, W_OTK);
+            send_stmt(c, PG_HAS_SPK, &p, o, 0, W_HAS);
+            send_stmt(c, PG_COUNT_OTK, &p, o, 0, W_OTK);
         }
     }
+    return any;
 }
 
-void kurer__pg_exec_reads(pg_store *s, op *round)
+void kurer__pg_fail_reads(op *round)
 {
-    pgpipe pp;
-    int any = 0, rc = KURER_ESTORAGE;
-    for (op *o = round; o != NULL; o = o->next)
-        any |= o->kind == KURER__OP_FETCH || o->kind == KURER__OP_COUNT;
-    if (!any)
-        return;
-    memset(&pp, 0, sizeof(pp));
-    pp.s = s;
-    if (PQenterPipelineMode(s->conn)) {
-        send_reads(&pp, round);
-        flush(&pp);
-        rc = finish(&pp);
-    } else {
-        kurer__pg_note_error(s, NULL);
-    }
-    for (op *o = round; o != NULL && rc != 0; o = o->next) {
+    for (op *o = round; o != NULL; o = o->next) {
         if (o->kind != KURER__OP_FETCH && o->kind != KURER__OP_COUNT)
             continue;
         o->err = KURER_ESTORAGE;
         for (size_t i = 0; i < o->n_rows; i++)
             free((void *)o->rows[i].env);
+        free(o->rows);
+        o->rows = NULL;
         o->n_rows = 0;
     }
 }

@@ -85,6 +85,8 @@ void kurer__storeq_submit(kurer__storeq *q, op *o)
     q->stats.queued_ops++;
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
+    if (q->on_submit != NULL)
+        q->on_submit(q);
 }
 
 /* ---- pairing and rounds (executor) -------------------------------------------------------- */
@@ -287,6 +289,57 @@ static void commit_delay(kurer__storeq *q)
     }
 }
 
+/* A round starts (q->mu held). */
+static void started_locked(kurer__storeq *q)
+{
+    if (++q->in_flight > q->stats.rounds_in_flight_max)
+        q->stats.rounds_in_flight_max = q->in_flight;
+}
+
+/* The planned round of a batch taken out of the queue: completes what needs no write, and
+ * counts the round as started if there is one. */
+static op *plan_taken(kurer__storeq *q, op *batch, int flush)
+{
+    op *done = NULL;
+    op *work = plan_round(q, batch, flush, &done);
+    pthread_mutex_lock(&q->mu);
+    for (op *o = done, *next; o != NULL; o = next) {
+        next = o->next;
+        complete_locked(q, o);
+    }
+    if (work == NULL) {
+        q->writing = 0;
+        pthread_cond_broadcast(&q->cv);
+    } else {
+        started_locked(q);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (done != NULL)
+        uv_async_send(&q->async);
+    return work;
+}
+
+op *kurer__storeq_take(kurer__storeq *q, uint64_t *wait_ns)
+{
+    *wait_ns = 0;
+    pthread_mutex_lock(&q->mu);
+    op *batch = q->in_head;
+    int flush = q->stopping;
+    if (batch != NULL && !flush && q->commit_delay_ns > 0) {
+        uint64_t due = batch->submitted_ns + q->commit_delay_ns, now = kurer_time_mono_ns();
+        if (now < due) {
+            *wait_ns = due - now;
+            batch = NULL;
+        }
+    }
+    if (batch != NULL) {
+        q->in_head = NULL;
+        q->in_tail = &q->in_head;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return batch != NULL ? plan_taken(q, batch, flush) : NULL;
+}
+
 op *kurer__storeq_next(kurer__storeq *q, int *stop)
 {
     pthread_mutex_lock(&q->mu);
@@ -305,21 +358,7 @@ op *kurer__storeq_next(kurer__storeq *q, int *stop)
     pthread_mutex_unlock(&q->mu);
     if (!go)
         return NULL; /* stopping, or a start-up loader took the backend during the delay */
-    op *done = NULL;
-    op *work = plan_round(q, batch, flush, &done);
-    pthread_mutex_lock(&q->mu);
-    for (op *o = done, *next; o != NULL; o = next) {
-        next = o->next;
-        complete_locked(q, o);
-    }
-    if (work == NULL) {
-        q->writing = 0;
-        pthread_cond_broadcast(&q->cv);
-    }
-    pthread_mutex_unlock(&q->mu);
-    if (done != NULL)
-        uv_async_send(&q->async);
-    return work;
+    return plan_taken(q, batch, flush);
 }
 
 void kurer__storeq_finish(kurer__storeq *q, op *round, uint64_t n, uint64_t us)
@@ -327,6 +366,8 @@ void kurer__storeq_finish(kurer__storeq *q, op *round, uint64_t n, uint64_t us)
     pthread_mutex_lock(&q->mu);
     q->writing = 0;
     pthread_cond_broadcast(&q->cv); /* a loader may be waiting for the backend */
+    if (q->in_flight > 0)
+        q->in_flight--;
     q->stats.commits++;
     q->stats.last_batch = n;
     q->stats.last_commit_us = us;

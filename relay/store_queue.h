@@ -6,7 +6,9 @@
  * kurer__storeq_next hands it: a round of operations in submission order, from which the puts
  * and acks that met were taken out already. It reports each round with kurer__storeq_finish;
  * the callbacks then run on the loop (a uv_async handle). The sqlite backend runs the rounds on
- * a writer thread; the queue's mutex makes submission from the loop safe against it. */
+ * a writer thread (kurer__storeq_next); the queue's mutex makes submission from the loop safe
+ * against it. The postgres backend runs several rounds at once on the loop itself: it takes
+ * them with kurer__storeq_take, told of new work by on_submit. */
 #ifndef KURER_RELAY_STORE_QUEUE_H
 #define KURER_RELAY_STORE_QUEUE_H
 
@@ -103,6 +105,9 @@ typedef struct kurer__storeq {
     int writing;    /* the executor runs a round */
     int exclusive;  /* a start-up loader holds the backend: no rounds meanwhile */
     int no_pairing; /* the backend assigns seqs in its transactions: puts and acks never meet */
+    /* a loop-driven backend's hook: work was submitted (on the loop thread, q->mu not held) */
+    void (*on_submit)(struct kurer__storeq *q);
+    uint64_t in_flight; /* rounds started and not finished */
     uint64_t commit_delay_ns;
     kurer_store_stats stats;
     /* puts refused (the executor counts, stats readers on the loop read) */
@@ -124,6 +129,9 @@ void kurer__storeq_run_completions(kurer__storeq *q);
  * operations to execute in order (NULL: nothing this time, call again). *stop is set once
  * stopping and nothing is left. */
 kurer__op *kurer__storeq_next(kurer__storeq *q, int *stop);
+/* The same for a backend on the loop: never blocks. NULL when nothing is due; *wait_ns: the
+ * commit delay left for the oldest op (0: none waiting). Several rounds may be out at once. */
+kurer__op *kurer__storeq_take(kurer__storeq *q, uint64_t *wait_ns);
 /* Hands a round's operations (err set) to the loop; n ops ran in a transaction of us. */
 void kurer__storeq_finish(kurer__storeq *q, kurer__op *round, uint64_t n, uint64_t us);
 /* A blocking start-up loader takes the backend between rounds, and gives it back. */

@@ -187,16 +187,8 @@ static void party_close(party *p)
 /* Sends envelope k to `to` without waiting for its answer. */
 static void party_send(party *p, tally *t, const device *to, uint32_t k)
 {
-    kurer_client_frame f;
-    kurer_envelope e;
-    uint8_t content[40];
-    memset(&f, 0, sizeof(f));
-    make_env(&e, to, k, content);
-    f.body = KURER_CLIENT_SEND;
-    f.u.send.envelopes = &e;
-    f.u.send.n = 1;
     t->t_sent[k] = kurer_time_mono_ns() / 1000;
-    uint64_t id = cl_send(&p->cl, &f);
+    uint64_t id = send_start(&p->cl, to, k, NULL);
     assert_true(id < REQS_MAX);
     p->num_of_req[id] = k + 1;
     p->in_flight++;

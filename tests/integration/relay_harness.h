@@ -130,6 +130,10 @@ void expect_kicked(client *cl, int code);
 void make_env(kurer_envelope *e, const device *to, uint32_t n, uint8_t *content);
 /* Sends one envelope to `to`; returns the send status (or the Error code). */
 int send_one(client *cl, const device *to, uint32_t n, uint8_t id_out[16]);
+/* send_one in two halves: the send (its request id), and its answer's status within ms (-1:
+ * none came). */
+uint64_t send_start(client *cl, const device *to, uint32_t n, uint8_t id_out[16]);
+int send_wait(client *cl, uint64_t id, uint64_t ms);
 
 /* Builds an upload of a signed prekey (signed by d's identity key, or corrupted) and n one-time
  * prekeys with ids first..first+n-1 (into otk). */

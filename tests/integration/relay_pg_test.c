@@ -289,11 +289,85 @@ static void test_fanout(void **state)
                     "ack\n");
 }
 
+/* The store's pool at work: a round whose COMMIT waits (as for a slow standby's flush: here a
+ * deferred trigger on bo's rows waits for an advisory lock the test holds) does not hold up the
+ * next one, which commits on another connection meanwhile; the waiting send is answered only
+ * once its own commit returned. */
+static void test_pool(void **state)
+{
+    world *w = *state;
+    char conf[300], base[512], conninfo[700], n_rows[32];
+    device a, a2, b, c;
+    client ca, ca2, cb, cc;
+    size_t sent = 0, accepted = 0, delivered = 0;
+    pg_world(w, conf, sizeof(conf));
+    const char *extra[] = {"--config", conf, "--metrics", "127.0.0.1:0"};
+    start_relay_v(w, extra, 4);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    make_device(w, &c, "cy@mof", 1, 12, 0, 0, 0);
+    make_device(w, &a2, "dan@mof", 1, 13, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0); /* both register, go away */
+    cl_free(&cb);
+    assert_int_equal(cl_connect(w, &cc, &c), 0);
+    cl_free(&cc);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    assert_int_equal(cl_connect(w, &ca2, &a2), 0);
+    owner_sql("CREATE FUNCTION kr_slow() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN IF NEW.usr = "
+              "'bo@mof'::bytea THEN PERFORM pg_advisory_xact_lock(4242); END IF; RETURN NULL; "
+              "END$$; CREATE CONSTRAINT TRIGGER kr_slow AFTER INSERT ON mailbox DEFERRABLE "
+              "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kr_slow()",
+              NULL, 0);
+    read_line("KURER_PG_CONNINFO_FILE", base, sizeof(base));
+    snprintf(conninfo, sizeof(conninfo), "%s options='-csearch_path=%s'", base, g_schema);
+    PGconn *lock = PQconnectdb(conninfo);
+    PGresult *r = PQexec(lock, "SELECT pg_advisory_lock(4242)");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    uint64_t rid = send_start(&ca, &b, 0, NULL); /* its COMMIT waits for the lock */
+    sent++;
+    assert_int_equal(send_wait(&ca, rid, 300), -1); /* not answered: not committed */
+    sent++;
+    accepted += send_one(&ca2, &c, 1, NULL) == KURER_SEND_ACCEPTED; /* another connection */
+    owner_sql("SELECT count(*) FROM mailbox", n_rows, sizeof(n_rows));
+    assert_string_equal(n_rows, "1"); /* cy's: bo's is not committed */
+    uint64_t in_flight = metric_now(w, "kurer_store_rounds_in_flight_max");
+    r = PQexec(lock, "SELECT pg_advisory_unlock(4242)");
+    PQclear(r);
+    PQfinish(lock);
+    accepted += send_wait(&ca, rid, 10000) == KURER_SEND_ACCEPTED;
+    cl_free(&ca);
+    cl_free(&ca2);
+    uint64_t seqs[4];
+    unsigned seen[4] = {0};
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    receive(&cb, 1, seqs, seen, 4);
+    cl_free(&cb);
+    assert_int_equal(cl_connect(w, &cc, &c), 0);
+    receive(&cc, 1, seqs + 1, seen, 4);
+    cl_free(&cc);
+    delivered = seen[0] + seen[1];
+    size_t lost = 0, dup = 0;
+    for (int i = 0; i < 2; i++) {
+        lost += seen[i] == 0;
+        dup += seen[i] > 1;
+    }
+    fprintf(stderr,
+            "relay_pg pool: rounds in flight at most %llu; sent %zu, accepted %zu, delivered %zu, "
+            "lost %zu, duplicated %zu\n",
+            (unsigned long long)in_flight, sent, accepted, delivered, lost, dup);
+    assert_true(in_flight >= 2);
+    assert_int_equal(accepted, 2);
+    assert_int_equal(lost, 0);
+    assert_int_equal(dup, 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_offline_ack_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fanout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -22,6 +22,10 @@ int pg_open(kurer_store **out, uv_loop_t *loop, const char *dir, const uint8_t k
 void pg_sql(const char *dir, const char *sql);
 /* Ends the case's store connections from the server's side (as a failover or restart would). */
 void pg_kill_connections(const char *dir);
+/* A connection of the test's own in the case's schema that ran sql (and keeps what it holds,
+ * e.g. an advisory lock) until pg_release runs sql on it and closes it. */
+void *pg_hold(const char *dir, const char *sql);
+void pg_release(void *conn, const char *sql);
 
 /* ---- the cases' fixture and helpers (store_conformance.c) ---------------------------------- */
 
@@ -72,6 +76,7 @@ void test_two_nodes(void **state);
 void test_reconnect(void **state);
 void test_big_round(void **state);
 void test_pipeline_error(void **state);
+void test_commit_lost(void **state);
 /* ---- fan-out puts (store_conformance_fanout.c) */
 void test_fanout(void **state);
 /* ---- invitations (store_conformance_invites.c) */

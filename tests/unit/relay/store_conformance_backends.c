@@ -68,7 +68,7 @@ int pg_open(kurer_store **out, uv_loop_t *loop, const char *dir, const uint8_t k
     char conninfo[700];
     (void)key; /* the database's own access control; envelopes are end-to-end encrypted */
     pg_conninfo(dir, conninfo, sizeof(conninfo));
-    return kurer_store_open_postgres(out, loop, conninfo);
+    return kurer_store_open_postgres(out, loop, conninfo, 2);
 }
 
 /* Runs SQL in the case's schema (a test's own changes, e.g. a newer schema version). */
@@ -82,6 +82,24 @@ void pg_sql(const char *dir, const char *sql)
         fail_msg("postgres: %s", PQerrorMessage(c));
     PQclear(res);
     PQfinish(c);
+}
+
+void *pg_hold(const char *dir, const char *sql)
+{
+    char conninfo[700];
+    pg_conninfo(dir, conninfo, sizeof(conninfo));
+    PGconn *c = PQconnectdb(conninfo);
+    PGresult *res = PQexec(c, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("postgres: %s", PQerrorMessage(c));
+    PQclear(res);
+    return c;
+}
+
+void pg_release(void *conn, const char *sql)
+{
+    PQclear(PQexec(conn, sql));
+    PQfinish(conn);
 }
 
 void pg_kill_connections(const char *dir)
