@@ -530,25 +530,28 @@ static int queue_message(kurer *k, int64_t rowid, const kurer__group_state *s,
     return rc;
 }
 
-/* Every member device's certificate allows level now (and ours, and the ceiling). */
+/* Every member device's certificate allows level now (and ours, and the ceiling); *user_max
+ * the most devices one member has (ours but this one). */
 static int group_policy(kurer *k, const kurer__group_state *s, int level, kurer_refusal *why,
-                        size_t *n_devices)
+                        size_t *user_max)
 {
     int rc = kurer_check_send(k, k->own.user, level, why);
     if (rc != 0 && why != NULL && why->by != KURER_REFUSED_BY_RECIPIENT)
         return rc;
-    *n_devices = 0;
+    *user_max = 0;
     for (size_t i = 0; i < s->n_members; i++) {
         uint32_t *devs = NULL;
-        size_t nd = 0;
+        size_t nd = 0, n_user = 0;
         if ((rc = kurer__store_peer_devices(k->st, s->members[i].user, &devs, &nd)) != 0)
             return rc;
         for (size_t d = 0; rc == 0 && d < nd; d++) {
             if (strcmp(s->members[i].user, k->own.user) == 0 && devs[d] == k->own.device_id)
                 continue;
             rc = kurer__home_check_device(k, level, s->members[i].user, devs[d], why);
-            (*n_devices)++;
+            n_user++;
         }
+        if (n_user > *user_max)
+            *user_max = n_user;
         free(devs);
         if (rc != 0)
             return rc;
@@ -621,7 +624,7 @@ int kurer__group_send_files(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int
     kurer__group_state s;
     users u;
     int64_t rowid = 0, key_rowid = 0;
-    size_t n_devices = 0;
+    size_t user_max = 0;
     if (text == NULL || (text[0] == '\0' && n_files == 0) || n_files > KURER_ATTACHMENTS_MAX ||
         (n_files > 0 && paths == NULL))
         return KURER_EINVAL;
@@ -640,13 +643,15 @@ int kurer__group_send_files(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int
     if (rc == 0)
         rc = prepare(k, &u, 1, deadline, why);
     if (rc == 0)
-        rc = group_policy(k, &s, level, why, &n_devices);
+        rc = group_policy(k, &s, level, why, &user_max);
     /* Each file uploaded once, for every member device, before anything is committed. */
     if (rc == 0 && n_files > 0)
         rc = kurer__attach_upload(k, paths, NULL, n_files, deadline, atts, names);
-    /* One request carries every envelope (and our key to the devices that need it). */
+    /* The one ciphertext goes once (the fan-out); what it leaves for the engine's path goes
+     * as ordinary items, one request carrying a member's devices (each our key and the
+     * ciphertext, after a stale device list), as many requests as the members need. */
     if (rc == 0 && strlen(text) + kurer__home_atts_size(atts, n_files) >
-                       kurer_text_limit(2 * (n_devices > 0 ? n_devices : 1)))
+                       kurer_text_limit(2 * (user_max > 0 ? user_max : 1)))
         rc = KURER_ELIMIT;
     if (rc == 0)
         rc = commit_message(k, &s, level, text, atts, n_files, &rowid, &key_rowid);
