@@ -28,11 +28,8 @@
 
 /* ---- directory, sessions, prekeys ---- */
 
-/* Looks users up in the directory and syncs their devices. *found (may be NULL) gets, per user,
- * the number of current devices listed (0: unknown to the relay). An answer naming a user not
- * asked for (or one twice) is refused whole: KURER_EMALFORMED, nothing stored. */
-static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t deadline,
-                  size_t *found)
+int kurer__engine_lookup(kurer *k, const char *const *users, size_t n_users, uint64_t deadline,
+                         size_t *found)
 {
     kurer_client_frame f;
     kurer_server_frame *r = NULL;
@@ -65,8 +62,7 @@ static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t d
     return rc;
 }
 
-/* Builds sessions (X3DH from fetched bundles) for every held device of user that has none. */
-static int ensure_sessions(kurer *k, const char *user, uint64_t deadline, kurer_refusal *why)
+int kurer__engine_sessions(kurer *k, const char *user, uint64_t deadline, kurer_refusal *why)
 {
     uint32_t *held = NULL, need[KURER_USER_DEVICES_MAX];
     size_t n_held = 0, n_need = 0;
@@ -131,10 +127,12 @@ int kurer__engine_devices(kurer *k, const char *user, int fresh, uint64_t deadli
 {
     const char *users[1] = {user};
     size_t found = 1;
-    int rc = !fresh && kurer__dir_fresh(k, user) ? 0 : lookup(k, users, 1, deadline, &found);
+    int rc = !fresh && kurer__dir_fresh(k, user)
+                 ? 0
+                 : kurer__engine_lookup(k, users, 1, deadline, &found);
     if (rc == 0 && found == 0)
         rc = KURER_EUNKNOWNUSER;
-    return rc != 0 ? rc : ensure_sessions(k, user, deadline, why);
+    return rc != 0 ? rc : kurer__engine_sessions(k, user, deadline, why);
 }
 
 /* Signed prekeys are rotated weekly; the previous ones are kept a month (docs/design.md). */
@@ -309,7 +307,7 @@ static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint6
          * re-enrolled device writes first): ask the directory, verify, retry. A device gone
          * from it keeps the first reason (its certificate was revoked, not unknown). */
         const char *users[1] = {from};
-        int lrc = lookup(k, users, 1, deadline, NULL);
+        int lrc = kurer__engine_lookup(k, users, 1, deadline, NULL);
         if (lrc != 0 && !permanent(lrc))
             return lrc;
         if (lrc == 0) {
@@ -504,7 +502,7 @@ static int reencrypt(kurer *k, int64_t message_rowid, const char *user, uint64_t
     int grc = 0;
     if (kurer__group_reencrypt(k, message_rowid, user, deadline, why, &grc))
         return grc; /* a group message: its items are made per group member device */
-    int rc = ensure_sessions(k, user, deadline, why);
+    int rc = kurer__engine_sessions(k, user, deadline, why);
     if (rc == 0)
         rc = kurer__store_message_find(k->st, message_rowid, NULL, copy_info, &mi);
     if (rc == 0)
@@ -908,7 +906,7 @@ int kurer__engine_refresh(kurer *k, const char *user, uint64_t deadline, size_t 
         return rc;
     const char *users[1] = {user};
     size_t found = 0;
-    rc = lookup(k, users, 1, deadline, &found);
+    rc = kurer__engine_lookup(k, users, 1, deadline, &found);
     if (rc == 0 && devices != NULL)
         *devices = found;
     return rc;
@@ -943,7 +941,7 @@ int kurer__engine_prepare(kurer *k, const char *to, uint64_t deadline, kurer_ref
     size_t found[2] = {1, 1};
     int rc;
     if ((!kurer__dir_fresh(k, to) || !kurer__dir_fresh(k, k->own.user)) &&
-        (rc = lookup(k, users, 2, deadline, found)) != 0)
+        (rc = kurer__engine_lookup(k, users, 2, deadline, found)) != 0)
         return rc;
     /* No device left that may receive it, one given up on its certificate: name it. */
     if ((rc = kurer__dir_refusal(k, to, why)) != 0)
@@ -955,9 +953,9 @@ int kurer__engine_prepare(kurer *k, const char *to, uint64_t deadline, kurer_ref
         }
         return KURER_EUNKNOWNUSER;
     }
-    if ((rc = ensure_sessions(k, to, deadline, why)) != 0)
+    if ((rc = kurer__engine_sessions(k, to, deadline, why)) != 0)
         return rc;
-    return ensure_sessions(k, k->own.user, deadline, why);
+    return kurer__engine_sessions(k, k->own.user, deadline, why);
 }
 
 static int message_state(kurer *k, int64_t message_id, int *state, int *reason)

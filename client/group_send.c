@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "attach.h"
+#include "engine.h"
 #include "group_recv.h"
 #include "home.h"
 #include "kurer/crypto.h"
@@ -115,13 +116,44 @@ static void users_free(users *u)
     memset(u, 0, sizeof(*u));
 }
 
+/* Lookups of up to KURER_LOOKUP_USERS_MAX of the users not looked up within
+ * KURER__DIR_FRESH_MS (one round trip per 64 members, not one per member): found[i] their
+ * devices listed (0: unknown to the relay), 1 for those looked up lately. */
+static int lookup_all(kurer *k, const users *u, uint64_t deadline, size_t *found)
+{
+    const char *names[KURER_LOOKUP_USERS_MAX];
+    size_t at[KURER_LOOKUP_USERS_MAX], got[KURER_LOOKUP_USERS_MAX], n = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i <= u->n; i++) {
+        if (i < u->n && kurer__dir_fresh(k, u->v[i])) {
+            found[i] = 1;
+            continue;
+        }
+        if (i < u->n) {
+            names[n] = u->v[i];
+            at[n++] = i;
+        }
+        if (n > 0 && (n == KURER_LOOKUP_USERS_MAX || i == u->n)) {
+            rc = kurer__engine_lookup(k, names, n, deadline, got);
+            for (size_t j = 0; rc == 0 && j < n; j++)
+                found[at[j]] = got[j];
+            n = 0;
+        }
+    }
+    return rc;
+}
+
 /* Sessions with every device of each user (the directory asked unless fresh). A user the relay
- * does not know is refused when required[i], else skipped. */
+ * does not know is refused when required_fresh_only is 0 or the user is fresh, else skipped. */
 static int prepare(kurer *k, const users *u, int required_fresh_only, uint64_t deadline,
                    kurer_refusal *why)
 {
-    for (size_t i = 0; i < u->n; i++) {
-        int rc = kurer__engine_devices(k, u->v[i], 0, deadline, why);
+    size_t *found = calloc(u->n + 1, sizeof(*found));
+    if (found == NULL)
+        return KURER_ENOMEM;
+    int rc = lookup_all(k, u, deadline, found);
+    for (size_t i = 0; rc == 0 && i < u->n; i++) {
+        rc = found[i] == 0 ? KURER_EUNKNOWNUSER : kurer__engine_sessions(k, u->v[i], deadline, why);
         if (rc == KURER_EUNKNOWNUSER && why != NULL) {
             memset(why, 0, sizeof(*why));
             why->by = KURER_REFUSED_BY_RECIPIENT;
@@ -130,12 +162,11 @@ static int prepare(kurer *k, const users *u, int required_fresh_only, uint64_t d
         if (rc == KURER_EUNKNOWNUSER && required_fresh_only && !u->fresh[i]) {
             kurer_log(KURER_LOG_WARN, "client", "group_member_unknown",
                       (kurer_log_field[]){KURER_LOG_STR("user", u->v[i])}, 1);
-            continue;
+            rc = 0;
         }
-        if (rc != 0)
-            return rc;
     }
-    return 0;
+    free(found);
+    return rc;
 }
 
 /* ---- changes ---- */
