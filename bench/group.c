@@ -470,7 +470,7 @@ static void sustained(world *w, unsigned g, const opts *o, figures *f)
 
 static void measure(world *w, unsigned g, const opts *o, figures *f)
 {
-    double client[64], relay[64], all[64], r;
+    double client[64] = {0}, relay[64] = {0}, all[64] = {0}, r = 0;
     int n = o->sends < 64 ? o->sends : 64, nr = 0, na = 0;
     double t0 = bench_now_s();
     f->members = o->sizes[g];
@@ -573,6 +573,49 @@ static void num(bench_json *j, const char *key, double v)
     bench_json_num(j, key, v < 0 ? NAN : v);
 }
 
+/* The JSON lines and the summary. */
+static void print_lines(const figures *f, const opts *o, double homes_s, int argc, char **argv)
+{
+    for (unsigned g = 0; g < o->n_sizes; g++) {
+        bench_json j;
+        bench_json_begin(&j, "group");
+        bench_json_int(&j, "members", f[g].members);
+        bench_json_int(&j, "recipients", f[g].members - 1);
+        num(&j, "client_ms", f[g].client_ms);
+        num(&j, "relay_accept_ms", f[g].relay_accept_ms);
+        bench_json_num(&j, "stored_bytes", f[g].stored_bytes);
+        bench_json_num(&j, "stored_bytes_per_device",
+                       (f[g].stored_bytes - (double)f[g].payload_bytes) /
+                           (double)(f[g].members - 1));
+        bench_json_int(&j, "payload_bytes", (uint64_t)f[g].payload_bytes);
+        bench_json_int(&j, "stored_messages", f[g].stored_messages);
+        bench_json_num(&j, "stored_refs", (double)f[g].stored_refs);
+        bench_json_num(&j, "stored_mailbox_rows", (double)f[g].stored_other);
+        num(&j, "deliver_all_ms", f[g].deliver_all_ms);
+        num(&j, "msgs_per_s", f[g].msgs_per_s);
+        num(&j, "delivered_msgs_per_s", f[g].delivered_msgs_per_s);
+        num(&j, "client_max_ms", f[g].client_max_ms);
+        num(&j, "deliver_all_max_ms", f[g].deliver_all_max_ms);
+        num(&j, "first_send_ms", f[g].first_send_ms);
+        num(&j, "first_deliver_all_ms", f[g].first_deliver_all_ms);
+        bench_json_num(&j, "setup_s", f[g].setup_s);
+        bench_json_int(&j, "sends", (uint64_t)o->sends);
+        bench_json_int(&j, "text_bytes", o->size);
+        bench_json_int(&j, "errors", f[g].errors);
+        bench_json_num(&j, "homes_s", homes_s);
+        bench_json_end(&j, argc, argv);
+    }
+    for (unsigned g = 0; g < o->n_sizes; g++)
+        printf("# group N=%zu: send %.1f ms (relay %.1f ms), every member has it after %.1f ms, "
+               "%.0f bytes stored (payload %lld)\n",
+               f[g].members, f[g].client_ms, f[g].relay_accept_ms, f[g].deliver_all_ms,
+               f[g].stored_bytes, (long long)f[g].payload_bytes);
+    for (unsigned g = 0; g < o->n_sizes; g++)
+        if (f[g].msgs_per_s >= 0)
+            printf("# group N=%zu sustained: %.1f messages/s accepted, %.1f/s reached everyone\n",
+                   f[g].members, f[g].msgs_per_s, f[g].delivered_msgs_per_s);
+}
+
 int main(int argc, char **argv)
 {
     opts o = {{10, 100, 1000}, 3, 5, 100, 5, 4, 200, 2000, NULL};
@@ -638,44 +681,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_group: %zu members measured\n", o.sizes[g]);
     }
     stored(&w, &o, f);
-    for (unsigned g = 0; g < o.n_sizes; g++) {
-        bench_json j;
-        bench_json_begin(&j, "group");
-        bench_json_int(&j, "members", f[g].members);
-        bench_json_int(&j, "recipients", f[g].members - 1);
-        num(&j, "client_ms", f[g].client_ms);
-        num(&j, "relay_accept_ms", f[g].relay_accept_ms);
-        bench_json_num(&j, "stored_bytes", f[g].stored_bytes);
-        bench_json_num(&j, "stored_bytes_per_device",
-                       (f[g].stored_bytes - (double)f[g].payload_bytes) /
-                           (double)(f[g].members - 1));
-        bench_json_int(&j, "payload_bytes", (uint64_t)f[g].payload_bytes);
-        bench_json_int(&j, "stored_messages", f[g].stored_messages);
-        bench_json_num(&j, "stored_refs", (double)f[g].stored_refs);
-        bench_json_num(&j, "stored_mailbox_rows", (double)f[g].stored_other);
-        num(&j, "deliver_all_ms", f[g].deliver_all_ms);
-        num(&j, "msgs_per_s", f[g].msgs_per_s);
-        num(&j, "delivered_msgs_per_s", f[g].delivered_msgs_per_s);
-        num(&j, "client_max_ms", f[g].client_max_ms);
-        num(&j, "deliver_all_max_ms", f[g].deliver_all_max_ms);
-        num(&j, "first_send_ms", f[g].first_send_ms);
-        num(&j, "first_deliver_all_ms", f[g].first_deliver_all_ms);
-        bench_json_num(&j, "setup_s", f[g].setup_s);
-        bench_json_int(&j, "sends", (uint64_t)o.sends);
-        bench_json_int(&j, "text_bytes", o.size);
-        bench_json_int(&j, "errors", f[g].errors);
-        bench_json_num(&j, "homes_s", homes_s);
-        bench_json_end(&j, argc, argv);
-    }
-    for (unsigned g = 0; g < o.n_sizes; g++)
-        printf("# group N=%zu: send %.1f ms (relay %.1f ms), every member has it after %.1f ms, "
-               "%.0f bytes stored (payload %lld)\n",
-               f[g].members, f[g].client_ms, f[g].relay_accept_ms, f[g].deliver_all_ms,
-               f[g].stored_bytes, (long long)f[g].payload_bytes);
-    for (unsigned g = 0; g < o.n_sizes; g++)
-        if (f[g].msgs_per_s >= 0)
-            printf("# group N=%zu sustained: %.1f messages/s accepted, %.1f/s reached everyone\n",
-                   f[g].members, f[g].msgs_per_s, f[g].delivered_msgs_per_s);
+    print_lines(f, &o, homes_s, argc, argv);
     kurer_close(w.anna.h.k);
     bench_home_remove(&w.anna.h);
     for (size_t i = 0; i < w.n_members; i++) {
