@@ -137,8 +137,8 @@ void bench_homes_pair(bench_home *a, bench_home *b)
 
 void bench_home_remove(bench_home *h)
 {
-    const char *names[] = {"store.db",  "store.db-wal",  "store.db-shm",
-                           "store.kdf", "store.kdf.new", "device.csr"};
+    const char *names[] = {"store.db",      "store.db-wal", "store.db-shm",   "store.kdf",
+                           "store.kdf.new", "device.csr",   "device.csr.txt", ".lock"};
     char p[512];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", h->home, names[i]);
