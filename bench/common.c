@@ -249,6 +249,21 @@ int bench_relay_knows_key(const char *key, const char *value)
     return WIFEXITED(st) && WEXITSTATUS(st) == 1;
 }
 
+/* `kurer-relay run` on the folder's relay/, root.crt and (with_config) relay.conf. */
+static int relay_run(bench_server *s, const char *listen, int with_config, int media)
+{
+    char root[300], rdir[300], conf[300];
+    snprintf(root, sizeof(root), "%s/root.crt", s->dir);
+    snprintf(rdir, sizeof(rdir), "%s/relay", s->dir);
+    snprintf(conf, sizeof(conf), "%s/relay.conf", s->dir);
+    const char *argv[] = {bench_relay_bin(), "run",         "--dir",  rdir, "--listen",    listen,
+                          "--metrics",       "127.0.0.1:0", "--root", root, "--log-level", "warn",
+                          "--config",        conf,          NULL};
+    if (!with_config)
+        argv[12] = NULL; /* no --config: the relay's defaults */
+    return spawn(s, argv, 1 | (media ? 2 : 0));
+}
+
 int bench_relay_start_config(bench_server *s, const bench_pki *p, const char *config)
 {
     char root[300], rdir[300], conf[300], cmd[800], pubp[320];
@@ -277,12 +292,37 @@ int bench_relay_start_config(bench_server *s, const bench_pki *p, const char *co
     if (kurer_hex_decode(s->pk, 32, (char *)data) != 0)
         bench_die("bad %s", pubp);
     free(data);
-    const char *argv[] = {bin,           "run",       "--dir",       rdir,     "--listen",
-                          "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--root", root,
-                          "--log-level", "warn",      "--config",    conf,     NULL};
-    if (config == NULL)
-        argv[12] = NULL; /* no --config: the relay's defaults */
-    return spawn(s, argv, 1 | (config != NULL && strstr(config, "media_listen") != NULL ? 2 : 0));
+    return relay_run(s, "127.0.0.1:0", config != NULL,
+                     config != NULL && strstr(config, "media_listen") != NULL);
+}
+
+int bench_relay_term(bench_server *s)
+{
+    int st = 0;
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    for (int i = 0; i < 2000; i++) { /* 20 s, then SIGKILL */
+        pid_t r = waitpid(s->pid, &st, WNOHANG);
+        if (r == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+        }
+        usleep(10000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+    return -1;
+}
+
+int bench_relay_restart(bench_server *s)
+{
+    char listen[64], conf[300];
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&s->addr;
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)ntohs(sin->sin_port));
+    snprintf(conf, sizeof(conf), "%s/relay.conf", s->dir);
+    return relay_run(s, listen, access(conf, F_OK) == 0, s->have_media);
 }
 
 void bench_relay_start_extra(bench_server *s, const bench_pki *p, const char *extra)

@@ -81,6 +81,12 @@ void bench_relay_start_extra(bench_server *s, const bench_pki *p, const char *ex
 void bench_fwd_start(bench_server *s, int durable);
 /* bench_fwd --pg CONNINFO (pg_limit): its writer inserts into the relay's PostgreSQL schema. */
 void bench_fwd_start_pg(bench_server *s, const char *conninfo);
+/* SIGTERM and reap (SIGKILL after 20 s): 0 if the relay exited cleanly (its store closed, the
+ * WAL checkpointed); the folder is kept. */
+int bench_relay_term(bench_server *s);
+/* Runs the relay of s again, after bench_relay_term, on its folder and its former port (metrics
+ * on a new one): 0, or -1 as bench_relay_start_config. */
+int bench_relay_restart(bench_server *s);
 /* SIGKILL (the figures are taken; nothing to shut down gracefully), reap, remove the folder. */
 void bench_server_stop(bench_server *s);
 

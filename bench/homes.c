@@ -17,6 +17,15 @@
 void bench_home_create(bench_pki *p, bench_home *h, const char *user, uint64_t serial,
                        const char *pass, kurer_kdf_params kdf)
 {
+    uint8_t relay_key[32];
+    kurer_random(relay_key, sizeof(relay_key));
+    bench_home_create_at(p, h, user, serial, pass, kdf, "127.0.0.1:4433", relay_key, NULL);
+}
+
+void bench_home_create_at(bench_pki *p, bench_home *h, const char *user, uint64_t serial,
+                          const char *pass, kurer_kdf_params kdf, const char *relay,
+                          const uint8_t relay_key[32], const char *parent)
+{
     kurer_create_options o;
     kurer_buf buf;
     uint8_t *data = NULL;
@@ -25,14 +34,15 @@ void bench_home_create(bench_pki *p, bench_home *h, const char *user, uint64_t s
     kurer_cert_body b;
     memset(h, 0, sizeof(*h));
     memset(&o, 0, sizeof(o));
-    snprintf(h->home, sizeof(h->home), "/tmp/kurer-bench-home-XXXXXX");
+    snprintf(h->home, sizeof(h->home), "%s/kurer-bench-home-XXXXXX",
+             parent != NULL ? parent : "/tmp");
     if (mkdtemp(h->home) == NULL)
         bench_die("mkdtemp");
     o.home = h->home;
     o.user = user;
     o.device_id = 1;
-    o.relay = "127.0.0.1:4433";
-    kurer_random(o.relay_key, sizeof(o.relay_key));
+    o.relay = relay;
+    memcpy(o.relay_key, relay_key, sizeof(o.relay_key));
     o.root = p->root_bytes;
     o.root_len = p->root_len;
     o.kdf_ops = kdf.opslimit;
@@ -127,8 +137,8 @@ void bench_homes_pair(bench_home *a, bench_home *b)
 
 void bench_home_remove(bench_home *h)
 {
-    const char *names[] = {"store.db",  "store.db-wal",  "store.db-shm",
-                           "store.kdf", "store.kdf.new", "device.csr"};
+    const char *names[] = {"store.db",      "store.db-wal", "store.db-shm",   "store.kdf",
+                           "store.kdf.new", "device.csr",   "device.csr.txt", ".lock"};
     char p[512];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", h->home, names[i]);

@@ -28,11 +28,8 @@
 
 /* ---- directory, sessions, prekeys ---- */
 
-/* Looks users up in the directory and syncs their devices. *found (may be NULL) gets, per user,
- * the number of current devices listed (0: unknown to the relay). An answer naming a user not
- * asked for (or one twice) is refused whole: KURER_EMALFORMED, nothing stored. */
-static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t deadline,
-                  size_t *found)
+int kurer__engine_lookup(kurer *k, const char *const *users, size_t n_users, uint64_t deadline,
+                         size_t *found)
 {
     kurer_client_frame f;
     kurer_server_frame *r = NULL;
@@ -65,8 +62,7 @@ static int lookup(kurer *k, const char *const *users, size_t n_users, uint64_t d
     return rc;
 }
 
-/* Builds sessions (X3DH from fetched bundles) for every held device of user that has none. */
-static int ensure_sessions(kurer *k, const char *user, uint64_t deadline, kurer_refusal *why)
+int kurer__engine_sessions(kurer *k, const char *user, uint64_t deadline, kurer_refusal *why)
 {
     uint32_t *held = NULL, need[KURER_USER_DEVICES_MAX];
     size_t n_held = 0, n_need = 0;
@@ -131,10 +127,12 @@ int kurer__engine_devices(kurer *k, const char *user, int fresh, uint64_t deadli
 {
     const char *users[1] = {user};
     size_t found = 1;
-    int rc = !fresh && kurer__dir_fresh(k, user) ? 0 : lookup(k, users, 1, deadline, &found);
+    int rc = !fresh && kurer__dir_fresh(k, user)
+                 ? 0
+                 : kurer__engine_lookup(k, users, 1, deadline, &found);
     if (rc == 0 && found == 0)
         rc = KURER_EUNKNOWNUSER;
-    return rc != 0 ? rc : ensure_sessions(k, user, deadline, why);
+    return rc != 0 ? rc : kurer__engine_sessions(k, user, deadline, why);
 }
 
 /* Signed prekeys are rotated weekly; the previous ones are kept a month (docs/design.md). */
@@ -309,7 +307,7 @@ static int handle_deliver(kurer *k, uint64_t seq, const kurer_envelope *e, uint6
          * re-enrolled device writes first): ask the directory, verify, retry. A device gone
          * from it keeps the first reason (its certificate was revoked, not unknown). */
         const char *users[1] = {from};
-        int lrc = lookup(k, users, 1, deadline, NULL);
+        int lrc = kurer__engine_lookup(k, users, 1, deadline, NULL);
         if (lrc != 0 && !permanent(lrc))
             return lrc;
         if (lrc == 0) {
@@ -504,7 +502,7 @@ static int reencrypt(kurer *k, int64_t message_rowid, const char *user, uint64_t
     int grc = 0;
     if (kurer__group_reencrypt(k, message_rowid, user, deadline, why, &grc))
         return grc; /* a group message: its items are made per group member device */
-    int rc = ensure_sessions(k, user, deadline, why);
+    int rc = kurer__engine_sessions(k, user, deadline, why);
     if (rc == 0)
         rc = kurer__store_message_find(k->st, message_rowid, NULL, copy_info, &mi);
     if (rc == 0)
@@ -594,8 +592,9 @@ static int recheck_items(kurer *k, int64_t message_rowid, item_list *l, kurer_re
 }
 
 /* Sends the outbox items of one message until the relay accepted them all (or refused the
- * message). One SendRequest carries every item of the message: the relay checks, per
- * recipient user, that the envelopes name exactly that user's current devices. */
+ * message). One SendRequest carries every item of a recipient user (the relay checks, per
+ * user, that the envelopes name exactly that user's current devices); a message to more
+ * devices than one request holds goes in several, whole users each. */
 static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
                              kurer_refusal *why);
 
@@ -655,6 +654,82 @@ static int apply_results(kurer *k, int64_t message_rowid, const item_list *l,
     return rc;
 }
 
+static int by_user(const void *x, const void *y)
+{
+    return strcmp(((const item *)x)->env.to.user, ((const item *)y)->env.to.user);
+}
+
+/* The end of one request's worth of l's items from `from` on (sorted by user): whole users (the
+ * relay checks each user's devices within one request), at most KURER_SEND_ENVELOPES_MAX
+ * envelopes and, each counted with KURER_ENVELOPE_OVERHEAD_MAX for its fields, one frame; at
+ * least one user (whose items alone may still not fit: the encoder says ELIMIT then). */
+static size_t batch_end(const item_list *l, size_t from)
+{
+    size_t end = from, bytes = 0;
+    while (end < l->n) {
+        size_t u = end, user_bytes = 0;
+        for (; u < l->n && strcmp(l->v[u].env.to.user, l->v[end].env.to.user) == 0; u++)
+            user_bytes += l->v[u].env.content_len + KURER_ENVELOPE_OVERHEAD_MAX;
+        if (end > from &&
+            (bytes + user_bytes > KURER_FRAME_MAX || u - from > KURER_SEND_ENVELOPES_MAX))
+            break;
+        bytes += user_bytes;
+        end = u;
+    }
+    return end;
+}
+
+/* One SendRequest of the items b (n of them) of message_rowid (whose items are l_n in all) and
+ * what the relay answered; *stale set when a user's device list had changed. */
+static int send_batch(kurer *k, int64_t message_rowid, const item_list *b, size_t l_n,
+                      uint64_t deadline, kurer_refusal *why, int *stale)
+{
+    kurer_envelope *envs = calloc(b->n, sizeof(*envs));
+    if (envs == NULL)
+        return KURER_ENOMEM;
+    /* Each names the certificate it was encrypted for: the relay answers STALE_DEVICES when its
+     * directory holds another (a key change this home has not seen yet). */
+    for (size_t i = 0; i < b->n; i++) {
+        envs[i] = b->v[i].env;
+        if (kurer__store_peer_serial(k->st, envs[i].to.user, envs[i].to.device_id,
+                                     &envs[i].to_serial) != 0)
+            envs[i].to_serial = 0;
+    }
+    kurer_client_frame f;
+    kurer_server_frame *r = NULL;
+    memset(&f, 0, sizeof(f));
+    f.body = KURER_CLIENT_SEND;
+    f.u.send.envelopes = envs;
+    f.u.send.n = b->n;
+    int rc = kurer__rpc(k, &f, deadline, &r);
+    if (rc == 0 && r->body != KURER_SERVER_SEND_RESULT)
+        rc = KURER_EMALFORMED;
+    if (rc == 0)
+        rc = kurer__answer_send_result(k->own.user, envs, b->n, r);
+    free(envs);
+    if (kurer__outbox_send_permanent(rc)) {
+        /* Too large for one request (a device added since it was queued) or refused by the
+         * relay's limits: the same bytes can never go. FAILED, not retried. */
+        int frc = kurer__outbox_fail_size(k, message_rowid, rc, l_n, why);
+        kurer__reply_free(r);
+        return frc != 0 ? frc : rc;
+    }
+    if (rc != 0) {
+        /* Not sent (or not known to be), or an answer we refuse: try again later, with backoff.
+         * The items stay in the outbox (those of later requests stay due); nothing of the
+         * answer was acted on. */
+        int64_t now = kurer__home_now(k) * 1000;
+        for (size_t i = 0; i < b->n; i++)
+            if (kurer__store_outbox_retry_later(k->st, b->v[i].rowid, now) != 0)
+                break; /* the items stay due: retried at the next connect */
+        kurer__reply_free(r);
+        return rc;
+    }
+    rc = apply_results(k, message_rowid, b, r, deadline, why, stale);
+    kurer__reply_free(r);
+    return rc;
+}
+
 static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline, kurer_refusal *why)
 {
     int rc = 0;
@@ -677,53 +752,15 @@ static int send_message_held(kurer *k, int64_t message_rowid, uint64_t deadline,
             int frc = kurer__outbox_fail(k, message_rowid, rc, why);
             return frc != 0 ? frc : rc;
         }
-        kurer_envelope *envs = calloc(l.n, sizeof(*envs));
-        if (envs == NULL) {
-            items_free(&l);
-            return KURER_ENOMEM;
-        }
-        /* Each names the certificate it was encrypted for: the relay answers STALE_DEVICES
-         * when its directory holds another (a key change this home has not seen yet). */
-        for (size_t i = 0; i < l.n; i++) {
-            envs[i] = l.v[i].env;
-            if (kurer__store_peer_serial(k->st, envs[i].to.user, envs[i].to.device_id,
-                                         &envs[i].to_serial) != 0)
-                envs[i].to_serial = 0;
-        }
-        kurer_client_frame f;
-        kurer_server_frame *r = NULL;
-        memset(&f, 0, sizeof(f));
-        f.body = KURER_CLIENT_SEND;
-        f.u.send.envelopes = envs;
-        f.u.send.n = l.n;
-        rc = kurer__rpc(k, &f, deadline, &r);
-        if (rc == 0 && r->body != KURER_SERVER_SEND_RESULT)
-            rc = KURER_EMALFORMED;
-        if (rc == 0)
-            rc = kurer__answer_send_result(k->own.user, envs, l.n, r);
-        free(envs);
-        if (kurer__outbox_send_permanent(rc)) {
-            /* Too large for one request (a device added since it was queued) or refused by
-             * the relay's limits: the same bytes can never go. FAILED, not retried. */
-            int frc = kurer__outbox_fail_size(k, message_rowid, rc, l.n, why);
-            kurer__reply_free(r);
-            items_free(&l);
-            return frc != 0 ? frc : rc;
-        }
-        if (rc != 0) {
-            /* Not sent (or not known to be), or an answer we refuse: try again later, with
-             * backoff. The message stays in the outbox; nothing of the answer was acted on. */
-            int64_t now = kurer__home_now(k) * 1000;
-            for (size_t i = 0; i < l.n; i++)
-                if (kurer__store_outbox_retry_later(k->st, l.v[i].rowid, now) != 0)
-                    break; /* the items stay due: retried at the next connect */
-            kurer__reply_free(r);
-            items_free(&l);
-            return rc;
-        }
+        /* As many requests as the items need (a group's changes and keys to many devices). */
+        qsort(l.v, l.n, sizeof(l.v[0]), by_user);
         int stale = 0;
-        rc = apply_results(k, message_rowid, &l, r, deadline, why, &stale);
-        kurer__reply_free(r);
+        for (size_t from = 0; rc == 0 && from < l.n;) {
+            size_t end = batch_end(&l, from);
+            item_list b = {l.v + from, end - from, end - from, message_rowid};
+            rc = send_batch(k, message_rowid, &b, l.n, deadline, why, &stale);
+            from = end;
+        }
         items_free(&l);
         if (rc != 0 || !stale)
             return rc;
@@ -869,7 +906,7 @@ int kurer__engine_refresh(kurer *k, const char *user, uint64_t deadline, size_t 
         return rc;
     const char *users[1] = {user};
     size_t found = 0;
-    rc = lookup(k, users, 1, deadline, &found);
+    rc = kurer__engine_lookup(k, users, 1, deadline, &found);
     if (rc == 0 && devices != NULL)
         *devices = found;
     return rc;
@@ -904,7 +941,7 @@ int kurer__engine_prepare(kurer *k, const char *to, uint64_t deadline, kurer_ref
     size_t found[2] = {1, 1};
     int rc;
     if ((!kurer__dir_fresh(k, to) || !kurer__dir_fresh(k, k->own.user)) &&
-        (rc = lookup(k, users, 2, deadline, found)) != 0)
+        (rc = kurer__engine_lookup(k, users, 2, deadline, found)) != 0)
         return rc;
     /* No device left that may receive it, one given up on its certificate: name it. */
     if ((rc = kurer__dir_refusal(k, to, why)) != 0)
@@ -916,9 +953,9 @@ int kurer__engine_prepare(kurer *k, const char *to, uint64_t deadline, kurer_ref
         }
         return KURER_EUNKNOWNUSER;
     }
-    if ((rc = ensure_sessions(k, to, deadline, why)) != 0)
+    if ((rc = kurer__engine_sessions(k, to, deadline, why)) != 0)
         return rc;
-    return ensure_sessions(k, k->own.user, deadline, why);
+    return kurer__engine_sessions(k, k->own.user, deadline, why);
 }
 
 static int message_state(kurer *k, int64_t message_id, int *state, int *reason)

@@ -90,6 +90,16 @@ int kurer__engine_fetch_lists(kurer *k, const kurer_revocation_info *infos, size
                               uint64_t deadline);
 void kurer__engine_sync_revocations(kurer *k, uint64_t deadline);
 
+/* Looks users up (1..KURER_LOOKUP_USERS_MAX) in the directory and syncs their devices. *found
+ * (may be NULL) gets, per user, the number of current devices listed (0: unknown to the relay).
+ * An answer naming a user not asked for (or one twice) is refused whole: KURER_EMALFORMED,
+ * nothing stored. */
+KURER_MUST_CHECK int kurer__engine_lookup(kurer *k, const char *const *users, size_t n_users,
+                                          uint64_t deadline, size_t *found);
+/* Builds sessions (X3DH from fetched bundles) for every held device of user that has none
+ * (why: the device without a usable bundle, KURER_ENOTFOUND). */
+KURER_MUST_CHECK int kurer__engine_sessions(kurer *k, const char *user, uint64_t deadline,
+                                            kurer_refusal *why);
 /* The current devices of user with a session each (calls: call_signal.c): the directory is
  * asked unless it was within KURER__DIR_FRESH_MS (fresh: ask anyway), chains verified, sessions
  * built from bundles. KURER_EUNKNOWNUSER, or the errors of a send's preparation (why says

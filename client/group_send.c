@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "attach.h"
+#include "engine.h"
 #include "group_recv.h"
 #include "home.h"
 #include "kurer/crypto.h"
@@ -115,13 +116,44 @@ static void users_free(users *u)
     memset(u, 0, sizeof(*u));
 }
 
+/* Lookups of up to KURER_LOOKUP_USERS_MAX of the users not looked up within
+ * KURER__DIR_FRESH_MS (one round trip per 64 members, not one per member): found[i] their
+ * devices listed (0: unknown to the relay), 1 for those looked up lately. */
+static int lookup_all(kurer *k, const users *u, uint64_t deadline, size_t *found)
+{
+    const char *names[KURER_LOOKUP_USERS_MAX];
+    size_t at[KURER_LOOKUP_USERS_MAX], got[KURER_LOOKUP_USERS_MAX], n = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i <= u->n; i++) {
+        if (i < u->n && kurer__dir_fresh(k, u->v[i])) {
+            found[i] = 1;
+            continue;
+        }
+        if (i < u->n) {
+            names[n] = u->v[i];
+            at[n++] = i;
+        }
+        if (n > 0 && (n == KURER_LOOKUP_USERS_MAX || i == u->n)) {
+            rc = kurer__engine_lookup(k, names, n, deadline, got);
+            for (size_t j = 0; rc == 0 && j < n; j++)
+                found[at[j]] = got[j];
+            n = 0;
+        }
+    }
+    return rc;
+}
+
 /* Sessions with every device of each user (the directory asked unless fresh). A user the relay
- * does not know is refused when required[i], else skipped. */
+ * does not know is refused when required_fresh_only is 0 or the user is fresh, else skipped. */
 static int prepare(kurer *k, const users *u, int required_fresh_only, uint64_t deadline,
                    kurer_refusal *why)
 {
-    for (size_t i = 0; i < u->n; i++) {
-        int rc = kurer__engine_devices(k, u->v[i], 0, deadline, why);
+    size_t *found = calloc(u->n + 1, sizeof(*found));
+    if (found == NULL)
+        return KURER_ENOMEM;
+    int rc = lookup_all(k, u, deadline, found);
+    for (size_t i = 0; rc == 0 && i < u->n; i++) {
+        rc = found[i] == 0 ? KURER_EUNKNOWNUSER : kurer__engine_sessions(k, u->v[i], deadline, why);
         if (rc == KURER_EUNKNOWNUSER && why != NULL) {
             memset(why, 0, sizeof(*why));
             why->by = KURER_REFUSED_BY_RECIPIENT;
@@ -130,12 +162,11 @@ static int prepare(kurer *k, const users *u, int required_fresh_only, uint64_t d
         if (rc == KURER_EUNKNOWNUSER && required_fresh_only && !u->fresh[i]) {
             kurer_log(KURER_LOG_WARN, "client", "group_member_unknown",
                       (kurer_log_field[]){KURER_LOG_STR("user", u->v[i])}, 1);
-            continue;
+            rc = 0;
         }
-        if (rc != 0)
-            return rc;
     }
-    return 0;
+    free(found);
+    return rc;
 }
 
 /* ---- changes ---- */
@@ -552,25 +583,28 @@ static int queue_message(kurer *k, int64_t rowid, const kurer__group_state *s,
     return rc;
 }
 
-/* Every member device's certificate allows level now (and ours, and the ceiling). */
+/* Every member device's certificate allows level now (and ours, and the ceiling); *user_max
+ * the most devices one member has (ours but this one). */
 static int group_policy(kurer *k, const kurer__group_state *s, int level, kurer_refusal *why,
-                        size_t *n_devices)
+                        size_t *user_max)
 {
     int rc = kurer_check_send(k, k->own.user, level, why);
     if (rc != 0 && why != NULL && why->by != KURER_REFUSED_BY_RECIPIENT)
         return rc;
-    *n_devices = 0;
+    *user_max = 0;
     for (size_t i = 0; i < s->n_members; i++) {
         uint32_t *devs = NULL;
-        size_t nd = 0;
+        size_t nd = 0, n_user = 0;
         if ((rc = kurer__store_peer_devices(k->st, s->members[i].user, &devs, &nd)) != 0)
             return rc;
         for (size_t d = 0; rc == 0 && d < nd; d++) {
             if (strcmp(s->members[i].user, k->own.user) == 0 && devs[d] == k->own.device_id)
                 continue;
             rc = kurer__home_check_device(k, level, s->members[i].user, devs[d], why);
-            (*n_devices)++;
+            n_user++;
         }
+        if (n_user > *user_max)
+            *user_max = n_user;
         free(devs);
         if (rc != 0)
             return rc;
@@ -648,7 +682,7 @@ int kurer__group_send_files(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int
     kurer__group_state s;
     users u;
     int64_t rowid = 0, key_rowid = 0;
-    size_t n_devices = 0;
+    size_t user_max = 0;
     if (text == NULL || (text[0] == '\0' && n_files == 0) || n_files > KURER_ATTACHMENTS_MAX ||
         (n_files > 0 && paths == NULL))
         return KURER_EINVAL;
@@ -667,13 +701,15 @@ int kurer__group_send_files(kurer *k, const uint8_t gid[KURER_GROUP_ID_LEN], int
     if (rc == 0)
         rc = prepare(k, &u, 1, deadline, why);
     if (rc == 0)
-        rc = group_policy(k, &s, level, why, &n_devices);
+        rc = group_policy(k, &s, level, why, &user_max);
     /* Each file uploaded once, for every member device, before anything is committed. */
     if (rc == 0 && n_files > 0)
         rc = kurer__attach_upload(k, paths, NULL, n_files, deadline, atts, names);
-    /* One request carries every envelope (and our key to the devices that need it). */
+    /* The one ciphertext goes once (the fan-out); what it leaves for the engine's path goes
+     * as ordinary items, one request carrying a member's devices (each our key and the
+     * ciphertext, after a stale device list), as many requests as the members need. */
     if (rc == 0 && strlen(text) + kurer__home_atts_size(atts, n_files) >
-                       kurer_text_limit(2 * (n_devices > 0 ? n_devices : 1)))
+                       kurer_text_limit(2 * (user_max > 0 ? user_max : 1)))
         rc = KURER_ELIMIT;
     if (rc == 0)
         rc = commit_message(k, &s, level, text, atts, n_files, &rowid, &key_rowid);

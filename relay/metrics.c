@@ -219,6 +219,9 @@ char *kurer__metrics_text(relay *r)
     len = put_hist(s, cap, len, "send_accept_seconds",
                    "From a SendRequest's arrival to its SendResult (accepted: durable or acked).",
                    &r->send_accept);
+    len = put_hist(s, cap, len, "fanout_accept_seconds",
+                   "From a fan-out send's final part to its FanoutResult (accepted).",
+                   &r->fanout_accept);
     len = put_hist(s, cap, len, "store_commit_seconds", "Duration of each store transaction.",
                    &v.st.commit_hist);
     len = kurer__media_metrics(r, s, cap, len);

@@ -216,8 +216,9 @@ struct relay {
 #define KURER__COUNTER_FIELD(field, name, help) uint64_t field;
     KURER__RELAY_COUNTERS(KURER__COUNTER_FIELD)
 #undef KURER__COUNTER_FIELD
-    uint64_t rejects[NERR];  /* by error code: kurer_rejections_total{reason} */
-    kurer__hist send_accept; /* a SendRequest's arrival to its SendResult (accepted) */
+    uint64_t rejects[NERR];    /* by error code: kurer_rejections_total{reason} */
+    kurer__hist send_accept;   /* a SendRequest's arrival to its SendResult (accepted) */
+    kurer__hist fanout_accept; /* the same for fan-out sends: the final part to the FanoutResult */
     uint64_t refused_max_conns, refused_max_handshakes, refused_per_address, refused_handshake_rate;
     uint64_t n_nk;         /* live NK sessions */
     uint64_t upload_bytes; /* held by chunked revocation uploads in progress */

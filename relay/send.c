@@ -73,7 +73,10 @@ static void send_accepted(send_ctx *sc, int by_ack)
     if (sc->replied)
         return;
     sc->replied = 1;
-    kurer__hist_add(&r->send_accept, uv_hrtime() / 1000 - sc->started_us);
+    uint64_t us = uv_hrtime() / 1000 - sc->started_us;
+    kurer__hist_add(&r->send_accept, us);
+    if (sc->reply != NULL) /* a fan-out (fanout.c) */
+        kurer__hist_add(&r->fanout_accept, us);
     r->env_accepted += sc->n_items;
     if (by_ack)
         r->env_accepted_by_ack += sc->n_items;

@@ -2,12 +2,17 @@
  * to 203 users with kurer__fanout_send on one of its workers; the list takes several parts.
  * An online recipient gets it at once, an offline one at its next connect, an unknown user is
  * answered UNKNOWN_USER and a device named with a stale serial STALE_DEVICES with its current
- * list; every other user is ACCEPTED, in the request's order. ctest client_fanout_send. */
+ * list; every other user is ACCEPTED, in the request's order. ctest client_fanout_send.
+ * client_fanout_group_many: a group of anna and 40 member homes through the public API; the
+ * group's creation (a pre-key message to each of 40 users) and anna's sender key to 40 devices
+ * need several SendRequests each (one frame holds about 30 of them), and a 5,000-byte text goes
+ * in the one fan-out ciphertext: every member reads it. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fanout.h"
 #include "kurer/kurer.h"
@@ -218,10 +223,65 @@ static void test_send(void **state)
     cl_free(&c);
 }
 
+#define MANY 40
+
+typedef struct read_ctx {
+    const char *text;
+    int found;
+} read_ctx;
+
+static int read_text(void *ud, const kurer_message *m)
+{
+    read_ctx *r = ud;
+    if (!m->outgoing && m->group[0] != '\0' && m->state == KURER_MESSAGE_RECEIVED &&
+        strcmp(m->body, r->text) == 0)
+        r->found = 1;
+    return 0;
+}
+
+static void test_group_many(void **state)
+{
+    world *w = *state;
+    static kurer *members[MANY];
+    static char names[MANY][32];
+    static char text[5001];
+    const char *users[MANY];
+    char gid[KURER_GROUP_HEX_MAX + 1];
+    kurer_refusal why;
+    start_relay(w, NULL, NULL);
+    kurer *k = make_home(w, "anna@mof", 10);
+    assert_int_equal(kurer_connect(k, 20000), 0);
+    for (int i = 0; i < MANY; i++) {
+        snprintf(names[i], sizeof(names[i]), "member%02d@mof", i);
+        members[i] = make_home(w, names[i], 100 + (uint64_t)i);
+        assert_int_equal(kurer_connect(members[i], 20000), 0);
+        users[i] = names[i];
+    }
+    assert_int_equal(kurer_group_create(k, "many", users, MANY, 60000, gid, &why), 0);
+    for (size_t i = 0; i < sizeof(text) - 1; i++)
+        text[i] = (char)('a' + i % 26);
+    int64_t mid = 0;
+    assert_int_equal(kurer_group_send(k, gid, KURER_LEVEL_RESTRICTED, text, 60000, &why, &mid), 0);
+    for (int i = 0; i < MANY; i++) {
+        read_ctx r = {text, 0};
+        for (int t = 0; t < 2000 && !r.found; t++) {
+            assert_int_equal(kurer_history_group(members[i], gid, read_text, &r), 0);
+            if (!r.found)
+                usleep(10000);
+        }
+        assert_true(r.found);
+    }
+    printf("client fanout: a group of %d members made and sent to\n", MANY + 1);
+    for (int i = 0; i < MANY; i++)
+        kurer_close(members[i]);
+    kurer_close(k);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_many, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (argc > 1)

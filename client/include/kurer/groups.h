@@ -50,8 +50,9 @@ KURER_EXPORT KURER_MUST_CHECK int kurer_group_send_async(kurer *k, const char *g
  * KURER_EUNKNOWNUSER for a user to add. Send: KURER_ENOTMEMBER; KURER_ECLEARANCE (or a
  * certificate error) with why naming the member device whose certificate refuses the level (the
  * group's ceiling, kurer_group_info's ceiling), or our own certificate or the root's ceiling;
- * KURER_ELIMIT for a text too long for the group's devices in one request; transport errors as
- * kurer_send (a committed message stays in the outbox). */
+ * KURER_ELIMIT for a text too long for one member's devices in one request (kurer_text_limit of
+ * twice the most devices a member has: each may need our key and the ciphertext); transport
+ * errors as kurer_send (a committed message stays in the outbox). */
 KURER_EXPORT KURER_MUST_CHECK int
 kurer_group_create(kurer *k, const char *name,
                    const char *KURER_NONNULL const *KURER_NULLABLE users, size_t n, int timeout_ms,
