@@ -91,6 +91,7 @@ typedef struct pg_conn {
     /* the round it runs (NULL: idle) */
     kurer__op *round, *cur; /* cur: the operation of P_SEQ */
     int phase, stage, attempt, commit_sent, resolving, rc;
+    int warned;        /* a WARNING came with the batch of a COMMIT: not known to be replicated */
     int wrote;         /* the round's writes were executed (their row locks held) or failed */
     uint64_t round_id; /* its place in dispatch order */
     uint64_t t0_ns, deadline_ms, count;

@@ -29,7 +29,11 @@
  * target_session_attrs=read-write finds the new primary after a failover), after a backoff, for
  * up to RESUBMIT_MS of the round: a round lost before its COMMIT was sent was not committed and
  * runs again whole; one whose COMMIT was sent and not answered is decided by its number in
- * kurer_rounds (P_RESOLVE). Nothing is reported accepted before its commit returned. */
+ * kurer_rounds (P_RESOLVE). Nothing is reported accepted before its commit returned, and
+ * returned without a WARNING: a COMMIT whose wait for the synchronous standby was cancelled
+ * (pg_cancel_backend) returns success with "canceling wait for synchronous replication", the
+ * transaction committed on the primary only; such a round is decided by P_RESOLVE too, whose own
+ * commit, later in the WAL, returns only once a standby has flushed it and so the round. */
 #include "store_pg.h"
 
 #include <poll.h>
@@ -363,6 +367,7 @@ static void send_commit(pg_conn *c)
     (void)kurer__pg_send_sql(c, sql);
     (void)kurer__pg_send_sql(c, "COMMIT");
     c->commit_sent = 1; /* from here on a lost connection leaves the outcome unknown */
+    c->warned = 0;
     end_batch(c, P_COMMIT);
     wrote(c); /* its locks are taken: the next round's statements wait for its commit */
 }
@@ -395,6 +400,7 @@ static void send_resolve(pg_conn *c)
 {
     char sql[160];
     c->resolving = 1;
+    c->warned = 0;
     (void)kurer__pg_send_sql(c, "BEGIN");
     (void)kurer__pg_send_sql(c, "SET LOCAL lock_timeout = '10s'");
     snprintf(sql, sizeof(sql), "SELECT round FROM kurer_rounds WHERE node = %lld FOR UPDATE",
@@ -417,6 +423,16 @@ static void resolved(pg_conn *c)
     if (r == NULL) { /* not known now: the round fails (its sender sends again) */
         c->rc = KURER_ESTORAGE;
         rollback(c);
+        return;
+    }
+    if (c->warned) { /* the resolve's own commit may not be replicated either */
+        if (kurer_time_mono_ms() < c->deadline_ms) {
+            send_resolve(c);
+            return;
+        }
+        c->resolving = 0;
+        c->rc = KURER_ESTORAGE; /* committed perhaps, never reported accepted */
+        go_reads(c);
         return;
     }
     int committed =
@@ -457,6 +473,11 @@ static void committed(pg_conn *c)
                             : NULL;
     if (r == NULL || strcmp(PQcmdStatus((PGresult *)r), "COMMIT") != 0) {
         rollback(c);
+        return;
+    }
+    if (c->warned) { /* committed here, perhaps not on a standby: decided by P_RESOLVE */
+        kurer_log(KURER_LOG_WARN, "store", "commit_not_replicated", NULL, 0);
+        send_resolve(c);
         return;
     }
     go_reads(c);
@@ -602,17 +623,22 @@ static void on_retry(uv_timer_t *t)
     }
 }
 
-static void no_notices(void *arg, const char *msg)
+/* Notices are not logged ("there is no transaction in progress" and the like), but a WARNING
+ * during a COMMIT's batch marks the commit as not known to be replicated (the top of the file). */
+static void on_notice(void *arg, const PGresult *res)
 {
-    (void)arg;
-    (void)msg; /* "there is no transaction in progress" and the like: nothing to say */
+    pg_conn *c = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (sev != NULL && strcmp(sev, "WARNING") == 0 &&
+        (c->phase == P_COMMIT || c->phase == P_RESOLVE))
+        c->warned = 1;
 }
 
 /* A connection with its statements prepared, made non-blocking and pipelined, watched. */
 static int conn_up(pg_conn *c, PGconn *conn)
 {
     c->conn = conn;
-    PQsetNoticeProcessor(conn, no_notices, NULL);
+    PQsetNoticeReceiver(conn, on_notice, c);
     if (PQsetnonblocking(conn, 1) != 0 || !PQenterPipelineMode(conn) ||
         kurer__pg_poll(&c->w, c->s->loop, conn, UV_READABLE, 1, on_io, c) != 0) {
         kurer__pg_log(conn, "setup_failed", NULL);
@@ -697,8 +723,23 @@ static void on_submit(kurer__storeq *q)
 
 /* ---- open and close ----------------------------------------------------------------------- */
 
+/* "Accepted" means flushed on a synchronous standby only with synchronous_commit on (or
+ * remote_apply); a role or database set to local, remote_write or off voids that promise:
+ * said, on every connection, in the log (docs/scale-out.md, "Failover"). */
+static void check_sync_commit(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SHOW synchronous_commit");
+    const char *v =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : NULL;
+    if (v != NULL && strcmp(v, "on") != 0 && strcmp(v, "remote_apply") != 0)
+        kurer_log(KURER_LOG_WARN, "store", "synchronous_commit_weak",
+                  (kurer_log_field[]){KURER_LOG_STR("synchronous_commit", v)}, 1);
+    PQclear(r);
+}
+
 int kurer__pg_prepare_all(PGconn *c)
 {
+    check_sync_commit(c);
     for (int i = 0; i < PG_N_STMTS; i++) {
         PGresult *r = PQprepare(c, kurer__pg_stmt_name((pg_stmt)i), kurer__pg_sql[i], 0, NULL);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;

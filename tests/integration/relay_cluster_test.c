@@ -710,6 +710,27 @@ static void test_standby_stopped(void **state)
     assert_int_equal(during, before);
     assert_int_equal(node_accepted, before);
     assert_int_equal(delivered_during, before); /* nor visible to the recipient's node */
+    /* The wait for the standby is cancelled (pg_cancel_backend): PostgreSQL then answers the
+     * COMMIT with success and a WARNING ("canceling wait for synchronous replication"), the
+     * transaction committed on the primary only. Node A takes the warning as "not known to be
+     * replicated" and decides the round by a transaction of its own that waits for a standby
+     * too: still nobody is told ACCEPTED (the envelopes are visible on the primary now, and the
+     * recipient's node may deliver them: what the sender was not told accepted it sends again,
+     * and the recipient drops what it had already). */
+    char n_cancel[32];
+    pgc_query("SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = "
+              "'SyncRep'",
+              n_cancel, sizeof(n_cancel));
+    assert_true(atoi(n_cancel) >= 1);
+    pump_all(ps, 2, t, 2000);
+    size_t after_cancel = t->accepted;
+    uint64_t node_after_cancel = metric_now(w, "kurer_envelopes_accepted_total");
+    fprintf(stderr,
+            "relay_cluster standby_stopped: after the wait of %d commit(s) for the standby was "
+            "cancelled: accepted %zu, the node counts %llu\n",
+            atoi(n_cancel), after_cancel, (unsigned long long)node_after_cancel);
+    assert_int_equal(after_cancel, before);
+    assert_int_equal(node_after_cancel, before);
     /* The server process waiting for the standby is terminated: PostgreSQL keeps that commit
      * locally (visible on the primary, not on any standby). Node A loses its connection with
      * the COMMIT in flight, connects again, finds its round committed, and still tells nobody
