@@ -7,7 +7,9 @@
  * pipeline can wait for a result: first the mailbox counts of every put that has limits, then
  * the writes. A put's count is the mailbox's at the start of the round plus the items of the
  * puts before it in the round that were accepted (acks of the same round are not subtracted:
- * a limit may bite a round early, never late). During the first phase a put's seqs and prev
+ * a limit may bite a round early; and rounds running at once on the pool's connections do not
+ * see each other's uncommitted puts, so together they may pass it by what they hold, as two
+ * nodes may). During the first phase a put's seqs and prev
  * arrays hold its counts; the second phase writes the seqs there.
  *
  * The puts of a round take their devices' counter rows in one order (user, device), whatever
