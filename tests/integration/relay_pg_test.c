@@ -380,14 +380,21 @@ static void test_watchdog(void **state)
     assert_int_equal(cl_connect(w, &cb, &b), 0); /* bo registers, goes away */
     cl_free(&cb);
     assert_int_equal(cl_connect(w, &ca, &a), 0);
+    kurer_server_frame f;
+    expect_body(&ca, &f, KURER_SERVER_QUEUE_EMPTY); /* anna's fetch is done: nothing in flight */
+    kurer_server_frame_release(&f);
     snprintf(sql, sizeof(sql),
-             "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name = "
-             "'%s'",
+             "SELECT count(*) FILTER (WHERE state <> 'idle') || ' ' || string_agg(pid::text, ' ') "
+             "FROM pg_stat_activity WHERE application_name = '%s'",
              g_schema);
-    owner_sql(sql, list, sizeof(list));
+    uint64_t until = kurer_time_mono_ms() + 5000;
+    do /* every server process of the relay idle: only the send below meets the stop */
+        owner_sql(sql, list, sizeof(list));
+    while (strncmp(list, "0 ", 2) != 0 && kurer_time_mono_ms() < until);
+    assert_true(strncmp(list, "0 ", 2) == 0);
     int pids[32];
     size_t np = 0;
-    for (char *p = list, *end; np < 32; p = end) {
+    for (char *p = list + 2, *end; np < 32; p = end) {
         long v = strtol(p, &end, 10);
         if (end == p)
             break;
