@@ -2,10 +2,10 @@
  *
  * Each connection is non-blocking and in pipeline mode for its whole life, its socket in a
  * uv_poll (readable always, writable while libpq holds output). It runs one round at a time,
- * taken from the shared queue (kurer__storeq_take) when it is idle: everything submitted while
- * the other connections' rounds run goes into the next one (group commit), and while one round
- * waits for its COMMIT (a synchronous standby's flush) the next already runs on another
- * connection.
+ * taken from the shared queue (kurer__storeq_take) when it is idle: what was submitted while
+ * the other connections' rounds run goes into the next one (group commit; up to the queue's cap
+ * of a round, the rest into the rounds after), and while one round waits for its COMMIT (a
+ * synchronous standby's flush) the next already runs on another connection.
  *
  * Order: a round is dispatched only once the round dispatched before it has executed its writes
  * (wrote), so that whatever rows they touch are locked by it before the next round's statements
@@ -49,6 +49,7 @@
 
 typedef kurer__op op;
 
+#define SLOTS_KEPT  256   /* slot arrays larger than this are freed after their round */
 #define ROUND_TRIES 5     /* a round that met a deadlock or a serialization failure reruns */
 #define BACKOFF_MIN 50    /* ms before the first reconnect attempt after a failed one */
 #define BACKOFF_MAX 2000  /* ms: the longest wait between attempts */
@@ -292,6 +293,25 @@ static int may_dispatch(const pg_pool *p)
     return l == NULL || l->round == NULL || l->round_id != p->dispatched || l->wrote;
 }
 
+/* After a round, nothing queued: a large round's slot arrays are not kept for the next. */
+static void shrink_slots(pg_conn *c)
+{
+    if (c->n != 0 || c->syncing)
+        return;
+    clear_results(c->done, c->n_done);
+    c->n_done = 0;
+    if (c->cap > SLOTS_KEPT) {
+        free(c->slots);
+        c->slots = NULL;
+        c->cap = 0;
+    }
+    if (c->cap_done > SLOTS_KEPT) {
+        free(c->done);
+        c->done = NULL;
+        c->cap_done = 0;
+    }
+}
+
 /* The round's end: a failed transaction fails every write of it (none was committed: a put's
  * sender is never told "accepted"); the callbacks run on the loop. */
 static void finish_round(pg_conn *c)
@@ -306,6 +326,7 @@ static void finish_round(pg_conn *c)
     c->resolving = 0;
     c->wrote = 1;
     uv_timer_stop(&c->limit);
+    shrink_slots(c);
     kurer__storeq_finish(&c->s->q, round, n, (kurer_time_mono_ns() - c->t0_ns) / 1000);
     unpark(c->pool);
     kurer__pg_dispatch(c->s);

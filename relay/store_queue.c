@@ -319,6 +319,35 @@ static op *plan_taken(kurer__storeq *q, op *batch, int flush)
     return work;
 }
 
+/* An op's weight against the caps: its items (a put's envelopes, an ack's seqs, a take's
+ * devices; 1 at least), its bytes (a put's envelopes, a chain, a list, a blob chunk). */
+static size_t op_items(const op *o)
+{
+    return o->n > 0 ? o->n : 1;
+}
+
+/* Takes the submitted ops (q->mu held) up to the caps of a round on the loop, never fewer than
+ * one; the rest stays submitted, first in line for the next round. */
+static op *take_capped(kurer__storeq *q)
+{
+    op *head = q->in_head, **cut = &q->in_head;
+    size_t items = 0, bytes = 0;
+    while (*cut != NULL) {
+        const op *o = *cut;
+        if (cut != &q->in_head && (items + op_items(o) > KURER__STOREQ_TAKE_ITEMS ||
+                                   bytes + o->blob_len > KURER__STOREQ_TAKE_BYTES))
+            break;
+        items += op_items(o);
+        bytes += o->blob_len;
+        cut = &(*cut)->next;
+    }
+    q->in_head = *cut;
+    *cut = NULL;
+    if (q->in_head == NULL)
+        q->in_tail = &q->in_head;
+    return head;
+}
+
 op *kurer__storeq_take(kurer__storeq *q, uint64_t *wait_ns)
 {
     *wait_ns = 0;
@@ -332,10 +361,8 @@ op *kurer__storeq_take(kurer__storeq *q, uint64_t *wait_ns)
             batch = NULL;
         }
     }
-    if (batch != NULL) {
-        q->in_head = NULL;
-        q->in_tail = &q->in_head;
-    }
+    if (batch != NULL)
+        batch = take_capped(q);
     pthread_mutex_unlock(&q->mu);
     return batch != NULL ? plan_taken(q, batch, flush) : NULL;
 }
