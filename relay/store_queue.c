@@ -320,10 +320,22 @@ static op *plan_taken(kurer__storeq *q, op *batch, int flush)
 }
 
 /* An op's weight against the caps: its items (a put's envelopes, an ack's seqs, a take's
- * devices; 1 at least), its bytes (a put's envelopes, a chain, a list, a blob chunk). */
+ * devices; 1 at least), its bytes (a put's envelopes, a chain, a list, a blob chunk written
+ * or read). */
 static size_t op_items(const op *o)
 {
     return o->n > 0 ? o->n : 1;
+}
+
+static size_t op_bytes(const op *o)
+{
+    size_t n = o->blob_len; /* a fan-out's shared bytes, a chain, a list, a chunk */
+    if (o->kind == KURER__OP_PUT && !o->fanout)
+        for (size_t i = 0; i < o->n; i++)
+            n += o->items[i].len; /* in blob, blob_len not set */
+    if (o->kind == KURER__OP_BLOB && o->breq != NULL && o->breq->op == KURER_BLOB_READ)
+        n += o->breq->length; /* what it reads */
+    return n;
 }
 
 /* Takes the submitted ops (q->mu held) up to the caps of a round on the loop, never fewer than
@@ -334,11 +346,12 @@ static op *take_capped(kurer__storeq *q)
     size_t items = 0, bytes = 0;
     while (*cut != NULL) {
         const op *o = *cut;
+        size_t w = op_bytes(o);
         if (cut != &q->in_head && (items + op_items(o) > KURER__STOREQ_TAKE_ITEMS ||
-                                   bytes + o->blob_len > KURER__STOREQ_TAKE_BYTES))
+                                   bytes + w > KURER__STOREQ_TAKE_BYTES))
             break;
         items += op_items(o);
-        bytes += o->blob_len;
+        bytes += w;
         cut = &(*cut)->next;
     }
     q->in_head = *cut;
