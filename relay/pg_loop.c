@@ -6,12 +6,30 @@
 #include "kurer/error.h"
 #include "kurer/log.h"
 
+/* The connection string is expanded from dbname. libpq processes the keywords in order, the
+ * last value of a keyword counting, the dbname entry's expanded ones included: the defaults
+ * before it are what the string does not say (docs/scale-out.md, "Failover"): a connect that
+ * gives up after 10 s per host, and a dead server found within about a minute by TCP keepalives
+ * (30 s idle, then every 10 s) and tcp_user_timeout (unacknowledged data for 30 s). The relay
+ * names itself unless the string says. */
+static PGconn *connect_params(const char *conninfo, const char *app)
+{
+    const char *const keys[] = {"connect_timeout",
+                                "keepalives",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "tcp_user_timeout",
+                                "dbname",
+                                "fallback_application_name",
+                                NULL};
+    const char *const vals[] = {"10", "1", "30", "10", "3", "30000", conninfo, app, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
 PGconn *kurer__pg_connect(const char *conninfo, const char *app, const char *area)
 {
-    /* the connection string is expanded from dbname; the relay names itself unless it says */
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {conninfo, app, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    PGconn *c = connect_params(conninfo, app);
     if (c != NULL && PQstatus(c) == CONNECTION_OK)
         return c;
     /* libpq's messages name the server and the role, never the password */
@@ -26,8 +44,6 @@ PGconn *kurer__pg_connect(const char *conninfo, const char *app, const char *are
 static void *connector(void *arg)
 {
     kurer__pg_connector *k = arg;
-    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *const vals[] = {k->conninfo, k->app, NULL};
     pthread_mutex_lock(&k->mu);
     for (;;) {
         while (!k->want && !k->stop)
@@ -36,7 +52,7 @@ static void *connector(void *arg)
             break;
         k->want = 0;
         pthread_mutex_unlock(&k->mu);
-        PGconn *c = PQconnectdbParams(keys, vals, 1);
+        PGconn *c = connect_params(k->conninfo, k->app);
         if (c != NULL && PQstatus(c) == CONNECTION_OK && k->setup != NULL && k->setup(c) != 0) {
             PQfinish(c); /* the setup logged why */
             c = NULL;

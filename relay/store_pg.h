@@ -77,6 +77,8 @@ typedef struct pg_conn {
     kurer__pg_watch w;
     kurer__pg_connector k; /* reconnects */
     uv_timer_t retry;      /* the backoff before the next attempt */
+    uv_timer_t watch;      /* a batch sent: its results are due within BATCH_MS */
+    uv_timer_t limit;      /* a round: it ends within ROUND_MS (store_pg_pool.c) */
     int state;             /* C_DOWN, C_CONNECTING, C_UP (store_pg_pool.c) */
     uint64_t backoff_ms;
     int64_t node;      /* its row in kurer_rounds (random, per open) */

@@ -99,36 +99,81 @@ static int same_box(const kurer_store_item *a, const kurer_store_item *b, int by
            (!by_sender || strcmp(a->from.user, b->from.user) == 0);
 }
 
-/* Items for the mailbox of o's item i (by sender: from its sender) that come before it in the
- * round: in accepted puts before o, and in o itself. */
-static uint64_t before(const op *round, const op *o, size_t i, int by_sender)
+/* The round's mailboxes (by sender: one sender's share of a mailbox), each with the items of
+ * the round's accepted puts so far (n) and of the put being decided (pend, valid while stamp is
+ * that put's): a put's count is the mailbox's at the round's start plus these. An open-addressed
+ * table, a lookup per item: linear in the round's items (a round holds at most
+ * KURER__STOREQ_TAKE_ITEMS of them, store_queue.h). */
+typedef struct box_ent {
+    const kurer_store_item *it; /* NULL: free */
+    int by_sender;
+    size_t stamp;
+    uint64_t n, pend;
+} box_ent;
+
+typedef struct box_map {
+    box_ent *e;
+    size_t mask;
+} box_map;
+
+static uint64_t fnv(uint64_t h, const char *str)
 {
-    uint64_t n = 0;
-    const kurer_store_item *it = &o->items[i];
-    for (const op *x = round; x != o; x = x->next)
-        if (x->kind == KURER__OP_PUT && x->err == 0)
-            for (size_t j = 0; j < x->n; j++)
-                n += (uint64_t)same_box(&x->items[j], it, by_sender);
-    for (size_t j = 0; j < i; j++)
-        n += (uint64_t)same_box(&o->items[j], it, by_sender);
-    return n;
+    for (const char *p = str; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211u;
+    return (h ^ 0xff) * 1099511628211u; /* an end mark: ("ab", "c") is not ("a", "bc") */
 }
 
-/* A put's limits from its counts (phase one): 0 or KURER_ELIMIT (counted). */
-static int decide(pg_store *s, const op *round, const op *o)
+static box_ent *box_get(box_map *m, const kurer_store_item *it, int by_sender, size_t stamp)
+{
+    uint64_t h = fnv(14695981039346656037u, it->to.user);
+    h = (h ^ it->to.device_id) * 1099511628211u;
+    if (by_sender)
+        h = fnv(h ^ 1, it->from.user);
+    for (size_t k = (size_t)(h ^ (h >> 29)) & m->mask;; k = (k + 1) & m->mask) {
+        box_ent *e = &m->e[k];
+        if (e->it == NULL)
+            *e = (box_ent){it, by_sender, 0, 0, 0};
+        else if (e->by_sender != by_sender || !same_box(e->it, it, by_sender))
+            continue;
+        if (e->stamp != stamp) {
+            e->stamp = stamp;
+            e->pend = 0;
+        }
+        return e;
+    }
+}
+
+/* A put's limits from its counts (phase one), counting its items into the mailboxes: 0 or
+ * KURER_ELIMIT (counted). */
+static int decide(pg_store *s, box_map *m, const op *o, size_t stamp)
 {
     for (size_t i = 0; i < o->n; i++) {
-        if (o->mailbox_max > 0 && o->seqs[i] + before(round, o, i, 0) + 1 > o->mailbox_max) {
+        box_ent *box = box_get(m, &o->items[i], 0, stamp);
+        box_ent *share = box_get(m, &o->items[i], 1, stamp);
+        if (o->mailbox_max > 0 && o->seqs[i] + box->n + box->pend + 1 > o->mailbox_max) {
             s->q.refused_full++;
             return KURER_ELIMIT;
         }
         /* Each sender (user) has a share of the mailbox: one cannot fill it for everyone. */
-        if (o->sender_max > 0 && o->prev[i] + before(round, o, i, 1) + 1 > o->sender_max) {
+        if (o->sender_max > 0 && o->prev[i] + share->n + share->pend + 1 > o->sender_max) {
             s->q.refused_share++;
             return KURER_ELIMIT;
         }
+        box->pend++;
+        share->pend++;
     }
     return 0;
+}
+
+/* An accepted put's items count for the puts after it. */
+static void accepted(box_map *m, const op *o, size_t stamp)
+{
+    for (size_t i = 0; i < o->n; i++)
+        for (int by_sender = 0; by_sender < 2; by_sender++) {
+            box_ent *e = box_get(m, &o->items[i], by_sender, stamp);
+            e->n += e->pend;
+            e->pend = 0;
+        }
 }
 
 void kurer__pg_send_counts(pg_conn *c, op *round)
@@ -263,9 +308,25 @@ int kurer__pg_send_writes(pg_conn *c, op *round)
 
 void kurer__pg_decide(pg_conn *c, op *round)
 {
-    for (op *o = round; o != NULL; o = o->next)
+    size_t items = 0, cap = 16, stamp = 0;
+    for (const op *o = round; o != NULL; o = o->next)
         if (o->kind == KURER__OP_PUT)
-            o->err = decide(c->s, round, o);
+            items += o->n;
+    while (cap < 4 * items) /* two entries per item at most, half full at most */
+        cap *= 2;
+    box_map m = {calloc(cap, sizeof(box_ent)), cap - 1};
+    for (op *o = round; o != NULL; o = o->next) {
+        if (o->kind != KURER__OP_PUT)
+            continue;
+        if (m.e == NULL) {
+            o->err = KURER_ENOMEM; /* not written */
+            continue;
+        }
+        o->err = decide(c->s, &m, o, ++stamp);
+        if (o->err == 0)
+            accepted(&m, o, stamp);
+    }
+    free(m.e);
 }
 
 /* Each fetch: the device's high mark and queue length, then its rows (one statement after the

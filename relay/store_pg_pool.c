@@ -2,10 +2,10 @@
  *
  * Each connection is non-blocking and in pipeline mode for its whole life, its socket in a
  * uv_poll (readable always, writable while libpq holds output). It runs one round at a time,
- * taken from the shared queue (kurer__storeq_take) when it is idle: everything submitted while
- * the other connections' rounds run goes into the next one (group commit), and while one round
- * waits for its COMMIT (a synchronous standby's flush) the next already runs on another
- * connection.
+ * taken from the shared queue (kurer__storeq_take) when it is idle: what was submitted while
+ * the other connections' rounds run goes into the next one (group commit; up to the queue's cap
+ * of a round, the rest into the rounds after), and while one round waits for its COMMIT (a
+ * synchronous standby's flush) the next already runs on another connection.
  *
  * Order: a round is dispatched only once the round dispatched before it has executed its writes
  * (wrote), so that whatever rows they touch are locked by it before the next round's statements
@@ -27,13 +27,19 @@
  *
  * A lost connection is made again by its connector thread (pg_loop.h; a multi-host string with
  * target_session_attrs=read-write finds the new primary after a failover), after a backoff, for
- * up to RESUBMIT_MS of the round: a round lost before its COMMIT was sent was not committed and
+ * up to RESUBMIT_MS after the loss: a round lost before its COMMIT was sent was not committed and
  * runs again whole; one whose COMMIT was sent and not answered is decided by its number in
  * kurer_rounds (P_RESOLVE). Nothing is reported accepted before its commit returned, and
  * returned without a WARNING: a COMMIT whose wait for the synchronous standby was cancelled
  * (pg_cancel_backend) returns success with "canceling wait for synchronous replication", the
  * transaction committed on the primary only; such a round is decided by P_RESOLVE too, whose own
- * commit, later in the WAL, returns only once a standby has flushed it and so the round. */
+ * commit, later in the WAL, returns only once a standby has flushed it and so the round.
+ *
+ * A silent server (power lost, a partition: no FIN, no RST), a statement waiting on a lock, a
+ * COMMIT waiting for a synchronous standby: a batch whose results are not all in after BATCH_MS
+ * loses its connection (the watchdog, c->watch), as above. A round not ended ROUND_MS after it
+ * was dispatched fails in any state (c->limit; never reported accepted), so that no connection
+ * holds up the node's rounds for longer. */
 #include "store_pg.h"
 
 #include <poll.h>
@@ -47,11 +53,14 @@
 
 typedef kurer__op op;
 
+#define SLOTS_KEPT  256   /* slot arrays larger than this are freed after their round */
 #define ROUND_TRIES 5     /* a round that met a deadlock or a serialization failure reruns */
 #define BACKOFF_MIN 50    /* ms before the first reconnect attempt after a failed one */
 #define BACKOFF_MAX 2000  /* ms: the longest wait between attempts */
 #define RESUBMIT_MS 10000 /* a round waits this long for a lost connection to come back */
 #define DRAIN_MS    15000 /* close waits this long for what is in flight */
+#define BATCH_MS    15000 /* a batch's results not all in by then: its connection is lost */
+#define ROUND_MS    60000 /* a round not ended by then fails, whatever it waits for */
 
 enum { C_DOWN, C_CONNECTING, C_UP };
 enum { P_NONE, P_FIRST, P_WRITES, P_SEQ, P_COMMIT, P_ROLLBACK, P_READS, P_RESOLVE, P_PARKED };
@@ -71,6 +80,7 @@ static void on_io(uv_poll_t *p, int status, int events);
 static void lost(pg_conn *c);
 static void drop_conn(pg_conn *c);
 static void on_batch(pg_conn *c);
+static void on_watch(uv_timer_t *t);
 
 /* ---- batches ------------------------------------------------------------------------------ */
 
@@ -164,6 +174,8 @@ static void end_batch(pg_conn *c, int phase)
     c->got = 0;
     if (flush_out(c) != 0)
         lost(c);
+    else
+        uv_timer_start(&c->watch, on_watch, BATCH_MS, 0);
 }
 
 /* The batch's sync point came: its results become the completed batch's. */
@@ -180,6 +192,7 @@ static void batch_complete(pg_conn *c)
     c->n = 0;
     c->syncing = 0;
     c->noted = 0;
+    uv_timer_stop(&c->watch);
     on_batch(c);
 }
 
@@ -284,6 +297,25 @@ static int may_dispatch(const pg_pool *p)
     return l == NULL || l->round == NULL || l->round_id != p->dispatched || l->wrote;
 }
 
+/* After a round, nothing queued: a large round's slot arrays are not kept for the next. */
+static void shrink_slots(pg_conn *c)
+{
+    if (c->n != 0 || c->syncing)
+        return;
+    clear_results(c->done, c->n_done);
+    c->n_done = 0;
+    if (c->cap > SLOTS_KEPT) {
+        free(c->slots);
+        c->slots = NULL;
+        c->cap = 0;
+    }
+    if (c->cap_done > SLOTS_KEPT) {
+        free(c->done);
+        c->done = NULL;
+        c->cap_done = 0;
+    }
+}
+
 /* The round's end: a failed transaction fails every write of it (none was committed: a put's
  * sender is never told "accepted"); the callbacks run on the loop. */
 static void finish_round(pg_conn *c)
@@ -297,6 +329,8 @@ static void finish_round(pg_conn *c)
     c->phase = P_NONE;
     c->resolving = 0;
     c->wrote = 1;
+    uv_timer_stop(&c->limit);
+    shrink_slots(c);
     kurer__storeq_finish(&c->s->q, round, n, (kurer_time_mono_ns() - c->t0_ns) / 1000);
     unpark(c->pool);
     kurer__pg_dispatch(c->s);
@@ -550,6 +584,23 @@ static void give_up(pg_conn *c)
     finish_round(c);
 }
 
+static void schedule_retry(pg_conn *c);
+
+/* The round's bound (ROUND_MS from its dispatch): it fails, in whatever state it is; a
+ * connection it was running on is given up (what it sent may still be executing). */
+static void on_limit(uv_timer_t *t)
+{
+    pg_conn *c = t->data;
+    if (c->round == NULL)
+        return;
+    kurer_log(KURER_LOG_WARN, "store", "round_timed_out", NULL, 0);
+    if (c->conn != NULL) {
+        drop_conn(c);
+        schedule_retry(c);
+    }
+    give_up(c);
+}
+
 static void start_round(pg_conn *c, op *round)
 {
     c->round = round;
@@ -558,6 +609,7 @@ static void start_round(pg_conn *c, op *round)
     c->wrote = 0;
     c->t0_ns = kurer_time_mono_ns();
     c->deadline_ms = kurer_time_mono_ms() + RESUBMIT_MS;
+    uv_timer_start(&c->limit, on_limit, ROUND_MS, 0);
     c->attempt = 0;
     c->rc = 0;
     c->commit_sent = c->resolving = 0;
@@ -581,6 +633,7 @@ static void schedule_retry(pg_conn *c)
 
 static void drop_conn(pg_conn *c)
 {
+    uv_timer_stop(&c->watch);
     kurer__pg_unwatch(&c->w);
     PQfinish(c->conn);
     c->conn = NULL;
@@ -605,11 +658,23 @@ static void lost(pg_conn *c)
         finish_round(c);
         return;
     }
+    c->deadline_ms = kurer_time_mono_ms() + RESUBMIT_MS; /* for the next connection */
     if (c->commit_sent)
         c->resolving = 1; /* decided on the next connection */
     else if (c->phase != P_NONE)
         kurer_log(KURER_LOG_WARN, "store", "round_resubmitted", NULL, 0);
     c->phase = P_NONE;
+}
+
+/* The watchdog: a batch's results did not come in BATCH_MS. The connection is treated as lost
+ * (a COMMIT sent goes to P_RESOLVE on the next one). */
+static void on_watch(uv_timer_t *t)
+{
+    pg_conn *c = t->data;
+    if (c->conn == NULL || !c->syncing)
+        return;
+    kurer_log(KURER_LOG_WARN, "store", "batch_timed_out", NULL, 0);
+    lost(c);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -799,6 +864,10 @@ static void close_all(pg_pool *p)
         c->slots = c->done = NULL;
         uv_timer_stop(&c->retry);
         uv_close((uv_handle_t *)&c->retry, handle_closed);
+        uv_timer_stop(&c->watch);
+        uv_close((uv_handle_t *)&c->watch, handle_closed);
+        uv_timer_stop(&c->limit);
+        uv_close((uv_handle_t *)&c->limit, handle_closed);
         kurer__pg_connector_close(&c->k, handle_closed);
     }
     uv_timer_stop(&p->delay);
@@ -813,7 +882,11 @@ static int open_conn(pg_store *s, pg_pool *p, pg_conn *c)
     kurer__pg_watch_init(&c->w);
     uv_timer_init(s->loop, &c->retry);
     c->retry.data = c;
-    p->open_handles += 2;
+    uv_timer_init(s->loop, &c->watch);
+    c->watch.data = c;
+    uv_timer_init(s->loop, &c->limit);
+    c->limit.data = c;
+    p->open_handles += 4;
     int rc = kurer__pg_connector_init(&c->k, s->loop, s->conninfo, "kurer-relay",
                                       kurer__pg_prepare_all, on_made, c);
     PGconn *conn = rc == 0 ? kurer__pg_connect(s->conninfo, "kurer-relay", "store") : NULL;

@@ -319,6 +319,48 @@ static op *plan_taken(kurer__storeq *q, op *batch, int flush)
     return work;
 }
 
+/* An op's weight against the caps: its items (a put's envelopes, an ack's seqs, a take's
+ * devices; 1 at least), its bytes (a put's envelopes, a chain, a list, a blob chunk written
+ * or read). */
+static size_t op_items(const op *o)
+{
+    return o->n > 0 ? o->n : 1;
+}
+
+static size_t op_bytes(const op *o)
+{
+    size_t n = o->blob_len; /* a fan-out's shared bytes, a chain, a list, a chunk */
+    if (o->kind == KURER__OP_PUT && !o->fanout)
+        for (size_t i = 0; i < o->n; i++)
+            n += o->items[i].len; /* in blob, blob_len not set */
+    if (o->kind == KURER__OP_BLOB && o->breq != NULL && o->breq->op == KURER_BLOB_READ)
+        n += o->breq->length; /* what it reads */
+    return n;
+}
+
+/* Takes the submitted ops (q->mu held) up to the caps of a round on the loop, never fewer than
+ * one; the rest stays submitted, first in line for the next round. */
+static op *take_capped(kurer__storeq *q)
+{
+    op *head = q->in_head, **cut = &q->in_head;
+    size_t items = 0, bytes = 0;
+    while (*cut != NULL) {
+        const op *o = *cut;
+        size_t w = op_bytes(o);
+        if (cut != &q->in_head && (items + op_items(o) > KURER__STOREQ_TAKE_ITEMS ||
+                                   bytes + w > KURER__STOREQ_TAKE_BYTES))
+            break;
+        items += op_items(o);
+        bytes += w;
+        cut = &(*cut)->next;
+    }
+    q->in_head = *cut;
+    *cut = NULL;
+    if (q->in_head == NULL)
+        q->in_tail = &q->in_head;
+    return head;
+}
+
 op *kurer__storeq_take(kurer__storeq *q, uint64_t *wait_ns)
 {
     *wait_ns = 0;
@@ -332,10 +374,8 @@ op *kurer__storeq_take(kurer__storeq *q, uint64_t *wait_ns)
             batch = NULL;
         }
     }
-    if (batch != NULL) {
-        q->in_head = NULL;
-        q->in_tail = &q->in_head;
-    }
+    if (batch != NULL)
+        batch = take_capped(q);
     pthread_mutex_unlock(&q->mu);
     return batch != NULL ? plan_taken(q, batch, flush) : NULL;
 }

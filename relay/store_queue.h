@@ -130,7 +130,13 @@ void kurer__storeq_run_completions(kurer__storeq *q);
  * stopping and nothing is left. */
 kurer__op *kurer__storeq_next(kurer__storeq *q, int *stop);
 /* The same for a backend on the loop: never blocks. NULL when nothing is due; *wait_ns: the
- * commit delay left for the oldest op (0: none waiting). Several rounds may be out at once. */
+ * commit delay left for the oldest op (0: none waiting). Several rounds may be out at once. A
+ * round holds at most KURER__STOREQ_TAKE_ITEMS items (a put's envelopes, an ack's seqs; 1 for
+ * other ops) and KURER__STOREQ_TAKE_BYTES bytes (envelopes, chains, lists, chunks), at least one
+ * op however large: a backlog is written in several rounds, in submission order, each bounded
+ * in its statements, its memory and its time on the loop. (kurer__storeq_next takes it all.) */
+#define KURER__STOREQ_TAKE_ITEMS 1024
+#define KURER__STOREQ_TAKE_BYTES (4u << 20)
 kurer__op *kurer__storeq_take(kurer__storeq *q, uint64_t *wait_ns);
 /* Hands a round's operations (err set) to the loop; n ops ran in a transaction of us. */
 void kurer__storeq_finish(kurer__storeq *q, kurer__op *round, uint64_t n, uint64_t us);

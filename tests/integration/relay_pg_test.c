@@ -55,8 +55,9 @@ static void write_config(world *w, const char *name, const char *env, char *path
     read_line(env, base, sizeof(base));
     int n = snprintf(text, sizeof(text),
                      "# the postgres store\nstore = postgres\n"
-                     "pg_conninfo = %s options='-csearch_path=%s'\ncommit_delay_us = 0\n",
-                     base, g_schema);
+                     "pg_conninfo = %s options='-csearch_path=%s' application_name=%s\n"
+                     "commit_delay_us = 0\n",
+                     base, g_schema, g_schema);
     snprintf(path, cap, "%s/%s", w->dir, name);
     write_file(path, text, (size_t)n);
 }
@@ -362,12 +363,79 @@ static void test_pool(void **state)
     assert_int_equal(dup, 0);
 }
 
+/* The pool's watchdog: every server process of the relay's connections is stopped (SIGSTOP: a
+ * silent server, as after a power loss or a partition: no FIN, no RST, the socket open). A send
+ * is not answered while its round's batch waits; once the batch's watchdog (15 s) gave that
+ * connection up, the round runs again on a new one and is accepted, once. */
+static void test_watchdog(void **state)
+{
+    world *w = *state;
+    char conf[300], sql[200], list[400], n_rows[32];
+    device a, b;
+    client ca, cb;
+    pg_world(w, conf, sizeof(conf));
+    start_pg(w, conf);
+    make_device(w, &a, "anna@mof", 1, 10, 0, 0, 0);
+    make_device(w, &b, "bo@mof", 1, 11, 0, 0, 0);
+    assert_int_equal(cl_connect(w, &cb, &b), 0); /* bo registers, goes away */
+    cl_free(&cb);
+    assert_int_equal(cl_connect(w, &ca, &a), 0);
+    kurer_server_frame f;
+    expect_body(&ca, &f, KURER_SERVER_QUEUE_EMPTY); /* anna's fetch is done: nothing in flight */
+    kurer_server_frame_release(&f);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FILTER (WHERE state <> 'idle') || ' ' || string_agg(pid::text, ' ') "
+             "FROM pg_stat_activity WHERE application_name = '%s'",
+             g_schema);
+    uint64_t until = kurer_time_mono_ms() + 5000;
+    do /* every server process of the relay idle: only the send below meets the stop */
+        owner_sql(sql, list, sizeof(list));
+    while (strncmp(list, "0 ", 2) != 0 && kurer_time_mono_ms() < until);
+    assert_true(strncmp(list, "0 ", 2) == 0);
+    int pids[32];
+    size_t np = 0;
+    for (char *p = list + 2, *end; np < 32; p = end) {
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        pids[np++] = (int)v;
+    }
+    assert_true(np >= 1);
+    for (size_t i = 0; i < np; i++)
+        assert_int_equal(kill(pids[i], SIGSTOP), 0);
+    uint64_t t0 = kurer_time_mono_ms();
+    uint64_t rid = send_start(&ca, &b, 0, NULL);
+    int during = send_wait(&ca, rid, 5000); /* the server is silent: not answered */
+    int after = during == -1 ? send_wait(&ca, rid, 40000) : during;
+    uint64_t ms = kurer_time_mono_ms() - t0;
+    for (size_t i = 0; i < np; i++)
+        (void)kill(pids[i], SIGCONT);
+    cl_free(&ca);
+    owner_sql("SELECT count(*) FROM mailbox", n_rows, sizeof(n_rows));
+    fprintf(stderr,
+            "relay_pg watchdog: %zu server processes stopped; the send answered %d after %llu ms; "
+            "%s stored\n",
+            np, after, (unsigned long long)ms, n_rows);
+    assert_int_equal(during, -1);
+    assert_int_equal(after, KURER_SEND_ACCEPTED);
+    assert_true(ms >= 14000); /* the watchdog, not the server, answered it */
+    assert_string_equal(n_rows, "1");
+    uint64_t seq;
+    unsigned seen[1] = {0};
+    assert_int_equal(cl_connect(w, &cb, &b), 0);
+    assert_int_equal(cb.acc.queued, 1);
+    receive(&cb, 1, &seq, seen, 1);
+    cl_free(&cb);
+    assert_int_equal(seen[0], 1);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_offline_ack_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fanout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

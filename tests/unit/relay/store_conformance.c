@@ -853,6 +853,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_round, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capped_rounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invites, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fanout, setup, teardown),

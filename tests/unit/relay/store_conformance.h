@@ -75,6 +75,7 @@ void fetch(fx *f, const char *user, uint32_t dev, uint64_t after, size_t limit);
 void test_two_nodes(void **state);
 void test_reconnect(void **state);
 void test_big_round(void **state);
+void test_capped_rounds(void **state);
 void test_pipeline_error(void **state);
 void test_commit_lost(void **state);
 /* ---- fan-out puts (store_conformance_fanout.c) */

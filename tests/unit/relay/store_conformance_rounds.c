@@ -13,6 +13,7 @@
 
 #include "kurer/util.h"
 #include "store.h"
+#include "store_queue.h"
 #include "store_conformance.h"
 
 typedef struct nodes {
@@ -176,6 +177,103 @@ void test_big_round(void **state)
     assert_int_equal(round_errs[1], KURER_ELIMIT);
     fetch(f, "eve@x", 1, 0, 16);
     assert_int_equal(f->count, 100);
+}
+
+#define BACKLOG 2500
+
+typedef struct backlog_put {
+    uint64_t seq;
+    int err, calls;
+} backlog_put;
+
+static void on_backlog_put(void *arg, int err, const uint64_t *seqs, size_t n, size_t cancelled)
+{
+    backlog_put *b = arg;
+    (void)cancelled;
+    b->err = err;
+    b->seq = err == 0 && n == 1 ? seqs[0] : 0;
+    b->calls++;
+}
+
+/* The bytes' cap: 80 puts of 60,000 bytes (4.8 MB) at once are more than one round on the loop
+ * may hold (KURER__STOREQ_TAKE_BYTES). */
+static void capped_bytes(fx *f)
+{
+    enum { N = 80, LEN = 60000 };
+    static backlog_put b[N];
+    static uint8_t e[LEN];
+    memset(e, 'y', sizeof(e));
+    memset(b, 0, sizeof(b));
+    kurer_store_item it = {addr("cy@x", 1), addr("bo@x", 1), e, sizeof(e)};
+    kurer_store_stats before, after;
+    kurer_store_get_stats(f->s, &before);
+    kurer_store_set_commit_delay(f->s, 300000);
+    for (size_t k = 0; k < N; k++) {
+        kurer_store_put_req req = {&it, 1, {0, 0}, 0, NULL, on_backlog_put, &b[k]};
+        assert_int_equal(kurer_store_put(f->s, &req), 0);
+    }
+    uint64_t end = kurer_time_mono_ms() + 30000;
+    while (b[N - 1].calls == 0 && kurer_time_mono_ms() < end) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(200);
+    }
+    kurer_store_set_commit_delay(f->s, 0);
+    kurer_store_get_stats(f->s, &after);
+    print_message("capped rounds: %d puts of %d bytes stored in %llu rounds\n", N, LEN,
+                  (unsigned long long)(after.commits - before.commits));
+    for (size_t k = 0; k < N; k++) {
+        assert_int_equal(b[k].calls, 1);
+        assert_int_equal(b[k].err, 0);
+        assert_int_equal(b[k].seq, b[0].seq + k);
+    }
+    if (is_pg(f))
+        assert_true(after.commits - before.commits >= 2);
+}
+
+/* A backlog larger than a round on the loop may hold (the postgres pool takes at most
+ * KURER__STOREQ_TAKE_ITEMS items a round): submitted at once, it is stored in several rounds,
+ * every put accepted once, the seqs in submission order without gaps. */
+void test_capped_rounds(void **state)
+{
+    fx *f = *state;
+    static backlog_put b[BACKLOG];
+    static uint8_t e[8] = "backlog";
+    kurer_store_item it = {addr("ana@x", 1), addr("bo@x", 1), e, sizeof(e)};
+    kurer_store_stats before, after;
+    memset(b, 0, sizeof(b));
+    kurer_store_get_stats(f->s, &before);
+    kurer_store_set_commit_delay(f->s, 300000); /* all of it waits for the first round */
+    for (size_t k = 0; k < BACKLOG; k++) {
+        kurer_store_put_req req = {&it, 1, {BACKLOG, BACKLOG}, 0, NULL, on_backlog_put, &b[k]};
+        assert_int_equal(kurer_store_put(f->s, &req), 0);
+    }
+    size_t done = 0;
+    uint64_t end = kurer_time_mono_ms() + 30000;
+    while (done < BACKLOG && kurer_time_mono_ms() < end) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(200);
+        for (done = 0; done < BACKLOG && b[done].calls > 0; done++)
+            ;
+    }
+    kurer_store_set_commit_delay(f->s, 0);
+    kurer_store_get_stats(f->s, &after);
+    uint64_t rounds = after.commits - before.commits;
+    print_message("capped rounds: %d puts stored in %llu rounds, the last of %llu\n", BACKLOG,
+                  (unsigned long long)rounds, (unsigned long long)after.last_batch);
+    assert_int_equal(done, BACKLOG);
+    for (size_t k = 0; k < BACKLOG; k++) {
+        assert_int_equal(b[k].calls, 1);
+        assert_int_equal(b[k].err, 0);
+        assert_int_equal(b[k].seq, b[0].seq + k); /* in submission order, no gaps */
+    }
+    if (is_pg(f)) {
+        assert_true(rounds >= (BACKLOG + KURER__STOREQ_TAKE_ITEMS - 1) / KURER__STOREQ_TAKE_ITEMS);
+        assert_true(after.last_batch <= KURER__STOREQ_TAKE_ITEMS);
+    }
+    fetch(f, "ana@x", 1, 0, 16);
+    assert_int_equal(f->count, BACKLOG);
+    assert_int_equal(f->high, b[BACKLOG - 1].seq);
+    capped_bytes(f);
 }
 
 /* A connection the server ends before the round that meets it sent its COMMIT: the store
