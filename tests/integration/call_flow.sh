@@ -51,6 +51,9 @@ wait_for() { # FILE SUBSTRING SECONDS
 bg() {
     local name=$1
     shift
+    # emptied here, before the fork: a wait_for on NAME.out must not see the last command's
+    # output ("connected") before the child has truncated the file
+    rm -f "$name.out" "$name.rc"
     ("$@" >"$name.out" 2>&1 </dev/null; echo $? >"$name.rc") &
     BG_PIDS+=($!)
 }
