@@ -23,20 +23,6 @@ int kurer__blob_transport(int rc)
            rc == KURER_ESTORAGE;
 }
 
-/* Waits a little with the home lock given up, so that the connection can be made again. */
-static void pause_unlocked(kurer *k, uint64_t deadline, uint64_t ms)
-{
-    uint64_t now = kurer_time_mono_ms();
-    if (now >= deadline)
-        return;
-    if (now + ms > deadline)
-        ms = deadline - now;
-    int depth = kurer__hlock_release(k);
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-    kurer__hlock_reacquire(k, depth);
-}
-
 /* One request and its answer of kind want (an Error answer: its code; another body:
  * KURER_EMALFORMED, the relay speaks another protocol). */
 static int call(kurer *k, kurer_client_frame *f, kurer_server_body want, uint64_t deadline,
@@ -165,7 +151,7 @@ int kurer__blob_upload(kurer *k, int fd, uint64_t size, uint8_t id[KURER_BLOB_ID
             break;
         /* a lost connection, a relay that restarted, or an offset it refused: where it
          * stands is asked again (a new upload only if none was started) */
-        pause_unlocked(k, deadline, 200);
+        kurer__pause_unlocked(k, deadline, 200);
         rc = KURER_ETIMEOUT;
     }
     free(buf);
@@ -227,7 +213,7 @@ int kurer__blob_download(kurer *k, const uint8_t id[KURER_BLOB_ID_LEN], uint64_t
         if (rc != 0 && !kurer__blob_transport(rc))
             return rc;
         if (rc != 0)
-            pause_unlocked(k, deadline, 200);
+            kurer__pause_unlocked(k, deadline, 200);
     }
     return 0;
 }

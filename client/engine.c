@@ -84,7 +84,7 @@ int kurer__engine_sessions(kurer *k, const char *user, uint64_t deadline, kurer_
     snprintf(f.u.fetch_prekeys.user, sizeof(f.u.fetch_prekeys.user), "%s", user);
     f.u.fetch_prekeys.device_ids = need;
     f.u.fetch_prekeys.n_device_ids = n_need;
-    if ((rc = kurer__rpc(k, &f, deadline, &r)) != 0)
+    if ((rc = kurer__rpc_paced(k, &f, deadline, &r)) != 0) /* fetch_rate: waited for */
         return rc;
     if (r->body != KURER_SERVER_BUNDLES ||
         (rc = kurer__answer_bundles(user, need, n_need, r)) != 0) {

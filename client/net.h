@@ -39,6 +39,14 @@ int kurer__net_on_library_thread(const kurer *k);
 KURER_MUST_CHECK int kurer__rpc(kurer *k, kurer_client_frame *f, uint64_t deadline,
                                 kurer_server_frame **out);
 void kurer__reply_free(kurer_server_frame *r);
+/* kurer__rpc, sent again while the relay answers KURER_ERATE (its rate limit: prekey fetches,
+ * for example, when sessions are built with many devices at once), after waits from 100 ms
+ * doubling to 1.6 s with the home lock given up, until deadline; then what the last answer was.
+ * Only for requests that change nothing at the relay when refused. */
+KURER_MUST_CHECK int kurer__rpc_paced(kurer *k, kurer_client_frame *f, uint64_t deadline,
+                                      kurer_server_frame **out);
+/* From a worker: waits ms (not past deadline) with the home lock given up. */
+void kurer__pause_unlocked(kurer *k, uint64_t deadline, uint64_t ms);
 /* kurer__rpc for n frames at once (net_batch.c): all are sent, in order, before the first answer
  * is waited for. For each i, rcs[i] is what kurer__rpc would return for f[i] and out[i] its
  * answer (or NULL); returns 0, or KURER_ENOMEM (nothing sent). */

@@ -1,12 +1,43 @@
 /* Several requests in flight from one worker (net.h, kurer__rpc_batch): the blob transfers keep
  * a window of chunks outstanding, so that the relay commits them in one round, instead of one
- * round trip and one commit per chunk. */
+ * round trip and one commit per chunk. And the waits of a worker: a pause with the home lock
+ * given up, and a request the relay's rate limit refused, sent again (kurer__rpc_paced). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "home.h"
 #include "net.h"
 #include "net_internal.h"
+#include "kurer/util.h"
+
+#define PACED_FIRST_MS 100  /* the first wait after an ERATE answer */
+#define PACED_MAX_MS   1600 /* the longest, doubling from the first */
+
+void kurer__pause_unlocked(kurer *k, uint64_t deadline, uint64_t ms)
+{
+    uint64_t now = kurer_time_mono_ms();
+    if (now >= deadline)
+        return;
+    if (now + ms > deadline)
+        ms = deadline - now;
+    int depth = kurer__hlock_release(k);
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    kurer__hlock_reacquire(k, depth);
+}
+
+int kurer__rpc_paced(kurer *k, kurer_client_frame *f, uint64_t deadline, kurer_server_frame **out)
+{
+    uint64_t wait = PACED_FIRST_MS;
+    for (;;) {
+        int rc = kurer__rpc(k, f, deadline, out);
+        if (rc != KURER_ERATE || kurer_time_mono_ms() + wait >= deadline)
+            return rc;
+        kurer__pause_unlocked(k, deadline, wait);
+        wait = wait * 2 < PACED_MAX_MS ? wait * 2 : PACED_MAX_MS;
+    }
+}
 
 int kurer__rpc_batch(kurer *k, kurer_client_frame *f, size_t n, uint64_t deadline,
                      kurer_server_frame **out, int *rcs)

@@ -248,7 +248,12 @@ static void test_group_many(void **state)
     const char *users[MANY];
     char gid[KURER_GROUP_HEX_MAX + 1];
     kurer_refusal why;
-    start_relay(w, NULL, NULL);
+    /* 40 sessions to build, 16 fetches of burst: the client waits for the rate (ERATE) */
+    char cfg[300];
+    snprintf(cfg, sizeof(cfg), "%s/relay.conf", w->dir);
+    const char *conf = "fetch_rate = 4\n";
+    write_file(cfg, conf, strlen(conf));
+    start_relay(w, "--config", cfg);
     kurer *k = make_home(w, "anna@mof", 10);
     assert_int_equal(kurer_connect(k, 20000), 0);
     for (int i = 0; i < MANY; i++) {
